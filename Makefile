@@ -1,0 +1,42 @@
+# newtsim: the two commands a fresh machine needs are `make run` and `make test`.
+# Both install what they need first (Debian packages through apt-get as root,
+# Go modules through the module proxy).
+
+GO        ?= go
+BIN       := bin/newtsim
+PKGS      := ./...
+# Debian packages the run and the tests need.
+DEB_PKGS  := prometheus iproute2 procps util-linux
+FUZZTIME  ?= 5s
+
+.PHONY: all build run test deps vet unit race fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/newtsim
+
+# deps installs what is missing; it prints what it installs and fails loudly
+# when it cannot.
+deps:
+	@scripts/deps.sh $(DEB_PKGS)
+	$(GO) mod download
+
+run: deps build
+	$(BIN) run
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+# The whole suite: vet, every test under the race detector (the cross-process
+# tests run real processes), then each fuzz target briefly.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@scripts/fuzz.sh $(FUZZTIME)
+
+bench: build
+	$(BIN) bench ipc
+
+clean:
+	rm -rf bin

@@ -1,0 +1,222 @@
+// Package ipc is newtsim's inter-process communication layer: fixed-size
+// messages between endpoints, carried either by user-space channels
+// (single-producer single-consumer rings in shared memory, see package
+// ipc/shm) or by kernel messages (a Unix seqpacket connection to the kernel
+// process, see package ipc/kmsg). Both satisfy Transport, so a server's code
+// does not know which one carries its messages.
+package ipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// MessageSize is the size in bytes of every message on every transport: one
+// cache line.
+const MessageSize = 64
+
+// NumArgs is the number of 64-bit argument words a message carries.
+const NumArgs = 6
+
+// Endpoint names a process incarnation, as MINIX does: the low 16 bits are
+// the process's slot in the kernel's endpoint table, the high 16 bits its
+// generation, which the kernel bumps each time it restarts the process. A
+// message sent to a dead incarnation is refused rather than delivered to its
+// successor.
+type Endpoint uint32
+
+// None is the zero endpoint; no process has it.
+const None Endpoint = 0
+
+// KernelSlot is the kernel's slot in the endpoint table.
+const KernelSlot = 0
+
+// Kernel is the kernel process's endpoint. It never restarts.
+var Kernel = MakeEndpoint(KernelSlot, 1)
+
+// MaxSlots bounds the endpoint table; privilege masks are 64-bit.
+const MaxSlots = 64
+
+// MakeEndpoint builds an endpoint from a slot and a generation.
+func MakeEndpoint(slot, gen int) Endpoint {
+	return Endpoint(uint32(gen)<<16 | uint32(slot)&0xffff)
+}
+
+// Slot returns the endpoint's slot in the endpoint table.
+func (e Endpoint) Slot() int { return int(e & 0xffff) }
+
+// Generation returns the endpoint's incarnation number.
+func (e Endpoint) Generation() int { return int(e >> 16) }
+
+// Valid reports whether e can name a process: a slot in range and a
+// non-zero generation.
+func (e Endpoint) Valid() bool { return e.Slot() < MaxSlots && e.Generation() != 0 }
+
+// String formats the endpoint as slot.generation.
+func (e Endpoint) String() string { return fmt.Sprintf("%d.%d", e.Slot(), e.Generation()) }
+
+// Type is a message type. Types fall in ranges: kernel calls, kernel
+// notifications, and server protocol messages.
+type Type uint16
+
+// Kernel calls: requests a process sends to the kernel itself.
+const (
+	// Register tells the kernel the sender is up; Arg[0] is its metrics
+	// port. The kernel replies with Ack.
+	Register Type = 1 + iota
+	// Lookup asks for the endpoint of a process by name (Name/SetName);
+	// the reply is Ack with Arg[0] the endpoint, or Error.
+	Lookup
+	// SetAlarm asks for an Alarm message after Arg[0] nanoseconds; Arg[1]
+	// is returned in the Alarm. Arg[0] == 0 cancels the sender's alarm.
+	SetAlarm
+	// Notify sends an asynchronous notification to Dst: it never blocks
+	// the sender, and notifications pending for one destination coalesce
+	// into a bitmap of sources.
+	Notify
+	// Ack is the kernel's successful reply to a kernel call.
+	Ack
+	// Error is the kernel's refusal: Arg[0] is the Errno, Arg[1] the
+	// refused message's type, Arg[2] its destination.
+	Error
+)
+
+// Kernel notifications: messages the kernel originates.
+const (
+	// Alarm is an expired alarm; Arg[0] is the caller's cookie.
+	Alarm Type = 64 + iota
+	// Notification delivers coalesced notifications: Arg[0] is a bitmap
+	// of source slots.
+	Notification
+	// EndpointUpdate announces that the process in slot Arg[0] now has
+	// endpoint Arg[1] (it was restarted).
+	EndpointUpdate
+	// Shutdown asks a server to exit cleanly.
+	Shutdown
+)
+
+// Server protocol messages. Later layers add socket calls from here on.
+const (
+	// Ping asks any server for a Pong with the same Seq and arguments.
+	Ping Type = 128 + iota
+	// Pong answers Ping.
+	Pong
+)
+
+// MaxType is the highest message type in use; anything above is unknown.
+const MaxType = Pong
+
+var typeNames = map[Type]string{
+	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
+	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
+	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong",
+}
+
+// Known reports whether t is a type newtsim defines.
+func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
+
+// IsKernelCall reports whether t is a request addressed to the kernel.
+func (t Type) IsKernelCall() bool { return t >= Register && t <= Notify }
+
+// String names the type.
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("type(%d)", uint16(t))
+}
+
+// Message is the unit of every transport: 64 bytes, one cache line. Bulk
+// data never travels in a message; it carries references into buffer pools
+// (see package ipc/pool) instead.
+type Message struct {
+	// Src is the sender's endpoint. Transports fill it in; the kernel
+	// refuses a message whose Src is not the connection's own endpoint.
+	Src Endpoint
+	// Dst is the receiver's endpoint.
+	Dst Endpoint
+	// Type says what the message is.
+	Type Type
+	// Flags are type-specific.
+	Flags uint16
+	// Seq matches replies to requests.
+	Seq uint32
+	// Arg holds the type-specific arguments.
+	Arg [NumArgs]uint64
+}
+
+// The layout is fixed: rings copy messages as raw memory.
+var _ [MessageSize - unsafe.Sizeof(Message{})]struct{}
+var _ [unsafe.Sizeof(Message{}) - MessageSize]struct{}
+
+// String formats a message for logs.
+func (m *Message) String() string {
+	return fmt.Sprintf("%s %s->%s seq=%d args=%x", m.Type, m.Src, m.Dst, m.Seq, m.Arg)
+}
+
+// Marshal encodes m into b (at least MessageSize bytes) in little-endian
+// order, the wire format of kernel messages.
+func (m *Message) Marshal(b []byte) {
+	_ = b[MessageSize-1]
+	binary.LittleEndian.PutUint32(b[0:], uint32(m.Src))
+	binary.LittleEndian.PutUint32(b[4:], uint32(m.Dst))
+	binary.LittleEndian.PutUint16(b[8:], uint16(m.Type))
+	binary.LittleEndian.PutUint16(b[10:], m.Flags)
+	binary.LittleEndian.PutUint32(b[12:], m.Seq)
+	for i, a := range m.Arg {
+		binary.LittleEndian.PutUint64(b[16+8*i:], a)
+	}
+}
+
+// ErrMessageSize is returned by Unmarshal for input that is not exactly one
+// message long.
+var ErrMessageSize = errors.New("ipc: message is not 64 bytes")
+
+// Unmarshal decodes exactly one message from b. It checks the length only;
+// what the fields mean is for the receiver to check.
+func (m *Message) Unmarshal(b []byte) error {
+	if len(b) != MessageSize {
+		return fmt.Errorf("%w: got %d", ErrMessageSize, len(b))
+	}
+	m.Src = Endpoint(binary.LittleEndian.Uint32(b[0:]))
+	m.Dst = Endpoint(binary.LittleEndian.Uint32(b[4:]))
+	m.Type = Type(binary.LittleEndian.Uint16(b[8:]))
+	m.Flags = binary.LittleEndian.Uint16(b[10:])
+	m.Seq = binary.LittleEndian.Uint32(b[12:])
+	for i := range m.Arg {
+		m.Arg[i] = binary.LittleEndian.Uint64(b[16+8*i:])
+	}
+	return nil
+}
+
+// maxName is the longest name SetName can pack into a message.
+const maxName = 8 * (NumArgs - 1)
+
+// SetName packs a process name into Arg[1:] (at most 40 bytes), leaving
+// Arg[0] free.
+func (m *Message) SetName(name string) error {
+	if len(name) > maxName {
+		return fmt.Errorf("ipc: name %q longer than %d bytes", name, maxName)
+	}
+	var buf [maxName]byte
+	copy(buf[:], name)
+	for i := 0; i < NumArgs-1; i++ {
+		m.Arg[1+i] = binary.LittleEndian.Uint64(buf[8*i:])
+	}
+	return nil
+}
+
+// Name unpacks a name packed by SetName.
+func (m *Message) Name() string {
+	var buf [maxName]byte
+	for i := 0; i < NumArgs-1; i++ {
+		binary.LittleEndian.PutUint64(buf[8*i:], m.Arg[1+i])
+	}
+	n := 0
+	for n < len(buf) && buf[n] != 0 {
+		n++
+	}
+	return string(buf[:n])
+}

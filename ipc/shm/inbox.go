@@ -1,0 +1,268 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/futex"
+)
+
+// Inbox file layout. Every offset is a multiple of the 64-byte cache line.
+//
+//	0    header: magic, version, rings, slots per ring, message size, owner endpoint
+//	64   wake line: the receiver's sleep word (futex)
+//	128  ring 0, ring 1, ... each:
+//	     +0    head line: head index (written by the producer only)
+//	     +64   tail line: tail index (consumer only), producer sleep word (futex)
+//	     +128  sender line: the slot allowed to produce on this ring
+//	     +192  slots: slots * 64 bytes
+const (
+	lineSize   = 64
+	headerSize = 2 * lineSize
+	ringHeader = 3 * lineSize
+
+	magic   = 0x5842_4e49_5457_454e // "NEWTINBX" little-endian
+	version = 1
+
+	offMagic   = 0
+	offVersion = 8
+	offRings   = 12
+	offSlots   = 16
+	offMsgSize = 20
+	offOwner   = 24
+	offWake    = 64
+
+	// MaxSlots bounds the slots of one ring.
+	MaxSlots = 1 << 16
+	// MaxRings bounds the rings of one inbox.
+	MaxRings = ipc.MaxSlots
+)
+
+// Layout sizes an inbox: one ring per sender, each of Slots messages.
+type Layout struct {
+	Senders []int // the slot of each ring's sender, in ring order
+	Slots   int   // messages per ring, a power of two
+}
+
+func ringSize(slots int) int { return ringHeader + slots*ipc.MessageSize }
+
+// Size is the inbox file's size in bytes.
+func (l Layout) Size() int { return headerSize + len(l.Senders)*ringSize(l.Slots) }
+
+func (l Layout) validate() error {
+	if l.Slots < 2 || l.Slots > MaxSlots || l.Slots&(l.Slots-1) != 0 {
+		return fmt.Errorf("shm: %d slots per ring: want a power of two in [2, %d]", l.Slots, MaxSlots)
+	}
+	if len(l.Senders) == 0 || len(l.Senders) > MaxRings {
+		return fmt.Errorf("shm: %d rings: want 1 to %d", len(l.Senders), MaxRings)
+	}
+	seen := map[int]bool{}
+	for _, s := range l.Senders {
+		if s < 0 || s >= ipc.MaxSlots || seen[s] {
+			return fmt.Errorf("shm: sender slot %d out of range or repeated", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
+// ErrCorrupt says an inbox file's header or a ring's indices do not make
+// sense: it was not made by this package, or a peer scribbled on it.
+var ErrCorrupt = errors.New("shm: corrupt inbox")
+
+// Inbox is a mapped inbox file: the receiver's side of its channels, and
+// (through Outbox) the senders' side.
+type Inbox struct {
+	reg   *Region
+	owner *atomic.Uint32
+	wake  *atomic.Uint32
+	rings []ring
+	slots uint64
+}
+
+type ring struct {
+	head     *atomic.Uint64
+	tail     *atomic.Uint64
+	prodWait *atomic.Uint32
+	sender   int
+	slots    unsafe.Pointer
+}
+
+// CreateInbox creates and formats the inbox file at path for the given
+// owner. The kernel creates inboxes before it starts their owners.
+func CreateInbox(path string, owner ipc.Endpoint, l Layout) (*Inbox, error) {
+	if err := l.validate(); err != nil {
+		return nil, err
+	}
+	reg, err := CreateRegion(path, l.Size())
+	if err != nil {
+		return nil, err
+	}
+	m := reg.Mem
+	binary.LittleEndian.PutUint32(m[offVersion:], version)
+	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(l.Senders)))
+	binary.LittleEndian.PutUint32(m[offSlots:], uint32(l.Slots))
+	binary.LittleEndian.PutUint32(m[offMsgSize:], ipc.MessageSize)
+	for i, s := range l.Senders {
+		binary.LittleEndian.PutUint32(m[headerSize+i*ringSize(l.Slots)+2*lineSize:], uint32(s))
+	}
+	binary.LittleEndian.PutUint64(m[offMagic:], magic) // last: a reader seeing magic sees the rest
+	in, err := mapInbox(reg)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	in.SetOwner(owner)
+	return in, nil
+}
+
+// OpenInbox maps an existing inbox file and checks its header against the
+// file's size.
+func OpenInbox(path string) (*Inbox, error) {
+	reg, err := OpenRegion(path)
+	if err != nil {
+		return nil, err
+	}
+	in, err := mapInbox(reg)
+	if err != nil {
+		reg.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return in, nil
+}
+
+func mapInbox(reg *Region) (*Inbox, error) {
+	m := reg.Mem
+	if len(m) < headerSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(m))
+	}
+	if binary.LittleEndian.Uint64(m[offMagic:]) != magic || binary.LittleEndian.Uint32(m[offVersion:]) != version {
+		return nil, fmt.Errorf("%w: bad magic or version", ErrCorrupt)
+	}
+	nrings := int(binary.LittleEndian.Uint32(m[offRings:]))
+	slots := int(binary.LittleEndian.Uint32(m[offSlots:]))
+	if binary.LittleEndian.Uint32(m[offMsgSize:]) != ipc.MessageSize {
+		return nil, fmt.Errorf("%w: message size", ErrCorrupt)
+	}
+	l := Layout{Senders: make([]int, nrings), Slots: slots}
+	if nrings < 1 || nrings > MaxRings {
+		return nil, fmt.Errorf("%w: %d rings", ErrCorrupt, nrings)
+	}
+	if slots < 2 || slots > MaxSlots || slots&(slots-1) != 0 || l.Size() != len(m) {
+		return nil, fmt.Errorf("%w: %d slots in %d bytes", ErrCorrupt, slots, len(m))
+	}
+	in := &Inbox{
+		reg:   reg,
+		owner: (*atomic.Uint32)(unsafe.Pointer(&m[offOwner])),
+		wake:  (*atomic.Uint32)(unsafe.Pointer(&m[offWake])),
+		slots: uint64(slots),
+		rings: make([]ring, nrings),
+	}
+	for i := range in.rings {
+		b := headerSize + i*ringSize(slots)
+		in.rings[i] = ring{
+			head:     (*atomic.Uint64)(unsafe.Pointer(&m[b])),
+			tail:     (*atomic.Uint64)(unsafe.Pointer(&m[b+lineSize])),
+			prodWait: (*atomic.Uint32)(unsafe.Pointer(&m[b+lineSize+8])),
+			sender:   int(binary.LittleEndian.Uint32(m[b+2*lineSize:])),
+			slots:    unsafe.Pointer(&m[b+ringHeader]),
+		}
+	}
+	return in, nil
+}
+
+// Owner is the endpoint of the process that receives on this inbox.
+func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
+
+// SetOwner records a new incarnation of the receiver; senders still naming
+// the old one get ipc.ErrDeadEndpoint.
+func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
+
+// Rings reports the sender slot of each ring.
+func (in *Inbox) Rings() []int {
+	s := make([]int, len(in.rings))
+	for i, r := range in.rings {
+		s[i] = r.sender
+	}
+	return s
+}
+
+// RingOf returns the index of the ring whose sender is slot, or -1.
+func (in *Inbox) RingOf(slot int) int {
+	for i, r := range in.rings {
+		if r.sender == slot {
+			return i
+		}
+	}
+	return -1
+}
+
+// Queued reports how many messages wait in ring i.
+func (in *Inbox) Queued(i int) int {
+	r := &in.rings[i]
+	return int(r.head.Load() - r.tail.Load())
+}
+
+// Close unmaps the inbox; the file stays.
+func (in *Inbox) Close() error { return in.reg.Close() }
+
+func (r *ring) slot(i, slots uint64) *ipc.Message {
+	return (*ipc.Message)(unsafe.Add(r.slots, (i&(slots-1))*ipc.MessageSize))
+}
+
+// tryPut publishes m on ring r if there is room.
+func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
+	h := r.head.Load()
+	if h-r.tail.Load() >= in.slots {
+		return false
+	}
+	*r.slot(h, in.slots) = *m
+	r.head.Store(h + 1)
+	return true
+}
+
+// takeResult says what take found on a ring.
+type takeResult int
+
+const (
+	takeEmpty takeResult = iota
+	takeOK
+	takeRefused // a message or the ring's indices were bad; counted and skipped
+)
+
+// take copies the oldest message of ring r into m, validating what the
+// producer wrote: indices within one ring's worth, source matching the ring's
+// sender slot.
+func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
+	t := r.tail.Load()
+	h := r.head.Load()
+	if h == t {
+		return takeEmpty
+	}
+	if h-t > in.slots {
+		// A producer wrote a head that cannot be: the ring is poisoned.
+		// Skip what it claims without reading it, so it cannot make the
+		// receiver loop or read out of bounds.
+		r.tail.Store(h)
+		return takeRefused
+	}
+	*m = *r.slot(t, in.slots)
+	r.tail.Store(t + 1)
+	if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
+		wakeProducer(r)
+	}
+	if m.Src.Slot() != r.sender {
+		return takeRefused
+	}
+	return takeOK
+}
+
+func wakeProducer(r *ring) {
+	// A failed wake-up cannot be reported from here; the producer's sleep
+	// is bounded, so it re-checks the ring soon anyway.
+	futex.Wake(r.prodWait, 1) //nolint:errcheck
+}

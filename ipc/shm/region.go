@@ -1,0 +1,137 @@
+// Package shm implements newtsim's user-space channels: single-producer
+// single-consumer rings of 64-byte messages in a file under /dev/shm, mapped
+// by both processes.
+//
+// Every receiving process owns one inbox file: a header, a wake-up word, and
+// one ring per process allowed to send to it (the kernel first). A ring's
+// head and tail sit on separate cache lines. A receiver with nothing to do
+// spins for its wait policy's budget, then sleeps on the inbox's wake-up word
+// with a futex; a sender wakes it only when it sleeps. A full ring is
+// backpressure: the sender waits (spin, then futex on the ring's own word)
+// or gets ipc.ErrWouldBlock, and no message is ever lost or overwritten.
+//
+// Everything a peer writes into the mapping is treated as untrusted: indices
+// that do not make sense and messages whose source is not the ring's sender
+// are refused and counted, never followed.
+package shm
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is where channel files live.
+const Dir = "/dev/shm"
+
+// Path returns the /dev/shm path of the named file of a run: every file of a
+// run shares the prefix "newtsim-RUN-", so a clean-up can find them all.
+func Path(run, name string) string {
+	return filepath.Join(Dir, Prefix(run)+name)
+}
+
+// Prefix is the file-name prefix of every /dev/shm file of a run.
+func Prefix(run string) string { return "newtsim-" + run + "-" }
+
+// RemoveRun removes every /dev/shm file of the run and returns how many it
+// removed.
+func RemoveRun(run string) (int, error) {
+	return removeMatching(func(name string) bool { return strings.HasPrefix(name, Prefix(run)) })
+}
+
+// RemoveAll removes every newtsim file in /dev/shm, whatever its run, except
+// those of the runs in keep.
+func RemoveAll(keep ...string) (int, error) {
+	return removeMatching(func(name string) bool {
+		if !strings.HasPrefix(name, "newtsim-") {
+			return false
+		}
+		for _, k := range keep {
+			if strings.HasPrefix(name, Prefix(k)) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func removeMatching(match func(string) bool) (int, error) {
+	ents, err := os.ReadDir(Dir)
+	if err != nil {
+		return 0, fmt.Errorf("shm: list %s: %w", Dir, err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !match(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(Dir, e.Name())); err != nil && !os.IsNotExist(err) {
+			return n, fmt.Errorf("shm: remove: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Region is a file mapped shared into this process.
+type Region struct {
+	Path string
+	Mem  []byte
+}
+
+// CreateRegion creates the file at path (it must not exist), sizes it and
+// maps it read-write. Only its owner (mode 0600) may open it.
+func CreateRegion(path string, size int) (*Region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("shm: create %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(size)); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("shm: size %s: %w", path, err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+	}
+	return &Region{Path: path, Mem: mem}, nil
+}
+
+// OpenRegion maps an existing file read-write, whole.
+func OpenRegion(path string) (*Region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shm: open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
+	}
+	if st.Size() == 0 || st.Size() > 1<<32 {
+		return nil, fmt.Errorf("shm: %s has size %d", path, st.Size())
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+	}
+	return &Region{Path: path, Mem: mem}, nil
+}
+
+// Close unmaps the region; the file stays.
+func (r *Region) Close() error {
+	if r.Mem == nil {
+		return nil
+	}
+	err := unix.Munmap(r.Mem)
+	r.Mem = nil
+	if err != nil {
+		return fmt.Errorf("shm: unmap %s: %w", r.Path, err)
+	}
+	return nil
+}

@@ -1,0 +1,303 @@
+package shm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/futex"
+)
+
+// Sender is where a Transport sends messages that no ring carries: in a
+// server, messages to the kernel go over its kernel connection.
+type Sender interface {
+	Send(m *ipc.Message) error
+}
+
+// Config describes one process's channels.
+type Config struct {
+	// Self is this process's endpoint.
+	Self ipc.Endpoint
+	// Inbox is the path of this process's own inbox ("" for a process that
+	// only sends).
+	Inbox string
+	// Peers maps the slot of each process this one may send to onto the
+	// path of that process's inbox.
+	Peers map[int]string
+	// Wait is how Recv and a blocked Send wait.
+	Wait ipc.WaitPolicy
+	// Fallback, if set, carries messages to destinations without a ring
+	// (the kernel).
+	Fallback Sender
+}
+
+// Transport is a process's user-space channels: its own inbox, and a ring
+// in each peer's inbox. It implements ipc.Transport.
+type Transport struct {
+	self     ipc.Endpoint
+	in       *Inbox
+	out      [ipc.MaxSlots]*outbox
+	wait     ipc.WaitPolicy
+	fallback Sender
+	next     int // ring to look at first, for fairness
+	stats    ipc.Stats
+	closed   bool
+}
+
+type outbox struct {
+	in *Inbox
+	r  *ring
+}
+
+var _ ipc.Transport = (*Transport)(nil)
+
+// Open maps the process's inbox and its peers' inboxes.
+func Open(c Config) (*Transport, error) {
+	t := &Transport{self: c.Self, wait: c.Wait, fallback: c.Fallback}
+	if c.Inbox != "" {
+		in, err := OpenInbox(c.Inbox)
+		if err != nil {
+			return nil, err
+		}
+		t.in = in
+	}
+	for slot, path := range c.Peers {
+		if slot < 0 || slot >= ipc.MaxSlots {
+			t.Close()
+			return nil, fmt.Errorf("shm: peer slot %d out of range", slot)
+		}
+		in, err := OpenInbox(path)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		i := in.RingOf(c.Self.Slot())
+		if i < 0 {
+			in.Close()
+			t.Close()
+			return nil, fmt.Errorf("shm: %s has no ring for sender slot %d", path, c.Self.Slot())
+		}
+		t.out[slot] = &outbox{in: in, r: &in.rings[i]}
+	}
+	return t, nil
+}
+
+// Self returns this process's endpoint.
+func (t *Transport) Self() ipc.Endpoint { return t.self }
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() *ipc.Stats { return &t.stats }
+
+// Inbox returns the process's own inbox, or nil.
+func (t *Transport) Inbox() *Inbox { return t.in }
+
+// Send delivers m, waiting while the destination's ring is full.
+func (t *Transport) Send(m *ipc.Message) error { return t.send(m, true) }
+
+// TrySend delivers m or returns ipc.ErrWouldBlock when the ring is full.
+func (t *Transport) TrySend(m *ipc.Message) error { return t.send(m, false) }
+
+func (t *Transport) send(m *ipc.Message, wait bool) error {
+	if t.closed {
+		return ipc.ErrClosed
+	}
+	m.Src = t.self
+	slot := m.Dst.Slot()
+	if slot >= ipc.MaxSlots {
+		return fmt.Errorf("shm: send %s: %w", m.Type, ipc.ErrNoRoute)
+	}
+	o := t.out[slot]
+	if o == nil {
+		if t.fallback != nil {
+			return t.fallback.Send(m)
+		}
+		return fmt.Errorf("shm: send %s to %s: %w", m.Type, m.Dst, ipc.ErrNoRoute)
+	}
+	if o.in.Owner() != m.Dst {
+		return fmt.Errorf("shm: send %s to %s (now %s): %w", m.Type, m.Dst, o.in.Owner(), ipc.ErrDeadEndpoint)
+	}
+	if !o.in.tryPut(o.r, m) {
+		if !wait {
+			return ipc.ErrWouldBlock
+		}
+		if err := t.waitRoom(o, m); err != nil {
+			return err
+		}
+	}
+	t.stats.Sent[slot].Add(1)
+	// Wake the receiver only if it said it sleeps. The store of the head
+	// above and this load are sequentially consistent, and so are the
+	// receiver's store of its wake word and its re-check of the rings:
+	// one of the two always sees the other.
+	if o.in.wake.Load() != 0 && o.in.wake.CompareAndSwap(1, 0) {
+		if _, err := futex.Wake(o.in.wake, 1); err != nil {
+			return err
+		}
+		t.stats.Wakeups.Add(1)
+	}
+	return nil
+}
+
+// waitRoom waits for room on a full ring: spin, then sleep on the ring's
+// producer word, which the receiver clears after taking a message. It gives
+// up if the receiver is replaced meanwhile.
+func (t *Transport) waitRoom(o *outbox, m *ipc.Message) error {
+	var s spinner
+	s.start(t.wait)
+	for {
+		if o.in.tryPut(o.r, m) {
+			t.stats.Spins.Add(1)
+			return nil
+		}
+		if !s.spin() {
+			break
+		}
+	}
+	for {
+		o.r.prodWait.Store(1)
+		if o.in.tryPut(o.r, m) {
+			o.r.prodWait.Store(0)
+			return nil
+		}
+		if o.in.Owner() != m.Dst {
+			return fmt.Errorf("shm: send %s to %s: %w", m.Type, m.Dst, ipc.ErrDeadEndpoint)
+		}
+		t.stats.Sleeps.Add(1)
+		// A bounded sleep, so a receiver that died without taking
+		// anything is noticed when the kernel replaces it.
+		if err := futex.Wait(o.r.prodWait, 1, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// TryRecv takes the next queued message or returns ipc.ErrWouldBlock.
+func (t *Transport) TryRecv(m *ipc.Message) error {
+	if t.closed {
+		return ipc.ErrClosed
+	}
+	if t.in == nil {
+		return ipc.ErrNoRoute
+	}
+	if t.poll(m) {
+		return nil
+	}
+	return ipc.ErrWouldBlock
+}
+
+// poll looks at every ring once, starting after the one served last.
+func (t *Transport) poll(m *ipc.Message) bool {
+	n := len(t.in.rings)
+	for k := 0; k < n; k++ {
+		i := t.next + k
+		if i >= n {
+			i -= n
+		}
+		r := &t.in.rings[i]
+		for {
+			switch t.in.take(r, m) {
+			case takeEmpty:
+			case takeOK:
+				t.next = i + 1
+				if t.next == n {
+					t.next = 0
+				}
+				t.stats.Received[r.sender].Add(1)
+				return true
+			case takeRefused:
+				t.stats.Refused.Add(1)
+				continue // look at the ring again
+			}
+			break
+		}
+	}
+	return false
+}
+
+// Recv waits for the next message: spin for the policy's budget, then sleep
+// on the inbox's wake word until a sender wakes it.
+func (t *Transport) Recv(m *ipc.Message) error {
+	if t.closed {
+		return ipc.ErrClosed
+	}
+	if t.in == nil {
+		return ipc.ErrNoRoute
+	}
+	if t.poll(m) {
+		return nil
+	}
+	var s spinner
+	s.start(t.wait)
+	for s.spin() {
+		if t.poll(m) {
+			t.stats.Spins.Add(1)
+			return nil
+		}
+	}
+	for {
+		t.in.wake.Store(1)
+		if t.poll(m) {
+			t.in.wake.Store(0)
+			return nil
+		}
+		t.stats.Sleeps.Add(1)
+		if err := futex.Wait(t.in.wake, 1, 0); err != nil {
+			return err
+		}
+		if t.poll(m) {
+			return nil
+		}
+	}
+}
+
+// Close unmaps every inbox the transport mapped.
+func (t *Transport) Close() error {
+	t.closed = true
+	var first error
+	if t.in != nil {
+		first = t.in.Close()
+	}
+	for i, o := range t.out {
+		if o != nil {
+			if err := o.in.Close(); err != nil && first == nil {
+				first = err
+			}
+			t.out[i] = nil
+		}
+	}
+	return first
+}
+
+// spinner bounds a spin by time, reading the clock only every 64 turns.
+type spinner struct {
+	forever  bool
+	deadline time.Time
+	n        int
+}
+
+func (s *spinner) start(p ipc.WaitPolicy) {
+	s.n = 0
+	s.forever = p.Spin == ipc.SpinForever
+	if p.Spin > 0 && !s.forever {
+		s.deadline = time.Now().Add(p.Spin)
+	} else {
+		s.deadline = time.Time{}
+	}
+}
+
+// spin pauses once and reports whether the budget allows another turn.
+func (s *spinner) spin() bool {
+	if s.forever {
+		cpuRelax()
+		return true
+	}
+	if s.deadline.IsZero() {
+		return false
+	}
+	cpuRelax()
+	s.n++
+	if s.n&63 == 0 && time.Now().After(s.deadline) {
+		return false
+	}
+	return true
+}
