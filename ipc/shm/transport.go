@@ -301,3 +301,12 @@ func (s *spinner) spin() bool {
 	}
 	return true
 }
+
+// PeerInbox returns the mapped inbox of the peer in slot, or nil: the kernel
+// records a restarted process's new endpoint in it.
+func (t *Transport) PeerInbox(slot int) *Inbox {
+	if slot < 0 || slot >= ipc.MaxSlots || t.out[slot] == nil {
+		return nil
+	}
+	return t.out[slot].in
+}

@@ -1,0 +1,171 @@
+// Package kmsg is the process side of kernel messages: every process has one
+// Unix seqpacket connection to the kernel process, and each message is a
+// real system call (a write to send, a blocking read to receive) that the
+// kernel checks and forwards, like a microkernel's synchronous IPC.
+//
+// Conn implements ipc.Transport: with the kernel transport a server's
+// messages to its peers travel through the kernel; with user-space channels
+// the same connection carries only the process's calls to the kernel.
+package kmsg
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// FD is the file descriptor a server process finds its kernel connection on:
+// the kernel passes it as the first extra file.
+const FD = 3
+
+// Conn is a process's connection to the kernel.
+type Conn struct {
+	fd      int
+	self    ipc.Endpoint
+	pending []ipc.Message // messages read while waiting for a call's reply
+	seq     uint32
+	buf     [ipc.MessageSize + 1]byte
+	stats   ipc.Stats
+	closed  bool
+}
+
+var _ ipc.Transport = (*Conn)(nil)
+
+// New wraps a connected seqpacket socket, which must be in blocking mode.
+func New(fd int, self ipc.Endpoint) *Conn { return &Conn{fd: fd, self: self} }
+
+// Self returns the process's endpoint.
+func (c *Conn) Self() ipc.Endpoint { return c.self }
+
+// SetSelf records a new endpoint (only the kernel's own tests need this).
+func (c *Conn) SetSelf(e ipc.Endpoint) { c.self = e }
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() *ipc.Stats { return &c.stats }
+
+// Send writes m to the kernel, which forwards it to m.Dst (or handles it, for
+// kernel calls). It blocks while the socket's buffer is full.
+func (c *Conn) Send(m *ipc.Message) error { return c.send(m, 0) }
+
+// TrySend is Send returning ipc.ErrWouldBlock instead of blocking.
+func (c *Conn) TrySend(m *ipc.Message) error { return c.send(m, unix.MSG_DONTWAIT) }
+
+func (c *Conn) send(m *ipc.Message, flags int) error {
+	if c.closed {
+		return ipc.ErrClosed
+	}
+	m.Src = c.self
+	var b [ipc.MessageSize]byte
+	m.Marshal(b[:])
+	for {
+		err := unix.Sendto(c.fd, b[:], flags, nil)
+		switch {
+		case err == nil:
+			c.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return ipc.ErrWouldBlock
+		default:
+			return fmt.Errorf("kmsg: send %s: %w", m.Type, err)
+		}
+	}
+}
+
+// Recv blocks in the kernel until a message arrives.
+func (c *Conn) Recv(m *ipc.Message) error {
+	if len(c.pending) > 0 {
+		*m = c.pending[0]
+		c.pending = c.pending[1:]
+		return nil
+	}
+	c.stats.Sleeps.Add(1)
+	return c.read(m, 0)
+}
+
+// TryRecv returns a queued message or ipc.ErrWouldBlock.
+func (c *Conn) TryRecv(m *ipc.Message) error {
+	if len(c.pending) > 0 {
+		*m = c.pending[0]
+		c.pending = c.pending[1:]
+		return nil
+	}
+	return c.read(m, unix.MSG_DONTWAIT)
+}
+
+func (c *Conn) read(m *ipc.Message, flags int) error {
+	for {
+		if c.closed {
+			return ipc.ErrClosed
+		}
+		// MSG_TRUNC makes the call return a datagram's real length, so an
+		// oversized one is seen as such rather than silently cut.
+		n, _, err := unix.Recvfrom(c.fd, c.buf[:], flags|unix.MSG_TRUNC)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return ipc.ErrWouldBlock
+		case err != nil:
+			return fmt.Errorf("kmsg: receive: %w", err)
+		case n == 0:
+			return fmt.Errorf("kmsg: receive: %w", ipc.ErrClosed)
+		case n != ipc.MessageSize:
+			c.stats.Refused.Add(1)
+			continue
+		}
+		if err := m.Unmarshal(c.buf[:n]); err != nil {
+			c.stats.Refused.Add(1)
+			continue
+		}
+		c.stats.Received[m.Src.Slot()%ipc.MaxSlots].Add(1)
+		return nil
+	}
+}
+
+// Call sends a kernel call and waits for the kernel's reply (Ack or Error),
+// keeping any other message that arrives meanwhile for Recv.
+func (c *Conn) Call(m *ipc.Message) (ipc.Message, error) {
+	c.seq++
+	m.Seq = c.seq
+	m.Dst = ipc.Kernel
+	if err := c.Send(m); err != nil {
+		return ipc.Message{}, err
+	}
+	for {
+		var r ipc.Message
+		if err := c.read(&r, 0); err != nil {
+			return r, err
+		}
+		if r.Src == ipc.Kernel && r.Seq == m.Seq && (r.Type == ipc.Ack || r.Type == ipc.Error) {
+			if r.Type == ipc.Error {
+				return r, ipc.AsKernelError(&r)
+			}
+			return r, nil
+		}
+		c.pending = append(c.pending, r)
+	}
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return unix.Close(c.fd)
+}
+
+// Pair makes a connected seqpacket socket pair, close-on-exec, for the
+// kernel to hand one end to a process it starts.
+func Pair() (kernelEnd, processEnd int, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("kmsg: socketpair: %w", err)
+	}
+	return fds[0], fds[1], nil
+}

@@ -1,0 +1,127 @@
+package kmsg
+
+import (
+	"errors"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+var self = ipc.MakeEndpoint(4, 1)
+
+// pair returns a Conn and the raw kernel end of its socket.
+func pair(t *testing.T) (*Conn, int) {
+	t.Helper()
+	k, p, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(p, self)
+	t.Cleanup(func() { c.Close(); unix.Close(k) })
+	return c, k
+}
+
+func kernelSend(t *testing.T, fd int, m ipc.Message) {
+	t.Helper()
+	var b [ipc.MessageSize]byte
+	m.Marshal(b[:])
+	if _, err := unix.Write(fd, b[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendStampsSource(t *testing.T) {
+	c, k := pair(t)
+	if err := c.Send(&ipc.Message{Src: ipc.MakeEndpoint(9, 9), Dst: ipc.MakeEndpoint(5, 1), Type: ipc.Ping}); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 128)
+	n, err := unix.Read(k, b)
+	if err != nil || n != ipc.MessageSize {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	var m ipc.Message
+	m.Unmarshal(b[:n])
+	if m.Src != self || m.Type != ipc.Ping {
+		t.Fatalf("kernel got %v", &m)
+	}
+	if c.Stats().Sent[5].Load() != 1 {
+		t.Fatal("sent counter not counted")
+	}
+}
+
+func TestRecvRefusesBadDatagrams(t *testing.T) {
+	c, k := pair(t)
+	unix.Write(k, make([]byte, 10))  // short
+	unix.Write(k, make([]byte, 100)) // oversized
+	kernelSend(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Alarm, Arg: [6]uint64{7}})
+	var m ipc.Message
+	if err := c.Recv(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != ipc.Alarm || m.Arg[0] != 7 {
+		t.Fatalf("got %v, want the alarm", &m)
+	}
+	if got := c.Stats().Refused.Load(); got != 2 {
+		t.Fatalf("refused %d, want 2", got)
+	}
+	if err := c.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
+		t.Fatalf("TryRecv on empty: %v", err)
+	}
+}
+
+// TestCallKeepsOtherMessages: what arrives before the reply is kept, in
+// order, for Recv.
+func TestCallKeepsOtherMessages(t *testing.T) {
+	c, k := pair(t)
+	done := make(chan error, 1)
+	go func() {
+		b := make([]byte, 128)
+		n, err := unix.Read(k, b)
+		if err != nil {
+			done <- err
+			return
+		}
+		var req ipc.Message
+		req.Unmarshal(b[:n])
+		kernelSend(t, k, ipc.Message{Src: ipc.MakeEndpoint(5, 1), Dst: self, Type: ipc.Ping, Seq: 100})
+		kernelSend(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Ack, Seq: req.Seq + 1}) // not ours
+		kernelSend(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Ack, Seq: req.Seq, Arg: [6]uint64{77}})
+		done <- nil
+	}()
+	r, err := c.Call(&ipc.Message{Type: ipc.Lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Arg[0] != 77 {
+		t.Fatalf("reply %v", &r)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var m ipc.Message
+	for _, want := range []ipc.Type{ipc.Ping, ipc.Ack} {
+		if err := c.Recv(&m); err != nil || m.Type != want {
+			t.Fatalf("kept message: %v %v, want %s", &m, err, want)
+		}
+	}
+}
+
+func TestCallError(t *testing.T) {
+	c, k := pair(t)
+	go func() {
+		b := make([]byte, 128)
+		n, _ := unix.Read(k, b)
+		var req ipc.Message
+		req.Unmarshal(b[:n])
+		kernelSend(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Error, Seq: req.Seq,
+			Arg: [6]uint64{uint64(ipc.ENOENT), uint64(ipc.Lookup)}})
+	}()
+	_, err := c.Call(&ipc.Message{Type: ipc.Lookup})
+	var ke *ipc.KernelError
+	if !errors.As(err, &ke) || !errors.Is(err, ipc.ENOENT) {
+		t.Fatalf("Call: %v, want a KernelError with ENOENT", err)
+	}
+}
