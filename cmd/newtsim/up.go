@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// topoFlags choose and adjust a topology.
+type topoFlags struct {
+	file      string
+	transport string
+	wait      string
+	cpus      string
+	slots     int
+}
+
+func (f *topoFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.file, "topology", "", "topology file (default: the built-in topology; see docs/TOPOLOGY.md)")
+	cmd.Flags().StringVar(&f.transport, "transport", "", "override the topology's transport: shm or kernel")
+	cmd.Flags().StringVar(&f.wait, "wait", "", "override every process's wait policy: block, poll or a spin duration such as 20us")
+	cmd.Flags().StringVar(&f.cpus, "cpus", "", "plan for these CPUs only, such as 0-1 (default: every online CPU)")
+	cmd.Flags().IntVar(&f.slots, "slots", 0, "messages per ring (a power of two; default 256)")
+}
+
+func (f *topoFlags) load() (*topology.Topology, []int, error) {
+	t := topology.Default()
+	if f.file != "" {
+		var err error
+		if t, err = topology.Load(f.file); err != nil {
+			return nil, nil, err
+		}
+	}
+	if f.transport != "" {
+		t.Transport = topology.Transport(f.transport)
+	}
+	if f.wait != "" {
+		if _, err := ipc.ParseWaitPolicy(f.wait); err != nil {
+			return nil, nil, err
+		}
+		t.Wait = f.wait
+	}
+	var cpus []int
+	if f.cpus != "" {
+		var err error
+		if cpus, err = machine.ParseCPUList(f.cpus); err != nil {
+			return nil, nil, fmt.Errorf("--cpus: %w", err)
+		}
+	}
+	return t, cpus, t.Validate()
+}
+
+// NewUpCommand returns `newtsim up`.
+func NewUpCommand(g *globals) *cobra.Command {
+	var f topoFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the topology in the foreground; Ctrl-C or `newtsim down` stops it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, cpus, err := f.load()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out := cmd.OutOrStdout()
+			return launch.Up(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots,
+				Ready: func(*launchStatus) { fmt.Fprintln(out, "up: Ctrl-C or `newtsim down` stops it") }})
+		},
+	}
+	f.register(cmd)
+	return cmd
+}

@@ -1,0 +1,76 @@
+package shm
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/sim/pin"
+)
+
+// BenchmarkPingPong measures a round trip over two rings between two
+// goroutines on threads pinned to CPUs 0 and 1, both spinning: the in-process
+// counterpart of `newtsim bench ipc`'s shm-spin-2core row.
+func BenchmarkPingPong(b *testing.B) {
+	dir := b.TempDir()
+	pingIn, err := CreateInbox(dir+"/ping", rxEP, Layout{Senders: []int{0, txSlot}, Slots: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pingIn.Close()
+	pongIn, err := CreateInbox(dir+"/pong", txEP, Layout{Senders: []int{0, rxSlot}, Slots: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pongIn.Close()
+	poll := ipc.WaitPolicy{Spin: ipc.SpinForever}
+	ping, err := Open(Config{Self: rxEP, Inbox: dir + "/ping", Peers: map[int]string{txSlot: dir + "/pong"}, Wait: poll})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pong, err := Open(Config{Self: txEP, Inbox: dir + "/pong", Peers: map[int]string{rxSlot: dir + "/ping"}, Wait: poll})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ping.Close()
+	defer pong.Close()
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		pin.Thread([]int{1})
+		var m ipc.Message
+		for {
+			if err := pong.Recv(&m); err != nil {
+				b.Error(err)
+				return
+			}
+			if m.Type == ipc.Shutdown {
+				close(done)
+				return
+			}
+			m.Dst, m.Type = rxEP, ipc.Pong
+			if err := pong.Send(&m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pin.Thread([]int{0})
+	var m, r ipc.Message
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m = ipc.Message{Dst: txEP, Type: ipc.Ping, Seq: uint32(i)}
+		if err := ping.Send(&m); err != nil {
+			b.Fatal(err)
+		}
+		if err := ping.Recv(&r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	m = ipc.Message{Dst: txEP, Type: ipc.Shutdown}
+	ping.Send(&m)
+	<-done
+}

@@ -1,0 +1,336 @@
+// Package kernel is newtsim's microkernel process: an endpoint table, routing
+// of kernel messages under per-process privilege masks, notifications,
+// alarms, and the reincarnation role that starts, watches and restarts
+// every server.
+//
+// Core is the kernel's logic, pure and deterministic: messages and clock
+// readings in, messages to deliver out. Run is the process around it: the
+// seqpacket connections, the epoll loop, child processes and files.
+package kernel
+
+import (
+	"container/heap"
+	"fmt"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// Reason says why the kernel refused a message. Each has a counter.
+type Reason string
+
+// Refusal reasons.
+const (
+	ReasonShort      Reason = "short"
+	ReasonOversized  Reason = "oversized"
+	ReasonUnknown    Reason = "unknown-type"
+	ReasonForged     Reason = "forged-source"
+	ReasonForbidden  Reason = "forbidden"
+	ReasonDead       Reason = "dead-destination"
+	ReasonBadDst     Reason = "bad-destination"
+	ReasonBadRequest Reason = "bad-request"
+)
+
+// Reasons lists every refusal reason, for metrics.
+var Reasons = []Reason{ReasonShort, ReasonOversized, ReasonUnknown, ReasonForged,
+	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest}
+
+// Entry is one process in the endpoint table.
+type Entry struct {
+	Name  string
+	Slot  int
+	EP    ipc.Endpoint // current incarnation; generation 0 until first started
+	Alive bool         // running (started and not yet seen dead)
+	Ready bool         // registered since its last start
+	Port  int          // metrics port given at Register
+}
+
+// Out is a message the kernel must deliver to a slot. Reply marks the answer
+// to a kernel call, which goes back on the caller's kernel connection.
+type Out struct {
+	To    int
+	Msg   ipc.Message
+	Reply bool
+}
+
+// Core is the kernel's state machine.
+type Core struct {
+	table   [ipc.MaxSlots]*Entry
+	byName  map[string]int
+	allow   [ipc.MaxSlots]uint64 // allow[src] has bit dst set if src may send to dst
+	alarms  alarmHeap
+	alarmOf [ipc.MaxSlots]*alarm
+	notes   [ipc.MaxSlots]uint64 // pending notification sources per destination
+
+	// Refused counts refusals by reason; Forwarded counts delivered
+	// messages by source and destination slot.
+	Refused   map[Reason]uint64
+	Forwarded [ipc.MaxSlots][ipc.MaxSlots]uint64
+	// OnRegister, if set, is called when a process registers.
+	OnRegister func(e *Entry)
+}
+
+// NewCore returns a kernel with only itself in the table.
+func NewCore() *Core {
+	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}}
+	k.table[ipc.KernelSlot] = &Entry{Name: "kernel", Slot: ipc.KernelSlot, EP: ipc.Kernel, Alive: true, Ready: true}
+	k.byName["kernel"] = ipc.KernelSlot
+	for s := range k.allow {
+		k.allow[ipc.KernelSlot] |= 1 << s
+	}
+	return k
+}
+
+// Add puts a process in the table at slot. It may always call the kernel.
+func (k *Core) Add(name string, slot int) error {
+	if slot <= ipc.KernelSlot || slot >= ipc.MaxSlots || k.table[slot] != nil {
+		return fmt.Errorf("kernel: slot %d for %q taken or out of range", slot, name)
+	}
+	if _, dup := k.byName[name]; dup {
+		return fmt.Errorf("kernel: process %q listed twice", name)
+	}
+	k.table[slot] = &Entry{Name: name, Slot: slot}
+	k.byName[name] = slot
+	k.allow[slot] |= 1 << ipc.KernelSlot
+	return nil
+}
+
+// Allow lets src send to dst.
+func (k *Core) Allow(src, dst int) { k.allow[src] |= 1 << dst }
+
+// CanSend reports whether src's privilege mask lets it send to dst.
+func (k *Core) CanSend(src, dst int) bool {
+	return src >= 0 && src < ipc.MaxSlots && dst >= 0 && dst < ipc.MaxSlots && k.allow[src]&(1<<dst) != 0
+}
+
+// Entry returns the process in slot, or nil.
+func (k *Core) Entry(slot int) *Entry {
+	if slot < 0 || slot >= ipc.MaxSlots {
+		return nil
+	}
+	return k.table[slot]
+}
+
+// Lookup returns the slot of the named process, or -1.
+func (k *Core) Lookup(name string) int {
+	if s, ok := k.byName[name]; ok {
+		return s
+	}
+	return -1
+}
+
+// Entries returns the table's processes in slot order, the kernel first.
+func (k *Core) Entries() []*Entry {
+	var es []*Entry
+	for _, e := range k.table {
+		if e != nil {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// Started records a new incarnation of slot and returns its endpoint.
+func (k *Core) Started(slot int) ipc.Endpoint {
+	e := k.table[slot]
+	gen := e.EP.Generation() + 1
+	if gen > 0xffff {
+		gen = 1
+	}
+	e.EP = ipc.MakeEndpoint(slot, gen)
+	e.Alive, e.Ready, e.Port = true, false, 0
+	return e.EP
+}
+
+// Died records that slot's process is gone: its alarm and pending
+// notifications go with it.
+func (k *Core) Died(slot int) {
+	e := k.table[slot]
+	e.Alive, e.Ready = false, false
+	if a := k.alarmOf[slot]; a != nil {
+		heap.Remove(&k.alarms, a.index)
+		k.alarmOf[slot] = nil
+	}
+	k.notes[slot] = 0
+}
+
+// Peers returns the slots allowed to send to slot (other than the kernel):
+// the processes told when slot gets a new endpoint.
+func (k *Core) Peers(slot int) []int {
+	var ps []int
+	for s, e := range k.table {
+		if s != ipc.KernelSlot && s != slot && e != nil && k.CanSend(s, slot) {
+			ps = append(ps, s)
+		}
+	}
+	return ps
+}
+
+func (k *Core) refuse(out []Out, from int, why Reason, errno ipc.Errno, m *ipc.Message) []Out {
+	k.Refused[why]++
+	if k.table[from] == nil || !k.table[from].Alive {
+		return out
+	}
+	r := ipc.Message{Src: ipc.Kernel, Dst: k.table[from].EP, Type: ipc.Error, Seq: m.Seq}
+	r.Arg[0], r.Arg[1], r.Arg[2] = uint64(errno), uint64(m.Type), uint64(m.Dst)
+	// A refused kernel call is answered like any call; a refused forward
+	// arrives as an ordinary message.
+	return append(out, Out{To: from, Msg: r, Reply: m.Type.IsKernelCall()})
+}
+
+// Handle processes one datagram of n bytes (n is its real length; raw holds
+// its first bytes) received on slot from's connection at now, and returns
+// what to deliver. It never fails: bad input is refused and counted.
+func (k *Core) Handle(from int, raw []byte, n int, now time.Time) []Out {
+	var out []Out
+	var m ipc.Message
+	switch {
+	case n < ipc.MessageSize:
+		k.Refused[ReasonShort]++
+		return nil
+	case n > ipc.MessageSize:
+		k.Refused[ReasonOversized]++
+		return nil
+	}
+	if err := m.Unmarshal(raw[:ipc.MessageSize]); err != nil {
+		k.Refused[ReasonShort]++
+		return nil
+	}
+	src := k.table[from]
+	if src == nil || !src.Alive {
+		return nil
+	}
+	if m.Src != src.EP {
+		return k.refuse(out, from, ReasonForged, ipc.EBADSRC, &m)
+	}
+	if !m.Type.Known() {
+		return k.refuse(out, from, ReasonUnknown, ipc.ENOSYS, &m)
+	}
+	if m.Dst == ipc.Kernel {
+		return k.call(out, src, &m, now)
+	}
+	return k.forward(out, src, &m)
+}
+
+func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
+	if m.Type.IsKernelCall() && m.Type != ipc.Notify {
+		return k.refuse(out, src.Slot, ReasonBadDst, ipc.EINVAL, m)
+	}
+	dslot := m.Dst.Slot()
+	dst := k.Entry(dslot)
+	if dst == nil || dslot == ipc.KernelSlot {
+		return k.refuse(out, src.Slot, ReasonBadDst, ipc.EDEADSRCDST, m)
+	}
+	if !k.CanSend(src.Slot, dslot) {
+		return k.refuse(out, src.Slot, ReasonForbidden, ipc.EPERM, m)
+	}
+	if !dst.Alive || dst.EP != m.Dst {
+		return k.refuse(out, src.Slot, ReasonDead, ipc.EDEADSRCDST, m)
+	}
+	if m.Type == ipc.Notify {
+		return k.notify(out, src.Slot, dslot)
+	}
+	k.Forwarded[src.Slot][dslot]++
+	return append(out, Out{To: dslot, Msg: *m})
+}
+
+// notify coalesces: the destination gets one Notification naming every
+// source that notified it since it last received one.
+func (k *Core) notify(out []Out, from, to int) []Out {
+	first := k.notes[to] == 0
+	k.notes[to] |= 1 << from
+	if !first {
+		return out
+	}
+	return append(out, Out{To: to, Msg: ipc.Message{Src: ipc.Kernel, Dst: k.table[to].EP, Type: ipc.Notification}})
+}
+
+// TakeNotifications fills a Notification's bitmap at the moment it is
+// delivered, and clears what it hands over.
+func (k *Core) TakeNotifications(to int, m *ipc.Message) {
+	m.Arg[0] = k.notes[to]
+	k.notes[to] = 0
+}
+
+func (k *Core) call(out []Out, src *Entry, m *ipc.Message, now time.Time) []Out {
+	ack := ipc.Message{Src: ipc.Kernel, Dst: src.EP, Type: ipc.Ack, Seq: m.Seq}
+	switch m.Type {
+	case ipc.Register:
+		if m.Arg[0] > 65535 {
+			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
+		}
+		src.Ready, src.Port = true, int(m.Arg[0])
+		if k.OnRegister != nil {
+			k.OnRegister(src)
+		}
+		ack.Arg[0] = uint64(src.EP)
+		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
+	case ipc.Lookup:
+		s := k.Lookup(m.Name())
+		if s < 0 {
+			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.ENOENT, m)
+		}
+		ack.Arg[0] = uint64(k.table[s].EP)
+		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
+	case ipc.SetAlarm:
+		if a := k.alarmOf[src.Slot]; a != nil {
+			heap.Remove(&k.alarms, a.index)
+			k.alarmOf[src.Slot] = nil
+		}
+		if d := time.Duration(m.Arg[0]); d > 0 && d <= 24*time.Hour {
+			a := &alarm{at: now.Add(d), slot: src.Slot, cookie: m.Arg[1]}
+			heap.Push(&k.alarms, a)
+			k.alarmOf[src.Slot] = a
+		} else if m.Arg[0] != 0 {
+			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
+		}
+		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
+	default: // Notify to the kernel, Ack and Error: nothing to do
+		return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
+	}
+}
+
+// NextAlarm returns when the earliest alarm is due, and false if none is set.
+func (k *Core) NextAlarm() (time.Time, bool) {
+	if len(k.alarms) == 0 {
+		return time.Time{}, false
+	}
+	return k.alarms[0].at, true
+}
+
+// Expire returns an Alarm message for every alarm due at now.
+func (k *Core) Expire(now time.Time) []Out {
+	var out []Out
+	for len(k.alarms) > 0 && !k.alarms[0].at.After(now) {
+		a := heap.Pop(&k.alarms).(*alarm)
+		k.alarmOf[a.slot] = nil
+		e := k.table[a.slot]
+		m := ipc.Message{Src: ipc.Kernel, Dst: e.EP, Type: ipc.Alarm}
+		m.Arg[0] = a.cookie
+		out = append(out, Out{To: a.slot, Msg: m})
+	}
+	return out
+}
+
+type alarm struct {
+	at     time.Time
+	slot   int
+	cookie uint64
+	index  int
+}
+
+type alarmHeap []*alarm
+
+func (h alarmHeap) Len() int           { return len(h) }
+func (h alarmHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h alarmHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *alarmHeap) Push(x any) { a := x.(*alarm); a.index = len(*h); *h = append(*h, a) }
+func (h *alarmHeap) Pop() any {
+	old := *h
+	a := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return a
+}

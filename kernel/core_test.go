@@ -1,0 +1,197 @@
+package kernel
+
+import (
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+var t0 = time.Unix(1000, 0)
+
+// newTestCore: a (1) may send to b (2); c (3) is linked to nobody.
+func newTestCore(t *testing.T) *Core {
+	t.Helper()
+	k := NewCore()
+	for i, n := range []string{"a", "b", "c"} {
+		if err := k.Add(n, i+1); err != nil {
+			t.Fatal(err)
+		}
+		k.Started(i + 1)
+	}
+	k.Allow(1, 2)
+	k.Allow(2, 1)
+	return k
+}
+
+func raw(m ipc.Message) []byte {
+	b := make([]byte, ipc.MessageSize)
+	m.Marshal(b)
+	return b
+}
+
+func ep(slot int) ipc.Endpoint { return ipc.MakeEndpoint(slot, 1) }
+
+func TestHandle(t *testing.T) {
+	tests := []struct {
+		name    string
+		from    int
+		msg     ipc.Message
+		n       int // datagram length; 0 means 64
+		wantTo  int // -1: nothing delivered
+		wantTyp ipc.Type
+		reason  Reason
+		errno   ipc.Errno
+	}{
+		{"forward", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}, 0, 2, ipc.Ping, "", 0},
+		{"forbidden", 1, ipc.Message{Src: ep(1), Dst: ep(3), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonForbidden, ipc.EPERM},
+		{"forged source", 1, ipc.Message{Src: ep(2), Dst: ep(2), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonForged, ipc.EBADSRC},
+		{"unknown type", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: 999}, 0, 1, ipc.Error, ReasonUnknown, ipc.ENOSYS},
+		{"short", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}, 10, -1, 0, ReasonShort, 0},
+		{"oversized", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}, 65, -1, 0, ReasonOversized, 0},
+		{"stale generation", 1, ipc.Message{Src: ep(1), Dst: ipc.MakeEndpoint(2, 7), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonDead, ipc.EDEADSRCDST},
+		{"no such slot", 1, ipc.Message{Src: ep(1), Dst: ep(40), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonBadDst, ipc.EDEADSRCDST},
+		{"kernel call forwarded", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Register}, 0, 1, ipc.Error, ReasonBadDst, ipc.EINVAL},
+		{"register", 1, ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.Register, Arg: [6]uint64{9100}}, 0, 1, ipc.Ack, "", 0},
+		{"register bad port", 1, ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.Register, Arg: [6]uint64{1 << 20}}, 0, 1, ipc.Error, ReasonBadRequest, ipc.EINVAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestCore(t)
+			n := tt.n
+			if n == 0 {
+				n = ipc.MessageSize
+			}
+			b := raw(tt.msg)
+			if n > len(b) {
+				b = append(b, make([]byte, n-len(b))...)
+			}
+			out := k.Handle(tt.from, b[:min(n, len(b))], n, t0)
+			if tt.wantTo < 0 {
+				if len(out) != 0 {
+					t.Fatalf("delivered %v, want nothing", out)
+				}
+			} else {
+				if len(out) != 1 || out[0].To != tt.wantTo || out[0].Msg.Type != tt.wantTyp {
+					t.Fatalf("out = %+v, want one %s to %d", out, tt.wantTyp, tt.wantTo)
+				}
+				if tt.errno != 0 && ipc.Errno(out[0].Msg.Arg[0]) != tt.errno {
+					t.Fatalf("errno %v, want %v", ipc.Errno(out[0].Msg.Arg[0]), tt.errno)
+				}
+			}
+			if tt.reason != "" && k.Refused[tt.reason] != 1 {
+				t.Fatalf("refused %v, want one %s", k.Refused, tt.reason)
+			}
+			if tt.reason == "" && len(k.Refused) != 0 {
+				t.Fatalf("refused %v, want none", k.Refused)
+			}
+		})
+	}
+}
+
+func TestLookup(t *testing.T) {
+	k := newTestCore(t)
+	m := ipc.Message{Src: ep(3), Dst: ipc.Kernel, Type: ipc.Lookup}
+	m.SetName("b")
+	out := k.Handle(3, raw(m), ipc.MessageSize, t0)
+	if len(out) != 1 || out[0].Msg.Type != ipc.Ack || ipc.Endpoint(out[0].Msg.Arg[0]) != ep(2) || !out[0].Reply {
+		t.Fatalf("lookup b: %+v", out)
+	}
+	m.SetName("nope")
+	out = k.Handle(3, raw(m), ipc.MessageSize, t0)
+	if len(out) != 1 || out[0].Msg.Type != ipc.Error || ipc.Errno(out[0].Msg.Arg[0]) != ipc.ENOENT {
+		t.Fatalf("lookup nope: %+v", out)
+	}
+}
+
+func TestRestartBumpsGeneration(t *testing.T) {
+	k := newTestCore(t)
+	k.Died(2)
+	m := ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}
+	if out := k.Handle(1, raw(m), 64, t0); len(out) != 1 || out[0].Msg.Type != ipc.Error {
+		t.Fatalf("send to dead process: %+v", out)
+	}
+	nep := k.Started(2)
+	if nep.Generation() != 2 {
+		t.Fatalf("new endpoint %s, want generation 2", nep)
+	}
+	m.Dst = nep
+	if out := k.Handle(1, raw(m), 64, t0); len(out) != 1 || out[0].To != 2 {
+		t.Fatalf("send to new incarnation: %+v", out)
+	}
+	if got := k.Peers(2); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("peers of 2 = %v, want [1]", got)
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	k := newTestCore(t)
+	set := func(slot int, d time.Duration, cookie uint64) {
+		m := ipc.Message{Src: ep(slot), Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [6]uint64{uint64(d), cookie}}
+		if out := k.Handle(slot, raw(m), 64, t0); len(out) != 1 || out[0].Msg.Type != ipc.Ack {
+			t.Fatalf("set alarm: %+v", out)
+		}
+	}
+	set(1, 30*time.Millisecond, 11)
+	set(2, 10*time.Millisecond, 22)
+	set(3, 20*time.Millisecond, 33)
+	set(3, 50*time.Millisecond, 34) // replaces 3's alarm
+	if at, ok := k.NextAlarm(); !ok || !at.Equal(t0.Add(10*time.Millisecond)) {
+		t.Fatalf("next alarm %v %v", at, ok)
+	}
+	if out := k.Expire(t0.Add(5 * time.Millisecond)); len(out) != 0 {
+		t.Fatalf("early expiry: %+v", out)
+	}
+	out := k.Expire(t0.Add(30 * time.Millisecond))
+	if len(out) != 2 || out[0].To != 2 || out[0].Msg.Arg[0] != 22 || out[1].To != 1 || out[1].Msg.Arg[0] != 11 {
+		t.Fatalf("expired %+v", out)
+	}
+	k.Died(3) // a dead process's alarm goes with it
+	if _, ok := k.NextAlarm(); ok {
+		t.Fatal("alarm of a dead process still set")
+	}
+}
+
+func TestNotificationsCoalesce(t *testing.T) {
+	k := newTestCore(t)
+	k.Allow(3, 2)
+	n1 := k.Handle(1, raw(ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Notify}), 64, t0)
+	n2 := k.Handle(3, raw(ipc.Message{Src: ep(3), Dst: ep(2), Type: ipc.Notify}), 64, t0)
+	if len(n1) != 1 || n1[0].Msg.Type != ipc.Notification || len(n2) != 0 {
+		t.Fatalf("notify: %+v then %+v; want one Notification", n1, n2)
+	}
+	m := n1[0].Msg
+	k.TakeNotifications(2, &m)
+	if m.Arg[0] != 1<<1|1<<3 {
+		t.Fatalf("bitmap %b, want slots 1 and 3", m.Arg[0])
+	}
+	if n := k.Handle(1, raw(ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Notify}), 64, t0); len(n) != 1 {
+		t.Fatalf("after delivery a new notify must produce a Notification: %+v", n)
+	}
+}
+
+func FuzzHandle(f *testing.F) {
+	f.Add(1, raw(ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}))
+	f.Add(1, raw(ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [6]uint64{1000}}))
+	f.Add(2, []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, from int, b []byte) {
+		k := newTestCore(t)
+		if from < 0 {
+			from = -from
+		}
+		from %= 5
+		in := b
+		if len(in) > ipc.MessageSize {
+			in = in[:ipc.MessageSize]
+		}
+		for _, o := range k.Handle(from, in, len(b), t0) {
+			if k.Entry(o.To) == nil {
+				t.Fatalf("delivery to empty slot %d", o.To)
+			}
+			if o.To != from && !k.CanSend(from, o.To) {
+				t.Fatalf("delivered %v from %d to %d against the privilege mask", o.Msg.Type, from, o.To)
+			}
+		}
+		k.Expire(t0.Add(48 * time.Hour))
+	})
+}

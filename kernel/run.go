@@ -1,0 +1,627 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/sim/coreplan"
+	"github.com/newtsim/newtsim/sim/metrics"
+	"github.com/newtsim/newtsim/sim/spawn"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// Config says what the kernel process runs.
+type Config struct {
+	Run      string // run id: names the run's /dev/shm files
+	StateDir string // where status.json and targets.json are written
+	Topology *topology.Topology
+	Plan     coreplan.Plan
+	Exe      string // the newtsim binary servers are started from
+	Slots    int    // messages per ring (a power of two)
+	Log      *log.Logger
+	// RestartDelay is the first delay before restarting a dead server; it
+	// doubles for a server that dies again within a second, up to 5 s.
+	RestartDelay time.Duration
+}
+
+// proc is the kernel's side of one server process.
+type proc struct {
+	spec     topology.Process
+	slot     int
+	entry    *Entry
+	fd       int // kernel end of the seqpacket pair; -1 when dead
+	cmd      *exec.Cmd
+	startAt  time.Time
+	restarts int
+	backoff  time.Duration
+	retryAt  time.Time // when to restart a dead one; zero if not scheduled
+	pending  []Out     // waiting for room on the way to this process
+	exitWhy  string
+}
+
+type exitEvent struct {
+	slot int
+	cmd  *exec.Cmd
+	err  error
+}
+
+// kern is the running kernel process.
+type kern struct {
+	c       Config
+	mu      sync.Mutex // guards core and counters against metrics scrapes
+	core    *Core
+	procs   []*proc // by slot; procs[0] is nil (the kernel)
+	epfd    int
+	evfd    int // eventfd: child exits and shutdown
+	exits   chan exitEvent
+	ring0   *shm.Transport // shm mode: the kernel's rings into every inbox
+	stats   ipc.Stats      // what the kernel's connections carried
+	stop    bool
+	ready   bool
+	restart map[string]uint64
+	metrics *metrics.Server
+	buf     [ipc.MessageSize + 1]byte
+	joined  []int // slots that registered since the last announce
+}
+
+// Run creates the run's channels, starts every server of the topology pinned
+// as the plan says, and routes, watches and restarts until ctx is done;
+// then it stops the servers and removes the run's files.
+func Run(ctx context.Context, c Config) error {
+	runtime.LockOSThread()
+	if c.Slots == 0 {
+		c.Slots = 256
+	}
+	if c.RestartDelay == 0 {
+		c.RestartDelay = 50 * time.Millisecond
+	}
+	k := &kern{c: c, core: NewCore(), procs: make([]*proc, len(c.Topology.Processes)+1),
+		exits: make(chan exitEvent, 64), restart: map[string]uint64{}, epfd: -1, evfd: -1}
+	defer k.cleanup()
+	if err := k.setup(); err != nil {
+		return err
+	}
+	go func() { <-ctx.Done(); k.kick() }()
+	return k.loop(ctx)
+}
+
+func (k *kern) setup() error {
+	t := k.c.Topology
+	for i, p := range t.Processes {
+		slot := i + 1
+		if err := k.core.Add(p.Name, slot); err != nil {
+			return err
+		}
+		k.procs[slot] = &proc{spec: p, slot: slot, entry: k.core.Entry(slot), fd: -1, backoff: k.c.RestartDelay}
+	}
+	for _, l := range t.Links {
+		a, b := t.Slot(l.A), t.Slot(l.B)
+		k.core.Allow(a, b)
+		k.core.Allow(b, a)
+	}
+	k.core.OnRegister = k.registered
+	var err error
+	if k.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("kernel: epoll: %w", err)
+	}
+	if k.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("kernel: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, k.evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}); err != nil {
+		return fmt.Errorf("kernel: epoll add: %w", err)
+	}
+	if err := os.MkdirAll(k.c.StateDir, 0o755); err != nil {
+		return fmt.Errorf("kernel: state dir: %w", err)
+	}
+	for _, p := range k.procs[1:] {
+		k.core.Started(p.slot)
+	}
+	if t.Transport == topology.Shm {
+		if err := k.makeInboxes(); err != nil {
+			return err
+		}
+	}
+	if err := k.serveMetrics(); err != nil {
+		return err
+	}
+	for _, p := range k.procs[1:] {
+		if err := k.start(p); err != nil {
+			return err
+		}
+	}
+	k.writeStatus()
+	return nil
+}
+
+// InboxPath is the /dev/shm path of a process's inbox in a run.
+func InboxPath(run, name string) string { return shm.Path(run, name+".inbox") }
+
+// makeInboxes creates every server's inbox: ring 0 for the kernel, then a
+// ring for each process its privilege mask lets send to it.
+func (k *kern) makeInboxes() error {
+	peers := map[int]string{}
+	for _, p := range k.procs[1:] {
+		senders := []int{ipc.KernelSlot}
+		senders = append(senders, k.core.Peers(p.slot)...)
+		path := InboxPath(k.c.Run, p.spec.Name)
+		in, err := shm.CreateInbox(path, p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Slots})
+		if err != nil {
+			return err
+		}
+		in.Close()
+		peers[p.slot] = path
+	}
+	var err error
+	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: peers})
+	return err
+}
+
+// ServeArgs are the arguments the kernel starts a server with; the server
+// side parses them in package servers.
+func (k *kern) serveArgs(p *proc) []string {
+	t := k.c.Topology
+	e, _ := k.c.Plan.Lookup(p.spec.Name)
+	args := []string{"serve",
+		"--name", p.spec.Name, "--role", p.spec.Role,
+		"--endpoint", strconv.FormatUint(uint64(p.entry.EP), 10),
+		"--run", k.c.Run, "--transport", string(t.Transport),
+		"--wait", e.Wait, "--cores", joinInts(e.Cores),
+	}
+	for _, peer := range t.Peers(p.spec.Name) {
+		args = append(args, "--peer", peer+"="+strconv.Itoa(t.Slot(peer)))
+	}
+	if len(p.spec.Args) > 0 {
+		args = append(args, "--")
+		args = append(args, p.spec.Args...)
+	}
+	return args
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// start forks the server in p's slot with a fresh kernel connection.
+func (k *kern) start(p *proc) error {
+	kend, pend, err := kmsg.Pair()
+	if err != nil {
+		return err
+	}
+	pf := os.NewFile(uintptr(pend), "kernel-conn")
+	defer pf.Close()
+	e, _ := k.c.Plan.Lookup(p.spec.Name)
+	cmd, err := spawn.Start(spawn.Spec{
+		Path: k.c.Exe, Args: k.serveArgs(p), Cores: e.Cores,
+		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL,
+	})
+	if err != nil {
+		unix.Close(kend)
+		return fmt.Errorf("kernel: start %s: %w", p.spec.Name, err)
+	}
+	if err := unix.SetNonblock(kend, true); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, kend, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)}); err != nil {
+		return fmt.Errorf("kernel: epoll add: %w", err)
+	}
+	p.fd, p.cmd, p.startAt, p.retryAt = kend, cmd, time.Now(), time.Time{}
+	go func() {
+		err := cmd.Wait()
+		k.exits <- exitEvent{p.slot, cmd, err}
+		k.kick()
+	}()
+	k.c.Log.Printf("started %s (pid %d) endpoint %s on cores %v", p.spec.Name, cmd.Process.Pid, p.entry.EP, e.Cores)
+	return nil
+}
+
+// kick wakes the loop.
+func (k *kern) kick() {
+	one := [8]byte{1}
+	unix.Write(k.evfd, one[:])
+}
+
+func (k *kern) loop(ctx context.Context) error {
+	events := make([]unix.EpollEvent, 64)
+	stopDeadline := time.Time{}
+	for {
+		if ctx.Err() != nil && !k.stop {
+			k.beginStop()
+			stopDeadline = time.Now().Add(2 * time.Second)
+		}
+		if k.stop {
+			if k.alive() == 0 {
+				return nil
+			}
+			if time.Now().After(stopDeadline) {
+				k.killAll()
+				stopDeadline = time.Now().Add(time.Hour)
+			}
+		}
+		n, err := unix.EpollWait(k.epfd, events, k.timeout())
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("kernel: epoll wait: %w", err)
+		}
+		now := time.Now()
+		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd < 0 {
+				var b [8]byte
+				unix.Read(k.evfd, b[:])
+				continue
+			}
+			slot := int(ev.Fd)
+			if ev.Events&unix.EPOLLIN != 0 {
+				k.receive(slot, now)
+			}
+			if ev.Events&unix.EPOLLOUT != 0 {
+				k.flush(k.procs[slot])
+			}
+			if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && ev.Events&unix.EPOLLIN == 0 {
+				k.detach(k.procs[slot]) // dead; its exit event follows
+			}
+		}
+		k.reap()
+		k.mu.Lock()
+		outs := k.core.Expire(now)
+		k.mu.Unlock()
+		k.deliverAll(outs)
+		k.retry(now)
+	}
+}
+
+// timeout is the epoll wait in ms: until the next alarm, restart or retry.
+func (k *kern) timeout() int {
+	next := time.Now().Add(time.Second)
+	if at, ok := k.core.NextAlarm(); ok && at.Before(next) {
+		next = at
+	}
+	for _, p := range k.procs[1:] {
+		if !p.retryAt.IsZero() && p.retryAt.Before(next) {
+			next = p.retryAt
+		}
+		if len(p.pending) > 0 && k.ring0 != nil {
+			next = time.Now().Add(time.Millisecond) // shm ring 0 was full: poll it
+		}
+	}
+	d := time.Until(next)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// receive reads what slot's connection holds, a bounded batch for fairness.
+func (k *kern) receive(slot int, now time.Time) {
+	p := k.procs[slot]
+	for i := 0; i < 64 && p.fd >= 0; i++ {
+		n, _, err := unix.Recvfrom(p.fd, k.buf[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			return
+		}
+		if err != nil || n == 0 {
+			k.detach(p)
+			return
+		}
+		k.stats.Received[slot].Add(1)
+		k.mu.Lock()
+		outs := k.core.Handle(slot, k.buf[:min(n, len(k.buf))], n, now)
+		k.mu.Unlock()
+		k.deliverAll(outs)
+		k.announce()
+	}
+}
+
+func (k *kern) deliverAll(outs []Out) {
+	for i := range outs {
+		k.deliver(&outs[i])
+	}
+}
+
+// deliver sends a message on its way. Replies to kernel calls, and in the
+// kernel transport every message, go on the destination's connection; in the
+// shm transport the kernel's own messages go into ring 0 of its inbox.
+func (k *kern) deliver(o *Out) {
+	p := k.procs[o.To]
+	if p == nil {
+		return
+	}
+	if o.Msg.Type == ipc.Notification {
+		k.mu.Lock()
+		k.core.TakeNotifications(o.To, &o.Msg)
+		k.mu.Unlock()
+	}
+	if !k.viaConn(o) && o.Msg.Src != ipc.Kernel {
+		// Forwarding between servers in the shm transport: their rings
+		// carry it; a process sent through the kernel only what its mask
+		// forbids, which Handle refused. Nothing legitimate reaches here.
+		k.c.Log.Printf("dropped %s: no forwarding in the shm transport", &o.Msg)
+		return
+	}
+	p.pending = append(p.pending, *o)
+	if len(p.pending) == 1 {
+		k.flush(p)
+	}
+}
+
+// viaConn says whether o goes on the destination's kernel connection (every
+// message in the kernel transport, and replies to kernel calls) rather than
+// into ring 0 of its inbox.
+func (k *kern) viaConn(o *Out) bool { return k.ring0 == nil || o.Reply }
+
+// flush sends what waits for p, in order, until a channel is full.
+func (k *kern) flush(p *proc) {
+	for len(p.pending) > 0 {
+		o := &p.pending[0]
+		m := &o.Msg
+		var err error
+		if k.viaConn(o) {
+			err = k.sendConn(p, m)
+		} else {
+			err = k.ring0.TrySend(m)
+		}
+		if errors.Is(err, ipc.ErrWouldBlock) {
+			if p.fd >= 0 && k.viaConn(o) {
+				unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(p.slot)})
+			}
+			return
+		}
+		if err != nil {
+			k.c.Log.Printf("deliver %s to %s: %v", m.Type, p.spec.Name, err)
+		}
+		p.pending = p.pending[1:]
+	}
+	if p.fd >= 0 {
+		unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)})
+	}
+}
+
+func (k *kern) sendConn(p *proc, m *ipc.Message) error {
+	if p.fd < 0 {
+		return ipc.ErrDeadEndpoint
+	}
+	var b [ipc.MessageSize]byte
+	m.Marshal(b[:])
+	if err := unix.Sendto(p.fd, b[:], unix.MSG_DONTWAIT, nil); err != nil {
+		if errors.Is(err, unix.EAGAIN) {
+			return ipc.ErrWouldBlock
+		}
+		return err
+	}
+	k.stats.Sent[p.slot].Add(1)
+	return nil
+}
+
+// retry restarts servers whose delay has passed and retries full rings.
+func (k *kern) retry(now time.Time) {
+	for _, p := range k.procs[1:] {
+		if len(p.pending) > 0 && k.ring0 != nil {
+			k.flush(p)
+		}
+		if !k.stop && !p.retryAt.IsZero() && !now.Before(p.retryAt) {
+			k.mu.Lock()
+			ep := k.core.Started(p.slot)
+			k.mu.Unlock()
+			if k.ring0 != nil {
+				if in := k.ring0.PeerInbox(p.slot); in != nil {
+					in.SetOwner(ep)
+				}
+			}
+			if err := k.start(p); err != nil {
+				k.c.Log.Printf("restart %s: %v", p.spec.Name, err)
+				p.retryAt = now.Add(p.backoff)
+			}
+			k.writeStatus()
+		}
+	}
+}
+
+// detach closes a dead process's connection.
+func (k *kern) detach(p *proc) {
+	if p.fd < 0 {
+		return
+	}
+	unix.EpollCtl(k.epfd, unix.EPOLL_CTL_DEL, p.fd, nil)
+	unix.Close(p.fd)
+	p.fd = -1
+}
+
+// reap handles child exits: record why, and schedule a restart.
+func (k *kern) reap() {
+	for {
+		select {
+		case ev := <-k.exits:
+			p := k.procs[ev.slot]
+			if p.cmd != ev.cmd {
+				continue
+			}
+			k.detach(p)
+			p.cmd = nil
+			p.pending = nil
+			k.mu.Lock()
+			k.core.Died(p.slot)
+			k.mu.Unlock()
+			why := exitReason(ev.err)
+			if k.stop {
+				k.c.Log.Printf("%s stopped: %s", p.spec.Name, why)
+				continue
+			}
+			if time.Since(p.startAt) < time.Second {
+				p.backoff = min(2*p.backoff, 5*time.Second)
+			} else {
+				p.backoff = k.c.RestartDelay
+			}
+			p.restarts++
+			k.mu.Lock()
+			k.restart[p.spec.Name]++
+			k.mu.Unlock()
+			p.retryAt = time.Now().Add(p.backoff)
+			k.c.Log.Printf("%s (slot %d) died: %s; restart %d in %v", p.spec.Name, p.slot, why, p.restarts, p.backoff)
+			k.writeStatus()
+		default:
+			return
+		}
+	}
+}
+
+func exitReason(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by signal " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "exited with status 0"
+}
+
+// registered runs (under k.mu) when a process registers; announce does the
+// rest once the lock is released.
+func (k *kern) registered(e *Entry) { k.joined = append(k.joined, e.Slot) }
+
+// announce tells the peers of each restarted process that registered its new
+// endpoint, and records the change in the status file.
+func (k *kern) announce() {
+	if len(k.joined) == 0 {
+		return
+	}
+	for _, slot := range k.joined {
+		p := k.procs[slot]
+		if p.restarts == 0 {
+			continue
+		}
+		for _, s := range k.core.Peers(slot) {
+			if q := k.procs[s]; q != nil && q.entry.Alive {
+				m := ipc.Message{Src: ipc.Kernel, Dst: q.entry.EP, Type: ipc.EndpointUpdate}
+				m.Arg[0], m.Arg[1] = uint64(slot), uint64(p.entry.EP)
+				k.deliver(&Out{To: s, Msg: m})
+			}
+		}
+		k.c.Log.Printf("%s is back as endpoint %s; told %v", p.spec.Name, p.entry.EP, k.core.Peers(slot))
+	}
+	k.joined = k.joined[:0]
+	k.writeStatus()
+}
+
+func (k *kern) alive() int {
+	n := 0
+	for _, p := range k.procs[1:] {
+		if p.cmd != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (k *kern) beginStop() {
+	k.stop = true
+	k.c.Log.Printf("stopping %d servers", k.alive())
+	for _, p := range k.procs[1:] {
+		p.retryAt = time.Time{}
+		if p.cmd != nil && p.entry.Alive {
+			k.deliver(&Out{To: p.slot, Msg: ipc.Message{Src: ipc.Kernel, Dst: p.entry.EP, Type: ipc.Shutdown}})
+		}
+	}
+}
+
+func (k *kern) killAll() {
+	for _, p := range k.procs[1:] {
+		if p.cmd != nil {
+			k.c.Log.Printf("%s did not stop in time: killing pid %d", p.spec.Name, p.cmd.Process.Pid)
+			p.cmd.Process.Kill()
+		}
+	}
+}
+
+func (k *kern) cleanup() {
+	for _, p := range k.procs[1:] {
+		if p != nil && p.cmd != nil {
+			p.cmd.Process.Kill()
+		}
+	}
+	if k.ring0 != nil {
+		k.ring0.Close()
+	}
+	if k.metrics != nil {
+		k.metrics.Close()
+	}
+	shm.RemoveRun(k.c.Run)
+	os.Remove(filepath.Join(k.c.StateDir, StatusFile))
+	os.Remove(filepath.Join(k.c.StateDir, TargetsFile))
+	if k.epfd >= 0 {
+		unix.Close(k.epfd)
+	}
+}
+
+func (k *kern) serveMetrics() error {
+	reg := metrics.NewRegistry("kernel", "kernel")
+	peer := func(slot int) string {
+		if p := k.procs[slot%len(k.procs)]; p != nil && slot < len(k.procs) {
+			return p.spec.Name
+		}
+		return ""
+	}
+	reg.MustRegister(metrics.NewTransport("kernel", &k.stats, peer), (*kernelCollector)(k))
+	if k.ring0 != nil {
+		reg.MustRegister(metrics.NewTransport("shm", k.ring0.Stats(), peer))
+	}
+	s, err := metrics.Serve(reg, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	k.metrics = s
+	return nil
+}
+
+type kernelCollector kern
+
+var (
+	descRefused  = prometheus.NewDesc("newtsim_kernel_refused_messages_total", "Messages the kernel refused, by reason.", []string{"reason"}, nil)
+	descRestarts = prometheus.NewDesc("newtsim_kernel_restarts_total", "Servers restarted after they died.", []string{"server"}, nil)
+	descUp       = prometheus.NewDesc("newtsim_kernel_server_up", "1 if the server is running and registered.", []string{"server"}, nil)
+)
+
+func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRefused
+	ch <- descRestarts
+	ch <- descUp
+}
+
+func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
+	k := (*kern)(c)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, r := range Reasons {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(k.core.Refused[r]), string(r))
+	}
+	for _, p := range k.procs[1:] {
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(k.restart[p.spec.Name]), p.spec.Name)
+		up := 0.0
+		if p.entry.Ready {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, p.spec.Name)
+	}
+}

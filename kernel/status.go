@@ -1,0 +1,111 @@
+package kernel
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/newtsim/newtsim/sim/sd"
+)
+
+// Files the kernel keeps in its state directory while it runs.
+const (
+	// StatusFile describes every process of the run (Status, as JSON).
+	StatusFile = "status.json"
+	// TargetsFile lists every process's metrics endpoint for Prometheus
+	// file-based service discovery, with a `server` label.
+	TargetsFile = "targets.json"
+)
+
+// Status is what status.json says about a run.
+type Status struct {
+	Run       string       `json:"run"`
+	Topology  string       `json:"topology"`
+	Transport string       `json:"transport"`
+	Plan      string       `json:"core_plan"`
+	Ready     bool         `json:"ready"` // every server has registered
+	Processes []ProcStatus `json:"processes"`
+}
+
+// ProcStatus describes one process of a run, the kernel first.
+type ProcStatus struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Slot        int    `json:"slot"`
+	Endpoint    string `json:"endpoint"`
+	Pid         int    `json:"pid"`
+	Cores       []int  `json:"cores"`
+	Wait        string `json:"wait"`
+	Alive       bool   `json:"alive"`
+	Ready       bool   `json:"ready"`
+	MetricsPort int    `json:"metrics_port"`
+	Restarts    int    `json:"restarts"`
+}
+
+// ReadStatus reads the status file in dir.
+func ReadStatus(dir string) (*Status, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StatusFile))
+	if err != nil {
+		return nil, fmt.Errorf("kernel: read status: %w", err)
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("kernel: parse %s: %w", StatusFile, err)
+	}
+	return &s, nil
+}
+
+func (k *kern) status() Status {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ke, _ := k.c.Plan.Lookup("kernel")
+	s := Status{Run: k.c.Run, Topology: k.c.Topology.Name, Transport: string(k.c.Topology.Transport),
+		Plan: k.c.Plan.Summary(), Ready: true}
+	s.Processes = append(s.Processes, ProcStatus{Name: "kernel", Role: "kernel", Endpoint: k.core.Entry(0).EP.String(),
+		Pid: os.Getpid(), Cores: ke.Cores, Wait: "block", Alive: true, Ready: true, MetricsPort: k.metrics.Port})
+	for _, p := range k.procs[1:] {
+		e, _ := k.c.Plan.Lookup(p.spec.Name)
+		ps := ProcStatus{Name: p.spec.Name, Role: p.spec.Role, Slot: p.slot, Endpoint: p.entry.EP.String(),
+			Cores: e.Cores, Wait: e.Wait, Alive: p.entry.Alive, Ready: p.entry.Ready,
+			MetricsPort: p.entry.Port, Restarts: p.restarts}
+		if p.cmd != nil {
+			ps.Pid = p.cmd.Process.Pid
+		}
+		s.Ready = s.Ready && ps.Ready
+		s.Processes = append(s.Processes, ps)
+	}
+	return s
+}
+
+// writeStatus rewrites status.json and targets.json, each atomically.
+func (k *kern) writeStatus() {
+	s := k.status()
+	b, _ := json.MarshalIndent(s, "", "  ")
+	if err := writeAtomic(filepath.Join(k.c.StateDir, StatusFile), b); err != nil {
+		k.c.Log.Printf("status: %v", err)
+	}
+	var ts []sd.Target
+	for _, p := range s.Processes {
+		if p.MetricsPort != 0 {
+			ts = append(ts, sd.Target{Addr: "127.0.0.1:" + strconv.Itoa(p.MetricsPort),
+				Labels: map[string]string{"server": p.Name, "role": p.Role, "run": s.Run}})
+		}
+	}
+	if err := sd.WriteTargets(filepath.Join(k.c.StateDir, TargetsFile), ts); err != nil {
+		k.c.Log.Printf("targets: %v", err)
+	}
+	if s.Ready && !k.ready {
+		k.ready = true
+		k.c.Log.Printf("all %d servers registered", len(s.Processes)-1)
+	}
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,146 @@
+package servers
+
+import (
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/sim/metrics"
+)
+
+// Diagnostic roles: a prober that shows its peers answer, and a hostile
+// process that shows the kernel refuses what it must. The end-to-end tests
+// run them; they are useful by hand too (see docs/TOPOLOGY.md).
+func init() {
+	Register("prober", newProber)
+	Register("hostile", newHostile)
+}
+
+// prober pings every peer each interval, on the kernel's alarms, and counts
+// the pongs per peer: newtsim_prober_pongs_total going up says the peer is
+// reachable through the transport, also after a restart.
+type prober struct {
+	interval time.Duration
+	pongs    *prometheus.CounterVec
+	fails    *prometheus.CounterVec
+}
+
+func newProber(s *Server) (Handler, error) {
+	p := &prober{}
+	fs := flag.NewFlagSet("prober", flag.ContinueOnError)
+	fs.DurationVar(&p.interval, "interval", 50*time.Millisecond, "time between rounds of pings")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	p.pongs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "prober",
+		Name: "pongs_total", Help: "Pongs received, by peer."}, []string{"peer"})
+	p.fails = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "prober",
+		Name: "send_failures_total", Help: "Pings that could not be sent, by peer and reason."}, []string{"peer", "reason"})
+	s.Registry.MustRegister(p.pongs, p.fails)
+	return p, nil
+}
+
+// Run arms the first alarm, then serves.
+func (p *prober) Run(s *Server) error {
+	if err := p.arm(s); err != nil {
+		return err
+	}
+	return s.Serve(p)
+}
+
+func (p *prober) arm(s *Server) error {
+	return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(p.interval)}})
+}
+
+func (p *prober) Handle(s *Server, m *ipc.Message) error {
+	switch m.Type {
+	case ipc.Alarm:
+		for name := range s.Opts.Peers {
+			ep, _ := s.Peer(name)
+			err := s.T.TrySend(&ipc.Message{Dst: ep, Type: ipc.Ping})
+			switch {
+			case err == nil:
+			case errors.Is(err, ipc.ErrDeadEndpoint):
+				p.fails.WithLabelValues(name, "dead-endpoint").Inc()
+			case errors.Is(err, ipc.ErrWouldBlock):
+				p.fails.WithLabelValues(name, "full").Inc()
+			default:
+				return err
+			}
+		}
+		return p.arm(s)
+	case ipc.Pong:
+		if n := s.PeerName(m.Src.Slot()); n != "" {
+			p.pongs.WithLabelValues(n).Inc()
+		}
+	case ipc.Error:
+		p.fails.WithLabelValues(s.PeerName(ipc.Endpoint(m.Arg[2]).Slot()), ipc.Errno(m.Arg[0]).Error()).Inc()
+	}
+	return nil
+}
+
+// hostile writes malformed datagrams on its kernel connection and sends to a
+// process it is not linked to, then serves like any server. The kernel must
+// refuse each, count it by reason, answer with an Error where it can, and go
+// on serving everybody else. What came back is counted by errno.
+type hostile struct {
+	target string
+	errs   *prometheus.CounterVec
+}
+
+func newHostile(s *Server) (Handler, error) {
+	h := &hostile{}
+	fs := flag.NewFlagSet("hostile", flag.ContinueOnError)
+	fs.StringVar(&h.target, "forbidden", "", "a process this one is not linked to, to send to")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	h.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "hostile",
+		Name: "kernel_errors_total", Help: "Error replies from the kernel, by errno."}, []string{"errno"})
+	s.Registry.MustRegister(h.errs)
+	return h, nil
+}
+
+// Run sends the bad input, then serves.
+func (h *hostile) Run(s *Server) error {
+	fd := s.Opts.KernelFD
+	var b [ipc.MessageSize + 16]byte
+	good := ipc.Message{Src: s.Opts.Endpoint, Dst: ipc.Kernel, Type: ipc.Lookup}
+	// Short and oversized datagrams.
+	unix.Write(fd, b[:10])
+	good.Marshal(b[:])
+	unix.Write(fd, b[:ipc.MessageSize+16])
+	// An unknown type.
+	bad := good
+	bad.Type = 999
+	bad.Marshal(b[:])
+	unix.Write(fd, b[:ipc.MessageSize])
+	// A forged source: another slot's endpoint.
+	bad = good
+	bad.Src = ipc.MakeEndpoint(s.Opts.Endpoint.Slot()+1, 1)
+	bad.Marshal(b[:])
+	unix.Write(fd, b[:ipc.MessageSize])
+	// A send the privilege mask forbids, through the kernel.
+	if h.target != "" {
+		lk := ipc.Message{Type: ipc.Lookup}
+		lk.SetName(h.target)
+		if r, err := s.K.Call(&lk); err == nil {
+			m := ipc.Message{Dst: ipc.Endpoint(r.Arg[0]), Type: ipc.Ping}
+			if err := s.K.Send(&m); err != nil {
+				return err
+			}
+		}
+	}
+	return s.Serve(h)
+}
+
+func (h *hostile) Handle(s *Server, m *ipc.Message) error {
+	if m.Type == ipc.Error {
+		h.errs.WithLabelValues(ipc.Errno(m.Arg[0]).Error()).Inc()
+	}
+	return nil
+}

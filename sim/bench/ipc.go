@@ -1,0 +1,306 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/spawn"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// Row is one measured line of a benchmark table.
+type Row struct {
+	Name string `json:"name"`
+	Sample
+	Placement string `json:"placement"` // which process ran on which core
+	Wait      string `json:"wait"`      // the wait policy in force
+	What      string `json:"what"`      // what a round trip is
+}
+
+// Check is a target a benchmark is judged against.
+type Check struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+// Report is a benchmark's result, as printed and as written to results/.
+type Report struct {
+	Bench    string       `json:"bench"`
+	Command  string       `json:"command"`
+	Time     time.Time    `json:"time"`
+	Machine  machine.Info `json:"machine"`
+	CorePlan string       `json:"core_plan"`
+	Rows     []Row        `json:"rows"`
+	Checks   []Check      `json:"checks"`
+	Notes    []string     `json:"notes,omitempty"`
+}
+
+// Row returns the named row, or nil.
+func (r *Report) Row(name string) *Row {
+	for i := range r.Rows {
+		if r.Rows[i].Name == name {
+			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// IPCOptions configure the IPC benchmark.
+type IPCOptions struct {
+	CPUs     []int     // nil: every online CPU; the first two are used
+	Progress io.Writer // a line per row as it runs; nil for none
+	Log      *os.File  // the measuring processes' logs; nil: discarded
+	Command  string    // recorded in the report
+}
+
+// IPC runs `newtsim bench ipc`: a round trip over each transport and wait
+// policy, and the references (a bare cache-line ping-pong, a pipe), each
+// between two processes pinned as the row says, all in one run.
+func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
+	cpus := o.CPUs
+	if cpus == nil {
+		var err error
+		if cpus, err = machine.CPUsOnline(); err != nil {
+			return nil, err
+		}
+	}
+	if len(cpus) < 2 {
+		return nil, fmt.Errorf("bench ipc: needs two CPUs, have %v", cpus)
+	}
+	if o.Log == nil {
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer devnull.Close()
+		o.Log = devnull
+	}
+	a, b := cpus[0], cpus[1]
+	kcore := b // with two CPUs the kernel shares the echo side's core
+	if len(cpus) > 2 {
+		kcore = cpus[2]
+	}
+	rep := &Report{Bench: "ipc", Command: o.Command, Time: time.Now().UTC(), Machine: machine.Detect(),
+		CorePlan: fmt.Sprintf("pinger on CPU %d; echo on CPU %d (1core rows: both on CPU %d); kernel on CPU %d", a, b, a, kcore)}
+	dir, err := os.MkdirTemp("", "newtsim-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	type row struct {
+		name, what string
+		run        func(out string) (string, string, error) // returns placement, wait
+	}
+	rows := []row{
+		{"ref-cacheline-2core", "a store seen by the other core and answered: the floor for any shared-memory channel",
+			func(out string) (string, string, error) {
+				return fmt.Sprintf("ping=%d pong=%d", a, b), "poll", cacheline(out, a, b, o.Log)
+			}},
+		{"shm-spin-2core", "Ping and Pong over user-space rings, both sides spinning",
+			func(out string) (string, string, error) {
+				return transportRow(ctx, dir, out, topology.Shm, "poll", a, b, kcore, o.Log)
+			}},
+		{"shm-futex-2core", "the same, each receiver asleep on its futex until woken",
+			func(out string) (string, string, error) {
+				return transportRow(ctx, dir, out, topology.Shm, "block", a, b, kcore, o.Log)
+			}},
+		{"shm-futex-1core", "the same with both processes on one core",
+			func(out string) (string, string, error) {
+				return transportRow(ctx, dir, out, topology.Shm, "block", a, a, kcore, o.Log)
+			}},
+		{"kernel-msg", "Ping and Pong each through the kernel process: 4 sends and 4 blocking receives",
+			func(out string) (string, string, error) {
+				return transportRow(ctx, dir, out, topology.Kernel, "block", a, b, kcore, o.Log)
+			}},
+		{"ref-pipe", "one byte each way over two pipes, both processes on one core",
+			func(out string) (string, string, error) {
+				return fmt.Sprintf("ping=%d pong=%d", a, a), "block", pipes(out, a, a, o.Log)
+			}},
+		{"ref-pipe-2core", "the same across two cores",
+			func(out string) (string, string, error) {
+				return fmt.Sprintf("ping=%d pong=%d", a, b), "block", pipes(out, a, b, o.Log)
+			}},
+	}
+	for _, r := range rows {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		out := filepath.Join(dir, r.name+".json")
+		placement, wait, err := r.run(out)
+		if err != nil {
+			return nil, fmt.Errorf("bench ipc: %s: %w", r.name, err)
+		}
+		s, err := readSample(out, 5*time.Second, nil)
+		if err != nil {
+			return nil, fmt.Errorf("bench ipc: %s: %w", r.name, err)
+		}
+		row := Row{Name: r.name, Sample: s, Placement: placement, Wait: wait, What: r.what}
+		rep.Rows = append(rep.Rows, row)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "  %-20s %10.0f ns %10.0f cycles\n", r.name, s.NS, s.Cycles)
+		}
+	}
+	if spin, cl := rep.Row("shm-spin-2core"), rep.Row("ref-cacheline-2core"); spin != nil && cl != nil {
+		v := spin.NS / cl.NS
+		rep.Checks = append(rep.Checks, Check{Name: "shm-spin-2core / ref-cacheline-2core", Value: v, Target: "<= 1.5", Met: v <= 1.5})
+	}
+	return rep, nil
+}
+
+// transportRow runs a pinger and an echo server under a kernel, over the
+// given transport, and leaves the pinger's sample in out.
+func transportRow(ctx context.Context, dir, out string, tr topology.Transport, wait string, pc, ec, kc int, log *os.File) (string, string, error) {
+	t := &topology.Topology{
+		Name: "bench-ipc", Transport: tr, Wait: wait,
+		Processes: []topology.Process{
+			{Name: "pinger", Role: "pinger", Cores: []int{pc}, Wait: wait, Args: []string{"--out", out}},
+			{Name: "echo", Role: "echo", Cores: []int{ec}, Wait: wait},
+		},
+		Links: []topology.Link{{A: "pinger", B: "echo"}},
+	}
+	h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t,
+		CPUs: uniq(pc, ec, kc), KernelCores: []int{kc}, Log: log})
+	if err != nil {
+		return "", "", err
+	}
+	defer h.Stop()
+	if _, err := readSample(out, 60*time.Second, nil); err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("pinger=%d echo=%d kernel=%d", pc, ec, kc), wait, nil
+}
+
+func uniq(xs ...int) []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// cacheline runs the bare cache-line ping-pong between two processes.
+func cacheline(out string, pc, qc int, log *os.File) error {
+	path := shm.Path("bench"+strconv.Itoa(os.Getpid()), "cacheline")
+	reg, err := shm.CreateRegion(path, 128)
+	if err != nil {
+		return err
+	}
+	reg.Close()
+	defer os.Remove(path)
+	return pair(out, pc, qc, "cacheline", []string{"--file", path}, nil, nil, log)
+}
+
+// pipes runs the pipe round trip between two processes.
+func pipes(out string, pc, qc int, log *os.File) error {
+	r1, w1, err := os.Pipe() // ping -> pong
+	if err != nil {
+		return err
+	}
+	r2, w2, err := os.Pipe() // pong -> ping
+	if err != nil {
+		return err
+	}
+	return pair(out, pc, qc, "pipe", nil, []*os.File{r2, w1}, []*os.File{r1, w2}, log)
+}
+
+// pair starts the pong side then the ping side of a reference measurement
+// and waits for both.
+func pair(out string, pc, qc int, mode string, args []string, pingFiles, pongFiles []*os.File, log *os.File) error {
+	exe, err := spawn.Self()
+	if err != nil {
+		return err
+	}
+	start := func(side string, core int, files []*os.File) (*exec.Cmd, error) {
+		a := append([]string{"bench", "peer", "--mode", mode + "-" + side, "--out", out}, args...)
+		return spawn.Start(spawn.Spec{Path: exe, Args: a, Cores: []int{core}, Files: files, Stdout: log, Stderr: log})
+	}
+	pong, err := start("pong", qc, pongFiles)
+	if err != nil {
+		return err
+	}
+	ping, err := start("ping", pc, pingFiles)
+	for _, f := range append(pingFiles, pongFiles...) {
+		f.Close()
+	}
+	if err != nil {
+		pong.Process.Kill()
+		pong.Wait()
+		return err
+	}
+	perr := ping.Wait()
+	qerr := pong.Wait()
+	if perr != nil {
+		return fmt.Errorf("ping side: %w", perr)
+	}
+	if qerr != nil {
+		return fmt.Errorf("pong side: %w", qerr)
+	}
+	return nil
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Table formats the report as a Markdown table with the machine, the core
+// plan and the checks, for the terminal and for results/*.md.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# newtsim bench %s\n\n", r.Bench)
+	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- machine: %s\n- core plan: %s\n\n",
+		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan)
+	fmt.Fprintf(&b, "| row | ns per round trip | cycles | spread (ns, min-max of %d batches) | placement | wait | round trips |\n", batches(r))
+	b.WriteString("|---|---:|---:|---|---|---|---:|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f-%.0f | %s | %s | %d |\n", row.Name, row.NS, row.Cycles,
+			row.MinNS, row.MaxNS, row.Placement, row.Wait, row.RoundTrips)
+	}
+	b.WriteString("\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "- %s: %s\n", row.Name, row.What)
+	}
+	if len(r.Checks) > 0 {
+		b.WriteString("\n")
+		for _, c := range r.Checks {
+			met := "met"
+			if !c.Met {
+				met = "NOT met"
+			}
+			fmt.Fprintf(&b, "- target %s %s: %.2f, %s\n", c.Name, c.Target, c.Value, met)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	return b.String()
+}
+
+func batches(r *Report) int {
+	if len(r.Rows) == 0 {
+		return 0
+	}
+	return r.Rows[0].Batches
+}

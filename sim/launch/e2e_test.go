@@ -1,0 +1,385 @@
+package launch_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/promtest"
+)
+
+// These tests run the real binary, as a person would, each run in a state
+// directory of its own.
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "newtsim-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "newtsim")
+	build := exec.Command("go", "build", "-o", bin, "github.com/newtsim/newtsim/cmd/newtsim")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build newtsim:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// up is a running `newtsim up`.
+type up struct {
+	t      *testing.T
+	dir    string
+	cmd    *exec.Cmd
+	status *kernel.Status
+	out    *syncBuilder
+}
+
+// syncBuilder is a strings.Builder safe for one writer and many readers.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) WriteString(x string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(x)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startUp(t *testing.T, args ...string) *up {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, append([]string{"--state-dir", dir, "up"}, args...)...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u := &up{t: t, dir: dir, cmd: cmd, out: &syncBuilder{}}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			u.out.WriteString(line + "\n")
+			if strings.HasPrefix(line, "up: ") {
+				ready <- true
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		exec.Command(bin, "--state-dir", dir, "down").Run()
+		pw.Close()
+	})
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("newtsim up did not come up:\n%s", u.out)
+	}
+	s, err := kernel.ReadStatus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.status = s
+	return u
+}
+
+func (u *up) proc(name string) kernel.ProcStatus {
+	s, err := kernel.ReadStatus(u.dir)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	for _, p := range s.Processes {
+		if p.Name == name {
+			return p
+		}
+	}
+	u.t.Fatalf("no process %s in status", name)
+	return kernel.ProcStatus{}
+}
+
+func (u *up) down() {
+	u.t.Helper()
+	out, err := exec.Command(bin, "--state-dir", u.dir, "down").CombinedOutput()
+	if err != nil {
+		u.t.Fatalf("newtsim down: %v\n%s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		u.t.Fatalf("newtsim up did not exit after down")
+	}
+}
+
+// assertGone checks no process of the run is alive and no /dev/shm file of
+// it is left.
+func assertGone(t *testing.T, run string, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var alive []string
+		for _, pid := range pids {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), run) {
+				alive = append(alive, strconv.Itoa(pid))
+			}
+		}
+		files, _ := filepath.Glob("/dev/shm/newtsim-" + run + "-*")
+		if len(alive) == 0 && len(files) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: processes %v, files %v", alive, files)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pids(s *kernel.Status) []int {
+	var ps []int
+	for _, p := range s.Processes {
+		ps = append(ps, p.Pid)
+	}
+	return ps
+}
+
+func TestUpStatusDown(t *testing.T) {
+	for _, tr := range []string{"shm", "kernel"} {
+		t.Run(tr, func(t *testing.T) {
+			u := startUp(t, "--transport", tr)
+			if len(u.status.Processes) != 7 {
+				t.Fatalf("want kernel and 6 servers, got %d:\n%s", len(u.status.Processes), u.out)
+			}
+			for _, want := range []string{"core plan:", "syscall", "driver", "targets"} {
+				if !strings.Contains(u.out.String(), want) {
+					t.Errorf("up's output lacks %q:\n%s", want, u.out)
+				}
+			}
+			files, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*")
+			if tr == "shm" && len(files) != 6 {
+				t.Errorf("want 6 inboxes in /dev/shm, got %v", files)
+			}
+			st, err := exec.Command(bin, "--state-dir", u.dir, "status").CombinedOutput()
+			if err != nil || !strings.Contains(string(st), "tcp") || !strings.Contains(string(st), tr) {
+				t.Errorf("status: %v\n%s", err, st)
+			}
+			u.down()
+			assertGone(t, u.status.Run, pids(u.status))
+			if st, _ := exec.Command(bin, "--state-dir", u.dir, "status").CombinedOutput(); !strings.Contains(string(st), "nothing is running") {
+				t.Errorf("status after down:\n%s", st)
+			}
+		})
+	}
+}
+
+// scrape returns the value of the first sample of metric whose line
+// contains every label given.
+func scrape(t *testing.T, port int, metric string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	re := regexp.MustCompile(`(?m)^` + metric + `(\{[^}]*\})? ([0-9.e+-]+)$`)
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(m[1], l)
+		}
+		if ok {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRestartAndReach kills a server with SIGKILL; the kernel must restart
+// it, and its peer must reach the new incarnation.
+func TestRestartAndReach(t *testing.T) {
+	for _, tr := range []string{"shm", "kernel"} {
+		t.Run(tr, func(t *testing.T) {
+			u := startUp(t, "--topology", "testdata/probe.topo", "--transport", tr)
+			prober := u.proc("prober")
+			pongs := func() float64 {
+				return scrape(t, u.proc("prober").MetricsPort, "newtsim_prober_pongs_total", `peer="echo"`)
+			}
+			waitFor(t, "pongs from echo", 10*time.Second, func() bool { return pongs() > 3 })
+
+			old := u.proc("echo")
+			if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "echo restarted", 10*time.Second, func() bool {
+				e := u.proc("echo")
+				return e.Restarts == 1 && e.Ready && e.Alive && e.Pid != old.Pid
+			})
+			nu := u.proc("echo")
+			if nu.Endpoint == old.Endpoint {
+				t.Fatalf("restarted echo kept endpoint %s", old.Endpoint)
+			}
+			before := pongs()
+			waitFor(t, "pongs from the new echo", 10*time.Second, func() bool { return pongs() > before+3 })
+			if u.proc("prober").Pid != prober.Pid {
+				t.Fatal("prober restarted too")
+			}
+			k := u.proc("kernel")
+			if v := scrape(t, k.MetricsPort, "newtsim_kernel_restarts_total", `server="echo"`); v != 1 {
+				t.Fatalf("kernel restarts metric for echo = %v, want 1", v)
+			}
+			u.down()
+			assertGone(t, u.status.Run, append(pids(u.status), nu.Pid))
+		})
+	}
+}
+
+// TestHostileInput: bad datagrams on a kernel connection are refused and
+// counted by reason while the kernel keeps serving the others.
+func TestHostileInput(t *testing.T) {
+	for _, tr := range []string{"shm", "kernel"} {
+		t.Run(tr, func(t *testing.T) {
+			u := startUp(t, "--topology", "testdata/probe.topo", "--transport", tr)
+			k := u.proc("kernel")
+			reasons := map[string]float64{"short": 1, "oversized": 1, "unknown-type": 1, "forged-source": 1, "forbidden": 1}
+			waitFor(t, "refusals counted", 10*time.Second, func() bool {
+				for r, want := range reasons {
+					if scrape(t, k.MetricsPort, "newtsim_kernel_refused_messages_total", `reason="`+r+`"`) != want {
+						return false
+					}
+				}
+				return true
+			})
+			h := u.proc("hostile")
+			if h.Restarts != 0 || !h.Alive {
+				t.Fatalf("hostile process: %+v", h)
+			}
+			// The forbidden send came back to the hostile process as EPERM.
+			waitFor(t, "EPERM back at the sender", 5*time.Second, func() bool {
+				return scrape(t, h.MetricsPort, "newtsim_hostile_kernel_errors_total", `EPERM`) == 1
+			})
+			// The others are still served.
+			p := func() float64 {
+				return scrape(t, u.proc("prober").MetricsPort, "newtsim_prober_pongs_total", `peer="echo"`)
+			}
+			before := p()
+			waitFor(t, "pongs after the hostile input", 10*time.Second, func() bool { return p() > before+3 })
+			if v := scrape(t, u.proc("echo").MetricsPort, "newtsim_server_ignored_messages_total"); v != 0 {
+				t.Fatalf("echo received %v messages it should not have", v)
+			}
+			u.down()
+		})
+	}
+}
+
+// TestLauncherKilled: after SIGKILL of `newtsim up`, the next `down` leaves
+// nothing behind.
+func TestLauncherKilled(t *testing.T) {
+	u := startUp(t)
+	if err := u.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	u.cmd.Wait()
+	out, err := exec.Command(bin, "--state-dir", u.dir, "down").CombinedOutput()
+	if err != nil {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	assertGone(t, u.status.Run, pids(u.status))
+}
+
+// TestKernelKilled: after SIGKILL of the kernel itself, its servers die with
+// it, and the next `up` cleans up the files and starts.
+func TestKernelKilled(t *testing.T) {
+	u := startUp(t)
+	if err := syscall.Kill(u.proc("kernel").Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.cmd.Wait() }()
+	select {
+	case <-done: // up notices the kernel died, cleans and exits
+	case <-time.After(10 * time.Second):
+		t.Fatal("up did not exit after its kernel was killed")
+	}
+	assertGone(t, u.status.Run, pids(u.status))
+}
+
+// TestUpRefusesSecondRun: a live run is never started over.
+func TestUpRefusesSecondRun(t *testing.T) {
+	u := startUp(t)
+	out, err := exec.Command(bin, "--state-dir", u.dir, "up").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already up") {
+		t.Fatalf("second up: %v\n%s", err, out)
+	}
+	u.down()
+}
+
+// TestPrometheusScrapesEveryServer: a real Prometheus reads the targets file
+// and finds every process up.
+func TestPrometheusScrapesEveryServer(t *testing.T) {
+	u := startUp(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := promtest.Start(ctx, filepath.Join(u.dir, kernel.TargetsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	samples, err := srv.WaitUp(ctx, len(u.status.Processes), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range samples {
+		seen[s.Labels["server"]] = s.Value == 1
+	}
+	for _, p := range u.status.Processes {
+		if !seen[p.Name] {
+			t.Errorf("server %s not up in Prometheus", p.Name)
+		}
+	}
+	u.down()
+}
+
+var _ = launch.DefaultStateDir

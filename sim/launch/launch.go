@@ -1,0 +1,394 @@
+// Package launch starts and stops a newtsim topology: `newtsim up` runs the
+// kernel process in the foreground (which starts every server), `newtsim
+// down` stops a run from another terminal, and both clean up what an earlier
+// run left behind, even one whose launcher or kernel was killed.
+package launch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/coreplan"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/spawn"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// DefaultStateDir is where a run's state lives unless told otherwise.
+const DefaultStateDir = "/run/newtsim"
+
+// StateFile records the running kernel, so `down` and the next `up` can
+// find it.
+const StateFile = "state.json"
+
+// State is what state.json says.
+type State struct {
+	Run        string    `json:"run"`
+	KernelPid  int       `json:"kernel_pid"`
+	LauncherID int       `json:"launcher_pid"`
+	Started    time.Time `json:"started"`
+	Topology   string    `json:"topology"`
+	Plan       string    `json:"core_plan"`
+}
+
+// Options configure Up.
+type Options struct {
+	StateDir string
+	Topology *topology.Topology
+	CPUs     []int     // the CPUs to plan for; nil: every online CPU
+	Out      io.Writer // where the plan and process lines are printed
+	Slots    int       // ring slots; 0 for the default
+	Ready    func(*kernel.Status)
+	// KernelCores pins the kernel process; nil: as the plan says.
+	KernelCores []int
+	// Log receives the kernel's and the servers' logs; nil: stderr.
+	Log *os.File
+}
+
+// NewRunID returns a fresh run id.
+func NewRunID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Plan makes the core plan for a topology on cpus (nil: every online CPU),
+// keeping a place for the applications that will run on it, and returns it
+// with the CPUs it was made for.
+func Plan(t *topology.Topology, cpus []int) (coreplan.Plan, []int, error) {
+	if cpus == nil {
+		var err error
+		if cpus, err = machine.CPUsOnline(); err != nil {
+			return coreplan.Plan{}, nil, err
+		}
+	}
+	p, err := coreplan.FromTopology(t, cpus, "app")
+	return p, cpus, err
+}
+
+// Handle is a started run.
+type Handle struct {
+	State  State
+	Status *kernel.Status // as it was when every server had registered
+	Plan   coreplan.Plan
+	dir    string
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// Start starts the topology and returns once every server has registered.
+// It refuses to start over a live run in the same state directory and
+// cleans up after a dead one first.
+func Start(ctx context.Context, o Options) (*Handle, error) {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if st, alive := Running(o.StateDir); alive {
+		return nil, fmt.Errorf("launch: run %s is already up (kernel pid %d): `newtsim down` first", st.Run, st.KernelPid)
+	}
+	if _, err := Clean(o.StateDir); err != nil {
+		return nil, err
+	}
+	if err := o.Topology.Validate(); err != nil {
+		return nil, err
+	}
+	plan, cpus, err := Plan(o.Topology, o.CPUs)
+	if err != nil {
+		return nil, err
+	}
+	if o.Out != nil {
+		fmt.Fprintln(o.Out, plan.String())
+	}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	topoPath := filepath.Join(o.StateDir, "topology.topo")
+	if err := os.WriteFile(topoPath, []byte(o.Topology.Format()), 0o644); err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	exe, err := spawn.Self()
+	if err != nil {
+		return nil, err
+	}
+	run := NewRunID()
+	kcores := o.KernelCores
+	if kcores == nil {
+		ke, _ := plan.Lookup("kernel")
+		kcores = ke.Cores
+	}
+	args := []string{"--state-dir", o.StateDir, "kernel", "--run", run, "--topology", topoPath,
+		"--cpus", joinInts(cpus)}
+	if o.Slots > 0 {
+		args = append(args, "--slots", strconv.Itoa(o.Slots))
+	}
+	// The kernel gets a process group of its own, which its servers share,
+	// so the whole run can be signalled; it dies with the launcher.
+	cmd, err := spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: kcores, Setpgid: true,
+		DeathSignal: syscall.SIGTERM, Stdout: o.Log, Stderr: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan,
+		State: State{Run: run, KernelPid: cmd.Process.Pid, LauncherID: os.Getpid(), Started: time.Now(),
+			Topology: o.Topology.Name, Plan: plan.Summary()}}
+	go func() { h.exited <- cmd.Wait() }()
+	if err := writeState(o.StateDir, h.State); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	if h.Status, err = waitReady(ctx, o.StateDir, run, h.exited); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Wait blocks until ctx is done or the kernel exits. A kernel that exits
+// cleanly (stopped by `newtsim down`) is no error.
+func (h *Handle) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-h.exited:
+		h.exited <- err
+		if err != nil {
+			return fmt.Errorf("launch: kernel exited: %w", err)
+		}
+		return nil
+	}
+}
+
+// Stop stops the run: SIGTERM to the kernel, which stops its servers and
+// removes its files; SIGKILL to the process group if it takes over 5 s; then
+// Clean.
+func (h *Handle) Stop() error {
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-h.exited:
+		h.exited <- err
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	_, err := Clean(h.dir)
+	return err
+}
+
+// Up starts the topology, prints a line per process, and blocks until ctx is
+// done (Ctrl-C) or the kernel exits; then it stops everything.
+func Up(ctx context.Context, o Options) error {
+	h, err := Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	PrintStatus(o.Out, h.Status)
+	fmt.Fprintf(o.Out, "metrics targets for Prometheus (file_sd): %s\n", filepath.Join(h.dir, kernel.TargetsFile))
+	if o.Ready != nil {
+		o.Ready(h.Status)
+	}
+	err = h.Wait(ctx)
+	if serr := h.Stop(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func waitReady(ctx context.Context, dir, run string, exited chan error) (*kernel.Status, error) {
+	deadline := time.After(30 * time.Second)
+	for {
+		if s, err := kernel.ReadStatus(dir); err == nil && s.Run == run && s.Ready {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-exited:
+			exited <- err
+			return nil, fmt.Errorf("launch: kernel exited before the servers were up: %v", err)
+		case <-deadline:
+			return nil, errors.New("launch: servers did not all register within 30s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// PrintStatus prints a line per process: name, pid, core, transport.
+func PrintStatus(w io.Writer, s *kernel.Status) {
+	fmt.Fprintf(w, "run %s, topology %s, transport %s\n", s.Run, s.Topology, s.Transport)
+	fmt.Fprintf(w, "  %-10s %-8s %-7s %-9s %-8s %-6s %-8s %s\n", "process", "pid", "cores", "transport", "endpoint", "wait", "metrics", "restarts")
+	for _, p := range s.Processes {
+		state := ""
+		if !p.Alive {
+			state = " (dead)"
+		}
+		tr := s.Transport
+		if p.Name == "kernel" {
+			tr = "-"
+		}
+		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, joinInts(p.Cores), tr,
+			p.Endpoint, p.Wait, p.MetricsPort, p.Restarts, state)
+	}
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func writeState(dir string, st State) error {
+	b, _ := json.MarshalIndent(st, "", "  ")
+	tmp := filepath.Join(dir, StateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("launch: write state: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, StateFile))
+}
+
+// ReadState reads the state file in dir.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("launch: parse %s: %w", StateFile, err)
+	}
+	return &st, nil
+}
+
+// Running reports the run recorded in dir and whether its kernel is alive.
+func Running(dir string) (*State, bool) {
+	st, err := ReadState(dir)
+	if err != nil {
+		return nil, false
+	}
+	return st, isRunProcess(st.KernelPid, st.Run)
+}
+
+// isRunProcess reports whether pid is alive and is a newtsim process of run
+// (so a recycled pid is never signalled).
+func isRunProcess(pid int, run string) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args {
+		if a == "--run" && i+1 < len(args) && args[i+1] == run {
+			return true
+		}
+	}
+	return false
+}
+
+// runProcesses lists every live process whose command line names run.
+func runProcesses(run string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if isRunProcess(pid, run) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Down stops the run recorded in dir: SIGTERM to the kernel, which stops its
+// servers; after a grace period SIGKILL to whatever of the run remains. Then
+// Clean. It reports what it stopped.
+func Down(dir string, out io.Writer) error {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	st, err := ReadState(dir)
+	if err == nil {
+		if isRunProcess(st.KernelPid, st.Run) {
+			fmt.Fprintf(out, "stopping run %s (kernel pid %d)\n", st.Run, st.KernelPid)
+			syscall.Kill(st.KernelPid, syscall.SIGTERM)
+			deadline := time.Now().Add(5 * time.Second)
+			for isRunProcess(st.KernelPid, st.Run) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	n, err := Clean(dir)
+	if n > 0 {
+		fmt.Fprintf(out, "cleaned up %d leftovers\n", n)
+	}
+	if st == nil && n == 0 {
+		fmt.Fprintln(out, "nothing is running")
+	}
+	return err
+}
+
+// Clean kills every process of a dead or dying run recorded in dir, removes
+// every /dev/shm file of newtsim runs that are not alive, and the run's
+// state files. It returns how many processes and files it removed.
+func Clean(dir string) (int, error) {
+	n := 0
+	st, err := ReadState(dir)
+	if err == nil {
+		for _, pid := range runProcesses(st.Run) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+		// Wait for them to go, so their files can go too.
+		deadline := time.Now().Add(3 * time.Second)
+		for len(runProcesses(st.Run)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Files of other live runs (other state directories) stay.
+	m, err := shm.RemoveAll(liveRuns()...)
+	n += m
+	for _, f := range []string{StateFile, kernel.StatusFile, kernel.TargetsFile, "topology.topo"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	return n, err
+}
+
+// liveRuns lists the run ids of every live newtsim kernel on the machine.
+func liveRuns() []string {
+	ents, _ := os.ReadDir("/proc")
+	var runs []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		for i, a := range args {
+			if a == "--run" && i+1 < len(args) {
+				runs = append(runs, args[i+1])
+			}
+		}
+	}
+	return runs
+}

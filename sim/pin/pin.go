@@ -1,0 +1,134 @@
+// Package pin pins threads and processes to cores and reads where they
+// may run, with Linux's sched_setaffinity and sched_getaffinity.
+package pin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxCores is one more than the largest core id an affinity mask holds.
+const MaxCores = 8 * int(unsafe.Sizeof(unix.CPUSet{}))
+
+// Thread pins the calling thread to cores. The caller must hold
+// runtime.LockOSThread, or the goroutine may move to another thread.
+func Thread(cores []int) error {
+	set, err := mask(cores)
+	if err != nil {
+		return fmt.Errorf("pin: thread: %w", err)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin: thread to cores %v: %w", cores, err)
+	}
+	return nil
+}
+
+// Process pins every thread of this process to cores, and sets GOMAXPROCS
+// to the number of cores. Threads started while it works are pinned too: it
+// lists the threads again until no new one appears. It goes on past a
+// thread it cannot pin and returns the first such error, naming the
+// thread; GOMAXPROCS is left alone then.
+func Process(cores []int) error {
+	set, err := mask(cores)
+	if err != nil {
+		return fmt.Errorf("pin: process: %w", err)
+	}
+	var first error
+	done := map[int]bool{}
+	for {
+		tids, err := threads()
+		if err != nil {
+			return fmt.Errorf("pin: process to cores %v: %w", cores, err)
+		}
+		fresh := false
+		for _, tid := range tids {
+			if done[tid] {
+				continue
+			}
+			done[tid], fresh = true, true
+			err := unix.SchedSetaffinity(tid, &set)
+			if err != nil && !errors.Is(err, unix.ESRCH) && first == nil { // ESRCH: the thread has exited
+				first = fmt.Errorf("pin: thread %d to cores %v: %w", tid, cores, err)
+			}
+		}
+		if !fresh {
+			break
+		}
+	}
+	if first != nil {
+		return first
+	}
+	runtime.GOMAXPROCS(set.Count())
+	return nil
+}
+
+// Current returns the cores the calling thread may run on, in ascending
+// order.
+func Current() ([]int, error) {
+	cores, err := affinity(0)
+	if err != nil {
+		return nil, fmt.Errorf("pin: current thread: %w", err)
+	}
+	return cores, nil
+}
+
+// Of returns the cores process pid (its main thread) may run on, in
+// ascending order.
+func Of(pid int) ([]int, error) {
+	cores, err := affinity(pid)
+	if err != nil {
+		return nil, fmt.Errorf("pin: process %d: %w", pid, err)
+	}
+	return cores, nil
+}
+
+// affinity reads the affinity mask of thread tid (0: the calling thread).
+func affinity(tid int) ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(tid, &set); err != nil {
+		return nil, err
+	}
+	var cores []int
+	for c := range MaxCores {
+		if set.IsSet(c) {
+			cores = append(cores, c)
+		}
+	}
+	return cores, nil
+}
+
+// mask makes the affinity mask of cores.
+func mask(cores []int) (unix.CPUSet, error) {
+	var set unix.CPUSet
+	if len(cores) == 0 {
+		return set, errors.New("no cores given")
+	}
+	for _, c := range cores {
+		if c < 0 || c >= MaxCores {
+			return set, fmt.Errorf("core %d is out of range 0-%d", c, MaxCores-1)
+		}
+		set.Set(c)
+	}
+	return set, nil
+}
+
+// threads lists the ids of this process's threads.
+func threads() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}

@@ -1,0 +1,106 @@
+// Package spawn starts newtsim's child processes pinned to their cores.
+//
+// CPU affinity is per thread and inherited by a child created from that
+// thread, and so is the parent-death signal, which the kernel fires when the
+// thread that created the child exits. Every child is therefore started from
+// one dedicated OS thread that never exits: its mask is set to the child's
+// cores just before the fork, so the whole child, with every thread the Go
+// runtime later creates in it, starts on its cores.
+package spawn
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec describes a child process.
+type Spec struct {
+	Path   string   // the executable
+	Args   []string // arguments, without the program name
+	Cores  []int    // CPU ids it is pinned to; nil leaves affinity alone
+	Files  []*os.File
+	Env    []string // nil: this process's environment
+	Stdout *os.File // nil: this process's stdout
+	Stderr *os.File // nil: this process's stderr
+	// Setpgid starts the child in a new process group of its own.
+	Setpgid bool
+	// DeathSignal is sent to the child when its parent dies; 0 for none.
+	DeathSignal syscall.Signal
+}
+
+type request struct {
+	spec Spec
+	done chan result
+}
+
+type result struct {
+	cmd *exec.Cmd
+	err error
+}
+
+var requests = make(chan request)
+
+func init() {
+	go spawner()
+}
+
+// spawner owns the locked thread every child is forked from. It never
+// returns, so the thread never exits and the death signal never fires
+// early.
+func spawner() {
+	runtime.LockOSThread()
+	for r := range requests {
+		cmd, err := start(r.spec)
+		r.done <- result{cmd, err}
+	}
+}
+
+func start(s Spec) (*exec.Cmd, error) {
+	if len(s.Cores) > 0 {
+		var set unix.CPUSet
+		for _, c := range s.Cores {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return nil, fmt.Errorf("spawn: pin to cores %v: %w", s.Cores, err)
+		}
+	}
+	cmd := exec.Command(s.Path, s.Args...)
+	cmd.ExtraFiles = s.Files
+	cmd.Env = s.Env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if s.Stdout != nil {
+		cmd.Stdout = s.Stdout
+	}
+	if s.Stderr != nil {
+		cmd.Stderr = s.Stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: s.Setpgid, Pdeathsig: s.DeathSignal}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn: start %s: %w", s.Path, err)
+	}
+	return cmd, nil
+}
+
+// Start starts the child described by s from the spawning thread.
+func Start(s Spec) (*exec.Cmd, error) {
+	done := make(chan result, 1)
+	requests <- request{s, done}
+	r := <-done
+	return r.cmd, r.err
+}
+
+// Self returns the path of the running executable, for starting copies of
+// it in other roles.
+func Self() (string, error) {
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("spawn: find own executable: %w", err)
+	}
+	return p, nil
+}
