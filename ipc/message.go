@@ -103,15 +103,18 @@ const (
 	Ping Type = 128 + iota
 	// Pong answers Ping.
 	Pong
+	// Bench is a benchmark's request to a role that measures (see
+	// package sim/bench); the role answers with Pong when it is done.
+	Bench
 )
 
 // MaxType is the highest message type in use; anything above is unknown.
-const MaxType = Pong
+const MaxType = Bench
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
-	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong",
+	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 }
 
 // Known reports whether t is a type newtsim defines.

@@ -219,8 +219,19 @@ func (r *ring) slot(i, slots uint64) *ipc.Message {
 	return (*ipc.Message)(unsafe.Add(r.slots, (i&(slots-1))*ipc.MessageSize))
 }
 
+// mark is the word of a slot that says it holds message number i: the slot's
+// Dst field, which a ring does not need (every message in an inbox is for its
+// owner), holds uint32(i+1) once the message is complete. The consumer polls
+// this word in the slot itself, so a message costs one cache line moving
+// from producer to consumer, not two (a head index and the slot).
+func mark(m *ipc.Message) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&m.Dst)) }
+
+func seqOf(i uint64) uint32 { return uint32(i + 1) }
+
 // tryPut publishes m on ring r if there is room. Only the producer writes
-// the head, so its own load of it never misses in practice.
+// the head, so its own load of it never misses in practice; the head is kept
+// in shared memory for a restarted producer and for Queued, not for the
+// consumer.
 func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
 	h := r.head.Load()
 	if h-r.tailSeen >= in.slots {
@@ -229,8 +240,15 @@ func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
 			return false
 		}
 	}
-	*r.slot(h, in.slots) = *m
-	r.head.Store(h + 1)
+	s := r.slot(h, in.slots)
+	body := *m
+	body.Dst = ipc.Endpoint(^seqOf(h)) // cannot pass for complete while the body is written
+	*s = body
+	// Only a restarted producer and Queued read the head, so a release
+	// store will do; the mark's store is the full fence the wake-up
+	// protocol needs (see Transport.send).
+	storeRelease((*uint64)(unsafe.Pointer(r.head)), h+1)
+	mark(s).Store(seqOf(h))
 	return true
 }
 
@@ -240,26 +258,20 @@ type takeResult int
 const (
 	takeEmpty takeResult = iota
 	takeOK
-	takeRefused // a message or the ring's indices were bad; counted and skipped
+	takeRefused // a message with a forged source; counted and skipped
 )
 
-// take copies the oldest message of ring r into m, validating what the
-// producer wrote: indices within one ring's worth, source matching the ring's
-// sender slot.
+// take copies the oldest message of ring r into m. It trusts nothing the
+// producer wrote: a slot counts only when its mark is exactly the next
+// number, and a message whose source is not the ring's sender is refused.
 func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 	t := r.tail.Load()
-	h := r.head.Load()
-	if h == t {
+	s := r.slot(t, in.slots)
+	if mark(s).Load() != seqOf(t) {
 		return takeEmpty
 	}
-	if h-t > in.slots {
-		// A producer wrote a head that cannot be: the ring is poisoned.
-		// Skip what it claims without reading it, so it cannot make the
-		// receiver loop or read out of bounds.
-		r.tail.Store(h)
-		return takeRefused
-	}
-	*m = *r.slot(t, in.slots)
+	*m = *s
+	m.Dst = in.Owner()
 	r.tail.Store(t + 1)
 	if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
 		wakeProducer(r)

@@ -5,3 +5,10 @@ package shm
 //
 //go:noescape
 func cpuRelax()
+
+// storeRelease stores v at addr with release ordering only: earlier stores
+// are visible before it, but unlike atomic.Uint64.Store (XCHG) it is no full
+// fence. For words whose readers need no store-load ordering.
+//
+//go:noescape
+func storeRelease(addr *uint64, v uint64)

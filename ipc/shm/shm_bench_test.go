@@ -74,3 +74,35 @@ func BenchmarkPingPong(b *testing.B) {
 	ping.Send(&m)
 	<-done
 }
+
+// BenchmarkSendRecvLocal sends and receives in one goroutine: the
+// transport's own instruction cost, with no cache line crossing cores.
+func BenchmarkSendRecvLocal(b *testing.B) {
+	dir := b.TempDir()
+	in, err := CreateInbox(dir+"/in", rxEP, Layout{Senders: []int{0, txSlot}, Slots: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in.Close()
+	rx, err := Open(Config{Self: rxEP, Inbox: dir + "/in"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx, err := Open(Config{Self: txEP, Peers: map[int]string{rxSlot: dir + "/in"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	defer tx.Close()
+	var m, r ipc.Message
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m = ipc.Message{Dst: rxEP, Type: ipc.Ping, Seq: uint32(i)}
+		if err := tx.Send(&m); err != nil {
+			b.Fatal(err)
+		}
+		if err := rx.Recv(&r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -153,26 +153,35 @@ func TestNoRoute(t *testing.T) {
 }
 
 // TestHostileWrites scribbles on the mapping as a malicious sender could,
-// and checks the receiver refuses and counts rather than crashing or
-// looping.
+// and checks the receiver refuses and counts rather than crashing, looping or
+// taking a message that is not complete.
 func TestHostileWrites(t *testing.T) {
 	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
-	r := &tx.out[rxSlot].in.rings[0]
-
-	// A head far beyond the tail: skipped, counted, nothing read.
-	r.head.Store(r.tail.Load() + 1<<40)
+	in := tx.out[rxSlot].in
+	r := &in.rings[0]
 	var m ipc.Message
-	if err := rx.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
-		t.Fatalf("poisoned ring: %v, want ErrWouldBlock", err)
+
+	// Garbage in every slot, with marks that are not the next number: the
+	// ring still reads as empty.
+	for i := uint64(0); i < 4; i++ {
+		s := r.slot(i, in.slots)
+		*s = ipc.Message{Src: txEP, Type: 999, Arg: [6]uint64{^i}}
+		mark(s).Store(seqOf(i + 4)) // a later lap's number
 	}
-	if rx.Stats().Refused.Load() != 1 {
-		t.Fatalf("refused = %d, want 1", rx.Stats().Refused.Load())
+	// A head far ahead of the tail: the consumer does not read it.
+	r.head.Store(1 << 40)
+	if err := rx.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
+		t.Fatalf("garbage ring: got %v (%v), want ErrWouldBlock", err, &m)
+	}
+	r.head.Store(0)
+	for i := uint64(0); i < 4; i++ {
+		*r.slot(i, in.slots) = ipc.Message{}
 	}
 
 	// A message claiming another source: refused; the next good one arrives.
 	forged := seqMsg(1)
 	forged.Src = ipc.MakeEndpoint(7, 1)
-	if !tx.out[rxSlot].in.tryPut(r, &forged) {
+	if !in.tryPut(r, &forged) {
 		t.Fatal("ring full")
 	}
 	good := seqMsg(2)
@@ -182,8 +191,11 @@ func TestHostileWrites(t *testing.T) {
 	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 2) != nil {
 		t.Fatalf("after a forged message: %v %v", err, &m)
 	}
-	if rx.Stats().Refused.Load() != 2 {
-		t.Fatalf("refused = %d, want 2", rx.Stats().Refused.Load())
+	if m.Dst != rxEP {
+		t.Fatalf("Dst = %s, want the inbox owner %s", m.Dst, rxEP)
+	}
+	if got := rx.Stats().Refused.Load(); got != 1 {
+		t.Fatalf("refused = %d, want 1", got)
 	}
 }
 

@@ -35,41 +35,97 @@ type Budget struct {
 // DefaultBudget keeps a row under about a second.
 var DefaultBudget = Budget{Warmup: 100 * time.Millisecond, Batch: 40 * time.Millisecond, Batches: 15}
 
+// timed runs rt n times from index i and returns ns and TSC cycles per call.
+func timed(i, n int, rt func(i int) error) (ns, cycles float64, err error) {
+	c0, t0 := tsc.Read(), time.Now()
+	for k := 0; k < n; k++ {
+		if err := rt(i + k); err != nil {
+			return 0, 0, err
+		}
+	}
+	d, c1 := time.Since(t0), tsc.Read()
+	return float64(d.Nanoseconds()) / float64(n), float64(c1-c0) / float64(n), nil
+}
+
+// Batch runs n round trips and returns what one cost, in ns and cycles.
+type Batch func(n int) (ns, cycles float64, err error)
+
 // Measure runs rt (one round trip) first for the warm-up, then in batches
 // sized so each takes about b.Batch, and returns the per-round-trip medians.
 // rt returns an error to stop.
 func Measure(b Budget, rt func(i int) error) (Sample, error) {
-	start := time.Now()
-	n := 0
-	for time.Since(start) < b.Warmup || n < 10 {
-		if err := rt(n); err != nil {
-			return Sample{}, err
-		}
-		n++
+	i := 0
+	batch := func(n int) (float64, float64, error) {
+		ns, cyc, err := timed(i, n, rt)
+		i += n
+		return ns, cyc, err
 	}
-	per := time.Since(start) / time.Duration(n)
-	size := int(b.Batch / max(per, 1))
-	size = max(size, 5)
-	ns := make([]float64, b.Batches)
-	cyc := make([]float64, b.Batches)
-	total := 0
-	for k := range ns {
-		c0, t0 := tsc.Read(), time.Now()
-		for i := 0; i < size; i++ {
-			if err := rt(n); err != nil {
-				return Sample{}, err
+	s, _, _, err := measure(b, batch, nil)
+	return s, err
+}
+
+// MeasurePaired runs two kinds of round trip in alternating batches, so that
+// each batch of a has a batch of b beside it, measured under the same
+// conditions (on a VM whose vCPUs move between host cores, a comparison made
+// seconds apart can differ tenfold). It returns both samples and the ratio
+// a/b of each adjacent pair of batches.
+func MeasurePaired(bud Budget, a, b Batch) (sa, sb Sample, ratios []float64, err error) {
+	return measure(bud, a, b)
+}
+
+func measure(bud Budget, a, b Batch) (sa, sb Sample, ratios []float64, err error) {
+	size := func(f Batch) (int, error) {
+		start, n := time.Now(), 0
+		for time.Since(start) < bud.Warmup || n < 10 {
+			if _, _, err := f(10); err != nil {
+				return 0, err
 			}
-			n++
+			n += 10
 		}
-		d, c1 := time.Since(t0), tsc.Read()
-		ns[k] = float64(d.Nanoseconds()) / float64(size)
-		cyc[k] = float64(c1-c0) / float64(size)
-		total += size
+		per := time.Since(start) / time.Duration(n)
+		return max(int(bud.Batch/max(per, 1)), 5), nil
 	}
-	s := Sample{NS: median(ns), Cycles: median(cyc), RoundTrips: total, Batches: b.Batches}
-	sort.Float64s(ns)
-	s.MinNS, s.MaxNS = ns[0], ns[len(ns)-1]
-	return s, nil
+	na, err := size(a)
+	if err != nil {
+		return sa, sb, nil, err
+	}
+	var nb int
+	if b != nil {
+		if nb, err = size(b); err != nil {
+			return sa, sb, nil, err
+		}
+	}
+	var nsA, cycA, nsB, cycB []float64
+	for k := 0; k < bud.Batches; k++ {
+		ns, cyc, err := a(na)
+		if err != nil {
+			return sa, sb, nil, err
+		}
+		nsA, cycA = append(nsA, ns), append(cycA, cyc)
+		if b == nil {
+			continue
+		}
+		ns, cyc, err = b(nb)
+		if err != nil {
+			return sa, sb, nil, err
+		}
+		nsB, cycB = append(nsB, ns), append(cycB, cyc)
+		ratios = append(ratios, nsA[k]/ns)
+	}
+	sa = summarize(nsA, cycA, na)
+	if b != nil {
+		sb = summarize(nsB, cycB, nb)
+	}
+	return sa, sb, ratios, nil
+}
+
+// summarize makes a Sample of per-batch figures of size round trips each.
+func summarize(ns, cyc []float64, size int) Sample {
+	s := Sample{NS: median(ns), Cycles: median(cyc), RoundTrips: size * len(ns), Batches: len(ns)}
+	sorted := append([]float64(nil), ns...)
+	sort.Float64s(sorted)
+	s.MinNS, s.MaxNS = sorted[0], sorted[len(sorted)-1]
+	return s
 }
 
 func median(xs []float64) float64 {
@@ -81,9 +137,20 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// writeSample writes s to path as JSON, atomically, for the driver to read.
-func writeSample(path string, s Sample) error {
-	b, _ := json.Marshal(s)
+// Result is what a measuring process writes: its sample, and for a paired
+// measurement the reference's sample and the per-pair ratios.
+type Result struct {
+	Sample
+	Ref    *Sample   `json:"ref,omitempty"`
+	Ratios []float64 `json:"ratios,omitempty"`
+}
+
+// writeSample writes a result to path as JSON, atomically, for the driver
+// to read.
+func writeSample(path string, s Sample) error { return writeResult(path, Result{Sample: s}) }
+
+func writeResult(path string, r Result) error {
+	b, _ := json.Marshal(r)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
@@ -91,22 +158,22 @@ func writeSample(path string, s Sample) error {
 	return os.Rename(tmp, path)
 }
 
-// readSample waits for a measuring process's result file.
-func readSample(path string, timeout time.Duration, failed <-chan error) (Sample, error) {
+// readResult waits for a measuring process's result file.
+func readResult(path string, timeout time.Duration, failed <-chan error) (Result, error) {
 	deadline := time.After(timeout)
 	for {
 		if b, err := os.ReadFile(path); err == nil {
-			var s Sample
-			if err := json.Unmarshal(b, &s); err != nil {
-				return s, fmt.Errorf("bench: parse %s: %w", path, err)
+			var r Result
+			if err := json.Unmarshal(b, &r); err != nil {
+				return r, fmt.Errorf("bench: parse %s: %w", path, err)
 			}
-			return s, nil
+			return r, nil
 		}
 		select {
 		case err := <-failed:
-			return Sample{}, fmt.Errorf("bench: measuring process failed: %v", err)
+			return Result{}, fmt.Errorf("bench: measuring process failed: %v", err)
 		case <-deadline:
-			return Sample{}, fmt.Errorf("bench: no result in %s after %v", path, timeout)
+			return Result{}, fmt.Errorf("bench: no result in %s after %v", path, timeout)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

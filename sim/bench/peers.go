@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -21,6 +20,7 @@ func init() { servers.Register("pinger", newPinger) }
 type pinger struct {
 	target string
 	out    string
+	pair   string // cache line file: measure the bare reference beside the ring
 	budget Budget
 }
 
@@ -29,6 +29,8 @@ func newPinger(s *servers.Server) (servers.Handler, error) {
 	fs := flag.NewFlagSet("pinger", flag.ContinueOnError)
 	fs.StringVar(&p.target, "target", "echo", "the peer to ping")
 	fs.StringVar(&p.out, "out", "", "file to write the result to")
+	fs.StringVar(&p.pair, "pair", "", "a cache line file shared with the target (a reflector): "+
+		"alternate batches over the ring with batches of the bare cache-line ping-pong")
 	fs.DurationVar(&p.budget.Batch, "batch", p.budget.Batch, "length of one batch")
 	fs.IntVar(&p.budget.Batches, "batches", p.budget.Batches, "batches")
 	if err := fs.Parse(s.Opts.Args); err != nil {
@@ -43,63 +45,153 @@ func newPinger(s *servers.Server) (servers.Handler, error) {
 // Handle ignores stray messages; the measurement reads its own.
 func (p *pinger) Handle(*servers.Server, *ipc.Message) error { return nil }
 
+// call sends m to dst and waits for its Pong.
+func call(s *servers.Server, m *ipc.Message) error {
+	if err := s.T.Send(m); err != nil {
+		return err
+	}
+	var r ipc.Message
+	if err := s.T.Recv(&r); err != nil {
+		return err
+	}
+	if r.Type != ipc.Pong || r.Seq != m.Seq {
+		return fmt.Errorf("pinger: %s %d answered by %v", m.Type, m.Seq, &r)
+	}
+	return nil
+}
+
 // Run measures, writes the result, then serves until shut down.
 func (p *pinger) Run(s *servers.Server) error {
 	dst, ok := s.Peer(p.target)
 	if !ok {
 		return fmt.Errorf("pinger: %s is not a peer", p.target)
 	}
-	var m, r ipc.Message
-	sample, err := Measure(p.budget, func(i int) error {
-		m = ipc.Message{Dst: dst, Type: ipc.Ping, Seq: uint32(i)}
-		if err := s.T.Send(&m); err != nil {
+	seq := uint32(0)
+	ring := func(n int) (float64, float64, error) {
+		return timed(0, n, func(int) error {
+			seq++
+			return call(s, &ipc.Message{Dst: dst, Type: ipc.Ping, Seq: seq})
+		})
+	}
+	if p.pair == "" {
+		sample, _, _, err := measure(p.budget, ring, nil)
+		if err != nil {
 			return err
 		}
-		if err := s.T.Recv(&r); err != nil {
+		if err := writeSample(p.out, sample); err != nil {
 			return err
 		}
-		if r.Type != ipc.Pong || r.Seq != uint32(i) {
-			return fmt.Errorf("pinger: round trip %d answered by %v", i, &r)
-		}
-		return nil
-	})
+		return s.Serve(p)
+	}
+	w, closeLine, err := openLine(p.pair)
 	if err != nil {
 		return err
 	}
-	if err := writeSample(p.out, sample); err != nil {
+	defer closeLine()
+	next := uint64(1)
+	line := func(n int) (float64, float64, error) {
+		// Ask the reflector, over the ring, to answer n pings on the line,
+		// then time them; its Pong comes when it is done.
+		seq++
+		m := ipc.Message{Dst: dst, Type: ipc.Bench, Seq: seq, Arg: [ipc.NumArgs]uint64{uint64(n)}}
+		if err := s.T.Send(&m); err != nil {
+			return 0, 0, err
+		}
+		ns, cyc, err := timed(0, n, func(int) error {
+			cachelinePing(w, next)
+			next += 2
+			return nil
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+		var r ipc.Message
+		if err := s.T.Recv(&r); err != nil || r.Type != ipc.Pong || r.Seq != m.Seq {
+			return 0, 0, fmt.Errorf("pinger: bench request %d answered by %v (%v)", m.Seq, &r, err)
+		}
+		return ns, cyc, nil
+	}
+	sample, ref, ratios, err := MeasurePaired(p.budget, ring, line)
+	if err != nil {
+		return err
+	}
+	if err := writeResult(p.out, Result{Sample: sample, Ref: &ref, Ratios: ratios}); err != nil {
 		return err
 	}
 	return s.Serve(p)
 }
 
-// PeerMain runs one side of a reference measurement: `newtsim bench peer`.
-// Modes: cacheline-ping and cacheline-pong share one cache line in the file
-// at path; pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4
-// (write). The ping side measures and writes its Sample to out.
+// The reflector role is an echo server that also answers Bench requests by
+// ponging on a shared cache line: the far side of a paired measurement.
+func init() { servers.Register("reflector", newReflector) }
+
+type reflector struct {
+	w    *atomic.Uint64
+	last uint64
+}
+
+func newReflector(s *servers.Server) (servers.Handler, error) {
+	fs := flag.NewFlagSet("reflector", flag.ContinueOnError)
+	path := fs.String("line", "", "the cache line file shared with the pinger")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	r := &reflector{}
+	if *path != "" {
+		w, _, err := openLine(*path)
+		if err != nil {
+			return nil, err
+		}
+		r.w = w // mapped for the life of the process
+	}
+	return r, nil
+}
+
+func (r *reflector) Handle(s *servers.Server, m *ipc.Message) error {
+	if m.Type != ipc.Bench || r.w == nil {
+		return nil
+	}
+	for n := m.Arg[0]; n > 0; n-- {
+		for {
+			v := r.w.Load()
+			if v&1 == 1 && v != r.last {
+				r.w.Store(v + 1)
+				r.last = v
+				break
+			}
+		}
+	}
+	return s.Reply(m, &ipc.Message{Type: ipc.Pong})
+}
+
+// openLine maps the cache line file used by the reference measurements.
+func openLine(path string) (*atomic.Uint64, func() error, error) {
+	reg, err := shm.OpenRegion(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(reg.Mem) < 128 {
+		reg.Close()
+		return nil, nil, fmt.Errorf("bench: %s is too small for a cache line", path)
+	}
+	return (*atomic.Uint64)(unsafe.Pointer(&reg.Mem[64])), reg.Close, nil
+}
+
+// cachelinePing stores the odd value v and waits for the pong side's v+1.
+func cachelinePing(w *atomic.Uint64, v uint64) {
+	w.Store(v)
+	for w.Load() != v+1 {
+	}
+}
+
+// PeerMain runs a measuring process started by `newtsim bench`: `newtsim
+// bench peer`. Modes: shm-local sends to its own inbox (created at path);
+// pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write). The
+// measuring side writes its result to out.
 func PeerMain(mode, path, out string) error {
 	switch mode {
-	case "cacheline-ping", "cacheline-pong":
-		reg, err := shm.OpenRegion(path)
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
-		w := (*atomic.Uint64)(unsafe.Pointer(&reg.Mem[64]))
-		if mode == "cacheline-pong" {
-			return cachelinePong(w)
-		}
-		s, err := Measure(DefaultBudget, func(i int) error {
-			v := uint64(2*i + 1)
-			w.Store(v)
-			for w.Load() != v+1 {
-			}
-			return nil
-		})
-		w.Store(^uint64(0)) // tells the pong side to stop
-		if err != nil {
-			return err
-		}
-		return writeSample(out, s)
+	case "shm-local":
+		return shmLocal(path, out)
 	case "pipe-ping", "pipe-pong":
 		rd, wr := os.NewFile(3, "pipe-read"), os.NewFile(4, "pipe-write")
 		b := make([]byte, 1)
@@ -129,28 +221,38 @@ func PeerMain(mode, path, out string) error {
 	return fmt.Errorf("bench-peer: unknown mode %q", mode)
 }
 
-// cachelinePong answers every odd value with the next even one, spinning,
-// until it sees the stop value or a minute without a ping.
-func cachelinePong(w *atomic.Uint64) error {
-	last := uint64(0)
-	answered := false
-	idle := time.Now()
-	for n := 0; ; n++ {
-		v := w.Load()
-		if v == ^uint64(0) {
-			return nil
-		}
-		if v&1 == 1 && v != last {
-			w.Store(v + 1)
-			last, answered = v, true
-			continue
-		}
-		if n&0xffff == 0 {
-			if answered {
-				idle, answered = time.Now(), false
-			} else if time.Since(idle) > time.Minute {
-				return fmt.Errorf("bench-peer: no ping for a minute")
-			}
-		}
+// shmLocal sends a message into a ring of its own inbox and takes it out
+// again, in one process on one core: what the transport's code costs with
+// no cache line crossing cores. path is the inbox to create.
+func shmLocal(path, out string) error {
+	self := ipc.MakeEndpoint(1, 1)
+	in, err := shm.CreateInbox(path, self, shm.Layout{Senders: []int{self.Slot()}, Slots: 256})
+	if err != nil {
+		return err
 	}
+	in.Close()
+	defer os.Remove(path)
+	t, err := shm.Open(shm.Config{Self: self, Inbox: path, Peers: map[int]string{self.Slot(): path}})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	var m, r ipc.Message
+	s, err := Measure(DefaultBudget, func(i int) error {
+		m = ipc.Message{Dst: self, Type: ipc.Ping, Seq: uint32(i)}
+		if err := t.Send(&m); err != nil {
+			return err
+		}
+		if err := t.Recv(&r); err != nil {
+			return err
+		}
+		if r.Seq != uint32(i) {
+			return fmt.Errorf("shm-local: got %v", &r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeSample(out, s)
 }
