@@ -48,6 +48,9 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 			return nil, nil, err
 		}
 		t.Wait = f.wait
+		for i := range t.Processes {
+			t.Processes[i].Wait = f.wait
+		}
 	}
 	var cpus []int
 	if f.cpus != "" {

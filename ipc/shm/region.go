@@ -42,15 +42,33 @@ func RemoveRun(run string) (int, error) {
 	return removeMatching(func(name string) bool { return strings.HasPrefix(name, Prefix(run)) })
 }
 
-// RemoveAll removes every newtsim file in /dev/shm, whatever its run, except
-// those of the runs in keep.
+// RunOf returns the run id a /dev/shm file name belongs to: names of run
+// files are "newtsim-RUN-..." with RUN eight lower-case hex digits (see
+// NewRunID in package launch). Other newtsim files (tests', benchmarks') are
+// no run's.
+func RunOf(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "newtsim-")
+	if !ok || len(rest) < 9 || rest[8] != '-' {
+		return "", false
+	}
+	for _, c := range rest[:8] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return rest[:8], true
+}
+
+// RemoveAll removes the /dev/shm files of every run except those in keep,
+// and nothing that is not a run's.
 func RemoveAll(keep ...string) (int, error) {
 	return removeMatching(func(name string) bool {
-		if !strings.HasPrefix(name, "newtsim-") {
+		run, ok := RunOf(name)
+		if !ok {
 			return false
 		}
 		for _, k := range keep {
-			if strings.HasPrefix(name, Prefix(k)) {
+			if run == k {
 				return false
 			}
 		}

@@ -367,3 +367,24 @@ func childSender(path string) error {
 	fmt.Printf("fulls=%d\n", fulls)
 	return nil
 }
+
+func TestRunOf(t *testing.T) {
+	tests := []struct {
+		name string
+		run  string
+		ok   bool
+	}{
+		{"newtsim-0a1b2c3d-tcp.inbox", "0a1b2c3d", true},
+		{"newtsim-test-1234-5-pool", "", false},
+		{"newtsim-bench123-local.inbox", "", false},
+		{"newtsim-0A1B2C3D-tcp.inbox", "", false},
+		{"newtsim-0a1b2c3d", "", false},
+		{"other-0a1b2c3d-x", "", false},
+	}
+	for _, tt := range tests {
+		run, ok := RunOf(tt.name)
+		if run != tt.run || ok != tt.ok {
+			t.Errorf("RunOf(%q) = %q, %v; want %q, %v", tt.name, run, ok, tt.run, tt.ok)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package launch_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/promtest"
@@ -383,3 +385,58 @@ func TestPrometheusScrapesEveryServer(t *testing.T) {
 }
 
 var _ = launch.DefaultStateDir
+
+// TestRunCommand runs the main job (`make run`'s `newtsim run`) and checks
+// what it prints and records: the core plan, a line per process, and every
+// row of the IPC table with a measured figure. It judges no figure.
+func TestRunCommand(t *testing.T) {
+	dir, results := t.TempDir(), t.TempDir()
+	out, err := exec.Command(bin, "--state-dir", dir, "run", "--results", results).CombinedOutput()
+	if err != nil {
+		t.Fatalf("newtsim run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"core plan:", "syscall", "driver", "| shm-spin-2core |", "| kernel-msg |", "machine:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(results, "ipc.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Machine struct {
+			CPUModel string  `json:"cpu_model"`
+			TSCHz    float64 `json:"tsc_hz"`
+		} `json:"machine"`
+		Rows []struct {
+			Name   string  `json:"name"`
+			NS     float64 `json:"ns"`
+			Cycles float64 `json:"cycles"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range rep.Rows {
+		if r.NS <= 0 || r.Cycles <= 0 {
+			t.Errorf("row %s: ns %v cycles %v", r.Name, r.NS, r.Cycles)
+		}
+		got[r.Name] = true
+	}
+	for _, name := range []string{"shm-spin-2core", "shm-futex-2core", "shm-futex-1core", "kernel-msg", "ref-cacheline-2core", "ref-pipe"} {
+		if !got[name] {
+			t.Errorf("ipc.json lacks row %s", name)
+		}
+	}
+	if rep.Machine.CPUModel == "" || rep.Machine.TSCHz <= 0 {
+		t.Errorf("machine not recorded: %+v", rep.Machine)
+	}
+	ents, _ := os.ReadDir("/dev/shm")
+	for _, e := range ents {
+		if _, ok := shm.RunOf(e.Name()); ok {
+			t.Errorf("run left %s behind", e.Name())
+		}
+	}
+}

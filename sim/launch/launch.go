@@ -59,7 +59,8 @@ type Options struct {
 	Log *os.File
 }
 
-// NewRunID returns a fresh run id.
+// NewRunID returns a fresh run id: eight hex digits, which is how
+// shm.RunOf tells a run's /dev/shm files from any other.
 func NewRunID() string {
 	var b [4]byte
 	rand.Read(b[:])
