@@ -26,6 +26,7 @@ func NewBenchCommand(g *globals) *cobra.Command {
 
 func newBenchIPCCommand() *cobra.Command {
 	var jsonOut, mdOut, cpus string
+	var slots int
 	cmd := &cobra.Command{
 		Use:   "ipc",
 		Short: "Round trips over user-space channels and kernel messages, beside a cache-line ping-pong and a pipe",
@@ -33,17 +34,18 @@ func newBenchIPCCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			_, err := runIPCBench(ctx, cmd, cpus, jsonOut, mdOut)
+			_, err := runIPCBench(ctx, cmd, cpus, slots, jsonOut, mdOut)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
 	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use, such as 0-1 (default: every online CPU; the first two are used)")
+	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring for the transport rows (a power of two; default 256)")
 	return cmd
 }
 
-func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus, jsonOut, mdOut string) (*bench.Report, error) {
+func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus string, slots int, jsonOut, mdOut string) (*bench.Report, error) {
 	out := cmd.OutOrStdout()
 	var cs []int
 	if cpus != "" {
@@ -53,7 +55,8 @@ func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus, jsonOut, mdOut s
 		}
 	}
 	fmt.Fprintln(out, "bench ipc: measuring (each row in its own pinned processes)")
-	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cs, Progress: out, Command: "newtsim " + strings.Join(os.Args[1:], " ")})
+	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cs, Progress: out, Slots: slots,
+		Command: "newtsim " + strings.Join(os.Args[1:], " ")})
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 				}
 				jsonOut, mdOut = filepath.Join(results, "ipc.json"), filepath.Join(results, "ipc.md")
 			}
-			_, err = runIPCBench(ctx, cmd, f.cpus, jsonOut, mdOut)
+			_, err = runIPCBench(ctx, cmd, f.cpus, f.slots, jsonOut, mdOut)
 			return err
 		},
 	}

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -12,13 +13,19 @@ import (
 // goroutines on threads pinned to CPUs 0 and 1, both spinning: the in-process
 // counterpart of `newtsim bench ipc`'s shm-spin-2core row.
 func BenchmarkPingPong(b *testing.B) {
+	for _, slots := range []int{2, 8, 16, 32, 64, 256} {
+		b.Run(fmt.Sprintf("slots=%d", slots), func(b *testing.B) { pingPong(b, slots) })
+	}
+}
+
+func pingPong(b *testing.B, slots int) {
 	dir := b.TempDir()
-	pingIn, err := CreateInbox(dir+"/ping", rxEP, Layout{Senders: []int{0, txSlot}, Slots: 256})
+	pingIn, err := CreateInbox(dir+"/ping", rxEP, Layout{Senders: []int{0, txSlot}, Slots: slots})
 	if err != nil {
 		b.Fatal(err)
 	}
 	pingIn.Close()
-	pongIn, err := CreateInbox(dir+"/pong", txEP, Layout{Senders: []int{0, rxSlot}, Slots: 256})
+	pongIn, err := CreateInbox(dir+"/pong", txEP, Layout{Senders: []int{0, rxSlot}, Slots: slots})
 	if err != nil {
 		b.Fatal(err)
 	}

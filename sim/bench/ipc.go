@@ -65,6 +65,7 @@ type IPCOptions struct {
 	Progress io.Writer // a line per row as it runs; nil for none
 	Log      *os.File  // the measuring processes' logs; nil: discarded
 	Command  string    // recorded in the report
+	Slots    int       // ring slots for the transport rows; 0: the default
 }
 
 // IPC runs `newtsim bench ipc`: a round trip over each transport and wait
@@ -117,7 +118,7 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 					return "", "", err
 				}
 				reg.Close()
-				return transportRow(ctx, dir, out, topology.Shm, "poll", a, b, kcore, o.Log, "--pair", line)
+				return transportRow(ctx, dir, out, topology.Shm, "poll", a, b, kcore, o, "--pair", line)
 			}},
 		{"shm-local", "one process sends a message into its own ring and takes it out: the transport's code alone, " +
 			"nothing crossing cores (a round trip runs it twice)",
@@ -127,15 +128,15 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 			}},
 		{"shm-futex-2core", "Ping and Pong over user-space rings, each receiver asleep on its futex until woken",
 			func(out string) (string, string, error) {
-				return transportRow(ctx, dir, out, topology.Shm, "block", a, b, kcore, o.Log)
+				return transportRow(ctx, dir, out, topology.Shm, "block", a, b, kcore, o)
 			}},
 		{"shm-futex-1core", "the same with both processes on one core",
 			func(out string) (string, string, error) {
-				return transportRow(ctx, dir, out, topology.Shm, "block", a, a, kcore, o.Log)
+				return transportRow(ctx, dir, out, topology.Shm, "block", a, a, kcore, o)
 			}},
 		{"kernel-msg", "Ping and Pong each through the kernel process: 4 sends and 4 blocking receives",
 			func(out string) (string, string, error) {
-				return transportRow(ctx, dir, out, topology.Kernel, "block", a, b, kcore, o.Log)
+				return transportRow(ctx, dir, out, topology.Kernel, "block", a, b, kcore, o)
 			}},
 		{"ref-pipe", "one byte each way over two pipes, both processes on one core",
 			func(out string) (string, string, error) {
@@ -195,7 +196,7 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 
 // transportRow runs a pinger and an echo server under a kernel, over the
 // given transport, and leaves the pinger's sample in out.
-func transportRow(ctx context.Context, dir, out string, tr topology.Transport, wait string, pc, ec, kc int, log *os.File, pingerArgs ...string) (string, string, error) {
+func transportRow(ctx context.Context, dir, out string, tr topology.Transport, wait string, pc, ec, kc int, o IPCOptions, pingerArgs ...string) (string, string, error) {
 	var echoArgs []string
 	if len(pingerArgs) == 2 && pingerArgs[0] == "--pair" {
 		echoArgs = []string{"--line", pingerArgs[1]}
@@ -209,7 +210,7 @@ func transportRow(ctx context.Context, dir, out string, tr topology.Transport, w
 		Links: []topology.Link{{A: "pinger", B: "echo"}},
 	}
 	h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t,
-		CPUs: uniq(pc, ec, kc), KernelCores: []int{kc}, Log: log})
+		CPUs: uniq(pc, ec, kc), KernelCores: []int{kc}, Log: o.Log, Slots: o.Slots})
 	if err != nil {
 		return "", "", err
 	}
