@@ -1,0 +1,174 @@
+// Package socktest is the socket library's conformance suite: one table of
+// calls and socket states, run on every backend, each of which must give
+// the results and errnos Linux gives.
+package socktest
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/apps/socket"
+)
+
+// Env says where a backend's sockets live.
+type Env struct {
+	// Addr is a local address of the host the backend's sockets are on.
+	Addr netip.Addr
+	// ClosedPort is a UDP port nothing listens on there.
+	ClosedPort uint16
+}
+
+// udp opens a UDP socket or fails the test.
+func udp(t *testing.T, api socket.API) socket.FD {
+	t.Helper()
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { api.Close(fd) })
+	return fd
+}
+
+func bound(t *testing.T, api socket.API, env Env) (socket.FD, netip.AddrPort) {
+	t.Helper()
+	fd := udp(t, api)
+	if err := api.Bind(fd, netip.AddrPortFrom(env.Addr, 0)); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	a, err := api.LocalAddr(fd)
+	if err != nil || a.Port() == 0 {
+		t.Fatalf("local address after bind to port 0: %v %v", a, err)
+	}
+	return fd, a
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+}
+
+// UDP runs the UDP part of the suite on api.
+func UDP(t *testing.T, api socket.API, env Env) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"ephemeral bind and round trip", func(t *testing.T) {
+			a, aAddr := bound(t, api, env)
+			b, bAddr := bound(t, api, env)
+			if n, err := api.SendTo(a, []byte("ping"), 0, bAddr); err != nil || n != 4 {
+				t.Fatalf("sendto: %d %v", n, err)
+			}
+			buf := make([]byte, 64)
+			n, from, err := api.RecvFrom(b, buf, 0)
+			if err != nil || string(buf[:n]) != "ping" || from != aAddr {
+				t.Fatalf("recvfrom: %q from %v, %v; want ping from %v", buf[:max(n, 0)], from, err, aAddr)
+			}
+		}},
+		{"address in use", func(t *testing.T) {
+			_, aAddr := bound(t, api, env)
+			b := udp(t, api)
+			wantErr(t, "second bind", api.Bind(b, aAddr), unix.EADDRINUSE)
+		}},
+		{"empty non-blocking receive", func(t *testing.T) {
+			a, _ := bound(t, api, env)
+			buf := make([]byte, 8)
+			_, _, err := api.RecvFrom(a, buf, socket.MSG_DONTWAIT)
+			wantErr(t, "recvfrom MSG_DONTWAIT", err, unix.EAGAIN)
+			if err := api.SetNonblock(a, true); err != nil {
+				t.Fatal(err)
+			}
+			_, err = socket.Read(api, a, buf)
+			wantErr(t, "read on a non-blocking socket", err, unix.EAGAIN)
+		}},
+		{"closed descriptor", func(t *testing.T) {
+			fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := api.Close(fd); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = api.RecvFrom(fd, make([]byte, 8), socket.MSG_DONTWAIT)
+			wantErr(t, "recvfrom after close", err, unix.EBADF)
+			wantErr(t, "close twice", api.Close(fd), unix.EBADF)
+		}},
+		{"connected to a closed port", func(t *testing.T) {
+			a, _ := bound(t, api, env)
+			if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				_, err := api.Recv(a, make([]byte, 8), socket.MSG_DONTWAIT)
+				if errors.Is(err, unix.ECONNREFUSED) {
+					return
+				}
+				if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+					t.Fatalf("recv after sending to a closed port: %v, want ECONNREFUSED", err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}},
+		{"truncation", func(t *testing.T) {
+			a, _ := bound(t, api, env)
+			b, bAddr := bound(t, api, env)
+			api.SendTo(a, []byte("0123456789"), 0, bAddr)
+			api.SendTo(a, []byte("next"), 0, bAddr)
+			buf := make([]byte, 4)
+			n, _, err := api.RecvFrom(b, buf, 0)
+			if err != nil || n != 4 || string(buf) != "0123" {
+				t.Fatalf("short buffer: %d %q %v", n, buf, err)
+			}
+			n, _, err = api.RecvFrom(b, buf, 0)
+			if err != nil || string(buf[:n]) != "next" {
+				t.Fatalf("the rest of a truncated datagram must be discarded: got %q %v", buf[:max(n, 0)], err)
+			}
+		}},
+		{"poll and select", func(t *testing.T) {
+			a, _ := bound(t, api, env)
+			b, bAddr := bound(t, api, env)
+			p := []socket.PollFD{{FD: b, Events: socket.POLLIN}}
+			if n, err := api.Poll(p, 0); err != nil || n != 0 {
+				t.Fatalf("poll on an empty socket: %d %v", n, err)
+			}
+			api.SendTo(a, []byte("x"), 0, bAddr)
+			if n, err := api.Poll(p, time.Second); err != nil || n != 1 || p[0].Revents&socket.POLLIN == 0 {
+				t.Fatalf("poll after a send: %d %v %x", n, err, p[0].Revents)
+			}
+			read, write := socket.FDSet{b: true, a: true}, socket.FDSet{a: true}
+			n, err := socket.Select(api, read, write, time.Second)
+			if err != nil || n != 2 || !read[b] || read[a] || !write[a] {
+				t.Fatalf("select: %d %v read %v write %v", n, err, read, write)
+			}
+		}},
+		{"writev makes one datagram", func(t *testing.T) {
+			a, _ := bound(t, api, env)
+			b, bAddr := bound(t, api, env)
+			if err := api.Connect(a, bAddr); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := api.Writev(a, [][]byte{[]byte("head:"), []byte("body")}); err != nil || n != 9 {
+				t.Fatalf("writev: %d %v", n, err)
+			}
+			buf := make([]byte, 64)
+			n, _, err := api.RecvFrom(b, buf, 0)
+			if err != nil || !bytes.Equal(buf[:n], []byte("head:body")) {
+				t.Fatalf("got %q %v", buf[:max(n, 0)], err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
