@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/coreplan"
+	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/metrics"
 	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -182,7 +182,7 @@ func (k *kern) serveArgs(p *proc) []string {
 		"--name", p.spec.Name, "--role", p.spec.Role,
 		"--endpoint", strconv.FormatUint(uint64(p.entry.EP), 10),
 		"--run", k.c.Run, "--transport", string(t.Transport),
-		"--wait", e.Wait, "--cores", joinInts(e.Cores),
+		"--wait", e.Wait, "--cores", machine.FormatCPUList(e.Cores),
 	}
 	for _, peer := range t.Peers(p.spec.Name) {
 		args = append(args, "--peer", peer+"="+strconv.Itoa(t.Slot(peer)))
@@ -192,14 +192,6 @@ func (k *kern) serveArgs(p *proc) []string {
 		args = append(args, p.spec.Args...)
 	}
 	return args
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ",")
 }
 
 // start forks the server in p's slot with a fresh kernel connection.

@@ -132,7 +132,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		kcores = ke.Cores
 	}
 	args := []string{"--state-dir", o.StateDir, "kernel", "--run", run, "--topology", topoPath,
-		"--cpus", joinInts(cpus)}
+		"--cpus", machine.FormatCPUList(cpus)}
 	if o.Slots > 0 {
 		args = append(args, "--slots", strconv.Itoa(o.Slots))
 	}
@@ -239,17 +239,9 @@ func PrintStatus(w io.Writer, s *kernel.Status) {
 		if p.Name == "kernel" {
 			tr = "-"
 		}
-		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, joinInts(p.Cores), tr,
+		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, machine.FormatCPUList(p.Cores), tr,
 			p.Endpoint, p.Wait, p.MetricsPort, p.Restarts, state)
 	}
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ",")
 }
 
 func writeState(dir string, st State) error {

@@ -1,0 +1,530 @@
+// Package udp keeps the UDP sockets (RFC 768) of one host: binding,
+// connecting, sending and receiving datagrams, as the udp server of a
+// multiserver network stack does.
+//
+// The package is pure protocol logic. It does no I/O, starts no
+// goroutines and reads no clock: the udp server feeds it calls from the
+// socket library (Open, Bind, SendTo, RecvFrom, ...) and segments from ip
+// (Input), and passes on what it returns (a Datagram for ip from SendTo, a
+// socket to wake from Input). Given the same calls, a Table always answers
+// the same. A Table is not safe for concurrent use: one server loop owns it.
+//
+// Only IPv4 is supported. See docs/UDP.md.
+package udp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Errors. Each is distinct so that the socket library can map it to an
+// errno; the errno each stands for is given beside it. Returned errors wrap
+// them with context: test with errors.Is.
+var (
+	ErrAddrInUse    = errors.New("udp: address already in use")        // EADDRINUSE
+	ErrAddrNotAvail = errors.New("udp: address not available")         // EADDRNOTAVAIL
+	ErrWouldBlock   = errors.New("udp: operation would block")         // EAGAIN
+	ErrNotBound     = errors.New("udp: socket not bound")              // EINVAL
+	ErrNotConnected = errors.New("udp: socket not connected")          // ENOTCONN
+	ErrBadSocket    = errors.New("udp: bad socket")                    // EBADF
+	ErrNoSocket     = errors.New("udp: no socket on destination port") // ICMP port unreachable
+	ErrMsgSize      = errors.New("udp: message too long")              // EMSGSIZE
+	ErrDestRequired = errors.New("udp: destination address required")  // EDESTADDRREQ
+	ErrInvalid      = errors.New("udp: invalid argument")              // EINVAL
+	ErrMalformed    = errors.New("udp: malformed segment")             // (Input only)
+)
+
+// Limits.
+const (
+	HeaderLen  = 8                      // bytes of a UDP header
+	MaxPayload = 65535 - 20 - HeaderLen // 65507: the most one IPv4 packet carries
+)
+
+// Defaults and internal limits.
+const (
+	defaultLo  = 49152      // IANA dynamic ports, RFC 6335
+	defaultHi  = 65535      // the top of the port space
+	defaultRQ  = 256        // datagrams a socket queues
+	defaultRB  = 212992     // bytes a socket queues: Linux's rmem_default
+	maxSegment = 65535 - 20 // the longest segment one IPv4 packet carries
+)
+
+// Config describes the host a Table serves. Zero fields take their
+// defaults.
+type Config struct {
+	// Addrs are the host's IPv4 addresses. 127.0.0.0/8 is always local.
+	// The first address outside it is the source of datagrams sent by a
+	// socket bound to the unspecified address to a destination that is
+	// not local.
+	Addrs []netip.Addr
+	// EphemeralLo and EphemeralHi bound the ports Bind chooses for port 0
+	// (default 49152-65535, RFC 6335). 0 means the default for that end.
+	EphemeralLo, EphemeralHi uint16
+	// RecvQueue is the most datagrams a socket queues (default 256).
+	RecvQueue int
+	// RecvBytes is the most payload bytes a socket queues (default
+	// 212992, Linux's rmem_default). A datagram that would take the queue
+	// past either bound is dropped.
+	RecvBytes int
+}
+
+// Validate reports what is wrong with c: an address that is not IPv4, an
+// inverted ephemeral range, or a negative bound. New repairs such a Config
+// rather than fail; a server reading its Config from flags calls Validate
+// first.
+func (c Config) Validate() error {
+	for _, a := range c.Addrs {
+		if !a.Unmap().Is4() || a.Unmap().IsUnspecified() {
+			return fmt.Errorf("udp: config: address %v is not an IPv4 unicast address: %w", a, ErrInvalid)
+		}
+	}
+	lo, hi := c.ephemeral()
+	if lo > hi {
+		return fmt.Errorf("udp: config: ephemeral range %d-%d is inverted: %w", lo, hi, ErrInvalid)
+	}
+	if c.RecvQueue < 0 || c.RecvBytes < 0 {
+		return fmt.Errorf("udp: config: negative receive bound (%d datagrams, %d bytes): %w", c.RecvQueue, c.RecvBytes, ErrInvalid)
+	}
+	return nil
+}
+
+// ephemeral returns the ephemeral range with defaults applied.
+func (c Config) ephemeral() (lo, hi uint16) {
+	lo, hi = c.EphemeralLo, c.EphemeralHi
+	if lo == 0 {
+		lo = defaultLo
+	}
+	if hi == 0 {
+		hi = defaultHi
+	}
+	return lo, hi
+}
+
+// SockID names a socket of a Table. IDs start at 1; 0 is never a socket.
+type SockID int32
+
+// A Datagram is what SendTo hands to ip: a UDP segment and the addresses of
+// the IPv4 packet that carries it.
+type Datagram struct {
+	Src, Dst netip.Addr
+	Segment  []byte // UDP header and payload, checksum filled in
+}
+
+// Table holds the UDP sockets of one host.
+type Table struct {
+	addrs   []netip.Addr // the host's addresses, IPv4, in Config order, no duplicates
+	primary netip.Addr   // the first of them outside 127/8; invalid if none
+	lo, hi  uint16       // ephemeral range
+	recvQ   int
+	recvB   int
+
+	socks  map[SockID]*socket
+	ports  map[uint16][]*socket // bound sockets by local port, in bind order
+	nextID SockID
+	nextEp uint16 // the ephemeral port to try next
+	drops  [numReasons]uint64
+}
+
+// socket is one UDP socket.
+type socket struct {
+	id     SockID
+	reuse  bool           // SO_REUSEADDR
+	bound  bool           // has a local port
+	local  netip.Addr     // bound address; unspecified for any
+	port   uint16         // bound port
+	remote netip.AddrPort // the peer, when connected
+	source netip.Addr     // when connected: the local address datagrams go from and must come to
+	q      queue
+}
+
+// New returns a Table for the host c describes. New does not fail:
+// addresses that are not IPv4 are ignored, an inverted ephemeral range is
+// swapped, and negative bounds take their defaults (Validate reports these).
+func New(c Config) *Table {
+	t := &Table{
+		recvQ: c.RecvQueue,
+		recvB: c.RecvBytes,
+		socks: make(map[SockID]*socket),
+		ports: make(map[uint16][]*socket),
+	}
+	for _, a := range c.Addrs {
+		a = a.Unmap()
+		if !a.Is4() || a.IsUnspecified() || t.isLocal(a) {
+			continue
+		}
+		t.addrs = append(t.addrs, a)
+		if !t.primary.IsValid() && !a.IsLoopback() {
+			t.primary = a
+		}
+	}
+	t.lo, t.hi = c.ephemeral()
+	if t.lo > t.hi {
+		t.lo, t.hi = t.hi, t.lo
+	}
+	t.nextEp = t.lo
+	if t.recvQ <= 0 {
+		t.recvQ = defaultRQ
+	}
+	if t.recvB <= 0 {
+		t.recvB = defaultRB
+	}
+	return t
+}
+
+// isLocal reports whether a is one of the host's addresses.
+func (t *Table) isLocal(a netip.Addr) bool {
+	if a.Is4() && a.IsLoopback() {
+		return true
+	}
+	for _, b := range t.addrs {
+		if a == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Open creates an unbound socket and returns its ID.
+func (t *Table) Open() SockID {
+	for {
+		t.nextID++
+		if t.nextID <= 0 { // wrapped past the largest int32
+			t.nextID = 1
+		}
+		if _, used := t.socks[t.nextID]; !used {
+			break
+		}
+	}
+	t.socks[t.nextID] = &socket{id: t.nextID}
+	return t.nextID
+}
+
+// sock returns the socket id names.
+func (t *Table) sock(op string, id SockID) (*socket, error) {
+	s, ok := t.socks[id]
+	if !ok {
+		return nil, fmt.Errorf("udp: %s: socket %d: %w", op, id, ErrBadSocket)
+	}
+	return s, nil
+}
+
+// Sockets returns the number of open sockets.
+func (t *Table) Sockets() int { return len(t.socks) }
+
+// SetReuseAddr sets or clears the socket's SO_REUSEADDR flag. Two sockets
+// may bind the same port on overlapping addresses when both have it set
+// (when the second binds); a datagram that both would take then goes to
+// the one bound last.
+func (t *Table) SetReuseAddr(id SockID, on bool) error {
+	s, err := t.sock("set reuseaddr", id)
+	if err != nil {
+		return err
+	}
+	s.reuse = on
+	return nil
+}
+
+// Bind gives the socket a local address and port. An unspecified address
+// binds every local address; another must be one of the host's
+// (ErrAddrNotAvail). Port 0 takes the next free ephemeral port, counting
+// up from where the last one was found and wrapping, so the choice depends
+// only on the calls made; ErrAddrInUse when none is free. A specific port
+// already bound on an overlapping address (the same one, or either
+// unspecified) gives ErrAddrInUse unless both sockets set SetReuseAddr. A
+// socket binds once (ErrInvalid after).
+func (t *Table) Bind(id SockID, local netip.AddrPort) error {
+	s, err := t.sock("bind", id)
+	if err != nil {
+		return err
+	}
+	if s.bound {
+		return fmt.Errorf("udp: bind socket %d to %v: already bound to %v: %w", id, local, s.localAddrPort(), ErrInvalid)
+	}
+	addr := local.Addr().Unmap()
+	if !local.Addr().IsValid() {
+		addr = netip.IPv4Unspecified()
+	}
+	if !addr.Is4() {
+		return fmt.Errorf("udp: bind socket %d to %v: not an IPv4 address: %w", id, local, ErrInvalid)
+	}
+	if !addr.IsUnspecified() && !t.isLocal(addr) {
+		return fmt.Errorf("udp: bind socket %d to %v: not a local address: %w", id, local, ErrAddrNotAvail)
+	}
+	port := local.Port()
+	if port == 0 {
+		if port, err = t.ephemeralPort(addr); err != nil {
+			return fmt.Errorf("udp: bind socket %d to %v: %w", id, local, err)
+		}
+	} else if c := t.conflict(addr, port, s.reuse); c != nil {
+		return fmt.Errorf("udp: bind socket %d to %v: socket %d holds %v: %w", id, local, c.id, c.localAddrPort(), ErrAddrInUse)
+	}
+	s.bound, s.local, s.port = true, addr, port
+	t.ports[port] = append(t.ports[port], s)
+	return nil
+}
+
+// conflict returns a socket that keeps addr:port from being bound, or nil.
+func (t *Table) conflict(addr netip.Addr, port uint16, reuse bool) *socket {
+	for _, o := range t.ports[port] {
+		if overlap(o.local, addr) && !(reuse && o.reuse) {
+			return o
+		}
+	}
+	return nil
+}
+
+// overlap reports whether two bound addresses share a local address.
+func overlap(a, b netip.Addr) bool {
+	return a == b || a.IsUnspecified() || b.IsUnspecified()
+}
+
+// ephemeralPort returns the next ephemeral port no socket holds on an
+// address overlapping addr. SO_REUSEADDR does not let two sockets share
+// an ephemeral port.
+func (t *Table) ephemeralPort(addr netip.Addr) (uint16, error) {
+	n := int(t.hi) - int(t.lo) + 1
+	for range n {
+		p := t.nextEp
+		if t.nextEp == t.hi {
+			t.nextEp = t.lo
+		} else {
+			t.nextEp++
+		}
+		if t.conflict(addr, p, false) == nil {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free ephemeral port in %d-%d: %w", t.lo, t.hi, ErrAddrInUse)
+}
+
+// autobind binds an unbound socket to an ephemeral port on every address.
+func (t *Table) autobind(op string, s *socket) error {
+	if s.bound {
+		return nil
+	}
+	p, err := t.ephemeralPort(netip.IPv4Unspecified())
+	if err != nil {
+		return fmt.Errorf("udp: %s: socket %d: %w", op, s.id, err)
+	}
+	s.bound, s.local, s.port = true, netip.IPv4Unspecified(), p
+	t.ports[p] = append(t.ports[p], s)
+	return nil
+}
+
+// checkDest validates a destination given to Connect or SendTo.
+func checkDest(op string, id SockID, to netip.AddrPort) (netip.AddrPort, error) {
+	a := to.Addr().Unmap()
+	switch {
+	case !a.Is4():
+		return to, fmt.Errorf("udp: %s socket %d to %v: not an IPv4 address: %w", op, id, to, ErrInvalid)
+	case a.IsUnspecified():
+		return to, fmt.Errorf("udp: %s socket %d to %v: unspecified destination: %w", op, id, to, ErrInvalid)
+	case to.Port() == 0:
+		return to, fmt.Errorf("udp: %s socket %d to %v: port 0: %w", op, id, to, ErrInvalid)
+	}
+	return netip.AddrPortFrom(a, to.Port()), nil
+}
+
+// sourceFor returns the address a datagram from s to dst leaves from: the
+// one fixed by Connect, else the one route picks.
+func (t *Table) sourceFor(s *socket, dst netip.Addr) (netip.Addr, error) {
+	if s.source.IsValid() {
+		return s.source, nil
+	}
+	return t.route(s, dst)
+}
+
+// route picks the source address for a datagram from s to dst: the address
+// s is bound to; else for a local destination that address itself
+// (127.0.0.1 for all of 127/8); else the host's primary address. This
+// stands in for a routing table: the host has one interface.
+func (t *Table) route(s *socket, dst netip.Addr) (netip.Addr, error) {
+	switch {
+	case s.bound && !s.local.IsUnspecified():
+		return s.local, nil
+	case dst.IsLoopback():
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+	case t.isLocal(dst):
+		return dst, nil
+	case t.primary.IsValid():
+		return t.primary, nil
+	}
+	return netip.Addr{}, fmt.Errorf("no local address to send to %v from: %w", dst, ErrAddrNotAvail)
+}
+
+// Connect sets the socket's peer: from then on it accepts datagrams only
+// from remote, addressed to its local address (the bound one; for a socket
+// bound to any address, the one its datagrams to remote leave from, which
+// Connect fixes as Linux does), and SendTo needs no address. An unbound
+// socket is first bound to an ephemeral port. Connect again to change
+// peers; Connect with the zero AddrPort dissolves the association (connect
+// with AF_UNSPEC), leaving the socket bound. Datagrams already queued stay
+// queued. A failed Connect leaves the socket as it was.
+func (t *Table) Connect(id SockID, remote netip.AddrPort) error {
+	s, err := t.sock("connect", id)
+	if err != nil {
+		return err
+	}
+	if !remote.IsValid() {
+		s.remote, s.source = netip.AddrPort{}, netip.Addr{}
+		return nil
+	}
+	remote, err = checkDest("connect", id, remote)
+	if err != nil {
+		return err
+	}
+	src, err := t.route(s, remote.Addr()) // chosen afresh for each peer
+	if err != nil {
+		return fmt.Errorf("udp: connect socket %d to %v: %w", id, remote, err)
+	}
+	if err := t.autobind("connect", s); err != nil {
+		return err
+	}
+	s.remote, s.source = remote, src
+	return nil
+}
+
+// SendTo builds a datagram carrying payload from the socket to to, or to
+// the connected peer when to is the zero AddrPort (ErrDestRequired when
+// there is none). A connected socket may still send elsewhere by naming an
+// address. An unbound socket is first bound to an ephemeral port. The
+// payload is copied; the returned segment belongs to the caller. Payloads
+// over MaxPayload give ErrMsgSize.
+func (t *Table) SendTo(id SockID, payload []byte, to netip.AddrPort) (Datagram, error) {
+	s, err := t.sock("send", id)
+	if err != nil {
+		return Datagram{}, err
+	}
+	if len(payload) > MaxPayload {
+		return Datagram{}, fmt.Errorf("udp: send on socket %d: %d bytes, more than %d: %w", id, len(payload), MaxPayload, ErrMsgSize)
+	}
+	if !to.IsValid() {
+		if !s.remote.IsValid() {
+			return Datagram{}, fmt.Errorf("udp: send on socket %d: no address and not connected: %w", id, ErrDestRequired)
+		}
+		to = s.remote
+	} else if to, err = checkDest("send on", id, to); err != nil {
+		return Datagram{}, err
+	}
+	src, err := t.sourceFor(s, to.Addr())
+	if err != nil {
+		return Datagram{}, fmt.Errorf("udp: send on socket %d to %v: %w", id, to, err)
+	}
+	if err := t.autobind("send", s); err != nil {
+		return Datagram{}, err
+	}
+	seg := make([]byte, HeaderLen+len(payload))
+	binary.BigEndian.PutUint16(seg[0:], s.port)
+	binary.BigEndian.PutUint16(seg[2:], to.Port())
+	binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)))
+	copy(seg[HeaderLen:], payload)
+	cs := Checksum(src, to.Addr(), seg)
+	if cs == 0 {
+		cs = 0xffff // RFC 768: a computed 0 is sent as all ones
+	}
+	binary.BigEndian.PutUint16(seg[6:], cs)
+	return Datagram{Src: src, Dst: to.Addr(), Segment: seg}, nil
+}
+
+// RecvFrom takes the socket's oldest datagram, copies its payload into buf
+// and returns the bytes copied and the sender. A payload longer than buf
+// is truncated: the rest is discarded and truncated is true (as Linux does
+// without MSG_TRUNC). ErrWouldBlock when nothing is queued, bound or not.
+func (t *Table) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, truncated bool, err error) {
+	s, err := t.sock("receive", id)
+	if err != nil {
+		return 0, netip.AddrPort{}, false, err
+	}
+	n, from, truncated, ok := s.q.pop(buf)
+	if !ok {
+		return 0, netip.AddrPort{}, false, fmt.Errorf("udp: receive on socket %d: queue empty: %w", id, ErrWouldBlock)
+	}
+	return n, from, truncated, nil
+}
+
+// Readable reports whether the socket has a datagram queued. It is false
+// for a socket that does not exist.
+func (t *Table) Readable(id SockID) bool {
+	s, ok := t.socks[id]
+	return ok && s.q.rlen > 0
+}
+
+// NextLen returns the payload length of the socket's oldest datagram (what
+// FIONREAD reports), and false when none is queued or the socket does not
+// exist.
+func (t *Table) NextLen(id SockID) (int, bool) {
+	s, ok := t.socks[id]
+	if !ok || s.q.rlen == 0 {
+		return 0, false
+	}
+	return s.q.peekLen(), true
+}
+
+// Queued returns the datagrams and payload bytes the socket has queued; 0,
+// 0 for a socket that does not exist.
+func (t *Table) Queued(id SockID) (datagrams, bytes int) {
+	s, ok := t.socks[id]
+	if !ok {
+		return 0, 0
+	}
+	return s.q.rlen, s.q.dlen
+}
+
+// LocalAddr returns the socket's local address and port: the address it
+// is bound to, or once connected the one its datagrams leave from.
+// ErrNotBound for a socket without a port (getsockname then reports
+// 0.0.0.0:0).
+func (t *Table) LocalAddr(id SockID) (netip.AddrPort, error) {
+	s, err := t.sock("local address", id)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if !s.bound {
+		return netip.AddrPort{}, fmt.Errorf("udp: local address of socket %d: %w", id, ErrNotBound)
+	}
+	if s.source.IsValid() {
+		return netip.AddrPortFrom(s.source, s.port), nil
+	}
+	return s.localAddrPort(), nil
+}
+
+// RemoteAddr returns the socket's peer; ErrNotConnected when it has none.
+func (t *Table) RemoteAddr(id SockID) (netip.AddrPort, error) {
+	s, err := t.sock("remote address", id)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if !s.remote.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("udp: remote address of socket %d: %w", id, ErrNotConnected)
+	}
+	return s.remote, nil
+}
+
+// localAddrPort returns the bound address and port.
+func (s *socket) localAddrPort() netip.AddrPort { return netip.AddrPortFrom(s.local, s.port) }
+
+// Close closes the socket, discarding what it has queued, and frees its
+// port. Its ID may be given to a later socket once IDs wrap around.
+func (t *Table) Close(id SockID) error {
+	s, err := t.sock("close", id)
+	if err != nil {
+		return err
+	}
+	if s.bound {
+		list := t.ports[s.port]
+		if i := slices.Index(list, s); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(t.ports, s.port)
+		} else {
+			t.ports[s.port] = list
+		}
+	}
+	s.q.reset()
+	delete(t.socks, id)
+	return nil
+}
