@@ -53,7 +53,9 @@ type proc struct {
 	backoff  time.Duration
 	retryAt  time.Time // when to restart a dead one; zero if not scheduled
 	pending  []Out     // waiting for room on the way to this process
-	exitWhy  string
+	wantOut  bool      // its connection was full: wake the loop when it has room
+	paused   bool      // not read from: a destination it sends to is congested
+	waiters  []int     // slots paused until this process's queue drains
 }
 
 type exitEvent struct {
@@ -61,6 +63,13 @@ type exitEvent struct {
 	cmd  *exec.Cmd
 	err  error
 }
+
+// MaxPending bounds the messages the kernel holds for one destination whose
+// channel is full. A source that pushes a destination to the bound is not
+// read from again until that queue has drained to half: the source's own
+// sends then block in its socket, which is backpressure all the way back,
+// and a flood costs the kernel bounded memory.
+const MaxPending = 1024
 
 // kern is the running kernel process.
 type kern struct {
@@ -320,7 +329,46 @@ func (k *kern) receive(slot int, now time.Time) {
 		k.mu.Unlock()
 		k.deliverAll(outs)
 		k.announce()
+		for _, o := range outs {
+			if d := k.procs[o.To]; d != nil && len(d.pending) >= MaxPending {
+				p.paused = true
+				d.waiters = append(d.waiters, slot)
+				k.arm(p)
+				return
+			}
+		}
 	}
+}
+
+// arm sets what the loop waits for on p's connection: input unless p is
+// paused, room to write while messages wait for it.
+func (k *kern) arm(p *proc) {
+	if p.fd < 0 {
+		return
+	}
+	var ev uint32
+	if !p.paused {
+		ev |= unix.EPOLLIN
+	}
+	if p.wantOut {
+		ev |= unix.EPOLLOUT
+	}
+	unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: ev, Fd: int32(p.slot)})
+}
+
+// release resumes the sources paused on p once its queue has drained to
+// half the bound (or p is gone).
+func (k *kern) release(p *proc) {
+	if len(p.waiters) == 0 || len(p.pending) > MaxPending/2 {
+		return
+	}
+	for _, s := range p.waiters {
+		if q := k.procs[s]; q != nil && q.paused {
+			q.paused = false
+			k.arm(q)
+		}
+	}
+	p.waiters = p.waiters[:0]
 }
 
 func (k *kern) deliverAll(outs []Out) {
@@ -372,9 +420,11 @@ func (k *kern) flush(p *proc) {
 			err = k.ring0.TrySend(m)
 		}
 		if errors.Is(err, ipc.ErrWouldBlock) {
-			if p.fd >= 0 && k.viaConn(o) {
-				unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(p.slot)})
+			if k.viaConn(o) && !p.wantOut {
+				p.wantOut = true
+				k.arm(p)
 			}
+			k.release(p)
 			return
 		}
 		if err != nil {
@@ -382,9 +432,11 @@ func (k *kern) flush(p *proc) {
 		}
 		p.pending = p.pending[1:]
 	}
-	if p.fd >= 0 {
-		unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)})
+	if p.wantOut {
+		p.wantOut = false
+		k.arm(p)
 	}
+	k.release(p)
 }
 
 func (k *kern) sendConn(p *proc, m *ipc.Message) error {
@@ -449,6 +501,8 @@ func (k *kern) reap() {
 			k.detach(p)
 			p.cmd = nil
 			p.pending = nil
+			p.wantOut, p.paused = false, false
+			k.release(p)
 			k.mu.Lock()
 			k.core.Died(p.slot)
 			k.mu.Unlock()
