@@ -237,11 +237,54 @@ func Create(c Config) (*Pool, error) {
 	// The magic goes last: a reader that sees it sees the whole header.
 	(*atomic.Uint64)(unsafe.Pointer(&mem[hdrMagic])).Store(magic)
 
-	p.free = make([]uint32, c.Count)
+	p.initFree()
+	return p, nil
+}
+
+// initFree makes every buffer free.
+func (p *Pool) initFree() {
+	p.free = make([]uint32, p.count)
 	for i := range p.free {
-		p.free[i] = uint32(c.Count - 1 - i) // Alloc hands out buffer 0 first
+		p.free[i] = uint32(p.count - 1 - uint64(i)) // Alloc hands out buffer 0 first
 	}
-	p.allocated = make([]uint64, (c.Count+63)/64)
+	p.allocated = make([]uint64, (p.count+63)/64)
+}
+
+// Adopt maps an existing pool read-write for its owner, with every buffer
+// free, and records c.Owner as the owner's incarnation. The kernel creates a
+// run's pools before it starts their owners, as it creates inboxes, so an
+// owner that is restarted adopts the same file and its readers' mappings
+// stay valid. Buffers the dead incarnation had handed out count as free
+// again: a reader still holding one may see it reused.
+func Adopt(c Config) (*Pool, error) {
+	c, err := c.normalize()
+	if err != nil {
+		return nil, err
+	}
+	path := FilePath(c.Path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pool: adopt: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("pool: adopt: %w", err)
+	}
+	if fi.Size() != c.fileSize() {
+		return nil, fmt.Errorf("%w: %s is %d bytes, want %d", ErrBadHeader, path, fi.Size(), c.fileSize())
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(c.fileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("pool: adopt: mmap %s: %w", path, err)
+	}
+	if err := checkHeader(mem, c); err != nil {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("%w: %s: %s", ErrBadHeader, path, err)
+	}
+	p := newPool(c, path, mem, true)
+	p.owner.Store(uint32(c.Owner))
+	p.initFree()
 	return p, nil
 }
 

@@ -585,3 +585,56 @@ func BenchmarkAllocFree(b *testing.B) {
 		}
 	}
 }
+
+// TestAdoptAfterRestart: the kernel creates a pool, its owner adopts it, a
+// reader maps it; the owner is replaced and the new incarnation adopts the
+// same file, and the reader sees what the new owner writes.
+func TestAdoptAfterRestart(t *testing.T) {
+	c := testConfig(t)
+	k, err := Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
+	t.Cleanup(func() { Remove(c.Path) })
+	own, err := Adopt(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	r1, b1, err := own.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b1, "first")
+	own.Close()
+
+	c2 := c
+	c2.Owner = ipc.MakeEndpoint(c.Owner.Slot(), c.Owner.Generation()+1)
+	own2, err := Adopt(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own2.Close()
+	if got := rd.Owner(); got != c2.Owner {
+		t.Fatalf("reader sees owner %v, want the new incarnation %v", got, c2.Owner)
+	}
+	r2, b2, err := own2.Alloc() // everything is free again: buffer 0 first
+	if err != nil || r2 != r1 {
+		t.Fatalf("first Alloc after adopt: %v %v, want %v", r2, err, r1)
+	}
+	copy(b2, "second")
+	got, err := rd.Bytes(own2.Slice(r2, 6), c2.Owner)
+	if err != nil || string(got) != "second" {
+		t.Fatalf("reader read %q %v", got, err)
+	}
+	other := c
+	other.Owner = ipc.MakeEndpoint(c.Owner.Slot()+1, 1)
+	if _, err := Adopt(other); !errors.Is(err, ErrBadHeader) {
+		t.Fatalf("adopt by another slot: %v, want ErrBadHeader", err)
+	}
+}
