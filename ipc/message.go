@@ -108,13 +108,24 @@ const (
 	Bench
 )
 
+// Packet path messages (docs/PACKET_PATH.md). Arg[0] is always a pool.Ref.
+const (
+	// FrameRx carries a received Ethernet frame up: nic, driver, pf, ip.
+	FrameRx Type = 160 + iota
+	// FrameTx carries an Ethernet frame to send down: ip, pf, driver, nic.
+	FrameTx
+	// BufFree returns a buffer towards its owner, who frees it.
+	BufFree
+)
+
 // MaxType is the highest message type in use; anything above is unknown.
-const MaxType = Bench
+const MaxType = BufFree
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
+	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
 }
 
 // Known reports whether t is a type newtsim defines.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/coreplan"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -147,6 +148,9 @@ func (k *kern) setup() error {
 			return err
 		}
 	}
+	if err := k.makePools(); err != nil {
+		return err
+	}
 	if err := k.serveMetrics(); err != nil {
 		return err
 	}
@@ -182,6 +186,37 @@ func (k *kern) makeInboxes() error {
 	return err
 }
 
+// PoolPath is the /dev/shm path of a process's buffer pool in a run.
+func PoolPath(run, name string) string { return shm.Path(run, name+".pool") }
+
+// PoolConfig describes the buffer pool of the process in slot: its id is
+// the slot, and every server of the run may read it.
+func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) pool.Config {
+	readers := make([]ipc.Endpoint, 0, servers)
+	for s := 1; s <= servers; s++ {
+		readers = append(readers, ipc.MakeEndpoint(s, 1))
+	}
+	return pool.Config{ID: uint8(slot), Path: PoolPath(run, name), BufSize: pool.DefaultBufSize,
+		Count: PoolBuffers, Owner: owner, Readers: readers}
+}
+
+// PoolBuffers is the number of buffers in each process's pool.
+const PoolBuffers = 512
+
+// makePools creates every server's buffer pool, which the server adopts
+// (package pool): pools, like inboxes, outlive a server's restart.
+func (k *kern) makePools() error {
+	n := len(k.procs) - 1
+	for _, p := range k.procs[1:] {
+		pl, err := pool.Create(PoolConfig(k.c.Run, p.spec.Name, p.slot, p.entry.EP, n))
+		if err != nil {
+			return err
+		}
+		pl.Close()
+	}
+	return nil
+}
+
 // ServeArgs are the arguments the kernel starts a server with; the server
 // side parses them in package servers.
 func (k *kern) serveArgs(p *proc) []string {
@@ -195,6 +230,12 @@ func (k *kern) serveArgs(p *proc) []string {
 	}
 	for _, peer := range t.Peers(p.spec.Name) {
 		args = append(args, "--peer", peer+"="+strconv.Itoa(t.Slot(peer)))
+	}
+	for _, q := range t.Processes {
+		args = append(args, "--proc", q.Name+"="+strconv.Itoa(t.Slot(q.Name)))
+		if hop, ok := t.NextHop(p.spec.Name, q.Name); ok && hop != q.Name {
+			args = append(args, "--route", q.Name+"="+hop)
+		}
 	}
 	if len(p.spec.Args) > 0 {
 		args = append(args, "--")

@@ -16,11 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/metrics"
 	"github.com/newtsim/newtsim/sim/pin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,9 +38,11 @@ type Options struct {
 	Transport string         // "shm" or "kernel"
 	Wait      ipc.WaitPolicy // how Recv waits
 	Cores     []int
-	Peers     map[string]int // peer name to slot
-	Args      []string       // role-specific arguments
-	KernelFD  int            // the kernel connection; kmsg.FD when started by the kernel
+	Peers     map[string]int    // peer name to slot
+	Procs     map[string]int    // every server of the run, name to slot
+	Routes    map[string]string // next hop towards each server not a peer
+	Args      []string          // role-specific arguments
+	KernelFD  int               // the kernel connection; kmsg.FD when started by the kernel
 }
 
 // Server is a running server process, as its Handler sees it.
@@ -47,8 +52,15 @@ type Server struct {
 	K        *kmsg.Conn    // calls to the kernel
 	Registry *prometheus.Registry
 	Log      *log.Logger
+	// Pool is the server's own buffer pool, which it allocates from.
+	Pool     *pool.Pool
 	peers    map[string]ipc.Endpoint
-	names    [ipc.MaxSlots]string
+	names    [ipc.MaxSlots]string // peers' names
+	procs    [ipc.MaxSlots]string // every server's name
+	pools    map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
+	sendMu   sync.Mutex
+	lockSend bool
+	badRefs  *prometheus.CounterVec
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -105,7 +117,86 @@ func (s *Server) PeerName(slot int) string {
 // Reply sends r back to the sender of m, with m's Seq.
 func (s *Server) Reply(m *ipc.Message, r *ipc.Message) error {
 	r.Dst, r.Seq = m.Src, m.Seq
-	return s.T.Send(r)
+	return s.Send(r)
+}
+
+// Send sends m on the server's transport. A role that sends from a second
+// goroutine calls SendFromGoroutines first, and every send then takes a lock
+// (a ring has one producer at a time).
+func (s *Server) Send(m *ipc.Message) error {
+	if s.lockSend {
+		s.sendMu.Lock()
+		defer s.sendMu.Unlock()
+	}
+	return s.T.Send(m)
+}
+
+// SendFromGoroutines makes Send safe from several goroutines.
+func (s *Server) SendFromGoroutines() { s.lockSend = true }
+
+// SendTo sends m to the named peer.
+func (s *Server) SendTo(peer string, m *ipc.Message) error {
+	ep, ok := s.peers[peer]
+	if !ok {
+		return fmt.Errorf("servers: %s is not a peer of %s", peer, s.Opts.Name)
+	}
+	m.Dst = ep
+	return s.Send(m)
+}
+
+// poolOf returns the pool with the given id: the server's own, or another
+// server's mapped read-only.
+func (s *Server) poolOf(id uint8) (*pool.Pool, error) {
+	if int(id) == s.Opts.Endpoint.Slot() {
+		return s.Pool, nil
+	}
+	if p, ok := s.pools[id]; ok {
+		return p, nil
+	}
+	name := s.procs[int(id)%ipc.MaxSlots]
+	if name == "" {
+		return nil, fmt.Errorf("servers: no pool %d", id)
+	}
+	p, err := pool.Open(kernel.PoolConfig(s.Opts.Run, name, int(id), ipc.MakeEndpoint(int(id), 1), len(s.Opts.Procs)))
+	if err != nil {
+		return nil, err
+	}
+	s.pools[id] = p
+	return p, nil
+}
+
+// Buffer returns the bytes that m's buffer reference (Arg[0]) names, after
+// checking it: a pool of the run, rights of the sender, bounds. A bad
+// reference is counted and refused.
+func (s *Server) Buffer(m *ipc.Message) ([]byte, pool.Ref, error) {
+	ref := pool.Ref(m.Arg[0])
+	p, err := s.poolOf(ref.Pool())
+	if err == nil {
+		var b []byte
+		if b, err = p.Bytes(ref, m.Src); err == nil {
+			return b, ref, nil
+		}
+	}
+	s.badRefs.WithLabelValues(m.Type.String()).Inc()
+	return nil, ref, err
+}
+
+// Release gives a buffer back: freed at once if this server owns it,
+// otherwise sent one hop towards its owner.
+func (s *Server) Release(ref pool.Ref) error {
+	owner := int(ref.Pool())
+	if owner == s.Opts.Endpoint.Slot() {
+		return s.Pool.Free(ref)
+	}
+	name := s.procs[owner%ipc.MaxSlots]
+	hop := name
+	if r, ok := s.Opts.Routes[name]; ok {
+		hop = r
+	}
+	if _, ok := s.peers[hop]; !ok {
+		return fmt.Errorf("servers: no way to return a buffer of pool %d", owner)
+	}
+	return s.SendTo(hop, &ipc.Message{Type: ipc.BufFree, Arg: [ipc.NumArgs]uint64{uint64(ref)}})
 }
 
 // Main sets up the server described by o and runs its loop until the kernel
@@ -120,10 +211,21 @@ func Main(o Options) error {
 			return err
 		}
 	}
-	s := &Server{Opts: o, Log: log.New(os.Stderr, o.Name+": ", log.Lmicroseconds), peers: map[string]ipc.Endpoint{}}
+	s := &Server{Opts: o, Log: log.New(os.Stderr, o.Name+": ", log.Lmicroseconds), peers: map[string]ipc.Endpoint{},
+		pools: map[uint8]*pool.Pool{}}
 	s.names[ipc.KernelSlot] = "kernel"
 	for n, slot := range o.Peers {
 		s.names[slot] = n
+	}
+	for n, slot := range o.Procs {
+		s.procs[slot%ipc.MaxSlots] = n
+	}
+	if len(o.Procs) > 0 {
+		p, err := pool.Adopt(kernel.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
+		if err != nil {
+			return err
+		}
+		s.Pool = p
 	}
 	s.K = kmsg.New(o.KernelFD, o.Endpoint)
 	switch o.Transport {
@@ -146,6 +248,9 @@ func Main(o Options) error {
 	defer s.T.Close()
 
 	s.Registry = metrics.NewRegistry(o.Name, o.Role)
+	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
+	s.Registry.MustRegister(s.badRefs)
 	s.Registry.MustRegister(metrics.NewTransport(o.Transport, s.T.Stats(), s.PeerName))
 	if s.T != ipc.Transport(s.K) {
 		s.Registry.MustRegister(metrics.NewTransport("kernel", s.K.Stats(), func(slot int) string {
@@ -214,6 +319,10 @@ func (s *Server) Serve(h Handler) error {
 			}
 		case ipc.Shutdown:
 			return nil
+		case ipc.BufFree:
+			if err := s.Release(pool.Ref(m.Arg[0])); err != nil {
+				s.badRefs.WithLabelValues(m.Type.String()).Inc()
+			}
 		case ipc.EndpointUpdate:
 			slot, ep := int(m.Arg[0]), ipc.Endpoint(m.Arg[1])
 			if n := s.PeerName(slot); n != "" && ep.Slot() == slot {

@@ -26,7 +26,7 @@ socket calls cost on it, beside Linux's own sockets in the same run.`,
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", launch.DefaultStateDir, "directory for the running topology's state files")
 	root.AddCommand(
 		NewUpCommand(g), NewDownCommand(g), NewStatusCommand(g), NewRunCommand(g),
-		NewBenchCommand(g), NewKernelCommand(g), NewServeCommand(),
+		NewBenchCommand(g), NewKernelCommand(g), NewServeCommand(), NewHostCommand(),
 	)
 	return root
 }

@@ -19,7 +19,7 @@ func NewServeCommand() *cobra.Command {
 	var o servers.Options
 	var ep uint32
 	var wait, cores string
-	var peers []string
+	var peers, procs, routes []string
 	cmd := &cobra.Command{
 		Use:    "serve [-- role arguments]",
 		Short:  "Run one server process (started by the kernel)",
@@ -37,14 +37,19 @@ func NewServeCommand() *cobra.Command {
 					return err
 				}
 			}
-			o.Peers = map[string]int{}
-			for _, p := range peers {
-				name, slot, ok := strings.Cut(p, "=")
-				n, err := strconv.Atoi(slot)
-				if !ok || err != nil {
-					return fmt.Errorf("--peer %q: want NAME=SLOT", p)
+			if o.Peers, err = slots("--peer", peers); err != nil {
+				return err
+			}
+			if o.Procs, err = slots("--proc", procs); err != nil {
+				return err
+			}
+			o.Routes = map[string]string{}
+			for _, r := range routes {
+				dst, hop, ok := strings.Cut(r, "=")
+				if !ok {
+					return fmt.Errorf("--route %q: want DEST=NEXTHOP", r)
 				}
-				o.Peers[name] = n
+				o.Routes[dst] = hop
 			}
 			return servers.Main(o)
 		},
@@ -58,5 +63,21 @@ func NewServeCommand() *cobra.Command {
 	fl.StringVar(&wait, "wait", "block", "wait policy")
 	fl.StringVar(&cores, "cores", "", "cores the process is pinned to")
 	fl.StringArrayVar(&peers, "peer", nil, "a peer, NAME=SLOT (repeated)")
+	fl.StringArrayVar(&procs, "proc", nil, "a server of the run, NAME=SLOT (repeated)")
+	fl.StringArrayVar(&routes, "route", nil, "the next hop towards a server, DEST=NEXTHOP (repeated)")
 	return cmd
+}
+
+// slots parses repeated NAME=SLOT flags.
+func slots(flag string, vals []string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, v := range vals {
+		name, slot, ok := strings.Cut(v, "=")
+		n, err := strconv.Atoi(slot)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("%s %q: want NAME=SLOT", flag, v)
+		}
+		m[name] = n
+	}
+	return m, nil
 }

@@ -186,9 +186,12 @@ func TestUpStatusDown(t *testing.T) {
 					t.Errorf("up's output lacks %q:\n%s", want, u.out)
 				}
 			}
-			files, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*")
-			if tr == "shm" && len(files) != 6 {
-				t.Errorf("want 6 inboxes in /dev/shm, got %v", files)
+			inboxes, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.inbox")
+			if want := map[string]int{"shm": 6, "kernel": 0}[tr]; len(inboxes) != want {
+				t.Errorf("want %d inboxes in /dev/shm, got %v", want, inboxes)
+			}
+			if pools, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.pool"); len(pools) != 6 {
+				t.Errorf("want a buffer pool per server in /dev/shm, got %v", pools)
 			}
 			st, err := exec.Command(bin, "--state-dir", u.dir, "status").CombinedOutput()
 			if err != nil || !strings.Contains(string(st), "tcp") || !strings.Contains(string(st), tr) {

@@ -140,3 +140,34 @@ func (t *Topology) linked(a, b string) bool {
 	}
 	return false
 }
+
+// NextHop returns the peer of from on a shortest path of links to to, and
+// false when no path joins them. Messages that must reach a process they
+// are not linked to (a buffer going back to its owner) travel hop by hop
+// along these paths; ties go to the peer listed first.
+func (t *Topology) NextHop(from, to string) (string, bool) {
+	if from == to {
+		return "", false
+	}
+	// Breadth-first from to, so the first peer of from reached is on a
+	// shortest path.
+	dist := map[string]int{to: 0}
+	queue := []string{to}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, p := range t.Peers(n) {
+			if _, seen := dist[p]; !seen && n != KernelName {
+				dist[p] = dist[n] + 1
+				queue = append(queue, p)
+			}
+		}
+	}
+	best, bestDist := "", -1
+	for _, p := range t.Peers(from) {
+		if d, ok := dist[p]; ok && (bestDist < 0 || d < bestDist) {
+			best, bestDist = p, d
+		}
+	}
+	return best, bestDist >= 0
+}

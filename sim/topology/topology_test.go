@@ -195,3 +195,28 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestNextHop(t *testing.T) {
+	d := Default()
+	tests := []struct {
+		from, to, want string
+		ok             bool
+	}{
+		{"ip", "driver", "pf", true},
+		{"driver", "ip", "pf", true},
+		{"syscall", "driver", "tcp", true}, // tcp and udp tie; tcp is listed first
+		{"udp", "tcp", "syscall", true},
+		{"pf", "ip", "ip", true},
+		{"ip", "ip", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := d.NextHop(tt.from, tt.to)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("NextHop(%s, %s) = %q, %v; want %q, %v", tt.from, tt.to, got, ok, tt.want, tt.ok)
+		}
+	}
+	lone := &Topology{Transport: Shm, Processes: []Process{{Name: "a"}, {Name: "b"}}}
+	if _, ok := lone.NextHop("a", "b"); ok {
+		t.Error("a path between unlinked processes")
+	}
+}

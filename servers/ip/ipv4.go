@@ -1,0 +1,190 @@
+package ip
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// IPv4 header fields (RFC 791).
+const (
+	flagDF     = 0x4000 // don't fragment
+	flagMF     = 0x2000 // more fragments
+	offsetMask = 0x1fff // fragment offset, in 8-byte units
+)
+
+// ipv4In checks an IPv4 packet that came in a frame (b is the frame past
+// its Ethernet header, padding included) and receives it if it is for the
+// host. Options are not parsed: the header length skips them.
+func (s *Stack) ipv4In(now time.Time, b []byte) {
+	if len(b) < HeaderLen {
+		s.drop(dropShortPacket)
+		return
+	}
+	if b[0]>>4 != 4 {
+		s.drop(dropBadVersion)
+		return
+	}
+	hlen := int(b[0]&0x0f) * 4
+	if hlen < HeaderLen || hlen > len(b) {
+		s.drop(dropBadIHL)
+		return
+	}
+	if checksum(b[:hlen]) != 0 {
+		s.drop(dropBadChecksum)
+		return
+	}
+	total := int(binary.BigEndian.Uint16(b[2:]))
+	if total < hlen || total > len(b) {
+		s.drop(dropBadLength)
+		return
+	}
+	pkt := b[:total] // without the link's padding
+	src := binary.BigEndian.Uint32(pkt[12:])
+	dst := binary.BigEndian.Uint32(pkt[16:])
+	// RFC 1122 3.2.1.3: a source must name one host, and 127/8 never
+	// appears on a wire; our own address coming back is a loop or a spoof.
+	if !unicast(src) || loopback(src) || src == s.addr || s.isBroadcast(src) {
+		s.drop(dropBadSrcAddr)
+		return
+	}
+	if dst != s.addr && !s.isBroadcast(dst) {
+		s.drop(dropNotForUs)
+		return
+	}
+	s.receive(now, pkt, hlen)
+}
+
+// receive takes an IPv4 packet for the host, from a frame or the loopback
+// interface, trimmed to its total length, with a header of hlen bytes:
+// fragments go to reassembly, ICMP to icmpIn, the rest to a transport.
+func (s *Stack) receive(now time.Time, pkt []byte, hlen int) {
+	if binary.BigEndian.Uint16(pkt[6:])&(flagMF|offsetMask) != 0 {
+		if pkt, hlen = s.reassemble(now, pkt, hlen); pkt == nil {
+			return
+		}
+	}
+	if pkt[9] == ProtoICMP {
+		s.icmpIn(now, pkt, hlen)
+		return
+	}
+	s.deliver(pkt, hlen)
+}
+
+// Send sends payload, a transport segment of protocol proto with its
+// checksum already filled in, from src to dst. A zero (or unspecified) src
+// means the host's address, or 127.0.0.1 for a destination in 127/8;
+// otherwise src must be the host's address, or in 127/8 for a local
+// destination (ErrBadAddr).
+//
+// A packet to the host's address or to 127/8 goes over the loopback
+// interface: it comes back as a Deliver event (or an ICMP echo reply) in
+// this call's events, with no frame. Any other goes out in a frame: to the
+// broadcast MAC for 255.255.255.255 and the subnet's broadcast, to the
+// group's MAC for multicast, to the destination on-link, and to the
+// gateway off-link (ErrNoRoute if there is none). A frame to an address
+// ARP has not resolved is held until it is (see Config.ARPTimeout); Send
+// still returns nil, and a packet that cannot be held is counted in Drops.
+//
+// Nothing is fragmented: payload may be up to MaxPayload (1480) bytes on
+// the wire and MaxLoopback (65515) over loopback; beyond, ErrTooBig.
+// Payload is copied; Send keeps no reference to it.
+func (s *Stack) Send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
+	s.begin()
+	dst = dst.Unmap()
+	if !dst.Is4() {
+		return fmt.Errorf("ip: send to %v: not an IPv4 address: %w", dst, ErrBadAddr)
+	}
+	d := addrU32(dst)
+	if !unicast(d) && !multicast(d) && d != broadcastAll {
+		return fmt.Errorf("ip: send to %v: not a destination address: %w", dst, ErrBadAddr)
+	}
+	local := s.isLocal(d)
+	var sa uint32
+	switch src = src.Unmap(); {
+	case !src.IsValid() || src == netip.IPv4Unspecified():
+		sa = s.addr
+		if loopback(d) {
+			sa = loopbackAddr
+		}
+	case !src.Is4():
+		return fmt.Errorf("ip: send from %v to %v: source not an IPv4 address: %w", src, dst, ErrBadAddr)
+	default:
+		sa = addrU32(src)
+		if sa != s.addr && !(local && loopback(sa)) {
+			return fmt.Errorf("ip: send from %v to %v: source not a local address: %w", src, dst, ErrBadAddr)
+		}
+	}
+	n := len(payload)
+	switch {
+	case n > MaxLoopback:
+		return fmt.Errorf("ip: send %d bytes to %v: more than an IPv4 packet carries (%d): %w", n, dst, MaxLoopback, ErrTooBig)
+	case !local && n > MaxPayload:
+		return fmt.Errorf("ip: send %d bytes to %v: more than the MTU allows (%d), and the host does not fragment: %w", n, dst, MaxPayload, ErrTooBig)
+	case !s.canRoute(d):
+		return fmt.Errorf("ip: send to %v: off-link and no gateway: %w", dst, ErrNoRoute)
+	}
+	frame, pkt := s.makePacket(d, n)
+	copy(pkt[HeaderLen:], payload)
+	s.putIPv4(pkt, proto, sa, d)
+	s.sendPacket(now, frame, pkt, d)
+	return nil
+}
+
+// canRoute reports whether the host can send to dst.
+func (s *Stack) canRoute(dst uint32) bool {
+	return s.isLocal(dst) || s.gw != 0 || s.subnet.contains(dst) || s.isBroadcast(dst) || multicast(dst)
+}
+
+// makePacket returns a buffer for an IPv4 packet of n payload bytes to dst
+// with a header without options: pkt, and, unless dst is local, the frame
+// around it, with room for the Ethernet header.
+func (s *Stack) makePacket(dst uint32, n int) (frame, pkt []byte) {
+	if s.isLocal(dst) {
+		return nil, s.arena.alloc(HeaderLen + n)
+	}
+	frame = s.newFrame(EthHeaderLen + HeaderLen + n)
+	return frame, frame[EthHeaderLen : EthHeaderLen+HeaderLen+n]
+}
+
+// putIPv4 writes the header of pkt, whose length is its total length: no
+// options, DF set (the host never fragments, RFC 6864 lets the ID be any),
+// the configured TTL (1 for multicast), and the checksum.
+func (s *Stack) putIPv4(pkt []byte, proto uint8, src, dst uint32) {
+	h := pkt[:HeaderLen]
+	h[0], h[1] = 0x45, 0
+	binary.BigEndian.PutUint16(h[2:], uint16(len(pkt)))
+	s.ipID++
+	binary.BigEndian.PutUint16(h[4:], s.ipID)
+	binary.BigEndian.PutUint16(h[6:], flagDF)
+	h[8] = s.ttl
+	if multicast(dst) {
+		h[8] = multicastTTL
+	}
+	h[9] = proto
+	h[10], h[11] = 0, 0
+	binary.BigEndian.PutUint32(h[12:], src)
+	binary.BigEndian.PutUint32(h[16:], dst)
+	binary.BigEndian.PutUint16(h[10:], checksum(h))
+}
+
+// sendPacket sends pkt, made by makePacket in frame and with its header
+// written, to dst, which canRoute.
+func (s *Stack) sendPacket(now time.Time, frame, pkt []byte, dst uint32) {
+	switch {
+	case frame == nil:
+		s.stats.LoopbackPackets++
+		s.receive(now, pkt, HeaderLen)
+	case s.isBroadcast(dst):
+		s.putEth(frame, broadcastMAC, ethTypeIPv4)
+		s.emitFrame(frame)
+	case multicast(dst):
+		s.putEth(frame, multicastMAC(dst), ethTypeIPv4)
+		s.emitFrame(frame)
+	case s.subnet.contains(dst):
+		s.sendVia(now, frame, dst)
+	default:
+		s.sendVia(now, frame, s.gw)
+	}
+}

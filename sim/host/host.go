@@ -1,0 +1,237 @@
+// Package host is a whole simulated host in one process: the ip and udp
+// engines linked directly to each other and to a NIC backend (a monolithic
+// stack). It stands in for the remote machines of the NewtOS evaluation,
+// and it tests the protocol engines against real Linux peers before they are
+// split into server processes. It runs a UDP echo service when asked.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/newtsim/newtsim/nic/pcap"
+	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/udp"
+)
+
+// Config describes a host.
+type Config struct {
+	MAC      [6]byte
+	Addr     netip.Prefix // the host's address and subnet, such as 198.18.0.2/24
+	Gateway  netip.Addr   // optional
+	EchoPort uint16       // a UDP echo service on this port; 0 for none
+	Pcap     *pcap.Writer // records every frame in and out; nil for none
+}
+
+// Host is a running host. Its methods may be called from several
+// goroutines.
+type Host struct {
+	mu   sync.Mutex
+	c    Config
+	ip   *ip.Stack
+	udp  *udp.Table
+	echo udp.SockID
+	out  func(frame []byte) error
+	buf  []byte
+}
+
+// New makes a host whose frames go to out.
+func New(c Config, out func(frame []byte) error) (*Host, error) {
+	st, err := ip.New(ip.Config{MAC: c.MAC, Addr: c.Addr, Gateway: c.Gateway})
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	h := &Host{c: c, ip: st, udp: udp.New(udp.Config{Addrs: []netip.Addr{c.Addr.Addr()}}), out: out,
+		buf: make([]byte, 65536)}
+	if c.EchoPort != 0 {
+		h.echo = h.udp.Open()
+		if err := h.udp.Bind(h.echo, netip.AddrPortFrom(netip.IPv4Unspecified(), c.EchoPort)); err != nil {
+			return nil, fmt.Errorf("host: echo service: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// Input hands the host a frame its NIC received at now.
+func (h *Host) Input(now time.Time, frame []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.record(now, frame)
+	h.ip.FrameIn(now, frame)
+	return h.process(now)
+}
+
+// Tick runs the host's timers (ARP retries, reassembly time-outs).
+func (h *Host) Tick(now time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ip.Tick(now)
+	return h.process(now)
+}
+
+// NextDeadline says when Tick must next run.
+func (h *Host) NextDeadline() (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ip.NextDeadline()
+}
+
+// Open opens a UDP socket on the host, for an application of the host.
+func (h *Host) Open(local netip.AddrPort) (udp.SockID, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := h.udp.Open()
+	return id, h.udp.Bind(id, local)
+}
+
+// SendTo sends a datagram from socket id.
+func (h *Host) SendTo(now time.Time, id udp.SockID, payload []byte, to netip.AddrPort) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.sendTo(now, id, payload, to); err != nil {
+		return err
+	}
+	return h.process(now)
+}
+
+// RecvFrom takes a datagram queued on socket id (udp.ErrWouldBlock if none).
+func (h *Host) RecvFrom(id udp.SockID, b []byte) (int, netip.AddrPort, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, from, _, err := h.udp.RecvFrom(id, b)
+	return n, from, err
+}
+
+// Drops reports what the host's engines dropped, by engine and reason.
+func (h *Host) Drops() map[string]uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := map[string]uint64{}
+	for r, n := range h.ip.Drops() {
+		if n > 0 {
+			d["ip/"+r] = n
+		}
+	}
+	for r, n := range h.udp.Drops() {
+		if n > 0 {
+			d["udp/"+r] = n
+		}
+	}
+	return d
+}
+
+func (h *Host) sendTo(now time.Time, id udp.SockID, payload []byte, to netip.AddrPort) error {
+	dg, err := h.udp.SendTo(id, payload, to)
+	if err != nil {
+		return err
+	}
+	return h.ip.Send(now, udp.ProtoUDP, dg.Src, dg.Dst, dg.Segment)
+}
+
+func (h *Host) record(now time.Time, frame []byte) {
+	if h.c.Pcap != nil {
+		h.c.Pcap.Write(now, frame) // a failed capture does not stop the host
+	}
+}
+
+// process drains the ip engine's events until there are none. An event's
+// slices are valid only until the next call into the engine, so each batch
+// is handled in two passes: first what only reads them (frames out,
+// datagrams into udp), then the calls back into the engine.
+func (h *Host) process(now time.Time) error {
+	for {
+		evs := h.ip.Events()
+		if len(evs) == 0 {
+			return nil
+		}
+		var unreachable [][]byte
+		echo := false
+		for _, ev := range evs {
+			switch ev.Kind {
+			case ip.FrameOut:
+				h.record(now, ev.Frame)
+				if err := h.out(ev.Frame); err != nil {
+					return fmt.Errorf("host: send frame: %w", err)
+				}
+			case ip.Deliver:
+				if ev.Proto != udp.ProtoUDP {
+					continue // ICMP other than echo, which ip answers itself
+				}
+				id, err := h.udp.Input(ev.Src, ev.Dst, ev.Payload)
+				switch {
+				case errors.Is(err, udp.ErrNoSocket):
+					unreachable = append(unreachable, append([]byte(nil), ev.Packet...))
+				case err == nil && id == h.echo && h.c.EchoPort != 0:
+					echo = true
+				}
+			}
+		}
+		for _, pkt := range unreachable {
+			h.ip.Unreachable(now, pkt, 3) // code 3: port unreachable
+		}
+		for echo {
+			n, from, _, err := h.udp.RecvFrom(h.echo, h.buf)
+			if err != nil {
+				break
+			}
+			if err := h.sendTo(now, h.echo, h.buf[:n], from); err != nil && !errors.Is(err, udp.ErrWouldBlock) {
+				return err
+			}
+		}
+	}
+}
+
+// Device is a NIC backend a host can run on.
+type Device interface {
+	Read(b []byte) (int, error)
+	Write(frame []byte) error
+}
+
+// Serve runs the host on dev until ctx is done: frames in as they arrive,
+// timers when due.
+func Serve(ctx context.Context, h *Host, dev Device) error {
+	frames := make(chan []byte, 256)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			b := make([]byte, 1514)
+			n, err := dev.Read(b)
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case frames <- b[:n]:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if at, ok := h.NextDeadline(); ok {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case f := <-frames:
+			if err := h.Input(time.Now(), f); err != nil {
+				return err
+			}
+		case now := <-timer.C:
+			if err := h.Tick(now); err != nil {
+				return err
+			}
+		}
+	}
+}
