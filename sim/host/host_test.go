@@ -259,4 +259,3 @@ func TestWire(t *testing.T) {
 		})
 	}
 }
-
