@@ -355,7 +355,7 @@ func Base(s *Server) (Handler, error) {
 }
 
 func init() {
-	for _, r := range []string{"syscall", "tcp", "udp", "ip", "pf", "driver", "echo"} {
+	for _, r := range []string{"syscall", "tcp", "udp", "echo"} {
 		Register(r, Base)
 	}
 }

@@ -22,6 +22,7 @@ type topoFlags struct {
 	wait      string
 	cpus      string
 	slots     int
+	nic       string
 }
 
 func (f *topoFlags) register(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (f *topoFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.wait, "wait", "", "override every process's wait policy: block, poll or a spin duration such as 20us")
 	cmd.Flags().StringVar(&f.cpus, "cpus", "", "plan for these CPUs only, such as 0-1 (default: every online CPU)")
 	cmd.Flags().IntVar(&f.slots, "slots", 0, "messages per ring (a power of two; default 256)")
+	cmd.Flags().StringVar(&f.nic, "nic", "none", "the nic's backend: none (no cable) or tap (a TAP device in a namespace of its own, for Linux programs to reach the host)")
 }
 
 func (f *topoFlags) load() (*topology.Topology, []int, error) {
@@ -77,7 +79,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			return launch.Up(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots,
+			return launch.Up(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots, NIC: f.nic,
 				Ready: func(*launchStatus) { fmt.Fprintln(out, "up: Ctrl-C or `newtsim down` stops it") }})
 		},
 	}

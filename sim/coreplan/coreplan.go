@@ -45,7 +45,7 @@ const (
 // priority orders processes for cores of their own when there are too
 // few: the application, then the servers on its path in the order their
 // wake-up latency costs it.
-var priority = []string{"app", "tcp", "syscall", "ip", "udp", "driver", "pf", "kernel"}
+var priority = []string{"app", "tcp", "syscall", "ip", "udp", "driver", "pf", "nic", "kernel"}
 
 // Entry is one process's place in a plan.
 type Entry struct {

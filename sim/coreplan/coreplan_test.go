@@ -143,25 +143,25 @@ func TestFromTopology(t *testing.T) {
 	}{
 		{
 			name: "default on 2 CPUs", top: topology.Default(), cpus: seq(2), apps: []string{"app"}, source: SourceDerived,
-			summary: "shared/2cpu: 0=app[poll] 1=kernel,syscall,tcp,udp,ip,pf,driver[block]",
+			summary: "shared/2cpu: 0=app[poll] 1=kernel,syscall,tcp,udp,ip,pf,driver,nic[block]",
 		},
 		{
 			name: "default on 8 CPUs", top: topology.Default(), cpus: seq(8), apps: []string{"app"}, source: SourceDerived,
-			summary: "dedicated/8cpu: 0=kernel[poll] 1=syscall[poll] 2=tcp[poll] 3=udp[poll] 4=ip[poll] 5=pf[poll] 6=driver[poll] 7=app[poll]",
+			summary: "shared/8cpu: 0=app[poll] 1=tcp[poll] 2=syscall[poll] 3=ip[poll] 4=udp[poll] 5=driver[poll] 6=pf[poll] 7=kernel,nic[block]",
 		},
 		{
 			name: "default without apps", top: topology.Default(), cpus: seq(2), source: SourceDerived,
-			summary: "shared/2cpu: 0=tcp[poll] 1=kernel,syscall,udp,ip,pf,driver[block]",
+			summary: "shared/2cpu: 0=tcp[poll] 1=kernel,syscall,udp,ip,pf,driver,nic[block]",
 		},
 		{
 			name: "topology wait overrides the derived one", top: edit(func(t *topology.Topology) { t.Wait = "20us" }),
 			cpus: seq(2), apps: []string{"app"}, source: SourceDerived,
-			summary: "shared/2cpu: 0=app[20us] 1=kernel,syscall,tcp,udp,ip,pf,driver[20us]",
+			summary: "shared/2cpu: 0=app[20us] 1=kernel,syscall,tcp,udp,ip,pf,driver,nic[20us]",
 		},
 		{
 			name: "topology wait auto", top: edit(func(t *topology.Topology) { t.Wait = "auto" }),
 			cpus: seq(2), apps: []string{"app"}, source: SourceDerived,
-			summary: "shared/2cpu: 0=app[poll] 1=kernel,syscall,tcp,udp,ip,pf,driver[block]",
+			summary: "shared/2cpu: 0=app[poll] 1=kernel,syscall,tcp,udp,ip,pf,driver,nic[block]",
 		},
 		{
 			name: "process wait beats topology wait", top: edit(func(t *topology.Topology) {
@@ -169,14 +169,14 @@ func TestFromTopology(t *testing.T) {
 				t.Processes[1].Wait = "poll"
 			}),
 			cpus: seq(2), apps: []string{"app"}, source: SourceDerived,
-			summary: "shared/2cpu: 0=app[block] 1=kernel[block],syscall[block],tcp[poll],udp[block],ip[block],pf[block],driver[block]",
+			summary: "shared/2cpu: 0=app[block] 1=kernel[block],syscall[block],tcp[poll],udp[block],ip[block],pf[block],driver[block],nic[block]",
 		},
 		{
 			name: "tcp pinned by hand, the rest derived on the other CPUs", top: edit(func(t *topology.Topology) {
 				t.Processes[1].Cores = []int{3}
 			}),
 			cpus: seq(4), apps: []string{"app"}, source: SourceTopology,
-			summary: "shared/4cpu: 0=app[poll] 1=syscall[poll] 2=kernel,udp,ip,pf,driver[block] 3=tcp[poll]",
+			summary: "shared/4cpu: 0=app[poll] 1=syscall[poll] 2=kernel,udp,ip,pf,driver,nic[block] 3=tcp[poll]",
 		},
 		{
 			name: "hand cores shared with derived ones", top: edit(func(t *topology.Topology) {
@@ -185,7 +185,7 @@ func TestFromTopology(t *testing.T) {
 				}
 			}),
 			cpus: seq(2), apps: []string{"app"}, source: SourceTopology,
-			summary: "shared/2cpu: 0=kernel,syscall,tcp,udp,ip,pf,driver[block] 1=syscall,tcp,udp,ip,pf,driver,app[block]",
+			summary: "shared/2cpu: 0=kernel,syscall,tcp,udp,ip,pf,driver,nic[block] 1=syscall,tcp,udp,ip,pf,driver,nic,app[block]",
 		},
 		{
 			name: "bench pinned poll", top: bench("poll", 0, 1), cpus: seq(2), apps: []string{"app"}, source: SourceTopology,
@@ -282,8 +282,8 @@ func TestStringMixedWaits(t *testing.T) {
 	}
 	s := p.String()
 	for _, want := range []string{
-		"core plan: derived for 2 CPUs, shared: servers share cores, and some spin on a shared core (8 processes)",
-		"  core 1: kernel syscall tcp udp ip pf driver  (kernel block; syscall block; tcp poll: spins, never sleeps; udp spins 50us, then blocks;",
+		"core plan: derived for 2 CPUs, shared: servers share cores, and some spin on a shared core (9 processes)",
+		"  core 1: kernel syscall tcp udp ip pf driver nic  (kernel block; syscall block; tcp poll: spins, never sleeps; udp spins 50us, then blocks;",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() =\n%s\nwant it to contain %q", s, want)

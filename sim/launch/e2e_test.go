@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/netns"
 	"github.com/newtsim/newtsim/sim/promtest"
 )
 
@@ -178,8 +180,8 @@ func TestUpStatusDown(t *testing.T) {
 	for _, tr := range []string{"shm", "kernel"} {
 		t.Run(tr, func(t *testing.T) {
 			u := startUp(t, "--transport", tr)
-			if len(u.status.Processes) != 7 {
-				t.Fatalf("want kernel and 6 servers, got %d:\n%s", len(u.status.Processes), u.out)
+			if len(u.status.Processes) != 8 {
+				t.Fatalf("want kernel and 7 servers, got %d:\n%s", len(u.status.Processes), u.out)
 			}
 			for _, want := range []string{"core plan:", "syscall", "driver", "targets"} {
 				if !strings.Contains(u.out.String(), want) {
@@ -187,10 +189,10 @@ func TestUpStatusDown(t *testing.T) {
 				}
 			}
 			inboxes, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.inbox")
-			if want := map[string]int{"shm": 6, "kernel": 0}[tr]; len(inboxes) != want {
+			if want := map[string]int{"shm": 7, "kernel": 0}[tr]; len(inboxes) != want {
 				t.Errorf("want %d inboxes in /dev/shm, got %v", want, inboxes)
 			}
-			if pools, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.pool"); len(pools) != 6 {
+			if pools, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.pool"); len(pools) != 7 {
 				t.Errorf("want a buffer pool per server in /dev/shm, got %v", pools)
 			}
 			st, err := exec.Command(bin, "--state-dir", u.dir, "status").CombinedOutput()
@@ -387,8 +389,6 @@ func TestPrometheusScrapesEveryServer(t *testing.T) {
 	u.down()
 }
 
-var _ = launch.DefaultStateDir
-
 // TestRunCommand runs the main job (`make run`'s `newtsim run`) and checks
 // what it prints and records: the core plan, a line per process, and every
 // row of the IPC table with a measured figure. It judges no figure.
@@ -441,5 +441,32 @@ func TestRunCommand(t *testing.T) {
 		if _, ok := shm.RunOf(e.Name()); ok {
 			t.Errorf("run left %s behind", e.Name())
 		}
+	}
+}
+
+// TestLinuxPingThroughStack: with the tap backend, Linux's ping in the
+// run's namespace gets echo replies from the ip server, through nic, driver
+// and pf as separate processes; down removes the namespace.
+func TestLinuxPingThroughStack(t *testing.T) {
+	for _, tr := range []string{"shm", "kernel"} {
+		t.Run(tr, func(t *testing.T) {
+			u := startUp(t, "--nic", "tap", "--transport", tr)
+			ns := launch.NSName(u.status.Run)
+			if !strings.Contains(u.out.String(), "ip netns exec "+ns+" ping 198.18.0.2") {
+				t.Errorf("up does not say how to reach the host:\n%s", u.out)
+			}
+			out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "3 received") {
+				t.Fatalf("ping through the stack: %v\n%s\n%s", err, out, u.out)
+			}
+			pf := u.proc("pf")
+			if v := scrape(t, pf.MetricsPort, "newtsim_pf_frames_total", `direction="in"`, `verdict="allow"`); v < 3 {
+				t.Errorf("pf allowed %v frames in, want the 3 echo requests at least", v)
+			}
+			u.down()
+			if names, _ := netns.List(); slices.Contains(names, ns) {
+				t.Fatalf("namespace %s left behind", ns)
+			}
+		})
 	}
 }

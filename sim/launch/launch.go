@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/coreplan"
 	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/netns"
 	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
 )
@@ -57,6 +59,33 @@ type Options struct {
 	KernelCores []int
 	// Log receives the kernel's and the servers' logs; nil: stderr.
 	Log *os.File
+	// NIC is the backend of the topology's nic: "" or "none" (no cable),
+	// or "tap": a TAP device in a namespace of its own, named for the run,
+	// where Linux is LinuxAddr and can reach the host.
+	NIC string
+}
+
+// LinuxAddr is Linux's address in a tap run's namespace; the host is
+// 198.18.0.2 unless its ip server is told otherwise.
+const LinuxAddr = "198.18.0.1/24"
+
+// NSName is the namespace of a tap run, and TapName its TAP device.
+func NSName(run string) string  { return "newtsim-" + run }
+func TapName(run string) string { return "nts" + run }
+
+// withNIC returns the topology with its nic processes given the backend.
+func withNIC(t *topology.Topology, backend, run string) *topology.Topology {
+	if backend == "" || backend == "none" {
+		return t
+	}
+	c := *t
+	c.Processes = append([]topology.Process(nil), t.Processes...)
+	for i, p := range c.Processes {
+		if p.Role == "nic" {
+			c.Processes[i].Args = append([]string{"--backend", backend, "--ifname", TapName(run)}, p.Args...)
+		}
+	}
+	return &c
 }
 
 // NewRunID returns a fresh run id: eight hex digits, which is how
@@ -84,6 +113,7 @@ func Plan(t *topology.Topology, cpus []int) (coreplan.Plan, []int, error) {
 // Handle is a started run.
 type Handle struct {
 	State  State
+	NS     *netns.NS      // the tap run's namespace, or nil
 	Status *kernel.Status // as it was when every server had registered
 	Plan   coreplan.Plan
 	dir    string
@@ -107,6 +137,11 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if err := o.Topology.Validate(); err != nil {
 		return nil, err
 	}
+	if o.NIC != "" && o.NIC != "none" && o.NIC != "tap" {
+		return nil, fmt.Errorf("launch: nic backend %q: want none or tap", o.NIC)
+	}
+	run := NewRunID()
+	o.Topology = withNIC(o.Topology, o.NIC, run)
 	plan, cpus, err := Plan(o.Topology, o.CPUs)
 	if err != nil {
 		return nil, err
@@ -125,7 +160,6 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := NewRunID()
 	kcores := o.KernelCores
 	if kcores == nil {
 		ke, _ := plan.Lookup("kernel")
@@ -154,6 +188,16 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if h.Status, err = waitReady(ctx, o.StateDir, run, h.exited); err != nil {
 		h.Stop()
 		return nil, err
+	}
+	if o.NIC == "tap" {
+		if h.NS, err = netns.Create(NSName(run)); err != nil {
+			h.Stop()
+			return nil, err
+		}
+		if err := h.NS.Adopt(TapName(run), LinuxAddr); err != nil {
+			h.Stop()
+			return nil, err
+		}
 	}
 	return h, nil
 }
@@ -188,6 +232,15 @@ func (h *Handle) Stop() error {
 	return err
 }
 
+// Reach says how to reach the host of a tap run from Linux.
+func (h *Handle) Reach() string {
+	if h.NS == nil {
+		return ""
+	}
+	return fmt.Sprintf("the host is 198.18.0.2 in namespace %s (Linux there is %s): ip netns exec %s ping 198.18.0.2",
+		h.NS.Name, LinuxAddr, h.NS.Name)
+}
+
 // Up starts the topology, prints a line per process, and blocks until ctx is
 // done (Ctrl-C) or the kernel exits; then it stops everything.
 func Up(ctx context.Context, o Options) error {
@@ -197,6 +250,9 @@ func Up(ctx context.Context, o Options) error {
 	}
 	PrintStatus(o.Out, h.Status)
 	fmt.Fprintf(o.Out, "metrics targets for Prometheus (file_sd): %s\n", filepath.Join(h.dir, kernel.TargetsFile))
+	if r := h.Reach(); r != "" {
+		fmt.Fprintln(o.Out, r)
+	}
 	if o.Ready != nil {
 		o.Ready(h.Status)
 	}
@@ -355,9 +411,21 @@ func Clean(dir string) (int, error) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	// Files of other live runs (other state directories) stay.
-	m, err := shm.RemoveAll(liveRuns()...)
+	// Files and namespaces of other live runs (other state directories)
+	// stay.
+	live := liveRuns()
+	m, err := shm.RemoveAll(live...)
 	n += m
+	if names, lerr := netns.List(); lerr == nil {
+		for _, name := range names {
+			run, ok := strings.CutPrefix(name, "newtsim-")
+			if ok && len(run) == 8 && !slices.Contains(live, run) {
+				if (&netns.NS{Name: name}).Close() == nil {
+					n++
+				}
+			}
+		}
+	}
 	for _, f := range []string{StateFile, kernel.StatusFile, kernel.TargetsFile, "topology.topo"} {
 		os.Remove(filepath.Join(dir, f))
 	}

@@ -24,7 +24,27 @@ type NS struct {
 func New(prefix string) (*NS, error) {
 	var b [3]byte
 	rand.Read(b[:])
-	ns := &NS{Name: prefix + hex.EncodeToString(b[:])}
+	return Create(prefix + hex.EncodeToString(b[:]))
+}
+
+// List returns the names of the machine's network namespaces.
+func List() ([]string, error) {
+	out, err := run("ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return names, nil
+}
+
+// Create creates the namespace called name, with its loopback up.
+func Create(name string) (*NS, error) {
+	ns := &NS{Name: name}
 	if _, err := run("ip", "netns", "add", ns.Name); err != nil {
 		return nil, err
 	}

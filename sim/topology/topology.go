@@ -73,12 +73,12 @@ type Topology struct {
 // neighbours on the packet path.
 func Default() *Topology {
 	t := &Topology{Name: "default", Transport: Shm}
-	for _, n := range []string{"syscall", "tcp", "udp", "ip", "pf", "driver"} {
+	for _, n := range []string{"syscall", "tcp", "udp", "ip", "pf", "driver", "nic"} {
 		t.Processes = append(t.Processes, Process{Name: n, Role: n})
 	}
 	t.Links = []Link{
 		{"syscall", "tcp"}, {"syscall", "udp"}, {"tcp", "ip"},
-		{"udp", "ip"}, {"ip", "pf"}, {"pf", "driver"},
+		{"udp", "ip"}, {"ip", "pf"}, {"pf", "driver"}, {"driver", "nic"},
 	}
 	return t
 }

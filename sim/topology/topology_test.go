@@ -18,14 +18,14 @@ func TestDefault(t *testing.T) {
 		}
 		names = append(names, p.Name)
 	}
-	if want := []string{"syscall", "tcp", "udp", "ip", "pf", "driver"}; !slices.Equal(names, want) {
+	if want := []string{"syscall", "tcp", "udp", "ip", "pf", "driver", "nic"}; !slices.Equal(names, want) {
 		t.Errorf("processes %v, want %v", names, want)
 	}
 	if d.Name != "default" || d.Transport != Shm || d.Wait != "" {
 		t.Errorf("name, transport, wait = %q, %q, %q", d.Name, d.Transport, d.Wait)
 	}
-	if len(d.Links) != 6 {
-		t.Errorf("%d links, want 6", len(d.Links))
+	if len(d.Links) != 7 {
+		t.Errorf("%d links, want 7", len(d.Links))
 	}
 	if Default() == d || &Default().Processes[0] == &d.Processes[0] {
 		t.Error("Default returns shared state")
@@ -86,8 +86,8 @@ func TestPeers(t *testing.T) {
 		// Topology order, not link order: pf-driver is listed after ip-pf.
 		{"pf", []string{"ip", "driver"}},
 		{"ip", []string{"tcp", "udp", "pf"}},
-		{"driver", []string{"pf"}},
-		{"kernel", []string{"syscall", "tcp", "udp", "ip", "pf", "driver"}},
+		{"driver", []string{"pf", "nic"}},
+		{"kernel", []string{"syscall", "tcp", "udp", "ip", "pf", "driver", "nic"}},
 		{"nosuch", nil},
 	}
 	for _, tt := range tests {

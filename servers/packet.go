@@ -1,0 +1,391 @@
+package servers
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/nic/pcap"
+	"github.com/newtsim/newtsim/nic/tap"
+	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/sim/metrics"
+)
+
+// The packet path's roles (docs/PACKET_PATH.md): nic, driver, pf and ip
+// pass frames up and down as buffer references; none copies a frame but the
+// nic, from the device into its pool, and ip, when it builds one.
+func init() {
+	Register("nic", newNIC)
+	Register("driver", newDriver)
+	Register("pf", newPF)
+	Register("ip", newIP)
+}
+
+// counter makes a counter vector registered with the server.
+func counter(s *Server, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: subsystem,
+		Name: name, Help: help}, labels)
+	s.Registry.MustRegister(c)
+	return c
+}
+
+// forward sends the message on to the named peer, unchanged but for its
+// destination.
+func forward(s *Server, to string, m *ipc.Message) error {
+	f := *m
+	return s.SendTo(to, &f)
+}
+
+// nic is the device model: with the `tap` backend a reader goroutine puts
+// every frame from the TAP device into a buffer of the nic's pool and hands
+// it up (FrameRx); frames coming down (FrameTx) are written to the device
+// and their buffers go back. With no backend the cable is unplugged: frames
+// down are counted and dropped.
+type nic struct {
+	up      string
+	dev     *tap.Device
+	pcap    *pcap.Writer
+	frames  *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+}
+
+func newNIC(s *Server) (Handler, error) {
+	n := &nic{}
+	fs := flag.NewFlagSet("nic", flag.ContinueOnError)
+	backend := fs.String("backend", "none", "none (no cable) or tap")
+	ifname := fs.String("ifname", "nts%d", "the TAP device's name")
+	pcapPath := fs.String("pcap", "", "record every frame in this pcap file")
+	fs.StringVar(&n.up, "up", "driver", "the driver above the device")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	n.frames = counter(s, "nic", "frames_total", "Frames the device moved, by direction.", "direction")
+	n.dropped = counter(s, "nic", "dropped_frames_total", "Frames the device dropped, by reason.", "reason")
+	if *pcapPath != "" {
+		w, err := pcap.Create(*pcapPath)
+		if err != nil {
+			return nil, err
+		}
+		n.pcap = w
+	}
+	switch *backend {
+	case "none":
+	case "tap":
+		d, err := tap.Open(*ifname)
+		if err != nil {
+			return nil, err
+		}
+		n.dev = d
+		s.Log.Printf("tap device %s", d.Name())
+	default:
+		return nil, fmt.Errorf("nic: backend %q: want none or tap", *backend)
+	}
+	return n, nil
+}
+
+// Run starts the device's receive side, then serves.
+func (n *nic) Run(s *Server) error {
+	if n.dev != nil {
+		s.SendFromGoroutines()
+		go n.receive(s)
+	}
+	return s.Serve(n)
+}
+
+func (n *nic) receive(s *Server) {
+	scratch := make([]byte, tap.MaxFrame)
+	for {
+		ref, buf, err := s.Pool.Alloc()
+		if err != nil {
+			// No buffer: the frame is read and dropped, as a NIC with an
+			// empty RX ring drops.
+			if _, err := n.dev.Read(scratch); err != nil {
+				s.Log.Printf("tap: %v", err)
+				os.Exit(1)
+			}
+			n.dropped.WithLabelValues("no-buffer").Inc()
+			continue
+		}
+		k, err := n.dev.Read(buf[:tap.MaxFrame])
+		if err != nil {
+			s.Log.Printf("tap: %v", err)
+			os.Exit(1) // the kernel restarts the nic
+		}
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), buf[:k])
+			n.pcap.Flush()
+		}
+		n.frames.WithLabelValues("rx").Inc()
+		m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
+		if err := s.SendTo(n.up, &m); err != nil {
+			s.Pool.Free(ref)
+			n.dropped.WithLabelValues("send").Inc()
+		}
+	}
+}
+
+func (n *nic) Handle(s *Server, m *ipc.Message) error {
+	if m.Type != ipc.FrameTx {
+		return nil
+	}
+	b, ref, err := s.Buffer(m)
+	if err != nil {
+		return nil // counted by Buffer
+	}
+	switch {
+	case n.dev == nil:
+		n.dropped.WithLabelValues("no-cable").Inc()
+	default:
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		if err := n.dev.Write(b); err != nil {
+			n.dropped.WithLabelValues("device").Inc()
+		} else {
+			n.frames.WithLabelValues("tx").Inc()
+		}
+	}
+	return s.Release(ref)
+}
+
+// driver moves descriptors between the device and the stack: FrameRx up,
+// FrameTx down. It copies nothing.
+type driver struct{ up, down string }
+
+func newDriver(s *Server) (Handler, error) {
+	d := &driver{}
+	fs := flag.NewFlagSet("driver", flag.ContinueOnError)
+	fs.StringVar(&d.up, "up", "pf", "the server above")
+	fs.StringVar(&d.down, "down", "nic", "the device below")
+	return d, fs.Parse(s.Opts.Args)
+}
+
+func (d *driver) Handle(s *Server, m *ipc.Message) error {
+	switch m.Type {
+	case ipc.FrameRx:
+		return forward(s, d.up, m)
+	case ipc.FrameTx:
+		return forward(s, d.down, m)
+	}
+	return nil
+}
+
+// pfServer checks every frame passing through against the rules in force;
+// a dropped frame's buffer goes back to its owner.
+type pfServer struct {
+	up, down string
+	filter   *pf.Filter
+	verdicts *prometheus.CounterVec
+}
+
+func newPF(s *Server) (Handler, error) {
+	p := &pfServer{}
+	fs := flag.NewFlagSet("pf", flag.ContinueOnError)
+	fs.StringVar(&p.up, "up", "ip", "the server above")
+	fs.StringVar(&p.down, "down", "driver", "the server below")
+	rules := fs.String("rules", "", "rules file (default: allow everything)")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	rs := &pf.Ruleset{}
+	if *rules != "" {
+		f, err := os.Open(*rules)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if rs, err = pf.Parse(f, *rules); err != nil {
+			return nil, err
+		}
+	}
+	p.filter = pf.NewFilter(rs)
+	p.verdicts = counter(s, "pf", "frames_total", "Frames checked, by direction and verdict.", "direction", "verdict")
+	s.Registry.MustRegister(&pfHits{p.filter})
+	return p, nil
+}
+
+func (p *pfServer) Handle(s *Server, m *ipc.Message) error {
+	var dir pf.Direction
+	var next string
+	switch m.Type {
+	case ipc.FrameRx:
+		dir, next = pf.In, p.up
+	case ipc.FrameTx:
+		dir, next = pf.Out, p.down
+	default:
+		return nil
+	}
+	b, ref, err := s.Buffer(m)
+	if err != nil {
+		return nil
+	}
+	// The action decides; the error only says why (a frame that is not
+	// IPv4, such as ARP, is allowed unchecked; a malformed one dropped).
+	act, err := p.filter.CheckFrame(dir, b)
+	verdict := act.String()
+	switch {
+	case errors.Is(err, pf.ErrNotIPv4):
+		verdict = "not-ipv4"
+	case err != nil:
+		verdict = "malformed"
+	}
+	p.verdicts.WithLabelValues(dir.String(), verdict).Inc()
+	if act != pf.Allow {
+		return s.Release(ref)
+	}
+	return forward(s, next, m)
+}
+
+// pfHits exports the rule counters of the filter in force.
+type pfHits struct{ f *pf.Filter }
+
+var descRuleHits = prometheus.NewDesc("newtsim_pf_rule_hits_total",
+	"Packets each rule matched (rule -1: the default).", []string{"rule", "line", "action"}, nil)
+
+func (h *pfHits) Describe(ch chan<- *prometheus.Desc) { ch <- descRuleHits }
+
+func (h *pfHits) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range h.f.Hits() {
+		ch <- prometheus.MustNewConstMetric(descRuleHits, prometheus.CounterValue, float64(r.Hits),
+			strconv.Itoa(r.Index), strconv.Itoa(r.Line), r.Action.String())
+	}
+}
+
+// ipServer is the IPv4 server: the ip engine (package servers/ip) fed with
+// the frames coming up, its frames going down in buffers of its own pool,
+// its timers run on kernel alarms.
+type ipServer struct {
+	down    string
+	st      *ip.Stack
+	alarmAt time.Time
+	undeliv *prometheus.CounterVec
+	nobuf   prometheus.Counter
+	drops   *ipDrops
+}
+
+func newIP(s *Server) (Handler, error) {
+	p := &ipServer{}
+	fs := flag.NewFlagSet("ip", flag.ContinueOnError)
+	addr := fs.String("addr", "198.18.0.2/24", "the host's address and subnet")
+	mac := fs.String("mac", "02:00:5e:00:00:02", "the interface's MAC address")
+	fs.StringVar(&p.down, "down", "pf", "the server below")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	a, err := netip.ParsePrefix(*addr)
+	if err != nil {
+		return nil, fmt.Errorf("ip: --addr: %w", err)
+	}
+	hw, err := net.ParseMAC(*mac)
+	if err != nil || len(hw) != 6 {
+		return nil, fmt.Errorf("ip: --mac %q: %v", *mac, err)
+	}
+	c := ip.Config{Addr: a}
+	copy(c.MAC[:], hw)
+	if p.st, err = ip.New(c); err != nil {
+		return nil, err
+	}
+	p.undeliv = counter(s, "ip", "undelivered_packets_total", "Packets for a transport not wired yet, by protocol.", "proto")
+	p.nobuf = counter(s, "ip", "no_buffer_total", "Frames not sent for want of a buffer.").WithLabelValues()
+	p.drops = &ipDrops{drops: p.st.Drops()}
+	s.Registry.MustRegister(p.drops)
+	return p, nil
+}
+
+func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
+	now := time.Now()
+	switch m.Type {
+	case ipc.FrameRx:
+		b, ref, err := s.Buffer(m)
+		if err != nil {
+			return nil
+		}
+		p.st.FrameIn(now, b)
+		// Events may point into the frame: handle them before the buffer
+		// goes back.
+		err = p.events(s, now)
+		if rerr := s.Release(ref); err == nil {
+			err = rerr
+		}
+		return err
+	case ipc.Alarm:
+		p.alarmAt = time.Time{}
+		p.st.Tick(now)
+		return p.events(s, now)
+	}
+	return nil
+}
+
+// events sends what the engine produced and keeps its alarm set.
+func (p *ipServer) events(s *Server, now time.Time) error {
+	p.drops.update(now, p.st)
+	for _, ev := range p.st.Events() {
+		switch ev.Kind {
+		case ip.FrameOut:
+			ref, buf, err := s.Pool.Alloc()
+			if err != nil {
+				p.nobuf.Inc()
+				continue
+			}
+			n := copy(buf, ev.Frame)
+			m := ipc.Message{Type: ipc.FrameTx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n))}}
+			if err := s.SendTo(p.down, &m); err != nil {
+				s.Pool.Free(ref)
+				if !errors.Is(err, ipc.ErrDeadEndpoint) {
+					return err
+				}
+			}
+		case ip.Deliver:
+			p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
+		}
+	}
+	if at, ok := p.st.NextDeadline(); ok && (p.alarmAt.IsZero() || at.Before(p.alarmAt)) {
+		p.alarmAt = at
+		d := max(time.Until(at), time.Millisecond)
+		return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(d)}})
+	}
+	return nil
+}
+
+// ipDrops exports what the engine dropped, by reason. The engine belongs
+// to the server's loop, so the loop copies its counters here at most every
+// 100 ms and a scrape reads the copy.
+type ipDrops struct {
+	mu    sync.Mutex
+	drops map[string]uint64
+	taken time.Time
+}
+
+var descIPDrops = prometheus.NewDesc("newtsim_ip_dropped_total", "Frames and packets the ip engine dropped, by reason.",
+	[]string{"reason"}, nil)
+
+func (d *ipDrops) update(now time.Time, st *ip.Stack) {
+	if now.Sub(d.taken) < 100*time.Millisecond {
+		return
+	}
+	drops := st.Drops()
+	d.mu.Lock()
+	d.drops, d.taken = drops, now
+	d.mu.Unlock()
+}
+
+func (d *ipDrops) Describe(ch chan<- *prometheus.Desc) { ch <- descIPDrops }
+
+func (d *ipDrops) Collect(ch chan<- prometheus.Metric) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for r, n := range d.drops {
+		ch <- prometheus.MustNewConstMetric(descIPDrops, prometheus.CounterValue, float64(n), r)
+	}
+}
