@@ -64,6 +64,7 @@ func newNIC(s *Server) (Handler, error) {
 	fs := flag.NewFlagSet("nic", flag.ContinueOnError)
 	backend := fs.String("backend", "none", "none (no cable) or tap")
 	ifname := fs.String("ifname", "nts%d", "the TAP device's name")
+	nsPath := fs.String("netns", "", "attach to the TAP device in this network namespace (a file such as /var/run/netns/NAME)")
 	pcapPath := fs.String("pcap", "", "record every frame in this pcap file")
 	fs.StringVar(&n.up, "up", "driver", "the driver above the device")
 	if err := fs.Parse(s.Opts.Args); err != nil {
@@ -81,7 +82,11 @@ func newNIC(s *Server) (Handler, error) {
 	switch *backend {
 	case "none":
 	case "tap":
-		d, err := tap.Open(*ifname)
+		open := func() (*tap.Device, error) { return tap.Open(*ifname) }
+		if *nsPath != "" {
+			open = func() (*tap.Device, error) { return tap.OpenIn(*nsPath, *ifname) }
+		}
+		d, err := open()
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ package tap
 import (
 	"fmt"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,3 +72,53 @@ func (d *Device) Write(frame []byte) error {
 
 // Close closes the device; a TAP device that nobody holds disappears.
 func (d *Device) Close() error { return d.f.Close() }
+
+// OpenIn attaches to (or creates) the TAP device called name inside the
+// network namespace whose file is nsPath (such as /var/run/netns/NAME). The
+// calling goroutine's thread enters the namespace only for the open and is
+// switched back before it is released; the descriptor then works from any
+// thread. With a persistent device made there beforehand (`ip tuntap add`),
+// a restarted process attaches to the same interface, addresses and all.
+func OpenIn(nsPath, name string) (*Device, error) {
+	type result struct {
+		d   *Device
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, fmt.Errorf("tap: own namespace: %w", err)}
+			return
+		}
+		defer self.Close()
+		target, err := os.Open(nsPath)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, fmt.Errorf("tap: namespace: %w", err)}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- result{nil, fmt.Errorf("tap: enter %s: %w", nsPath, err)}
+			return
+		}
+		d, err := Open(name)
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+			// The thread stays locked and dies with this goroutine, so no
+			// other goroutine runs in the wrong namespace.
+			done <- result{nil, fmt.Errorf("tap: leave %s: %w", nsPath, err)}
+			if d != nil {
+				d.Close()
+			}
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- result{d, err}
+	}()
+	r := <-done
+	return r.d, r.err
+}

@@ -71,3 +71,47 @@ func TestWriteRefusesOversized(t *testing.T) {
 		t.Fatal("an oversized frame was written")
 	}
 }
+
+// TestOpenInNamespace: a persistent device made inside a namespace is
+// attached to from outside it, twice (as a restarted nic would), and
+// Linux's ARP request from inside reaches it.
+func TestOpenInNamespace(t *testing.T) {
+	ns, err := netns.New("nts-tapin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	for _, args := range [][]string{
+		{"ip", "tuntap", "add", "dev", "ntsp0", "mode", "tap"},
+		{"ip", "addr", "add", "198.18.0.1/24", "dev", "ntsp0"},
+		{"ip", "link", "set", "ntsp0", "up"},
+	} {
+		if out, err := ns.Run(args[0], args[1:]...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	for round := 0; round < 2; round++ {
+		d, err := OpenIn("/var/run/netns/"+ns.Name, "ntsp0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ping := ns.Command(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
+		ping.Start()
+		buf := make([]byte, MaxFrame)
+		got := false
+		for i := 0; i < 20 && !got; i++ {
+			n, err := d.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = n >= 42 && binary.BigEndian.Uint16(buf[12:]) == 0x0806
+		}
+		ping.Wait()
+		cancel()
+		d.Close()
+		if !got {
+			t.Fatalf("round %d: no ARP request through the persistent device", round)
+		}
+	}
+}

@@ -470,3 +470,33 @@ func TestLinuxPingThroughStack(t *testing.T) {
 		})
 	}
 }
+
+// TestNICRestartKeepsTheHostReachable: the nic attaches to a persistent TAP
+// device in the run's namespace, so after it is killed and restarted Linux
+// can still ping the host.
+func TestNICRestartKeepsTheHostReachable(t *testing.T) {
+	u := startUp(t, "--nic", "tap")
+	ns := launch.NSName(u.status.Run)
+	ping := func() (string, error) {
+		out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := ping(); err != nil {
+		t.Fatalf("ping before the restart: %v\n%s", err, out)
+	}
+	old := u.proc("nic")
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "nic restarted", 10*time.Second, func() bool {
+		n := u.proc("nic")
+		return n.Restarts == 1 && n.Ready && n.Pid != old.Pid
+	})
+	if out, err := ping(); err != nil || !strings.Contains(out, "2 received") {
+		t.Fatalf("ping after the nic's restart: %v\n%s", err, out)
+	}
+	u.down()
+	if out, _ := exec.Command("ip", "link", "show", launch.TapName(u.status.Run)).CombinedOutput(); !strings.Contains(string(out), "does not exist") {
+		t.Fatalf("TAP device left behind:\n%s", out)
+	}
+}

@@ -82,10 +82,32 @@ func withNIC(t *topology.Topology, backend, run string) *topology.Topology {
 	c.Processes = append([]topology.Process(nil), t.Processes...)
 	for i, p := range c.Processes {
 		if p.Role == "nic" {
-			c.Processes[i].Args = append([]string{"--backend", backend, "--ifname", TapName(run)}, p.Args...)
+			c.Processes[i].Args = append([]string{"--backend", backend, "--ifname", TapName(run),
+				"--netns", "/var/run/netns/" + NSName(run)}, p.Args...)
 		}
 	}
 	return &c
+}
+
+// tapNamespace makes a tap run's namespace with a persistent TAP device in
+// it, Linux's address on it and up: the nic attaches to it from outside,
+// again after every restart, and deleting the namespace removes it.
+func tapNamespace(run string) (*netns.NS, error) {
+	ns, err := netns.Create(NSName(run))
+	if err != nil {
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", TapName(run), "mode", "tap"},
+		{"addr", "add", LinuxAddr, "dev", TapName(run)},
+		{"link", "set", TapName(run), "up"},
+	} {
+		if _, err := ns.Run("ip", args...); err != nil {
+			ns.Close()
+			return nil, err
+		}
+	}
+	return ns, nil
 }
 
 // NewRunID returns a fresh run id: eight hex digits, which is how
@@ -172,12 +194,21 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	// The kernel gets a process group of its own, which its servers share,
 	// so the whole run can be signalled; it dies with the launcher.
+	var ns *netns.NS
+	if o.NIC == "tap" {
+		if ns, err = tapNamespace(run); err != nil {
+			return nil, err
+		}
+	}
 	cmd, err := spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: kcores, Setpgid: true,
 		DeathSignal: syscall.SIGTERM, Stdout: o.Log, Stderr: o.Log})
 	if err != nil {
+		if ns != nil {
+			ns.Close()
+		}
 		return nil, err
 	}
-	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan,
+	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan, NS: ns,
 		State: State{Run: run, KernelPid: cmd.Process.Pid, LauncherID: os.Getpid(), Started: time.Now(),
 			Topology: o.Topology.Name, Plan: plan.Summary()}}
 	go func() { h.exited <- cmd.Wait() }()
@@ -188,16 +219,6 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if h.Status, err = waitReady(ctx, o.StateDir, run, h.exited); err != nil {
 		h.Stop()
 		return nil, err
-	}
-	if o.NIC == "tap" {
-		if h.NS, err = netns.Create(NSName(run)); err != nil {
-			h.Stop()
-			return nil, err
-		}
-		if err := h.NS.Adopt(TapName(run), LinuxAddr); err != nil {
-			h.Stop()
-			return nil, err
-		}
 	}
 	return h, nil
 }
