@@ -3,7 +3,6 @@ package ip
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"net/netip"
 )
 
@@ -69,54 +68,3 @@ func macString(m [6]byte) string {
 // checksum returns the Internet checksum (RFC 1071) of b: the ones'
 // complement of the ones' complement sum of its 16-bit words. Over a
 // header or message with its checksum field in place, a correct one gives
-// 0.
-func checksum(b []byte) uint16 { return ^fold(sum(0, b)) }
-
-// sum adds b, as big-endian 16-bit words with an odd last byte padded by a
-// zero, to the ones' complement sum s. It adds 64 bits at a time: since
-// 2^16 = 1 modulo 2^16-1, a 64-bit word is congruent to the sum of its four
-// 16-bit words, and a carry out of bit 63 is added back in.
-func sum(s uint64, b []byte) uint64 {
-	var carry uint64
-	for len(b) >= 32 {
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[0:]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[8:]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[16:]), carry)
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b[24:]), carry)
-		b = b[32:]
-	}
-	for len(b) >= 8 {
-		s, carry = bits.Add64(s, binary.BigEndian.Uint64(b), carry)
-		b = b[8:]
-	}
-	if len(b) >= 4 {
-		s, carry = bits.Add64(s, uint64(binary.BigEndian.Uint32(b)), carry)
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		s, carry = bits.Add64(s, uint64(binary.BigEndian.Uint16(b)), carry)
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s, carry = bits.Add64(s, uint64(b[0])<<8, carry)
-	}
-	s, carry = bits.Add64(s, carry, 0)
-	return s + carry // s is 0 when carry is 1: no second overflow
-}
-
-// fold reduces a ones' complement sum to 16 bits.
-func fold(s uint64) uint16 {
-	s = s>>32 + s&0xffffffff
-	s = s>>32 + s&0xffffffff
-	s = s>>16 + s&0xffff
-	s = s>>16 + s&0xffff
-	return uint16(s)
-}
-
-// checksumUpdate returns the checksum hc of a message after one of its
-// 16-bit words changes from old to new, without summing the message again
-// (RFC 1624, equation 3: HC' = ~(~HC + ~m + m')).
-func checksumUpdate(hc, old, new uint16) uint16 {
-	s := uint64(^hc) + uint64(^old) + uint64(new)
-	return ^fold(s)
-}

@@ -2,6 +2,7 @@ package ip
 
 import (
 	"encoding/binary"
+	"github.com/newtsim/newtsim/servers/checksum"
 	"time"
 )
 
@@ -31,7 +32,7 @@ func (s *Stack) icmpIn(now time.Time, pkt []byte, hlen int) {
 		s.drop(dropBadICMP)
 		return
 	}
-	if checksum(m) != 0 {
+	if checksum.Of(m) != 0 {
 		s.drop(dropBadICMPChecksum)
 		return
 	}
@@ -67,7 +68,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 	m[0], m[1] = icmpEchoReply, 0
 	// Only the type and code change: update the checksum rather than sum
 	// the data again.
-	binary.BigEndian.PutUint16(m[2:], checksumUpdate(binary.BigEndian.Uint16(m[2:]), old, 0))
+	binary.BigEndian.PutUint16(m[2:], checksum.Update(binary.BigEndian.Uint16(m[2:]), old, 0))
 	s.putIPv4(pkt, ProtoICMP, dst, src)
 	s.stats.EchoRepliesSent++
 	s.sendPacket(now, frame, pkt, src)
@@ -134,7 +135,7 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	m[0], m[1] = typ, code
 	clear(m[2:icmpHeaderLen])
 	copy(m[icmpHeaderLen:], quote)
-	binary.BigEndian.PutUint16(m[2:], checksum(m))
+	binary.BigEndian.PutUint16(m[2:], checksum.Of(m))
 	s.putIPv4(pkt, ProtoICMP, from, src)
 	s.stats.ICMPErrorsSent++
 	s.sendPacket(now, frame, pkt, src)

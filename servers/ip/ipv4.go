@@ -3,6 +3,7 @@ package ip
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/newtsim/newtsim/servers/checksum"
 	"net/netip"
 	"time"
 )
@@ -31,7 +32,7 @@ func (s *Stack) ipv4In(now time.Time, b []byte) {
 		s.drop(dropBadIHL)
 		return
 	}
-	if checksum(b[:hlen]) != 0 {
+	if checksum.Of(b[:hlen]) != 0 {
 		s.drop(dropBadChecksum)
 		return
 	}
@@ -166,7 +167,7 @@ func (s *Stack) putIPv4(pkt []byte, proto uint8, src, dst uint32) {
 	h[10], h[11] = 0, 0
 	binary.BigEndian.PutUint32(h[12:], src)
 	binary.BigEndian.PutUint32(h[16:], dst)
-	binary.BigEndian.PutUint16(h[10:], checksum(h))
+	binary.BigEndian.PutUint16(h[10:], checksum.Of(h))
 }
 
 // sendPacket sends pkt, made by makePacket in frame and with its header

@@ -3,6 +3,7 @@ package ip
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/newtsim/newtsim/servers/checksum"
 	"slices"
 	"time"
 )
@@ -171,7 +172,7 @@ func (s *Stack) reassemble(now time.Time, pkt []byte, hlen int) ([]byte, int) {
 	binary.BigEndian.PutUint16(out[2:], uint16(len(out)))
 	binary.BigEndian.PutUint16(out[6:], binary.BigEndian.Uint16(out[6:])&flagDF)
 	out[10], out[11] = 0, 0
-	binary.BigEndian.PutUint16(out[10:], checksum(out[:hl]))
+	binary.BigEndian.PutUint16(out[10:], checksum.Of(out[:hl]))
 	s.forget(e)
 	s.stats.Reassembled++
 	return out, hl
