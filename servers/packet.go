@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -217,7 +219,31 @@ func newPF(s *Server) (Handler, error) {
 	p.filter = pf.NewFilter(rs)
 	p.verdicts = counter(s, "pf", "frames_total", "Frames checked, by direction and verdict.", "direction", "verdict")
 	s.Registry.MustRegister(&pfHits{p.filter})
+	if *rules != "" {
+		go p.reloadOnHangup(s, *rules)
+	}
 	return p, nil
+}
+
+// reloadOnHangup reloads the rules file on SIGHUP, without a restart. A
+// file that does not parse is refused, with its line and reason in the log,
+// and the rules in force stay. Filter.Reload is safe beside the loop's
+// checks: it swaps the rules and their counters in one atomic step.
+func (p *pfServer) reloadOnHangup(s *Server, path string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for range hup {
+		f, err := os.Open(path)
+		if err == nil {
+			err = p.filter.Reload(f, path)
+			f.Close()
+		}
+		if err != nil {
+			s.Log.Printf("rules not reloaded: %v", err)
+			continue
+		}
+		s.Log.Printf("rules reloaded from %s: %d rules", path, len(p.filter.Ruleset().Rules))
+	}
 }
 
 func (p *pfServer) Handle(s *Server, m *ipc.Message) error {
@@ -255,12 +281,22 @@ func (p *pfServer) Handle(s *Server, m *ipc.Message) error {
 // pfHits exports the rule counters of the filter in force.
 type pfHits struct{ f *pf.Filter }
 
-var descRuleHits = prometheus.NewDesc("newtsim_pf_rule_hits_total",
-	"Packets each rule matched (rule -1: the default).", []string{"rule", "line", "action"}, nil)
+var (
+	descRuleHits = prometheus.NewDesc("newtsim_pf_rule_hits_total",
+		"Packets each rule matched (rule -1: the default).", []string{"rule", "line", "action"}, nil)
+	descReloads = prometheus.NewDesc("newtsim_pf_reloads_total",
+		"Rules file reloads, by result (ok, or refused with the rules in force kept).", []string{"result"}, nil)
+)
 
-func (h *pfHits) Describe(ch chan<- *prometheus.Desc) { ch <- descRuleHits }
+func (h *pfHits) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRuleHits
+	ch <- descReloads
+}
 
 func (h *pfHits) Collect(ch chan<- prometheus.Metric) {
+	st := h.f.Stats()
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(st.Reloads), "ok")
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(st.FailedReloads), "refused")
 	for _, r := range h.f.Hits() {
 		ch <- prometheus.MustNewConstMetric(descRuleHits, prometheus.CounterValue, float64(r.Hits),
 			strconv.Itoa(r.Index), strconv.Itoa(r.Line), r.Action.String())

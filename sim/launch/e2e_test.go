@@ -24,6 +24,7 @@ import (
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/netns"
 	"github.com/newtsim/newtsim/sim/promtest"
+	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // These tests run the real binary, as a person would, each run in a state
@@ -499,4 +500,67 @@ func TestNICRestartKeepsTheHostReachable(t *testing.T) {
 	if out, _ := exec.Command("ip", "link", "show", launch.TapName(u.status.Run)).CombinedOutput(); !strings.Contains(string(out), "does not exist") {
 		t.Fatalf("TAP device left behind:\n%s", out)
 	}
+}
+
+// TestPFReload: pf in the path filters Linux's pings by the rules file,
+// reloads it on SIGHUP without a restart, refuses a bad file while the rules
+// in force stay, and counts each rule's hits.
+func TestPFReload(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "pf.rules")
+	write := func(text string) {
+		if err := os.WriteFile(rules, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# no rules yet: the default allows\n")
+	top := topology.Default()
+	for i, p := range top.Processes {
+		if p.Role == "pf" {
+			top.Processes[i].Args = []string{"--rules", rules}
+		}
+	}
+	topoPath := filepath.Join(dir, "pf.topo")
+	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := startUp(t, "--topology", topoPath, "--nic", "tap")
+	ns := launch.NSName(u.status.Run)
+	pings := func() bool {
+		err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2").Run()
+		return err == nil
+	}
+	pfp := u.proc("pf")
+	reload := func(text, result string, want float64) {
+		t.Helper()
+		write(text)
+		if err := syscall.Kill(pfp.Pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "reload "+result, 5*time.Second, func() bool {
+			return scrape(t, pfp.MetricsPort, "newtsim_pf_reloads_total", `result="`+result+`"`) == want
+		})
+	}
+	if !pings() {
+		t.Fatal("no replies with no rules")
+	}
+	reload("drop in proto icmp from any to 198.18.0.2\n", "ok", 1)
+	if pings() {
+		t.Fatal("replies although a rule drops ICMP in")
+	}
+	if v := scrape(t, pfp.MetricsPort, "newtsim_pf_rule_hits_total", `rule="0"`, `action="drop"`); v < 2 {
+		t.Fatalf("rule 0 hit %v times, want the 2 echo requests at least", v)
+	}
+	reload("drop sideways\n", "refused", 1)
+	if pings() {
+		t.Fatal("a refused rules file lifted the rules in force")
+	}
+	reload("allow in proto icmp\n", "ok", 2)
+	if !pings() {
+		t.Fatal("no replies after a rule allows ICMP again")
+	}
+	if u.proc("pf").Restarts != 0 {
+		t.Fatal("pf was restarted")
+	}
+	u.down()
 }
