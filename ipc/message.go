@@ -116,16 +116,23 @@ const (
 	FrameTx
 	// BufFree returns a buffer towards its owner, who frees it.
 	BufFree
+	// Datagram carries an IPv4 packet between ip and a transport: Arg[0]
+	// the buffer, Arg[1] the offset of the transport segment in it.
+	Datagram
+	// Unreachable gives ip back a Datagram's buffer whose destination port
+	// has no socket: ip answers with ICMP port unreachable and frees it.
+	Unreachable
 )
 
 // MaxType is the highest message type in use; anything above is unknown.
-const MaxType = BufFree
+const MaxType = Unreachable
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
+	Datagram: "datagram", Unreachable: "unreachable",
 }
 
 // Known reports whether t is a type newtsim defines.

@@ -20,6 +20,7 @@ import (
 	"github.com/newtsim/newtsim/nic/tap"
 	"github.com/newtsim/newtsim/servers/ip"
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/udp"
 	"github.com/newtsim/newtsim/sim/metrics"
 )
 
@@ -310,9 +311,10 @@ type ipServer struct {
 	down    string
 	st      *ip.Stack
 	alarmAt time.Time
+	udp     string
 	undeliv *prometheus.CounterVec
 	nobuf   prometheus.Counter
-	drops   *ipDrops
+	drops   *drops
 }
 
 func newIP(s *Server) (Handler, error) {
@@ -321,6 +323,7 @@ func newIP(s *Server) (Handler, error) {
 	addr := fs.String("addr", "198.18.0.2/24", "the host's address and subnet")
 	mac := fs.String("mac", "02:00:5e:00:00:02", "the interface's MAC address")
 	fs.StringVar(&p.down, "down", "pf", "the server below")
+	fs.StringVar(&p.udp, "udp", "udp", "the UDP server")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -338,9 +341,8 @@ func newIP(s *Server) (Handler, error) {
 		return nil, err
 	}
 	p.undeliv = counter(s, "ip", "undelivered_packets_total", "Packets for a transport not wired yet, by protocol.", "proto")
-	p.nobuf = counter(s, "ip", "no_buffer_total", "Frames not sent for want of a buffer.").WithLabelValues()
-	p.drops = &ipDrops{drops: p.st.Drops()}
-	s.Registry.MustRegister(p.drops)
+	p.nobuf = counter(s, "ip", "no_buffer_total", "Frames and datagrams not passed on for want of a buffer.").WithLabelValues()
+	p.drops = newDrops(s, "ip", p.st.Drops)
 	return p, nil
 }
 
@@ -364,13 +366,52 @@ func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
 		p.alarmAt = time.Time{}
 		p.st.Tick(now)
 		return p.events(s, now)
+	case ipc.Datagram:
+		// A transport's segment to send: Arg[2], Arg[3] the source and
+		// destination addresses, Arg[4] the protocol.
+		b, ref, err := s.Buffer(m)
+		if err != nil {
+			return nil
+		}
+		off := int(m.Arg[1])
+		if off <= len(b) {
+			src := netip.AddrFrom4(u32(m.Arg[2]))
+			dst := netip.AddrFrom4(u32(m.Arg[3]))
+			p.st.Send(now, uint8(m.Arg[4]), src, dst, b[off:]) // errors are counted as drops
+		}
+		err = p.events(s, now)
+		if rerr := s.Release(ref); err == nil {
+			err = rerr
+		}
+		return err
+	case ipc.Unreachable:
+		// A datagram of ours no socket wanted: answer its source.
+		b, ref, err := s.Buffer(m)
+		if err != nil {
+			return nil
+		}
+		p.st.Unreachable(now, b, ip.CodePortUnreachable)
+		err = p.events(s, now)
+		if rerr := s.Release(ref); err == nil {
+			err = rerr
+		}
+		return err
 	}
 	return nil
 }
 
+// u32 unpacks an IPv4 address carried in a message word.
+func u32(w uint64) [4]byte { return [4]byte{byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w)} }
+
+// Addr4 packs an IPv4 address into a message word.
+func Addr4(a netip.Addr) uint64 {
+	b := a.As4()
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+}
+
 // events sends what the engine produced and keeps its alarm set.
 func (p *ipServer) events(s *Server, now time.Time) error {
-	p.drops.update(now, p.st)
+	p.drops.update(now, p.st.Drops)
 	for _, ev := range p.st.Events() {
 		switch ev.Kind {
 		case ip.FrameOut:
@@ -388,7 +429,24 @@ func (p *ipServer) events(s *Server, now time.Time) error {
 				}
 			}
 		case ip.Deliver:
-			p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
+			if ev.Proto != udp.ProtoUDP || p.udp == "" {
+				p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
+				continue
+			}
+			// The whole packet goes up, so udp can hand it back for an
+			// ICMP error without ip keeping anything.
+			ref, buf, err := s.Pool.Alloc()
+			if err != nil {
+				p.nobuf.Inc()
+				continue
+			}
+			n := copy(buf, ev.Packet)
+			m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)),
+				uint64(len(ev.Packet) - len(ev.Payload))}}
+			if err := s.SendTo(p.udp, &m); err != nil {
+				s.Pool.Free(ref)
+				p.undeliv.WithLabelValues("17").Inc()
+			}
 		}
 	}
 	if at, ok := p.st.NextDeadline(); ok && (p.alarmAt.IsZero() || at.Before(p.alarmAt)) {
@@ -399,34 +457,39 @@ func (p *ipServer) events(s *Server, now time.Time) error {
 	return nil
 }
 
-// ipDrops exports what the engine dropped, by reason. The engine belongs
-// to the server's loop, so the loop copies its counters here at most every
+// drops exports an engine's drop counters, by reason. An engine belongs to
+// its server's loop, so the loop copies the counters here at most every
 // 100 ms and a scrape reads the copy.
-type ipDrops struct {
+type drops struct {
+	desc  *prometheus.Desc
 	mu    sync.Mutex
-	drops map[string]uint64
+	by    map[string]uint64
 	taken time.Time
 }
 
-var descIPDrops = prometheus.NewDesc("newtsim_ip_dropped_total", "Frames and packets the ip engine dropped, by reason.",
-	[]string{"reason"}, nil)
+func newDrops(s *Server, engine string, read func() map[string]uint64) *drops {
+	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, engine, "dropped_total"),
+		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), by: read()}
+	s.Registry.MustRegister(d)
+	return d
+}
 
-func (d *ipDrops) update(now time.Time, st *ip.Stack) {
+func (d *drops) update(now time.Time, read func() map[string]uint64) {
 	if now.Sub(d.taken) < 100*time.Millisecond {
 		return
 	}
-	drops := st.Drops()
+	by := read()
 	d.mu.Lock()
-	d.drops, d.taken = drops, now
+	d.by, d.taken = by, now
 	d.mu.Unlock()
 }
 
-func (d *ipDrops) Describe(ch chan<- *prometheus.Desc) { ch <- descIPDrops }
+func (d *drops) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
 
-func (d *ipDrops) Collect(ch chan<- prometheus.Metric) {
+func (d *drops) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for r, n := range d.drops {
-		ch <- prometheus.MustNewConstMetric(descIPDrops, prometheus.CounterValue, float64(n), r)
+	for r, n := range d.by {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(n), r)
 	}
 }

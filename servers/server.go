@@ -355,7 +355,7 @@ func Base(s *Server) (Handler, error) {
 }
 
 func init() {
-	for _, r := range []string{"syscall", "tcp", "udp", "echo"} {
+	for _, r := range []string{"syscall", "tcp", "echo"} {
 		Register(r, Base)
 	}
 }

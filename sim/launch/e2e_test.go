@@ -564,3 +564,51 @@ func TestPFReload(t *testing.T) {
 	}
 	u.down()
 }
+
+// icmpInDestUnreachs reads Linux's count of ICMP destination unreachables
+// received, in a namespace.
+func icmpInDestUnreachs(t *testing.T, ns string) int {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Icmp:" {
+			continue
+		}
+		if head == nil {
+			head = f
+			continue
+		}
+		for i, h := range head {
+			if h == "InDestUnreachs" && i < len(f) {
+				n, _ := strconv.Atoi(f[i])
+				return n
+			}
+		}
+	}
+	t.Fatal("no InDestUnreachs in /proc/net/snmp")
+	return 0
+}
+
+// TestUDPPortUnreachableThroughStack: a datagram from Linux to a port with
+// no socket goes up nic, driver, pf and ip to the udp server, which hands it
+// back; ip's ICMP port unreachable reaches Linux.
+func TestUDPPortUnreachableThroughStack(t *testing.T) {
+	u := startUp(t, "--nic", "tap")
+	ns := launch.NSName(u.status.Run)
+	before := icmpInDestUnreachs(t, ns)
+	nc := exec.Command("ip", "netns", "exec", ns, "nc", "-u", "-w", "1", "198.18.0.2", "9")
+	nc.Stdin = strings.NewReader("anyone?\n")
+	if out, err := nc.CombinedOutput(); err != nil {
+		t.Fatalf("nc: %v\n%s", err, out)
+	}
+	waitFor(t, "Linux's ICMP counter", 5*time.Second, func() bool { return icmpInDestUnreachs(t, ns) > before })
+	if v := scrape(t, u.proc("udp").MetricsPort, "newtsim_udp_dropped_total", `reason="no-socket"`); v != 1 {
+		t.Fatalf("udp counted %v datagrams without a socket, want 1", v)
+	}
+	u.down()
+}
