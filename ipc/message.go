@@ -124,15 +124,46 @@ const (
 	Unreachable
 )
 
+// Socket calls (the socket library's `message` backend; see SocketOp for
+// the arguments). A call goes from an application to syscall, which
+// forwards it to the transport server owning the socket with the caller's
+// endpoint in Arg[5]; the transport replies to whoever sent it the call,
+// and syscall passes the reply on.
+const (
+	// Socket is a socket call: Flags is the SocketOp.
+	Socket Type = 192 + iota
+	// SocketReply answers it: Flags is the SocketOp, Arg[0] the result as
+	// an int64, a negated errno when the call failed.
+	SocketReply
+)
+
 // MaxType is the highest message type in use; anything above is unknown.
-const MaxType = Unreachable
+const MaxType = SocketReply
+
+// SocketOp is the operation of a Socket call. Arguments: Arg[0] the
+// descriptor (the transport's socket id between syscall and a transport),
+// Arg[1] an IPv4 address and Arg[2] a port, Arg[3] a buffer reference,
+// Arg[4] a length or flags; Arg[5] the caller, between syscall and a
+// transport.
+type SocketOp uint16
+
+// Socket operations.
+const (
+	OpOpen      SocketOp = 1 + iota // Arg[0]: the socket type; returns the descriptor
+	OpBind                          // Arg[1], Arg[2]: local address and port
+	OpConnect                       // Arg[1], Arg[2]: remote address and port
+	OpSendTo                        // Arg[1], Arg[2]: destination (0: connected); Arg[3]: data; returns bytes sent
+	OpRecvFrom                      // Arg[4]: MSG_ flags; returns bytes, with the data in Arg[3] and the source in Arg[1], Arg[2]
+	OpClose                         //
+	OpLocalAddr                     // returns 0, with the address in Arg[1], Arg[2]
+)
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
-	Datagram: "datagram", Unreachable: "unreachable",
+	Datagram: "datagram", Unreachable: "unreachable", Socket: "socket", SocketReply: "socket-reply",
 }
 
 // Known reports whether t is a type newtsim defines.

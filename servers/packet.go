@@ -146,7 +146,7 @@ func (n *nic) Handle(s *Server, m *ipc.Message) error {
 	if m.Type != ipc.FrameTx {
 		return nil
 	}
-	b, ref, err := s.Buffer(m)
+	b, ref, err := s.Buffer(m, 0)
 	if err != nil {
 		return nil // counted by Buffer
 	}
@@ -258,7 +258,7 @@ func (p *pfServer) Handle(s *Server, m *ipc.Message) error {
 	default:
 		return nil
 	}
-	b, ref, err := s.Buffer(m)
+	b, ref, err := s.Buffer(m, 0)
 	if err != nil {
 		return nil
 	}
@@ -350,7 +350,7 @@ func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
 	now := time.Now()
 	switch m.Type {
 	case ipc.FrameRx:
-		b, ref, err := s.Buffer(m)
+		b, ref, err := s.Buffer(m, 0)
 		if err != nil {
 			return nil
 		}
@@ -369,7 +369,7 @@ func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
 	case ipc.Datagram:
 		// A transport's segment to send: Arg[2], Arg[3] the source and
 		// destination addresses, Arg[4] the protocol.
-		b, ref, err := s.Buffer(m)
+		b, ref, err := s.Buffer(m, 0)
 		if err != nil {
 			return nil
 		}
@@ -386,7 +386,7 @@ func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
 		return err
 	case ipc.Unreachable:
 		// A datagram of ours no socket wanted: answer its source.
-		b, ref, err := s.Buffer(m)
+		b, ref, err := s.Buffer(m, 0)
 		if err != nil {
 			return nil
 		}

@@ -61,6 +61,7 @@ type Server struct {
 	sendMu   sync.Mutex
 	lockSend bool
 	badRefs  *prometheus.CounterVec
+	callSeq  uint32
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -165,11 +166,11 @@ func (s *Server) poolOf(id uint8) (*pool.Pool, error) {
 	return p, nil
 }
 
-// Buffer returns the bytes that m's buffer reference (Arg[0]) names, after
-// checking it: a pool of the run, rights of the sender, bounds. A bad
+// Buffer returns the bytes that the buffer reference in m.Arg[arg] names,
+// after checking it: a pool of the run, rights of the sender, bounds. A bad
 // reference is counted and refused.
-func (s *Server) Buffer(m *ipc.Message) ([]byte, pool.Ref, error) {
-	ref := pool.Ref(m.Arg[0])
+func (s *Server) Buffer(m *ipc.Message, arg int) ([]byte, pool.Ref, error) {
+	ref := pool.Ref(m.Arg[arg%ipc.NumArgs])
 	p, err := s.poolOf(ref.Pool())
 	if err == nil {
 		var b []byte
@@ -251,6 +252,11 @@ func Main(o Options) error {
 	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
 	s.Registry.MustRegister(s.badRefs)
+	if s.Pool != nil {
+		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace,
+			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},
+			func() float64 { return float64(s.Pool.Stats().Allocated) }))
+	}
 	s.Registry.MustRegister(metrics.NewTransport(o.Transport, s.T.Stats(), s.PeerName))
 	if s.T != ipc.Transport(s.K) {
 		s.Registry.MustRegister(metrics.NewTransport("kernel", s.K.Stats(), func(slot int) string {
@@ -355,7 +361,52 @@ func Base(s *Server) (Handler, error) {
 }
 
 func init() {
-	for _, r := range []string{"syscall", "tcp", "echo"} {
+	for _, r := range []string{"tcp", "echo"} {
 		Register(r, Base)
 	}
 }
+
+// Call sends a socket call (Type Socket) to syscall and waits for its reply,
+// handling what else arrives meanwhile as the loop would: buffers coming
+// back, pings, shutdown. It is how an application process's socket library
+// (the `message` backend) talks to the stack.
+func (s *Server) Call(m *ipc.Message) (ipc.Message, error) {
+	s.callSeq++
+	m.Seq = s.callSeq
+	if err := s.SendTo("syscall", m); err != nil {
+		return ipc.Message{}, err
+	}
+	var r ipc.Message
+	for {
+		if err := s.T.Recv(&r); err != nil {
+			return r, err
+		}
+		switch r.Type {
+		case ipc.SocketReply:
+			if r.Seq == m.Seq {
+				return r, nil
+			}
+		case ipc.BufFree:
+			if err := s.Release(pool.Ref(r.Arg[0])); err != nil {
+				s.badRefs.WithLabelValues(r.Type.String()).Inc()
+			}
+		case ipc.Ping:
+			p := r
+			p.Type = ipc.Pong
+			s.Reply(&r, &p)
+		case ipc.Shutdown:
+			os.Exit(0)
+		case ipc.EndpointUpdate:
+			slot, ep := int(r.Arg[0]), ipc.Endpoint(r.Arg[1])
+			if n := s.PeerName(slot); n != "" && ep.Slot() == slot {
+				s.peers[n] = ep
+			}
+		}
+	}
+}
+
+// Alloc takes a buffer of the server's own pool.
+func (s *Server) Alloc() (pool.Ref, []byte, error) { return s.Pool.Alloc() }
+
+// Slice is a reference to the first n bytes of ref's buffer.
+func (s *Server) Slice(ref pool.Ref, n int) pool.Ref { return s.Pool.Slice(ref, n) }

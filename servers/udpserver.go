@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/udp"
 )
@@ -16,9 +18,11 @@ func init() { Register("udp", newUDP) }
 // servers/udp) fed with the datagrams ip hands up. A datagram whose port has
 // no socket goes back to ip as Unreachable, which answers with ICMP.
 type udpServer struct {
-	ip    string
-	table *udp.Table
-	drops *drops
+	ip     string
+	table  *udp.Table
+	drops  *drops
+	parked map[udp.SockID][]ipc.Message // blocking receives waiting for data
+	buf    []byte
 }
 
 func newUDP(s *Server) (Handler, error) {
@@ -35,14 +39,142 @@ func newUDP(s *Server) (Handler, error) {
 	}
 	u.table = udp.New(udp.Config{Addrs: []netip.Addr{a}})
 	u.drops = newDrops(s, "udp", u.table.Drops)
+	u.parked = map[udp.SockID][]ipc.Message{}
+	u.buf = make([]byte, s.Pool.BufSize())
 	return u, nil
 }
 
 func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
-	if m.Type != ipc.Datagram {
+	switch m.Type {
+	case ipc.Socket:
+		return u.call(s, m)
+	case ipc.Datagram:
+		return u.input(s, m)
+	}
+	return nil
+}
+
+// errno maps the udp engine's errors to the errnos Linux gives.
+func errno(err error) unix.Errno {
+	switch {
+	case errors.Is(err, udp.ErrWouldBlock):
+		return unix.EAGAIN
+	case errors.Is(err, udp.ErrAddrInUse):
+		return unix.EADDRINUSE
+	case errors.Is(err, udp.ErrAddrNotAvail):
+		return unix.EADDRNOTAVAIL
+	case errors.Is(err, udp.ErrBadSocket):
+		return unix.EBADF
+	case errors.Is(err, udp.ErrMsgSize):
+		return unix.EMSGSIZE
+	case errors.Is(err, udp.ErrDestRequired):
+		return unix.EDESTADDRREQ
+	case errors.Is(err, udp.ErrNotConnected):
+		return unix.ENOTCONN
+	}
+	return unix.EINVAL
+}
+
+// reply answers a socket call: a result, or the errno of err.
+func reply(s *Server, m *ipc.Message, result int64, err error, args ...uint64) error {
+	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
+	r.Arg[5] = m.Arg[5]
+	if err != nil {
+		result = -int64(errno(err))
+	}
+	r.Arg[0] = uint64(result)
+	copy(r.Arg[1:5], args)
+	return s.Send(&r)
+}
+
+func addrPort(m *ipc.Message) netip.AddrPort {
+	if m.Arg[1] == 0 && m.Arg[2] == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
+}
+
+func (u *udpServer) call(s *Server, m *ipc.Message) error {
+	id := udp.SockID(m.Arg[0])
+	switch ipc.SocketOp(m.Flags) {
+	case ipc.OpOpen:
+		if m.Arg[0] != unix.SOCK_DGRAM {
+			return reply(s, m, -int64(unix.EPROTONOSUPPORT), nil)
+		}
+		return reply(s, m, int64(u.table.Open()), nil)
+	case ipc.OpBind:
+		return reply(s, m, 0, u.table.Bind(id, addrPort(m)))
+	case ipc.OpConnect:
+		return reply(s, m, 0, u.table.Connect(id, addrPort(m)))
+	case ipc.OpSendTo:
+		b, ref, err := s.Buffer(m, 3)
+		if err != nil {
+			return reply(s, m, -int64(unix.EFAULT), nil)
+		}
+		n := len(b)
+		dg, err := u.table.SendTo(id, b, addrPort(m))
+		if rerr := s.Release(ref); rerr != nil {
+			s.Log.Printf("release: %v", rerr)
+		}
+		if err != nil {
+			return reply(s, m, 0, err)
+		}
+		if err := u.send(s, dg); err != nil {
+			return reply(s, m, -int64(unix.ENOBUFS), nil)
+		}
+		return reply(s, m, int64(n), nil)
+	case ipc.OpRecvFrom:
+		return u.recv(s, m, id)
+	case ipc.OpClose:
+		for _, p := range u.parked[id] {
+			reply(s, &p, 0, udp.ErrBadSocket)
+		}
+		delete(u.parked, id)
+		return reply(s, m, 0, u.table.Close(id))
+	case ipc.OpLocalAddr:
+		a, err := u.table.LocalAddr(id)
+		return reply(s, m, 0, err, Addr4(a.Addr()), uint64(a.Port()))
+	}
+	return reply(s, m, -int64(unix.ENOSYS), nil)
+}
+
+// send hands a datagram the engine built to ip, in a buffer of our pool.
+func (u *udpServer) send(s *Server, dg udp.Datagram) error {
+	ref, buf, err := s.Pool.Alloc()
+	if err != nil {
+		return err
+	}
+	n := copy(buf, dg.Segment)
+	m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)), 0,
+		Addr4(dg.Src), Addr4(dg.Dst), udp.ProtoUDP}}
+	if err := s.SendTo(u.ip, &m); err != nil {
+		s.Pool.Free(ref)
+		return err
+	}
+	return nil
+}
+
+// recv answers a receive with a queued datagram, in a buffer of our pool;
+// with none, a non-blocking one gets EAGAIN and a blocking one waits.
+func (u *udpServer) recv(s *Server, m *ipc.Message, id udp.SockID) error {
+	n, from, _, err := u.table.RecvFrom(id, u.buf)
+	if errors.Is(err, udp.ErrWouldBlock) && m.Arg[4]&unix.MSG_DONTWAIT == 0 {
+		u.parked[id] = append(u.parked[id], *m)
 		return nil
 	}
-	b, ref, err := s.Buffer(m)
+	if err != nil {
+		return reply(s, m, 0, err)
+	}
+	ref, buf, err := s.Pool.Alloc()
+	if err != nil {
+		return reply(s, m, -int64(unix.ENOBUFS), nil)
+	}
+	copy(buf, u.buf[:n])
+	return reply(s, m, int64(n), nil, Addr4(from.Addr()), uint64(from.Port()), uint64(s.Pool.Slice(ref, max(n, 1))))
+}
+
+func (u *udpServer) input(s *Server, m *ipc.Message) error {
+	b, ref, err := s.Buffer(m, 0)
 	if err != nil {
 		return nil
 	}
@@ -53,10 +185,18 @@ func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
 	}
 	src := netip.AddrFrom4([4]byte(b[12:16]))
 	dst := netip.AddrFrom4([4]byte(b[16:20]))
-	_, err = u.table.Input(src, dst, b[off:])
+	id, err := u.table.Input(src, dst, b[off:])
 	if errors.Is(err, udp.ErrNoSocket) {
 		r := ipc.Message{Type: ipc.Unreachable, Arg: [ipc.NumArgs]uint64{uint64(ref)}}
 		return s.SendTo(u.ip, &r)
 	}
-	return s.Release(ref)
+	if err := s.Release(ref); err != nil {
+		return err
+	}
+	if err == nil && len(u.parked[id]) > 0 {
+		p := u.parked[id][0]
+		u.parked[id] = u.parked[id][1:]
+		return u.recv(s, &p, id)
+	}
+	return nil
 }

@@ -149,6 +149,8 @@ func Select(api API, read, write FDSet, timeout time.Duration) (int, error) {
 type Config struct {
 	// Backend is "linux", "message" or "exposed".
 	Backend string
+	// Conn is the process's way to the stack, for the message backend.
+	Conn Conn
 }
 
 // Open returns the backend the configuration names.
@@ -156,7 +158,12 @@ func Open(c Config) (API, error) {
 	switch c.Backend {
 	case "", "linux":
 		return Linux{}, nil
+	case "message":
+		if c.Conn == nil {
+			return nil, fmt.Errorf("socket: the message backend runs in a newtsim process (Config.Conn is nil)")
+		}
+		return NewMessage(c.Conn), nil
 	default:
-		return nil, fmt.Errorf("socket: backend %q is not built yet (have: linux)", c.Backend)
+		return nil, fmt.Errorf("socket: backend %q is not built yet (have: linux, message)", c.Backend)
 	}
 }

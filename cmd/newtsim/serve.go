@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	// Applications register their roles.
+	_ "github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/servers"

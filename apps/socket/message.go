@@ -1,0 +1,203 @@
+package socket
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+)
+
+// Conn is what the `message` backend needs of the process it runs in: a way
+// to make a socket call and wait for the reply, and buffers of its own pool.
+// A newtsim server process (servers.Server) is one.
+type Conn interface {
+	Call(m *ipc.Message) (ipc.Message, error)
+	Alloc() (pool.Ref, []byte, error)
+	Slice(ref pool.Ref, n int) pool.Ref
+	Buffer(m *ipc.Message, arg int) ([]byte, pool.Ref, error)
+	Release(ref pool.Ref) error
+}
+
+// Message is the `message` backend: every call is a message to the syscall
+// server, which passes it to the transport server owning the socket, as in
+// NewtOS. Data to send goes in a buffer of the application's pool; data
+// received comes in a buffer of the transport's, copied out here.
+//
+// Built so far: UDP sockets (socket, bind, connect, sendto, recvfrom, send,
+// recv, read, write, writev, close, getsockname, non-blocking mode). Poll,
+// select, socket options, shutdown, listen and accept come with the rest of
+// the packet path and TCP; they answer ENOSYS or EOPNOTSUPP until then.
+type Message struct {
+	c        Conn
+	nonblock map[FD]bool
+}
+
+var _ API = (*Message)(nil)
+
+// NewMessage returns the message backend over c.
+func NewMessage(c Conn) *Message { return &Message{c: c, nonblock: map[FD]bool{}} }
+
+func (k *Message) call(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
+	m := ipc.Message{Type: ipc.Socket, Flags: uint16(op)}
+	copy(m.Arg[:], args)
+	r, err := k.c.Call(&m)
+	if err != nil {
+		return r, err
+	}
+	if res := int64(r.Arg[0]); res < 0 {
+		return r, unix.Errno(-res)
+	}
+	return r, nil
+}
+
+func packAddr(a netip.AddrPort) (uint64, uint64, error) {
+	if !a.IsValid() {
+		return 0, 0, nil
+	}
+	if !a.Addr().Unmap().Is4() {
+		return 0, 0, unix.EAFNOSUPPORT
+	}
+	b := a.Addr().Unmap().As4()
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3]), uint64(a.Port()), nil
+}
+
+func unpackAddr(ip, port uint64) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), uint16(port))
+}
+
+// Socket opens a socket.
+func (k *Message) Socket(domain, typ, proto int) (FD, error) {
+	if domain != AF_INET {
+		return -1, unix.EAFNOSUPPORT
+	}
+	r, err := k.call(ipc.OpOpen, uint64(typ))
+	if err != nil {
+		return -1, err
+	}
+	return FD(r.Arg[0]), nil
+}
+
+func (k *Message) addrCall(op ipc.SocketOp, fd FD, a netip.AddrPort) error {
+	ip, port, err := packAddr(a)
+	if err != nil {
+		return err
+	}
+	_, err = k.call(op, uint64(fd), ip, port)
+	return err
+}
+
+// Bind names the socket.
+func (k *Message) Bind(fd FD, addr netip.AddrPort) error { return k.addrCall(ipc.OpBind, fd, addr) }
+
+// Connect sets the socket's peer.
+func (k *Message) Connect(fd FD, addr netip.AddrPort) error {
+	return k.addrCall(ipc.OpConnect, fd, addr)
+}
+
+// Listen is for stream sockets, which this backend does not have yet.
+func (k *Message) Listen(fd FD, backlog int) error { return unix.EOPNOTSUPP }
+
+// Accept is for stream sockets, which this backend does not have yet.
+func (k *Message) Accept(fd FD) (FD, netip.AddrPort, error) {
+	return -1, netip.AddrPort{}, unix.EOPNOTSUPP
+}
+
+// Send sends on a connected socket.
+func (k *Message) Send(fd FD, b []byte, flags int) (int, error) {
+	return k.SendTo(fd, b, flags, netip.AddrPort{})
+}
+
+// SendTo sends a datagram; to may be zero on a connected socket.
+func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
+	ip, port, err := packAddr(to)
+	if err != nil {
+		return -1, err
+	}
+	ref, buf, err := k.c.Alloc()
+	if err != nil {
+		return -1, unix.ENOBUFS
+	}
+	if len(b) > len(buf) {
+		k.c.Release(ref)
+		return -1, unix.EMSGSIZE
+	}
+	n := copy(buf, b)
+	r, err := k.call(ipc.OpSendTo, uint64(fd), ip, port, uint64(k.c.Slice(ref, max(n, 1))), uint64(flags))
+	if err != nil {
+		return -1, err
+	}
+	return int(r.Arg[0]), nil
+}
+
+// Recv receives on a socket.
+func (k *Message) Recv(fd FD, b []byte, flags int) (int, error) {
+	n, _, err := k.RecvFrom(fd, b, flags)
+	return n, err
+}
+
+// RecvFrom receives a datagram, truncated to b as Linux truncates.
+func (k *Message) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, error) {
+	if k.nonblock[fd] {
+		flags |= MSG_DONTWAIT
+	}
+	r, err := k.call(ipc.OpRecvFrom, uint64(fd), 0, 0, 0, uint64(flags))
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	data, ref, err := k.c.Buffer(&r, 3)
+	if err != nil {
+		return -1, netip.AddrPort{}, unix.EFAULT
+	}
+	n := min(int(r.Arg[0]), len(data))
+	n = copy(b, data[:n])
+	if err := k.c.Release(ref); err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	return n, unpackAddr(r.Arg[1], r.Arg[2]), nil
+}
+
+// Writev sends the buffers as one datagram.
+func (k *Message) Writev(fd FD, bufs [][]byte) (int, error) {
+	var all []byte
+	for _, b := range bufs {
+		all = append(all, b...)
+	}
+	return k.Send(fd, all, 0)
+}
+
+// Shutdown is not built yet.
+func (k *Message) Shutdown(fd FD, how int) error { return unix.ENOSYS }
+
+// Close closes the socket.
+func (k *Message) Close(fd FD) error {
+	delete(k.nonblock, fd)
+	_, err := k.call(ipc.OpClose, uint64(fd))
+	return err
+}
+
+// SetNonblock sets or clears non-blocking mode, kept in the library.
+func (k *Message) SetNonblock(fd FD, nonblocking bool) error {
+	k.nonblock[fd] = nonblocking
+	return nil
+}
+
+// SetsockoptInt is not built yet.
+func (k *Message) SetsockoptInt(fd FD, level, opt, value int) error { return unix.ENOSYS }
+
+// GetsockoptInt is not built yet.
+func (k *Message) GetsockoptInt(fd FD, level, opt int) (int, error) { return 0, unix.ENOSYS }
+
+// LocalAddr returns the socket's address.
+func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {
+	r, err := k.call(ipc.OpLocalAddr, uint64(fd))
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return unpackAddr(r.Arg[1], r.Arg[2]), nil
+}
+
+// Poll is not built yet.
+func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) { return -1, unix.ENOSYS }

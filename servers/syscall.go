@@ -1,0 +1,87 @@
+package servers
+
+import (
+	"flag"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+func init() { Register("syscall", newSyscall) }
+
+// syscallServer is where applications' socket calls land with the
+// `message` backend, as in NewtOS: it keeps each application's descriptors,
+// forwards every call to the transport server owning the socket (with the
+// caller's endpoint in Arg[5]), and passes the replies back.
+type syscallServer struct {
+	udp  string
+	fds  map[uint64]fdEntry
+	next uint64
+}
+
+// fdEntry is one descriptor: whose it is, and which socket of which
+// transport it names.
+type fdEntry struct {
+	app       int // the application's slot
+	transport string
+	sock      uint64
+}
+
+func newSyscall(s *Server) (Handler, error) {
+	c := &syscallServer{fds: map[uint64]fdEntry{}, next: 3}
+	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
+	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
+	return c, fs.Parse(s.Opts.Args)
+}
+
+func (c *syscallServer) Handle(s *Server, m *ipc.Message) error {
+	switch m.Type {
+	case ipc.Socket:
+		return c.call(s, m)
+	case ipc.SocketReply:
+		return c.back(s, m)
+	}
+	return nil
+}
+
+// fail answers an application's call at once.
+func fail(s *Server, m *ipc.Message, e unix.Errno) error {
+	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
+	r.Arg[0] = uint64(-int64(e))
+	return s.Send(&r)
+}
+
+func (c *syscallServer) call(s *Server, m *ipc.Message) error {
+	f := *m
+	f.Arg[5] = uint64(m.Src)
+	if ipc.SocketOp(m.Flags) == ipc.OpOpen {
+		if m.Arg[0] != unix.SOCK_DGRAM {
+			return fail(s, m, unix.EPROTONOSUPPORT) // TCP is not wired yet
+		}
+		return s.SendTo(c.udp, &f)
+	}
+	e, ok := c.fds[m.Arg[0]]
+	if !ok || e.app != m.Src.Slot() {
+		return fail(s, m, unix.EBADF)
+	}
+	if ipc.SocketOp(m.Flags) == ipc.OpClose {
+		delete(c.fds, m.Arg[0]) // the descriptor goes whatever the transport says
+	}
+	f.Arg[0] = e.sock
+	return s.SendTo(e.transport, &f)
+}
+
+// back passes a transport's reply to the application that called.
+func (c *syscallServer) back(s *Server, m *ipc.Message) error {
+	app := ipc.Endpoint(m.Arg[5])
+	r := *m
+	r.Dst, r.Arg[5] = app, 0
+	if ipc.SocketOp(m.Flags) == ipc.OpOpen && int64(m.Arg[0]) >= 0 {
+		fd := c.next
+		c.next++
+		c.fds[fd] = fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: m.Arg[0]}
+		r.Arg[0] = fd
+	}
+	return s.Send(&r)
+}
