@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,7 +21,7 @@ func NewBenchCommand(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure newtsim beside its references and Linux, in one run",
 	}
-	cmd.AddCommand(newBenchIPCCommand(), newBenchPeerCommand())
+	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchPeerCommand())
 	return cmd
 }
 
@@ -60,35 +61,75 @@ func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus string, slots int
 	if err != nil {
 		return nil, err
 	}
+	return rep, writeReport(out, rep, jsonOut, mdOut)
+}
+
+func newBenchPeerCommand() *cobra.Command {
+	var o bench.PeerOptions
+	cmd := &cobra.Command{
+		Use:    "peer",
+		Hidden: true,
+		Short:  "One measuring process of a benchmark (started by bench)",
+		RunE: func(*cobra.Command, []string) error {
+			return bench.PeerMain(o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-echo-linux or udp-ping-linux")
+	cmd.Flags().StringVar(&o.File, "file", "", "the file or address the mode uses")
+	cmd.Flags().StringVar(&o.Out, "out", "", "where the measuring side writes its result")
+	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size")
+	return cmd
+}
+
+func newBenchUDPCommand() *cobra.Command {
+	var jsonOut, mdOut, cpus string
+	var size int
+	cmd := &cobra.Command{
+		Use:   "udp",
+		Short: "UDP round trips between two apps: through the multiserver stack (shm and kernel messages) and Linux loopback",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var cs []int
+			if cpus != "" {
+				var err error
+				if cs, err = machine.ParseCPUList(cpus); err != nil {
+					return fmt.Errorf("--cpus: %w", err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "bench udp: measuring")
+			rep, err := bench.UDP(ctx, bench.UDPOptions{CPUs: cs, Progress: out, Size: size,
+				Command: "newtsim " + strings.Join(os.Args[1:], " ")})
+			if err != nil {
+				return err
+			}
+			return writeReport(out, rep, jsonOut, mdOut)
+		},
+	}
+	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
+	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
+	return cmd
+}
+
+// writeReport prints a report and writes the files asked for.
+func writeReport(out io.Writer, rep *bench.Report, jsonOut, mdOut string) error {
 	fmt.Fprintln(out)
 	fmt.Fprint(out, rep.Table())
 	if jsonOut != "" {
 		if err := rep.WriteJSON(jsonOut); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(out, "wrote %s\n", jsonOut)
 	}
 	if mdOut != "" {
 		if err := os.WriteFile(mdOut, []byte(rep.Table()), 0o644); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(out, "wrote %s\n", mdOut)
 	}
-	return rep, nil
-}
-
-func newBenchPeerCommand() *cobra.Command {
-	var mode, file, out string
-	cmd := &cobra.Command{
-		Use:    "peer",
-		Hidden: true,
-		Short:  "One side of a reference measurement (started by bench ipc)",
-		RunE: func(*cobra.Command, []string) error {
-			return bench.PeerMain(mode, file, out)
-		},
-	}
-	cmd.Flags().StringVar(&mode, "mode", "", "cacheline-ping, cacheline-pong, pipe-ping or pipe-pong")
-	cmd.Flags().StringVar(&file, "file", "", "the shared cache line's file")
-	cmd.Flags().StringVar(&out, "out", "", "where the ping side writes its result")
-	return cmd
+	return nil
 }

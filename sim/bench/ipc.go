@@ -233,14 +233,28 @@ func uniq(xs ...int) []int {
 	return out
 }
 
-// single runs a one-process measurement pinned to core.
-func single(out string, core int, mode, path string, log *os.File) error {
+// PeerOptions say what a `newtsim bench peer` process does.
+type PeerOptions struct {
+	Mode string // what to run: see PeerMain
+	File string // a file the mode uses, or the target address
+	Out  string // where the measuring side writes its result
+	Size int    // datagram size, for the udp modes
+}
+
+// startPeer starts `newtsim bench peer` pinned to core, with files as its
+// descriptors 3 and up.
+func startPeer(core int, log *os.File, files []*os.File, p PeerOptions) (*exec.Cmd, error) {
 	exe, err := spawn.Self()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd, err := spawn.Start(spawn.Spec{Path: exe, Args: []string{"bench", "peer", "--mode", mode, "--out", out, "--file", path},
-		Cores: []int{core}, Stdout: log, Stderr: log})
+	args := []string{"bench", "peer", "--mode", p.Mode, "--out", p.Out, "--file", p.File, "--size", strconv.Itoa(p.Size)}
+	return spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: []int{core}, Files: files, Stdout: log, Stderr: log})
+}
+
+// single runs a one-process measurement pinned to core.
+func single(out string, core int, mode, path string, log *os.File) error {
+	cmd, err := startPeer(core, log, nil, PeerOptions{Mode: mode, File: path, Out: out})
 	if err != nil {
 		return err
 	}
@@ -257,19 +271,14 @@ func pipes(out string, pc, qc int, log *os.File) error {
 	if err != nil {
 		return err
 	}
-	return pair(out, pc, qc, "pipe", nil, []*os.File{r2, w1}, []*os.File{r1, w2}, log)
+	return pair(out, pc, qc, "pipe", []*os.File{r2, w1}, []*os.File{r1, w2}, log)
 }
 
 // pair starts the pong side then the ping side of a reference measurement
 // and waits for both.
-func pair(out string, pc, qc int, mode string, args []string, pingFiles, pongFiles []*os.File, log *os.File) error {
-	exe, err := spawn.Self()
-	if err != nil {
-		return err
-	}
+func pair(out string, pc, qc int, mode string, pingFiles, pongFiles []*os.File, log *os.File) error {
 	start := func(side string, core int, files []*os.File) (*exec.Cmd, error) {
-		a := append([]string{"bench", "peer", "--mode", mode + "-" + side, "--out", out}, args...)
-		return spawn.Start(spawn.Spec{Path: exe, Args: a, Cores: []int{core}, Files: files, Stdout: log, Stderr: log})
+		return startPeer(core, log, files, PeerOptions{Mode: mode + "-" + side, Out: out})
 	}
 	pong, err := start("pong", qc, pongFiles)
 	if err != nil {

@@ -186,10 +186,14 @@ func cachelinePing(w *atomic.Uint64, v uint64) {
 
 // PeerMain runs a measuring process started by `newtsim bench`: `newtsim
 // bench peer`. Modes: shm-local sends to its own inbox (created at path);
-// pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write). The
-// measuring side writes its result to out.
-func PeerMain(mode, path, out string) error {
+// pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
+// udp-echo-linux and udp-ping-linux are bench udp's Linux row, File being the
+// address. The measuring side writes its result to out.
+func PeerMain(o PeerOptions) error {
+	mode, path, out := o.Mode, o.File, o.Out
 	switch mode {
+	case "udp-echo-linux", "udp-ping-linux":
+		return udpPeer(mode, path, out, o.Size)
 	case "shm-local":
 		return shmLocal(path, out)
 	case "pipe-ping", "pipe-pong":

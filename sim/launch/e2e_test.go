@@ -652,3 +652,45 @@ func TestUDPEchoThroughStack(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchUDP runs `newtsim bench udp` and checks every row was measured
+// and recorded with the machine; it judges no figure.
+func TestBenchUDP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "udp.json")
+	out, err := exec.Command(bin, "bench", "udp", "--json", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench udp: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Rows []struct {
+			Name       string  `json:"name"`
+			NS         float64 `json:"ns"`
+			RoundTrips int     `json:"round_trips"`
+		} `json:"rows"`
+		Machine struct {
+			CPUModel string `json:"cpu_model"`
+		} `json:"machine"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range rep.Rows {
+		if r.NS <= 0 || r.RoundTrips <= 0 {
+			t.Errorf("row %s: %v ns over %d round trips", r.Name, r.NS, r.RoundTrips)
+		}
+		got[r.Name] = true
+	}
+	for _, name := range []string{"message-shm", "message-kernel", "linux"} {
+		if !got[name] {
+			t.Errorf("no row %s in:\n%s", name, b)
+		}
+	}
+	if rep.Machine.CPUModel == "" {
+		t.Error("machine not recorded")
+	}
+}
