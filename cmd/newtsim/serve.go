@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	// Applications register their roles.
+	_ "github.com/newtsim/newtsim/apps/conformance"
 	_ "github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"

@@ -1,11 +1,15 @@
 // Package socktest is the socket library's conformance suite: one table of
 // calls and socket states, run on every backend, each of which must give
-// the results and errnos Linux gives.
+// the results and errnos Linux gives. A case needs only a small T (fail,
+// clean up), so the same table runs under `go test` and inside an
+// application process of the simulated host (Run), where there is no
+// *testing.T.
 package socktest
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -23,8 +27,15 @@ type Env struct {
 	ClosedPort uint16
 }
 
-// udp opens a UDP socket or fails the test.
-func udp(t *testing.T, api socket.API) socket.FD {
+// T is what a case needs of its runner: a way to fail, and clean-ups.
+type T interface {
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Helper()
+}
+
+// udp opens a UDP socket or fails the case.
+func udp(t T, api socket.API) socket.FD {
 	t.Helper()
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
@@ -34,7 +45,7 @@ func udp(t *testing.T, api socket.API) socket.FD {
 	return fd
 }
 
-func bound(t *testing.T, api socket.API, env Env) (socket.FD, netip.AddrPort) {
+func bound(t T, api socket.API, env Env) (socket.FD, netip.AddrPort) {
 	t.Helper()
 	fd := udp(t, api)
 	if err := api.Bind(fd, netip.AddrPortFrom(env.Addr, 0)); err != nil {
@@ -47,128 +58,173 @@ func bound(t *testing.T, api socket.API, env Env) (socket.FD, netip.AddrPort) {
 	return fd, a
 }
 
-func wantErr(t *testing.T, what string, err, want error) {
+func wantErr(t T, what string, err, want error) {
 	t.Helper()
 	if !errors.Is(err, want) {
 		t.Fatalf("%s: error %v, want %v", what, err, want)
 	}
 }
 
-// UDP runs the UDP part of the suite on api.
+// Case is one entry of the suite.
+type Case struct {
+	Name string
+	Run  func(t T, api socket.API, env Env)
+}
+
+// UDPCases is the UDP part of the suite.
+var UDPCases = []Case{
+	{"ephemeral bind and round trip", func(t T, api socket.API, env Env) {
+		a, aAddr := bound(t, api, env)
+		b, bAddr := bound(t, api, env)
+		if n, err := api.SendTo(a, []byte("ping"), 0, bAddr); err != nil || n != 4 {
+			t.Fatalf("sendto: %d %v", n, err)
+		}
+		buf := make([]byte, 64)
+		n, from, err := api.RecvFrom(b, buf, 0)
+		if err != nil || string(buf[:n]) != "ping" || from != aAddr {
+			t.Fatalf("recvfrom: %q from %v, %v; want ping from %v", buf[:max(n, 0)], from, err, aAddr)
+		}
+	}},
+	{"address in use", func(t T, api socket.API, env Env) {
+		_, aAddr := bound(t, api, env)
+		b := udp(t, api)
+		wantErr(t, "second bind", api.Bind(b, aAddr), unix.EADDRINUSE)
+	}},
+	{"empty non-blocking receive", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		buf := make([]byte, 8)
+		_, _, err := api.RecvFrom(a, buf, socket.MSG_DONTWAIT)
+		wantErr(t, "recvfrom MSG_DONTWAIT", err, unix.EAGAIN)
+		if err := api.SetNonblock(a, true); err != nil {
+			t.Fatalf("%v", err)
+		}
+		_, err = socket.Read(api, a, buf)
+		wantErr(t, "read on a non-blocking socket", err, unix.EAGAIN)
+	}},
+	{"closed descriptor", func(t T, api socket.API, env Env) {
+		fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := api.Close(fd); err != nil {
+			t.Fatalf("%v", err)
+		}
+		_, _, err = api.RecvFrom(fd, make([]byte, 8), socket.MSG_DONTWAIT)
+		wantErr(t, "recvfrom after close", err, unix.EBADF)
+		wantErr(t, "close twice", api.Close(fd), unix.EBADF)
+	}},
+	{"connected to a closed port", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
+			t.Fatalf("%v", err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			_, err := api.Recv(a, make([]byte, 8), socket.MSG_DONTWAIT)
+			if errors.Is(err, unix.ECONNREFUSED) {
+				return
+			}
+			if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+				t.Fatalf("recv after sending to a closed port: %v, want ECONNREFUSED", err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}},
+	{"truncation", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		b, bAddr := bound(t, api, env)
+		api.SendTo(a, []byte("0123456789"), 0, bAddr)
+		api.SendTo(a, []byte("next"), 0, bAddr)
+		buf := make([]byte, 4)
+		n, _, err := api.RecvFrom(b, buf, 0)
+		if err != nil || n != 4 || string(buf) != "0123" {
+			t.Fatalf("short buffer: %d %q %v", n, buf, err)
+		}
+		n, _, err = api.RecvFrom(b, buf, 0)
+		if err != nil || string(buf[:n]) != "next" {
+			t.Fatalf("the rest of a truncated datagram must be discarded: got %q %v", buf[:max(n, 0)], err)
+		}
+	}},
+	{"poll and select", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		b, bAddr := bound(t, api, env)
+		p := []socket.PollFD{{FD: b, Events: socket.POLLIN}}
+		if n, err := api.Poll(p, 0); err != nil || n != 0 {
+			t.Fatalf("poll on an empty socket: %d %v", n, err)
+		}
+		api.SendTo(a, []byte("x"), 0, bAddr)
+		if n, err := api.Poll(p, time.Second); err != nil || n != 1 || p[0].Revents&socket.POLLIN == 0 {
+			t.Fatalf("poll after a send: %d %v %x", n, err, p[0].Revents)
+		}
+		read, write := socket.FDSet{b: true, a: true}, socket.FDSet{a: true}
+		n, err := socket.Select(api, read, write, time.Second)
+		if err != nil || n != 2 || !read[b] || read[a] || !write[a] {
+			t.Fatalf("select: %d %v read %v write %v", n, err, read, write)
+		}
+	}},
+	{"writev makes one datagram", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		b, bAddr := bound(t, api, env)
+		if err := api.Connect(a, bAddr); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if n, err := api.Writev(a, [][]byte{[]byte("head:"), []byte("body")}); err != nil || n != 9 {
+			t.Fatalf("writev: %d %v", n, err)
+		}
+		buf := make([]byte, 64)
+		n, _, err := api.RecvFrom(b, buf, 0)
+		if err != nil || !bytes.Equal(buf[:n], []byte("head:body")) {
+			t.Fatalf("got %q %v", buf[:max(n, 0)], err)
+		}
+	}},
+}
+
+// UDP runs the UDP part of the suite on api under go test.
 func UDP(t *testing.T, api socket.API, env Env) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T)
-	}{
-		{"ephemeral bind and round trip", func(t *testing.T) {
-			a, aAddr := bound(t, api, env)
-			b, bAddr := bound(t, api, env)
-			if n, err := api.SendTo(a, []byte("ping"), 0, bAddr); err != nil || n != 4 {
-				t.Fatalf("sendto: %d %v", n, err)
-			}
-			buf := make([]byte, 64)
-			n, from, err := api.RecvFrom(b, buf, 0)
-			if err != nil || string(buf[:n]) != "ping" || from != aAddr {
-				t.Fatalf("recvfrom: %q from %v, %v; want ping from %v", buf[:max(n, 0)], from, err, aAddr)
-			}
-		}},
-		{"address in use", func(t *testing.T) {
-			_, aAddr := bound(t, api, env)
-			b := udp(t, api)
-			wantErr(t, "second bind", api.Bind(b, aAddr), unix.EADDRINUSE)
-		}},
-		{"empty non-blocking receive", func(t *testing.T) {
-			a, _ := bound(t, api, env)
-			buf := make([]byte, 8)
-			_, _, err := api.RecvFrom(a, buf, socket.MSG_DONTWAIT)
-			wantErr(t, "recvfrom MSG_DONTWAIT", err, unix.EAGAIN)
-			if err := api.SetNonblock(a, true); err != nil {
-				t.Fatal(err)
-			}
-			_, err = socket.Read(api, a, buf)
-			wantErr(t, "read on a non-blocking socket", err, unix.EAGAIN)
-		}},
-		{"closed descriptor", func(t *testing.T) {
-			fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := api.Close(fd); err != nil {
-				t.Fatal(err)
-			}
-			_, _, err = api.RecvFrom(fd, make([]byte, 8), socket.MSG_DONTWAIT)
-			wantErr(t, "recvfrom after close", err, unix.EBADF)
-			wantErr(t, "close twice", api.Close(fd), unix.EBADF)
-		}},
-		{"connected to a closed port", func(t *testing.T) {
-			a, _ := bound(t, api, env)
-			if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(2 * time.Second)
-			for {
-				_, err := api.Recv(a, make([]byte, 8), socket.MSG_DONTWAIT)
-				if errors.Is(err, unix.ECONNREFUSED) {
-					return
-				}
-				if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
-					t.Fatalf("recv after sending to a closed port: %v, want ECONNREFUSED", err)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}},
-		{"truncation", func(t *testing.T) {
-			a, _ := bound(t, api, env)
-			b, bAddr := bound(t, api, env)
-			api.SendTo(a, []byte("0123456789"), 0, bAddr)
-			api.SendTo(a, []byte("next"), 0, bAddr)
-			buf := make([]byte, 4)
-			n, _, err := api.RecvFrom(b, buf, 0)
-			if err != nil || n != 4 || string(buf) != "0123" {
-				t.Fatalf("short buffer: %d %q %v", n, buf, err)
-			}
-			n, _, err = api.RecvFrom(b, buf, 0)
-			if err != nil || string(buf[:n]) != "next" {
-				t.Fatalf("the rest of a truncated datagram must be discarded: got %q %v", buf[:max(n, 0)], err)
-			}
-		}},
-		{"poll and select", func(t *testing.T) {
-			a, _ := bound(t, api, env)
-			b, bAddr := bound(t, api, env)
-			p := []socket.PollFD{{FD: b, Events: socket.POLLIN}}
-			if n, err := api.Poll(p, 0); err != nil || n != 0 {
-				t.Fatalf("poll on an empty socket: %d %v", n, err)
-			}
-			api.SendTo(a, []byte("x"), 0, bAddr)
-			if n, err := api.Poll(p, time.Second); err != nil || n != 1 || p[0].Revents&socket.POLLIN == 0 {
-				t.Fatalf("poll after a send: %d %v %x", n, err, p[0].Revents)
-			}
-			read, write := socket.FDSet{b: true, a: true}, socket.FDSet{a: true}
-			n, err := socket.Select(api, read, write, time.Second)
-			if err != nil || n != 2 || !read[b] || read[a] || !write[a] {
-				t.Fatalf("select: %d %v read %v write %v", n, err, read, write)
-			}
-		}},
-		{"writev makes one datagram", func(t *testing.T) {
-			a, _ := bound(t, api, env)
-			b, bAddr := bound(t, api, env)
-			if err := api.Connect(a, bAddr); err != nil {
-				t.Fatal(err)
-			}
-			if n, err := api.Writev(a, [][]byte{[]byte("head:"), []byte("body")}); err != nil || n != 9 {
-				t.Fatalf("writev: %d %v", n, err)
-			}
-			buf := make([]byte, 64)
-			n, _, err := api.RecvFrom(b, buf, 0)
-			if err != nil || !bytes.Equal(buf[:n], []byte("head:body")) {
-				t.Fatalf("got %q %v", buf[:max(n, 0)], err)
-			}
-		}},
+	for _, c := range UDPCases {
+		t.Run(c.Name, func(t *testing.T) { c.Run(t, api, env) })
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, tt.run)
+}
+
+// runner runs a case outside go test: Fatalf records the failure and
+// unwinds the case; clean-ups run afterwards.
+type runner struct {
+	failed   string
+	cleanups []func()
+}
+
+type stop struct{}
+
+func (r *runner) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+	panic(stop{})
+}
+func (r *runner) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+func (r *runner) Helper()          {}
+
+// Run runs the cases on api outside go test and returns each case's
+// failure ("" when it passed).
+func Run(cases []Case, api socket.API, env Env) map[string]string {
+	results := map[string]string{}
+	for _, c := range cases {
+		r := &runner{}
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					if _, ok := v.(stop); !ok {
+						r.failed = fmt.Sprintf("panic: %v", v)
+					}
+				}
+				for i := len(r.cleanups) - 1; i >= 0; i-- {
+					r.cleanups[i]()
+				}
+			}()
+			c.Run(r, api, env)
+		}()
+		results[c.Name] = r.failed
 	}
+	return results
 }

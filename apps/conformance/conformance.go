@@ -1,0 +1,63 @@
+// Package conformance runs the socket library's conformance suite
+// (apps/socket/socktest) inside an application process of the simulated
+// host, on the `message` backend, and writes each case's result to a file:
+// the same table of calls that `go test` runs on Linux.
+package conformance
+
+import (
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/apps/socket/socktest"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+)
+
+func init() { servers.Register("socktest", start) }
+
+type app struct {
+	out string
+	env socktest.Env
+}
+
+func start(s *servers.Server) (servers.Handler, error) {
+	a := &app{}
+	fs := flag.NewFlagSet("socktest", flag.ContinueOnError)
+	fs.StringVar(&a.out, "out", "", "where to write the results (JSON: case name to failure, \"\" when it passed)")
+	addr := fs.String("addr", "127.0.0.1", "the host's address the sockets use")
+	port := fs.Uint("closed-port", 9, "a UDP port nothing listens on")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	ip, err := netip.ParseAddr(*addr)
+	if err != nil {
+		return nil, err
+	}
+	a.env = socktest.Env{Addr: ip, ClosedPort: uint16(*port)}
+	return a, nil
+}
+
+func (a *app) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run runs the suite, writes the results, then serves until shut down.
+func (a *app) Run(s *servers.Server) error {
+	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(socktest.Run(socktest.UDPCases, api, a.env), "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := a.out + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, a.out); err != nil {
+		return err
+	}
+	return s.Serve(a)
+}
