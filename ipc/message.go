@@ -122,6 +122,10 @@ const (
 	// Unreachable gives ip back a Datagram's buffer whose destination port
 	// has no socket: ip answers with ICMP port unreachable and frees it.
 	Unreachable
+	// PortUnreachable tells a transport that one of its datagrams drew an
+	// ICMP port unreachable: Arg[1], Arg[2] the local address and port,
+	// Arg[3], Arg[4] the remote ones it was sent to.
+	PortUnreachable
 )
 
 // Socket calls (the socket library's `message` backend; see SocketOp for
@@ -163,7 +167,7 @@ var typeNames = map[Type]string{
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
-	Datagram: "datagram", Unreachable: "unreachable", Socket: "socket", SocketReply: "socket-reply",
+	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", Socket: "socket", SocketReply: "socket-reply",
 }
 
 // Known reports whether t is a type newtsim defines.

@@ -400,6 +400,29 @@ func (p *ipServer) Handle(s *Server, m *ipc.Message) error {
 	return nil
 }
 
+// icmp passes an ICMP port unreachable about one of our UDP datagrams to
+// the udp server (RFC 1122: errors go to the transport), with the addresses
+// and ports of the datagram it quotes. Other ICMP is counted, not used.
+func (p *ipServer) icmp(s *Server, msg []byte) {
+	const hdr = 8 // type, code, checksum, unused
+	if len(msg) < hdr+20 || msg[0] != 3 || msg[1] != ip.CodePortUnreachable || p.udp == "" {
+		p.undeliv.WithLabelValues("1").Inc()
+		return
+	}
+	orig := msg[hdr:]
+	ihl := int(orig[0]&0xf) * 4
+	if ihl < 20 || len(orig) < ihl+4 || orig[9] != udp.ProtoUDP {
+		p.undeliv.WithLabelValues("1").Inc()
+		return
+	}
+	local := netip.AddrFrom4([4]byte(orig[12:16]))
+	remote := netip.AddrFrom4([4]byte(orig[16:20]))
+	m := ipc.Message{Type: ipc.PortUnreachable, Arg: [ipc.NumArgs]uint64{0,
+		Addr4(local), uint64(orig[ihl])<<8 | uint64(orig[ihl+1]),
+		Addr4(remote), uint64(orig[ihl+2])<<8 | uint64(orig[ihl+3])}}
+	s.SendTo(p.udp, &m)
+}
+
 // u32 unpacks an IPv4 address carried in a message word.
 func u32(w uint64) [4]byte { return [4]byte{byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w)} }
 
@@ -429,6 +452,10 @@ func (p *ipServer) events(s *Server, now time.Time) error {
 				}
 			}
 		case ip.Deliver:
+			if ev.Proto == ip.ProtoICMP {
+				p.icmp(s, ev.Payload)
+				continue
+			}
 			if ev.Proto != udp.ProtoUDP || p.udp == "" {
 				p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
 				continue

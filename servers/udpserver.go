@@ -50,6 +50,14 @@ func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
 		return u.call(s, m)
 	case ipc.Datagram:
 		return u.input(s, m)
+	case ipc.PortUnreachable:
+		local := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
+		remote := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[3])), uint16(m.Arg[4]))
+		if id, ok := u.table.PortUnreachable(local, remote); ok && len(u.parked[id]) > 0 {
+			p := u.parked[id][0]
+			u.parked[id] = u.parked[id][1:]
+			return u.recv(s, &p, id) // a waiting receive gets the error now
+		}
 	}
 	return nil
 }
@@ -71,6 +79,8 @@ func errno(err error) unix.Errno {
 		return unix.EDESTADDRREQ
 	case errors.Is(err, udp.ErrNotConnected):
 		return unix.ENOTCONN
+	case errors.Is(err, udp.ErrConnRefused):
+		return unix.ECONNREFUSED
 	}
 	return unix.EINVAL
 }

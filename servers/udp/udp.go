@@ -29,6 +29,7 @@ var (
 	ErrWouldBlock   = errors.New("udp: operation would block")         // EAGAIN
 	ErrNotBound     = errors.New("udp: socket not bound")              // EINVAL
 	ErrNotConnected = errors.New("udp: socket not connected")          // ENOTCONN
+	ErrConnRefused  = errors.New("udp: connection refused")            // ECONNREFUSED
 	ErrBadSocket    = errors.New("udp: bad socket")                    // EBADF
 	ErrNoSocket     = errors.New("udp: no socket on destination port") // ICMP port unreachable
 	ErrMsgSize      = errors.New("udp: message too long")              // EMSGSIZE
@@ -138,6 +139,7 @@ type socket struct {
 	remote netip.AddrPort // the peer, when connected
 	source netip.Addr     // when connected: the local address datagrams go from and must come to
 	q      queue
+	err    error // an asynchronous error (ICMP) for the next receive
 }
 
 // New returns a Table for the host c describes. New does not fail:
@@ -438,11 +440,29 @@ func (t *Table) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, tru
 	if err != nil {
 		return 0, netip.AddrPort{}, false, err
 	}
+	if s.err != nil {
+		err, s.err = s.err, nil
+		return 0, netip.AddrPort{}, false, fmt.Errorf("udp: receive on socket %d: %w", id, err)
+	}
 	n, from, truncated, ok := s.q.pop(buf)
 	if !ok {
 		return 0, netip.AddrPort{}, false, fmt.Errorf("udp: receive on socket %d: queue empty: %w", id, ErrWouldBlock)
 	}
 	return n, from, truncated, nil
+}
+
+// PortUnreachable records that a datagram from local to remote drew an
+// ICMP port unreachable. As on Linux only a connected socket hears of it:
+// its next receive fails with ErrConnRefused, once. It returns the socket,
+// and false when no connected socket sent such a datagram.
+func (t *Table) PortUnreachable(local, remote netip.AddrPort) (SockID, bool) {
+	for id, s := range t.socks {
+		if s.remote == remote && s.port == local.Port() && (!s.source.IsValid() || s.source == local.Addr()) {
+			s.err = ErrConnRefused
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // Readable reports whether the socket has a datagram queued. It is false

@@ -781,3 +781,35 @@ func TestConfig(t *testing.T) {
 		t.Errorf("inverted range: first port %d, want 1000", a.Port())
 	}
 }
+
+// TestPortUnreachable: an ICMP port unreachable reaches only the connected
+// socket that sent to that port, as one ErrConnRefused on its next receive.
+func TestPortUnreachable(t *testing.T) {
+	tb := udp.New(udp.Config{Addrs: []netip.Addr{netip.MustParseAddr("198.18.0.2")}})
+	remote := netip.MustParseAddrPort("198.18.0.1:9")
+	conn, other := tb.Open(), tb.Open()
+	if err := tb.Connect(conn, remote); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Bind(other, netip.MustParseAddrPort("0.0.0.0:5000")); err != nil {
+		t.Fatal(err)
+	}
+	local, err := tb.LocalAddr(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := tb.PortUnreachable(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), local.Port()), remote)
+	if !ok || id != conn {
+		t.Fatalf("PortUnreachable = %v, %v; want the connected socket %v", id, ok, conn)
+	}
+	buf := make([]byte, 8)
+	if _, _, _, err := tb.RecvFrom(conn, buf); !errors.Is(err, udp.ErrConnRefused) {
+		t.Fatalf("first receive: %v, want ErrConnRefused", err)
+	}
+	if _, _, _, err := tb.RecvFrom(conn, buf); !errors.Is(err, udp.ErrWouldBlock) {
+		t.Fatalf("second receive: %v, want ErrWouldBlock: the error is reported once", err)
+	}
+	if _, ok := tb.PortUnreachable(netip.MustParseAddrPort("198.18.0.2:5000"), remote); ok {
+		t.Fatal("an unconnected socket heard of an ICMP error")
+	}
+}

@@ -699,7 +699,6 @@ func TestBenchUDP(t *testing.T) {
 // pass yet, each with why. TestConformanceMessage fails if one of them
 // starts passing, so the list cannot go stale.
 var notBuiltOnMessage = map[string]string{
-	"connected to a closed port": "ICMP errors are not passed from ip to the sockets yet",
 	"poll and select":            "the message backend has no poll yet",
 }
 
