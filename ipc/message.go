@@ -160,6 +160,7 @@ const (
 	OpRecvFrom                      // Arg[4]: MSG_ flags; returns bytes, with the data in Arg[3] and the source in Arg[1], Arg[2]
 	OpClose                         //
 	OpLocalAddr                     // returns 0, with the address in Arg[1], Arg[2]
+	OpPoll                          // Arg[4]: poll events; returns the events ready now
 )
 
 var typeNames = map[Type]string{

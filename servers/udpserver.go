@@ -141,6 +141,19 @@ func (u *udpServer) call(s *Server, m *ipc.Message) error {
 		}
 		delete(u.parked, id)
 		return reply(s, m, 0, u.table.Close(id))
+	case ipc.OpPoll:
+		if !u.table.Exists(id) {
+			return reply(s, m, 0, udp.ErrBadSocket)
+		}
+		var ready uint64
+		if m.Arg[4]&unix.POLLIN != 0 && (u.table.Readable(id) || u.table.Pending(id)) {
+			ready |= unix.POLLIN
+		}
+		if u.table.Pending(id) {
+			ready |= unix.POLLERR
+		}
+		ready |= m.Arg[4] & unix.POLLOUT // a UDP socket can always send
+		return reply(s, m, int64(ready), nil)
 	case ipc.OpLocalAddr:
 		a, err := u.table.LocalAddr(id)
 		return reply(s, m, 0, err, Addr4(a.Addr()), uint64(a.Port()))

@@ -27,9 +27,9 @@ type Conn interface {
 // received comes in a buffer of the transport's, copied out here.
 //
 // Built so far: UDP sockets (socket, bind, connect, sendto, recvfrom, send,
-// recv, read, write, writev, close, getsockname, non-blocking mode). Poll,
-// select, socket options, shutdown, listen and accept come with the rest of
-// the packet path and TCP; they answer ENOSYS or EOPNOTSUPP until then.
+// recv, read, write, writev, close, getsockname, non-blocking mode, poll
+// and select). Socket options, shutdown, listen and accept come with TCP;
+// they answer ENOSYS or EOPNOTSUPP until then.
 type Message struct {
 	c        Conn
 	nonblock map[FD]bool
@@ -199,5 +199,35 @@ func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {
 	return unpackAddr(r.Arg[1], r.Arg[2]), nil
 }
 
-// Poll is not built yet.
-func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) { return -1, unix.ENOSYS }
+// pollEvery is how often Poll asks again while nothing is ready.
+const pollEvery = 100 * time.Microsecond
+
+// Poll asks each socket's transport what is ready (one message each) and,
+// while nothing is and the timeout allows, asks again every 100 us. It is
+// correct but costly; waiting in one message, woken by the transport,
+// comes with the wake-up design of exposed socket buffers.
+func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		n := 0
+		for i := range fds {
+			fds[i].Revents = 0
+			r, err := k.call(ipc.OpPoll, uint64(fds[i].FD), 0, 0, 0, uint64(uint16(fds[i].Events)))
+			switch {
+			case err == unix.EBADF:
+				fds[i].Revents = POLLNVAL
+			case err != nil:
+				return -1, err
+			default:
+				fds[i].Revents = int16(r.Arg[0])
+			}
+			if fds[i].Revents != 0 {
+				n++
+			}
+		}
+		if n > 0 || timeout == 0 || (timeout > 0 && time.Now().After(deadline)) {
+			return n, nil
+		}
+		time.Sleep(pollEvery)
+	}
+}

@@ -465,6 +465,19 @@ func (t *Table) PortUnreachable(local, remote netip.AddrPort) (SockID, bool) {
 	return 0, false
 }
 
+// Exists reports whether the socket is open.
+func (t *Table) Exists(id SockID) bool {
+	_, ok := t.socks[id]
+	return ok
+}
+
+// Pending reports whether the socket has an asynchronous error (ICMP) for
+// its next receive.
+func (t *Table) Pending(id SockID) bool {
+	s, ok := t.socks[id]
+	return ok && s.err != nil
+}
+
 // Readable reports whether the socket has a datagram queued. It is false
 // for a socket that does not exist.
 func (t *Table) Readable(id SockID) bool {

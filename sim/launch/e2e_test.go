@@ -698,9 +698,7 @@ func TestBenchUDP(t *testing.T) {
 // notBuiltOnMessage lists the conformance cases the message backend cannot
 // pass yet, each with why. TestConformanceMessage fails if one of them
 // starts passing, so the list cannot go stale.
-var notBuiltOnMessage = map[string]string{
-	"poll and select":            "the message backend has no poll yet",
-}
+var notBuiltOnMessage = map[string]string{}
 
 // TestConformanceMessage runs the socket library's conformance suite in an
 // application process of the simulated host, on the message backend: every
