@@ -735,3 +735,42 @@ func TestConformanceMessage(t *testing.T) {
 	}
 	u.down()
 }
+
+// TestNICCapture: the nic writes every frame it moves to the pcap file
+// named by --pcap, and tshark reads Linux's echo requests and the host's
+// replies from it.
+func TestNICCapture(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "nic.pcap")
+	top := topology.Default()
+	for i, p := range top.Processes {
+		if p.Role == "nic" {
+			top.Processes[i].Args = []string{"--pcap", capture}
+		}
+	}
+	topoPath := filepath.Join(dir, "pcap.topo")
+	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := startUp(t, "--topology", topoPath, "--nic", "tap")
+	ns := launch.NSName(u.status.Run)
+	if out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2").CombinedOutput(); err != nil {
+		t.Fatalf("ping: %v\n%s", err, out)
+	}
+	u.down()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Fatal("tshark is not installed (Debian package tshark; `make test` installs it)")
+	}
+	count := func(filter string) int {
+		cmd := exec.Command("tshark", "-r", capture, "-Y", filter, "-T", "fields", "-e", "frame.number")
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tshark: %v", err)
+		}
+		return len(strings.Fields(string(out)))
+	}
+	if req, rep := count("icmp.type == 8"), count("icmp.type == 0"); req != 2 || rep != 2 {
+		t.Fatalf("capture holds %d echo requests and %d replies, want 2 and 2", req, rep)
+	}
+}
