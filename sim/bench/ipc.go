@@ -46,7 +46,15 @@ type Report struct {
 	CorePlan string       `json:"core_plan"`
 	Rows     []Row        `json:"rows"`
 	Checks   []Check      `json:"checks"`
+	Streams  []StreamRow  `json:"streams,omitempty"`
 	Notes    []string     `json:"notes,omitempty"`
+}
+
+// StreamRow is one measured one-way stream.
+type StreamRow struct {
+	Name string `json:"name"`
+	StreamResult
+	Placement string `json:"placement"`
 }
 
 // Row returns the named row, or nil.
@@ -325,6 +333,12 @@ func (r *Report) Table() string {
 	for _, row := range r.Rows {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f-%.0f | %s | %s | %d |\n", row.Name, row.NS, row.Cycles,
 			row.MinNS, row.MaxNS, row.Placement, row.Wait, row.RoundTrips)
+	}
+	if len(r.Streams) > 0 {
+		b.WriteString("\n| stream | datagrams per second | received of sent | seconds | placement |\n|---|---:|---|---:|---|\n")
+		for _, s := range r.Streams {
+			fmt.Fprintf(&b, "| %s | %.0f | %d of %d | %.3f | %s |\n", s.Name, s.PerSec, s.Received, s.Sent, s.Seconds, s.Placement)
+		}
 	}
 	b.WriteString("\n")
 	for _, row := range r.Rows {

@@ -192,7 +192,7 @@ func cachelinePing(w *atomic.Uint64, v uint64) {
 func PeerMain(o PeerOptions) error {
 	mode, path, out := o.Mode, o.File, o.Out
 	switch mode {
-	case "udp-echo-linux", "udp-ping-linux":
+	case "udp-echo-linux", "udp-ping-linux", "udp-sink-linux", "udp-blast-linux":
 		return udpPeer(mode, path, out, o.Size)
 	case "shm-local":
 		return shmLocal(path, out)

@@ -200,8 +200,72 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	for _, r := range rep.Rows {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %.0f round trips per second (one at a time)", r.Name, 1e9/r.NS))
 	}
-	rep.Notes = append(rep.Notes, "not measured yet: a one-way stream's datagrams per second")
+	if err := udpStreams(ctx, rep, dir, cpus, o); err != nil {
+		return nil, err
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("streams: %d datagrams of %d B sent as fast as the sender's socket calls allow; "+
+		"rate from the sink's first to last datagram; what the sink's queue could not hold is lost and shows as received < sent",
+		streamCount, o.Size))
 	return rep, nil
+}
+
+// streamCount is how many datagrams a stream sends.
+const streamCount = 10000
+
+// udpStreams measures a one-way stream through the stack on each transport
+// and through Linux.
+func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPOptions) error {
+	a, b := cpus[0], cpus[1]
+	count, size := strconv.Itoa(streamCount), strconv.Itoa(o.Size)
+	for _, tr := range []topology.Transport{topology.Shm, topology.Kernel} {
+		out := filepath.Join(dir, "stream-"+string(tr)+".json")
+		t := topology.Default()
+		t.Name, t.Transport = "bench-udp-stream", tr
+		t.Processes = append(t.Processes,
+			topology.Process{Name: "sink", Role: "udpsink", Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--out", out}},
+			topology.Process{Name: "blaster", Role: "udpblast", Cores: []int{a},
+				Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--size", size}})
+		t.Links = append(t.Links, topology.Link{A: "sink", B: "syscall"}, topology.Link{A: "blaster", B: "syscall"})
+		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+		if err != nil {
+			return fmt.Errorf("bench udp: stream %s: %w", tr, err)
+		}
+		res, err := readStream(out, 120*time.Second)
+		plan := h.Plan.Summary()
+		h.Stop()
+		if err != nil {
+			return fmt.Errorf("bench udp: stream %s: %w", tr, err)
+		}
+		rep.Streams = append(rep.Streams, StreamRow{Name: "message-" + string(tr), StreamResult: res, Placement: plan})
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", tr, res.PerSec, res.Received, res.Sent)
+		}
+	}
+	out := filepath.Join(dir, "stream-linux.json")
+	target := "127.0.0.1:" + strconv.Itoa(21000+os.Getpid()%20000)
+	sink, err := startPeer(b, o.Log, nil, PeerOptions{Mode: "udp-sink-linux", File: target, Out: out})
+	if err != nil {
+		return err
+	}
+	blast, err := startPeer(a, o.Log, nil, PeerOptions{Mode: "udp-blast-linux", File: target, Size: o.Size})
+	if err != nil {
+		sink.Process.Kill()
+		sink.Wait()
+		return err
+	}
+	berr, serr := blast.Wait(), sink.Wait()
+	if berr != nil || serr != nil {
+		return fmt.Errorf("bench udp: linux stream: blaster %v, sink %v", berr, serr)
+	}
+	res, err := readStream(out, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	rep.Streams = append(rep.Streams, StreamRow{Name: "linux", StreamResult: res, Placement: fmt.Sprintf("blaster=%d sink=%d", a, b)})
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "linux", res.PerSec, res.Received, res.Sent)
+	}
+	return nil
 }
 
 // linuxUDP runs the echo program and the client on Linux sockets, each in
@@ -236,6 +300,14 @@ func udpPeer(mode, target, out string, size int) error {
 			return err
 		}
 		return writeSample(out, s)
+	case "udp-sink-linux":
+		r, err := Sink(socket.Linux{}, ap.Port(), streamCount)
+		if err != nil {
+			return err
+		}
+		return writeJSON(out, r)
+	case "udp-blast-linux":
+		return Blast(socket.Linux{}, ap, streamCount, size)
 	}
 	return fmt.Errorf("bench: unknown mode %q", mode)
 }

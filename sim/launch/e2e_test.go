@@ -674,9 +674,22 @@ func TestBenchUDP(t *testing.T) {
 		Machine struct {
 			CPUModel string `json:"cpu_model"`
 		} `json:"machine"`
+		Streams []struct {
+			Name     string  `json:"name"`
+			Received int     `json:"received"`
+			PerSec   float64 `json:"datagrams_per_s"`
+		} `json:"streams"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
+	}
+	if len(rep.Streams) != 3 {
+		t.Errorf("want 3 streams (message-shm, message-kernel, linux), got %d", len(rep.Streams))
+	}
+	for _, s := range rep.Streams {
+		if s.Received < 2 || s.PerSec <= 0 {
+			t.Errorf("stream %s: %d received at %v/s", s.Name, s.Received, s.PerSec)
+		}
 	}
 	got := map[string]bool{}
 	for _, r := range rep.Rows {

@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+)
+
+// A one-way stream: a blaster sends datagrams as fast as its socket calls
+// let it, a sink counts what arrives and over how long. The sink echoes
+// datagrams that start with "probe", so the blaster knows it is listening
+// before the stream starts.
+
+var probe = []byte("probe")
+
+// StreamResult is what a sink measured.
+type StreamResult struct {
+	Sent     int     `json:"sent"`
+	Received int     `json:"received"`
+	Seconds  float64 `json:"seconds"` // first to last datagram of the stream
+	PerSec   float64 `json:"datagrams_per_s"`
+}
+
+// Sink receives count datagrams (or stops after a second with none) on port
+// and returns how many came and how fast.
+func Sink(api socket.API, port uint16, count int) (StreamResult, error) {
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return StreamResult{}, err
+	}
+	defer api.Close(fd)
+	if err := api.Bind(fd, netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
+		return StreamResult{}, err
+	}
+	buf := make([]byte, 2048)
+	var r StreamResult
+	var first, last time.Time
+	for r.Received < count {
+		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
+		n, err := api.Poll(p, time.Second)
+		if err != nil {
+			return r, err
+		}
+		if n == 0 {
+			if r.Received > 0 {
+				break // the rest was lost
+			}
+			continue
+		}
+		k, from, err := api.RecvFrom(fd, buf, 0)
+		if err != nil {
+			return r, err
+		}
+		if bytes.HasPrefix(buf[:k], probe) {
+			api.SendTo(fd, buf[:k], 0, from)
+			continue
+		}
+		if r.Received == 0 {
+			first = time.Now()
+		}
+		last = time.Now()
+		r.Received++
+	}
+	r.Sent = count
+	r.Seconds = last.Sub(first).Seconds()
+	if r.Seconds > 0 {
+		r.PerSec = float64(r.Received-1) / r.Seconds
+	}
+	return r, nil
+}
+
+// Blast waits for the sink to answer a probe, then sends count datagrams
+// of size bytes to it.
+func Blast(api socket.API, target netip.AddrPort, count, size int) error {
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return err
+	}
+	defer api.Close(fd)
+	if err := api.Connect(fd, target); err != nil {
+		return err
+	}
+	in := make([]byte, 64)
+	deadline := time.Now().Add(10 * time.Second)
+	for ready := false; !ready; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: no sink at %s", target)
+		}
+		api.Send(fd, probe, 0)
+		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
+		if n, _ := api.Poll(p, 20*time.Millisecond); n > 0 {
+			_, err := api.Recv(fd, in, 0)
+			ready = err == nil
+			if err != nil && !errors.Is(err, unix.ECONNREFUSED) {
+				return err
+			}
+		}
+	}
+	out := bytes.Repeat([]byte{'x'}, size)
+	for i := 0; i < count; i++ {
+		if _, err := api.Send(fd, out, 0); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
+			return err
+		}
+	}
+	return nil
+}
+
+// The udpsink and udpblast roles run the stream on the simulated host.
+func init() {
+	servers.Register("udpsink", newStreamRole(true))
+	servers.Register("udpblast", newStreamRole(false))
+}
+
+type streamRole struct {
+	sink   bool
+	target netip.AddrPort
+	count  int
+	size   int
+	out    string
+}
+
+func newStreamRole(sink bool) servers.Starter {
+	return func(s *servers.Server) (servers.Handler, error) {
+		r := &streamRole{sink: sink}
+		fs := flag.NewFlagSet("udpstream", flag.ContinueOnError)
+		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
+		fs.IntVar(&r.count, "count", 20000, "datagrams to send")
+		fs.IntVar(&r.size, "size", 64, "datagram size")
+		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
+		if err := fs.Parse(s.Opts.Args); err != nil {
+			return nil, err
+		}
+		var err error
+		r.target, err = netip.ParseAddrPort(*target)
+		return r, err
+	}
+}
+
+func (r *streamRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run streams, then serves until shut down.
+func (r *streamRole) Run(s *servers.Server) error {
+	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	if err != nil {
+		return err
+	}
+	if r.sink {
+		res, err := Sink(api, r.target.Port(), r.count)
+		if err != nil {
+			return err
+		}
+		if err := writeJSON(r.out, res); err != nil {
+			return err
+		}
+	} else if err := Blast(api, r.target, r.count, r.size); err != nil {
+		return err
+	}
+	return s.Serve(r)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readStream(path string, timeout time.Duration) (StreamResult, error) {
+	var r StreamResult
+	deadline := time.Now().Add(timeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			return r, json.Unmarshal(b, &r)
+		}
+		if time.Now().After(deadline) {
+			return r, fmt.Errorf("bench: no stream result in %s after %v", path, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
