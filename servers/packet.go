@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/nic/link"
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/nic/tap"
 	"github.com/newtsim/newtsim/servers/ip"
@@ -60,6 +61,12 @@ type nic struct {
 	pcap    *pcap.Writer
 	frames  *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	// The wire backend: frames going down pass through the link model
+	// and come up at the peer nic.
+	peer   string
+	linkMu sync.Mutex
+	link   *link.Link
+	kick   chan struct{}
 }
 
 func newNIC(s *Server) (Handler, error) {
@@ -70,6 +77,8 @@ func newNIC(s *Server) (Handler, error) {
 	nsPath := fs.String("netns", "", "attach to the TAP device in this network namespace (a file such as /var/run/netns/NAME)")
 	pcapPath := fs.String("pcap", "", "record every frame in this pcap file")
 	fs.StringVar(&n.up, "up", "driver", "the driver above the device")
+	fs.StringVar(&n.peer, "wire-peer", "", "wire backend: the nic at the other end of the wire")
+	linkParams := fs.String("link", "", "wire backend: the link model, e.g. bw=100Mbit,delay=200us,loss=0.1,seed=1 (docs/LINK.md)")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -84,6 +93,18 @@ func newNIC(s *Server) (Handler, error) {
 	}
 	switch *backend {
 	case "none":
+	case "wire":
+		p, err := link.ParseParams(*linkParams)
+		if err != nil {
+			return nil, err
+		}
+		if n.link, err = link.New(p); err != nil {
+			return nil, err
+		}
+		if n.peer == "" {
+			return nil, fmt.Errorf("nic: the wire backend needs --wire-peer")
+		}
+		n.kick = make(chan struct{}, 1)
 	case "tap":
 		open := func() (*tap.Device, error) { return tap.Open(*ifname) }
 		if *nsPath != "" {
@@ -96,7 +117,7 @@ func newNIC(s *Server) (Handler, error) {
 		n.dev = d
 		s.Log.Printf("tap device %s", d.Name())
 	default:
-		return nil, fmt.Errorf("nic: backend %q: want none or tap", *backend)
+		return nil, fmt.Errorf("nic: backend %q: want none, tap or wire", *backend)
 	}
 	return n, nil
 }
@@ -107,7 +128,50 @@ func (n *nic) Run(s *Server) error {
 		s.SendFromGoroutines()
 		go n.receive(s)
 	}
+	if n.link != nil {
+		s.SendFromGoroutines()
+		go n.wire(s)
+	}
 	return s.Serve(n)
+}
+
+// wire delivers the frames the link model lets through, when they arrive,
+// to the nic at the other end, in buffers of this nic's pool.
+func (n *nic) wire(s *Server) {
+	timer := time.NewTimer(time.Hour)
+	for {
+		n.linkMu.Lock()
+		at, ok := n.link.NextArrival()
+		n.linkMu.Unlock()
+		wait := time.Hour
+		if ok {
+			wait = max(time.Until(at), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-n.kick:
+			continue
+		}
+		n.linkMu.Lock()
+		frames := n.link.Receive(time.Now())
+		n.linkMu.Unlock()
+		for _, f := range frames {
+			ref, buf, err := s.Pool.Alloc()
+			if err != nil {
+				n.dropped.WithLabelValues("no-buffer").Inc()
+				continue
+			}
+			k := copy(buf, f)
+			m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
+			if err := s.SendTo(n.peer, &m); err != nil {
+				s.Pool.Free(ref)
+				n.dropped.WithLabelValues("send").Inc()
+				continue
+			}
+			n.frames.WithLabelValues("wire").Inc()
+		}
+	}
 }
 
 func (n *nic) receive(s *Server) {
@@ -143,6 +207,15 @@ func (n *nic) receive(s *Server) {
 }
 
 func (n *nic) Handle(s *Server, m *ipc.Message) error {
+	if m.Type == ipc.FrameRx && n.link != nil {
+		// A frame off the wire, in the other nic's buffer: up it goes.
+		if b, _, err := s.Buffer(m, 0); err == nil && n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		n.frames.WithLabelValues("rx").Inc()
+		return forward(s, n.up, m)
+	}
 	if m.Type != ipc.FrameTx {
 		return nil
 	}
@@ -151,6 +224,19 @@ func (n *nic) Handle(s *Server, m *ipc.Message) error {
 		return nil // counted by Buffer
 	}
 	switch {
+	case n.link != nil:
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		n.linkMu.Lock()
+		n.link.Send(time.Now(), b) // the link keeps a copy
+		n.linkMu.Unlock()
+		n.frames.WithLabelValues("tx").Inc()
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
 	case n.dev == nil:
 		n.dropped.WithLabelValues("no-cable").Inc()
 	default:

@@ -373,7 +373,7 @@ func init() {
 func (s *Server) Call(m *ipc.Message) (ipc.Message, error) {
 	s.callSeq++
 	m.Seq = s.callSeq
-	if err := s.SendTo("syscall", m); err != nil {
+	if err := s.SendTo(s.syscallPeer(), m); err != nil {
 		return ipc.Message{}, err
 	}
 	var r ipc.Message
@@ -403,6 +403,19 @@ func (s *Server) Call(m *ipc.Message) (ipc.Message, error) {
 			}
 		}
 	}
+}
+
+// syscallPeer names the syscall server an application calls: the peer
+// called syscall, or else an application's only peer (a topology with
+// several hosts names them syscall-a, syscall-b, ...).
+func (s *Server) syscallPeer() string {
+	if _, ok := s.peers["syscall"]; ok || len(s.peers) != 1 {
+		return "syscall"
+	}
+	for n := range s.peers {
+		return n
+	}
+	return "syscall"
 }
 
 // Alloc takes a buffer of the server's own pool.

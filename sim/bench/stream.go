@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,6 +30,7 @@ var probe = []byte("probe")
 type StreamResult struct {
 	Sent     int     `json:"sent"`
 	Received int     `json:"received"`
+	Corrupt  int     `json:"corrupt"` // received but not as sent`
 	Seconds  float64 `json:"seconds"` // first to last datagram of the stream
 	PerSec   float64 `json:"datagrams_per_s"`
 }
@@ -71,6 +74,9 @@ func Sink(api socket.API, port uint16, count int) (StreamResult, error) {
 		}
 		last = time.Now()
 		r.Received++
+		if k < 8 || !bytes.Equal(buf[:k], payload(binary.BigEndian.Uint64(buf[:8]), k)) {
+			r.Corrupt++
+		}
 	}
 	r.Sent = count
 	r.Seconds = last.Sub(first).Seconds()
@@ -107,13 +113,25 @@ func Blast(api socket.API, target netip.AddrPort, count, size int) error {
 			}
 		}
 	}
-	out := bytes.Repeat([]byte{'x'}, size)
 	for i := 0; i < count; i++ {
-		if _, err := api.Send(fd, out, 0); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
+		if _, err := api.Send(fd, payload(uint64(i), max(size, 8)), 0); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
 			return err
 		}
 	}
 	return nil
+}
+
+// payload is datagram number seq of a stream: the number, a SHA-256 of it,
+// then bytes of it, cut to size, so a sink can tell any change.
+func payload(seq uint64, size int) []byte {
+	b := make([]byte, size)
+	binary.BigEndian.PutUint64(b, seq)
+	sum := sha256.Sum256(b[:8])
+	n := copy(b[8:], sum[:])
+	for i := 8 + n; i < size; i++ {
+		b[i] = byte(seq)
+	}
+	return b
 }
 
 // The udpsink and udpblast roles run the stream on the simulated host.
