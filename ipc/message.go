@@ -161,6 +161,9 @@ const (
 	OpClose                         //
 	OpLocalAddr                     // returns 0, with the address in Arg[1], Arg[2]
 	OpPoll                          // Arg[4]: poll events; returns the events ready now
+	OpShutdown                      // Arg[4]: SHUT_RD, SHUT_WR or SHUT_RDWR
+	OpSetOpt                        // Arg[1]: level, Arg[2]: option, Arg[4]: value
+	OpGetOpt                        // Arg[1]: level, Arg[2]: option; returns the value
 )
 
 var typeNames = map[Type]string{

@@ -53,13 +53,22 @@ func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
 	case ipc.PortUnreachable:
 		local := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
 		remote := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[3])), uint16(m.Arg[4]))
-		if id, ok := u.table.PortUnreachable(local, remote); ok && len(u.parked[id]) > 0 {
-			p := u.parked[id][0]
-			u.parked[id] = u.parked[id][1:]
-			return u.recv(s, &p, id) // a waiting receive gets the error now
+		if id, ok := u.table.PortUnreachable(local, remote); ok {
+			u.wakeParked(s, id) // a waiting receive gets the error now
 		}
 	}
 	return nil
+}
+
+// wakeParked answers the first receive waiting on a socket whose state
+// changed (data, an error, a shutdown).
+func (u *udpServer) wakeParked(s *Server, id udp.SockID) error {
+	if len(u.parked[id]) == 0 {
+		return nil
+	}
+	p := u.parked[id][0]
+	u.parked[id] = u.parked[id][1:]
+	return u.recv(s, &p, id)
 }
 
 // errno maps the udp engine's errors to the errnos Linux gives.
@@ -81,6 +90,8 @@ func errno(err error) unix.Errno {
 		return unix.ENOTCONN
 	case errors.Is(err, udp.ErrConnRefused):
 		return unix.ECONNREFUSED
+	case errors.Is(err, udp.ErrShutdown):
+		return unix.EPIPE
 	}
 	return unix.EINVAL
 }
@@ -154,6 +165,42 @@ func (u *udpServer) call(s *Server, m *ipc.Message) error {
 		}
 		ready |= m.Arg[4] & unix.POLLOUT // a UDP socket can always send
 		return reply(s, m, int64(ready), nil)
+	case ipc.OpShutdown:
+		how := m.Arg[4]
+		if how > unix.SHUT_RDWR {
+			return reply(s, m, -int64(unix.EINVAL), nil)
+		}
+		err := u.table.Shutdown(id, how != unix.SHUT_WR, how != unix.SHUT_RD)
+		if err == nil && how != unix.SHUT_WR {
+			u.wakeParked(s, id) // waiting receives read end of file now
+		}
+		return reply(s, m, 0, err)
+	case ipc.OpSetOpt:
+		if m.Arg[1] != unix.SOL_SOCKET || m.Arg[2] != unix.SO_REUSEADDR {
+			return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
+		}
+		return reply(s, m, 0, u.table.SetReuseAddr(id, m.Arg[4] != 0))
+	case ipc.OpGetOpt:
+		if m.Arg[1] != unix.SOL_SOCKET {
+			return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
+		}
+		switch m.Arg[2] {
+		case unix.SO_REUSEADDR:
+			on, err := u.table.ReuseAddr(id)
+			v := int64(0)
+			if on {
+				v = 1
+			}
+			return reply(s, m, v, err)
+		case unix.SO_ERROR:
+			e, err := u.table.TakeError(id)
+			v := int64(0)
+			if e != nil {
+				v = int64(errno(e))
+			}
+			return reply(s, m, v, err)
+		}
+		return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
 	case ipc.OpLocalAddr:
 		a, err := u.table.LocalAddr(id)
 		return reply(s, m, 0, err, Addr4(a.Addr()), uint64(a.Port()))
@@ -216,10 +263,8 @@ func (u *udpServer) input(s *Server, m *ipc.Message) error {
 	if err := s.Release(ref); err != nil {
 		return err
 	}
-	if err == nil && len(u.parked[id]) > 0 {
-		p := u.parked[id][0]
-		u.parked[id] = u.parked[id][1:]
-		return u.recv(s, &p, id)
+	if err == nil {
+		return u.wakeParked(s, id)
 	}
 	return nil
 }

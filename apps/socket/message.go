@@ -27,9 +27,9 @@ type Conn interface {
 // received comes in a buffer of the transport's, copied out here.
 //
 // Built so far: UDP sockets (socket, bind, connect, sendto, recvfrom, send,
-// recv, read, write, writev, close, getsockname, non-blocking mode, poll
-// and select). Socket options, shutdown, listen and accept come with TCP;
-// they answer ENOSYS or EOPNOTSUPP until then.
+// recv, read, write, writev, close, getsockname, non-blocking mode, poll,
+// select, shutdown, and the options SO_REUSEADDR and SO_ERROR). Listen and
+// accept come with TCP; on a UDP socket they are EOPNOTSUPP, as on Linux.
 type Message struct {
 	c        Conn
 	nonblock map[FD]bool
@@ -168,8 +168,11 @@ func (k *Message) Writev(fd FD, bufs [][]byte) (int, error) {
 	return k.Send(fd, all, 0)
 }
 
-// Shutdown is not built yet.
-func (k *Message) Shutdown(fd FD, how int) error { return unix.ENOSYS }
+// Shutdown shuts a connected socket down for receiving, sending or both.
+func (k *Message) Shutdown(fd FD, how int) error {
+	_, err := k.call(ipc.OpShutdown, uint64(fd), 0, 0, 0, uint64(how))
+	return err
+}
 
 // Close closes the socket.
 func (k *Message) Close(fd FD) error {
@@ -184,11 +187,22 @@ func (k *Message) SetNonblock(fd FD, nonblocking bool) error {
 	return nil
 }
 
-// SetsockoptInt is not built yet.
-func (k *Message) SetsockoptInt(fd FD, level, opt, value int) error { return unix.ENOSYS }
+// SetsockoptInt sets an option: SO_REUSEADDR for UDP sockets so far;
+// others are ENOPROTOOPT.
+func (k *Message) SetsockoptInt(fd FD, level, opt, value int) error {
+	_, err := k.call(ipc.OpSetOpt, uint64(fd), uint64(level), uint64(opt), 0, uint64(value))
+	return err
+}
 
-// GetsockoptInt is not built yet.
-func (k *Message) GetsockoptInt(fd FD, level, opt int) (int, error) { return 0, unix.ENOSYS }
+// GetsockoptInt reads an option: SO_REUSEADDR and SO_ERROR (which clears
+// the pending error) for UDP sockets so far.
+func (k *Message) GetsockoptInt(fd FD, level, opt int) (int, error) {
+	r, err := k.call(ipc.OpGetOpt, uint64(fd), uint64(level), uint64(opt))
+	if err != nil {
+		return 0, err
+	}
+	return int(int64(r.Arg[0])), nil
+}
 
 // LocalAddr returns the socket's address.
 func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {

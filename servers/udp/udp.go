@@ -30,6 +30,7 @@ var (
 	ErrNotBound     = errors.New("udp: socket not bound")              // EINVAL
 	ErrNotConnected = errors.New("udp: socket not connected")          // ENOTCONN
 	ErrConnRefused  = errors.New("udp: connection refused")            // ECONNREFUSED
+	ErrShutdown     = errors.New("udp: socket shut down for sending")  // EPIPE
 	ErrBadSocket    = errors.New("udp: bad socket")                    // EBADF
 	ErrNoSocket     = errors.New("udp: no socket on destination port") // ICMP port unreachable
 	ErrMsgSize      = errors.New("udp: message too long")              // EMSGSIZE
@@ -140,6 +141,8 @@ type socket struct {
 	source netip.Addr     // when connected: the local address datagrams go from and must come to
 	q      queue
 	err    error // an asynchronous error (ICMP) for the next receive
+	shutRD bool  // shut down for receiving: an empty queue reads as end of file
+	shutWR bool  // shut down for sending
 }
 
 // New returns a Table for the host c describes. New does not fail:
@@ -400,6 +403,9 @@ func (t *Table) SendTo(id SockID, payload []byte, to netip.AddrPort) (Datagram, 
 	if err != nil {
 		return Datagram{}, err
 	}
+	if s.shutWR {
+		return Datagram{}, fmt.Errorf("udp: send on socket %d: %w", id, ErrShutdown)
+	}
 	if len(payload) > MaxPayload {
 		return Datagram{}, fmt.Errorf("udp: send on socket %d: %d bytes, more than %d: %w", id, len(payload), MaxPayload, ErrMsgSize)
 	}
@@ -446,9 +452,49 @@ func (t *Table) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, tru
 	}
 	n, from, truncated, ok := s.q.pop(buf)
 	if !ok {
+		if s.shutRD {
+			return 0, netip.AddrPort{}, false, nil // end of file, as Linux reads it
+		}
 		return 0, netip.AddrPort{}, false, fmt.Errorf("udp: receive on socket %d: queue empty: %w", id, ErrWouldBlock)
 	}
 	return n, from, truncated, nil
+}
+
+// Shutdown shuts a connected socket down for receiving (its empty queue
+// then reads as end of file), sending (sends fail with ErrShutdown), or
+// both; ErrNotConnected for a socket with no peer, as Linux answers.
+func (t *Table) Shutdown(id SockID, read, write bool) error {
+	s, err := t.sock("shutdown", id)
+	if err != nil {
+		return err
+	}
+	if !s.remote.IsValid() {
+		return fmt.Errorf("udp: shutdown of socket %d: %w", id, ErrNotConnected)
+	}
+	s.shutRD = s.shutRD || read
+	s.shutWR = s.shutWR || write
+	return nil
+}
+
+// TakeError returns and clears the socket's pending asynchronous error
+// (getsockopt SO_ERROR), nil when there is none.
+func (t *Table) TakeError(id SockID) (error, error) {
+	s, err := t.sock("get error", id)
+	if err != nil {
+		return nil, err
+	}
+	e := s.err
+	s.err = nil
+	return e, nil
+}
+
+// ReuseAddr reports the socket's SO_REUSEADDR.
+func (t *Table) ReuseAddr(id SockID) (bool, error) {
+	s, err := t.sock("get reuseaddr", id)
+	if err != nil {
+		return false, err
+	}
+	return s.reuse, nil
 }
 
 // PortUnreachable records that a datagram from local to remote drew an

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/newtsim/newtsim/apps/socket/socktest"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
@@ -732,8 +733,8 @@ func TestConformanceMessage(t *testing.T) {
 		b, err := os.ReadFile(out)
 		return err == nil && json.Unmarshal(b, &results) == nil
 	})
-	if len(results) < 8 {
-		t.Fatalf("only %d cases ran: %v", len(results), results)
+	if len(results) != len(socktest.UDPCases) {
+		t.Fatalf("%d cases ran of %d: %v", len(results), len(socktest.UDPCases), results)
 	}
 	for name, failure := range results {
 		why, known := notBuiltOnMessage[name]
@@ -744,6 +745,11 @@ func TestConformanceMessage(t *testing.T) {
 			t.Errorf("%s passes now (it was listed as not built: %s): take it off the list", name, why)
 		case failure != "":
 			t.Logf("not built yet: %s (%s): %s", name, why, failure)
+		}
+	}
+	for _, p := range u.status.Processes {
+		if q := u.proc(p.Name); q.Restarts != 0 {
+			t.Errorf("%s restarted %d times during the suite", p.Name, q.Restarts)
 		}
 	}
 	u.down()

@@ -180,6 +180,71 @@ var UDPCases = []Case{
 			t.Fatalf("got %q %v", buf[:max(n, 0)], err)
 		}
 	}},
+	{"reuseaddr lets two sockets bind one port", func(t T, api socket.API, env Env) {
+		a, b := udp(t, api), udp(t, api)
+		for _, fd := range []socket.FD{a, b} {
+			if err := api.SetsockoptInt(fd, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); err != nil {
+				t.Fatalf("setsockopt SO_REUSEADDR: %v", err)
+			}
+		}
+		if v, err := api.GetsockoptInt(a, socket.SOL_SOCKET, socket.SO_REUSEADDR); err != nil || v != 1 {
+			t.Fatalf("getsockopt SO_REUSEADDR: %d %v, want 1", v, err)
+		}
+		if err := api.Bind(a, netip.AddrPortFrom(env.Addr, 0)); err != nil {
+			t.Fatalf("bind: %v", err)
+		}
+		addr, err := api.LocalAddr(a)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := api.Bind(b, addr); err != nil {
+			t.Fatalf("second bind to %v with SO_REUSEADDR: %v", addr, err)
+		}
+	}},
+	{"so_error reports an ICMP error once", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
+			t.Fatalf("%v", err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			v, err := api.GetsockoptInt(a, socket.SOL_SOCKET, socket.SO_ERROR)
+			if err != nil {
+				t.Fatalf("getsockopt SO_ERROR: %v", err)
+			}
+			if unix.Errno(v) == unix.ECONNREFUSED {
+				break
+			}
+			if v != 0 || time.Now().After(deadline) {
+				t.Fatalf("SO_ERROR = %d, want ECONNREFUSED", v)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		_, err := api.Recv(a, make([]byte, 8), socket.MSG_DONTWAIT)
+		wantErr(t, "recv after SO_ERROR took the error", err, unix.EAGAIN)
+	}},
+	{"shutdown", func(t T, api socket.API, env Env) {
+		a, _ := bound(t, api, env)
+		wantErr(t, "shutdown of an unconnected socket", api.Shutdown(a, socket.SHUT_RDWR), unix.ENOTCONN)
+		_, bAddr := bound(t, api, env)
+		if err := api.Connect(a, bAddr); err != nil {
+			t.Fatalf("%v", err)
+		}
+		if err := api.Shutdown(a, socket.SHUT_WR); err != nil {
+			t.Fatalf("shutdown SHUT_WR: %v", err)
+		}
+		_, err := socket.Write(api, a, []byte("x"))
+		wantErr(t, "send after SHUT_WR", err, unix.EPIPE)
+		if err := api.Shutdown(a, socket.SHUT_RD); err != nil {
+			t.Fatalf("shutdown SHUT_RD: %v", err)
+		}
+		if n, err := api.Recv(a, make([]byte, 8), 0); n != 0 || err != nil {
+			t.Fatalf("recv after SHUT_RD: %d %v, want 0 (end of file)", n, err)
+		}
+	}},
 }
 
 // UDP runs the UDP part of the suite on api under go test.
