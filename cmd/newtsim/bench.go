@@ -48,12 +48,9 @@ func newBenchIPCCommand() *cobra.Command {
 
 func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus string, slots int, jsonOut, mdOut string) (*bench.Report, error) {
 	out := cmd.OutOrStdout()
-	var cs []int
-	if cpus != "" {
-		var err error
-		if cs, err = machine.ParseCPUList(cpus); err != nil {
-			return nil, fmt.Errorf("--cpus: %w", err)
-		}
+	cs, err := parseCPUs(cpus)
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintln(out, "bench ipc: measuring (each row in its own pinned processes)")
 	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cs, Progress: out, Slots: slots,
@@ -91,12 +88,9 @@ func newBenchUDPCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var cs []int
-			if cpus != "" {
-				var err error
-				if cs, err = machine.ParseCPUList(cpus); err != nil {
-					return fmt.Errorf("--cpus: %w", err)
-				}
+			cs, err := parseCPUs(cpus)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench udp: measuring")
@@ -113,6 +107,18 @@ func newBenchUDPCommand() *cobra.Command {
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
 	return cmd
+}
+
+// parseCPUs parses a --cpus flag; empty means every online CPU (nil).
+func parseCPUs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	cs, err := machine.ParseCPUList(s)
+	if err != nil {
+		return nil, fmt.Errorf("--cpus: %w", err)
+	}
+	return cs, nil
 }
 
 // writeReport prints a report and writes the files asked for.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/sim/launch"
-	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -54,12 +53,9 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 			t.Processes[i].Wait = f.wait
 		}
 	}
-	var cpus []int
-	if f.cpus != "" {
-		var err error
-		if cpus, err = machine.ParseCPUList(f.cpus); err != nil {
-			return nil, nil, fmt.Errorf("--cpus: %w", err)
-		}
+	cpus, err := parseCPUs(f.cpus)
+	if err != nil {
+		return nil, nil, err
 	}
 	return t, cpus, t.Validate()
 }

@@ -80,24 +80,12 @@ type IPCOptions struct {
 // policy, and the references (a bare cache-line ping-pong, a pipe), each
 // between two processes pinned as the row says, all in one run.
 func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
-	cpus := o.CPUs
-	if cpus == nil {
-		var err error
-		if cpus, err = machine.CPUsOnline(); err != nil {
-			return nil, err
-		}
+	cpus, log, done, err := prepare("ipc", o.CPUs, o.Log)
+	if err != nil {
+		return nil, err
 	}
-	if len(cpus) < 2 {
-		return nil, fmt.Errorf("bench ipc: needs two CPUs, have %v", cpus)
-	}
-	if o.Log == nil {
-		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		if err != nil {
-			return nil, err
-		}
-		defer devnull.Close()
-		o.Log = devnull
-	}
+	defer done()
+	o.Log = log
 	a, b := cpus[0], cpus[1]
 	kcore := b // with two CPUs the kernel shares the echo side's core
 	if len(cpus) > 2 {
@@ -200,6 +188,29 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 			2*local.NS, cl.NS, spin.NS-2*local.NS-cl.NS))
 	}
 	return rep, nil
+}
+
+// prepare resolves what a benchmark runs on: its CPUs (every online one
+// when nil; it needs two) and where its processes log (discarded when nil).
+// done releases what it opened.
+func prepare(bench string, cpus []int, log *os.File) ([]int, *os.File, func(), error) {
+	if cpus == nil {
+		var err error
+		if cpus, err = machine.CPUsOnline(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if len(cpus) < 2 {
+		return nil, nil, nil, fmt.Errorf("bench %s: needs two CPUs, have %v", bench, cpus)
+	}
+	if log != nil {
+		return cpus, log, func() {}, nil
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cpus, devnull, func() { devnull.Close() }, nil
 }
 
 // transportRow runs a pinger and an echo server under a kernel, over the

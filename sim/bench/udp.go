@@ -128,26 +128,14 @@ type UDPOptions struct {
 // loopback, in one run. The applications on the simulated host talk over
 // its loopback interface: client, syscall, udp, ip and back.
 func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
-	cpus := o.CPUs
-	if cpus == nil {
-		var err error
-		if cpus, err = machine.CPUsOnline(); err != nil {
-			return nil, err
-		}
+	cpus, log, done, err := prepare("udp", o.CPUs, o.Log)
+	if err != nil {
+		return nil, err
 	}
-	if len(cpus) < 2 {
-		return nil, fmt.Errorf("bench udp: needs two CPUs, have %v", cpus)
-	}
+	defer done()
+	o.Log = log
 	if o.Size == 0 {
 		o.Size = 64
-	}
-	if o.Log == nil {
-		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		if err != nil {
-			return nil, err
-		}
-		defer devnull.Close()
-		o.Log = devnull
 	}
 	a, b := cpus[0], cpus[1]
 	dir, err := os.MkdirTemp("", "newtsim-bench-")
