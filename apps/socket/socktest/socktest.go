@@ -65,6 +65,20 @@ func wantErr(t T, what string, err, want error) {
 	}
 }
 
+// toClosedPort connects a socket to the closed port and sends to it, which
+// draws an ICMP port unreachable.
+func toClosedPort(t T, api socket.API, env Env) socket.FD {
+	t.Helper()
+	a, _ := bound(t, api, env)
+	if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	return a
+}
+
 // Case is one entry of the suite.
 type Case struct {
 	Name string
@@ -114,13 +128,7 @@ var UDPCases = []Case{
 		wantErr(t, "close twice", api.Close(fd), unix.EBADF)
 	}},
 	{"connected to a closed port", func(t T, api socket.API, env Env) {
-		a, _ := bound(t, api, env)
-		if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
-			t.Fatalf("%v", err)
-		}
-		if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
-			t.Fatalf("%v", err)
-		}
+		a := toClosedPort(t, api, env)
 		deadline := time.Now().Add(2 * time.Second)
 		for {
 			_, err := api.Recv(a, make([]byte, 8), socket.MSG_DONTWAIT)
@@ -202,13 +210,7 @@ var UDPCases = []Case{
 		}
 	}},
 	{"so_error reports an ICMP error once", func(t T, api socket.API, env Env) {
-		a, _ := bound(t, api, env)
-		if err := api.Connect(a, netip.AddrPortFrom(env.Addr, env.ClosedPort)); err != nil {
-			t.Fatalf("%v", err)
-		}
-		if _, err := socket.Write(api, a, []byte("anyone?")); err != nil {
-			t.Fatalf("%v", err)
-		}
+		a := toClosedPort(t, api, env)
 		deadline := time.Now().Add(2 * time.Second)
 		for {
 			v, err := api.GetsockoptInt(a, socket.SOL_SOCKET, socket.SO_ERROR)
