@@ -23,7 +23,7 @@ import (
 type Env struct {
 	// Addr is a local address of the host the backend's sockets are on.
 	Addr netip.Addr
-	// ClosedPort is a UDP port nothing listens on there.
+	// ClosedPort is a port nothing listens on there, for UDP and for TCP.
 	ClosedPort uint16
 }
 
