@@ -1,0 +1,64 @@
+package tcp
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// FuzzInput feeds a segment of any bytes to connections in every state
+// the fuzzer can reach: a listener, one half-open and one established
+// connection, and one in each closing state. Nothing may panic, and the
+// stack's invariants must hold afterwards.
+func FuzzInput(f *testing.F) {
+	seed := func(flags uint8, seq, ack uint32, payload string, opts Options) []byte {
+		h := Header{SrcPort: 1000, DstPort: 80, Seq: Seq(seq), Ack: Seq(ack), Flags: flags, Window: 1000, Opts: opts}
+		b := make([]byte, HeaderLen+optionsLen(&h.Opts, flags&SYN != 0)+len(payload))
+		return b[:h.Marshal(b, []byte(payload))]
+	}
+	f.Add(uint8(0), seed(SYN, 1, 0, "", Options{MSS: 1460, WS: 7, TS: true, SACKPerm: true}))
+	f.Add(uint8(1), seed(ACK, 1, 1, "data", Options{WS: -1}))
+	f.Add(uint8(2), seed(RST, 1, 0, "", Options{WS: -1}))
+	f.Add(uint8(3), seed(FIN|ACK, 1, 1, "", Options{WS: -1, TS: true}))
+	f.Add(uint8(4), seed(ACK, 1, 1, "", Options{WS: -1, SACK: []Block{{1, 2}}}))
+	f.Add(uint8(5), []byte{0, 1, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0xf0, 2, 0, 0, 0, 0, 0, 0, 2, 40})
+	f.Fuzz(func(t *testing.T, which uint8, seg []byte) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 4)
+		c, s := n.dial(l, 80)
+		n.transfer(n.a, c, n.b, s, []byte("some data"), false, time.Second)
+		// Put other connections in closing states.
+		c2, s2 := n.dial(l, 80)
+		n.b.Shutdown(n.now, s2, false, true) // FIN-WAIT
+		n.runFor(time.Millisecond)
+		_ = c2
+		targets := []netip.AddrPort{netip.AddrPortFrom(addrA, 0)}
+		for _, x := range n.b.conns {
+			targets = append(targets, x.remote)
+		}
+		src := targets[int(which)%len(targets)]
+		if len(seg) >= 4 && src.Port() != 0 {
+			seg[0], seg[1] = byte(src.Port()>>8), byte(src.Port()) // aim at a live connection
+			seg[2], seg[3] = 0, 80
+		}
+		if len(seg) >= 18 && which&0x80 == 0 {
+			seg[16], seg[17] = 0, 0
+			cs := checksumOf(src.Addr(), addrB, seg)
+			seg[16], seg[17] = byte(cs>>8), byte(cs)
+		}
+		before := n.sent
+		n.b.Input(n.now, src.Addr(), addrB, seg)
+		n.runFor(3 * time.Minute) // every timer that can, runs
+		if n.sent-before > 2000 {
+			t.Fatalf("%d segments after one hostile one: an ACK war", n.sent-before)
+		}
+		for x := range n.b.all {
+			if x.rcv.n < 0 || x.rcv.n > x.rcv.cap() || x.snd.n < 0 || x.snd.n > x.snd.cap() {
+				t.Fatalf("buffer bounds broken: rcv %d/%d snd %d/%d", x.rcv.n, x.rcv.cap(), x.snd.n, x.snd.cap())
+			}
+			if x.sndUna.Diff(x.sndMax) > 0 || x.sndNxt.Diff(x.sndMax) > 0 {
+				t.Fatalf("%v: send sequence out of order: una %d nxt %d max %d", x.state, x.sndUna, x.sndNxt, x.sndMax)
+			}
+		}
+	})
+}

@@ -1,0 +1,512 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/newtsim/newtsim/servers/checksum"
+)
+
+// Input processes a segment ip delivered at now, from src to dst (RFC 9293
+// 3.10.7). What it refuses is counted in Drops, never fatal: any bytes at
+// all may come in.
+func (s *Stack) Input(now time.Time, src, dst netip.Addr, seg []byte) {
+	s.stats.SegmentsIn++
+	if len(seg) < HeaderLen {
+		s.drop("short")
+		return
+	}
+	if !src.Is4() || !dst.Is4() || checksum.Pseudo(ProtoTCP, src, dst, seg) != 0 {
+		s.drop("checksum")
+		return
+	}
+	h, payload, err := Parse(seg)
+	if err != nil {
+		s.drop("malformed")
+		return
+	}
+	if !s.isLocal(dst) || src.IsUnspecified() || src.IsMulticast() || src == broadcast ||
+		h.SrcPort == 0 || h.DstPort == 0 {
+		s.drop("bad-address")
+		return
+	}
+	t := tuple{netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort)}
+	if c := s.conns[t]; c != nil {
+		if !(c.state == TimeWait && h.Has(SYN) && h.Flags&(ACK|RST) == 0 && c.reopens(&h)) {
+			c.input(now, &h, payload)
+			s.flush(now, c)
+			return
+		}
+		s.release(c) // a new incarnation of a connection in TIME-WAIT (RFC 6191)
+	}
+	if l := s.listener(t.local); l != nil {
+		l.listenInput(now, t, &h, payload)
+		return
+	}
+	s.drop("no-socket")
+	s.resetFor(t.local, t.remote, &h, len(payload))
+}
+
+// reopens reports whether a SYN may reopen a connection in TIME-WAIT: its
+// timestamp is newer, or, without timestamps, its sequence number is past
+// the old connection's (RFC 9293 3.10.7.4, RFC 6191).
+func (c *tcb) reopens(h *Header) bool {
+	if c.tsOK && h.Opts.TS {
+		return int32(h.Opts.TSVal-c.tsRecent) > 0
+	}
+	return c.rcvNxt.Before(h.Seq)
+}
+
+// listener finds the listening socket for a local address.
+func (s *Stack) listener(a netip.AddrPort) *tcb {
+	var wild *tcb
+	for _, c := range s.ports[a.Port()] {
+		if c.state != Listen {
+			continue
+		}
+		if c.local.Addr() == a.Addr() {
+			return c
+		}
+		if c.local.Addr().IsUnspecified() {
+			wild = c
+		}
+	}
+	return wild
+}
+
+// listenInput handles a segment for a listener (RFC 9293 3.10.7.2).
+func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
+	s := l.s
+	switch {
+	case h.Has(RST):
+		s.drop("listen-rst")
+		return
+	case h.Has(ACK):
+		s.drop("listen-ack")
+		s.resetFor(t.local, t.remote, h, len(payload))
+		return
+	case !h.Has(SYN):
+		s.drop("listen-no-syn")
+		return
+	case len(l.acceptQ) >= l.backlog || len(l.embryos) >= l.backlog:
+		s.drop("backlog-full")
+		return
+	}
+	c := s.newTCB()
+	c.sndCap, c.rcvCap, c.noDelay, c.reuse = l.sndCap, l.rcvCap, l.noDelay, l.reuse
+	c.resetConn()
+	c.parent, c.passive, c.connected = l, true, true
+	c.remote = t.remote
+	s.hold(c, t.local)
+	if l.embryos == nil {
+		l.embryos = map[*tcb]struct{}{}
+	}
+	l.embryos[c] = struct{}{}
+	s.conns[t] = c
+	s.all[c] = struct{}{}
+	c.irs, c.rcvNxt = h.Seq, h.Seq+1
+	c.negotiate(&h.Opts)
+	c.iss = s.isn(now, t)
+	c.tsOff = s.tsOffset(t)
+	c.sndUna, c.sndNxt, c.sndMax, c.sndBase = c.iss, c.iss, c.iss, c.iss+1
+	c.sndWnd, c.maxSndWnd = int(h.Window), int(h.Window) // a SYN's window is never scaled
+	c.sndWl1, c.sndWl2 = h.Seq, c.iss
+	c.rcvAdv = c.rcvNxt.Add(min(c.rcv.free(), 0xffff))
+	c.state = SynReceived
+	s.stats.PassiveOpens++
+	c.output(now)
+	s.flush(now, c)
+}
+
+// input handles a segment for a connection (RFC 9293 3.10.7.3-4).
+func (c *tcb) input(now time.Time, h *Header, payload []byte) {
+	s := c.s
+	if c.state == SynSent {
+		c.synSentInput(now, h, payload)
+		return
+	}
+	if c.state == Closed || c.state == Listen {
+		s.drop("closed")
+		return
+	}
+	if c.state == SynReceived && !c.passive && h.Flags&(SYN|ACK|RST) == SYN|ACK && h.Seq == c.irs && h.Ack == c.sndMax {
+		// A simultaneous open's SYN-ACK: its SYN is the one already taken,
+		// its ACK completes the handshake (as Linux lets it through).
+		h.Flags &^= SYN
+		h.Seq++
+	}
+	segLen := len(payload)
+	if h.Has(SYN) {
+		segLen++
+	}
+	if h.Has(FIN) {
+		segLen++
+	}
+	// PAWS (RFC 7323 5.3).
+	if c.tsOK && h.Opts.TS && !h.Has(RST) && int32(h.Opts.TSVal-c.tsRecent) < 0 {
+		s.drop("paws")
+		c.ackNow = true
+		c.output(now)
+		return
+	}
+	// First, the sequence number.
+	if !c.acceptable(h.Seq, segLen) {
+		if c.state == SynReceived && h.Has(SYN) && h.Seq == c.irs {
+			c.sndNxt = c.iss // our SYN-ACK was lost: send it again
+			c.output(now)
+			return
+		}
+		s.drop("out-of-window")
+		if !h.Has(RST) {
+			c.ackNow = true
+			c.output(now)
+		}
+		return
+	}
+	if c.tsOK && h.Opts.TS && h.Seq.BeforeEq(c.lastAckSent) {
+		c.tsRecent = h.Opts.TSVal // RFC 7323 4.3
+	}
+	// Second, RST (RFC 5961 3.2: only an exact match resets).
+	if h.Has(RST) {
+		if h.Seq != c.rcvNxt {
+			s.drop("rst-challenged")
+			c.challengeACK(now)
+			return
+		}
+		switch c.state {
+		case SynReceived:
+			if c.passive {
+				s.release(c)
+			} else {
+				c.abort(ErrConnRefused)
+			}
+		case Established, FinWait1, FinWait2, CloseWait:
+			c.abort(ErrConnReset)
+		default:
+			s.release(c)
+		}
+		return
+	}
+	// Fourth, SYN in a synchronized state (RFC 5961 4.2).
+	if h.Has(SYN) {
+		s.drop("syn-challenged")
+		c.challengeACK(now)
+		return
+	}
+	// Fifth, ACK.
+	if !h.Has(ACK) {
+		s.drop("no-ack")
+		return
+	}
+	if c.state == SynReceived {
+		if !(c.sndUna.Before(h.Ack) && h.Ack.BeforeEq(c.sndMax)) {
+			s.drop("bad-ack")
+			s.resetFor(c.local, c.remote, h, len(payload))
+			return
+		}
+		c.sndWnd = int(h.Window) << c.sndShift
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		c.sndWl1, c.sndWl2 = h.Seq, h.Ack
+		c.established(now)
+	}
+	if !c.ackInput(now, h, len(payload)) {
+		return
+	}
+	// Seventh, the segment text, and eighth, FIN.
+	if c.state.canReceive() {
+		c.receive(now, h.Seq, payload, h.Has(FIN))
+	} else if h.Has(FIN) || len(payload) > 0 {
+		// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer sent this
+		// before; acknowledge it again.
+		c.ackNow = true
+		if c.state == TimeWait {
+			c.waitAt = now.Add(s.c.TimeWait)
+		}
+	}
+	c.output(now)
+}
+
+// acceptable is RFC 9293's acceptance test against the window advertised.
+func (c *tcb) acceptable(seq Seq, segLen int) bool {
+	wnd := max(c.rcvAdv.Diff(c.rcvNxt), 0)
+	switch {
+	case segLen == 0 && wnd == 0:
+		return seq == c.rcvNxt
+	case segLen == 0:
+		return seq.InWindow(c.rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	}
+	return seq.InWindow(c.rcvNxt, wnd) || seq.Add(segLen-1).InWindow(c.rcvNxt, wnd)
+}
+
+// challengeACK answers a suspicious RST or SYN with an ACK, at most
+// Config.ChallengeACKs a second (RFC 5961 7).
+func (c *tcb) challengeACK(now time.Time) {
+	s := c.s
+	if sec := now.Unix(); sec != s.chalSec {
+		s.chalSec, s.chalN = sec, 0
+	}
+	if s.chalN >= s.c.ChallengeACKs {
+		s.drop("challenge-limited")
+		return
+	}
+	s.chalN++
+	s.stats.ChallengeACKs++
+	c.ackNow = true
+	c.output(now)
+}
+
+// synSentInput handles a segment in SYN-SENT (RFC 9293 3.10.7.3).
+func (c *tcb) synSentInput(now time.Time, h *Header, payload []byte) {
+	s := c.s
+	ackOK := false
+	if h.Has(ACK) {
+		if h.Ack.BeforeEq(c.iss) || c.sndMax.Before(h.Ack) {
+			s.drop("bad-ack")
+			s.resetFor(c.local, c.remote, h, len(payload))
+			return
+		}
+		ackOK = true
+	}
+	if h.Has(RST) {
+		if ackOK {
+			c.abort(ErrConnRefused)
+		} else {
+			s.drop("rst-without-ack")
+		}
+		return
+	}
+	if !h.Has(SYN) {
+		s.drop("no-syn")
+		return
+	}
+	c.irs, c.rcvNxt = h.Seq, h.Seq+1
+	c.negotiate(&h.Opts)
+	c.rcvAdv = c.rcvNxt.Add(min(c.rcv.free(), 0xffff))
+	c.sndWnd, c.maxSndWnd = int(h.Window), int(h.Window)
+	c.sndWl1, c.sndWl2 = h.Seq, h.Ack
+	if !ackOK { // simultaneous open
+		c.state = SynReceived
+		c.sndNxt = c.iss
+		c.output(now)
+		return
+	}
+	if c.rttTiming && c.rttSeq.Before(h.Ack) {
+		c.rttSample(now.Sub(c.rttStart))
+		c.rttTiming = false
+	}
+	c.sndUna = h.Ack
+	c.rtxAt = time.Time{}
+	c.established(now)
+	c.ackNow = true
+	c.output(now)
+}
+
+// ackInput processes the ACK field (RFC 9293 3.10.7.4 fifth, RFC 5961 5.2,
+// RFC 5681, RFC 6582). It returns false when the segment is done with.
+func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
+	s := c.s
+	if h.Ack.Before(c.sndUna.Add(-c.maxSndWnd)) || c.sndMax.Before(h.Ack) {
+		s.drop("ack-out-of-window")
+		c.ackNow = true
+		c.output(now)
+		return false
+	}
+	wnd := int(h.Window) << c.sndShift
+	switch {
+	case c.sndUna.Before(h.Ack):
+		acked := h.Ack.Diff(c.sndUna)
+		if c.rttTiming && c.rttSeq.Before(h.Ack) {
+			c.rttSample(now.Sub(c.rttStart))
+			c.rttTiming = false
+		}
+		if d := min(h.Ack.Diff(c.sndBase), c.snd.n); d > 0 {
+			c.snd.consume(d)
+			c.sndBase = c.sndBase.Add(d)
+		}
+		c.sndUna = h.Ack
+		if c.sndNxt.Before(c.sndUna) {
+			c.sndNxt = c.sndUna
+		}
+		c.retries = 0
+		if c.srtt != 0 {
+			c.setRTO()
+		}
+		c.congestionAck(now, acked)
+		if c.sndUna == c.sndMax {
+			c.rtxAt, c.persist = time.Time{}, false
+		} else if !c.persist {
+			c.rtxAt = now.Add(c.rto)
+		}
+		s.wake(c)
+	case h.Ack == c.sndUna && n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd && c.sndMax != c.sndUna:
+		c.dupAck(now)
+	}
+	if c.sndWl1.Before(h.Seq) || (c.sndWl1 == h.Seq && c.sndWl2.BeforeEq(h.Ack)) {
+		if wnd > c.sndWnd {
+			s.wake(c)
+		}
+		c.sndWnd = wnd
+		c.maxSndWnd = max(c.maxSndWnd, wnd)
+		c.sndWl1, c.sndWl2 = h.Seq, h.Ack
+		if wnd > 0 && c.persist {
+			c.persist, c.rtxAt, c.persistBackoff = false, time.Time{}, 0
+		}
+	}
+	if c.finAcked() {
+		switch c.state {
+		case FinWait1:
+			c.state = FinWait2
+			if c.id == 0 {
+				c.waitAt = now.Add(s.c.FinWait2)
+			}
+			s.wake(c)
+		case Closing:
+			c.enterTimeWait(now)
+		case LastAck:
+			s.release(c)
+			return false
+		}
+	}
+	return true
+}
+
+// congestionAck grows the window on an ACK of new data, or handles it in
+// fast recovery (NewReno).
+func (c *tcb) congestionAck(now time.Time, acked int) {
+	c.dupAcks = 0
+	if c.inRecovery {
+		if !c.sndUna.Before(c.recover) { // a full ACK ends recovery
+			c.inRecovery = false
+			c.cwnd = min(c.ssthresh, max(c.sndMax.Diff(c.sndUna), 0)+c.mss)
+			return
+		}
+		// A partial ACK: the next hole is lost too.
+		c.retransmitFirst(now)
+		c.cwnd = max(c.cwnd-acked, 0)
+		if acked >= c.mss {
+			c.cwnd += c.mss
+		}
+		c.cwnd = max(c.cwnd, c.mss)
+		return
+	}
+	if c.cwnd < c.ssthresh {
+		c.cwnd += min(acked, c.mss)
+	} else {
+		c.cwndAcc += acked
+		if c.cwndAcc >= c.cwnd {
+			c.cwndAcc -= c.cwnd
+			c.cwnd += c.mss
+		}
+	}
+	c.cwnd = min(c.cwnd, 1<<30)
+}
+
+// dupAck counts a duplicate ACK; the third starts fast retransmit.
+func (c *tcb) dupAck(now time.Time) {
+	c.dupAcks++
+	switch {
+	case c.inRecovery:
+		c.cwnd += c.mss
+	case c.dupAcks == 3 && (!c.recoverSet || c.recover.Before(c.sndUna)):
+		flight := c.sndMax.Diff(c.sndUna)
+		c.ssthresh = max(flight/2, 2*c.mss)
+		c.recover, c.recoverSet = c.sndMax, true
+		c.inRecovery = true
+		c.s.stats.FastRetransmits++
+		c.rttTiming = false
+		c.retransmitFirst(now)
+		c.cwnd = c.ssthresh + 3*c.mss
+	}
+}
+
+// enterTimeWait enters TIME-WAIT for 2 MSL.
+func (c *tcb) enterTimeWait(now time.Time) {
+	c.state = TimeWait
+	c.rtxAt, c.delackAt, c.persist = time.Time{}, time.Time{}, false
+	c.waitAt = now.Add(c.s.c.TimeWait)
+	c.s.wake(c)
+}
+
+// receive takes segment text and a FIN into the receive buffer, in order
+// and once, whatever order and how many times they come.
+func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
+	s := c.s
+	had := len(data) > 0
+	if seq.Before(c.rcvNxt) {
+		d := c.rcvNxt.Diff(seq)
+		if d >= len(data) {
+			data = nil
+			if fin && seq.Add(len(data)) == c.rcvNxt.Add(-1) && c.finRcvd {
+				fin = false // a FIN already taken
+			}
+		} else {
+			data = data[d:]
+		}
+		seq = c.rcvNxt
+	}
+	wnd := max(c.rcvAdv.Diff(c.rcvNxt), 0)
+	off := seq.Diff(c.rcvNxt)
+	if off+len(data) > wnd {
+		data = data[:max(wnd-off, 0)]
+		fin = false
+	}
+	if len(data) > 0 {
+		c.rcv.writeAt(c.rcv.n+off, data)
+		if off == 0 {
+			c.rcv.n += len(data)
+			c.rcvNxt = c.rcvNxt.Add(len(data))
+			filled := false
+			for len(c.ooo) > 0 && !c.rcvNxt.Before(c.ooo[0].Start) {
+				if c.rcvNxt.Before(c.ooo[0].End) {
+					k := c.ooo[0].End.Diff(c.rcvNxt)
+					c.rcv.n += k
+					c.rcvNxt = c.ooo[0].End
+				}
+				c.ooo = c.ooo[1:]
+				filled = true
+			}
+			if filled {
+				c.ackNow = true // a hole filled: tell the sender at once
+			} else {
+				c.pendingAcks++
+				if c.pendingAcks >= 2 {
+					c.ackNow = true
+				} else if c.delackAt.IsZero() {
+					c.delackAt = now.Add(s.c.DelayedAck)
+				}
+			}
+			s.wake(c)
+		} else {
+			c.ooo = c.ooo.add(seq, seq.Add(len(data)))
+			c.lastOOO = seq
+			c.ackNow = true // out of order: a duplicate ACK at once
+		}
+	} else if had {
+		c.ackNow = true // all old: the ACK was lost
+	}
+	if fin && !c.finRcvd {
+		c.finSeen, c.finSeq = true, seq.Add(len(data))
+	}
+	if c.finSeen && !c.finRcvd && c.finSeq == c.rcvNxt {
+		c.finRcvd = true
+		c.rcvNxt++
+		c.ackNow = true
+		switch c.state {
+		case SynReceived, Established:
+			c.state = CloseWait
+		case FinWait1:
+			if c.finAcked() {
+				c.enterTimeWait(now)
+			} else {
+				c.state = Closing
+			}
+		case FinWait2:
+			c.enterTimeWait(now)
+		}
+		s.wake(c)
+	} else if fin && c.finRcvd {
+		c.ackNow = true
+	}
+}

@@ -1,0 +1,136 @@
+package tcp
+
+import (
+	"container/heap"
+	"time"
+)
+
+// timerEntry is a tcb's next deadline in the Stack's heap. Entries go
+// stale when the tcb reschedules (gen moves on) and are skipped.
+type timerEntry struct {
+	at  time.Time
+	c   *tcb
+	gen uint64
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// next returns the tcb's earliest deadline.
+func (c *tcb) next() time.Time {
+	var t time.Time
+	for _, d := range []time.Time{c.rtxAt, c.delackAt, c.waitAt} {
+		if !d.IsZero() && (t.IsZero() || d.Before(t)) {
+			t = d
+		}
+	}
+	return t
+}
+
+// flush files the tcb's next deadline after a call changed it.
+func (s *Stack) flush(now time.Time, c *tcb) {
+	t := c.next()
+	if t.Equal(c.scheduled) {
+		return
+	}
+	c.timerGen++
+	c.scheduled = t
+	if !t.IsZero() {
+		heap.Push(&s.timers, timerEntry{t, c, c.timerGen})
+	}
+}
+
+// NextDeadline returns when Tick must next run; false when no timer runs.
+func (s *Stack) NextDeadline() (time.Time, bool) {
+	for len(s.timers) > 0 {
+		e := s.timers[0]
+		if e.gen == e.c.timerGen && e.c.state != Closed {
+			return e.at, true
+		}
+		heap.Pop(&s.timers)
+	}
+	return time.Time{}, false
+}
+
+// Tick runs the timers due at now.
+func (s *Stack) Tick(now time.Time) {
+	for len(s.timers) > 0 && !s.timers[0].at.After(now) {
+		e := heap.Pop(&s.timers).(timerEntry)
+		c := e.c
+		if e.gen != c.timerGen || c.state == Closed {
+			continue
+		}
+		c.scheduled = time.Time{}
+		c.onTimer(now)
+		s.flush(now, c)
+	}
+}
+
+// onTimer handles the tcb's expired timers.
+func (c *tcb) onTimer(now time.Time) {
+	if !c.waitAt.IsZero() && !c.waitAt.After(now) {
+		c.waitAt = time.Time{}
+		c.s.release(c) // TIME-WAIT over, or an orphan's FIN-WAIT-2 ran out
+		return
+	}
+	if !c.delackAt.IsZero() && !c.delackAt.After(now) {
+		c.delackAt = time.Time{}
+		c.ackNow = true
+	}
+	if !c.rtxAt.IsZero() && !c.rtxAt.After(now) {
+		if c.persist {
+			c.onPersist(now)
+		} else {
+			c.rtxAt = time.Time{}
+			c.onRTO(now)
+			if c.state == Closed {
+				return
+			}
+		}
+	}
+	c.output(now)
+}
+
+// onRTO retransmits after a timeout (RFC 6298 5.4-5.6, RFC 5681 3.1).
+func (c *tcb) onRTO(now time.Time) {
+	s := c.s
+	s.stats.RTOExpiries++
+	c.retries++
+	limit := s.c.Retries
+	if c.state == SynSent || c.state == SynReceived {
+		limit = s.c.SynRetries
+	}
+	if c.retries > limit {
+		if c.state != SynSent {
+			c.sendReset(now)
+		}
+		if c.parent != nil { // a half-open connection just goes
+			s.release(c)
+			return
+		}
+		c.abort(ErrTimedOut)
+		return
+	}
+	c.rto = min(c.rto*2, s.c.MaxRTO)
+	c.rttTiming = false
+	if c.state == SynSent || c.state == SynReceived {
+		c.sndNxt = c.iss
+		return // output sends the SYN again
+	}
+	flight := c.sndMax.Diff(c.sndUna)
+	c.ssthresh = max(flight/2, 2*c.mss)
+	c.cwnd, c.cwndAcc = c.mss, 0
+	c.inRecovery, c.dupAcks = false, 0
+	c.recover, c.recoverSet = c.sndMax, true
+	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte
+}
