@@ -155,15 +155,17 @@ type SocketOp uint16
 const (
 	OpOpen      SocketOp = 1 + iota // Arg[0]: the socket type; returns the descriptor
 	OpBind                          // Arg[1], Arg[2]: local address and port
-	OpConnect                       // Arg[1], Arg[2]: remote address and port
-	OpSendTo                        // Arg[1], Arg[2]: destination (0: connected); Arg[3]: data; returns bytes sent
-	OpRecvFrom                      // Arg[4]: MSG_ flags; returns bytes, with the data in Arg[3] and the source in Arg[1], Arg[2]
+	OpConnect                       // Arg[1], Arg[2]: remote address and port; Arg[4]: MSG_DONTWAIT for a non-blocking connect
+	OpSendTo                        // Arg[1], Arg[2]: destination (0: connected); Arg[3]: data; Arg[4]: MSG_ flags; returns bytes sent (a stream may take fewer)
+	OpRecvFrom                      // Arg[3]: the most bytes wanted (0: a buffer); Arg[4]: MSG_ flags; returns bytes, with the data in Arg[3] and the source in Arg[1], Arg[2]
 	OpClose                         //
 	OpLocalAddr                     // returns 0, with the address in Arg[1], Arg[2]
 	OpPoll                          // Arg[4]: poll events; returns the events ready now
 	OpShutdown                      // Arg[4]: SHUT_RD, SHUT_WR or SHUT_RDWR
 	OpSetOpt                        // Arg[1]: level, Arg[2]: option, Arg[4]: value
 	OpGetOpt                        // Arg[1]: level, Arg[2]: option; returns the value
+	OpListen                        // Arg[4]: the backlog
+	OpAccept                        // Arg[4]: MSG_DONTWAIT for a non-blocking accept; returns the new socket, its peer in Arg[1], Arg[2]
 )
 
 var typeNames = map[Type]string{

@@ -398,6 +398,7 @@ type ipServer struct {
 	st      *ip.Stack
 	alarmAt time.Time
 	udp     string
+	tcp     string
 	undeliv *prometheus.CounterVec
 	nobuf   prometheus.Counter
 	drops   *drops
@@ -410,6 +411,7 @@ func newIP(s *Server) (Handler, error) {
 	mac := fs.String("mac", "02:00:5e:00:00:02", "the interface's MAC address")
 	fs.StringVar(&p.down, "down", "pf", "the server below")
 	fs.StringVar(&p.udp, "udp", "udp", "the UDP server")
+	fs.StringVar(&p.tcp, "tcp", "tcp", "the TCP server")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -546,7 +548,14 @@ func (p *ipServer) events(s *Server, now time.Time) error {
 				p.icmp(s, ev.Payload)
 				continue
 			}
-			if ev.Proto != udp.ProtoUDP || p.udp == "" {
+			up := ""
+			switch ev.Proto {
+			case udp.ProtoUDP:
+				up = p.udp
+			case udp.ProtoTCP:
+				up = p.tcp
+			}
+			if up == "" {
 				p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
 				continue
 			}
@@ -560,9 +569,9 @@ func (p *ipServer) events(s *Server, now time.Time) error {
 			n := copy(buf, ev.Packet)
 			m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)),
 				uint64(len(ev.Packet) - len(ev.Payload))}}
-			if err := s.SendTo(p.udp, &m); err != nil {
+			if err := s.SendTo(up, &m); err != nil {
 				s.Pool.Free(ref)
-				p.undeliv.WithLabelValues("17").Inc()
+				p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
 			}
 		}
 	}

@@ -16,6 +16,7 @@ func init() { Register("syscall", newSyscall) }
 // caller's endpoint in Arg[5]), and passes the replies back.
 type syscallServer struct {
 	udp  string
+	tcp  string
 	fds  map[uint64]fdEntry
 	next uint64
 }
@@ -32,6 +33,7 @@ func newSyscall(s *Server) (Handler, error) {
 	c := &syscallServer{fds: map[uint64]fdEntry{}, next: 3}
 	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
 	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
+	fs.StringVar(&c.tcp, "tcp", "tcp", "the TCP server")
 	return c, fs.Parse(s.Opts.Args)
 }
 
@@ -56,10 +58,13 @@ func (c *syscallServer) call(s *Server, m *ipc.Message) error {
 	f := *m
 	f.Arg[5] = uint64(m.Src)
 	if ipc.SocketOp(m.Flags) == ipc.OpOpen {
-		if m.Arg[0] != unix.SOCK_DGRAM {
-			return fail(s, m, unix.EPROTONOSUPPORT) // TCP is not wired yet
+		switch m.Arg[0] {
+		case unix.SOCK_DGRAM:
+			return s.SendTo(c.udp, &f)
+		case unix.SOCK_STREAM:
+			return s.SendTo(c.tcp, &f)
 		}
-		return s.SendTo(c.udp, &f)
+		return fail(s, m, unix.EPROTONOSUPPORT)
 	}
 	e, ok := c.fds[m.Arg[0]]
 	if !ok || e.app != m.Src.Slot() {
@@ -77,7 +82,7 @@ func (c *syscallServer) back(s *Server, m *ipc.Message) error {
 	app := ipc.Endpoint(m.Arg[5])
 	r := *m
 	r.Dst, r.Arg[5] = app, 0
-	if ipc.SocketOp(m.Flags) == ipc.OpOpen && int64(m.Arg[0]) >= 0 {
+	if op := ipc.SocketOp(m.Flags); (op == ipc.OpOpen || op == ipc.OpAccept) && int64(m.Arg[0]) >= 0 {
 		fd := c.next
 		c.next++
 		c.fds[fd] = fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: m.Arg[0]}

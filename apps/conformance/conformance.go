@@ -28,7 +28,7 @@ func start(s *servers.Server) (servers.Handler, error) {
 	fs := flag.NewFlagSet("socktest", flag.ContinueOnError)
 	fs.StringVar(&a.out, "out", "", "where to write the results (JSON: case name to failure, \"\" when it passed)")
 	addr := fs.String("addr", "127.0.0.1", "the host's address the sockets use")
-	port := fs.Uint("closed-port", 9, "a UDP port nothing listens on")
+	port := fs.Uint("closed-port", 9, "a port nothing listens on, for UDP and TCP")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -48,7 +48,14 @@ func (a *app) Run(s *servers.Server) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(socktest.Run(socktest.UDPCases, api, a.env), "", "  ")
+	results := map[string]string{}
+	for _, c := range socktest.AllCases() {
+		s.Log.Printf("case %q", c.Name)
+		for name, failure := range socktest.Run([]socktest.Case{c}, api, a.env) {
+			results[name] = failure
+		}
+	}
+	b, err := json.MarshalIndent(results, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -26,19 +26,31 @@ type Conn interface {
 // NewtOS. Data to send goes in a buffer of the application's pool; data
 // received comes in a buffer of the transport's, copied out here.
 //
-// Built so far: UDP sockets (socket, bind, connect, sendto, recvfrom, send,
-// recv, read, write, writev, close, getsockname, non-blocking mode, poll,
-// select, shutdown, and the options SO_REUSEADDR and SO_ERROR). Listen and
-// accept come with TCP; on a UDP socket they are EOPNOTSUPP, as on Linux.
+// UDP and TCP sockets: socket, bind, listen, accept, connect (blocking and
+// not), send, recv, sendto, recvfrom, read, write, writev, shutdown, close,
+// getsockname, non-blocking mode, poll, select, and the options
+// SO_REUSEADDR, SO_ERROR, SO_SNDBUF, SO_RCVBUF and TCP_NODELAY. A stream's
+// data goes one pool buffer per message: a long send is several messages.
 type Message struct {
 	c        Conn
 	nonblock map[FD]bool
+	stream   map[FD]bool
 }
 
 var _ API = (*Message)(nil)
 
 // NewMessage returns the message backend over c.
-func NewMessage(c Conn) *Message { return &Message{c: c, nonblock: map[FD]bool{}} }
+func NewMessage(c Conn) *Message {
+	return &Message{c: c, nonblock: map[FD]bool{}, stream: map[FD]bool{}}
+}
+
+// dontwait adds MSG_DONTWAIT to flags on a non-blocking socket.
+func (k *Message) dontwait(fd FD, flags int) uint64 {
+	if k.nonblock[fd] {
+		flags |= MSG_DONTWAIT
+	}
+	return uint64(flags)
+}
 
 func (k *Message) call(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
 	m := ipc.Message{Type: ipc.Socket, Flags: uint16(op)}
@@ -77,7 +89,9 @@ func (k *Message) Socket(domain, typ, proto int) (FD, error) {
 	if err != nil {
 		return -1, err
 	}
-	return FD(r.Arg[0]), nil
+	fd := FD(r.Arg[0])
+	k.stream[fd] = typ == SOCK_STREAM
+	return fd, nil
 }
 
 func (k *Message) addrCall(op ipc.SocketOp, fd FD, a netip.AddrPort) error {
@@ -92,17 +106,43 @@ func (k *Message) addrCall(op ipc.SocketOp, fd FD, a netip.AddrPort) error {
 // Bind names the socket.
 func (k *Message) Bind(fd FD, addr netip.AddrPort) error { return k.addrCall(ipc.OpBind, fd, addr) }
 
-// Connect sets the socket's peer.
+// Connect sets the socket's peer; on a stream socket it opens the
+// connection, waiting for it unless the socket is non-blocking
+// (EINPROGRESS: poll for POLLOUT, then read SO_ERROR).
 func (k *Message) Connect(fd FD, addr netip.AddrPort) error {
-	return k.addrCall(ipc.OpConnect, fd, addr)
+	ip, port, err := packAddr(addr)
+	if err != nil {
+		return err
+	}
+	_, err = k.call(ipc.OpConnect, uint64(fd), ip, port, 0, k.dontwait(fd, 0))
+	return err
 }
 
-// Listen is for stream sockets, which this backend does not have yet.
-func (k *Message) Listen(fd FD, backlog int) error { return unix.EOPNOTSUPP }
+// Listen makes a stream socket passive.
+func (k *Message) Listen(fd FD, backlog int) error {
+	if !k.stream[fd] {
+		if _, ok := k.stream[fd]; ok {
+			return unix.EOPNOTSUPP
+		}
+	}
+	_, err := k.call(ipc.OpListen, uint64(fd), 0, 0, 0, uint64(uint32(int32(backlog))))
+	return err
+}
 
-// Accept is for stream sockets, which this backend does not have yet.
+// Accept takes a connection from a listening socket.
 func (k *Message) Accept(fd FD) (FD, netip.AddrPort, error) {
-	return -1, netip.AddrPort{}, unix.EOPNOTSUPP
+	if !k.stream[fd] {
+		if _, ok := k.stream[fd]; ok {
+			return -1, netip.AddrPort{}, unix.EOPNOTSUPP
+		}
+	}
+	r, err := k.call(ipc.OpAccept, uint64(fd), 0, 0, 0, k.dontwait(fd, 0))
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	nfd := FD(r.Arg[0])
+	k.stream[nfd] = true
+	return nfd, unpackAddr(r.Arg[1], r.Arg[2]), nil
 }
 
 // Send sends on a connected socket.
@@ -110,22 +150,46 @@ func (k *Message) Send(fd FD, b []byte, flags int) (int, error) {
 	return k.SendTo(fd, b, flags, netip.AddrPort{})
 }
 
-// SendTo sends a datagram; to may be zero on a connected socket.
+// SendTo sends a datagram; to may be zero on a connected socket. On a
+// stream socket it sends b a pool buffer at a time: all of it when the
+// socket blocks, what fits when it does not.
 func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
 	ip, port, err := packAddr(to)
 	if err != nil {
 		return -1, err
 	}
+	if !k.stream[fd] {
+		return k.sendBuf(fd, b, flags, ip, port)
+	}
+	total := 0
+	for total < len(b) || len(b) == 0 {
+		n, err := k.sendBuf(fd, b[total:], flags, ip, port)
+		if err != nil {
+			if total > 0 && err == unix.EAGAIN {
+				return total, nil
+			}
+			return -1, err
+		}
+		total += n
+		if len(b) == 0 || (n == 0 && k.nonblock[fd]) {
+			break
+		}
+	}
+	return total, nil
+}
+
+// sendBuf sends what of b one buffer holds (a datagram must fit in one).
+func (k *Message) sendBuf(fd FD, b []byte, flags int, ip, port uint64) (int, error) {
 	ref, buf, err := k.c.Alloc()
 	if err != nil {
 		return -1, unix.ENOBUFS
 	}
-	if len(b) > len(buf) {
+	if len(b) > len(buf) && !k.stream[fd] {
 		k.c.Release(ref)
 		return -1, unix.EMSGSIZE
 	}
 	n := copy(buf, b)
-	r, err := k.call(ipc.OpSendTo, uint64(fd), ip, port, uint64(k.c.Slice(ref, max(n, 1))), uint64(flags))
+	r, err := k.call(ipc.OpSendTo, uint64(fd), ip, port, uint64(k.c.Slice(ref, max(n, 1))), k.dontwait(fd, flags))
 	if err != nil {
 		return -1, err
 	}
@@ -140,12 +204,12 @@ func (k *Message) Recv(fd FD, b []byte, flags int) (int, error) {
 
 // RecvFrom receives a datagram, truncated to b as Linux truncates.
 func (k *Message) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, error) {
-	if k.nonblock[fd] {
-		flags |= MSG_DONTWAIT
-	}
-	r, err := k.call(ipc.OpRecvFrom, uint64(fd), 0, 0, 0, uint64(flags))
+	r, err := k.call(ipc.OpRecvFrom, uint64(fd), 0, 0, uint64(len(b)), k.dontwait(fd, flags))
 	if err != nil {
 		return -1, netip.AddrPort{}, err
+	}
+	if r.Arg[0] == 0 && r.Arg[3] == 0 {
+		return 0, unpackAddr(r.Arg[1], r.Arg[2]), nil // end of file, no buffer
 	}
 	data, ref, err := k.c.Buffer(&r, 3)
 	if err != nil {
@@ -159,7 +223,7 @@ func (k *Message) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, err
 	return n, unpackAddr(r.Arg[1], r.Arg[2]), nil
 }
 
-// Writev sends the buffers as one datagram.
+// Writev sends the buffers as one datagram, or one stream write.
 func (k *Message) Writev(fd FD, bufs [][]byte) (int, error) {
 	var all []byte
 	for _, b := range bufs {
@@ -177,6 +241,7 @@ func (k *Message) Shutdown(fd FD, how int) error {
 // Close closes the socket.
 func (k *Message) Close(fd FD) error {
 	delete(k.nonblock, fd)
+	delete(k.stream, fd)
 	_, err := k.call(ipc.OpClose, uint64(fd))
 	return err
 }

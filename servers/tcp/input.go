@@ -180,8 +180,10 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 			} else {
 				c.abort(ErrConnRefused)
 			}
-		case Established, FinWait1, FinWait2, CloseWait:
+		case Established, FinWait1, FinWait2:
 			c.abort(ErrConnReset)
+		case CloseWait:
+			c.abort(ErrShutdown) // as Linux: the peer had finished, so EPIPE
 		default:
 			s.release(c)
 		}
@@ -213,6 +215,15 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 		return
 	}
 	// Seventh, the segment text, and eighth, FIN.
+	if c.id == 0 && (c.state == FinWait1 || c.state == FinWait2) && len(payload) > 0 &&
+		c.rcvNxt.Before(h.Seq.Add(len(payload))) {
+		// New data for a socket nobody can read any more: reset, as
+		// Linux does (RFC 2525 2.17).
+		s.drop("data-after-close")
+		c.sendReset(now)
+		s.release(c)
+		return
+	}
 	if c.state.canReceive() {
 		c.receive(now, h.Seq, payload, h.Has(FIN))
 	} else if h.Has(FIN) || len(payload) > 0 {

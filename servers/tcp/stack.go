@@ -287,13 +287,20 @@ func (s *Stack) hash(t tuple, salt byte) uint32 {
 		b[i] = byte(s.c.Secret >> (8 * i))
 	}
 	b[8] = salt
-	la, ra := t.local.Addr().As4(), t.remote.Addr().As4()
+	la, ra := as4(t.local.Addr()), as4(t.remote.Addr())
 	copy(b[9:], la[:])
 	copy(b[13:], ra[:])
 	b[17], b[18] = byte(t.local.Port()>>8), byte(t.local.Port())
 	b[19], b[20] = byte(t.remote.Port()>>8), byte(t.remote.Port())
 	h.Write(b[:])
 	return h.Sum32()
+}
+
+func as4(a netip.Addr) [4]byte {
+	if a.Is4() {
+		return a.As4()
+	}
+	return [4]byte{}
 }
 
 // get returns the user's socket id.

@@ -363,3 +363,45 @@ func TestFastRetransmit(t *testing.T) {
 		t.Fatalf("fast retransmits %d, RTOs %d; want 1 and 0", st.FastRetransmits, st.RTOExpiries)
 	}
 }
+
+func TestBindEphemeralAndLoopback(t *testing.T) {
+	s := New(Config{Addrs: []netip.Addr{addrA}})
+	for _, a := range []string{"127.0.0.1:0", "0.0.0.0:0", "198.18.0.1:0"} {
+		id := s.Open()
+		if err := s.Bind(id, netip.MustParseAddrPort(a)); err != nil {
+			t.Fatalf("bind %s: %v", a, err)
+		}
+		if la, _ := s.LocalAddr(id); la.Port() < defaultEphLo {
+			t.Fatalf("bind %s gave port %d", a, la.Port())
+		}
+	}
+	if err := s.Bind(s.Open(), netip.MustParseAddrPort("198.18.0.9:80")); !errors.Is(err, ErrAddrNotAvail) {
+		t.Fatalf("bind to a foreign address: %v", err)
+	}
+}
+
+// TestSendAfterPeerClosed: data for a socket its user closed draws a RST,
+// and the sender in CLOSE-WAIT gets EPIPE, as on Linux.
+func TestSendAfterPeerClosed(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	n.b.Close(n.now, s)
+	n.runFor(10 * time.Millisecond)
+	if st, _ := n.a.State(c); st != CloseWait {
+		t.Fatalf("state %v, want CLOSE-WAIT", st)
+	}
+	if _, err := n.a.Send(n.now, c, []byte("late")); err != nil {
+		t.Fatalf("first send after the peer's FIN: %v", err)
+	}
+	n.runFor(10 * time.Millisecond)
+	if r, _ := n.a.Ready(c); r&(ReadyErr|ReadyHup) != ReadyErr|ReadyHup {
+		t.Fatalf("ready %b, want ERR|HUP", r)
+	}
+	if _, err := n.a.Send(n.now, c, []byte("x")); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("send: %v, want ErrShutdown (EPIPE)", err)
+	}
+	if k, err := n.a.Recv(n.now, c, make([]byte, 4), false); k != 0 || err != nil {
+		t.Fatalf("recv: %d %v, want end of file", k, err)
+	}
+}

@@ -728,13 +728,18 @@ func TestConformanceMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := startUp(t, "--topology", topoPath)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("newtsim up said:\n%s", u.out)
+		}
+	})
 	var results map[string]string
-	waitFor(t, "the conformance results", 20*time.Second, func() bool {
+	waitFor(t, "the conformance results", 60*time.Second, func() bool {
 		b, err := os.ReadFile(out)
 		return err == nil && json.Unmarshal(b, &results) == nil
 	})
-	if len(results) != len(socktest.UDPCases) {
-		t.Fatalf("%d cases ran of %d: %v", len(results), len(socktest.UDPCases), results)
+	if len(results) != len(socktest.AllCases()) {
+		t.Fatalf("%d cases ran of %d: %v", len(results), len(socktest.AllCases()), results)
 	}
 	for name, failure := range results {
 		why, known := notBuiltOnMessage[name]

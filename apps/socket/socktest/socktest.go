@@ -295,3 +295,6 @@ func Run(cases []Case, api socket.API, env Env) map[string]string {
 	}
 	return results
 }
+
+// AllCases is the whole suite: the UDP cases, then the TCP ones.
+func AllCases() []Case { return append(append([]Case(nil), UDPCases...), TCPCases...) }
