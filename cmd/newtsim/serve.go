@@ -9,6 +9,8 @@ import (
 
 	// Applications register their roles.
 	_ "github.com/newtsim/newtsim/apps/conformance"
+	_ "github.com/newtsim/newtsim/apps/fetch"
+	_ "github.com/newtsim/newtsim/apps/httpd"
 	_ "github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"

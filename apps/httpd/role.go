@@ -1,0 +1,128 @@
+package httpd
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/sim/metrics"
+)
+
+// As a role (`httpd`) the server runs in an application process of the
+// simulated host, on the socket library's message backend:
+//
+//	process web role httpd args --addr 0.0.0.0:80 --dir /srv/www
+//	link web syscall
+func init() { servers.Register("httpd", startRole) }
+
+// role is the httpd role's handler; its work is Run.
+type role struct {
+	c Config
+}
+
+func startRole(s *servers.Server) (servers.Handler, error) {
+	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
+	addr := fs.String("addr", "0.0.0.0:80", "the address to listen on")
+	dir := fs.String("dir", "", "the directory to serve (required; read into memory at start)")
+	maxConns := fs.Int("max-conns", DefaultMaxConns, "the most connections open at once")
+	backlog := fs.Int("backlog", DefaultBacklog, "the listen backlog")
+	sendBuf := fs.Int("send-buffer", 0, "SO_SNDBUF of each connection (0: the stack's default)")
+	timeout := fs.Duration("timeout", DefaultTimeout, "how long a request may take to arrive, or a response be left unread")
+	idle := fs.Duration("idle-timeout", DefaultIdleTimeout, "how long a connection may wait for its next request")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	if *dir == "" {
+		return nil, fmt.Errorf("httpd: --dir is required")
+	}
+	if st, err := os.Stat(*dir); err != nil {
+		return nil, fmt.Errorf("httpd: --dir: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("httpd: --dir %s is not a directory", *dir)
+	}
+	ap, err := netip.ParseAddrPort(*addr)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: --addr: %w", err)
+	}
+	return &role{c: Config{
+		Addr:        ap,
+		Files:       os.DirFS(*dir),
+		MaxConns:    *maxConns,
+		Backlog:     *backlog,
+		SendBuffer:  *sendBuf,
+		Timeout:     *timeout,
+		IdleTimeout: *idle,
+		Log:         s.Log,
+	}}, nil
+}
+
+// Handle is never reached: the application's loop is Run.
+func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run serves the directory over the message backend until the process is
+// shut down.
+func (r *role) Run(s *servers.Server) error {
+	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	if err != nil {
+		return err
+	}
+	c := r.c
+	c.API = api
+	srv, err := New(c)
+	if err != nil {
+		return err
+	}
+	s.Registry.MustRegister(&statsCollector{srv: srv})
+	return srv.Serve(context.Background())
+}
+
+// statsCollector exports a server's Stats as newtsim_httpd_* metrics.
+type statsCollector struct{ srv *Server }
+
+var (
+	descAccepted = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "accepted_connections_total"),
+		"Connections accepted and served.", nil, nil)
+	descRefused = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "refused_connections_total"),
+		"Connections closed at once at the connection limit.", nil, nil)
+	descOpen = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "open_connections"),
+		"Connections open now.", nil, nil)
+	descRequests = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "requests_total"),
+		"Well-formed requests parsed.", nil, nil)
+	descResponses = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "responses_total"),
+		"Responses queued, by status code.", []string{"code"}, nil)
+	descTimeouts = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "timeouts_total"),
+		"Connections ended by a timeout.", nil, nil)
+	descBytes = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "bytes_total"),
+		"Bytes received and sent.", []string{"direction"}, nil)
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descAccepted, descRefused, descOpen, descRequests, descResponses, descTimeouts, descBytes} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descAccepted, st.Accepted)
+	counter(descRefused, st.Refused)
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.Open))
+	counter(descRequests, st.Requests)
+	for code, n := range st.Responses {
+		counter(descResponses, n, strconv.Itoa(code))
+	}
+	counter(descTimeouts, st.Timeouts)
+	counter(descBytes, st.BytesIn, "in")
+	counter(descBytes, st.BytesOut, "out")
+}
