@@ -71,6 +71,8 @@ const (
 	Lookup
 	// SetAlarm asks for an Alarm message after Arg[0] nanoseconds; Arg[1]
 	// is returned in the Alarm. Arg[0] == 0 cancels the sender's alarm.
+	// It has no reply (but an Error for a bad duration): servers set
+	// alarms often and never wait for the kernel.
 	SetAlarm
 	// Notify sends an asynchronous notification to Dst: it never blocks
 	// the sender, and notifications pending for one destination coalesce

@@ -284,7 +284,10 @@ func (k *Core) call(out []Out, src *Entry, m *ipc.Message, now time.Time) []Out 
 		} else if m.Arg[0] != 0 {
 			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
 		}
-		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
+		// No Ack: a server sets alarms from its loop, which reads its
+		// peers' channel, not the kernel connection, so acks would pile up
+		// unread there until the kernel stopped reading the server.
+		return out
 	default: // Notify to the kernel, Ack and Error: nothing to do
 		return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
 	}

@@ -62,6 +62,7 @@ type Server struct {
 	lockSend bool
 	badRefs  *prometheus.CounterVec
 	callSeq  uint32
+	out      outbox
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -121,15 +122,18 @@ func (s *Server) Reply(m *ipc.Message, r *ipc.Message) error {
 	return s.Send(r)
 }
 
-// Send sends m on the server's transport. A role that sends from a second
-// goroutine calls SendFromGoroutines first, and every send then takes a lock
-// (a ring has one producer at a time).
+// Send sends m on the server's transport. From the loop it never waits: a
+// message its channel has no room for waits in the outbox (see outbox.go).
+// A role that sends from a second goroutine calls SendFromGoroutines first;
+// every send then takes a lock (a ring has one producer at a time) and
+// waits for room.
 func (s *Server) Send(m *ipc.Message) error {
 	if s.lockSend {
 		s.sendMu.Lock()
 		defer s.sendMu.Unlock()
+		return s.T.Send(m)
 	}
-	return s.T.Send(m)
+	return s.sendAsync(m)
 }
 
 // SendFromGoroutines makes Send safe from several goroutines.
@@ -252,6 +256,7 @@ func Main(o Options) error {
 	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
 	s.Registry.MustRegister(s.badRefs)
+	s.out.register(s.Registry)
 	if s.Pool != nil {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace,
 			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},
@@ -313,7 +318,7 @@ func (s *Server) lookup(name string) (ipc.Endpoint, error) {
 func (s *Server) Serve(h Handler) error {
 	var m ipc.Message
 	for {
-		if err := s.T.Recv(&m); err != nil {
+		if err := s.recv(&m); err != nil {
 			return fmt.Errorf("servers: receive: %w", err)
 		}
 		switch m.Type {
@@ -361,7 +366,7 @@ func Base(s *Server) (Handler, error) {
 }
 
 func init() {
-	for _, r := range []string{"tcp", "echo"} {
+	for _, r := range []string{"echo"} {
 		Register(r, Base)
 	}
 }
@@ -378,7 +383,7 @@ func (s *Server) Call(m *ipc.Message) (ipc.Message, error) {
 	}
 	var r ipc.Message
 	for {
-		if err := s.T.Recv(&r); err != nil {
+		if err := s.recv(&r); err != nil {
 			return r, err
 		}
 		switch r.Type {

@@ -1,0 +1,109 @@
+package servers
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/sim/metrics"
+)
+
+// A server's loop never waits on a full channel. Two servers that send to
+// each other (tcp hands ip segments while ip hands tcp ACKs; every layer
+// below does the same with frames) would each wait for the other to
+// receive, for ever, once both channels filled. As NewtOS's asynchronous
+// channels do, a message that does not fit waits in the sender's outbox,
+// one queue per destination so that a busy peer holds up no other; the
+// loop sends what it can before each receive, and receives while it waits.
+
+// maxOutbox bounds one destination's queue; past it, messages are dropped
+// and counted (a transport resends what it lost; a reply an application
+// waits for never gets this far: an application has one call at a time).
+const maxOutbox = 8192
+
+// outboxRetry is how long the loop sleeps when it has messages waiting and
+// nothing to receive: long enough to give the peer the core.
+const outboxRetry = 20 * time.Microsecond
+
+type outbox struct {
+	q        [ipc.MaxSlots][]ipc.Message
+	pending  int
+	deferred prometheus.Counter
+	dropped  prometheus.Counter
+}
+
+func (o *outbox) register(r *prometheus.Registry) {
+	o.deferred = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+		Name: "deferred_sends_total", Help: "Messages that found the channel full and waited in the outbox."})
+	o.dropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+		Name: "outbox_dropped_total", Help: "Messages dropped because their destination's outbox was full."})
+	r.MustRegister(o.deferred, o.dropped)
+}
+
+// send sends m now if its channel has room and nothing is queued before
+// it, and queues it otherwise.
+func (s *Server) sendAsync(m *ipc.Message) error {
+	o := &s.out
+	slot := m.Dst.Slot() % ipc.MaxSlots
+	if len(o.q[slot]) == 0 {
+		err := s.T.TrySend(m)
+		if !errors.Is(err, ipc.ErrWouldBlock) {
+			return err
+		}
+	}
+	if len(o.q[slot]) >= maxOutbox {
+		if o.dropped != nil {
+			o.dropped.Inc()
+		}
+		return nil
+	}
+	if o.deferred != nil {
+		o.deferred.Inc()
+	}
+	o.q[slot] = append(o.q[slot], *m)
+	o.pending++
+	return nil
+}
+
+// flush sends what the channels now take, in order per destination. A
+// message to a dead endpoint is dropped, as a direct send would have
+// failed.
+func (s *Server) flush() {
+	o := &s.out
+	if o.pending == 0 {
+		return
+	}
+	for slot := range o.q {
+		q := o.q[slot]
+		i := 0
+		for i < len(q) {
+			err := s.T.TrySend(&q[i])
+			if errors.Is(err, ipc.ErrWouldBlock) {
+				break
+			}
+			i++
+		}
+		if i > 0 {
+			o.pending -= i
+			o.q[slot] = append(q[:0], q[i:]...)
+		}
+	}
+}
+
+// recv is the loop's receive: it flushes the outbox first and, while
+// messages still wait there, polls for input instead of blocking.
+func (s *Server) recv(m *ipc.Message) error {
+	for {
+		s.flush()
+		if s.out.pending == 0 {
+			return s.T.Recv(m)
+		}
+		err := s.T.TryRecv(m)
+		if !errors.Is(err, ipc.ErrWouldBlock) {
+			return err
+		}
+		time.Sleep(outboxRetry)
+	}
+}
