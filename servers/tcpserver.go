@@ -4,7 +4,11 @@ import (
 	"errors"
 	"flag"
 	"net/netip"
+	"os"
+	"os/signal"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +34,7 @@ type tcpServer struct {
 	alarmAt time.Time
 	drops   *drops
 	stats   *tcpStats
+	dump    atomic.Bool // SIGUSR1 asked for the connection table
 }
 
 func newTCP(s *Server) (Handler, error) {
@@ -52,12 +57,31 @@ func newTCP(s *Server) (Handler, error) {
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
-	t.stats.update(time.Now(), t.st)
+	t.stats.update(time.Now(), t.st, true)
+	go t.dumpOnSignal(s)
 	return t, nil
+}
+
+// dumpOnSignal asks the loop for its connection table on SIGUSR1 (like
+// `ss -ti`), and an alarm so that an idle loop wakes up to log it. A
+// kernel call is one datagram on the kernel connection, safe beside the
+// loop's own.
+func (t *tcpServer) dumpOnSignal(s *Server) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	for range ch {
+		t.dump.Store(true)
+		s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(time.Millisecond)}})
+	}
 }
 
 func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 	now := time.Now()
+	if t.dump.Swap(false) {
+		for _, c := range t.st.Conns() {
+			s.Log.Printf("conn %v", c)
+		}
+	}
 	switch m.Type {
 	case ipc.Socket:
 		if err := t.call(s, now, m); err != nil {
@@ -91,8 +115,9 @@ func (t *tcpServer) after(s *Server, now time.Time) error {
 	}
 	t.flush(s)
 	t.drops.update(now, t.st.Drops)
-	t.stats.update(now, t.st)
-	if at, ok := t.st.NextDeadline(); ok && (t.alarmAt.IsZero() || at.Before(t.alarmAt)) {
+	at, ok := t.st.NextDeadline()
+	t.stats.update(now, t.st, !ok) // an idle engine publishes its final state at once
+	if ok && (t.alarmAt.IsZero() || at.Before(t.alarmAt)) {
 		t.alarmAt = at
 		d := max(at.Sub(now), 100*time.Microsecond)
 		return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(d)}})
@@ -374,8 +399,8 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 	return t
 }
 
-func (t *tcpStats) update(now time.Time, st *tcp.Stack) {
-	if now.Sub(t.taken) < 100*time.Millisecond {
+func (t *tcpStats) update(now time.Time, st *tcp.Stack, force bool) {
+	if !force && now.Sub(t.taken) < 100*time.Millisecond {
 		return
 	}
 	s, by := st.Stats(), st.ByState()

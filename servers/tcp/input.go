@@ -347,8 +347,8 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		c.congestionAck(now, acked)
 		if c.sndUna == c.sndMax {
 			c.rtxAt, c.persist = time.Time{}, false
-		} else if !c.persist {
-			c.rtxAt = now.Add(c.rto)
+		} else {
+			c.rtxAt, c.persist = now.Add(c.rto), false // RFC 6298 5.3
 		}
 		s.wake(c)
 	case h.Ack == c.sndUna && n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd && c.sndMax != c.sndUna:

@@ -146,7 +146,26 @@ func (n *testNet) stepUntil(limit time.Time) bool {
 		n.b.Tick(n.now)
 	}
 	n.collect()
+	n.checkTimers()
 	return true
+}
+
+// checkTimers fails the test when a connection has something to send or
+// in flight and no timer that will get it going (a stall).
+func (n *testNet) checkTimers() {
+	n.t.Helper()
+	for _, s := range []*Stack{n.a, n.b} {
+		for c := range s.all {
+			if c.state < Established || c.state == TimeWait {
+				continue
+			}
+			waiting := c.snd.n > c.sndNxt.Diff(c.sndBase) || c.sndMax != c.sndUna
+			if waiting && c.rtxAt.IsZero() {
+				n.t.Fatalf("%v stalled: una %d nxt %d max %d, %d bytes queued, window %d, no timer",
+					c.state, c.sndUna, c.sndNxt, c.sndMax, c.snd.n, c.sndWnd)
+			}
+		}
+	}
 }
 
 // runUntil steps until cond holds, failing after limit of simulated time.

@@ -383,7 +383,20 @@ func (c *tcb) output(now time.Time) {
 	if c.ackNow {
 		c.send(now, c.sndNxt, ACK, nil)
 	}
-	if c.sndNxt == c.sndUna && c.rtxAt.IsZero() && c.snd.n > c.sndNxt.Diff(c.sndBase) {
+	c.armTimer(now)
+}
+
+// armTimer keeps the invariant that whatever is in flight has a
+// retransmission timer, and data held back by the peer's window with
+// nothing in flight has a persist timer.
+func (c *tcb) armTimer(now time.Time) {
+	switch {
+	case c.sndMax != c.sndUna:
+		if c.rtxAt.IsZero() || c.persist {
+			c.persist = false
+			c.rtxAt = now.Add(c.rto)
+		}
+	case c.snd.n > c.sndNxt.Diff(c.sndBase) && c.rtxAt.IsZero():
 		c.persist = true // data waits on the peer's window: probe it
 		c.rtxAt = now.Add(c.persistInterval())
 	}
@@ -405,6 +418,7 @@ func (c *tcb) onPersist(now time.Time) {
 	if n > 0 {
 		c.sendSeg(now, c.sndNxt, 0, n, true)
 	}
+	c.armTimer(now)
 }
 
 func (c *tcb) persistInterval() time.Duration {

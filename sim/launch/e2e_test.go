@@ -808,16 +808,18 @@ func twoHosts(linkParams string, appA, appB topology.Process) *topology.Topology
 		n := func(s string) string { return s + "-" + h }
 		addr := fmt.Sprintf("198.18.1.%d", i+1)
 		t.Processes = append(t.Processes,
-			topology.Process{Name: n("syscall"), Role: "syscall", Args: []string{"--udp", n("udp")}},
+			topology.Process{Name: n("syscall"), Role: "syscall", Args: []string{"--udp", n("udp"), "--tcp", n("tcp")}},
 			topology.Process{Name: n("udp"), Role: "udp", Args: []string{"--ip", n("ip"), "--addr", addr}},
+			topology.Process{Name: n("tcp"), Role: "tcp", Args: []string{"--ip", n("ip"), "--addr", addr, "--time-wait", "1s"}},
 			topology.Process{Name: n("ip"), Role: "ip", Args: []string{"--addr", addr + "/24",
-				"--mac", fmt.Sprintf("02:00:00:00:01:%02x", i+1), "--udp", n("udp"), "--down", n("pf")}},
+				"--mac", fmt.Sprintf("02:00:00:00:01:%02x", i+1), "--udp", n("udp"), "--tcp", n("tcp"), "--down", n("pf")}},
 			topology.Process{Name: n("pf"), Role: "pf", Args: []string{"--up", n("ip"), "--down", n("driver")}},
 			topology.Process{Name: n("driver"), Role: "driver", Args: []string{"--up", n("pf"), "--down", n("nic")}},
 			topology.Process{Name: n("nic"), Role: "nic", Args: []string{"--backend", "wire", "--up", n("driver"),
 				"--wire-peer", "nic-" + map[string]string{"a": "b", "b": "a"}[h], "--link", linkParams + fmt.Sprintf(",seed=%d", i+1)}},
 		)
 		t.Links = append(t.Links, topology.Link{A: n("syscall"), B: n("udp")}, topology.Link{A: n("udp"), B: n("ip")},
+			topology.Link{A: n("syscall"), B: n("tcp")}, topology.Link{A: n("tcp"), B: n("ip")},
 			topology.Link{A: n("ip"), B: n("pf")}, topology.Link{A: n("pf"), B: n("driver")}, topology.Link{A: n("driver"), B: n("nic")})
 	}
 	appA.Name, appB.Name = "app-a", "app-b"

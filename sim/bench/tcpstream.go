@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+)
+
+// A TCP bulk stream: a source connects and writes a known byte sequence,
+// then closes; a sink accepts one connection, reads to end of file,
+// checks every byte against the same sequence and times it. The same
+// functions run on every backend of the socket library.
+
+// streamByte is byte i of the stream: a function of i, so the sink checks
+// what it reads without a copy of what was sent.
+func streamByte(i int64) byte { return byte((uint64(i)*0x9e3779b97f4a7c15)>>56) ^ byte(i>>16) }
+
+// fillStream writes the stream's bytes from offset off into b.
+func fillStream(b []byte, off int64) {
+	for i := range b {
+		b[i] = streamByte(off + int64(i))
+	}
+}
+
+// TCPStreamResult is what a sink measured.
+type TCPStreamResult struct {
+	Bytes      int64   `json:"bytes"`
+	Mismatches int64   `json:"mismatches"` // bytes not as sent
+	FirstBad   int64   `json:"first_bad"`  // offset of the first, -1 if none
+	Seconds    float64 `json:"seconds"`    // accept to end of file
+	Mbits      float64 `json:"mbit_per_s"` // payload throughput
+	EOF        bool    `json:"eof"`        // the stream ended with end of file
+	Error      string  `json:"error,omitempty"`
+}
+
+// waitFD polls one descriptor for events, for at most timeout.
+func waitFD(api socket.API, fd socket.FD, events int16, timeout time.Duration) error {
+	p := []socket.PollFD{{FD: fd, Events: events}}
+	n, err := api.Poll(p, timeout)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("bench: nothing ready on %d within %v", fd, timeout)
+	}
+	return nil
+}
+
+// listenOn opens a listening stream socket on port.
+func listenOn(api socket.API, port uint16, backlog int) (socket.FD, error) {
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, err
+	}
+	api.SetsockoptInt(fd, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	if err := api.Bind(fd, netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
+		api.Close(fd)
+		return -1, err
+	}
+	if err := api.Listen(fd, backlog); err != nil {
+		api.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// TCPSink accepts one connection on port, reads it to end of file and
+// checks it. It gives up after idle with nothing read.
+func TCPSink(api socket.API, port uint16, idle time.Duration) (TCPStreamResult, error) {
+	r := TCPStreamResult{FirstBad: -1}
+	ln, err := listenOn(api, port, 8)
+	if err != nil {
+		return r, fmt.Errorf("bench: sink: %w", err)
+	}
+	defer api.Close(ln)
+	fd, _, err := api.Accept(ln)
+	if err != nil {
+		return r, fmt.Errorf("bench: sink: accept: %w", err)
+	}
+	defer api.Close(fd)
+	api.Close(ln)
+	if err := api.SetNonblock(fd, true); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := api.Recv(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) {
+			if err := waitFD(api, fd, socket.POLLIN, idle); err != nil {
+				return r, err
+			}
+			continue
+		}
+		if err != nil {
+			r.Error = err.Error()
+			break
+		}
+		if n == 0 {
+			r.EOF = true
+			break
+		}
+		for i, b := range buf[:n] {
+			if b != streamByte(r.Bytes+int64(i)) {
+				if r.FirstBad < 0 {
+					r.FirstBad = r.Bytes + int64(i)
+				}
+				r.Mismatches++
+			}
+		}
+		r.Bytes += int64(n)
+	}
+	r.Seconds = time.Since(start).Seconds()
+	if r.Seconds > 0 {
+		r.Mbits = float64(r.Bytes) * 8 / r.Seconds / 1e6
+	}
+	return r, nil
+}
+
+// TCPSource connects to target, writes size bytes of the stream and
+// closes. It tries to connect until deadline, as the sink may still be
+// starting.
+func TCPSource(api socket.API, target netip.AddrPort, size int64, deadline time.Time) error {
+	var fd socket.FD
+	for {
+		var err error
+		fd, err = api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+		if err != nil {
+			return err
+		}
+		err = api.Connect(fd, target)
+		if err == nil {
+			break
+		}
+		api.Close(fd)
+		if !errors.Is(err, unix.ECONNREFUSED) || time.Now().After(deadline) {
+			return fmt.Errorf("bench: source: connect %v: %w", target, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer api.Close(fd)
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < size; {
+		n := min(int64(len(buf)), size-off)
+		fillStream(buf[:n], off)
+		k, err := api.Send(fd, buf[:n], 0)
+		if err != nil {
+			return fmt.Errorf("bench: source: send at %d: %w", off, err)
+		}
+		off += int64(k)
+	}
+	return nil
+}
+
+// The tcpsink and tcpsource roles run the stream on a simulated host.
+func init() {
+	servers.Register("tcpsink", newTCPStreamRole(true))
+	servers.Register("tcpsource", newTCPStreamRole(false))
+}
+
+type tcpStreamRole struct {
+	sink   bool
+	target netip.AddrPort
+	size   int64
+	out    string
+}
+
+func newTCPStreamRole(sink bool) servers.Starter {
+	return func(s *servers.Server) (servers.Handler, error) {
+		r := &tcpStreamRole{sink: sink}
+		fs := flag.NewFlagSet("tcpstream", flag.ContinueOnError)
+		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
+		fs.Int64Var(&r.size, "bytes", 10<<20, "bytes the source sends")
+		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
+		if err := fs.Parse(s.Opts.Args); err != nil {
+			return nil, err
+		}
+		var err error
+		r.target, err = netip.ParseAddrPort(*target)
+		return r, err
+	}
+}
+
+func (r *tcpStreamRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run streams, then serves until shut down.
+func (r *tcpStreamRole) Run(s *servers.Server) error {
+	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	if err != nil {
+		return err
+	}
+	if r.sink {
+		res, err := TCPSink(api, r.target.Port(), time.Minute)
+		if err != nil {
+			res.Error = err.Error()
+		}
+		if err := writeJSON(r.out, res); err != nil {
+			return err
+		}
+	} else if err := TCPSource(api, r.target, r.size, time.Now().Add(30*time.Second)); err != nil {
+		s.Log.Printf("%v", err)
+	}
+	return s.Serve(r)
+}
