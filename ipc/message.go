@@ -143,8 +143,19 @@ const (
 	SocketReply
 )
 
+// Exposed sockets (package ipc/sockbuf): the few messages left once socket
+// buffers are in shared memory.
+const (
+	// Doorbell tells a transport server that an application posted work
+	// on exposed socket Arg[0] while the server was not looking.
+	Doorbell Type = 200 + iota
+	// Wake tells an application waiting in poll that exposed socket
+	// Arg[0] changed.
+	Wake
+)
+
 // MaxType is the highest message type in use; anything above is unknown.
-const MaxType = SocketReply
+const MaxType = Wake
 
 // SocketOp is the operation of a Socket call. Arguments: Arg[0] the
 // descriptor (the transport's socket id between syscall and a transport),
@@ -168,7 +179,13 @@ const (
 	OpGetOpt                        // Arg[1]: level, Arg[2]: option; returns the value
 	OpListen                        // Arg[4]: the backlog
 	OpAccept                        // Arg[4]: MSG_DONTWAIT for a non-blocking accept; returns the new socket, its peer in Arg[1], Arg[2]
+	OpDropIdle                      // exposed: the application unmapped every region of its closed sockets
 )
+
+// OpenExposed, in Arg[4] of an OpOpen sent straight to a transport server,
+// asks for an exposed socket: the reply has the region's id in Arg[1]
+// (Arg[3] of the call may offer a region of a closed socket for reuse).
+const OpenExposed = 1
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
@@ -176,6 +193,7 @@ var typeNames = map[Type]string{
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
 	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", Socket: "socket", SocketReply: "socket-reply",
+	Doorbell: "doorbell", Wake: "wake",
 }
 
 // Known reports whether t is a type newtsim defines.

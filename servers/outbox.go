@@ -97,10 +97,16 @@ func (s *Server) flush() {
 func (s *Server) recv(m *ipc.Message) error {
 	for {
 		s.flush()
-		if s.out.pending == 0 {
+		if s.out.pending == 0 && s.Idle == nil {
 			return s.T.Recv(m)
 		}
 		err := s.T.TryRecv(m)
+		if errors.Is(err, ipc.ErrWouldBlock) && s.out.pending == 0 {
+			if s.Idle(s) {
+				continue // it found work; look again before sleeping
+			}
+			return s.T.Recv(m)
+		}
 		if !errors.Is(err, ipc.ErrWouldBlock) {
 			return err
 		}

@@ -53,16 +53,21 @@ type Server struct {
 	Registry *prometheus.Registry
 	Log      *log.Logger
 	// Pool is the server's own buffer pool, which it allocates from.
-	Pool     *pool.Pool
-	peers    map[string]ipc.Endpoint
-	names    [ipc.MaxSlots]string // peers' names
-	procs    [ipc.MaxSlots]string // every server's name
-	pools    map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
-	sendMu   sync.Mutex
-	lockSend bool
-	badRefs  *prometheus.CounterVec
-	callSeq  uint32
-	out      outbox
+	Pool        *pool.Pool
+	peers       map[string]ipc.Endpoint
+	names       [ipc.MaxSlots]string // peers' names
+	procs       [ipc.MaxSlots]string // every server's name
+	pools       map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
+	sendMu      sync.Mutex
+	lockSend    bool
+	badRefs     *prometheus.CounterVec
+	callSeq     uint32
+	alarmCookie uint64
+	out         outbox
+	// Idle, when set, runs before the loop sleeps for want of messages;
+	// it returns true when it found work, and the loop looks again
+	// instead of sleeping.
+	Idle func(s *Server) bool
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -376,38 +381,7 @@ func init() {
 // back, pings, shutdown. It is how an application process's socket library
 // (the `message` backend) talks to the stack.
 func (s *Server) Call(m *ipc.Message) (ipc.Message, error) {
-	s.callSeq++
-	m.Seq = s.callSeq
-	if err := s.SendTo(s.syscallPeer(), m); err != nil {
-		return ipc.Message{}, err
-	}
-	var r ipc.Message
-	for {
-		if err := s.recv(&r); err != nil {
-			return r, err
-		}
-		switch r.Type {
-		case ipc.SocketReply:
-			if r.Seq == m.Seq {
-				return r, nil
-			}
-		case ipc.BufFree:
-			if err := s.Release(pool.Ref(r.Arg[0])); err != nil {
-				s.badRefs.WithLabelValues(r.Type.String()).Inc()
-			}
-		case ipc.Ping:
-			p := r
-			p.Type = ipc.Pong
-			s.Reply(&r, &p)
-		case ipc.Shutdown:
-			os.Exit(0)
-		case ipc.EndpointUpdate:
-			slot, ep := int(r.Arg[0]), ipc.Endpoint(r.Arg[1])
-			if n := s.PeerName(slot); n != "" && ep.Slot() == slot {
-				s.peers[n] = ep
-			}
-		}
-	}
+	return s.CallTo(s.syscallPeer(), m)
 }
 
 // syscallPeer names the syscall server an application calls: the peer

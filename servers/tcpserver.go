@@ -34,11 +34,13 @@ type tcpServer struct {
 	alarmAt time.Time
 	drops   *drops
 	stats   *tcpStats
-	dump    atomic.Bool // SIGUSR1 asked for the connection table
+	dump    atomic.Bool                 // SIGUSR1 asked for the connection table
+	owner   map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
+	x       exposed
 }
 
 func newTCP(s *Server) (Handler, error) {
-	t := &tcpServer{parked: map[tcp.SockID][]ipc.Message{}}
+	t := &tcpServer{parked: map[tcp.SockID][]ipc.Message{}, owner: map[tcp.SockID]ipc.Endpoint{}}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
 	addr := fs.String("addr", "198.18.0.2", "the host's address")
@@ -58,6 +60,9 @@ func newTCP(s *Server) (Handler, error) {
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
 	t.stats.update(time.Now(), t.st, true)
+	if err := t.initExposed(s); err != nil {
+		return nil, err
+	}
 	go t.dumpOnSignal(s)
 	return t, nil
 }
@@ -77,6 +82,7 @@ func (t *tcpServer) dumpOnSignal(s *Server) {
 
 func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 	now := time.Now()
+	t.x.awake.State().Store(1)
 	if t.dump.Swap(false) {
 		for _, c := range t.st.Conns() {
 			s.Log.Printf("conn %v", c)
@@ -92,6 +98,11 @@ func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 	case ipc.Alarm:
 		t.alarmAt = time.Time{}
 		t.st.Tick(now)
+	case ipc.Doorbell:
+		t.x.bells.Inc()
+		if x := t.x.socks[tcp.SockID(m.Arg[0])]; x != nil && x.owner == m.Src {
+			t.pump(s, now, x)
+		}
 	default:
 		return nil
 	}
@@ -101,6 +112,7 @@ func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 // after sends what the engine made, retries the calls waiting on sockets
 // that changed, and sets the kernel alarm for the engine's next timer.
 func (t *tcpServer) after(s *Server, now time.Time) error {
+	t.scanBells(s, now)
 	for i := 0; i < 4; i++ { // a retried call can wake others; a few rounds settle it
 		t.flush(s)
 		w := t.st.Wakeups()
@@ -108,6 +120,9 @@ func (t *tcpServer) after(s *Server, now time.Time) error {
 			break
 		}
 		for _, id := range w {
+			if x := t.x.socks[id]; x != nil {
+				t.pump(s, now, x)
+			}
 			if err := t.retry(s, now, id); err != nil {
 				return err
 			}
@@ -223,19 +238,47 @@ var tcpOpts = map[[2]uint64]tcp.Option{
 func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 	id := tcp.SockID(m.Arg[0])
 	st := t.st
-	switch ipc.SocketOp(m.Flags) {
+	op := ipc.SocketOp(m.Flags)
+	if direct(s, m) && op != ipc.OpOpen && op != ipc.OpDropIdle && t.owner[id] != m.Src {
+		// An application calling the server itself may only name its own
+		// sockets.
+		return tcpReply(s, m, 0, tcp.ErrBadSocket)
+	}
+	switch op {
 	case ipc.OpOpen:
 		if m.Arg[0] != unix.SOCK_STREAM {
 			return tcpReply(s, m, 0, tcp.ErrInvalid)
 		}
-		return tcpReply(s, m, int64(st.Open()), nil)
+		nid := st.Open()
+		if !direct(s, m) {
+			return tcpReply(s, m, int64(nid), nil)
+		}
+		t.owner[nid] = m.Src
+		if m.Arg[4] != ipc.OpenExposed {
+			return tcpReply(s, m, int64(nid), nil)
+		}
+		x, err := t.expose(s, nid, m.Src, m.Arg[3])
+		if err != nil {
+			s.Log.Printf("expose: %v", err)
+			st.Close(now, nid)
+			delete(t.owner, nid)
+			return tcpReply(s, m, 0, tcp.ErrNoBuffers)
+		}
+		x.reg.State().Store(t.stateWord(x))
+		return tcpReply(s, m, int64(nid), nil, x.regionID)
+	case ipc.OpDropIdle:
+		t.dropIdle(m.Src)
+		return tcpReply(s, m, 0, nil)
 	case ipc.OpBind:
 		return tcpReply(s, m, 0, st.Bind(id, addrPort(m)))
 	case ipc.OpListen:
-		return tcpReply(s, m, 0, st.Listen(id, int(int32(m.Arg[4]))))
+		err := st.Listen(id, int(int32(m.Arg[4])))
+		t.publish(id)
+		return tcpReply(s, m, 0, err)
 	case ipc.OpConnect:
 		if m.Arg[3] == 0 { // a new call, not a retry
 			err := st.Connect(now, id, addrPort(m))
+			t.publish(id)
 			if !errors.Is(err, tcp.ErrInProgress) || nonblocking(m) {
 				return tcpReply(s, m, 0, err)
 			}
@@ -261,6 +304,9 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 		}
 		if err != nil {
 			return tcpReply(s, m, 0, err)
+		}
+		if direct(s, m) {
+			t.owner[nid] = m.Src
 		}
 		return tcpReply(s, m, int64(nid), nil, Addr4(from.Addr()), uint64(from.Port()))
 	case ipc.OpSendTo:
@@ -288,6 +334,11 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 			tcpReply(s, &p, 0, tcp.ErrBadSocket)
 		}
 		delete(t.parked, id)
+		if x := t.x.socks[id]; x != nil {
+			t.closeExposed(now, x)
+			return tcpReply(s, m, 0, nil)
+		}
+		delete(t.owner, id)
 		return tcpReply(s, m, 0, st.Close(now, id))
 	case ipc.OpPoll:
 		r, err := st.Ready(id)

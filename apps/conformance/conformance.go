@@ -19,14 +19,16 @@ import (
 func init() { servers.Register("socktest", start) }
 
 type app struct {
-	out string
-	env socktest.Env
+	out     string
+	backend string
+	env     socktest.Env
 }
 
 func start(s *servers.Server) (servers.Handler, error) {
 	a := &app{}
 	fs := flag.NewFlagSet("socktest", flag.ContinueOnError)
 	fs.StringVar(&a.out, "out", "", "where to write the results (JSON: case name to failure, \"\" when it passed)")
+	fs.StringVar(&a.backend, "backend", "message", "the socket library's backend: message or exposed")
 	addr := fs.String("addr", "127.0.0.1", "the host's address the sockets use")
 	port := fs.Uint("closed-port", 9, "a port nothing listens on, for UDP and TCP")
 	if err := fs.Parse(s.Opts.Args); err != nil {
@@ -44,7 +46,7 @@ func (a *app) Handle(*servers.Server, *ipc.Message) error { return nil }
 
 // Run runs the suite, writes the results, then serves until shut down.
 func (a *app) Run(s *servers.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	api, err := socket.Open(socket.Config{Backend: a.backend, Conn: s})
 	if err != nil {
 		return err
 	}

@@ -149,8 +149,12 @@ func Select(api API, read, write FDSet, timeout time.Duration) (int, error) {
 type Config struct {
 	// Backend is "linux", "message" or "exposed".
 	Backend string
-	// Conn is the process's way to the stack, for the message backend.
+	// Conn is the process's way to the stack, for the message and exposed
+	// backends.
 	Conn Conn
+	// TCP names the tcp server the exposed backend maps sockets with
+	// (default "tcp").
+	TCP string
 }
 
 // Open returns the backend the configuration names.
@@ -163,7 +167,17 @@ func Open(c Config) (API, error) {
 			return nil, fmt.Errorf("socket: the message backend runs in a newtsim process (Config.Conn is nil)")
 		}
 		return NewMessage(c.Conn), nil
+	case "exposed":
+		x, ok := c.Conn.(XConn)
+		if !ok {
+			return nil, fmt.Errorf("socket: the exposed backend runs in a newtsim process (Config.Conn is not an XConn)")
+		}
+		tcp := c.TCP
+		if tcp == "" {
+			tcp = "tcp"
+		}
+		return NewExposed(x, tcp)
 	default:
-		return nil, fmt.Errorf("socket: backend %q is not built yet (have: linux, message)", c.Backend)
+		return nil, fmt.Errorf("socket: no backend %q (have: linux, message, exposed)", c.Backend)
 	}
 }

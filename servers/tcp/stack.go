@@ -694,6 +694,24 @@ func (s *Stack) Close(now time.Time, id SockID) error {
 	return nil
 }
 
+// Abort closes the socket with a RST, as Close does when unread data is
+// left (an exposed socket's unread data is in the application's ring, out
+// of the engine's sight).
+func (s *Stack) Abort(now time.Time, id SockID) error {
+	c, err := s.get(id)
+	if err != nil {
+		return err
+	}
+	if c.state == Listen || c.state == Closed || c.state == SynSent {
+		return s.Close(now, id)
+	}
+	delete(s.socks, id)
+	c.id = 0
+	c.sendReset(now)
+	s.release(c)
+	return nil
+}
+
 // closeListener resets every connection waiting on a listener.
 func (s *Stack) closeListener(now time.Time, l *tcb) {
 	for _, c := range l.acceptQ {
@@ -752,6 +770,14 @@ func (s *Stack) RemoteAddr(id SockID) (netip.AddrPort, error) {
 		return netip.AddrPort{}, ErrNotConnected
 	}
 	return c.remote, nil
+}
+
+// PendingError returns the socket's pending error without clearing it.
+func (s *Stack) PendingError(id SockID) error {
+	if c, ok := s.socks[id]; ok {
+		return c.err
+	}
+	return ErrBadSocket
 }
 
 // TakeError returns and clears the socket's pending error (SO_ERROR).

@@ -1,0 +1,657 @@
+package socket
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/sockbuf"
+)
+
+// XConn is what the `exposed` backend needs of its process beyond Conn:
+// calls and one-way messages to the transport server itself, a way to wait
+// for a wake-up, and the run's id (to find the regions' files). A newtsim
+// server process (servers.Server) is one.
+type XConn interface {
+	Conn
+	CallTo(peer string, m *ipc.Message) (ipc.Message, error)
+	Notify(peer string, m *ipc.Message) error
+	WaitWake(timeout time.Duration) error
+	RunID() string
+}
+
+// Exposed is the `exposed` backend (docs/EXPOSED.md): a TCP socket's
+// buffers are a region of shared memory the application maps with the tcp
+// server, so send, recv, accept, poll and select run in user space, with
+// no message and no system call, until there is something to wait for.
+// Set-up calls (socket, bind, listen, connect, options, getsockname) are
+// messages straight to the tcp server. UDP sockets go the `message` way.
+type Exposed struct {
+	*Message
+	c         XConn
+	tcp       string
+	awake     *atomic.Uint64 // the tcp server's awake word
+	awakeR    *sockbuf.Region
+	socks     map[FD]*xfd
+	next      FD
+	idle      map[uint64]*sockbuf.Region // regions of closed sockets, still mapped
+	Doorbells uint64                     // Doorbell messages sent (the server was asleep)
+}
+
+// xfd is an exposed socket.
+type xfd struct {
+	id       uint64 // the tcp server's socket
+	regionID uint64
+	reg      *sockbuf.Region
+	nonblock bool
+	tx       sockbuf.Alloc
+	txTail   uint64
+	rxOff    uint32 // bytes of the first receive descriptor already read
+	eof      bool
+	err      error // a receive error not yet returned
+	errTaken bool  // SO_ERROR read the connect failure
+	wrShut   bool
+	listen   bool
+}
+
+var _ API = (*Exposed)(nil)
+
+// exposedFD is where exposed descriptors start, apart from syscall's.
+const exposedFD = 1 << 20
+
+// NewExposed returns the exposed backend over c, whose TCP sockets live in
+// the tcp server called tcp.
+func NewExposed(c XConn, tcp string) (*Exposed, error) {
+	r, err := sockbuf.Open(sockbuf.AwakePath(c.RunID(), tcp))
+	if err != nil {
+		return nil, fmt.Errorf("socket: exposed: the %s server's awake word: %w", tcp, err)
+	}
+	return &Exposed{Message: NewMessage(c), c: c, tcp: tcp, awakeR: r, awake: r.State(),
+		socks: map[FD]*xfd{}, next: exposedFD, idle: map[uint64]*sockbuf.Region{}}, nil
+}
+
+// direct makes a socket call to the tcp server itself.
+func (k *Exposed) direct(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
+	m := ipc.Message{Type: ipc.Socket, Flags: uint16(op)}
+	copy(m.Arg[:], args)
+	r, err := k.c.CallTo(k.tcp, &m)
+	if err != nil {
+		return r, err
+	}
+	if res := int64(r.Arg[0]); res < 0 {
+		return r, unix.Errno(-res)
+	}
+	return r, nil
+}
+
+// mapRegion maps a region the server named: a cached one, or the file,
+// which is unlinked once mapped so that nobody else can open it.
+func (k *Exposed) mapRegion(id uint64) (*sockbuf.Region, error) {
+	if r, ok := k.idle[id]; ok {
+		delete(k.idle, id)
+		return r, nil
+	}
+	p := sockbuf.RegionPath(k.c.RunID(), k.tcp, id)
+	r, err := sockbuf.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(p)
+	return r, nil
+}
+
+func (k *Exposed) add(id, regionID uint64, r *sockbuf.Region) FD {
+	fd := k.next
+	k.next++
+	k.socks[fd] = &xfd{id: id, regionID: regionID, reg: r}
+	return fd
+}
+
+// Socket opens a socket: a TCP one is exposed.
+func (k *Exposed) Socket(domain, typ, proto int) (FD, error) {
+	if domain != AF_INET {
+		return -1, unix.EAFNOSUPPORT
+	}
+	if typ != SOCK_STREAM {
+		return k.Message.Socket(domain, typ, proto)
+	}
+	var offer uint64
+	for id := range k.idle {
+		offer = id
+		break
+	}
+	r, err := k.direct(ipc.OpOpen, uint64(typ), 0, 0, offer, ipc.OpenExposed)
+	if err != nil {
+		return -1, err
+	}
+	reg, err := k.mapRegion(r.Arg[1])
+	if err != nil {
+		k.direct(ipc.OpClose, r.Arg[0])
+		return -1, unix.ENOMEM
+	}
+	return k.add(r.Arg[0], r.Arg[1], reg), nil
+}
+
+func (k *Exposed) get(fd FD) *xfd { return k.socks[fd] }
+
+// Bind names the socket.
+func (k *Exposed) Bind(fd FD, a netip.AddrPort) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Bind(fd, a)
+	}
+	ip, port, err := packAddr(a)
+	if err != nil {
+		return err
+	}
+	_, err = k.direct(ipc.OpBind, x.id, ip, port)
+	return err
+}
+
+// Listen makes the socket passive.
+func (k *Exposed) Listen(fd FD, backlog int) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Listen(fd, backlog)
+	}
+	_, err := k.direct(ipc.OpListen, x.id, 0, 0, 0, uint64(uint32(int32(backlog))))
+	if err == nil {
+		x.listen = true
+		k.ring(x) // the server publishes the listening state and starts accepting
+	}
+	return err
+}
+
+// Connect opens the connection (a message; the handshake is the server's).
+func (k *Exposed) Connect(fd FD, a netip.AddrPort) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Connect(fd, a)
+	}
+	ip, port, err := packAddr(a)
+	if err != nil {
+		return err
+	}
+	var flags uint64
+	if x.nonblock {
+		flags = MSG_DONTWAIT
+	}
+	_, err = k.direct(ipc.OpConnect, x.id, ip, port, 0, flags)
+	return err
+}
+
+// ring tells the server there is work: the doorbell in memory, and a
+// message only when the server is asleep.
+func (k *Exposed) ring(x *xfd) {
+	x.reg.Doorbell().Add(1)
+	if k.awake.Load() == 0 {
+		k.Doorbells++
+		k.c.Notify(k.tcp, &ipc.Message{Type: ipc.Doorbell, Arg: [ipc.NumArgs]uint64{x.id}})
+	}
+}
+
+// Accept takes a connection from the listener's ring.
+func (k *Exposed) Accept(fd FD) (FD, netip.AddrPort, error) {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Accept(fd)
+	}
+	for {
+		if !x.listen {
+			return -1, netip.AddrPort{}, unix.EINVAL
+		}
+		var d sockbuf.Desc
+		ok, err := x.reg.RX().Peek(&d)
+		if err != nil {
+			return -1, netip.AddrPort{}, unix.EIO
+		}
+		if ok && d.Kind == sockbuf.KindAccept {
+			x.reg.RX().Pop()
+			reg, err := k.mapRegion(d.B)
+			if err != nil {
+				k.direct(ipc.OpClose, d.A)
+				return -1, netip.AddrPort{}, unix.ECONNABORTED
+			}
+			nfd := k.add(d.A, d.B, reg)
+			return nfd, unpackAddr(uint64(d.Off), uint64(d.Aux)), nil
+		}
+		if ok { // not an accept: skip it
+			x.reg.RX().Pop()
+			continue
+		}
+		if x.nonblock {
+			return -1, netip.AddrPort{}, unix.EAGAIN
+		}
+		if err := k.waitFor(fd, POLLIN); err != nil {
+			return -1, netip.AddrPort{}, err
+		}
+	}
+}
+
+// waitFor blocks until fd is ready for events.
+func (k *Exposed) waitFor(fd FD, events int16) error {
+	p := []PollFD{{FD: fd, Events: events}}
+	_, err := k.Poll(p, -1)
+	return err
+}
+
+// Send sends on a connected socket.
+func (k *Exposed) Send(fd FD, b []byte, flags int) (int, error) {
+	return k.SendTo(fd, b, flags, netip.AddrPort{})
+}
+
+// SendTo copies b into the send area, a descriptor per piece, and rings
+// the doorbell; with no room it returns what it took, EAGAIN, or waits.
+func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.SendTo(fd, b, flags, to)
+	}
+	nonblock := x.nonblock || flags&MSG_DONTWAIT != 0
+	total := 0
+	for {
+		st := x.reg.State().Load()
+		switch {
+		case st&sockbuf.StFailed != 0 && !x.errTaken:
+			x.errTaken = true
+			return -1, unix.Errno(st >> 32)
+		case x.wrShut || st&sockbuf.StSendShut != 0 || st&sockbuf.StFailed != 0:
+			return -1, unix.EPIPE
+		case st&sockbuf.StConnecting != 0:
+			if nonblock {
+				return -1, unix.EAGAIN
+			}
+			if err := k.waitFor(fd, POLLOUT); err != nil {
+				return -1, err
+			}
+			continue
+		case st&sockbuf.StConnected == 0:
+			return -1, unix.EPIPE
+		}
+		tx := x.reg.TX()
+		if t := tx.Tail().Load(); t > x.txTail {
+			x.tx.Consumed(int(t - x.txTail))
+			x.txTail = t
+		}
+		for total < len(b) && tx.Free() > 0 {
+			off, n, ok := x.tx.Take(len(b) - total)
+			if !ok {
+				break
+			}
+			copy(x.reg.TXArea()[off:int(off)+n], b[total:total+n])
+			tx.Put(&sockbuf.Desc{Kind: sockbuf.KindData, Off: off, Len: uint32(n)})
+			x.tx.Posted(n)
+			total += n
+		}
+		if total > 0 {
+			k.ring(x)
+		}
+		if total == len(b) || (total > 0 && nonblock) {
+			return total, nil
+		}
+		if nonblock {
+			return -1, unix.EAGAIN
+		}
+		if err := k.waitFor(fd, POLLOUT); err != nil {
+			return total, err
+		}
+	}
+}
+
+// Recv receives on a socket.
+func (k *Exposed) Recv(fd FD, b []byte, flags int) (int, error) {
+	n, _, err := k.RecvFrom(fd, b, flags)
+	return n, err
+}
+
+// RecvFrom reads received data from the ring: EAGAIN, with no message and
+// no system call, when there is none.
+func (k *Exposed) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, error) {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.RecvFrom(fd, b, flags)
+	}
+	for {
+		n, err := k.take(x, b, flags&MSG_PEEK != 0)
+		if err != unix.EAGAIN || x.nonblock || flags&MSG_DONTWAIT != 0 {
+			return n, netip.AddrPort{}, err
+		}
+		if err := k.waitFor(fd, POLLIN); err != nil {
+			return -1, netip.AddrPort{}, err
+		}
+	}
+}
+
+// take copies what the receive ring holds into b.
+func (k *Exposed) take(x *xfd, b []byte, peek bool) (int, error) {
+	rx := x.reg.RX()
+	n := 0
+	popped := false
+	var d sockbuf.Desc
+	for n < len(b) || len(b) == 0 {
+		if x.err != nil || x.eof {
+			break
+		}
+		ok, err := rx.Peek(&d)
+		if err != nil {
+			return -1, unix.EIO
+		}
+		if !ok {
+			break
+		}
+		switch d.Kind {
+		case sockbuf.KindData:
+			if d.Check() != nil || x.rxOff >= d.Len {
+				return -1, unix.EIO
+			}
+			if peek && n > 0 {
+				goto done // peek looks at one piece
+			}
+			c := copy(b[n:], x.reg.RXArea()[d.Off+x.rxOff:d.Off+d.Len])
+			n += c
+			if peek {
+				goto done
+			}
+			x.rxOff += uint32(c)
+			if x.rxOff == d.Len {
+				rx.Pop()
+				x.rxOff = 0
+				popped = true
+			}
+		case sockbuf.KindEOF:
+			if n > 0 {
+				goto done
+			}
+			rx.Pop()
+			x.eof = true
+			popped = true
+		case sockbuf.KindError:
+			if n > 0 {
+				goto done
+			}
+			rx.Pop()
+			x.err = unix.Errno(d.Aux)
+			popped = true
+		default:
+			rx.Pop()
+		}
+		if len(b) == 0 {
+			break
+		}
+	}
+done:
+	if popped && x.reg.RXStalled().Load() != 0 && x.reg.RXStalled().Swap(0) != 0 {
+		k.ring(x) // the server waits for room to give us more
+	}
+	if n > 0 {
+		return n, nil
+	}
+	if x.err != nil {
+		err := x.err
+		x.err = nil
+		x.eof = true // as Linux: the error once, then end of file
+		return -1, err
+	}
+	st := x.reg.State().Load()
+	switch {
+	case x.eof:
+		return 0, nil
+	case x.listen || st&(sockbuf.StConnected|sockbuf.StConnecting|sockbuf.StFailed) == 0:
+		return -1, unix.ENOTCONN
+	case st&sockbuf.StFailed != 0 && st&sockbuf.StConnected == 0:
+		return 0, nil // a failed connect reads as end of file
+	}
+	return -1, unix.EAGAIN
+}
+
+// Writev sends the buffers as one stream write.
+func (k *Exposed) Writev(fd FD, bufs [][]byte) (int, error) {
+	if k.get(fd) == nil {
+		return k.Message.Writev(fd, bufs)
+	}
+	var all []byte
+	for _, b := range bufs {
+		all = append(all, b...)
+	}
+	return k.Send(fd, all, 0)
+}
+
+// post puts a control descriptor in the send ring, waiting for a slot.
+func (k *Exposed) post(x *xfd, d sockbuf.Desc) error {
+	for x.reg.TX().Free() == 0 {
+		k.ring(x)
+		time.Sleep(50 * time.Microsecond)
+	}
+	if t := x.reg.TX().Tail().Load(); t > x.txTail {
+		x.tx.Consumed(int(t - x.txTail))
+		x.txTail = t
+	}
+	if _, err := x.reg.TX().Put(&d); err != nil {
+		return unix.EIO
+	}
+	x.tx.PostedOther()
+	k.ring(x)
+	return nil
+}
+
+// Shutdown shuts the connection down for receiving, sending or both.
+func (k *Exposed) Shutdown(fd FD, how int) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Shutdown(fd, how)
+	}
+	if how < SHUT_RD || how > SHUT_RDWR {
+		return unix.EINVAL
+	}
+	st := x.reg.State().Load()
+	if st&sockbuf.StConnected == 0 && !(x.listen && how != SHUT_WR) {
+		return unix.ENOTCONN
+	}
+	if how != SHUT_RD {
+		x.wrShut = true
+	}
+	if how != SHUT_WR && !x.listen {
+		x.eof = true
+	}
+	return k.post(x, sockbuf.Desc{Kind: sockbuf.KindShutdown, Aux: uint32(how)})
+}
+
+// maxIdle is how many closed sockets' regions stay mapped for reuse; past
+// it, all of them are unmapped together.
+const maxIdle = 64
+
+// Close posts a close after any data still to send, and keeps the region
+// mapped for the next socket.
+func (k *Exposed) Close(fd FD) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.Close(fd)
+	}
+	delete(k.socks, fd)
+	var unread uint32
+	if x.reg.RX().Len() > 0 && !x.listen {
+		var d sockbuf.Desc
+		if ok, _ := x.reg.RX().Peek(&d); ok && d.Kind == sockbuf.KindData {
+			unread = 1 // Linux resets a connection closed with data unread
+		}
+	}
+	if err := k.post(x, sockbuf.Desc{Kind: sockbuf.KindClose, Aux: unread}); err != nil {
+		k.direct(ipc.OpClose, x.id)
+	}
+	k.idle[x.regionID] = x.reg
+	if len(k.idle) > maxIdle {
+		for id, r := range k.idle {
+			r.Close()
+			delete(k.idle, id)
+		}
+		k.direct(ipc.OpDropIdle)
+	}
+	return nil
+}
+
+// SetNonblock sets or clears non-blocking mode, kept in the library.
+func (k *Exposed) SetNonblock(fd FD, nonblocking bool) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.SetNonblock(fd, nonblocking)
+	}
+	x.nonblock = nonblocking
+	return nil
+}
+
+// SetsockoptInt sets an option (a message to the server).
+func (k *Exposed) SetsockoptInt(fd FD, level, opt, value int) error {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.SetsockoptInt(fd, level, opt, value)
+	}
+	_, err := k.direct(ipc.OpSetOpt, x.id, uint64(level), uint64(opt), 0, uint64(value))
+	return err
+}
+
+// GetsockoptInt reads an option; SO_ERROR comes from the state word.
+func (k *Exposed) GetsockoptInt(fd FD, level, opt int) (int, error) {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.GetsockoptInt(fd, level, opt)
+	}
+	if level == SOL_SOCKET && opt == SO_ERROR {
+		st := x.reg.State().Load()
+		if st&sockbuf.StFailed != 0 && !x.errTaken {
+			x.errTaken = true
+			return int(st >> 32), nil
+		}
+		return 0, nil
+	}
+	r, err := k.direct(ipc.OpGetOpt, x.id, uint64(level), uint64(opt))
+	if err != nil {
+		return 0, err
+	}
+	return int(int64(r.Arg[0])), nil
+}
+
+// LocalAddr returns the socket's address.
+func (k *Exposed) LocalAddr(fd FD) (netip.AddrPort, error) {
+	x := k.get(fd)
+	if x == nil {
+		return k.Message.LocalAddr(fd)
+	}
+	r, err := k.direct(ipc.OpLocalAddr, x.id)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return unpackAddr(r.Arg[1], r.Arg[2]), nil
+}
+
+// ready computes an exposed socket's poll bits from its region.
+func (k *Exposed) ready(x *xfd, events int16) int16 {
+	var r int16
+	st := x.reg.State().Load()
+	rxq := x.reg.RX().Len() > 0
+	if x.listen {
+		if rxq {
+			r |= POLLIN
+		}
+		return r & (events | POLLERR | POLLHUP)
+	}
+	if rxq || x.eof || x.err != nil {
+		r |= POLLIN
+	}
+	var d sockbuf.Desc
+	if ok, _ := x.reg.RX().Peek(&d); (ok && d.Kind == sockbuf.KindError) || x.err != nil {
+		r |= POLLERR // an error waits to be read, as Linux's sk_err
+	}
+	if st&sockbuf.StConnected != 0 && st&sockbuf.StSendShut == 0 && !x.wrShut {
+		if x.reg.TX().Free() > 0 && x.txRoom() >= sockbuf.AreaSize/4 {
+			r |= POLLOUT
+		}
+	} else if st&sockbuf.StConnecting == 0 {
+		r |= POLLOUT // send would not wait: it fails at once
+	}
+	if st&sockbuf.StFailed != 0 && !x.errTaken {
+		r |= POLLERR
+	}
+	if st&sockbuf.StHangUp != 0 {
+		r |= POLLHUP
+	}
+	return r & (events | POLLERR | POLLHUP)
+}
+
+// txRoom is the free space of the send area.
+func (x *xfd) txRoom() int {
+	if t := x.reg.TX().Tail().Load(); t > x.txTail {
+		x.tx.Consumed(int(t - x.txTail))
+		x.txTail = t
+	}
+	_, n, _ := x.tx.Take(sockbuf.AreaSize)
+	return n
+}
+
+// Poll scans the exposed sockets in memory (and asks the server about
+// others); when nothing is ready it asks the tcp server for a wake-up and
+// waits for it, or for the timeout.
+func (k *Exposed) Poll(fds []PollFD, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	others := false
+	for i := range fds {
+		if k.get(fds[i].FD) == nil {
+			others = true
+		}
+	}
+	for armed := false; ; {
+		n := 0
+		for i := range fds {
+			x := k.get(fds[i].FD)
+			if x == nil {
+				if _, err := k.Message.Poll(fds[i:i+1], 0); err != nil {
+					return -1, err
+				}
+			} else {
+				fds[i].Revents = k.ready(x, fds[i].Events)
+			}
+			if fds[i].Revents != 0 {
+				n++
+			}
+		}
+		if n > 0 || timeout == 0 {
+			if armed {
+				for i := range fds {
+					if x := k.get(fds[i].FD); x != nil {
+						x.reg.AppWaiting().Store(0)
+					}
+				}
+			}
+			return n, nil
+		}
+		wait := time.Duration(-1)
+		if timeout > 0 {
+			wait = time.Until(deadline)
+			if wait <= 0 {
+				return 0, nil
+			}
+		}
+		if !armed {
+			// Ask for a wake-up, then look once more: what the server did
+			// before it saw the flag is seen now.
+			for i := range fds {
+				if x := k.get(fds[i].FD); x != nil {
+					x.reg.AppWaiting().Store(1)
+				}
+			}
+			armed = true
+			continue
+		}
+		if others && (wait < 0 || wait > pollEvery) {
+			wait = pollEvery
+		}
+		if err := k.c.WaitWake(wait); err != nil {
+			return -1, err
+		}
+		armed = false
+	}
+}

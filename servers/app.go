@@ -1,0 +1,101 @@
+package servers
+
+import (
+	"os"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+)
+
+// What an application process's socket library needs beyond Call (see
+// package apps/socket): calls to a named server, one-way messages, and
+// waiting for a wake-up.
+
+// CallTo sends a socket call to the named peer and waits for its reply,
+// handling what else arrives meanwhile as Call does.
+func (s *Server) CallTo(peer string, m *ipc.Message) (ipc.Message, error) {
+	s.callSeq++
+	m.Seq = s.callSeq
+	if err := s.SendTo(peer, m); err != nil {
+		return ipc.Message{}, err
+	}
+	return s.awaitReply(m.Seq)
+}
+
+// Notify sends m to the named peer and does not wait.
+func (s *Server) Notify(peer string, m *ipc.Message) error { return s.SendTo(peer, m) }
+
+// RunID is the run the process belongs to.
+func (s *Server) RunID() string { return s.Opts.Run }
+
+// WaitWake waits until a Wake message arrives or the timeout passes (a
+// negative timeout waits for ever). A timeout is a kernel alarm.
+func (s *Server) WaitWake(timeout time.Duration) error {
+	if timeout == 0 {
+		return nil
+	}
+	s.alarmCookie++
+	cookie := s.alarmCookie
+	if timeout > 0 {
+		if err := s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm,
+			Arg: [ipc.NumArgs]uint64{uint64(max(timeout, time.Microsecond)), cookie}}); err != nil {
+			return err
+		}
+	}
+	var r ipc.Message
+	for {
+		if err := s.recv(&r); err != nil {
+			return err
+		}
+		switch r.Type {
+		case ipc.Wake:
+			if timeout > 0 {
+				s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm}) // cancel
+			}
+			return nil
+		case ipc.Alarm:
+			if r.Arg[0] == cookie {
+				return nil
+			}
+		default:
+			s.background(&r)
+		}
+	}
+}
+
+// awaitReply receives until the reply with seq arrives.
+func (s *Server) awaitReply(seq uint32) (ipc.Message, error) {
+	var r ipc.Message
+	for {
+		if err := s.recv(&r); err != nil {
+			return r, err
+		}
+		if r.Type == ipc.SocketReply && r.Seq == seq {
+			return r, nil
+		}
+		s.background(&r)
+	}
+}
+
+// background handles what an application receives while it waits for
+// something else: buffers coming back, pings, shutdown, restarted peers.
+func (s *Server) background(r *ipc.Message) {
+	switch r.Type {
+	case ipc.BufFree:
+		if err := s.Release(pool.Ref(r.Arg[0])); err != nil {
+			s.badRefs.WithLabelValues(r.Type.String()).Inc()
+		}
+	case ipc.Ping:
+		p := *r
+		p.Type = ipc.Pong
+		s.Reply(r, &p)
+	case ipc.Shutdown:
+		os.Exit(0)
+	case ipc.EndpointUpdate:
+		slot, ep := int(r.Arg[0]), ipc.Endpoint(r.Arg[1])
+		if n := s.PeerName(slot); n != "" && ep.Slot() == slot {
+			s.peers[n] = ep
+		}
+	}
+}

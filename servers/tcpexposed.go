@@ -1,0 +1,371 @@
+package servers
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/servers/tcp"
+	"github.com/newtsim/newtsim/sim/metrics"
+)
+
+// Exposed sockets (docs/EXPOSED.md): the tcp server keeps each one's
+// buffers in a region the application maps too (package ipc/sockbuf). It
+// moves data between the engine and the region's rings when the engine
+// says the socket changed, when the application rings the doorbell, and,
+// while it is awake anyway, whenever a doorbell moved. Before it sleeps it
+// clears its awake word and looks once more, so an application that sees
+// the word clear sends a Doorbell message and no work is ever missed.
+
+// maxIdleRegions bounds the regions of closed sockets kept for reuse per
+// application.
+const maxIdleRegions = 64
+
+// xsock is an exposed socket.
+type xsock struct {
+	id       tcp.SockID
+	owner    ipc.Endpoint
+	regionID uint64
+	reg      *sockbuf.Region
+	seenBell uint64
+	rxAlloc  sockbuf.Alloc
+	rxTail   uint64
+	rxDone   bool // end of file or an error posted: nothing more to receive
+	txPart   uint32
+	est      bool // the connection was established once
+	children []tcp.SockID // a listener's accepted sockets posted but not yet taken
+}
+
+// exposed is the tcp server's exposed-socket state.
+type exposed struct {
+	socks   map[tcp.SockID]*xsock
+	idle    map[ipc.Endpoint][]*xsock // closed sockets' regions, still mapped by their application
+	nextID  uint64
+	awake   *sockbuf.Region // one word apps read: is the server awake?
+	refused *prometheus.CounterVec
+	bells   prometheus.Counter
+	wakes   prometheus.Counter
+}
+
+func (t *tcpServer) initExposed(s *Server) error {
+	t.x.socks = map[tcp.SockID]*xsock{}
+	t.x.idle = map[ipc.Endpoint][]*xsock{}
+	t.x.nextID = uint64(time.Now().UnixNano()) << 16
+	p := sockbuf.AwakePath(s.Opts.Run, s.Opts.Name)
+	os.Remove(p)
+	r, err := sockbuf.Create(p)
+	if err != nil {
+		return fmt.Errorf("tcp: awake word: %w", err)
+	}
+	t.x.awake = r
+	r.State().Store(1)
+	t.x.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+		Name: "exposed_refused_total", Help: "Exposed sockets ended for what their application wrote into shared memory, by reason."}, []string{"reason"})
+	t.x.bells = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+		Name: "doorbell_messages_total", Help: "Doorbell messages from applications (posted work found the server asleep)."})
+	t.x.wakes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+		Name: "wake_messages_total", Help: "Wake-up messages sent to applications waiting in poll."})
+	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes)
+	s.Idle = t.idle
+	return nil
+}
+
+// direct reports whether a call came straight from an application rather
+// than through syscall.
+func direct(s *Server, m *ipc.Message) bool {
+	return !strings.HasPrefix(s.PeerName(m.Src.Slot()), "syscall")
+}
+
+// newRegion gives owner a region: one of its idle ones when it offers one
+// (want), else a new file.
+func (t *tcpServer) newRegion(s *Server, owner ipc.Endpoint, want uint64) (uint64, *sockbuf.Region, error) {
+	idle := t.x.idle[owner]
+	for i, x := range idle {
+		if want != 0 && x.regionID == want {
+			t.x.idle[owner] = append(idle[:i], idle[i+1:]...)
+			x.reg.Reset()
+			return x.regionID, x.reg, nil
+		}
+	}
+	t.x.nextID++
+	id := t.x.nextID
+	r, err := sockbuf.Create(sockbuf.RegionPath(s.Opts.Run, s.Opts.Name, id))
+	return id, r, err
+}
+
+// expose attaches a region to engine socket id for owner.
+func (t *tcpServer) expose(s *Server, id tcp.SockID, owner ipc.Endpoint, want uint64) (*xsock, error) {
+	rid, r, err := t.newRegion(s, owner, want)
+	if err != nil {
+		return nil, err
+	}
+	x := &xsock{id: id, owner: owner, regionID: rid, reg: r}
+	t.x.socks[id] = x
+	t.owner[id] = owner
+	return x, nil
+}
+
+// release detaches a socket's region, keeping it for the application's
+// next socket.
+func (t *tcpServer) release(x *xsock, keep bool) {
+	delete(t.x.socks, x.id)
+	delete(t.owner, x.id)
+	if !keep || len(t.x.idle[x.owner]) >= maxIdleRegions {
+		x.reg.Close()
+		os.Remove(x.reg.Path)
+		return
+	}
+	t.x.idle[x.owner] = append(t.x.idle[x.owner], x)
+}
+
+// dropIdle forgets every idle region of owner (it unmapped them).
+func (t *tcpServer) dropIdle(owner ipc.Endpoint) {
+	for _, x := range t.x.idle[owner] {
+		x.reg.Close()
+		os.Remove(x.reg.Path)
+	}
+	delete(t.x.idle, owner)
+}
+
+// hostile ends an exposed socket whose application wrote nonsense into
+// its region: the connection is reset, the region dropped, the reason
+// counted. Nothing else is touched.
+func (t *tcpServer) hostile(s *Server, now time.Time, x *xsock, reason string, err error) {
+	t.x.refused.WithLabelValues(reason).Inc()
+	s.Log.Printf("exposed socket %d of %s: %s: %v; closed", x.id, x.owner, reason, err)
+	x.reg.State().Store(sockbuf.StFailed | sockbuf.StHangUp | sockbuf.StSendShut | uint64(unix.EPROTO)<<32)
+	for _, c := range x.children {
+		t.st.Close(now, c)
+		if cx := t.x.socks[c]; cx != nil {
+			t.release(cx, false)
+		}
+	}
+	t.st.Close(now, x.id)
+	t.release(x, false)
+}
+
+// pump moves what it can between the engine and an exposed socket's
+// region, publishes the socket's state, and wakes its application if it
+// waits. It reports whether anything moved.
+func (t *tcpServer) pump(s *Server, now time.Time, x *xsock) bool {
+	r := x.reg
+	x.seenBell = r.Doorbell().Load()
+	changed := false
+	var d sockbuf.Desc
+	tx := r.TX()
+	for {
+		ok, err := tx.Peek(&d)
+		if err != nil {
+			t.hostile(s, now, x, "tx-ring", err)
+			return true
+		}
+		if !ok {
+			break
+		}
+		switch d.Kind {
+		case sockbuf.KindData:
+			if err := d.Check(); err != nil {
+				t.hostile(s, now, x, "tx-descriptor", err)
+				return true
+			}
+			if x.txPart >= d.Len {
+				x.txPart = 0
+			}
+			n, err := t.st.Send(now, x.id, r.TXArea()[d.Off+x.txPart:d.Off+d.Len])
+			x.txPart += uint32(n)
+			if errors.Is(err, tcp.ErrWouldBlock) || (err == nil && x.txPart < d.Len) {
+				goto rx // the engine's buffer is full: on when it drains
+			}
+			tx.Pop() // sent, or the connection failed (its state says so)
+			x.txPart = 0
+			changed = true
+		case sockbuf.KindShutdown:
+			how := d.Aux
+			if how <= unix.SHUT_RDWR {
+				t.st.Shutdown(now, x.id, how != unix.SHUT_WR, how != unix.SHUT_RD)
+			}
+			tx.Pop()
+			changed = true
+		case sockbuf.KindClose:
+			tx.Pop()
+			if d.Aux != 0 { // the application left data unread: reset, as Linux
+				t.st.Abort(now, x.id)
+			}
+			t.closeExposed(now, x)
+			return true
+		default:
+			t.hostile(s, now, x, "tx-kind", fmt.Errorf("descriptor kind %d", d.Kind))
+			return true
+		}
+	}
+rx:
+	rx := r.RX()
+	tail := rx.Tail().Load()
+	if tail < x.rxTail || tail > rx.Head().Load() {
+		t.hostile(s, now, x, "rx-tail", sockbuf.ErrCorrupt)
+		return true
+	}
+	if k := int(tail - x.rxTail); k > 0 {
+		x.rxAlloc.Consumed(k)
+		if len(x.children) > 0 {
+			x.children = x.children[min(k, len(x.children)):]
+		}
+		x.rxTail = tail
+	}
+	state, _ := t.st.State(x.id)
+	x.est = x.est || state >= tcp.Established
+	switch {
+	case state == tcp.Listen:
+		for rx.Free() > 0 {
+			nid, from, err := t.st.Accept(x.id)
+			if err != nil {
+				break
+			}
+			c, err := t.expose(s, nid, x.owner, 0)
+			if err != nil {
+				s.Log.Printf("exposed accept: %v", err)
+				t.st.Close(now, nid)
+				break
+			}
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindAccept, A: uint64(nid), B: c.regionID,
+				Off: uint32(Addr4(from.Addr())), Aux: uint32(from.Port())})
+			x.rxAlloc.PostedOther()
+			x.children = append(x.children, nid)
+			changed = true
+			t.pump(s, now, c)
+		}
+	case state >= tcp.Established || (state == tcp.Closed && x.est):
+		changed = t.receive(now, x) || changed
+	}
+	if w := t.stateWord(x); w != r.State().Load() {
+		r.State().Store(w)
+		changed = true
+	}
+	if changed && r.AppWaiting().Load() != 0 && r.AppWaiting().Swap(0) != 0 {
+		t.x.wakes.Inc()
+		s.Send(&ipc.Message{Dst: x.owner, Type: ipc.Wake, Arg: [ipc.NumArgs]uint64{uint64(x.id)}})
+	}
+	return changed
+}
+
+// receive moves received data, then end of file or an error, into the
+// receive ring.
+func (t *tcpServer) receive(now time.Time, x *xsock) bool {
+	r, rx := x.reg, x.reg.RX()
+	changed := false
+	for !x.rxDone && rx.Free() > 1 { // one slot stays for end of file or an error
+		off, k, ok := x.rxAlloc.Take(16 << 10)
+		if !ok {
+			break
+		}
+		n, err := t.st.Recv(now, x.id, r.RXArea()[off:int(off)+k], false)
+		switch {
+		case n > 0:
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindData, Off: off, Len: uint32(n)})
+			x.rxAlloc.Posted(n)
+			changed = true
+			continue
+		case errors.Is(err, tcp.ErrWouldBlock):
+			return changed
+		case err == nil:
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindEOF})
+		default:
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindError, Aux: uint32(tcpErrno(err))})
+		}
+		x.rxAlloc.PostedOther()
+		x.rxDone = true
+		return true
+	}
+	if !x.rxDone {
+		r.RXStalled().Store(1) // no room: a doorbell when the application reads
+	}
+	return changed
+}
+
+// publish writes an exposed socket's state word now, before the reply to
+// the call that changed it.
+func (t *tcpServer) publish(id tcp.SockID) {
+	if x := t.x.socks[id]; x != nil {
+		x.reg.State().Store(t.stateWord(x))
+	}
+}
+
+// stateWord is what the application reads of the socket's state.
+func (t *tcpServer) stateWord(x *xsock) uint64 {
+	state, err := t.st.State(x.id)
+	if err != nil {
+		return sockbuf.StHangUp | sockbuf.StSendShut
+	}
+	ready, _ := t.st.Ready(x.id)
+	var w uint64
+	switch state {
+	case tcp.SynSent, tcp.SynReceived:
+		w |= sockbuf.StConnecting
+	case tcp.Listen:
+		w |= sockbuf.StListening
+	case tcp.Established, tcp.CloseWait:
+		w |= sockbuf.StConnected
+	case tcp.FinWait1, tcp.FinWait2, tcp.Closing, tcp.LastAck, tcp.TimeWait:
+		w |= sockbuf.StConnected | sockbuf.StSendShut
+	}
+	if ready&tcp.ReadyHup != 0 {
+		w |= sockbuf.StHangUp
+	}
+	if ready&tcp.ReadyOut != 0 && state != tcp.Established && state != tcp.CloseWait {
+		w |= sockbuf.StSendShut // writable only in the sense that send fails at once
+	}
+	if e := t.st.PendingError(x.id); e != nil {
+		w |= sockbuf.StFailed | uint64(tcpErrno(e))<<32
+	}
+	return w
+}
+
+// closeExposed closes the engine's socket and keeps the region for the
+// application's next one; a listener's accepted sockets nobody took go
+// too.
+func (t *tcpServer) closeExposed(now time.Time, x *xsock) {
+	for _, c := range x.children {
+		t.st.Close(now, c)
+		if cx := t.x.socks[c]; cx != nil {
+			t.release(cx, false)
+		}
+	}
+	t.st.Close(now, x.id)
+	t.release(x, true)
+}
+
+// scanBells pumps every exposed socket whose doorbell moved.
+func (t *tcpServer) scanBells(s *Server, now time.Time) bool {
+	found := false
+	for _, x := range t.x.socks {
+		if x.reg.Doorbell().Load() != x.seenBell {
+			t.pump(s, now, x)
+			found = true
+		}
+	}
+	return found
+}
+
+// idle runs before the loop sleeps: the server says it is asleep, then
+// looks at the doorbells once more. Work found keeps it awake.
+func (t *tcpServer) idle(s *Server) bool {
+	if len(t.x.socks) == 0 {
+		t.x.awake.State().Store(0)
+		return false
+	}
+	t.x.awake.State().Store(0)
+	now := time.Now()
+	if !t.scanBells(s, now) {
+		return false
+	}
+	t.x.awake.State().Store(1)
+	t.after(s, now)
+	return true
+}
