@@ -13,6 +13,7 @@ import (
 
 	"github.com/newtsim/newtsim/sim/bench"
 	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // NewBenchCommand returns `newtsim bench` and its benchmarks.
@@ -21,7 +22,7 @@ func NewBenchCommand(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure newtsim beside its references and Linux, in one run",
 	}
-	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchPeerCommand())
+	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchPeerCommand())
 	return cmd
 }
 
@@ -71,10 +72,10 @@ func newBenchPeerCommand() *cobra.Command {
 			return bench.PeerMain(o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-echo-linux or udp-ping-linux")
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-*-linux or tcp-*-linux")
 	cmd.Flags().StringVar(&o.File, "file", "", "the file or address the mode uses")
 	cmd.Flags().StringVar(&o.Out, "out", "", "where the measuring side writes its result")
-	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size")
+	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size (udp modes); bytes or connections (tcp modes)")
 	return cmd
 }
 
@@ -106,6 +107,51 @@ func newBenchUDPCommand() *cobra.Command {
 	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
+	return cmd
+}
+
+func newBenchTCPCommand() *cobra.Command {
+	var jsonOut, mdOut, cpus string
+	var kernel bool
+	var o bench.TCPOptions
+	cmd := &cobra.Command{
+		Use:   "tcp",
+		Short: "TCP bulk throughput and connection set-up rate between two apps: through the multiserver stack and Linux loopback",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cs, err := parseCPUs(cpus)
+			if err != nil {
+				return err
+			}
+			if o.Bytes <= 0 || o.LinuxBytes <= 0 || o.Conns <= 0 || o.LinuxConns <= 0 || o.Reps <= 0 {
+				return fmt.Errorf("--bytes, --linux-bytes, --conns, --linux-conns and --reps must be positive")
+			}
+			o.Transports = []topology.Transport{topology.Shm}
+			if kernel {
+				o.Transports = append(o.Transports, topology.Kernel)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "bench tcp: measuring")
+			o.CPUs, o.Progress, o.Command = cs, out, "newtsim "+strings.Join(os.Args[1:], " ")
+			rep, err := bench.TCP(ctx, o)
+			if err != nil {
+				return err
+			}
+			return writeReport(out, rep, jsonOut, mdOut)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	f.StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
+	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host")
+	f.Int64Var(&o.LinuxBytes, "linux-bytes", 256<<20, "bytes per bulk transfer on Linux")
+	f.IntVar(&o.Conns, "conns", 2000, "connections timed on the simulated host")
+	f.IntVar(&o.LinuxConns, "linux-conns", 20000, "connections timed on Linux")
+	f.IntVar(&o.Reps, "reps", 5, "bulk transfers per row (the median is reported)")
+	f.BoolVar(&kernel, "kernel", false, "also measure the simulated host over kernel messages (message-kernel rows)")
 	return cmd
 }
 

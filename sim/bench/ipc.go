@@ -47,6 +47,8 @@ type Report struct {
 	Rows     []Row        `json:"rows"`
 	Checks   []Check      `json:"checks"`
 	Streams  []StreamRow  `json:"streams,omitempty"`
+	Bulk     []BulkRow    `json:"bulk,omitempty"`  // bench tcp's throughput rows
+	Conns    []ConnRow    `json:"conns,omitempty"` // bench tcp's connection rate rows
 	Notes    []string     `json:"notes,omitempty"`
 }
 
@@ -257,7 +259,7 @@ type PeerOptions struct {
 	Mode string // what to run: see PeerMain
 	File string // a file the mode uses, or the target address
 	Out  string // where the measuring side writes its result
-	Size int    // datagram size, for the udp modes
+	Size int    // datagram size for the udp modes; bytes or connections for the tcp ones
 }
 
 // startPeer starts `newtsim bench peer` pinned to core, with files as its
@@ -339,11 +341,32 @@ func (r *Report) Table() string {
 	fmt.Fprintf(&b, "# newtsim bench %s\n\n", r.Bench)
 	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- %s\n- core plan: %s\n\n",
 		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan)
-	b.WriteString("| row | ns per round trip (median of batches) | cycles | batches' min-max ns | placement | wait | round trips |\n")
-	b.WriteString("|---|---:|---:|---|---|---|---:|\n")
-	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f-%.0f | %s | %s | %d |\n", row.Name, row.NS, row.Cycles,
-			row.MinNS, row.MaxNS, row.Placement, row.Wait, row.RoundTrips)
+	if len(r.Rows) > 0 {
+		b.WriteString("| row | ns per round trip (median of batches) | cycles | batches' min-max ns | placement | wait | round trips |\n")
+		b.WriteString("|---|---:|---:|---|---|---|---:|\n")
+		for _, row := range r.Rows {
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f-%.0f | %s | %s | %d |\n", row.Name, row.NS, row.Cycles,
+				row.MinNS, row.MaxNS, row.Placement, row.Wait, row.RoundTrips)
+		}
+	}
+	if len(r.Bulk) > 0 {
+		b.WriteString("| bulk | Mbit/s (median) | min-max Mbit/s | bytes each | repetitions | seconds (median) | placement |\n")
+		b.WriteString("|---|---:|---|---:|---:|---:|---|\n")
+		for _, row := range r.Bulk {
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f-%.1f | %d | %d | %.3f | %s |\n", row.Name, row.Mbits,
+				row.MinMbits, row.MaxMbits, row.Bytes, row.Reps, row.Seconds, row.Placement)
+		}
+	}
+	if len(r.Conns) > 0 {
+		if len(r.Bulk) > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("| connections | per second (median of batches) | batches' min-max | connections | seconds | placement |\n")
+		b.WriteString("|---|---:|---|---:|---:|---|\n")
+		for _, row := range r.Conns {
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f-%.0f | %d | %.3f | %s |\n", row.Name, row.PerSec,
+				row.MinPerSec, row.MaxPerSec, row.Conns, row.Seconds, row.Placement)
+		}
 	}
 	if len(r.Streams) > 0 {
 		b.WriteString("\n| stream | datagrams per second | received of sent | seconds | placement |\n|---|---:|---|---:|---|\n")
@@ -354,6 +377,12 @@ func (r *Report) Table() string {
 	b.WriteString("\n")
 	for _, row := range r.Rows {
 		fmt.Fprintf(&b, "- %s: %s\n", row.Name, row.What)
+	}
+	for _, row := range r.Bulk {
+		fmt.Fprintf(&b, "- bulk %s: %s\n", row.Name, row.What)
+	}
+	for _, row := range r.Conns {
+		fmt.Fprintf(&b, "- connections %s: %s\n", row.Name, row.What)
 	}
 	if len(r.Checks) > 0 {
 		b.WriteString("\n")

@@ -188,12 +188,16 @@ func cachelinePing(w *atomic.Uint64, v uint64) {
 // bench peer`. Modes: shm-local sends to its own inbox (created at path);
 // pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
 // udp-echo-linux and udp-ping-linux are bench udp's Linux row, File being the
-// address. The measuring side writes its result to out.
+// address; tcp-sink-linux and tcp-source-linux (Size bytes) are bench tcp's
+// Linux bulk row, tcp-accept-linux and tcp-connect-linux (Size connections)
+// its connection row. The measuring side writes its result to out.
 func PeerMain(o PeerOptions) error {
 	mode, path, out := o.Mode, o.File, o.Out
 	switch mode {
 	case "udp-echo-linux", "udp-ping-linux", "udp-sink-linux", "udp-blast-linux":
 		return udpPeer(mode, path, out, o.Size)
+	case "tcp-sink-linux", "tcp-source-linux", "tcp-accept-linux", "tcp-connect-linux":
+		return tcpPeer(mode, path, out, o.Size)
 	case "shm-local":
 		return shmLocal(path, out)
 	case "pipe-ping", "pipe-pong":

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,15 +20,56 @@ import (
 // checks every byte against the same sequence and times it. The same
 // functions run on every backend of the socket library.
 
-// streamByte is byte i of the stream: a function of i, so the sink checks
-// what it reads without a copy of what was sent.
-func streamByte(i int64) byte { return byte((uint64(i)*0x9e3779b97f4a7c15)>>56) ^ byte(i>>16) }
+// streamWord is the stream's 8-byte word j, stored little-endian: a
+// function of j, different for every j (an odd multiplier is a bijection),
+// so the sink checks what it reads without a copy of what was sent, and a
+// byte lost, doubled or out of place shows. Words, not bytes, keep the
+// check and the fill cheap beside what they measure: at a byte a time they
+// ran at about 1 GB/s, less than Linux's loopback carries.
+func streamWord(j int64) uint64 { return (uint64(j) + 1) * 0x9e3779b97f4a7c15 }
+
+// streamByte is byte i of the stream.
+func streamByte(i int64) byte { return byte(streamWord(i>>3) >> (8 * (i & 7))) }
 
 // fillStream writes the stream's bytes from offset off into b.
 func fillStream(b []byte, off int64) {
-	for i := range b {
+	i := 0
+	for ; i < len(b) && (off+int64(i))&7 != 0; i++ {
 		b[i] = streamByte(off + int64(i))
 	}
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], streamWord((off+int64(i))>>3))
+	}
+	for ; i < len(b); i++ {
+		b[i] = streamByte(off + int64(i))
+	}
+}
+
+// checkStream counts the bytes of b that are not the stream's bytes from
+// offset off, and returns the index in b of the first (-1 if none).
+func checkStream(b []byte, off int64) (bad int64, first int) {
+	first = -1
+	byByte := func(from, to int) {
+		for i := from; i < to; i++ {
+			if b[i] != streamByte(off+int64(i)) {
+				if first < 0 {
+					first = i
+				}
+				bad++
+			}
+		}
+	}
+	i := 0
+	for ; i < len(b) && (off+int64(i))&7 != 0; i++ {
+		byByte(i, i+1)
+	}
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:]) != streamWord((off+int64(i))>>3) {
+			byByte(i, i+8)
+		}
+	}
+	byByte(i, len(b))
+	return bad, first
 }
 
 // TCPStreamResult is what a sink measured.
@@ -108,13 +150,11 @@ func TCPSink(api socket.API, port uint16, idle time.Duration) (TCPStreamResult, 
 			r.EOF = true
 			break
 		}
-		for i, b := range buf[:n] {
-			if b != streamByte(r.Bytes+int64(i)) {
-				if r.FirstBad < 0 {
-					r.FirstBad = r.Bytes + int64(i)
-				}
-				r.Mismatches++
+		if bad, first := checkStream(buf[:n], r.Bytes); bad > 0 {
+			if r.FirstBad < 0 {
+				r.FirstBad = r.Bytes + int64(first)
 			}
+			r.Mismatches += bad
 		}
 		r.Bytes += int64(n)
 	}

@@ -1,0 +1,586 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// Connection set-up: a client connects, the server accepts and closes at
+// once, the client reads the end of file and closes, and the next
+// connection starts. The server closes first, so TIME-WAIT stays on the
+// server's side, keyed by the whole 4-tuple, and the client's ports are
+// free again as soon as each connection is over.
+
+// TCPConnResult is what a connecting client measured.
+type TCPConnResult struct {
+	Conns     int     `json:"conns"`       // connections completed and timed
+	Batches   int     `json:"batches"`     // timed in this many equal batches
+	PerSec    float64 `json:"conns_per_s"` // median over the batches
+	MinPerSec float64 `json:"min_conns_per_s"`
+	MaxPerSec float64 `json:"max_conns_per_s"`
+	Seconds   float64 `json:"seconds"` // all the batches
+	// BatchRates are the batches' rates in the order they ran: a trend
+	// shows a cost that grows with the connections made before.
+	BatchRates []float64 `json:"batch_rates"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// TCPAccepts listens on port and accepts count connections, closing each
+// as soon as it is accepted; count <= 0 accepts until an error.
+func TCPAccepts(api socket.API, port uint16, count int) error {
+	ln, err := listenOn(api, port, 128)
+	if err != nil {
+		return fmt.Errorf("bench: acceptor: %w", err)
+	}
+	defer api.Close(ln)
+	for n := 0; count <= 0 || n < count; n++ {
+		fd, _, err := api.Accept(ln)
+		if err != nil {
+			return fmt.Errorf("bench: acceptor: accept %d: %w", n, err)
+		}
+		if err := api.Close(fd); err != nil {
+			return fmt.Errorf("bench: acceptor: close %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// tcpConnectOnce connects to target, waits for the server's close (end
+// of file) and closes.
+func tcpConnectOnce(api socket.API, target netip.AddrPort, buf []byte) error {
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	if err := api.Connect(fd, target); err != nil {
+		api.Close(fd)
+		return fmt.Errorf("connect: %w", err)
+	}
+	n, err := api.Recv(fd, buf, 0)
+	if err == nil && n != 0 {
+		err = fmt.Errorf("%d bytes where the server's close was expected", n)
+	}
+	if err != nil {
+		api.Close(fd)
+		return fmt.Errorf("recv: %w", err)
+	}
+	if err := api.Close(fd); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+// TCPConnects makes count+1 connections to target, one after the other,
+// each a connect, the server's close and our close: the first, not
+// counted, tried until deadline since the server may still be starting;
+// the other count timed in batches equal batches (the last takes what is
+// left). The server must accept count+1.
+func TCPConnects(api socket.API, target netip.AddrPort, count, batches int, deadline time.Time) (TCPConnResult, error) {
+	r := TCPConnResult{}
+	buf := make([]byte, 64)
+	for {
+		err := tcpConnectOnce(api, target, buf)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.ECONNREFUSED) || time.Now().After(deadline) {
+			return r, fmt.Errorf("bench: connector: first connection to %v: %w", target, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	batches = max(min(batches, count), 1)
+	per := count / batches
+	var rates []float64
+	start := time.Now()
+	for b := 0; b < batches; b++ {
+		n := per
+		if b == batches-1 {
+			n = count - per*(batches-1)
+		}
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			if err := tcpConnectOnce(api, target, buf); err != nil {
+				return r, fmt.Errorf("bench: connector: connection %d: %w", r.Conns, err)
+			}
+			r.Conns++
+		}
+		rates = append(rates, float64(n)/time.Since(t0).Seconds())
+	}
+	r.Seconds = time.Since(start).Seconds()
+	r.Batches, r.BatchRates = len(rates), append([]float64(nil), rates...)
+	r.PerSec = median(rates)
+	sort.Float64s(rates)
+	r.MinPerSec, r.MaxPerSec = rates[0], rates[len(rates)-1]
+	return r, nil
+}
+
+// connBatches is how many batches a connection rate is timed in.
+const connBatches = 10
+
+// The tcpaccept and tcpconnect roles measure connection set-up on a
+// simulated host.
+func init() {
+	servers.Register("tcpaccept", newTCPConnRole(true))
+	servers.Register("tcpconnect", newTCPConnRole(false))
+}
+
+type tcpConnRole struct {
+	accept bool
+	target netip.AddrPort
+	count  int
+	out    string
+}
+
+func newTCPConnRole(accept bool) servers.Starter {
+	return func(s *servers.Server) (servers.Handler, error) {
+		r := &tcpConnRole{accept: accept}
+		fs := flag.NewFlagSet("tcpconn", flag.ContinueOnError)
+		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port)")
+		fs.IntVar(&r.count, "count", 1000, "connections timed (the acceptor accepts one more: the connector's first)")
+		fs.StringVar(&r.out, "out", "", "where the connector writes its result")
+		if err := fs.Parse(s.Opts.Args); err != nil {
+			return nil, err
+		}
+		var err error
+		r.target, err = netip.ParseAddrPort(*target)
+		return r, err
+	}
+}
+
+func (r *tcpConnRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run accepts or connects, then serves until shut down.
+func (r *tcpConnRole) Run(s *servers.Server) error {
+	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	if err != nil {
+		return err
+	}
+	if r.accept {
+		if err := TCPAccepts(api, r.target.Port(), r.count+1); err != nil {
+			s.Log.Printf("%v", err)
+		}
+	} else {
+		res, err := TCPConnects(api, r.target, r.count, connBatches, time.Now().Add(30*time.Second))
+		if err != nil {
+			res.Error = err.Error()
+		}
+		if err := writeJSON(r.out, res); err != nil {
+			return err
+		}
+	}
+	return s.Serve(r)
+}
+
+// BulkRow is one measured bulk transfer: the median of its repetitions,
+// each a new connection moving Bytes, every byte checked.
+type BulkRow struct {
+	Name      string  `json:"name"`
+	Mbits     float64 `json:"mbit_per_s"` // median over the repetitions
+	MinMbits  float64 `json:"min_mbit_per_s"`
+	MaxMbits  float64 `json:"max_mbit_per_s"`
+	Seconds   float64 `json:"seconds"` // the median repetition's
+	Bytes     int64   `json:"bytes"`   // per repetition
+	Reps      int     `json:"reps"`
+	Placement string  `json:"placement"`
+	What      string  `json:"what"`
+}
+
+// ConnRow is one measured connection set-up rate.
+type ConnRow struct {
+	Name string `json:"name"`
+	TCPConnResult
+	Placement string `json:"placement"`
+	What      string `json:"what"`
+}
+
+// TCPOptions configure the TCP benchmark. Zero fields take defaults.
+type TCPOptions struct {
+	CPUs       []int     // nil: every online CPU
+	Progress   io.Writer // a line per row as it runs; nil for none
+	Log        *os.File  // the processes' logs; nil: discarded
+	Command    string    // recorded in the report
+	Bytes      int64     // bulk bytes per repetition on the simulated host; 0: 32 MB
+	LinuxBytes int64     // the same on Linux; 0: 256 MB
+	Conns      int       // connections timed on the simulated host; 0: 2000
+	LinuxConns int       // the same on Linux; 0: 20000
+	Reps       int       // bulk repetitions; 0: 5
+	// Transports are the simulated host's rows: message-<transport>
+	// each; nil: shm alone.
+	Transports []topology.Transport
+}
+
+func (o *TCPOptions) defaults() {
+	if o.Bytes == 0 {
+		o.Bytes = 32 << 20
+	}
+	if o.LinuxBytes == 0 {
+		o.LinuxBytes = 256 << 20
+	}
+	if o.Conns == 0 {
+		o.Conns = 2000
+	}
+	if o.LinuxConns == 0 {
+		o.LinuxConns = 20000
+	}
+	if o.Reps == 0 {
+		o.Reps = 5
+	}
+	if o.Transports == nil {
+		o.Transports = []topology.Transport{topology.Shm}
+	}
+}
+
+// TCP runs `newtsim bench tcp`: bulk throughput and connection set-up
+// rate between two applications, through the multiserver stack with the
+// message backend (the applications on the simulated host talk over its
+// loopback: application, syscall, tcp, ip, tcp, syscall, application) and
+// through Linux's loopback with the same application code, in one run.
+func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
+	cpus, log, done, err := prepare("tcp", o.CPUs, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	o.Log = log
+	o.defaults()
+	a, b := cpus[0], cpus[1]
+	dir, err := os.MkdirTemp("", "newtsim-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rep := &Report{Bench: "tcp", Command: o.Command, Time: time.Now().UTC(), Machine: machine.Detect(),
+		CorePlan: fmt.Sprintf("the sending or connecting application alone on CPU %d; the receiving or accepting "+
+			"application and the stack as the derived plan puts them (CPU %d here); on Linux the two applications "+
+			"on CPUs %d and %d", a, b, a, b)}
+	progress := func(format string, args ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format, args...)
+		}
+	}
+
+	// Bulk transfers.
+	for _, tr := range o.Transports {
+		name := "message-" + string(tr)
+		row, err := messageBulk(ctx, dir, cpus, tr, o)
+		if err != nil {
+			return nil, fmt.Errorf("bench tcp: bulk %s: %w", name, err)
+		}
+		rep.Bulk = append(rep.Bulk, row)
+		progress("  bulk %-15s %10.1f Mbit/s (%d x %d B)\n", name, row.Mbits, row.Reps, row.Bytes)
+	}
+	row, err := linuxBulk(dir, a, b, o)
+	if err != nil {
+		return nil, fmt.Errorf("bench tcp: bulk linux: %w", err)
+	}
+	rep.Bulk = append(rep.Bulk, row)
+	progress("  bulk %-15s %10.1f Mbit/s (%d x %d B)\n", "linux", row.Mbits, row.Reps, row.Bytes)
+
+	// Connection set-up.
+	for _, tr := range o.Transports {
+		name := "message-" + string(tr)
+		row, err := messageConns(ctx, dir, cpus, tr, o)
+		if err != nil {
+			return nil, fmt.Errorf("bench tcp: connections %s: %w", name, err)
+		}
+		rep.Conns = append(rep.Conns, row)
+		progress("  conns %-14s %10.0f per second (%d)\n", name, row.PerSec, row.Conns)
+	}
+	crow, err := linuxConns(dir, a, b, o)
+	if err != nil {
+		return nil, fmt.Errorf("bench tcp: connections linux: %w", err)
+	}
+	rep.Conns = append(rep.Conns, crow)
+	progress("  conns %-14s %10.0f per second (%d)\n", "linux", crow.PerSec, crow.Conns)
+
+	if l := bulkRow(rep, "linux"); l != nil {
+		for _, r := range rep.Bulk {
+			if r.Name != "linux" && l.Mbits > 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("bulk: %s moves %.3f of Linux's throughput (%.1f / %.1f Mbit/s)",
+					r.Name, r.Mbits/l.Mbits, r.Mbits, l.Mbits))
+			}
+		}
+	}
+	if l := connRow(rep, "linux"); l != nil {
+		for _, r := range rep.Conns {
+			if r.Name != "linux" && l.PerSec > 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("connections: %s sets up %.3f of Linux's rate (%.0f / %.0f per second)",
+					r.Name, r.PerSec/l.PerSec, r.PerSec, l.PerSec))
+			}
+		}
+	}
+	return rep, nil
+}
+
+func bulkRow(rep *Report, name string) *BulkRow {
+	for i := range rep.Bulk {
+		if rep.Bulk[i].Name == name {
+			return &rep.Bulk[i]
+		}
+	}
+	return nil
+}
+
+func connRow(rep *Report, name string) *ConnRow {
+	for i := range rep.Conns {
+		if rep.Conns[i].Name == name {
+			return &rep.Conns[i]
+		}
+	}
+	return nil
+}
+
+// stackTopology is the simulated host with two applications linked to
+// syscall: server (placed by the derived plan) and client (pinned to core).
+func stackTopology(name string, tr topology.Transport, core int, server, client topology.Process) *topology.Topology {
+	t := topology.Default()
+	t.Name, t.Transport = name, tr
+	client.Cores = []int{core}
+	t.Processes = append(t.Processes, server, client)
+	t.Links = append(t.Links, topology.Link{A: server.Name, B: "syscall"}, topology.Link{A: client.Name, B: "syscall"})
+	return t
+}
+
+// checkBulk turns a sink's result into an error unless every byte came,
+// as sent, then the end of file.
+func checkBulk(r TCPStreamResult, size int64) error {
+	switch {
+	case r.Error != "":
+		return fmt.Errorf("sink: %s (after %d bytes)", r.Error, r.Bytes)
+	case r.Mismatches != 0:
+		return fmt.Errorf("sink: %d bytes not as sent, the first at offset %d", r.Mismatches, r.FirstBad)
+	case r.Bytes != size || !r.EOF:
+		return fmt.Errorf("sink: %d bytes of %d (end of file: %v)", r.Bytes, size, r.EOF)
+	}
+	return nil
+}
+
+// summarizeBulk makes a row of checked repetitions.
+func summarizeBulk(name string, rs []TCPStreamResult, size int64, placement, what string) BulkRow {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Mbits < rs[j].Mbits })
+	mid := rs[len(rs)/2]
+	mbits := make([]float64, len(rs))
+	for i, r := range rs {
+		mbits[i] = r.Mbits
+	}
+	return BulkRow{Name: name, Mbits: median(mbits), MinMbits: rs[0].Mbits, MaxMbits: rs[len(rs)-1].Mbits,
+		Seconds: mid.Seconds, Bytes: size, Reps: len(rs), Placement: placement, What: what}
+}
+
+// messageBulk moves o.Bytes from a tcpsource to a tcpsink on a simulated
+// host, o.Reps times, each in a fresh run of the host.
+func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, o TCPOptions) (BulkRow, error) {
+	var rs []TCPStreamResult
+	var plan string
+	for k := 0; k < o.Reps; k++ {
+		if err := ctx.Err(); err != nil {
+			return BulkRow{}, err
+		}
+		out := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.json", tr, k))
+		t := stackTopology("bench-tcp-bulk", tr, cpus[0],
+			topology.Process{Name: "sink", Role: "tcpsink", Args: []string{"--target", "127.0.0.1:9000", "--out", out}},
+			topology.Process{Name: "source", Role: "tcpsource", Args: []string{"--target", "127.0.0.1:9000",
+				"--bytes", strconv.FormatInt(o.Bytes, 10)}})
+		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+		if err != nil {
+			return BulkRow{}, err
+		}
+		var r TCPStreamResult
+		err = readJSONFile(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, &r)
+		plan = h.Plan.Summary()
+		h.Stop()
+		if err == nil {
+			err = checkBulk(r, o.Bytes)
+		}
+		if err != nil {
+			return BulkRow{}, fmt.Errorf("repetition %d: %w", k+1, err)
+		}
+		rs = append(rs, r)
+	}
+	return summarizeBulk("message-"+string(tr), rs, o.Bytes, plan,
+		fmt.Sprintf("source app writes %d B in 64 KiB sends to the sink app over the host's loopback "+
+			"(app, syscall, tcp, ip, tcp, syscall, app; %s), which reads and checks every byte; accept to end of file; "+
+			"median of %d connections, each in a fresh run of the host", o.Bytes, tr, o.Reps)), nil
+}
+
+// messageConns times o.Conns connections from a tcpconnect to a tcpaccept
+// on a simulated host.
+func messageConns(ctx context.Context, dir string, cpus []int, tr topology.Transport, o TCPOptions) (ConnRow, error) {
+	out := filepath.Join(dir, "conns-"+string(tr)+".json")
+	count := strconv.Itoa(o.Conns)
+	t := stackTopology("bench-tcp-conns", tr, cpus[0],
+		topology.Process{Name: "acceptor", Role: "tcpaccept", Args: []string{"--target", "127.0.0.1:9000", "--count", count}},
+		topology.Process{Name: "connector", Role: "tcpconnect", Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--out", out}})
+	h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+	if err != nil {
+		return ConnRow{}, err
+	}
+	var r TCPConnResult
+	err = readJSONFile(out, 60*time.Second+time.Duration(o.Conns)*10*time.Millisecond, &r)
+	plan := h.Plan.Summary()
+	h.Stop()
+	if err == nil && r.Error != "" {
+		err = errors.New(r.Error)
+	}
+	if err != nil {
+		return ConnRow{}, err
+	}
+	return ConnRow{Name: "message-" + string(tr), TCPConnResult: r, Placement: plan,
+		What: fmt.Sprintf("client app connects over the host's loopback (%s), the server app accepts and closes, the client "+
+			"reads the end of file and closes; %d in a row, median of %d batches' rates; the default 60 s TIME-WAIT, "+
+			"on the server's side", tr, r.Conns, r.Batches)}, nil
+}
+
+// linuxBulk runs the same sink and source on Linux sockets, each in a
+// pinned process, o.Reps times.
+func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
+	var rs []TCPStreamResult
+	for k := 0; k < o.Reps; k++ {
+		out := filepath.Join(dir, fmt.Sprintf("bulk-linux-%d.json", k))
+		target := "127.0.0.1:" + strconv.Itoa(22000+(os.Getpid()+k)%20000)
+		var r TCPStreamResult
+		err := peerPair(kc, sc, o.Log,
+			PeerOptions{Mode: "tcp-sink-linux", File: target, Out: out},
+			PeerOptions{Mode: "tcp-source-linux", File: target, Size: int(o.LinuxBytes)})
+		if err == nil {
+			err = readJSONFile(out, 5*time.Second, &r)
+		}
+		if err == nil {
+			err = checkBulk(r, o.LinuxBytes)
+		}
+		if err != nil {
+			return BulkRow{}, fmt.Errorf("repetition %d: %w", k+1, err)
+		}
+		rs = append(rs, r)
+	}
+	return summarizeBulk("linux", rs, o.LinuxBytes, fmt.Sprintf("source=%d sink=%d", sc, kc),
+		fmt.Sprintf("the same source and sink on Linux TCP sockets over loopback, %d B; median of %d connections", o.LinuxBytes, o.Reps)), nil
+}
+
+// linuxConns runs the same acceptor and connector on Linux sockets.
+func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
+	out := filepath.Join(dir, "conns-linux.json")
+	target := "127.0.0.1:" + strconv.Itoa(23000+os.Getpid()%20000)
+	var r TCPConnResult
+	err := peerPair(ac, cc, o.Log,
+		PeerOptions{Mode: "tcp-accept-linux", File: target, Size: o.LinuxConns},
+		PeerOptions{Mode: "tcp-connect-linux", File: target, Out: out, Size: o.LinuxConns})
+	if err == nil {
+		err = readJSONFile(out, 5*time.Second, &r)
+	}
+	if err == nil && r.Error != "" {
+		err = errors.New(r.Error)
+	}
+	if err != nil {
+		return ConnRow{}, err
+	}
+	return ConnRow{Name: "linux", TCPConnResult: r, Placement: fmt.Sprintf("client=%d server=%d", cc, ac),
+		What: fmt.Sprintf("the same client and server on Linux TCP sockets over loopback; %d in a row, median of %d batches' rates",
+			r.Conns, r.Batches)}, nil
+}
+
+// peerPair starts the server side of a Linux measurement on core sc, then
+// the client side on core cc, and waits for both.
+func peerPair(sc, cc int, log *os.File, server, client PeerOptions) error {
+	srv, err := startPeer(sc, log, nil, server)
+	if err != nil {
+		return err
+	}
+	cli, err := startPeer(cc, log, nil, client)
+	if err != nil {
+		srv.Process.Kill()
+		srv.Wait()
+		return err
+	}
+	cerr := cli.Wait()
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	var serr error
+	select {
+	case serr = <-done:
+	case <-time.After(10 * time.Second):
+		srv.Process.Kill()
+		serr = fmt.Errorf("did not finish: %v", <-done)
+	}
+	if cerr != nil || serr != nil {
+		return fmt.Errorf("client side: %v; server side: %v", exitErr(cerr), exitErr(serr))
+	}
+	return nil
+}
+
+func exitErr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String() + " (its log is in the bench's log)"
+	}
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// tcpPeer runs the Linux side of bench tcp for PeerMain.
+func tcpPeer(mode, target, out string, size int) error {
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		return err
+	}
+	api := socket.Linux{}
+	switch mode {
+	case "tcp-sink-linux":
+		r, err := TCPSink(api, ap.Port(), 30*time.Second)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		return writeJSON(out, r)
+	case "tcp-source-linux":
+		return TCPSource(api, ap, int64(size), time.Now().Add(10*time.Second))
+	case "tcp-accept-linux":
+		return TCPAccepts(api, ap.Port(), size+1)
+	case "tcp-connect-linux":
+		r, err := TCPConnects(api, ap, size, connBatches, time.Now().Add(10*time.Second))
+		if err != nil {
+			r.Error = err.Error()
+		}
+		return writeJSON(out, r)
+	}
+	return fmt.Errorf("bench: unknown mode %q", mode)
+}
+
+// readJSONFile waits for a measuring process's result file and decodes it
+// into v.
+func readJSONFile(path string, timeout time.Duration, v any) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if err := json.Unmarshal(b, v); err != nil {
+				return fmt.Errorf("bench: parse %s: %w", path, err)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: no result in %s after %v", path, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

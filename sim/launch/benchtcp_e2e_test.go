@@ -1,0 +1,71 @@
+package launch_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// TestBenchTCP runs `newtsim bench tcp` with small sizes and checks every
+// row was measured and recorded with the machine; it judges no figure.
+func TestBenchTCP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tcp.json")
+	out, err := exec.Command(bin, "bench", "tcp", "--json", path, "--reps", "2",
+		"--bytes", "1000000", "--linux-bytes", "4000000", "--conns", "100", "--linux-conns", "500").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench tcp: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Bulk []struct {
+			Name  string  `json:"name"`
+			Mbits float64 `json:"mbit_per_s"`
+			Bytes int64   `json:"bytes"`
+			Reps  int     `json:"reps"`
+		} `json:"bulk"`
+		Conns []struct {
+			Name   string  `json:"name"`
+			PerSec float64 `json:"conns_per_s"`
+			Conns  int     `json:"conns"`
+		} `json:"conns"`
+		CorePlan string `json:"core_plan"`
+		Machine  struct {
+			CPUModel string `json:"cpu_model"`
+		} `json:"machine"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	bulk, conns := map[string]bool{}, map[string]bool{}
+	for _, r := range rep.Bulk {
+		if r.Mbits <= 0 || r.Bytes <= 0 || r.Reps != 2 {
+			t.Errorf("bulk %s: %v Mbit/s, %d bytes, %d repetitions", r.Name, r.Mbits, r.Bytes, r.Reps)
+		}
+		bulk[r.Name] = true
+	}
+	for _, r := range rep.Conns {
+		if r.PerSec <= 0 || r.Conns <= 0 {
+			t.Errorf("connections %s: %v per second over %d", r.Name, r.PerSec, r.Conns)
+		}
+		conns[r.Name] = true
+	}
+	for _, name := range []string{"message-shm", "linux"} {
+		if !bulk[name] {
+			t.Errorf("no bulk row %s in:\n%s", name, b)
+		}
+		if !conns[name] {
+			t.Errorf("no connection row %s in:\n%s", name, b)
+		}
+	}
+	if rep.Machine.CPUModel == "" {
+		t.Error("machine not recorded")
+	}
+	if rep.CorePlan == "" {
+		t.Error("core plan not recorded")
+	}
+}
