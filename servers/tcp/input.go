@@ -60,7 +60,7 @@ func (c *tcb) reopens(h *Header) bool {
 // listener finds the listening socket for a local address.
 func (s *Stack) listener(a netip.AddrPort) *tcb {
 	var wild *tcb
-	for _, c := range s.ports[a.Port()] {
+	for _, c := range s.lports[a.Port()] {
 		if c.state != Listen {
 			continue
 		}
@@ -435,6 +435,9 @@ func (c *tcb) dupAck(now time.Time) {
 // enterTimeWait enters TIME-WAIT for 2 MSL.
 func (c *tcb) enterTimeWait(now time.Time) {
 	c.state = TimeWait
+	c.snd.drop() // all sent and acknowledged: TIME-WAIT keeps no buffers
+	c.rcv.drop()
+	c.ooo = nil
 	c.rtxAt, c.delackAt, c.persist = time.Time{}, time.Time{}, false
 	c.waitAt = now.Add(c.s.c.TimeWait)
 	c.s.wake(c)

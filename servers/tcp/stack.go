@@ -179,6 +179,7 @@ type Stack struct {
 	socks   map[SockID]*tcb
 	conns   map[tuple]*tcb
 	ports   map[uint16][]*tcb // sockets holding a local port, bound or connected
+	lports  map[uint16][]*tcb // listening sockets by port
 	all     map[*tcb]struct{} // every live tcb, including orphans
 	nextID  SockID
 	epNext  uint32
@@ -196,7 +197,7 @@ type Stack struct {
 // New returns a Stack for the host c describes.
 func New(c Config) *Stack {
 	c.defaults()
-	s := &Stack{c: c, socks: map[SockID]*tcb{}, conns: map[tuple]*tcb{}, ports: map[uint16][]*tcb{},
+	s := &Stack{c: c, socks: map[SockID]*tcb{}, conns: map[tuple]*tcb{}, ports: map[uint16][]*tcb{}, lports: map[uint16][]*tcb{},
 		all: map[*tcb]struct{}{}, woken: map[SockID]bool{}, drops: map[string]uint64{}}
 	for _, a := range c.Addrs {
 		if a = a.Unmap(); a.Is4() && !a.IsUnspecified() {
@@ -314,19 +315,23 @@ func (s *Stack) get(id SockID) (*tcb, error) {
 
 // Open creates a socket in CLOSED and returns its id.
 func (s *Stack) Open() SockID {
+	c := s.newTCB()
+	c.id = s.newID()
+	s.socks[c.id] = c
+	return c.id
+}
+
+// newID returns an unused socket id.
+func (s *Stack) newID() SockID {
 	for {
 		s.nextID++
 		if s.nextID <= 0 {
 			s.nextID = 1
 		}
 		if _, used := s.socks[s.nextID]; !used {
-			break
+			return s.nextID
 		}
 	}
-	c := s.newTCB()
-	c.id = s.nextID
-	s.socks[c.id] = c
-	return c.id
 }
 
 // Exists reports whether id is an open socket.
@@ -473,6 +478,9 @@ func (s *Stack) Listen(id SockID, backlog int) error {
 		}
 	}
 	c.backlog = min(max(backlog, 1), s.c.MaxBacklog)
+	if c.state != Listen {
+		s.lports[c.local.Port()] = append(s.lports[c.local.Port()], c)
+	}
 	c.state = Listen
 	s.all[c] = struct{}{}
 	return nil
@@ -493,8 +501,7 @@ func (s *Stack) Accept(id SockID) (SockID, netip.AddrPort, error) {
 	c := l.acceptQ[0]
 	l.acceptQ = l.acceptQ[1:]
 	c.parent = nil
-	nid := s.Open()
-	delete(s.socks, nid)
+	nid := s.newID()
 	c.id = nid
 	s.socks[nid] = c
 	return nid, c.remote, nil
@@ -724,6 +731,20 @@ func (s *Stack) closeListener(now time.Time, l *tcb) {
 	}
 	l.acceptQ, l.embryos = nil, nil
 	l.state = Closed
+	p := l.local.Port()
+	if ls := s.lports[p]; len(ls) > 0 {
+		for i, o := range ls {
+			if o == l {
+				ls = append(ls[:i], ls[i+1:]...)
+				break
+			}
+		}
+		if len(ls) == 0 {
+			delete(s.lports, p)
+		} else {
+			s.lports[p] = ls
+		}
+	}
 }
 
 // release forgets a tcb's connection and port; a socket the user still

@@ -405,3 +405,25 @@ func TestSendAfterPeerClosed(t *testing.T) {
 		t.Fatalf("recv: %d %v, want end of file", k, err)
 	}
 }
+
+// TestBuffersOnlyWhenUsed: a listener's connections hold no buffer memory
+// until data moves, and a connection in TIME-WAIT gives its back.
+func TestBuffersOnlyWhenUsed(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	for _, x := range []*tcb{n.a.socks[c], n.b.socks[s], n.b.socks[l]} {
+		if x.snd.buf != nil || x.rcv.buf != nil {
+			t.Fatalf("%v socket holds buffers before any data", x.state)
+		}
+	}
+	n.transfer(n.a, c, n.b, s, []byte("data"), false, time.Second)
+	n.b.Close(n.now, s)
+	n.a.Close(n.now, c)
+	n.runFor(time.Second)
+	for x := range n.b.all {
+		if x.state == TimeWait && (x.snd.buf != nil || x.rcv.buf != nil) {
+			t.Fatal("a connection in TIME-WAIT keeps its buffers")
+		}
+	}
+}

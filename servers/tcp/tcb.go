@@ -105,12 +105,7 @@ func shiftFor(size int) uint8 {
 // reset clears a tcb's connection state for a new connection.
 func (c *tcb) resetConn() {
 	s := c.s
-	if c.snd.cap() != c.sndCap || c.snd.n > 0 {
-		c.snd = newRing(c.sndCap)
-	}
-	if c.rcv.cap() != c.rcvCap || c.rcv.n > 0 {
-		c.rcv = newRing(c.rcvCap)
-	}
+	c.snd, c.rcv = newRing(c.sndCap), newRing(c.rcvCap)
 	c.ooo, c.finQueued, c.finSeen, c.finRcvd, c.rdShut, c.wrShut = nil, false, false, false, false, false
 	c.rto, c.srtt, c.rttvar, c.retries = s.c.InitialRTO, 0, 0, 0
 	c.mss, c.rcvMSS = 536, s.c.MTU-40
