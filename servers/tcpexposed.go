@@ -39,7 +39,7 @@ type xsock struct {
 	rxTail   uint64
 	rxDone   bool // end of file or an error posted: nothing more to receive
 	txPart   uint32
-	est      bool // the connection was established once
+	est      bool         // the connection was established once
 	children []tcp.SockID // a listener's accepted sockets posted but not yet taken
 }
 
