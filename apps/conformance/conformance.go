@@ -57,16 +57,21 @@ func (a *app) Run(s *servers.Server) error {
 			results[name] = failure
 		}
 	}
-	b, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := a.out + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, a.out); err != nil {
+	if err := writeFile(a.out, results); err != nil {
 		return err
 	}
 	return s.Serve(a)
+}
+
+// writeFile writes v as JSON to path, whole or not at all.
+func writeFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

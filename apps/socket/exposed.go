@@ -67,7 +67,14 @@ const exposedFD = 1 << 20
 // NewExposed returns the exposed backend over c, whose TCP sockets live in
 // the tcp server called tcp.
 func NewExposed(c XConn, tcp string) (*Exposed, error) {
-	r, err := sockbuf.Open(sockbuf.AwakePath(c.RunID(), tcp))
+	// The server makes its awake word as it starts, maybe after us.
+	var r *sockbuf.Region
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if r, err = sockbuf.Open(sockbuf.AwakePath(c.RunID(), tcp)); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("socket: exposed: the %s server's awake word: %w", tcp, err)
 	}
@@ -138,6 +145,23 @@ func (k *Exposed) Socket(domain, typ, proto int) (FD, error) {
 }
 
 func (k *Exposed) get(fd FD) *xfd { return k.socks[fd] }
+
+// Region returns an exposed socket's shared region, for diagnostics and
+// for the tests that write into it what a hostile application would; nil
+// for a socket that is not exposed.
+func (k *Exposed) Region(fd FD) *sockbuf.Region {
+	if x := k.get(fd); x != nil {
+		return x.reg
+	}
+	return nil
+}
+
+// RingDoorbell tells the server to look at fd's region now.
+func (k *Exposed) RingDoorbell(fd FD) {
+	if x := k.get(fd); x != nil {
+		k.ring(x)
+	}
+}
 
 // Bind names the socket.
 func (k *Exposed) Bind(fd FD, a netip.AddrPort) error {

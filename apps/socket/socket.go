@@ -8,6 +8,7 @@
 package socket
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"time"
@@ -147,7 +148,8 @@ func Select(api API, read, write FDSet, timeout time.Duration) (int, error) {
 
 // Config chooses a backend.
 type Config struct {
-	// Backend is "linux", "message" or "exposed".
+	// Backend is "linux", "message", "message-direct" (the message
+	// backend calling the tcp server without syscall) or "exposed".
 	Backend string
 	// Conn is the process's way to the stack, for the message and exposed
 	// backends.
@@ -167,16 +169,18 @@ func Open(c Config) (API, error) {
 			return nil, fmt.Errorf("socket: the message backend runs in a newtsim process (Config.Conn is nil)")
 		}
 		return NewMessage(c.Conn), nil
+	case "message-direct":
+		x, ok := c.Conn.(XConn)
+		if !ok {
+			return nil, fmt.Errorf("socket: the message-direct backend runs in a newtsim process")
+		}
+		return NewMessageDirect(x, cmp.Or(c.TCP, "tcp")), nil
 	case "exposed":
 		x, ok := c.Conn.(XConn)
 		if !ok {
 			return nil, fmt.Errorf("socket: the exposed backend runs in a newtsim process (Config.Conn is not an XConn)")
 		}
-		tcp := c.TCP
-		if tcp == "" {
-			tcp = "tcp"
-		}
-		return NewExposed(x, tcp)
+		return NewExposed(x, cmp.Or(c.TCP, "tcp"))
 	default:
 		return nil, fmt.Errorf("socket: no backend %q (have: linux, message, exposed)", c.Backend)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/bench"
 	"github.com/newtsim/newtsim/sim/launch"
 )
 
@@ -21,7 +22,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 	var results string
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "The main job: start the topology, print the core plan and processes, run the IPC benchmark table, stop",
+		Short: "The main job: start the topology, print the core plan and processes, run the IPC and recvfrom-EAGAIN tables, stop",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -50,11 +51,26 @@ func NewRunCommand(g *globals) *cobra.Command {
 				}
 				jsonOut, mdOut = filepath.Join(results, "ipc.json"), filepath.Join(results, "ipc.md")
 			}
-			_, err = runIPCBench(ctx, cmd, f.cpus, f.slots, jsonOut, mdOut)
-			return err
+			if _, err = runIPCBench(ctx, cmd, f.cpus, f.slots, jsonOut, mdOut); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\n== recvfrom() returning EAGAIN, row by row (the NewtOS talk's table)")
+			cs, err := parseCPUs(f.cpus)
+			if err != nil {
+				return err
+			}
+			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: "newtsim run"})
+			if err != nil {
+				return err
+			}
+			var ej, em, es string
+			if results != "" {
+				ej, em, es = filepath.Join(results, "eagain.json"), filepath.Join(results, "eagain.md"), filepath.Join(results, "eagain.svg")
+			}
+			return writeEagain(out, rep, ej, em, es)
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&results, "results", "", "also write results/ipc.json and ipc.md into this directory")
+	cmd.Flags().StringVar(&results, "results", "", "also write ipc.json, ipc.md, eagain.json, eagain.md and eagain.svg into this directory")
 	return cmd
 }

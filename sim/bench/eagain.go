@@ -1,0 +1,391 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/sim/chart"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/syscount"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// The recvfrom-EAGAIN experiment of the NewtOS talk: one connected TCP
+// socket with nothing to read, and a non-blocking recvfrom called over and
+// over on it. Every call's answer is EAGAIN; what differs between the rows
+// is the road the call takes to learn it.
+
+// Talk is the talk's figure for a row, in cycles (12-core AMD at 1.9 GHz).
+var Talk = map[string]float64{"kernel-msg": 79800, "user-msg": 19950, "linux": 478, "exposed": 137}
+
+// EagainRow is one row of `newtsim bench eagain`.
+type EagainRow struct {
+	Name          string  `json:"name"`
+	What          string  `json:"what"`
+	NS            float64 `json:"ns"`     // median ns per call
+	Cycles        float64 `json:"cycles"` // median TSC cycles per call
+	MinNS         float64 `json:"min_ns"`
+	MaxNS         float64 `json:"max_ns"`
+	Calls         int64   `json:"calls"`          // calls made in the row, warm-up included
+	Eagain        int64   `json:"eagain"`         // of which answered EAGAIN
+	LinuxSyscalls float64 `json:"linux_syscalls"` // real system calls per call, counted by the kernel
+	TalkCycles    float64 `json:"talk_cycles,omitempty"`
+	Placement     string  `json:"placement"`
+}
+
+// EagainReport is what `newtsim bench eagain` writes.
+type EagainReport struct {
+	Bench    string       `json:"bench"`
+	Command  string       `json:"command"`
+	Time     time.Time    `json:"time"`
+	Machine  machine.Info `json:"machine"`
+	CorePlan string       `json:"core_plan"`
+	Rows     []EagainRow  `json:"rows"`
+	// Reference is the cache-line round trip between the two CPUs,
+	// measured in the same run.
+	Reference *EagainRow `json:"reference,omitempty"`
+	Checks    []Check    `json:"checks"`
+	Notes     []string   `json:"notes,omitempty"`
+}
+
+// EagainResult is what the measuring application found.
+type EagainResult struct {
+	Sample
+	Calls    int64   `json:"calls"`
+	Eagain   int64   `json:"eagain"`
+	Syscalls uint64  `json:"syscalls"` // on the measuring thread, in the counted pass
+	Counted  int     `json:"counted"`  // calls in the counted pass
+	PerCall  float64 `json:"syscalls_per_call"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// connectedPair makes a connected TCP socket pair on the loopback of api's
+// host and returns the client side, non-blocking, and a clean-up.
+func connectedPair(api socket.API) (socket.FD, func(), error) {
+	var fds []socket.FD
+	done := func() {
+		for _, fd := range fds {
+			api.Close(fd)
+		}
+	}
+	ln, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, done, err
+	}
+	fds = append(fds, ln)
+	if err := api.Bind(ln, netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+		return -1, done, err
+	}
+	if err := api.Listen(ln, 4); err != nil {
+		return -1, done, err
+	}
+	addr, err := api.LocalAddr(ln)
+	if err != nil {
+		return -1, done, err
+	}
+	c, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, done, err
+	}
+	fds = append(fds, c)
+	if err := api.Connect(c, addr); err != nil {
+		return -1, done, fmt.Errorf("connect: %w", err)
+	}
+	srv, _, err := api.Accept(ln)
+	if err != nil {
+		return -1, done, fmt.Errorf("accept: %w", err)
+	}
+	fds = append(fds, srv)
+	return c, done, api.SetNonblock(c, true)
+}
+
+// MeasureEagain calls a non-blocking recvfrom on a connected TCP socket
+// with nothing to read: first in timed batches, then a counted pass in
+// which the kernel counts the real system calls of the calling thread
+// (counting slows every system call down, so the timed batches run with
+// the counter off). The goroutine keeps its thread throughout.
+func MeasureEagain(api socket.API, b Budget, counted int) (EagainResult, error) {
+	var r EagainResult
+	fd, done, err := connectedPair(api)
+	defer done()
+	if err != nil {
+		return r, err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	buf := make([]byte, 64)
+	call := func(int) error {
+		r.Calls++
+		_, _, err := api.RecvFrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) {
+			r.Eagain++
+			return nil
+		}
+		return fmt.Errorf("recvfrom on an idle socket: %v, want EAGAIN", err)
+	}
+	if r.Sample, err = Measure(b, call); err != nil {
+		return r, err
+	}
+	ctr, err := syscount.Open()
+	if err != nil {
+		return r, err
+	}
+	defer ctr.Close()
+	if err := ctr.Start(); err != nil {
+		return r, err
+	}
+	for i := range counted {
+		if err := call(i); err != nil {
+			return r, err
+		}
+	}
+	n, err := ctr.Stop()
+	if err != nil {
+		return r, err
+	}
+	r.Syscalls, r.Counted = n, counted
+	r.PerCall = float64(n) / float64(counted)
+	return r, nil
+}
+
+// The eagain role measures on the simulated host (or, with --backend
+// linux, on Linux's own sockets from a process of the same run).
+func init() { servers.Register("eagain", newEagainRole) }
+
+type eagainRole struct {
+	backend, out string
+	counted      int
+}
+
+func newEagainRole(s *servers.Server) (servers.Handler, error) {
+	r := &eagainRole{}
+	fs := flag.NewFlagSet("eagain", flag.ContinueOnError)
+	fs.StringVar(&r.backend, "backend", "message", "linux, message, message-direct or exposed")
+	fs.StringVar(&r.out, "out", "", "where to write the result")
+	fs.IntVar(&r.counted, "counted", 2000, "calls in the pass whose system calls the kernel counts")
+	return r, fs.Parse(s.Opts.Args)
+}
+
+func (r *eagainRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run measures, writes the result, then serves until shut down.
+func (r *eagainRole) Run(s *servers.Server) error {
+	res, err := func() (EagainResult, error) {
+		api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
+		if err != nil {
+			return EagainResult{}, err
+		}
+		return MeasureEagain(api, DefaultBudget, r.counted)
+	}()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if err := writeJSON(r.out, res); err != nil {
+		return err
+	}
+	return s.Serve(r)
+}
+
+// EagainOptions configure the experiment.
+type EagainOptions struct {
+	CPUs     []int     // nil: every online CPU
+	Progress io.Writer // a line per row; nil for none
+	Log      *os.File  // the processes' logs; nil: discarded
+	Command  string
+}
+
+// Eagain runs `newtsim bench eagain`: the rows of the talk's table, each in
+// a run of the simulated host, the application alone on the first CPU.
+func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
+	cpus, log, done, err := prepare("eagain", o.CPUs, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	o.Log = log
+	a := cpus[0]
+	dir, err := os.MkdirTemp("", "newtsim-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rep := &EagainReport{Bench: "eagain", Command: o.Command, Time: time.Now().UTC(), Machine: machine.Detect()}
+	b := cpus[1]
+	rows := []struct {
+		name, what, backend string
+		tr                  topology.Transport
+		spin                bool // tcp alone spinning on the second CPU
+	}{
+		{"kernel-msg", "message backend over kernel messages: app, kernel, syscall, kernel, tcp and back", "message", topology.Kernel, false},
+		{"user-msg", "message backend over user-space channels: app, syscall, tcp and back", "message", topology.Shm, false},
+		{"user-msg-direct", "the same with syscall left out: app, tcp and back", "message-direct", topology.Shm, false},
+		{"linux", "recvfrom(2) on a Linux TCP socket over loopback, from the same application process", "linux", topology.Shm, false},
+		{"exposed", "exposed socket buffers: the library reads the empty ring in shared memory", "exposed", topology.Shm, false},
+	}
+	for _, row := range rows {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		out := filepath.Join(dir, row.name+".json")
+		t := topology.Default()
+		t.Transport = row.tr
+		t.Processes = append(t.Processes, topology.Process{Name: "app", Role: "eagain", Cores: []int{a},
+			Args: []string{"--backend", row.backend, "--out", out}})
+		t.Links = append(t.Links, topology.Link{A: "app", B: "syscall"}, topology.Link{A: "app", B: "tcp"})
+		placement := fmt.Sprintf("app=%d (spins)", a)
+		if row.spin {
+			for i := range t.Processes {
+				if t.Processes[i].Name == "tcp" {
+					t.Processes[i].Cores, t.Processes[i].Wait = []int{b}, "poll"
+				}
+			}
+			placement += fmt.Sprintf(" tcp=%d (spins)", b)
+		}
+		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+		if err != nil {
+			return nil, fmt.Errorf("bench eagain: %s: %w", row.name, err)
+		}
+		if rep.CorePlan == "" {
+			rep.CorePlan = h.Plan.Summary()
+		}
+		var res EagainResult
+		err = readJSONFile(out, 90*time.Second, &res)
+		h.Stop()
+		if err == nil && res.Error != "" {
+			err = errors.New(res.Error)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench eagain: %s: %w", row.name, err)
+		}
+		er := EagainRow{Name: row.name, What: row.what, NS: res.NS, Cycles: res.Cycles, MinNS: res.MinNS, MaxNS: res.MaxNS,
+			Calls: res.Calls, Eagain: res.Eagain, LinuxSyscalls: res.PerCall, TalkCycles: Talk[row.name],
+			Placement: placement}
+		rep.Rows = append(rep.Rows, er)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "  %-16s %10.0f ns %10.0f cycles %6.2f syscalls/call\n", er.Name, er.NS, er.Cycles, er.LinuxSyscalls)
+		}
+	}
+	// The cache-line round trip of bench ipc, measured now on the same
+	// two CPUs, for the user-msg-direct target.
+	out := filepath.Join(dir, "ref.json")
+	line := filepath.Join(dir, "line")
+	reg, err := shm.CreateRegion(line, 128)
+	if err != nil {
+		return nil, err
+	}
+	reg.Close()
+	if _, _, err := transportRow(ctx, dir, out, topology.Shm, "poll", a, b, b, IPCOptions{Log: o.Log}, "--pair", line); err != nil {
+		return nil, fmt.Errorf("bench eagain: the cache-line reference: %w", err)
+	}
+	res, err := readResult(out, 5*time.Second, nil)
+	if err != nil || res.Ref == nil {
+		return nil, fmt.Errorf("bench eagain: the cache-line reference: %v", err)
+	}
+	rep.Reference = &EagainRow{Name: "ref-cacheline-2core", What: "a cache line bounced between the two CPUs and back (bench ipc's reference)",
+		NS: res.Ref.NS, Cycles: res.Ref.Cycles, MinNS: res.Ref.MinNS, MaxNS: res.Ref.MaxNS, Placement: fmt.Sprintf("%d and %d", a, b)}
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "  %-20s %10.0f ns %10.0f cycles\n", rep.Reference.Name, rep.Reference.NS, rep.Reference.Cycles)
+	}
+	rep.judge()
+	return rep, nil
+}
+
+func (r *EagainReport) row(name string) *EagainRow {
+	for i := range r.Rows {
+		if r.Rows[i].Name == name {
+			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// judge records the targets: exposed at most a tenth of linux, the order
+// kernel-msg > user-msg > linux > exposed, and every answer EAGAIN.
+func (r *EagainReport) judge() {
+	for _, row := range r.Rows {
+		r.Checks = append(r.Checks, Check{Name: row.Name + ": eagain == calls", Value: float64(row.Eagain),
+			Target: fmt.Sprintf("== %d", row.Calls), Met: row.Eagain == row.Calls})
+	}
+	k, u, l, x := r.row("kernel-msg"), r.row("user-msg"), r.row("linux"), r.row("exposed")
+	if l != nil && x != nil {
+		r.Checks = append(r.Checks, Check{Name: "exposed / linux", Value: x.NS / l.NS, Target: "<= 0.1", Met: x.NS <= l.NS/10})
+	}
+	for _, name := range []string{"user-msg-direct"} {
+		if d := r.row(name); d != nil && r.Reference != nil {
+			r.Checks = append(r.Checks, Check{Name: name + " / ref-cacheline-2core", Value: d.NS / r.Reference.NS,
+				Target: "<= 3", Met: d.NS <= 3*r.Reference.NS})
+		}
+	}
+	if k != nil && u != nil && l != nil && x != nil {
+		r.Checks = append(r.Checks, Check{Name: "order kernel-msg > user-msg > linux > exposed", Value: 0,
+			Target: "true", Met: k.NS > u.NS && u.NS > l.NS && l.NS > x.NS})
+	}
+}
+
+// Table prints the rows beside the talk's figures.
+func (r *EagainReport) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "recvfrom() returning EAGAIN on an idle TCP socket\n")
+	fmt.Fprintf(&b, "machine: %s\ncore plan: %s\n\n", r.Machine.String(), r.CorePlan)
+	fmt.Fprintf(&b, "| row | ns | cycles | talk cycles | Linux syscalls per call | calls | eagain |\n|---|---|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		talk := "-"
+		if row.TalkCycles > 0 {
+			talk = fmt.Sprintf("%.0f", row.TalkCycles)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %s | %.2f | %d | %d |\n", row.Name, row.NS, row.Cycles, talk, row.LinuxSyscalls, row.Calls, row.Eagain)
+	}
+	if ref := r.Reference; ref != nil {
+		fmt.Fprintf(&b, "| (%s) | %.0f | %.0f | - | - | - | - |\n", ref.Name, ref.NS, ref.Cycles)
+	}
+	fmt.Fprintf(&b, "\ntalk: NewtOS on a 12-core AMD at 1.9 GHz (seeds/001).\n")
+	for _, c := range r.Checks {
+		met := "met"
+		if !c.Met {
+			met = "NOT met"
+		}
+		fmt.Fprintf(&b, "check %s: %.3g (target %s): %s\n", c.Name, c.Value, c.Target, met)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	return b.String()
+}
+
+// WriteJSON writes the report.
+func (r *EagainReport) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteSVG draws the rows as bars on a log scale, cycles per call, the
+// talk's figure beside each row that has one.
+func (r *EagainReport) WriteSVG(path string) error {
+	c := chart.Chart{Title: "recvfrom() returning EAGAIN: cycles per call (log scale)", Unit: "cycles", Log: true,
+		ValueLabel: "measured here", RefLabel: "NewtOS talk (12-core AMD, 1.9 GHz)"}
+	for _, row := range r.Rows {
+		c.Bars = append(c.Bars, chart.Bar{Label: row.Name, Value: max(row.Cycles, 1), Ref: row.TalkCycles,
+			Note: fmt.Sprintf("%.0f ns, %.2f syscalls/call", row.NS, row.LinuxSyscalls)})
+	}
+	return c.WriteFile(path)
+}
