@@ -325,6 +325,9 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		return false
 	}
 	wnd := int(h.Window) << c.sndShift
+	if c.sackOK && len(h.Opts.SACK) > 0 {
+		c.noteSACK(h.Opts.SACK)
+	}
 	switch {
 	case c.sndUna.Before(h.Ack):
 		acked := h.Ack.Diff(c.sndUna)
@@ -340,6 +343,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		if c.sndNxt.Before(c.sndUna) {
 			c.sndNxt = c.sndUna
 		}
+		c.pruneSACK()
 		c.retries = 0
 		if c.srtt != 0 {
 			c.setRTO()
@@ -386,15 +390,19 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 // congestionAck grows the window on an ACK of new data, or handles it in
 // fast recovery (NewReno).
 func (c *tcb) congestionAck(now time.Time, acked int) {
-	c.dupAcks = 0
+	c.dupAcks, c.ltBoost = 0, 0
 	if c.inRecovery {
 		if !c.sndUna.Before(c.recover) { // a full ACK ends recovery
 			c.inRecovery = false
 			c.cwnd = min(c.ssthresh, max(c.sndMax.Diff(c.sndUna), 0)+c.mss)
 			return
 		}
-		// A partial ACK: the next hole is lost too.
-		c.retransmitFirst(now)
+		// A partial ACK: the next hole is lost too (unless this recovery
+		// has sent it again already, from the SACK blocks).
+		if !c.sndUna.Before(c.rxtHigh) {
+			c.retransmitFirst(now)
+		}
+		c.fillHole(now)
 		c.cwnd = max(c.cwnd-acked, 0)
 		if acked >= c.mss {
 			c.cwnd += c.mss
@@ -414,19 +422,32 @@ func (c *tcb) congestionAck(now time.Time, acked int) {
 	c.cwnd = min(c.cwnd, 1<<30)
 }
 
-// dupAck counts a duplicate ACK; the third starts fast retransmit.
+// dupAck counts a duplicate ACK. The first two let a new segment out
+// (limited transmit, RFC 3042); the third starts fast retransmit, or fewer
+// when so little is in flight that three cannot come (early retransmit,
+// RFC 5827).
 func (c *tcb) dupAck(now time.Time) {
 	c.dupAcks++
+	flight := c.sndMax.Diff(c.sndUna)
+	thresh := 3
+	if segs := (flight + c.mss - 1) / c.mss; segs < 4 && c.snd.n <= c.sndMax.Diff(c.sndBase) {
+		thresh = max(segs-1, 1) // nothing new to send: no more duplicates will come
+	}
 	switch {
 	case c.inRecovery:
 		c.cwnd += c.mss
-	case c.dupAcks == 3 && (!c.recoverSet || c.recover.Before(c.sndUna)):
+		c.fillHole(now)
+	case c.dupAcks < thresh:
+		c.ltBoost = min(c.dupAcks, 2) * c.mss
+	case c.dupAcks == thresh && (!c.recoverSet || c.recover.Before(c.sndUna) || len(c.sacked) > 0):
+		c.ltBoost = 0
 		flight := c.sndMax.Diff(c.sndUna)
 		c.ssthresh = max(flight/2, 2*c.mss)
 		c.recover, c.recoverSet = c.sndMax, true
 		c.inRecovery = true
 		c.s.stats.FastRetransmits++
 		c.rttTiming = false
+		c.rxtHigh = c.sndUna
 		c.retransmitFirst(now)
 		c.cwnd = c.ssthresh + 3*c.mss
 	}

@@ -427,3 +427,56 @@ func TestBuffersOnlyWhenUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestSACKRecovery: two segments of one window are lost; the SACK blocks
+// the receiver sends let the sender repair both in one recovery, with no
+// timeout.
+func TestSACKRecovery(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	iss := n.a.socks[c].iss
+	dropped := map[int]bool{}
+	n.filter = func(from *Stack, h Header, p []byte) bool {
+		k := h.Seq.Diff(iss+1) / 1448
+		if from == n.a && len(p) > 0 && (k == 12 || k == 16) && !dropped[k] {
+			dropped[k] = true
+			return false
+		}
+		return true
+	}
+	data := pattern(100*1448, 4)
+	if got := n.transfer(n.a, c, n.b, s, data, false, 10*time.Second); !bytes.Equal(got, data) {
+		t.Fatal("data corrupted")
+	}
+	st := n.a.Stats()
+	if len(dropped) != 2 || st.RTOExpiries != 0 || st.FastRetransmits != 1 || st.Retransmits != 2 {
+		t.Fatalf("dropped %d; RTOs %d, fast retransmits %d, retransmits %d; want 2 repaired in one recovery, no RTO",
+			len(dropped), st.RTOExpiries, st.FastRetransmits, st.Retransmits)
+	}
+}
+
+// TestEarlyRetransmit: with only three segments in flight and nothing more
+// to send, losing the first still repairs without a timeout (RFC 5827).
+func TestEarlyRetransmit(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	n.a.SetOption(c, OptNoDelay, 1)
+	n.transfer(n.a, c, n.b, s, []byte("first"), false, time.Second) // windows in step
+	dropped := false
+	n.filter = func(from *Stack, h Header, p []byte) bool {
+		if from == n.a && len(p) > 0 && !dropped {
+			dropped = true
+			return false
+		}
+		return true
+	}
+	data := pattern(3*1448, 5)
+	if got := n.transfer(n.a, c, n.b, s, data, false, 10*time.Second); !bytes.Equal(got, data) {
+		t.Fatal("data corrupted")
+	}
+	if st := n.a.Stats(); st.RTOExpiries != 0 || st.FastRetransmits != 1 {
+		t.Fatalf("RTOs %d, fast retransmits %d; want the loss repaired without a timeout", st.RTOExpiries, st.FastRetransmits)
+	}
+}

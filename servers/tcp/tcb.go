@@ -71,6 +71,9 @@ type tcb struct {
 	dupAcks                 int
 	inRecovery, recoverSet  bool
 	recover                 Seq
+	sacked                  ranges // the peer's SACK blocks above SND.UNA
+	ltBoost                 int    // limited transmit: room for new data on the first duplicate ACKs
+	rxtHigh                 Seq    // the highest byte retransmitted in this recovery
 
 	// ACKs.
 	ackNow      bool
@@ -111,6 +114,7 @@ func (c *tcb) resetConn() {
 	c.mss, c.rcvMSS = 536, s.c.MTU-40
 	c.cwnd, c.ssthresh = 0, 1<<30
 	c.inRecovery, c.recoverSet, c.dupAcks = false, false, 0
+	c.sacked, c.rxtHigh = nil, 0
 	c.rcvShift, c.sndShift = 0, 0
 }
 
@@ -353,16 +357,30 @@ func (c *tcb) output(now time.Time) {
 		return
 	}
 	for {
+		if c.sndNxt.Before(c.sndMax) {
+			if end, ok := c.sackedAt(c.sndNxt); ok {
+				c.sndNxt = end // the peer has it: resend only the holes
+				continue
+			}
+		}
 		off := c.sndNxt.Diff(c.sndBase)
 		avail := max(c.snd.n-off, 0)
 		finNext := c.finQueued && !c.finSeqNum().Before(c.sndNxt) && off <= c.snd.n
-		usable := c.sndUna.Add(min(c.sndWnd, c.cwnd)).Diff(c.sndNxt)
+		usable := c.sndUna.Add(min(c.sndWnd, c.cwnd+c.ltBoost)).Diff(c.sndNxt)
 		n := min(avail, c.mss, max(usable, 0))
-		fin := finNext && n == avail
+		hole := false // a retransmission cut short by data the peer SACKed
+		if c.sndNxt.Before(c.sndMax) {
+			if next, ok := c.sackedAfter(c.sndNxt); ok && next.Diff(c.sndNxt) < n {
+				n, hole = next.Diff(c.sndNxt), true
+			}
+		}
+		fin := finNext && n == avail && !hole
 		if n == 0 && !fin {
 			break
 		}
-		if n < c.mss && n < avail { // held back by a window
+		if hole {
+			// sent whatever its size
+		} else if n < c.mss && n < avail { // held back by a window
 			if n < c.maxSndWnd/2 || n == 0 {
 				break
 			}
@@ -462,19 +480,95 @@ func (c *tcb) sendSeg(now time.Time, seq Seq, flags uint8, n int, ack bool) {
 // retransmitFirst sends the first unacknowledged segment again (fast
 // retransmit, and NewReno's partial ACKs).
 func (c *tcb) retransmitFirst(now time.Time) {
-	off := c.sndUna.Diff(c.sndBase)
+	c.rxtHigh = seqMax(c.rxtHigh, c.retransmitAt(now, c.sndUna))
+}
+
+// retransmitAt sends the segment at seq again, stopping short of data the
+// peer has selectively acknowledged, and returns where it ended.
+func (c *tcb) retransmitAt(now time.Time, seq Seq) Seq {
+	off := seq.Diff(c.sndBase)
 	avail := max(c.snd.n-off, 0)
 	n := min(avail, c.mss)
+	if next, ok := c.sackedAfter(seq); ok && next.Diff(seq) < n {
+		n = next.Diff(seq)
+	}
 	var flags uint8
 	if c.finQueued && n == avail && !c.finAcked() {
 		flags |= FIN
 	}
 	if n == 0 && flags == 0 {
-		return
+		return seq
 	}
 	save := c.sndNxt
-	c.sendSeg(now, c.sndUna, flags, n, true)
+	c.sendSeg(now, seq, flags, n, true)
 	c.sndNxt = seqMax(save, c.sndNxt)
+	return seq.Add(n)
+}
+
+// SACK scoreboard (RFC 2018, RFC 6675): what the peer holds above SND.UNA.
+
+// noteSACK records the SACK blocks of an ACK that make sense.
+func (c *tcb) noteSACK(blocks []Block) {
+	for _, b := range blocks {
+		if c.sndUna.Before(b.Start) && b.Start.Before(b.End) && b.End.BeforeEq(c.sndMax) {
+			c.sacked = c.sacked.add(b.Start, b.End)
+		}
+	}
+	c.pruneSACK()
+}
+
+// pruneSACK drops what SND.UNA has passed.
+func (c *tcb) pruneSACK() {
+	i := 0
+	for i < len(c.sacked) && c.sacked[i].End.BeforeEq(c.sndUna) {
+		i++
+	}
+	c.sacked = c.sacked[i:]
+	if len(c.sacked) > 0 && c.sacked[0].Start.Before(c.sndUna) {
+		c.sacked[0].Start = c.sndUna
+	}
+}
+
+// sackedAt returns the end of the SACKed block holding seq.
+func (c *tcb) sackedAt(seq Seq) (Seq, bool) {
+	for _, b := range c.sacked {
+		if seq.InWindow(b.Start, b.End.Diff(b.Start)) {
+			return b.End, true
+		}
+	}
+	return 0, false
+}
+
+// sackedAfter returns the start of the first SACKed block after seq.
+func (c *tcb) sackedAfter(seq Seq) (Seq, bool) {
+	for _, b := range c.sacked {
+		if seq.Before(b.Start) {
+			return b.Start, true
+		}
+	}
+	return 0, false
+}
+
+// fillHole retransmits the next hole below the highest SACKed byte that
+// this recovery has not sent again yet: with SACK, recovery repairs
+// several losses a round trip instead of one.
+func (c *tcb) fillHole(now time.Time) {
+	if len(c.sacked) == 0 {
+		return
+	}
+	top := c.sacked[len(c.sacked)-1].End
+	h := seqMax(c.sndUna, c.rxtHigh)
+	for {
+		end, ok := c.sackedAt(h)
+		if !ok {
+			break
+		}
+		h = end
+	}
+	if !h.Before(top) {
+		return
+	}
+	c.rxtHigh = c.retransmitAt(now, h)
 }
 
 // rttSample updates the smoothed RTT and the RTO (RFC 6298 2).

@@ -129,8 +129,9 @@ func (c *tcb) onRTO(now time.Time) {
 	}
 	flight := c.sndMax.Diff(c.sndUna)
 	c.ssthresh = max(flight/2, 2*c.mss)
-	c.cwnd, c.cwndAcc = c.mss, 0
+	c.cwnd, c.cwndAcc, c.ltBoost = c.mss, 0, 0
 	c.inRecovery, c.dupAcks = false, 0
 	c.recover, c.recoverSet = c.sndMax, true
-	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte
+	c.rxtHigh = c.sndUna
+	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte, skipping what the peer SACKed
 }
