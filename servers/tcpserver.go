@@ -193,23 +193,7 @@ func (t *tcpServer) park(m *ipc.Message, id tcp.SockID) error {
 }
 
 // tcpErrno maps the engine's errors to the errnos Linux gives.
-func tcpErrno(err error) unix.Errno {
-	for _, e := range []struct {
-		err   error
-		errno unix.Errno
-	}{
-		{tcp.ErrWouldBlock, unix.EAGAIN}, {tcp.ErrInProgress, unix.EINPROGRESS}, {tcp.ErrAlready, unix.EALREADY},
-		{tcp.ErrIsConnected, unix.EISCONN}, {tcp.ErrNotConnected, unix.ENOTCONN}, {tcp.ErrConnRefused, unix.ECONNREFUSED},
-		{tcp.ErrConnReset, unix.ECONNRESET}, {tcp.ErrTimedOut, unix.ETIMEDOUT}, {tcp.ErrAddrInUse, unix.EADDRINUSE},
-		{tcp.ErrAddrNotAvail, unix.EADDRNOTAVAIL}, {tcp.ErrBadSocket, unix.EBADF}, {tcp.ErrShutdown, unix.EPIPE},
-		{tcp.ErrNoOption, unix.ENOPROTOOPT}, {tcp.ErrNoBuffers, unix.ENOBUFS}, {tcp.ErrAborted, unix.ECONNABORTED},
-	} {
-		if errors.Is(err, e.err) {
-			return e.errno
-		}
-	}
-	return unix.EINVAL
-}
+func tcpErrno(err error) unix.Errno { return tcp.Errno(err) }
 
 // tcpReply answers a socket call: a result, or the errno of err.
 func tcpReply(s *Server, m *ipc.Message, result int64, err error, args ...uint64) error {

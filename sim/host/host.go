@@ -1,8 +1,10 @@
-// Package host is a whole simulated host in one process: the ip and udp
-// engines linked directly to each other and to a NIC backend (a monolithic
-// stack). It stands in for the remote machines of the NewtOS evaluation,
-// and it tests the protocol engines against real Linux peers before they are
-// split into server processes. It runs a UDP echo service when asked.
+// Package host is a whole simulated host in one process: the ip, udp and
+// tcp engines linked directly to each other and to a NIC backend (a
+// monolithic stack). It stands in for the remote machines of the NewtOS
+// evaluation, and it tests the protocol engines against real Linux peers
+// before they are split into server processes. It runs a UDP echo service
+// when asked, and its applications use it through the socket library's API
+// (API, in api.go), as they use the multiserver stack.
 package host
 
 import (
@@ -15,6 +17,7 @@ import (
 
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/tcp"
 	"github.com/newtsim/newtsim/servers/udp"
 )
 
@@ -25,6 +28,7 @@ type Config struct {
 	Gateway  netip.Addr   // optional
 	EchoPort uint16       // a UDP echo service on this port; 0 for none
 	Pcap     *pcap.Writer // records every frame in and out; nil for none
+	TCP      tcp.Config   // the tcp engine's settings (its Addrs are the host's)
 }
 
 // Host is a running host. Its methods may be called from several
@@ -34,7 +38,11 @@ type Host struct {
 	c    Config
 	ip   *ip.Stack
 	udp  *udp.Table
+	tcp  *tcp.Stack
 	echo udp.SockID
+	// changed is closed and replaced whenever the host handled something
+	// that may make a socket ready: waiting applications watch it.
+	changed chan struct{}
 	out  func(frame []byte) error
 	buf  []byte
 }
@@ -45,8 +53,10 @@ func New(c Config, out func(frame []byte) error) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
-	h := &Host{c: c, ip: st, udp: udp.New(udp.Config{Addrs: []netip.Addr{c.Addr.Addr()}}), out: out,
-		buf: make([]byte, 65536)}
+	tc := c.TCP
+	tc.Addrs = []netip.Addr{c.Addr.Addr()}
+	h := &Host{c: c, ip: st, udp: udp.New(udp.Config{Addrs: []netip.Addr{c.Addr.Addr()}}), tcp: tcp.New(tc), out: out,
+		buf: make([]byte, 65536), changed: make(chan struct{})}
 	if c.EchoPort != 0 {
 		h.echo = h.udp.Open()
 		if err := h.udp.Bind(h.echo, netip.AddrPortFrom(netip.IPv4Unspecified(), c.EchoPort)); err != nil {
@@ -70,6 +80,7 @@ func (h *Host) Tick(now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ip.Tick(now)
+	h.tcp.Tick(now)
 	return h.process(now)
 }
 
@@ -77,7 +88,18 @@ func (h *Host) Tick(now time.Time) error {
 func (h *Host) NextDeadline() (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.ip.NextDeadline()
+	a, aok := h.ip.NextDeadline()
+	b, bok := h.tcp.NextDeadline()
+	switch {
+	case aok && bok:
+		if b.Before(a) {
+			return b, true
+		}
+		return a, true
+	case bok:
+		return b, true
+	}
+	return a, aok
 }
 
 // Open opens a UDP socket on the host, for an application of the host.
@@ -121,6 +143,11 @@ func (h *Host) Drops() map[string]uint64 {
 			d["udp/"+r] = n
 		}
 	}
+	for r, n := range h.tcp.Drops() {
+		if n > 0 {
+			d["tcp/"+r] = n
+		}
+	}
 	return d
 }
 
@@ -143,11 +170,18 @@ func (h *Host) record(now time.Time, frame []byte) {
 // is handled in two passes: first what only reads them (frames out,
 // datagrams into udp), then the calls back into the engine.
 func (h *Host) process(now time.Time) error {
+	defer h.signal()
 	for {
+		for _, seg := range h.tcp.Output() {
+			h.ip.Send(now, tcp.ProtoTCP, seg.Src, seg.Dst, seg.Data) // errors are counted as drops
+		}
+		h.tcp.Wakeups() // waiting applications look again after every change
 		evs := h.ip.Events()
 		if len(evs) == 0 {
 			return nil
 		}
+		var segs [][3][]byte // tcp segments: the engine is called after this batch
+		var segAddrs [][2]netip.Addr
 		var unreachable [][]byte
 		echo := false
 		for _, ev := range evs {
@@ -158,6 +192,11 @@ func (h *Host) process(now time.Time) error {
 					return fmt.Errorf("host: send frame: %w", err)
 				}
 			case ip.Deliver:
+				if ev.Proto == tcp.ProtoTCP {
+					segs = append(segs, [3][]byte{append([]byte(nil), ev.Payload...)})
+					segAddrs = append(segAddrs, [2]netip.Addr{ev.Src, ev.Dst})
+					continue
+				}
 				if ev.Proto != udp.ProtoUDP {
 					continue // ICMP other than echo, which ip answers itself
 				}
@@ -172,6 +211,9 @@ func (h *Host) process(now time.Time) error {
 		}
 		for _, pkt := range unreachable {
 			h.ip.Unreachable(now, pkt, 3) // code 3: port unreachable
+		}
+		for i, seg := range segs {
+			h.tcp.Input(now, segAddrs[i][0], segAddrs[i][1], seg[0])
 		}
 		for echo {
 			n, from, _, err := h.udp.RecvFrom(h.echo, h.buf)
@@ -219,7 +261,11 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 		} else {
 			timer.Reset(time.Hour)
 		}
+		h.mu.Lock()
+		changed := h.changed // an application's call may have set an earlier timer
+		h.mu.Unlock()
 		select {
+		case <-changed:
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
@@ -234,4 +280,10 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 			}
 		}
 	}
+}
+
+// signal wakes the applications waiting for a change; h.mu is held.
+func (h *Host) signal() {
+	close(h.changed)
+	h.changed = make(chan struct{})
 }

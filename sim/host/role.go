@@ -1,0 +1,131 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+)
+
+// The clienthost role is a remote client machine, as the NewtOS
+// evaluation's: a whole host in one process (the monolithic stack) on the
+// far end of a `wire` from a multiserver host's nic, running the load
+// generator against a server there. Frames come from the nic as FrameRx
+// messages in its buffers and go to it the same way in this process's
+// own; the nic's link model shapes the wire in its direction.
+func init() { servers.Register("clienthost", newClientHost) }
+
+// ClientResult is what the clienthost role writes: the load generator's
+// report, or why it could not run.
+type ClientResult struct {
+	Report loadgen.Report `json:"report"`
+	Error  string         `json:"error,omitempty"`
+	Drops  map[string]uint64
+}
+
+type clientHost struct {
+	peer   string
+	frames chan []byte
+	h      *Host
+	lg     loadgen.Config
+	out    string
+	s      *servers.Server
+}
+
+func newClientHost(s *servers.Server) (servers.Handler, error) {
+	c := &clientHost{frames: make(chan []byte, 1024), s: s}
+	fs := flag.NewFlagSet("clienthost", flag.ContinueOnError)
+	addr := fs.String("addr", "198.18.1.1/24", "the host's address and subnet")
+	mac := fs.String("mac", "02:00:00:00:02:01", "the host's MAC address")
+	fs.StringVar(&c.peer, "wire-peer", "nic", "the nic at the other end of the wire")
+	target := fs.String("target", "198.18.1.2:80", "the HTTP server")
+	fs.StringVar(&c.lg.Path, "path", "/", "the path to request")
+	fs.IntVar(&c.lg.Requests, "requests", 1000, "requests to make")
+	fs.IntVar(&c.lg.Connections, "connections", 4, "connections at once")
+	fs.IntVar(&c.lg.RequestsPerConn, "requests-per-conn", 10, "requests per connection (0: keep-alive for ever)")
+	fs.DurationVar(&c.lg.Timeout, "timeout", 10*time.Second, "a request's time-out")
+	fs.StringVar(&c.out, "out", "", "where to write the result (JSON)")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	a, err := netip.ParsePrefix(*addr)
+	if err != nil {
+		return nil, fmt.Errorf("clienthost: --addr: %w", err)
+	}
+	hw, err := net.ParseMAC(*mac)
+	if err != nil || len(hw) != 6 {
+		return nil, fmt.Errorf("clienthost: --mac %q: %v", *mac, err)
+	}
+	if c.lg.Target, err = netip.ParseAddrPort(*target); err != nil {
+		return nil, fmt.Errorf("clienthost: --target: %w", err)
+	}
+	s.SendFromGoroutines() // frames go out from the host's loop and the application's calls
+	c.h, err = New(Config{MAC: [6]byte(hw), Addr: a}, c.send)
+	return c, err
+}
+
+// send puts a frame on the wire: a buffer of ours, to the nic.
+func (c *clientHost) send(frame []byte) error {
+	ref, buf, err := c.s.Pool.Alloc()
+	if err != nil {
+		return nil // no buffer: the frame is lost, as on a full NIC ring
+	}
+	n := copy(buf, frame)
+	m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(c.s.Pool.Slice(ref, n))}}
+	if err := c.s.SendTo(c.peer, &m); err != nil {
+		c.s.Pool.Free(ref)
+	}
+	return nil
+}
+
+// Handle takes the frames the nic sends over the wire.
+func (c *clientHost) Handle(s *servers.Server, m *ipc.Message) error {
+	if m.Type != ipc.FrameRx {
+		return nil
+	}
+	b, ref, err := s.Buffer(m, 0)
+	if err != nil {
+		return nil
+	}
+	f := append([]byte(nil), b...)
+	s.Release(ref)
+	select {
+	case c.frames <- f:
+	default: // the host is behind: dropped, as by a full RX ring
+	}
+	return nil
+}
+
+// Read hands the host's loop the next frame off the wire.
+func (c *clientHost) Read(b []byte) (int, error) { return copy(b, <-c.frames), nil }
+
+// Write sends a frame.
+func (c *clientHost) Write(frame []byte) error { return c.send(frame) }
+
+// Run starts the host and the load generator, then serves the wire.
+func (c *clientHost) Run(s *servers.Server) error {
+	ctx := context.Background()
+	go Serve(ctx, c.h, c)
+	go func() {
+		c.lg.API = c.h.API()
+		rep, err := loadgen.Run(ctx, c.lg)
+		res := ClientResult{Report: rep, Drops: c.h.Drops()}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		b, _ := json.Marshal(res)
+		if c.out != "" {
+			os.WriteFile(c.out+".tmp", b, 0o644)
+			os.Rename(c.out+".tmp", c.out)
+		}
+	}()
+	return s.Serve(c)
+}
