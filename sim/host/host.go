@@ -43,8 +43,8 @@ type Host struct {
 	// changed is closed and replaced whenever the host handled something
 	// that may make a socket ready: waiting applications watch it.
 	changed chan struct{}
-	out  func(frame []byte) error
-	buf  []byte
+	out     func(frame []byte) error
+	buf     []byte
 }
 
 // New makes a host whose frames go to out.
@@ -180,8 +180,7 @@ func (h *Host) process(now time.Time) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		var segs [][3][]byte // tcp segments: the engine is called after this batch
-		var segAddrs [][2]netip.Addr
+		var segs []Segment // tcp's: the engine is called after this batch
 		var unreachable [][]byte
 		echo := false
 		for _, ev := range evs {
@@ -193,8 +192,7 @@ func (h *Host) process(now time.Time) error {
 				}
 			case ip.Deliver:
 				if ev.Proto == tcp.ProtoTCP {
-					segs = append(segs, [3][]byte{append([]byte(nil), ev.Payload...)})
-					segAddrs = append(segAddrs, [2]netip.Addr{ev.Src, ev.Dst})
+					segs = append(segs, Segment{ev.Src, ev.Dst, append([]byte(nil), ev.Payload...)})
 					continue
 				}
 				if ev.Proto != udp.ProtoUDP {
@@ -212,8 +210,8 @@ func (h *Host) process(now time.Time) error {
 		for _, pkt := range unreachable {
 			h.ip.Unreachable(now, pkt, 3) // code 3: port unreachable
 		}
-		for i, seg := range segs {
-			h.tcp.Input(now, segAddrs[i][0], segAddrs[i][1], seg[0])
+		for _, seg := range segs {
+			h.tcp.Input(now, seg.Src, seg.Dst, seg.Data)
 		}
 		for echo {
 			n, from, _, err := h.udp.RecvFrom(h.echo, h.buf)
@@ -281,6 +279,9 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 		}
 	}
 }
+
+// Segment is a transport segment with its addresses.
+type Segment = tcp.Segment
 
 // signal wakes the applications waiting for a change; h.mu is held.
 func (h *Host) signal() {
