@@ -11,6 +11,7 @@ import (
 	_ "github.com/newtsim/newtsim/apps/conformance"
 	_ "github.com/newtsim/newtsim/apps/fetch"
 	_ "github.com/newtsim/newtsim/apps/httpd"
+	_ "github.com/newtsim/newtsim/apps/loadgen"
 	_ "github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"

@@ -1,0 +1,79 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers"
+)
+
+// The loadgen role runs the load generator as an application of the
+// simulated host, on any backend of the socket library.
+func init() { servers.Register("loadgen", newRole) }
+
+// RoleResult is what the loadgen role writes.
+type RoleResult struct {
+	Report Report `json:"report"`
+	Error  string `json:"error,omitempty"`
+}
+
+type role struct {
+	backend, out string
+	c            Config
+	delay        time.Duration
+}
+
+func newRole(s *servers.Server) (servers.Handler, error) {
+	r := &role{}
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&r.backend, "backend", "message", "the socket library's backend: message or exposed")
+	target := fs.String("target", "127.0.0.1:80", "the HTTP server")
+	fs.StringVar(&r.c.Path, "path", "/", "the path to request")
+	fs.IntVar(&r.c.Requests, "requests", 1000, "requests to make")
+	fs.IntVar(&r.c.Connections, "connections", 4, "connections at once")
+	fs.IntVar(&r.c.RequestsPerConn, "requests-per-conn", 10, "requests per connection (0: keep-alive for ever)")
+	fs.DurationVar(&r.c.Timeout, "timeout", 10*time.Second, "a request's time-out")
+	fs.DurationVar(&r.delay, "delay", 200*time.Millisecond, "wait this long first, for the server to start")
+	fs.StringVar(&r.out, "out", "", "where to write the result (JSON)")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.c.Target, err = netip.ParseAddrPort(*target); err != nil {
+		return nil, fmt.Errorf("loadgen: --target: %w", err)
+	}
+	return r, nil
+}
+
+func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
+
+// Run loads the server, writes the report, then serves until shut down.
+func (r *role) Run(s *servers.Server) error {
+	var res RoleResult
+	api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
+	if err == nil {
+		time.Sleep(r.delay)
+		r.c.API = api
+		res.Report, err = Run(context.Background(), r.c)
+	}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	b, _ := json.Marshal(res)
+	if r.out != "" {
+		if err := os.WriteFile(r.out+".tmp", b, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(r.out+".tmp", r.out); err != nil {
+			return err
+		}
+	}
+	return s.Serve(r)
+}
