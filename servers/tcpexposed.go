@@ -52,6 +52,8 @@ type exposed struct {
 	refused *prometheus.CounterVec
 	bells   prometheus.Counter
 	wakes   prometheus.Counter
+	created prometheus.Counter
+	reused  prometheus.Counter
 }
 
 func (t *tcpServer) initExposed(s *Server) error {
@@ -72,7 +74,11 @@ func (t *tcpServer) initExposed(s *Server) error {
 		Name: "doorbell_messages_total", Help: "Doorbell messages from applications (posted work found the server asleep)."})
 	t.x.wakes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
 		Name: "wake_messages_total", Help: "Wake-up messages sent to applications waiting in poll."})
-	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes)
+	t.x.created = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+		Name: "exposed_regions_created_total", Help: "Exposed socket regions made (a file and two mappings each)."})
+	t.x.reused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+		Name: "exposed_regions_reused_total", Help: "Exposed sockets given a closed socket's region, still mapped."})
+	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes, t.x.created, t.x.reused)
 	s.Idle = t.idle
 	return nil
 }
@@ -88,12 +94,17 @@ func direct(s *Server, m *ipc.Message) bool {
 func (t *tcpServer) newRegion(s *Server, owner ipc.Endpoint, want uint64) (uint64, *sockbuf.Region, error) {
 	idle := t.x.idle[owner]
 	for i, x := range idle {
-		if want != 0 && x.regionID == want {
+		// The one the application offers, or for an accepted socket
+		// (want 0) any: the application keeps every closed socket's
+		// region mapped until it says it dropped them all.
+		if want == 0 || x.regionID == want {
 			t.x.idle[owner] = append(idle[:i], idle[i+1:]...)
 			x.reg.Reset()
+			t.x.reused.Inc()
 			return x.regionID, x.reg, nil
 		}
 	}
+	t.x.created.Inc()
 	t.x.nextID++
 	id := t.x.nextID
 	r, err := sockbuf.Create(sockbuf.RegionPath(s.Opts.Run, s.Opts.Name, id))
