@@ -17,19 +17,29 @@ import (
 )
 
 // As a role (`httpd`) the server runs in an application process of the
-// simulated host, on the socket library's message backend:
+// simulated host, on the socket library's message backend by default:
 //
 //	process web role httpd args --addr 0.0.0.0:80 --dir /srv/www
 //	link web syscall
+//
+// `--backend exposed` runs the same program on exposed socket buffers
+// (docs/EXPOSED.md), which talk to the tcp server straight, so the process
+// needs a link to tcp as well:
+//
+//	process web role httpd args --backend exposed --addr 0.0.0.0:80 --dir /srv/www
+//	link web syscall
+//	link web tcp
 func init() { servers.Register("httpd", startRole) }
 
 // role is the httpd role's handler; its work is Run.
 type role struct {
-	c Config
+	c       Config
+	backend string
 }
 
 func startRole(s *servers.Server) (servers.Handler, error) {
 	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
+	backend := fs.String("backend", "message", "the socket library's backend: message, message-direct or exposed (the last two need a link to tcp)")
 	addr := fs.String("addr", "0.0.0.0:80", "the address to listen on")
 	dir := fs.String("dir", "", "the directory to serve (required; read into memory at start)")
 	maxConns := fs.Int("max-conns", DefaultMaxConns, "the most connections open at once")
@@ -52,7 +62,12 @@ func startRole(s *servers.Server) (servers.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: --addr: %w", err)
 	}
-	return &role{c: Config{
+	switch *backend {
+	case "message", "message-direct", "exposed":
+	default:
+		return nil, fmt.Errorf("httpd: --backend %q: want message, message-direct or exposed", *backend)
+	}
+	return &role{backend: *backend, c: Config{
 		Addr:        ap,
 		Files:       os.DirFS(*dir),
 		MaxConns:    *maxConns,
@@ -67,10 +82,10 @@ func startRole(s *servers.Server) (servers.Handler, error) {
 // Handle is never reached: the application's loop is Run.
 func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
 
-// Run serves the directory over the message backend until the process is
+// Run serves the directory over the backend chosen until the process is
 // shut down.
 func (r *role) Run(s *servers.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+	api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,8 @@ func NewBenchCommand(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure newtsim beside its references and Linux, in one run",
 	}
-	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand())
+	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand(),
+		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand())
 	return cmd
 }
 

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/newtsim/newtsim/sim/bench"
+)
+
+// httpFlags are the flags bench http and bench paper share.
+type httpFlags struct {
+	jsonOut, mdOut, svgOut, cpus, log string
+	o                                 bench.HTTPOptions
+}
+
+func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file")
+	fl.StringVar(&f.mdOut, "md", "", "write the report as Markdown to this file")
+	fl.StringVar(&f.svgOut, "svg", "", "draw requests per second as grouped bars (a group per workload) in this SVG file")
+	fl.StringVar(&f.cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
+	fl.StringVar(&f.log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")
+	fl.IntVar(&f.o.Connections, "connections", bench.DefaultHTTPConnections, "connections the client keeps open, the same for every cell")
+	fl.DurationVar(&f.o.Duration, "duration", duration, "how long each cell is measured")
+	fl.DurationVar(&f.o.Warmup, "warmup", 0, "load before each cell, not measured (default: a sixth of --duration, at most 1s)")
+	fl.DurationVar(&f.o.Timeout, "timeout", 2*time.Second, "a request not answered within this fails, as wrk's --timeout")
+}
+
+// run runs the benchmark with the options set, prints it and writes the
+// files asked for.
+func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.HTTPOptions) (*bench.HTTPReport, error),
+	print func(io.Writer, *bench.HTTPReport)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cs, err := parseCPUs(f.cpus)
+	if err != nil {
+		return err
+	}
+	if f.o.Connections <= 0 || f.o.Duration <= 0 || f.o.Warmup < 0 || f.o.Timeout <= 0 {
+		return fmt.Errorf("--connections, --duration and --timeout must be positive, --warmup not negative")
+	}
+	if f.log != "" {
+		lf, err := os.Create(f.log)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		f.o.Log = lf
+	}
+	out := cmd.OutOrStdout()
+	f.o.CPUs, f.o.Progress, f.o.Command = cs, out, "newtsim "+strings.Join(os.Args[1:], " ")
+	rep, err := measure(ctx, f.o)
+	if err != nil {
+		return err
+	}
+	print(out, rep)
+	for _, w := range []struct {
+		path  string
+		write func(string) error
+	}{
+		{f.jsonOut, rep.WriteJSON},
+		{f.mdOut, func(p string) error { return os.WriteFile(p, []byte(rep.Table()), 0o644) }},
+		{f.svgOut, rep.WriteSVG},
+	} {
+		if w.path == "" {
+			continue
+		}
+		if err := w.write(w.path); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s\n", w.path)
+	}
+	return nil
+}
+
+// newBenchHTTPCommand is `newtsim bench http`: one cell of the paper's
+// matrix, printed as wrk prints a run.
+func newBenchHTTPCommand() *cobra.Command {
+	var f httpFlags
+	var workload, server string
+	cmd := &cobra.Command{
+		Use:   "http",
+		Short: "One cell of the HTTP evaluation: a workload on a server, loaded from a client in a network namespace, as wrk would",
+		Long: "Loads one server with one workload from a client on Linux's sockets in a network namespace and prints what wrk\n" +
+			"would: requests per second, latency percentiles, transfer rate and errors, with the server's system calls per\n" +
+			"request counted by the kernel.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
+			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.o.Workloads, f.o.Servers = []string{workload}, []string{server}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "bench http: %s on %s, %d connections, %v\n", workload, server, f.o.Connections, f.o.Duration)
+			return f.run(cmd, bench.HTTP, printHTTPCells)
+		},
+	}
+	f.add(cmd, bench.DefaultHTTPDuration)
+	cmd.Flags().StringVar(&workload, "workload", "20B-10rpc", "the workload: "+strings.Join(bench.WorkloadNames(), ", "))
+	cmd.Flags().StringVar(&server, "server", "httpd-exposed", "the server: "+strings.Join(bench.ServerNames(), ", "))
+	return cmd
+}
+
+// printHTTPCells prints each cell as wrk does, then the report's rows.
+func printHTTPCells(out io.Writer, rep *bench.HTTPReport) {
+	for _, c := range rep.Cells {
+		fmt.Fprintf(out, "\nRunning %.3gs test @ %s (%s on %s)\n  %d connections, %d requests per connection\n",
+			rep.DurationS, c.URL, c.Row.Workload, c.Row.Server, rep.Connections, requestsPerConn(rep, c.Row.Workload))
+		fmt.Fprint(out, c.Report.String())
+		fmt.Fprintf(out, "Server system calls: %d in %d threads, %.3f per request\n", c.Syscalls, c.Threads, c.Row.LinuxSyscallsPerRequest)
+	}
+	fmt.Fprintln(out)
+	fmt.Fprint(out, rep.Table())
+}
+
+func requestsPerConn(rep *bench.HTTPReport, workload string) int {
+	for _, w := range rep.Workloads {
+		if w.Name == workload {
+			return w.RequestsPerConn
+		}
+	}
+	return 0
+}
+
+// newBenchPaperCommand is `newtsim bench paper`: the whole matrix.
+func newBenchPaperCommand() *cobra.Command {
+	var f httpFlags
+	var workloads, servers []string
+	var short bool
+	cmd := &cobra.Command{
+		Use:   "paper",
+		Short: "The NewtOS talk's evaluation: every HTTP workload on every server (httpd on Linux, message and exposed backends; lighttpd)",
+		Long: "Runs every cell of the HTTP matrix, a workload on a server each, with a progress bar, and writes the table,\n" +
+			"the JSON and a grouped bar chart.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
+			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.o.Workloads, f.o.Servers, f.o.Short = workloads, servers, short
+			if short && !cmd.Flags().Changed("duration") {
+				f.o.Duration = bench.ShortHTTPDuration
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "bench paper: measuring the HTTP matrix")
+			return f.run(cmd, bench.Paper, func(out io.Writer, rep *bench.HTTPReport) {
+				fmt.Fprintln(out)
+				fmt.Fprint(out, rep.Table())
+			})
+		},
+	}
+	f.add(cmd, bench.DefaultHTTPDuration)
+	cmd.Flags().StringSliceVar(&workloads, "workloads", nil, "only these workloads (default: all)")
+	cmd.Flags().StringSliceVar(&servers, "servers", nil, "only these servers (default: all)")
+	cmd.Flags().BoolVar(&short, "short", false, "the short matrix: workloads "+strings.Join(bench.ShortHTTPWorkloads, " and ")+
+		", 1s a cell")
+	return cmd
+}
+
+// newBenchHTTPPeerCommand is the hidden `newtsim bench http-peer`: the
+// client and httpd-linux of bench http, each started in a namespace.
+func newBenchHTTPPeerCommand() *cobra.Command {
+	var o bench.HTTPPeerOptions
+	cmd := &cobra.Command{
+		Use:    "http-peer",
+		Hidden: true,
+		Short:  "A process of bench http outside the simulated host (started by bench http)",
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return bench.HTTPPeerMain(o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "loadgen (the client) or httpd (httpd-linux)")
+	cmd.Flags().StringVar(&o.Config, "config", "", "the client's configuration (JSON)")
+	cmd.Flags().StringVar(&o.Addr, "addr", "", "where httpd listens")
+	cmd.Flags().StringVar(&o.Dir, "dir", "", "what httpd serves")
+	return cmd
+}

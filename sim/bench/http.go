@@ -1,0 +1,427 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/sim/chart"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// The evaluation of the NewtOS talk (seeds/001): a static web server under
+// an HTTP load, on the multiserver stack with the message and exposed
+// backends and on Linux, the load coming from outside. `newtsim bench
+// http` measures one cell of the matrix, `newtsim bench paper` all of it.
+//
+// The client stands in for the talk's client machines: the loadgen
+// package on Linux's sockets, in a network namespace of its own. It
+// reaches the simulated host's httpd over the run's TAP (Linux there is
+// 198.18.0.1, the host 198.18.0.2), and httpd-linux and lighttpd over a
+// veth pair between two namespaces made for the benchmark (198.18.1.1 and
+// 198.18.1.2). Nothing leaves the machine, and no address outside
+// 198.18.0.0/15 is used.
+
+// HTTPWorkload is a workload of the matrix: one file, requested over and
+// over by every connection, a number of requests per connection.
+type HTTPWorkload struct {
+	Name            string `json:"name"`
+	File            string `json:"file"` // its name in the served directory
+	Size            int    `json:"size"` // bytes
+	RequestsPerConn int    `json:"requests_per_conn"`
+}
+
+// Path is the workload's URL path.
+func (w HTTPWorkload) Path() string { return "/" + w.File }
+
+// HTTPWorkloads are the matrix's workloads, in order.
+var HTTPWorkloads = []HTTPWorkload{
+	{"20B-1rpc", "20B.txt", 20, 1},
+	{"20B-10rpc", "20B.txt", 20, 10},
+	{"11kB-10rpc", "11kB.bin", 11 << 10, 10},
+	{"512kB-1rpc", "512kB.bin", 512 << 10, 1},
+}
+
+// Kinds of server side.
+const (
+	sideHost     = "host"     // httpd on the simulated host, behind the TAP
+	sideLinux    = "linux"    // httpd on Linux's sockets, a process of its own
+	sideLighttpd = "lighttpd" // Debian's lighttpd
+)
+
+// HTTPServer is a server of the matrix.
+type HTTPServer struct {
+	Name      string             `json:"name"`
+	Kind      string             `json:"kind"`
+	Backend   string             `json:"backend,omitempty"`   // the socket library's, for httpd
+	Transport topology.Transport `json:"transport,omitempty"` // the simulated host's
+	What      string             `json:"what"`
+}
+
+// HTTPServers are the matrix's servers, in order.
+var HTTPServers = []HTTPServer{
+	{Name: "httpd-linux", Kind: sideLinux, Backend: "linux",
+		What: "the httpd program on Linux's sockets, a process of its own in a namespace, reached over a veth pair"},
+	{Name: "httpd-message-shm", Kind: sideHost, Backend: "message", Transport: topology.Shm,
+		What: "httpd on the simulated host, message backend (every call a message to syscall, then tcp), user-space channels"},
+	{Name: "httpd-message-kernel", Kind: sideHost, Backend: "message", Transport: topology.Kernel,
+		What: "the same over kernel messages: every message goes through the kernel process"},
+	{Name: "httpd-exposed", Kind: sideHost, Backend: "exposed", Transport: topology.Shm,
+		What: "httpd on the simulated host, exposed socket buffers (docs/EXPOSED.md), user-space channels"},
+	{Name: "lighttpd", Kind: sideLighttpd,
+		What: "Debian's lighttpd, one worker process, a minimal configuration serving the same files, reached over the veth pair"},
+}
+
+// HTTPRow is one cell of the matrix.
+type HTTPRow struct {
+	Workload string  `json:"workload"`
+	Server   string  `json:"server"`
+	ReqPerS  float64 `json:"req_per_s"`
+	P50US    float64 `json:"p50_us"`
+	P99US    float64 `json:"p99_us"`
+	// Errors counts the requests that failed (connect, refused, reset,
+	// timeout, protocol, end of file) and the responses that were not 2xx
+	// or 3xx.
+	Errors int64 `json:"errors"`
+	// LinuxSyscallsPerRequest is the system calls the server process made
+	// over the measured run (every thread, counted by the kernel), over
+	// the requests completed; for the simulated host, the httpd
+	// application's process.
+	LinuxSyscallsPerRequest float64 `json:"linux_syscalls_per_request"`
+	CorePlan                string  `json:"core_plan"`
+}
+
+// HTTPCell is a cell's full account: the client's report, as wrk would
+// print it, and what else was seen.
+type HTTPCell struct {
+	Row      HTTPRow
+	URL      string
+	Report   loadgen.Report
+	Warmup   loadgen.Report
+	Syscalls uint64
+	Threads  int // of the server process, counted
+}
+
+// HTTPReport is what `newtsim bench http` and `newtsim bench paper` write.
+type HTTPReport struct {
+	Bench       string         `json:"bench"`
+	Command     string         `json:"command"`
+	Time        time.Time      `json:"time"`
+	Machine     machine.Info   `json:"machine"`
+	CorePlan    string         `json:"core_plan"`
+	Client      string         `json:"client"`
+	Connections int            `json:"connections"`
+	DurationS   float64        `json:"duration_s"` // measured, per cell
+	WarmupS     float64        `json:"warmup_s"`   // before each cell, not measured
+	TimeoutS    float64        `json:"timeout_s"`  // a request not answered within it fails
+	Workloads   []HTTPWorkload `json:"workloads"`
+	Servers     []HTTPServer   `json:"servers"`
+	Rows        []HTTPRow      `json:"rows"`
+	Checks      []Check        `json:"checks"`
+	Notes       []string       `json:"notes,omitempty"`
+	// Cells hold the client's reports, for printing.
+	Cells []HTTPCell `json:"-"`
+}
+
+// HTTPOptions configure bench http and bench paper. Zero fields take
+// defaults.
+type HTTPOptions struct {
+	CPUs []int // nil: every online CPU; the first is the client's
+	// Workloads and Servers name the cells to measure, every workload on
+	// every server; nil: all (Short: see Paper).
+	Workloads, Servers []string
+	Connections        int           // 0: DefaultHTTPConnections
+	Duration           time.Duration // measured, per cell; 0: DefaultHTTPDuration
+	Warmup             time.Duration // before each cell; 0: a sixth of Duration, at most 1 s
+	Timeout            time.Duration // 0: 2 s, as wrk
+	// Short measures a short matrix (see Paper).
+	Short    bool
+	Progress io.Writer // a bar on a terminal, else a line per cell; nil for none
+	// Log receives every process's log; nil: a file in the temporary
+	// directory, removed when the benchmark succeeds and named in its
+	// error otherwise.
+	Log     *os.File
+	Command string
+}
+
+// Defaults of bench http and bench paper.
+const (
+	DefaultHTTPConnections = 10
+	DefaultHTTPDuration    = 3 * time.Second
+	ShortHTTPDuration      = time.Second
+)
+
+// ShortHTTPWorkloads are the workloads of the short matrix.
+var ShortHTTPWorkloads = []string{"20B-1rpc", "20B-10rpc"}
+
+func (o *HTTPOptions) defaults() error {
+	if o.Connections == 0 {
+		o.Connections = DefaultHTTPConnections
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultHTTPDuration
+		if o.Short {
+			o.Duration = ShortHTTPDuration
+		}
+	}
+	if o.Warmup == 0 {
+		o.Warmup = min(o.Duration/6, time.Second)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Workloads == nil && o.Short {
+		o.Workloads = ShortHTTPWorkloads
+	}
+	if o.Connections < 0 || o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0 {
+		return fmt.Errorf("bench http: negative connections, duration, warm-up or timeout")
+	}
+	return nil
+}
+
+// pick returns the named workloads and servers, in the matrix's order.
+func (o HTTPOptions) pick() ([]HTTPWorkload, []HTTPServer, error) {
+	var ws []HTTPWorkload
+	var ss []HTTPServer
+	for _, n := range o.Workloads {
+		if !slices.ContainsFunc(HTTPWorkloads, func(w HTTPWorkload) bool { return w.Name == n }) {
+			return nil, nil, fmt.Errorf("bench http: no workload %q (have %s)", n, strings.Join(WorkloadNames(), ", "))
+		}
+	}
+	for _, n := range o.Servers {
+		if !slices.ContainsFunc(HTTPServers, func(s HTTPServer) bool { return s.Name == n }) {
+			return nil, nil, fmt.Errorf("bench http: no server %q (have %s)", n, strings.Join(ServerNames(), ", "))
+		}
+	}
+	for _, w := range HTTPWorkloads {
+		if o.Workloads == nil || slices.Contains(o.Workloads, w.Name) {
+			ws = append(ws, w)
+		}
+	}
+	for _, s := range HTTPServers {
+		if o.Servers == nil || slices.Contains(o.Servers, s.Name) {
+			ss = append(ss, s)
+		}
+	}
+	if len(ws) == 0 || len(ss) == 0 {
+		return nil, nil, fmt.Errorf("bench http: no cell to measure")
+	}
+	return ws, ss, nil
+}
+
+// WorkloadNames are the names of HTTPWorkloads.
+func WorkloadNames() []string {
+	var ns []string
+	for _, w := range HTTPWorkloads {
+		ns = append(ns, w.Name)
+	}
+	return ns
+}
+
+// ServerNames are the names of HTTPServers.
+func ServerNames() []string {
+	var ns []string
+	for _, s := range HTTPServers {
+		ns = append(ns, s.Name)
+	}
+	return ns
+}
+
+// Paper runs `newtsim bench paper`: every workload on every server (or
+// those o names). With o.Short it measures the short matrix instead, for
+// a summary such as `newtsim run` prints: the workloads
+// ShortHTTPWorkloads, unless o names others, on every server, ShortHTTPDuration
+// a cell unless o.Duration says otherwise.
+func Paper(ctx context.Context, o HTTPOptions) (*HTTPReport, error) {
+	rep, err := HTTP(ctx, o)
+	if rep != nil {
+		rep.Bench = "paper"
+	}
+	return rep, err
+}
+
+// writeHTTPFiles writes the workloads' files into dir: the 20-byte file
+// is text, the others bytes from a fixed seed.
+func writeHTTPFiles(dir string) error {
+	rng := rand.NewChaCha8([32]byte{'n', 'e', 'w', 't', 's', 'i', 'm', 'h', 't', 't', 'p'})
+	done := map[string]bool{}
+	for _, w := range HTTPWorkloads {
+		if done[w.File] {
+			continue
+		}
+		done[w.File] = true
+		b := make([]byte, w.Size)
+		if strings.HasSuffix(w.File, ".txt") {
+			for i := range b {
+				b[i] = 'a' + byte(i%26)
+			}
+			b[len(b)-1] = '\n'
+		} else {
+			rng.Read(b)
+		}
+		if err := os.WriteFile(filepath.Join(dir, w.File), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *HTTPReport) row(workload, server string) *HTTPRow {
+	for i := range r.Rows {
+		if r.Rows[i].Workload == workload && r.Rows[i].Server == server {
+			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// judge records the targets: on 20B-10rpc, httpd-exposed serves at least
+// twice the requests per second of httpd-message-shm and makes at most
+// 0.05 system calls per request; and every cell is free of errors.
+func (r *HTTPReport) judge() {
+	x, m := r.row("20B-10rpc", "httpd-exposed"), r.row("20B-10rpc", "httpd-message-shm")
+	if x != nil && m != nil {
+		v := 0.0
+		if m.ReqPerS > 0 {
+			v = x.ReqPerS / m.ReqPerS
+		}
+		r.Checks = append(r.Checks, Check{Name: "20B-10rpc: httpd-exposed req/s / httpd-message-shm req/s", Value: v,
+			Target: ">= 2", Met: x.ReqPerS >= 2*m.ReqPerS && m.ReqPerS > 0})
+	}
+	if x != nil {
+		r.Checks = append(r.Checks, Check{Name: "20B-10rpc: httpd-exposed Linux system calls per request",
+			Value: x.LinuxSyscallsPerRequest, Target: "<= 0.05", Met: x.LinuxSyscallsPerRequest <= 0.05})
+	}
+	var errs int64
+	for _, row := range r.Rows {
+		errs += row.Errors
+	}
+	r.Checks = append(r.Checks, Check{Name: "errors, all cells", Value: float64(errs), Target: "== 0", Met: errs == 0})
+}
+
+// Table prints the report as Markdown: the matrix as rows, a table of
+// requests per second by workload and server, the checks and the notes.
+func (r *HTTPReport) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# newtsim bench %s\n\n", r.Bench)
+	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- %s\n- core plan: %s\n- client: %s\n",
+		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan, r.Client)
+	fmt.Fprintf(&b, "- load: %d connections, %.3g s measured a cell after %.3g s of warm-up, a request failed after %.3g s\n\n",
+		r.Connections, r.DurationS, r.WarmupS, r.TimeoutS)
+	b.WriteString("| workload | server | req/s | p50 us | p99 us | errors | Linux syscalls per request |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f | %d | %.3f |\n", row.Workload, row.Server, row.ReqPerS,
+			row.P50US, row.P99US, row.Errors, row.LinuxSyscallsPerRequest)
+	}
+	var servers []string
+	for _, s := range r.Servers {
+		servers = append(servers, s.Name)
+	}
+	if len(r.Workloads) > 1 || len(servers) > 1 {
+		fmt.Fprintf(&b, "\nrequests per second:\n\n| workload | %s |\n|---|%s\n", strings.Join(servers, " | "),
+			strings.Repeat("---:|", len(servers)))
+		for _, w := range r.Workloads {
+			fmt.Fprintf(&b, "| %s |", w.Name)
+			for _, s := range servers {
+				if row := r.row(w.Name, s); row != nil {
+					fmt.Fprintf(&b, " %.0f |", row.ReqPerS)
+				} else {
+					b.WriteString(" - |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n")
+	for _, w := range r.Workloads {
+		per := "requests"
+		if w.RequestsPerConn == 1 {
+			per = "request"
+		}
+		fmt.Fprintf(&b, "- %s: GET %s (%d bytes), %d %s per connection\n", w.Name, w.Path(), w.Size, w.RequestsPerConn, per)
+	}
+	for _, s := range r.Servers {
+		fmt.Fprintf(&b, "- %s: %s\n", s.Name, s.What)
+	}
+	// The core plans, each with the servers measured under it.
+	var plans []string
+	under := map[string][]string{}
+	for _, row := range r.Rows {
+		if _, ok := under[row.CorePlan]; !ok {
+			plans = append(plans, row.CorePlan)
+		}
+		if !slices.Contains(under[row.CorePlan], row.Server) {
+			under[row.CorePlan] = append(under[row.CorePlan], row.Server)
+		}
+	}
+	for _, p := range plans {
+		fmt.Fprintf(&b, "- core plan of %s: %s\n", strings.Join(under[p], ", "), p)
+	}
+	b.WriteString("\n")
+	for _, c := range r.Checks {
+		met := "met"
+		if !c.Met {
+			met = "NOT met"
+		}
+		fmt.Fprintf(&b, "check %s: %.3g (target %s): %s\n", c.Name, c.Value, c.Target, met)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	return b.String()
+}
+
+// WriteJSON writes the report.
+func (r *HTTPReport) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteSVG draws requests per second as grouped bars, a group per
+// workload and a colour per server, on a logarithmic axis where the
+// figures spread over more than a factor of 20.
+func (r *HTTPReport) WriteSVG(path string) error {
+	c := chart.Chart{Title: "HTTP requests per second by workload and server", Unit: "req/s"}
+	lo, hi := 0.0, 0.0
+	for _, row := range r.Rows {
+		if row.ReqPerS > 0 && (lo == 0 || row.ReqPerS < lo) {
+			lo = row.ReqPerS
+		}
+		hi = max(hi, row.ReqPerS)
+	}
+	if lo > 0 && hi/lo > 20 {
+		c.Log = true
+		c.Title += " (log scale)"
+	}
+	for _, s := range r.Servers {
+		c.Series = append(c.Series, s.Name)
+	}
+	for _, w := range r.Workloads {
+		g := chart.Group{Label: w.Name}
+		for _, s := range r.Servers {
+			v := 0.0
+			if row := r.row(w.Name, s.Name); row != nil {
+				v = row.ReqPerS
+			}
+			if c.Log && v <= 0 {
+				v = 0.1 // a failed cell: the bottom of the axis
+			}
+			g.Values = append(g.Values, v)
+		}
+		c.Groups = append(c.Groups, g)
+	}
+	return c.WriteFile(path)
+}

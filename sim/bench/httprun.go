@@ -1,0 +1,674 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/sim/netns"
+	"github.com/newtsim/newtsim/sim/spawn"
+	"github.com/newtsim/newtsim/sim/syscount"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// Addresses of the veth pair between the client's namespace and the Linux
+// servers' (198.18.0.0/15, the range set aside for benchmark networks).
+const (
+	vethClientAddr = "198.18.1.1/24"
+	vethServerAddr = "198.18.1.2/24"
+	vethServerIP   = "198.18.1.2"
+	// hostIP is the simulated host's address on the run's TAP.
+	hostIP = "198.18.0.2"
+	// httpPort is where every server listens.
+	httpPort = 80
+	// probeTime bounds how long the client waits for a server to listen.
+	probeTime = 30 * time.Second
+)
+
+// HTTP runs `newtsim bench http`: every workload of o on every server of
+// o, the client alone on the first CPU and the server side on the others.
+// Each server is started once and measured under each workload in turn.
+func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	ws, ss, err := o.pick()
+	if err != nil {
+		return nil, err
+	}
+	if err := needHTTPTools(ss); err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		f, err := os.CreateTemp("", "newtsim-bench-http-*.log")
+		if err != nil {
+			return nil, err
+		}
+		o.Log = f
+		defer func() {
+			f.Close()
+			if err == nil {
+				os.Remove(f.Name())
+			} else {
+				err = fmt.Errorf("%w (the processes' logs are in %s)", err, f.Name())
+			}
+		}()
+	}
+	cpus, log, done, err := prepare("http", o.CPUs, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	dir, err := os.MkdirTemp("", "newtsim-bench-http-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	www := filepath.Join(dir, "www")
+	if err := os.Mkdir(www, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeHTTPFiles(www); err != nil {
+		return nil, err
+	}
+	exe, err := spawn.Self()
+	if err != nil {
+		return nil, err
+	}
+	client, servers := cpus[0], cpus[1:]
+	rep = &HTTPReport{Bench: "http", Command: o.Command, Time: time.Now().UTC(), Machine: machine.Detect(),
+		Connections: o.Connections, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), TimeoutS: o.Timeout.Seconds(),
+		Workloads: ws, Servers: ss,
+		CorePlan: fmt.Sprintf("%d CPUs: the client alone on CPU %d (pinned; it blocks in poll(2)), the server side on CPU %s: "+
+			"the simulated host's kernel, servers and httpd as the derived plan puts them (the plan's application core "+
+			"is the client's), or httpd-linux or lighttpd pinned there. Linux's own network work (the client's TCP, "+
+			"the veth and TAP softirqs, and for httpd-linux and lighttpd their TCP) runs on the CPU that raises it, so "+
+			"client and server side share the machine through the kernel; the talk's client machines were other machines",
+			len(cpus), client, machine.FormatCPUList(servers)),
+		Client: fmt.Sprintf("the loadgen package on Linux's sockets (newtsim bench http-peer --mode loadgen), in a network "+
+			"namespace: over the run's TAP to the simulated host (%s), over a veth pair to httpd-linux and lighttpd (%s); "+
+			"%d connections, each replaced after its workload's requests per connection, one request in flight on each",
+			hostIP, vethServerIP, o.Connections)}
+	pr := newCellProgress(o.Progress, len(ws)*len(ss))
+	r := &httpRun{o: o, dir: dir, www: www, exe: exe, log: log, client: client, servers: servers, cpus: cpus}
+	defer r.close()
+	for _, s := range ss {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		side, err := r.start(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("bench http: %s: %w", s.Name, err)
+		}
+		for _, w := range ws {
+			pr.begin(s.Name, w.Name)
+			var before map[string]float64
+			if side.counters != nil {
+				before = side.counters()
+			}
+			cell, err := r.cell(ctx, side, w)
+			if err == nil {
+				err = side.health()
+			}
+			if err != nil {
+				side.evidence(log)
+				side.stop()
+				return nil, fmt.Errorf("bench http: %s, %s: %w", w.Name, s.Name, err)
+			}
+			rep.Rows = append(rep.Rows, cell.Row)
+			rep.Cells = append(rep.Cells, cell)
+			pr.end(cell.Row)
+			if e := cell.Report.Errors; e.Failed()+e.Status > 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: errors: connect %d, refused %d, reset %d, timeout %d, "+
+					"protocol %d, eof %d, status %d", w.Name, s.Name, e.Connect, e.Refused, e.Reset, e.Timeout, e.Protocol, e.EOF, e.Status))
+			}
+			if side.counters != nil {
+				after := side.counters()
+				var moved []string
+				for _, c := range hostCounters {
+					if d := after[c[1]] - before[c[1]]; d != 0 {
+						moved = append(moved, fmt.Sprintf("%s +%.0f", c[1], d))
+					}
+				}
+				if len(moved) > 0 {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s, the simulated host's counters over the cell "+
+						"(warm-up included): %s", w.Name, s.Name, strings.Join(moved, ", ")))
+				}
+			}
+			if cell.Report.Requests > 0 {
+				per := float64(cell.Report.BytesRead) / float64(cell.Report.Requests)
+				if per < float64(w.Size) {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: %.0f bytes read per response, less than the file's %d",
+						w.Name, s.Name, per, w.Size))
+				}
+			}
+		}
+		side.stop()
+	}
+	pr.finish()
+	rep.judge()
+	return rep, nil
+}
+
+// needHTTPTools fails when a program the servers need is not installed.
+func needHTTPTools(ss []HTTPServer) error {
+	tools := []string{"ip", "sysctl"}
+	for _, s := range ss {
+		if s.Kind == sideLighttpd {
+			tools = append(tools, "lighttpd")
+		}
+	}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("bench http: %s is not installed (Debian packages iproute2, procps, lighttpd; `make deps` installs them)", t)
+		}
+	}
+	return nil
+}
+
+// httpRun is the state of one bench http: the files, the client's CPU,
+// and the namespaces of the Linux servers, made when first needed.
+type httpRun struct {
+	o       HTTPOptions
+	dir     string
+	www     string
+	exe     string
+	log     *os.File
+	client  int
+	servers []int
+	cpus    []int
+	veth    *vethNet
+}
+
+func (r *httpRun) close() {
+	if r.veth != nil {
+		r.veth.close()
+	}
+}
+
+// httpSide is a started server side.
+type httpSide struct {
+	server HTTPServer
+	ns     string         // the client's namespace
+	target netip.AddrPort // the server's address, from there
+	pid    int            // the server process whose system calls count
+	plan   string
+	stop   func()
+	// health reports a server side that went wrong during a cell (a
+	// server of the simulated host restarted, or the server exited).
+	health func() error
+	// evidence writes what may tell why a cell failed to the log.
+	evidence func(w io.Writer)
+	// counters reads the simulated host's counters of trouble on the
+	// packet path (nil for Linux's servers), read before and after each
+	// cell.
+	counters func() map[string]float64
+}
+
+// hostCounters are the counters of trouble on the simulated host's packet
+// path that a cell reports when they move: server, metric, labels.
+var hostCounters = [][3]string{
+	{"tcp", "newtsim_tcp_retransmitted_segments_total", ""},
+	{"tcp", "newtsim_tcp_rto_expiries_total", ""},
+	{"ip", "newtsim_ip_no_buffer_total", ""},
+}
+
+// start starts a server side.
+func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
+	if s.Kind == sideHost {
+		return r.startHost(ctx, s)
+	}
+	if r.veth == nil {
+		v, err := newVethNet()
+		if err != nil {
+			return nil, err
+		}
+		r.veth = v
+	}
+	var name string
+	var args []string
+	switch s.Kind {
+	case sideLinux:
+		name, args = r.exe, []string{"bench", "http-peer", "--mode", "httpd",
+			"--addr", fmt.Sprintf("%s:%d", vethServerIP, httpPort), "--dir", r.www}
+	case sideLighttpd:
+		conf, err := r.lighttpdConf()
+		if err != nil {
+			return nil, err
+		}
+		name, args = "lighttpd", []string{"-D", "-f", conf}
+	default:
+		return nil, fmt.Errorf("unknown server kind %q", s.Kind)
+	}
+	fmt.Fprintf(r.log, "bench http: starting %s: ip netns exec %s %s %s\n", s.Name, r.veth.srv.Name, name, strings.Join(args, " "))
+	cmd, err := spawn.Start(spawn.Spec{Path: "ip", Args: append([]string{"netns", "exec", r.veth.srv.Name, name}, args...),
+		Cores: r.servers, Stdout: r.log, Stderr: r.log, DeathSignal: syscall.SIGKILL})
+	if err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	// Wait until it listens, so that no cell counts its start.
+	deadline := time.Now().Add(probeTime)
+	for {
+		out, err := r.veth.srv.Run("ss", "-Hltn", fmt.Sprintf("sport = :%d", httpPort))
+		if err == nil && strings.Contains(out, fmt.Sprintf("%s:%d", vethServerIP, httpPort)) {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			return nil, fmt.Errorf("%s exited before it listened: %v", s.Name, err)
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("%s did not listen on %s:%d within %v", s.Name, vethServerIP, httpPort, probeTime)
+		}
+	}
+	return &httpSide{server: s, ns: r.veth.cli.Name, target: netip.AddrPortFrom(netip.MustParseAddr(vethServerIP), httpPort),
+		pid: cmd.Process.Pid, stop: stop,
+		plan: fmt.Sprintf("linux/%dcpu: %d=client %s=%s", len(r.cpus), r.client, machine.FormatCPUList(r.servers), s.Name),
+		health: func() error {
+			select {
+			case err := <-exited:
+				exited <- err
+				return fmt.Errorf("%s exited during the cell: %v", s.Name, err)
+			default:
+				return nil
+			}
+		},
+		evidence: func(w io.Writer) {
+			out, _ := r.veth.srv.Run("ss", "-tni")
+			fmt.Fprintf(w, "bench http: %s failed; its namespace's sockets:\n%s\n", s.Name, out)
+		}}, nil
+}
+
+// lighttpdConf writes lighttpd's configuration: the same files, on the
+// veth pair's server address, one process (server.max-worker is left at
+// its default, 0: no worker processes), no access log.
+func (r *httpRun) lighttpdConf() (string, error) {
+	path := filepath.Join(r.dir, "lighttpd.conf")
+	conf := fmt.Sprintf(`# newtsim bench http: lighttpd serving the benchmark's files, one process.
+server.document-root = %q
+server.bind = %q
+server.port = %d
+server.errorlog = %q
+server.max-connections = 1024
+mimetype.assign = (".txt" => "text/plain; charset=utf-8", ".bin" => "application/octet-stream")
+`, r.www, vethServerIP, httpPort, filepath.Join(r.dir, "lighttpd-error.log"))
+	return path, os.WriteFile(path, []byte(conf), 0o644)
+}
+
+// startHost starts a run of the simulated host with httpd on the backend
+// and transport s names, its nic on a TAP in the run's namespace.
+func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error) {
+	t := topology.Default()
+	t.Name, t.Transport = "bench-http", s.Transport
+	t.Processes = append(t.Processes, topology.Process{Name: "web", Role: "httpd", Args: []string{
+		"--backend", s.Backend, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www}})
+	t.Links = append(t.Links, topology.Link{A: "web", B: "syscall"})
+	if s.Backend != "message" {
+		t.Links = append(t.Links, topology.Link{A: "web", B: "tcp"})
+	}
+	state := filepath.Join(r.dir, "state")
+	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: "tap"})
+	if err != nil {
+		return nil, err
+	}
+	proc := func(name string) (kernel.ProcStatus, bool) {
+		st, err := kernel.ReadStatus(state)
+		if err != nil {
+			return kernel.ProcStatus{}, false
+		}
+		for _, p := range st.Processes {
+			if p.Name == name {
+				return p, true
+			}
+		}
+		return kernel.ProcStatus{}, false
+	}
+	web, ok := proc("web")
+	if !ok {
+		h.Stop()
+		return nil, errors.New("no web process in the run's status")
+	}
+	if err := tuneClientNS(h.NS); err != nil {
+		h.Stop()
+		return nil, err
+	}
+	plan := strings.Replace(h.Plan.Summary(), "=app[poll]", "=client", 1)
+	return &httpSide{server: s, ns: h.NS.Name, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort),
+		pid: web.Pid, plan: plan, stop: func() { h.Stop() },
+		health: func() error {
+			st, err := kernel.ReadStatus(state)
+			if err != nil {
+				return err
+			}
+			var bad []string
+			for _, p := range st.Processes {
+				if p.Restarts > 0 || !p.Alive {
+					bad = append(bad, fmt.Sprintf("%s (alive %v, restarts %d)", p.Name, p.Alive, p.Restarts))
+				}
+			}
+			if len(bad) > 0 {
+				return fmt.Errorf("the simulated host's processes died: %s", strings.Join(bad, ", "))
+			}
+			return nil
+		},
+		counters: func() map[string]float64 {
+			m := map[string]float64{}
+			for _, c := range hostCounters {
+				if p, ok := proc(c[0]); ok {
+					m[c[1]] = scrapeValue(p.MetricsPort, c[1])
+				}
+			}
+			return m
+		},
+		evidence: func(w io.Writer) {
+			// The tcp server logs its connection table on SIGUSR1; its
+			// metrics and httpd's say what the stack and the server saw.
+			if p, ok := proc("tcp"); ok {
+				fmt.Fprintf(w, "bench http: %s failed; tcp's connection table (SIGUSR1) follows\n", s.Name)
+				syscall.Kill(p.Pid, syscall.SIGUSR1)
+				time.Sleep(300 * time.Millisecond)
+			}
+			for _, name := range []string{"tcp", "web", "syscall"} {
+				if p, ok := proc(name); ok {
+					fmt.Fprintf(w, "bench http: %s's metrics:\n%s\n", name, scrapeNewtsim(p.MetricsPort))
+				}
+			}
+		}}, nil
+}
+
+// scrapeNewtsim returns the newtsim_* lines of a process's metrics.
+func scrapeNewtsim(port int) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "newtsim_") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// scrapeValue sums a metric's samples in a process's metrics; -1 when
+// they cannot be read.
+func scrapeValue(port int, metric string) float64 {
+	v, found := 0.0, false
+	for _, l := range strings.Split(scrapeNewtsim(port), "\n") {
+		name, val, ok := strings.Cut(l, " ")
+		if !ok || (name != metric && !strings.HasPrefix(name, metric+"{")) {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			v, found = v+f, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return v
+}
+
+// tuneClientNS lets the client reuse its ports quickly, as a load
+// generator's machine would be set up: it closes first, so its side holds
+// TIME-WAIT. Both settings belong to the namespace.
+func tuneClientNS(ns *netns.NS) error {
+	for _, kv := range []string{"net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"} {
+		if _, err := ns.Run("sysctl", "-q", "-w", kv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vethNet is two namespaces joined by a veth pair: the client's and the
+// Linux servers'.
+type vethNet struct {
+	cli, srv *netns.NS
+}
+
+func newVethNet() (*vethNet, error) {
+	var b [3]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	v := &vethNet{}
+	var err error
+	if v.cli, err = netns.Create("ntshttpc-" + id); err != nil {
+		return nil, err
+	}
+	if v.srv, err = netns.Create("ntshttps-" + id); err != nil {
+		v.close()
+		return nil, err
+	}
+	cif, sif := "ntshc"+id, "ntshs"+id
+	if out, err := exec.Command("ip", "link", "add", cif, "type", "veth", "peer", "name", sif).CombinedOutput(); err != nil {
+		v.close()
+		return nil, fmt.Errorf("ip link add %s type veth peer name %s: %v: %s", cif, sif, err, out)
+	}
+	if err := v.cli.Adopt(cif, vethClientAddr); err != nil {
+		exec.Command("ip", "link", "del", cif).Run()
+		v.close()
+		return nil, err
+	}
+	if err := v.srv.Adopt(sif, vethServerAddr); err != nil {
+		v.close()
+		exec.Command("ip", "link", "del", sif).Run()
+		return nil, err
+	}
+	if err := tuneClientNS(v.cli); err != nil {
+		v.close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// close deletes both namespaces, and the veth pair with them.
+func (v *vethNet) close() {
+	if v.cli != nil {
+		v.cli.Close()
+	}
+	if v.srv != nil {
+		v.srv.Close()
+	}
+}
+
+// cell runs the client against a started server side under one workload
+// and counts the server process's system calls over the measured run.
+func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTTPCell, error) {
+	name := side.server.Name + "-" + w.Name
+	cfgPath, out := filepath.Join(r.dir, name+".client.json"), filepath.Join(r.dir, name+".result.json")
+	rpc := w.RequestsPerConn
+	c := HTTPClientConfig{Target: side.target.String(), Path: w.Path(), Connections: r.o.Connections,
+		RequestsPerConn: rpc, Warmup: r.o.Warmup, Duration: r.o.Duration, Timeout: r.o.Timeout, Probe: probeTime, Out: out}
+	if err := writeJSON(cfgPath, c); err != nil {
+		return HTTPCell{}, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return HTTPCell{}, err
+	}
+	defer pr.Close()
+	cmd, err := spawn.Start(spawn.Spec{Path: "ip", Args: []string{"netns", "exec", side.ns, r.exe, "bench", "http-peer",
+		"--mode", "loadgen", "--config", cfgPath}, Cores: []int{r.client}, Stdout: pw, Stderr: r.log, DeathSignal: syscall.SIGKILL})
+	pw.Close()
+	if err != nil {
+		return HTTPCell{}, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	await := func(want string, timeout time.Duration) error {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					return fmt.Errorf("the client ended before it said %q: %v", want, <-exited)
+				}
+				if l == want {
+					return nil
+				}
+				fmt.Fprintf(r.log, "client: %s\n", l)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return fmt.Errorf("the client did not say %q within %v", want, timeout)
+			}
+		}
+	}
+	if err := await(httpMeasureLine, probeTime+r.o.Warmup+r.o.Timeout+30*time.Second); err != nil {
+		return HTTPCell{}, err
+	}
+	// Count the server's system calls over the measured run: every thread
+	// of the process, opened now that the warm-up has started them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ctr, err := syscount.OpenThreads(side.pid)
+	if err != nil {
+		return HTTPCell{}, fmt.Errorf("counting %s's system calls: %w", side.server.Name, err)
+	}
+	defer ctr.Close()
+	if err := ctr.Start(); err != nil {
+		return HTTPCell{}, err
+	}
+	if err := await(httpDoneLine, r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
+		return HTTPCell{}, err
+	}
+	n, err := ctr.Stop()
+	if err != nil {
+		return HTTPCell{}, err
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			return HTTPCell{}, fmt.Errorf("the client: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		return HTTPCell{}, errors.New("the client did not exit after its run")
+	}
+	var res HTTPClientResult
+	if err := readJSONFile(out, 5*time.Second, &res); err != nil {
+		return HTTPCell{}, err
+	}
+	if res.Error != "" {
+		return HTTPCell{}, fmt.Errorf("the client: %s", res.Error)
+	}
+	rp := res.Report
+	row := HTTPRow{Workload: w.Name, Server: side.server.Name, ReqPerS: rp.RequestsPerSec,
+		P50US: us(rp.Latency.P50), P99US: us(rp.Latency.P99), Errors: rp.Errors.Failed() + rp.Errors.Status, CorePlan: side.plan}
+	if rp.Requests > 0 {
+		row.LinuxSyscallsPerRequest = float64(n) / float64(rp.Requests)
+	}
+	return HTTPCell{Row: row, URL: fmt.Sprintf("http://%s%s", side.target, w.Path()), Report: rp, Warmup: res.Warmup,
+		Syscalls: n, Threads: len(ctr.Threads())}, nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// cellProgress shows the cells as they run: a bar on a terminal, redrawn
+// as each cell starts, and a line per cell measured.
+type cellProgress struct {
+	w           io.Writer
+	tty         bool
+	total, done int
+	start       time.Time
+}
+
+func newCellProgress(w io.Writer, total int) *cellProgress {
+	return &cellProgress{w: w, tty: isTTY(w), total: total, start: time.Now()}
+}
+
+func (p *cellProgress) begin(server, workload string) {
+	if p.w == nil || !p.tty {
+		return
+	}
+	const width = 30
+	fill := width * p.done / max(p.total, 1)
+	fmt.Fprintf(p.w, "\r\x1b[K[%s%s] %d/%d cells, %s: %s on %s ...", strings.Repeat("#", fill), strings.Repeat(".", width-fill),
+		p.done, p.total, time.Since(p.start).Round(time.Second), workload, server)
+}
+
+func (p *cellProgress) end(row HTTPRow) {
+	p.done++
+	if p.w == nil {
+		return
+	}
+	if p.tty {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+	fmt.Fprintf(p.w, "  [%2d/%d] %-11s %-21s %10.0f req/s  p50 %8.0f us  p99 %8.0f us  errors %d  syscalls/request %.3f\n",
+		p.done, p.total, row.Workload, row.Server, row.ReqPerS, row.P50US, row.P99US, row.Errors, row.LinuxSyscallsPerRequest)
+}
+
+func (p *cellProgress) finish() {
+	if p.w != nil && p.tty {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+// isTTY reports whether w is a file open on a terminal.
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
