@@ -1,0 +1,66 @@
+package launch_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/sim/topology"
+)
+
+// TestLoadgenOnTheSimulatedHost: the load generator as an application of
+// the simulated host loads httpd on the same host over its loopback, both
+// on the message backend and both on the exposed one; every request gets
+// its 200 and the connection counts are exact.
+func TestLoadgenOnTheSimulatedHost(t *testing.T) {
+	for _, backend := range []string{"message", "exposed"} {
+		t.Run(backend, func(t *testing.T) {
+			dir := t.TempDir()
+			www := filepath.Join(dir, "www")
+			os.MkdirAll(www, 0o755)
+			if err := os.WriteFile(filepath.Join(www, "11k.bin"), make([]byte, 11<<10), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "loadgen.json")
+			top := topology.Default()
+			top.Processes = append(top.Processes,
+				topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", backend, "--addr", "0.0.0.0:80", "--dir", www}},
+				topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", backend, "--target", "127.0.0.1:80",
+					"--path", "/11k.bin", "--requests", "200", "--connections", "4", "--requests-per-conn", "10", "--out", out}})
+			for _, app := range []string{"httpd", "lg"} {
+				top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
+			}
+			topoPath := filepath.Join(dir, "lg.topo")
+			if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			u := startUp(t, "--topology", topoPath)
+			var res loadgen.RoleResult
+			waitFor(t, "the load generator's report", 60*time.Second, func() bool {
+				b, err := os.ReadFile(out)
+				return err == nil && json.Unmarshal(b, &res) == nil
+			})
+			r := res.Report
+			t.Logf("%s: %d requests, %.0f req/s, p50 %v, p99 %v", backend, r.Requests, r.RequestsPerSec, r.Latency.P50, r.Latency.P99)
+			if res.Error != "" || r.Requests != 200 || r.StatusCodes[200] != 200 || r.Errors.Failed() != 0 ||
+				r.Connections != 20 || r.BytesRead < 200*11<<10 {
+				t.Fatalf("report %+v, error %q; want 200 requests of 11 kB, all 200, on 20 connections\n%s", r, res.Error, u.out)
+			}
+			if backend == "exposed" {
+				// 40 sockets (20 each side) and the listener came and went:
+				// closed sockets' regions must have served new ones.
+				port := u.proc("tcp").MetricsPort
+				made := scrape(t, port, "newtsim_tcp_exposed_regions_created_total")
+				again := scrape(t, port, "newtsim_tcp_exposed_regions_reused_total")
+				t.Logf("regions: %v made, %v reused", made, again)
+				if again == 0 || made+again < 41 || made >= 41 {
+					t.Fatalf("regions made %v, reused %v: want reuse of closed sockets' regions", made, again)
+				}
+			}
+			u.down()
+		})
+	}
+}
