@@ -26,6 +26,8 @@ type Transport interface {
 	Recv(m *Message) error
 	// TryRecv is Recv without waiting: ErrWouldBlock if nothing is queued.
 	TryRecv(m *Message) error
+	// RecvTimeout is Recv giving up after d: ErrTimeout.
+	RecvTimeout(m *Message, d time.Duration) error
 	// Stats returns the transport's counters.
 	Stats() *Stats
 	// Close releases the transport's resources.
@@ -43,6 +45,8 @@ var (
 	ErrNoRoute = errors.New("ipc: no channel to destination")
 	// ErrClosed says the transport was closed.
 	ErrClosed = errors.New("ipc: transport closed")
+	// ErrTimeout says RecvTimeout's time ran out.
+	ErrTimeout = errors.New("ipc: receive timed out")
 )
 
 // Errno is the error code the kernel puts in an Error reply.

@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"errors"
 	"os"
 	"time"
 
@@ -30,37 +31,37 @@ func (s *Server) Notify(peer string, m *ipc.Message) error { return s.SendTo(pee
 func (s *Server) RunID() string { return s.Opts.Run }
 
 // WaitWake waits until a Wake message arrives or the timeout passes (a
-// negative timeout waits for ever). A timeout is a kernel alarm.
+// negative timeout waits for ever), handling what else arrives meanwhile.
+// The wait is the transport's own (a futex with a timeout on user-space
+// channels): no alarm, no other system call.
 func (s *Server) WaitWake(timeout time.Duration) error {
 	if timeout == 0 {
 		return nil
 	}
-	s.alarmCookie++
-	cookie := s.alarmCookie
-	if timeout > 0 {
-		if err := s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm,
-			Arg: [ipc.NumArgs]uint64{uint64(max(timeout, time.Microsecond)), cookie}}); err != nil {
-			return err
-		}
-	}
+	deadline := time.Now().Add(timeout)
 	var r ipc.Message
 	for {
-		if err := s.recv(&r); err != nil {
-			return err
-		}
-		switch r.Type {
-		case ipc.Wake:
-			if timeout > 0 {
-				s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm}) // cancel
-			}
-			return nil
-		case ipc.Alarm:
-			if r.Arg[0] == cookie {
+		var err error
+		if timeout < 0 {
+			err = s.recv(&r)
+		} else {
+			left := time.Until(deadline)
+			if left <= 0 {
 				return nil
 			}
-		default:
-			s.background(&r)
+			s.flush()
+			err = s.T.RecvTimeout(&r, left)
 		}
+		if errors.Is(err, ipc.ErrTimeout) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Type == ipc.Wake {
+			return nil
+		}
+		s.background(&r)
 	}
 }
 

@@ -53,17 +53,16 @@ type Server struct {
 	Registry *prometheus.Registry
 	Log      *log.Logger
 	// Pool is the server's own buffer pool, which it allocates from.
-	Pool        *pool.Pool
-	peers       map[string]ipc.Endpoint
-	names       [ipc.MaxSlots]string // peers' names
-	procs       [ipc.MaxSlots]string // every server's name
-	pools       map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
-	sendMu      sync.Mutex
-	lockSend    bool
-	badRefs     *prometheus.CounterVec
-	callSeq     uint32
-	alarmCookie uint64
-	out         outbox
+	Pool     *pool.Pool
+	peers    map[string]ipc.Endpoint
+	names    [ipc.MaxSlots]string // peers' names
+	procs    [ipc.MaxSlots]string // every server's name
+	pools    map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
+	sendMu   sync.Mutex
+	lockSend bool
+	badRefs  *prometheus.CounterVec
+	callSeq  uint32
+	out      outbox
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/ipc"
 )
@@ -33,8 +34,11 @@ func (f *fakeTransport) Recv(m *ipc.Message) error {
 	return nil
 }
 func (f *fakeTransport) TryRecv(m *ipc.Message) error { return f.Recv(m) }
-func (f *fakeTransport) Stats() *ipc.Stats            { return &f.stats }
-func (f *fakeTransport) Close() error                 { return nil }
+func (f *fakeTransport) RecvTimeout(m *ipc.Message, _ time.Duration) error {
+	return f.Recv(m)
+}
+func (f *fakeTransport) Stats() *ipc.Stats { return &f.stats }
+func (f *fakeTransport) Close() error      { return nil }
 
 func TestServeLoop(t *testing.T) {
 	self := ipc.MakeEndpoint(2, 1)

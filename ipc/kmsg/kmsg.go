@@ -11,6 +11,7 @@ package kmsg
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -85,6 +86,33 @@ func (c *Conn) Recv(m *ipc.Message) error {
 	}
 	c.stats.Sleeps.Add(1)
 	return c.read(m, 0)
+}
+
+// RecvTimeout waits at most d for a message (poll(2), then a read).
+func (c *Conn) RecvTimeout(m *ipc.Message, d time.Duration) error {
+	if len(c.pending) > 0 {
+		return c.Recv(m)
+	}
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ipc.ErrTimeout
+		}
+		p := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(p, int((left+time.Millisecond-1)/time.Millisecond))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("kmsg: poll: %w", err)
+		}
+		if n > 0 {
+			if err := c.read(m, unix.MSG_DONTWAIT); !errors.Is(err, ipc.ErrWouldBlock) {
+				return err
+			}
+		}
+	}
 }
 
 // TryRecv returns a queued message or ipc.ErrWouldBlock.

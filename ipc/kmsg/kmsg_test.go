@@ -3,6 +3,7 @@ package kmsg
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -123,5 +124,17 @@ func TestCallError(t *testing.T) {
 	var ke *ipc.KernelError
 	if !errors.As(err, &ke) || !errors.Is(err, ipc.ENOENT) {
 		t.Fatalf("Call: %v, want a KernelError with ENOENT", err)
+	}
+}
+
+func TestRecvTimeout(t *testing.T) {
+	c, fd := pair(t)
+	var m ipc.Message
+	if err := c.RecvTimeout(&m, 20*time.Millisecond); !errors.Is(err, ipc.ErrTimeout) {
+		t.Fatalf("nothing sent: %v, want ErrTimeout", err)
+	}
+	kernelSend(t, fd, ipc.Message{Src: ipc.Kernel, Dst: c.Self(), Type: ipc.Alarm, Arg: [6]uint64{9}})
+	if err := c.RecvTimeout(&m, time.Second); err != nil || m.Type != ipc.Alarm || m.Arg[0] != 9 {
+		t.Fatalf("got %v %v", m, err)
 	}
 }

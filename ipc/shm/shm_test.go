@@ -388,3 +388,43 @@ func TestRunOf(t *testing.T) {
 		}
 	}
 }
+
+func TestRecvTimeout(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 16), ipc.WaitPolicy{})
+	var m ipc.Message
+	start := time.Now()
+	if err := rx.RecvTimeout(&m, 30*time.Millisecond); !errors.Is(err, ipc.ErrTimeout) {
+		t.Fatalf("empty inbox: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("timed out after %v, want about 30ms", d)
+	}
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		time.Sleep(20 * time.Millisecond)
+		s := seqMsg(7)
+		s.Dst = rx.Self()
+		tx.Send(&s)
+	}()
+	err := rx.RecvTimeout(&m, 5*time.Second)
+	<-sent
+	if err != nil || checkSeq(&m, 7) != nil {
+		t.Fatalf("a message sent while waiting: %v %v", err, m)
+	}
+}
+
+func TestRecvTimeoutWhilePolling(t *testing.T) {
+	rx, _ := openPair(t, newInbox(t, 16), ipc.WaitPolicy{Spin: ipc.SpinForever})
+	var m ipc.Message
+	done := make(chan error, 1)
+	go func() { done <- rx.RecvTimeout(&m, 20*time.Millisecond) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ipc.ErrTimeout) {
+			t.Fatalf("%v, want ErrTimeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a polling receive ignored its deadline")
+	}
+}

@@ -250,6 +250,51 @@ func (t *Transport) Recv(m *ipc.Message) error {
 	}
 }
 
+// RecvTimeout is Recv that gives up after d: it spins as Recv does, then
+// sleeps on the wake word with the futex's own timeout (no timer, no
+// other system call).
+func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
+	if t.closed {
+		return ipc.ErrClosed
+	}
+	if t.in == nil {
+		return ipc.ErrNoRoute
+	}
+	if t.poll(m) {
+		return nil
+	}
+	deadline := time.Now().Add(d)
+	var s spinner
+	s.start(t.wait)
+	for i := 0; s.spin(); i++ {
+		if t.poll(m) {
+			t.stats.Spins.Add(1)
+			return nil
+		}
+		if i%64 == 63 && time.Now().After(deadline) {
+			return ipc.ErrTimeout // a polling process spins only until the deadline
+		}
+	}
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return ipc.ErrTimeout
+		}
+		t.in.wake.Store(1)
+		if t.poll(m) {
+			t.in.wake.Store(0)
+			return nil
+		}
+		t.stats.Sleeps.Add(1)
+		if err := futex.Wait(t.in.wake, 1, left); err != nil {
+			return err
+		}
+		if t.poll(m) {
+			return nil
+		}
+	}
+}
+
 // Close unmaps every inbox the transport mapped.
 func (t *Transport) Close() error {
 	t.closed = true

@@ -192,7 +192,7 @@ func (h *Host) process(now time.Time) error {
 				}
 			case ip.Deliver:
 				if ev.Proto == tcp.ProtoTCP {
-					segs = append(segs, Segment{ev.Src, ev.Dst, append([]byte(nil), ev.Payload...)})
+					segs = append(segs, Segment{Src: ev.Src, Dst: ev.Dst, Data: append([]byte(nil), ev.Payload...)})
 					continue
 				}
 				if ev.Proto != udp.ProtoUDP {
