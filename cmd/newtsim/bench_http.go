@@ -110,8 +110,13 @@ func newBenchHTTPCommand() *cobra.Command {
 // printHTTPCells prints each cell as wrk does, then the report's rows.
 func printHTTPCells(out io.Writer, rep *bench.HTTPReport) {
 	for _, c := range rep.Cells {
-		fmt.Fprintf(out, "\nRunning %.3gs test @ %s (%s on %s)\n  %d connections, %d requests per connection\n",
-			rep.DurationS, c.URL, c.Row.Workload, c.Row.Server, rep.Connections, requestsPerConn(rep, c.Row.Workload))
+		per := requestsPerConn(rep, c.Row.Workload)
+		reqs := "requests"
+		if per == 1 {
+			reqs = "request"
+		}
+		fmt.Fprintf(out, "\nRunning %.3gs test @ %s (%s on %s)\n  %d connections, %d %s per connection\n",
+			rep.DurationS, c.URL, c.Row.Workload, c.Row.Server, rep.Connections, per, reqs)
 		fmt.Fprint(out, c.Report.String())
 		fmt.Fprintf(out, "Server system calls: %d in %d threads, %.3f per request\n", c.Syscalls, c.Threads, c.Row.LinuxSyscallsPerRequest)
 	}

@@ -394,7 +394,7 @@ func (r *HTTPReport) WriteJSON(path string) error {
 // workload and a colour per server, on a logarithmic axis where the
 // figures spread over more than a factor of 20.
 func (r *HTTPReport) WriteSVG(path string) error {
-	c := chart.Chart{Title: "HTTP requests per second by workload and server", Unit: "req/s"}
+	c := chart.Chart{Title: "HTTP requests per second", Unit: "req/s"}
 	lo, hi := 0.0, 0.0
 	for _, row := range r.Rows {
 		if row.ReqPerS > 0 && (lo == 0 || row.ReqPerS < lo) {
