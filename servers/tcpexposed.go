@@ -47,6 +47,7 @@ type xsock struct {
 type exposed struct {
 	socks   map[tcp.SockID]*xsock
 	idle    map[ipc.Endpoint][]*xsock // closed sockets' regions, still mapped by their application
+	epoch   map[ipc.Endpoint]uint64   // each application's last drop of its idle regions
 	nextID  uint64
 	awake   *sockbuf.Region // one word apps read: is the server awake?
 	refused *prometheus.CounterVec
@@ -59,6 +60,7 @@ type exposed struct {
 func (t *tcpServer) initExposed(s *Server) error {
 	t.x.socks = map[tcp.SockID]*xsock{}
 	t.x.idle = map[ipc.Endpoint][]*xsock{}
+	t.x.epoch = map[ipc.Endpoint]uint64{}
 	t.x.nextID = uint64(time.Now().UnixNano()) << 16
 	p := sockbuf.AwakePath(s.Opts.Run, s.Opts.Name)
 	os.Remove(p)
@@ -136,13 +138,16 @@ func (t *tcpServer) release(x *xsock, keep bool) {
 	t.x.idle[x.owner] = append(t.x.idle[x.owner], x)
 }
 
-// dropIdle forgets every idle region of owner (it unmapped them).
-func (t *tcpServer) dropIdle(owner ipc.Endpoint) {
+// dropIdle forgets every idle region of owner: it unmapped them, and this
+// is its epoch-th drop. Closes posted before the drop that the server
+// reaches after it carry an older epoch: their regions are dropped too.
+func (t *tcpServer) dropIdle(owner ipc.Endpoint, epoch uint64) {
 	for _, x := range t.x.idle[owner] {
 		x.reg.Close()
 		os.Remove(x.reg.Path)
 	}
 	delete(t.x.idle, owner)
+	t.x.epoch[owner] = max(t.x.epoch[owner], epoch)
 }
 
 // hostile ends an exposed socket whose application wrote nonsense into
@@ -209,7 +214,7 @@ func (t *tcpServer) pump(s *Server, now time.Time, x *xsock) bool {
 			if d.Aux != 0 { // the application left data unread: reset, as Linux
 				t.st.Abort(now, x.id)
 			}
-			t.closeExposed(now, x)
+			t.closeExposed(now, x, d.A >= t.x.epoch[x.owner])
 			return true
 		default:
 			t.hostile(s, now, x, "tx-kind", fmt.Errorf("descriptor kind %d", d.Kind))
@@ -341,7 +346,7 @@ func (t *tcpServer) stateWord(x *xsock) uint64 {
 // closeExposed closes the engine's socket and keeps the region for the
 // application's next one; a listener's accepted sockets nobody took go
 // too.
-func (t *tcpServer) closeExposed(now time.Time, x *xsock) {
+func (t *tcpServer) closeExposed(now time.Time, x *xsock, keep bool) {
 	for _, c := range x.children {
 		t.st.Close(now, c)
 		if cx := t.x.socks[c]; cx != nil {
@@ -349,7 +354,7 @@ func (t *tcpServer) closeExposed(now time.Time, x *xsock) {
 		}
 	}
 	t.st.Close(now, x.id)
-	t.release(x, true)
+	t.release(x, keep)
 }
 
 // scanBells pumps every exposed socket whose doorbell moved.

@@ -251,7 +251,7 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 		x.reg.State().Store(t.stateWord(x))
 		return tcpReply(s, m, int64(nid), nil, x.regionID)
 	case ipc.OpDropIdle:
-		t.dropIdle(m.Src)
+		t.dropIdle(m.Src, m.Arg[1])
 		return tcpReply(s, m, 0, nil)
 	case ipc.OpBind:
 		return tcpReply(s, m, 0, st.Bind(id, addrPort(m)))
@@ -319,7 +319,7 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 		}
 		delete(t.parked, id)
 		if x := t.x.socks[id]; x != nil {
-			t.closeExposed(now, x)
+			t.closeExposed(now, x, false) // a close by message: the region may be gone
 			return tcpReply(s, m, 0, nil)
 		}
 		delete(t.owner, id)

@@ -40,6 +40,8 @@ type Exposed struct {
 	socks     map[FD]*xfd
 	next      FD
 	idle      map[uint64]*sockbuf.Region // regions of closed sockets, still mapped
+	epoch     uint64                     // how many times the idle regions were all dropped
+	pending   map[uint64]*sockbuf.Region // idle regions kept through a drop for connections waiting in accept rings
 	Doorbells uint64                     // Doorbell messages sent (the server was asleep)
 }
 
@@ -79,7 +81,8 @@ func NewExposed(c XConn, tcp string) (*Exposed, error) {
 		return nil, fmt.Errorf("socket: exposed: the %s server's awake word: %w", tcp, err)
 	}
 	return &Exposed{Message: NewMessage(c), c: c, tcp: tcp, awakeR: r, awake: r.State(),
-		socks: map[FD]*xfd{}, next: exposedFD, idle: map[uint64]*sockbuf.Region{}}, nil
+		socks: map[FD]*xfd{}, next: exposedFD, idle: map[uint64]*sockbuf.Region{},
+		pending: map[uint64]*sockbuf.Region{}}, nil
 }
 
 // direct makes a socket call to the tcp server itself.
@@ -101,6 +104,10 @@ func (k *Exposed) direct(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
 func (k *Exposed) mapRegion(id uint64) (*sockbuf.Region, error) {
 	if r, ok := k.idle[id]; ok {
 		delete(k.idle, id)
+		return r, nil
+	}
+	if r, ok := k.pending[id]; ok {
+		delete(k.pending, id)
 		return r, nil
 	}
 	p := sockbuf.RegionPath(k.c.RunID(), k.tcp, id)
@@ -504,18 +511,45 @@ func (k *Exposed) Close(fd FD) error {
 			unread = 1 // Linux resets a connection closed with data unread
 		}
 	}
-	if err := k.post(x, sockbuf.Desc{Kind: sockbuf.KindClose, Aux: unread}); err != nil {
+	// The epoch tells the server whether this region is still ours to
+	// reuse when it gets to the close: a drop of every idle region may
+	// overtake it.
+	if err := k.post(x, sockbuf.Desc{Kind: sockbuf.KindClose, Aux: unread, A: k.epoch}); err != nil {
 		k.direct(ipc.OpClose, x.id)
 	}
 	k.idle[x.regionID] = x.reg
 	if len(k.idle) > maxIdle {
-		for id, r := range k.idle {
-			r.Close()
-			delete(k.idle, id)
-		}
-		k.direct(ipc.OpDropIdle)
+		k.dropIdle()
 	}
 	return nil
+}
+
+// dropIdle unmaps the idle regions all together. The server is told first
+// and answers once it will hand none of them out again; one it handed to a
+// connection waiting in a listener's ring before that stays mapped for it.
+func (k *Exposed) dropIdle() {
+	k.epoch++
+	if _, err := k.direct(ipc.OpDropIdle, 0, k.epoch); err != nil {
+		return // keep them: the server may still hand them out
+	}
+	for _, x := range k.socks {
+		if !x.listen {
+			continue
+		}
+		var d sockbuf.Desc
+		for i := 0; x.reg.RX().PeekAt(i, &d); i++ {
+			if d.Kind == sockbuf.KindAccept {
+				if r, ok := k.idle[d.B]; ok {
+					delete(k.idle, d.B)
+					k.pending[d.B] = r
+				}
+			}
+		}
+	}
+	for id, r := range k.idle {
+		r.Close()
+		delete(k.idle, id)
+	}
 }
 
 // SetNonblock sets or clears non-blocking mode, kept in the library.

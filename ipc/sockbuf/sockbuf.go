@@ -286,6 +286,20 @@ func (q Ring) Peek(d *Desc) (bool, error) {
 	return true, nil
 }
 
+// PeekAt copies the i-th waiting descriptor (0 is Peek's) without taking
+// anything: false when fewer than i+1 wait.
+func (q Ring) PeekAt(i int, d *Desc) bool {
+	t, h := q.Tail().Load(), q.Head().Load()
+	if h < t || h-t > Slots || uint64(i) >= h-t {
+		return false
+	}
+	b := q.slot(t + uint64(i))
+	*d = Desc{Kind: binary.LittleEndian.Uint32(b[0:]), Len: binary.LittleEndian.Uint32(b[4:]),
+		Off: binary.LittleEndian.Uint32(b[8:]), Aux: binary.LittleEndian.Uint32(b[12:]),
+		A: binary.LittleEndian.Uint64(b[16:]), B: binary.LittleEndian.Uint64(b[24:])}
+	return true
+}
+
 // Pop consumes the descriptor Peek returned.
 func (q Ring) Pop() { q.Tail().Add(1) }
 

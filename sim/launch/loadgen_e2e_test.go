@@ -11,6 +11,44 @@ import (
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
+// TestExposedConnectionChurn: many connections opened and closed at once
+// on exposed sockets, so that both applications drop their idle regions
+// all together again and again while the server hands regions to new
+// connections: no connection may find its region gone.
+func TestExposedConnectionChurn(t *testing.T) {
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www")
+	os.MkdirAll(www, 0o755)
+	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "loadgen.json")
+	top := topology.Default()
+	top.Processes = append(top.Processes,
+		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www}},
+		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80",
+			"--path", "/20b.txt", "--requests", "1500", "--connections", "100", "--requests-per-conn", "1", "--out", out}})
+	for _, app := range []string{"httpd", "lg"} {
+		top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
+	}
+	topoPath := filepath.Join(dir, "churn.topo")
+	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := startUp(t, "--topology", topoPath)
+	var res loadgen.RoleResult
+	waitFor(t, "the load generator's report", 90*time.Second, func() bool {
+		b, err := os.ReadFile(out)
+		return err == nil && json.Unmarshal(b, &res) == nil
+	})
+	r := res.Report
+	t.Logf("%d requests on %d connections, %.0f req/s; errors %+v", r.Requests, r.Connections, r.RequestsPerSec, r.Errors)
+	if res.Error != "" || r.Requests != 1500 || r.Errors.Failed() != 0 || r.StatusCodes[200] != 1500 {
+		t.Fatalf("report %+v, error %q; want 1500 requests, all 200, none failed", r, res.Error)
+	}
+	u.down()
+}
+
 // TestLoadgenOnTheSimulatedHost: the load generator as an application of
 // the simulated host loads httpd on the same host over its loopback, both
 // on the message backend and both on the exposed one; every request gets
