@@ -22,7 +22,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 	var results string
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "The main job: start the topology, print the core plan and processes, run the IPC and recvfrom-EAGAIN tables, stop",
+		Short: "The main job: start the topology, print the core plan and processes, run the IPC, recvfrom-EAGAIN and short HTTP tables, stop",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -67,7 +67,32 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if results != "" {
 				ej, em, es = filepath.Join(results, "eagain.json"), filepath.Join(results, "eagain.md"), filepath.Join(results, "eagain.svg")
 			}
-			return writeEagain(out, rep, ej, em, es)
+			if err := writeEagain(out, rep, ej, em, es); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\n== the HTTP evaluation, short: httpd on every backend and lighttpd, loaded from a client namespace (full matrix: newtsim bench paper)")
+			hrep, err := bench.Paper(ctx, bench.HTTPOptions{CPUs: cs, Short: true, Progress: out, Command: "newtsim run"})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
+			fmt.Fprint(out, hrep.Table())
+			if results != "" {
+				for _, w := range []struct {
+					path  string
+					write func(string) error
+				}{
+					{filepath.Join(results, "http-short.json"), hrep.WriteJSON},
+					{filepath.Join(results, "http-short.svg"), hrep.WriteSVG},
+				} {
+					if err := w.write(w.path); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "wrote %s\n", w.path)
+				}
+			}
+			fmt.Fprintln(out, "\n== done: every run stopped; the metrics were served while each ran (see the targets file above)")
+			return nil
 		},
 	}
 	f.register(cmd)

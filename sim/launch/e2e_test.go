@@ -392,15 +392,17 @@ func TestPrometheusScrapesEveryServer(t *testing.T) {
 }
 
 // TestRunCommand runs the main job (`make run`'s `newtsim run`) and checks
-// what it prints and records: the core plan, a line per process, and every
-// row of the IPC table with a measured figure. It judges no figure.
+// what it prints and records: the core plan, a line per process, every
+// row of the IPC table with a measured figure, the eagain table and the
+// short HTTP matrix. It judges no figure.
 func TestRunCommand(t *testing.T) {
 	dir, results := t.TempDir(), t.TempDir()
 	out, err := exec.Command(bin, "--state-dir", dir, "run", "--results", results).CombinedOutput()
 	if err != nil {
 		t.Fatalf("newtsim run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"core plan:", "syscall", "driver", "| shm-spin-2core |", "| kernel-msg |", "machine:"} {
+	for _, want := range []string{"core plan:", "syscall", "driver", "| shm-spin-2core |", "| kernel-msg |", "machine:",
+		"| exposed |", "| user-msg-direct |", "httpd-exposed", "lighttpd"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -437,6 +439,11 @@ func TestRunCommand(t *testing.T) {
 	}
 	if rep.Machine.CPUModel == "" || rep.Machine.TSCHz <= 0 {
 		t.Errorf("machine not recorded: %+v", rep.Machine)
+	}
+	for _, f := range []string{"eagain.json", "eagain.md", "eagain.svg", "http-short.json", "http-short.svg"} {
+		if _, err := os.Stat(filepath.Join(results, f)); err != nil {
+			t.Errorf("run did not write %s: %v", f, err)
+		}
 	}
 	ents, _ := os.ReadDir("/dev/shm")
 	for _, e := range ents {
