@@ -22,8 +22,10 @@ deps:
 	@scripts/deps.sh $(DEB_PKGS)
 	$(GO) mod download
 
+# The main job's tables are also written under results/latest/ (not part of
+# the repository; results/ holds the recorded runs).
 run: deps build
-	$(BIN) run
+	$(BIN) run --results results/latest
 
 vet:
 	$(GO) vet $(PKGS)

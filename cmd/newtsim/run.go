@@ -91,7 +91,11 @@ func NewRunCommand(g *globals) *cobra.Command {
 					fmt.Fprintf(out, "wrote %s\n", w.path)
 				}
 			}
-			fmt.Fprintln(out, "\n== done: every run stopped; the metrics were served while each ran (see the targets file above)")
+			if results != "" {
+				fmt.Fprintf(out, "\n== done: every run stopped; the results are in %s; each process served its metrics while it ran (the targets file above)\n", results)
+			} else {
+				fmt.Fprintln(out, "\n== done: every run stopped; each process served its metrics while it ran (the targets file above); --results DIR writes the tables")
+			}
 			return nil
 		},
 	}
