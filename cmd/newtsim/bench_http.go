@@ -32,6 +32,9 @@ func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	fl.DurationVar(&f.o.Duration, "duration", duration, "how long each cell is measured")
 	fl.DurationVar(&f.o.Warmup, "warmup", 0, "load before each cell, not measured (default: a sixth of --duration, at most 1s)")
 	fl.DurationVar(&f.o.Timeout, "timeout", 2*time.Second, "a request not answered within this fails, as wrk's --timeout")
+	fl.StringVar(&f.o.Client, "client", bench.ClientNamespace, "where the load comes from: "+bench.ClientNamespace+
+		" (Linux's sockets in a network namespace) or "+bench.ClientRemoteHost+
+		" (a second simulated host, the monolithic stack, on a wire from the simulated host's nic; Linux's servers keep the namespace)")
 }
 
 // run runs the benchmark with the options set, prints it and writes the

@@ -144,7 +144,10 @@ type HTTPOptions struct {
 	Warmup             time.Duration // before each cell; 0: a sixth of Duration, at most 1 s
 	Timeout            time.Duration // 0: 2 s, as wrk
 	// Short measures a short matrix (see Paper).
-	Short    bool
+	Short bool
+	// Client is where the load comes from: ClientNamespace (default) or
+	// ClientRemoteHost.
+	Client   string
 	Progress io.Writer // a bar on a terminal, else a line per cell; nil for none
 	// Log receives every process's log; nil: a file in the temporary
 	// directory, removed when the benchmark succeeds and named in its
@@ -152,6 +155,19 @@ type HTTPOptions struct {
 	Log     *os.File
 	Command string
 }
+
+// Client placements.
+const (
+	// ClientNamespace is the loadgen code on Linux's sockets in a network
+	// namespace, over the run's TAP to the simulated host and over a veth
+	// pair to the Linux servers.
+	ClientNamespace = "namespace"
+	// ClientRemoteHost is a second simulated host, the monolithic stack in
+	// one process (the clienthost role), on the far end of a `wire` from
+	// the simulated host's nic: the talk's client machine. Linux's servers
+	// cannot be reached that way; their cells keep the namespace client.
+	ClientRemoteHost = "remote-host"
+)
 
 // Defaults of bench http and bench paper.
 const (
@@ -181,6 +197,13 @@ func (o *HTTPOptions) defaults() error {
 	}
 	if o.Workloads == nil && o.Short {
 		o.Workloads = ShortHTTPWorkloads
+	}
+	switch o.Client {
+	case "":
+		o.Client = ClientNamespace
+	case ClientNamespace, ClientRemoteHost:
+	default:
+		return fmt.Errorf("bench http: no client placement %q (have %s, %s)", o.Client, ClientNamespace, ClientRemoteHost)
 	}
 	if o.Connections < 0 || o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0 {
 		return fmt.Errorf("bench http: negative connections, duration, warm-up or timeout")

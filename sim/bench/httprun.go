@@ -21,7 +21,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/host"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/netns"
@@ -32,6 +34,12 @@ import (
 
 // Addresses of the veth pair between the client's namespace and the Linux
 // servers' (198.18.0.0/15, the range set aside for benchmark networks).
+// The remote client host's address and its wire to the simulated host.
+const (
+	remoteClientIP = "198.18.0.1"
+	remoteWire     = "bw=10Gbit,delay=20us"
+)
+
 const (
 	vethClientAddr = "198.18.1.1/24"
 	vethServerAddr = "198.18.1.2/24"
@@ -108,6 +116,13 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 			"namespace: over the run's TAP to the simulated host (%s), over a veth pair to httpd-linux and lighttpd (%s); "+
 			"%d connections, each replaced after its workload's requests per connection, one request in flight on each",
 			hostIP, vethServerIP, o.Connections)}
+	if o.Client == ClientRemoteHost {
+		rep.Client = fmt.Sprintf("for the simulated host's servers, a second simulated host (the monolithic stack in one "+
+			"process, role clienthost, %s) running the loadgen package on the far end of a wire (%s) from the simulated "+
+			"host's nic, as the talk's client machines; for httpd-linux and lighttpd, the loadgen package on Linux's sockets "+
+			"in a network namespace over a veth pair (%s); %d connections, each replaced after its workload's requests per "+
+			"connection, one request in flight on each", remoteClientIP, remoteWire, vethServerIP, o.Connections)
+	}
 	pr := newCellProgress(o.Progress, len(ws)*len(ss))
 	r := &httpRun{o: o, dir: dir, www: www, exe: exe, log: log, client: client, servers: servers, cpus: cpus}
 	defer r.close()
@@ -207,12 +222,14 @@ func (r *httpRun) close() {
 
 // httpSide is a started server side.
 type httpSide struct {
-	server HTTPServer
-	ns     string         // the client's namespace
-	target netip.AddrPort // the server's address, from there
-	pid    int            // the server process whose system calls count
-	plan   string
-	stop   func()
+	server  HTTPServer
+	ns      string         // the client's namespace
+	control string         // the remote client host's directory of cells, when the client is one
+	cells   int            // cells given to it so far
+	target  netip.AddrPort // the server's address, from there
+	pid     int            // the server process whose system calls count
+	plan    string
+	stop    func()
 	// health reports a server side that went wrong during a cell (a
 	// server of the simulated host restarted, or the server exited).
 	health func() error
@@ -342,8 +359,29 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 	if s.Backend != "message" {
 		t.Links = append(t.Links, topology.Link{A: "web", B: "tcp"})
 	}
+	nic, control := "tap", ""
+	if r.o.Client == ClientRemoteHost {
+		// The client machine: a monolithic host on a wire from the nic,
+		// pinned to the client's CPU, running the cells it is given. It
+		// blocks rather than spins: its host loop and its load generator
+		// are goroutines of the same process, on one CPU.
+		nic = ""
+		control = filepath.Join(r.dir, "control-"+s.Name)
+		if err := os.MkdirAll(control, 0o755); err != nil {
+			return nil, err
+		}
+		for i := range t.Processes {
+			if t.Processes[i].Name == "nic" {
+				t.Processes[i].Args = []string{"--backend", "wire", "--wire-peer", "client", "--link", remoteWire}
+			}
+		}
+		t.Processes = append(t.Processes, topology.Process{Name: "client", Role: "clienthost", Cores: []int{r.client}, Wait: "block",
+			Args: []string{"--addr", remoteClientIP + "/24", "--wire-peer", "nic", "--target",
+				netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort).String(), "--control", control}})
+		t.Links = append(t.Links, topology.Link{A: "nic", B: "client"})
+	}
 	state := filepath.Join(r.dir, "state")
-	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: "tap"})
+	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic})
 	if err != nil {
 		return nil, err
 	}
@@ -364,12 +402,16 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		h.Stop()
 		return nil, errors.New("no web process in the run's status")
 	}
-	if err := tuneClientNS(h.NS); err != nil {
-		h.Stop()
-		return nil, err
+	ns := ""
+	if h.NS != nil {
+		if err := tuneClientNS(h.NS); err != nil {
+			h.Stop()
+			return nil, err
+		}
+		ns = h.NS.Name
 	}
 	plan := strings.Replace(h.Plan.Summary(), "=app[poll]", "=client", 1)
-	return &httpSide{server: s, ns: h.NS.Name, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort),
+	return &httpSide{server: s, ns: ns, control: control, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort),
 		pid: web.Pid, plan: plan, stop: func() { h.Stop() },
 		health: func() error {
 			st, err := kernel.ReadStatus(state)
@@ -515,6 +557,9 @@ func (v *vethNet) close() {
 // cell runs the client against a started server side under one workload
 // and counts the server process's system calls over the measured run.
 func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTTPCell, error) {
+	if side.control != "" {
+		return r.remoteCell(ctx, side, w)
+	}
 	name := side.server.Name + "-" + w.Name
 	cfgPath, out := filepath.Join(r.dir, name+".client.json"), filepath.Join(r.dir, name+".result.json")
 	rpc := w.RequestsPerConn
@@ -610,14 +655,75 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	if res.Error != "" {
 		return HTTPCell{}, fmt.Errorf("the client: %s", res.Error)
 	}
-	rp := res.Report
+	return side.row(w, res.Report, res.Warmup, n, len(ctr.Threads())), nil
+}
+
+// row makes a cell's row from the client's report and the server's
+// system calls.
+func (side *httpSide) row(w HTTPWorkload, rp, warm loadgen.Report, n uint64, threads int) HTTPCell {
 	row := HTTPRow{Workload: w.Name, Server: side.server.Name, ReqPerS: rp.RequestsPerSec,
 		P50US: us(rp.Latency.P50), P99US: us(rp.Latency.P99), Errors: rp.Errors.Failed() + rp.Errors.Status, CorePlan: side.plan}
 	if rp.Requests > 0 {
 		row.LinuxSyscallsPerRequest = float64(n) / float64(rp.Requests)
 	}
-	return HTTPCell{Row: row, URL: fmt.Sprintf("http://%s%s", side.target, w.Path()), Report: rp, Warmup: res.Warmup,
-		Syscalls: n, Threads: len(ctr.Threads())}, nil
+	return HTTPCell{Row: row, URL: fmt.Sprintf("http://%s%s", side.target, w.Path()), Report: rp, Warmup: warm,
+		Syscalls: n, Threads: threads}
+}
+
+// remoteCell runs a cell from the remote client host: it writes the cell,
+// counts the server's system calls from the host's measuring marker to its
+// result.
+func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTTPCell, error) {
+	side.cells++
+	n := side.cells
+	cell := host.ClientCell{Path: w.Path(), Connections: r.o.Connections, RequestsPerConn: w.RequestsPerConn,
+		Warmup: r.o.Warmup, Duration: r.o.Duration, Timeout: r.o.Timeout}
+	if err := writeJSON(host.CellPath(side.control, n, ".json"), cell); err != nil {
+		return HTTPCell{}, err
+	}
+	wait := func(path string, timeout time.Duration) error {
+		deadline := time.Now().Add(timeout)
+		for {
+			if _, err := os.Stat(path); err == nil {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the client host wrote no %s within %v", filepath.Base(path), timeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := wait(host.CellPath(side.control, n, ".measure"), probeTime+r.o.Warmup+r.o.Timeout+30*time.Second); err != nil {
+		return HTTPCell{}, err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ctr, err := syscount.OpenThreads(side.pid)
+	if err != nil {
+		return HTTPCell{}, fmt.Errorf("counting %s's system calls: %w", side.server.Name, err)
+	}
+	defer ctr.Close()
+	if err := ctr.Start(); err != nil {
+		return HTTPCell{}, err
+	}
+	if err := wait(host.CellPath(side.control, n, ".result.json"), r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
+		return HTTPCell{}, err
+	}
+	calls, err := ctr.Stop()
+	if err != nil {
+		return HTTPCell{}, err
+	}
+	var res host.ClientResult
+	if err := readJSONFile(host.CellPath(side.control, n, ".result.json"), 5*time.Second, &res); err != nil {
+		return HTTPCell{}, err
+	}
+	if res.Error != "" {
+		return HTTPCell{}, fmt.Errorf("the client host: %s", res.Error)
+	}
+	return side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads())), nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
@@ -26,18 +27,39 @@ func init() { servers.Register("clienthost", newClientHost) }
 // ClientResult is what the clienthost role writes: the load generator's
 // report, or why it could not run.
 type ClientResult struct {
-	Report loadgen.Report `json:"report"`
-	Error  string         `json:"error,omitempty"`
-	Drops  map[string]uint64
+	Warmup loadgen.Report    `json:"warmup"`
+	Report loadgen.Report    `json:"report"`
+	Error  string            `json:"error,omitempty"`
+	Drops  map[string]uint64 `json:"drops"`
 }
 
 type clientHost struct {
-	peer   string
-	frames chan []byte
-	h      *Host
-	lg     loadgen.Config
-	out    string
-	s      *servers.Server
+	peer    string
+	frames  chan []byte
+	h       *Host
+	lg      loadgen.Config
+	out     string
+	control string
+	s       *servers.Server
+}
+
+// ClientCell is one load a controlled clienthost runs (--control DIR): the
+// driver writes cell-N.json; the host warms up, creates cell-N.measure as
+// its measured run starts, and writes cell-N.result.json (a ClientResult,
+// with the warm-up's report in Warmup) when it ends.
+type ClientCell struct {
+	Path            string        `json:"path"`
+	Connections     int           `json:"connections"`
+	RequestsPerConn int           `json:"requests_per_conn"`
+	Warmup          time.Duration `json:"warmup_ns"`
+	Duration        time.Duration `json:"duration_ns"`
+	Timeout         time.Duration `json:"timeout_ns"`
+}
+
+// CellPath names a controlled clienthost's files for cell n: the
+// configuration, the measuring marker and the result.
+func CellPath(dir string, n int, suffix string) string {
+	return filepath.Join(dir, fmt.Sprintf("cell-%d%s", n, suffix))
 }
 
 func newClientHost(s *servers.Server) (servers.Handler, error) {
@@ -53,6 +75,7 @@ func newClientHost(s *servers.Server) (servers.Handler, error) {
 	fs.IntVar(&c.lg.RequestsPerConn, "requests-per-conn", 10, "requests per connection (0: keep-alive for ever)")
 	fs.DurationVar(&c.lg.Timeout, "timeout", 10*time.Second, "a request's time-out")
 	fs.StringVar(&c.out, "out", "", "where to write the result (JSON)")
+	fs.StringVar(&c.control, "control", "", "run the loads a driver writes into this directory, one after another (ClientCell)")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -114,6 +137,10 @@ func (c *clientHost) Write(frame []byte) error { return c.send(frame) }
 func (c *clientHost) Run(s *servers.Server) error {
 	ctx := context.Background()
 	go Serve(ctx, c.h, c)
+	if c.control != "" {
+		go c.controlled(ctx)
+		return s.Serve(c)
+	}
 	go func() {
 		c.lg.API = c.h.API()
 		rep, err := loadgen.Run(ctx, c.lg)
@@ -128,4 +155,47 @@ func (c *clientHost) Run(s *servers.Server) error {
 		}
 	}()
 	return s.Serve(c)
+}
+
+// controlled runs the cells a driver writes, in order, for as long as the
+// process lives.
+func (c *clientHost) controlled(ctx context.Context) {
+	api := c.h.API()
+	for n := 1; ; n++ {
+		var cell ClientCell
+		for {
+			b, err := os.ReadFile(CellPath(c.control, n, ".json"))
+			if err == nil && json.Unmarshal(b, &cell) == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cfg := loadgen.Config{API: api, Target: c.lg.Target, Path: cell.Path, Connections: cell.Connections,
+			RequestsPerConn: cell.RequestsPerConn, Timeout: cell.Timeout}
+		var res ClientResult
+		err := func() error {
+			if cell.Warmup > 0 {
+				cfg.Duration = cell.Warmup
+				var err error
+				if res.Warmup, err = loadgen.Run(ctx, cfg); err != nil {
+					return fmt.Errorf("warm-up: %w", err)
+				}
+			}
+			if err := os.WriteFile(CellPath(c.control, n, ".measure"), nil, 0o644); err != nil {
+				return err
+			}
+			cfg.Duration = cell.Duration
+			var err error
+			res.Report, err = loadgen.Run(ctx, cfg)
+			return err
+		}()
+		if err != nil {
+			res.Error = err.Error()
+		}
+		res.Drops = c.h.Drops()
+		b, _ := json.Marshal(res)
+		tmp := CellPath(c.control, n, ".result.json.tmp")
+		os.WriteFile(tmp, b, 0o644)
+		os.Rename(tmp, CellPath(c.control, n, ".result.json"))
+	}
 }

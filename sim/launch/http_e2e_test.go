@@ -260,3 +260,37 @@ func runBin(t *testing.T, timeout time.Duration, args ...string) (string, error)
 		return out.String(), fmt.Errorf("still running after %v", timeout)
 	}
 }
+
+// TestBenchHTTPFromARemoteHost: bench http with the client on a second
+// simulated host (the monolithic stack) across a wire, as the talk's
+// client machines: the cell completes with requests and no errors, and
+// the report says where the client was.
+func TestBenchHTTPFromARemoteHost(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "http.json")
+	out, err := runBin(t, 2*time.Minute, "bench", "http", "--workload", "20B-10rpc", "--server", "httpd-message-shm",
+		"--client", "remote-host", "--duration", "1s", "--json", js)
+	if err != nil {
+		t.Fatalf("newtsim bench http: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Client string `json:"client"`
+		Rows   []struct {
+			ReqPerS float64 `json:"req_per_s"`
+			Errors  float64 `json:"errors"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].ReqPerS <= 0 || rep.Rows[0].Errors != 0 {
+		t.Fatalf("rows %+v: want one with requests and no errors\n%s", rep.Rows, out)
+	}
+	if !strings.Contains(rep.Client, "clienthost") {
+		t.Errorf("the report does not say the client was the remote host: %q", rep.Client)
+	}
+}
