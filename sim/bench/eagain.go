@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -356,27 +355,12 @@ func (r *EagainReport) Table() string {
 		fmt.Fprintf(&b, "| (%s) | %.0f | %.0f | - | - | - | - |\n", ref.Name, ref.NS, ref.Cycles)
 	}
 	fmt.Fprintf(&b, "\ntalk: NewtOS on a 12-core AMD at 1.9 GHz (seeds/001).\n")
-	for _, c := range r.Checks {
-		met := "met"
-		if !c.Met {
-			met = "NOT met"
-		}
-		fmt.Fprintf(&b, "check %s: %.3g (target %s): %s\n", c.Name, c.Value, c.Target, met)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "note: %s\n", n)
-	}
+	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
 	return b.String()
 }
 
-// WriteJSON writes the report.
-func (r *EagainReport) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+// WriteJSON writes the report to path.
+func (r *EagainReport) WriteJSON(path string) error { return writeReportJSON(path, r) }
 
 // WriteSVG draws the rows as bars on a log scale, cycles per call, the
 // talk's figure beside each row that has one.

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -391,27 +390,12 @@ func (r *HTTPReport) Table() string {
 		fmt.Fprintf(&b, "- core plan of %s: %s\n", strings.Join(under[p], ", "), p)
 	}
 	b.WriteString("\n")
-	for _, c := range r.Checks {
-		met := "met"
-		if !c.Met {
-			met = "NOT met"
-		}
-		fmt.Fprintf(&b, "check %s: %.3g (target %s): %s\n", c.Name, c.Value, c.Target, met)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "note: %s\n", n)
-	}
+	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
 	return b.String()
 }
 
-// WriteJSON writes the report.
-func (r *HTTPReport) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+// WriteJSON writes the report to path.
+func (r *HTTPReport) WriteJSON(path string) error { return writeReportJSON(path, r) }
 
 // WriteSVG draws requests per second as grouped bars, a group per
 // workload and a colour per server, on a logarithmic axis where the

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -326,13 +325,7 @@ func pair(out string, pc, qc int, mode string, pingFiles, pongFiles []*os.File, 
 }
 
 // WriteJSON writes the report to path.
-func (r *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+func (r *Report) WriteJSON(path string) error { return writeReportJSON(path, r) }
 
 // Table formats the report as a Markdown table with the machine, the core
 // plan and the checks, for the terminal and for results/*.md.
@@ -386,16 +379,7 @@ func (r *Report) Table() string {
 	}
 	if len(r.Checks) > 0 {
 		b.WriteString("\n")
-		for _, c := range r.Checks {
-			met := "met"
-			if !c.Met {
-				met = "NOT met"
-			}
-			fmt.Fprintf(&b, "- target %s %s: %.2f, %s\n", c.Name, c.Target, c.Value, met)
-		}
 	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "- %s\n", n)
-	}
+	writeChecks(&b, "- target ", "- ", r.Checks, r.Notes)
 	return b.String()
 }
