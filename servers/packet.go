@@ -164,8 +164,8 @@ func (n *nic) wire(s *Server) {
 			}
 			k := copy(buf, f)
 			m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
-			if err := s.SendTo(n.peer, &m); err != nil {
-				s.Pool.Free(ref)
+			if err := s.TrySendTo(n.peer, &m); err != nil {
+				s.Pool.Free(ref) // the far end's ring is full: the frame is lost, as on a wire
 				n.dropped.WithLabelValues("send").Inc()
 				continue
 			}

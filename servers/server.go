@@ -140,6 +140,24 @@ func (s *Server) Send(m *ipc.Message) error {
 	return s.sendAsync(m)
 }
 
+// TrySendTo sends m to the named peer if its channel has room now, and
+// gives ipc.ErrWouldBlock otherwise; it never waits, from any goroutine.
+// A device-like sender (a nic's wire, a client host's NIC) drops what does
+// not fit, as hardware drops on a full ring: waiting there, holding the send
+// lock, could deadlock two processes that send each other frames.
+func (s *Server) TrySendTo(peer string, m *ipc.Message) error {
+	ep, ok := s.peers[peer]
+	if !ok {
+		return fmt.Errorf("servers: %s is not a peer of %s", peer, s.Opts.Name)
+	}
+	m.Dst = ep
+	if s.lockSend {
+		s.sendMu.Lock()
+		defer s.sendMu.Unlock()
+	}
+	return s.T.TrySend(m)
+}
+
 // SendFromGoroutines makes Send safe from several goroutines.
 func (s *Server) SendFromGoroutines() { s.lockSend = true }
 

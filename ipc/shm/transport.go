@@ -2,6 +2,7 @@ package shm
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -331,9 +332,17 @@ func (s *spinner) start(p ipc.WaitPolicy) {
 }
 
 // spin pauses once and reports whether the budget allows another turn.
+// Every 256 turns a spinner that never sleeps lets the process's other
+// goroutines run (a nic's device reader, its wire's timer, the metrics
+// server): with one thread for Go code, they would otherwise wait for the
+// scheduler's 10 ms preemption.
 func (s *spinner) spin() bool {
 	if s.forever {
 		cpuRelax()
+		s.n++
+		if s.n&255 == 0 {
+			runtime.Gosched()
+		}
 		return true
 	}
 	if s.deadline.IsZero() {

@@ -63,7 +63,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := needHTTPTools(ss); err != nil {
+	if err := needHTTPTools(ss, o.Client); err != nil {
 		return nil, err
 	}
 	if o.Log == nil {
@@ -185,8 +185,14 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 }
 
 // needHTTPTools fails when a program the servers need is not installed.
-func needHTTPTools(ss []HTTPServer) error {
-	tools := []string{"ip", "sysctl"}
+func needHTTPTools(ss []HTTPServer, client string) error {
+	var tools []string
+	for _, s := range ss {
+		// A namespace: the client's, or a Linux server's behind its veth.
+		if s.Kind != sideHost || client == ClientNamespace {
+			tools = []string{"ip", "sysctl"}
+		}
+	}
 	for _, s := range ss {
 		if s.Kind == sideLighttpd {
 			tools = append(tools, "lighttpd")

@@ -103,8 +103,8 @@ func (c *clientHost) send(frame []byte) error {
 	}
 	n := copy(buf, frame)
 	m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(c.s.Pool.Slice(ref, n))}}
-	if err := c.s.SendTo(c.peer, &m); err != nil {
-		c.s.Pool.Free(ref)
+	if err := c.s.TrySendTo(c.peer, &m); err != nil {
+		c.s.Pool.Free(ref) // the nic's ring is full: lost, as on a full TX ring; TCP sends it again
 	}
 	return nil
 }
