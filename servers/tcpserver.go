@@ -210,15 +210,6 @@ func tcpReply(s *Server, m *ipc.Message, result int64, err error, args ...uint64
 // nonblocking reports whether the call asked not to wait.
 func nonblocking(m *ipc.Message) bool { return m.Arg[4]&unix.MSG_DONTWAIT != 0 }
 
-// tcpOpts maps socket options to the engine's.
-var tcpOpts = map[[2]uint64]tcp.Option{
-	{unix.SOL_SOCKET, unix.SO_REUSEADDR}: tcp.OptReuseAddr,
-	{unix.SOL_SOCKET, unix.SO_SNDBUF}:    tcp.OptSendBuf,
-	{unix.SOL_SOCKET, unix.SO_RCVBUF}:    tcp.OptRecvBuf,
-	{unix.IPPROTO_TCP, unix.TCP_NODELAY}: tcp.OptNoDelay,
-	{unix.IPPROTO_TCP, unix.TCP_MAXSEG}:  tcp.OptMSS,
-}
-
 func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 	id := tcp.SockID(m.Arg[0])
 	st := t.st
@@ -268,19 +259,11 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 			}
 			m.Arg[3] = 1 // parked: wait for the handshake
 		}
-		switch state, err := st.State(id); {
-		case err != nil:
-			return tcpReply(s, m, 0, err)
-		case state == tcp.SynSent || state == tcp.SynReceived:
+		done, err := st.ConnectDone(id)
+		if !done {
 			return t.park(m, id)
-		case state == tcp.Closed:
-			e, _ := st.TakeError(id)
-			if e == nil {
-				e = tcp.ErrConnRefused
-			}
-			return tcpReply(s, m, 0, e)
 		}
-		return tcpReply(s, m, 0, nil)
+		return tcpReply(s, m, 0, err)
 	case ipc.OpAccept:
 		nid, from, err := st.Accept(id)
 		if errors.Is(err, tcp.ErrWouldBlock) && !nonblocking(m) {
@@ -329,18 +312,8 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 		if err != nil {
 			return tcpReply(s, m, 0, err)
 		}
-		var ev uint64
-		for _, b := range []struct {
-			ready int
-			poll  uint64
-		}{{tcp.ReadyIn, unix.POLLIN}, {tcp.ReadyOut, unix.POLLOUT}, {tcp.ReadyErr, unix.POLLERR},
-			{tcp.ReadyHup, unix.POLLHUP}, {tcp.ReadyRdHup, unix.POLLRDHUP}} {
-			if r&b.ready != 0 {
-				ev |= b.poll
-			}
-		}
-		ev &= m.Arg[4] | unix.POLLERR | unix.POLLHUP // as poll(2): these always
-		return tcpReply(s, m, int64(ev), nil)
+		ev := tcp.PollEvents(r, int16(m.Arg[4]))
+		return tcpReply(s, m, int64(uint16(ev)), nil)
 	case ipc.OpShutdown:
 		how := m.Arg[4]
 		if how > unix.SHUT_RDWR {
@@ -348,8 +321,8 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 		}
 		return tcpReply(s, m, 0, st.Shutdown(now, id, how != unix.SHUT_WR, how != unix.SHUT_RD))
 	case ipc.OpSetOpt:
-		o, ok := tcpOpts[[2]uint64{m.Arg[1], m.Arg[2]}]
-		if !ok || o == tcp.OptMSS {
+		o, ok := tcp.OptionFor(int(m.Arg[1]), int(m.Arg[2]))
+		if !ok {
 			return tcpReply(s, m, 0, tcp.ErrNoOption)
 		}
 		return tcpReply(s, m, 0, st.SetOption(id, o, int(int32(m.Arg[4]))))
@@ -362,7 +335,7 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 			}
 			return tcpReply(s, m, v, err)
 		}
-		o, ok := tcpOpts[[2]uint64{m.Arg[1], m.Arg[2]}]
+		o, ok := tcp.OptionFor(int(m.Arg[1]), int(m.Arg[2]))
 		if !ok {
 			return tcpReply(s, m, 0, tcp.ErrNoOption)
 		}

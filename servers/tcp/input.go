@@ -473,9 +473,6 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 		d := c.rcvNxt.Diff(seq)
 		if d >= len(data) {
 			data = nil
-			if fin && seq.Add(len(data)) == c.rcvNxt.Add(-1) && c.finRcvd {
-				fin = false // a FIN already taken
-			}
 		} else {
 			data = data[d:]
 		}
@@ -541,7 +538,5 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 			c.enterTimeWait(now)
 		}
 		s.wake(c)
-	} else if fin && c.finRcvd {
-		c.ackNow = true
 	}
 }

@@ -787,10 +787,30 @@ func (s *Stack) RemoteAddr(id SockID) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	if !c.connected || c.state < SynSent && c.state != Closed || c.state == Closed {
+	if !c.connected || c.state == Closed || c.state == Listen {
 		return netip.AddrPort{}, ErrNotConnected
 	}
 	return c.remote, nil
+}
+
+// ConnectDone reports how a connect in progress stands: not done while the
+// handshake runs; then nil, or why it failed (the pending error, taken).
+func (s *Stack) ConnectDone(id SockID) (bool, error) {
+	c, err := s.get(id)
+	switch {
+	case err != nil:
+		return true, err
+	case c.state == SynSent || c.state == SynReceived:
+		return false, nil
+	case c.state == Closed:
+		e := c.err
+		c.err = nil
+		if e == nil {
+			e = ErrConnRefused
+		}
+		return true, e
+	}
+	return true, nil
 }
 
 // PendingError returns the socket's pending error without clearing it.

@@ -356,6 +356,7 @@ func (c *tcb) output(now time.Time) {
 		}
 		return
 	}
+loop:
 	for {
 		if c.sndNxt.Before(c.sndMax) {
 			if end, ok := c.sackedAt(c.sndNxt); ok {
@@ -378,14 +379,14 @@ func (c *tcb) output(now time.Time) {
 		if n == 0 && !fin {
 			break
 		}
-		if hole {
-			// sent whatever its size
-		} else if n < c.mss && n < avail { // held back by a window
+		switch {
+		case hole: // a retransmission goes whatever its size
+		case n < c.mss && n < avail: // held back by a window
 			if n < c.maxSndWnd/2 || n == 0 {
-				break
+				break loop
 			}
-		} else if n < c.mss && !fin && !c.noDelay && c.sndNxt != c.sndUna { // Nagle
-			break
+		case n < c.mss && !fin && !c.noDelay && c.sndNxt != c.sndUna: // Nagle
+			break loop
 		}
 		var flags uint8
 		if fin {

@@ -101,19 +101,11 @@ func (a *API) Connect(fd socket.FD, addr netip.AddrPort) error {
 		return err
 	}
 	return errno(a.wait(true, time.Time{}, func(time.Time) error {
-		switch st, err := a.h.tcp.State(id); {
-		case err != nil:
-			return err
-		case st == tcp.SynSent || st == tcp.SynReceived:
+		done, err := a.h.tcp.ConnectDone(id)
+		if !done {
 			return tcp.ErrWouldBlock
-		case st == tcp.Closed:
-			e, _ := a.h.tcp.TakeError(id)
-			if e == nil {
-				e = tcp.ErrConnRefused
-			}
-			return e
 		}
-		return nil
+		return err
 	}))
 }
 
@@ -217,16 +209,9 @@ func (a *API) SetNonblock(fd socket.FD, nonblocking bool) error {
 	return nil
 }
 
-var options = map[[2]int]tcp.Option{
-	{socket.SOL_SOCKET, socket.SO_REUSEADDR}: tcp.OptReuseAddr,
-	{socket.SOL_SOCKET, socket.SO_SNDBUF}:    tcp.OptSendBuf,
-	{socket.SOL_SOCKET, socket.SO_RCVBUF}:    tcp.OptRecvBuf,
-	{socket.IPPROTO_TCP, socket.TCP_NODELAY}: tcp.OptNoDelay,
-}
-
 // SetsockoptInt sets an option.
 func (a *API) SetsockoptInt(fd socket.FD, level, opt, value int) error {
-	o, ok := options[[2]int{level, opt}]
+	o, ok := tcp.OptionFor(level, opt)
 	if !ok {
 		return unix.ENOPROTOOPT
 	}
@@ -244,7 +229,7 @@ func (a *API) GetsockoptInt(fd socket.FD, level, opt int) (int, error) {
 			}
 			return err
 		}
-		o, ok := options[[2]int{level, opt}]
+		o, ok := tcp.OptionFor(level, opt)
 		if !ok {
 			return tcp.ErrNoOption
 		}
@@ -277,19 +262,11 @@ func (a *API) Poll(fds []socket.PollFD, timeout time.Duration) (int, error) {
 		n = 0
 		for i := range fds {
 			r, err := a.h.tcp.Ready(tcp.SockID(fds[i].FD))
-			var ev int16
 			if err != nil {
-				ev = socket.POLLNVAL
+				fds[i].Revents = socket.POLLNVAL
+			} else {
+				fds[i].Revents = tcp.PollEvents(r, fds[i].Events)
 			}
-			for _, b := range []struct {
-				r int
-				p int16
-			}{{tcp.ReadyIn, socket.POLLIN}, {tcp.ReadyOut, socket.POLLOUT}, {tcp.ReadyErr, socket.POLLERR}, {tcp.ReadyHup, socket.POLLHUP}} {
-				if r&b.r != 0 {
-					ev |= b.p
-				}
-			}
-			fds[i].Revents = ev & (fds[i].Events | socket.POLLERR | socket.POLLHUP | socket.POLLNVAL)
 			if fds[i].Revents != 0 {
 				n++
 			}
