@@ -48,11 +48,7 @@ func (c *syscallServer) Handle(s *Server, m *ipc.Message) error {
 }
 
 // fail answers an application's call at once.
-func fail(s *Server, m *ipc.Message, e unix.Errno) error {
-	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
-	r.Arg[0] = uint64(-int64(e))
-	return s.Send(&r)
-}
+func fail(s *Server, m *ipc.Message, e unix.Errno) error { return sendReply(s, m, -int64(e)) }
 
 func (c *syscallServer) call(s *Server, m *ipc.Message) error {
 	f := *m

@@ -143,29 +143,17 @@ func (t *tcpServer) after(s *Server, now time.Time) error {
 // flush hands the engine's segments to ip, each in a buffer of our pool.
 func (t *tcpServer) flush(s *Server) {
 	for _, seg := range t.st.Output() {
-		ref, buf, err := s.Pool.Alloc()
-		if err != nil {
-			continue // like a lost segment: TCP sends it again
-		}
-		n := copy(buf, seg.Data)
-		m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)), 0,
-			Addr4(seg.Src), Addr4(seg.Dst), tcp.ProtoTCP}}
-		if err := s.SendTo(t.ip, &m); err != nil {
-			s.Pool.Free(ref)
-		}
+		// A segment that finds no buffer or no ip is lost: TCP sends it again.
+		sendSegment(s, t.ip, tcp.ProtoTCP, seg.Src, seg.Dst, seg.Data)
 	}
 }
 
 func (t *tcpServer) input(s *Server, now time.Time, m *ipc.Message) {
-	b, ref, err := s.Buffer(m, 0)
-	if err != nil {
+	src, dst, seg, ref, ok := segmentIn(s, m)
+	if !ok {
 		return
 	}
-	if off := int(m.Arg[1]); off >= 20 && off <= len(b) {
-		src := netip.AddrFrom4([4]byte(b[12:16]))
-		dst := netip.AddrFrom4([4]byte(b[16:20]))
-		t.st.Input(now, src, dst, b[off:])
-	}
+	t.st.Input(now, src, dst, seg)
 	if err := s.Release(ref); err != nil {
 		s.Log.Printf("release: %v", err)
 	}
@@ -200,11 +188,7 @@ func tcpReply(s *Server, m *ipc.Message, result int64, err error, args ...uint64
 	if err != nil {
 		result = -int64(tcpErrno(err))
 	}
-	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
-	r.Arg[5] = m.Arg[5]
-	r.Arg[0] = uint64(result)
-	copy(r.Arg[1:5], args)
-	return s.Send(&r)
+	return sendReply(s, m, result, args...)
 }
 
 // nonblocking reports whether the call asked not to wait.

@@ -98,14 +98,10 @@ func errno(err error) unix.Errno {
 
 // reply answers a socket call: a result, or the errno of err.
 func reply(s *Server, m *ipc.Message, result int64, err error, args ...uint64) error {
-	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
-	r.Arg[5] = m.Arg[5]
 	if err != nil {
 		result = -int64(errno(err))
 	}
-	r.Arg[0] = uint64(result)
-	copy(r.Arg[1:5], args)
-	return s.Send(&r)
+	return sendReply(s, m, result, args...)
 }
 
 func addrPort(m *ipc.Message) netip.AddrPort {
@@ -210,18 +206,7 @@ func (u *udpServer) call(s *Server, m *ipc.Message) error {
 
 // send hands a datagram the engine built to ip, in a buffer of our pool.
 func (u *udpServer) send(s *Server, dg udp.Datagram) error {
-	ref, buf, err := s.Pool.Alloc()
-	if err != nil {
-		return err
-	}
-	n := copy(buf, dg.Segment)
-	m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)), 0,
-		Addr4(dg.Src), Addr4(dg.Dst), udp.ProtoUDP}}
-	if err := s.SendTo(u.ip, &m); err != nil {
-		s.Pool.Free(ref)
-		return err
-	}
-	return nil
+	return sendSegment(s, u.ip, udp.ProtoUDP, dg.Src, dg.Dst, dg.Segment)
 }
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;
@@ -244,18 +229,12 @@ func (u *udpServer) recv(s *Server, m *ipc.Message, id udp.SockID) error {
 }
 
 func (u *udpServer) input(s *Server, m *ipc.Message) error {
-	b, ref, err := s.Buffer(m, 0)
-	if err != nil {
+	src, dst, seg, ref, ok := segmentIn(s, m)
+	if !ok {
 		return nil
 	}
 	defer u.drops.update(time.Now(), u.table.Drops)
-	off := int(m.Arg[1])
-	if off < 20 || off > len(b) {
-		return s.Release(ref) // not a packet ip would send: counted by nobody, freed
-	}
-	src := netip.AddrFrom4([4]byte(b[12:16]))
-	dst := netip.AddrFrom4([4]byte(b[16:20]))
-	id, err := u.table.Input(src, dst, b[off:])
+	id, err := u.table.Input(src, dst, seg)
 	if errors.Is(err, udp.ErrNoSocket) {
 		r := ipc.Message{Type: ipc.Unreachable, Arg: [ipc.NumArgs]uint64{uint64(ref)}}
 		return s.SendTo(u.ip, &r)
