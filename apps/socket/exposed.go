@@ -305,10 +305,7 @@ func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 			return -1, unix.EPIPE
 		}
 		tx := x.reg.TX()
-		if t := tx.Tail().Load(); t > x.txTail {
-			x.tx.Consumed(int(t - x.txTail))
-			x.txTail = t
-		}
+		x.reclaim()
 		for total < len(b) && tx.Free() > 0 {
 			off, n, ok := x.tx.Take(len(b) - total)
 			if !ok {
@@ -458,10 +455,7 @@ func (k *Exposed) post(x *xfd, d sockbuf.Desc) error {
 		k.ring(x)
 		time.Sleep(50 * time.Microsecond)
 	}
-	if t := x.reg.TX().Tail().Load(); t > x.txTail {
-		x.tx.Consumed(int(t - x.txTail))
-		x.txTail = t
-	}
+	x.reclaim()
 	if _, err := x.reg.TX().Put(&d); err != nil {
 		return unix.EIO
 	}
@@ -640,12 +634,17 @@ func (k *Exposed) ready(x *xfd, events int16) int16 {
 	return r & (events | POLLERR | POLLHUP)
 }
 
-// txRoom is the free space of the send area.
-func (x *xfd) txRoom() int {
+// reclaim frees the send area behind what the server has taken.
+func (x *xfd) reclaim() {
 	if t := x.reg.TX().Tail().Load(); t > x.txTail {
 		x.tx.Consumed(int(t - x.txTail))
 		x.txTail = t
 	}
+}
+
+// txRoom is the free space of the send area.
+func (x *xfd) txRoom() int {
+	x.reclaim()
 	_, n, _ := x.tx.Take(sockbuf.AreaSize)
 	return n
 }

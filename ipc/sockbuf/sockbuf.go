@@ -279,11 +279,16 @@ func (q Ring) Peek(d *Desc) (bool, error) {
 	if h < t || h-t > Slots {
 		return false, ErrCorrupt
 	}
-	b := q.slot(t)
+	q.read(t, d)
+	return true, nil
+}
+
+// read copies slot i's descriptor out of shared memory.
+func (q Ring) read(i uint64, d *Desc) {
+	b := q.slot(i)
 	*d = Desc{Kind: binary.LittleEndian.Uint32(b[0:]), Len: binary.LittleEndian.Uint32(b[4:]),
 		Off: binary.LittleEndian.Uint32(b[8:]), Aux: binary.LittleEndian.Uint32(b[12:]),
 		A: binary.LittleEndian.Uint64(b[16:]), B: binary.LittleEndian.Uint64(b[24:])}
-	return true, nil
 }
 
 // PeekAt copies the i-th waiting descriptor (0 is Peek's) without taking
@@ -293,10 +298,7 @@ func (q Ring) PeekAt(i int, d *Desc) bool {
 	if h < t || h-t > Slots || uint64(i) >= h-t {
 		return false
 	}
-	b := q.slot(t + uint64(i))
-	*d = Desc{Kind: binary.LittleEndian.Uint32(b[0:]), Len: binary.LittleEndian.Uint32(b[4:]),
-		Off: binary.LittleEndian.Uint32(b[8:]), Aux: binary.LittleEndian.Uint32(b[12:]),
-		A: binary.LittleEndian.Uint64(b[16:]), B: binary.LittleEndian.Uint64(b[24:])}
+	q.read(t+uint64(i), d)
 	return true
 }
 
