@@ -1,7 +1,9 @@
 package servers
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -99,4 +101,22 @@ func (s *Server) background(r *ipc.Message) {
 			s.peers[n] = ep
 		}
 	}
+}
+
+// WriteResult writes what an application measured or found to path as
+// JSON, through a temporary file renamed into place, so that a reader
+// polling for the file never sees half of it.
+func WriteResult(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("servers: result: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("servers: result: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("servers: result: %w", err)
+	}
+	return nil
 }

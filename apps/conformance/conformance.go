@@ -5,10 +5,8 @@
 package conformance
 
 import (
-	"encoding/json"
 	"flag"
 	"net/netip"
-	"os"
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/apps/socket/socktest"
@@ -57,21 +55,8 @@ func (a *app) Run(s *servers.Server) error {
 			results[name] = failure
 		}
 	}
-	if err := writeFile(a.out, results); err != nil {
+	if err := servers.WriteResult(a.out, results); err != nil {
 		return err
 	}
 	return s.Serve(a)
-}
-
-// writeFile writes v as JSON to path, whole or not at all.
-func writeFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -126,7 +126,7 @@ func (a *hostileApp) Run(s *servers.Server) error {
 	if err != nil {
 		res.GoodSocket = err.Error()
 	}
-	if err := writeFile(a.out, res); err != nil {
+	if err := servers.WriteResult(a.out, res); err != nil {
 		return err
 	}
 	return s.Serve(a)

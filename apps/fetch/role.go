@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,7 +61,7 @@ func (r *role) Run(s *servers.Server) error {
 	} else {
 		s.Log.Printf("fetch %s: status %d, %d bytes in %v, sha256 %s", r.url, res.Status, res.Bytes, time.Duration(res.ElapsedNS), res.SHA256)
 	}
-	if err := writeResult(r.result, res); err != nil {
+	if err := servers.WriteResult(r.result, res); err != nil {
 		return err
 	}
 	return s.Serve(r)
@@ -113,21 +112,4 @@ func (r *role) fetchOnce(api socket.API) (Result, error) {
 		res.Error = err.Error()
 	}
 	return res, err
-}
-
-// writeResult writes res as JSON to path, through a temporary file, so a
-// reader never sees half of it.
-func writeResult(path string, res Result) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("fetch: result: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("fetch: result: %w", err)
-	}
-	return nil
 }

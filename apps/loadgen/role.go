@@ -2,11 +2,9 @@ package loadgen
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
@@ -66,12 +64,8 @@ func (r *role) Run(s *servers.Server) error {
 	if err != nil {
 		res.Error = err.Error()
 	}
-	b, _ := json.Marshal(res)
 	if r.out != "" {
-		if err := os.WriteFile(r.out+".tmp", b, 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(r.out+".tmp", r.out); err != nil {
+		if err := servers.WriteResult(r.out, res); err != nil {
 			return err
 		}
 	}

@@ -149,14 +149,7 @@ type Result struct {
 // to read.
 func writeSample(path string, s Sample) error { return writeResult(path, Result{Sample: s}) }
 
-func writeResult(path string, r Result) error {
-	b, _ := json.Marshal(r)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeResult(path string, r Result) error { return writeJSON(path, r) }
 
 // readResult waits for a measuring process's result file.
 func readResult(path string, timeout time.Duration, failed <-chan error) (Result, error) {

@@ -187,17 +187,7 @@ func (r *streamRole) Run(s *servers.Server) error {
 	return s.Serve(r)
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func writeJSON(path string, v any) error { return servers.WriteResult(path, v) }
 
 func readStream(path string, timeout time.Duration) (StreamResult, error) {
 	var r StreamResult

@@ -148,10 +148,10 @@ func (c *clientHost) Run(s *servers.Server) error {
 		if err != nil {
 			res.Error = err.Error()
 		}
-		b, _ := json.Marshal(res)
 		if c.out != "" {
-			os.WriteFile(c.out+".tmp", b, 0o644)
-			os.Rename(c.out+".tmp", c.out)
+			if err := servers.WriteResult(c.out, res); err != nil {
+				c.s.Log.Printf("%v", err)
+			}
 		}
 	}()
 	return s.Serve(c)
@@ -193,9 +193,8 @@ func (c *clientHost) controlled(ctx context.Context) {
 			res.Error = err.Error()
 		}
 		res.Drops = c.h.Drops()
-		b, _ := json.Marshal(res)
-		tmp := CellPath(c.control, n, ".result.json.tmp")
-		os.WriteFile(tmp, b, 0o644)
-		os.Rename(tmp, CellPath(c.control, n, ".result.json"))
+		if err := servers.WriteResult(CellPath(c.control, n, ".result.json"), res); err != nil {
+			c.s.Log.Printf("%v", err)
+		}
 	}
 }
