@@ -35,9 +35,12 @@ func newBenchIPCCommand() *cobra.Command {
 		Short: "Round trips over user-space channels and kernel messages, beside a cache-line ping-pong and a pipe",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop, cs, command, err := benchStart(cpus)
+			if err != nil {
+				return err
+			}
 			defer stop()
-			_, err := runIPCBench(ctx, cmd, cpus, slots, jsonOut, mdOut)
+			_, err = runIPCBench(ctx, cmd, cs, command, slots, jsonOut, mdOut)
 			return err
 		},
 	}
@@ -48,19 +51,14 @@ func newBenchIPCCommand() *cobra.Command {
 	return cmd
 }
 
-func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus string, slots int, jsonOut, mdOut string) (*bench.Report, error) {
+func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command string, slots int, jsonOut, mdOut string) (*bench.Report, error) {
 	out := cmd.OutOrStdout()
-	cs, err := parseCPUs(cpus)
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintln(out, "bench ipc: measuring (each row in its own pinned processes)")
-	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cs, Progress: out, Slots: slots,
-		Command: "newtsim " + strings.Join(os.Args[1:], " ")})
+	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cpus, Progress: out, Slots: slots, Command: command})
 	if err != nil {
 		return nil, err
 	}
-	return rep, writeReport(out, rep, jsonOut, mdOut)
+	return rep, showReport(out, rep, jsonOut, mdOut, "")
 }
 
 func newBenchPeerCommand() *cobra.Command {
@@ -88,20 +86,18 @@ func newBenchUDPCommand() *cobra.Command {
 		Short: "UDP round trips between two apps: through the multiserver stack (shm and kernel messages) and Linux loopback",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			cs, err := parseCPUs(cpus)
+			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
 				return err
 			}
+			defer stop()
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench udp: measuring")
-			rep, err := bench.UDP(ctx, bench.UDPOptions{CPUs: cs, Progress: out, Size: size,
-				Command: "newtsim " + strings.Join(os.Args[1:], " ")})
+			rep, err := bench.UDP(ctx, bench.UDPOptions{CPUs: cs, Progress: out, Size: size, Command: command})
 			if err != nil {
 				return err
 			}
-			return writeReport(out, rep, jsonOut, mdOut)
+			return showReport(out, rep, jsonOut, mdOut, "")
 		},
 	}
 	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
@@ -120,12 +116,11 @@ func newBenchTCPCommand() *cobra.Command {
 		Short: "TCP bulk throughput and connection set-up rate between two apps: through the multiserver stack and Linux loopback",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			cs, err := parseCPUs(cpus)
+			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
 				return err
 			}
+			defer stop()
 			if o.Bytes <= 0 || o.LinuxBytes <= 0 || o.Conns <= 0 || o.LinuxConns <= 0 || o.Reps <= 0 {
 				return fmt.Errorf("--bytes, --linux-bytes, --conns, --linux-conns and --reps must be positive")
 			}
@@ -135,12 +130,12 @@ func newBenchTCPCommand() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench tcp: measuring")
-			o.CPUs, o.Progress, o.Command = cs, out, "newtsim "+strings.Join(os.Args[1:], " ")
+			o.CPUs, o.Progress, o.Command = cs, out, command
 			rep, err := bench.TCP(ctx, o)
 			if err != nil {
 				return err
 			}
-			return writeReport(out, rep, jsonOut, mdOut)
+			return showReport(out, rep, jsonOut, mdOut, "")
 		},
 	}
 	f := cmd.Flags()
@@ -168,21 +163,55 @@ func parseCPUs(s string) ([]int, error) {
 	return cs, nil
 }
 
-// writeReport prints a report and writes the files asked for.
-func writeReport(out io.Writer, rep *bench.Report, jsonOut, mdOut string) error {
+// report is what every benchmark's report can do.
+type report interface {
+	Table() string
+	WriteJSON(path string) error
+}
+
+// showReport prints a report's table and writes the files asked for: JSON,
+// the table as Markdown, and a chart where the report draws one (an empty
+// path writes nothing).
+func showReport(out io.Writer, rep report, jsonOut, mdOut, svgOut string) error {
 	fmt.Fprintln(out)
 	fmt.Fprint(out, rep.Table())
-	if jsonOut != "" {
-		if err := rep.WriteJSON(jsonOut); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "wrote %s\n", jsonOut)
+	files := []struct {
+		path  string
+		write func(string) error
+	}{
+		{jsonOut, rep.WriteJSON},
+		{mdOut, func(p string) error { return os.WriteFile(p, []byte(rep.Table()), 0o644) }},
 	}
-	if mdOut != "" {
-		if err := os.WriteFile(mdOut, []byte(rep.Table()), 0o644); err != nil {
+	if svgOut != "" {
+		chart, ok := rep.(interface{ WriteSVG(string) error })
+		if !ok {
+			return fmt.Errorf("this report draws no chart")
+		}
+		files = append(files, struct {
+			path  string
+			write func(string) error
+		}{svgOut, chart.WriteSVG})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := f.write(f.path); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "wrote %s\n", mdOut)
+		fmt.Fprintf(out, "wrote %s\n", f.path)
 	}
 	return nil
+}
+
+// benchStart is what every bench command does first: a context that
+// Ctrl-C or SIGTERM cancels, the CPUs --cpus names, and the command line
+// the report records.
+func benchStart(cpus string) (context.Context, context.CancelFunc, []int, string, error) {
+	cs, err := parseCPUs(cpus)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx, stop, cs, "newtsim " + strings.Join(os.Args[1:], " "), nil
 }

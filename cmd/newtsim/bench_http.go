@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,16 +35,15 @@ func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 		" (a second simulated host, the monolithic stack, on a wire from the simulated host's nic; Linux's servers keep the namespace)")
 }
 
-// run runs the benchmark with the options set, prints it and writes the
-// files asked for.
+// run runs the benchmark with the options set, prints its cells (when
+// cells is not nil) and its table, and writes the files asked for.
 func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.HTTPOptions) (*bench.HTTPReport, error),
-	print func(io.Writer, *bench.HTTPReport)) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cs, err := parseCPUs(f.cpus)
+	cells func(io.Writer, *bench.HTTPReport)) error {
+	ctx, stop, cs, command, err := benchStart(f.cpus)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	if f.o.Connections <= 0 || f.o.Duration <= 0 || f.o.Warmup < 0 || f.o.Timeout <= 0 {
 		return fmt.Errorf("--connections, --duration and --timeout must be positive, --warmup not negative")
 	}
@@ -59,29 +56,15 @@ func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.
 		f.o.Log = lf
 	}
 	out := cmd.OutOrStdout()
-	f.o.CPUs, f.o.Progress, f.o.Command = cs, out, "newtsim "+strings.Join(os.Args[1:], " ")
+	f.o.CPUs, f.o.Progress, f.o.Command = cs, out, command
 	rep, err := measure(ctx, f.o)
 	if err != nil {
 		return err
 	}
-	print(out, rep)
-	for _, w := range []struct {
-		path  string
-		write func(string) error
-	}{
-		{f.jsonOut, rep.WriteJSON},
-		{f.mdOut, func(p string) error { return os.WriteFile(p, []byte(rep.Table()), 0o644) }},
-		{f.svgOut, rep.WriteSVG},
-	} {
-		if w.path == "" {
-			continue
-		}
-		if err := w.write(w.path); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "wrote %s\n", w.path)
+	if cells != nil {
+		cells(out, rep)
 	}
-	return nil
+	return showReport(out, rep, f.jsonOut, f.mdOut, f.svgOut)
 }
 
 // newBenchHTTPCommand is `newtsim bench http`: one cell of the paper's
@@ -110,7 +93,7 @@ func newBenchHTTPCommand() *cobra.Command {
 	return cmd
 }
 
-// printHTTPCells prints each cell as wrk does, then the report's rows.
+// printHTTPCells prints each cell as wrk does.
 func printHTTPCells(out io.Writer, rep *bench.HTTPReport) {
 	for _, c := range rep.Cells {
 		per := requestsPerConn(rep, c.Row.Workload)
@@ -123,8 +106,6 @@ func printHTTPCells(out io.Writer, rep *bench.HTTPReport) {
 		fmt.Fprint(out, c.Report.String())
 		fmt.Fprintf(out, "Server system calls: %d in %d threads, %.3f per request\n", c.Syscalls, c.Threads, c.Row.LinuxSyscallsPerRequest)
 	}
-	fmt.Fprintln(out)
-	fmt.Fprint(out, rep.Table())
 }
 
 func requestsPerConn(rep *bench.HTTPReport, workload string) int {
@@ -154,10 +135,7 @@ func newBenchPaperCommand() *cobra.Command {
 				f.o.Duration = bench.ShortHTTPDuration
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "bench paper: measuring the HTTP matrix")
-			return f.run(cmd, bench.Paper, func(out io.Writer, rep *bench.HTTPReport) {
-				fmt.Fprintln(out)
-				fmt.Fprint(out, rep.Table())
-			})
+			return f.run(cmd, bench.Paper, nil)
 		},
 	}
 	f.add(cmd, bench.DefaultHTTPDuration)

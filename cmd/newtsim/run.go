@@ -44,30 +44,31 @@ func NewRunCommand(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(out, "== topology stopped; the IPC benchmark runs its own processes")
-			var jsonOut, mdOut string
+			// in names a file of the results directory; "" when none was asked for.
+			in := func(name string) string {
+				if results == "" {
+					return ""
+				}
+				return filepath.Join(results, name)
+			}
 			if results != "" {
 				if err := os.MkdirAll(results, 0o755); err != nil {
 					return err
 				}
-				jsonOut, mdOut = filepath.Join(results, "ipc.json"), filepath.Join(results, "ipc.md")
 			}
-			if _, err = runIPCBench(ctx, cmd, f.cpus, f.slots, jsonOut, mdOut); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "\n== recvfrom() returning EAGAIN, row by row (the NewtOS talk's table)")
 			cs, err := parseCPUs(f.cpus)
 			if err != nil {
 				return err
 			}
+			if _, err = runIPCBench(ctx, cmd, cs, "newtsim run", f.slots, in("ipc.json"), in("ipc.md")); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "\n== recvfrom() returning EAGAIN, row by row (the NewtOS talk's table)")
 			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: "newtsim run"})
 			if err != nil {
 				return err
 			}
-			var ej, em, es string
-			if results != "" {
-				ej, em, es = filepath.Join(results, "eagain.json"), filepath.Join(results, "eagain.md"), filepath.Join(results, "eagain.svg")
-			}
-			if err := writeEagain(out, rep, ej, em, es); err != nil {
+			if err := showReport(out, rep, in("eagain.json"), in("eagain.md"), in("eagain.svg")); err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "\n== the HTTP evaluation, short: httpd on every backend and lighttpd, loaded from a client namespace (full matrix: newtsim bench paper)")
@@ -75,21 +76,8 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(out)
-			fmt.Fprint(out, hrep.Table())
-			if results != "" {
-				for _, w := range []struct {
-					path  string
-					write func(string) error
-				}{
-					{filepath.Join(results, "http-short.json"), hrep.WriteJSON},
-					{filepath.Join(results, "http-short.svg"), hrep.WriteSVG},
-				} {
-					if err := w.write(w.path); err != nil {
-						return err
-					}
-					fmt.Fprintf(out, "wrote %s\n", w.path)
-				}
+			if err := showReport(out, hrep, in("http-short.json"), in("http-short.md"), in("http-short.svg")); err != nil {
+				return err
 			}
 			if results != "" {
 				fmt.Fprintf(out, "\n== done: every run stopped; the results are in %s; each process served its metrics while it ran (the targets file above)\n", results)
