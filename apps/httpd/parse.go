@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/newtsim/newtsim/apps/httpsyntax"
 )
 
 // Errors of ParseRequest. A malformed request is answered 400 and an
@@ -102,35 +104,35 @@ func ParseRequest(b []byte) (Request, int, error) {
 			return Request{}, 0, err
 		}
 		switch {
-		case equalFold(name, "host"):
+		case httpsyntax.EqualFold(name, "host"):
 			hosts++
 			r.Host = string(value)
-		case equalFold(name, "content-length"):
+		case httpsyntax.EqualFold(name, "content-length"):
 			n, ok := parseLength(value)
 			if !ok || lengths > 0 && n != r.ContentLength {
 				return Request{}, 0, fmt.Errorf("%w: Content-Length %q", ErrMalformed, value)
 			}
 			lengths++
 			r.ContentLength = n
-		case equalFold(name, "transfer-encoding"):
+		case httpsyntax.EqualFold(name, "transfer-encoding"):
 			// The last coding must be chunked (RFC 9112 §6.3).
-			if !equalFold(lastElement(value), "chunked") {
+			if !httpsyntax.EqualFold(lastElement(value), "chunked") {
 				return Request{}, 0, fmt.Errorf("%w: Transfer-Encoding %q", ErrMalformed, value)
 			}
 			te = true
 			r.Chunked = true
-		case equalFold(name, "connection"):
+		case httpsyntax.EqualFold(name, "connection"):
 			for rest := value; len(rest) > 0; {
 				var opt []byte
 				opt, rest = nextElement(rest)
 				switch {
-				case equalFold(opt, "close"):
+				case httpsyntax.EqualFold(opt, "close"):
 					r.Close = true
-				case equalFold(opt, "keep-alive"):
+				case httpsyntax.EqualFold(opt, "keep-alive"):
 					r.KeepAlive = true
 				}
 			}
-		case equalFold(name, "if-modified-since"):
+		case httpsyntax.EqualFold(name, "if-modified-since"):
 			r.IfModifiedSince = string(value)
 		}
 	}
@@ -185,7 +187,7 @@ func (r *Request) parseRequestLine(line []byte) error {
 		return fmt.Errorf("%w: request line %q", ErrMalformed, line)
 	}
 	target, version := rest[:sp2], rest[sp2+1:]
-	if !isToken(method) {
+	if !httpsyntax.IsToken(method) {
 		return fmt.Errorf("%w: method %q", ErrMalformed, method)
 	}
 	if !validTarget(method, target) {
@@ -267,10 +269,10 @@ func internMethod(m []byte) string {
 // folding are rejected, as RFC 9112 §5 asks of servers.
 func splitField(line []byte) (name, value []byte, err error) {
 	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 || !isToken(line[:colon]) {
+	if colon <= 0 || !httpsyntax.IsToken(line[:colon]) {
 		return nil, nil, fmt.Errorf("%w: header field %q", ErrMalformed, line)
 	}
-	return line[:colon], trimOWS(line[colon+1:]), nil
+	return line[:colon], httpsyntax.TrimOWS(line[colon+1:]), nil
 }
 
 // parseLength parses a Content-Length value: decimal digits only.
@@ -295,68 +297,14 @@ func parseLength(v []byte) (int64, bool) {
 // surrounding whitespace, and the rest of the list.
 func nextElement(list []byte) (elem, rest []byte) {
 	if i := bytes.IndexByte(list, ','); i >= 0 {
-		return trimOWS(list[:i]), list[i+1:]
+		return httpsyntax.TrimOWS(list[:i]), list[i+1:]
 	}
-	return trimOWS(list), nil
+	return httpsyntax.TrimOWS(list), nil
 }
 
 // lastElement returns the last element of a comma-separated list.
 func lastElement(list []byte) []byte {
-	return trimOWS(list[bytes.LastIndexByte(list, ',')+1:])
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// equalFold reports whether b equals the lower-case ASCII s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
+	return httpsyntax.TrimOWS(list[bytes.LastIndexByte(list, ',')+1:])
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// isToken reports whether b is a non-empty token (RFC 9110 §5.6.2).
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tchar[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// tchar marks the bytes allowed in a token.
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/newtsim/newtsim/apps/httpsyntax"
 )
 
 // maxHeadLen bounds a response head (status line and header fields); a
@@ -100,7 +102,7 @@ func parseHead(h []byte) (response, error) {
 			return response{}, err
 		}
 		switch {
-		case equalFold(name, "content-length"):
+		case httpsyntax.EqualFold(name, "content-length"):
 			n, err := parseContentLength(value)
 			if err != nil {
 				return response{}, err
@@ -109,7 +111,7 @@ func parseHead(h []byte) (response, error) {
 				return response{}, fmt.Errorf("conflicting Content-Length fields %d and %d", r.contentLength, n)
 			}
 			r.contentLength = n
-		case equalFold(name, "connection"):
+		case httpsyntax.EqualFold(name, "connection"):
 			for len(value) > 0 {
 				var tok []byte
 				if i := bytes.IndexByte(value, ','); i >= 0 {
@@ -117,11 +119,11 @@ func parseHead(h []byte) (response, error) {
 				} else {
 					tok, value = value, nil
 				}
-				tok = trimOWS(tok)
-				closeToken = closeToken || equalFold(tok, "close")
-				keepAlive = keepAlive || equalFold(tok, "keep-alive")
+				tok = httpsyntax.TrimOWS(tok)
+				closeToken = closeToken || httpsyntax.EqualFold(tok, "close")
+				keepAlive = keepAlive || httpsyntax.EqualFold(tok, "keep-alive")
 			}
-		case equalFold(name, "transfer-encoding"):
+		case httpsyntax.EqualFold(name, "transfer-encoding"):
 			r.transferEncoding = true
 		}
 	}
@@ -166,9 +168,9 @@ func parseField(line []byte) (name, value []byte, err error) {
 	if i <= 0 {
 		return nil, nil, fmt.Errorf("malformed header field %q", line)
 	}
-	name, value = line[:i], trimOWS(line[i+1:])
+	name, value = line[:i], httpsyntax.TrimOWS(line[i+1:])
 	for _, c := range name {
-		if !isTokenByte(c) {
+		if !httpsyntax.IsTokenByte(c) {
 			return nil, nil, fmt.Errorf("malformed header field name %q", name)
 		}
 	}
@@ -230,46 +232,5 @@ func cutLine(b []byte) (line, rest []byte) {
 	return line, rest
 }
 
-// trimOWS trims the optional white space (spaces and tabs) around b.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// equalFold reports whether b is lower, an ASCII lower-case string, in any
-// case.
-func equalFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // isCTL reports whether c is a control byte other than a tab.
 func isCTL(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
-
-// isTokenByte reports whether c may appear in a token (RFC 9110, tchar).
-func isTokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
