@@ -265,7 +265,7 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 			rep.CorePlan = h.Plan.Summary()
 		}
 		var res EagainResult
-		err = readJSONFile(out, 90*time.Second, &res)
+		err = awaitJSON(out, 90*time.Second, nil, &res)
 		h.Stop()
 		if err == nil && res.Error != "" {
 			err = errors.New(res.Error)

@@ -655,7 +655,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 		return HTTPCell{}, errors.New("the client did not exit after its run")
 	}
 	var res HTTPClientResult
-	if err := readJSONFile(out, 5*time.Second, &res); err != nil {
+	if err := awaitJSON(out, 5*time.Second, nil, &res); err != nil {
 		return HTTPCell{}, err
 	}
 	if res.Error != "" {
@@ -723,7 +723,7 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 		return HTTPCell{}, err
 	}
 	var res host.ClientResult
-	if err := readJSONFile(host.CellPath(side.control, n, ".result.json"), 5*time.Second, &res); err != nil {
+	if err := awaitJSON(host.CellPath(side.control, n, ".result.json"), 5*time.Second, nil, &res); err != nil {
 		return HTTPCell{}, err
 	}
 	if res.Error != "" {

@@ -153,20 +153,28 @@ func writeResult(path string, r Result) error { return writeJSON(path, r) }
 
 // readResult waits for a measuring process's result file.
 func readResult(path string, timeout time.Duration, failed <-chan error) (Result, error) {
+	var r Result
+	err := awaitJSON(path, timeout, failed, &r)
+	return r, err
+}
+
+// awaitJSON waits up to timeout for a measuring process's result file (a
+// whole one: they are written with WriteResult) and decodes it into v. An
+// error on failed, the measuring process's end, stops the wait.
+func awaitJSON(path string, timeout time.Duration, failed <-chan error, v any) error {
 	deadline := time.After(timeout)
 	for {
 		if b, err := os.ReadFile(path); err == nil {
-			var r Result
-			if err := json.Unmarshal(b, &r); err != nil {
-				return r, fmt.Errorf("bench: parse %s: %w", path, err)
+			if err := json.Unmarshal(b, v); err != nil {
+				return fmt.Errorf("bench: parse %s: %w", path, err)
 			}
-			return r, nil
+			return nil
 		}
 		select {
 		case err := <-failed:
-			return Result{}, fmt.Errorf("bench: measuring process failed: %v", err)
+			return fmt.Errorf("bench: measuring process failed: %v", err)
 		case <-deadline:
-			return Result{}, fmt.Errorf("bench: no result in %s after %v", path, timeout)
+			return fmt.Errorf("bench: no result in %s after %v", path, timeout)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -191,14 +189,6 @@ func writeJSON(path string, v any) error { return servers.WriteResult(path, v) }
 
 func readStream(path string, timeout time.Duration) (StreamResult, error) {
 	var r StreamResult
-	deadline := time.Now().Add(timeout)
-	for {
-		if b, err := os.ReadFile(path); err == nil {
-			return r, json.Unmarshal(b, &r)
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("bench: no stream result in %s after %v", path, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	err := awaitJSON(path, timeout, nil, &r)
+	return r, err
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -406,7 +405,7 @@ func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transp
 			return BulkRow{}, err
 		}
 		var r TCPStreamResult
-		err = readJSONFile(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, &r)
+		err = awaitJSON(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, nil, &r)
 		plan = h.Plan.Summary()
 		h.Stop()
 		if err == nil {
@@ -436,7 +435,7 @@ func messageConns(ctx context.Context, dir string, cpus []int, tr topology.Trans
 		return ConnRow{}, err
 	}
 	var r TCPConnResult
-	err = readJSONFile(out, 60*time.Second+time.Duration(o.Conns)*10*time.Millisecond, &r)
+	err = awaitJSON(out, 60*time.Second+time.Duration(o.Conns)*10*time.Millisecond, nil, &r)
 	plan := h.Plan.Summary()
 	h.Stop()
 	if err == nil && r.Error != "" {
@@ -463,7 +462,7 @@ func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
 			PeerOptions{Mode: "tcp-sink-linux", File: target, Out: out},
 			PeerOptions{Mode: "tcp-source-linux", File: target, Size: int(o.LinuxBytes)})
 		if err == nil {
-			err = readJSONFile(out, 5*time.Second, &r)
+			err = awaitJSON(out, 5*time.Second, nil, &r)
 		}
 		if err == nil {
 			err = checkBulk(r, o.LinuxBytes)
@@ -486,7 +485,7 @@ func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
 		PeerOptions{Mode: "tcp-accept-linux", File: target, Size: o.LinuxConns},
 		PeerOptions{Mode: "tcp-connect-linux", File: target, Out: out, Size: o.LinuxConns})
 	if err == nil {
-		err = readJSONFile(out, 5*time.Second, &r)
+		err = awaitJSON(out, 5*time.Second, nil, &r)
 	}
 	if err == nil && r.Error != "" {
 		err = errors.New(r.Error)
@@ -567,20 +566,3 @@ func tcpPeer(mode, target, out string, size int) error {
 	return fmt.Errorf("bench: unknown mode %q", mode)
 }
 
-// readJSONFile waits for a measuring process's result file and decodes it
-// into v.
-func readJSONFile(path string, timeout time.Duration, v any) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if b, err := os.ReadFile(path); err == nil {
-			if err := json.Unmarshal(b, v); err != nil {
-				return fmt.Errorf("bench: parse %s: %w", path, err)
-			}
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: no result in %s after %v", path, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
