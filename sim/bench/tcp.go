@@ -565,4 +565,3 @@ func tcpPeer(mode, target, out string, size int) error {
 	}
 	return fmt.Errorf("bench: unknown mode %q", mode)
 }
-
