@@ -372,11 +372,10 @@ func (t *tcpServer) scanBells(s *Server, now time.Time) bool {
 // idle runs before the loop sleeps: the server says it is asleep, then
 // looks at the doorbells once more. Work found keeps it awake.
 func (t *tcpServer) idle(s *Server) bool {
+	t.x.awake.State().Store(0)
 	if len(t.x.socks) == 0 {
-		t.x.awake.State().Store(0)
 		return false
 	}
-	t.x.awake.State().Store(0)
 	now := time.Now()
 	if !t.scanBells(s, now) {
 		return false

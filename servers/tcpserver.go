@@ -106,13 +106,13 @@ func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 	default:
 		return nil
 	}
+	t.scanBells(s, now) // awake anyway: look at the exposed sockets' doorbells
 	return t.after(s, now)
 }
 
 // after sends what the engine made, retries the calls waiting on sockets
 // that changed, and sets the kernel alarm for the engine's next timer.
 func (t *tcpServer) after(s *Server, now time.Time) error {
-	t.scanBells(s, now)
 	for i := 0; i < 4; i++ { // a retried call can wake others; a few rounds settle it
 		t.flush(s)
 		w := t.st.Wakeups()
