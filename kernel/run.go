@@ -17,14 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/coreplan"
-	"github.com/newtsim/newtsim/sim/machine"
-	"github.com/newtsim/newtsim/sim/metrics"
-	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -86,7 +87,7 @@ type kern struct {
 	stop    bool
 	ready   bool
 	restart map[string]uint64
-	metrics *metrics.Server
+	metrics *prom.Server
 	buf     [ipc.MessageSize + 1]byte
 	joined  []int // slots that registered since the last announce
 }
@@ -226,7 +227,7 @@ func (k *kern) serveArgs(p *proc) []string {
 		"--name", p.spec.Name, "--role", p.spec.Role,
 		"--endpoint", strconv.FormatUint(uint64(p.entry.EP), 10),
 		"--run", k.c.Run, "--transport", string(t.Transport),
-		"--wait", e.Wait, "--cores", machine.FormatCPUList(e.Cores),
+		"--wait", e.Wait, "--cores", cpu.FormatList(e.Cores),
 	}
 	for _, peer := range t.Peers(p.spec.Name) {
 		args = append(args, "--peer", peer+"="+strconv.Itoa(t.Slot(peer)))
@@ -663,18 +664,18 @@ func (k *kern) cleanup() {
 }
 
 func (k *kern) serveMetrics() error {
-	reg := metrics.NewRegistry("kernel", "kernel")
+	reg := prom.NewRegistry("kernel", "kernel")
 	peer := func(slot int) string {
 		if p := k.procs[slot%len(k.procs)]; p != nil && slot < len(k.procs) {
 			return p.spec.Name
 		}
 		return ""
 	}
-	reg.MustRegister(metrics.NewTransport("kernel", &k.stats, peer), (*kernelCollector)(k))
+	reg.MustRegister(collector.NewTransport("kernel", &k.stats, peer), (*kernelCollector)(k))
 	if k.ring0 != nil {
-		reg.MustRegister(metrics.NewTransport("shm", k.ring0.Stats(), peer))
+		reg.MustRegister(collector.NewTransport("shm", k.ring0.Stats(), peer))
 	}
-	s, err := metrics.Serve(reg, "127.0.0.1:0")
+	s, err := prom.Serve(reg, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/newtsim/newtsim/sim/sd"
+	"github.com/newtsim/newtsim/internal/prom"
 )
 
 // Files the kernel keeps in its state directory while it runs.
@@ -86,14 +86,14 @@ func (k *kern) writeStatus() {
 	if err := writeAtomic(filepath.Join(k.c.StateDir, StatusFile), b); err != nil {
 		k.c.Log.Printf("status: %v", err)
 	}
-	var ts []sd.Target
+	var ts []prom.Target
 	for _, p := range s.Processes {
 		if p.MetricsPort != 0 {
-			ts = append(ts, sd.Target{Addr: "127.0.0.1:" + strconv.Itoa(p.MetricsPort),
+			ts = append(ts, prom.Target{Addr: "127.0.0.1:" + strconv.Itoa(p.MetricsPort),
 				Labels: map[string]string{"server": p.Name, "role": p.Role, "run": s.Run}})
 		}
 	}
-	if err := sd.WriteTargets(filepath.Join(k.c.StateDir, TargetsFile), ts); err != nil {
+	if err := prom.WriteTargets(filepath.Join(k.c.StateDir, TargetsFile), ts); err != nil {
 		k.c.Log.Printf("targets: %v", err)
 	}
 	if s.Ready && !k.ready {

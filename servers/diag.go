@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 // Diagnostic roles: a prober that shows its peers answer, and a hostile
@@ -36,9 +36,9 @@ func newProber(s *Server) (Handler, error) {
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
-	p.pongs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "prober",
+	p.pongs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "prober",
 		Name: "pongs_total", Help: "Pongs received, by peer."}, []string{"peer"})
-	p.fails = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "prober",
+	p.fails = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "prober",
 		Name: "send_failures_total", Help: "Pings that could not be sent, by peer and reason."}, []string{"peer", "reason"})
 	s.Registry.MustRegister(p.pongs, p.fails)
 	return p, nil
@@ -99,7 +99,7 @@ func newHostile(s *Server) (Handler, error) {
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
-	h.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "hostile",
+	h.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
 		Name: "kernel_errors_total", Help: "Error replies from the kernel, by errno."}, []string{"errno"})
 	s.Registry.MustRegister(h.errs)
 	return h, nil

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 // A server's loop never waits on a full channel. Two servers that send to
@@ -35,9 +35,9 @@ type outbox struct {
 }
 
 func (o *outbox) register(r *prometheus.Registry) {
-	o.deferred = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+	o.deferred = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "deferred_sends_total", Help: "Messages that found the channel full and waited in the outbox."})
-	o.dropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+	o.dropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "outbox_dropped_total", Help: "Messages dropped because their destination's outbox was full."})
 	r.MustRegister(o.deferred, o.dropped)
 }

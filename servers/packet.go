@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/nic/link"
 	"github.com/newtsim/newtsim/nic/pcap"
@@ -22,7 +23,6 @@ import (
 	"github.com/newtsim/newtsim/servers/ip"
 	"github.com/newtsim/newtsim/servers/pf"
 	"github.com/newtsim/newtsim/servers/udp"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 // The packet path's roles (docs/PACKET_PATH.md): nic, driver, pf and ip
@@ -37,7 +37,7 @@ func init() {
 
 // counter makes a counter vector registered with the server.
 func counter(s *Server, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: subsystem,
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: subsystem,
 		Name: name, Help: help}, labels)
 	s.Registry.MustRegister(c)
 	return c
@@ -594,7 +594,7 @@ type drops struct {
 }
 
 func newDrops(s *Server, engine string, read func() map[string]uint64) *drops {
-	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, engine, "dropped_total"),
+	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, engine, "dropped_total"),
 		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), by: read()}
 	s.Registry.MustRegister(d)
 	return d

@@ -19,13 +19,14 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
-	"github.com/newtsim/newtsim/sim/metrics"
-	"github.com/newtsim/newtsim/sim/pin"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -234,7 +235,7 @@ func Main(o Options) error {
 		return fmt.Errorf("servers: unknown role %q (have %v)", o.Role, Roles())
 	}
 	if len(o.Cores) > 0 {
-		if err := pin.Process(o.Cores); err != nil {
+		if err := cpu.PinProcess(o.Cores); err != nil {
 			return err
 		}
 	}
@@ -274,26 +275,26 @@ func Main(o Options) error {
 	}
 	defer s.T.Close()
 
-	s.Registry = metrics.NewRegistry(o.Name, o.Role)
-	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "server",
+	s.Registry = prom.NewRegistry(o.Name, o.Role)
+	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
 	s.Registry.MustRegister(s.badRefs)
 	s.out.register(s.Registry)
 	if s.Pool != nil {
-		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace,
+		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
 			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},
 			func() float64 { return float64(s.Pool.Stats().Allocated) }))
 	}
-	s.Registry.MustRegister(metrics.NewTransport(o.Transport, s.T.Stats(), s.PeerName))
+	s.Registry.MustRegister(collector.NewTransport(o.Transport, s.T.Stats(), s.PeerName))
 	if s.T != ipc.Transport(s.K) {
-		s.Registry.MustRegister(metrics.NewTransport("kernel", s.K.Stats(), func(slot int) string {
+		s.Registry.MustRegister(collector.NewTransport("kernel", s.K.Stats(), func(slot int) string {
 			if slot == ipc.KernelSlot {
 				return "kernel"
 			}
 			return ""
 		}))
 	}
-	ms, err := metrics.Serve(s.Registry, "127.0.0.1:0")
+	ms, err := prom.Serve(s.Registry, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -377,7 +378,7 @@ func (s *Server) Serve(h Handler) error {
 // ignores what the common loop does not answer.
 func Base(s *Server) (Handler, error) {
 	ignored := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metrics.Namespace, Subsystem: "server", Name: "ignored_messages_total",
+		Namespace: prom.Namespace, Subsystem: "server", Name: "ignored_messages_total",
 		Help: "Messages this server received and had no use for, by type.",
 	}, []string{"type"})
 	s.Registry.MustRegister(ignored)

@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
 	"github.com/newtsim/newtsim/servers/tcp"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 // Exposed sockets (docs/EXPOSED.md): the tcp server keeps each one's
@@ -70,15 +70,15 @@ func (t *tcpServer) initExposed(s *Server) error {
 	}
 	t.x.awake = r
 	r.State().Store(1)
-	t.x.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+	t.x.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_refused_total", Help: "Exposed sockets ended for what their application wrote into shared memory, by reason."}, []string{"reason"})
-	t.x.bells = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+	t.x.bells = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "doorbell_messages_total", Help: "Doorbell messages from applications (posted work found the server asleep)."})
-	t.x.wakes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+	t.x.wakes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "wake_messages_total", Help: "Wake-up messages sent to applications waiting in poll."})
-	t.x.created = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+	t.x.created = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_regions_created_total", Help: "Exposed socket regions made (a file and two mappings each)."})
-	t.x.reused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tcp",
+	t.x.reused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_regions_reused_total", Help: "Exposed sockets given a closed socket's region, still mapped."})
 	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes, t.x.created, t.x.reused)
 	s.Idle = t.idle

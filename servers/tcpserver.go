@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/tcp"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 func init() { Register("tcp", newTCP) }
@@ -371,7 +371,7 @@ type tcpStats struct {
 
 func newTCPStats(r *prometheus.Registry) *tcpStats {
 	d := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "tcp", name), help, nil, nil)
+		return prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "tcp", name), help, nil, nil)
 	}
 	t := &tcpStats{descs: map[string]*prometheus.Desc{
 		"segments_in":    d("segments_received_total", "Segments ip delivered to tcp."),
@@ -385,7 +385,7 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 		"active_opens":   d("active_opens_total", "Connections opened by connect."),
 		"passive_opens":  d("passive_opens_total", "Connections opened by a listener."),
 		"resets":         d("resets_sent_total", "RST segments sent."),
-	}, state: prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "tcp", "connections"),
+	}, state: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "tcp", "connections"),
 		"Sockets and connections by state.", []string{"state"}, nil)}
 	r.MustRegister(t)
 	return t

@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers"
-	"github.com/newtsim/newtsim/sim/metrics"
 )
 
 // As a role (`httpd`) the server runs in an application process of the
@@ -103,19 +103,19 @@ func (r *role) Run(s *servers.Server) error {
 type statsCollector struct{ srv *Server }
 
 var (
-	descAccepted = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "accepted_connections_total"),
+	descAccepted = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "accepted_connections_total"),
 		"Connections accepted and served.", nil, nil)
-	descRefused = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "refused_connections_total"),
+	descRefused = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "refused_connections_total"),
 		"Connections closed at once at the connection limit.", nil, nil)
-	descOpen = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "open_connections"),
+	descOpen = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "open_connections"),
 		"Connections open now.", nil, nil)
-	descRequests = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "requests_total"),
+	descRequests = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "requests_total"),
 		"Well-formed requests parsed.", nil, nil)
-	descResponses = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "responses_total"),
+	descResponses = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "responses_total"),
 		"Responses queued, by status code.", []string{"code"}, nil)
-	descTimeouts = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "timeouts_total"),
+	descTimeouts = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "timeouts_total"),
 		"Connections ended by a timeout.", nil, nil)
-	descBytes = prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "httpd", "bytes_total"),
+	descBytes = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "bytes_total"),
 		"Bytes received and sent.", []string{"direction"}, nil)
 )
 

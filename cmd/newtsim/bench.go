@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/sim/bench"
-	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -156,7 +156,7 @@ func parseCPUs(s string) ([]int, error) {
 	if s == "" {
 		return nil, nil
 	}
-	cs, err := machine.ParseCPUList(s)
+	cs, err := cpu.ParseList(s)
 	if err != nil {
 		return nil, fmt.Errorf("--cpus: %w", err)
 	}

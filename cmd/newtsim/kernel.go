@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/coreplan"
-	"github.com/newtsim/newtsim/sim/machine"
-	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -31,7 +31,7 @@ func NewKernelCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs, err := machine.ParseCPUList(cpus)
+			cs, err := cpu.ParseList(cpus)
 			if err != nil {
 				return err
 			}

@@ -13,10 +13,10 @@ import (
 	_ "github.com/newtsim/newtsim/apps/httpd"
 	_ "github.com/newtsim/newtsim/apps/loadgen"
 	_ "github.com/newtsim/newtsim/apps/udpecho"
+	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/servers"
-	"github.com/newtsim/newtsim/sim/machine"
 )
 
 // NewServeCommand returns the hidden `newtsim serve`, which the kernel runs
@@ -39,7 +39,7 @@ func NewServeCommand() *cobra.Command {
 				return err
 			}
 			if cores != "" {
-				if o.Cores, err = machine.ParseCPUList(cores); err != nil {
+				if o.Cores, err = cpu.ParseList(cores); err != nil {
 					return err
 				}
 			}

@@ -5,8 +5,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/sim/pin"
 )
 
 // BenchmarkPingPong measures a round trip over two rings between two
@@ -44,7 +44,7 @@ func pingPong(b *testing.B, slots int) {
 	done := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
-		pin.Thread([]int{1})
+		cpu.PinThread([]int{1})
 		var m ipc.Message
 		for {
 			if err := pong.Recv(&m); err != nil {
@@ -64,7 +64,7 @@ func pingPong(b *testing.B, slots int) {
 	}()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pin.Thread([]int{0})
+	cpu.PinThread([]int{0})
 	var m, r ipc.Message
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

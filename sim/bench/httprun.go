@@ -22,12 +22,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/host"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/netns"
-	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/syscount"
 	"github.com/newtsim/newtsim/sim/topology"
 )
@@ -111,7 +112,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 			"is the client's), or httpd-linux or lighttpd pinned there. Linux's own network work (the client's TCP, "+
 			"the veth and TAP softirqs, and for httpd-linux and lighttpd their TCP) runs on the CPU that raises it, so "+
 			"client and server side share the machine through the kernel; the talk's client machines were other machines",
-			len(cpus), client, machine.FormatCPUList(servers)),
+			len(cpus), client, cpu.FormatList(servers)),
 		Client: fmt.Sprintf("the loadgen package on Linux's sockets (newtsim bench http-peer --mode loadgen), in a network "+
 			"namespace: over the run's TAP to the simulated host (%s), over a veth pair to httpd-linux and lighttpd (%s); "+
 			"%d connections, each replaced after its workload's requests per connection, one request in flight on each",
@@ -322,7 +323,7 @@ func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
 	}
 	return &httpSide{server: s, ns: r.veth.cli.Name, target: netip.AddrPortFrom(netip.MustParseAddr(vethServerIP), httpPort),
 		pid: cmd.Process.Pid, stop: stop,
-		plan: fmt.Sprintf("linux/%dcpu: %d=client %s=%s", len(r.cpus), r.client, machine.FormatCPUList(r.servers), s.Name),
+		plan: fmt.Sprintf("linux/%dcpu: %d=client %s=%s", len(r.cpus), r.client, cpu.FormatList(r.servers), s.Name),
 		health: func() error {
 			select {
 			case err := <-exited:

@@ -12,10 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
-	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -197,7 +198,7 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 func prepare(bench string, cpus []int, log *os.File) ([]int, *os.File, func(), error) {
 	if cpus == nil {
 		var err error
-		if cpus, err = machine.CPUsOnline(); err != nil {
+		if cpus, err = cpu.Online(); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/newtsim/newtsim/sim/tsc"
+	"github.com/newtsim/newtsim/internal/tsc"
 )
 
 // Sample is what a measuring process found: the median and the spread over

@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -202,7 +202,7 @@ func FromTopology(t *topology.Topology, cpus []int, appNames ...string) (Plan, e
 		for _, c := range p.Cores {
 			if !slices.Contains(cpus, c) {
 				return Plan{}, fmt.Errorf("coreplan: topology %s: process %s: core %d is not among the CPUs planned for (%s)",
-					t.Name, name, c, machine.FormatCPUList(cpus))
+					t.Name, name, c, cpu.FormatList(cpus))
 			}
 		}
 		plan.Entries[i].Cores = slices.Clone(p.Cores)

@@ -21,12 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/coreplan"
-	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/netns"
-	"github.com/newtsim/newtsim/sim/spawn"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -124,7 +124,7 @@ func NewRunID() string {
 func Plan(t *topology.Topology, cpus []int) (coreplan.Plan, []int, error) {
 	if cpus == nil {
 		var err error
-		if cpus, err = machine.CPUsOnline(); err != nil {
+		if cpus, err = cpu.Online(); err != nil {
 			return coreplan.Plan{}, nil, err
 		}
 	}
@@ -188,7 +188,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		kcores = ke.Cores
 	}
 	args := []string{"--state-dir", o.StateDir, "kernel", "--run", run, "--topology", topoPath,
-		"--cpus", machine.FormatCPUList(cpus)}
+		"--cpus", cpu.FormatList(cpus)}
 	if o.Slots > 0 {
 		args = append(args, "--slots", strconv.Itoa(o.Slots))
 	}
@@ -316,7 +316,7 @@ func PrintStatus(w io.Writer, s *kernel.Status) {
 		if p.Name == "kernel" {
 			tr = "-"
 		}
-		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, machine.FormatCPUList(p.Cores), tr,
+		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, cpu.FormatList(p.Cores), tr,
 			p.Endpoint, p.Wait, p.MetricsPort, p.Restarts, state)
 	}
 }

@@ -16,7 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/newtsim/newtsim/sim/tsc"
+	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/tsc"
 )
 
 // Info is what Detect found out about the machine.
@@ -76,25 +77,25 @@ func fromFiles(fsys fs.FS, signature string) Info {
 		}
 		return string(b)
 	}
-	cpu := parseCPUInfo(read("proc/cpuinfo"))
+	ci := parseCPUInfo(read("proc/cpuinfo"))
 	cmdline := read("proc/cmdline")
 	i := Info{
-		CPUModel: orUnknown(cpu.model),
+		CPUModel: orUnknown(ci.model),
 		Kernel:   Unknown,
 		Virtualization: virtualization(virtFacts{
-			cpu:        cpu,
+			cpu:        ci,
 			signature:  signature,
 			dmiVendor:  read("sys/class/dmi/id/sys_vendor"),
 			dmiProduct: read("sys/class/dmi/id/product_name"),
 			xenType:    read("sys/hypervisor/type"),
 			cmdline:    cmdline,
 		}),
-		TSCInvariant: cpu.has("constant_tsc") && cpu.has("nonstop_tsc"),
+		TSCInvariant: ci.has("constant_tsc") && ci.has("nonstop_tsc"),
 		IdlePolicy: idlePolicy(read("sys/devices/system/cpu/cpuidle/current_driver"),
 			read("sys/devices/system/cpu/cpuidle/current_governor"), cmdline),
 		Hostname: Unknown,
 	}
-	if cpus, err := ParseCPUList(read(strings.TrimPrefix(onlinePath, "/"))); err == nil {
+	if cpus, err := cpu.ParseList(read(strings.TrimPrefix(cpu.OnlinePath, "/"))); err == nil {
 		i.OnlineCPUs, i.CPUs = cpus, len(cpus)
 	}
 	return i
@@ -106,7 +107,7 @@ func (i Info) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "machine: %s, %d CPUs", orUnknown(i.CPUModel), i.CPUs)
 	if len(i.OnlineCPUs) > 0 {
-		fmt.Fprintf(&b, " (%s)", FormatCPUList(i.OnlineCPUs))
+		fmt.Fprintf(&b, " (%s)", cpu.FormatList(i.OnlineCPUs))
 	}
 	fmt.Fprintf(&b, ", virtualization %s", orUnknown(i.Virtualization))
 	release := Unknown

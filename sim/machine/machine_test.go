@@ -3,6 +3,8 @@ package machine
 import (
 	"strings"
 	"testing"
+
+	"github.com/newtsim/newtsim/internal/cpu"
 )
 
 func TestDetect(t *testing.T) {
@@ -10,7 +12,7 @@ func TestDetect(t *testing.T) {
 	if i.GoVersion == "" || i.Kernel == "" || i.Virtualization == "" || i.IdlePolicy == "" {
 		t.Errorf("Detect() left facts empty: %+v", i)
 	}
-	if online, err := CPUsOnline(); err == nil && i.CPUs != len(online) {
+	if online, err := cpu.Online(); err == nil && i.CPUs != len(online) {
 		t.Errorf("Detect().CPUs = %d, want %d", i.CPUs, len(online))
 	}
 	s := i.String()

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/newtsim/newtsim/sim/sd"
+	"github.com/newtsim/newtsim/internal/prom"
 )
 
 // serveRegistry serves a registry with one gauge, newtsim_test_value, set
@@ -46,10 +46,10 @@ func deadAddr(t *testing.T) string {
 
 // start writes targets to a file and starts Prometheus on it; a missing
 // Prometheus fails the test.
-func start(t *testing.T, targets []sd.Target) *Server {
+func start(t *testing.T, targets []prom.Target) *Server {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "targets.json")
-	if err := sd.WriteTargets(path, targets); err != nil {
+	if err := prom.WriteTargets(path, targets); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -69,7 +69,7 @@ func start(t *testing.T, targets []sd.Target) *Server {
 func TestWaitUpAndQuery(t *testing.T) {
 	t.Parallel()
 	a, b := serveRegistry(t, 42), serveRegistry(t, 43)
-	s := start(t, []sd.Target{
+	s := start(t, []prom.Target{
 		{Addr: a, Labels: map[string]string{"server": "a"}},
 		{Addr: b, Labels: map[string]string{"server": "b"}},
 	})
@@ -135,7 +135,7 @@ func TestWaitUpAndQuery(t *testing.T) {
 func TestWaitUpNamesDownTarget(t *testing.T) {
 	t.Parallel()
 	a, dead := serveRegistry(t, 1), deadAddr(t)
-	s := start(t, []sd.Target{
+	s := start(t, []prom.Target{
 		{Addr: a, Labels: map[string]string{"server": "a"}},
 		{Addr: dead, Labels: map[string]string{"server": "b"}},
 	})

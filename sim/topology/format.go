@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/internal/cpu"
 )
 
 // Load reads and checks the topology file at path.
@@ -150,7 +150,7 @@ func parseProcess(f []string) (Process, error) {
 		case "role":
 			p.Role, err = v, checkRole(v)
 		case "cores":
-			p.Cores, err = machine.ParseCPUList(v)
+			p.Cores, err = cpu.ParseList(v)
 		case "wait":
 			p.Wait, err = autoless(v), checkWait(v)
 		}
@@ -192,7 +192,7 @@ func (t *Topology) Format() string {
 			b.WriteString(" role " + p.Role)
 		}
 		if len(p.Cores) > 0 {
-			b.WriteString(" cores " + machine.FormatCPUList(p.Cores))
+			b.WriteString(" cores " + cpu.FormatList(p.Cores))
 		}
 		if w := autoless(p.Wait); w != "" {
 			b.WriteString(" wait " + w)

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/newtsim/newtsim/sim/machine"
+	"github.com/newtsim/newtsim/internal/cpu"
 )
 
 // Validate reports the first thing wrong with t: a malformed or duplicate
@@ -173,8 +173,8 @@ func checkWait(s string) error {
 func checkCores(cores []int) error {
 	seen := make(map[int]bool, len(cores))
 	for _, c := range cores {
-		if c < 0 || c > machine.MaxCPU {
-			return fmt.Errorf("core %d is out of range 0-%d", c, machine.MaxCPU)
+		if c < 0 || c > (cpu.Max-1) {
+			return fmt.Errorf("core %d is out of range 0-%d", c, (cpu.Max - 1))
 		}
 		if seen[c] {
 			return fmt.Errorf("core %d is listed twice", c)

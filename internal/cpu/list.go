@@ -1,4 +1,4 @@
-package machine
+package cpu
 
 import (
 	"errors"
@@ -9,32 +9,28 @@ import (
 	"strings"
 )
 
-// MaxCPU is the largest CPU id ParseCPUList accepts: Linux supports at most
-// 8192 CPUs (NR_CPUS).
-const MaxCPU = 8191
+// OnlinePath is where Linux lists the online CPUs.
+const OnlinePath = "/sys/devices/system/cpu/online"
 
-// onlinePath is where Linux lists the online CPUs.
-const onlinePath = "/sys/devices/system/cpu/online"
-
-// CPUsOnline returns the ids of the machine's online CPUs, read from
+// Online returns the ids of the machine's online CPUs, read from
 // /sys/devices/system/cpu/online. Unlike runtime.NumCPU it is not limited
 // by the calling process's affinity mask.
-func CPUsOnline() ([]int, error) {
-	b, err := os.ReadFile(onlinePath)
+func Online() ([]int, error) {
+	b, err := os.ReadFile(OnlinePath)
 	if err != nil {
-		return nil, fmt.Errorf("machine: online CPUs: %w", err)
+		return nil, fmt.Errorf("cpu: online CPUs: %w", err)
 	}
-	cpus, err := ParseCPUList(string(b))
+	cpus, err := ParseList(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("machine: online CPUs in %s: %w", onlinePath, err)
+		return nil, fmt.Errorf("cpu: online CPUs in %s: %w", OnlinePath, err)
 	}
 	return cpus, nil
 }
 
-// ParseCPUList parses a CPU list in the kernel's format: comma-separated
+// ParseList parses a CPU list in the kernel's format: comma-separated
 // ids and inclusive ranges, such as "0-1", "0,2-3" or "4". Surrounding
 // white space is ignored. The ids come back sorted, without duplicates.
-func ParseCPUList(s string) ([]int, error) {
+func ParseList(s string) ([]int, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, errors.New("empty CPU list")
@@ -63,7 +59,7 @@ func ParseCPUList(s string) ([]int, error) {
 	return slices.Compact(cpus), nil
 }
 
-// parseCPU parses one CPU id: decimal digits only, at most MaxCPU.
+// parseCPU parses one CPU id: decimal digits only, below Max.
 func parseCPU(s string) (int, error) {
 	if s == "" {
 		return 0, errors.New("missing CPU id")
@@ -72,17 +68,17 @@ func parseCPU(s string) (int, error) {
 		return 0, fmt.Errorf("CPU id %q is not a number", s)
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n > MaxCPU {
-		return 0, fmt.Errorf("CPU id %s is out of range 0-%d", s, MaxCPU)
+	if err != nil || n >= Max {
+		return 0, fmt.Errorf("CPU id %s is out of range 0-%d", s, Max-1)
 	}
 	return n, nil
 }
 
-// FormatCPUList writes cpus in the format ParseCPUList reads, joining runs
+// FormatList writes cpus in the format ParseList reads, joining runs
 // of consecutive ids into ranges: [0 1 2 5] is "0-2,5". It keeps the order
-// it is given; for sorted ids without duplicates, ParseCPUList gives back
+// it is given; for sorted ids without duplicates, ParseList gives back
 // the same slice.
-func FormatCPUList(cpus []int) string {
+func FormatList(cpus []int) string {
 	var b strings.Builder
 	for i := 0; i < len(cpus); {
 		j := i

@@ -1,9 +1,6 @@
-package metrics
+package collector
 
 import (
-	"io"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -65,34 +62,5 @@ newtsim_ipc_wakeups_total{transport="shm"} 4
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-}
-
-func TestRegistryLintsAndServes(t *testing.T) {
-	reg := NewRegistry("tcp", "tcp")
-	var st ipc.Stats
-	reg.MustRegister(NewTransport("kernel", &st, peers))
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "newtsim_") {
-			t.Errorf("lint: %s: %s", p.Metric, p.Text)
-		}
-	}
-	s, err := Serve(reg, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(s.Port) + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), `newtsim_process_info{process="tcp",role="tcp"} 1`) {
-		t.Fatalf("served metrics lack the process info:\n%s", b)
 	}
 }

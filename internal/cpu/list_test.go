@@ -1,4 +1,4 @@
-package machine
+package cpu
 
 import (
 	"slices"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseCPUList(t *testing.T) {
+func TestParseList(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -21,7 +21,7 @@ func TestParseCPUList(t *testing.T) {
 		{name: "unsorted and duplicates", in: "4,1-2,2", want: []int{1, 2, 4}},
 		{name: "one-element range", in: "5-5", want: []int{5}},
 		{name: "leading zero", in: "07", want: []int{7}},
-		{name: "largest", in: "8191", want: []int{MaxCPU}},
+		{name: "largest", in: "1023", want: []int{Max - 1}},
 		{name: "empty", in: "", wantErr: "empty CPU list"},
 		{name: "blank", in: " \n", wantErr: "empty CPU list"},
 		{name: "empty item", in: "0,,1", wantErr: "missing CPU id"},
@@ -33,26 +33,26 @@ func TestParseCPUList(t *testing.T) {
 		{name: "word", in: "all", wantErr: "not a number"},
 		{name: "inner space", in: "0, 1", wantErr: "not a number"},
 		{name: "double range", in: "1-2-3", wantErr: "not a number"},
-		{name: "too large", in: "8192", wantErr: "out of range"},
+		{name: "too large", in: "1024", wantErr: "out of range"},
 		{name: "huge", in: "0-99999999999999999999", wantErr: "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseCPUList(tt.in)
+			got, err := ParseList(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseCPUList(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+					t.Fatalf("ParseList(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || !slices.Equal(got, tt.want) {
-				t.Fatalf("ParseCPUList(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+				t.Fatalf("ParseList(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 			}
 		})
 	}
 }
 
-func TestFormatCPUList(t *testing.T) {
+func TestFormatList(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []int
@@ -67,27 +67,27 @@ func TestFormatCPUList(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := FormatCPUList(tt.in)
+			got := FormatList(tt.in)
 			if got != tt.want {
-				t.Fatalf("FormatCPUList(%v) = %q, want %q", tt.in, got, tt.want)
+				t.Fatalf("FormatList(%v) = %q, want %q", tt.in, got, tt.want)
 			}
 			if len(tt.in) == 0 || !slices.IsSorted(tt.in) {
 				return
 			}
-			back, err := ParseCPUList(got)
+			back, err := ParseList(got)
 			if err != nil || !slices.Equal(back, tt.in) {
-				t.Errorf("ParseCPUList(%q) = %v, %v; want %v", got, back, err, tt.in)
+				t.Errorf("ParseList(%q) = %v, %v; want %v", got, back, err, tt.in)
 			}
 		})
 	}
 }
 
-func TestCPUsOnline(t *testing.T) {
-	cpus, err := CPUsOnline()
+func TestOnline(t *testing.T) {
+	cpus, err := Online()
 	if err != nil {
-		t.Skipf("no %s here: %v", onlinePath, err)
+		t.Skipf("no %s here: %v", OnlinePath, err)
 	}
 	if len(cpus) == 0 || !slices.IsSorted(cpus) {
-		t.Fatalf("CPUsOnline() = %v, want a sorted non-empty list", cpus)
+		t.Fatalf("Online() = %v, want a sorted non-empty list", cpus)
 	}
 }

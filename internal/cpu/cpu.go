@@ -1,6 +1,8 @@
-// Package pin pins threads and processes to cores and reads where they
-// may run, with Linux's sched_setaffinity and sched_getaffinity.
-package pin
+// Package cpu names a machine's CPUs and pins threads and processes to
+// them: CPU lists in the kernel's format, the online CPUs, and affinity
+// masks set and read with Linux's sched_setaffinity and sched_getaffinity.
+// Every CPU id it accepts is below one limit, Max.
+package cpu
 
 import (
 	"errors"
@@ -13,38 +15,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxCores is one more than the largest core id an affinity mask holds.
-const MaxCores = 8 * int(unsafe.Sizeof(unix.CPUSet{}))
+// Max is one more than the largest CPU id newtsim accepts anywhere: the
+// size of the affinity mask that sched_setaffinity is given. Lists are
+// parsed, and masks made, only for ids below it.
+const Max = 8 * int(unsafe.Sizeof(unix.CPUSet{}))
 
-// Thread pins the calling thread to cores. The caller must hold
+// PinThread pins the calling thread to cores. The caller must hold
 // runtime.LockOSThread, or the goroutine may move to another thread.
-func Thread(cores []int) error {
-	set, err := mask(cores)
+func PinThread(cores []int) error {
+	set, err := Mask(cores)
 	if err != nil {
-		return fmt.Errorf("pin: thread: %w", err)
+		return fmt.Errorf("cpu: thread: %w", err)
 	}
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin: thread to cores %v: %w", cores, err)
+		return fmt.Errorf("cpu: thread to cores %v: %w", cores, err)
 	}
 	return nil
 }
 
-// Process pins every thread of this process to cores, and sets GOMAXPROCS
+// PinProcess pins every thread of this process to cores, and sets GOMAXPROCS
 // to the number of cores. Threads started while it works are pinned too: it
 // lists the threads again until no new one appears. It goes on past a
 // thread it cannot pin and returns the first such error, naming the
 // thread; GOMAXPROCS is left alone then.
-func Process(cores []int) error {
-	set, err := mask(cores)
+func PinProcess(cores []int) error {
+	set, err := Mask(cores)
 	if err != nil {
-		return fmt.Errorf("pin: process: %w", err)
+		return fmt.Errorf("cpu: process: %w", err)
 	}
 	var first error
 	done := map[int]bool{}
 	for {
 		tids, err := threads()
 		if err != nil {
-			return fmt.Errorf("pin: process to cores %v: %w", cores, err)
+			return fmt.Errorf("cpu: process to cores %v: %w", cores, err)
 		}
 		fresh := false
 		for _, tid := range tids {
@@ -54,7 +58,7 @@ func Process(cores []int) error {
 			done[tid], fresh = true, true
 			err := unix.SchedSetaffinity(tid, &set)
 			if err != nil && !errors.Is(err, unix.ESRCH) && first == nil { // ESRCH: the thread has exited
-				first = fmt.Errorf("pin: thread %d to cores %v: %w", tid, cores, err)
+				first = fmt.Errorf("cpu: thread %d to cores %v: %w", tid, cores, err)
 			}
 		}
 		if !fresh {
@@ -73,7 +77,7 @@ func Process(cores []int) error {
 func Current() ([]int, error) {
 	cores, err := affinity(0)
 	if err != nil {
-		return nil, fmt.Errorf("pin: current thread: %w", err)
+		return nil, fmt.Errorf("cpu: current thread: %w", err)
 	}
 	return cores, nil
 }
@@ -83,7 +87,7 @@ func Current() ([]int, error) {
 func Of(pid int) ([]int, error) {
 	cores, err := affinity(pid)
 	if err != nil {
-		return nil, fmt.Errorf("pin: process %d: %w", pid, err)
+		return nil, fmt.Errorf("cpu: process %d: %w", pid, err)
 	}
 	return cores, nil
 }
@@ -95,7 +99,7 @@ func affinity(tid int) ([]int, error) {
 		return nil, err
 	}
 	var cores []int
-	for c := range MaxCores {
+	for c := range Max {
 		if set.IsSet(c) {
 			cores = append(cores, c)
 		}
@@ -103,15 +107,16 @@ func affinity(tid int) ([]int, error) {
 	return cores, nil
 }
 
-// mask makes the affinity mask of cores.
-func mask(cores []int) (unix.CPUSet, error) {
+// Mask makes the affinity mask of cores, refusing an empty list and any id
+// outside 0 to Max-1.
+func Mask(cores []int) (unix.CPUSet, error) {
 	var set unix.CPUSet
 	if len(cores) == 0 {
 		return set, errors.New("no cores given")
 	}
 	for _, c := range cores {
-		if c < 0 || c >= MaxCores {
-			return set, fmt.Errorf("core %d is out of range 0-%d", c, MaxCores-1)
+		if c < 0 || c >= Max {
+			return set, fmt.Errorf("core %d is out of range 0-%d", c, Max-1)
 		}
 		set.Set(c)
 	}

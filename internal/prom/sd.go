@@ -1,4 +1,4 @@
-// Package sd writes and reads Prometheus file-based service discovery
+// This file writes and reads Prometheus file-based service discovery
 // targets: the JSON file a file_sd_configs entry names, which Prometheus
 // re-reads whenever it changes. newtsim writes one when its servers come
 // up, so that a Prometheus server scrapes each server's metrics port.
@@ -9,7 +9,8 @@
 //	  {"targets": ["127.0.0.1:9101"], "labels": {"server": "tcp"}},
 //	  {"targets": ["127.0.0.1:9102"], "labels": {"server": "ip"}}
 //	]
-package sd
+
+package prom
 
 import (
 	"encoding/json"
@@ -40,11 +41,11 @@ type group struct {
 func (t Target) Validate() error {
 	host, port, err := net.SplitHostPort(t.Addr)
 	if err != nil || host == "" || port == "" {
-		return fmt.Errorf("sd: target %q: want host:port", t.Addr)
+		return fmt.Errorf("prom: target %q: want host:port", t.Addr)
 	}
 	for name := range t.Labels {
 		if !validLabelName(name) {
-			return fmt.Errorf("sd: target %s: invalid label name %q", t.Addr, name)
+			return fmt.Errorf("prom: target %s: invalid label name %q", t.Addr, name)
 		}
 	}
 	return nil
@@ -73,7 +74,7 @@ func validLabelName(name string) bool {
 // name does not, so Prometheus ignores it.
 func WriteTargets(path string, targets []Target) error {
 	if filepath.Ext(path) != ".json" {
-		return fmt.Errorf("sd: targets file %s: name must end in .json for Prometheus to read it", path)
+		return fmt.Errorf("prom: targets file %s: name must end in .json for Prometheus to read it", path)
 	}
 	groups := make([]group, 0, len(targets))
 	for _, t := range targets {
@@ -84,7 +85,7 @@ func WriteTargets(path string, targets []Target) error {
 	}
 	data, err := json.MarshalIndent(groups, "", "  ")
 	if err != nil {
-		return fmt.Errorf("sd: encode targets: %w", err)
+		return fmt.Errorf("prom: encode targets: %w", err)
 	}
 	data = append(data, '\n')
 
@@ -94,13 +95,13 @@ func WriteTargets(path string, targets []Target) error {
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("sd: write targets: %w", err)
+		return fmt.Errorf("prom: write targets: %w", err)
 	}
 	tmp := f.Name()
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("sd: write targets %s: %w", tmp, err)
+		return fmt.Errorf("prom: write targets %s: %w", tmp, err)
 	}
 	// Prometheus may run as another user; the file holds no secrets.
 	err = errors.Join(f.Chmod(0o644), f.Close())
@@ -109,7 +110,7 @@ func WriteTargets(path string, targets []Target) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("sd: write targets %s: %w", path, err)
+		return fmt.Errorf("prom: write targets %s: %w", path, err)
 	}
 	return nil
 }
@@ -119,11 +120,11 @@ func WriteTargets(path string, targets []Target) error {
 func ReadTargets(path string) ([]Target, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("sd: read targets: %w", err)
+		return nil, fmt.Errorf("prom: read targets: %w", err)
 	}
 	var groups []group
 	if err := json.Unmarshal(data, &groups); err != nil {
-		return nil, fmt.Errorf("sd: read targets %s: %w", path, err)
+		return nil, fmt.Errorf("prom: read targets %s: %w", path, err)
 	}
 	var targets []Target
 	for _, g := range groups {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/internal/cpu"
 )
 
 // Spec describes a child process.
@@ -62,9 +64,9 @@ func spawner() {
 
 func start(s Spec) (*exec.Cmd, error) {
 	if len(s.Cores) > 0 {
-		var set unix.CPUSet
-		for _, c := range s.Cores {
-			set.Set(c)
+		set, err := cpu.Mask(s.Cores)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: %w", err)
 		}
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
 			return nil, fmt.Errorf("spawn: pin to cores %v: %w", s.Cores, err)

@@ -1,4 +1,4 @@
-package pin
+package cpu
 
 import (
 	"os"
@@ -26,11 +26,11 @@ func TestThread(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			if err := Thread(tt.cores); err != nil {
-				t.Fatalf("Thread(%v) = %v", tt.cores, err)
+			if err := PinThread(tt.cores); err != nil {
+				t.Fatalf("PinThread(%v) = %v", tt.cores, err)
 			}
 			defer func() {
-				if err := Thread(orig); err != nil {
+				if err := PinThread(orig); err != nil {
 					t.Errorf("restoring %v: %v", orig, err)
 				}
 			}()
@@ -50,11 +50,11 @@ func TestBadCores(t *testing.T) {
 	}{
 		{"none", nil, "no cores given"},
 		{"negative", []int{0, -1}, "core -1 is out of range"},
-		{"too large", []int{MaxCores}, "out of range 0-1023"},
+		{"too large", []int{Max}, "out of range 0-1023"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for fn, pin := range map[string]func([]int) error{"Thread": Thread, "Process": Process} {
+			for fn, pin := range map[string]func([]int) error{"PinThread": PinThread, "PinProcess": PinProcess} {
 				if err := pin(tt.cores); err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Errorf("%s(%v) = %v, want an error containing %q", fn, tt.cores, err, tt.want)
 				}
@@ -70,14 +70,14 @@ func TestProcess(t *testing.T) {
 	}
 	procs := runtime.GOMAXPROCS(0)
 	defer func() {
-		if err := Process(orig); err != nil {
+		if err := PinProcess(orig); err != nil {
 			t.Errorf("restoring %v: %v", orig, err)
 		}
 		runtime.GOMAXPROCS(procs)
 	}()
 	core := orig[len(orig)-1:]
-	if err := Process(core); err != nil {
-		t.Fatalf("Process(%v) = %v", core, err)
+	if err := PinProcess(core); err != nil {
+		t.Fatalf("PinProcess(%v) = %v", core, err)
 	}
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("GOMAXPROCS = %d, want 1", got)
@@ -108,7 +108,7 @@ func TestProcess(t *testing.T) {
 }
 
 func TestOfUnknown(t *testing.T) {
-	if _, err := Of(1 << 30); err == nil || !strings.Contains(err.Error(), "pin: process 1073741824") {
+	if _, err := Of(1 << 30); err == nil || !strings.Contains(err.Error(), "cpu: process 1073741824") {
 		t.Fatalf("Of(no such pid) = %v, want an error", err)
 	}
 }
