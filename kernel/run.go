@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,13 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/coreplan"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -164,9 +164,6 @@ func (k *kern) setup() error {
 	return nil
 }
 
-// InboxPath is the /dev/shm path of a process's inbox in a run.
-func InboxPath(run, name string) string { return shm.Path(run, name+".inbox") }
-
 // makeInboxes creates every server's inbox: ring 0 for the kernel, then a
 // ring for each process its privilege mask lets send to it.
 func (k *kern) makeInboxes() error {
@@ -174,7 +171,7 @@ func (k *kern) makeInboxes() error {
 	for _, p := range k.procs[1:] {
 		senders := []int{ipc.KernelSlot}
 		senders = append(senders, k.core.Peers(p.slot)...)
-		path := InboxPath(k.c.Run, p.spec.Name)
+		path := runfiles.InboxPath(k.c.Run, p.spec.Name)
 		in, err := shm.CreateInbox(path, p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Slots})
 		if err != nil {
 			return err
@@ -187,29 +184,12 @@ func (k *kern) makeInboxes() error {
 	return err
 }
 
-// PoolPath is the /dev/shm path of a process's buffer pool in a run.
-func PoolPath(run, name string) string { return shm.Path(run, name+".pool") }
-
-// PoolConfig describes the buffer pool of the process in slot: its id is
-// the slot, and every server of the run may read it.
-func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) pool.Config {
-	readers := make([]ipc.Endpoint, 0, servers)
-	for s := 1; s <= servers; s++ {
-		readers = append(readers, ipc.MakeEndpoint(s, 1))
-	}
-	return pool.Config{ID: uint8(slot), Path: PoolPath(run, name), BufSize: pool.DefaultBufSize,
-		Count: PoolBuffers, Owner: owner, Readers: readers}
-}
-
-// PoolBuffers is the number of buffers in each process's pool.
-const PoolBuffers = 512
-
 // makePools creates every server's buffer pool, which the server adopts
 // (package pool): pools, like inboxes, outlive a server's restart.
 func (k *kern) makePools() error {
 	n := len(k.procs) - 1
 	for _, p := range k.procs[1:] {
-		pl, err := pool.Create(PoolConfig(k.c.Run, p.spec.Name, p.slot, p.entry.EP, n))
+		pl, err := pool.Create(runfiles.PoolConfig(k.c.Run, p.spec.Name, p.slot, p.entry.EP, n))
 		if err != nil {
 			return err
 		}
@@ -218,35 +198,36 @@ func (k *kern) makePools() error {
 	return nil
 }
 
-// ServeArgs are the arguments the kernel starts a server with; the server
-// side parses them in package servers.
-func (k *kern) serveArgs(p *proc) []string {
+// serveArgs are the arguments the kernel starts a server with: `serve`
+// and the server's boot options.
+func (k *kern) serveArgs(p *proc) ([]string, error) {
 	t := k.c.Topology
 	e, _ := k.c.Plan.Lookup(p.spec.Name)
-	args := []string{"serve",
-		"--name", p.spec.Name, "--role", p.spec.Role,
-		"--endpoint", strconv.FormatUint(uint64(p.entry.EP), 10),
-		"--run", k.c.Run, "--transport", string(t.Transport),
-		"--wait", e.Wait, "--cores", cpu.FormatList(e.Cores),
+	o := boot.Options{Name: p.spec.Name, Role: p.spec.Role, Endpoint: p.entry.EP, Run: k.c.Run,
+		Transport: string(t.Transport), Cores: e.Cores, Args: p.spec.Args,
+		Peers: map[string]int{}, Procs: map[string]int{}, Routes: map[string]string{}}
+	var err error
+	if o.Wait, err = ipc.ParseWaitPolicy(e.Wait); err != nil {
+		return nil, fmt.Errorf("kernel: %s: %w", p.spec.Name, err)
 	}
 	for _, peer := range t.Peers(p.spec.Name) {
-		args = append(args, "--peer", peer+"="+strconv.Itoa(t.Slot(peer)))
+		o.Peers[peer] = t.Slot(peer)
 	}
 	for _, q := range t.Processes {
-		args = append(args, "--proc", q.Name+"="+strconv.Itoa(t.Slot(q.Name)))
+		o.Procs[q.Name] = t.Slot(q.Name)
 		if hop, ok := t.NextHop(p.spec.Name, q.Name); ok && hop != q.Name {
-			args = append(args, "--route", q.Name+"="+hop)
+			o.Routes[q.Name] = hop
 		}
 	}
-	if len(p.spec.Args) > 0 {
-		args = append(args, "--")
-		args = append(args, p.spec.Args...)
-	}
-	return args
+	return append([]string{"serve"}, o.Argv()...), nil
 }
 
 // start forks the server in p's slot with a fresh kernel connection.
 func (k *kern) start(p *proc) error {
+	args, err := k.serveArgs(p)
+	if err != nil {
+		return err
+	}
 	kend, pend, err := kmsg.Pair()
 	if err != nil {
 		return err
@@ -255,7 +236,7 @@ func (k *kern) start(p *proc) error {
 	defer pf.Close()
 	e, _ := k.c.Plan.Lookup(p.spec.Name)
 	cmd, err := spawn.Start(spawn.Spec{
-		Path: k.c.Exe, Args: k.serveArgs(p), Cores: e.Cores,
+		Path: k.c.Exe, Args: args, Cores: e.Cores,
 		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL,
 	})
 	if err != nil {

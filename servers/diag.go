@@ -10,15 +10,12 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // Diagnostic roles: a prober that shows its peers answer, and a hostile
 // process that shows the kernel refuses what it must. The end-to-end tests
 // run them; they are useful by hand too (see docs/TOPOLOGY.md).
-func init() {
-	Register("prober", newProber)
-	Register("hostile", newHostile)
-}
 
 // prober pings every peer each interval, on the kernel's alarms, and counts
 // the pongs per peer: newtsim_prober_pongs_total going up says the peer is
@@ -29,7 +26,8 @@ type prober struct {
 	fails    *prometheus.CounterVec
 }
 
-func newProber(s *Server) (Handler, error) {
+// Prober starts the prober role, a diagnostic: pings its peers on kernel alarms and counts the pongs.
+func Prober(s *sys.Server) (sys.Handler, error) {
 	p := &prober{}
 	fs := flag.NewFlagSet("prober", flag.ContinueOnError)
 	fs.DurationVar(&p.interval, "interval", 50*time.Millisecond, "time between rounds of pings")
@@ -45,18 +43,18 @@ func newProber(s *Server) (Handler, error) {
 }
 
 // Run arms the first alarm, then serves.
-func (p *prober) Run(s *Server) error {
+func (p *prober) Run(s *sys.Server) error {
 	if err := p.arm(s); err != nil {
 		return err
 	}
 	return s.Serve(p)
 }
 
-func (p *prober) arm(s *Server) error {
+func (p *prober) arm(s *sys.Server) error {
 	return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(p.interval)}})
 }
 
-func (p *prober) Handle(s *Server, m *ipc.Message) error {
+func (p *prober) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
 	case ipc.Alarm:
 		for name := range s.Opts.Peers {
@@ -92,7 +90,8 @@ type hostile struct {
 	errs   *prometheus.CounterVec
 }
 
-func newHostile(s *Server) (Handler, error) {
+// Hostile starts the hostile role, a diagnostic: sends the kernel bad datagrams and a forbidden send.
+func Hostile(s *sys.Server) (sys.Handler, error) {
 	h := &hostile{}
 	fs := flag.NewFlagSet("hostile", flag.ContinueOnError)
 	fs.StringVar(&h.target, "forbidden", "", "a process this one is not linked to, to send to")
@@ -106,7 +105,7 @@ func newHostile(s *Server) (Handler, error) {
 }
 
 // Run sends the bad input, then serves.
-func (h *hostile) Run(s *Server) error {
+func (h *hostile) Run(s *sys.Server) error {
 	fd := s.Opts.KernelFD
 	var b [ipc.MessageSize + 16]byte
 	good := ipc.Message{Src: s.Opts.Endpoint, Dst: ipc.Kernel, Type: ipc.Lookup}
@@ -138,9 +137,23 @@ func (h *hostile) Run(s *Server) error {
 	return s.Serve(h)
 }
 
-func (h *hostile) Handle(s *Server, m *ipc.Message) error {
+func (h *hostile) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type == ipc.Error {
 		h.errs.WithLabelValues(ipc.Errno(m.Arg[0]).Error()).Inc()
 	}
 	return nil
+}
+
+// Echo is the handler of a role with no protocol work (the `echo` role):
+// the loop answers pings, and it counts and ignores the rest.
+func Echo(s *sys.Server) (sys.Handler, error) {
+	ignored := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: prom.Namespace, Subsystem: "server", Name: "ignored_messages_total",
+		Help: "Messages this server received and had no use for, by type.",
+	}, []string{"type"})
+	s.Registry.MustRegister(ignored)
+	return sys.HandlerFunc(func(s *sys.Server, m *ipc.Message) error {
+		ignored.WithLabelValues(m.Type.String()).Inc()
+		return nil
+	}), nil
 }

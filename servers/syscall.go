@@ -6,9 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys"
 )
-
-func init() { Register("syscall", newSyscall) }
 
 // syscallServer is where applications' socket calls land with the
 // `message` backend, as in NewtOS: it keeps each application's descriptors,
@@ -29,7 +28,8 @@ type fdEntry struct {
 	sock      uint64
 }
 
-func newSyscall(s *Server) (Handler, error) {
+// Syscall starts the syscall role: applications' descriptor tables, forwarding each socket call to its transport.
+func Syscall(s *sys.Server) (sys.Handler, error) {
 	c := &syscallServer{fds: map[uint64]fdEntry{}, next: 3}
 	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
 	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
@@ -37,7 +37,7 @@ func newSyscall(s *Server) (Handler, error) {
 	return c, fs.Parse(s.Opts.Args)
 }
 
-func (c *syscallServer) Handle(s *Server, m *ipc.Message) error {
+func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
 	case ipc.Socket:
 		return c.call(s, m)
@@ -48,9 +48,9 @@ func (c *syscallServer) Handle(s *Server, m *ipc.Message) error {
 }
 
 // fail answers an application's call at once.
-func fail(s *Server, m *ipc.Message, e unix.Errno) error { return sendReply(s, m, -int64(e)) }
+func fail(s *sys.Server, m *ipc.Message, e unix.Errno) error { return sendReply(s, m, -int64(e)) }
 
-func (c *syscallServer) call(s *Server, m *ipc.Message) error {
+func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 	f := *m
 	f.Arg[5] = uint64(m.Src)
 	if ipc.SocketOp(m.Flags) == ipc.OpOpen {
@@ -74,7 +74,7 @@ func (c *syscallServer) call(s *Server, m *ipc.Message) error {
 }
 
 // back passes a transport's reply to the application that called.
-func (c *syscallServer) back(s *Server, m *ipc.Message) error {
+func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	app := ipc.Endpoint(m.Arg[5])
 	r := *m
 	r.Dst, r.Arg[5] = app, 0

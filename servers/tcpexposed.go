@@ -13,6 +13,7 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
 
@@ -57,7 +58,7 @@ type exposed struct {
 	reused  prometheus.Counter
 }
 
-func (t *tcpServer) initExposed(s *Server) error {
+func (t *tcpServer) initExposed(s *sys.Server) error {
 	t.x.socks = map[tcp.SockID]*xsock{}
 	t.x.idle = map[ipc.Endpoint][]*xsock{}
 	t.x.epoch = map[ipc.Endpoint]uint64{}
@@ -87,13 +88,13 @@ func (t *tcpServer) initExposed(s *Server) error {
 
 // direct reports whether a call came straight from an application rather
 // than through syscall.
-func direct(s *Server, m *ipc.Message) bool {
+func direct(s *sys.Server, m *ipc.Message) bool {
 	return !strings.HasPrefix(s.PeerName(m.Src.Slot()), "syscall")
 }
 
 // newRegion gives owner a region: one of its idle ones when it offers one
 // (want), else a new file.
-func (t *tcpServer) newRegion(s *Server, owner ipc.Endpoint, want uint64) (uint64, *sockbuf.Region, error) {
+func (t *tcpServer) newRegion(s *sys.Server, owner ipc.Endpoint, want uint64) (uint64, *sockbuf.Region, error) {
 	idle := t.x.idle[owner]
 	for i, x := range idle {
 		// The one the application offers, or for an accepted socket
@@ -114,7 +115,7 @@ func (t *tcpServer) newRegion(s *Server, owner ipc.Endpoint, want uint64) (uint6
 }
 
 // expose attaches a region to engine socket id for owner.
-func (t *tcpServer) expose(s *Server, id tcp.SockID, owner ipc.Endpoint, want uint64) (*xsock, error) {
+func (t *tcpServer) expose(s *sys.Server, id tcp.SockID, owner ipc.Endpoint, want uint64) (*xsock, error) {
 	rid, r, err := t.newRegion(s, owner, want)
 	if err != nil {
 		return nil, err
@@ -153,7 +154,7 @@ func (t *tcpServer) dropIdle(owner ipc.Endpoint, epoch uint64) {
 // hostile ends an exposed socket whose application wrote nonsense into
 // its region: the connection is reset, the region dropped, the reason
 // counted. Nothing else is touched.
-func (t *tcpServer) hostile(s *Server, now time.Time, x *xsock, reason string, err error) {
+func (t *tcpServer) hostile(s *sys.Server, now time.Time, x *xsock, reason string, err error) {
 	t.x.refused.WithLabelValues(reason).Inc()
 	s.Log.Printf("exposed socket %d of %s: %s: %v; closed", x.id, x.owner, reason, err)
 	x.reg.State().Store(sockbuf.StFailed | sockbuf.StHangUp | sockbuf.StSendShut | uint64(unix.EPROTO)<<32)
@@ -170,7 +171,7 @@ func (t *tcpServer) hostile(s *Server, now time.Time, x *xsock, reason string, e
 // pump moves what it can between the engine and an exposed socket's
 // region, publishes the socket's state, and wakes its application if it
 // waits. It reports whether anything moved.
-func (t *tcpServer) pump(s *Server, now time.Time, x *xsock) bool {
+func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) bool {
 	r := x.reg
 	x.seenBell = r.Doorbell().Load()
 	changed := false
@@ -358,7 +359,7 @@ func (t *tcpServer) closeExposed(now time.Time, x *xsock, keep bool) {
 }
 
 // scanBells pumps every exposed socket whose doorbell moved.
-func (t *tcpServer) scanBells(s *Server, now time.Time) bool {
+func (t *tcpServer) scanBells(s *sys.Server, now time.Time) bool {
 	found := false
 	for _, x := range t.x.socks {
 		if x.reg.Doorbell().Load() != x.seenBell {
@@ -371,7 +372,7 @@ func (t *tcpServer) scanBells(s *Server, now time.Time) bool {
 
 // idle runs before the loop sleeps: the server says it is asleep, then
 // looks at the doorbells once more. Work found keeps it awake.
-func (t *tcpServer) idle(s *Server) bool {
+func (t *tcpServer) idle(s *sys.Server) bool {
 	t.x.awake.State().Store(0)
 	if len(t.x.socks) == 0 {
 		return false

@@ -5,6 +5,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // What the transport servers (udp, tcp) and syscall share: answering a
@@ -13,7 +14,7 @@ import (
 // sendReply answers a socket call m with result (a negated errno for a
 // failure) and up to four more arguments; Arg[5] goes back as it came (the
 // application's endpoint, between syscall and a transport).
-func sendReply(s *Server, m *ipc.Message, result int64, args ...uint64) error {
+func sendReply(s *sys.Server, m *ipc.Message, result int64, args ...uint64) error {
 	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
 	r.Arg[0] = uint64(result)
 	copy(r.Arg[1:5], args)
@@ -23,7 +24,7 @@ func sendReply(s *Server, m *ipc.Message, result int64, args ...uint64) error {
 
 // sendSegment hands ip a transport segment from src to dst, in a buffer
 // of the server's pool.
-func sendSegment(s *Server, ip string, proto uint8, src, dst netip.Addr, seg []byte) error {
+func sendSegment(s *sys.Server, ip string, proto uint8, src, dst netip.Addr, seg []byte) error {
 	ref, buf, err := s.Pool.Alloc()
 	if err != nil {
 		return err
@@ -41,7 +42,7 @@ func sendSegment(s *Server, ip string, proto uint8, src, dst netip.Addr, seg []b
 // segmentIn opens a Datagram message from ip: the IPv4 packet's addresses
 // and the transport segment in it, and the buffer to release. A message no
 // ip would send (a bad offset) is released here and ok is false.
-func segmentIn(s *Server, m *ipc.Message) (src, dst netip.Addr, seg []byte, ref pool.Ref, ok bool) {
+func segmentIn(s *sys.Server, m *ipc.Message) (src, dst netip.Addr, seg []byte, ref pool.Ref, ok bool) {
 	b, ref, err := s.Buffer(m, 0)
 	if err != nil {
 		return src, dst, nil, ref, false

@@ -11,10 +11,8 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/apps/socket/socktest"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
-
-func init() { servers.Register("socktest", start) }
 
 type app struct {
 	out     string
@@ -22,7 +20,8 @@ type app struct {
 	env     socktest.Env
 }
 
-func start(s *servers.Server) (servers.Handler, error) {
+// Role starts the socktest role: the socket conformance suite as an application.
+func Role(s *sys.Server) (sys.Handler, error) {
 	a := &app{}
 	fs := flag.NewFlagSet("socktest", flag.ContinueOnError)
 	fs.StringVar(&a.out, "out", "", "where to write the results (JSON: case name to failure, \"\" when it passed)")
@@ -40,10 +39,10 @@ func start(s *servers.Server) (servers.Handler, error) {
 	return a, nil
 }
 
-func (a *app) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (a *app) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run runs the suite, writes the results, then serves until shut down.
-func (a *app) Run(s *servers.Server) error {
+func (a *app) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: a.backend, Conn: s})
 	if err != nil {
 		return err
@@ -55,7 +54,7 @@ func (a *app) Run(s *servers.Server) error {
 			results[name] = failure
 		}
 	}
-	if err := servers.WriteResult(a.out, results); err != nil {
+	if err := sys.WriteResult(a.out, results); err != nil {
 		return err
 	}
 	return s.Serve(a)

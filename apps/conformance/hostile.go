@@ -10,13 +10,12 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // The xhostile role is an application that writes into its exposed
 // sockets' shared memory what a hostile or broken one would, then checks
 // that only those sockets ended and that its other socket still works.
-func init() { servers.Register("xhostile", startHostile) }
 
 // HostileResult is what the xhostile role found.
 type HostileResult struct {
@@ -28,14 +27,15 @@ type HostileResult struct {
 
 type hostileApp struct{ out string }
 
-func startHostile(s *servers.Server) (servers.Handler, error) {
+// HostileRole starts the xhostile role: an application that writes garbage into its exposed sockets' regions.
+func HostileRole(s *sys.Server) (sys.Handler, error) {
 	a := &hostileApp{}
 	fs := flag.NewFlagSet("xhostile", flag.ContinueOnError)
 	fs.StringVar(&a.out, "out", "", "where to write the result")
 	return a, fs.Parse(s.Opts.Args)
 }
 
-func (a *hostileApp) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (a *hostileApp) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // pair connects two exposed sockets over loopback.
 func pair(api *socket.Exposed, ln socket.FD, addr netip.AddrPort) (socket.FD, socket.FD, error) {
@@ -51,7 +51,7 @@ func pair(api *socket.Exposed, ln socket.FD, addr netip.AddrPort) (socket.FD, so
 }
 
 // Run scribbles, checks, writes the result, then serves.
-func (a *hostileApp) Run(s *servers.Server) error {
+func (a *hostileApp) Run(s *sys.Server) error {
 	res := HostileResult{Victims: map[string]string{}}
 	err := func() error {
 		x, err := socket.NewExposed(s, "tcp")
@@ -126,7 +126,7 @@ func (a *hostileApp) Run(s *servers.Server) error {
 	if err != nil {
 		res.GoodSocket = err.Error()
 	}
-	if err := servers.WriteResult(a.out, res); err != nil {
+	if err := sys.WriteResult(a.out, res); err != nil {
 		return err
 	}
 	return s.Serve(a)

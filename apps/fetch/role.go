@@ -11,7 +11,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // As a role (`fetch`) the client runs once in an application process of
@@ -19,7 +19,6 @@ import (
 //
 //	process get role fetch args --url http://198.18.0.1:8000/big.bin --out /tmp/big.bin --result /tmp/big.json
 //	link get syscall
-func init() { servers.Register("fetch", startRole) }
 
 type role struct {
 	url, out, result string
@@ -27,7 +26,8 @@ type role struct {
 	retryRefused     time.Duration
 }
 
-func startRole(s *servers.Server) (servers.Handler, error) {
+// Role starts the fetch role: downloads one URL over the socket API.
+func Role(s *sys.Server) (sys.Handler, error) {
 	r := &role{}
 	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
 	fs.StringVar(&r.url, "url", "", "the http URL to GET (the host an IPv4 address)")
@@ -49,25 +49,25 @@ func startRole(s *servers.Server) (servers.Handler, error) {
 
 // Handle is never reached before Run has fetched; then nothing is asked of
 // the role.
-func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *role) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run fetches the URL once, writes the body and the result, then serves
 // until shut down: a failed fetch is reported in the result, not by the
 // process ending (which would start it again).
-func (r *role) Run(s *servers.Server) error {
+func (r *role) Run(s *sys.Server) error {
 	res := r.fetch(s)
 	if res.Error != "" {
 		s.Log.Printf("fetch %s: %s", r.url, res.Error)
 	} else {
 		s.Log.Printf("fetch %s: status %d, %d bytes in %v, sha256 %s", r.url, res.Status, res.Bytes, time.Duration(res.ElapsedNS), res.SHA256)
 	}
-	if err := servers.WriteResult(r.result, res); err != nil {
+	if err := sys.WriteResult(r.result, res); err != nil {
 		return err
 	}
 	return s.Serve(r)
 }
 
-func (r *role) fetch(s *servers.Server) Result {
+func (r *role) fetch(s *sys.Server) Result {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return Result{URL: r.url, Error: err.Error()}

@@ -13,7 +13,7 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // As a role (`httpd`) the server runs in an application process of the
@@ -29,7 +29,6 @@ import (
 //	process web role httpd args --backend exposed --addr 0.0.0.0:80 --dir /srv/www
 //	link web syscall
 //	link web tcp
-func init() { servers.Register("httpd", startRole) }
 
 // role is the httpd role's handler; its work is Run.
 type role struct {
@@ -37,7 +36,8 @@ type role struct {
 	backend string
 }
 
-func startRole(s *servers.Server) (servers.Handler, error) {
+// Role starts the httpd role: the web server as an application of the simulated host.
+func Role(s *sys.Server) (sys.Handler, error) {
 	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
 	backend := fs.String("backend", "message", "the socket library's backend: message, message-direct or exposed (the last two need a link to tcp)")
 	addr := fs.String("addr", "0.0.0.0:80", "the address to listen on")
@@ -80,11 +80,11 @@ func startRole(s *servers.Server) (servers.Handler, error) {
 }
 
 // Handle is never reached: the application's loop is Run.
-func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *role) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run serves the directory over the backend chosen until the process is
 // shut down.
-func (r *role) Run(s *servers.Server) error {
+func (r *role) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
 	if err != nil {
 		return err

@@ -9,12 +9,11 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // The loadgen role runs the load generator as an application of the
 // simulated host, on any backend of the socket library.
-func init() { servers.Register("loadgen", newRole) }
 
 // RoleResult is what the loadgen role writes.
 type RoleResult struct {
@@ -28,7 +27,8 @@ type role struct {
 	delay        time.Duration
 }
 
-func newRole(s *servers.Server) (servers.Handler, error) {
+// Role starts the loadgen role: the load generator as an application of the simulated host.
+func Role(s *sys.Server) (sys.Handler, error) {
 	r := &role{}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.StringVar(&r.backend, "backend", "message", "the socket library's backend: message or exposed")
@@ -50,10 +50,10 @@ func newRole(s *servers.Server) (servers.Handler, error) {
 	return r, nil
 }
 
-func (r *role) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *role) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run loads the server, writes the report, then serves until shut down.
-func (r *role) Run(s *servers.Server) error {
+func (r *role) Run(s *sys.Server) error {
 	var res RoleResult
 	api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
 	if err == nil {
@@ -65,7 +65,7 @@ func (r *role) Run(s *servers.Server) error {
 		res.Error = err.Error()
 	}
 	if r.out != "" {
-		if err := servers.WriteResult(r.out, res); err != nil {
+		if err := sys.WriteResult(r.out, res); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // XConn is what the `exposed` backend needs of its process beyond Conn:
 // calls and one-way messages to the transport server itself, a way to wait
 // for a wake-up, and the run's id (to find the regions' files). A newtsim
-// server process (servers.Server) is one.
+// server process (sys.Server) is one.
 type XConn interface {
 	Conn
 	CallTo(peer string, m *ipc.Message) (ipc.Message, error)

@@ -12,7 +12,7 @@ import (
 
 // Conn is what the `message` backend needs of the process it runs in: a way
 // to make a socket call and wait for the reply, and buffers of its own pool.
-// A newtsim server process (servers.Server) is one.
+// A newtsim server process (sys.Server) is one.
 type Conn interface {
 	Call(m *ipc.Message) (ipc.Message, error)
 	Alloc() (pool.Ref, []byte, error)

@@ -10,10 +10,8 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
-
-func init() { servers.Register("udpecho", start) }
 
 // Serve answers every datagram on port with the same bytes, until a call
 // fails.
@@ -40,7 +38,8 @@ func Serve(api socket.API, port uint16) error {
 
 type app struct{ port uint16 }
 
-func start(s *servers.Server) (servers.Handler, error) {
+// Role starts the udpecho role: a UDP echo server on the socket API.
+func Role(s *sys.Server) (sys.Handler, error) {
 	fs := flag.NewFlagSet("udpecho", flag.ContinueOnError)
 	port := fs.Uint("port", 7, "the port to echo on")
 	if err := fs.Parse(s.Opts.Args); err != nil {
@@ -50,10 +49,10 @@ func start(s *servers.Server) (servers.Handler, error) {
 }
 
 // Handle is never reached: the application's loop is Run.
-func (a *app) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (a *app) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run serves echo over the message backend.
-func (a *app) Run(s *servers.Server) error {
+func (a *app) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return err

@@ -2,8 +2,9 @@ package ip
 
 import (
 	"encoding/binary"
-	"github.com/newtsim/newtsim/servers/checksum"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/checksum"
 )
 
 // ICMP (RFC 792) message types and codes the Stack makes or answers.

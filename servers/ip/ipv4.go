@@ -3,9 +3,10 @@ package ip
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/newtsim/newtsim/servers/checksum"
 	"net/netip"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/checksum"
 )
 
 // IPv4 header fields (RFC 791).

@@ -3,9 +3,10 @@ package ip
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/newtsim/newtsim/servers/checksum"
 	"slices"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/checksum"
 )
 
 // Fragment reassembly (RFC 791, section 3.2). Each datagram in progress

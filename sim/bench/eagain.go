@@ -18,7 +18,7 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/shm"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/sim/chart"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -166,14 +166,14 @@ func MeasureEagain(api socket.API, b Budget, counted int) (EagainResult, error) 
 
 // The eagain role measures on the simulated host (or, with --backend
 // linux, on Linux's own sockets from a process of the same run).
-func init() { servers.Register("eagain", newEagainRole) }
 
 type eagainRole struct {
 	backend, out string
 	counted      int
 }
 
-func newEagainRole(s *servers.Server) (servers.Handler, error) {
+// EagainRole starts the eagain role: the measuring side of `bench eagain`.
+func EagainRole(s *sys.Server) (sys.Handler, error) {
 	r := &eagainRole{}
 	fs := flag.NewFlagSet("eagain", flag.ContinueOnError)
 	fs.StringVar(&r.backend, "backend", "message", "linux, message, message-direct or exposed")
@@ -182,10 +182,10 @@ func newEagainRole(s *servers.Server) (servers.Handler, error) {
 	return r, fs.Parse(s.Opts.Args)
 }
 
-func (r *eagainRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *eagainRole) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run measures, writes the result, then serves until shut down.
-func (r *eagainRole) Run(s *servers.Server) error {
+func (r *eagainRole) Run(s *sys.Server) error {
 	res, err := func() (EagainResult, error) {
 		api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
 		if err != nil {

@@ -9,13 +9,12 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/shm"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // The pinger role measures round trips to a peer over whatever transport the
 // topology gives it: Ping out, Pong back, through the same Transport a
 // server uses.
-func init() { servers.Register("pinger", newPinger) }
 
 type pinger struct {
 	target string
@@ -24,7 +23,8 @@ type pinger struct {
 	budget Budget
 }
 
-func newPinger(s *servers.Server) (servers.Handler, error) {
+// PingerRole starts the pinger role: the measuring side of `bench ipc`.
+func PingerRole(s *sys.Server) (sys.Handler, error) {
 	p := &pinger{budget: DefaultBudget}
 	fs := flag.NewFlagSet("pinger", flag.ContinueOnError)
 	fs.StringVar(&p.target, "target", "echo", "the peer to ping")
@@ -43,10 +43,10 @@ func newPinger(s *servers.Server) (servers.Handler, error) {
 }
 
 // Handle ignores stray messages; the measurement reads its own.
-func (p *pinger) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (p *pinger) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // call sends m to dst and waits for its Pong.
-func call(s *servers.Server, m *ipc.Message) error {
+func call(s *sys.Server, m *ipc.Message) error {
 	if err := s.T.Send(m); err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func call(s *servers.Server, m *ipc.Message) error {
 }
 
 // Run measures, writes the result, then serves until shut down.
-func (p *pinger) Run(s *servers.Server) error {
+func (p *pinger) Run(s *sys.Server) error {
 	dst, ok := s.Peer(p.target)
 	if !ok {
 		return fmt.Errorf("pinger: %s is not a peer", p.target)
@@ -123,14 +123,14 @@ func (p *pinger) Run(s *servers.Server) error {
 
 // The reflector role is an echo server that also answers Bench requests by
 // ponging on a shared cache line: the far side of a paired measurement.
-func init() { servers.Register("reflector", newReflector) }
 
 type reflector struct {
 	w    *atomic.Uint64
 	last uint64
 }
 
-func newReflector(s *servers.Server) (servers.Handler, error) {
+// ReflectorRole starts the reflector role: the far side of `bench ipc`, which answers every ping.
+func ReflectorRole(s *sys.Server) (sys.Handler, error) {
 	fs := flag.NewFlagSet("reflector", flag.ContinueOnError)
 	path := fs.String("line", "", "the cache line file shared with the pinger")
 	if err := fs.Parse(s.Opts.Args); err != nil {
@@ -147,7 +147,7 @@ func newReflector(s *servers.Server) (servers.Handler, error) {
 	return r, nil
 }
 
-func (r *reflector) Handle(s *servers.Server, m *ipc.Message) error {
+func (r *reflector) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type != ipc.Bench || r.w == nil {
 		return nil
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // A one-way stream: a blaster sends datagrams as fast as its socket calls
@@ -133,10 +133,11 @@ func payload(seq uint64, size int) []byte {
 }
 
 // The udpsink and udpblast roles run the stream on the simulated host.
-func init() {
-	servers.Register("udpsink", newStreamRole(true))
-	servers.Register("udpblast", newStreamRole(false))
-}
+// UDPSinkRole starts the udpsink role: the receiving side of the UDP stream benchmark.
+var UDPSinkRole sys.Starter = newStreamRole(true)
+
+// UDPBlastRole starts the udpblast role: the sending side of the UDP stream benchmark.
+var UDPBlastRole sys.Starter = newStreamRole(false)
 
 type streamRole struct {
 	sink   bool
@@ -146,8 +147,8 @@ type streamRole struct {
 	out    string
 }
 
-func newStreamRole(sink bool) servers.Starter {
-	return func(s *servers.Server) (servers.Handler, error) {
+func newStreamRole(sink bool) sys.Starter {
+	return func(s *sys.Server) (sys.Handler, error) {
 		r := &streamRole{sink: sink}
 		fs := flag.NewFlagSet("udpstream", flag.ContinueOnError)
 		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
@@ -163,10 +164,10 @@ func newStreamRole(sink bool) servers.Starter {
 	}
 }
 
-func (r *streamRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *streamRole) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run streams, then serves until shut down.
-func (r *streamRole) Run(s *servers.Server) error {
+func (r *streamRole) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return err
@@ -185,7 +186,7 @@ func (r *streamRole) Run(s *servers.Server) error {
 	return s.Serve(r)
 }
 
-func writeJSON(path string, v any) error { return servers.WriteResult(path, v) }
+func writeJSON(path string, v any) error { return sys.WriteResult(path, v) }
 
 func readStream(path string, timeout time.Duration) (StreamResult, error) {
 	var r StreamResult

@@ -18,7 +18,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -138,10 +138,11 @@ const connBatches = 10
 
 // The tcpaccept and tcpconnect roles measure connection set-up on a
 // simulated host.
-func init() {
-	servers.Register("tcpaccept", newTCPConnRole(true))
-	servers.Register("tcpconnect", newTCPConnRole(false))
-}
+// TCPAcceptRole starts the tcpaccept role: the accepting side of the TCP connection benchmark.
+var TCPAcceptRole sys.Starter = newTCPConnRole(true)
+
+// TCPConnectRole starts the tcpconnect role: the connecting side of the TCP connection benchmark.
+var TCPConnectRole sys.Starter = newTCPConnRole(false)
 
 type tcpConnRole struct {
 	accept bool
@@ -150,8 +151,8 @@ type tcpConnRole struct {
 	out    string
 }
 
-func newTCPConnRole(accept bool) servers.Starter {
-	return func(s *servers.Server) (servers.Handler, error) {
+func newTCPConnRole(accept bool) sys.Starter {
+	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpConnRole{accept: accept}
 		fs := flag.NewFlagSet("tcpconn", flag.ContinueOnError)
 		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port)")
@@ -166,10 +167,10 @@ func newTCPConnRole(accept bool) servers.Starter {
 	}
 }
 
-func (r *tcpConnRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *tcpConnRole) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run accepts or connects, then serves until shut down.
-func (r *tcpConnRole) Run(s *servers.Server) error {
+func (r *tcpConnRole) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // A TCP bulk stream: a source connects and writes a known byte sequence,
@@ -201,10 +201,11 @@ func TCPSource(api socket.API, target netip.AddrPort, size int64, deadline time.
 }
 
 // The tcpsink and tcpsource roles run the stream on a simulated host.
-func init() {
-	servers.Register("tcpsink", newTCPStreamRole(true))
-	servers.Register("tcpsource", newTCPStreamRole(false))
-}
+// TCPSinkRole starts the tcpsink role: the receiving side of the TCP bulk benchmark.
+var TCPSinkRole sys.Starter = newTCPStreamRole(true)
+
+// TCPSourceRole starts the tcpsource role: the sending side of the TCP bulk benchmark.
+var TCPSourceRole sys.Starter = newTCPStreamRole(false)
 
 type tcpStreamRole struct {
 	sink   bool
@@ -213,8 +214,8 @@ type tcpStreamRole struct {
 	out    string
 }
 
-func newTCPStreamRole(sink bool) servers.Starter {
-	return func(s *servers.Server) (servers.Handler, error) {
+func newTCPStreamRole(sink bool) sys.Starter {
+	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpStreamRole{sink: sink}
 		fs := flag.NewFlagSet("tcpstream", flag.ContinueOnError)
 		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
@@ -229,10 +230,10 @@ func newTCPStreamRole(sink bool) servers.Starter {
 	}
 }
 
-func (r *tcpStreamRole) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (r *tcpStreamRole) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run streams, then serves until shut down.
-func (r *tcpStreamRole) Run(s *servers.Server) error {
+func (r *tcpStreamRole) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return err

@@ -17,7 +17,7 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -26,7 +26,6 @@ import (
 // The udpping role measures UDP round trips to an echo service through the
 // socket library's message backend, from an application process of the
 // simulated host.
-func init() { servers.Register("udpping", newUDPPing) }
 
 type udpPing struct {
 	target netip.AddrPort
@@ -34,7 +33,8 @@ type udpPing struct {
 	out    string
 }
 
-func newUDPPing(s *servers.Server) (servers.Handler, error) {
+// UDPPingRole starts the udpping role: the measuring side of the UDP round-trip benchmark.
+func UDPPingRole(s *sys.Server) (sys.Handler, error) {
 	p := &udpPing{}
 	fs := flag.NewFlagSet("udpping", flag.ContinueOnError)
 	target := fs.String("target", "127.0.0.1:7", "the echo service")
@@ -50,10 +50,10 @@ func newUDPPing(s *servers.Server) (servers.Handler, error) {
 	return p, nil
 }
 
-func (p *udpPing) Handle(*servers.Server, *ipc.Message) error { return nil }
+func (p *udpPing) Handle(*sys.Server, *ipc.Message) error { return nil }
 
 // Run measures, writes the result, then serves until shut down.
-func (p *udpPing) Run(s *servers.Server) error {
+func (p *udpPing) Run(s *sys.Server) error {
 	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
 	if err != nil {
 		return err

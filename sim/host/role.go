@@ -13,7 +13,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // The clienthost role is a remote client machine, as the NewtOS
@@ -22,7 +22,6 @@ import (
 // generator against a server there. Frames come from the nic as FrameRx
 // messages in its buffers and go to it the same way in this process's
 // own; the nic's link model shapes the wire in its direction.
-func init() { servers.Register("clienthost", newClientHost) }
 
 // ClientResult is what the clienthost role writes: the load generator's
 // report, or why it could not run.
@@ -40,7 +39,7 @@ type clientHost struct {
 	lg      loadgen.Config
 	out     string
 	control string
-	s       *servers.Server
+	s       *sys.Server
 }
 
 // ClientCell is one load a controlled clienthost runs (--control DIR): the
@@ -62,7 +61,8 @@ func CellPath(dir string, n int, suffix string) string {
 	return filepath.Join(dir, fmt.Sprintf("cell-%d%s", n, suffix))
 }
 
-func newClientHost(s *servers.Server) (servers.Handler, error) {
+// ClientHost starts the clienthost role: a whole monolithic host (the same engines in one process) on the far end of a wire, as a remote client machine.
+func ClientHost(s *sys.Server) (sys.Handler, error) {
 	c := &clientHost{frames: make(chan []byte, 1024), s: s}
 	fs := flag.NewFlagSet("clienthost", flag.ContinueOnError)
 	addr := fs.String("addr", "198.18.1.1/24", "the host's address and subnet")
@@ -110,7 +110,7 @@ func (c *clientHost) send(frame []byte) error {
 }
 
 // Handle takes the frames the nic sends over the wire.
-func (c *clientHost) Handle(s *servers.Server, m *ipc.Message) error {
+func (c *clientHost) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type != ipc.FrameRx {
 		return nil
 	}
@@ -134,7 +134,7 @@ func (c *clientHost) Read(b []byte) (int, error) { return copy(b, <-c.frames), n
 func (c *clientHost) Write(frame []byte) error { return c.send(frame) }
 
 // Run starts the host and the load generator, then serves the wire.
-func (c *clientHost) Run(s *servers.Server) error {
+func (c *clientHost) Run(s *sys.Server) error {
 	ctx := context.Background()
 	go Serve(ctx, c.h, c)
 	if c.control != "" {
@@ -149,7 +149,7 @@ func (c *clientHost) Run(s *servers.Server) error {
 			res.Error = err.Error()
 		}
 		if c.out != "" {
-			if err := servers.WriteResult(c.out, res); err != nil {
+			if err := sys.WriteResult(c.out, res); err != nil {
 				c.s.Log.Printf("%v", err)
 			}
 		}
@@ -193,7 +193,7 @@ func (c *clientHost) controlled(ctx context.Context) {
 			res.Error = err.Error()
 		}
 		res.Drops = c.h.Drops()
-		if err := servers.WriteResult(CellPath(c.control, n, ".result.json"), res); err != nil {
+		if err := sys.WriteResult(CellPath(c.control, n, ".result.json"), res); err != nil {
 			c.s.Log.Printf("%v", err)
 		}
 	}

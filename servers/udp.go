@@ -9,10 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/udp"
 )
-
-func init() { Register("udp", newUDP) }
 
 // udpServer is the UDP transport server: the udp engine (package
 // servers/udp) fed with the datagrams ip hands up. A datagram whose port has
@@ -25,7 +24,8 @@ type udpServer struct {
 	buf    []byte
 }
 
-func newUDP(s *Server) (Handler, error) {
+// UDP starts the udp role: the udp engine as a server.
+func UDP(s *sys.Server) (sys.Handler, error) {
 	u := &udpServer{}
 	fs := flag.NewFlagSet("udp", flag.ContinueOnError)
 	fs.StringVar(&u.ip, "ip", "ip", "the IP server")
@@ -44,7 +44,7 @@ func newUDP(s *Server) (Handler, error) {
 	return u, nil
 }
 
-func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
+func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
 	case ipc.Socket:
 		return u.call(s, m)
@@ -62,7 +62,7 @@ func (u *udpServer) Handle(s *Server, m *ipc.Message) error {
 
 // wakeParked answers the first receive waiting on a socket whose state
 // changed (data, an error, a shutdown).
-func (u *udpServer) wakeParked(s *Server, id udp.SockID) error {
+func (u *udpServer) wakeParked(s *sys.Server, id udp.SockID) error {
 	if len(u.parked[id]) == 0 {
 		return nil
 	}
@@ -97,7 +97,7 @@ func errno(err error) unix.Errno {
 }
 
 // reply answers a socket call: a result, or the errno of err.
-func reply(s *Server, m *ipc.Message, result int64, err error, args ...uint64) error {
+func reply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
 	if err != nil {
 		result = -int64(errno(err))
 	}
@@ -111,7 +111,7 @@ func addrPort(m *ipc.Message) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
 }
 
-func (u *udpServer) call(s *Server, m *ipc.Message) error {
+func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 	id := udp.SockID(m.Arg[0])
 	switch ipc.SocketOp(m.Flags) {
 	case ipc.OpOpen:
@@ -205,13 +205,13 @@ func (u *udpServer) call(s *Server, m *ipc.Message) error {
 }
 
 // send hands a datagram the engine built to ip, in a buffer of our pool.
-func (u *udpServer) send(s *Server, dg udp.Datagram) error {
+func (u *udpServer) send(s *sys.Server, dg udp.Datagram) error {
 	return sendSegment(s, u.ip, udp.ProtoUDP, dg.Src, dg.Dst, dg.Segment)
 }
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;
 // with none, a non-blocking one gets EAGAIN and a blocking one waits.
-func (u *udpServer) recv(s *Server, m *ipc.Message, id udp.SockID) error {
+func (u *udpServer) recv(s *sys.Server, m *ipc.Message, id udp.SockID) error {
 	n, from, _, err := u.table.RecvFrom(id, u.buf)
 	if errors.Is(err, udp.ErrWouldBlock) && m.Arg[4]&unix.MSG_DONTWAIT == 0 {
 		u.parked[id] = append(u.parked[id], *m)
@@ -228,7 +228,7 @@ func (u *udpServer) recv(s *Server, m *ipc.Message, id udp.SockID) error {
 	return reply(s, m, int64(n), nil, Addr4(from.Addr()), uint64(from.Port()), uint64(s.Pool.Slice(ref, max(n, 1))))
 }
 
-func (u *udpServer) input(s *Server, m *ipc.Message) error {
+func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
 	src, dst, seg, ref, ok := segmentIn(s, m)
 	if !ok {
 		return nil

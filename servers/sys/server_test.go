@@ -1,14 +1,14 @@
-package servers
+package sys
 
 import (
 	"errors"
 	"io"
 	"log"
-	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/boot"
 )
 
 // fakeTransport is an in-memory ipc.Transport: Recv pops in, Send appends
@@ -51,7 +51,7 @@ func TestServeLoop(t *testing.T) {
 		{Src: ipc.Kernel, Dst: self, Type: ipc.Shutdown},
 		{Src: ip2, Dst: self, Type: ipc.Ping}, // after Shutdown: never read
 	}}
-	s := &Server{Opts: Options{Name: "tcp", Peers: map[string]int{"ip": 4}}, T: ft,
+	s := &Server{Opts: boot.Options{Name: "tcp", Peers: map[string]int{"ip": 4}}, T: ft,
 		peers: map[string]ipc.Endpoint{"ip": ip}, Log: log.New(io.Discard, "", 0)}
 	s.names[4] = "ip"
 	var handled []ipc.Type
@@ -91,33 +91,5 @@ func TestUpdateForOtherSlotIgnored(t *testing.T) {
 	}
 	if got, _ := s.Peer("ip"); got != ip {
 		t.Fatalf("peer ip = %s, want it unchanged", got)
-	}
-}
-
-func TestRolesRegistered(t *testing.T) {
-	want := map[string]bool{"syscall": true, "tcp": true, "udp": true, "ip": true, "pf": true, "driver": true,
-		"echo": true, "prober": true, "hostile": true}
-	for _, r := range Roles() {
-		delete(want, r)
-	}
-	if len(want) != 0 {
-		t.Fatalf("roles not registered: %v", want)
-	}
-}
-
-func TestAddr4(t *testing.T) {
-	tests := []struct {
-		in   netip.Addr
-		want uint64
-	}{
-		{netip.MustParseAddr("198.18.0.2"), 0xc6120002},
-		{netip.MustParseAddr("::ffff:127.0.0.1"), 0x7f000001},
-		{netip.Addr{}, 0},
-		{netip.MustParseAddr("2001:db8::1"), 0},
-	}
-	for _, tt := range tests {
-		if got := Addr4(tt.in); got != tt.want {
-			t.Errorf("Addr4(%v) = %#x, want %#x", tt.in, got, tt.want)
-		}
 	}
 }

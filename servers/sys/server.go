@@ -1,13 +1,14 @@
-// Package servers runs newtsim's server processes. Every server is the same
-// MINIX-shaped loop: receive a message, dispatch on its type, reply. The
-// loop and its set-up (pinning, transport, kernel registration, metrics)
-// live here; what a role does with its messages is a Handler.
+// Package sys is the runtime every newtsim process runs on, as MINIX's
+// libsys is: the process's set-up (pinning, transport, buffer pool, kernel
+// registration, metrics), the MINIX-shaped loop (receive a message, answer
+// the messages every process answers, hand the rest to the role's
+// Handler), sends that never block the loop, buffer references checked and
+// given back, and the calls an application's socket library makes.
 //
-// The roles of the network stack (syscall, tcp, udp, ip, pf, driver) answer
-// the messages every server answers (Ping, Shutdown, EndpointUpdate); the
-// protocol work of each is added by the issues that build it (see
-// docs/ARCHITECTURE.md).
-package servers
+// What a role does with its messages is its Handler, built by its Starter;
+// the roles themselves live in package servers (the network stack) and in
+// the application packages, and one table names them all (cmd/newtsim).
+package sys
 
 import (
 	"errors"
@@ -15,40 +16,24 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"sort"
 	"sync"
 	"syscall"
 
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
-	"github.com/newtsim/newtsim/kernel"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Options are what the kernel starts a server with.
-type Options struct {
-	Name      string
-	Role      string
-	Endpoint  ipc.Endpoint
-	Run       string
-	Transport string         // "shm" or "kernel"
-	Wait      ipc.WaitPolicy // how Recv waits
-	Cores     []int
-	Peers     map[string]int    // peer name to slot
-	Procs     map[string]int    // every server of the run, name to slot
-	Routes    map[string]string // next hop towards each server not a peer
-	Args      []string          // role-specific arguments
-	KernelFD  int               // the kernel connection; kmsg.FD when started by the kernel
-}
-
 // Server is a running server process, as its Handler sees it.
 type Server struct {
-	Opts     Options
+	Opts     boot.Options
 	T        ipc.Transport // messages to and from peers
 	K        *kmsg.Conn    // calls to the kernel
 	Registry *prometheus.Registry
@@ -92,21 +77,6 @@ func (f HandlerFunc) Handle(s *Server, m *ipc.Message) error { return f(s, m) }
 // Starter builds a role's handler once the server is set up.
 type Starter func(s *Server) (Handler, error)
 
-var roles = map[string]Starter{}
-
-// Register makes a role available to `newtsim serve`.
-func Register(role string, start Starter) { roles[role] = start }
-
-// Roles lists the registered roles.
-func Roles() []string {
-	var rs []string
-	for r := range roles {
-		rs = append(rs, r)
-	}
-	sort.Strings(rs)
-	return rs
-}
-
 // Peer returns the current endpoint of the named peer.
 func (s *Server) Peer(name string) (ipc.Endpoint, bool) {
 	e, ok := s.peers[name]
@@ -149,7 +119,7 @@ func (s *Server) Send(m *ipc.Message) error {
 func (s *Server) TrySendTo(peer string, m *ipc.Message) error {
 	ep, ok := s.peers[peer]
 	if !ok {
-		return fmt.Errorf("servers: %s is not a peer of %s", peer, s.Opts.Name)
+		return fmt.Errorf("sys: %s is not a peer of %s", peer, s.Opts.Name)
 	}
 	m.Dst = ep
 	if s.lockSend {
@@ -166,7 +136,7 @@ func (s *Server) SendFromGoroutines() { s.lockSend = true }
 func (s *Server) SendTo(peer string, m *ipc.Message) error {
 	ep, ok := s.peers[peer]
 	if !ok {
-		return fmt.Errorf("servers: %s is not a peer of %s", peer, s.Opts.Name)
+		return fmt.Errorf("sys: %s is not a peer of %s", peer, s.Opts.Name)
 	}
 	m.Dst = ep
 	return s.Send(m)
@@ -183,9 +153,9 @@ func (s *Server) poolOf(id uint8) (*pool.Pool, error) {
 	}
 	name := s.procs[int(id)%ipc.MaxSlots]
 	if name == "" {
-		return nil, fmt.Errorf("servers: no pool %d", id)
+		return nil, fmt.Errorf("sys: no pool %d", id)
 	}
-	p, err := pool.Open(kernel.PoolConfig(s.Opts.Run, name, int(id), ipc.MakeEndpoint(int(id), 1), len(s.Opts.Procs)))
+	p, err := pool.Open(runfiles.PoolConfig(s.Opts.Run, name, int(id), ipc.MakeEndpoint(int(id), 1), len(s.Opts.Procs)))
 	if err != nil {
 		return nil, err
 	}
@@ -222,18 +192,15 @@ func (s *Server) Release(ref pool.Ref) error {
 		hop = r
 	}
 	if _, ok := s.peers[hop]; !ok {
-		return fmt.Errorf("servers: no way to return a buffer of pool %d", owner)
+		return fmt.Errorf("sys: no way to return a buffer of pool %d", owner)
 	}
 	return s.SendTo(hop, &ipc.Message{Type: ipc.BufFree, Arg: [ipc.NumArgs]uint64{uint64(ref)}})
 }
 
-// Main sets up the server described by o and runs its loop until the kernel
-// asks it to stop. It is the body of `newtsim serve`.
-func Main(o Options) error {
-	start, ok := roles[o.Role]
-	if !ok {
-		return fmt.Errorf("servers: unknown role %q (have %v)", o.Role, Roles())
-	}
+// Main sets up the server described by o, builds its role's handler with
+// start, and runs its loop until the kernel asks it to stop. It is the body
+// of `newtsim serve`.
+func Main(o boot.Options, start Starter) error {
 	if len(o.Cores) > 0 {
 		if err := cpu.PinProcess(o.Cores); err != nil {
 			return err
@@ -249,7 +216,7 @@ func Main(o Options) error {
 		s.procs[slot%ipc.MaxSlots] = n
 	}
 	if len(o.Procs) > 0 {
-		p, err := pool.Adopt(kernel.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
+		p, err := pool.Adopt(runfiles.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
 		if err != nil {
 			return err
 		}
@@ -262,16 +229,16 @@ func Main(o Options) error {
 	case "shm":
 		paths := map[int]string{}
 		for n, slot := range o.Peers {
-			paths[slot] = shm.Path(o.Run, n+".inbox")
+			paths[slot] = runfiles.InboxPath(o.Run, n)
 		}
-		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: shm.Path(o.Run, o.Name+".inbox"),
+		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: runfiles.InboxPath(o.Run, o.Name),
 			Peers: paths, Wait: o.Wait, Fallback: s.K})
 		if err != nil {
 			return err
 		}
 		s.T = t
 	default:
-		return fmt.Errorf("servers: unknown transport %q", o.Transport)
+		return fmt.Errorf("sys: unknown transport %q", o.Transport)
 	}
 	defer s.T.Close()
 
@@ -309,10 +276,10 @@ func Main(o Options) error {
 	}
 	h, err := start(s)
 	if err != nil {
-		return fmt.Errorf("servers: start %s: %w", o.Role, err)
+		return fmt.Errorf("sys: start %s: %w", o.Role, err)
 	}
 	if _, err := s.K.Call(&ipc.Message{Type: ipc.Register, Arg: [ipc.NumArgs]uint64{uint64(ms.Port)}}); err != nil {
-		return fmt.Errorf("servers: register: %w", err)
+		return fmt.Errorf("sys: register: %w", err)
 	}
 	// SIGTERM from `newtsim down` or the kernel ends the process at once;
 	// the kernel owns every shared file, so nothing is left behind.
@@ -332,7 +299,7 @@ func (s *Server) lookup(name string) (ipc.Endpoint, error) {
 	}
 	r, err := s.K.Call(&m)
 	if err != nil {
-		return 0, fmt.Errorf("servers: look up %s: %w", name, err)
+		return 0, fmt.Errorf("sys: look up %s: %w", name, err)
 	}
 	return ipc.Endpoint(r.Arg[0]), nil
 }
@@ -342,7 +309,7 @@ func (s *Server) Serve(h Handler) error {
 	var m ipc.Message
 	for {
 		if err := s.recv(&m); err != nil {
-			return fmt.Errorf("servers: receive: %w", err)
+			return fmt.Errorf("sys: receive: %w", err)
 		}
 		switch m.Type {
 		case ipc.Ping:
@@ -371,26 +338,6 @@ func (s *Server) Serve(h Handler) error {
 				return err
 			}
 		}
-	}
-}
-
-// Base is the handler of a role with no protocol work yet: it counts and
-// ignores what the common loop does not answer.
-func Base(s *Server) (Handler, error) {
-	ignored := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: prom.Namespace, Subsystem: "server", Name: "ignored_messages_total",
-		Help: "Messages this server received and had no use for, by type.",
-	}, []string{"type"})
-	s.Registry.MustRegister(ignored)
-	return HandlerFunc(func(s *Server, m *ipc.Message) error {
-		ignored.WithLabelValues(m.Type.String()).Inc()
-		return nil
-	}), nil
-}
-
-func init() {
-	for _, r := range []string{"echo"} {
-		Register(r, Base)
 	}
 }
 

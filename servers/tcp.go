@@ -16,10 +16,9 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
-
-func init() { Register("tcp", newTCP) }
 
 // tcpServer is the TCP transport server: the tcp engine (package
 // servers/tcp) fed with socket calls from syscall, segments from ip and
@@ -39,7 +38,8 @@ type tcpServer struct {
 	x       exposed
 }
 
-func newTCP(s *Server) (Handler, error) {
+// TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
+func TCP(s *sys.Server) (sys.Handler, error) {
 	t := &tcpServer{parked: map[tcp.SockID][]ipc.Message{}, owner: map[tcp.SockID]ipc.Endpoint{}}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
@@ -71,7 +71,7 @@ func newTCP(s *Server) (Handler, error) {
 // `ss -ti`), and an alarm so that an idle loop wakes up to log it. A
 // kernel call is one datagram on the kernel connection, safe beside the
 // loop's own.
-func (t *tcpServer) dumpOnSignal(s *Server) {
+func (t *tcpServer) dumpOnSignal(s *sys.Server) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGUSR1)
 	for range ch {
@@ -80,7 +80,7 @@ func (t *tcpServer) dumpOnSignal(s *Server) {
 	}
 }
 
-func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
+func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	now := time.Now()
 	t.x.awake.State().Store(1)
 	if t.dump.Swap(false) {
@@ -112,7 +112,7 @@ func (t *tcpServer) Handle(s *Server, m *ipc.Message) error {
 
 // after sends what the engine made, retries the calls waiting on sockets
 // that changed, and sets the kernel alarm for the engine's next timer.
-func (t *tcpServer) after(s *Server, now time.Time) error {
+func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 	for i := 0; i < 4; i++ { // a retried call can wake others; a few rounds settle it
 		t.flush(s)
 		w := t.st.Wakeups()
@@ -141,14 +141,14 @@ func (t *tcpServer) after(s *Server, now time.Time) error {
 }
 
 // flush hands the engine's segments to ip, each in a buffer of our pool.
-func (t *tcpServer) flush(s *Server) {
+func (t *tcpServer) flush(s *sys.Server) {
 	for _, seg := range t.st.Output() {
 		// A segment that finds no buffer or no ip is lost: TCP sends it again.
 		sendSegment(s, t.ip, tcp.ProtoTCP, seg.Src, seg.Dst, seg.Data)
 	}
 }
 
-func (t *tcpServer) input(s *Server, now time.Time, m *ipc.Message) {
+func (t *tcpServer) input(s *sys.Server, now time.Time, m *ipc.Message) {
 	src, dst, seg, ref, ok := segmentIn(s, m)
 	if !ok {
 		return
@@ -161,7 +161,7 @@ func (t *tcpServer) input(s *Server, now time.Time, m *ipc.Message) {
 
 // retry runs again the calls parked on a socket, in order; those that
 // still cannot finish park again.
-func (t *tcpServer) retry(s *Server, now time.Time, id tcp.SockID) error {
+func (t *tcpServer) retry(s *sys.Server, now time.Time, id tcp.SockID) error {
 	p := t.parked[id]
 	if len(p) == 0 {
 		return nil
@@ -184,7 +184,7 @@ func (t *tcpServer) park(m *ipc.Message, id tcp.SockID) error {
 func tcpErrno(err error) unix.Errno { return tcp.Errno(err) }
 
 // tcpReply answers a socket call: a result, or the errno of err.
-func tcpReply(s *Server, m *ipc.Message, result int64, err error, args ...uint64) error {
+func tcpReply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
 	if err != nil {
 		result = -int64(tcpErrno(err))
 	}
@@ -194,7 +194,7 @@ func tcpReply(s *Server, m *ipc.Message, result int64, err error, args ...uint64
 // nonblocking reports whether the call asked not to wait.
 func nonblocking(m *ipc.Message) bool { return m.Arg[4]&unix.MSG_DONTWAIT != 0 }
 
-func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
+func (t *tcpServer) call(s *sys.Server, now time.Time, m *ipc.Message) error {
 	id := tcp.SockID(m.Arg[0])
 	st := t.st
 	op := ipc.SocketOp(m.Flags)
@@ -335,7 +335,7 @@ func (t *tcpServer) call(s *Server, now time.Time, m *ipc.Message) error {
 // recv answers a receive with data in a buffer of our pool (Arg[3] of the
 // call is the most the caller takes); with none, a non-blocking one gets
 // EAGAIN and a blocking one waits.
-func (t *tcpServer) recv(s *Server, now time.Time, m *ipc.Message, id tcp.SockID) error {
+func (t *tcpServer) recv(s *sys.Server, now time.Time, m *ipc.Message, id tcp.SockID) error {
 	want := len(t.buf)
 	if m.Arg[3] > 0 && m.Arg[3] < uint64(want) {
 		want = int(m.Arg[3])

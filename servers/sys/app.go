@@ -1,4 +1,4 @@
-package servers
+package sys
 
 import (
 	"encoding/json"
@@ -109,14 +109,14 @@ func (s *Server) background(r *ipc.Message) {
 func WriteResult(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("servers: result: %w", err)
+		return fmt.Errorf("sys: result: %w", err)
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("servers: result: %w", err)
+		return fmt.Errorf("sys: result: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("servers: result: %w", err)
+		return fmt.Errorf("sys: result: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,221 @@
+package servers
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/nic/link"
+	"github.com/newtsim/newtsim/nic/pcap"
+	"github.com/newtsim/newtsim/nic/tap"
+	"github.com/newtsim/newtsim/servers/sys"
+)
+
+// nic is the device model: with the `tap` backend a reader goroutine puts
+// every frame from the TAP device into a buffer of the nic's pool and hands
+// it up (FrameRx); frames coming down (FrameTx) are written to the device
+// and their buffers go back. With no backend the cable is unplugged: frames
+// down are counted and dropped.
+type nic struct {
+	up      string
+	dev     *tap.Device
+	pcap    *pcap.Writer
+	frames  *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	// The wire backend: frames going down pass through the link model
+	// and come up at the peer nic.
+	peer   string
+	linkMu sync.Mutex
+	link   *link.Link
+	kick   chan struct{}
+}
+
+// NIC starts the nic role: the network card, on a TAP device, a simulated wire or none.
+func NIC(s *sys.Server) (sys.Handler, error) {
+	n := &nic{}
+	fs := flag.NewFlagSet("nic", flag.ContinueOnError)
+	backend := fs.String("backend", "none", "none (no cable) or tap")
+	ifname := fs.String("ifname", "nts%d", "the TAP device's name")
+	nsPath := fs.String("netns", "", "attach to the TAP device in this network namespace (a file such as /var/run/netns/NAME)")
+	pcapPath := fs.String("pcap", "", "record every frame in this pcap file")
+	fs.StringVar(&n.up, "up", "driver", "the driver above the device")
+	fs.StringVar(&n.peer, "wire-peer", "", "wire backend: the nic at the other end of the wire")
+	linkParams := fs.String("link", "", "wire backend: the link model, e.g. bw=100Mbit,delay=200us,loss=0.1,seed=1 (docs/LINK.md)")
+	if err := fs.Parse(s.Opts.Args); err != nil {
+		return nil, err
+	}
+	n.frames = counter(s, "nic", "frames_total", "Frames the device moved, by direction.", "direction")
+	n.dropped = counter(s, "nic", "dropped_frames_total", "Frames the device dropped, by reason.", "reason")
+	if *pcapPath != "" {
+		w, err := pcap.Create(*pcapPath)
+		if err != nil {
+			return nil, err
+		}
+		n.pcap = w
+	}
+	switch *backend {
+	case "none":
+	case "wire":
+		p, err := link.ParseParams(*linkParams)
+		if err != nil {
+			return nil, err
+		}
+		if n.link, err = link.New(p); err != nil {
+			return nil, err
+		}
+		if n.peer == "" {
+			return nil, fmt.Errorf("nic: the wire backend needs --wire-peer")
+		}
+		n.kick = make(chan struct{}, 1)
+	case "tap":
+		open := func() (*tap.Device, error) { return tap.Open(*ifname) }
+		if *nsPath != "" {
+			open = func() (*tap.Device, error) { return tap.OpenIn(*nsPath, *ifname) }
+		}
+		d, err := open()
+		if err != nil {
+			return nil, err
+		}
+		n.dev = d
+		s.Log.Printf("tap device %s", d.Name())
+	default:
+		return nil, fmt.Errorf("nic: backend %q: want none, tap or wire", *backend)
+	}
+	return n, nil
+}
+
+// Run starts the device's receive side, then serves.
+func (n *nic) Run(s *sys.Server) error {
+	if n.dev != nil {
+		s.SendFromGoroutines()
+		go n.receive(s)
+	}
+	if n.link != nil {
+		s.SendFromGoroutines()
+		go n.wire(s)
+	}
+	return s.Serve(n)
+}
+
+// wire delivers the frames the link model lets through, when they arrive,
+// to the nic at the other end, in buffers of this nic's pool.
+func (n *nic) wire(s *sys.Server) {
+	timer := time.NewTimer(time.Hour)
+	for {
+		n.linkMu.Lock()
+		at, ok := n.link.NextArrival()
+		n.linkMu.Unlock()
+		wait := time.Hour
+		if ok {
+			wait = max(time.Until(at), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+		case <-n.kick:
+			continue
+		}
+		n.linkMu.Lock()
+		frames := n.link.Receive(time.Now())
+		n.linkMu.Unlock()
+		for _, f := range frames {
+			ref, buf, err := s.Pool.Alloc()
+			if err != nil {
+				n.dropped.WithLabelValues("no-buffer").Inc()
+				continue
+			}
+			k := copy(buf, f)
+			m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
+			if err := s.TrySendTo(n.peer, &m); err != nil {
+				s.Pool.Free(ref) // the far end's ring is full: the frame is lost, as on a wire
+				n.dropped.WithLabelValues("send").Inc()
+				continue
+			}
+			n.frames.WithLabelValues("wire").Inc()
+		}
+	}
+}
+
+func (n *nic) receive(s *sys.Server) {
+	scratch := make([]byte, tap.MaxFrame)
+	for {
+		ref, buf, err := s.Pool.Alloc()
+		if err != nil {
+			// No buffer: the frame is read and dropped, as a NIC with an
+			// empty RX ring drops.
+			if _, err := n.dev.Read(scratch); err != nil {
+				s.Log.Printf("tap: %v", err)
+				os.Exit(1)
+			}
+			n.dropped.WithLabelValues("no-buffer").Inc()
+			continue
+		}
+		k, err := n.dev.Read(buf[:tap.MaxFrame])
+		if err != nil {
+			s.Log.Printf("tap: %v", err)
+			os.Exit(1) // the kernel restarts the nic
+		}
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), buf[:k])
+			n.pcap.Flush()
+		}
+		n.frames.WithLabelValues("rx").Inc()
+		m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
+		if err := s.SendTo(n.up, &m); err != nil {
+			s.Pool.Free(ref)
+			n.dropped.WithLabelValues("send").Inc()
+		}
+	}
+}
+
+func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
+	if m.Type == ipc.FrameRx && n.link != nil {
+		// A frame off the wire, in the other nic's buffer: up it goes.
+		if b, _, err := s.Buffer(m, 0); err == nil && n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		n.frames.WithLabelValues("rx").Inc()
+		return forward(s, n.up, m)
+	}
+	if m.Type != ipc.FrameTx {
+		return nil
+	}
+	b, ref, err := s.Buffer(m, 0)
+	if err != nil {
+		return nil // counted by Buffer
+	}
+	switch {
+	case n.link != nil:
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		n.linkMu.Lock()
+		n.link.Send(time.Now(), b) // the link keeps a copy
+		n.linkMu.Unlock()
+		n.frames.WithLabelValues("tx").Inc()
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	case n.dev == nil:
+		n.dropped.WithLabelValues("no-cable").Inc()
+	default:
+		if n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		if err := n.dev.Write(b); err != nil {
+			n.dropped.WithLabelValues("device").Inc()
+		} else {
+			n.frames.WithLabelValues("tx").Inc()
+		}
+	}
+	return s.Release(ref)
+}
