@@ -1,6 +1,6 @@
 // Package promtest runs a real Prometheus server for end-to-end tests: it
 // scrapes the targets listed in a file-based service discovery file (see
-// package sim/sd) every second, and the test queries it over the HTTP API.
+// package internal/prom) every second, and the test queries it over the HTTP API.
 //
 // Prometheus must be installed (Debian package "prometheus", binary
 // /usr/bin/prometheus). When it is not, Start fails with an error wrapping
