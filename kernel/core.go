@@ -4,8 +4,10 @@
 // every server.
 //
 // Core is the kernel's logic, pure and deterministic: messages and clock
-// readings in, messages to deliver out. Run is the process around it: the
-// seqpacket connections, the epoll loop, child processes and files.
+// readings in, messages to deliver out, and when to restart a server that
+// died. Run is the process around it: the seqpacket connections, the epoll
+// loop, forking and reaping child processes, and files. The launcher gives
+// Run a Spec, every process resolved; the kernel plans nothing itself.
 package kernel
 
 import (
@@ -62,17 +64,23 @@ type Core struct {
 	alarmOf [ipc.MaxSlots]*alarm
 	notes   [ipc.MaxSlots]uint64 // pending notification sources per destination
 
+	restarts [ipc.MaxSlots]restart // the restart policy's state (restart.go)
+	stopping bool                  // no more restarts
+
 	// Refused counts refusals by reason; Forwarded counts delivered
 	// messages by source and destination slot.
 	Refused   map[Reason]uint64
 	Forwarded [ipc.MaxSlots][ipc.MaxSlots]uint64
 	// OnRegister, if set, is called when a process registers.
 	OnRegister func(e *Entry)
+	// RestartDelay is the first delay before a dead server is started
+	// again (see Exited).
+	RestartDelay time.Duration
 }
 
 // NewCore returns a kernel with only itself in the table.
 func NewCore() *Core {
-	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}}
+	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}, RestartDelay: DefaultRestartDelay}
 	k.table[ipc.KernelSlot] = &Entry{Name: "kernel", Slot: ipc.KernelSlot, EP: ipc.Kernel, Alive: true, Ready: true}
 	k.byName["kernel"] = ipc.KernelSlot
 	for s := range k.allow {

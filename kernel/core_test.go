@@ -195,3 +195,128 @@ func FuzzHandle(f *testing.F) {
 		k.Expire(t0.Add(48 * time.Hour))
 	})
 }
+
+// TestRestartPolicy drives the restart policy on a fake clock: each step
+// happens at t0 plus at, and an exit wants its restart after want (-1: no
+// restart).
+func TestRestartPolicy(t *testing.T) {
+	const ms = time.Millisecond
+	type step struct {
+		at   time.Duration
+		op   string // launch, exit, fail (a start that failed), stop
+		slot int
+		want time.Duration // exit: the delay before the restart; -1: none
+	}
+	tests := []struct {
+		name         string
+		steps        []step
+		wantRestarts int           // of slot 1
+		wantNext     time.Duration // when the next restart is due; -1: none
+	}{
+		{"long run: the first delay", []step{
+			{0, "launch", 1, 0}, {10 * time.Second, "exit", 1, 50 * ms},
+		}, 1, 10*time.Second + 50*ms},
+		{"quick deaths double the delay", []step{
+			{0, "launch", 1, 0}, {100 * ms, "exit", 1, 100 * ms},
+			{200 * ms, "launch", 1, 0}, {300 * ms, "exit", 1, 200 * ms},
+			{500 * ms, "launch", 1, 0}, {600 * ms, "exit", 1, 400 * ms},
+		}, 3, 1000 * ms},
+		{"doubling stops at five seconds", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 200 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 400 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 800 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 1600 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 3200 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 5 * time.Second},
+			{0, "launch", 1, 0}, {0, "exit", 1, 5 * time.Second},
+		}, 8, 5 * time.Second},
+		{"a run of a second or more resets the delay", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{100 * ms, "launch", 1, 0}, {200 * ms, "exit", 1, 200 * ms},
+			{400 * ms, "launch", 1, 0}, {1400 * ms, "exit", 1, 50 * ms},
+		}, 3, 1450 * ms},
+		{"a failed start is retried after the same delay", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{100 * ms, "fail", 1, 0},
+		}, 1, 200 * ms},
+		{"stopping drops what is scheduled", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{50 * ms, "stop", 0, 0},
+		}, 1, -1},
+		{"nothing restarts while stopping", []step{
+			{0, "launch", 1, 0}, {0, "launch", 2, 0},
+			{50 * ms, "stop", 0, 0},
+			{60 * ms, "exit", 1, -1}, {70 * ms, "exit", 2, -1},
+			{80 * ms, "fail", 2, 0},
+		}, 0, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestCore(t)
+			for i, s := range tt.steps {
+				now := t0.Add(s.at)
+				switch s.op {
+				case "launch":
+					k.Started(s.slot)
+					k.Launched(s.slot, now)
+				case "exit":
+					d, ok := k.Exited(s.slot, now)
+					if s.want < 0 && ok || s.want >= 0 && (!ok || d != s.want) {
+						t.Fatalf("step %d: exit of %d = %v, %v; want %v", i, s.slot, d, ok, s.want)
+					}
+					if e := k.Entry(s.slot); e.Alive || e.Ready {
+						t.Fatalf("step %d: %d still alive after exit: %+v", i, s.slot, e)
+					}
+				case "fail":
+					k.Retry(s.slot, now)
+				case "stop":
+					k.Stop()
+				}
+			}
+			if got := k.Restarts(1); got != tt.wantRestarts {
+				t.Errorf("restarts = %d, want %d", got, tt.wantRestarts)
+			}
+			next, ok := k.NextRestart()
+			if tt.wantNext < 0 {
+				if ok {
+					t.Fatalf("next restart at %v, want none", next.Sub(t0))
+				}
+				return
+			}
+			if !ok || !next.Equal(t0.Add(tt.wantNext)) {
+				t.Fatalf("next restart at %v (%v), want %v", next.Sub(t0), ok, tt.wantNext)
+			}
+		})
+	}
+}
+
+// TestRestartDue: Due hands over each due restart once, in slot order, and
+// nothing early.
+func TestRestartDue(t *testing.T) {
+	k := newTestCore(t)
+	for slot := 1; slot <= 3; slot++ {
+		k.Launched(slot, t0)
+	}
+	k.Exited(3, t0.Add(2*time.Second))        // long run: due at 2.05 s
+	k.Exited(1, t0.Add(2*time.Second))        // due at 2.05 s
+	k.Exited(2, t0.Add(500*time.Millisecond)) // quick: due at 0.6 s
+	if due := k.Due(t0.Add(599 * time.Millisecond)); len(due) != 0 {
+		t.Fatalf("due early: %v", due)
+	}
+	if due := k.Due(t0.Add(600 * time.Millisecond)); len(due) != 1 || due[0] != 2 {
+		t.Fatalf("due at 0.6 s: %v, want [2]", due)
+	}
+	if next, ok := k.NextRestart(); !ok || !next.Equal(t0.Add(2050*time.Millisecond)) {
+		t.Fatalf("next restart at %v", next.Sub(t0))
+	}
+	if due := k.Due(t0.Add(time.Hour)); len(due) != 2 || due[0] != 1 || due[1] != 3 {
+		t.Fatalf("due later: %v, want [1 3]", due)
+	}
+	if due := k.Due(t0.Add(2 * time.Hour)); len(due) != 0 {
+		t.Fatalf("handed over twice: %v", due)
+	}
+	if _, ok := k.NextRestart(); ok {
+		t.Fatal("a restart is still scheduled")
+	}
+}

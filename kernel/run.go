@@ -19,45 +19,36 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
-	"github.com/newtsim/newtsim/sim/coreplan"
-	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // Config says what the kernel process runs.
 type Config struct {
 	Run      string // run id: names the run's /dev/shm files
 	StateDir string // where status.json and targets.json are written
-	Topology *topology.Topology
-	Plan     coreplan.Plan
+	Spec     Spec   // the processes to run, resolved by the launcher
 	Exe      string // the newtsim binary servers are started from
-	Slots    int    // messages per ring (a power of two)
 	Log      *log.Logger
-	// RestartDelay is the first delay before restarting a dead server; it
-	// doubles for a server that dies again within a second, up to 5 s.
+	// RestartDelay is the first delay before restarting a dead server
+	// (Core.RestartDelay); 0: DefaultRestartDelay.
 	RestartDelay time.Duration
 }
 
 // proc is the kernel's side of one server process.
 type proc struct {
-	spec     topology.Process
-	slot     int
-	entry    *Entry
-	fd       int // kernel end of the seqpacket pair; -1 when dead
-	cmd      *exec.Cmd
-	startAt  time.Time
-	restarts int
-	backoff  time.Duration
-	retryAt  time.Time // when to restart a dead one; zero if not scheduled
-	pending  []Out     // waiting for room on the way to this process
-	wantOut  bool      // its connection was full: wake the loop when it has room
-	paused   bool      // not read from: a destination it sends to is congested
-	waiters  []int     // slots paused until this process's queue drains
+	spec    Proc
+	slot    int
+	entry   *Entry
+	fd      int // kernel end of the seqpacket pair; -1 when dead
+	cmd     *exec.Cmd
+	pending []Out // waiting for room on the way to this process
+	wantOut bool  // its connection was full: wake the loop when it has room
+	paused  bool  // not read from: a destination it sends to is congested
+	waiters []int // slots paused until this process's queue drains
 }
 
 type exitEvent struct {
@@ -86,25 +77,27 @@ type kern struct {
 	stats   ipc.Stats      // what the kernel's connections carried
 	stop    bool
 	ready   bool
-	restart map[string]uint64
 	metrics *prom.Server
 	buf     [ipc.MessageSize + 1]byte
 	joined  []int // slots that registered since the last announce
 }
 
-// Run creates the run's channels, starts every server of the topology pinned
-// as the plan says, and routes, watches and restarts until ctx is done;
-// then it stops the servers and removes the run's files.
+// Run creates the run's channels, starts every server of the spec pinned
+// as it says, and routes, watches and restarts until ctx is done; then it
+// stops the servers and removes the run's files.
 func Run(ctx context.Context, c Config) error {
+	if err := c.Spec.Validate(); err != nil {
+		return err
+	}
 	runtime.LockOSThread()
-	if c.Slots == 0 {
-		c.Slots = 256
+	if c.Spec.Slots == 0 {
+		c.Spec.Slots = 256
 	}
-	if c.RestartDelay == 0 {
-		c.RestartDelay = 50 * time.Millisecond
+	k := &kern{c: c, core: NewCore(), procs: make([]*proc, len(c.Spec.Procs)+1),
+		exits: make(chan exitEvent, 64), epfd: -1, evfd: -1}
+	if c.RestartDelay != 0 {
+		k.core.RestartDelay = c.RestartDelay
 	}
-	k := &kern{c: c, core: NewCore(), procs: make([]*proc, len(c.Topology.Processes)+1),
-		exits: make(chan exitEvent, 64), restart: map[string]uint64{}, epfd: -1, evfd: -1}
 	defer k.cleanup()
 	if err := k.setup(); err != nil {
 		return err
@@ -114,16 +107,16 @@ func Run(ctx context.Context, c Config) error {
 }
 
 func (k *kern) setup() error {
-	t := k.c.Topology
-	for i, p := range t.Processes {
+	s := &k.c.Spec
+	for i, p := range s.Procs {
 		slot := i + 1
 		if err := k.core.Add(p.Name, slot); err != nil {
 			return err
 		}
-		k.procs[slot] = &proc{spec: p, slot: slot, entry: k.core.Entry(slot), fd: -1, backoff: k.c.RestartDelay}
+		k.procs[slot] = &proc{spec: p, slot: slot, entry: k.core.Entry(slot), fd: -1}
 	}
-	for _, l := range t.Links {
-		a, b := t.Slot(l.A), t.Slot(l.B)
+	for _, l := range s.Links {
+		a, b := s.Slot(l.A), s.Slot(l.B)
 		k.core.Allow(a, b)
 		k.core.Allow(b, a)
 	}
@@ -144,7 +137,7 @@ func (k *kern) setup() error {
 	for _, p := range k.procs[1:] {
 		k.core.Started(p.slot)
 	}
-	if t.Transport == topology.Shm {
+	if s.Transport == TransportShm {
 		if err := k.makeInboxes(); err != nil {
 			return err
 		}
@@ -155,8 +148,9 @@ func (k *kern) setup() error {
 	if err := k.serveMetrics(); err != nil {
 		return err
 	}
+	now := time.Now()
 	for _, p := range k.procs[1:] {
-		if err := k.start(p); err != nil {
+		if err := k.start(p, now); err != nil {
 			return err
 		}
 	}
@@ -172,7 +166,7 @@ func (k *kern) makeInboxes() error {
 		senders := []int{ipc.KernelSlot}
 		senders = append(senders, k.core.Peers(p.slot)...)
 		path := runfiles.InboxPath(k.c.Run, p.spec.Name)
-		in, err := shm.CreateInbox(path, p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Slots})
+		in, err := shm.CreateInbox(path, p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Spec.Slots})
 		if err != nil {
 			return err
 		}
@@ -198,45 +192,22 @@ func (k *kern) makePools() error {
 	return nil
 }
 
-// serveArgs are the arguments the kernel starts a server with: `serve`
-// and the server's boot options.
-func (k *kern) serveArgs(p *proc) ([]string, error) {
-	t := k.c.Topology
-	e, _ := k.c.Plan.Lookup(p.spec.Name)
-	o := boot.Options{Name: p.spec.Name, Role: p.spec.Role, Endpoint: p.entry.EP, Run: k.c.Run,
-		Transport: string(t.Transport), Cores: e.Cores, Args: p.spec.Args,
-		Peers: map[string]int{}, Procs: map[string]int{}, Routes: map[string]string{}}
-	var err error
-	if o.Wait, err = ipc.ParseWaitPolicy(e.Wait); err != nil {
-		return nil, fmt.Errorf("kernel: %s: %w", p.spec.Name, err)
-	}
-	for _, peer := range t.Peers(p.spec.Name) {
-		o.Peers[peer] = t.Slot(peer)
-	}
-	for _, q := range t.Processes {
-		o.Procs[q.Name] = t.Slot(q.Name)
-		if hop, ok := t.NextHop(p.spec.Name, q.Name); ok && hop != q.Name {
-			o.Routes[q.Name] = hop
-		}
-	}
-	return append([]string{"serve"}, o.Argv()...), nil
-}
-
-// start forks the server in p's slot with a fresh kernel connection.
-func (k *kern) start(p *proc) error {
-	args, err := k.serveArgs(p)
+// start forks the server in p's slot with a fresh kernel connection, at
+// now: `serve` and the server's boot options.
+func (k *kern) start(p *proc, now time.Time) error {
+	o, err := k.c.Spec.Boot(k.c.Run, p.slot, p.entry.EP)
 	if err != nil {
 		return err
 	}
+	args := append([]string{"serve"}, o.Argv()...)
 	kend, pend, err := kmsg.Pair()
 	if err != nil {
 		return err
 	}
 	pf := os.NewFile(uintptr(pend), "kernel-conn")
 	defer pf.Close()
-	e, _ := k.c.Plan.Lookup(p.spec.Name)
 	cmd, err := spawn.Start(spawn.Spec{
-		Path: k.c.Exe, Args: args, Cores: e.Cores,
+		Path: k.c.Exe, Args: args, Cores: p.spec.Cores,
 		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL,
 	})
 	if err != nil {
@@ -249,13 +220,16 @@ func (k *kern) start(p *proc) error {
 	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, kend, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)}); err != nil {
 		return fmt.Errorf("kernel: epoll add: %w", err)
 	}
-	p.fd, p.cmd, p.startAt, p.retryAt = kend, cmd, time.Now(), time.Time{}
+	p.fd, p.cmd = kend, cmd
+	k.mu.Lock()
+	k.core.Launched(p.slot, now)
+	k.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		k.exits <- exitEvent{p.slot, cmd, err}
 		k.kick()
 	}()
-	k.c.Log.Printf("started %s (pid %d) endpoint %s on cores %v", p.spec.Name, cmd.Process.Pid, p.entry.EP, e.Cores)
+	k.c.Log.Printf("started %s (pid %d) endpoint %s on cores %v", p.spec.Name, cmd.Process.Pid, p.entry.EP, p.spec.Cores)
 	return nil
 }
 
@@ -304,7 +278,7 @@ func (k *kern) loop(ctx context.Context) error {
 				k.detach(k.procs[slot]) // dead; its exit event follows
 			}
 		}
-		k.reap()
+		k.reap(now)
 		k.mu.Lock()
 		outs := k.core.Expire(now)
 		k.mu.Unlock()
@@ -319,10 +293,10 @@ func (k *kern) timeout() int {
 	if at, ok := k.core.NextAlarm(); ok && at.Before(next) {
 		next = at
 	}
+	if at, ok := k.core.NextRestart(); ok && at.Before(next) {
+		next = at
+	}
 	for _, p := range k.procs[1:] {
-		if !p.retryAt.IsZero() && p.retryAt.Before(next) {
-			next = p.retryAt
-		}
 		if len(p.pending) > 0 && k.ring0 != nil {
 			next = time.Now().Add(time.Millisecond) // shm ring 0 was full: poll it
 		}
@@ -478,27 +452,33 @@ func (k *kern) sendConn(p *proc, m *ipc.Message) error {
 	return nil
 }
 
-// retry restarts servers whose delay has passed and retries full rings.
+// retry retries full rings and restarts the servers the core says are due.
 func (k *kern) retry(now time.Time) {
 	for _, p := range k.procs[1:] {
 		if len(p.pending) > 0 && k.ring0 != nil {
 			k.flush(p)
 		}
-		if !k.stop && !p.retryAt.IsZero() && !now.Before(p.retryAt) {
-			k.mu.Lock()
-			ep := k.core.Started(p.slot)
-			k.mu.Unlock()
-			if k.ring0 != nil {
-				if in := k.ring0.PeerInbox(p.slot); in != nil {
-					in.SetOwner(ep)
-				}
+	}
+	k.mu.Lock()
+	due := k.core.Due(now)
+	k.mu.Unlock()
+	for _, slot := range due {
+		p := k.procs[slot]
+		k.mu.Lock()
+		ep := k.core.Started(slot)
+		k.mu.Unlock()
+		if k.ring0 != nil {
+			if in := k.ring0.PeerInbox(slot); in != nil {
+				in.SetOwner(ep)
 			}
-			if err := k.start(p); err != nil {
-				k.c.Log.Printf("restart %s: %v", p.spec.Name, err)
-				p.retryAt = now.Add(p.backoff)
-			}
-			k.writeStatus()
 		}
+		if err := k.start(p, now); err != nil {
+			k.c.Log.Printf("restart %s: %v", p.spec.Name, err)
+			k.mu.Lock()
+			k.core.Retry(slot, now)
+			k.mu.Unlock()
+		}
+		k.writeStatus()
 	}
 }
 
@@ -512,8 +492,9 @@ func (k *kern) detach(p *proc) {
 	p.fd = -1
 }
 
-// reap handles child exits: record why, and schedule a restart.
-func (k *kern) reap() {
+// reap handles child exits at now: record why, and tell the core, which
+// schedules the restart.
+func (k *kern) reap(now time.Time) {
 	for {
 		select {
 		case ev := <-k.exits:
@@ -527,24 +508,15 @@ func (k *kern) reap() {
 			p.wantOut, p.paused = false, false
 			k.release(p)
 			k.mu.Lock()
-			k.core.Died(p.slot)
+			delay, again := k.core.Exited(p.slot, now)
+			n := k.core.Restarts(p.slot)
 			k.mu.Unlock()
 			why := exitReason(ev.err)
-			if k.stop {
+			if !again {
 				k.c.Log.Printf("%s stopped: %s", p.spec.Name, why)
 				continue
 			}
-			if time.Since(p.startAt) < time.Second {
-				p.backoff = min(2*p.backoff, 5*time.Second)
-			} else {
-				p.backoff = k.c.RestartDelay
-			}
-			p.restarts++
-			k.mu.Lock()
-			k.restart[p.spec.Name]++
-			k.mu.Unlock()
-			p.retryAt = time.Now().Add(p.backoff)
-			k.c.Log.Printf("%s (slot %d) died: %s; restart %d in %v", p.spec.Name, p.slot, why, p.restarts, p.backoff)
+			k.c.Log.Printf("%s (slot %d) died: %s; restart %d in %v", p.spec.Name, p.slot, why, n, delay)
 			k.writeStatus()
 		default:
 			return
@@ -578,7 +550,7 @@ func (k *kern) announce() {
 	}
 	for _, slot := range k.joined {
 		p := k.procs[slot]
-		if p.restarts == 0 {
+		if k.core.Restarts(slot) == 0 {
 			continue
 		}
 		for _, s := range k.core.Peers(slot) {
@@ -606,9 +578,11 @@ func (k *kern) alive() int {
 
 func (k *kern) beginStop() {
 	k.stop = true
+	k.mu.Lock()
+	k.core.Stop()
+	k.mu.Unlock()
 	k.c.Log.Printf("stopping %d servers", k.alive())
 	for _, p := range k.procs[1:] {
-		p.retryAt = time.Time{}
 		if p.cmd != nil && p.entry.Alive {
 			k.deliver(&Out{To: p.slot, Msg: ipc.Message{Src: ipc.Kernel, Dst: p.entry.EP, Type: ipc.Shutdown}})
 		}
@@ -686,7 +660,7 @@ func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(k.core.Refused[r]), string(r))
 	}
 	for _, p := range k.procs[1:] {
-		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(k.restart[p.spec.Name]), p.spec.Name)
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(k.core.Restarts(p.slot)), p.spec.Name)
 		up := 0.0
 		if p.entry.Ready {
 			up = 1

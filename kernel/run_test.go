@@ -11,7 +11,6 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
-	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // testKern is a kernel shell with two processes whose other ends the test
@@ -39,7 +38,7 @@ func testKern(t *testing.T) (k *kern, a, b *kmsg.Conn) {
 		unix.SetNonblock(kend, true)
 		unix.SetNonblock(pend, true)
 		unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, kend, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(slot)})
-		k.procs[slot] = &proc{spec: topology.Process{Name: name}, slot: slot, entry: k.core.Entry(slot), fd: kend}
+		k.procs[slot] = &proc{spec: Proc{Name: name}, slot: slot, entry: k.core.Entry(slot), fd: kend}
 		conns[slot] = kmsg.New(pend, ep)
 		t.Cleanup(func() { unix.Close(kend); conns[slot].Close() })
 	}

@@ -60,16 +60,14 @@ func ReadStatus(dir string) (*Status, error) {
 func (k *kern) status() Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	ke, _ := k.c.Plan.Lookup("kernel")
-	s := Status{Run: k.c.Run, Topology: k.c.Topology.Name, Transport: string(k.c.Topology.Transport),
-		Plan: k.c.Plan.Summary(), Ready: true}
+	sp := &k.c.Spec
+	s := Status{Run: k.c.Run, Topology: sp.Topology, Transport: sp.Transport, Plan: sp.Plan, Ready: true}
 	s.Processes = append(s.Processes, ProcStatus{Name: "kernel", Role: "kernel", Endpoint: k.core.Entry(0).EP.String(),
-		Pid: os.Getpid(), Cores: ke.Cores, Wait: "block", Alive: true, Ready: true, MetricsPort: k.metrics.Port})
+		Pid: os.Getpid(), Cores: sp.KernelCores, Wait: "block", Alive: true, Ready: true, MetricsPort: k.metrics.Port})
 	for _, p := range k.procs[1:] {
-		e, _ := k.c.Plan.Lookup(p.spec.Name)
 		ps := ProcStatus{Name: p.spec.Name, Role: p.spec.Role, Slot: p.slot, Endpoint: p.entry.EP.String(),
-			Cores: e.Cores, Wait: e.Wait, Alive: p.entry.Alive, Ready: p.entry.Ready,
-			MetricsPort: p.entry.Port, Restarts: p.restarts}
+			Cores: p.spec.Cores, Wait: p.spec.Wait, Alive: p.entry.Alive, Ready: p.entry.Ready,
+			MetricsPort: p.entry.Port, Restarts: k.core.Restarts(p.slot)}
 		if p.cmd != nil {
 			ps.Pid = p.cmd.Process.Pid
 		}

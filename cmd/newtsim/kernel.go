@@ -9,33 +9,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
-	"github.com/newtsim/newtsim/sim/coreplan"
-	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // NewKernelCommand returns the hidden `newtsim kernel`, the kernel process
-// that `up` starts.
+// that `up` starts with the Spec it resolved.
 func NewKernelCommand(g *globals) *cobra.Command {
-	var run, topoPath, cpus string
-	var slots int
+	var run, specPath string
 	cmd := &cobra.Command{
 		Use:    "kernel",
 		Short:  "Run the kernel process (started by `newtsim up`)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := topology.Load(topoPath)
-			if err != nil {
-				return err
-			}
-			cs, err := cpu.ParseList(cpus)
-			if err != nil {
-				return err
-			}
-			plan, err := coreplan.FromTopology(t, cs, "app")
+			spec, err := kernel.ReadSpec(specPath)
 			if err != nil {
 				return err
 			}
@@ -45,15 +33,13 @@ func NewKernelCommand(g *globals) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return kernel.Run(ctx, kernel.Config{Run: run, StateDir: g.stateDir, Topology: t, Plan: plan,
-				Exe: exe, Slots: slots, Log: log.New(os.Stderr, "kernel: ", log.Lmicroseconds)})
+			return kernel.Run(ctx, kernel.Config{Run: run, StateDir: g.stateDir, Spec: *spec,
+				Exe: exe, Log: log.New(os.Stderr, "kernel: ", log.Lmicroseconds)})
 		},
 	}
 	cmd.Flags().StringVar(&run, "run", "", "run id")
-	cmd.Flags().StringVar(&topoPath, "topology", "", "topology file")
-	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs the plan is made for")
-	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring")
-	for _, f := range []string{"run", "topology", "cpus"} {
+	cmd.Flags().StringVar(&specPath, "spec", "", "the run's processes, resolved by the launcher (JSON)")
+	for _, f := range []string{"run", "spec"} {
 		cmd.MarkFlagRequired(f)
 	}
 	return cmd

@@ -42,10 +42,14 @@ const (
 	ModeShared = "shared"
 )
 
+// App is the process a plan reserves for the applications of a run, when
+// its maker names it among the application names (FromTopology).
+const App = "app"
+
 // priority orders processes for cores of their own when there are too
 // few: the application, then the servers on its path in the order their
 // wake-up latency costs it.
-var priority = []string{"app", "tcp", "syscall", "ip", "udp", "driver", "pf", "nic", "kernel"}
+var priority = []string{App, "tcp", "syscall", "ip", "udp", "driver", "pf", "nic", "kernel"}
 
 // Entry is one process's place in a plan.
 type Entry struct {

@@ -37,6 +37,10 @@ const DefaultStateDir = "/run/newtsim"
 // find it.
 const StateFile = "state.json"
 
+// SpecFile is the kernel's Spec for the run: every process resolved, which
+// the kernel process reads at its start.
+const SpecFile = "spec.json"
+
 // State is what state.json says.
 type State struct {
 	Run        string    `json:"run"`
@@ -120,7 +124,8 @@ func NewRunID() string {
 
 // Plan makes the core plan for a topology on cpus (nil: every online CPU),
 // keeping a place for the applications that will run on it, and returns it
-// with the CPUs it was made for.
+// with the CPUs it was made for. It is the only place a run's plan is made:
+// the kernel is given the plan's outcome in its Spec.
 func Plan(t *topology.Topology, cpus []int) (coreplan.Plan, []int, error) {
 	if cpus == nil {
 		var err error
@@ -128,7 +133,7 @@ func Plan(t *topology.Topology, cpus []int) (coreplan.Plan, []int, error) {
 			return coreplan.Plan{}, nil, err
 		}
 	}
-	p, err := coreplan.FromTopology(t, cpus, "app")
+	p, err := coreplan.FromTopology(t, cpus, coreplan.App)
 	return p, cpus, err
 }
 
@@ -164,7 +169,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	run := NewRunID()
 	o.Topology = withNIC(o.Topology, o.NIC, run)
-	plan, cpus, err := Plan(o.Topology, o.CPUs)
+	plan, _, err := Plan(o.Topology, o.CPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -174,24 +179,21 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
-	topoPath := filepath.Join(o.StateDir, "topology.topo")
-	if err := os.WriteFile(topoPath, []byte(o.Topology.Format()), 0o644); err != nil {
-		return nil, fmt.Errorf("launch: %w", err)
+	kcores := o.KernelCores
+	if kcores == nil {
+		ke, _ := plan.Lookup(topology.KernelName)
+		kcores = ke.Cores
+	}
+	spec := Resolve(o.Topology, plan, kcores, o.Slots)
+	specPath := filepath.Join(o.StateDir, SpecFile)
+	if err := kernel.WriteSpec(specPath, &spec); err != nil {
+		return nil, err
 	}
 	exe, err := spawn.Self()
 	if err != nil {
 		return nil, err
 	}
-	kcores := o.KernelCores
-	if kcores == nil {
-		ke, _ := plan.Lookup("kernel")
-		kcores = ke.Cores
-	}
-	args := []string{"--state-dir", o.StateDir, "kernel", "--run", run, "--topology", topoPath,
-		"--cpus", cpu.FormatList(cpus)}
-	if o.Slots > 0 {
-		args = append(args, "--slots", strconv.Itoa(o.Slots))
-	}
+	args := []string{"--state-dir", o.StateDir, "kernel", "--run", run, "--spec", specPath}
 	// The kernel gets a process group of its own, which its servers share,
 	// so the whole run can be signalled; it dies with the launcher.
 	var ns *netns.NS
@@ -447,7 +449,7 @@ func Clean(dir string) (int, error) {
 			}
 		}
 	}
-	for _, f := range []string{StateFile, kernel.StatusFile, kernel.TargetsFile, "topology.topo"} {
+	for _, f := range []string{StateFile, kernel.StatusFile, kernel.TargetsFile, SpecFile} {
 		os.Remove(filepath.Join(dir, f))
 	}
 	return n, err
