@@ -13,8 +13,8 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sys"
-	"github.com/newtsim/newtsim/servers/udp"
 )
 
 // ipServer is the IPv4 server: the ip engine (package servers/ip) fed with
@@ -127,7 +127,7 @@ func (p *ipServer) icmp(s *sys.Server, msg []byte) {
 	}
 	orig := msg[hdr:]
 	ihl := int(orig[0]&0xf) * 4
-	if ihl < 20 || len(orig) < ihl+4 || orig[9] != udp.ProtoUDP {
+	if ihl < 20 || len(orig) < ihl+4 || orig[9] != proto.UDP {
 		p.undeliv.WithLabelValues("1").Inc()
 		return
 	}
@@ -159,15 +159,15 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 				}
 			}
 		case ip.Deliver:
-			if ev.Proto == ip.ProtoICMP {
+			if ev.Proto == proto.ICMP {
 				p.icmp(s, ev.Payload)
 				continue
 			}
 			up := ""
 			switch ev.Proto {
-			case udp.ProtoUDP:
+			case proto.UDP:
 				up = p.udp
-			case udp.ProtoTCP:
+			case proto.TCP:
 				up = p.tcp
 			}
 			if up == "" {

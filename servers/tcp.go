@@ -16,6 +16,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
@@ -144,7 +145,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 func (t *tcpServer) flush(s *sys.Server) {
 	for _, seg := range t.st.Output() {
 		// A segment that finds no buffer or no ip is lost: TCP sends it again.
-		sendSegment(s, t.ip, tcp.ProtoTCP, seg.Src, seg.Dst, seg.Data)
+		sendSegment(s, t.ip, proto.TCP, seg.Src, seg.Dst, seg.Data)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/udp"
 )
@@ -206,7 +207,7 @@ func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 
 // send hands a datagram the engine built to ip, in a buffer of our pool.
 func (u *udpServer) send(s *sys.Server, dg udp.Datagram) error {
-	return sendSegment(s, u.ip, udp.ProtoUDP, dg.Src, dg.Dst, dg.Segment)
+	return sendSegment(s, u.ip, proto.UDP, dg.Src, dg.Dst, dg.Segment)
 }
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // ARP over Ethernet for IPv4 (RFC 826).
@@ -70,7 +72,7 @@ func remove(n *neighbor) {
 // padding included).
 func (s *Stack) arpIn(now time.Time, b []byte) {
 	if len(b) < arpLen ||
-		binary.BigEndian.Uint16(b[0:]) != arpHTEther || binary.BigEndian.Uint16(b[2:]) != ethTypeIPv4 ||
+		binary.BigEndian.Uint16(b[0:]) != arpHTEther || binary.BigEndian.Uint16(b[2:]) != proto.EtherTypeIPv4 ||
 		b[4] != 6 || b[5] != 4 {
 		s.drop(dropBadARP)
 		return
@@ -116,10 +118,10 @@ func (s *Stack) arpIn(now time.Time, b []byte) {
 // tha, tpa.
 func (s *Stack) arpSend(op uint16, dst, tha [6]byte, tpa uint32) {
 	f := s.newFrame(EthHeaderLen + arpLen)
-	s.putEth(f, dst, ethTypeARP)
+	s.putEth(f, dst, proto.EtherTypeARP)
 	a := f[EthHeaderLen:]
 	binary.BigEndian.PutUint16(a[0:], arpHTEther)
-	binary.BigEndian.PutUint16(a[2:], ethTypeIPv4)
+	binary.BigEndian.PutUint16(a[2:], proto.EtherTypeIPv4)
 	a[4], a[5] = 6, 4
 	binary.BigEndian.PutUint16(a[6:], op)
 	copy(a[8:14], s.mac[:])
@@ -154,7 +156,7 @@ func (s *Stack) learn(now time.Time, ip uint32, mac [6]byte, create bool) {
 	held := n.held
 	n.held = nil
 	for _, f := range held {
-		s.putEth(f, mac, ethTypeIPv4)
+		s.putEth(f, mac, proto.EtherTypeIPv4)
 		s.emitFrame(f)
 	}
 }
@@ -183,7 +185,7 @@ func (s *Stack) sendVia(now time.Time, frame []byte, next uint32) {
 	n := s.neigh[next]
 	if n != nil && n.resolved {
 		if now.Before(n.deadline) {
-			s.putEth(frame, n.mac, ethTypeIPv4)
+			s.putEth(frame, n.mac, proto.EtherTypeIPv4)
 			s.emitFrame(frame)
 			s.maybeRefresh(now, n)
 			return

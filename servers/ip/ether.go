@@ -3,6 +3,8 @@ package ip
 import (
 	"encoding/binary"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // broadcastMAC is the Ethernet broadcast address.
@@ -31,9 +33,9 @@ func (s *Stack) FrameIn(now time.Time, frame []byte) {
 		return
 	}
 	switch binary.BigEndian.Uint16(frame[12:]) {
-	case ethTypeIPv4:
+	case proto.EtherTypeIPv4:
 		s.ipv4In(now, frame[EthHeaderLen:])
-	case ethTypeARP:
+	case proto.EtherTypeARP:
 		s.arpIn(now, frame[EthHeaderLen:])
 	default:
 		s.drop(dropBadEtherType)

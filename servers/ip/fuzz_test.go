@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpora under testdata/fuzz")
@@ -49,7 +50,7 @@ func checkEvents(t *testing.T, evs []ip.Event) {
 				if len(p) > ip.MTU {
 					t.Fatalf("event %d: %d-byte packet", i, len(p))
 				}
-				if p[9] == ip.ProtoICMP && inetSum(p[20:]) != 0 {
+				if p[9] == proto.ICMP && inetSum(p[20:]) != 0 {
 					t.Fatalf("event %d: ICMP checksum does not verify", i)
 				}
 			default:
@@ -71,7 +72,7 @@ func checkEvents(t *testing.T, evs []ip.Event) {
 			if binary.BigEndian.Uint16(p[6:])&0x3fff != 0 {
 				t.Fatalf("event %d: delivered a fragment", i)
 			}
-			if p[9] == ip.ProtoICMP && (len(ev.Payload) < 8 || inetSum(ev.Payload) != 0) {
+			if p[9] == proto.ICMP && (len(ev.Payload) < 8 || inetSum(ev.Payload) != 0) {
 				t.Fatalf("event %d: delivered a bad ICMP message", i)
 			}
 		default:
@@ -186,18 +187,18 @@ func FuzzReassembly(f *testing.F) {
 			n := int(binary.BigEndian.Uint16(ops[3:]) % 1500)
 			now = now.Add(time.Duration(ops[5]) * 100 * time.Millisecond)
 			id := uint16(flags & 3)
-			src, proto := peer, uint8(17)
+			src, prot := peer, uint8(proto.UDP)
 			if flags&4 != 0 {
 				src = peer2
 			}
 			if flags&32 != 0 {
-				proto = ip.ProtoICMP
+				prot = proto.ICMP
 			}
 			if flags&16 != 0 {
 				s.Tick(now)
 				checkEvents(t, s.Events())
 			}
-			s.FrameIn(now, fragFrame(src, id, proto, off, flags&8 != 0, pattern(off, n, id)))
+			s.FrameIn(now, fragFrame(src, id, prot, off, flags&8 != 0, pattern(off, n, id)))
 			evs := s.Events()
 			checkEvents(t, evs)
 			for _, ev := range evs {

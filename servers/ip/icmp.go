@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // ICMP (RFC 792) message types and codes the Stack makes or answers.
@@ -70,7 +71,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 	// Only the type and code change: update the checksum rather than sum
 	// the data again.
 	binary.BigEndian.PutUint16(m[2:], checksum.Update(binary.BigEndian.Uint16(m[2:]), old, 0))
-	s.putIPv4(pkt, ProtoICMP, dst, src)
+	s.putIPv4(pkt, proto.ICMP, dst, src)
 	s.stats.EchoRepliesSent++
 	s.sendPacket(now, frame, pkt, src)
 }
@@ -114,7 +115,7 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	if binary.BigEndian.Uint16(orig[6:])&offsetMask != 0 ||
 		!unicast(src) || s.isBroadcast(src) ||
 		!unicast(dst) || s.isBroadcast(dst) ||
-		orig[9] == ProtoICMP && (len(orig) == hlen || !icmpInformational(orig[hlen])) {
+		orig[9] == proto.ICMP && (len(orig) == hlen || !icmpInformational(orig[hlen])) {
 		s.drop(dropErrorSuppressed)
 		return
 	}
@@ -137,7 +138,7 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	clear(m[2:icmpHeaderLen])
 	copy(m[icmpHeaderLen:], quote)
 	binary.BigEndian.PutUint16(m[2:], checksum.Of(m))
-	s.putIPv4(pkt, ProtoICMP, from, src)
+	s.putIPv4(pkt, proto.ICMP, from, src)
 	s.stats.ICMPErrorsSent++
 	s.sendPacket(now, frame, pkt, src)
 }

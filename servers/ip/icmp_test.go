@@ -11,6 +11,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 func TestPing(t *testing.T) {
@@ -101,7 +102,7 @@ func TestICMPDelivered(t *testing.T) {
 				&layers.ICMPv4{TypeCode: tt.typ, Id: 1, Seq: 2}, gopacket.Payload("0123456789"))
 			s.FrameIn(t0, frame)
 			ev := only(t, s.Events(), ip.Deliver)
-			if ev.Proto != ip.ProtoICMP || ev.Src != peer || ev.Dst != host || !bytes.Equal(ev.Payload, frame[34:34+18]) {
+			if ev.Proto != proto.ICMP || ev.Src != peer || ev.Dst != host || !bytes.Equal(ev.Payload, frame[34:34+18]) {
 				t.Errorf("Deliver proto %d %v -> %v payload % x", ev.Proto, ev.Src, ev.Dst, ev.Payload)
 			}
 			checkDrops(t, s, nil)
@@ -115,11 +116,11 @@ func TestPingLoopback(t *testing.T) {
 			s := newStack(t)
 			req := serialize(t, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 5, Seq: 6},
 				gopacket.Payload("loop"))
-			if err := s.Send(t0, ip.ProtoICMP, netip.Addr{}, dst, req); err != nil {
+			if err := s.Send(t0, proto.ICMP, netip.Addr{}, dst, req); err != nil {
 				t.Fatal(err)
 			}
 			ev := only(t, s.Events(), ip.Deliver)
-			if ev.Proto != ip.ProtoICMP || ev.Src != dst || ev.Dst != dst {
+			if ev.Proto != proto.ICMP || ev.Src != dst || ev.Dst != dst {
 				t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 			}
 			checkPacket(t, ev.Packet, ipv4(addrs(dst, dst), icmp(0, 0, echo(5, 6, []byte("loop")))))
@@ -240,7 +241,7 @@ func TestUnreachableLoopback(t *testing.T) {
 	orig := bytes.Clone(ev.Packet)
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
 	ev = only(t, s.Events(), ip.Deliver)
-	if ev.Proto != ip.ProtoICMP || ev.Src != lo || ev.Dst != lo {
+	if ev.Proto != proto.ICMP || ev.Src != lo || ev.Dst != lo {
 		t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 	}
 	checkPacket(t, ev.Packet, ipv4(addrs(lo, lo), icmp(3, 3, quotes(orig[:28]))))

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Errors returned by New and Send. Returned errors wrap them with context:
@@ -34,34 +36,28 @@ var (
 
 // Limits of the link and of IPv4.
 const (
-	MTU          = 1500               // the Ethernet link's MTU
-	HeaderLen    = 20                 // an IPv4 header without options, as the host sends it
-	MaxPayload   = MTU - HeaderLen    // 1480: the most Send puts in one frame
-	MaxLoopback  = 65535 - HeaderLen  // 65515: the most Send puts in one loopback packet
-	EthHeaderLen = 14                 // an Ethernet II header
-	MinFrameLen  = 60                 // the Ethernet minimum without FCS; shorter frames are padded
-	MaxFrameLen  = EthHeaderLen + MTU // 1514: the longest frame the host sends
+	MTU          = 1500                // the Ethernet link's MTU
+	HeaderLen    = proto.IPv4HeaderLen // an IPv4 header without options, as the host sends it
+	MaxPayload   = MTU - HeaderLen     // 1480: the most Send puts in one frame
+	MaxLoopback  = 65535 - HeaderLen   // 65515: the most Send puts in one loopback packet
+	EthHeaderLen = proto.EthHeaderLen  // an Ethernet II header
+	MinFrameLen  = 60                  // the Ethernet minimum without FCS; shorter frames are padded
+	MaxFrameLen  = EthHeaderLen + MTU  // 1514: the longest frame the host sends
 )
-
-// ProtoICMP is the IP protocol number of ICMP, the Proto of Deliver events
-// carrying ICMP messages other than echo requests.
-const ProtoICMP = 1
 
 // Defaults and internal limits.
 const (
-	defaultTTL    = 64               // Linux's ip_default_ttl
-	defaultARPTO  = 60 * time.Second // Config.ARPTimeout
-	defaultHold   = 8                // Config.ARPHold
-	defaultReasmT = 30 * time.Second // Config.ReasmTimeout
-	defaultReasmB = 256 << 10        // Config.ReasmMaxBytes
-	multicastTTL  = 1                // Linux's IP_MULTICAST_TTL default
-	arpRetries    = 3                // ARP requests after the first, one a second
-	arpRetryEvery = time.Second      // interval between ARP requests
-	maxNeighbors  = 1024             // ARP cache entries, resolved and pending
-	maxDatagram   = 65535            // the IPv4 total length limit
-	arenaChunk    = 64 << 10         // bytes of output buffer allocated at a time
-	ethTypeIPv4   = 0x0800
-	ethTypeARP    = 0x0806
+	defaultTTL    = 64                         // Linux's ip_default_ttl
+	defaultARPTO  = 60 * time.Second           // Config.ARPTimeout
+	defaultHold   = 8                          // Config.ARPHold
+	defaultReasmT = 30 * time.Second           // Config.ReasmTimeout
+	defaultReasmB = 256 << 10                  // Config.ReasmMaxBytes
+	multicastTTL  = 1                          // Linux's IP_MULTICAST_TTL default
+	arpRetries    = 3                          // ARP requests after the first, one a second
+	arpRetryEvery = time.Second                // interval between ARP requests
+	maxNeighbors  = 1024                       // ARP cache entries, resolved and pending
+	maxDatagram   = 65535                      // the IPv4 total length limit
+	arenaChunk    = 64 << 10                   // bytes of output buffer allocated at a time
 	loopbackFirst = 127                        // first octet of 127.0.0.0/8
 	loopbackAddr  = loopbackFirst<<24 | 0x0001 // 127.0.0.1
 	broadcastAll  = 0xffffffff                 // 255.255.255.255

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // IPv4 header fields (RFC 791).
@@ -67,7 +68,7 @@ func (s *Stack) receive(now time.Time, pkt []byte, hlen int) {
 			return
 		}
 	}
-	if pkt[9] == ProtoICMP {
+	if pkt[9] == proto.ICMP {
 		s.icmpIn(now, pkt, hlen)
 		return
 	}
@@ -179,10 +180,10 @@ func (s *Stack) sendPacket(now time.Time, frame, pkt []byte, dst uint32) {
 		s.stats.LoopbackPackets++
 		s.receive(now, pkt, HeaderLen)
 	case s.isBroadcast(dst):
-		s.putEth(frame, broadcastMAC, ethTypeIPv4)
+		s.putEth(frame, broadcastMAC, proto.EtherTypeIPv4)
 		s.emitFrame(frame)
 	case multicast(dst):
-		s.putEth(frame, multicastMAC(dst), ethTypeIPv4)
+		s.putEth(frame, multicastMAC(dst), proto.EtherTypeIPv4)
 		s.emitFrame(frame)
 	case s.subnet.contains(dst):
 		s.sendVia(now, frame, dst)

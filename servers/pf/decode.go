@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Errors of Decode and DecodeFrame. Returned errors wrap them with the
@@ -17,17 +19,8 @@ var (
 	ErrNotIPv4 = errors.New("pf: frame carries no IPv4")
 )
 
-// Header sizes.
 const (
-	EthHeaderLen  = 14 // Ethernet II header: two addresses and the type
-	IPv4HeaderLen = 20 // IPv4 header without options
-	TCPHeaderLen  = 20 // TCP header without options
-	UDPHeaderLen  = 8  // UDP header
-)
-
-const (
-	ethTypeIPv4 = 0x0800
-	offsetMask  = 0x1fff // IPv4 fragment offset, in 8-byte units
+	offsetMask = 0x1fff // IPv4 fragment offset, in 8-byte units
 )
 
 // Decode returns the Packet that the IPv4 packet b (header and payload)
@@ -47,17 +40,17 @@ const (
 // hold its transport header whole is malformed, which defeats the tiny
 // fragment attack of RFC 1858.
 func Decode(dir Direction, b []byte) (Packet, error) {
-	if len(b) < IPv4HeaderLen {
+	if len(b) < proto.IPv4HeaderLen {
 		return Packet{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte IPv4 header",
-			ErrMalformed, len(b), IPv4HeaderLen)
+			ErrMalformed, len(b), proto.IPv4HeaderLen)
 	}
 	if v := b[0] >> 4; v != 4 {
 		return Packet{}, fmt.Errorf("%w: IP version %d, not 4", ErrMalformed, v)
 	}
 	hlen := int(b[0]&0x0f) * 4
-	if hlen < IPv4HeaderLen {
+	if hlen < proto.IPv4HeaderLen {
 		return Packet{}, fmt.Errorf("%w: header length %d bytes, below %d",
-			ErrMalformed, hlen, IPv4HeaderLen)
+			ErrMalformed, hlen, proto.IPv4HeaderLen)
 	}
 	if hlen > len(b) {
 		return Packet{}, fmt.Errorf("%w: header length %d bytes, past the end of the %d-byte packet",
@@ -83,24 +76,24 @@ func Decode(dir Direction, b []byte) (Packet, error) {
 	}
 	payload := b[hlen:total]
 	switch p.Proto {
-	case ProtoTCP:
-		if len(payload) < TCPHeaderLen {
+	case proto.TCP:
+		if len(payload) < proto.TCPHeaderLen {
 			return Packet{}, fmt.Errorf("%w: TCP header cut short: %d bytes, below %d",
-				ErrMalformed, len(payload), TCPHeaderLen)
+				ErrMalformed, len(payload), proto.TCPHeaderLen)
 		}
 		off := int(payload[12]>>4) * 4
-		if off < TCPHeaderLen {
+		if off < proto.TCPHeaderLen {
 			return Packet{}, fmt.Errorf("%w: TCP data offset %d bytes, below %d",
-				ErrMalformed, off, TCPHeaderLen)
+				ErrMalformed, off, proto.TCPHeaderLen)
 		}
 		if off > len(payload) {
 			return Packet{}, fmt.Errorf("%w: TCP header cut short: %d bytes of its %d",
 				ErrMalformed, len(payload), off)
 		}
-	case ProtoUDP:
-		if len(payload) < UDPHeaderLen {
+	case proto.UDP:
+		if len(payload) < proto.UDPHeaderLen {
 			return Packet{}, fmt.Errorf("%w: UDP header cut short: %d bytes, below %d",
-				ErrMalformed, len(payload), UDPHeaderLen)
+				ErrMalformed, len(payload), proto.UDPHeaderLen)
 		}
 	default:
 		return p, nil
@@ -115,12 +108,12 @@ func Decode(dir Direction, b []byte) (Packet, error) {
 // Ethernet header is malformed; a frame of another type than IPv4 returns
 // an error wrapping ErrNotIPv4; the IPv4 packet is decoded as Decode does.
 func DecodeFrame(dir Direction, frame []byte) (Packet, error) {
-	if len(frame) < EthHeaderLen {
+	if len(frame) < proto.EthHeaderLen {
 		return Packet{}, fmt.Errorf("%w: frame of %d bytes, shorter than the %d-byte Ethernet header",
-			ErrMalformed, len(frame), EthHeaderLen)
+			ErrMalformed, len(frame), proto.EthHeaderLen)
 	}
-	if t := binary.BigEndian.Uint16(frame[12:]); t != ethTypeIPv4 {
+	if t := binary.BigEndian.Uint16(frame[12:]); t != proto.EtherTypeIPv4 {
 		return Packet{}, fmt.Errorf("%w: EtherType %#04x", ErrNotIPv4, t)
 	}
-	return Decode(dir, frame[EthHeaderLen:])
+	return Decode(dir, frame[proto.EthHeaderLen:])
 }

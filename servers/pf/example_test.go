@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 func Example() {
@@ -22,7 +23,7 @@ drop out proto udp
 	f := pf.NewFilter(rs)
 
 	telnet := pf.Packet{
-		Dir: pf.In, Proto: pf.ProtoTCP,
+		Dir: pf.In, Proto: proto.TCP,
 		Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.18.0.2"),
 		SrcPort: 40000, DstPort: 23,
 	}

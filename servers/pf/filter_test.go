@@ -8,12 +8,13 @@ import (
 	"testing/iotest"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 var (
-	telnet = pkt(pf.In, pf.ProtoTCP, "198.18.0.1", 40000, "198.18.0.2", 23)
-	dns    = pkt(pf.Out, pf.ProtoUDP, "198.18.0.2", 5353, "192.0.2.53", 53)
-	ping   = pkt(pf.In, pf.ProtoICMP, "198.18.0.1", 0, "198.18.0.2", 0)
+	telnet = pkt(pf.In, proto.TCP, "198.18.0.1", 40000, "198.18.0.2", 23)
+	dns    = pkt(pf.Out, proto.UDP, "198.18.0.2", 5353, "192.0.2.53", 53)
+	ping   = pkt(pf.In, proto.ICMP, "198.18.0.1", 0, "198.18.0.2", 0)
 )
 
 const twoRules = "drop in proto tcp to any port 23\n\nallow out proto udp to any port 53\n"
@@ -193,9 +194,9 @@ func TestZeroFilter(t *testing.T) {
 
 func TestFilterCheckBytes(t *testing.T) {
 	f := pf.NewFilter(mustParse(t, "drop in proto tcp to any port 23\ndrop out proto udp\n"))
-	telnetPkt := ipv4(pf.ProtoTCP, "198.18.0.1", "198.18.0.2", tcp(40000, 23, 0, nil))
-	sshPkt := ipv4(pf.ProtoTCP, "198.18.0.1", "198.18.0.2", tcp(40000, 22, 0, nil))
-	udpPkt := ipv4(pf.ProtoUDP, "198.18.0.2", "198.18.0.1", udp(1, 2, nil))
+	telnetPkt := ipv4(proto.TCP, "198.18.0.1", "198.18.0.2", tcp(40000, 23, 0, nil))
+	sshPkt := ipv4(proto.TCP, "198.18.0.1", "198.18.0.2", tcp(40000, 22, 0, nil))
+	udpPkt := ipv4(proto.UDP, "198.18.0.2", "198.18.0.1", udp(1, 2, nil))
 	tests := []struct {
 		name  string
 		check func() (pf.Action, error)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // FuzzParse feeds Parse arbitrary rules files. Parse must never panic; a
@@ -87,7 +88,7 @@ func FuzzParse(f *testing.F) {
 // ports only if it is TCP or UDP. DecodeFrame and CheckIPv4 must agree
 // with Decode.
 func FuzzDecode(f *testing.F) {
-	f.Add(uint8(pf.In), ipv4(pf.ProtoUDP, "10.0.0.1", "10.0.0.2", udp(1, 2, nil)))
+	f.Add(uint8(pf.In), ipv4(proto.UDP, "10.0.0.1", "10.0.0.2", udp(1, 2, nil)))
 	f.Fuzz(func(t *testing.T, dir uint8, b []byte) {
 		orig := bytes.Clone(b)
 		p, err := pf.Decode(pf.Direction(dir), b)
@@ -122,7 +123,7 @@ func FuzzDecode(f *testing.F) {
 		if p.Src != netip.AddrFrom4([4]byte(b[12:16])) || p.Dst != netip.AddrFrom4([4]byte(b[16:20])) {
 			t.Fatalf("Packet %+v: wrong addresses", p)
 		}
-		if p.Proto != pf.ProtoTCP && p.Proto != pf.ProtoUDP && (p.SrcPort != 0 || p.DstPort != 0) {
+		if p.Proto != proto.TCP && p.Proto != proto.UDP && (p.SrcPort != 0 || p.DstPort != 0) {
 			t.Fatalf("Packet %+v: ports without TCP or UDP", p)
 		}
 	})

@@ -7,21 +7,22 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // ipv4 builds an IPv4 packet from src to dst carrying payload, with a
 // 20-byte header, no fragmentation and a correct total length.
-func ipv4(proto uint8, src, dst string, payload []byte) []byte {
-	b := make([]byte, pf.IPv4HeaderLen+len(payload))
+func ipv4(prot uint8, src, dst string, payload []byte) []byte {
+	b := make([]byte, proto.IPv4HeaderLen+len(payload))
 	b[0] = 4<<4 | 5
 	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 	binary.BigEndian.PutUint16(b[4:], 0x1234) // identification
 	b[8] = 64                                 // TTL
-	b[9] = proto
+	b[9] = prot
 	a, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
 	copy(b[12:16], a[:])
 	copy(b[16:20], d[:])
-	copy(b[pf.IPv4HeaderLen:], payload)
+	copy(b[proto.IPv4HeaderLen:], payload)
 	return b
 }
 
@@ -54,7 +55,7 @@ func fragment(p []byte, offset uint16, more bool) []byte {
 // tcp builds a TCP header from sp to dp with opts 4-byte words of
 // options, followed by data.
 func tcp(sp, dp uint16, opts int, data []byte) []byte {
-	b := make([]byte, pf.TCPHeaderLen+4*opts, pf.TCPHeaderLen+4*opts+len(data))
+	b := make([]byte, proto.TCPHeaderLen+4*opts, proto.TCPHeaderLen+4*opts+len(data))
 	binary.BigEndian.PutUint16(b[0:], sp)
 	binary.BigEndian.PutUint16(b[2:], dp)
 	b[12] = byte(5+opts) << 4
@@ -65,10 +66,10 @@ func tcp(sp, dp uint16, opts int, data []byte) []byte {
 
 // udp builds a UDP header from sp to dp followed by data.
 func udp(sp, dp uint16, data []byte) []byte {
-	b := make([]byte, pf.UDPHeaderLen, pf.UDPHeaderLen+len(data))
+	b := make([]byte, proto.UDPHeaderLen, proto.UDPHeaderLen+len(data))
 	binary.BigEndian.PutUint16(b[0:], sp)
 	binary.BigEndian.PutUint16(b[2:], dp)
-	binary.BigEndian.PutUint16(b[4:], uint16(pf.UDPHeaderLen+len(data)))
+	binary.BigEndian.PutUint16(b[4:], uint16(proto.UDPHeaderLen+len(data)))
 	return append(b, data...)
 }
 
@@ -79,7 +80,7 @@ func icmpEcho() []byte {
 
 // ether puts p in an Ethernet II frame of the given type.
 func ether(etherType uint16, p []byte) []byte {
-	b := make([]byte, pf.EthHeaderLen, pf.EthHeaderLen+len(p))
+	b := make([]byte, proto.EthHeaderLen, proto.EthHeaderLen+len(p))
 	copy(b[0:6], []byte{0x02, 0, 0, 0, 0, 1})
 	copy(b[6:12], []byte{0x02, 0, 0, 0, 0, 2})
 	binary.BigEndian.PutUint16(b[12:], etherType)

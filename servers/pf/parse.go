@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // ParseError is the error Parse returns for a rules file it refuses. Its
@@ -184,7 +186,7 @@ func parseRule(words []string) (Rule, string) {
 			continue
 		}
 		p.next()
-		if r.Proto != ProtoTCP && r.Proto != ProtoUDP {
+		if r.Proto != proto.TCP && r.Proto != proto.UDP {
 			return r, fmt.Sprintf(`"port" after %q needs proto tcp or udp, and the rule has proto %s`,
 				clause.keyword, protoString(r.Proto))
 		}
@@ -238,11 +240,11 @@ func parseProto(w string) (int, bool) {
 	case "any":
 		return AnyProto, true
 	case "icmp":
-		return ProtoICMP, true
+		return proto.ICMP, true
 	case "tcp":
-		return ProtoTCP, true
+		return proto.TCP, true
 	case "udp":
-		return ProtoUDP, true
+		return proto.UDP, true
 	}
 	n, err := strconv.ParseUint(w, 10, 8)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing/iotest"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // prefix parses a prefix, or a bare address as a /32.
@@ -33,9 +34,9 @@ func rule(a pf.Action, d pf.Direction, opts ...func(*pf.Rule)) pf.Rule {
 	return r
 }
 
-func proto(p int) func(*pf.Rule)   { return func(r *pf.Rule) { r.Proto = p } }
-func from(s string) func(*pf.Rule) { return func(r *pf.Rule) { r.Src = prefix(s) } }
-func to(s string) func(*pf.Rule)   { return func(r *pf.Rule) { r.Dst = prefix(s) } }
+func protocol(p int) func(*pf.Rule) { return func(r *pf.Rule) { r.Proto = p } }
+func from(s string) func(*pf.Rule)  { return func(r *pf.Rule) { r.Src = prefix(s) } }
+func to(s string) func(*pf.Rule)    { return func(r *pf.Rule) { r.Dst = prefix(s) } }
 func sport(lo, hi uint16) func(*pf.Rule) {
 	return func(r *pf.Rule) { r.SrcPorts = pf.PortRange{Lo: lo, Hi: hi} }
 }
@@ -63,11 +64,11 @@ drop any proto icmp from 198.18.1.0/24
 allow in
 `,
 			want: []pf.Rule{
-				rule(pf.Drop, pf.In, proto(6), to("198.18.0.2"), dport(23, 23),
+				rule(pf.Drop, pf.In, protocol(6), to("198.18.0.2"), dport(23, 23),
 					at(2, "drop in proto tcp from any to 198.18.0.2/32 port 23")),
-				rule(pf.Allow, pf.Out, proto(17), dport(53, 53),
+				rule(pf.Allow, pf.Out, protocol(17), dport(53, 53),
 					at(3, "allow out proto udp to any port 53")),
-				rule(pf.Drop, pf.Any, proto(1), from("198.18.1.0/24"),
+				rule(pf.Drop, pf.Any, protocol(1), from("198.18.1.0/24"),
 					at(4, "drop any proto icmp from 198.18.1.0/24")),
 				rule(pf.Allow, pf.In, at(5, "allow in")),
 			},
@@ -75,7 +76,7 @@ allow in
 		{
 			name: "every field",
 			text: "allow out proto tcp from 10.0.0.0/8 port 1024-65535 to 192.0.2.7 port 80",
-			want: []pf.Rule{rule(pf.Allow, pf.Out, proto(6), from("10.0.0.0/8"), sport(1024, 65535),
+			want: []pf.Rule{rule(pf.Allow, pf.Out, protocol(6), from("10.0.0.0/8"), sport(1024, 65535),
 				to("192.0.2.7"), dport(80, 80),
 				at(1, "allow out proto tcp from 10.0.0.0/8 port 1024-65535 to 192.0.2.7 port 80"))},
 		},
@@ -83,20 +84,20 @@ allow in
 			name: "port edges",
 			text: "drop in proto udp from any port 1 to any port 65535\ndrop in proto udp to any port 1-65535",
 			want: []pf.Rule{
-				rule(pf.Drop, pf.In, proto(17), sport(1, 1), dport(65535, 65535),
+				rule(pf.Drop, pf.In, protocol(17), sport(1, 1), dport(65535, 65535),
 					at(1, "drop in proto udp from any port 1 to any port 65535")),
-				rule(pf.Drop, pf.In, proto(17), dport(1, 65535), at(2, "drop in proto udp to any port 1-65535")),
+				rule(pf.Drop, pf.In, protocol(17), dport(1, 65535), at(2, "drop in proto udp to any port 1-65535")),
 			},
 		},
 		{
 			name: "protocol numbers",
 			text: "drop in proto 0\ndrop in proto 255\ndrop in proto 6 to any port 22\nallow in proto any\ndrop in proto 017",
 			want: []pf.Rule{
-				rule(pf.Drop, pf.In, proto(0), at(1, "drop in proto 0")),
-				rule(pf.Drop, pf.In, proto(255), at(2, "drop in proto 255")),
-				rule(pf.Drop, pf.In, proto(6), dport(22, 22), at(3, "drop in proto 6 to any port 22")),
+				rule(pf.Drop, pf.In, protocol(0), at(1, "drop in proto 0")),
+				rule(pf.Drop, pf.In, protocol(255), at(2, "drop in proto 255")),
+				rule(pf.Drop, pf.In, protocol(6), dport(22, 22), at(3, "drop in proto 6 to any port 22")),
 				rule(pf.Allow, pf.In, at(4, "allow in proto any")),
-				rule(pf.Drop, pf.In, proto(17), at(5, "drop in proto 017")),
+				rule(pf.Drop, pf.In, protocol(17), at(5, "drop in proto 017")),
 			},
 		},
 		{
@@ -112,7 +113,7 @@ allow in
 			name: "blanks, tabs, CRLF, trailing comments, no final newline",
 			text: "  allow\t in   proto udp # DNS and such\r\n\r\n#\r\ndrop    any#everything else",
 			want: []pf.Rule{
-				rule(pf.Allow, pf.In, proto(17), at(1, "allow in proto udp")),
+				rule(pf.Allow, pf.In, protocol(17), at(1, "allow in proto udp")),
 				rule(pf.Drop, pf.Any, at(4, "drop any")),
 			},
 		},
@@ -295,15 +296,15 @@ func TestExampleFile(t *testing.T) {
 		p    pf.Packet
 		want pf.Action
 	}{
-		{"telnet in", pkt(pf.In, pf.ProtoTCP, peer, 40000, host, 23), pf.Drop},
-		{"ssh in", pkt(pf.In, pf.ProtoTCP, peer, 40000, host, 22), pf.Allow},
-		{"http in", pkt(pf.In, pf.ProtoTCP, peer, 40000, host, 80), pf.Allow},
-		{"dns out", pkt(pf.Out, pf.ProtoUDP, host, 5353, "192.0.2.53", 53), pf.Allow},
-		{"other udp out", pkt(pf.Out, pf.ProtoUDP, host, 5353, "192.0.2.53", 5353), pf.Drop},
-		{"ping from the bad net", pkt(pf.In, pf.ProtoICMP, "198.18.1.9", 0, host, 0), pf.Drop},
-		{"ping to the bad net", pkt(pf.Out, pf.ProtoICMP, host, 0, "198.18.1.9", 0), pf.Allow},
-		{"ping from the peer", pkt(pf.In, pf.ProtoICMP, peer, 0, host, 0), pf.Allow},
-		{"tcp out", pkt(pf.Out, pf.ProtoTCP, host, 40000, peer, 80), pf.Allow},
+		{"telnet in", pkt(pf.In, proto.TCP, peer, 40000, host, 23), pf.Drop},
+		{"ssh in", pkt(pf.In, proto.TCP, peer, 40000, host, 22), pf.Allow},
+		{"http in", pkt(pf.In, proto.TCP, peer, 40000, host, 80), pf.Allow},
+		{"dns out", pkt(pf.Out, proto.UDP, host, 5353, "192.0.2.53", 53), pf.Allow},
+		{"other udp out", pkt(pf.Out, proto.UDP, host, 5353, "192.0.2.53", 5353), pf.Drop},
+		{"ping from the bad net", pkt(pf.In, proto.ICMP, "198.18.1.9", 0, host, 0), pf.Drop},
+		{"ping to the bad net", pkt(pf.Out, proto.ICMP, host, 0, "198.18.1.9", 0), pf.Allow},
+		{"ping from the peer", pkt(pf.In, proto.ICMP, peer, 0, host, 0), pf.Allow},
+		{"tcp out", pkt(pf.Out, proto.TCP, host, 40000, peer, 80), pf.Allow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,19 +24,14 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Limits of Parse.
 const (
 	MaxRules   = 10000 // rules in one file
 	MaxLineLen = 4096  // bytes in one line, without its line ending
-)
-
-// IP protocol numbers the rules name.
-const (
-	ProtoICMP = 1
-	ProtoTCP  = 6
-	ProtoUDP  = 17
 )
 
 // AnyProto in a Rule's Proto matches every protocol.
@@ -221,11 +216,11 @@ func protoString(p int) string {
 	switch p {
 	case AnyProto:
 		return "any"
-	case ProtoICMP:
+	case proto.ICMP:
 		return "icmp"
-	case ProtoTCP:
+	case proto.TCP:
 		return "tcp"
-	case ProtoUDP:
+	case proto.UDP:
 		return "udp"
 	}
 	return strconv.Itoa(p)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/pf"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // hundredRules returns 100 rules of which only the last matches the
@@ -28,7 +29,7 @@ func hundredRules() string {
 	return b.String()
 }
 
-var lastMatch = pkt(pf.In, pf.ProtoTCP, "198.18.0.1", 40000, "198.18.0.2", 80)
+var lastMatch = pkt(pf.In, proto.TCP, "198.18.0.1", 40000, "198.18.0.2", 80)
 
 // BenchmarkCheck measures one packet checked against 100 rules, of which
 // the last matches: the worst case of a first-match filter short of no
@@ -61,7 +62,7 @@ func BenchmarkMatch(b *testing.B) {
 // 100 rules: what the pf server does per packet.
 func BenchmarkCheckFrame(b *testing.B) {
 	f := pf.NewFilter(mustParse(b, hundredRules()))
-	frame := ether(0x0800, ipv4(pf.ProtoTCP, "198.18.0.1", "198.18.0.2", tcp(40000, 80, 0, make([]byte, 1400))))
+	frame := ether(0x0800, ipv4(proto.TCP, "198.18.0.1", "198.18.0.2", tcp(40000, 80, 0, make([]byte, 1400))))
 	b.ReportAllocs()
 	for b.Loop() {
 		if a, err := f.CheckFrame(pf.In, frame); a != pf.Allow || err != nil {
@@ -72,7 +73,7 @@ func BenchmarkCheckFrame(b *testing.B) {
 
 // BenchmarkDecode measures decoding one TCP packet.
 func BenchmarkDecode(b *testing.B) {
-	p := ipv4(pf.ProtoTCP, "198.18.0.1", "198.18.0.2", tcp(40000, 80, 0, nil))
+	p := ipv4(proto.TCP, "198.18.0.1", "198.18.0.2", tcp(40000, 80, 0, nil))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := pf.Decode(pf.In, p); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Flags of a TCP header.
@@ -19,7 +21,7 @@ const (
 )
 
 // HeaderLen is the length of a TCP header without options.
-const HeaderLen = 20
+const HeaderLen = proto.TCPHeaderLen
 
 // Option kinds (RFC 9293, RFC 7323, RFC 2018).
 const (

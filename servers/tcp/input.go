@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Input processes a segment ip delivered at now, from src to dst (RFC 9293
@@ -16,7 +17,7 @@ func (s *Stack) Input(now time.Time, src, dst netip.Addr, seg []byte) {
 		s.drop("short")
 		return
 	}
-	if !src.Is4() || !dst.Is4() || checksum.Pseudo(ProtoTCP, src, dst, seg) != 0 {
+	if !src.Is4() || !dst.Is4() || checksum.Pseudo(proto.TCP, src, dst, seg) != 0 {
 		s.drop("checksum")
 		return
 	}

@@ -45,9 +45,6 @@ var (
 	ErrAborted      = errors.New("tcp: connection aborted by the stack") // ECONNABORTED
 )
 
-// ProtoTCP is TCP's IP protocol number.
-const ProtoTCP = 6
-
 // Defaults.
 const (
 	DefaultMTU        = 1500

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // tcb is a transmission control block: one socket and, once it has one,
@@ -287,7 +288,7 @@ func (s *Stack) emit(local, remote netip.AddrPort, h *Header, payload []byte) {
 	b := make([]byte, HeaderLen+optionsLen(&h.Opts, h.Flags&SYN != 0)+len(payload))
 	n := h.Marshal(b, payload)
 	b = b[:n]
-	binary.BigEndian.PutUint16(b[16:], checksum.Pseudo(ProtoTCP, local.Addr(), remote.Addr(), b))
+	binary.BigEndian.PutUint16(b[16:], checksum.Pseudo(proto.TCP, local.Addr(), remote.Addr(), b))
 	s.out = append(s.out, Segment{Src: local.Addr(), Dst: remote.Addr(), Data: b})
 	s.stats.SegmentsOut++
 	if h.Flags&RST != 0 {

@@ -4,12 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/newtsim/newtsim/servers/checksum"
-)
-
-// IP protocol numbers.
-const (
-	ProtoTCP = 6
-	ProtoUDP = 17
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Checksum returns the UDP checksum (RFC 768) of segment, a UDP header and
@@ -21,5 +16,5 @@ const (
 // 768: a transmitted 0 means no checksum). To verify a received segment,
 // compute over it with its checksum field in place: a correct one gives 0.
 func Checksum(src, dst netip.Addr, segment []byte) uint16 {
-	return checksum.Pseudo(ProtoUDP, src, dst, segment)
+	return checksum.Pseudo(proto.UDP, src, dst, segment)
 }

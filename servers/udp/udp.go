@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Errors. Each is distinct so that the socket library can map it to an
@@ -41,7 +43,7 @@ var (
 
 // Limits.
 const (
-	HeaderLen  = 8                      // bytes of a UDP header
+	HeaderLen  = proto.UDPHeaderLen     // bytes of a UDP header
 	MaxPayload = 65535 - 20 - HeaderLen // 65507: the most one IPv4 packet carries
 )
 

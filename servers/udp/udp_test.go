@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/udp"
 )
 
@@ -364,7 +365,7 @@ func TestChecksumVector(t *testing.T) {
 		t.Fatalf("Checksum with IPv4-mapped addresses = %#04x", got)
 	}
 	// TCP's pseudo-header differs only in the protocol: 0x11 - 6 more.
-	if got := checksum.Pseudo(udp.ProtoTCP, src, dst, seg); got != 0x35c5+0x11-6 {
+	if got := checksum.Pseudo(proto.TCP, src, dst, seg); got != 0x35c5+0x11-6 {
 		t.Fatalf("Pseudo(TCP) = %#04x, want %#04x", got, 0x35c5+0x11-6)
 	}
 }

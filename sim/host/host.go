@@ -17,6 +17,7 @@ import (
 
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/tcp"
 	"github.com/newtsim/newtsim/servers/udp"
 )
@@ -156,7 +157,7 @@ func (h *Host) sendTo(now time.Time, id udp.SockID, payload []byte, to netip.Add
 	if err != nil {
 		return err
 	}
-	return h.ip.Send(now, udp.ProtoUDP, dg.Src, dg.Dst, dg.Segment)
+	return h.ip.Send(now, proto.UDP, dg.Src, dg.Dst, dg.Segment)
 }
 
 func (h *Host) record(now time.Time, frame []byte) {
@@ -173,7 +174,7 @@ func (h *Host) process(now time.Time) error {
 	defer h.signal()
 	for {
 		for _, seg := range h.tcp.Output() {
-			h.ip.Send(now, tcp.ProtoTCP, seg.Src, seg.Dst, seg.Data) // errors are counted as drops
+			h.ip.Send(now, proto.TCP, seg.Src, seg.Dst, seg.Data) // errors are counted as drops
 		}
 		h.tcp.Wakeups() // waiting applications look again after every change
 		evs := h.ip.Events()
@@ -191,11 +192,11 @@ func (h *Host) process(now time.Time) error {
 					return fmt.Errorf("host: send frame: %w", err)
 				}
 			case ip.Deliver:
-				if ev.Proto == tcp.ProtoTCP {
+				if ev.Proto == proto.TCP {
 					segs = append(segs, Segment{Src: ev.Src, Dst: ev.Dst, Data: append([]byte(nil), ev.Payload...)})
 					continue
 				}
-				if ev.Proto != udp.ProtoUDP {
+				if ev.Proto != proto.UDP {
 					continue // ICMP other than echo, which ip answers itself
 				}
 				id, err := h.udp.Input(ev.Src, ev.Dst, ev.Payload)
