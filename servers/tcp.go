@@ -17,6 +17,7 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/proto"
+	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
@@ -181,13 +182,10 @@ func (t *tcpServer) park(m *ipc.Message, id tcp.SockID) error {
 	return nil
 }
 
-// tcpErrno maps the engine's errors to the errnos Linux gives.
-func tcpErrno(err error) unix.Errno { return tcp.Errno(err) }
-
 // tcpReply answers a socket call: a result, or the errno of err.
 func tcpReply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
 	if err != nil {
-		result = -int64(tcpErrno(err))
+		result = -int64(sockabi.Errno(err))
 	}
 	return sendReply(s, m, result, args...)
 }
@@ -297,7 +295,7 @@ func (t *tcpServer) call(s *sys.Server, now time.Time, m *ipc.Message) error {
 		if err != nil {
 			return tcpReply(s, m, 0, err)
 		}
-		ev := tcp.PollEvents(r, int16(m.Arg[4]))
+		ev := sockabi.PollEvents(r, int16(m.Arg[4]))
 		return tcpReply(s, m, int64(uint16(ev)), nil)
 	case ipc.OpShutdown:
 		how := m.Arg[4]
@@ -306,7 +304,7 @@ func (t *tcpServer) call(s *sys.Server, now time.Time, m *ipc.Message) error {
 		}
 		return tcpReply(s, m, 0, st.Shutdown(now, id, how != unix.SHUT_WR, how != unix.SHUT_RD))
 	case ipc.OpSetOpt:
-		o, ok := tcp.OptionFor(int(m.Arg[1]), int(m.Arg[2]))
+		o, ok := sockabi.TCPOption(int(m.Arg[1]), int(m.Arg[2]))
 		if !ok {
 			return tcpReply(s, m, 0, tcp.ErrNoOption)
 		}
@@ -316,11 +314,11 @@ func (t *tcpServer) call(s *sys.Server, now time.Time, m *ipc.Message) error {
 			e, err := st.TakeError(id)
 			v := int64(0)
 			if e != nil {
-				v = int64(tcpErrno(e))
+				v = int64(sockabi.Errno(e))
 			}
 			return tcpReply(s, m, v, err)
 		}
-		o, ok := tcp.OptionFor(int(m.Arg[1]), int(m.Arg[2]))
+		o, ok := sockabi.TCPOption(int(m.Arg[1]), int(m.Arg[2]))
 		if !ok {
 			return tcpReply(s, m, 0, tcp.ErrNoOption)
 		}

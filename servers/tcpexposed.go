@@ -13,6 +13,7 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
@@ -294,7 +295,7 @@ func (t *tcpServer) receive(now time.Time, x *xsock) bool {
 		case err == nil:
 			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindEOF})
 		default:
-			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindError, Aux: uint32(tcpErrno(err))})
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindError, Aux: uint32(sockabi.Errno(err))})
 		}
 		x.rxAlloc.PostedOther()
 		x.rxDone = true
@@ -339,7 +340,7 @@ func (t *tcpServer) stateWord(x *xsock) uint64 {
 		w |= sockbuf.StSendShut // writable only in the sense that send fails at once
 	}
 	if e := t.st.PendingError(x.id); e != nil {
-		w |= sockbuf.StFailed | uint64(tcpErrno(e))<<32
+		w |= sockbuf.StFailed | uint64(sockabi.Errno(e))<<32
 	}
 	return w
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/proto"
+	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/udp"
 )
@@ -72,35 +73,10 @@ func (u *udpServer) wakeParked(s *sys.Server, id udp.SockID) error {
 	return u.recv(s, &p, id)
 }
 
-// errno maps the udp engine's errors to the errnos Linux gives.
-func errno(err error) unix.Errno {
-	switch {
-	case errors.Is(err, udp.ErrWouldBlock):
-		return unix.EAGAIN
-	case errors.Is(err, udp.ErrAddrInUse):
-		return unix.EADDRINUSE
-	case errors.Is(err, udp.ErrAddrNotAvail):
-		return unix.EADDRNOTAVAIL
-	case errors.Is(err, udp.ErrBadSocket):
-		return unix.EBADF
-	case errors.Is(err, udp.ErrMsgSize):
-		return unix.EMSGSIZE
-	case errors.Is(err, udp.ErrDestRequired):
-		return unix.EDESTADDRREQ
-	case errors.Is(err, udp.ErrNotConnected):
-		return unix.ENOTCONN
-	case errors.Is(err, udp.ErrConnRefused):
-		return unix.ECONNREFUSED
-	case errors.Is(err, udp.ErrShutdown):
-		return unix.EPIPE
-	}
-	return unix.EINVAL
-}
-
 // reply answers a socket call: a result, or the errno of err.
 func reply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
 	if err != nil {
-		result = -int64(errno(err))
+		result = -int64(sockabi.Errno(err))
 	}
 	return sendReply(s, m, result, args...)
 }
@@ -193,7 +169,7 @@ func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 			e, err := u.table.TakeError(id)
 			v := int64(0)
 			if e != nil {
-				v = int64(errno(e))
+				v = int64(sockabi.Errno(e))
 			}
 			return reply(s, m, v, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/tcp"
 )
 
@@ -31,7 +32,7 @@ func errno(err error) error {
 	if err == nil {
 		return nil
 	}
-	return tcp.Errno(err)
+	return sockabi.Errno(err)
 }
 
 // wait runs try under the host's lock until it stops answering
@@ -211,7 +212,7 @@ func (a *API) SetNonblock(fd socket.FD, nonblocking bool) error {
 
 // SetsockoptInt sets an option.
 func (a *API) SetsockoptInt(fd socket.FD, level, opt, value int) error {
-	o, ok := tcp.OptionFor(level, opt)
+	o, ok := sockabi.TCPOption(level, opt)
 	if !ok {
 		return unix.ENOPROTOOPT
 	}
@@ -225,11 +226,11 @@ func (a *API) GetsockoptInt(fd socket.FD, level, opt int) (int, error) {
 		if level == socket.SOL_SOCKET && opt == socket.SO_ERROR {
 			e, err := a.h.tcp.TakeError(tcp.SockID(fd))
 			if e != nil {
-				v = int(tcp.Errno(e))
+				v = int(sockabi.Errno(e))
 			}
 			return err
 		}
-		o, ok := tcp.OptionFor(level, opt)
+		o, ok := sockabi.TCPOption(level, opt)
 		if !ok {
 			return tcp.ErrNoOption
 		}
@@ -265,7 +266,7 @@ func (a *API) Poll(fds []socket.PollFD, timeout time.Duration) (int, error) {
 			if err != nil {
 				fds[i].Revents = socket.POLLNVAL
 			} else {
-				fds[i].Revents = tcp.PollEvents(r, fds[i].Events)
+				fds[i].Revents = sockabi.PollEvents(r, fds[i].Events)
 			}
 			if fds[i].Revents != 0 {
 				n++
