@@ -40,7 +40,7 @@ func (s *Stack) Conns() []ConnInfo {
 	for c := range s.all {
 		out = append(out, ConnInfo{ID: c.id, State: c.state, Local: c.local, Remote: c.remote,
 			SndUna: c.sndUna, SndNxt: c.sndNxt, SndMax: c.sndMax, SndQueued: c.snd.n, SndWnd: c.sndWnd,
-			Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecovery, Persist: c.persist,
+			Cwnd: c.cc.Cwnd(), Ssthresh: c.cc.Ssthresh(), InRecovery: c.inRecovery, Persist: c.persist,
 			RTO: c.rto, SRTT: c.srtt, Retries: c.retries, RcvNxt: c.rcvNxt, RcvQueued: c.rcv.n,
 			RcvWnd: max(c.rcvAdv.Diff(c.rcvNxt), 0), OutOfOrder: len(c.ooo), MSS: c.mss, Timer: c.next()})
 	}

@@ -388,14 +388,15 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 	return true
 }
 
-// congestionAck grows the window on an ACK of new data, or handles it in
-// fast recovery (NewReno).
+// congestionAck hands an ACK of new data to congestion control, or, in
+// fast recovery, ends the recovery or resends the next hole (NewReno's
+// partial ACK, RFC 6582).
 func (c *tcb) congestionAck(now time.Time, acked int) {
 	c.dupAcks, c.ltBoost = 0, 0
 	if c.inRecovery {
 		if !c.sndUna.Before(c.recover) { // a full ACK ends recovery
 			c.inRecovery = false
-			c.cwnd = min(c.ssthresh, max(c.sndMax.Diff(c.sndUna), 0)+c.mss)
+			c.cc.ExitRecovery(max(c.sndMax.Diff(c.sndUna), 0), c.mss)
 			return
 		}
 		// A partial ACK: the next hole is lost too (unless this recovery
@@ -404,23 +405,10 @@ func (c *tcb) congestionAck(now time.Time, acked int) {
 			c.retransmitFirst(now)
 		}
 		c.fillHole(now)
-		c.cwnd = max(c.cwnd-acked, 0)
-		if acked >= c.mss {
-			c.cwnd += c.mss
-		}
-		c.cwnd = max(c.cwnd, c.mss)
+		c.cc.PartialAck(acked, c.mss)
 		return
 	}
-	if c.cwnd < c.ssthresh {
-		c.cwnd += min(acked, c.mss)
-	} else {
-		c.cwndAcc += acked
-		if c.cwndAcc >= c.cwnd {
-			c.cwndAcc -= c.cwnd
-			c.cwnd += c.mss
-		}
-	}
-	c.cwnd = min(c.cwnd, 1<<30)
+	c.cc.Ack(now, acked, c.mss)
 }
 
 // dupAck counts a duplicate ACK. The first two let a new segment out
@@ -436,21 +424,19 @@ func (c *tcb) dupAck(now time.Time) {
 	}
 	switch {
 	case c.inRecovery:
-		c.cwnd += c.mss
+		c.cc.RecoveryDupAck(c.mss)
 		c.fillHole(now)
 	case c.dupAcks < thresh:
 		c.ltBoost = min(c.dupAcks, 2) * c.mss
 	case c.dupAcks == thresh && (!c.recoverSet || c.recover.Before(c.sndUna) || len(c.sacked) > 0):
 		c.ltBoost = 0
-		flight := c.sndMax.Diff(c.sndUna)
-		c.ssthresh = max(flight/2, 2*c.mss)
+		c.cc.EnterRecovery(now, c.sndMax.Diff(c.sndUna), c.mss)
 		c.recover, c.recoverSet = c.sndMax, true
 		c.inRecovery = true
 		c.s.stats.FastRetransmits++
 		c.rttTiming = false
 		c.rxtHigh = c.sndUna
 		c.retransmitFirst(now)
-		c.cwnd = c.ssthresh + 3*c.mss
 	}
 }
 

@@ -103,6 +103,9 @@ type Config struct {
 	// Secret keys initial sequence numbers (RFC 6528) and ephemeral
 	// port choice (RFC 6056).
 	Secret uint64
+	// CongestionControl makes each connection's congestion control; nil
+	// means NewReno.
+	CongestionControl func() CongestionControl
 }
 
 func (c *Config) defaults() {

@@ -67,14 +67,14 @@ type tcb struct {
 	retries           int
 	persistBackoff    int
 
-	// Congestion control (RFC 5681, RFC 6582).
-	cwnd, ssthresh, cwndAcc int
-	dupAcks                 int
-	inRecovery, recoverSet  bool
-	recover                 Seq
-	sacked                  ranges // the peer's SACK blocks above SND.UNA
-	ltBoost                 int    // limited transmit: room for new data on the first duplicate ACKs
-	rxtHigh                 Seq    // the highest byte retransmitted in this recovery
+	// Congestion control (RFC 5681) and loss recovery (RFC 6582, RFC 6675).
+	cc                     CongestionControl
+	dupAcks                int
+	inRecovery, recoverSet bool
+	recover                Seq
+	sacked                 ranges // the peer's SACK blocks above SND.UNA
+	ltBoost                int    // limited transmit: room for new data on the first duplicate ACKs
+	rxtHigh                Seq    // the highest byte retransmitted in this recovery
 
 	// ACKs.
 	ackNow      bool
@@ -90,7 +90,7 @@ type tcb struct {
 }
 
 func (s *Stack) newTCB() *tcb {
-	c := &tcb{s: s, sndCap: s.c.SendBuffer, rcvCap: s.c.RecvBuffer}
+	c := &tcb{s: s, sndCap: s.c.SendBuffer, rcvCap: s.c.RecvBuffer, cc: s.newCongestion()}
 	c.snd = newRing(c.sndCap)
 	c.rcv = newRing(c.rcvCap)
 	return c
@@ -113,7 +113,7 @@ func (c *tcb) resetConn() {
 	c.ooo, c.finQueued, c.finSeen, c.finRcvd, c.rdShut, c.wrShut = nil, false, false, false, false, false
 	c.rto, c.srtt, c.rttvar, c.retries = s.c.InitialRTO, 0, 0, 0
 	c.mss, c.rcvMSS = 536, s.c.MTU-40
-	c.cwnd, c.ssthresh = 0, 1<<30
+	c.cc.Reset()
 	c.inRecovery, c.recoverSet, c.dupAcks = false, false, 0
 	c.sacked, c.rxtHigh = nil, 0
 	c.rcvShift, c.sndShift = 0, 0
@@ -156,7 +156,7 @@ func (c *tcb) negotiate(o *Options) {
 // established enters ESTABLISHED.
 func (c *tcb) established(now time.Time) {
 	c.state = Established
-	c.cwnd = min(initialWindowSegs*c.mss, max(2*c.mss, 14600))
+	c.cc.Start(c.mss)
 	c.retries = 0
 	if c.sndUna == c.sndMax {
 		c.rtxAt, c.persist = time.Time{}, false
@@ -368,7 +368,7 @@ loop:
 		off := c.sndNxt.Diff(c.sndBase)
 		avail := max(c.snd.n-off, 0)
 		finNext := c.finQueued && !c.finSeqNum().Before(c.sndNxt) && off <= c.snd.n
-		usable := c.sndUna.Add(min(c.sndWnd, c.cwnd+c.ltBoost)).Diff(c.sndNxt)
+		usable := c.sndUna.Add(min(c.sndWnd, c.cc.Cwnd()+c.ltBoost)).Diff(c.sndNxt)
 		n := min(avail, c.mss, max(usable, 0))
 		hole := false // a retransmission cut short by data the peer SACKed
 		if c.sndNxt.Before(c.sndMax) {

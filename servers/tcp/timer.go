@@ -127,9 +127,8 @@ func (c *tcb) onRTO(now time.Time) {
 		c.sndNxt = c.iss
 		return // output sends the SYN again
 	}
-	flight := c.sndMax.Diff(c.sndUna)
-	c.ssthresh = max(flight/2, 2*c.mss)
-	c.cwnd, c.cwndAcc, c.ltBoost = c.mss, 0, 0
+	c.cc.Timeout(now, c.sndMax.Diff(c.sndUna), c.mss)
+	c.ltBoost = 0
 	c.inRecovery, c.dupAcks = false, 0
 	c.recover, c.recoverSet = c.sndMax, true
 	c.rxtHigh = c.sndUna
