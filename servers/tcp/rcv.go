@@ -1,0 +1,132 @@
+package tcp
+
+import "time"
+
+// rcvWindow returns the window field to send and moves rcvAdv.
+func (c *tcb) rcvWindow(syn bool) uint16 {
+	free := c.rcv.free()
+	if syn {
+		return uint16(min(free, 0xffff))
+	}
+	w := min(free>>c.rcvShift, 0xffff)
+	edge := c.rcvNxt.Add(w << c.rcvShift)
+	if edge.Before(c.rcvAdv) {
+		w = (c.rcvAdv.Diff(c.rcvNxt) + (1 << c.rcvShift) - 1) >> c.rcvShift
+		return uint16(min(w, 0xffff))
+	}
+	c.rcvAdv = edge
+	return uint16(w)
+}
+
+// windowUpdate sends an ACK when reading has opened the window enough
+// (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
+func (c *tcb) windowUpdate(now time.Time) {
+	if !c.state.canReceive() || c.state == SynReceived {
+		return
+	}
+	open := c.rcv.free() - max(c.rcvAdv.Diff(c.rcvNxt), 0)
+	if open >= min(c.rcv.cap()/2, 2*c.rcvMSS) {
+		c.ackNow = true
+		c.output(now)
+	}
+}
+
+// sackBlocks lists the out-of-order ranges, the latest first (RFC 2018 4).
+func (c *tcb) sackBlocks() []Block {
+	n := 4
+	if c.tsOK {
+		n = 3
+	}
+	var out []Block
+	for _, r := range c.ooo {
+		if c.lastOOO.InWindow(r.Start, r.End.Diff(r.Start)) {
+			out = append(out, r)
+		}
+	}
+	for _, r := range c.ooo {
+		if len(out) >= n {
+			break
+		}
+		if len(out) == 0 || out[0] != r {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// receive takes segment text and a FIN into the receive buffer, in order
+// and once, whatever order and how many times they come.
+func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
+	s := c.s
+	had := len(data) > 0
+	if seq.Before(c.rcvNxt) {
+		d := c.rcvNxt.Diff(seq)
+		if d >= len(data) {
+			data = nil
+		} else {
+			data = data[d:]
+		}
+		seq = c.rcvNxt
+	}
+	wnd := max(c.rcvAdv.Diff(c.rcvNxt), 0)
+	off := seq.Diff(c.rcvNxt)
+	if off+len(data) > wnd {
+		data = data[:max(wnd-off, 0)]
+		fin = false
+	}
+	if len(data) > 0 {
+		c.rcv.writeAt(c.rcv.n+off, data)
+		if off == 0 {
+			c.rcv.n += len(data)
+			c.rcvNxt = c.rcvNxt.Add(len(data))
+			filled := false
+			for len(c.ooo) > 0 && !c.rcvNxt.Before(c.ooo[0].Start) {
+				if c.rcvNxt.Before(c.ooo[0].End) {
+					k := c.ooo[0].End.Diff(c.rcvNxt)
+					c.rcv.n += k
+					c.rcvNxt = c.ooo[0].End
+				}
+				c.ooo = c.ooo[1:]
+				filled = true
+			}
+			if filled {
+				c.ackNow = true // a hole filled: tell the sender at once
+			} else {
+				c.pendingAcks++
+				if c.pendingAcks >= 2 {
+					c.ackNow = true
+				} else if c.delackAt.IsZero() {
+					c.delackAt = now.Add(s.c.DelayedAck)
+				}
+			}
+			s.wake(c)
+		} else {
+			c.ooo = c.ooo.add(seq, seq.Add(len(data)))
+			c.lastOOO = seq
+			c.ackNow = true // out of order: a duplicate ACK at once
+		}
+	} else if had {
+		c.ackNow = true // all old: the ACK was lost
+	}
+	if fin && !c.finRcvd {
+		c.finSeen, c.finSeq = true, seq.Add(len(data))
+	}
+	if c.finSeen && !c.finRcvd && c.finSeq == c.rcvNxt {
+		c.finRcvd = true
+		c.rcvNxt++
+		c.ackNow = true
+		switch c.state {
+		case SynReceived, Established:
+			c.state = CloseWait
+		case FinWait1:
+			if c.finAcked() {
+				c.enterTimeWait(now)
+			} else {
+				c.state = Closing
+			}
+		case FinWait2:
+			c.enterTimeWait(now)
+		}
+		s.wake(c)
+	}
+}
