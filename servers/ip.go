@@ -142,7 +142,7 @@ func (p *ipServer) icmp(s *sys.Server, msg []byte) {
 // events sends what the engine produced and keeps its alarm set.
 func (p *ipServer) events(s *sys.Server, now time.Time) error {
 	p.drops.update(now, p.st.Drops)
-	for _, ev := range p.st.Events() {
+	for _, ev := range p.st.Out() {
 		switch ev.Kind {
 		case ip.FrameOut:
 			ref, buf, err := s.Pool.Alloc()
@@ -190,7 +190,7 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 			}
 		}
 	}
-	if at, ok := p.st.NextDeadline(); ok && (p.alarmAt.IsZero() || at.Before(p.alarmAt)) {
+	if at, ok := p.st.Deadline(); ok && (p.alarmAt.IsZero() || at.Before(p.alarmAt)) {
 		p.alarmAt = at
 		d := max(time.Until(at), time.Millisecond)
 		return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(d)}})

@@ -132,7 +132,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 	}
 	t.flush(s)
 	t.drops.update(now, t.st.Drops)
-	at, ok := t.st.NextDeadline()
+	at, ok := t.st.Deadline()
 	t.stats.update(now, t.st, !ok) // an idle engine publishes its final state at once
 	if ok && (t.alarmAt.IsZero() || at.Before(t.alarmAt)) {
 		t.alarmAt = at
@@ -144,7 +144,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 
 // flush hands the engine's segments to ip, each in a buffer of our pool.
 func (t *tcpServer) flush(s *sys.Server) {
-	for _, seg := range t.st.Output() {
+	for _, seg := range t.st.Out() {
 		// A segment that finds no buffer or no ip is lost: TCP sends it again.
 		sendSegment(s, t.ip, proto.TCP, seg.Src, seg.Dst, seg.Data)
 	}

@@ -15,7 +15,7 @@ import (
 func TestARPRequestAnswered(t *testing.T) {
 	s := newStack(t)
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, peer, host))
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame,
 		ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
 		arp(layers.ARPReply, hostMAC, host, peerMAC, peer))
@@ -27,7 +27,7 @@ func TestARPRequestAnswered(t *testing.T) {
 	if err := s.Send(t0, 17, netip.Addr{}, peer, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	ev = only(t, s.Events(), ip.FrameOut)
+	ev = only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4))
 	checkDrops(t, s, nil)
 }
@@ -35,7 +35,7 @@ func TestARPRequestAnswered(t *testing.T) {
 func TestARPProbeAnswered(t *testing.T) {
 	s := newStack(t)
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, netip.IPv4Unspecified(), host)) // RFC 5227 probe
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame,
 		ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
 		arp(layers.ARPReply, hostMAC, host, peerMAC, netip.IPv4Unspecified()))
@@ -47,11 +47,11 @@ func TestARPProbeAnswered(t *testing.T) {
 func TestARPNotLearnedFromOthers(t *testing.T) {
 	s := newStack(t)
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, peer, peer2)) // for another host
-	none(t, s.Events())
+	none(t, s.Out())
 	if err := s.Send(t0, 17, netip.Addr{}, peer, nil); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	checkDrops(t, s, map[string]uint64{"arp-not-for-us": 1})
 }
@@ -62,18 +62,18 @@ func TestARPUpdatedFromOthers(t *testing.T) {
 	resolve(t, s, t0, peerMAC, peer)
 	moved := [6]byte{0x02, 0, 0, 0, 0, 0x33}
 	s.FrameIn(t0, arpRequestFrom(t, moved, peer, peer2))
-	none(t, s.Events())
+	none(t, s.Out())
 	if err := s.Send(t0, 17, netip.Addr{}, peer, nil); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, moved, layers.EthernetTypeIPv4))
 }
 
 func TestARPOffLinkNotLearned(t *testing.T) {
 	s := newStack(t)
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, remote, host))
-	only(t, s.Events(), ip.FrameOut) // answered
+	only(t, s.Out(), ip.FrameOut) // answered
 	if n := s.Stats().Neighbors; n != 0 {
 		t.Errorf("%d neighbors after a request from off-link", n)
 	}
@@ -88,7 +88,7 @@ func TestSendResolvesAndFlushes(t *testing.T) {
 			t.Fatal(err)
 		}
 		clear(buf) // held packets are copies
-		evs := s.Events()
+		evs := s.Out()
 		if i > 0 {
 			none(t, evs)
 			continue
@@ -96,11 +96,11 @@ func TestSendResolvesAndFlushes(t *testing.T) {
 		ev := only(t, evs, ip.FrameOut)
 		checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	}
-	if d, ok := s.NextDeadline(); !ok || !d.Equal(at(time.Second)) {
-		t.Fatalf("NextDeadline() = %v, %v; want 1s", d.Sub(t0), ok)
+	if d, ok := s.Deadline(); !ok || !d.Equal(at(time.Second)) {
+		t.Fatalf("Deadline() = %v, %v; want 1s", d.Sub(t0), ok)
 	}
 	s.FrameIn(at(time.Millisecond), arpReplyFrom(t, peerMAC, peer))
-	evs := s.Events()
+	evs := s.Out()
 	if len(evs) != len(payloads) {
 		t.Fatalf("events %v after the reply, want %d frames", kinds(evs), len(payloads))
 	}
@@ -111,8 +111,8 @@ func TestSendResolvesAndFlushes(t *testing.T) {
 		checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
 			ipv4(addrs(host, peer), protocol(layers.IPProtocolUDP, payloads[i])))
 	}
-	if d, ok := s.NextDeadline(); !ok || !d.Equal(at(60*time.Second+time.Millisecond)) {
-		t.Errorf("NextDeadline() = %v, %v; want the entry's expiry", d.Sub(t0), ok)
+	if d, ok := s.Deadline(); !ok || !d.Equal(at(60*time.Second+time.Millisecond)) {
+		t.Errorf("Deadline() = %v, %v; want the entry's expiry", d.Sub(t0), ok)
 	}
 	st := s.Stats()
 	if st.ARPRequestsSent != 1 || st.ARPRepliesReceived != 1 || st.FramesOut != 4 {
@@ -126,10 +126,10 @@ func TestSendViaGatewayResolvesGateway(t *testing.T) {
 	if err := s.Send(t0, 6, netip.Addr{}, remote, []byte("seg")); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, arp(layers.ARPRequest, hostMAC, host, [6]byte{}, gw))
 	s.FrameIn(t0, arpReplyFrom(t, gwMAC, gw))
-	ev = only(t, s.Events(), ip.FrameOut)
+	ev = only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
 		ipv4(addrs(host, remote), protocol(layers.IPProtocolTCP, []byte("seg"))))
 }
@@ -141,7 +141,7 @@ func TestARPRetryAndGiveUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	only(t, s.Events(), ip.FrameOut) // the first request
+	only(t, s.Out(), ip.FrameOut) // the first request
 	steps := []struct {
 		at      time.Duration
 		request bool
@@ -157,7 +157,7 @@ func TestARPRetryAndGiveUp(t *testing.T) {
 	}
 	for _, st := range steps {
 		s.Tick(at(st.at))
-		evs := s.Events()
+		evs := s.Out()
 		if !st.request {
 			none(t, evs)
 			continue
@@ -169,26 +169,26 @@ func TestARPRetryAndGiveUp(t *testing.T) {
 	if st := s.Stats(); st.ARPRequestsSent != 4 || st.Neighbors != 0 {
 		t.Errorf("Stats() = %+v", st)
 	}
-	if d, ok := s.NextDeadline(); ok {
-		t.Errorf("NextDeadline() = %v after giving up", d.Sub(t0))
+	if d, ok := s.Deadline(); ok {
+		t.Errorf("Deadline() = %v after giving up", d.Sub(t0))
 	}
 	// A late reply is learned, but nothing is left to send.
 	s.FrameIn(at(11*time.Second), arpReplyFrom(t, peerMAC, peer))
-	none(t, s.Events())
+	none(t, s.Out())
 	// The next packet starts afresh.
 	s2 := newStack(t)
 	if err := s2.Send(t0, 17, netip.Addr{}, peer, nil); err != nil {
 		t.Fatal(err)
 	}
-	s2.Events()
+	s2.Out()
 	for _, d := range []time.Duration{1, 2, 3, 4} {
 		s2.Tick(at(d * time.Second))
 	}
-	s2.Events()
+	s2.Out()
 	if err := s2.Send(at(5*time.Second), 17, netip.Addr{}, peer, nil); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s2.Events(), ip.FrameOut)
+	ev := only(t, s2.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 }
 
@@ -199,10 +199,10 @@ func TestARPHoldOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	only(t, s.Events(), ip.FrameOut)
+	only(t, s.Out(), ip.FrameOut)
 	checkDrops(t, s, map[string]uint64{"arp-hold-overflow": 3})
 	s.FrameIn(t0, arpReplyFrom(t, peerMAC, peer))
-	evs := s.Events()
+	evs := s.Out()
 	if len(evs) != 2 {
 		t.Fatalf("%d frames flushed, want 2", len(evs))
 	}
@@ -219,7 +219,7 @@ func TestARPExpiryAndRefresh(t *testing.T) {
 		if err := s.Send(at(d), 17, netip.Addr{}, peer, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		return s.Events()
+		return s.Out()
 	}
 	only(t, send(5*time.Second), ip.FrameOut) // fresh
 	// Within 4 s of expiry a used entry asks its neighbor to confirm, by
@@ -236,7 +236,7 @@ func TestARPExpiryAndRefresh(t *testing.T) {
 	}
 	// Unanswered, the entry expires.
 	s.Tick(at(10 * time.Second))
-	none(t, s.Events())
+	none(t, s.Out())
 	if n := s.Stats().Neighbors; n != 0 {
 		t.Fatalf("%d neighbors after expiry", n)
 	}
@@ -258,7 +258,7 @@ func TestARPExpiredWithoutTick(t *testing.T) {
 	if err := s.Send(at(10*time.Second), 17, netip.Addr{}, peer, nil); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
 }
 
@@ -273,7 +273,7 @@ func TestARPCacheBound(t *testing.T) {
 	s := newStack(t, func(c *ip.Config) { c.Addr = prefix; c.Gateway = netip.Addr{} })
 	for i := range 1100 {
 		s.FrameIn(at(time.Duration(i)*time.Millisecond), arpFrame(t, layers.ARPRequest, mac(i), addr(i), bcast, [6]byte{}, prefix.Addr()))
-		s.Events()
+		s.Out()
 	}
 	if n := s.Stats().Neighbors; n != 1024 {
 		t.Fatalf("%d neighbors, want 1024", n)
@@ -281,11 +281,11 @@ func TestARPCacheBound(t *testing.T) {
 	if err := s.Send(at(2*time.Second), 17, netip.Addr{}, addr(1099), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Events(), ip.FrameOut).Frame, ethernet(hostMAC, mac(1099), layers.EthernetTypeIPv4))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ethernet(hostMAC, mac(1099), layers.EthernetTypeIPv4))
 	if err := s.Send(at(2*time.Second), 17, netip.Addr{}, addr(0), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Events(), ip.FrameOut).Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
 
 	// With every entry pending, a packet for a new address is dropped.
 	s = newStack(t, func(c *ip.Config) { c.Addr = prefix; c.Gateway = netip.Addr{} })
@@ -294,7 +294,7 @@ func TestARPCacheBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if evs := s.Events(); len(evs) != 1024 {
+	if evs := s.Out(); len(evs) != 1024 {
 		t.Fatalf("%d requests, want 1024", len(evs))
 	}
 	checkDrops(t, s, map[string]uint64{"arp-cache-full": 1})
@@ -303,7 +303,7 @@ func TestARPCacheBound(t *testing.T) {
 func TestARPPadded(t *testing.T) {
 	s := newStack(t)
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, peer, host))
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	if len(ev.Frame) != ip.MinFrameLen || !bytes.Equal(ev.Frame[42:], make([]byte, 18)) {
 		t.Errorf("frame of %d bytes ending % x, want 60 ending in zeros", len(ev.Frame), ev.Frame[42:])
 	}

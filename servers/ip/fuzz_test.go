@@ -139,23 +139,23 @@ func FuzzFrameIn(f *testing.F) {
 			if !bytes.Equal(frame, orig) {
 				t.Fatal("FrameIn changed the frame")
 			}
-			evs := s.Events()
+			evs := s.Out()
 			checkEvents(t, evs)
 			for _, ev := range evs {
 				if ev.Kind == ip.Deliver { // as if no socket wanted it
 					s.Unreachable(at(time.Duration(i)*time.Second), ev.Packet, ip.CodePortUnreachable)
-					checkEvents(t, s.Events())
+					checkEvents(t, s.Out())
 				}
 			}
 		}
 		for i := range 5 { // long enough for every retry and timeout
 			s.Tick(at(time.Hour + time.Duration(i)*time.Second))
-			checkEvents(t, s.Events())
+			checkEvents(t, s.Out())
 		}
 		if st := s.Stats(); st.ReasmBytes != 0 || st.Neighbors != 0 {
 			t.Fatalf("after an hour: %+v", st)
 		}
-		if _, ok := s.NextDeadline(); ok {
+		if _, ok := s.Deadline(); ok {
 			t.Fatal("a deadline after an hour")
 		}
 	})
@@ -196,10 +196,10 @@ func FuzzReassembly(f *testing.F) {
 			}
 			if flags&16 != 0 {
 				s.Tick(now)
-				checkEvents(t, s.Events())
+				checkEvents(t, s.Out())
 			}
 			s.FrameIn(now, fragFrame(src, id, prot, off, flags&8 != 0, pattern(off, n, id)))
-			evs := s.Events()
+			evs := s.Out()
 			checkEvents(t, evs)
 			for _, ev := range evs {
 				if ev.Kind == ip.Deliver && !bytes.Equal(ev.Payload, pattern(0, len(ev.Payload), binary.BigEndian.Uint16(ev.Packet[4:]))) {

@@ -176,7 +176,7 @@ func inetSum(b []byte) uint16 {
 func resolve(t testing.TB, s *ip.Stack, now time.Time, mac [6]byte, addr netip.Addr) {
 	t.Helper()
 	s.FrameIn(now, arpRequestFrom(t, mac, addr, host))
-	if ev := s.Events(); len(ev) != 1 || ev[0].Kind != ip.FrameOut {
+	if ev := s.Out(); len(ev) != 1 || ev[0].Kind != ip.FrameOut {
 		t.Fatalf("ARP request from %v: got %d events, want one reply", addr, len(ev))
 	}
 }

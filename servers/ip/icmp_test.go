@@ -21,7 +21,7 @@ func TestPing(t *testing.T) {
 			resolve(t, s, t0, peerMAC, peer)
 			data := pattern(0, n, 3)
 			s.FrameIn(t0, echoFrame(t, peerMAC, peer, host, 0x4242, 7, data))
-			ev := only(t, s.Events(), ip.FrameOut)
+			ev := only(t, s.Out(), ip.FrameOut)
 			checkFrame(t, ev.Frame,
 				ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
 				ipv4(addrs(host, peer), ttl(64), dontFragment(), icmp(0, 0, echo(0x4242, 7, data))))
@@ -55,7 +55,7 @@ func TestPingNonzeroCode(t *testing.T) {
 	binary.BigEndian.PutUint16(m[2:], 0)
 	binary.BigEndian.PutUint16(m[2:], inetSum(m[:8+4]))
 	s.FrameIn(t0, f)
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ipv4(icmp(0, 0, echo(1, 2, []byte("data")))))
 }
 
@@ -63,11 +63,11 @@ func TestPingUnresolved(t *testing.T) {
 	s := newStack(t)
 	data := []byte("ping")
 	s.FrameIn(t0, echoFrame(t, peerMAC, peer, host, 1, 1, data))
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP),
 		arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	s.FrameIn(t0, arpReplyFrom(t, peerMAC, peer))
-	ev = only(t, s.Events(), ip.FrameOut)
+	ev = only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
 		ipv4(addrs(host, peer), icmp(0, 0, echo(1, 1, data))))
 }
@@ -76,13 +76,13 @@ func TestPingOffLink(t *testing.T) {
 	s := newStack(t)
 	resolve(t, s, t0, gwMAC, gw)
 	s.FrameIn(t0, echoFrame(t, gwMAC, remote, host, 9, 9, nil))
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
 		ipv4(addrs(host, remote), icmp(0, 0, echo(9, 9, nil))))
 
 	s = newStack(t, func(c *ip.Config) { c.Gateway = netip.Addr{} })
 	s.FrameIn(t0, echoFrame(t, gwMAC, remote, host, 9, 9, nil))
-	none(t, s.Events())
+	none(t, s.Out())
 	checkDrops(t, s, map[string]uint64{"no-route": 1})
 }
 
@@ -101,7 +101,7 @@ func TestICMPDelivered(t *testing.T) {
 			frame := serialize(t, eth(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4Hdr(peer, host, layers.IPProtocolICMPv4),
 				&layers.ICMPv4{TypeCode: tt.typ, Id: 1, Seq: 2}, gopacket.Payload("0123456789"))
 			s.FrameIn(t0, frame)
-			ev := only(t, s.Events(), ip.Deliver)
+			ev := only(t, s.Out(), ip.Deliver)
 			if ev.Proto != proto.ICMP || ev.Src != peer || ev.Dst != host || !bytes.Equal(ev.Payload, frame[34:34+18]) {
 				t.Errorf("Deliver proto %d %v -> %v payload % x", ev.Proto, ev.Src, ev.Dst, ev.Payload)
 			}
@@ -119,7 +119,7 @@ func TestPingLoopback(t *testing.T) {
 			if err := s.Send(t0, proto.ICMP, netip.Addr{}, dst, req); err != nil {
 				t.Fatal(err)
 			}
-			ev := only(t, s.Events(), ip.Deliver)
+			ev := only(t, s.Out(), ip.Deliver)
 			if ev.Proto != proto.ICMP || ev.Src != dst || ev.Dst != dst {
 				t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 			}
@@ -214,7 +214,7 @@ func TestUnreachable(t *testing.T) {
 			if !bytes.Equal(orig, tt.orig) {
 				t.Error("Unreachable changed orig")
 			}
-			evs := s.Events()
+			evs := s.Out()
 			if tt.quote == nil {
 				none(t, evs)
 				checkDrops(t, s, map[string]uint64{tt.reason: 1})
@@ -237,10 +237,10 @@ func TestUnreachableLoopback(t *testing.T) {
 	if err := s.Send(t0, 17, netip.Addr{}, lo, seg); err != nil {
 		t.Fatal(err)
 	}
-	ev := only(t, s.Events(), ip.Deliver)
+	ev := only(t, s.Out(), ip.Deliver)
 	orig := bytes.Clone(ev.Packet)
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
-	ev = only(t, s.Events(), ip.Deliver)
+	ev = only(t, s.Out(), ip.Deliver)
 	if ev.Proto != proto.ICMP || ev.Src != lo || ev.Dst != lo {
 		t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 	}
@@ -248,6 +248,6 @@ func TestUnreachableLoopback(t *testing.T) {
 
 	// An error about that error is not sent.
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
-	none(t, s.Events())
+	none(t, s.Out())
 	checkDrops(t, s, map[string]uint64{"icmp-error-suppressed": 1})
 }

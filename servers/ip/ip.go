@@ -7,10 +7,15 @@
 // and reads no clock: the ip server feeds a Stack frames from the driver
 // (FrameIn), segments from the transports (Send, Unreachable) and the time
 // (Tick), each with the current time, and then drains what the Stack wants
-// done (Events): frames for the driver and packets for the transports. It
-// asks for the next Tick with NextDeadline. Given the same inputs, a Stack
-// always produces the same outputs. A Stack is not safe for concurrent use:
-// one server loop owns it.
+// done, in the shape every engine (ip, tcp, udp) has:
+//
+//   - Out: what to pass on now, oldest first (here Events: frames for the
+//     driver and packets for the transports);
+//   - Deadline: when Tick must next run.
+//
+// tcp and udp add Wakeups, the sockets whose readiness changed; ip has no
+// sockets. Given the same inputs, a Stack always produces the same outputs.
+// A Stack is not safe for concurrent use: one server loop owns it.
 //
 // The host is not a router: it never forwards, and it never fragments what
 // it sends. See docs/IP.md.
@@ -155,7 +160,7 @@ func (k EventKind) String() string {
 // An Event is something the Stack asks its server to do.
 //
 // The slices stay valid until the next input call (FrameIn, Send,
-// Unreachable, Tick) after the Events call that returned them. Those of a
+// Unreachable, Tick) after the Out call that returned them. Those of a
 // Deliver event for a packet that arrived in one frame alias that frame,
 // which the caller must leave alone as long as it uses them; the others are
 // the Stack's.
@@ -254,9 +259,9 @@ func New(c Config) (*Stack, error) {
 	return s, nil
 }
 
-// Events returns the events pending since the last call, oldest first, and
+// Out returns the events pending since the last call, oldest first, and
 // clears them. See Event for how long their slices stay valid.
-func (s *Stack) Events() []Event {
+func (s *Stack) Out() []Event {
 	ev := s.events
 	s.events = s.events[:0]
 	return ev
@@ -298,10 +303,10 @@ func (s *Stack) deliver(pkt []byte, hlen int) {
 	})
 }
 
-// NextDeadline returns when Tick next has work to do: an ARP request to
+// Deadline returns when Tick next has work to do: an ARP request to
 // retry, a cache entry to expire, or a datagram whose reassembly times out.
 // ok is false when nothing is pending. Calling Tick earlier does no harm.
-func (s *Stack) NextDeadline() (deadline time.Time, ok bool) {
+func (s *Stack) Deadline() (deadline time.Time, ok bool) {
 	consider := func(t time.Time) {
 		if !ok || t.Before(deadline) {
 			deadline, ok = t, true

@@ -21,7 +21,7 @@ func BenchmarkFrameInEcho(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				s.FrameIn(t0, frame)
-				if evs := s.Events(); len(evs) != 1 {
+				if evs := s.Out(); len(evs) != 1 {
 					b.Fatalf("%d events", len(evs))
 				}
 			}
@@ -42,7 +42,7 @@ func BenchmarkSend(b *testing.B) {
 				if err := s.Send(t0, 17, netip.Addr{}, peer, payload); err != nil {
 					b.Fatal(err)
 				}
-				if evs := s.Events(); len(evs) != 1 {
+				if evs := s.Out(); len(evs) != 1 {
 					b.Fatalf("%d events", len(evs))
 				}
 			}
@@ -60,7 +60,7 @@ func BenchmarkFrameInUDP(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.FrameIn(t0, frame)
-		if evs := s.Events(); len(evs) != 1 {
+		if evs := s.Out(); len(evs) != 1 {
 			b.Fatalf("%d events", len(evs))
 		}
 	}
@@ -113,7 +113,7 @@ func BenchmarkReassembly(b *testing.B) {
 	for b.Loop() {
 		s.FrameIn(t0, f1)
 		s.FrameIn(t0, f2)
-		if evs := s.Events(); len(evs) != 1 {
+		if evs := s.Out(); len(evs) != 1 {
 			b.Fatalf("%d events", len(evs))
 		}
 	}

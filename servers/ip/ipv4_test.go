@@ -73,7 +73,7 @@ func TestDeliver(t *testing.T) {
 			frame := inFrame(peerMAC, tt.dstMAC, pkt) // padded to 60 bytes
 			orig := bytes.Clone(frame)
 			s.FrameIn(t0, frame)
-			ev := only(t, s.Events(), ip.Deliver)
+			ev := only(t, s.Out(), ip.Deliver)
 			if !bytes.Equal(frame, orig) {
 				t.Error("FrameIn changed the frame")
 			}
@@ -101,7 +101,7 @@ func TestDeliverSkipsOptions(t *testing.T) {
 		t.Fatalf("IHL %d, want 6", pkt[0]&0xf)
 	}
 	s.FrameIn(t0, inFrame(peerMAC, hostMAC, pkt))
-	ev := only(t, s.Events(), ip.Deliver)
+	ev := only(t, s.Out(), ip.Deliver)
 	if !bytes.Equal(ev.Payload, seg) || len(ev.Packet) != 24+len(seg) {
 		t.Errorf("payload % x, packet of %d bytes; want % x in %d", ev.Payload, len(ev.Packet), seg, 24+len(seg))
 	}
@@ -241,7 +241,7 @@ func TestMalformed(t *testing.T) {
 			s := newStack(t)
 			frame := tt.frame(t)
 			s.FrameIn(t0, frame)
-			none(t, s.Events())
+			none(t, s.Out())
 			checkDrops(t, s, map[string]uint64{tt.reason: 1})
 			if st := s.Stats(); st.FramesIn != 1 || st.FramesOut != 0 || st.PacketsDelivered != 0 {
 				t.Errorf("Stats() = %+v", st)
@@ -282,7 +282,7 @@ func TestSend(t *testing.T) {
 			if err := s.Send(t0, 17, tt.src, tt.dst, payload); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			ev := only(t, s.Events(), ip.FrameOut)
+			ev := only(t, s.Out(), ip.FrameOut)
 			checkFrame(t, ev.Frame,
 				ethernet(hostMAC, tt.dstMAC, layers.EthernetTypeIPv4),
 				ipv4(addrs(host, tt.dst.Unmap()), ttl(tt.ttl), protocol(layers.IPProtocolUDP, payload), dontFragment()))
@@ -333,7 +333,7 @@ func TestSendErrors(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Send(%v -> %v, %d bytes) = %v, want %v", tt.src, tt.dst, tt.n, err, tt.want)
 			}
-			none(t, s.Events())
+			none(t, s.Out())
 			checkDrops(t, s, nil)
 		})
 	}
@@ -361,7 +361,7 @@ func TestLoopback(t *testing.T) {
 			if err := s.Send(t0, 17, tt.src, tt.dst, bytes.Clone(payload)); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			ev := only(t, s.Events(), ip.Deliver)
+			ev := only(t, s.Out(), ip.Deliver)
 			if ev.Proto != 17 || ev.Src != tt.wantSrc || ev.Dst != tt.dst || !bytes.Equal(ev.Payload, payload) {
 				t.Errorf("Deliver proto %d %v -> %v, %d bytes; want 17 %v -> %v, %d bytes", ev.Proto, ev.Src, ev.Dst, len(ev.Payload), tt.wantSrc, tt.dst, len(payload))
 			}
@@ -383,19 +383,19 @@ func TestSendEventPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		ev := only(t, s.Events(), ip.Deliver)
+		ev := only(t, s.Out(), ip.Deliver)
 		if err := s.Send(t0, 17, netip.Addr{}, host, ev.Payload); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ev := only(t, s.Events(), ip.Deliver)
+	ev := only(t, s.Out(), ip.Deliver)
 	if !bytes.Equal(ev.Payload, want) {
 		t.Fatal("payload changed on its way round")
 	}
 	if err := s.Send(t0, 17, netip.Addr{}, peer, ev.Payload); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Events(), ip.FrameOut).Frame, ipv4(protocol(layers.IPProtocolUDP, want)))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ipv4(protocol(layers.IPProtocolUDP, want)))
 }
 
 func TestEventsClears(t *testing.T) {
@@ -406,23 +406,23 @@ func TestEventsClears(t *testing.T) {
 	if err := s.Send(t0, 17, netip.Addr{}, lo, []byte("b")); err != nil {
 		t.Fatal(err)
 	}
-	evs := s.Events()
+	evs := s.Out()
 	if len(evs) != 2 || string(evs[0].Payload) != "a" || string(evs[1].Payload) != "b" {
 		t.Fatalf("events %v, want two deliveries in order", kinds(evs))
 	}
-	none(t, s.Events())
+	none(t, s.Out())
 }
 
 func TestNextDeadline(t *testing.T) {
 	s := newStack(t, func(c *ip.Config) { c.ARPTimeout = 10 * time.Second; c.ReasmTimeout = 5 * time.Second })
-	if d, ok := s.NextDeadline(); ok {
-		t.Fatalf("NextDeadline() = %v, true on a new Stack", d)
+	if d, ok := s.Deadline(); ok {
+		t.Fatalf("Deadline() = %v, true on a new Stack", d)
 	}
 	resolve(t, s, t0, peerMAC, peer) // expires at 10s
 	want := func(d time.Duration) {
 		t.Helper()
-		if got, ok := s.NextDeadline(); !ok || !got.Equal(at(d)) {
-			t.Fatalf("NextDeadline() = %v, %v; want %v", got.Sub(t0), ok, d)
+		if got, ok := s.Deadline(); !ok || !got.Equal(at(d)) {
+			t.Fatalf("Deadline() = %v, %v; want %v", got.Sub(t0), ok, d)
 		}
 	}
 	want(10 * time.Second)
@@ -431,17 +431,17 @@ func TestNextDeadline(t *testing.T) {
 	if err := s.Send(at(3*time.Second), 17, netip.Addr{}, peer2, nil); err != nil { // retried at 4s
 		t.Fatal(err)
 	}
-	s.Events()
+	s.Out()
 	want(4 * time.Second)
 	s.Tick(at(4 * time.Second)) // retried at 5s
 	s.Tick(at(5 * time.Second)) // retried at 6s
 	s.Tick(at(6 * time.Second)) // retried at 7s
 	s.Tick(at(7 * time.Second)) // given up; reassembly timed out
-	s.Events()
+	s.Out()
 	want(10 * time.Second)
 	s.Tick(at(10 * time.Second))
-	if d, ok := s.NextDeadline(); ok {
-		t.Fatalf("NextDeadline() = %v, true with nothing pending", d.Sub(t0))
+	if d, ok := s.Deadline(); ok {
+		t.Fatalf("Deadline() = %v, true with nothing pending", d.Sub(t0))
 	}
 }
 

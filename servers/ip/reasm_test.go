@@ -198,7 +198,7 @@ func TestReassembly(t *testing.T) {
 				} else {
 					s.FrameIn(at(st.at), fragFrame(peer, st.id, 17, st.off, st.more, pattern(st.off, st.n, st.id)))
 				}
-				for _, ev := range s.Events() {
+				for _, ev := range s.Out() {
 					if ev.Kind != ip.Deliver {
 						continue
 					}
@@ -239,12 +239,12 @@ func TestReassemblyTimeExceeded(t *testing.T) {
 	first := fragPacket(peer, 9, 17, 0, true, pattern(0, 32, 9))
 	s.FrameIn(t0, inFrame(peerMAC, hostMAC, first))
 	s.FrameIn(t0, fragFrame(peer, 10, 17, 8, false, pattern(8, 8, 10))) // no first fragment: no error
-	none(t, s.Events())
-	if d, ok := s.NextDeadline(); !ok || !d.Equal(at(30*time.Second)) {
-		t.Fatalf("NextDeadline() = %v, %v; want 30s", d.Sub(t0), ok)
+	none(t, s.Out())
+	if d, ok := s.Deadline(); !ok || !d.Equal(at(30*time.Second)) {
+		t.Fatalf("Deadline() = %v, %v; want 30s", d.Sub(t0), ok)
 	}
 	s.Tick(at(30 * time.Second))
-	ev := only(t, s.Events(), ip.FrameOut)
+	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
 		ipv4(addrs(host, peer), icmp(11, 1, quotes(first[:28]))))
 	checkDrops(t, s, map[string]uint64{"reasm-timeout": 2})
@@ -265,7 +265,7 @@ func TestReassembledPing(t *testing.T) {
 				end := min(off+1024, len(m))
 				s.FrameIn(t0, fragFrame(peer, 0x1234, 1, off, end < len(m), m[off:end]))
 			}
-			evs := s.Events()
+			evs := s.Out()
 			if n+8 > ip.MaxPayload {
 				none(t, evs)
 				checkDrops(t, s, map[string]uint64{"reply-too-big": 1})
@@ -283,9 +283,9 @@ func TestReassembledUnreachable(t *testing.T) {
 	resolve(t, s, t0, peerMAC, peer)
 	s.FrameIn(t0, fragFrame(peer, 5, 17, 0, true, pattern(0, 16, 5)))
 	s.FrameIn(t0, fragFrame(peer, 5, 17, 16, false, pattern(16, 4, 5)))
-	ev := only(t, s.Events(), ip.Deliver)
+	ev := only(t, s.Out(), ip.Deliver)
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
-	out := only(t, s.Events(), ip.FrameOut)
+	out := only(t, s.Out(), ip.FrameOut)
 	want := fragPacket(peer, 5, 17, 0, false, pattern(0, 20, 5))[:28] // the whole datagram's header
 	checkFrame(t, out.Frame, ipv4(addrs(host, peer), icmp(3, 3, quotes(want))))
 }

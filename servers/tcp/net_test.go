@@ -52,7 +52,7 @@ func (n *testNet) collect() {
 		if from == n.b {
 			to = n.a
 		}
-		for _, seg := range from.Output() {
+		for _, seg := range from.Out() {
 			n.sent++
 			h, p, err := Parse(seg.Data)
 			if err != nil {
@@ -127,7 +127,7 @@ func (n *testNet) stepUntil(limit time.Time) bool {
 		}
 	}
 	for _, s := range []*Stack{n.a, n.b} {
-		if d, ok := s.NextDeadline(); ok && (idx < 0 && next.IsZero() || d.Before(next)) {
+		if d, ok := s.Deadline(); ok && (idx < 0 && next.IsZero() || d.Before(next)) {
 			next, idx = d, -1
 		}
 	}

@@ -10,11 +10,13 @@
 // The package is pure protocol logic: it does no I/O, starts no
 // goroutines and reads no clock. A Stack is fed user calls (Open, Bind,
 // Listen, Connect, Accept, Send, Recv, Shutdown, Close), segments from ip
-// (Input) and the time (Tick); it answers with results, segments for ip
-// (Output), sockets whose readiness changed (Wakeups) and the time it next
-// needs a Tick (NextDeadline). Given the same inputs at the same times, a
-// Stack always gives the same outputs. A Stack is not safe for concurrent
-// use. See docs/TCP.md.
+// (Input) and the time (Tick); it answers each call with a result, and
+// after every call its server drains the rest, in the shape every engine
+// (ip, tcp, udp) has: Out, the segments for ip; Wakeups, the sockets whose
+// readiness changed; Deadline, when Tick must next run. The congestion
+// control is chosen per Stack (CongestionControl; NewReno by default).
+// Given the same inputs at the same times, a Stack always gives the same
+// outputs. A Stack is not safe for concurrent use. See docs/TCP.md.
 package tcp
 
 import (
@@ -221,9 +223,9 @@ func (s *Stack) ByState() map[State]int {
 	return m
 }
 
-// Output returns the segments made since the last call, for ip. They stay
+// Out returns the segments made since the last call, for ip. They stay
 // valid until the next call into the Stack.
-func (s *Stack) Output() []Segment {
+func (s *Stack) Out() []Segment {
 	out := s.out
 	s.out = s.out[:0]
 	return out

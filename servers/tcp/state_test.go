@@ -104,12 +104,12 @@ func TestBlindAttacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := n.b.Drops()[tt.reason]
-			n.b.Output()
+			n.b.Out()
 			n.inject(n.b, cli, srv, tt.h, tt.data)
 			if n.b.Drops()[tt.reason] != before+1 {
 				t.Fatalf("drops %v, want one more %q", n.b.Drops(), tt.reason)
 			}
-			out := n.b.Output()
+			out := n.b.Out()
 			if !tt.answer {
 				if len(out) != 0 {
 					t.Fatalf("%d segments in answer, want none (silently dropped)", len(out))
@@ -227,12 +227,12 @@ func TestNagleAndNoDelay(t *testing.T) {
 		if noDelay {
 			n.a.SetOption(c, OptNoDelay, 1)
 		}
-		n.a.Output()
+		n.a.Out()
 		for range 5 {
 			n.a.Send(n.now, c, []byte("x"))
 		}
 		segs := 0
-		for _, s := range n.a.Output() {
+		for _, s := range n.a.Out() {
 			if _, p, _ := Parse(s.Data); len(p) > 0 {
 				segs++
 			}
@@ -255,7 +255,7 @@ func TestDelayedAck(t *testing.T) {
 	n.a.Send(n.now, c, []byte("one"))
 	n.collect()
 	n.deliver() // the segment arrives
-	if out := n.b.Output(); len(out) != 0 {
+	if out := n.b.Out(); len(out) != 0 {
 		t.Fatalf("a single segment was ACKed at once")
 	}
 	at := n.now
@@ -270,7 +270,7 @@ func TestDelayedAck(t *testing.T) {
 	n.deliver()
 	n.deliver()
 	acks := 0
-	for _, seg := range n.b.Output() {
+	for _, seg := range n.b.Out() {
 		if h, p, _ := Parse(seg.Data); h.Has(ACK) && len(p) == 0 {
 			acks++
 		}

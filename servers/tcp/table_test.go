@@ -61,13 +61,13 @@ func TestEventTable(t *testing.T) {
 			if x.tsOK {
 				h.Opts.TS, h.Opts.TSVal, h.Opts.TSEcr = true, x.tsRecent+1, 0
 			}
-			n.b.Output()
+			n.b.Out()
 			n.inject(n.b, x.remote, x.local, h, []byte(tt.in.data))
 			if x.state != tt.want {
 				t.Fatalf("state %v, want %v", x.state, tt.want)
 			}
 			var got uint8
-			for _, s := range n.b.Output() {
+			for _, s := range n.b.Out() {
 				hh, _, _ := Parse(s.Data)
 				got = hh.Flags &^ PSH
 			}
@@ -91,7 +91,7 @@ func reach(t *testing.T, n *testNet, state State) *tcb {
 		n.a.Connect(n.now, c, netip.AddrPortFrom(addrB, 80))
 		n.collect()
 		n.deliver() // the SYN reaches b
-		n.b.Output()
+		n.b.Out()
 		n.inflight = nil
 		for x := range n.b.all {
 			if x.state == SynReceived {
@@ -102,7 +102,7 @@ func reach(t *testing.T, n *testNet, state State) *tcb {
 	}
 	c, s := n.dial(l, 80)
 	x := n.b.socks[s]
-	quiet := func() { n.runFor(time.Millisecond); n.b.Output(); n.a.Output(); n.inflight = nil }
+	quiet := func() { n.runFor(time.Millisecond); n.b.Out(); n.a.Out(); n.inflight = nil }
 	switch state {
 	case Established:
 	case FinWait1: // b closes; its FIN is lost

@@ -50,8 +50,8 @@ func (s *Stack) flush(now time.Time, c *tcb) {
 	}
 }
 
-// NextDeadline returns when Tick must next run; false when no timer runs.
-func (s *Stack) NextDeadline() (time.Time, bool) {
+// Deadline returns when Tick must next run; false when no timer runs.
+func (s *Stack) Deadline() (time.Time, bool) {
 	for len(s.timers) > 0 {
 		e := s.timers[0]
 		if e.gen == e.c.timerGen && e.c.state != Closed {

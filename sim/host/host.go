@@ -89,8 +89,8 @@ func (h *Host) Tick(now time.Time) error {
 func (h *Host) NextDeadline() (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	a, aok := h.ip.NextDeadline()
-	b, bok := h.tcp.NextDeadline()
+	a, aok := h.ip.Deadline()
+	b, bok := h.tcp.Deadline()
 	switch {
 	case aok && bok:
 		if b.Before(a) {
@@ -173,11 +173,11 @@ func (h *Host) record(now time.Time, frame []byte) {
 func (h *Host) process(now time.Time) error {
 	defer h.signal()
 	for {
-		for _, seg := range h.tcp.Output() {
+		for _, seg := range h.tcp.Out() {
 			h.ip.Send(now, proto.TCP, seg.Src, seg.Dst, seg.Data) // errors are counted as drops
 		}
 		h.tcp.Wakeups() // waiting applications look again after every change
-		evs := h.ip.Events()
+		evs := h.ip.Out()
 		if len(evs) == 0 {
 			return nil
 		}
