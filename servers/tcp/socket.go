@@ -3,6 +3,7 @@ package tcp
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -359,7 +360,7 @@ func (s *Stack) closeListener(now time.Time, l *tcb) {
 		c.sendReset(now)
 		s.release(c)
 	}
-	for c := range l.embryos {
+	for _, c := range embryosInOrder(l.embryos) {
 		c.sendReset(now)
 		s.release(c)
 	}
@@ -379,6 +380,23 @@ func (s *Stack) closeListener(now time.Time, l *tcb) {
 			s.lports[p] = ls
 		}
 	}
+}
+
+// embryosInOrder lists a listener's half-open connections by remote, then
+// local, address: the order they are reset in when the listener closes,
+// the same on every run (a map's order is not).
+func embryosInOrder(m map[*tcb]struct{}) []*tcb {
+	cs := make([]*tcb, 0, len(m))
+	for c := range m {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b *tcb) int {
+		if r := a.remote.Compare(b.remote); r != 0 {
+			return r
+		}
+		return a.local.Compare(b.local)
+	})
+	return cs
 }
 
 // release forgets a tcb's connection and port; a socket the user still
