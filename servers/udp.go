@@ -20,7 +20,7 @@ import (
 // no socket goes back to ip as Unreachable, which answers with ICMP.
 type udpServer struct {
 	ip     string
-	table  *udp.Table
+	table  *udp.Stack
 	drops  *drops
 	parked map[udp.SockID][]ipc.Message // blocking receives waiting for data
 	buf    []byte
@@ -55,11 +55,19 @@ func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	case ipc.PortUnreachable:
 		local := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
 		remote := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[3])), uint16(m.Arg[4]))
-		if id, ok := u.table.PortUnreachable(local, remote); ok {
-			u.wakeParked(s, id) // a waiting receive gets the error now
-		}
+		u.table.PortUnreachable(local, remote)
+		return u.wake(s) // a waiting receive gets the error now
 	}
 	return nil
+}
+
+// wake retries the receives parked on the sockets the engine woke.
+func (u *udpServer) wake(s *sys.Server) error {
+	var errs []error
+	for _, id := range u.table.Wakeups() {
+		errs = append(errs, u.wakeParked(s, id))
+	}
+	return errors.Join(errs...)
 }
 
 // wakeParked answers the first receive waiting on a socket whose state
@@ -106,14 +114,14 @@ func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 			return reply(s, m, -int64(unix.EFAULT), nil)
 		}
 		n := len(b)
-		dg, err := u.table.SendTo(id, b, addrPort(m))
+		err = u.table.SendTo(id, b, addrPort(m))
 		if rerr := s.Release(ref); rerr != nil {
 			s.Log.Printf("release: %v", rerr)
 		}
 		if err != nil {
 			return reply(s, m, 0, err)
 		}
-		if err := u.send(s, dg); err != nil {
+		if err := u.send(s); err != nil {
 			return reply(s, m, -int64(unix.ENOBUFS), nil)
 		}
 		return reply(s, m, int64(n), nil)
@@ -144,8 +152,8 @@ func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 			return reply(s, m, -int64(unix.EINVAL), nil)
 		}
 		err := u.table.Shutdown(id, how != unix.SHUT_WR, how != unix.SHUT_RD)
-		if err == nil && how != unix.SHUT_WR {
-			u.wakeParked(s, id) // waiting receives read end of file now
+		if err == nil {
+			u.wake(s) // waiting receives read end of file now
 		}
 		return reply(s, m, 0, err)
 	case ipc.OpSetOpt:
@@ -181,9 +189,14 @@ func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
 	return reply(s, m, -int64(unix.ENOSYS), nil)
 }
 
-// send hands a datagram the engine built to ip, in a buffer of our pool.
-func (u *udpServer) send(s *sys.Server, dg udp.Datagram) error {
-	return sendSegment(s, u.ip, proto.UDP, dg.Src, dg.Dst, dg.Segment)
+// send hands the datagrams the engine built to ip, each in a buffer of
+// our pool.
+func (u *udpServer) send(s *sys.Server) error {
+	var errs []error
+	for _, dg := range u.table.Out() {
+		errs = append(errs, sendSegment(s, u.ip, proto.UDP, dg.Src, dg.Dst, dg.Segment))
+	}
+	return errors.Join(errs...)
 }
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;
@@ -211,7 +224,7 @@ func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
 		return nil
 	}
 	defer u.drops.update(time.Now(), u.table.Drops)
-	id, err := u.table.Input(src, dst, seg)
+	err := u.table.Input(src, dst, seg)
 	if errors.Is(err, udp.ErrNoSocket) {
 		r := ipc.Message{Type: ipc.Unreachable, Arg: [ipc.NumArgs]uint64{uint64(ref)}}
 		return s.SendTo(u.ip, &r)
@@ -219,8 +232,5 @@ func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
 	if err := s.Release(ref); err != nil {
 		return err
 	}
-	if err == nil {
-		return u.wakeParked(s, id)
-	}
-	return nil
+	return u.wake(s)
 }

@@ -48,7 +48,7 @@ func FuzzInput(f *testing.F) {
 		orig := bytes.Clone(seg)
 		for range 6 { // past the queue's bounds
 			before := tab.Drops()
-			id, err := tab.Input(s, d, seg)
+			id, err := input(tab, s, d, seg)
 			if !bytes.Equal(seg, orig) {
 				t.Fatal("Input changed the segment")
 			}
@@ -96,7 +96,7 @@ func FuzzInput(f *testing.F) {
 				}
 			}
 			// Keep one queued, so later rounds reach the bound.
-			tab.Input(s, d, seg)
+			input(tab, s, d, seg)
 		}
 	})
 }

@@ -36,6 +36,7 @@ type DropError struct {
 	Reason string // the key Drops counts it under
 	Err    error  // the sentinel it unwraps to
 	Detail string // what was wrong, for a log
+	Socket SockID // the socket it was for (queue-full); 0 when none
 }
 
 // Error returns a one-line description of the drop.
@@ -47,7 +48,7 @@ func (e *DropError) Error() string {
 func (e *DropError) Unwrap() error { return e.Err }
 
 // drop counts a refused segment and returns its error.
-func (t *Table) drop(r reason, sentinel error, format string, args ...any) error {
+func (t *Stack) drop(r reason, sentinel error, format string, args ...any) *DropError {
 	t.drops[r]++
 	return &DropError{Reason: reasonNames[r], Err: sentinel, Detail: fmt.Sprintf(format, args...)}
 }
@@ -55,7 +56,7 @@ func (t *Table) drop(r reason, sentinel error, format string, args ...any) error
 // Drops returns how many segments Input refused, by reason: "short",
 // "bad-length", "bad-checksum", "bad-address", "queue-full" and
 // "no-socket". Every key is present. The map is a copy.
-func (t *Table) Drops() map[string]uint64 {
+func (t *Stack) Drops() map[string]uint64 {
 	m := make(map[string]uint64, numReasons)
 	for r, n := range t.drops {
 		m[reasonNames[r]] = n
@@ -64,7 +65,7 @@ func (t *Table) Drops() map[string]uint64 {
 }
 
 // Input takes a UDP segment that ip received from src for dst, and queues
-// its payload on the socket it is for, whose ID it returns.
+// its payload on the socket it is for, which Wakeups then lists.
 //
 // The segment is checked first: it must hold a header (else "short"), its
 // length field must be at least 8 and no more than the segment (else
@@ -82,39 +83,42 @@ func (t *Table) Drops() map[string]uint64 {
 // Errors are *DropError values, each counted in Drops. With ErrNoSocket
 // ("no-socket") the server asks ip to answer with an ICMP port
 // unreachable; with ErrWouldBlock ("queue-full") the datagram was for the
-// returned socket, whose queue had no room, and is dropped silently. The
+// DropError's Socket, whose queue had no room, and is dropped silently. The
 // segment is copied; Input keeps no reference to it.
-func (t *Table) Input(src, dst netip.Addr, segment []byte) (SockID, error) {
+func (t *Stack) Input(src, dst netip.Addr, segment []byte) error {
 	src, dst = src.Unmap(), dst.Unmap()
 	if !src.Is4() || !dst.Is4() {
-		return 0, t.drop(reasonBadAddress, ErrInvalid, "from %v to %v: not IPv4 addresses", src, dst)
+		return t.drop(reasonBadAddress, ErrInvalid, "from %v to %v: not IPv4 addresses", src, dst)
 	}
 	if len(segment) < HeaderLen {
-		return 0, t.drop(reasonShort, ErrMalformed, "from %v: %d bytes, less than a header", src, len(segment))
+		return t.drop(reasonShort, ErrMalformed, "from %v: %d bytes, less than a header", src, len(segment))
 	}
 	if len(segment) > maxSegment {
-		return 0, t.drop(reasonBadLength, ErrMalformed, "from %v: %d bytes, more than an IPv4 packet carries", src, len(segment))
+		return t.drop(reasonBadLength, ErrMalformed, "from %v: %d bytes, more than an IPv4 packet carries", src, len(segment))
 	}
 	length := int(binary.BigEndian.Uint16(segment[4:]))
 	if length < HeaderLen || length > len(segment) {
-		return 0, t.drop(reasonBadLength, ErrMalformed, "from %v: length field %d in a segment of %d bytes", src, length, len(segment))
+		return t.drop(reasonBadLength, ErrMalformed, "from %v: length field %d in a segment of %d bytes", src, length, len(segment))
 	}
 	segment = segment[:length]
 	if cs := binary.BigEndian.Uint16(segment[6:]); cs != 0 {
 		if got := Checksum(src, dst, segment); got != 0 {
-			return 0, t.drop(reasonBadChecksum, ErrMalformed, "from %v: checksum %#04x does not verify", src, cs)
+			return t.drop(reasonBadChecksum, ErrMalformed, "from %v: checksum %#04x does not verify", src, cs)
 		}
 	}
 	from := netip.AddrPortFrom(src, binary.BigEndian.Uint16(segment[0:]))
 	port := binary.BigEndian.Uint16(segment[2:])
 	s := t.lookup(from, dst, port)
 	if s == nil {
-		return 0, t.drop(reasonNoSocket, ErrNoSocket, "from %v to %v", from, netip.AddrPortFrom(dst, port))
+		return t.drop(reasonNoSocket, ErrNoSocket, "from %v to %v", from, netip.AddrPortFrom(dst, port))
 	}
 	if !s.q.push(from, segment[HeaderLen:], t.recvQ, t.recvB) {
-		return s.id, t.drop(reasonQueueFull, ErrWouldBlock, "from %v to socket %d: %d datagrams, %d bytes queued", from, s.id, s.q.rlen, s.q.dlen)
+		err := t.drop(reasonQueueFull, ErrWouldBlock, "from %v to socket %d: %d datagrams, %d bytes queued", from, s.id, s.q.rlen, s.q.dlen)
+		err.Socket = s.id
+		return err
 	}
-	return s.id, nil
+	t.wake(s)
+	return nil
 }
 
 // Match ranks, best last.
@@ -126,7 +130,7 @@ const (
 
 // lookup returns the socket a datagram from from to dst:port goes to, or
 // nil.
-func (t *Table) lookup(from netip.AddrPort, dst netip.Addr, port uint16) *socket {
+func (t *Stack) lookup(from netip.AddrPort, dst netip.Addr, port uint16) *socket {
 	list := t.ports[port]
 	var best *socket
 	rank := matchNone

@@ -3,11 +3,18 @@
 // multiserver network stack does.
 //
 // The package is pure protocol logic. It does no I/O, starts no
-// goroutines and reads no clock: the udp server feeds it calls from the
-// socket library (Open, Bind, SendTo, RecvFrom, ...) and segments from ip
-// (Input), and passes on what it returns (a Datagram for ip from SendTo, a
-// socket to wake from Input). Given the same calls, a Table always answers
-// the same. A Table is not safe for concurrent use: one server loop owns it.
+// goroutines and reads no clock: the udp server feeds a Stack calls from
+// the socket library (Open, Bind, SendTo, RecvFrom, ...) and segments from
+// ip (Input), and after every call drains the rest, in the shape every
+// engine (ip, tcp, udp) has:
+//
+//   - Out: the datagrams for ip, oldest first;
+//   - Wakeups: the sockets whose readiness changed (a datagram queued, an
+//     ICMP error, a shutdown), for the server to retry waiting calls;
+//   - Deadline: when Tick must next run (never: UDP keeps no timers).
+//
+// Given the same calls, a Stack always answers the same. A Stack is not
+// safe for concurrent use: one server loop owns it.
 //
 // Only IPv4 is supported. See docs/UDP.md.
 package udp
@@ -18,6 +25,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/newtsim/newtsim/servers/proto"
 )
@@ -56,7 +64,7 @@ const (
 	maxSegment = 65535 - 20 // the longest segment one IPv4 packet carries
 )
 
-// Config describes the host a Table serves. Zero fields take their
+// Config describes the host a Stack serves. Zero fields take their
 // defaults.
 type Config struct {
 	// Addrs are the host's IPv4 addresses. 127.0.0.0/8 is always local.
@@ -107,18 +115,18 @@ func (c Config) ephemeral() (lo, hi uint16) {
 	return lo, hi
 }
 
-// SockID names a socket of a Table. IDs start at 1; 0 is never a socket.
+// SockID names a socket of a Stack. IDs start at 1; 0 is never a socket.
 type SockID int32
 
-// A Datagram is what SendTo hands to ip: a UDP segment and the addresses of
-// the IPv4 packet that carries it.
+// A Datagram is what a Stack hands ip (from Out): a UDP segment and the
+// addresses of the IPv4 packet that carries it.
 type Datagram struct {
 	Src, Dst netip.Addr
 	Segment  []byte // UDP header and payload, checksum filled in
 }
 
-// Table holds the UDP sockets of one host.
-type Table struct {
+// Stack holds the UDP sockets of one host.
+type Stack struct {
 	addrs   []netip.Addr // the host's addresses, IPv4, in Config order, no duplicates
 	primary netip.Addr   // the first of them outside 127/8; invalid if none
 	lo, hi  uint16       // ephemeral range
@@ -130,6 +138,9 @@ type Table struct {
 	nextID SockID
 	nextEp uint16 // the ephemeral port to try next
 	drops  [numReasons]uint64
+
+	out   []Datagram // for ip, until Out
+	wakes []SockID   // sockets to wake, until Wakeups
 }
 
 // socket is one UDP socket.
@@ -145,13 +156,14 @@ type socket struct {
 	err    error // an asynchronous error (ICMP) for the next receive
 	shutRD bool  // shut down for receiving: an empty queue reads as end of file
 	shutWR bool  // shut down for sending
+	woken  bool  // listed in the Stack's wakes
 }
 
-// New returns a Table for the host c describes. New does not fail:
+// New returns a Stack for the host c describes. New does not fail:
 // addresses that are not IPv4 are ignored, an inverted ephemeral range is
 // swapped, and negative bounds take their defaults (Validate reports these).
-func New(c Config) *Table {
-	t := &Table{
+func New(c Config) *Stack {
+	t := &Stack{
 		recvQ: c.RecvQueue,
 		recvB: c.RecvBytes,
 		socks: make(map[SockID]*socket),
@@ -182,7 +194,7 @@ func New(c Config) *Table {
 }
 
 // isLocal reports whether a is one of the host's addresses.
-func (t *Table) isLocal(a netip.Addr) bool {
+func (t *Stack) isLocal(a netip.Addr) bool {
 	if a.Is4() && a.IsLoopback() {
 		return true
 	}
@@ -195,7 +207,7 @@ func (t *Table) isLocal(a netip.Addr) bool {
 }
 
 // Open creates an unbound socket and returns its ID.
-func (t *Table) Open() SockID {
+func (t *Stack) Open() SockID {
 	for {
 		t.nextID++
 		if t.nextID <= 0 { // wrapped past the largest int32
@@ -210,7 +222,7 @@ func (t *Table) Open() SockID {
 }
 
 // sock returns the socket id names.
-func (t *Table) sock(op string, id SockID) (*socket, error) {
+func (t *Stack) sock(op string, id SockID) (*socket, error) {
 	s, ok := t.socks[id]
 	if !ok {
 		return nil, fmt.Errorf("udp: %s: socket %d: %w", op, id, ErrBadSocket)
@@ -219,13 +231,13 @@ func (t *Table) sock(op string, id SockID) (*socket, error) {
 }
 
 // Sockets returns the number of open sockets.
-func (t *Table) Sockets() int { return len(t.socks) }
+func (t *Stack) Sockets() int { return len(t.socks) }
 
 // SetReuseAddr sets or clears the socket's SO_REUSEADDR flag. Two sockets
 // may bind the same port on overlapping addresses when both have it set
 // (when the second binds); a datagram that both would take then goes to
 // the one bound last.
-func (t *Table) SetReuseAddr(id SockID, on bool) error {
+func (t *Stack) SetReuseAddr(id SockID, on bool) error {
 	s, err := t.sock("set reuseaddr", id)
 	if err != nil {
 		return err
@@ -242,7 +254,7 @@ func (t *Table) SetReuseAddr(id SockID, on bool) error {
 // already bound on an overlapping address (the same one, or either
 // unspecified) gives ErrAddrInUse unless both sockets set SetReuseAddr. A
 // socket binds once (ErrInvalid after).
-func (t *Table) Bind(id SockID, local netip.AddrPort) error {
+func (t *Stack) Bind(id SockID, local netip.AddrPort) error {
 	s, err := t.sock("bind", id)
 	if err != nil {
 		return err
@@ -274,7 +286,7 @@ func (t *Table) Bind(id SockID, local netip.AddrPort) error {
 }
 
 // conflict returns a socket that keeps addr:port from being bound, or nil.
-func (t *Table) conflict(addr netip.Addr, port uint16, reuse bool) *socket {
+func (t *Stack) conflict(addr netip.Addr, port uint16, reuse bool) *socket {
 	for _, o := range t.ports[port] {
 		if overlap(o.local, addr) && !(reuse && o.reuse) {
 			return o
@@ -291,7 +303,7 @@ func overlap(a, b netip.Addr) bool {
 // ephemeralPort returns the next ephemeral port no socket holds on an
 // address overlapping addr. SO_REUSEADDR does not let two sockets share
 // an ephemeral port.
-func (t *Table) ephemeralPort(addr netip.Addr) (uint16, error) {
+func (t *Stack) ephemeralPort(addr netip.Addr) (uint16, error) {
 	n := int(t.hi) - int(t.lo) + 1
 	for range n {
 		p := t.nextEp
@@ -308,7 +320,7 @@ func (t *Table) ephemeralPort(addr netip.Addr) (uint16, error) {
 }
 
 // autobind binds an unbound socket to an ephemeral port on every address.
-func (t *Table) autobind(op string, s *socket) error {
+func (t *Stack) autobind(op string, s *socket) error {
 	if s.bound {
 		return nil
 	}
@@ -337,7 +349,7 @@ func checkDest(op string, id SockID, to netip.AddrPort) (netip.AddrPort, error) 
 
 // sourceFor returns the address a datagram from s to dst leaves from: the
 // one fixed by Connect, else the one route picks.
-func (t *Table) sourceFor(s *socket, dst netip.Addr) (netip.Addr, error) {
+func (t *Stack) sourceFor(s *socket, dst netip.Addr) (netip.Addr, error) {
 	if s.source.IsValid() {
 		return s.source, nil
 	}
@@ -348,7 +360,7 @@ func (t *Table) sourceFor(s *socket, dst netip.Addr) (netip.Addr, error) {
 // s is bound to; else for a local destination that address itself
 // (127.0.0.1 for all of 127/8); else the host's primary address. This
 // stands in for a routing table: the host has one interface.
-func (t *Table) route(s *socket, dst netip.Addr) (netip.Addr, error) {
+func (t *Stack) route(s *socket, dst netip.Addr) (netip.Addr, error) {
 	switch {
 	case s.bound && !s.local.IsUnspecified():
 		return s.local, nil
@@ -370,7 +382,7 @@ func (t *Table) route(s *socket, dst netip.Addr) (netip.Addr, error) {
 // peers; Connect with the zero AddrPort dissolves the association (connect
 // with AF_UNSPEC), leaving the socket bound. Datagrams already queued stay
 // queued. A failed Connect leaves the socket as it was.
-func (t *Table) Connect(id SockID, remote netip.AddrPort) error {
+func (t *Stack) Connect(id SockID, remote netip.AddrPort) error {
 	s, err := t.sock("connect", id)
 	if err != nil {
 		return err
@@ -396,35 +408,35 @@ func (t *Table) Connect(id SockID, remote netip.AddrPort) error {
 
 // SendTo builds a datagram carrying payload from the socket to to, or to
 // the connected peer when to is the zero AddrPort (ErrDestRequired when
-// there is none). A connected socket may still send elsewhere by naming an
-// address. An unbound socket is first bound to an ephemeral port. The
-// payload is copied; the returned segment belongs to the caller. Payloads
-// over MaxPayload give ErrMsgSize.
-func (t *Table) SendTo(id SockID, payload []byte, to netip.AddrPort) (Datagram, error) {
+// there is none), and queues it for Out. A connected socket may still send
+// elsewhere by naming an address. An unbound socket is first bound to an
+// ephemeral port. The payload is copied; the segment Out returns belongs to
+// the caller. Payloads over MaxPayload give ErrMsgSize.
+func (t *Stack) SendTo(id SockID, payload []byte, to netip.AddrPort) error {
 	s, err := t.sock("send", id)
 	if err != nil {
-		return Datagram{}, err
+		return err
 	}
 	if s.shutWR {
-		return Datagram{}, fmt.Errorf("udp: send on socket %d: %w", id, ErrShutdown)
+		return fmt.Errorf("udp: send on socket %d: %w", id, ErrShutdown)
 	}
 	if len(payload) > MaxPayload {
-		return Datagram{}, fmt.Errorf("udp: send on socket %d: %d bytes, more than %d: %w", id, len(payload), MaxPayload, ErrMsgSize)
+		return fmt.Errorf("udp: send on socket %d: %d bytes, more than %d: %w", id, len(payload), MaxPayload, ErrMsgSize)
 	}
 	if !to.IsValid() {
 		if !s.remote.IsValid() {
-			return Datagram{}, fmt.Errorf("udp: send on socket %d: no address and not connected: %w", id, ErrDestRequired)
+			return fmt.Errorf("udp: send on socket %d: no address and not connected: %w", id, ErrDestRequired)
 		}
 		to = s.remote
 	} else if to, err = checkDest("send on", id, to); err != nil {
-		return Datagram{}, err
+		return err
 	}
 	src, err := t.sourceFor(s, to.Addr())
 	if err != nil {
-		return Datagram{}, fmt.Errorf("udp: send on socket %d to %v: %w", id, to, err)
+		return fmt.Errorf("udp: send on socket %d to %v: %w", id, to, err)
 	}
 	if err := t.autobind("send", s); err != nil {
-		return Datagram{}, err
+		return err
 	}
 	seg := make([]byte, HeaderLen+len(payload))
 	binary.BigEndian.PutUint16(seg[0:], s.port)
@@ -436,14 +448,15 @@ func (t *Table) SendTo(id SockID, payload []byte, to netip.AddrPort) (Datagram, 
 		cs = 0xffff // RFC 768: a computed 0 is sent as all ones
 	}
 	binary.BigEndian.PutUint16(seg[6:], cs)
-	return Datagram{Src: src, Dst: to.Addr(), Segment: seg}, nil
+	t.out = append(t.out, Datagram{Src: src, Dst: to.Addr(), Segment: seg})
+	return nil
 }
 
 // RecvFrom takes the socket's oldest datagram, copies its payload into buf
 // and returns the bytes copied and the sender. A payload longer than buf
 // is truncated: the rest is discarded and truncated is true (as Linux does
 // without MSG_TRUNC). ErrWouldBlock when nothing is queued, bound or not.
-func (t *Table) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, truncated bool, err error) {
+func (t *Stack) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, truncated bool, err error) {
 	s, err := t.sock("receive", id)
 	if err != nil {
 		return 0, netip.AddrPort{}, false, err
@@ -465,7 +478,7 @@ func (t *Table) RecvFrom(id SockID, buf []byte) (n int, from netip.AddrPort, tru
 // Shutdown shuts a connected socket down for receiving (its empty queue
 // then reads as end of file), sending (sends fail with ErrShutdown), or
 // both; ErrNotConnected for a socket with no peer, as Linux answers.
-func (t *Table) Shutdown(id SockID, read, write bool) error {
+func (t *Stack) Shutdown(id SockID, read, write bool) error {
 	s, err := t.sock("shutdown", id)
 	if err != nil {
 		return err
@@ -473,14 +486,17 @@ func (t *Table) Shutdown(id SockID, read, write bool) error {
 	if !s.remote.IsValid() {
 		return fmt.Errorf("udp: shutdown of socket %d: %w", id, ErrNotConnected)
 	}
-	s.shutRD = s.shutRD || read
+	if read && !s.shutRD {
+		s.shutRD = true
+		t.wake(s) // waiting receives read end of file now
+	}
 	s.shutWR = s.shutWR || write
 	return nil
 }
 
 // TakeError returns and clears the socket's pending asynchronous error
 // (getsockopt SO_ERROR), nil when there is none.
-func (t *Table) TakeError(id SockID) (error, error) {
+func (t *Stack) TakeError(id SockID) (error, error) {
 	s, err := t.sock("get error", id)
 	if err != nil {
 		return nil, err
@@ -491,7 +507,7 @@ func (t *Table) TakeError(id SockID) (error, error) {
 }
 
 // ReuseAddr reports the socket's SO_REUSEADDR.
-func (t *Table) ReuseAddr(id SockID) (bool, error) {
+func (t *Stack) ReuseAddr(id SockID) (bool, error) {
 	s, err := t.sock("get reuseaddr", id)
 	if err != nil {
 		return false, err
@@ -501,34 +517,39 @@ func (t *Table) ReuseAddr(id SockID) (bool, error) {
 
 // PortUnreachable records that a datagram from local to remote drew an
 // ICMP port unreachable. As on Linux only a connected socket hears of it:
-// its next receive fails with ErrConnRefused, once. It returns the socket,
-// and false when no connected socket sent such a datagram.
-func (t *Table) PortUnreachable(local, remote netip.AddrPort) (SockID, bool) {
-	for id, s := range t.socks {
-		if s.remote == remote && s.port == local.Port() && (!s.source.IsValid() || s.source == local.Addr()) {
+// its next receive fails with ErrConnRefused, once, and it is woken. It
+// reports false when no connected socket sent such a datagram. Among
+// sockets that all match (SetReuseAddr) the one bound last hears of it,
+// the one Input would give the peer's answer to.
+func (t *Stack) PortUnreachable(local, remote netip.AddrPort) bool {
+	list := t.ports[local.Port()]
+	for i := len(list) - 1; i >= 0; i-- { // newest first, as lookup
+		s := list[i]
+		if s.remote == remote && (!s.source.IsValid() || s.source == local.Addr()) {
 			s.err = ErrConnRefused
-			return id, true
+			t.wake(s)
+			return true
 		}
 	}
-	return 0, false
+	return false
 }
 
 // Exists reports whether the socket is open.
-func (t *Table) Exists(id SockID) bool {
+func (t *Stack) Exists(id SockID) bool {
 	_, ok := t.socks[id]
 	return ok
 }
 
 // Pending reports whether the socket has an asynchronous error (ICMP) for
 // its next receive.
-func (t *Table) Pending(id SockID) bool {
+func (t *Stack) Pending(id SockID) bool {
 	s, ok := t.socks[id]
 	return ok && s.err != nil
 }
 
 // Readable reports whether the socket has a datagram queued. It is false
 // for a socket that does not exist.
-func (t *Table) Readable(id SockID) bool {
+func (t *Stack) Readable(id SockID) bool {
 	s, ok := t.socks[id]
 	return ok && s.q.rlen > 0
 }
@@ -536,7 +557,7 @@ func (t *Table) Readable(id SockID) bool {
 // NextLen returns the payload length of the socket's oldest datagram (what
 // FIONREAD reports), and false when none is queued or the socket does not
 // exist.
-func (t *Table) NextLen(id SockID) (int, bool) {
+func (t *Stack) NextLen(id SockID) (int, bool) {
 	s, ok := t.socks[id]
 	if !ok || s.q.rlen == 0 {
 		return 0, false
@@ -546,7 +567,7 @@ func (t *Table) NextLen(id SockID) (int, bool) {
 
 // Queued returns the datagrams and payload bytes the socket has queued; 0,
 // 0 for a socket that does not exist.
-func (t *Table) Queued(id SockID) (datagrams, bytes int) {
+func (t *Stack) Queued(id SockID) (datagrams, bytes int) {
 	s, ok := t.socks[id]
 	if !ok {
 		return 0, 0
@@ -558,7 +579,7 @@ func (t *Table) Queued(id SockID) (datagrams, bytes int) {
 // is bound to, or once connected the one its datagrams leave from.
 // ErrNotBound for a socket without a port (getsockname then reports
 // 0.0.0.0:0).
-func (t *Table) LocalAddr(id SockID) (netip.AddrPort, error) {
+func (t *Stack) LocalAddr(id SockID) (netip.AddrPort, error) {
 	s, err := t.sock("local address", id)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -573,7 +594,7 @@ func (t *Table) LocalAddr(id SockID) (netip.AddrPort, error) {
 }
 
 // RemoteAddr returns the socket's peer; ErrNotConnected when it has none.
-func (t *Table) RemoteAddr(id SockID) (netip.AddrPort, error) {
+func (t *Stack) RemoteAddr(id SockID) (netip.AddrPort, error) {
 	s, err := t.sock("remote address", id)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -589,7 +610,7 @@ func (s *socket) localAddrPort() netip.AddrPort { return netip.AddrPortFrom(s.lo
 
 // Close closes the socket, discarding what it has queued, and frees its
 // port. Its ID may be given to a later socket once IDs wrap around.
-func (t *Table) Close(id SockID) error {
+func (t *Stack) Close(id SockID) error {
 	s, err := t.sock("close", id)
 	if err != nil {
 		return err
@@ -609,3 +630,41 @@ func (t *Table) Close(id SockID) error {
 	delete(t.socks, id)
 	return nil
 }
+
+// wake lists the socket for Wakeups, once until they are drained.
+func (t *Stack) wake(s *socket) {
+	if !s.woken {
+		s.woken = true
+		t.wakes = append(t.wakes, s.id)
+	}
+}
+
+// Out returns the datagrams made since the last call, oldest first, for
+// ip. The slice is the Stack's until the next call into it; the segments
+// are the caller's.
+func (t *Stack) Out() []Datagram {
+	out := t.out
+	t.out = t.out[:0]
+	return out
+}
+
+// Wakeups returns the sockets whose readiness changed since the last call,
+// each once, in the order they changed: a server retries the calls
+// waiting on them. The slice is the Stack's until the next call into it.
+func (t *Stack) Wakeups() []SockID {
+	w := t.wakes
+	for _, id := range w {
+		if s, ok := t.socks[id]; ok {
+			s.woken = false
+		}
+	}
+	t.wakes = t.wakes[:0]
+	return w
+}
+
+// Deadline returns when Tick must next run. UDP keeps no timers: ok is
+// always false. It is here so that every engine drains the same way.
+func (t *Stack) Deadline() (deadline time.Time, ok bool) { return time.Time{}, false }
+
+// Tick runs the timers due at now; UDP has none.
+func (t *Stack) Tick(now time.Time) {}

@@ -22,11 +22,11 @@ func BenchmarkSendToInput(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				d, err := tab.SendTo(s, payload, to)
+				d, err := sendTo(tab, s, payload, to)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := tab.Input(d.Src, d.Dst, d.Segment); err != nil {
+				if _, err := input(tab, d.Src, d.Dst, d.Segment); err != nil {
 					b.Fatal(err)
 				}
 				if _, _, _, err := tab.RecvFrom(r, buf); err != nil {

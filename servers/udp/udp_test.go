@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ var (
 func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
 
 // open opens a socket, bound to local unless local is the zero AddrPort.
-func open(t testing.TB, tab *udp.Table, local netip.AddrPort) udp.SockID {
+func open(t testing.TB, tab *udp.Stack, local netip.AddrPort) udp.SockID {
 	t.Helper()
 	id := tab.Open()
 	if local.IsValid() {
@@ -54,12 +55,47 @@ func segment(src netip.AddrPort, dst netip.AddrPort, payload []byte) []byte {
 }
 
 // deliver feeds a datagram from src to dst into tab.
-func deliver(tab *udp.Table, src, dst netip.AddrPort, payload []byte) (udp.SockID, error) {
-	return tab.Input(src.Addr(), dst.Addr(), segment(src, dst, payload))
+func deliver(tab *udp.Stack, src, dst netip.AddrPort, payload []byte) (udp.SockID, error) {
+	return input(tab, src.Addr(), dst.Addr(), segment(src, dst, payload))
+}
+
+// sendTo sends from socket id and returns the one datagram SendTo queued
+// for ip.
+func sendTo(tab *udp.Stack, id udp.SockID, payload []byte, to netip.AddrPort) (udp.Datagram, error) {
+	err := tab.SendTo(id, payload, to)
+	out := tab.Out()
+	switch {
+	case err != nil && len(out) != 0:
+		return udp.Datagram{}, fmt.Errorf("SendTo failed (%w) and still queued %d datagrams", err, len(out))
+	case err != nil:
+		return udp.Datagram{}, err
+	case len(out) != 1:
+		return udp.Datagram{}, fmt.Errorf("SendTo queued %d datagrams, want 1", len(out))
+	}
+	return out[0], nil
+}
+
+// input feeds a segment into tab and returns the socket it went to: the
+// one socket it woke, or the one whose full queue dropped it.
+func input(tab *udp.Stack, src, dst netip.Addr, seg []byte) (udp.SockID, error) {
+	err := tab.Input(src, dst, seg)
+	w := tab.Wakeups()
+	var de *udp.DropError
+	switch {
+	case err == nil && len(w) == 1:
+		return w[0], nil
+	case err == nil:
+		return 0, fmt.Errorf("Input accepted a segment and woke %v, want one socket", w)
+	case len(w) != 0:
+		return 0, fmt.Errorf("Input refused a segment (%w) and woke %v", err, w)
+	case errors.As(err, &de):
+		return de.Socket, err
+	}
+	return 0, err
 }
 
 // recv takes one datagram from the socket, which must have one.
-func recv(t *testing.T, tab *udp.Table, id udp.SockID) ([]byte, netip.AddrPort) {
+func recv(t *testing.T, tab *udp.Stack, id udp.SockID) ([]byte, netip.AddrPort) {
 	t.Helper()
 	buf := make([]byte, udp.MaxPayload)
 	n, from, trunc, err := tab.RecvFrom(id, buf)
@@ -153,7 +189,7 @@ func TestEphemeral(t *testing.T) {
 	}
 	// Autobinding fails the same way, and leaves the socket unbound.
 	id := tab.Open()
-	if _, err := tab.SendTo(id, nil, ap(peer, 7)); !errors.Is(err, udp.ErrAddrInUse) {
+	if _, err := sendTo(tab, id, nil, ap(peer, 7)); !errors.Is(err, udp.ErrAddrInUse) {
 		t.Fatalf("SendTo with the range exhausted = %v, want ErrAddrInUse", err)
 	}
 	if err := tab.Connect(id, ap(peer, 7)); !errors.Is(err, udp.ErrAddrInUse) {
@@ -185,7 +221,7 @@ func TestEphemeralDeterministic(t *testing.T) {
 		var ports []uint16
 		for i := range 20 {
 			id := tab.Open()
-			if _, err := tab.SendTo(id, []byte("x"), ap(peer, 9)); err != nil {
+			if _, err := sendTo(tab, id, []byte("x"), ap(peer, 9)); err != nil {
 				t.Fatal(err)
 			}
 			a, _ := tab.LocalAddr(id)
@@ -265,11 +301,11 @@ func TestConnect(t *testing.T) {
 		}
 	}
 	// Send needs no address once connected, and may still name one.
-	d, err := tab.SendTo(c, []byte("q"), netip.AddrPort{})
+	d, err := sendTo(tab, c, []byte("q"), netip.AddrPort{})
 	if err != nil || d.Src != host || d.Dst != peer || binary.BigEndian.Uint16(d.Segment[2:]) != 53 {
 		t.Fatalf("SendTo connected = %+v, %v", d, err)
 	}
-	if d, err = tab.SendTo(c, []byte("q"), ap(other, 7)); err != nil || d.Dst != other {
+	if d, err = sendTo(tab, c, []byte("q"), ap(other, 7)); err != nil || d.Dst != other {
 		t.Fatalf("SendTo elsewhere = %+v, %v", d, err)
 	}
 	// Dissolving the association accepts everybody again.
@@ -282,7 +318,7 @@ func TestConnect(t *testing.T) {
 	if got, err := deliver(tab, ap(other, 1), ap(host2, 49152), nil); err != nil || got != c {
 		t.Fatalf("after disconnect: Input went to %d, %v", got, err)
 	}
-	if _, err := tab.SendTo(c, nil, netip.AddrPort{}); !errors.Is(err, udp.ErrDestRequired) {
+	if _, err := sendTo(tab, c, nil, netip.AddrPort{}); !errors.Is(err, udp.ErrDestRequired) {
 		t.Fatalf("SendTo without address after disconnect: %v", err)
 	}
 }
@@ -349,7 +385,7 @@ func TestChecksumVector(t *testing.T) {
 	// SendTo writes it, and the filled-in segment verifies to 0.
 	tab := udp.New(udp.Config{Addrs: []netip.Addr{src}})
 	id := open(t, tab, ap(src, 20))
-	d, err := tab.SendTo(id, []byte("Hi"), ap(dst, 10))
+	d, err := sendTo(tab, id, []byte("Hi"), ap(dst, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,14 +421,14 @@ func TestChecksumZero(t *testing.T) {
 	binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)))
 	copy(seg[8:], payload)
 	binary.BigEndian.PutUint16(payload[4:], udp.Checksum(host, host, seg))
-	d, err := tab.SendTo(s, payload, ap(host, 2000))
+	d, err := sendTo(tab, s, payload, ap(host, 2000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cs := binary.BigEndian.Uint16(d.Segment[6:]); cs != 0xffff {
 		t.Fatalf("checksum field %#04x, want 0xffff", cs)
 	}
-	if id, err := tab.Input(d.Src, d.Dst, d.Segment); err != nil || id != r {
+	if id, err := input(tab, d.Src, d.Dst, d.Segment); err != nil || id != r {
 		t.Fatalf("Input = %d, %v", id, err)
 	}
 }
@@ -403,14 +439,14 @@ func TestRoundTrip(t *testing.T) {
 	b := open(t, tab, ap(any4, 9000))
 	for _, size := range []int{0, 1, 64, 1400, udp.MaxPayload} {
 		payload := bytes.Repeat([]byte{byte(size)}, size)
-		d, err := tab.SendTo(a, payload, ap(lo, 9000))
+		d, err := sendTo(tab, a, payload, ap(lo, 9000))
 		if err != nil {
 			t.Fatalf("SendTo %d bytes: %v", size, err)
 		}
 		if d.Src != lo || d.Dst != lo || len(d.Segment) != 8+size {
 			t.Fatalf("SendTo %d bytes = %v -> %v, %d bytes", size, d.Src, d.Dst, len(d.Segment))
 		}
-		id, err := tab.Input(d.Src, d.Dst, d.Segment)
+		id, err := input(tab, d.Src, d.Dst, d.Segment)
 		if err != nil || id != b {
 			t.Fatalf("Input = %d, %v; want %d", id, err, b)
 		}
@@ -425,11 +461,11 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("RecvFrom = %d bytes from %v", len(got), from)
 		}
 		// And back.
-		d, err = tab.SendTo(b, got, from)
+		d, err = sendTo(tab, b, got, from)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id, err := tab.Input(d.Src, d.Dst, d.Segment); err != nil || id != a {
+		if id, err := input(tab, d.Src, d.Dst, d.Segment); err != nil || id != a {
 			t.Fatalf("reply: Input = %d, %v; want %d", id, err, a)
 		}
 		if got2, from2 := recv(t, tab, a); !bytes.Equal(got2, payload) || from2 != ap(lo, 9000) {
@@ -468,7 +504,7 @@ func TestSendToErrors(t *testing.T) {
 		if tt.to != "" {
 			to = netip.MustParseAddrPort(tt.to)
 		}
-		_, err := tab.SendTo(tt.id, make([]byte, tt.n), to)
+		_, err := sendTo(tab, tt.id, make([]byte, tt.n), to)
 		if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
 			t.Errorf("%s: SendTo = %v, want %v", tt.name, err, tt.want)
 		}
@@ -605,7 +641,7 @@ func TestInputMalformed(t *testing.T) {
 			tab := udp.New(config)
 			r := open(t, tab, dst)
 			before := tab.Drops()
-			id, err := tab.Input(tt.src, tt.dst, tt.seg)
+			id, err := input(tab, tt.src, tt.dst, tt.seg)
 			if !errors.Is(err, tt.want) || (err == nil) != (tt.want == nil) {
 				t.Fatalf("Input = %d, %v; want %v", id, err, tt.want)
 			}
@@ -714,7 +750,7 @@ func TestClose(t *testing.T) {
 		"Connect":      tab.Connect(a, ap(peer, 1)),
 		"SetReuseAddr": tab.SetReuseAddr(a, true),
 		"RecvFrom":     func() error { _, _, _, err := tab.RecvFrom(a, nil); return err }(),
-		"SendTo":       func() error { _, err := tab.SendTo(a, nil, ap(peer, 1)); return err }(),
+		"SendTo":       func() error { _, err := sendTo(tab, a, nil, ap(peer, 1)); return err }(),
 		"LocalAddr":    func() error { _, err := tab.LocalAddr(a); return err }(),
 		"RemoteAddr":   func() error { _, err := tab.RemoteAddr(a); return err }(),
 	} {
@@ -771,7 +807,7 @@ func TestConfig(t *testing.T) {
 		}
 		// New repairs what Validate refuses.
 		tab := udp.New(tt.cfg)
-		if _, err := tab.SendTo(tab.Open(), []byte("x"), ap(lo, 9)); err != nil {
+		if _, err := sendTo(tab, tab.Open(), []byte("x"), ap(lo, 9)); err != nil {
 			t.Errorf("%s: SendTo on a repaired table: %v", tt.name, err)
 		}
 	}
@@ -799,7 +835,11 @@ func TestPortUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, ok := tb.PortUnreachable(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), local.Port()), remote)
+	ok := tb.PortUnreachable(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), local.Port()), remote)
+	var id udp.SockID
+	if w := tb.Wakeups(); len(w) == 1 {
+		id = w[0]
+	}
 	if !ok || id != conn {
 		t.Fatalf("PortUnreachable = %v, %v; want the connected socket %v", id, ok, conn)
 	}
@@ -810,7 +850,7 @@ func TestPortUnreachable(t *testing.T) {
 	if _, _, _, err := tb.RecvFrom(conn, buf); !errors.Is(err, udp.ErrWouldBlock) {
 		t.Fatalf("second receive: %v, want ErrWouldBlock: the error is reported once", err)
 	}
-	if _, ok := tb.PortUnreachable(netip.MustParseAddrPort("198.18.0.2:5000"), remote); ok {
+	if ok := tb.PortUnreachable(netip.MustParseAddrPort("198.18.0.2:5000"), remote); ok {
 		t.Fatal("an unconnected socket heard of an ICMP error")
 	}
 }

@@ -38,7 +38,7 @@ type Host struct {
 	mu   sync.Mutex
 	c    Config
 	ip   *ip.Stack
-	udp  *udp.Table
+	udp  *udp.Stack
 	tcp  *tcp.Stack
 	echo udp.SockID
 	// changed is closed and replaced whenever the host handled something
@@ -153,11 +153,14 @@ func (h *Host) Drops() map[string]uint64 {
 }
 
 func (h *Host) sendTo(now time.Time, id udp.SockID, payload []byte, to netip.AddrPort) error {
-	dg, err := h.udp.SendTo(id, payload, to)
-	if err != nil {
+	if err := h.udp.SendTo(id, payload, to); err != nil {
 		return err
 	}
-	return h.ip.Send(now, proto.UDP, dg.Src, dg.Dst, dg.Segment)
+	var errs []error
+	for _, dg := range h.udp.Out() {
+		errs = append(errs, h.ip.Send(now, proto.UDP, dg.Src, dg.Dst, dg.Segment))
+	}
+	return errors.Join(errs...)
 }
 
 func (h *Host) record(now time.Time, frame []byte) {
@@ -199,14 +202,13 @@ func (h *Host) process(now time.Time) error {
 				if ev.Proto != proto.UDP {
 					continue // ICMP other than echo, which ip answers itself
 				}
-				id, err := h.udp.Input(ev.Src, ev.Dst, ev.Payload)
-				switch {
-				case errors.Is(err, udp.ErrNoSocket):
+				if err := h.udp.Input(ev.Src, ev.Dst, ev.Payload); errors.Is(err, udp.ErrNoSocket) {
 					unreachable = append(unreachable, append([]byte(nil), ev.Packet...))
-				case err == nil && id == h.echo && h.c.EchoPort != 0:
-					echo = true
 				}
 			}
+		}
+		for _, id := range h.udp.Wakeups() {
+			echo = echo || (id == h.echo && h.c.EchoPort != 0)
 		}
 		for _, pkt := range unreachable {
 			h.ip.Unreachable(now, pkt, 3) // code 3: port unreachable
