@@ -9,7 +9,9 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 func TestARPRequestAnswered(t *testing.T) {
@@ -17,8 +19,8 @@ func TestARPRequestAnswered(t *testing.T) {
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, peer, host))
 	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame,
-		ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
-		arp(layers.ARPReply, hostMAC, host, peerMAC, peer))
+		checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
+		checker.ARP(layers.ARPReply, hostMAC, host, peerMAC, peer))
 	st := s.Stats()
 	if st.ARPRequestsReceived != 1 || st.ARPRepliesSent != 1 || st.Neighbors != 1 {
 		t.Errorf("Stats() = %+v", st)
@@ -28,7 +30,7 @@ func TestARPRequestAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev = only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4))
 	checkDrops(t, s, nil)
 }
 
@@ -37,8 +39,8 @@ func TestARPProbeAnswered(t *testing.T) {
 	s.FrameIn(t0, arpRequestFrom(t, peerMAC, netip.IPv4Unspecified(), host)) // RFC 5227 probe
 	ev := only(t, s.Out(), ip.FrameOut)
 	checkFrame(t, ev.Frame,
-		ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
-		arp(layers.ARPReply, hostMAC, host, peerMAC, netip.IPv4Unspecified()))
+		checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
+		checker.ARP(layers.ARPReply, hostMAC, host, peerMAC, netip.IPv4Unspecified()))
 	if n := s.Stats().Neighbors; n != 0 {
 		t.Errorf("%d neighbors learned from a probe", n)
 	}
@@ -52,7 +54,7 @@ func TestARPNotLearnedFromOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP), checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	checkDrops(t, s, map[string]uint64{"arp-not-for-us": 1})
 }
 
@@ -67,7 +69,7 @@ func TestARPUpdatedFromOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, moved, layers.EthernetTypeIPv4))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, moved, layers.EthernetTypeIPv4))
 }
 
 func TestARPOffLinkNotLearned(t *testing.T) {
@@ -94,7 +96,7 @@ func TestSendResolvesAndFlushes(t *testing.T) {
 			continue
 		}
 		ev := only(t, evs, ip.FrameOut)
-		checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+		checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP), checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	}
 	if d, ok := s.Deadline(); !ok || !d.Equal(at(time.Second)) {
 		t.Fatalf("Deadline() = %v, %v; want 1s", d.Sub(t0), ok)
@@ -108,8 +110,8 @@ func TestSendResolvesAndFlushes(t *testing.T) {
 		if ev.Kind != ip.FrameOut {
 			t.Fatalf("event %d is %v", i, ev.Kind)
 		}
-		checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
-			ipv4(addrs(host, peer), protocol(layers.IPProtocolUDP, payloads[i])))
+		checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+			checker.InIPv4(checker.Addrs(host, peer), checker.Protocol(proto.UDP), checker.IPPayload(payloads[i])))
 	}
 	if d, ok := s.Deadline(); !ok || !d.Equal(at(60*time.Second+time.Millisecond)) {
 		t.Errorf("Deadline() = %v, %v; want the entry's expiry", d.Sub(t0), ok)
@@ -127,11 +129,11 @@ func TestSendViaGatewayResolvesGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, arp(layers.ARPRequest, hostMAC, host, [6]byte{}, gw))
+	checkFrame(t, ev.Frame, checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, gw))
 	s.FrameIn(t0, arpReplyFrom(t, gwMAC, gw))
 	ev = only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
-		ipv4(addrs(host, remote), protocol(layers.IPProtocolTCP, []byte("seg"))))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(host, remote), checker.Protocol(proto.TCP), checker.IPPayload([]byte("seg"))))
 }
 
 func TestARPRetryAndGiveUp(t *testing.T) {
@@ -163,7 +165,7 @@ func TestARPRetryAndGiveUp(t *testing.T) {
 			continue
 		}
 		ev := only(t, evs, ip.FrameOut)
-		checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+		checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP), checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	}
 	checkDrops(t, s, map[string]uint64{"arp-unresolved": 2})
 	if st := s.Stats(); st.ARPRequestsSent != 4 || st.Neighbors != 0 {
@@ -189,7 +191,7 @@ func TestARPRetryAndGiveUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s2.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+	checkFrame(t, ev.Frame, checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 }
 
 func TestARPHoldOverflow(t *testing.T) {
@@ -207,7 +209,7 @@ func TestARPHoldOverflow(t *testing.T) {
 		t.Fatalf("%d frames flushed, want 2", len(evs))
 	}
 	for i, ev := range evs {
-		checkFrame(t, ev.Frame, ipv4(protocol(layers.IPProtocolUDP, []byte{byte(i)})))
+		checkFrame(t, ev.Frame, checker.InIPv4(checker.Protocol(proto.UDP), checker.IPPayload([]byte{byte(i)})))
 	}
 }
 
@@ -228,8 +230,8 @@ func TestARPExpiryAndRefresh(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("events %v, want the frame and a refresh", kinds(evs))
 	}
-	checkFrame(t, evs[0].Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4))
-	checkFrame(t, evs[1].Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeARP), arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+	checkFrame(t, evs[0].Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4))
+	checkFrame(t, evs[1].Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeARP), checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	only(t, send(7500*time.Millisecond), ip.FrameOut)
 	if evs := send(8 * time.Second); len(evs) != 2 {
 		t.Fatalf("events %v, want the frame and a refresh", kinds(evs))
@@ -241,7 +243,7 @@ func TestARPExpiryAndRefresh(t *testing.T) {
 		t.Fatalf("%d neighbors after expiry", n)
 	}
 	ev := only(t, send(10*time.Second), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP))
 
 	// Answered, it lives on.
 	s = newStack(t, func(c *ip.Config) { c.ARPTimeout = 10 * time.Second })
@@ -259,7 +261,7 @@ func TestARPExpiredWithoutTick(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP))
 }
 
 func TestARPCacheBound(t *testing.T) {
@@ -281,11 +283,11 @@ func TestARPCacheBound(t *testing.T) {
 	if err := s.Send(at(2*time.Second), 17, netip.Addr{}, addr(1099), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ethernet(hostMAC, mac(1099), layers.EthernetTypeIPv4))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, checker.Ethernet(hostMAC, mac(1099), layers.EthernetTypeIPv4))
 	if err := s.Send(at(2*time.Second), 17, netip.Addr{}, addr(0), nil); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP))
 
 	// With every entry pending, a packet for a new address is dropped.
 	s = newStack(t, func(c *ip.Config) { c.Addr = prefix; c.Gateway = netip.Addr{} })

@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/ip"
 )
 
@@ -224,186 +225,18 @@ func checkDrops(t *testing.T, s *ip.Stack, want map[string]uint64) {
 	}
 }
 
-// A checker checks one aspect of a decoded frame. Checkers compose:
-// ipv4(srcAddr(a), icmp(echo(1, 2))) checks an IPv4 packet from a carrying
-// an ICMP echo message with id 1 and sequence number 2, in the shape of
-// gVisor's checker package.
-type checker func(t *testing.T, p gopacket.Packet)
-
-// checkFrame decodes frame with gopacket and applies the checkers.
-func checkFrame(t *testing.T, frame []byte, checks ...checker) {
+// checkFrame checks that frame has a length the host may send, decodes it
+// and applies the checkers (package servers/checker).
+func checkFrame(t *testing.T, frame []byte, checks ...checker.Checker) {
 	t.Helper()
 	if len(frame) < ip.MinFrameLen || len(frame) > ip.MaxFrameLen {
 		t.Errorf("frame of %d bytes, want %d to %d", len(frame), ip.MinFrameLen, ip.MaxFrameLen)
 	}
-	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
-	decodeErr(t, p)
-	for _, c := range checks {
-		c(t, p)
-	}
+	checker.Frame(t, frame, checks...)
 }
 
-// checkPacket decodes an IPv4 packet with gopacket and applies the
-// checkers.
-func checkPacket(t *testing.T, pkt []byte, checks ...checker) {
+// checkPacket decodes an IPv4 packet and applies the checkers.
+func checkPacket(t *testing.T, pkt []byte, checks ...checker.Checker) {
 	t.Helper()
-	p := gopacket.NewPacket(pkt, layers.LayerTypeIPv4, gopacket.Default)
-	decodeErr(t, p)
-	for _, c := range checks {
-		c(t, p)
-	}
-}
-
-// decodeErr fails t if gopacket could not decode p down to its network
-// layer, or an ICMP message. What a transport payload holds is no concern
-// of ip's, and tests send arbitrary bytes as one.
-func decodeErr(t *testing.T, p gopacket.Packet) {
-	t.Helper()
-	el := p.ErrorLayer()
-	if el == nil {
-		return
-	}
-	if h, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok && h.Protocol != layers.IPProtocolICMPv4 {
-		return
-	}
-	t.Fatalf("does not decode: %v", el.Error())
-}
-
-// ethernet checks the frame's Ethernet header.
-func ethernet(src, dst [6]byte, typ layers.EthernetType) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		e, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-		if e == nil {
-			t.Fatal("no Ethernet header")
-		}
-		if !bytes.Equal(e.SrcMAC, src[:]) || !bytes.Equal(e.DstMAC, dst[:]) || e.EthernetType != typ {
-			t.Errorf("Ethernet %v -> %v type %v, want %v -> %v type %v",
-				e.SrcMAC, e.DstMAC, e.EthernetType, net.HardwareAddr(src[:]), net.HardwareAddr(dst[:]), typ)
-		}
-	}
-}
-
-// arp checks an ARP packet's operation, sender and target.
-func arp(op uint16, sha [6]byte, spa netip.Addr, tha [6]byte, tpa netip.Addr) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		a, _ := p.Layer(layers.LayerTypeARP).(*layers.ARP)
-		if a == nil {
-			t.Fatal("no ARP packet")
-		}
-		if a.AddrType != layers.LinkTypeEthernet || a.Protocol != layers.EthernetTypeIPv4 || a.HwAddressSize != 6 || a.ProtAddressSize != 4 {
-			t.Errorf("ARP for hardware %v protocol %v sizes %d, %d", a.AddrType, a.Protocol, a.HwAddressSize, a.ProtAddressSize)
-		}
-		if a.Operation != op ||
-			!bytes.Equal(a.SourceHwAddress, sha[:]) || !bytes.Equal(a.SourceProtAddress, spa.AsSlice()) ||
-			!bytes.Equal(a.DstHwAddress, tha[:]) || !bytes.Equal(a.DstProtAddress, tpa.AsSlice()) {
-			t.Errorf("ARP op %d %v/%v -> %v/%v, want op %d %v/%v -> %v/%v",
-				a.Operation, net.HardwareAddr(a.SourceHwAddress), net.IP(a.SourceProtAddress), net.HardwareAddr(a.DstHwAddress), net.IP(a.DstProtAddress),
-				op, net.HardwareAddr(sha[:]), spa, net.HardwareAddr(tha[:]), tpa)
-		}
-	}
-}
-
-// ipv4 checks that the packet is a well-formed IPv4 packet, header
-// checksum included, and applies the checkers.
-func ipv4(checks ...checker) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		h, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		if h == nil {
-			t.Fatal("no IPv4 packet")
-		}
-		if h.Version != 4 || h.IHL != 5 {
-			t.Errorf("IPv4 version %d IHL %d, want 4 and 5", h.Version, h.IHL)
-		}
-		if got := inetSum(h.Contents); got != 0 {
-			t.Errorf("IPv4 header checksum %#04x does not verify", h.Checksum)
-		}
-		if int(h.Length) != len(h.Contents)+len(h.Payload) {
-			t.Errorf("IPv4 total length %d, header and payload %d", h.Length, len(h.Contents)+len(h.Payload))
-		}
-		if h.Flags&layers.IPv4MoreFragments != 0 || h.FragOffset != 0 {
-			t.Errorf("IPv4 flags %v offset %d: a fragment", h.Flags, h.FragOffset)
-		}
-		for _, c := range checks {
-			c(t, p)
-		}
-	}
-}
-
-// addrs checks the IPv4 source and destination.
-func addrs(src, dst netip.Addr) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		h := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		if !bytes.Equal(h.SrcIP.To4(), src.AsSlice()) || !bytes.Equal(h.DstIP.To4(), dst.AsSlice()) {
-			t.Errorf("IPv4 %v -> %v, want %v -> %v", h.SrcIP, h.DstIP, src, dst)
-		}
-	}
-}
-
-// ttl checks the IPv4 TTL.
-func ttl(want uint8) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		if h := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); h.TTL != want {
-			t.Errorf("TTL %d, want %d", h.TTL, want)
-		}
-	}
-}
-
-// protocol checks the IPv4 protocol and payload.
-func protocol(proto layers.IPProtocol, payload []byte) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		h := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		if h.Protocol != proto || !bytes.Equal(h.Payload, payload) {
-			t.Errorf("protocol %v with %d bytes, want %v with %d", h.Protocol, len(h.Payload), proto, len(payload))
-		}
-	}
-}
-
-// icmp checks that the packet carries an ICMP message whose checksum
-// verifies, of type typ and code, and applies the checkers.
-func icmp(typ, code uint8, checks ...checker) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		m, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		if m == nil {
-			t.Fatal("no ICMP message")
-		}
-		if got := inetSum(append(bytes.Clone(m.Contents), m.Payload...)); got != 0 {
-			t.Errorf("ICMP checksum %#04x does not verify", m.Checksum)
-		}
-		if m.TypeCode.Type() != typ || m.TypeCode.Code() != code {
-			t.Errorf("ICMP %v, want type %d code %d", m.TypeCode, typ, code)
-		}
-		for _, c := range checks {
-			c(t, p)
-		}
-	}
-}
-
-// echo checks an ICMP echo's identifier, sequence number and data.
-func echo(id, seq uint16, data []byte) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		m := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		if m.Id != id || m.Seq != seq || !bytes.Equal(m.Payload, data) {
-			t.Errorf("echo id %d seq %d with %d bytes, want id %d seq %d with %d", m.Id, m.Seq, len(m.Payload), id, seq, len(data))
-		}
-	}
-}
-
-// quotes checks an ICMP error's body: 4 unused bytes, then quote.
-func quotes(quote []byte) checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		m := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		body := append(bytes.Clone(m.Contents[4:]), m.Payload...)
-		if !bytes.Equal(body[:4], make([]byte, 4)) || !bytes.Equal(body[4:], quote) {
-			t.Errorf("ICMP error body\n% x\nwant 4 zeros, then\n% x", body, quote)
-		}
-	}
+	checker.Packet(t, pkt, checks...)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/ip"
 	"github.com/newtsim/newtsim/servers/proto"
 )
@@ -23,8 +24,8 @@ func TestPing(t *testing.T) {
 			s.FrameIn(t0, echoFrame(t, peerMAC, peer, host, 0x4242, 7, data))
 			ev := only(t, s.Out(), ip.FrameOut)
 			checkFrame(t, ev.Frame,
-				ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
-				ipv4(addrs(host, peer), ttl(64), dontFragment(), icmp(0, 0, echo(0x4242, 7, data))))
+				checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+				checker.InIPv4(checker.Addrs(host, peer), checker.TTL(64), checker.DontFragment(), checker.ICMP(0, 0, checker.Echo(0x4242, 7, data))))
 
 			// Byte for byte what gopacket builds for the same reply, given
 			// the IP ID the Stack chose.
@@ -56,7 +57,7 @@ func TestPingNonzeroCode(t *testing.T) {
 	binary.BigEndian.PutUint16(m[2:], inetSum(m[:8+4]))
 	s.FrameIn(t0, f)
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ipv4(icmp(0, 0, echo(1, 2, []byte("data")))))
+	checkFrame(t, ev.Frame, checker.InIPv4(checker.ICMP(0, 0, checker.Echo(1, 2, []byte("data")))))
 }
 
 func TestPingUnresolved(t *testing.T) {
@@ -64,12 +65,12 @@ func TestPingUnresolved(t *testing.T) {
 	data := []byte("ping")
 	s.FrameIn(t0, echoFrame(t, peerMAC, peer, host, 1, 1, data))
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, bcast, layers.EthernetTypeARP),
-		arp(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, bcast, layers.EthernetTypeARP),
+		checker.ARP(layers.ARPRequest, hostMAC, host, [6]byte{}, peer))
 	s.FrameIn(t0, arpReplyFrom(t, peerMAC, peer))
 	ev = only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
-		ipv4(addrs(host, peer), icmp(0, 0, echo(1, 1, data))))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(0, 0, checker.Echo(1, 1, data))))
 }
 
 func TestPingOffLink(t *testing.T) {
@@ -77,8 +78,8 @@ func TestPingOffLink(t *testing.T) {
 	resolve(t, s, t0, gwMAC, gw)
 	s.FrameIn(t0, echoFrame(t, gwMAC, remote, host, 9, 9, nil))
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
-		ipv4(addrs(host, remote), icmp(0, 0, echo(9, 9, nil))))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, gwMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(host, remote), checker.ICMP(0, 0, checker.Echo(9, 9, nil))))
 
 	s = newStack(t, func(c *ip.Config) { c.Gateway = netip.Addr{} })
 	s.FrameIn(t0, echoFrame(t, gwMAC, remote, host, 9, 9, nil))
@@ -123,7 +124,7 @@ func TestPingLoopback(t *testing.T) {
 			if ev.Proto != proto.ICMP || ev.Src != dst || ev.Dst != dst {
 				t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 			}
-			checkPacket(t, ev.Packet, ipv4(addrs(dst, dst), icmp(0, 0, echo(5, 6, []byte("loop")))))
+			checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(dst, dst), checker.ICMP(0, 0, checker.Echo(5, 6, []byte("loop")))))
 			if st := s.Stats(); st.EchoRepliesSent != 1 || st.LoopbackPackets != 2 || st.FramesOut != 0 {
 				t.Errorf("Stats() = %+v", st)
 			}
@@ -221,8 +222,8 @@ func TestUnreachable(t *testing.T) {
 				return
 			}
 			ev := only(t, evs, ip.FrameOut)
-			checkFrame(t, ev.Frame, ethernet(hostMAC, tt.dstMAC, layers.EthernetTypeIPv4),
-				ipv4(addrs(host, tt.to), ttl(64), icmp(3, tt.code, quotes(tt.quote))))
+			checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, tt.dstMAC, layers.EthernetTypeIPv4),
+				checker.InIPv4(checker.Addrs(host, tt.to), checker.TTL(64), checker.ICMP(3, tt.code, checker.Quotes(tt.quote))))
 			checkDrops(t, s, nil)
 			if st := s.Stats(); st.ICMPErrorsSent != 1 {
 				t.Errorf("Stats() = %+v", st)
@@ -244,7 +245,7 @@ func TestUnreachableLoopback(t *testing.T) {
 	if ev.Proto != proto.ICMP || ev.Src != lo || ev.Dst != lo {
 		t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 	}
-	checkPacket(t, ev.Packet, ipv4(addrs(lo, lo), icmp(3, 3, quotes(orig[:28]))))
+	checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(lo, lo), checker.ICMP(3, 3, checker.Quotes(orig[:28]))))
 
 	// An error about that error is not sent.
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)

@@ -13,7 +13,9 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 func TestNew(t *testing.T) {
@@ -284,20 +286,10 @@ func TestSend(t *testing.T) {
 			}
 			ev := only(t, s.Out(), ip.FrameOut)
 			checkFrame(t, ev.Frame,
-				ethernet(hostMAC, tt.dstMAC, layers.EthernetTypeIPv4),
-				ipv4(addrs(host, tt.dst.Unmap()), ttl(tt.ttl), protocol(layers.IPProtocolUDP, payload), dontFragment()))
+				checker.Ethernet(hostMAC, tt.dstMAC, layers.EthernetTypeIPv4),
+				checker.InIPv4(checker.Addrs(host, tt.dst.Unmap()), checker.TTL(tt.ttl), checker.Protocol(proto.UDP), checker.IPPayload(payload), checker.DontFragment()))
 			checkDrops(t, s, nil)
 		})
-	}
-}
-
-// dontFragment checks that DF is set.
-func dontFragment() checker {
-	return func(t *testing.T, p gopacket.Packet) {
-		t.Helper()
-		if h := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); h.Flags&layers.IPv4DontFragment == 0 {
-			t.Errorf("flags %v, want DF", h.Flags)
-		}
 	}
 }
 
@@ -365,7 +357,7 @@ func TestLoopback(t *testing.T) {
 			if ev.Proto != 17 || ev.Src != tt.wantSrc || ev.Dst != tt.dst || !bytes.Equal(ev.Payload, payload) {
 				t.Errorf("Deliver proto %d %v -> %v, %d bytes; want 17 %v -> %v, %d bytes", ev.Proto, ev.Src, ev.Dst, len(ev.Payload), tt.wantSrc, tt.dst, len(payload))
 			}
-			checkPacket(t, ev.Packet, ipv4(addrs(tt.wantSrc, tt.dst), ttl(64), protocol(layers.IPProtocolUDP, payload)))
+			checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(tt.wantSrc, tt.dst), checker.TTL(64), checker.Protocol(proto.UDP), checker.IPPayload(payload)))
 			if st := s.Stats(); st.LoopbackPackets != 1 || st.FramesOut != 0 || st.PacketsDelivered != 1 {
 				t.Errorf("Stats() = %+v", st)
 			}
@@ -395,7 +387,7 @@ func TestSendEventPayload(t *testing.T) {
 	if err := s.Send(t0, 17, netip.Addr{}, peer, ev.Payload); err != nil {
 		t.Fatal(err)
 	}
-	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, ipv4(protocol(layers.IPProtocolUDP, want)))
+	checkFrame(t, only(t, s.Out(), ip.FrameOut).Frame, checker.InIPv4(checker.Protocol(proto.UDP), checker.IPPayload(want)))
 }
 
 func TestEventsClears(t *testing.T) {

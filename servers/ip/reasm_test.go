@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/ip"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // pattern returns n bytes of datagram seed's payload from offset off: the
@@ -203,7 +205,7 @@ func TestReassembly(t *testing.T) {
 						continue
 					}
 					id := binary.BigEndian.Uint16(ev.Packet[4:])
-					checkPacket(t, ev.Packet, ipv4(addrs(peer, host), protocol(layers.IPProtocolUDP, pattern(0, len(ev.Payload), id))))
+					checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(peer, host), checker.Protocol(proto.UDP), checker.IPPayload(pattern(0, len(ev.Payload), id))))
 					if ev.Proto != 17 || ev.Src != peer || ev.Dst != host || !bytes.Equal(ev.Payload, ev.Packet[20:]) {
 						t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
 					}
@@ -245,8 +247,8 @@ func TestReassemblyTimeExceeded(t *testing.T) {
 	}
 	s.Tick(at(30 * time.Second))
 	ev := only(t, s.Out(), ip.FrameOut)
-	checkFrame(t, ev.Frame, ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
-		ipv4(addrs(host, peer), icmp(11, 1, quotes(first[:28]))))
+	checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(11, 1, checker.Quotes(first[:28]))))
 	checkDrops(t, s, map[string]uint64{"reasm-timeout": 2})
 	if st := s.Stats(); st.ICMPErrorsSent != 1 || st.ReasmBytes != 0 || st.FragmentsReceived != 2 {
 		t.Errorf("Stats() = %+v", st)
@@ -272,7 +274,7 @@ func TestReassembledPing(t *testing.T) {
 				return
 			}
 			ev := only(t, evs, ip.FrameOut)
-			checkFrame(t, ev.Frame, ipv4(addrs(host, peer), icmp(0, 0, echo(3, 4, data))))
+			checkFrame(t, ev.Frame, checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(0, 0, checker.Echo(3, 4, data))))
 			checkDrops(t, s, nil)
 		})
 	}
@@ -287,5 +289,5 @@ func TestReassembledUnreachable(t *testing.T) {
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
 	out := only(t, s.Out(), ip.FrameOut)
 	want := fragPacket(peer, 5, 17, 0, false, pattern(0, 20, 5))[:28] // the whole datagram's header
-	checkFrame(t, out.Frame, ipv4(addrs(host, peer), icmp(3, 3, quotes(want))))
+	checkFrame(t, out.Frame, checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, 3, checker.Quotes(want))))
 }

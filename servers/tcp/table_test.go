@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/checker"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // TestEventTable checks the state machine against RFC 9293's event
@@ -68,6 +71,8 @@ func TestEventTable(t *testing.T) {
 			}
 			var got uint8
 			for _, s := range n.b.Out() {
+				checker.Segment(t, proto.TCP, s.Src, s.Dst, s.Data, checker.Src(x.local.Addr()), checker.Dst(x.remote.Addr()),
+					checker.TCP(checker.SrcPort(x.local.Port()), checker.DstPort(x.remote.Port())))
 				hh, _, _ := Parse(s.Data)
 				got = hh.Flags &^ PSH
 			}

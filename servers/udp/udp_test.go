@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/checksum"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/udp"
@@ -396,6 +397,8 @@ func TestChecksumVector(t *testing.T) {
 	if got := udp.Checksum(src, dst, d.Segment); got != 0 {
 		t.Fatalf("Checksum over a filled-in segment = %#04x, want 0", got)
 	}
+	checker.Segment(t, proto.UDP, d.Src, d.Dst, d.Segment,
+		checker.UDP(checker.SrcPort(20), checker.DstPort(10), checker.Payload([]byte("Hi"))))
 	// The IPv4-mapped form of the addresses sums the same.
 	if got := udp.Checksum(netip.AddrFrom16(src.As16()), netip.AddrFrom16(dst.As16()), seg); got != 0x35c5 {
 		t.Fatalf("Checksum with IPv4-mapped addresses = %#04x", got)
@@ -428,6 +431,7 @@ func TestChecksumZero(t *testing.T) {
 	if cs := binary.BigEndian.Uint16(d.Segment[6:]); cs != 0xffff {
 		t.Fatalf("checksum field %#04x, want 0xffff", cs)
 	}
+	checker.Segment(t, proto.UDP, d.Src, d.Dst, d.Segment, checker.UDP(checker.DstPort(2000), checker.Payload(payload)))
 	if id, err := input(tab, d.Src, d.Dst, d.Segment); err != nil || id != r {
 		t.Fatalf("Input = %d, %v", id, err)
 	}
