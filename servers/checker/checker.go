@@ -15,8 +15,9 @@ package checker
 import (
 	"bytes"
 	"encoding/binary"
-	"net"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -109,8 +110,8 @@ func Ethernet(src, dst [6]byte, typ layers.EthernetType) Checker {
 			t.Fatal("no Ethernet header")
 		}
 		if !bytes.Equal(e.SrcMAC, src[:]) || !bytes.Equal(e.DstMAC, dst[:]) || e.EthernetType != typ {
-			t.Errorf("Ethernet %v -> %v type %v, want %v -> %v type %v",
-				e.SrcMAC, e.DstMAC, e.EthernetType, net.HardwareAddr(src[:]), net.HardwareAddr(dst[:]), typ)
+			t.Errorf("Ethernet %s -> %s type %v, want %s -> %s type %v",
+				mac(e.SrcMAC), mac(e.DstMAC), e.EthernetType, mac(src[:]), mac(dst[:]), typ)
 		}
 	}
 }
@@ -130,11 +131,29 @@ func ARP(op uint16, sha [6]byte, spa netip.Addr, tha [6]byte, tpa netip.Addr) Ch
 		if a.Operation != op ||
 			!bytes.Equal(a.SourceHwAddress, sha[:]) || !bytes.Equal(a.SourceProtAddress, spa.AsSlice()) ||
 			!bytes.Equal(a.DstHwAddress, tha[:]) || !bytes.Equal(a.DstProtAddress, tpa.AsSlice()) {
-			t.Errorf("ARP op %d %v/%v -> %v/%v, want op %d %v/%v -> %v/%v",
-				a.Operation, net.HardwareAddr(a.SourceHwAddress), net.IP(a.SourceProtAddress), net.HardwareAddr(a.DstHwAddress), net.IP(a.DstProtAddress),
-				op, net.HardwareAddr(sha[:]), spa, net.HardwareAddr(tha[:]), tpa)
+			t.Errorf("ARP op %d %s/%v -> %s/%v, want op %d %s/%v -> %s/%v",
+				a.Operation, mac(a.SourceHwAddress), addr(a.SourceProtAddress), mac(a.DstHwAddress), addr(a.DstProtAddress),
+				op, mac(sha[:]), spa, mac(tha[:]), tpa)
 		}
 	}
+}
+
+// mac formats a hardware address as 02:00:00:00:00:01.
+func mac(b []byte) string {
+	var sb strings.Builder
+	for i, x := range b {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		fmt.Fprintf(&sb, "%02x", x)
+	}
+	return sb.String()
+}
+
+// addr returns the address b holds (4 or 16 bytes), invalid otherwise.
+func addr(b []byte) netip.Addr {
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // ipv4 returns the packet's IPv4 header, failing t when it has none.
@@ -299,9 +318,7 @@ func Quotes(quote []byte) Checker {
 func transport(t testing.TB, p gopacket.Packet, name string) {
 	t.Helper()
 	h := ipv4(t, p)
-	src, _ := netip.AddrFromSlice(h.SrcIP.To4())
-	dst, _ := netip.AddrFromSlice(h.DstIP.To4())
-	if got := checksum.Pseudo(uint8(h.Protocol), src, dst, h.Payload); got != 0 {
+	if got := checksum.Pseudo(uint8(h.Protocol), addr(h.SrcIP.To4()), addr(h.DstIP.To4()), h.Payload); got != 0 {
 		t.Errorf("%s checksum does not verify (sums to %#04x)", name, got)
 	}
 }
