@@ -229,31 +229,37 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", tr, res.PerSec, res.Received, res.Sent)
 		}
 	}
-	out := filepath.Join(dir, "stream-linux.json")
-	target := "127.0.0.1:" + strconv.Itoa(21000+os.Getpid()%20000)
-	sink, err := startPeer(b, o.Log, nil, PeerOptions{Mode: "udp-sink-linux", File: target, Out: out})
+	res, err := linuxStream(dir, a, b, o)
 	if err != nil {
-		return err
-	}
-	blast, err := startPeer(a, o.Log, nil, PeerOptions{Mode: "udp-blast-linux", File: target, Size: o.Size})
-	if err != nil {
-		sink.Process.Kill()
-		sink.Wait()
-		return err
-	}
-	berr, serr := blast.Wait(), sink.Wait()
-	if berr != nil || serr != nil {
-		return fmt.Errorf("bench udp: linux stream: blaster %v, sink %v", berr, serr)
-	}
-	res, err := readStream(out, 5*time.Second)
-	if err != nil {
-		return err
+		return fmt.Errorf("bench udp: linux stream: %w", err)
 	}
 	rep.Streams = append(rep.Streams, StreamRow{Name: "linux", StreamResult: res, Placement: fmt.Sprintf("blaster=%d sink=%d", a, b)})
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "linux", res.PerSec, res.Received, res.Sent)
 	}
 	return nil
+}
+
+// linuxStream runs the same sink and blaster on Linux sockets, the blaster
+// pinned to bc and the sink to sc.
+func linuxStream(dir string, bc, sc int, o UDPOptions) (StreamResult, error) {
+	out := filepath.Join(dir, "stream-linux.json")
+	target := "127.0.0.1:" + strconv.Itoa(21000+os.Getpid()%20000)
+	sink, err := startPeer(sc, o.Log, nil, PeerOptions{Mode: "udp-sink-linux", File: target, Out: out})
+	if err != nil {
+		return StreamResult{}, err
+	}
+	blast, err := startPeer(bc, o.Log, nil, PeerOptions{Mode: "udp-blast-linux", File: target, Size: o.Size})
+	if err != nil {
+		sink.Process.Kill()
+		sink.Wait()
+		return StreamResult{}, err
+	}
+	berr, serr := blast.Wait(), sink.Wait()
+	if berr != nil || serr != nil {
+		return StreamResult{}, fmt.Errorf("blaster %v, sink %v", berr, serr)
+	}
+	return readStream(out, 5*time.Second)
 }
 
 // linuxUDP runs the echo program and the client on Linux sockets, each in
