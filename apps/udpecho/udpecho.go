@@ -24,6 +24,12 @@ func Serve(api socket.API, port uint16) error {
 	if err := api.Bind(fd, netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
 		return err
 	}
+	return Echo(api, fd)
+}
+
+// Echo answers every datagram on fd, a bound datagram socket, with the same
+// bytes, until a call fails.
+func Echo(api socket.API, fd socket.FD) error {
 	buf := make([]byte, 2048)
 	for {
 		n, from, err := api.RecvFrom(fd, buf, 0)
