@@ -187,10 +187,14 @@ func cachelinePing(w *atomic.Uint64, v uint64) {
 // PeerMain runs a measuring process started by `newtsim bench`: `newtsim
 // bench peer`. Modes: shm-local sends to its own inbox (created at path);
 // pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
-// udp-echo-linux and udp-ping-linux are bench udp's Linux row, File being the
-// address; tcp-sink-linux and tcp-source-linux (Size bytes) are bench tcp's
-// Linux bulk row, tcp-accept-linux and tcp-connect-linux (Size connections)
-// its connection row. The measuring side writes its result to out.
+// udp-echo-linux and udp-ping-linux are bench udp's Linux row,
+// udp-sink-linux and udp-blast-linux its Linux stream; tcp-sink-linux and
+// tcp-source-linux (Size bytes) are bench tcp's Linux bulk row,
+// tcp-accept-linux and tcp-connect-linux (Size connections) its connection
+// row. In the Linux rows the server side (echo, sink, accept) finds the
+// socket its driver opened for it at fd 3, and the client side is given
+// that socket's address as File. The measuring side writes its result to
+// out.
 func PeerMain(o PeerOptions) error {
 	mode, path, out := o.Mode, o.File, o.Out
 	switch mode {

@@ -44,6 +44,11 @@ func Sink(api socket.API, port uint16, count int) (StreamResult, error) {
 	if err := api.Bind(fd, netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
 		return StreamResult{}, err
 	}
+	return sinkOn(api, fd, count)
+}
+
+// sinkOn is Sink on fd, a bound datagram socket.
+func sinkOn(api socket.API, fd socket.FD, count int) (StreamResult, error) {
 	buf := make([]byte, 2048)
 	var r StreamResult
 	var first, last time.Time

@@ -14,8 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -44,14 +42,12 @@ type TCPConnResult struct {
 	Error      string    `json:"error,omitempty"`
 }
 
-// TCPAccepts listens on port and accepts count connections, closing each
-// as soon as it is accepted; count <= 0 accepts until an error.
-func TCPAccepts(api socket.API, port uint16, count int) error {
-	ln, err := listenOn(api, port, 128)
-	if err != nil {
-		return fmt.Errorf("bench: acceptor: %w", err)
-	}
-	defer api.Close(ln)
+// acceptBacklog is the backlog of an acceptor's listening socket.
+const acceptBacklog = 128
+
+// TCPAccepts accepts count connections on ln, a listening socket, closing
+// each as soon as it is accepted; count <= 0 accepts until an error.
+func TCPAccepts(api socket.API, ln socket.FD, count int) error {
 	for n := 0; count <= 0 || n < count; n++ {
 		fd, _, err := api.Accept(ln)
 		if err != nil {
@@ -90,22 +86,14 @@ func tcpConnectOnce(api socket.API, target netip.AddrPort, buf []byte) error {
 }
 
 // TCPConnects makes count+1 connections to target, one after the other,
-// each a connect, the server's close and our close: the first, not
-// counted, tried until deadline since the server may still be starting;
+// each a connect, the server's close and our close: the first not counted,
 // the other count timed in batches equal batches (the last takes what is
-// left). The server must accept count+1.
-func TCPConnects(api socket.API, target netip.AddrPort, count, batches int, deadline time.Time) (TCPConnResult, error) {
+// left). The server must be listening already and accept count+1.
+func TCPConnects(api socket.API, target netip.AddrPort, count, batches int) (TCPConnResult, error) {
 	r := TCPConnResult{}
 	buf := make([]byte, 64)
-	for {
-		err := tcpConnectOnce(api, target, buf)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.ECONNREFUSED) || time.Now().After(deadline) {
-			return r, fmt.Errorf("bench: connector: first connection to %v: %w", target, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := tcpConnectOnce(api, target, buf); err != nil {
+		return r, fmt.Errorf("bench: connector: first connection to %v: %w", target, err)
 	}
 	batches = max(min(batches, count), 1)
 	per := count / batches
@@ -149,15 +137,17 @@ type tcpConnRole struct {
 	target netip.AddrPort
 	count  int
 	out    string
+	ready  string
 }
 
 func newTCPConnRole(accept bool) sys.Starter {
 	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpConnRole{accept: accept}
 		fs := flag.NewFlagSet("tcpconn", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port)")
+		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port; 0: one the stack picks)")
 		fs.IntVar(&r.count, "count", 1000, "connections timed (the acceptor accepts one more: the connector's first)")
 		fs.StringVar(&r.out, "out", "", "where the connector writes its result")
+		fs.StringVar(&r.ready, "ready", "", readyUsage)
 		if err := fs.Parse(s.Opts.Args); err != nil {
 			return nil, err
 		}
@@ -176,11 +166,17 @@ func (r *tcpConnRole) Run(s *sys.Server) error {
 		return err
 	}
 	if r.accept {
-		if err := TCPAccepts(api, r.target.Port(), r.count+1); err != nil {
+		if err := r.acceptor(api); err != nil {
 			s.Log.Printf("%v", err)
 		}
 	} else {
-		res, err := TCPConnects(api, r.target, r.count, connBatches, time.Now().Add(30*time.Second))
+		res, err := func() (TCPConnResult, error) {
+			target, err := awaitListener(r.target, r.ready)
+			if err != nil {
+				return TCPConnResult{}, fmt.Errorf("bench: connector: %w", err)
+			}
+			return TCPConnects(api, target, r.count, connBatches)
+		}()
 		if err != nil {
 			res.Error = err.Error()
 		}
@@ -189,6 +185,15 @@ func (r *tcpConnRole) Run(s *sys.Server) error {
 		}
 	}
 	return s.Serve(r)
+}
+
+func (r *tcpConnRole) acceptor(api socket.API) error {
+	ln, err := listenReady(api, r.target.Port(), acceptBacklog, r.ready)
+	if err != nil {
+		return fmt.Errorf("bench: acceptor: %w", err)
+	}
+	defer api.Close(ln)
+	return TCPAccepts(api, ln, r.count+1)
 }
 
 // BulkRow is one measured bulk transfer: the median of its repetitions,
@@ -397,9 +402,10 @@ func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transp
 			return BulkRow{}, err
 		}
 		out := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.json", tr, k))
+		ready := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.port", tr, k))
 		t := stackTopology("bench-tcp-bulk", tr, cpus[0],
-			topology.Process{Name: "sink", Role: "tcpsink", Args: []string{"--target", "127.0.0.1:9000", "--out", out}},
-			topology.Process{Name: "source", Role: "tcpsource", Args: []string{"--target", "127.0.0.1:9000",
+			topology.Process{Name: "sink", Role: "tcpsink", Args: []string{"--target", "127.0.0.1:0", "--ready", ready, "--out", out}},
+			topology.Process{Name: "source", Role: "tcpsource", Args: []string{"--target", "127.0.0.1:0", "--ready", ready,
 				"--bytes", strconv.FormatInt(o.Bytes, 10)}})
 		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
 		if err != nil {
@@ -427,10 +433,12 @@ func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transp
 // on a simulated host.
 func messageConns(ctx context.Context, dir string, cpus []int, tr topology.Transport, o TCPOptions) (ConnRow, error) {
 	out := filepath.Join(dir, "conns-"+string(tr)+".json")
+	ready := filepath.Join(dir, "conns-"+string(tr)+".port")
 	count := strconv.Itoa(o.Conns)
 	t := stackTopology("bench-tcp-conns", tr, cpus[0],
-		topology.Process{Name: "acceptor", Role: "tcpaccept", Args: []string{"--target", "127.0.0.1:9000", "--count", count}},
-		topology.Process{Name: "connector", Role: "tcpconnect", Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--out", out}})
+		topology.Process{Name: "acceptor", Role: "tcpaccept", Args: []string{"--target", "127.0.0.1:0", "--ready", ready, "--count", count}},
+		topology.Process{Name: "connector", Role: "tcpconnect", Args: []string{"--target", "127.0.0.1:0", "--ready", ready,
+			"--count", count, "--out", out}})
 	h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
 	if err != nil {
 		return ConnRow{}, err
@@ -457,11 +465,10 @@ func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
 	var rs []TCPStreamResult
 	for k := 0; k < o.Reps; k++ {
 		out := filepath.Join(dir, fmt.Sprintf("bulk-linux-%d.json", k))
-		target := "127.0.0.1:" + strconv.Itoa(22000+(os.Getpid()+k)%20000)
 		var r TCPStreamResult
-		err := peerPair(kc, sc, o.Log,
-			PeerOptions{Mode: "tcp-sink-linux", File: target, Out: out},
-			PeerOptions{Mode: "tcp-source-linux", File: target, Size: int(o.LinuxBytes)})
+		err := peerPair(kc, sc, o.Log, socket.SOCK_STREAM, sinkBacklog,
+			PeerOptions{Mode: "tcp-sink-linux", Out: out},
+			PeerOptions{Mode: "tcp-source-linux", Size: int(o.LinuxBytes)})
 		if err == nil {
 			err = awaitJSON(out, 5*time.Second, nil, &r)
 		}
@@ -480,11 +487,10 @@ func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
 // linuxConns runs the same acceptor and connector on Linux sockets.
 func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
 	out := filepath.Join(dir, "conns-linux.json")
-	target := "127.0.0.1:" + strconv.Itoa(23000+os.Getpid()%20000)
 	var r TCPConnResult
-	err := peerPair(ac, cc, o.Log,
-		PeerOptions{Mode: "tcp-accept-linux", File: target, Size: o.LinuxConns},
-		PeerOptions{Mode: "tcp-connect-linux", File: target, Out: out, Size: o.LinuxConns})
+	err := peerPair(ac, cc, o.Log, socket.SOCK_STREAM, acceptBacklog,
+		PeerOptions{Mode: "tcp-accept-linux", Size: o.LinuxConns},
+		PeerOptions{Mode: "tcp-connect-linux", Out: out, Size: o.LinuxConns})
 	if err == nil {
 		err = awaitJSON(out, 5*time.Second, nil, &r)
 	}
@@ -499,13 +505,21 @@ func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
 			r.Conns, r.Batches)}, nil
 }
 
-// peerPair starts the server side of a Linux measurement on core sc, then
-// the client side on core cc, and waits for both.
-func peerPair(sc, cc int, log *os.File, server, client PeerOptions) error {
-	srv, err := startPeer(sc, log, nil, server)
+// peerPair runs a Linux measurement: it opens the server side's socket of
+// type typ on the loopback (see loopbackSocket), starts the server side on
+// core sc with it, then the client side on core cc with the socket's
+// address as client.File, and waits for both.
+func peerPair(sc, cc int, log *os.File, typ, backlog int, server, client PeerOptions) error {
+	sock, addr, err := loopbackSocket(typ, backlog)
 	if err != nil {
 		return err
 	}
+	srv, err := startPeer(sc, log, []*os.File{sock}, server)
+	sock.Close() // the server side holds it now
+	if err != nil {
+		return err
+	}
+	client.File = addr.String()
 	cli, err := startPeer(cc, log, nil, client)
 	if err != nil {
 		srv.Process.Kill()
@@ -539,26 +553,31 @@ func exitErr(err error) string {
 	return err.Error()
 }
 
-// tcpPeer runs the Linux side of bench tcp for PeerMain.
+// tcpPeer runs the Linux side of bench tcp for PeerMain: the server modes
+// on the listening socket at peerSocket, the client modes connecting to
+// target.
 func tcpPeer(mode, target, out string, size int) error {
-	ap, err := netip.ParseAddrPort(target)
-	if err != nil {
-		return err
-	}
 	api := socket.Linux{}
 	switch mode {
 	case "tcp-sink-linux":
-		r, err := TCPSink(api, ap.Port(), 30*time.Second)
+		r, err := TCPSink(api, peerSocket, 30*time.Second)
 		if err != nil {
 			r.Error = err.Error()
 		}
 		return writeJSON(out, r)
-	case "tcp-source-linux":
-		return TCPSource(api, ap, int64(size), time.Now().Add(10*time.Second))
 	case "tcp-accept-linux":
-		return TCPAccepts(api, ap.Port(), size+1)
+		defer api.Close(peerSocket)
+		return TCPAccepts(api, peerSocket, size+1)
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
+	}
+	switch mode {
+	case "tcp-source-linux":
+		return TCPSource(api, ap, int64(size))
 	case "tcp-connect-linux":
-		r, err := TCPConnects(api, ap, size, connBatches, time.Now().Add(10*time.Second))
+		r, err := TCPConnects(api, ap, size, connBatches)
 		if err != nil {
 			r.Error = err.Error()
 		}

@@ -51,31 +51,46 @@ func BenchmarkStreamCheck(b *testing.B) {
 }
 
 // The bench's functions on Linux sockets in one process: a checked
-// stream, and connections set up and closed server side first.
+// stream, and connections set up and closed server side first, each on a
+// listening socket the kernel gave a port.
 func TestTCPFunctionsOnLinux(t *testing.T) {
 	api := socket.Linux{}
-	const port = 23999
-	target := netip.MustParseAddrPort("127.0.0.1:23999")
+	loopback := netip.MustParseAddrPort("127.0.0.1:0")
+	listen := func(backlog int) (socket.FD, netip.AddrPort) {
+		t.Helper()
+		ln, err := listenOn(api, loopback, backlog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, err := api.LocalAddr(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln, addr
+	}
+	ln, target := listen(sinkBacklog)
 	sink := make(chan TCPStreamResult, 1)
 	go func() {
-		r, err := TCPSink(api, port, 5*time.Second)
+		r, err := TCPSink(api, ln, 5*time.Second)
 		if err != nil {
 			r.Error = err.Error()
 		}
 		sink <- r
 	}()
 	const size = 3<<20 + 5
-	if err := TCPSource(api, target, size, time.Now().Add(5*time.Second)); err != nil {
+	if err := TCPSource(api, target, size); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkBulk(<-sink, size); err != nil {
 		t.Fatal(err)
 	}
 
+	ln, target = listen(acceptBacklog)
+	defer api.Close(ln)
 	accepted := make(chan error, 1)
 	const n = 50
-	go func() { accepted <- TCPAccepts(api, port+1, n+1) }()
-	r, err := TCPConnects(api, netip.AddrPortFrom(target.Addr(), port+1), n, 4, time.Now().Add(5*time.Second))
+	go func() { accepted <- TCPAccepts(api, ln, n+1) }()
+	r, err := TCPConnects(api, target, n, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,39 +96,39 @@ func waitFD(api socket.API, fd socket.FD, events int16, timeout time.Duration) e
 	return nil
 }
 
-// listenOn opens a listening stream socket on port.
-func listenOn(api socket.API, port uint16, backlog int) (socket.FD, error) {
+// listenOn opens a stream socket listening on addr; port 0 takes one the
+// stack picks, which LocalAddr tells.
+func listenOn(api socket.API, addr netip.AddrPort, backlog int) (socket.FD, error) {
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
 		return -1, err
 	}
 	api.SetsockoptInt(fd, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-	if err := api.Bind(fd, netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
+	if err := api.Bind(fd, addr); err != nil {
 		api.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("bind %v: %w", addr, err)
 	}
 	if err := api.Listen(fd, backlog); err != nil {
 		api.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("listen on %v: %w", addr, err)
 	}
 	return fd, nil
 }
 
-// TCPSink accepts one connection on port, reads it to end of file and
-// checks it. It gives up after idle with nothing read.
-func TCPSink(api socket.API, port uint16, idle time.Duration) (TCPStreamResult, error) {
+// sinkBacklog is the backlog of a sink's listening socket.
+const sinkBacklog = 8
+
+// TCPSink accepts one connection on ln, a listening socket, closes ln,
+// reads the connection to end of file and checks it. It gives up after
+// idle with nothing read.
+func TCPSink(api socket.API, ln socket.FD, idle time.Duration) (TCPStreamResult, error) {
 	r := TCPStreamResult{FirstBad: -1}
-	ln, err := listenOn(api, port, 8)
-	if err != nil {
-		return r, fmt.Errorf("bench: sink: %w", err)
-	}
-	defer api.Close(ln)
 	fd, _, err := api.Accept(ln)
+	api.Close(ln)
 	if err != nil {
 		return r, fmt.Errorf("bench: sink: accept: %w", err)
 	}
 	defer api.Close(fd)
-	api.Close(ln)
 	if err := api.SetNonblock(fd, true); err != nil {
 		return r, err
 	}
@@ -166,27 +166,16 @@ func TCPSink(api socket.API, port uint16, idle time.Duration) (TCPStreamResult, 
 }
 
 // TCPSource connects to target, writes size bytes of the stream and
-// closes. It tries to connect until deadline, as the sink may still be
-// starting.
-func TCPSource(api socket.API, target netip.AddrPort, size int64, deadline time.Time) error {
-	var fd socket.FD
-	for {
-		var err error
-		fd, err = api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-		if err != nil {
-			return err
-		}
-		err = api.Connect(fd, target)
-		if err == nil {
-			break
-		}
-		api.Close(fd)
-		if !errors.Is(err, unix.ECONNREFUSED) || time.Now().After(deadline) {
-			return fmt.Errorf("bench: source: connect %v: %w", target, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// closes. The sink must be listening already.
+func TCPSource(api socket.API, target netip.AddrPort, size int64) error {
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+	if err != nil {
+		return fmt.Errorf("bench: source: %w", err)
 	}
 	defer api.Close(fd)
+	if err := api.Connect(fd, target); err != nil {
+		return fmt.Errorf("bench: source: connect %v: %w", target, err)
+	}
 	buf := make([]byte, 64<<10)
 	for off := int64(0); off < size; {
 		n := min(int64(len(buf)), size-off)
@@ -212,15 +201,17 @@ type tcpStreamRole struct {
 	target netip.AddrPort
 	size   int64
 	out    string
+	ready  string
 }
 
 func newTCPStreamRole(sink bool) sys.Starter {
 	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpStreamRole{sink: sink}
 		fs := flag.NewFlagSet("tcpstream", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
+		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port; 0: one the stack picks)")
 		fs.Int64Var(&r.size, "bytes", 10<<20, "bytes the source sends")
 		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
+		fs.StringVar(&r.ready, "ready", "", readyUsage)
 		if err := fs.Parse(s.Opts.Args); err != nil {
 			return nil, err
 		}
@@ -239,15 +230,29 @@ func (r *tcpStreamRole) Run(s *sys.Server) error {
 		return err
 	}
 	if r.sink {
-		res, err := TCPSink(api, r.target.Port(), time.Minute)
+		res, err := func() (TCPStreamResult, error) {
+			ln, err := listenReady(api, r.target.Port(), sinkBacklog, r.ready)
+			if err != nil {
+				return TCPStreamResult{FirstBad: -1}, fmt.Errorf("bench: sink: %w", err)
+			}
+			return TCPSink(api, ln, time.Minute)
+		}()
 		if err != nil {
 			res.Error = err.Error()
 		}
 		if err := writeJSON(r.out, res); err != nil {
 			return err
 		}
-	} else if err := TCPSource(api, r.target, r.size, time.Now().Add(30*time.Second)); err != nil {
+	} else if err := r.source(api); err != nil {
 		s.Log.Printf("%v", err)
 	}
 	return s.Serve(r)
+}
+
+func (r *tcpStreamRole) source(api socket.API) error {
+	target, err := awaitListener(r.target, r.ready)
+	if err != nil {
+		return fmt.Errorf("bench: source: %w", err)
+	}
+	return TCPSource(api, target, r.size)
 }

@@ -244,62 +244,64 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 // pinned to bc and the sink to sc.
 func linuxStream(dir string, bc, sc int, o UDPOptions) (StreamResult, error) {
 	out := filepath.Join(dir, "stream-linux.json")
-	target := "127.0.0.1:" + strconv.Itoa(21000+os.Getpid()%20000)
-	sink, err := startPeer(sc, o.Log, nil, PeerOptions{Mode: "udp-sink-linux", File: target, Out: out})
+	err := peerPair(sc, bc, o.Log, socket.SOCK_DGRAM, 0,
+		PeerOptions{Mode: "udp-sink-linux", Out: out},
+		PeerOptions{Mode: "udp-blast-linux", Size: o.Size})
 	if err != nil {
 		return StreamResult{}, err
-	}
-	blast, err := startPeer(bc, o.Log, nil, PeerOptions{Mode: "udp-blast-linux", File: target, Size: o.Size})
-	if err != nil {
-		sink.Process.Kill()
-		sink.Wait()
-		return StreamResult{}, err
-	}
-	berr, serr := blast.Wait(), sink.Wait()
-	if berr != nil || serr != nil {
-		return StreamResult{}, fmt.Errorf("blaster %v, sink %v", berr, serr)
 	}
 	return readStream(out, 5*time.Second)
 }
 
 // linuxUDP runs the echo program and the client on Linux sockets, each in
-// a pinned process.
+// a pinned process: the echo program on a socket opened for it on a port
+// the kernel picks (see loopbackSocket), the client given its address.
 func linuxUDP(out string, pc, ec int, o UDPOptions) error {
-	port := 20000 + os.Getpid()%20000
-	target := "127.0.0.1:" + strconv.Itoa(port)
-	echo, err := startPeer(ec, o.Log, nil, PeerOptions{Mode: "udp-echo-linux", File: target})
+	sock, addr, err := loopbackSocket(socket.SOCK_DGRAM, 0)
+	if err != nil {
+		return err
+	}
+	echo, err := startPeer(ec, o.Log, []*os.File{sock}, PeerOptions{Mode: "udp-echo-linux"})
+	sock.Close() // the echo program holds it now
 	if err != nil {
 		return err
 	}
 	defer func() { echo.Process.Kill(); echo.Wait() }()
-	ping, err := startPeer(pc, o.Log, nil, PeerOptions{Mode: "udp-ping-linux", File: target, Out: out, Size: o.Size})
+	ping, err := startPeer(pc, o.Log, nil, PeerOptions{Mode: "udp-ping-linux", File: addr.String(), Out: out, Size: o.Size})
 	if err != nil {
 		return err
 	}
-	return ping.Wait()
+	if err := ping.Wait(); err != nil {
+		return fmt.Errorf("the client: %v", exitErr(err))
+	}
+	return nil
 }
 
-// udpPeer runs the Linux side of bench udp for PeerMain.
+// udpPeer runs the Linux side of bench udp for PeerMain: the echo program
+// and the sink on the bound socket at peerSocket, the client and the
+// blaster sending to target.
 func udpPeer(mode, target, out string, size int) error {
-	ap, err := netip.ParseAddrPort(target)
-	if err != nil {
-		return err
-	}
 	switch mode {
 	case "udp-echo-linux":
-		return udpecho.Serve(socket.Linux{}, ap.Port())
+		return udpecho.Echo(socket.Linux{}, peerSocket)
+	case "udp-sink-linux":
+		r, err := sinkOn(socket.Linux{}, peerSocket, streamCount)
+		if err != nil {
+			return err
+		}
+		return writeJSON(out, r)
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
+	}
+	switch mode {
 	case "udp-ping-linux":
 		s, err := UDPRoundTrips(socket.Linux{}, ap, size)
 		if err != nil {
 			return err
 		}
 		return writeSample(out, s)
-	case "udp-sink-linux":
-		r, err := Sink(socket.Linux{}, ap.Port(), streamCount)
-		if err != nil {
-			return err
-		}
-		return writeJSON(out, r)
 	case "udp-blast-linux":
 		return Blast(socket.Linux{}, ap, streamCount, size)
 	}

@@ -21,11 +21,11 @@ import (
 // after the close and TIME-WAIT both tcp servers hold no connection.
 func TestTCPOverALossyWire(t *testing.T) {
 	dir := t.TempDir()
-	out := filepath.Join(dir, "tcpstream.json")
+	out, ready := filepath.Join(dir, "tcpstream.json"), filepath.Join(dir, "tcpstream.port")
 	const size = 10 << 20
 	top := twoHosts("bw=1Gbit,delay=100us,loss=0.05,dup=0.01,reorder=0.05",
-		topology.Process{Role: "tcpsource", Args: []string{"--target", "198.18.1.2:9000", "--bytes", "10485760"}},
-		topology.Process{Role: "tcpsink", Args: []string{"--target", "0.0.0.0:9000", "--out", out}})
+		topology.Process{Role: "tcpsource", Args: []string{"--target", "198.18.1.2:0", "--ready", ready, "--bytes", "10485760"}},
+		topology.Process{Role: "tcpsink", Args: []string{"--target", "0.0.0.0:0", "--ready", ready, "--out", out}})
 	topoPath := filepath.Join(dir, "two.topo")
 	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,105 @@
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/socket"
+)
+
+// Every benchmark that starts a listening side and a connecting side learns
+// the listener's port from the stack that picked it and starts connecting
+// only once the listener is known to listen; no two processes agree on a
+// port by convention, and none connects on the chance that the other is up.
+//
+// On the simulated host, where the two sides are processes of one run
+// started together, the listening side writes a note (readyNote) once it
+// listens and the connecting side waits for it. On Linux, the driver opens
+// the server side's socket itself on a port the kernel picks and hands it
+// over as descriptor peerSocket, so it listens before either side starts.
+
+// readyUsage documents the --ready flag of the roles that listen or
+// connect.
+const readyUsage = "a file: the listening side writes its port there once it listens; " +
+	"the connecting side waits for it and connects to that port at --target's address"
+
+// readyWait bounds how long a connecting side waits for the listening side
+// of its run to listen.
+const readyWait = 60 * time.Second
+
+// readyNote is what the listening side writes once it listens.
+type readyNote struct {
+	Port uint16 `json:"port"`
+}
+
+// listenReady listens on port of every local address (0: a port the stack
+// picks) and, when ready is not empty, writes the port it got to the file
+// ready.
+func listenReady(api socket.API, port uint16, backlog int, ready string) (socket.FD, error) {
+	ln, err := listenOn(api, netip.AddrPortFrom(netip.IPv4Unspecified(), port), backlog)
+	if err != nil {
+		return -1, err
+	}
+	if ready == "" {
+		return ln, nil
+	}
+	addr, err := api.LocalAddr(ln)
+	if err == nil {
+		err = writeJSON(ready, readyNote{Port: addr.Port()})
+	}
+	if err != nil {
+		api.Close(ln)
+		return -1, fmt.Errorf("announce the listener: %w", err)
+	}
+	return ln, nil
+}
+
+// awaitListener waits for the listening side's note in ready and returns
+// target with the port in it; with ready empty it returns target as it is.
+func awaitListener(target netip.AddrPort, ready string) (netip.AddrPort, error) {
+	if ready == "" {
+		return target, nil
+	}
+	var n readyNote
+	if err := awaitJSON(ready, readyWait, nil, &n); err != nil {
+		return target, fmt.Errorf("wait for the listener: %w", err)
+	}
+	return netip.AddrPortFrom(target.Addr(), n.Port), nil
+}
+
+// peerSocket is the descriptor on which the server side of a Linux row
+// finds the socket its driver opened for it (see loopbackSocket).
+const peerSocket socket.FD = 3
+
+// loopbackSocket opens the socket of a Linux row's server side on Linux's
+// loopback, on a port the kernel picks: a stream socket listening with
+// backlog, or for socket.SOCK_DGRAM a bound datagram socket. It returns
+// the socket as a file to hand the server side as its peerSocket, and the
+// address to give the client side.
+func loopbackSocket(typ, backlog int) (*os.File, netip.AddrPort, error) {
+	api := socket.Linux{}
+	local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)
+	var fd socket.FD
+	var err error
+	if typ == socket.SOCK_STREAM {
+		fd, err = listenOn(api, local, backlog)
+	} else {
+		fd, err = api.Socket(socket.AF_INET, typ, 0)
+		if err == nil {
+			if err = api.Bind(fd, local); err != nil {
+				api.Close(fd)
+			}
+		}
+	}
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
+	}
+	addr, err := api.LocalAddr(fd)
+	if err != nil {
+		api.Close(fd)
+		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "bench-socket-"+addr.String()), addr, nil
+}
