@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/apps/socket"
 )
 
@@ -15,8 +16,8 @@ import (
 // port by convention, and none connects on the chance that the other is up.
 //
 // On the simulated host, where the two sides are processes of one run
-// started together, the listening side writes a note (readyNote) once it
-// listens and the connecting side waits for it. On Linux, the driver opens
+// started together, the listening side writes a note (package ready) once
+// it listens and the connecting side waits for it. On Linux, the driver opens
 // the server side's socket itself on a port the kernel picks and hands it
 // over as descriptor peerSocket, so it listens before either side starts.
 
@@ -29,25 +30,19 @@ const readyUsage = "a file: the listening side writes its port there once it lis
 // of its run to listen.
 const readyWait = 60 * time.Second
 
-// readyNote is what the listening side writes once it listens.
-type readyNote struct {
-	Port uint16 `json:"port"`
-}
-
 // listenReady listens on port of every local address (0: a port the stack
-// picks) and, when ready is not empty, writes the port it got to the file
-// ready.
-func listenReady(api socket.API, port uint16, backlog int, ready string) (socket.FD, error) {
+// picks) and, when file is not empty, writes the port it got there.
+func listenReady(api socket.API, port uint16, backlog int, file string) (socket.FD, error) {
 	ln, err := listenOn(api, netip.AddrPortFrom(netip.IPv4Unspecified(), port), backlog)
 	if err != nil {
 		return -1, err
 	}
-	if ready == "" {
+	if file == "" {
 		return ln, nil
 	}
 	addr, err := api.LocalAddr(ln)
 	if err == nil {
-		err = writeJSON(ready, readyNote{Port: addr.Port()})
+		err = ready.Write(file, addr.Port())
 	}
 	if err != nil {
 		api.Close(ln)
@@ -56,17 +51,17 @@ func listenReady(api socket.API, port uint16, backlog int, ready string) (socket
 	return ln, nil
 }
 
-// awaitListener waits for the listening side's note in ready and returns
-// target with the port in it; with ready empty it returns target as it is.
-func awaitListener(target netip.AddrPort, ready string) (netip.AddrPort, error) {
-	if ready == "" {
+// awaitListener waits for the listening side's note in file and returns
+// target with the port in it; with file empty it returns target as it is.
+func awaitListener(target netip.AddrPort, file string) (netip.AddrPort, error) {
+	if file == "" {
 		return target, nil
 	}
-	var n readyNote
-	if err := awaitJSON(ready, readyWait, nil, &n); err != nil {
+	port, err := ready.Await(file, readyWait)
+	if err != nil {
 		return target, fmt.Errorf("wait for the listener: %w", err)
 	}
-	return netip.AddrPortFrom(target.Addr(), n.Port), nil
+	return netip.AddrPortFrom(target.Addr(), port), nil
 }
 
 // peerSocket is the descriptor on which the server side of a Linux row
