@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
@@ -34,6 +35,7 @@ import (
 type role struct {
 	c       Config
 	backend string
+	ready   string
 }
 
 // Role starts the httpd role: the web server as an application of the simulated host.
@@ -47,6 +49,7 @@ func Role(s *sys.Server) (sys.Handler, error) {
 	sendBuf := fs.Int("send-buffer", 0, "SO_SNDBUF of each connection (0: the stack's default)")
 	timeout := fs.Duration("timeout", DefaultTimeout, "how long a request may take to arrive, or a response be left unread")
 	idle := fs.Duration("idle-timeout", DefaultIdleTimeout, "how long a connection may wait for its next request")
+	readyFile := fs.String("ready", "", "a file to write the port to once listening, for a client that waits on it (package ready)")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -67,7 +70,7 @@ func Role(s *sys.Server) (sys.Handler, error) {
 	default:
 		return nil, fmt.Errorf("httpd: --backend %q: want message, message-direct or exposed", *backend)
 	}
-	return &role{backend: *backend, c: Config{
+	return &role{backend: *backend, ready: *readyFile, c: Config{
 		Addr:        ap,
 		Files:       os.DirFS(*dir),
 		MaxConns:    *maxConns,
@@ -96,6 +99,11 @@ func (r *role) Run(s *sys.Server) error {
 		return err
 	}
 	s.Registry.MustRegister(&statsCollector{srv: srv})
+	if r.ready != "" {
+		if err := ready.Write(r.ready, srv.Addr().Port()); err != nil {
+			return fmt.Errorf("httpd: %w", err)
+		}
+	}
 	return srv.Serve(context.Background())
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -25,6 +26,7 @@ type role struct {
 	backend, out string
 	c            Config
 	delay        time.Duration
+	ready        string
 }
 
 // Role starts the loadgen role: the load generator as an application of the simulated host.
@@ -38,7 +40,9 @@ func Role(s *sys.Server) (sys.Handler, error) {
 	fs.IntVar(&r.c.Connections, "connections", 4, "connections at once")
 	fs.IntVar(&r.c.RequestsPerConn, "requests-per-conn", 10, "requests per connection (0: keep-alive for ever)")
 	fs.DurationVar(&r.c.Timeout, "timeout", 10*time.Second, "a request's time-out")
-	fs.DurationVar(&r.delay, "delay", 200*time.Millisecond, "wait this long first, for the server to start")
+	fs.DurationVar(&r.delay, "delay", 200*time.Millisecond, "wait this long first, for the server to start (without --ready)")
+	fs.StringVar(&r.ready, "ready", "", "wait instead for the server's note in this file (package ready; httpd --ready "+
+		"writes it) and load the port in it at --target's address")
 	fs.StringVar(&r.out, "out", "", "where to write the result (JSON)")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
@@ -52,12 +56,31 @@ func Role(s *sys.Server) (sys.Handler, error) {
 
 func (r *role) Handle(*sys.Server, *ipc.Message) error { return nil }
 
+// readyWait bounds how long the role waits for its server's note.
+const readyWait = time.Minute
+
+// await waits for the server: for its note with --ready, else for --delay.
+func (r *role) await() error {
+	if r.ready == "" {
+		time.Sleep(r.delay)
+		return nil
+	}
+	port, err := ready.Await(r.ready, readyWait)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	r.c.Target = netip.AddrPortFrom(r.c.Target.Addr(), port)
+	return nil
+}
+
 // Run loads the server, writes the report, then serves until shut down.
 func (r *role) Run(s *sys.Server) error {
 	var res RoleResult
 	api, err := socket.Open(socket.Config{Backend: r.backend, Conn: s})
 	if err == nil {
-		time.Sleep(r.delay)
+		err = r.await()
+	}
+	if err == nil {
 		r.c.API = api
 		res.Report, err = Run(context.Background(), r.c)
 	}

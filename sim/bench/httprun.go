@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
@@ -360,8 +361,9 @@ mimetype.assign = (".txt" => "text/plain; charset=utf-8", ".bin" => "application
 func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error) {
 	t := topology.Default()
 	t.Name, t.Transport = "bench-http", s.Transport
+	listening := filepath.Join(r.dir, "listening-"+s.Name)
 	t.Processes = append(t.Processes, topology.Process{Name: "web", Role: "httpd", Args: []string{
-		"--backend", s.Backend, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www}})
+		"--backend", s.Backend, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www, "--ready", listening}})
 	t.Links = append(t.Links, topology.Link{A: "web", B: "syscall"})
 	if s.Backend != "message" {
 		t.Links = append(t.Links, topology.Link{A: "web", B: "tcp"})
@@ -391,6 +393,11 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic})
 	if err != nil {
 		return nil, err
+	}
+	// Wait until it listens, so that no cell counts its start.
+	if _, err := ready.Await(listening, probeTime); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("httpd on the simulated host: %w", err)
 	}
 	proc := func(name string) (kernel.ProcStatus, bool) {
 		st, err := kernel.ReadStatus(state)

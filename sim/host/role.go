@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
 )
@@ -39,6 +40,7 @@ type clientHost struct {
 	lg      loadgen.Config
 	out     string
 	control string
+	ready   string
 	s       *sys.Server
 }
 
@@ -76,6 +78,8 @@ func ClientHost(s *sys.Server) (sys.Handler, error) {
 	fs.DurationVar(&c.lg.Timeout, "timeout", 10*time.Second, "a request's time-out")
 	fs.StringVar(&c.out, "out", "", "where to write the result (JSON)")
 	fs.StringVar(&c.control, "control", "", "run the loads a driver writes into this directory, one after another (ClientCell)")
+	fs.StringVar(&c.ready, "ready", "", "wait first for the server's note in this file (package ready; httpd --ready "+
+		"writes it) and load the port in it at --target's address")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -133,6 +137,9 @@ func (c *clientHost) Read(b []byte) (int, error) { return copy(b, <-c.frames), n
 // Write sends a frame.
 func (c *clientHost) Write(frame []byte) error { return c.send(frame) }
 
+// readyWait bounds how long a clienthost waits for its server's note.
+const readyWait = time.Minute
+
 // Run starts the host and the load generator, then serves the wire.
 func (c *clientHost) Run(s *sys.Server) error {
 	ctx := context.Background()
@@ -143,7 +150,11 @@ func (c *clientHost) Run(s *sys.Server) error {
 	}
 	go func() {
 		c.lg.API = c.h.API()
-		rep, err := loadgen.Run(ctx, c.lg)
+		var rep loadgen.Report
+		err := c.awaitServer()
+		if err == nil {
+			rep, err = loadgen.Run(ctx, c.lg)
+		}
 		res := ClientResult{Report: rep, Drops: c.h.Drops()}
 		if err != nil {
 			res.Error = err.Error()
@@ -157,10 +168,26 @@ func (c *clientHost) Run(s *sys.Server) error {
 	return s.Serve(c)
 }
 
+// awaitServer waits for the server's note with --ready, and takes its port.
+func (c *clientHost) awaitServer() error {
+	if c.ready == "" {
+		return nil
+	}
+	port, err := ready.Await(c.ready, readyWait)
+	if err != nil {
+		return fmt.Errorf("clienthost: %w", err)
+	}
+	c.lg.Target = netip.AddrPortFrom(c.lg.Target.Addr(), port)
+	return nil
+}
+
 // controlled runs the cells a driver writes, in order, for as long as the
 // process lives.
 func (c *clientHost) controlled(ctx context.Context) {
 	api := c.h.API()
+	if err := c.awaitServer(); err != nil {
+		c.s.Log.Printf("%v", err)
+	}
 	for n := 1; ; n++ {
 		var cell ClientCell
 		for {

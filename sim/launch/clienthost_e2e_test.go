@@ -22,7 +22,7 @@ func TestRemoteClientHost(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "client.json")
+	out, ready := filepath.Join(dir, "client.json"), filepath.Join(dir, "httpd.port")
 	const addr = "198.18.1.2"
 	top := &topology.Topology{Name: "remote-client", Transport: topology.Shm}
 	top.Processes = []topology.Process{
@@ -33,9 +33,9 @@ func TestRemoteClientHost(t *testing.T) {
 		{Name: "pf", Role: "pf"},
 		{Name: "driver", Role: "driver"},
 		{Name: "nic", Role: "nic", Args: []string{"--backend", "wire", "--wire-peer", "client", "--link", "bw=1Gbit,delay=50us"}},
-		{Name: "httpd", Role: "httpd", Args: []string{"--addr", "0.0.0.0:80", "--dir", www}},
+		{Name: "httpd", Role: "httpd", Args: []string{"--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
 		{Name: "client", Role: "clienthost", Args: []string{"--addr", "198.18.1.1/24", "--wire-peer", "nic",
-			"--target", addr + ":80", "--path", "/20b.txt", "--requests", "300", "--connections", "4",
+			"--target", addr + ":80", "--ready", ready, "--path", "/20b.txt", "--requests", "300", "--connections", "4",
 			"--requests-per-conn", "10", "--out", out}},
 	}
 	for _, l := range [][2]string{{"syscall", "tcp"}, {"syscall", "udp"}, {"tcp", "ip"}, {"udp", "ip"}, {"ip", "pf"},

@@ -22,11 +22,11 @@ func TestExposedConnectionChurn(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "loadgen.json")
+	out, ready := filepath.Join(dir, "loadgen.json"), filepath.Join(dir, "httpd.port")
 	top := topology.Default()
 	top.Processes = append(top.Processes,
-		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www}},
-		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80",
+		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
+		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80", "--ready", ready,
 			"--path", "/20b.txt", "--requests", "1500", "--connections", "100", "--requests-per-conn", "1", "--out", out}})
 	for _, app := range []string{"httpd", "lg"} {
 		top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
@@ -62,11 +62,11 @@ func TestLoadgenOnTheSimulatedHost(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(www, "11k.bin"), make([]byte, 11<<10), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(dir, "loadgen.json")
+			out, ready := filepath.Join(dir, "loadgen.json"), filepath.Join(dir, "httpd.port")
 			top := topology.Default()
 			top.Processes = append(top.Processes,
-				topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", backend, "--addr", "0.0.0.0:80", "--dir", www}},
-				topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", backend, "--target", "127.0.0.1:80",
+				topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", backend, "--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
+				topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", backend, "--target", "127.0.0.1:80", "--ready", ready,
 					"--path", "/11k.bin", "--requests", "200", "--connections", "4", "--requests-per-conn", "10", "--out", out}})
 			for _, app := range []string{"httpd", "lg"} {
 				top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
