@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/prom"
 )
 
@@ -80,8 +81,7 @@ func (k *kern) status() Status {
 // writeStatus rewrites status.json and targets.json, each atomically.
 func (k *kern) writeStatus() {
 	s := k.status()
-	b, _ := json.MarshalIndent(s, "", "  ")
-	if err := writeAtomic(filepath.Join(k.c.StateDir, StatusFile), b); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(k.c.StateDir, StatusFile), s); err != nil {
 		k.c.Log.Printf("status: %v", err)
 	}
 	var ts []prom.Target
@@ -98,12 +98,4 @@ func (k *kern) writeStatus() {
 		k.ready = true
 		k.c.Log.Printf("all %d servers registered", len(s.Processes)-1)
 	}
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/sim/bench"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -180,7 +181,7 @@ func showReport(out io.Writer, rep report, jsonOut, mdOut, svgOut string) error 
 		write func(string) error
 	}{
 		{jsonOut, rep.WriteJSON},
-		{mdOut, func(p string) error { return os.WriteFile(p, []byte(rep.Table()), 0o644) }},
+		{mdOut, func(p string) error { return atomicfile.WriteFile(p, []byte(rep.Table()), 0o644) }},
 	}
 	if svgOut != "" {
 		chart, ok := rep.(interface{ WriteSVG(string) error })

@@ -14,11 +14,12 @@ package prom
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/newtsim/newtsim/internal/atomicfile"
 )
 
 // Target is one scrape target: the host:port Prometheus scrapes and the
@@ -68,10 +69,11 @@ func validLabelName(name string) bool {
 }
 
 // WriteTargets writes targets to the file at path, replacing it
-// atomically: it writes a temporary file in the same directory and renames
-// it, so Prometheus never reads a half-written file. The path must end in
-// ".json", the only JSON name file_sd_configs reads; the temporary file's
-// name does not, so Prometheus ignores it.
+// atomically (see package internal/atomicfile), so Prometheus never reads a
+// half-written file. The path must end in ".json", the only JSON name
+// file_sd_configs reads; the temporary file's name does not, so Prometheus
+// ignores it. The file is readable by everyone: Prometheus may run as
+// another user, and the file holds no secrets.
 func WriteTargets(path string, targets []Target) error {
 	if filepath.Ext(path) != ".json" {
 		return fmt.Errorf("prom: targets file %s: name must end in .json for Prometheus to read it", path)
@@ -83,34 +85,8 @@ func WriteTargets(path string, targets []Target) error {
 		}
 		groups = append(groups, group{Targets: []string{t.Addr}, Labels: t.Labels})
 	}
-	data, err := json.MarshalIndent(groups, "", "  ")
-	if err != nil {
-		return fmt.Errorf("prom: encode targets: %w", err)
-	}
-	data = append(data, '\n')
-
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("prom: write targets: %w", err)
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("prom: write targets %s: %w", tmp, err)
-	}
-	// Prometheus may run as another user; the file holds no secrets.
-	err = errors.Join(f.Chmod(0o644), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("prom: write targets %s: %w", path, err)
+	if err := atomicfile.WriteJSON(path, groups); err != nil {
+		return fmt.Errorf("prom: targets: %w", err)
 	}
 	return nil
 }

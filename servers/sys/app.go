@@ -1,12 +1,12 @@
 package sys
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
 )
@@ -104,18 +104,10 @@ func (s *Server) background(r *ipc.Message) {
 }
 
 // WriteResult writes what an application measured or found to path as
-// JSON, through a temporary file renamed into place, so that a reader
-// polling for the file never sees half of it.
+// JSON, replacing the file atomically (see package internal/atomicfile), so
+// that a reader polling for the file never sees half of it.
 func WriteResult(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("sys: result: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("sys: result: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
 		return fmt.Errorf("sys: result: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -360,7 +361,7 @@ func (r *EagainReport) Table() string {
 }
 
 // WriteJSON writes the report to path.
-func (r *EagainReport) WriteJSON(path string) error { return writeReportJSON(path, r) }
+func (r *EagainReport) WriteJSON(path string) error { return atomicfile.WriteJSON(path, r) }
 
 // WriteSVG draws the rows as bars on a log scale, cycles per call, the
 // talk's figure beside each row that has one.

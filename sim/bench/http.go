@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/sim/chart"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -395,7 +396,7 @@ func (r *HTTPReport) Table() string {
 }
 
 // WriteJSON writes the report to path.
-func (r *HTTPReport) WriteJSON(path string) error { return writeReportJSON(path, r) }
+func (r *HTTPReport) WriteJSON(path string) error { return atomicfile.WriteJSON(path, r) }
 
 // WriteSVG draws requests per second as grouped bars, a group per
 // workload and a colour per server, on a logarithmic axis where the

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
@@ -326,7 +327,7 @@ func pair(out string, pc, qc int, mode string, pingFiles, pongFiles []*os.File, 
 }
 
 // WriteJSON writes the report to path.
-func (r *Report) WriteJSON(path string) error { return writeReportJSON(path, r) }
+func (r *Report) WriteJSON(path string) error { return atomicfile.WriteJSON(path, r) }
 
 // Table formats the report as a Markdown table with the machine, the core
 // plan and the checks, for the terminal and for results/*.md.

@@ -1,20 +1,9 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 )
-
-// writeReportJSON writes a benchmark's report, indented, to path.
-func writeReportJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
 
 // String says whether the check met its target, with the value.
 func (c Check) String() string {

@@ -14,10 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/newtsim/newtsim/internal/atomicfile"
 )
 
 // Bar is one row of a horizontal bar chart.
@@ -115,7 +116,7 @@ func (c Chart) WriteFile(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
 	return nil

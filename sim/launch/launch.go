@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
@@ -324,12 +325,10 @@ func PrintStatus(w io.Writer, s *kernel.Status) {
 }
 
 func writeState(dir string, st State) error {
-	b, _ := json.MarshalIndent(st, "", "  ")
-	tmp := filepath.Join(dir, StateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, StateFile), st); err != nil {
 		return fmt.Errorf("launch: write state: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, StateFile))
+	return nil
 }
 
 // ReadState reads the state file in dir.
