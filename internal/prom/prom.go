@@ -1,7 +1,8 @@
 // Package prom holds what every newtsim process needs of Prometheus: a
 // registry of its own with an info metric naming the process, a loopback
 // HTTP server for /metrics, and the file-based service discovery file
-// (file_sd) that lists every process's metrics port.
+// (file_sd) that lists every process's metrics port. Tests and benchmarks
+// read a process's metrics with Scrape and Value.
 //
 // Hot paths never touch Prometheus types: they count in plain atomic
 // counters, and collectors read those at scrape time, as node_exporter's
