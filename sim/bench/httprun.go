@@ -8,22 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/host"
@@ -468,38 +468,36 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		}}, nil
 }
 
-// scrapeNewtsim returns the newtsim_* lines of a process's metrics.
+// scrape reads a process's metrics, giving up after two seconds.
+func scrape(port int) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return prom.Scrape(ctx, prom.LocalURL(port))
+}
+
+// scrapeNewtsim returns the newtsim_* metrics of a process, as text.
 func scrapeNewtsim(port int) string {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/metrics")
+	fams, err := scrape(port)
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
 	var b strings.Builder
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "newtsim_") {
-			b.WriteString(l + "\n")
-		}
+	if err := prom.WriteText(&b, fams, prom.Namespace+"_"); err != nil {
+		return err.Error()
 	}
 	return b.String()
 }
 
-// scrapeValue sums a metric's samples in a process's metrics; -1 when
-// they cannot be read.
+// scrapeValue sums a metric's samples in a process's metrics. A metric
+// that is missing or cannot be read counts as -1, not as prom.Value's 0,
+// so that a counter appearing between two reads shows as moved.
 func scrapeValue(port int, metric string) float64 {
-	v, found := 0.0, false
-	for _, l := range strings.Split(scrapeNewtsim(port), "\n") {
-		name, val, ok := strings.Cut(l, " ")
-		if !ok || (name != metric && !strings.HasPrefix(name, metric+"{")) {
-			continue
-		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			v, found = v+f, true
-		}
+	fams, err := scrape(port)
+	if err != nil {
+		return -1
 	}
-	if !found {
+	v, ok := prom.Value(fams, metric, nil)
+	if !ok {
 		return -1
 	}
 	return v
