@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket/socktest"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
@@ -210,28 +209,33 @@ func TestUpStatusDown(t *testing.T) {
 	}
 }
 
-// scrape returns the value of the first sample of metric whose line
-// contains every label given.
+// scrape returns the value of metric in a process's metrics: the sum of
+// its series that carry every label given, each written name="value"
+// (one series, in every use here). A metric the process does not export
+// (yet) counts as 0, as a counter never incremented would; a process that
+// does not answer gives -1.
 func scrape(t *testing.T, port int, metric string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	want := map[string]string{}
+	for _, l := range labels {
+		name, quoted, _ := strings.Cut(l, "=")
+		v, err := strconv.Unquote(quoted)
+		if err != nil {
+			t.Fatalf("scrape %s: label %s, want name=\"value\"", metric, l)
+		}
+		want[name] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fams, err := prom.Scrape(ctx, prom.LocalURL(port))
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	re := regexp.MustCompile(`(?m)^` + metric + `(\{[^}]*\})? ([0-9.e+-]+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(m[1], l)
-		}
-		if ok {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			return v
-		}
+	v, ok := prom.Value(fams, metric, want)
+	if !ok {
+		return 0 // not exported: zero, where prom.Value says missing
 	}
-	return 0
+	return v
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -306,7 +310,7 @@ func TestHostileInput(t *testing.T) {
 			}
 			// The forbidden send came back to the hostile process as EPERM.
 			waitFor(t, "EPERM back at the sender", 5*time.Second, func() bool {
-				return scrape(t, h.MetricsPort, "newtsim_hostile_kernel_errors_total", `EPERM`) == 1
+				return scrape(t, h.MetricsPort, "newtsim_hostile_kernel_errors_total", `errno="EPERM"`) == 1
 			})
 			// The others are still served.
 			p := func() float64 {

@@ -1,10 +1,8 @@
 package launch_test
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -76,21 +75,18 @@ func TestTCPOverALossyWire(t *testing.T) {
 	u.down()
 }
 
-// metricLines returns a process's metric lines that start with a prefix.
+// metricLines returns a process's metrics whose names start with a prefix,
+// as text.
 func metricLines(port int, prefixes ...string) string {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fams, err := prom.Scrape(ctx, prom.LocalURL(port))
 	if err != nil {
 		return err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		for _, p := range prefixes {
-			if strings.HasPrefix(l, p) {
-				out = append(out, l)
-			}
-		}
+	var b strings.Builder
+	if err := prom.WriteText(&b, fams, prefixes...); err != nil {
+		return err.Error()
 	}
-	return strings.Join(out, "\n")
+	return b.String()
 }
