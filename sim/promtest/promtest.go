@@ -1,6 +1,7 @@
 // Package promtest runs a real Prometheus server for end-to-end tests: it
 // scrapes the targets listed in a file-based service discovery file (see
-// package internal/prom) every second, and the test queries it over the HTTP API.
+// package internal/prom) every second, and the test queries it over the
+// HTTP API, through the API client of client_golang.
 //
 // Prometheus must be installed (Debian package "prometheus", binary
 // /usr/bin/prometheus). When it is not, Start fails with an error wrapping
@@ -16,7 +17,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +26,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // JobName is the name of the only scrape job; every series carries
@@ -57,7 +61,8 @@ type Server struct {
 	dir     string // temporary: config, data, log
 	logPath string
 	exited  chan struct{} // closed when the process has exited
-	client  *http.Client
+	client  *http.Client  // for /-/ready, which the API does not cover
+	api     v1.API
 
 	stopOnce sync.Once
 	stopErr  error
@@ -155,6 +160,11 @@ func launch(ctx context.Context, bin, dir, cfgPath string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	url, client := "http://"+addr, &http.Client{Timeout: 10 * time.Second}
+	a, err := newAPI(url, client)
+	if err != nil {
+		return nil, err
+	}
 	logPath := filepath.Join(dir, "prometheus.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -173,12 +183,13 @@ func launch(ctx context.Context, bin, dir, cfgPath string) (*Server, error) {
 		return nil, fmt.Errorf("promtest: start %s: %w", bin, err)
 	}
 	s := &Server{
-		URL:     "http://" + addr,
+		URL:     url,
 		cmd:     cmd,
 		dir:     dir,
 		logPath: logPath,
 		exited:  make(chan struct{}),
-		client:  &http.Client{Timeout: 10 * time.Second},
+		client:  client,
+		api:     a,
 	}
 	go func() {
 		cmd.Wait()
@@ -296,137 +307,66 @@ func formatLabels(labels map[string]string) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// apiResponse is the envelope of every Prometheus HTTP API answer.
-type apiResponse struct {
-	Status    string          `json:"status"`
-	ErrorType string          `json:"errorType"`
-	Error     string          `json:"error"`
-	Data      json.RawMessage `json:"data"`
+// newAPI returns a client of the Prometheus HTTP API at url.
+func newAPI(url string, c *http.Client) (v1.API, error) {
+	client, err := api.NewClient(api.Config{Address: url, Client: c})
+	if err != nil {
+		return nil, fmt.Errorf("promtest: API client for %s: %w", url, err)
+	}
+	return v1.NewAPI(client), nil
 }
 
-// get calls a Prometheus API endpoint and returns its data.
-func (s *Server) get(ctx context.Context, path string, params url.Values) (json.RawMessage, error) {
-	u := s.URL + path
-	if len(params) > 0 {
-		u += "?" + params.Encode()
+// apiError adds to err what the API client keeps aside: the body of an
+// answer whose HTTP status it does not decode (a 503, say).
+func apiError(err error) error {
+	var e *v1.Error
+	if errors.As(err, &e) && e.Detail != "" {
+		return fmt.Errorf("%w: %.200s", err, e.Detail)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	var r apiResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("HTTP %s: undecodable answer %.200q: %w", resp.Status, body, err)
-	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("HTTP %s: %s: %s", resp.Status, r.ErrorType, r.Error)
-	}
-	return r.Data, nil
+	return err
 }
 
 // Query evaluates the PromQL expression q at the current time
-// (GET /api/v1/query) and returns the resulting instant vector. A scalar
+// (/api/v1/query) and returns the resulting instant vector. A scalar
 // result is returned as one sample without labels; a range vector or a
 // string is an error.
 func (s *Server) Query(ctx context.Context, q string) ([]Sample, error) {
-	data, err := s.get(ctx, "/api/v1/query", url.Values{"query": {q}})
+	v, _, _, err := s.api.Query(ctx, q, time.Time{})
 	if err != nil {
-		return nil, fmt.Errorf("promtest: query %q: %w", q, err)
+		return nil, fmt.Errorf("promtest: query %q: %w", q, apiError(err))
 	}
-	samples, err := decodeQueryData(data)
+	samples, err := samplesOf(v)
 	if err != nil {
 		return nil, fmt.Errorf("promtest: query %q: %w", q, err)
 	}
 	return samples, nil
 }
 
-// decodeQueryData decodes the data of a query answer.
-func decodeQueryData(data json.RawMessage) ([]Sample, error) {
-	var d struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("decode data: %w", err)
-	}
-	switch d.ResultType {
-	case "vector":
-		var series []struct {
-			Metric map[string]string `json:"metric"`
-			Value  json.RawMessage   `json:"value"`
-		}
-		if err := json.Unmarshal(d.Result, &series); err != nil {
-			return nil, fmt.Errorf("decode vector: %w", err)
-		}
-		samples := make([]Sample, len(series))
-		for i, ser := range series {
-			v, err := decodeValue(ser.Value)
-			if err != nil {
-				return nil, fmt.Errorf("series %s: %w", formatLabels(ser.Metric), err)
-			}
-			if ser.Metric == nil {
-				ser.Metric = map[string]string{}
-			}
-			samples[i] = Sample{Labels: ser.Metric, Value: v}
+// samplesOf returns the samples of an instant vector or a scalar.
+func samplesOf(v model.Value) ([]Sample, error) {
+	switch v := v.(type) {
+	case model.Vector:
+		samples := make([]Sample, len(v))
+		for i, smp := range v {
+			samples[i] = Sample{Labels: labelsOf(model.LabelSet(smp.Metric)), Value: float64(smp.Value)}
 		}
 		return samples, nil
-	case "scalar":
-		v, err := decodeValue(d.Result)
-		if err != nil {
-			return nil, fmt.Errorf("scalar: %w", err)
-		}
-		return []Sample{{Labels: map[string]string{}, Value: v}}, nil
+	case *model.Scalar:
+		return []Sample{{Labels: map[string]string{}, Value: float64(v.Value)}}, nil
+	case nil:
+		return nil, errors.New("no result")
 	default:
-		return nil, fmt.Errorf("result type %q, want an instant vector", d.ResultType)
+		return nil, fmt.Errorf("result type %q, want an instant vector", v.Type())
 	}
 }
 
-// decodeValue decodes a [timestamp, "value"] pair.
-func decodeValue(raw json.RawMessage) (float64, error) {
-	var pair []json.RawMessage
-	if err := json.Unmarshal(raw, &pair); err != nil || len(pair) != 2 {
-		return 0, fmt.Errorf("value %s: want [time, \"value\"]", raw)
+// labelsOf returns a label set as a plain map.
+func labelsOf(ls model.LabelSet) map[string]string {
+	m := make(map[string]string, len(ls))
+	for n, v := range ls {
+		m[string(n)] = string(v)
 	}
-	var s string
-	if err := json.Unmarshal(pair[1], &s); err != nil {
-		return 0, fmt.Errorf("value %s: %w", raw, err)
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, fmt.Errorf("value %s: %w", raw, err)
-	}
-	return v, nil
-}
-
-// target is one active target from /api/v1/targets.
-type target struct {
-	Labels    map[string]string `json:"labels"`
-	Health    string            `json:"health"`
-	LastError string            `json:"lastError"`
-}
-
-// activeTargets returns Prometheus's active targets.
-func (s *Server) activeTargets(ctx context.Context) ([]target, error) {
-	data, err := s.get(ctx, "/api/v1/targets", url.Values{"state": {"active"}})
-	if err != nil {
-		return nil, fmt.Errorf("promtest: targets: %w", err)
-	}
-	var d struct {
-		ActiveTargets []target `json:"activeTargets"`
-	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("promtest: targets: %w", err)
-	}
-	return d.ActiveTargets, nil
+	return m
 }
 
 // WaitUp polls the up metric until exactly want targets report up == 1,
@@ -479,12 +419,13 @@ func (s *Server) upError(ctx context.Context, want int, last []Sample, lastErr e
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var down []string
-	if targets, err := s.activeTargets(tctx); err == nil {
-		for _, t := range targets {
-			if t.Health == "up" {
+	if targets, err := s.api.Targets(tctx); err == nil {
+		for _, t := range targets.Active {
+			if t.Health == v1.HealthGood {
 				continue
 			}
-			d := fmt.Sprintf("%s%s is %s", t.Labels["instance"], formatLabels(withoutKeys(t.Labels, "instance", "job")), t.Health)
+			labels := labelsOf(t.Labels)
+			d := fmt.Sprintf("%s%s is %s", labels["instance"], formatLabels(withoutKeys(labels, "instance", "job")), t.Health)
 			if t.LastError != "" {
 				d += ": " + t.LastError
 			}
