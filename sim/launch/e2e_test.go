@@ -19,6 +19,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket/socktest"
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
@@ -310,7 +311,7 @@ func TestHostileInput(t *testing.T) {
 			}
 			// The forbidden send came back to the hostile process as EPERM.
 			waitFor(t, "EPERM back at the sender", 5*time.Second, func() bool {
-				return scrape(t, h.MetricsPort, "newtsim_hostile_kernel_errors_total", `errno="EPERM"`) == 1
+				return scrape(t, h.MetricsPort, "newtsim_hostile_kernel_errors_total", `errno="`+ipc.EPERM.Error()+`"`) == 1
 			})
 			// The others are still served.
 			p := func() float64 {
