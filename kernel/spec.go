@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
 )
@@ -148,11 +149,7 @@ func (s *Spec) Boot(run string, slot int, ep ipc.Endpoint) (boot.Options, error)
 
 // WriteSpec writes s to path as JSON, for ReadSpec.
 func WriteSpec(path string, s *Spec) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("kernel: spec: %w", err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := atomicfile.WriteJSON(path, s); err != nil {
 		return fmt.Errorf("kernel: write spec: %w", err)
 	}
 	return nil
