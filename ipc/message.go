@@ -63,16 +63,16 @@ type Type uint16
 
 // Kernel calls: requests a process sends to the kernel itself.
 const (
-	// Register tells the kernel the sender is up; Arg[0] is its metrics
-	// port. The kernel replies with Ack.
+	// Register tells the kernel the sender is up, with its metrics port
+	// (kcall.Register). The kernel replies with Ack.
 	Register Type = 1 + iota
 	// Lookup asks for the endpoint of a process by name (Name/SetName);
-	// the reply is Ack with Arg[0] the endpoint, or Error.
+	// the reply is Ack with the endpoint (kcall.Ack), or Error.
 	Lookup
-	// SetAlarm asks for an Alarm message after Arg[0] nanoseconds; Arg[1]
-	// is returned in the Alarm. Arg[0] == 0 cancels the sender's alarm.
-	// It has no reply (but an Error for a bad duration): servers set
-	// alarms often and never wait for the kernel.
+	// SetAlarm asks for an Alarm message after a delay, with a cookie
+	// returned in the Alarm (kcall.SetAlarm); a zero delay cancels the
+	// sender's alarm. It has no reply (but an Error for a bad duration):
+	// servers set alarms often and never wait for the kernel.
 	SetAlarm
 	// Notify sends an asynchronous notification to Dst: it never blocks
 	// the sender, and notifications pending for one destination coalesce
@@ -80,20 +80,20 @@ const (
 	Notify
 	// Ack is the kernel's successful reply to a kernel call.
 	Ack
-	// Error is the kernel's refusal: Arg[0] is the Errno, Arg[1] the
-	// refused message's type, Arg[2] its destination.
+	// Error is the kernel's refusal: the Errno, the refused message's
+	// type and its destination (KernelError).
 	Error
 )
 
 // Kernel notifications: messages the kernel originates.
 const (
-	// Alarm is an expired alarm; Arg[0] is the caller's cookie.
+	// Alarm is an expired alarm, with the caller's cookie (kcall.Alarm).
 	Alarm Type = 64 + iota
-	// Notification delivers coalesced notifications: Arg[0] is a bitmap
-	// of source slots.
+	// Notification delivers coalesced notifications: a bitmap of source
+	// slots (kcall.Notification).
 	Notification
-	// EndpointUpdate announces that the process in slot Arg[0] now has
-	// endpoint Arg[1] (it was restarted).
+	// EndpointUpdate announces that the process in a slot has a new
+	// endpoint: it was restarted (kcall.EndpointUpdate).
 	EndpointUpdate
 	// Shutdown asks a server to exit cleanly.
 	Shutdown
@@ -110,7 +110,8 @@ const (
 	Bench
 )
 
-// Packet path messages (docs/PACKET_PATH.md). Arg[0] is always a pool.Ref.
+// Packet path messages (docs/PACKET_PATH.md); package ipc/packet gives
+// them named fields. Each carries a pool.Ref in its first word.
 const (
 	// FrameRx carries a received Ethernet frame up: nic, driver, pf, ip.
 	FrameRx Type = 160 + iota
@@ -118,74 +119,68 @@ const (
 	FrameTx
 	// BufFree returns a buffer towards its owner, who frees it.
 	BufFree
-	// Datagram carries an IPv4 packet between ip and a transport: Arg[0]
-	// the buffer, Arg[1] the offset of the transport segment in it.
+	// Datagram carries an IPv4 packet between ip and a transport.
 	Datagram
 	// Unreachable gives ip back a Datagram's buffer whose destination port
 	// has no socket: ip answers with ICMP port unreachable and frees it.
 	Unreachable
 	// PortUnreachable tells a transport that one of its datagrams drew an
-	// ICMP port unreachable: Arg[1], Arg[2] the local address and port,
-	// Arg[3], Arg[4] the remote ones it was sent to.
+	// ICMP port unreachable, with the addresses it went from and to.
 	PortUnreachable
 )
 
-// Socket calls (the socket library's `message` backend; see SocketOp for
-// the arguments). A call goes from an application to syscall, which
-// forwards it to the transport server owning the socket with the caller's
-// endpoint in Arg[5]; the transport replies to whoever sent it the call,
-// and syscall passes the reply on.
+// Socket calls (the socket library's `message` backend; package
+// ipc/sockcall gives them named fields). A call goes from an application
+// to syscall, which forwards it to the transport server owning the socket
+// with the caller's endpoint; the transport replies to whoever sent it the
+// call, and syscall passes the reply on.
 const (
 	// Socket is a socket call: Flags is the SocketOp.
 	Socket Type = 192 + iota
-	// SocketReply answers it: Flags is the SocketOp, Arg[0] the result as
-	// an int64, a negated errno when the call failed.
+	// SocketReply answers it: Flags is the SocketOp, and the result is
+	// a negated errno when the call failed.
 	SocketReply
 )
 
 // Exposed sockets (package ipc/sockbuf): the few messages left once socket
-// buffers are in shared memory.
+// buffers are in shared memory (sockcall.Doorbell, sockcall.Wake).
 const (
 	// Doorbell tells a transport server that an application posted work
-	// on exposed socket Arg[0] while the server was not looking.
+	// on an exposed socket while the server was not looking.
 	Doorbell Type = 200 + iota
-	// Wake tells an application waiting in poll that exposed socket
-	// Arg[0] changed.
+	// Wake tells an application waiting in poll that an exposed socket
+	// changed.
 	Wake
 )
 
 // MaxType is the highest message type in use; anything above is unknown.
 const MaxType = Wake
 
-// SocketOp is the operation of a Socket call. Arguments: Arg[0] the
-// descriptor (the transport's socket id between syscall and a transport),
-// Arg[1] an IPv4 address and Arg[2] a port, Arg[3] a buffer reference,
-// Arg[4] a length or flags; Arg[5] the caller, between syscall and a
-// transport.
+// SocketOp is the operation of a Socket call; sockcall.Call says which
+// arguments each takes.
 type SocketOp uint16
 
 // Socket operations.
 const (
-	OpOpen      SocketOp = 1 + iota // Arg[0]: the socket type; returns the descriptor
-	OpBind                          // Arg[1], Arg[2]: local address and port
-	OpConnect                       // Arg[1], Arg[2]: remote address and port; Arg[4]: MSG_DONTWAIT for a non-blocking connect
-	OpSendTo                        // Arg[1], Arg[2]: destination (0: connected); Arg[3]: data; Arg[4]: MSG_ flags; returns bytes sent (a stream may take fewer)
-	OpRecvFrom                      // Arg[3]: the most bytes wanted (0: a buffer); Arg[4]: MSG_ flags; returns bytes, with the data in Arg[3] and the source in Arg[1], Arg[2]
+	OpOpen      SocketOp = 1 + iota // a socket of a type; returns the descriptor (and an exposed socket's region)
+	OpBind                          // to a local address
+	OpConnect                       // to a remote address, waiting unless MSG_DONTWAIT
+	OpSendTo                        // data, to an address (none: connected); returns bytes sent (a stream may take fewer)
+	OpRecvFrom                      // at most so many bytes; returns bytes, with the data and the source
 	OpClose                         //
-	OpLocalAddr                     // returns 0, with the address in Arg[1], Arg[2]
-	OpPoll                          // Arg[4]: poll events; returns the events ready now
-	OpShutdown                      // Arg[4]: SHUT_RD, SHUT_WR or SHUT_RDWR
-	OpSetOpt                        // Arg[1]: level, Arg[2]: option, Arg[4]: value
-	OpGetOpt                        // Arg[1]: level, Arg[2]: option; returns the value
-	OpListen                        // Arg[4]: the backlog
-	OpAccept                        // Arg[4]: MSG_DONTWAIT for a non-blocking accept; returns the new socket, its peer in Arg[1], Arg[2]
+	OpLocalAddr                     // returns 0, with the address
+	OpPoll                          // returns the events asked about that are ready now
+	OpShutdown                      // SHUT_RD, SHUT_WR or SHUT_RDWR
+	OpSetOpt                        // a level, an option and a value
+	OpGetOpt                        // a level and an option; returns the value
+	OpListen                        // with a backlog
+	OpAccept                        // waiting unless MSG_DONTWAIT; returns the new socket, with its peer
 	OpDropIdle                      // exposed: the application unmapped every region of its closed sockets
 )
 
-// OpenExposed, in Arg[4] of an OpOpen sent straight to a transport server,
-// asks for an exposed socket: the reply has the region's id in Arg[1]
-// (Arg[3] of the call may offer a region of a closed socket for reuse).
-const OpenExposed = 1
+// NumSocketOps bounds the socket operations: a table indexed by SocketOp
+// has this many entries.
+const NumSocketOps = int(OpDropIdle) + 1
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",

@@ -96,6 +96,13 @@ func AsKernelError(m *Message) *KernelError {
 	return &KernelError{Errno: Errno(m.Arg[0]), Type: Type(m.Arg[1]), Dst: Endpoint(m.Arg[2])}
 }
 
+// Encode writes e into m as an Error message: its type and arguments; the
+// header (Src, Dst, Seq) is the sender's to set.
+func (e *KernelError) Encode(m *Message) {
+	m.Type, m.Flags = Error, 0
+	m.Arg = [NumArgs]uint64{uint64(e.Errno), uint64(e.Type), uint64(e.Dst)}
+}
+
 // SpinForever is the spin budget of a receiver that never sleeps: pure
 // polling, for a process with a dedicated core.
 const SpinForever time.Duration = math.MaxInt64

@@ -1,0 +1,119 @@
+// Package packet gives the packet path's messages (docs/PACKET_PATH.md)
+// named fields over the 64-byte ipc.Message: frames between nic, driver,
+// pf and ip, datagrams between ip and the transports, and buffers going
+// back to their owners. Each carries its buffer reference in the first
+// argument word. Encode writes a message's type and arguments (the header,
+// Src, Dst and Seq, is the sender's to set); Decode reads them back, and
+// the receiver checks what they mean (a buffer reference with
+// sys.Server.Buffer, an offset against the buffer).
+package packet
+
+import (
+	"math"
+	"net/netip"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+)
+
+// Frame is an Ethernet frame in a buffer.
+type Frame struct {
+	// Type is ipc.FrameRx for a frame going up (received), ipc.FrameTx
+	// for one going down (to send).
+	Type ipc.Type
+	Buf  pool.Ref
+}
+
+// Encode writes f into m.
+func (f Frame) Encode(m *ipc.Message) { set(m, f.Type, f.Buf) }
+
+// Decode reads f from m.
+func (f *Frame) Decode(m *ipc.Message) { f.Type, f.Buf = m.Type, buf(m) }
+
+// BufFree gives a buffer back towards its owner, who frees it
+// (ipc.BufFree).
+type BufFree struct {
+	Buf pool.Ref
+}
+
+// Encode writes b into m.
+func (b BufFree) Encode(m *ipc.Message) { set(m, ipc.BufFree, b.Buf) }
+
+// Decode reads b from m.
+func (b *BufFree) Decode(m *ipc.Message) { b.Buf = buf(m) }
+
+// Datagram is an IPv4 packet between ip and a transport (ipc.Datagram).
+// Going up, ip sends the whole packet, with the offset of the transport
+// segment in it; going down, a transport sends the segment alone, with the
+// addresses and protocol ip is to send it with.
+type Datagram struct {
+	Buf pool.Ref
+	// Off is where the transport segment starts in the buffer (up).
+	Off int
+	// Src and Dst are the packet's addresses and Proto its protocol
+	// (down).
+	Src, Dst netip.Addr
+	Proto    uint8
+}
+
+// Encode writes d into m.
+func (d Datagram) Encode(m *ipc.Message) {
+	set(m, ipc.Datagram, d.Buf)
+	m.Arg[1] = uint64(d.Off)
+	m.Arg[2], m.Arg[3], m.Arg[4] = ipc.PackAddr(d.Src), ipc.PackAddr(d.Dst), uint64(d.Proto)
+}
+
+// Decode reads d from m. An offset too large for an int reads as the
+// largest int32, which no buffer holds.
+func (d *Datagram) Decode(m *ipc.Message) {
+	d.Buf = buf(m)
+	d.Off = int(min(m.Arg[1], math.MaxInt32))
+	d.Src, d.Dst, d.Proto = ipc.UnpackAddr(m.Arg[2]), ipc.UnpackAddr(m.Arg[3]), uint8(m.Arg[4])
+}
+
+// Unreachable gives ip back a Datagram's buffer whose destination port has
+// no socket (ipc.Unreachable): ip answers with ICMP port unreachable and
+// frees it.
+type Unreachable struct {
+	Buf pool.Ref
+}
+
+// Encode writes u into m.
+func (u Unreachable) Encode(m *ipc.Message) { set(m, ipc.Unreachable, u.Buf) }
+
+// Decode reads u from m.
+func (u *Unreachable) Decode(m *ipc.Message) { u.Buf = buf(m) }
+
+// PortUnreachable tells a transport that one of its datagrams drew an ICMP
+// port unreachable (ipc.PortUnreachable). It carries no buffer.
+type PortUnreachable struct {
+	// Local is the datagram's source, Remote where it was sent.
+	Local, Remote netip.AddrPort
+}
+
+// Encode writes p into m.
+func (p PortUnreachable) Encode(m *ipc.Message) {
+	set(m, ipc.PortUnreachable, 0)
+	m.Arg[1], m.Arg[2] = ipc.PackAddrPort(p.Local)
+	m.Arg[3], m.Arg[4] = ipc.PackAddrPort(p.Remote)
+}
+
+// Decode reads p from m.
+func (p *PortUnreachable) Decode(m *ipc.Message) {
+	p.Local = ipc.UnpackAddrPort(m.Arg[1], m.Arg[2])
+	p.Remote = ipc.UnpackAddrPort(m.Arg[3], m.Arg[4])
+}
+
+// buf is the buffer a packet path message carries.
+func buf(m *ipc.Message) pool.Ref { return pool.Ref(m.Arg[0]) }
+
+// SetBuf sets the buffer a packet path message carries, for a sender that
+// encodes the rest of the message before it has the buffer (see
+// sys.Server.SendCopy).
+func SetBuf(m *ipc.Message, ref pool.Ref) { m.Arg[0] = uint64(ref) }
+
+// set writes a type and a buffer, clearing the other arguments.
+func set(m *ipc.Message, t ipc.Type, ref pool.Ref) {
+	m.Type, m.Flags = t, 0
+	m.Arg = [ipc.NumArgs]uint64{uint64(ref)}
+}

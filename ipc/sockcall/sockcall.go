@@ -1,0 +1,263 @@
+// Package sockcall gives socket calls and their replies named fields over
+// the 64-byte ipc.Message: what the socket library's `message` backend
+// sends (to syscall, which passes it to the transport owning the socket,
+// or straight to a transport), what comes back, and the two messages left
+// once socket buffers are exposed (Doorbell, Wake; see package
+// ipc/sockbuf).
+//
+// Encode writes a message's type, flags and arguments (the header, Src,
+// Dst and Seq, is the sender's to set); Decode reads them back. Which
+// words a call uses depends on its operation, so both follow one table
+// (see Call). Decode never fails: the receiver checks the values.
+package sockcall
+
+import (
+	"net/netip"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+)
+
+// Call is a socket call (ipc.Socket; its Flags is the operation). The
+// words of the message each operation uses:
+//
+//	op          word 0  words 1, 2       word 3  word 4   word 5
+//	OpOpen      Type                     Region  Exposed  Caller
+//	OpBind      Sock    Addr                              Caller
+//	OpConnect   Sock    Addr                     Flags    Caller
+//	OpSendTo    Sock    Addr             Buf     Flags    Caller
+//	OpRecvFrom  Sock                     Max     Flags    Caller
+//	OpAccept    Sock                             Flags    Caller
+//	OpListen    Sock                             Backlog  Caller
+//	OpPoll      Sock                             Events   Caller
+//	OpShutdown  Sock                             How      Caller
+//	OpSetOpt    Sock    Level, Option            Value    Caller
+//	OpGetOpt    Sock    Level, Option                     Caller
+//	OpDropIdle          Epoch (word 1)                    Caller
+//	others      Sock                                      Caller
+//
+// Fields an operation does not use are not sent.
+type Call struct {
+	Op ipc.SocketOp
+	// Sock is the descriptor: the application's, as syscall keeps it, or
+	// the transport's socket id, between syscall and a transport and on
+	// calls straight to a transport.
+	Sock uint64
+	// Type is the socket type to open (SOCK_STREAM, SOCK_DGRAM).
+	Type int
+	// Addr is the address to bind, connect or send to. The zero AddrPort
+	// (no address: a send on a connected socket) travels as zero words,
+	// and zero words read as it.
+	Addr netip.AddrPort
+	// Level and Option name a socket option.
+	Level, Option int
+	// Value is the option's value to set.
+	Value int
+	// Buf holds the data to send, in the caller's pool.
+	Buf pool.Ref
+	// Max is the most bytes a receive takes (0: a buffer's worth).
+	Max int
+	// Flags are MSG_ flags (MSG_DONTWAIT, MSG_PEEK).
+	Flags int
+	// Events are the poll events asked about.
+	Events int16
+	// How is shutdown's SHUT_RD, SHUT_WR or SHUT_RDWR.
+	How int
+	// Backlog is listen's.
+	Backlog int
+	// Exposed asks a transport, called straight, for an exposed socket
+	// (package ipc/sockbuf); Region offers the region of one of the
+	// caller's closed sockets for reuse.
+	Exposed bool
+	Region  uint64
+	// Epoch counts the caller's drops of its idle regions (OpDropIdle).
+	Epoch uint64
+	// Caller is the application that called, as syscall tells the
+	// transport it passes the call to (zero on the application's own
+	// message).
+	Caller ipc.Endpoint
+}
+
+// exposedWord is word 4 of an OpOpen asking for an exposed socket.
+const exposedWord = 1
+
+// Encode writes c into m.
+func (c Call) Encode(m *ipc.Message) {
+	m.Type, m.Flags = ipc.Socket, uint16(c.Op)
+	var a [ipc.NumArgs]uint64
+	a[0] = c.Sock
+	a[5] = uint64(c.Caller)
+	switch c.Op {
+	case ipc.OpOpen:
+		a[0], a[3] = uint64(int64(c.Type)), c.Region
+		if c.Exposed {
+			a[4] = exposedWord
+		}
+	case ipc.OpBind:
+		a[1], a[2] = packAddrPort(c.Addr)
+	case ipc.OpConnect:
+		a[1], a[2] = packAddrPort(c.Addr)
+		a[4] = uint64(int64(c.Flags))
+	case ipc.OpSendTo:
+		a[1], a[2] = packAddrPort(c.Addr)
+		a[3], a[4] = uint64(c.Buf), uint64(int64(c.Flags))
+	case ipc.OpRecvFrom:
+		a[3], a[4] = uint64(int64(c.Max)), uint64(int64(c.Flags))
+	case ipc.OpAccept:
+		a[4] = uint64(int64(c.Flags))
+	case ipc.OpListen:
+		a[4] = uint64(int64(c.Backlog))
+	case ipc.OpPoll:
+		a[4] = uint64(uint16(c.Events))
+	case ipc.OpShutdown:
+		a[4] = uint64(int64(c.How))
+	case ipc.OpSetOpt:
+		a[1], a[2], a[4] = uint64(int64(c.Level)), uint64(int64(c.Option)), uint64(int64(c.Value))
+	case ipc.OpGetOpt:
+		a[1], a[2] = uint64(int64(c.Level)), uint64(int64(c.Option))
+	case ipc.OpDropIdle:
+		a[0], a[1] = 0, c.Epoch
+	}
+	m.Arg = a
+}
+
+// Decode reads c from m.
+func (c *Call) Decode(m *ipc.Message) {
+	a := &m.Arg
+	*c = Call{Op: ipc.SocketOp(m.Flags), Sock: a[0], Caller: ipc.Endpoint(a[5])}
+	switch c.Op {
+	case ipc.OpOpen:
+		c.Sock = 0
+		c.Type, c.Region, c.Exposed = int(int64(a[0])), a[3], a[4] == exposedWord
+	case ipc.OpBind:
+		c.Addr = unpackAddrPort(a[1], a[2])
+	case ipc.OpConnect:
+		c.Addr, c.Flags = unpackAddrPort(a[1], a[2]), int(int64(a[4]))
+	case ipc.OpSendTo:
+		c.Addr = unpackAddrPort(a[1], a[2])
+		c.Buf, c.Flags = pool.Ref(a[3]), int(int64(a[4]))
+	case ipc.OpRecvFrom:
+		c.Max, c.Flags = int(int64(a[3])), int(int64(a[4]))
+	case ipc.OpAccept:
+		c.Flags = int(int64(a[4]))
+	case ipc.OpListen:
+		c.Backlog = int(int64(a[4]))
+	case ipc.OpPoll:
+		c.Events = int16(a[4])
+	case ipc.OpShutdown:
+		c.How = int(int64(a[4]))
+	case ipc.OpSetOpt:
+		c.Level, c.Option, c.Value = int(int64(a[1])), int(int64(a[2])), int(int64(a[4]))
+	case ipc.OpGetOpt:
+		c.Level, c.Option = int(int64(a[1])), int(int64(a[2]))
+	case ipc.OpDropIdle:
+		c.Sock, c.Epoch = 0, a[1]
+	}
+}
+
+// Reply starts the reply to c: its operation, the result, and the caller
+// going back as it came.
+func (c *Call) Reply(result int64) Reply {
+	return Reply{Op: c.Op, Result: result, Caller: c.Caller}
+}
+
+// packAddrPort packs a call's address: none packs as zero words.
+func packAddrPort(a netip.AddrPort) (uint64, uint64) {
+	if !a.IsValid() {
+		return 0, 0
+	}
+	return ipc.PackAddrPort(a)
+}
+
+// unpackAddrPort unpacks a call's address: words that pack no address
+// and no port are none.
+func unpackAddrPort(addr, port uint64) netip.AddrPort {
+	if uint32(addr) == 0 && uint16(port) == 0 {
+		return netip.AddrPort{}
+	}
+	return ipc.UnpackAddrPort(addr, port)
+}
+
+// Reply answers a socket call (ipc.SocketReply; its Flags is the call's
+// operation). Its words:
+//
+//	word 0  Result
+//	word 1  Region (OpOpen), or with word 2 Addr (OpAccept, OpRecvFrom, OpLocalAddr)
+//	word 3  Buf (OpRecvFrom)
+//	word 5  Caller
+type Reply struct {
+	Op ipc.SocketOp
+	// Result is the call's result: a descriptor, a count, poll events, an
+	// option's value, or a negated errno for a failure.
+	Result int64
+	// Addr is the peer an accept took, the source of received data or the
+	// socket's own name. Zero words read as 0.0.0.0:0, an unbound
+	// socket's name.
+	Addr netip.AddrPort
+	// Region is an exposed socket's region.
+	Region uint64
+	// Buf holds received data, in the transport's pool.
+	Buf pool.Ref
+	// Caller is the application the reply goes back to, between a
+	// transport and syscall.
+	Caller ipc.Endpoint
+}
+
+// Encode writes r into m.
+func (r Reply) Encode(m *ipc.Message) {
+	m.Type, m.Flags = ipc.SocketReply, uint16(r.Op)
+	var a [ipc.NumArgs]uint64
+	a[0], a[5] = uint64(r.Result), uint64(r.Caller)
+	switch r.Op {
+	case ipc.OpOpen:
+		a[1] = r.Region
+	case ipc.OpAccept, ipc.OpLocalAddr:
+		a[1], a[2] = ipc.PackAddrPort(r.Addr)
+	case ipc.OpRecvFrom:
+		a[1], a[2] = ipc.PackAddrPort(r.Addr)
+		a[3] = uint64(r.Buf)
+	}
+	m.Arg = a
+}
+
+// Decode reads r from m.
+func (r *Reply) Decode(m *ipc.Message) {
+	a := &m.Arg
+	*r = Reply{Op: ipc.SocketOp(m.Flags), Result: int64(a[0]), Caller: ipc.Endpoint(a[5])}
+	switch r.Op {
+	case ipc.OpOpen:
+		r.Region = a[1]
+	case ipc.OpAccept, ipc.OpLocalAddr:
+		r.Addr = ipc.UnpackAddrPort(a[1], a[2])
+	case ipc.OpRecvFrom:
+		r.Addr, r.Buf = ipc.UnpackAddrPort(a[1], a[2]), pool.Ref(a[3])
+	}
+}
+
+// Doorbell tells a transport that an application posted work on an
+// exposed socket while the transport was not looking (ipc.Doorbell).
+type Doorbell struct {
+	Sock uint64 // the transport's socket id
+}
+
+// Encode writes d into m.
+func (d Doorbell) Encode(m *ipc.Message) {
+	m.Type, m.Flags, m.Arg = ipc.Doorbell, 0, [ipc.NumArgs]uint64{d.Sock}
+}
+
+// Decode reads d from m.
+func (d *Doorbell) Decode(m *ipc.Message) { d.Sock = m.Arg[0] }
+
+// Wake tells an application waiting in poll that an exposed socket changed
+// (ipc.Wake).
+type Wake struct {
+	Sock uint64 // the transport's socket id
+}
+
+// Encode writes w into m.
+func (w Wake) Encode(m *ipc.Message) {
+	m.Type, m.Flags, m.Arg = ipc.Wake, 0, [ipc.NumArgs]uint64{w.Sock}
+}
+
+// Decode reads w from m.
+func (w *Wake) Decode(m *ipc.Message) { w.Sock = m.Arg[0] }
