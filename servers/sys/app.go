@@ -8,7 +8,6 @@ import (
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/ipc/pool"
 )
 
 // What an application process's socket library needs beyond Call (see
@@ -82,24 +81,12 @@ func (s *Server) awaitReply(seq uint32) (ipc.Message, error) {
 }
 
 // background handles what an application receives while it waits for
-// something else: buffers coming back, pings, shutdown, restarted peers.
+// something else, as Serve would: buffers coming back, pings, shutdown,
+// restarted peers. A Pong that cannot go back is the pinger's loss, not
+// the waiting call's.
 func (s *Server) background(r *ipc.Message) {
-	switch r.Type {
-	case ipc.BufFree:
-		if err := s.Release(pool.Ref(r.Arg[0])); err != nil {
-			s.badRefs.WithLabelValues(r.Type.String()).Inc()
-		}
-	case ipc.Ping:
-		p := *r
-		p.Type = ipc.Pong
-		s.Reply(r, &p)
-	case ipc.Shutdown:
+	if next, _ := s.common(r); next == stop {
 		os.Exit(0)
-	case ipc.EndpointUpdate:
-		slot, ep := int(r.Arg[0]), ipc.Endpoint(r.Arg[1])
-		if n := s.PeerName(slot); n != "" && ep.Slot() == slot {
-			s.peers[n] = ep
-		}
 	}
 }
 

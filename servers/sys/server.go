@@ -24,7 +24,9 @@ import (
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/collector"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
@@ -163,20 +165,19 @@ func (s *Server) poolOf(id uint8) (*pool.Pool, error) {
 	return p, nil
 }
 
-// Buffer returns the bytes that the buffer reference in m.Arg[arg] names,
-// after checking it: a pool of the run, rights of the sender, bounds. A bad
-// reference is counted and refused.
-func (s *Server) Buffer(m *ipc.Message, arg int) ([]byte, pool.Ref, error) {
-	ref := pool.Ref(m.Arg[arg%ipc.NumArgs])
+// Buffer returns the bytes that ref, a buffer reference m carries, names,
+// after checking it: a pool of the run, rights of m's sender, bounds. A bad
+// reference is counted, by m's type, and refused.
+func (s *Server) Buffer(m *ipc.Message, ref pool.Ref) ([]byte, error) {
 	p, err := s.poolOf(ref.Pool())
 	if err == nil {
 		var b []byte
 		if b, err = p.Bytes(ref, m.Src); err == nil {
-			return b, ref, nil
+			return b, nil
 		}
 	}
 	s.badRefs.WithLabelValues(m.Type.String()).Inc()
-	return nil, ref, err
+	return nil, err
 }
 
 // Release gives a buffer back: freed at once if this server owns it,
@@ -194,7 +195,9 @@ func (s *Server) Release(ref pool.Ref) error {
 	if _, ok := s.peers[hop]; !ok {
 		return fmt.Errorf("sys: no way to return a buffer of pool %d", owner)
 	}
-	return s.SendTo(hop, &ipc.Message{Type: ipc.BufFree, Arg: [ipc.NumArgs]uint64{uint64(ref)}})
+	var m ipc.Message
+	packet.BufFree{Buf: ref}.Encode(&m)
+	return s.SendTo(hop, &m)
 }
 
 // Main sets up the server described by o, builds its role's handler with
@@ -278,7 +281,9 @@ func Main(o boot.Options, start Starter) error {
 	if err != nil {
 		return fmt.Errorf("sys: start %s: %w", o.Role, err)
 	}
-	if _, err := s.K.Call(&ipc.Message{Type: ipc.Register, Arg: [ipc.NumArgs]uint64{uint64(ms.Port)}}); err != nil {
+	var reg ipc.Message
+	kcall.Register{MetricsPort: uint64(ms.Port)}.Encode(&reg)
+	if _, err := s.K.Call(&reg); err != nil {
 		return fmt.Errorf("sys: register: %w", err)
 	}
 	// SIGTERM from `newtsim down` or the kernel ends the process at once;
@@ -301,7 +306,9 @@ func (s *Server) lookup(name string) (ipc.Endpoint, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sys: look up %s: %w", name, err)
 	}
-	return ipc.Endpoint(r.Arg[0]), nil
+	var a kcall.Ack
+	a.Decode(&r)
+	return a.Endpoint, nil
 }
 
 // Serve is the server: receive, dispatch, reply, until Shutdown.
@@ -311,34 +318,59 @@ func (s *Server) Serve(h Handler) error {
 		if err := s.recv(&m); err != nil {
 			return fmt.Errorf("sys: receive: %w", err)
 		}
-		switch m.Type {
-		case ipc.Ping:
-			r := m
-			r.Type = ipc.Pong
-			if err := s.Reply(&m, &r); err != nil && !errors.Is(err, ipc.ErrDeadEndpoint) {
-				return err
-			}
-		case ipc.Shutdown:
+		next, err := s.common(&m)
+		switch {
+		case err != nil:
+			return err
+		case next == stop:
 			return nil
-		case ipc.BufFree:
-			if err := s.Release(pool.Ref(m.Arg[0])); err != nil {
-				s.badRefs.WithLabelValues(m.Type.String()).Inc()
-			}
-		case ipc.EndpointUpdate:
-			slot, ep := int(m.Arg[0]), ipc.Endpoint(m.Arg[1])
-			if n := s.PeerName(slot); n != "" && ep.Slot() == slot {
-				s.peers[n] = ep
-				s.Log.Printf("peer %s is now endpoint %s", n, ep)
-			}
-			if err := h.Handle(s, &m); err != nil {
-				return err
-			}
-		default:
+		case next == passOn:
 			if err := h.Handle(s, &m); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// What the loop does with a message once common has seen it.
+const (
+	passOn = iota // the role's: hand it to the Handler
+	done          // handled
+	stop          // Shutdown: the process ends
+)
+
+// common handles the messages every process answers alike, both in Serve
+// and while an application waits for a reply (see background): Ping (a
+// Pong back, with the ping's arguments), BufFree (the buffer goes on
+// towards its owner), EndpointUpdate (the peer's new endpoint; the role
+// sees the update too) and Shutdown. It says what to do next.
+func (s *Server) common(m *ipc.Message) (int, error) {
+	switch m.Type {
+	case ipc.Ping:
+		r := *m
+		r.Type = ipc.Pong
+		if err := s.Reply(m, &r); err != nil && !errors.Is(err, ipc.ErrDeadEndpoint) {
+			return done, err
+		}
+		return done, nil
+	case ipc.Shutdown:
+		return stop, nil
+	case ipc.BufFree:
+		var b packet.BufFree
+		b.Decode(m)
+		if err := s.Release(b.Buf); err != nil {
+			s.badRefs.WithLabelValues(m.Type.String()).Inc()
+		}
+		return done, nil
+	case ipc.EndpointUpdate:
+		var u kcall.EndpointUpdate
+		u.Decode(m)
+		if n := s.PeerName(u.Slot); n != "" && u.Endpoint.Slot() == u.Slot {
+			s.peers[n] = u.Endpoint
+			s.Log.Printf("peer %s is now endpoint %s", n, u.Endpoint)
+		}
+	}
+	return passOn, nil
 }
 
 // Call sends a socket call (Type Socket) to syscall and waits for its reply,

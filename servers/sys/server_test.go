@@ -9,7 +9,14 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
+	"github.com/newtsim/newtsim/ipc/kcall"
 )
+
+// encode returns m carrying body.
+func encode(m ipc.Message, body interface{ Encode(*ipc.Message) }) ipc.Message {
+	body.Encode(&m)
+	return m
+}
 
 // fakeTransport is an in-memory ipc.Transport: Recv pops in, Send appends
 // to out.
@@ -46,8 +53,8 @@ func TestServeLoop(t *testing.T) {
 	ip2 := ipc.MakeEndpoint(4, 2)
 	ft := &fakeTransport{self: self, in: []ipc.Message{
 		{Src: ip, Dst: self, Type: ipc.Ping, Seq: 9, Arg: [6]uint64{1, 2}},
-		{Src: ipc.Kernel, Dst: self, Type: ipc.EndpointUpdate, Arg: [6]uint64{4, uint64(ip2)}},
-		{Src: ipc.Kernel, Dst: self, Type: ipc.Alarm, Arg: [6]uint64{77}},
+		encode(ipc.Message{Src: ipc.Kernel, Dst: self}, kcall.EndpointUpdate{Slot: 4, Endpoint: ip2}),
+		encode(ipc.Message{Src: ipc.Kernel, Dst: self}, kcall.Alarm{Cookie: 77}),
 		{Src: ipc.Kernel, Dst: self, Type: ipc.Shutdown},
 		{Src: ip2, Dst: self, Type: ipc.Ping}, // after Shutdown: never read
 	}}
@@ -81,7 +88,7 @@ func TestUpdateForOtherSlotIgnored(t *testing.T) {
 	ip := ipc.MakeEndpoint(4, 1)
 	ft := &fakeTransport{self: self, in: []ipc.Message{
 		// An update whose endpoint names another slot than it claims.
-		{Src: ipc.Kernel, Dst: self, Type: ipc.EndpointUpdate, Arg: [6]uint64{4, uint64(ipc.MakeEndpoint(5, 3))}},
+		encode(ipc.Message{Src: ipc.Kernel, Dst: self}, kcall.EndpointUpdate{Slot: 4, Endpoint: ipc.MakeEndpoint(5, 3)}),
 		{Src: ipc.Kernel, Dst: self, Type: ipc.Shutdown},
 	}}
 	s := &Server{T: ft, peers: map[string]ipc.Endpoint{"ip": ip}, Log: log.New(io.Discard, "", 0)}
