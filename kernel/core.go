@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 )
 
 // Reason says why the kernel refused a message. Each has a counter.
@@ -179,8 +180,8 @@ func (k *Core) refuse(out []Out, from int, why Reason, errno ipc.Errno, m *ipc.M
 	if k.table[from] == nil || !k.table[from].Alive {
 		return out
 	}
-	r := ipc.Message{Src: ipc.Kernel, Dst: k.table[from].EP, Type: ipc.Error, Seq: m.Seq}
-	r.Arg[0], r.Arg[1], r.Arg[2] = uint64(errno), uint64(m.Type), uint64(m.Dst)
+	r := ipc.Message{Src: ipc.Kernel, Dst: k.table[from].EP, Seq: m.Seq}
+	(&ipc.KernelError{Errno: errno, Type: m.Type, Dst: m.Dst}).Encode(&r)
 	// A refused kernel call is answered like any call; a refused forward
 	// arrives as an ordinary message.
 	return append(out, Out{To: from, Msg: r, Reply: m.Type.IsKernelCall()})
@@ -256,7 +257,7 @@ func (k *Core) notify(out []Out, from, to int) []Out {
 // TakeNotifications fills a Notification's bitmap at the moment it is
 // delivered, and clears what it hands over.
 func (k *Core) TakeNotifications(to int, m *ipc.Message) {
-	m.Arg[0] = k.notes[to]
+	kcall.Notification{Sources: k.notes[to]}.Encode(m)
 	k.notes[to] = 0
 }
 
@@ -264,32 +265,34 @@ func (k *Core) call(out []Out, src *Entry, m *ipc.Message, now time.Time) []Out 
 	ack := ipc.Message{Src: ipc.Kernel, Dst: src.EP, Type: ipc.Ack, Seq: m.Seq}
 	switch m.Type {
 	case ipc.Register:
-		if m.Arg[0] > 65535 {
+		var r kcall.Register
+		if r.Decode(m); r.MetricsPort > 65535 {
 			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
 		}
-		src.Ready, src.Port = true, int(m.Arg[0])
+		src.Ready, src.Port = true, int(r.MetricsPort)
 		if k.OnRegister != nil {
 			k.OnRegister(src)
 		}
-		ack.Arg[0] = uint64(src.EP)
+		kcall.Ack{Endpoint: src.EP}.Encode(&ack)
 		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
 	case ipc.Lookup:
 		s := k.Lookup(m.Name())
 		if s < 0 {
 			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.ENOENT, m)
 		}
-		ack.Arg[0] = uint64(k.table[s].EP)
+		kcall.Ack{Endpoint: k.table[s].EP}.Encode(&ack)
 		return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
 	case ipc.SetAlarm:
 		if a := k.alarmOf[src.Slot]; a != nil {
 			heap.Remove(&k.alarms, a.index)
 			k.alarmOf[src.Slot] = nil
 		}
-		if d := time.Duration(m.Arg[0]); d > 0 && d <= 24*time.Hour {
-			a := &alarm{at: now.Add(d), slot: src.Slot, cookie: m.Arg[1]}
+		var sa kcall.SetAlarm
+		if sa.Decode(m); sa.After > 0 && sa.After <= 24*time.Hour {
+			a := &alarm{at: now.Add(sa.After), slot: src.Slot, cookie: sa.Cookie}
 			heap.Push(&k.alarms, a)
 			k.alarmOf[src.Slot] = a
-		} else if m.Arg[0] != 0 {
+		} else if sa.After != 0 {
 			return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
 		}
 		// No Ack: a server sets alarms from its loop, which reads its
@@ -316,8 +319,8 @@ func (k *Core) Expire(now time.Time) []Out {
 		a := heap.Pop(&k.alarms).(*alarm)
 		k.alarmOf[a.slot] = nil
 		e := k.table[a.slot]
-		m := ipc.Message{Src: ipc.Kernel, Dst: e.EP, Type: ipc.Alarm}
-		m.Arg[0] = a.cookie
+		m := ipc.Message{Src: ipc.Kernel, Dst: e.EP}
+		kcall.Alarm{Cookie: a.cookie}.Encode(&m)
 		out = append(out, Out{To: a.slot, Msg: m})
 	}
 	return out

@@ -20,6 +20,7 @@ import (
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/collector"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
@@ -555,8 +556,8 @@ func (k *kern) announce() {
 		}
 		for _, s := range k.core.Peers(slot) {
 			if q := k.procs[s]; q != nil && q.entry.Alive {
-				m := ipc.Message{Src: ipc.Kernel, Dst: q.entry.EP, Type: ipc.EndpointUpdate}
-				m.Arg[0], m.Arg[1] = uint64(slot), uint64(p.entry.EP)
+				m := ipc.Message{Src: ipc.Kernel, Dst: q.entry.EP}
+				kcall.EndpointUpdate{Slot: slot, Endpoint: p.entry.EP}.Encode(&m)
 				k.deliver(&Out{To: s, Msg: m})
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -50,9 +51,7 @@ func (p *prober) Run(s *sys.Server) error {
 	return s.Serve(p)
 }
 
-func (p *prober) arm(s *sys.Server) error {
-	return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(p.interval)}})
-}
+func (p *prober) arm(s *sys.Server) error { return s.ArmAlarm(p.interval) }
 
 func (p *prober) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
@@ -76,7 +75,8 @@ func (p *prober) Handle(s *sys.Server, m *ipc.Message) error {
 			p.pongs.WithLabelValues(n).Inc()
 		}
 	case ipc.Error:
-		p.fails.WithLabelValues(s.PeerName(ipc.Endpoint(m.Arg[2]).Slot()), ipc.Errno(m.Arg[0]).Error()).Inc()
+		e := ipc.AsKernelError(m)
+		p.fails.WithLabelValues(s.PeerName(e.Dst.Slot()), e.Errno.Error()).Inc()
 	}
 	return nil
 }
@@ -128,7 +128,9 @@ func (h *hostile) Run(s *sys.Server) error {
 		lk := ipc.Message{Type: ipc.Lookup}
 		lk.SetName(h.target)
 		if r, err := s.K.Call(&lk); err == nil {
-			m := ipc.Message{Dst: ipc.Endpoint(r.Arg[0]), Type: ipc.Ping}
+			var a kcall.Ack
+			a.Decode(&r)
+			m := ipc.Message{Dst: a.Endpoint, Type: ipc.Ping}
 			if err := s.K.Send(&m); err != nil {
 				return err
 			}
@@ -139,7 +141,7 @@ func (h *hostile) Run(s *sys.Server) error {
 
 func (h *hostile) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type == ipc.Error {
-		h.errs.WithLabelValues(ipc.Errno(m.Arg[0]).Error()).Inc()
+		h.errs.WithLabelValues(ipc.AsKernelError(m).Errno.Error()).Inc()
 	}
 	return nil
 }

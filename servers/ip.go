@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
+	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/servers/ip"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -23,7 +25,7 @@ import (
 type ipServer struct {
 	down    string
 	st      *ip.Stack
-	alarmAt time.Time
+	alarm   sys.Deadline
 	udp     string
 	tcp     string
 	undeliv *prometheus.CounterVec
@@ -66,54 +68,66 @@ func (p *ipServer) Handle(s *sys.Server, m *ipc.Message) error {
 	now := time.Now()
 	switch m.Type {
 	case ipc.FrameRx:
-		b, ref, err := s.Buffer(m, 0)
-		if err != nil {
-			return nil
-		}
-		p.st.FrameIn(now, b)
-		// Events may point into the frame: handle them before the buffer
-		// goes back.
-		err = p.events(s, now)
-		if rerr := s.Release(ref); err == nil {
-			err = rerr
-		}
-		return err
+		return p.doFrame(s, now, m)
 	case ipc.Alarm:
-		p.alarmAt = time.Time{}
+		p.alarm.Expired()
 		p.st.Tick(now)
 		return p.events(s, now)
 	case ipc.Datagram:
-		// A transport's segment to send: Arg[2], Arg[3] the source and
-		// destination addresses, Arg[4] the protocol.
-		b, ref, err := s.Buffer(m, 0)
-		if err != nil {
-			return nil
-		}
-		off := int(m.Arg[1])
-		if off <= len(b) {
-			src := netip.AddrFrom4(u32(m.Arg[2]))
-			dst := netip.AddrFrom4(u32(m.Arg[3]))
-			p.st.Send(now, uint8(m.Arg[4]), src, dst, b[off:]) // errors are counted as drops
-		}
-		err = p.events(s, now)
-		if rerr := s.Release(ref); err == nil {
-			err = rerr
-		}
-		return err
+		return p.doDatagram(s, now, m)
 	case ipc.Unreachable:
-		// A datagram of ours no socket wanted: answer its source.
-		b, ref, err := s.Buffer(m, 0)
-		if err != nil {
-			return nil
-		}
-		p.st.Unreachable(now, b, ip.CodePortUnreachable)
-		err = p.events(s, now)
-		if rerr := s.Release(ref); err == nil {
-			err = rerr
-		}
-		return err
+		return p.doUnreachable(s, now, m)
 	}
 	return nil
+}
+
+// doFrame takes a frame from below.
+func (p *ipServer) doFrame(s *sys.Server, now time.Time, m *ipc.Message) error {
+	var f packet.Frame
+	f.Decode(m)
+	b, err := s.Buffer(m, f.Buf)
+	if err != nil {
+		return nil
+	}
+	p.st.FrameIn(now, b)
+	return p.eventsThenRelease(s, now, f.Buf)
+}
+
+// doDatagram sends a transport's segment.
+func (p *ipServer) doDatagram(s *sys.Server, now time.Time, m *ipc.Message) error {
+	var d packet.Datagram
+	d.Decode(m)
+	b, err := s.Buffer(m, d.Buf)
+	if err != nil {
+		return nil
+	}
+	if d.Off <= len(b) {
+		p.st.Send(now, d.Proto, d.Src, d.Dst, b[d.Off:]) // errors are counted as drops
+	}
+	return p.eventsThenRelease(s, now, d.Buf)
+}
+
+// doUnreachable answers the source of a datagram of ours no socket
+// wanted.
+func (p *ipServer) doUnreachable(s *sys.Server, now time.Time, m *ipc.Message) error {
+	var u packet.Unreachable
+	u.Decode(m)
+	b, err := s.Buffer(m, u.Buf)
+	if err != nil {
+		return nil
+	}
+	p.st.Unreachable(now, b, ip.CodePortUnreachable)
+	return p.eventsThenRelease(s, now, u.Buf)
+}
+
+// eventsThenRelease handles the engine's events, which may point into the
+// buffer, before the buffer goes back.
+func (p *ipServer) eventsThenRelease(s *sys.Server, now time.Time, ref pool.Ref) error {
+	err := p.events(s, now)
+	if rerr := s.Release(ref); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // icmp passes an ICMP port unreachable about one of our UDP datagrams to
@@ -133,9 +147,11 @@ func (p *ipServer) icmp(s *sys.Server, msg []byte) {
 	}
 	local := netip.AddrFrom4([4]byte(orig[12:16]))
 	remote := netip.AddrFrom4([4]byte(orig[16:20]))
-	m := ipc.Message{Type: ipc.PortUnreachable, Arg: [ipc.NumArgs]uint64{0,
-		Addr4(local), uint64(orig[ihl])<<8 | uint64(orig[ihl+1]),
-		Addr4(remote), uint64(orig[ihl+2])<<8 | uint64(orig[ihl+3])}}
+	var m ipc.Message
+	packet.PortUnreachable{
+		Local:  netip.AddrPortFrom(local, uint16(orig[ihl])<<8|uint16(orig[ihl+1])),
+		Remote: netip.AddrPortFrom(remote, uint16(orig[ihl+2])<<8|uint16(orig[ihl+3])),
+	}.Encode(&m)
 	s.SendTo(p.udp, &m)
 }
 
@@ -145,18 +161,14 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 	for _, ev := range p.st.Out() {
 		switch ev.Kind {
 		case ip.FrameOut:
-			ref, buf, err := s.Pool.Alloc()
-			if err != nil {
+			var m ipc.Message
+			packet.Frame{Type: ipc.FrameTx}.Encode(&m)
+			err := s.SendCopy(p.down, &m, ev.Frame)
+			switch {
+			case errors.Is(err, sys.ErrNoBuffer):
 				p.nobuf.Inc()
-				continue
-			}
-			n := copy(buf, ev.Frame)
-			m := ipc.Message{Type: ipc.FrameTx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n))}}
-			if err := s.SendTo(p.down, &m); err != nil {
-				s.Pool.Free(ref)
-				if !errors.Is(err, ipc.ErrDeadEndpoint) {
-					return err
-				}
+			case err != nil && !errors.Is(err, ipc.ErrDeadEndpoint):
+				return err
 			}
 		case ip.Deliver:
 			if ev.Proto == proto.ICMP {
@@ -176,24 +188,19 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 			}
 			// The whole packet goes up, so udp can hand it back for an
 			// ICMP error without ip keeping anything.
-			ref, buf, err := s.Pool.Alloc()
-			if err != nil {
+			var m ipc.Message
+			packet.Datagram{Off: len(ev.Packet) - len(ev.Payload)}.Encode(&m)
+			err := s.SendCopy(up, &m, ev.Packet)
+			switch {
+			case errors.Is(err, sys.ErrNoBuffer):
 				p.nobuf.Inc()
-				continue
-			}
-			n := copy(buf, ev.Packet)
-			m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)),
-				uint64(len(ev.Packet) - len(ev.Payload))}}
-			if err := s.SendTo(up, &m); err != nil {
-				s.Pool.Free(ref)
+			case err != nil:
 				p.undeliv.WithLabelValues(strconv.Itoa(int(ev.Proto))).Inc()
 			}
 		}
 	}
-	if at, ok := p.st.Deadline(); ok && (p.alarmAt.IsZero() || at.Before(p.alarmAt)) {
-		p.alarmAt = at
-		d := max(time.Until(at), time.Millisecond)
-		return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(d)}})
+	if at, ok := p.st.Deadline(); ok {
+		return p.alarm.Set(s, now, at)
 	}
 	return nil
 }

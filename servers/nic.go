@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/nic/link"
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/nic/tap"
@@ -124,19 +126,16 @@ func (n *nic) wire(s *sys.Server) {
 		frames := n.link.Receive(time.Now())
 		n.linkMu.Unlock()
 		for _, f := range frames {
-			ref, buf, err := s.Pool.Alloc()
-			if err != nil {
+			var m ipc.Message
+			packet.Frame{Type: ipc.FrameRx}.Encode(&m)
+			switch err := s.TrySendCopy(n.peer, &m, f); {
+			case errors.Is(err, sys.ErrNoBuffer):
 				n.dropped.WithLabelValues("no-buffer").Inc()
-				continue
-			}
-			k := copy(buf, f)
-			m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
-			if err := s.TrySendTo(n.peer, &m); err != nil {
-				s.Pool.Free(ref) // the far end's ring is full: the frame is lost, as on a wire
+			case err != nil: // the far end's ring is full: the frame is lost, as on a wire
 				n.dropped.WithLabelValues("send").Inc()
-				continue
+			default:
+				n.frames.WithLabelValues("wire").Inc()
 			}
-			n.frames.WithLabelValues("wire").Inc()
 		}
 	}
 }
@@ -165,7 +164,8 @@ func (n *nic) receive(s *sys.Server) {
 			n.pcap.Flush()
 		}
 		n.frames.WithLabelValues("rx").Inc()
-		m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, k))}}
+		var m ipc.Message
+		packet.Frame{Type: ipc.FrameRx, Buf: s.Pool.Slice(ref, k)}.Encode(&m)
 		if err := s.SendTo(n.up, &m); err != nil {
 			s.Pool.Free(ref)
 			n.dropped.WithLabelValues("send").Inc()
@@ -174,9 +174,11 @@ func (n *nic) receive(s *sys.Server) {
 }
 
 func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
+	var f packet.Frame
+	f.Decode(m)
 	if m.Type == ipc.FrameRx && n.link != nil {
 		// A frame off the wire, in the other nic's buffer: up it goes.
-		if b, _, err := s.Buffer(m, 0); err == nil && n.pcap != nil {
+		if b, err := s.Buffer(m, f.Buf); err == nil && n.pcap != nil {
 			n.pcap.Write(time.Now(), b)
 			n.pcap.Flush()
 		}
@@ -186,7 +188,7 @@ func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type != ipc.FrameTx {
 		return nil
 	}
-	b, ref, err := s.Buffer(m, 0)
+	b, err := s.Buffer(m, f.Buf)
 	if err != nil {
 		return nil // counted by Buffer
 	}
@@ -217,5 +219,5 @@ func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 			n.frames.WithLabelValues("tx").Inc()
 		}
 	}
-	return s.Release(ref)
+	return s.Release(f.Buf)
 }

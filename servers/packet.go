@@ -1,7 +1,6 @@
 package servers
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 
@@ -29,19 +28,6 @@ func counter(s *sys.Server, subsystem, name, help string, labels ...string) *pro
 func forward(s *sys.Server, to string, m *ipc.Message) error {
 	f := *m
 	return s.SendTo(to, &f)
-}
-
-// u32 unpacks an IPv4 address carried in a message word.
-func u32(w uint64) [4]byte { return [4]byte{byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w)} }
-
-// Addr4 packs an IPv4 address into a message word; anything else (the zero
-// Addr of an unbound socket or an end of file, say) packs as 0.
-func Addr4(a netip.Addr) uint64 {
-	if !a.Unmap().Is4() {
-		return 0
-	}
-	b := a.Unmap().As4()
-	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
 }
 
 // drops exports an engine's drop counters, by reason. An engine belongs to

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/pf"
 	"github.com/newtsim/newtsim/servers/sys"
 )
@@ -85,7 +86,9 @@ func (p *pfServer) Handle(s *sys.Server, m *ipc.Message) error {
 	default:
 		return nil
 	}
-	b, ref, err := s.Buffer(m, 0)
+	var f packet.Frame
+	f.Decode(m)
+	b, err := s.Buffer(m, f.Buf)
 	if err != nil {
 		return nil
 	}
@@ -101,7 +104,7 @@ func (p *pfServer) Handle(s *sys.Server, m *ipc.Message) error {
 	}
 	p.verdicts.WithLabelValues(dir.String(), verdict).Inc()
 	if act != pf.Allow {
-		return s.Release(ref)
+		return s.Release(f.Buf)
 	}
 	return forward(s, next, m)
 }

@@ -6,13 +6,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // syscallServer is where applications' socket calls land with the
 // `message` backend, as in NewtOS: it keeps each application's descriptors,
-// forwards every call to the transport server owning the socket (with the
-// caller's endpoint in Arg[5]), and passes the replies back.
+// forwards every call to the transport server owning the socket (naming
+// the caller), and passes the replies back.
 type syscallServer struct {
 	udp  string
 	tcp  string
@@ -47,42 +48,52 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 	return nil
 }
 
-// fail answers an application's call at once.
-func fail(s *sys.Server, m *ipc.Message, e unix.Errno) error { return sendReply(s, m, -int64(e)) }
-
+// call passes an application's call to the transport owning the socket,
+// naming the caller and the transport's own socket; an open goes to the
+// transport of its type.
 func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
-	f := *m
-	f.Arg[5] = uint64(m.Src)
-	if ipc.SocketOp(m.Flags) == ipc.OpOpen {
-		switch m.Arg[0] {
+	q := newRequest(m)
+	to := ""
+	if q.Op == ipc.OpOpen {
+		switch q.Type {
 		case unix.SOCK_DGRAM:
-			return s.SendTo(c.udp, &f)
+			to = c.udp
 		case unix.SOCK_STREAM:
-			return s.SendTo(c.tcp, &f)
+			to = c.tcp
+		default:
+			return q.fail(s, unix.EPROTONOSUPPORT)
 		}
-		return fail(s, m, unix.EPROTONOSUPPORT)
+	} else {
+		e, ok := c.fds[q.Sock]
+		if !ok || e.app != m.Src.Slot() {
+			return q.fail(s, unix.EBADF)
+		}
+		if q.Op == ipc.OpClose {
+			delete(c.fds, q.Sock) // the descriptor goes whatever the transport says
+		}
+		to, q.Sock = e.transport, e.sock
 	}
-	e, ok := c.fds[m.Arg[0]]
-	if !ok || e.app != m.Src.Slot() {
-		return fail(s, m, unix.EBADF)
-	}
-	if ipc.SocketOp(m.Flags) == ipc.OpClose {
-		delete(c.fds, m.Arg[0]) // the descriptor goes whatever the transport says
-	}
-	f.Arg[0] = e.sock
-	return s.SendTo(e.transport, &f)
+	f := *m
+	q.Caller = m.Src
+	q.Encode(&f)
+	return s.SendTo(to, &f)
 }
 
-// back passes a transport's reply to the application that called.
+// back passes a transport's reply to the application that called; a new
+// socket gets a descriptor.
 func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
-	app := ipc.Endpoint(m.Arg[5])
-	r := *m
-	r.Dst, r.Arg[5] = app, 0
-	if op := ipc.SocketOp(m.Flags); (op == ipc.OpOpen || op == ipc.OpAccept) && int64(m.Arg[0]) >= 0 {
+	var r sockcall.Reply
+	r.Decode(m)
+	app := r.Caller
+	r.Caller = 0
+	if (r.Op == ipc.OpOpen || r.Op == ipc.OpAccept) && r.Result >= 0 {
 		fd := c.next
 		c.next++
-		c.fds[fd] = fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: m.Arg[0]}
-		r.Arg[0] = fd
+		c.fds[fd] = fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: uint64(r.Result)}
+		r.Result = int64(fd)
 	}
-	return s.Send(&r)
+	f := *m
+	f.Dst = app
+	r.Encode(&f)
+	return s.Send(&f)
 }

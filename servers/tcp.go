@@ -16,6 +16,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -28,21 +29,21 @@ import (
 // recv or send) are parked and retried when the engine says their socket
 // changed.
 type tcpServer struct {
-	ip      string
-	st      *tcp.Stack
-	parked  map[tcp.SockID][]ipc.Message
-	buf     []byte
-	alarmAt time.Time
-	drops   *drops
-	stats   *tcpStats
-	dump    atomic.Bool                 // SIGUSR1 asked for the connection table
-	owner   map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
-	x       exposed
+	ip     string
+	st     *tcp.Stack
+	parked parking[tcp.SockID]
+	buf    []byte
+	alarm  sys.Deadline
+	drops  *drops
+	stats  *tcpStats
+	dump   atomic.Bool                 // SIGUSR1 asked for the connection table
+	owner  map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
+	x      exposed
 }
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
 func TCP(s *sys.Server) (sys.Handler, error) {
-	t := &tcpServer{parked: map[tcp.SockID][]ipc.Message{}, owner: map[tcp.SockID]ipc.Endpoint{}}
+	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
 	addr := fs.String("addr", "198.18.0.2", "the host's address")
@@ -78,7 +79,7 @@ func (t *tcpServer) dumpOnSignal(s *sys.Server) {
 	signal.Notify(ch, syscall.SIGUSR1)
 	for range ch {
 		t.dump.Store(true)
-		s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(time.Millisecond)}})
+		s.ArmAlarm(time.Millisecond)
 	}
 }
 
@@ -92,17 +93,20 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	}
 	switch m.Type {
 	case ipc.Socket:
-		if err := t.call(s, now, m); err != nil {
+		q := newRequest(m)
+		if err := t.call(s, now, &q); err != nil {
 			return err
 		}
 	case ipc.Datagram:
 		t.input(s, now, m)
 	case ipc.Alarm:
-		t.alarmAt = time.Time{}
+		t.alarm.Expired()
 		t.st.Tick(now)
 	case ipc.Doorbell:
 		t.x.bells.Inc()
-		if x := t.x.socks[tcp.SockID(m.Arg[0])]; x != nil && x.owner == m.Src {
+		var d sockcall.Doorbell
+		d.Decode(m)
+		if x := t.x.socks[tcp.SockID(d.Sock)]; x != nil && x.owner == m.Src {
 			t.pump(s, now, x)
 		}
 	default:
@@ -134,10 +138,8 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 	t.drops.update(now, t.st.Drops)
 	at, ok := t.st.Deadline()
 	t.stats.update(now, t.st, !ok) // an idle engine publishes its final state at once
-	if ok && (t.alarmAt.IsZero() || at.Before(t.alarmAt)) {
-		t.alarmAt = at
-		d := max(at.Sub(now), 100*time.Microsecond)
-		return s.K.Send(&ipc.Message{Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [ipc.NumArgs]uint64{uint64(d)}})
+	if ok {
+		return t.alarm.Set(s, now, at)
 	}
 	return nil
 }
@@ -164,11 +166,7 @@ func (t *tcpServer) input(s *sys.Server, now time.Time, m *ipc.Message) {
 // retry runs again the calls parked on a socket, in order; those that
 // still cannot finish park again.
 func (t *tcpServer) retry(s *sys.Server, now time.Time, id tcp.SockID) error {
-	p := t.parked[id]
-	if len(p) == 0 {
-		return nil
-	}
-	delete(t.parked, id)
+	p := t.parked.take(id)
 	for i := range p {
 		if err := t.call(s, now, &p[i]); err != nil {
 			return err
@@ -177,184 +175,236 @@ func (t *tcpServer) retry(s *sys.Server, now time.Time, id tcp.SockID) error {
 	return nil
 }
 
-func (t *tcpServer) park(m *ipc.Message, id tcp.SockID) error {
-	t.parked[id] = append(t.parked[id], *m)
-	return nil
-}
-
-// tcpReply answers a socket call: a result, or the errno of err.
-func tcpReply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
+// reply answers a socket call: a result, or the errno of err.
+func (t *tcpServer) reply(s *sys.Server, q *request, result int64, err error) error {
 	if err != nil {
-		result = -int64(sockabi.Errno(err))
+		return q.fail(s, sockabi.Errno(err))
 	}
-	return sendReply(s, m, result, args...)
+	return q.ok(s, result)
 }
 
-// nonblocking reports whether the call asked not to wait.
-func nonblocking(m *ipc.Message) bool { return m.Arg[4]&unix.MSG_DONTWAIT != 0 }
+// tcpCalls is the tcp server's call vector: a handler for each socket
+// operation, as a MINIX server's table of do_ functions.
+var tcpCalls = [ipc.NumSocketOps]func(t *tcpServer, s *sys.Server, now time.Time, q *request) error{
+	ipc.OpOpen:      (*tcpServer).doOpen,
+	ipc.OpDropIdle:  (*tcpServer).doDropIdle,
+	ipc.OpBind:      (*tcpServer).doBind,
+	ipc.OpListen:    (*tcpServer).doListen,
+	ipc.OpConnect:   (*tcpServer).doConnect,
+	ipc.OpAccept:    (*tcpServer).doAccept,
+	ipc.OpSendTo:    (*tcpServer).doSendTo,
+	ipc.OpRecvFrom:  (*tcpServer).doRecvFrom,
+	ipc.OpClose:     (*tcpServer).doClose,
+	ipc.OpPoll:      (*tcpServer).doPoll,
+	ipc.OpShutdown:  (*tcpServer).doShutdown,
+	ipc.OpSetOpt:    (*tcpServer).doSetOpt,
+	ipc.OpGetOpt:    (*tcpServer).doGetOpt,
+	ipc.OpLocalAddr: (*tcpServer).doLocalAddr,
+}
 
-func (t *tcpServer) call(s *sys.Server, now time.Time, m *ipc.Message) error {
-	id := tcp.SockID(m.Arg[0])
-	st := t.st
-	op := ipc.SocketOp(m.Flags)
-	if direct(s, m) && op != ipc.OpOpen && op != ipc.OpDropIdle && t.owner[id] != m.Src {
-		// An application calling the server itself may only name its own
-		// sockets.
-		return tcpReply(s, m, 0, tcp.ErrBadSocket)
+// call runs a socket call's handler; an operation with none is ENOSYS.
+// An application calling the server itself may only name its own sockets.
+func (t *tcpServer) call(s *sys.Server, now time.Time, q *request) error {
+	if direct(s, q.m.Src) && q.Op != ipc.OpOpen && q.Op != ipc.OpDropIdle && t.owner[tcp.SockID(q.Sock)] != q.m.Src {
+		return t.reply(s, q, 0, tcp.ErrBadSocket)
 	}
-	switch op {
-	case ipc.OpOpen:
-		if m.Arg[0] != unix.SOCK_STREAM {
-			return tcpReply(s, m, 0, tcp.ErrInvalid)
-		}
-		nid := st.Open()
-		if !direct(s, m) {
-			return tcpReply(s, m, int64(nid), nil)
-		}
-		t.owner[nid] = m.Src
-		if m.Arg[4] != ipc.OpenExposed {
-			return tcpReply(s, m, int64(nid), nil)
-		}
-		x, err := t.expose(s, nid, m.Src, m.Arg[3])
-		if err != nil {
-			s.Log.Printf("expose: %v", err)
-			st.Close(now, nid)
-			delete(t.owner, nid)
-			return tcpReply(s, m, 0, tcp.ErrNoBuffers)
-		}
-		x.reg.State().Store(t.stateWord(x))
-		return tcpReply(s, m, int64(nid), nil, x.regionID)
-	case ipc.OpDropIdle:
-		t.dropIdle(m.Src, m.Arg[1])
-		return tcpReply(s, m, 0, nil)
-	case ipc.OpBind:
-		return tcpReply(s, m, 0, st.Bind(id, addrPort(m)))
-	case ipc.OpListen:
-		err := st.Listen(id, int(int32(m.Arg[4])))
+	if int(q.Op) < len(tcpCalls) && tcpCalls[q.Op] != nil {
+		return tcpCalls[q.Op](t, s, now, q)
+	}
+	return q.fail(s, unix.ENOSYS)
+}
+
+func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
+	if q.Type != unix.SOCK_STREAM {
+		return t.reply(s, q, 0, tcp.ErrInvalid)
+	}
+	nid := t.st.Open()
+	if !direct(s, q.m.Src) {
+		return q.ok(s, int64(nid))
+	}
+	t.owner[nid] = q.m.Src
+	if !q.Exposed {
+		return q.ok(s, int64(nid))
+	}
+	x, err := t.expose(s, nid, q.m.Src, q.Region)
+	if err != nil {
+		s.Log.Printf("expose: %v", err)
+		t.st.Close(now, nid)
+		delete(t.owner, nid)
+		return t.reply(s, q, 0, tcp.ErrNoBuffers)
+	}
+	x.reg.State().Store(t.stateWord(x))
+	r := q.Reply(int64(nid))
+	r.Region = x.regionID
+	return q.answer(s, r)
+}
+
+func (t *tcpServer) doDropIdle(s *sys.Server, now time.Time, q *request) error {
+	t.dropIdle(q.m.Src, q.Epoch)
+	return q.ok(s, 0)
+}
+
+func (t *tcpServer) doBind(s *sys.Server, now time.Time, q *request) error {
+	return t.reply(s, q, 0, t.st.Bind(tcp.SockID(q.Sock), q.Addr))
+}
+
+func (t *tcpServer) doListen(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	err := t.st.Listen(id, int(int32(q.Backlog)))
+	t.publish(id)
+	return t.reply(s, q, 0, err)
+}
+
+func (t *tcpServer) doConnect(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	if !q.parked { // a new call, not a retry
+		err := t.st.Connect(now, id, q.Addr)
 		t.publish(id)
-		return tcpReply(s, m, 0, err)
-	case ipc.OpConnect:
-		if m.Arg[3] == 0 { // a new call, not a retry
-			err := st.Connect(now, id, addrPort(m))
-			t.publish(id)
-			if !errors.Is(err, tcp.ErrInProgress) || nonblocking(m) {
-				return tcpReply(s, m, 0, err)
-			}
-			m.Arg[3] = 1 // parked: wait for the handshake
+		if !errors.Is(err, tcp.ErrInProgress) || q.nonblocking() {
+			return t.reply(s, q, 0, err)
 		}
-		done, err := st.ConnectDone(id)
-		if !done {
-			return t.park(m, id)
-		}
-		return tcpReply(s, m, 0, err)
-	case ipc.OpAccept:
-		nid, from, err := st.Accept(id)
-		if errors.Is(err, tcp.ErrWouldBlock) && !nonblocking(m) {
-			return t.park(m, id)
-		}
-		if err != nil {
-			return tcpReply(s, m, 0, err)
-		}
-		if direct(s, m) {
-			t.owner[nid] = m.Src
-		}
-		return tcpReply(s, m, int64(nid), nil, Addr4(from.Addr()), uint64(from.Port()))
-	case ipc.OpSendTo:
-		b, ref, err := s.Buffer(m, 3)
-		if err != nil {
-			return tcpReply(s, m, 0, tcp.ErrInvalid)
-		}
-		n, err := st.Send(now, id, b)
-		if errors.Is(err, tcp.ErrWouldBlock) && !nonblocking(m) {
-			return t.park(m, id) // the buffer stays the caller's until then
-		}
-		if rerr := s.Release(ref); rerr != nil {
-			s.Log.Printf("release: %v", rerr)
-		}
-		return tcpReply(s, m, int64(n), err)
-	case ipc.OpRecvFrom:
-		return t.recv(s, now, m, id)
-	case ipc.OpClose:
-		for _, p := range t.parked[id] {
-			if ipc.SocketOp(p.Flags) == ipc.OpSendTo {
-				if _, ref, err := s.Buffer(&p, 3); err == nil {
-					s.Release(ref)
-				}
-			}
-			tcpReply(s, &p, 0, tcp.ErrBadSocket)
-		}
-		delete(t.parked, id)
-		if x := t.x.socks[id]; x != nil {
-			t.closeExposed(now, x, false) // a close by message: the region may be gone
-			return tcpReply(s, m, 0, nil)
-		}
-		delete(t.owner, id)
-		return tcpReply(s, m, 0, st.Close(now, id))
-	case ipc.OpPoll:
-		r, err := st.Ready(id)
-		if err != nil {
-			return tcpReply(s, m, 0, err)
-		}
-		ev := sockabi.PollEvents(r, int16(m.Arg[4]))
-		return tcpReply(s, m, int64(uint16(ev)), nil)
-	case ipc.OpShutdown:
-		how := m.Arg[4]
-		if how > unix.SHUT_RDWR {
-			return tcpReply(s, m, 0, tcp.ErrInvalid)
-		}
-		return tcpReply(s, m, 0, st.Shutdown(now, id, how != unix.SHUT_WR, how != unix.SHUT_RD))
-	case ipc.OpSetOpt:
-		o, ok := sockabi.TCPOption(int(m.Arg[1]), int(m.Arg[2]))
-		if !ok {
-			return tcpReply(s, m, 0, tcp.ErrNoOption)
-		}
-		return tcpReply(s, m, 0, st.SetOption(id, o, int(int32(m.Arg[4]))))
-	case ipc.OpGetOpt:
-		if m.Arg[1] == unix.SOL_SOCKET && m.Arg[2] == unix.SO_ERROR {
-			e, err := st.TakeError(id)
-			v := int64(0)
-			if e != nil {
-				v = int64(sockabi.Errno(e))
-			}
-			return tcpReply(s, m, v, err)
-		}
-		o, ok := sockabi.TCPOption(int(m.Arg[1]), int(m.Arg[2]))
-		if !ok {
-			return tcpReply(s, m, 0, tcp.ErrNoOption)
-		}
-		v, err := st.GetOption(id, o)
-		return tcpReply(s, m, int64(v), err)
-	case ipc.OpLocalAddr:
-		a, err := st.LocalAddr(id)
-		return tcpReply(s, m, 0, err, Addr4(a.Addr()), uint64(a.Port()))
 	}
-	return tcpReply(s, m, -int64(unix.ENOSYS), nil)
+	done, err := t.st.ConnectDone(id)
+	if !done {
+		t.parked.park(id, q) // wait for the handshake
+		return nil
+	}
+	return t.reply(s, q, 0, err)
 }
 
-// recv answers a receive with data in a buffer of our pool (Arg[3] of the
-// call is the most the caller takes); with none, a non-blocking one gets
-// EAGAIN and a blocking one waits.
-func (t *tcpServer) recv(s *sys.Server, now time.Time, m *ipc.Message, id tcp.SockID) error {
-	want := len(t.buf)
-	if m.Arg[3] > 0 && m.Arg[3] < uint64(want) {
-		want = int(m.Arg[3])
-	}
-	n, err := t.st.Recv(now, id, t.buf[:want], m.Arg[4]&unix.MSG_PEEK != 0)
-	if errors.Is(err, tcp.ErrWouldBlock) && !nonblocking(m) {
-		return t.park(m, id)
+func (t *tcpServer) doAccept(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	nid, from, err := t.st.Accept(id)
+	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
+		t.parked.park(id, q)
+		return nil
 	}
 	if err != nil {
-		return tcpReply(s, m, 0, err)
+		return t.reply(s, q, 0, err)
+	}
+	if direct(s, q.m.Src) {
+		t.owner[nid] = q.m.Src
+	}
+	r := q.Reply(int64(nid))
+	r.Addr = from
+	return q.answer(s, r)
+}
+
+func (t *tcpServer) doSendTo(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	b, err := s.Buffer(&q.m, q.Buf)
+	if err != nil {
+		return t.reply(s, q, 0, tcp.ErrInvalid)
+	}
+	n, err := t.st.Send(now, id, b)
+	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
+		t.parked.park(id, q) // the buffer stays the caller's until then
+		return nil
+	}
+	if rerr := s.Release(q.Buf); rerr != nil {
+		s.Log.Printf("release: %v", rerr)
+	}
+	return t.reply(s, q, int64(n), err)
+}
+
+// doRecvFrom answers a receive with data in a buffer of our pool (at most
+// what the caller takes); with none, a non-blocking one gets EAGAIN and a
+// blocking one waits.
+func (t *tcpServer) doRecvFrom(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	want := len(t.buf)
+	if q.Max > 0 && q.Max < want {
+		want = q.Max
+	}
+	n, err := t.st.Recv(now, id, t.buf[:want], q.Flags&unix.MSG_PEEK != 0)
+	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
+		t.parked.park(id, q)
+		return nil
+	}
+	if err != nil {
+		return t.reply(s, q, 0, err)
 	}
 	if n == 0 {
-		return tcpReply(s, m, 0, nil) // end of file
+		return q.ok(s, 0) // end of file
 	}
-	ref, buf, err := s.Pool.Alloc()
+	ref, err := s.Copy(t.buf[:n])
 	if err != nil {
-		return tcpReply(s, m, 0, tcp.ErrNoBuffers)
+		return t.reply(s, q, 0, tcp.ErrNoBuffers)
 	}
-	copy(buf, t.buf[:n])
-	return tcpReply(s, m, int64(n), nil, 0, 0, uint64(s.Pool.Slice(ref, n)))
+	r := q.Reply(int64(n))
+	r.Buf = ref
+	return q.answer(s, r)
+}
+
+func (t *tcpServer) doClose(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	for _, p := range t.parked.take(id) {
+		if p.Op == ipc.OpSendTo {
+			if _, err := s.Buffer(&p.m, p.Buf); err == nil {
+				s.Release(p.Buf)
+			}
+		}
+		t.reply(s, &p, 0, tcp.ErrBadSocket)
+	}
+	if x := t.x.socks[id]; x != nil {
+		t.closeExposed(now, x, false) // a close by message: the region may be gone
+		return q.ok(s, 0)
+	}
+	delete(t.owner, id)
+	return t.reply(s, q, 0, t.st.Close(now, id))
+}
+
+func (t *tcpServer) doPoll(s *sys.Server, now time.Time, q *request) error {
+	r, err := t.st.Ready(tcp.SockID(q.Sock))
+	if err != nil {
+		return t.reply(s, q, 0, err)
+	}
+	ev := sockabi.PollEvents(r, q.Events)
+	return q.ok(s, int64(uint16(ev)))
+}
+
+func (t *tcpServer) doShutdown(s *sys.Server, now time.Time, q *request) error {
+	how := q.How
+	if how < 0 || how > unix.SHUT_RDWR {
+		return t.reply(s, q, 0, tcp.ErrInvalid)
+	}
+	return t.reply(s, q, 0, t.st.Shutdown(now, tcp.SockID(q.Sock), how != unix.SHUT_WR, how != unix.SHUT_RD))
+}
+
+func (t *tcpServer) doSetOpt(s *sys.Server, now time.Time, q *request) error {
+	o, ok := sockabi.TCPOption(q.Level, q.Option)
+	if !ok {
+		return t.reply(s, q, 0, tcp.ErrNoOption)
+	}
+	return t.reply(s, q, 0, t.st.SetOption(tcp.SockID(q.Sock), o, int(int32(q.Value))))
+}
+
+func (t *tcpServer) doGetOpt(s *sys.Server, now time.Time, q *request) error {
+	id := tcp.SockID(q.Sock)
+	if q.Level == unix.SOL_SOCKET && q.Option == unix.SO_ERROR {
+		e, err := t.st.TakeError(id)
+		v := int64(0)
+		if e != nil {
+			v = int64(sockabi.Errno(e))
+		}
+		return t.reply(s, q, v, err)
+	}
+	o, ok := sockabi.TCPOption(q.Level, q.Option)
+	if !ok {
+		return t.reply(s, q, 0, tcp.ErrNoOption)
+	}
+	v, err := t.st.GetOption(id, o)
+	return t.reply(s, q, int64(v), err)
+}
+
+func (t *tcpServer) doLocalAddr(s *sys.Server, now time.Time, q *request) error {
+	a, err := t.st.LocalAddr(tcp.SockID(q.Sock))
+	if err != nil {
+		return t.reply(s, q, 0, err)
+	}
+	r := q.Reply(0)
+	r.Addr = a
+	return q.answer(s, r)
 }
 
 // tcpStats exports the engine's counters and its connections by state.

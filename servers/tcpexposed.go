@@ -13,6 +13,7 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/tcp"
@@ -89,8 +90,8 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 
 // direct reports whether a call came straight from an application rather
 // than through syscall.
-func direct(s *sys.Server, m *ipc.Message) bool {
-	return !strings.HasPrefix(s.PeerName(m.Src.Slot()), "syscall")
+func direct(s *sys.Server, from ipc.Endpoint) bool {
+	return !strings.HasPrefix(s.PeerName(from.Slot()), "syscall")
 }
 
 // newRegion gives owner a region: one of its idle ones when it offers one
@@ -253,7 +254,7 @@ rx:
 				break
 			}
 			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindAccept, A: uint64(nid), B: c.regionID,
-				Off: uint32(Addr4(from.Addr())), Aux: uint32(from.Port())})
+				Off: uint32(ipc.PackAddr(from.Addr())), Aux: uint32(from.Port())})
 			x.rxAlloc.PostedOther()
 			x.children = append(x.children, nid)
 			changed = true
@@ -268,7 +269,9 @@ rx:
 	}
 	if changed && r.AppWaiting().Load() != 0 && r.AppWaiting().Swap(0) != 0 {
 		t.x.wakes.Inc()
-		s.Send(&ipc.Message{Dst: x.owner, Type: ipc.Wake, Arg: [ipc.NumArgs]uint64{uint64(x.id)}})
+		m := ipc.Message{Dst: x.owner}
+		sockcall.Wake{Sock: uint64(x.id)}.Encode(&m)
+		s.Send(&m)
 	}
 	return changed
 }

@@ -3,54 +3,106 @@ package servers
 import (
 	"net/netip"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
-// What the transport servers (udp, tcp) and syscall share: answering a
-// socket call, and moving segments to and from ip.
+// What the transport servers (udp, tcp) and syscall share: a socket call
+// being served and its answer, calls parked until their socket changes,
+// and segments to and from ip.
 
-// sendReply answers a socket call m with result (a negated errno for a
-// failure) and up to four more arguments; Arg[5] goes back as it came (the
-// application's endpoint, between syscall and a transport).
-func sendReply(s *sys.Server, m *ipc.Message, result int64, args ...uint64) error {
-	r := ipc.Message{Type: ipc.SocketReply, Flags: m.Flags, Dst: m.Src, Seq: m.Seq}
-	r.Arg[0] = uint64(result)
-	copy(r.Arg[1:5], args)
-	r.Arg[5] = m.Arg[5]
-	return s.Send(&r)
+// request is a socket call being served.
+type request struct {
+	sockcall.Call
+	// m is the call's message as it came: whom to answer, with which
+	// Seq, and the sender a buffer reference is checked against.
+	m ipc.Message
+	// parked says the call waited on its socket before: a retry, not a
+	// new call (a connect's handshake is under way).
+	parked bool
 }
 
-// sendSegment hands ip a transport segment from src to dst, in a buffer
-// of the server's pool.
+// newRequest decodes the socket call m.
+func newRequest(m *ipc.Message) request {
+	q := request{m: *m}
+	q.Decode(m)
+	return q
+}
+
+// answer sends r back to whoever sent the call.
+func (q *request) answer(s *sys.Server, r sockcall.Reply) error {
+	var m ipc.Message
+	r.Encode(&m)
+	return s.Reply(&q.m, &m)
+}
+
+// ok answers the call with a result and nothing else.
+func (q *request) ok(s *sys.Server, result int64) error { return q.answer(s, q.Reply(result)) }
+
+// fail answers the call with an errno.
+func (q *request) fail(s *sys.Server, e unix.Errno) error { return q.answer(s, q.Reply(-int64(e))) }
+
+// nonblocking reports whether the call asked not to wait.
+func (q *request) nonblocking() bool { return q.Flags&unix.MSG_DONTWAIT != 0 }
+
+// parking holds the calls that wait on a socket (a blocking receive,
+// accept, connect or send), in order, until their socket changes and the
+// server runs them again.
+type parking[K comparable] map[K][]request
+
+// park puts q at the end of the calls waiting on id.
+func (p parking[K]) park(id K, q *request) {
+	q.parked = true
+	p[id] = append(p[id], *q)
+}
+
+// next takes the first call waiting on id.
+func (p parking[K]) next(id K) (request, bool) {
+	w := p[id]
+	if len(w) == 0 {
+		return request{}, false
+	}
+	if len(w) == 1 {
+		delete(p, id)
+	} else {
+		p[id] = w[1:]
+	}
+	return w[0], true
+}
+
+// take takes every call waiting on id.
+func (p parking[K]) take(id K) []request {
+	w := p[id]
+	delete(p, id)
+	return w
+}
+
+// sendSegment hands ip a transport segment from src to dst, copied into a
+// buffer of the server's pool.
 func sendSegment(s *sys.Server, ip string, proto uint8, src, dst netip.Addr, seg []byte) error {
-	ref, buf, err := s.Pool.Alloc()
-	if err != nil {
-		return err
-	}
-	n := copy(buf, seg)
-	m := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(s.Pool.Slice(ref, n)), 0,
-		Addr4(src), Addr4(dst), uint64(proto)}}
-	if err := s.SendTo(ip, &m); err != nil {
-		s.Pool.Free(ref)
-		return err
-	}
-	return nil
+	var m ipc.Message
+	packet.Datagram{Src: src, Dst: dst, Proto: proto}.Encode(&m)
+	return s.SendCopy(ip, &m, seg)
 }
 
 // segmentIn opens a Datagram message from ip: the IPv4 packet's addresses
 // and the transport segment in it, and the buffer to release. A message no
 // ip would send (a bad offset) is released here and ok is false.
 func segmentIn(s *sys.Server, m *ipc.Message) (src, dst netip.Addr, seg []byte, ref pool.Ref, ok bool) {
-	b, ref, err := s.Buffer(m, 0)
+	var d packet.Datagram
+	d.Decode(m)
+	b, err := s.Buffer(m, d.Buf)
 	if err != nil {
-		return src, dst, nil, ref, false
+		return src, dst, nil, d.Buf, false
 	}
-	off := int(m.Arg[1])
-	if off < 20 || off > len(b) {
-		s.Release(ref)
-		return src, dst, nil, ref, false
+	if d.Off < 20 || d.Off > len(b) {
+		s.Release(d.Buf)
+		return src, dst, nil, d.Buf, false
 	}
-	return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[off:], ref, true
+	return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[d.Off:], d.Buf, true
 }

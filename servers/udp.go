@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sockabi"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -22,7 +23,7 @@ type udpServer struct {
 	ip     string
 	table  *udp.Stack
 	drops  *drops
-	parked map[udp.SockID][]ipc.Message // blocking receives waiting for data
+	parked parking[udp.SockID] // blocking receives waiting for data
 	buf    []byte
 }
 
@@ -41,7 +42,7 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 	}
 	u.table = udp.New(udp.Config{Addrs: []netip.Addr{a}})
 	u.drops = newDrops(s, "udp", u.table.Drops)
-	u.parked = map[udp.SockID][]ipc.Message{}
+	u.parked = parking[udp.SockID]{}
 	u.buf = make([]byte, s.Pool.BufSize())
 	return u, nil
 }
@@ -49,13 +50,14 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
 	case ipc.Socket:
-		return u.call(s, m)
+		q := newRequest(m)
+		return u.call(s, &q)
 	case ipc.Datagram:
 		return u.input(s, m)
 	case ipc.PortUnreachable:
-		local := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
-		remote := netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[3])), uint16(m.Arg[4]))
-		u.table.PortUnreachable(local, remote)
+		var p packet.PortUnreachable
+		p.Decode(m)
+		u.table.PortUnreachable(p.Local, p.Remote)
 		return u.wake(s) // a waiting receive gets the error now
 	}
 	return nil
@@ -70,123 +72,162 @@ func (u *udpServer) wake(s *sys.Server) error {
 	return errors.Join(errs...)
 }
 
+// udpCalls is the udp server's call vector: a handler for each socket
+// operation, as a MINIX server's table of do_ functions.
+var udpCalls = [ipc.NumSocketOps]func(u *udpServer, s *sys.Server, q *request) error{
+	ipc.OpOpen:      (*udpServer).doOpen,
+	ipc.OpBind:      (*udpServer).doBind,
+	ipc.OpConnect:   (*udpServer).doConnect,
+	ipc.OpSendTo:    (*udpServer).doSendTo,
+	ipc.OpRecvFrom:  (*udpServer).doRecvFrom,
+	ipc.OpClose:     (*udpServer).doClose,
+	ipc.OpPoll:      (*udpServer).doPoll,
+	ipc.OpShutdown:  (*udpServer).doShutdown,
+	ipc.OpSetOpt:    (*udpServer).doSetOpt,
+	ipc.OpGetOpt:    (*udpServer).doGetOpt,
+	ipc.OpLocalAddr: (*udpServer).doLocalAddr,
+}
+
+// call runs a socket call's handler; an operation with none is ENOSYS.
+func (u *udpServer) call(s *sys.Server, q *request) error {
+	if int(q.Op) < len(udpCalls) && udpCalls[q.Op] != nil {
+		return udpCalls[q.Op](u, s, q)
+	}
+	return q.fail(s, unix.ENOSYS)
+}
+
 // wakeParked answers the first receive waiting on a socket whose state
 // changed (data, an error, a shutdown).
 func (u *udpServer) wakeParked(s *sys.Server, id udp.SockID) error {
-	if len(u.parked[id]) == 0 {
+	q, ok := u.parked.next(id)
+	if !ok {
 		return nil
 	}
-	p := u.parked[id][0]
-	u.parked[id] = u.parked[id][1:]
-	return u.recv(s, &p, id)
+	return u.recv(s, &q, id)
 }
 
 // reply answers a socket call: a result, or the errno of err.
-func reply(s *sys.Server, m *ipc.Message, result int64, err error, args ...uint64) error {
+func (u *udpServer) reply(s *sys.Server, q *request, result int64, err error) error {
 	if err != nil {
-		result = -int64(sockabi.Errno(err))
+		return q.fail(s, sockabi.Errno(err))
 	}
-	return sendReply(s, m, result, args...)
+	return q.ok(s, result)
 }
 
-func addrPort(m *ipc.Message) netip.AddrPort {
-	if m.Arg[1] == 0 && m.Arg[2] == 0 {
-		return netip.AddrPort{}
+func (u *udpServer) doOpen(s *sys.Server, q *request) error {
+	if q.Type != unix.SOCK_DGRAM {
+		return q.fail(s, unix.EPROTONOSUPPORT)
 	}
-	return netip.AddrPortFrom(netip.AddrFrom4(u32(m.Arg[1])), uint16(m.Arg[2]))
+	return q.ok(s, int64(u.table.Open()))
 }
 
-func (u *udpServer) call(s *sys.Server, m *ipc.Message) error {
-	id := udp.SockID(m.Arg[0])
-	switch ipc.SocketOp(m.Flags) {
-	case ipc.OpOpen:
-		if m.Arg[0] != unix.SOCK_DGRAM {
-			return reply(s, m, -int64(unix.EPROTONOSUPPORT), nil)
-		}
-		return reply(s, m, int64(u.table.Open()), nil)
-	case ipc.OpBind:
-		return reply(s, m, 0, u.table.Bind(id, addrPort(m)))
-	case ipc.OpConnect:
-		return reply(s, m, 0, u.table.Connect(id, addrPort(m)))
-	case ipc.OpSendTo:
-		b, ref, err := s.Buffer(m, 3)
-		if err != nil {
-			return reply(s, m, -int64(unix.EFAULT), nil)
-		}
-		n := len(b)
-		err = u.table.SendTo(id, b, addrPort(m))
-		if rerr := s.Release(ref); rerr != nil {
-			s.Log.Printf("release: %v", rerr)
-		}
-		if err != nil {
-			return reply(s, m, 0, err)
-		}
-		if err := u.send(s); err != nil {
-			return reply(s, m, -int64(unix.ENOBUFS), nil)
-		}
-		return reply(s, m, int64(n), nil)
-	case ipc.OpRecvFrom:
-		return u.recv(s, m, id)
-	case ipc.OpClose:
-		for _, p := range u.parked[id] {
-			reply(s, &p, 0, udp.ErrBadSocket)
-		}
-		delete(u.parked, id)
-		return reply(s, m, 0, u.table.Close(id))
-	case ipc.OpPoll:
-		if !u.table.Exists(id) {
-			return reply(s, m, 0, udp.ErrBadSocket)
-		}
-		var ready uint64
-		if m.Arg[4]&unix.POLLIN != 0 && (u.table.Readable(id) || u.table.Pending(id)) {
-			ready |= unix.POLLIN
-		}
-		if u.table.Pending(id) {
-			ready |= unix.POLLERR
-		}
-		ready |= m.Arg[4] & unix.POLLOUT // a UDP socket can always send
-		return reply(s, m, int64(ready), nil)
-	case ipc.OpShutdown:
-		how := m.Arg[4]
-		if how > unix.SHUT_RDWR {
-			return reply(s, m, -int64(unix.EINVAL), nil)
-		}
-		err := u.table.Shutdown(id, how != unix.SHUT_WR, how != unix.SHUT_RD)
-		if err == nil {
-			u.wake(s) // waiting receives read end of file now
-		}
-		return reply(s, m, 0, err)
-	case ipc.OpSetOpt:
-		if m.Arg[1] != unix.SOL_SOCKET || m.Arg[2] != unix.SO_REUSEADDR {
-			return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
-		}
-		return reply(s, m, 0, u.table.SetReuseAddr(id, m.Arg[4] != 0))
-	case ipc.OpGetOpt:
-		if m.Arg[1] != unix.SOL_SOCKET {
-			return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
-		}
-		switch m.Arg[2] {
-		case unix.SO_REUSEADDR:
-			on, err := u.table.ReuseAddr(id)
-			v := int64(0)
-			if on {
-				v = 1
-			}
-			return reply(s, m, v, err)
-		case unix.SO_ERROR:
-			e, err := u.table.TakeError(id)
-			v := int64(0)
-			if e != nil {
-				v = int64(sockabi.Errno(e))
-			}
-			return reply(s, m, v, err)
-		}
-		return reply(s, m, -int64(unix.ENOPROTOOPT), nil)
-	case ipc.OpLocalAddr:
-		a, err := u.table.LocalAddr(id)
-		return reply(s, m, 0, err, Addr4(a.Addr()), uint64(a.Port()))
+func (u *udpServer) doBind(s *sys.Server, q *request) error {
+	return u.reply(s, q, 0, u.table.Bind(udp.SockID(q.Sock), q.Addr))
+}
+
+func (u *udpServer) doConnect(s *sys.Server, q *request) error {
+	return u.reply(s, q, 0, u.table.Connect(udp.SockID(q.Sock), q.Addr))
+}
+
+func (u *udpServer) doSendTo(s *sys.Server, q *request) error {
+	b, err := s.Buffer(&q.m, q.Buf)
+	if err != nil {
+		return q.fail(s, unix.EFAULT)
 	}
-	return reply(s, m, -int64(unix.ENOSYS), nil)
+	n := len(b)
+	err = u.table.SendTo(udp.SockID(q.Sock), b, q.Addr)
+	if rerr := s.Release(q.Buf); rerr != nil {
+		s.Log.Printf("release: %v", rerr)
+	}
+	if err != nil {
+		return u.reply(s, q, 0, err)
+	}
+	if err := u.send(s); err != nil {
+		return q.fail(s, unix.ENOBUFS)
+	}
+	return q.ok(s, int64(n))
+}
+
+func (u *udpServer) doRecvFrom(s *sys.Server, q *request) error {
+	return u.recv(s, q, udp.SockID(q.Sock))
+}
+
+func (u *udpServer) doClose(s *sys.Server, q *request) error {
+	id := udp.SockID(q.Sock)
+	for _, p := range u.parked.take(id) {
+		u.reply(s, &p, 0, udp.ErrBadSocket)
+	}
+	return u.reply(s, q, 0, u.table.Close(id))
+}
+
+func (u *udpServer) doPoll(s *sys.Server, q *request) error {
+	id := udp.SockID(q.Sock)
+	if !u.table.Exists(id) {
+		return u.reply(s, q, 0, udp.ErrBadSocket)
+	}
+	var ready int16
+	if q.Events&unix.POLLIN != 0 && (u.table.Readable(id) || u.table.Pending(id)) {
+		ready |= unix.POLLIN
+	}
+	if u.table.Pending(id) {
+		ready |= unix.POLLERR
+	}
+	ready |= q.Events & unix.POLLOUT // a UDP socket can always send
+	return q.ok(s, int64(uint16(ready)))
+}
+
+func (u *udpServer) doShutdown(s *sys.Server, q *request) error {
+	how := q.How
+	if how < 0 || how > unix.SHUT_RDWR {
+		return q.fail(s, unix.EINVAL)
+	}
+	id := udp.SockID(q.Sock)
+	err := u.table.Shutdown(id, how != unix.SHUT_WR, how != unix.SHUT_RD)
+	if err == nil {
+		u.wake(s) // waiting receives read end of file now
+	}
+	return u.reply(s, q, 0, err)
+}
+
+func (u *udpServer) doSetOpt(s *sys.Server, q *request) error {
+	if q.Level != unix.SOL_SOCKET || q.Option != unix.SO_REUSEADDR {
+		return q.fail(s, unix.ENOPROTOOPT)
+	}
+	return u.reply(s, q, 0, u.table.SetReuseAddr(udp.SockID(q.Sock), q.Value != 0))
+}
+
+func (u *udpServer) doGetOpt(s *sys.Server, q *request) error {
+	if q.Level != unix.SOL_SOCKET {
+		return q.fail(s, unix.ENOPROTOOPT)
+	}
+	id := udp.SockID(q.Sock)
+	switch q.Option {
+	case unix.SO_REUSEADDR:
+		on, err := u.table.ReuseAddr(id)
+		v := int64(0)
+		if on {
+			v = 1
+		}
+		return u.reply(s, q, v, err)
+	case unix.SO_ERROR:
+		e, err := u.table.TakeError(id)
+		v := int64(0)
+		if e != nil {
+			v = int64(sockabi.Errno(e))
+		}
+		return u.reply(s, q, v, err)
+	}
+	return q.fail(s, unix.ENOPROTOOPT)
+}
+
+func (u *udpServer) doLocalAddr(s *sys.Server, q *request) error {
+	a, err := u.table.LocalAddr(udp.SockID(q.Sock))
+	if err != nil {
+		return u.reply(s, q, 0, err)
+	}
+	r := q.Reply(0)
+	r.Addr = a
+	return q.answer(s, r)
 }
 
 // send hands the datagrams the engine built to ip, each in a buffer of
@@ -201,21 +242,22 @@ func (u *udpServer) send(s *sys.Server) error {
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;
 // with none, a non-blocking one gets EAGAIN and a blocking one waits.
-func (u *udpServer) recv(s *sys.Server, m *ipc.Message, id udp.SockID) error {
+func (u *udpServer) recv(s *sys.Server, q *request, id udp.SockID) error {
 	n, from, _, err := u.table.RecvFrom(id, u.buf)
-	if errors.Is(err, udp.ErrWouldBlock) && m.Arg[4]&unix.MSG_DONTWAIT == 0 {
-		u.parked[id] = append(u.parked[id], *m)
+	if errors.Is(err, udp.ErrWouldBlock) && !q.nonblocking() {
+		u.parked.park(id, q)
 		return nil
 	}
 	if err != nil {
-		return reply(s, m, 0, err)
+		return u.reply(s, q, 0, err)
 	}
-	ref, buf, err := s.Pool.Alloc()
+	ref, err := s.Copy(u.buf[:n])
 	if err != nil {
-		return reply(s, m, -int64(unix.ENOBUFS), nil)
+		return q.fail(s, unix.ENOBUFS)
 	}
-	copy(buf, u.buf[:n])
-	return reply(s, m, int64(n), nil, Addr4(from.Addr()), uint64(from.Port()), uint64(s.Pool.Slice(ref, max(n, 1))))
+	r := q.Reply(int64(n))
+	r.Addr, r.Buf = from, ref
+	return q.answer(s, r)
 }
 
 func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
@@ -226,7 +268,8 @@ func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
 	defer u.drops.update(time.Now(), u.table.Drops)
 	err := u.table.Input(src, dst, seg)
 	if errors.Is(err, udp.ErrNoSocket) {
-		r := ipc.Message{Type: ipc.Unreachable, Arg: [ipc.NumArgs]uint64{uint64(ref)}}
+		var r ipc.Message
+		packet.Unreachable{Buf: ref}.Encode(&r)
 		return s.SendTo(u.ip, &r)
 	}
 	if err := s.Release(ref); err != nil {

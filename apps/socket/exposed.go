@@ -11,6 +11,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 )
 
 // XConn is what the `exposed` backend needs of its process beyond Conn:
@@ -86,17 +87,11 @@ func NewExposed(c XConn, tcp string) (*Exposed, error) {
 }
 
 // direct makes a socket call to the tcp server itself.
-func (k *Exposed) direct(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
-	m := ipc.Message{Type: ipc.Socket, Flags: uint16(op)}
-	copy(m.Arg[:], args)
-	r, err := k.c.CallTo(k.tcp, &m)
-	if err != nil {
-		return r, err
-	}
-	if res := int64(r.Arg[0]); res < 0 {
-		return r, unix.Errno(-res)
-	}
-	return r, nil
+func (k *Exposed) direct(c sockcall.Call) (sockcall.Reply, error) {
+	var m ipc.Message
+	c.Encode(&m)
+	r, _, err := reply(k.c.CallTo(k.tcp, &m))
+	return r, err
 }
 
 // mapRegion maps a region the server named: a cached one, or the file,
@@ -139,16 +134,16 @@ func (k *Exposed) Socket(domain, typ, proto int) (FD, error) {
 		offer = id
 		break
 	}
-	r, err := k.direct(ipc.OpOpen, uint64(typ), 0, 0, offer, ipc.OpenExposed)
+	r, err := k.direct(sockcall.Call{Op: ipc.OpOpen, Type: typ, Exposed: true, Region: offer})
 	if err != nil {
 		return -1, err
 	}
-	reg, err := k.mapRegion(r.Arg[1])
+	reg, err := k.mapRegion(r.Region)
 	if err != nil {
-		k.direct(ipc.OpClose, r.Arg[0])
+		k.direct(sockcall.Call{Op: ipc.OpClose, Sock: uint64(r.Result)})
 		return -1, unix.ENOMEM
 	}
-	return k.add(r.Arg[0], r.Arg[1], reg), nil
+	return k.add(uint64(r.Result), r.Region, reg), nil
 }
 
 func (k *Exposed) get(fd FD) *xfd { return k.socks[fd] }
@@ -176,11 +171,10 @@ func (k *Exposed) Bind(fd FD, a netip.AddrPort) error {
 	if x == nil {
 		return k.Message.Bind(fd, a)
 	}
-	ip, port, err := packAddr(a)
-	if err != nil {
+	if err := checkAddr(a); err != nil {
 		return err
 	}
-	_, err = k.direct(ipc.OpBind, x.id, ip, port)
+	_, err := k.direct(sockcall.Call{Op: ipc.OpBind, Sock: x.id, Addr: a})
 	return err
 }
 
@@ -190,7 +184,7 @@ func (k *Exposed) Listen(fd FD, backlog int) error {
 	if x == nil {
 		return k.Message.Listen(fd, backlog)
 	}
-	_, err := k.direct(ipc.OpListen, x.id, 0, 0, 0, uint64(uint32(int32(backlog))))
+	_, err := k.direct(sockcall.Call{Op: ipc.OpListen, Sock: x.id, Backlog: backlog})
 	if err == nil {
 		x.listen = true
 		k.ring(x) // the server publishes the listening state and starts accepting
@@ -204,15 +198,14 @@ func (k *Exposed) Connect(fd FD, a netip.AddrPort) error {
 	if x == nil {
 		return k.Message.Connect(fd, a)
 	}
-	ip, port, err := packAddr(a)
-	if err != nil {
+	if err := checkAddr(a); err != nil {
 		return err
 	}
-	var flags uint64
+	var flags int
 	if x.nonblock {
 		flags = MSG_DONTWAIT
 	}
-	_, err = k.direct(ipc.OpConnect, x.id, ip, port, 0, flags)
+	_, err := k.direct(sockcall.Call{Op: ipc.OpConnect, Sock: x.id, Addr: a, Flags: flags})
 	return err
 }
 
@@ -222,7 +215,9 @@ func (k *Exposed) ring(x *xfd) {
 	x.reg.Doorbell().Add(1)
 	if k.awake.Load() == 0 {
 		k.Doorbells++
-		k.c.Notify(k.tcp, &ipc.Message{Type: ipc.Doorbell, Arg: [ipc.NumArgs]uint64{x.id}})
+		var m ipc.Message
+		sockcall.Doorbell{Sock: x.id}.Encode(&m)
+		k.c.Notify(k.tcp, &m)
 	}
 }
 
@@ -245,11 +240,11 @@ func (k *Exposed) Accept(fd FD) (FD, netip.AddrPort, error) {
 			x.reg.RX().Pop()
 			reg, err := k.mapRegion(d.B)
 			if err != nil {
-				k.direct(ipc.OpClose, d.A)
+				k.direct(sockcall.Call{Op: ipc.OpClose, Sock: d.A})
 				return -1, netip.AddrPort{}, unix.ECONNABORTED
 			}
 			nfd := k.add(d.A, d.B, reg)
-			return nfd, unpackAddr(uint64(d.Off), uint64(d.Aux)), nil
+			return nfd, ipc.UnpackAddrPort(uint64(d.Off), uint64(d.Aux)), nil
 		}
 		if ok { // not an accept: skip it
 			x.reg.RX().Pop()
@@ -509,7 +504,7 @@ func (k *Exposed) Close(fd FD) error {
 	// reuse when it gets to the close: a drop of every idle region may
 	// overtake it.
 	if err := k.post(x, sockbuf.Desc{Kind: sockbuf.KindClose, Aux: unread, A: k.epoch}); err != nil {
-		k.direct(ipc.OpClose, x.id)
+		k.direct(sockcall.Call{Op: ipc.OpClose, Sock: x.id})
 	}
 	k.idle[x.regionID] = x.reg
 	if len(k.idle) > maxIdle {
@@ -523,7 +518,7 @@ func (k *Exposed) Close(fd FD) error {
 // connection waiting in a listener's ring before that stays mapped for it.
 func (k *Exposed) dropIdle() {
 	k.epoch++
-	if _, err := k.direct(ipc.OpDropIdle, 0, k.epoch); err != nil {
+	if _, err := k.direct(sockcall.Call{Op: ipc.OpDropIdle, Epoch: k.epoch}); err != nil {
 		return // keep them: the server may still hand them out
 	}
 	for _, x := range k.socks {
@@ -562,7 +557,7 @@ func (k *Exposed) SetsockoptInt(fd FD, level, opt, value int) error {
 	if x == nil {
 		return k.Message.SetsockoptInt(fd, level, opt, value)
 	}
-	_, err := k.direct(ipc.OpSetOpt, x.id, uint64(level), uint64(opt), 0, uint64(value))
+	_, err := k.direct(sockcall.Call{Op: ipc.OpSetOpt, Sock: x.id, Level: level, Option: opt, Value: value})
 	return err
 }
 
@@ -580,11 +575,11 @@ func (k *Exposed) GetsockoptInt(fd FD, level, opt int) (int, error) {
 		}
 		return 0, nil
 	}
-	r, err := k.direct(ipc.OpGetOpt, x.id, uint64(level), uint64(opt))
+	r, err := k.direct(sockcall.Call{Op: ipc.OpGetOpt, Sock: x.id, Level: level, Option: opt})
 	if err != nil {
 		return 0, err
 	}
-	return int(int64(r.Arg[0])), nil
+	return int(r.Result), nil
 }
 
 // LocalAddr returns the socket's address.
@@ -593,11 +588,11 @@ func (k *Exposed) LocalAddr(fd FD) (netip.AddrPort, error) {
 	if x == nil {
 		return k.Message.LocalAddr(fd)
 	}
-	r, err := k.direct(ipc.OpLocalAddr, x.id)
+	r, err := k.direct(sockcall.Call{Op: ipc.OpLocalAddr, Sock: x.id})
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	return unpackAddr(r.Arg[1], r.Arg[2]), nil
+	return r.Addr, nil
 }
 
 // ready computes an exposed socket's poll bits from its region.

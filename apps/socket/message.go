@@ -8,6 +8,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 )
 
 // Conn is what the `message` backend needs of the process it runs in: a way
@@ -17,7 +18,7 @@ type Conn interface {
 	Call(m *ipc.Message) (ipc.Message, error)
 	Alloc() (pool.Ref, []byte, error)
 	Slice(ref pool.Ref, n int) pool.Ref
-	Buffer(m *ipc.Message, arg int) ([]byte, pool.Ref, error)
+	Buffer(m *ipc.Message, ref pool.Ref) ([]byte, error)
 	Release(ref pool.Ref) error
 }
 
@@ -57,45 +58,48 @@ func NewMessage(c Conn) *Message {
 }
 
 // dontwait adds MSG_DONTWAIT to flags on a non-blocking socket.
-func (k *Message) dontwait(fd FD, flags int) uint64 {
+func (k *Message) dontwait(fd FD, flags int) int {
 	if k.nonblock[fd] {
 		flags |= MSG_DONTWAIT
 	}
-	return uint64(flags)
+	return flags
 }
 
-func (k *Message) call(op ipc.SocketOp, args ...uint64) (ipc.Message, error) {
-	m := ipc.Message{Type: ipc.Socket, Flags: uint16(op)}
-	copy(m.Arg[:], args)
-	var r ipc.Message
+// call makes a socket call and waits for its reply; a failure comes back
+// as the errno.
+func (k *Message) call(c sockcall.Call) (sockcall.Reply, ipc.Message, error) {
+	var m ipc.Message
+	c.Encode(&m)
+	var rm ipc.Message
 	var err error
 	if k.direct != nil {
-		r, err = k.direct.CallTo(k.to, &m)
+		rm, err = k.direct.CallTo(k.to, &m)
 	} else {
-		r, err = k.c.Call(&m)
+		rm, err = k.c.Call(&m)
 	}
+	return reply(rm, err)
+}
+
+// reply decodes a call's reply message.
+func reply(rm ipc.Message, err error) (sockcall.Reply, ipc.Message, error) {
+	var r sockcall.Reply
 	if err != nil {
-		return r, err
+		return r, rm, err
 	}
-	if res := int64(r.Arg[0]); res < 0 {
-		return r, unix.Errno(-res)
+	r.Decode(&rm)
+	if r.Result < 0 {
+		return r, rm, unix.Errno(-r.Result)
 	}
-	return r, nil
+	return r, rm, nil
 }
 
-func packAddr(a netip.AddrPort) (uint64, uint64, error) {
-	if !a.IsValid() {
-		return 0, 0, nil
+// checkAddr refuses an address a message cannot carry: only IPv4 ones
+// (or none) travel.
+func checkAddr(a netip.AddrPort) error {
+	if a.IsValid() && !a.Addr().Unmap().Is4() {
+		return unix.EAFNOSUPPORT
 	}
-	if !a.Addr().Unmap().Is4() {
-		return 0, 0, unix.EAFNOSUPPORT
-	}
-	b := a.Addr().Unmap().As4()
-	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3]), uint64(a.Port()), nil
-}
-
-func unpackAddr(ip, port uint64) netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(ip >> 24), byte(ip >> 16), byte(ip >> 8), byte(ip)}), uint16(port))
+	return nil
 }
 
 // Socket opens a socket.
@@ -103,36 +107,32 @@ func (k *Message) Socket(domain, typ, proto int) (FD, error) {
 	if domain != AF_INET {
 		return -1, unix.EAFNOSUPPORT
 	}
-	r, err := k.call(ipc.OpOpen, uint64(typ))
+	r, _, err := k.call(sockcall.Call{Op: ipc.OpOpen, Type: typ})
 	if err != nil {
 		return -1, err
 	}
-	fd := FD(r.Arg[0])
+	fd := FD(r.Result)
 	k.stream[fd] = typ == SOCK_STREAM
 	return fd, nil
 }
 
-func (k *Message) addrCall(op ipc.SocketOp, fd FD, a netip.AddrPort) error {
-	ip, port, err := packAddr(a)
-	if err != nil {
+// Bind names the socket.
+func (k *Message) Bind(fd FD, addr netip.AddrPort) error {
+	if err := checkAddr(addr); err != nil {
 		return err
 	}
-	_, err = k.call(op, uint64(fd), ip, port)
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpBind, Sock: uint64(fd), Addr: addr})
 	return err
 }
-
-// Bind names the socket.
-func (k *Message) Bind(fd FD, addr netip.AddrPort) error { return k.addrCall(ipc.OpBind, fd, addr) }
 
 // Connect sets the socket's peer; on a stream socket it opens the
 // connection, waiting for it unless the socket is non-blocking
 // (EINPROGRESS: poll for POLLOUT, then read SO_ERROR).
 func (k *Message) Connect(fd FD, addr netip.AddrPort) error {
-	ip, port, err := packAddr(addr)
-	if err != nil {
+	if err := checkAddr(addr); err != nil {
 		return err
 	}
-	_, err = k.call(ipc.OpConnect, uint64(fd), ip, port, 0, k.dontwait(fd, 0))
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpConnect, Sock: uint64(fd), Addr: addr, Flags: k.dontwait(fd, 0)})
 	return err
 }
 
@@ -143,7 +143,7 @@ func (k *Message) Listen(fd FD, backlog int) error {
 			return unix.EOPNOTSUPP
 		}
 	}
-	_, err := k.call(ipc.OpListen, uint64(fd), 0, 0, 0, uint64(uint32(int32(backlog))))
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpListen, Sock: uint64(fd), Backlog: backlog})
 	return err
 }
 
@@ -154,13 +154,13 @@ func (k *Message) Accept(fd FD) (FD, netip.AddrPort, error) {
 			return -1, netip.AddrPort{}, unix.EOPNOTSUPP
 		}
 	}
-	r, err := k.call(ipc.OpAccept, uint64(fd), 0, 0, 0, k.dontwait(fd, 0))
+	r, _, err := k.call(sockcall.Call{Op: ipc.OpAccept, Sock: uint64(fd), Flags: k.dontwait(fd, 0)})
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}
-	nfd := FD(r.Arg[0])
+	nfd := FD(r.Result)
 	k.stream[nfd] = true
-	return nfd, unpackAddr(r.Arg[1], r.Arg[2]), nil
+	return nfd, r.Addr, nil
 }
 
 // Send sends on a connected socket.
@@ -172,16 +172,15 @@ func (k *Message) Send(fd FD, b []byte, flags int) (int, error) {
 // stream socket it sends b a pool buffer at a time: all of it when the
 // socket blocks, what fits when it does not.
 func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
-	ip, port, err := packAddr(to)
-	if err != nil {
+	if err := checkAddr(to); err != nil {
 		return -1, err
 	}
 	if !k.stream[fd] {
-		return k.sendBuf(fd, b, flags, ip, port)
+		return k.sendBuf(fd, b, flags, to)
 	}
 	total := 0
 	for total < len(b) || len(b) == 0 {
-		n, err := k.sendBuf(fd, b[total:], flags, ip, port)
+		n, err := k.sendBuf(fd, b[total:], flags, to)
 		if err != nil {
 			if total > 0 && err == unix.EAGAIN {
 				return total, nil
@@ -197,7 +196,7 @@ func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 }
 
 // sendBuf sends what of b one buffer holds (a datagram must fit in one).
-func (k *Message) sendBuf(fd FD, b []byte, flags int, ip, port uint64) (int, error) {
+func (k *Message) sendBuf(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
 	ref, buf, err := k.c.Alloc()
 	if err != nil {
 		return -1, unix.ENOBUFS
@@ -207,11 +206,12 @@ func (k *Message) sendBuf(fd FD, b []byte, flags int, ip, port uint64) (int, err
 		return -1, unix.EMSGSIZE
 	}
 	n := copy(buf, b)
-	r, err := k.call(ipc.OpSendTo, uint64(fd), ip, port, uint64(k.c.Slice(ref, max(n, 1))), k.dontwait(fd, flags))
+	r, _, err := k.call(sockcall.Call{Op: ipc.OpSendTo, Sock: uint64(fd), Addr: to,
+		Buf: k.c.Slice(ref, max(n, 1)), Flags: k.dontwait(fd, flags)})
 	if err != nil {
 		return -1, err
 	}
-	return int(r.Arg[0]), nil
+	return int(r.Result), nil
 }
 
 // Recv receives on a socket.
@@ -222,23 +222,23 @@ func (k *Message) Recv(fd FD, b []byte, flags int) (int, error) {
 
 // RecvFrom receives a datagram, truncated to b as Linux truncates.
 func (k *Message) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, error) {
-	r, err := k.call(ipc.OpRecvFrom, uint64(fd), 0, 0, uint64(len(b)), k.dontwait(fd, flags))
+	r, rm, err := k.call(sockcall.Call{Op: ipc.OpRecvFrom, Sock: uint64(fd), Max: len(b), Flags: k.dontwait(fd, flags)})
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}
-	if r.Arg[0] == 0 && r.Arg[3] == 0 {
-		return 0, unpackAddr(r.Arg[1], r.Arg[2]), nil // end of file, no buffer
+	if r.Result == 0 && r.Buf == 0 {
+		return 0, r.Addr, nil // end of file, no buffer
 	}
-	data, ref, err := k.c.Buffer(&r, 3)
+	data, err := k.c.Buffer(&rm, r.Buf)
 	if err != nil {
 		return -1, netip.AddrPort{}, unix.EFAULT
 	}
-	n := min(int(r.Arg[0]), len(data))
+	n := int(min(r.Result, int64(len(data))))
 	n = copy(b, data[:n])
-	if err := k.c.Release(ref); err != nil {
+	if err := k.c.Release(r.Buf); err != nil {
 		return -1, netip.AddrPort{}, err
 	}
-	return n, unpackAddr(r.Arg[1], r.Arg[2]), nil
+	return n, r.Addr, nil
 }
 
 // Writev sends the buffers as one datagram, or one stream write.
@@ -252,7 +252,7 @@ func (k *Message) Writev(fd FD, bufs [][]byte) (int, error) {
 
 // Shutdown shuts a connected socket down for receiving, sending or both.
 func (k *Message) Shutdown(fd FD, how int) error {
-	_, err := k.call(ipc.OpShutdown, uint64(fd), 0, 0, 0, uint64(how))
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpShutdown, Sock: uint64(fd), How: how})
 	return err
 }
 
@@ -260,7 +260,7 @@ func (k *Message) Shutdown(fd FD, how int) error {
 func (k *Message) Close(fd FD) error {
 	delete(k.nonblock, fd)
 	delete(k.stream, fd)
-	_, err := k.call(ipc.OpClose, uint64(fd))
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpClose, Sock: uint64(fd)})
 	return err
 }
 
@@ -273,27 +273,27 @@ func (k *Message) SetNonblock(fd FD, nonblocking bool) error {
 // SetsockoptInt sets an option: SO_REUSEADDR for UDP sockets so far;
 // others are ENOPROTOOPT.
 func (k *Message) SetsockoptInt(fd FD, level, opt, value int) error {
-	_, err := k.call(ipc.OpSetOpt, uint64(fd), uint64(level), uint64(opt), 0, uint64(value))
+	_, _, err := k.call(sockcall.Call{Op: ipc.OpSetOpt, Sock: uint64(fd), Level: level, Option: opt, Value: value})
 	return err
 }
 
 // GetsockoptInt reads an option: SO_REUSEADDR and SO_ERROR (which clears
 // the pending error) for UDP sockets so far.
 func (k *Message) GetsockoptInt(fd FD, level, opt int) (int, error) {
-	r, err := k.call(ipc.OpGetOpt, uint64(fd), uint64(level), uint64(opt))
+	r, _, err := k.call(sockcall.Call{Op: ipc.OpGetOpt, Sock: uint64(fd), Level: level, Option: opt})
 	if err != nil {
 		return 0, err
 	}
-	return int(int64(r.Arg[0])), nil
+	return int(r.Result), nil
 }
 
 // LocalAddr returns the socket's address.
 func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {
-	r, err := k.call(ipc.OpLocalAddr, uint64(fd))
+	r, _, err := k.call(sockcall.Call{Op: ipc.OpLocalAddr, Sock: uint64(fd)})
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	return unpackAddr(r.Arg[1], r.Arg[2]), nil
+	return r.Addr, nil
 }
 
 // pollEvery is how often Poll asks again while nothing is ready.
@@ -309,14 +309,14 @@ func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
 		n := 0
 		for i := range fds {
 			fds[i].Revents = 0
-			r, err := k.call(ipc.OpPoll, uint64(fds[i].FD), 0, 0, 0, uint64(uint16(fds[i].Events)))
+			r, _, err := k.call(sockcall.Call{Op: ipc.OpPoll, Sock: uint64(fds[i].FD), Events: fds[i].Events})
 			switch {
 			case err == unix.EBADF:
 				fds[i].Revents = POLLNVAL
 			case err != nil:
 				return -1, err
 			default:
-				fds[i].Revents = int16(r.Arg[0])
+				fds[i].Revents = int16(r.Result)
 			}
 			if fds[i].Revents != 0 {
 				n++

@@ -93,7 +93,8 @@ func (p *pinger) Run(s *sys.Server) error {
 		// Ask the reflector, over the ring, to answer n pings on the line,
 		// then time them; its Pong comes when it is done.
 		seq++
-		m := ipc.Message{Dst: dst, Type: ipc.Bench, Seq: seq, Arg: [ipc.NumArgs]uint64{uint64(n)}}
+		m := ipc.Message{Dst: dst, Seq: seq}
+		ipc.BenchRequest{Count: uint64(n)}.Encode(&m)
 		if err := s.T.Send(&m); err != nil {
 			return 0, 0, err
 		}
@@ -151,7 +152,9 @@ func (r *reflector) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type != ipc.Bench || r.w == nil {
 		return nil
 	}
-	for n := m.Arg[0]; n > 0; n-- {
+	var b ipc.BenchRequest
+	b.Decode(m)
+	for n := b.Count; n > 0; n-- {
 		for {
 			v := r.w.Load()
 			if v&1 == 1 && v != r.last {

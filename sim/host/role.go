@@ -14,6 +14,7 @@ import (
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -101,15 +102,11 @@ func ClientHost(s *sys.Server) (sys.Handler, error) {
 
 // send puts a frame on the wire: a buffer of ours, to the nic.
 func (c *clientHost) send(frame []byte) error {
-	ref, buf, err := c.s.Pool.Alloc()
-	if err != nil {
-		return nil // no buffer: the frame is lost, as on a full NIC ring
-	}
-	n := copy(buf, frame)
-	m := ipc.Message{Type: ipc.FrameRx, Arg: [ipc.NumArgs]uint64{uint64(c.s.Pool.Slice(ref, n))}}
-	if err := c.s.TrySendTo(c.peer, &m); err != nil {
-		c.s.Pool.Free(ref) // the nic's ring is full: lost, as on a full TX ring; TCP sends it again
-	}
+	// No buffer, or the nic's ring is full: the frame is lost, as on a
+	// full NIC ring, and TCP sends it again.
+	var m ipc.Message
+	packet.Frame{Type: ipc.FrameRx}.Encode(&m)
+	c.s.TrySendCopy(c.peer, &m, frame)
 	return nil
 }
 
@@ -118,12 +115,14 @@ func (c *clientHost) Handle(s *sys.Server, m *ipc.Message) error {
 	if m.Type != ipc.FrameRx {
 		return nil
 	}
-	b, ref, err := s.Buffer(m, 0)
+	var fr packet.Frame
+	fr.Decode(m)
+	b, err := s.Buffer(m, fr.Buf)
 	if err != nil {
 		return nil
 	}
 	f := append([]byte(nil), b...)
-	s.Release(ref)
+	s.Release(fr.Buf)
 	select {
 	case c.frames <- f:
 	default: // the host is behind: dropped, as by a full RX ring
