@@ -39,6 +39,7 @@ type tcpServer struct {
 	dump   atomic.Bool                 // SIGUSR1 asked for the connection table
 	owner  map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
 	x      exposed
+	req    request // the call being served, kept here so that a call allocates nothing
 }
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
@@ -93,8 +94,8 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	}
 	switch m.Type {
 	case ipc.Socket:
-		q := newRequest(m)
-		if err := t.call(s, now, &q); err != nil {
+		t.req = newRequest(m)
+		if err := t.call(s, now, &t.req); err != nil {
 			return err
 		}
 	case ipc.Datagram:

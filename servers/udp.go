@@ -25,6 +25,7 @@ type udpServer struct {
 	drops  *drops
 	parked parking[udp.SockID] // blocking receives waiting for data
 	buf    []byte
+	req    request // the call being served, kept here so that a call allocates nothing
 }
 
 // UDP starts the udp role: the udp engine as a server.
@@ -50,8 +51,8 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	switch m.Type {
 	case ipc.Socket:
-		q := newRequest(m)
-		return u.call(s, &q)
+		u.req = newRequest(m)
+		return u.call(s, &u.req)
 	case ipc.Datagram:
 		return u.input(s, m)
 	case ipc.PortUnreachable:
