@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 )
 
 var t0 = time.Unix(1000, 0)
@@ -52,8 +53,8 @@ func TestHandle(t *testing.T) {
 		{"stale generation", 1, ipc.Message{Src: ep(1), Dst: ipc.MakeEndpoint(2, 7), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonDead, ipc.EDEADSRCDST},
 		{"no such slot", 1, ipc.Message{Src: ep(1), Dst: ep(40), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonBadDst, ipc.EDEADSRCDST},
 		{"kernel call forwarded", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Register}, 0, 1, ipc.Error, ReasonBadDst, ipc.EINVAL},
-		{"register", 1, ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.Register, Arg: [6]uint64{9100}}, 0, 1, ipc.Ack, "", 0},
-		{"register bad port", 1, ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.Register, Arg: [6]uint64{1 << 20}}, 0, 1, ipc.Error, ReasonBadRequest, ipc.EINVAL},
+		{"register", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 9100}), 0, 1, ipc.Ack, "", 0},
+		{"register bad port", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 1 << 20}), 0, 1, ipc.Error, ReasonBadRequest, ipc.EINVAL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,8 +76,8 @@ func TestHandle(t *testing.T) {
 				if len(out) != 1 || out[0].To != tt.wantTo || out[0].Msg.Type != tt.wantTyp {
 					t.Fatalf("out = %+v, want one %s to %d", out, tt.wantTyp, tt.wantTo)
 				}
-				if tt.errno != 0 && ipc.Errno(out[0].Msg.Arg[0]) != tt.errno {
-					t.Fatalf("errno %v, want %v", ipc.Errno(out[0].Msg.Arg[0]), tt.errno)
+				if e := ipc.AsKernelError(&out[0].Msg); tt.errno != 0 && e.Errno != tt.errno {
+					t.Fatalf("errno %v, want %v", e.Errno, tt.errno)
 				}
 			}
 			if tt.reason != "" && k.Refused[tt.reason] != 1 {
@@ -94,12 +95,16 @@ func TestLookup(t *testing.T) {
 	m := ipc.Message{Src: ep(3), Dst: ipc.Kernel, Type: ipc.Lookup}
 	m.SetName("b")
 	out := k.Handle(3, raw(m), ipc.MessageSize, t0)
-	if len(out) != 1 || out[0].Msg.Type != ipc.Ack || ipc.Endpoint(out[0].Msg.Arg[0]) != ep(2) || !out[0].Reply {
+	var ack kcall.Ack
+	if len(out) == 1 {
+		ack.Decode(&out[0].Msg)
+	}
+	if len(out) != 1 || out[0].Msg.Type != ipc.Ack || ack.Endpoint != ep(2) || !out[0].Reply {
 		t.Fatalf("lookup b: %+v", out)
 	}
 	m.SetName("nope")
 	out = k.Handle(3, raw(m), ipc.MessageSize, t0)
-	if len(out) != 1 || out[0].Msg.Type != ipc.Error || ipc.Errno(out[0].Msg.Arg[0]) != ipc.ENOENT {
+	if len(out) != 1 || out[0].Msg.Type != ipc.Error || ipc.AsKernelError(&out[0].Msg).Errno != ipc.ENOENT {
 		t.Fatalf("lookup nope: %+v", out)
 	}
 }
@@ -127,7 +132,7 @@ func TestRestartBumpsGeneration(t *testing.T) {
 func TestAlarms(t *testing.T) {
 	k := newTestCore(t)
 	set := func(slot int, d time.Duration, cookie uint64) {
-		m := ipc.Message{Src: ep(slot), Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [6]uint64{uint64(d), cookie}}
+		m := encode(ipc.Message{Src: ep(slot), Dst: ipc.Kernel}, kcall.SetAlarm{After: d, Cookie: cookie})
 		if out := k.Handle(slot, raw(m), 64, t0); len(out) != 0 {
 			t.Fatalf("set alarm answered %+v; it is asynchronous, with no reply", out)
 		}
@@ -143,7 +148,12 @@ func TestAlarms(t *testing.T) {
 		t.Fatalf("early expiry: %+v", out)
 	}
 	out := k.Expire(t0.Add(30 * time.Millisecond))
-	if len(out) != 2 || out[0].To != 2 || out[0].Msg.Arg[0] != 22 || out[1].To != 1 || out[1].Msg.Arg[0] != 11 {
+	cookie := func(o Out) uint64 {
+		var a kcall.Alarm
+		a.Decode(&o.Msg)
+		return a.Cookie
+	}
+	if len(out) != 2 || out[0].To != 2 || cookie(out[0]) != 22 || out[1].To != 1 || cookie(out[1]) != 11 {
 		t.Fatalf("expired %+v", out)
 	}
 	k.Died(3) // a dead process's alarm goes with it
@@ -162,8 +172,9 @@ func TestNotificationsCoalesce(t *testing.T) {
 	}
 	m := n1[0].Msg
 	k.TakeNotifications(2, &m)
-	if m.Arg[0] != 1<<1|1<<3 {
-		t.Fatalf("bitmap %b, want slots 1 and 3", m.Arg[0])
+	var n kcall.Notification
+	if n.Decode(&m); n.Sources != 1<<1|1<<3 {
+		t.Fatalf("bitmap %b, want slots 1 and 3", n.Sources)
 	}
 	if n := k.Handle(1, raw(ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Notify}), 64, t0); len(n) != 1 {
 		t.Fatalf("after delivery a new notify must produce a Notification: %+v", n)
@@ -172,7 +183,7 @@ func TestNotificationsCoalesce(t *testing.T) {
 
 func FuzzHandle(f *testing.F) {
 	f.Add(1, raw(ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Ping}))
-	f.Add(1, raw(ipc.Message{Src: ep(1), Dst: ipc.Kernel, Type: ipc.SetAlarm, Arg: [6]uint64{1000}}))
+	f.Add(1, raw(encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.SetAlarm{After: 1000})))
 	f.Add(2, []byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, from int, b []byte) {
 		k := newTestCore(t)
@@ -319,4 +330,10 @@ func TestRestartDue(t *testing.T) {
 	if _, ok := k.NextRestart(); ok {
 		t.Fatal("a restart is still scheduled")
 	}
+}
+
+// encode returns m carrying body.
+func encode(m ipc.Message, body interface{ Encode(*ipc.Message) }) ipc.Message {
+	body.Encode(&m)
+	return m
 }
