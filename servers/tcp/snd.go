@@ -76,7 +76,9 @@ loop:
 			break
 		}
 		switch {
-		case hole: // a retransmission goes whatever its size
+		case hole || c.sndNxt.Before(c.sndMax):
+			// A retransmission goes whatever its size: the silly-window
+			// and Nagle rules are for new data (RFC 9293 3.8.6.2.1).
 		case n < c.mss && n < avail: // held back by a window
 			if n < c.maxSndWnd/2 || n == 0 {
 				break loop

@@ -133,4 +133,9 @@ func (c *tcb) onRTO(now time.Time) {
 	c.recover, c.recoverSet = c.sndMax, true
 	c.rxtHigh = c.sndUna
 	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte, skipping what the peer SACKed
+	if c.sndWnd == 0 {
+		// A closed window: the first segment goes anyway and serves as a
+		// window probe (RFC 9293 3.8.6.1; Linux's tcp_retransmit_skb).
+		c.rxtHigh = seqMax(c.rxtHigh, c.retransmitAt(now, c.sndUna))
+	}
 }

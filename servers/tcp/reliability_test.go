@@ -1,0 +1,69 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// fromPeer hands x's stack a segment as if from x's peer: its sequence
+// number is x's RCV.NXT plus h.Seq, its ACK x's SND.UNA plus h.Ack, and
+// it carries a timestamp in order when x has them on. Its window field is
+// h.Window, unscaled.
+func (n *testNet) fromPeer(to *Stack, x *tcb, h Header, payload []byte) {
+	n.t.Helper()
+	h.Seq = x.rcvNxt.Add(int(h.Seq))
+	h.Ack = x.sndUna.Add(int(h.Ack))
+	if x.tsOK && !h.Opts.TS {
+		h.Opts.TS, h.Opts.TSVal, h.Opts.TSEcr = true, x.tsRecent, 0
+	}
+	n.inject(to, x.remote, x.local, h, payload)
+}
+
+// TestRetransmitIntoSmallWindow: segments in flight are lost and the peer
+// then offers a window below the MSS and below half the largest it
+// offered. The retransmission timer must still send (retransmissions
+// bypass the sender's silly-window and Nagle rules, and the first goes even
+// into a zero window, as Linux's tcp_retransmit_skb sends it), not expire
+// with nothing sent until the connection fails.
+func TestRetransmitIntoSmallWindow(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		window uint16 // bytes, before scaling
+	}{
+		{"small window", 400},
+		{"zero window", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNet(t, Config{}, Config{})
+			l := n.listen(80, 8)
+			c, s := n.dial(l, 80)
+			x := n.a.socks[c]
+			n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a || len(p) == 0 }
+			data := pattern(3000, 11)
+			if k, err := n.a.Send(n.now, c, data); err != nil || k != len(data) {
+				t.Fatalf("send: %d %v", k, err)
+			}
+			n.collect()
+			n.filter = nil
+			n.fromPeer(n.a, x, Header{Flags: ACK, Window: tt.window >> x.sndShift}, nil)
+			if x.sndWnd >= x.mss || x.sndWnd >= x.maxSndWnd/2 {
+				t.Fatalf("set-up: window %d, mss %d, largest window %d", x.sndWnd, x.mss, x.maxSndWnd)
+			}
+			var got []byte
+			buf := make([]byte, 4096)
+			n.runUntil("the lost data arrives", time.Minute, func() bool {
+				if k, err := n.b.Recv(n.now, s, buf, false); err == nil {
+					got = append(got, buf[:k]...)
+				}
+				return len(got) == len(data)
+			})
+			if !bytes.Equal(got, data) {
+				t.Fatal("data corrupted")
+			}
+			if st, _ := n.a.State(c); st != Established {
+				t.Fatalf("state %v, want ESTABLISHED", st)
+			}
+		})
+	}
+}
