@@ -164,9 +164,6 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 		}
 		return
 	}
-	if c.tsOK && h.Opts.TS && h.Seq.BeforeEq(c.lastAckSent) {
-		c.tsRecent = h.Opts.TSVal // RFC 7323 4.3
-	}
 	// Second, RST (RFC 5961 3.2: only an exact match resets).
 	if h.Has(RST) {
 		if h.Seq != c.rcvNxt {

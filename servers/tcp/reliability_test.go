@@ -67,3 +67,37 @@ func TestRetransmitIntoSmallWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestTSRecentOnlyFromAcceptableSegments: a segment that is dropped (a RST
+// or SYN drawing a challenge ACK, an ACK of data never sent, a segment
+// without ACK) must not move TS.Recent, or one forged segment with a huge
+// TSval makes PAWS drop every genuine segment after it (RFC 7323 4.3, 5.3).
+func TestTSRecentOnlyFromAcceptableSegments(t *testing.T) {
+	tests := []struct {
+		name string
+		h    Header // Seq and Ack relative, as fromPeer takes them
+		data string
+	}{
+		{"rst in window", Header{Seq: 100, Flags: RST}, ""},
+		{"syn at RCV.NXT", Header{Flags: SYN}, ""},
+		{"ack of data never sent", Header{Flags: ACK, Ack: 1 << 20, Window: 1000}, "evil"},
+		{"no ack flag", Header{Flags: PSH, Window: 1000}, "evil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNet(t, Config{}, Config{})
+			l := n.listen(80, 8)
+			c, s := n.dial(l, 80)
+			x := n.b.socks[s]
+			h := tt.h
+			h.Opts.TS, h.Opts.TSVal = true, x.tsRecent+1<<30
+			n.fromPeer(n.b, x, h, []byte(tt.data))
+			if got := n.transfer(n.a, c, n.b, s, []byte("genuine"), false, 5*time.Second); string(got) != "genuine" {
+				t.Fatalf("got %q", got)
+			}
+			if d := n.b.Drops()["paws"]; d != 0 {
+				t.Fatalf("%d genuine segments dropped by PAWS after one forged one", d)
+			}
+		})
+	}
+}

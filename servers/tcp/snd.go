@@ -285,6 +285,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		c.output(now)
 		return false
 	}
+	c.noteTimestamp(h)
 	wnd := int(h.Window) << c.sndShift
 	if c.sackOK && len(h.Opts.SACK) > 0 {
 		c.noteSACK(h.Opts.SACK)
@@ -346,6 +347,17 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		}
 	}
 	return true
+}
+
+// noteTimestamp records the peer's timestamp in TS.Recent (RFC 7323 4.3)
+// once the segment has passed every check up to its ACK (the sequence
+// number, RST, SYN, and the ACK field, as Linux's tcp_replace_ts_recent
+// runs after tcp_ack's), and only when it covers Last.ACK.sent: a segment
+// that is dropped never moves it.
+func (c *tcb) noteTimestamp(h *Header) {
+	if c.tsOK && h.Opts.TS && h.Seq.BeforeEq(c.lastAckSent) && int32(h.Opts.TSVal-c.tsRecent) >= 0 {
+		c.tsRecent = h.Opts.TSVal
+	}
 }
 
 // congestionAck hands an ACK of new data to congestion control, or, in
