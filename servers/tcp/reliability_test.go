@@ -101,3 +101,38 @@ func TestTSRecentOnlyFromAcceptableSegments(t *testing.T) {
 		})
 	}
 }
+
+// TestRenegingReceiver: the peer SACKs data and then discards it (it may,
+// RFC 2018 8). After a retransmission timeout the sender must forget the
+// SACK scoreboard and resend everything from SND.UNA, or the data the peer
+// threw away is never sent again and the transfer stalls.
+func TestRenegingReceiver(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	x := n.a.socks[c]
+	n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a || len(p) == 0 }
+	data := pattern(8*1448, 12)
+	if k, err := n.a.Send(n.now, c, data); err != nil || k != len(data) {
+		t.Fatalf("send: %d %v", k, err)
+	}
+	n.collect()
+	n.filter = nil
+	// The peer claims all but the first segment, which it then never had.
+	n.fromPeer(n.a, x, Header{Flags: ACK, Window: uint16(x.sndWnd >> x.sndShift),
+		Opts: Options{SACK: []Block{{x.sndUna.Add(1448), x.sndMax}}}}, nil)
+	if len(x.sacked) != 1 {
+		t.Fatalf("set-up: scoreboard %v", x.sacked)
+	}
+	var got []byte
+	buf := make([]byte, 16384)
+	n.runUntil("all data arrives", time.Minute, func() bool {
+		if k, err := n.b.Recv(n.now, s, buf, false); err == nil {
+			got = append(got, buf[:k]...)
+		}
+		return len(got) == len(data)
+	})
+	if !bytes.Equal(got, data) {
+		t.Fatal("data corrupted")
+	}
+}

@@ -132,7 +132,8 @@ func (c *tcb) onRTO(now time.Time) {
 	c.inRecovery, c.dupAcks = false, 0
 	c.recover, c.recoverSet = c.sndMax, true
 	c.rxtHigh = c.sndUna
-	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte, skipping what the peer SACKed
+	c.sacked = nil      // the peer may have reneged: forget its SACK blocks (RFC 2018 8)
+	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte
 	if c.sndWnd == 0 {
 		// A closed window: the first segment goes anyway and serves as a
 		// window probe (RFC 9293 3.8.6.1; Linux's tcp_retransmit_skb).
