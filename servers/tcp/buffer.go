@@ -1,5 +1,10 @@
 package tcp
 
+import (
+	"slices"
+	"sort"
+)
+
 // ring is a byte ring buffer of fixed capacity. The send side keeps data
 // from SND.UNA on; the receive side keeps readable data from its head and
 // writes out-of-order data past it, at its offset from RCV.NXT. Its memory
@@ -78,35 +83,62 @@ func (r *ring) resize(size int) {
 	r.buf, r.head, r.size = b, 0, size
 }
 
-// ranges is a sorted set of disjoint, non-adjacent byte ranges past
-// RCV.NXT: the out-of-order data held in the receive ring.
+// maxRanges bounds the ranges a connection keeps: the out-of-order
+// ranges it holds as a receiver and the peer's SACK blocks it keeps as a
+// sender. Data or a block that would make one more is dropped and counted
+// (Drops: ooo-limit, sack-limit), so that a peer sending a byte in every
+// other position costs a bounded amount of work per segment, not work that
+// grows with what it sent before. Linux bounds its out-of-order queue by
+// memory (tcp_prune_ofo_queue, TCPOFODrop); FreeBSD by count
+// (net.inet.tcp.reass.maxqueuelen, 100 segments).
+const maxRanges = 128
+
+// ranges is a sorted set of disjoint, non-adjacent byte ranges within one
+// window: the out-of-order data held in the receive ring past RCV.NXT, or
+// the sender's SACK scoreboard above SND.UNA. Lookups are binary searches.
 type ranges []Block
 
-// add inserts [s, e), merging.
-func (rs ranges) add(s, e Seq) ranges {
-	out := rs[:0:0]
-	placed := false
-	for _, r := range rs {
-		switch {
-		case r.End.Before(s):
-			out = append(out, r)
-		case e.Before(r.Start):
-			if !placed {
-				out = append(out, Block{s, e})
-				placed = true
-			}
-			out = append(out, r)
-		default: // overlapping or adjacent: merge into [s, e)
-			if r.Start.Before(s) {
-				s = r.Start
-			}
-			if e.Before(r.End) {
-				e = r.End
-			}
+// add inserts [s, e), merging it with the ranges it overlaps or touches.
+// It reports false, and leaves the set as it was, when [s, e) touches none
+// and the set holds maxRanges already.
+func (rs ranges) add(s, e Seq) (ranges, bool) {
+	i := rs.from(s) // the first range that could merge: it ends at s or later
+	j := sort.Search(len(rs), func(k int) bool { return e.Before(rs[k].Start) })
+	if i == j {
+		if len(rs) >= maxRanges {
+			return rs, false
 		}
+		return slices.Insert(rs, i, Block{s, e}), true
 	}
-	if !placed {
-		out = append(out, Block{s, e})
+	if rs[i].Start.Before(s) {
+		s = rs[i].Start
 	}
-	return out
+	if e.Before(rs[j-1].End) {
+		e = rs[j-1].End
+	}
+	rs[i] = Block{s, e}
+	return slices.Delete(rs, i+1, j), true
+}
+
+// from returns the index of the first range that ends at seq or later.
+func (rs ranges) from(seq Seq) int {
+	return sort.Search(len(rs), func(k int) bool { return !rs[k].End.Before(seq) })
+}
+
+// holding returns the range that holds seq.
+func (rs ranges) holding(seq Seq) (Block, bool) {
+	i := sort.Search(len(rs), func(k int) bool { return seq.Before(rs[k].End) })
+	if i < len(rs) && !seq.Before(rs[i].Start) {
+		return rs[i], true
+	}
+	return Block{}, false
+}
+
+// after returns the first range that starts after seq.
+func (rs ranges) after(seq Seq) (Block, bool) {
+	i := sort.Search(len(rs), func(k int) bool { return seq.Before(rs[k].Start) })
+	if i < len(rs) {
+		return rs[i], true
+	}
+	return Block{}, false
 }

@@ -37,11 +37,9 @@ func (c *tcb) sackBlocks() []Block {
 	if c.tsOK {
 		n = 3
 	}
-	var out []Block
-	for _, r := range c.ooo {
-		if c.lastOOO.InWindow(r.Start, r.End.Diff(r.Start)) {
-			out = append(out, r)
-		}
+	out := make([]Block, 0, n)
+	if r, ok := c.ooo.holding(c.lastOOO); ok {
+		out = append(out, r)
 	}
 	for _, r := range c.ooo {
 		if len(out) >= n {
@@ -74,6 +72,14 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 		data = data[:max(wnd-off, 0)]
 		fin = false
 	}
+	if len(data) > 0 && off > 0 {
+		var ok bool
+		if c.ooo, ok = c.ooo.add(seq, seq.Add(len(data))); !ok {
+			s.drop("ooo-limit") // the sender sends it again
+			data, fin = nil, false
+			c.ackNow = true
+		}
+	}
 	if len(data) > 0 {
 		c.rcv.writeAt(c.rcv.n+off, data)
 		if off == 0 {
@@ -101,7 +107,6 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 			}
 			s.wake(c)
 		} else {
-			c.ooo = c.ooo.add(seq, seq.Add(len(data)))
 			c.lastOOO = seq
 			c.ackNow = true // out of order: a duplicate ACK at once
 		}

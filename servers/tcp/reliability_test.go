@@ -136,3 +136,55 @@ func TestRenegingReceiver(t *testing.T) {
 		t.Fatal("data corrupted")
 	}
 }
+
+// TestRangesBounded: a peer that sends a byte in every other position, or
+// SACKs every other byte, cannot make a connection keep more than
+// maxRanges ranges; what is past the bound is dropped and counted, and
+// the ranges kept are still right.
+func TestRangesBounded(t *testing.T) {
+	const k = 3 * maxRanges
+	t.Run("receiver", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		_, s := n.dial(l, 80)
+		x := n.b.socks[s]
+		start := x.rcvNxt
+		for i := range k {
+			n.fromPeer(n.b, x, Header{Seq: Seq(2*i + 1), Flags: ACK, Window: 1000}, []byte{'x'})
+		}
+		if len(x.ooo) != maxRanges || n.b.Drops()["ooo-limit"] != k-maxRanges {
+			t.Fatalf("%d ranges, %d ooo-limit drops; want %d and %d", len(x.ooo), n.b.Drops()["ooo-limit"], maxRanges, k-maxRanges)
+		}
+		for i, r := range x.ooo {
+			if r.Start != start.Add(2*i+1) || r.End != r.Start+1 {
+				t.Fatalf("range %d is %v", i, r)
+			}
+		}
+		// The hole before the first range is filled: the two merge and
+		// are delivered, and so on up the kept ranges.
+		for i := range maxRanges {
+			n.inject(n.b, x.remote, x.local, Header{Seq: start.Add(2 * i), Ack: x.sndUna, Flags: ACK, Window: 1000,
+				Opts: Options{TS: true, TSVal: x.tsRecent}}, []byte{'y'})
+		}
+		if len(x.ooo) != 0 || x.rcvNxt != start.Add(2*maxRanges) {
+			t.Fatalf("%d ranges left, RCV.NXT at %d; want none and %d", len(x.ooo), x.rcvNxt.Diff(start), 2*maxRanges)
+		}
+	})
+	t.Run("sender", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		c, _ := n.dial(l, 80)
+		x := n.a.socks[c]
+		n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a || len(p) == 0 }
+		n.a.Send(n.now, c, make([]byte, 2*k+2))
+		n.collect()
+		n.filter = nil
+		for i := range k {
+			b := x.sndUna.Add(2*i + 1)
+			n.fromPeer(n.a, x, Header{Flags: ACK, Window: uint16(x.sndWnd >> x.sndShift), Opts: Options{SACK: []Block{{b, b + 1}}}}, nil)
+		}
+		if len(x.sacked) != maxRanges || n.a.Drops()["sack-limit"] != k-maxRanges {
+			t.Fatalf("%d scoreboard ranges, %d sack-limit drops; want %d and %d", len(x.sacked), n.a.Drops()["sack-limit"], maxRanges, k-maxRanges)
+		}
+	})
+}

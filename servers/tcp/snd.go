@@ -192,7 +192,10 @@ func (c *tcb) retransmitAt(now time.Time, seq Seq) Seq {
 func (c *tcb) noteSACK(blocks []Block) {
 	for _, b := range blocks {
 		if c.sndUna.Before(b.Start) && b.Start.Before(b.End) && b.End.BeforeEq(c.sndMax) {
-			c.sacked = c.sacked.add(b.Start, b.End)
+			var ok bool
+			if c.sacked, ok = c.sacked.add(b.Start, b.End); !ok {
+				c.s.drop("sack-limit")
+			}
 		}
 	}
 	c.pruneSACK()
@@ -200,11 +203,7 @@ func (c *tcb) noteSACK(blocks []Block) {
 
 // pruneSACK drops what SND.UNA has passed.
 func (c *tcb) pruneSACK() {
-	i := 0
-	for i < len(c.sacked) && c.sacked[i].End.BeforeEq(c.sndUna) {
-		i++
-	}
-	c.sacked = c.sacked[i:]
+	c.sacked = c.sacked[c.sacked.from(c.sndUna+1):]
 	if len(c.sacked) > 0 && c.sacked[0].Start.Before(c.sndUna) {
 		c.sacked[0].Start = c.sndUna
 	}
@@ -212,22 +211,14 @@ func (c *tcb) pruneSACK() {
 
 // sackedAt returns the end of the SACKed block holding seq.
 func (c *tcb) sackedAt(seq Seq) (Seq, bool) {
-	for _, b := range c.sacked {
-		if seq.InWindow(b.Start, b.End.Diff(b.Start)) {
-			return b.End, true
-		}
-	}
-	return 0, false
+	b, ok := c.sacked.holding(seq)
+	return b.End, ok
 }
 
 // sackedAfter returns the start of the first SACKed block after seq.
 func (c *tcb) sackedAfter(seq Seq) (Seq, bool) {
-	for _, b := range c.sacked {
-		if seq.Before(b.Start) {
-			return b.Start, true
-		}
-	}
-	return 0, false
+	b, ok := c.sacked.after(seq)
+	return b.Start, ok
 }
 
 // fillHole retransmits the next hole below the highest SACKed byte that
