@@ -2,6 +2,8 @@ package tcp
 
 import (
 	"bytes"
+	"errors"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -187,4 +189,47 @@ func TestRangesBounded(t *testing.T) {
 			t.Fatalf("%d scoreboard ranges, %d sack-limit drops; want %d and %d", len(x.sacked), n.a.Drops()["sack-limit"], maxRanges, k-maxRanges)
 		}
 	})
+}
+
+// TestResetBeforeAccept: a connection reset while it waits in the accept
+// queue is still handed to accept, as Linux hands it (tcp_reset leaves the
+// child on the queue with sk_err set): the first read fails with
+// ECONNRESET, later ones read end of file, and a send gets EPIPE.
+func TestResetBeforeAccept(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c := n.a.Open()
+	n.a.Connect(n.now, c, netip.AddrPortFrom(addrB, 80))
+	n.runUntil("queued", time.Second, func() bool { return len(n.b.socks[l].acceptQ) == 1 })
+	n.runFor(time.Millisecond)
+	if err := n.a.Abort(n.now, c); err != nil {
+		t.Fatal(err)
+	}
+	n.runFor(time.Millisecond)
+	if r, _ := n.b.Ready(l); r&ReadyIn == 0 {
+		t.Fatalf("listener ready %b, want IN", r)
+	}
+	s, _, err := n.b.Accept(l)
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	if r, _ := n.b.Ready(s); r&(ReadyErr|ReadyHup) != ReadyErr|ReadyHup {
+		t.Fatalf("accepted socket ready %b, want ERR|HUP", r)
+	}
+	buf := make([]byte, 8)
+	if _, err := n.b.Recv(n.now, s, buf, false); !errors.Is(err, ErrConnReset) {
+		t.Fatalf("first recv: %v, want ErrConnReset", err)
+	}
+	if k, err := n.b.Recv(n.now, s, buf, false); k != 0 || err != nil {
+		t.Fatalf("second recv: %d %v, want end of file", k, err)
+	}
+	if _, err := n.b.Send(n.now, s, []byte("x")); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("send: %v, want ErrShutdown (EPIPE)", err)
+	}
+	if err := n.b.Close(n.now, s); err != nil {
+		t.Fatal(err)
+	}
+	if st := n.b.ByState(); len(st) != 1 || st[Listen] != 1 {
+		t.Fatalf("states %v, want the listener only", st)
+	}
 }
