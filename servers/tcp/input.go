@@ -89,6 +89,9 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	case !h.Has(SYN):
 		s.drop("listen-no-syn")
 		return
+	case h.Has(FIN): // as Linux: a SYN with FIN is nonsense
+		s.drop("listen-syn-fin")
+		return
 	case len(l.acceptQ) >= l.backlog || len(l.embryos) >= l.backlog:
 		s.drop("backlog-full")
 		return

@@ -233,3 +233,18 @@ func TestResetBeforeAccept(t *testing.T) {
 		t.Fatalf("states %v, want the listener only", st)
 	}
 }
+
+// TestListenDropsSynFin: a SYN with FIN set reaching a listener is
+// dropped and counted, without an answer or a half-open connection, as
+// Linux drops it (tcp_rcv_state_process: "if (th->fin) goto discard").
+func TestListenDropsSynFin(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	n.inject(n.b, netip.AddrPortFrom(addrA, 40000), netip.AddrPortFrom(addrB, 80), Header{Seq: 1000, Flags: SYN | FIN, Window: 65535}, nil)
+	if out := n.b.Out(); len(out) != 0 {
+		t.Fatalf("%d segments in answer, want none", len(out))
+	}
+	if d := n.b.Drops()["listen-syn-fin"]; d != 1 || len(n.b.socks[l].embryos) != 0 {
+		t.Fatalf("listen-syn-fin drops %d, %d half-open; want 1 and none", d, len(n.b.socks[l].embryos))
+	}
+}
