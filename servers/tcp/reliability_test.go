@@ -248,3 +248,41 @@ func TestListenDropsSynFin(t *testing.T) {
 		t.Fatalf("listen-syn-fin drops %d, %d half-open; want 1 and none", d, len(n.b.socks[l].embryos))
 	}
 }
+
+// TestBackoffKeptUntilSample: after timeouts have backed the RTO off, the
+// ACK of a retransmitted segment gives no RTT sample (Karn) and so must
+// not bring the RTO back down; the next valid sample does (RFC 6298 5.5,
+// 5.7).
+func TestBackoffKeptUntilSample(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	x := n.a.socks[c]
+	base := x.rto
+	lost := 0
+	var backed time.Duration
+	n.filter = func(from *Stack, h Header, p []byte) bool {
+		if from != n.a || len(p) == 0 {
+			return true
+		}
+		if lost < 3 {
+			lost++
+			return false
+		}
+		backed = x.rto
+		return true
+	}
+	if got := n.transfer(n.a, c, n.b, s, []byte("late"), false, time.Minute); string(got) != "late" {
+		t.Fatalf("got %q", got)
+	}
+	n.runUntil("acknowledged", time.Minute, func() bool { return x.sndUna == x.sndMax })
+	if backed != 8*base || x.rto != backed {
+		t.Fatalf("RTO %v after the ACK of a retransmission, %v when it was sent, %v before; want it kept at 8 times", x.rto, backed, base)
+	}
+	n.filter = nil
+	n.transfer(n.a, c, n.b, s, []byte("on time"), false, time.Minute)
+	n.runUntil("acknowledged", time.Minute, func() bool { return x.sndUna == x.sndMax })
+	if x.rto >= backed {
+		t.Fatalf("RTO %v after a valid sample, want it back below %v", x.rto, backed)
+	}
+}

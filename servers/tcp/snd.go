@@ -297,10 +297,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 			c.sndNxt = c.sndUna
 		}
 		c.pruneSACK()
-		c.retries = 0
-		if c.srtt != 0 {
-			c.setRTO()
-		}
+		c.retries = 0 // the backed-off RTO stays until a valid sample (RFC 6298 5.7, Karn)
 		c.congestionAck(now, acked)
 		if c.sndUna == c.sndMax {
 			c.rtxAt, c.persist = time.Time{}, false
