@@ -286,3 +286,21 @@ func TestBackoffKeptUntilSample(t *testing.T) {
 		t.Fatalf("RTO %v after a valid sample, want it back below %v", x.rto, backed)
 	}
 }
+
+// TestPersistGivesUp: a sender probing a zero window whose peer stops
+// answering gives up after Config.Retries unanswered probes with
+// ETIMEDOUT, as Linux gives up after tcp_retries2 (tcp_probe_timer); while
+// the probes are answered it never does (TestZeroWindow).
+func TestPersistGivesUp(t *testing.T) {
+	n := newNet(t, Config{Retries: 3}, Config{RecvBuffer: 8192})
+	l := n.listen(80, 8)
+	c, _ := n.dial(l, 80)
+	x := n.a.socks[c]
+	n.a.Send(n.now, c, pattern(100000, 13))
+	n.runUntil("zero window", time.Minute, func() bool { return x.persist && x.sndWnd == 0 })
+	n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.b } // the peer is gone
+	n.runUntil("timed out", time.Hour, func() bool { st, _ := n.a.State(c); return st == Closed })
+	if e, _ := n.a.TakeError(c); !errors.Is(e, ErrTimedOut) {
+		t.Fatalf("error %v, want ErrTimedOut", e)
+	}
+}

@@ -100,8 +100,15 @@ loop:
 
 // onPersist probes a zero window with a segment the peer must answer
 // with an ACK (one below its window), or sends what a small window allows.
+// Like Linux's tcp_probe_timer, it gives up with ETIMEDOUT once
+// Config.Retries probes in a row have gone unanswered.
 func (c *tcb) onPersist(now time.Time) {
 	c.persist, c.rtxAt = false, time.Time{}
+	if c.probes >= c.s.c.Retries {
+		c.abort(ErrTimedOut)
+		return
+	}
+	c.probes++
 	c.persistBackoff++
 	if c.sndWnd == 0 {
 		c.send(now, c.sndUna-1, ACK, nil)
@@ -277,6 +284,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		return false
 	}
 	c.noteTimestamp(h)
+	c.probes = 0 // the peer answers
 	wnd := int(h.Window) << c.sndShift
 	if c.sackOK && len(h.Opts.SACK) > 0 {
 		c.noteSACK(h.Opts.SACK)

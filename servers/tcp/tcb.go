@@ -66,6 +66,7 @@ type tcb struct {
 	rttStart          time.Time
 	retries           int
 	persistBackoff    int
+	probes            int // window probes sent since the peer last answered
 
 	// Congestion control (RFC 5681) and loss recovery (RFC 6582, RFC 6675).
 	cc                     CongestionControl
@@ -111,7 +112,7 @@ func (c *tcb) resetConn() {
 	s := c.s
 	c.snd, c.rcv = newRing(c.sndCap), newRing(c.rcvCap)
 	c.ooo, c.finQueued, c.finSeen, c.finRcvd, c.rdShut, c.wrShut = nil, false, false, false, false, false
-	c.rto, c.srtt, c.rttvar, c.retries = s.c.InitialRTO, 0, 0, 0
+	c.rto, c.srtt, c.rttvar, c.retries, c.probes = s.c.InitialRTO, 0, 0, 0, 0
 	c.mss, c.rcvMSS = 536, s.c.MTU-40
 	c.cc.Reset()
 	c.inRecovery, c.recoverSet, c.dupAcks = false, false, 0

@@ -90,6 +90,9 @@ func (c *tcb) onTimer(now time.Time) {
 	if !c.rtxAt.IsZero() && !c.rtxAt.After(now) {
 		if c.persist {
 			c.onPersist(now)
+			if c.state == Closed {
+				return
+			}
 		} else {
 			c.rtxAt = time.Time{}
 			c.onRTO(now)
