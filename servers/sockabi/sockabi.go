@@ -78,6 +78,14 @@ func TCPOption(level, name int) (tcp.Option, bool) {
 		return tcp.OptNoDelay, true
 	case [2]int{unix.IPPROTO_TCP, unix.TCP_MAXSEG}:
 		return tcp.OptMSS, true
+	case [2]int{unix.SOL_SOCKET, unix.SO_KEEPALIVE}:
+		return tcp.OptKeepAlive, true
+	case [2]int{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}:
+		return tcp.OptKeepIdle, true
+	case [2]int{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}:
+		return tcp.OptKeepIntvl, true
+	case [2]int{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}:
+		return tcp.OptKeepCnt, true
 	}
 	return 0, false
 }

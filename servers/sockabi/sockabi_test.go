@@ -71,7 +71,12 @@ func TestTCPOption(t *testing.T) {
 		{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, tcp.OptRecvBuf, true},
 		{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, tcp.OptNoDelay, true},
 		{"TCP_MAXSEG", unix.IPPROTO_TCP, unix.TCP_MAXSEG, tcp.OptMSS, true},
-		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0, false},
+		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, tcp.OptKeepAlive, true},
+		{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, tcp.OptKeepIdle, true},
+		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, tcp.OptKeepIntvl, true},
+		{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, tcp.OptKeepCnt, true},
+		{"SO_LINGER", unix.SOL_SOCKET, unix.SO_LINGER, 0, false},
+		{"SO_KEEPALIVE at IPPROTO_TCP", unix.IPPROTO_TCP, unix.SO_KEEPALIVE, 0, false},
 		{"TCP_NODELAY at SOL_SOCKET", unix.SOL_SOCKET, unix.TCP_NODELAY, 0, false},
 	}
 	for _, tt := range tests {

@@ -98,6 +98,7 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	}
 	c := s.newTCB()
 	c.sndCap, c.rcvCap, c.noDelay, c.reuse = l.sndCap, l.rcvCap, l.noDelay, l.reuse
+	c.keepAlive, c.keepIdle, c.keepIntvl, c.keepCnt = l.keepAlive, l.keepIdle, l.keepIntvl, l.keepCnt
 	c.resetConn()
 	c.parent, c.passive, c.connected = l, true, true
 	c.remote = t.remote
@@ -321,7 +322,7 @@ func (c *tcb) enterTimeWait(now time.Time) {
 	c.snd.drop() // all sent and acknowledged: TIME-WAIT keeps no buffers
 	c.rcv.drop()
 	c.ooo = nil
-	c.rtxAt, c.delackAt, c.persist = time.Time{}, time.Time{}, false
+	c.rtxAt, c.delackAt, c.keepAt, c.persist = time.Time{}, time.Time{}, time.Time{}, false
 	c.waitAt = now.Add(c.s.c.TimeWait)
 	c.s.wake(c)
 }

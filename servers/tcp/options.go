@@ -1,5 +1,7 @@
 package tcp
 
+import "time"
+
 // Option names a socket option.
 type Option int
 
@@ -10,10 +12,24 @@ const (
 	OptSendBuf                 // SO_SNDBUF
 	OptRecvBuf                 // SO_RCVBUF
 	OptMSS                     // TCP_MAXSEG (read only)
+	OptKeepAlive               // SO_KEEPALIVE
+	OptKeepIdle                // TCP_KEEPIDLE, seconds
+	OptKeepIntvl               // TCP_KEEPINTVL, seconds
+	OptKeepCnt                 // TCP_KEEPCNT
+)
+
+// Bounds of the keep-alive options, as Linux's (MAX_TCP_KEEPIDLE,
+// MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT); a value outside is EINVAL.
+const (
+	maxKeepSecs = 32767
+	maxKeepCnt  = 127
 )
 
 // SetOption sets an option. Buffer sizes are doubled, as Linux does, and
-// apply from the next connection (or now, when the buffer is empty).
+// apply from the next connection (or now, when the buffer is empty). The
+// keep-alive options of a connection take effect at once: its first probe
+// is due the idle time after the peer was last heard from. A listener's
+// options pass to the connections it accepts.
 func (s *Stack) SetOption(id SockID, o Option, v int) error {
 	c, err := s.get(id)
 	if err != nil {
@@ -35,8 +51,29 @@ func (s *Stack) SetOption(id SockID, o Option, v int) error {
 		}
 		c.rcvCap = min(max(2*v, minBuffer), maxBuffer)
 		c.rcv = newRing(c.rcvCap)
+	case OptKeepAlive:
+		c.keepAlive = v != 0
+	case OptKeepIdle, OptKeepIntvl:
+		if v < 1 || v > maxKeepSecs {
+			return ErrInvalid
+		}
+		d := time.Duration(v) * time.Second
+		if o == OptKeepIdle {
+			c.keepIdle = d
+		} else {
+			c.keepIntvl = d
+		}
+	case OptKeepCnt:
+		if v < 1 || v > maxKeepCnt {
+			return ErrInvalid
+		}
+		c.keepCnt = v
 	default:
 		return ErrNoOption
+	}
+	if o == OptKeepAlive || o == OptKeepIdle {
+		c.armKeepalive()
+		s.flush(time.Time{}, c)
 	}
 	return nil
 }
@@ -67,6 +104,17 @@ func (s *Stack) GetOption(id SockID, o Option) (int, error) {
 			return s.c.MTU - 40, nil
 		}
 		return c.mss, nil
+	case OptKeepAlive:
+		return b(c.keepAlive), nil
+	case OptKeepIdle, OptKeepIntvl, OptKeepCnt:
+		idle, intvl, cnt := c.keepTimes()
+		switch o {
+		case OptKeepIdle:
+			return int(idle / time.Second), nil
+		case OptKeepIntvl:
+			return int(intvl / time.Second), nil
+		}
+		return cnt, nil
 	}
 	return 0, ErrNoOption
 }

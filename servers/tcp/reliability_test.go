@@ -304,3 +304,122 @@ func TestPersistGivesUp(t *testing.T) {
 		t.Fatalf("error %v, want ErrTimedOut", e)
 	}
 }
+
+// TestKeepalive: SO_KEEPALIVE probes an idle connection after the idle
+// time (Linux's defaults: 7200 s, then every 75 s, 9 probes) and, when
+// the probes go unanswered, resets it and fails it with ETIMEDOUT; an
+// answered probe keeps it up. TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT
+// change the times, and a listener's setting passes to the connections it
+// accepts.
+func TestKeepalive(t *testing.T) {
+	tests := []struct {
+		name             string
+		idle, intvl, cnt int // 0: the default
+		onListener       bool
+		want             time.Duration // from the last ACK heard to the failure
+	}{
+		{"defaults", 0, 0, 0, false, 7200*time.Second + 9*75*time.Second},
+		{"set", 10, 2, 3, false, 16 * time.Second},
+		{"inherited from the listener", 30, 5, 2, true, 40 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNet(t, Config{}, Config{})
+			l := n.listen(80, 8)
+			set := func(st *Stack, id SockID) {
+				for _, o := range []struct {
+					o Option
+					v int
+				}{{OptKeepAlive, 1}, {OptKeepIdle, tt.idle}, {OptKeepIntvl, tt.intvl}, {OptKeepCnt, tt.cnt}} {
+					if o.v == 0 {
+						continue
+					}
+					if err := st.SetOption(id, o.o, o.v); err != nil {
+						t.Fatalf("set option %d: %v", o.o, err)
+					}
+				}
+			}
+			if tt.onListener {
+				set(n.b, l)
+			}
+			c, s := n.dial(l, 80)
+			st, id := n.b, s
+			if !tt.onListener {
+				st, id = n.a, c
+				set(st, id)
+			}
+			if v, err := st.GetOption(id, OptKeepAlive); v != 1 || err != nil {
+				t.Fatalf("SO_KEEPALIVE %d %v, want 1", v, err)
+			}
+			x := st.socks[id]
+			idle, intvl, cnt := x.keepTimes()
+			// An idle connection is probed, the peer answers, and it stays up.
+			probes := 0
+			n.filter = func(from *Stack, h Header, p []byte) bool {
+				if from == st && len(p) == 0 && h.Seq == x.sndUna-1 {
+					probes++
+				}
+				return true
+			}
+			n.runFor(idle + intvl/2)
+			if probes != 1 || x.state != Established {
+				t.Fatalf("%d probes in the first idle time, state %v; want 1, ESTABLISHED", probes, x.state)
+			}
+			n.runFor(idle / 2)
+			if probes != 1 {
+				t.Fatalf("%d probes: an answered probe should restart the idle time", probes)
+			}
+			// The peer goes away.
+			heard := x.heard
+			n.filter = func(from *Stack, h Header, p []byte) bool {
+				if from == st && len(p) == 0 && h.Seq == x.sndUna-1 {
+					probes++
+				}
+				return from == st
+			}
+			probes = 0
+			rsts := n.a.Stats().Resets + n.b.Stats().Resets
+			n.runUntil("timed out", 3*time.Hour, func() bool { return x.state == Closed })
+			if got := n.now.Sub(heard); got != tt.want || got != idle+time.Duration(cnt)*intvl {
+				t.Fatalf("failed %v after the peer was last heard, want %v", got, tt.want)
+			}
+			if probes != cnt || n.a.Stats().Resets+n.b.Stats().Resets != rsts+1 {
+				t.Fatalf("%d probes, %d RSTs; want %d and one", probes, n.a.Stats().Resets+n.b.Stats().Resets-rsts, cnt)
+			}
+			if tt.onListener {
+				if _, err := st.Recv(n.now, id, make([]byte, 1), false); !errors.Is(err, ErrTimedOut) {
+					t.Fatalf("recv: %v, want ErrTimedOut", err)
+				}
+			} else if e, _ := st.TakeError(id); !errors.Is(e, ErrTimedOut) {
+				t.Fatalf("error %v, want ErrTimedOut", e)
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		c, _ := n.dial(l, 80)
+		sent := n.sent
+		n.runFor(3 * time.Hour)
+		if st, _ := n.a.State(c); n.sent != sent || st != Established {
+			t.Fatalf("%d segments in 3 idle hours without SO_KEEPALIVE, state %v", n.sent-sent, st)
+		}
+	})
+	t.Run("bounds", func(t *testing.T) {
+		s := New(Config{Addrs: []netip.Addr{addrA}, Secret: 1})
+		id := s.Open()
+		for _, tt := range []struct {
+			o Option
+			v int
+		}{{OptKeepIdle, 0}, {OptKeepIdle, 32768}, {OptKeepIntvl, 0}, {OptKeepCnt, 0}, {OptKeepCnt, 128}} {
+			if err := s.SetOption(id, tt.o, tt.v); !errors.Is(err, ErrInvalid) {
+				t.Errorf("option %d = %d: %v, want ErrInvalid", tt.o, tt.v, err)
+			}
+		}
+		for o, want := range map[Option]int{OptKeepAlive: 0, OptKeepIdle: 7200, OptKeepIntvl: 75, OptKeepCnt: 9} {
+			if v, err := s.GetOption(id, o); v != want || err != nil {
+				t.Errorf("option %d: %d %v, want %d", o, v, err, want)
+			}
+		}
+	})
+}

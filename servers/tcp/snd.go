@@ -284,7 +284,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		return false
 	}
 	c.noteTimestamp(h)
-	c.probes = 0 // the peer answers
+	c.probes, c.kaProbes, c.heard = 0, 0, now // the peer answers
 	wnd := int(h.Window) << c.sndShift
 	if c.sackOK && len(h.Opts.SACK) > 0 {
 		c.noteSACK(h.Opts.SACK)

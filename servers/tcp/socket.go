@@ -413,7 +413,7 @@ func (s *Stack) release(c *tcb) {
 	}
 	s.unhold(c)
 	c.state = Closed
-	c.rtxAt, c.delackAt, c.waitAt = time.Time{}, time.Time{}, time.Time{}
+	c.rtxAt, c.delackAt, c.waitAt, c.keepAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	c.timerGen++
 	if c.id == 0 {
 		delete(s.all, c)

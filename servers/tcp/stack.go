@@ -37,7 +37,10 @@ const (
 	DefaultSynRetries = 6
 	DefaultRetries    = 15
 	DefaultMaxBacklog = 4096
-	DefaultChallenges = 1000 // challenge ACKs a second, RFC 5961 7
+	DefaultChallenges = 1000               // challenge ACKs a second, RFC 5961 7
+	DefaultKeepIdle   = 7200 * time.Second // as Linux's tcp_keepalive_time
+	DefaultKeepIntvl  = 75 * time.Second   // tcp_keepalive_intvl
+	DefaultKeepCnt    = 9                  // tcp_keepalive_probes
 	minBuffer         = 2048
 	maxBuffer         = 16 << 20
 	defaultEphLo      = 49152
@@ -71,6 +74,12 @@ type Config struct {
 	// SynRetries and Retries are how many times a SYN and data are
 	// retransmitted before the connection fails with ETIMEDOUT.
 	SynRetries, Retries int
+	// KeepIdle, KeepIntvl and KeepCnt are a keep-alive socket's defaults
+	// (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): how long a connection
+	// is idle before the first probe, the time between probes, and how
+	// many go unanswered before it fails with ETIMEDOUT.
+	KeepIdle, KeepIntvl time.Duration
+	KeepCnt             int
 	// MaxBacklog caps listen's backlog.
 	MaxBacklog int
 	// ChallengeACKs caps the challenge ACKs sent each second.
@@ -112,6 +121,9 @@ func (c *Config) defaults() {
 	defD(&c.FinWait2, DefaultFinWait2)
 	def(&c.SynRetries, DefaultSynRetries)
 	def(&c.Retries, DefaultRetries)
+	defD(&c.KeepIdle, DefaultKeepIdle)
+	defD(&c.KeepIntvl, DefaultKeepIntvl)
+	def(&c.KeepCnt, DefaultKeepCnt)
 	def(&c.MaxBacklog, DefaultMaxBacklog)
 	def(&c.ChallengeACKs, DefaultChallenges)
 	if c.EphemeralLo == 0 {

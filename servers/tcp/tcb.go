@@ -31,6 +31,10 @@ type tcb struct {
 	// Options.
 	noDelay, reuse bool
 	sndCap, rcvCap int
+	keepAlive      bool
+	keepIdle       time.Duration // 0: the Stack's
+	keepIntvl      time.Duration
+	keepCnt        int
 
 	// Send sequence space (RFC 9293 3.3.1). sndBase is the sequence number
 	// of the first byte in snd; sndMax the highest sent, which sndNxt falls
@@ -81,11 +85,16 @@ type tcb struct {
 	ackNow      bool
 	pendingAcks int
 
+	// Keep-alive: when the peer was last heard from (an acceptable ACK),
+	// and the probes sent since.
+	heard    time.Time
+	kaProbes int
+
 	// Timers: the zero time is off.
-	rtxAt, delackAt, waitAt time.Time
-	persist                 bool // rtxAt is the persist timer
-	timerGen                uint64
-	scheduled               time.Time
+	rtxAt, delackAt, waitAt, keepAt time.Time
+	persist                         bool // rtxAt is the persist timer
+	timerGen                        uint64
+	scheduled                       time.Time
 
 	err error // pending error: SO_ERROR, and the next call's
 }
@@ -159,6 +168,8 @@ func (c *tcb) established(now time.Time) {
 	c.state = Established
 	c.cc.Start(c.mss)
 	c.retries = 0
+	c.heard, c.kaProbes = now, 0
+	c.armKeepalive()
 	if c.sndUna == c.sndMax {
 		c.rtxAt, c.persist = time.Time{}, false
 	}

@@ -29,7 +29,7 @@ func (h *timerHeap) Pop() any {
 // next returns the tcb's earliest deadline.
 func (c *tcb) next() time.Time {
 	var t time.Time
-	for _, d := range []time.Time{c.rtxAt, c.delackAt, c.waitAt} {
+	for _, d := range []time.Time{c.rtxAt, c.delackAt, c.waitAt, c.keepAt} {
 		if !d.IsZero() && (t.IsZero() || d.Before(t)) {
 			t = d
 		}
@@ -87,6 +87,13 @@ func (c *tcb) onTimer(now time.Time) {
 		c.delackAt = time.Time{}
 		c.ackNow = true
 	}
+	if !c.keepAt.IsZero() && !c.keepAt.After(now) {
+		c.keepAt = time.Time{}
+		c.onKeepalive(now)
+		if c.state == Closed {
+			return
+		}
+	}
 	if !c.rtxAt.IsZero() && !c.rtxAt.After(now) {
 		if c.persist {
 			c.onPersist(now)
@@ -142,4 +149,67 @@ func (c *tcb) onRTO(now time.Time) {
 		// window probe (RFC 9293 3.8.6.1; Linux's tcp_retransmit_skb).
 		c.rxtHigh = seqMax(c.rxtHigh, c.retransmitAt(now, c.sndUna))
 	}
+}
+
+// keepTimes returns the connection's keep-alive idle time, interval and
+// probe count.
+func (c *tcb) keepTimes() (idle, intvl time.Duration, cnt int) {
+	idle, intvl, cnt = c.s.c.KeepIdle, c.s.c.KeepIntvl, c.s.c.KeepCnt
+	if c.keepIdle > 0 {
+		idle = c.keepIdle
+	}
+	if c.keepIntvl > 0 {
+		intvl = c.keepIntvl
+	}
+	if c.keepCnt > 0 {
+		cnt = c.keepCnt
+	}
+	return idle, intvl, cnt
+}
+
+// keepalives reports whether the connection's keep-alive timer runs: the
+// option is on and the connection is synchronized and not in TIME-WAIT.
+func (c *tcb) keepalives() bool {
+	return c.keepAlive && c.state.synchronized() && c.state != TimeWait
+}
+
+// armKeepalive sets the keep-alive timer to the idle time after the peer
+// was last heard from, or turns it off. The caller flushes.
+func (c *tcb) armKeepalive() {
+	c.keepAt = time.Time{}
+	if c.keepalives() {
+		idle, _, _ := c.keepTimes()
+		c.keepAt = c.heard.Add(idle)
+	}
+}
+
+// onKeepalive probes a connection idle for the keep-alive time with a
+// segment below the window, which the peer must answer with an ACK, then
+// every interval; after the count of probes unanswered it resets the
+// connection and fails it with ETIMEDOUT. This is Linux's
+// tcp_keepalive_timer (RFC 9293 3.8.4, RFC 1122 4.2.3.6): the timer is
+// not moved on every segment but checks, when it fires, how long the peer
+// has been silent; while data is in flight or waits on the window the
+// retransmission and persist timers watch the peer instead.
+func (c *tcb) onKeepalive(now time.Time) {
+	if !c.keepalives() {
+		return
+	}
+	idle, intvl, cnt := c.keepTimes()
+	if c.sndMax != c.sndUna || c.snd.n > c.sndNxt.Diff(c.sndBase) {
+		c.keepAt = now.Add(idle)
+		return
+	}
+	if now.Sub(c.heard) < idle {
+		c.keepAt = c.heard.Add(idle)
+		return
+	}
+	if c.kaProbes >= cnt {
+		c.sendReset(now)
+		c.abort(ErrTimedOut)
+		return
+	}
+	c.send(now, c.sndUna-1, ACK, nil)
+	c.kaProbes++
+	c.keepAt = now.Add(intvl)
 }
