@@ -83,6 +83,9 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 		s.drop("listen-rst")
 		return
 	case h.Has(ACK):
+		if l.cookieInput(now, t, h, payload) {
+			return
+		}
 		s.drop("listen-ack")
 		s.resetFor(t.local, t.remote, h, len(payload))
 		return
@@ -92,23 +95,18 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	case h.Has(FIN): // as Linux: a SYN with FIN is nonsense
 		s.drop("listen-syn-fin")
 		return
-	case len(l.acceptQ) >= l.backlog || len(l.embryos) >= l.backlog:
+	case len(l.acceptQ) >= l.backlog || len(l.embryos) >= l.backlog && s.c.NoSynCookies:
 		s.drop("backlog-full")
 		return
+	case len(l.embryos) >= l.backlog:
+		l.sendCookie(now, t, h)
+		return
 	}
-	c := s.newTCB()
-	c.sndCap, c.rcvCap, c.noDelay, c.reuse = l.sndCap, l.rcvCap, l.noDelay, l.reuse
-	c.keepAlive, c.keepIdle, c.keepIntvl, c.keepCnt = l.keepAlive, l.keepIdle, l.keepIntvl, l.keepCnt
-	c.resetConn()
-	c.parent, c.passive, c.connected = l, true, true
-	c.remote = t.remote
-	s.hold(c, t.local)
+	c := l.child(t)
 	if l.embryos == nil {
 		l.embryos = map[*tcb]struct{}{}
 	}
 	l.embryos[c] = struct{}{}
-	s.conns[t] = c
-	s.all[c] = struct{}{}
 	c.irs, c.rcvNxt = h.Seq, h.Seq+1
 	c.negotiate(&h.Opts)
 	c.iss = s.isn(now, t)
@@ -121,6 +119,22 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	s.stats.PassiveOpens++
 	c.output(now)
 	s.flush(now, c)
+}
+
+// child makes a listener's connection to t, holding the listener's socket
+// options, in the Stack's tables.
+func (l *tcb) child(t tuple) *tcb {
+	s := l.s
+	c := s.newTCB()
+	c.sndCap, c.rcvCap, c.noDelay, c.reuse = l.sndCap, l.rcvCap, l.noDelay, l.reuse
+	c.keepAlive, c.keepIdle, c.keepIntvl, c.keepCnt = l.keepAlive, l.keepIdle, l.keepIntvl, l.keepCnt
+	c.resetConn()
+	c.parent, c.passive, c.connected = l, true, true
+	c.remote = t.remote
+	s.hold(c, t.local)
+	s.conns[t] = c
+	s.all[c] = struct{}{}
+	return c
 }
 
 // input handles a segment for a connection (RFC 9293 3.10.7.3-4).

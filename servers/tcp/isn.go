@@ -16,6 +16,11 @@ func (s *Stack) isn(now time.Time, t tuple) Seq {
 func (s *Stack) tsOffset(t tuple) uint32 { return s.hash(t, 2) }
 
 func (s *Stack) hash(t tuple, salt byte) uint32 {
+	return s.hashCount(t, salt, nil)
+}
+
+// hashCount is hash with a counter mixed in, when count is not nil.
+func (s *Stack) hashCount(t tuple, salt byte, count *uint32) uint32 {
 	h := fnv.New32a()
 	var b [8 + 1 + 12]byte
 	for i := range 8 {
@@ -28,6 +33,9 @@ func (s *Stack) hash(t tuple, salt byte) uint32 {
 	b[17], b[18] = byte(t.local.Port()>>8), byte(t.local.Port())
 	b[19], b[20] = byte(t.remote.Port()>>8), byte(t.remote.Port())
 	h.Write(b[:])
+	if count != nil {
+		h.Write([]byte{byte(*count >> 24), byte(*count >> 16), byte(*count >> 8), byte(*count)})
+	}
 	return h.Sum32()
 }
 

@@ -423,3 +423,107 @@ func TestKeepalive(t *testing.T) {
 		}
 	})
 }
+
+// TestSynAckRetries: a listener's half-open connection sends its SYN-ACK
+// again 5 times (Linux's tcp_synack_retries), at 1, 3, 7, 15 and 31 s,
+// and is gone at 63 s.
+func TestSynAckRetries(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	synAcks := 0
+	n.filter = func(from *Stack, h Header, p []byte) bool {
+		if from == n.b && h.Flags&(SYN|ACK) == SYN|ACK {
+			synAcks++
+		}
+		return false
+	}
+	start := n.now
+	n.inject(n.b, netip.AddrPortFrom(addrA, 40000), netip.AddrPortFrom(addrB, 80), Header{Seq: 1000, Flags: SYN, Window: 65535}, nil)
+	n.runUntil("dropped", 10*time.Minute, func() bool { return len(n.b.socks[l].embryos) == 0 })
+	if d := n.now.Sub(start); synAcks != 6 || d != 63*time.Second {
+		t.Fatalf("%d SYN-ACKs, dropped after %v; want 6 and 63s", synAcks, d)
+	}
+}
+
+// TestSynCookies: a SYN that finds the listener's queue of half-open
+// connections full is answered with a SYN cookie (as Linux with
+// tcp_syncookies = 1); the ACK that brings a valid cookie back makes the
+// connection, which carries data both ways; a forged or stale cookie is
+// refused with a RST and counted.
+func TestSynCookies(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 2)
+	var clients, accepted []SockID
+	for range 5 {
+		c := n.a.Open()
+		n.a.Connect(n.now, c, netip.AddrPortFrom(addrB, 80))
+		clients = append(clients, c)
+	}
+	n.runUntil("all accepted", 10*time.Second, func() bool {
+		if id, _, err := n.b.Accept(l); err == nil {
+			accepted = append(accepted, id)
+		}
+		return len(accepted) == 5
+	})
+	st := n.b.Stats()
+	if st.SynCookiesSent != 3 || st.SynCookiesValidated != 3 || st.SynCookiesFailed != 0 || n.b.Drops()["backlog-full"] != 0 {
+		t.Fatalf("cookies sent %d, validated %d, failed %d, backlog-full drops %d; want 3, 3, 0, 0",
+			st.SynCookiesSent, st.SynCookiesValidated, st.SynCookiesFailed, n.b.Drops()["backlog-full"])
+	}
+	for i, c := range clients {
+		s := accepted[i]
+		x := n.b.socks[s]
+		if cookie := i >= 2; cookie != (!x.wsOK && !x.tsOK && !x.sackOK) || x.mss != 1460 && cookie {
+			t.Fatalf("connection %d: ws %v ts %v sack %v mss %d", i, x.wsOK, x.tsOK, x.sackOK, x.mss)
+		}
+		data := pattern(200000, uint64(i))
+		if got := n.transfer(n.a, c, n.b, s, data, false, 10*time.Second); !bytes.Equal(got, data) {
+			t.Fatalf("connection %d: data corrupted", i)
+		}
+		if got := n.transfer(n.b, s, n.a, c, data, false, 10*time.Second); !bytes.Equal(got, data) {
+			t.Fatalf("connection %d: data corrupted on the way back", i)
+		}
+	}
+	// Cookies made by hand: one from a minute ago is good, one from three
+	// minutes ago and a forged one are not.
+	tests := []struct {
+		name string
+		ago  uint32 // minutes
+		xor  Seq
+		ok   bool
+	}{
+		{"a minute old", 1, 0, true},
+		{"three minutes old", 3, 0, false},
+		{"forged", 0, 1 << 12, false},
+	}
+	for _, port := range []uint16{42000, 42001} { // half-open connections fill the queue
+		n.inject(n.b, netip.AddrPortFrom(addrA, port), netip.AddrPortFrom(addrB, 80), Header{Seq: 1000, Flags: SYN, Window: 65535}, nil)
+	}
+	for i, tt := range tests {
+		from := netip.AddrPortFrom(addrA, uint16(41000+i))
+		tu := tuple{netip.AddrPortFrom(addrB, 80), from}
+		n.inject(n.b, from, tu.local, Header{Seq: 5000, Flags: SYN, Window: 65535}, nil) // a SYN the full queue answers with a cookie
+		n.b.Out()
+		cookie := n.b.cookie(tu, 5000, cookieCount(n.now)-tt.ago, 2) ^ tt.xor
+		before := n.b.Stats()
+		n.inject(n.b, from, tu.local, Header{Seq: 5001, Ack: cookie + 1, Flags: ACK, Window: 65535}, nil)
+		after := n.b.Stats()
+		_, made := n.b.conns[tu]
+		if made != tt.ok || after.SynCookiesValidated-before.SynCookiesValidated != b2u(tt.ok) ||
+			after.SynCookiesFailed-before.SynCookiesFailed != b2u(!tt.ok) || after.Resets-before.Resets != b2u(!tt.ok) {
+			t.Fatalf("%s: connection made %v, validated %d, failed %d, RSTs %d", tt.name, made,
+				after.SynCookiesValidated-before.SynCookiesValidated, after.SynCookiesFailed-before.SynCookiesFailed, after.Resets-before.Resets)
+		}
+		if made && n.b.conns[tu].mss != cookieMSS[2] {
+			t.Fatalf("%s: MSS %d, want %d", tt.name, n.b.conns[tu].mss, cookieMSS[2])
+		}
+		n.b.Accept(l)
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}

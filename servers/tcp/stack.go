@@ -26,27 +26,28 @@ import (
 
 // Defaults.
 const (
-	DefaultMTU        = 1500
-	DefaultBuffer     = 256 << 10 // send and receive buffers, bytes
-	DefaultMinRTO     = 200 * time.Millisecond
-	DefaultMaxRTO     = 120 * time.Second
-	DefaultInitialRTO = time.Second // RFC 6298 2.1
-	DefaultDelayedAck = 40 * time.Millisecond
-	DefaultTimeWait   = 60 * time.Second // 2 MSL, as Linux
-	DefaultFinWait2   = 60 * time.Second // an orphan's FIN-WAIT-2, as Linux
-	DefaultSynRetries = 6
-	DefaultRetries    = 15
-	DefaultMaxBacklog = 4096
-	DefaultChallenges = 1000               // challenge ACKs a second, RFC 5961 7
-	DefaultKeepIdle   = 7200 * time.Second // as Linux's tcp_keepalive_time
-	DefaultKeepIntvl  = 75 * time.Second   // tcp_keepalive_intvl
-	DefaultKeepCnt    = 9                  // tcp_keepalive_probes
-	minBuffer         = 2048
-	maxBuffer         = 16 << 20
-	defaultEphLo      = 49152
-	defaultEphHi      = 65535
-	initialWindowSegs = 10 // RFC 6928
-	minMSS            = 88 // RFC 9293: at least this much room per segment
+	DefaultMTU           = 1500
+	DefaultBuffer        = 256 << 10 // send and receive buffers, bytes
+	DefaultMinRTO        = 200 * time.Millisecond
+	DefaultMaxRTO        = 120 * time.Second
+	DefaultInitialRTO    = time.Second // RFC 6298 2.1
+	DefaultDelayedAck    = 40 * time.Millisecond
+	DefaultTimeWait      = 60 * time.Second // 2 MSL, as Linux
+	DefaultFinWait2      = 60 * time.Second // an orphan's FIN-WAIT-2, as Linux
+	DefaultSynRetries    = 6
+	DefaultSynAckRetries = 5 // as Linux's tcp_synack_retries
+	DefaultRetries       = 15
+	DefaultMaxBacklog    = 4096
+	DefaultChallenges    = 1000               // challenge ACKs a second, RFC 5961 7
+	DefaultKeepIdle      = 7200 * time.Second // as Linux's tcp_keepalive_time
+	DefaultKeepIntvl     = 75 * time.Second   // tcp_keepalive_intvl
+	DefaultKeepCnt       = 9                  // tcp_keepalive_probes
+	minBuffer            = 2048
+	maxBuffer            = 16 << 20
+	defaultEphLo         = 49152
+	defaultEphHi         = 65535
+	initialWindowSegs    = 10 // RFC 6928
+	minMSS               = 88 // RFC 9293: at least this much room per segment
 )
 
 // Config describes the host a Stack serves. Zero fields take defaults.
@@ -74,6 +75,13 @@ type Config struct {
 	// SynRetries and Retries are how many times a SYN and data are
 	// retransmitted before the connection fails with ETIMEDOUT.
 	SynRetries, Retries int
+	// SynAckRetries is how many times a listener's connection sends its
+	// SYN-ACK again before it is dropped (Linux's tcp_synack_retries).
+	SynAckRetries int
+	// NoSynCookies turns SYN cookies off: a SYN that finds a listener's
+	// queue of half-open connections full is dropped rather than answered
+	// with a cookie (Linux's tcp_syncookies = 0).
+	NoSynCookies bool
 	// KeepIdle, KeepIntvl and KeepCnt are a keep-alive socket's defaults
 	// (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): how long a connection
 	// is idle before the first probe, the time between probes, and how
@@ -121,6 +129,7 @@ func (c *Config) defaults() {
 	defD(&c.FinWait2, DefaultFinWait2)
 	def(&c.SynRetries, DefaultSynRetries)
 	def(&c.Retries, DefaultRetries)
+	def(&c.SynAckRetries, DefaultSynAckRetries)
 	defD(&c.KeepIdle, DefaultKeepIdle)
 	defD(&c.KeepIntvl, DefaultKeepIntvl)
 	def(&c.KeepCnt, DefaultKeepCnt)
@@ -161,6 +170,9 @@ type Stats struct {
 	ActiveOpens             uint64
 	PassiveOpens            uint64
 	Resets                  uint64 // RSTs sent
+	SynCookiesSent          uint64 // SYN-ACKs carrying a cookie
+	SynCookiesValidated     uint64 // ACKs whose cookie made a connection
+	SynCookiesFailed        uint64 // ACKs with a cookie that was not ours or too old
 }
 
 // Stack holds the TCP sockets and connections of one host.

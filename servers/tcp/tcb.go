@@ -24,9 +24,10 @@ type tcb struct {
 	passive       bool // opened by a listener
 
 	// Listener.
-	backlog int
-	acceptQ []*tcb
-	embryos map[*tcb]struct{}
+	backlog  int
+	acceptQ  []*tcb
+	embryos  map[*tcb]struct{}
+	cookieAt time.Time // when the listener last sent a SYN cookie
 
 	// Options.
 	noDelay, reuse bool

@@ -119,6 +119,9 @@ func (c *tcb) onRTO(now time.Time) {
 	limit := s.c.Retries
 	if c.state == SynSent || c.state == SynReceived {
 		limit = s.c.SynRetries
+		if c.passive {
+			limit = s.c.SynAckRetries
+		}
 	}
 	if c.retries > limit {
 		if c.state != SynSent {
