@@ -13,11 +13,13 @@ import (
 type ring struct {
 	buf  []byte
 	size int
-	head int // index of the first byte
-	n    int // bytes held from head
+	head int  // index of the first byte
+	n    int  // bytes held from head
+	mem  *int // the Stack's count of buffer bytes held
 }
 
-func newRing(size int) ring { return ring{size: size} }
+// newRing returns a ring of size bytes whose memory s counts.
+func (s *Stack) newRing(size int) ring { return ring{size: size, mem: &s.mem} }
 
 func (r *ring) cap() int  { return r.size }
 func (r *ring) free() int { return r.size - r.n }
@@ -25,14 +27,26 @@ func (r *ring) free() int { return r.size - r.n }
 func (r *ring) alloc() {
 	if r.buf == nil {
 		r.buf = make([]byte, r.size)
+		*r.mem += r.size
 	}
 }
+
+// held returns the memory the ring holds.
+func (r *ring) held() int { return len(r.buf) }
 
 // drop gives the memory back when nothing is held.
 func (r *ring) drop() {
 	if r.n == 0 {
-		r.buf, r.head = nil, 0
+		r.release()
 	}
+}
+
+// release gives the memory back, with whatever it holds.
+func (r *ring) release() {
+	if r.buf != nil {
+		*r.mem -= len(r.buf)
+	}
+	r.buf, r.head, r.n = nil, 0, 0
 }
 
 // writeAt copies b to offset off from the head (off+len(b) <= cap) without
@@ -80,6 +94,7 @@ func (r *ring) resize(size int) {
 	}
 	b := make([]byte, size)
 	r.readAt(0, b[:r.n])
+	*r.mem += size - len(r.buf)
 	r.buf, r.head, r.size = b, 0, size
 }
 

@@ -332,6 +332,19 @@ func (c *tcb) synSentInput(now time.Time, h *Header, payload []byte) {
 
 // enterTimeWait enters TIME-WAIT for 2 MSL.
 func (c *tcb) enterTimeWait(now time.Time) {
+	s := c.s
+	c.disown()
+	if s.tw >= s.c.MaxTimeWait {
+		// TIME-WAIT is full: acknowledge the FIN and close at once, as
+		// Linux does (TCPTimeWaitOverflow).
+		s.stats.TimeWaitOverflows++
+		if c.ackNow {
+			c.send(now, c.sndNxt, ACK, nil)
+		}
+		s.release(c)
+		return
+	}
+	s.tw++
 	c.state = TimeWait
 	c.snd.drop() // all sent and acknowledged: TIME-WAIT keeps no buffers
 	c.rcv.drop()

@@ -50,7 +50,8 @@ func (s *Stack) SetOption(id SockID, o Option, v int) error {
 			return nil // the window scale is fixed: too late, as Linux ignores it
 		}
 		c.rcvCap = min(max(2*v, minBuffer), maxBuffer)
-		c.rcv = newRing(c.rcvCap)
+		c.rcv.release()
+		c.rcv = s.newRing(c.rcvCap)
 	case OptKeepAlive:
 		c.keepAlive = v != 0
 	case OptKeepIdle, OptKeepIntvl:

@@ -72,6 +72,10 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 		data = data[:max(wnd-off, 0)]
 		fin = false
 	}
+	if len(data) > 0 && c.rcv.held() == 0 && !s.memRoom(c.rcv.cap()) {
+		s.drop("memory") // MaxMemory: no room for a receive buffer; the sender sends it again
+		data, fin = nil, false
+	}
 	if len(data) > 0 && off > 0 {
 		var ok bool
 		if c.ooo, ok = c.ooo.add(seq, seq.Add(len(data))); !ok {

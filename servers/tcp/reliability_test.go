@@ -527,3 +527,111 @@ func b2u(b bool) uint64 {
 	}
 	return 0
 }
+
+// TestCaps: TIME-WAIT, orphans and buffer memory are capped, and what
+// goes past a cap is counted: a connection that would be one more in
+// TIME-WAIT acknowledges the FIN and closes at once (Linux's
+// tcp_max_tw_buckets), a close that would leave one orphan too many
+// resets (tcp_max_orphans), and past the memory cap data that needs a new
+// buffer is dropped and a send that needs one fails with ENOBUFS
+// (tcp_mem).
+func TestCaps(t *testing.T) {
+	t.Run("time-wait", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{MaxTimeWait: 2})
+		l := n.listen(80, 8)
+		for range 4 {
+			c, s := n.dial(l, 80)
+			n.b.Close(n.now, s) // b closes first: b goes to TIME-WAIT
+			n.runFor(time.Millisecond)
+			n.a.Close(n.now, c)
+			n.runFor(time.Millisecond)
+		}
+		if st := n.b.ByState(); st[TimeWait] != 2 || n.b.Stats().TimeWaitOverflows != 2 {
+			t.Fatalf("b: %v, %d overflows; want 2 in TIME-WAIT and 2 overflows", st, n.b.Stats().TimeWaitOverflows)
+		}
+		if st := n.a.ByState(); len(st) != 0 {
+			t.Fatalf("a: %v, want every connection closed (each FIN acknowledged)", st)
+		}
+	})
+	t.Run("orphans", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{MaxOrphans: 1})
+		l := n.listen(80, 8)
+		n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a || len(p) == 0 && h.Flags&FIN == 0 }
+		var ss []SockID
+		for range 2 {
+			_, s := n.dial(l, 80)
+			ss = append(ss, s)
+		}
+		n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a } // a goes silent
+		for _, s := range ss {
+			n.b.Send(n.now, s, []byte("unacknowledged"))
+			n.b.Close(n.now, s)
+		}
+		if n.b.orphans != 1 || n.b.Stats().OrphanResets != 1 {
+			t.Fatalf("%d orphans, %d resets; want 1 and 1", n.b.orphans, n.b.Stats().OrphanResets)
+		}
+		n.runFor(time.Hour)
+		if n.b.orphans != 0 || len(n.b.ByState()) != 1 {
+			t.Fatalf("%d orphans, states %v after they timed out", n.b.orphans, n.b.ByState())
+		}
+	})
+	t.Run("memory", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{MaxMemory: DefaultBuffer + DefaultBuffer/2})
+		l := n.listen(80, 8)
+		c1, s1 := n.dial(l, 80)
+		c2, s2 := n.dial(l, 80)
+		if got := n.transfer(n.a, c1, n.b, s1, []byte("first"), false, time.Second); string(got) != "first" {
+			t.Fatalf("got %q", got)
+		}
+		n.a.Send(n.now, c2, []byte("second"))
+		n.runFor(100 * time.Millisecond)
+		if d := n.b.Drops()["memory"]; d == 0 {
+			t.Fatal("no memory drops: the second receive buffer went past the cap")
+		}
+		if _, err := n.b.Send(n.now, s2, []byte("x")); !errors.Is(err, ErrNoBuffers) {
+			t.Fatalf("send past the cap: %v, want ErrNoBuffers", err)
+		}
+		if n.b.Memory() > DefaultBuffer+DefaultBuffer/2 {
+			t.Fatalf("%d bytes of buffers, over the cap", n.b.Memory())
+		}
+		// The first connection closes and gives its buffer back: the
+		// second one's data arrives when sent again.
+		n.b.Close(n.now, s1)
+		n.a.Close(n.now, c1)
+		n.runFor(time.Second)
+		var got []byte
+		buf := make([]byte, 16)
+		n.runUntil("second arrives", time.Minute, func() bool {
+			if k, err := n.b.Recv(n.now, s2, buf, false); err == nil {
+				got = append(got, buf[:k]...)
+			}
+			return string(got) == "second"
+		})
+	})
+	t.Run("reset before accept keeps the data", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		c := n.a.Open()
+		n.a.Connect(n.now, c, netip.AddrPortFrom(addrB, 80))
+		n.runUntil("established", time.Second, func() bool { st, _ := n.a.State(c); return st == Established })
+		n.a.Send(n.now, c, []byte("data"))
+		n.runFor(time.Millisecond)
+		n.a.Abort(n.now, c)
+		n.runFor(time.Millisecond)
+		s, _, err := n.b.Accept(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		if k, err := n.b.Recv(n.now, s, buf, false); string(buf[:k]) != "data" || err != nil {
+			t.Fatalf("recv %q %v, want the data", buf[:k], err)
+		}
+		if _, err := n.b.Recv(n.now, s, buf, false); !errors.Is(err, ErrConnReset) {
+			t.Fatalf("recv %v, want ErrConnReset", err)
+		}
+		n.b.Close(n.now, s)
+		if n.b.Memory() != 0 {
+			t.Fatalf("%d bytes of buffers held with no connection", n.b.Memory())
+		}
+	})
+}

@@ -235,6 +235,9 @@ func (s *Stack) Send(now time.Time, id SockID, b []byte) (int, error) {
 	if n == 0 && len(b) > 0 {
 		return 0, ErrWouldBlock
 	}
+	if n > 0 && c.snd.held() == 0 && !s.memRoom(c.snd.cap()) {
+		return 0, ErrNoBuffers // MaxMemory: no room for a send buffer
+	}
 	c.snd.append(b[:n])
 	s.stats.BytesOut += uint64(n)
 	c.output(now)
@@ -326,8 +329,21 @@ func (s *Stack) Close(now time.Time, id SockID) error {
 			s.release(c)
 			break
 		}
+		if c.state != TimeWait && (s.orphans >= s.c.MaxOrphans || s.mem > s.c.MaxMemory) {
+			// Too many orphans, or too much memory: reset rather than
+			// leave one more, as Linux's tcp_close does (tcp_check_oom,
+			// TCPAbortOnMemory).
+			s.stats.OrphanResets++
+			c.sendReset(now)
+			s.release(c)
+			break
+		}
 		c.wrShut = true
 		c.queueFIN(now)
+		if c.state != Closed && c.state != TimeWait {
+			c.orphan = true
+			s.orphans++
+		}
 		if c.state == FinWait2 {
 			c.waitAt = now.Add(s.c.FinWait2)
 		}
@@ -358,6 +374,7 @@ func (s *Stack) Abort(now time.Time, id SockID) error {
 func (s *Stack) closeListener(now time.Time, l *tcb) {
 	for _, c := range l.acceptQ {
 		c.sendReset(now)
+		c.parent = nil
 		s.release(c)
 	}
 	for _, c := range embryosInOrder(l.embryos) {
@@ -402,6 +419,11 @@ func embryosInOrder(m map[*tcb]struct{}) []*tcb {
 // release forgets a tcb's connection and port; a socket the user still
 // holds stays open, CLOSED.
 func (s *Stack) release(c *tcb) {
+	queued := c.parent != nil && c.state != SynReceived // waits in an accept queue, its data to be read
+	if c.state == TimeWait {
+		s.tw--
+	}
+	c.disown()
 	if c.remote.IsValid() {
 		if s.conns[tuple{c.local, c.remote}] == c {
 			delete(s.conns, tuple{c.local, c.remote})
@@ -417,8 +439,20 @@ func (s *Stack) release(c *tcb) {
 	c.timerGen++
 	if c.id == 0 {
 		delete(s.all, c)
+		if !queued {
+			c.snd.release()
+			c.rcv.release()
+		}
 	}
 	s.wake(c)
+}
+
+// disown stops counting the tcb as an orphan.
+func (c *tcb) disown() {
+	if c.orphan {
+		c.orphan = false
+		c.s.orphans--
+	}
 }
 
 // LocalAddr returns the socket's local address.

@@ -38,6 +38,9 @@ const (
 	DefaultSynAckRetries = 5 // as Linux's tcp_synack_retries
 	DefaultRetries       = 15
 	DefaultMaxBacklog    = 4096
+	DefaultMaxTimeWait   = 262144             // as Linux's tcp_max_tw_buckets on a host of a few GB
+	DefaultMaxOrphans    = 262144             // as Linux's tcp_max_orphans there
+	DefaultMaxMemory     = 1 << 30            // buffer bytes, about Linux's tcp_mem hard limit there
 	DefaultChallenges    = 1000               // challenge ACKs a second, RFC 5961 7
 	DefaultKeepIdle      = 7200 * time.Second // as Linux's tcp_keepalive_time
 	DefaultKeepIntvl     = 75 * time.Second   // tcp_keepalive_intvl
@@ -90,6 +93,15 @@ type Config struct {
 	KeepCnt             int
 	// MaxBacklog caps listen's backlog.
 	MaxBacklog int
+	// MaxTimeWait caps the connections in TIME-WAIT: one that would be
+	// one more is closed at once (Linux's tcp_max_tw_buckets). MaxOrphans
+	// caps the connections their users closed that are still finishing:
+	// a close that would make one more resets the connection (Linux's
+	// tcp_max_orphans). MaxMemory caps the bytes of send and receive
+	// buffers the Stack holds: past it, data that needs a buffer is
+	// dropped, a send that needs one fails with ENOBUFS, and a close
+	// resets rather than leaving an orphan (Linux's tcp_mem).
+	MaxTimeWait, MaxOrphans, MaxMemory int
 	// ChallengeACKs caps the challenge ACKs sent each second.
 	ChallengeACKs int
 	// NoWindowScale, NoTimestamps and NoSACK turn those options off.
@@ -134,6 +146,9 @@ func (c *Config) defaults() {
 	defD(&c.KeepIntvl, DefaultKeepIntvl)
 	def(&c.KeepCnt, DefaultKeepCnt)
 	def(&c.MaxBacklog, DefaultMaxBacklog)
+	def(&c.MaxTimeWait, DefaultMaxTimeWait)
+	def(&c.MaxOrphans, DefaultMaxOrphans)
+	def(&c.MaxMemory, DefaultMaxMemory)
 	def(&c.ChallengeACKs, DefaultChallenges)
 	if c.EphemeralLo == 0 {
 		c.EphemeralLo = defaultEphLo
@@ -173,6 +188,8 @@ type Stats struct {
 	SynCookiesSent          uint64 // SYN-ACKs carrying a cookie
 	SynCookiesValidated     uint64 // ACKs whose cookie made a connection
 	SynCookiesFailed        uint64 // ACKs with a cookie that was not ours or too old
+	TimeWaitOverflows       uint64 // connections closed at once, TIME-WAIT being full
+	OrphanResets            uint64 // closes that reset, for MaxOrphans or MaxMemory
 }
 
 // Stack holds the TCP sockets and connections of one host.
@@ -195,6 +212,9 @@ type Stack struct {
 	chalSec int64 // the second challenge ACKs are counted in
 	chalN   int
 	scratch []byte
+	mem     int // bytes of buffers held
+	orphans int // connections their users closed, still finishing
+	tw      int // connections in TIME-WAIT
 }
 
 // New returns a Stack for the host c describes.
@@ -225,6 +245,12 @@ func (s *Stack) isLocal(a netip.Addr) bool {
 
 // Stats returns the Stack's counters.
 func (s *Stack) Stats() Stats { return s.stats }
+
+// Memory returns the bytes of send and receive buffers the Stack holds.
+func (s *Stack) Memory() int { return s.mem }
+
+// memRoom reports whether n more bytes of buffers fit under MaxMemory.
+func (s *Stack) memRoom(n int) bool { return s.mem+n <= s.c.MaxMemory }
 
 // Drops returns how many segments Input refused, by reason.
 func (s *Stack) Drops() map[string]uint64 {

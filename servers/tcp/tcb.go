@@ -97,13 +97,15 @@ type tcb struct {
 	timerGen                        uint64
 	scheduled                       time.Time
 
+	orphan bool // closed by its user, still finishing: counted in Stack.orphans
+
 	err error // pending error: SO_ERROR, and the next call's
 }
 
 func (s *Stack) newTCB() *tcb {
 	c := &tcb{s: s, sndCap: s.c.SendBuffer, rcvCap: s.c.RecvBuffer, cc: s.newCongestion()}
-	c.snd = newRing(c.sndCap)
-	c.rcv = newRing(c.rcvCap)
+	c.snd = s.newRing(c.sndCap)
+	c.rcv = s.newRing(c.rcvCap)
 	return c
 }
 
@@ -120,7 +122,9 @@ func shiftFor(size int) uint8 {
 // reset clears a tcb's connection state for a new connection.
 func (c *tcb) resetConn() {
 	s := c.s
-	c.snd, c.rcv = newRing(c.sndCap), newRing(c.rcvCap)
+	c.snd.release()
+	c.rcv.release()
+	c.snd, c.rcv = s.newRing(c.sndCap), s.newRing(c.rcvCap)
 	c.ooo, c.finQueued, c.finSeen, c.finRcvd, c.rdShut, c.wrShut = nil, false, false, false, false, false
 	c.rto, c.srtt, c.rttvar, c.retries, c.probes = s.c.InitialRTO, 0, 0, 0, 0
 	c.mss, c.rcvMSS = 536, s.c.MTU-40
