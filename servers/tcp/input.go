@@ -267,18 +267,28 @@ func (c *tcb) acceptable(seq Seq, segLen int) bool {
 	return seq.InWindow(c.rcvNxt, wnd) || seq.Add(segLen-1).InWindow(c.rcvNxt, wnd)
 }
 
-// challengeACK answers a suspicious RST or SYN with an ACK, at most
-// Config.ChallengeACKs a second (RFC 5961 7).
+// challengeACK answers a suspicious RST or SYN with an ACK (RFC 5961 7),
+// as Linux's tcp_send_challenge_ack does: at most one each
+// Config.InvalidRateLimit per connection and, when Config.ChallengeACKs
+// is set, within a budget for the whole Stack drawn at random each second.
 func (c *tcb) challengeACK(now time.Time) {
 	s := c.s
-	if sec := now.Unix(); sec != s.chalSec {
-		s.chalSec, s.chalN = sec, 0
-	}
-	if s.chalN >= s.c.ChallengeACKs {
+	if !c.lastChallenge.IsZero() && now.Sub(c.lastChallenge) < s.c.InvalidRateLimit {
 		s.drop("challenge-limited")
 		return
 	}
-	s.chalN++
+	c.lastChallenge = now
+	if limit := s.c.ChallengeACKs; limit > 0 {
+		if sec := now.Unix(); sec != s.chalSec {
+			half := (limit + 1) / 2
+			s.chalSec, s.chalN = sec, half+s.rng.IntN(limit)
+		}
+		if s.chalN <= 0 {
+			s.drop("challenge-limited")
+			return
+		}
+		s.chalN--
+	}
 	s.stats.ChallengeACKs++
 	c.ackNow = true
 	c.output(now)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -632,6 +633,64 @@ func TestCaps(t *testing.T) {
 		n.b.Close(n.now, s)
 		if n.b.Memory() != 0 {
 			t.Fatalf("%d bytes of buffers held with no connection", n.b.Memory())
+		}
+	})
+}
+
+// TestChallengeACKLimit: challenge ACKs are limited per connection, one
+// each 500 ms (Linux's tcp_invalid_ratelimit), so that one connection's
+// challenges say nothing of another's (CVE-2016-5696); with a global cap
+// set, each second's budget is drawn at random around it.
+func TestChallengeACKLimit(t *testing.T) {
+	challenge := func(n *testNet, x *tcb) int {
+		n.b.Out()
+		n.fromPeer(n.b, x, Header{Seq: 100, Flags: RST}, nil)
+		return len(n.b.Out())
+	}
+	t.Run("per connection", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		_, s1 := n.dial(l, 80)
+		_, s2 := n.dial(l, 80)
+		x1, x2 := n.b.socks[s1], n.b.socks[s2]
+		n.runFor(time.Second)
+		if got := []int{challenge(n, x1), challenge(n, x1), challenge(n, x2)}; got[0] != 1 || got[1] != 0 || got[2] != 1 {
+			t.Fatalf("answers %v, want [1 0 1]: one each per connection", got)
+		}
+		if d := n.b.Drops()["challenge-limited"]; d != 1 {
+			t.Fatalf("challenge-limited drops %d, want 1", d)
+		}
+		n.now = n.now.Add(499 * time.Millisecond)
+		if got := challenge(n, x1); got != 0 {
+			t.Fatal("a second challenge ACK within 500 ms")
+		}
+		n.now = n.now.Add(time.Millisecond)
+		if got := challenge(n, x1); got != 1 {
+			t.Fatal("no challenge ACK after 500 ms")
+		}
+	})
+	t.Run("global budget", func(t *testing.T) {
+		n := newNet(t, Config{}, Config{ChallengeACKs: 100, InvalidRateLimit: time.Nanosecond})
+		l := n.listen(80, 8)
+		_, s := n.dial(l, 80)
+		x := n.b.socks[s]
+		n.runFor(time.Second)
+		n.now = n.now.Truncate(time.Second)
+		var budgets []int
+		for range 8 {
+			sent := 0
+			for range 1000 {
+				n.now = n.now.Add(time.Microsecond)
+				sent += challenge(n, x)
+			}
+			if sent < 50 || sent > 149 {
+				t.Fatalf("%d challenge ACKs in a second, want 50 to 149", sent)
+			}
+			budgets = append(budgets, sent)
+			n.now = n.now.Truncate(time.Second).Add(time.Second)
+		}
+		if slices.Min(budgets) == slices.Max(budgets) {
+			t.Fatalf("budgets %v: the same every second", budgets)
 		}
 	})
 }

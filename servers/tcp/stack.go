@@ -20,37 +20,38 @@
 package tcp
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"time"
 )
 
 // Defaults.
 const (
-	DefaultMTU           = 1500
-	DefaultBuffer        = 256 << 10 // send and receive buffers, bytes
-	DefaultMinRTO        = 200 * time.Millisecond
-	DefaultMaxRTO        = 120 * time.Second
-	DefaultInitialRTO    = time.Second // RFC 6298 2.1
-	DefaultDelayedAck    = 40 * time.Millisecond
-	DefaultTimeWait      = 60 * time.Second // 2 MSL, as Linux
-	DefaultFinWait2      = 60 * time.Second // an orphan's FIN-WAIT-2, as Linux
-	DefaultSynRetries    = 6
-	DefaultSynAckRetries = 5 // as Linux's tcp_synack_retries
-	DefaultRetries       = 15
-	DefaultMaxBacklog    = 4096
-	DefaultMaxTimeWait   = 262144             // as Linux's tcp_max_tw_buckets on a host of a few GB
-	DefaultMaxOrphans    = 262144             // as Linux's tcp_max_orphans there
-	DefaultMaxMemory     = 1 << 30            // buffer bytes, about Linux's tcp_mem hard limit there
-	DefaultChallenges    = 1000               // challenge ACKs a second, RFC 5961 7
-	DefaultKeepIdle      = 7200 * time.Second // as Linux's tcp_keepalive_time
-	DefaultKeepIntvl     = 75 * time.Second   // tcp_keepalive_intvl
-	DefaultKeepCnt       = 9                  // tcp_keepalive_probes
-	minBuffer            = 2048
-	maxBuffer            = 16 << 20
-	defaultEphLo         = 49152
-	defaultEphHi         = 65535
-	initialWindowSegs    = 10 // RFC 6928
-	minMSS               = 88 // RFC 9293: at least this much room per segment
+	DefaultMTU              = 1500
+	DefaultBuffer           = 256 << 10 // send and receive buffers, bytes
+	DefaultMinRTO           = 200 * time.Millisecond
+	DefaultMaxRTO           = 120 * time.Second
+	DefaultInitialRTO       = time.Second // RFC 6298 2.1
+	DefaultDelayedAck       = 40 * time.Millisecond
+	DefaultTimeWait         = 60 * time.Second // 2 MSL, as Linux
+	DefaultFinWait2         = 60 * time.Second // an orphan's FIN-WAIT-2, as Linux
+	DefaultSynRetries       = 6
+	DefaultSynAckRetries    = 5 // as Linux's tcp_synack_retries
+	DefaultRetries          = 15
+	DefaultMaxBacklog       = 4096
+	DefaultMaxTimeWait      = 262144                 // as Linux's tcp_max_tw_buckets on a host of a few GB
+	DefaultMaxOrphans       = 262144                 // as Linux's tcp_max_orphans there
+	DefaultMaxMemory        = 1 << 30                // buffer bytes, about Linux's tcp_mem hard limit there
+	DefaultInvalidRateLimit = 500 * time.Millisecond // a socket's challenge ACKs at most this often, as Linux's tcp_invalid_ratelimit
+	DefaultKeepIdle         = 7200 * time.Second     // as Linux's tcp_keepalive_time
+	DefaultKeepIntvl        = 75 * time.Second       // tcp_keepalive_intvl
+	DefaultKeepCnt          = 9                      // tcp_keepalive_probes
+	minBuffer               = 2048
+	maxBuffer               = 16 << 20
+	defaultEphLo            = 49152
+	defaultEphHi            = 65535
+	initialWindowSegs       = 10 // RFC 6928
+	minMSS                  = 88 // RFC 9293: at least this much room per segment
 )
 
 // Config describes the host a Stack serves. Zero fields take defaults.
@@ -102,7 +103,14 @@ type Config struct {
 	// dropped, a send that needs one fails with ENOBUFS, and a close
 	// resets rather than leaving an orphan (Linux's tcp_mem).
 	MaxTimeWait, MaxOrphans, MaxMemory int
-	// ChallengeACKs caps the challenge ACKs sent each second.
+	// InvalidRateLimit is the least time between two challenge ACKs of
+	// one connection (RFC 5961 7; Linux's tcp_invalid_ratelimit, 500 ms).
+	InvalidRateLimit time.Duration
+	// ChallengeACKs, when positive, also caps the challenge ACKs the
+	// whole Stack sends each second, at a budget drawn afresh each second
+	// between half and one and a half times it (Linux's
+	// tcp_challenge_ack_limit). Zero, the default, is no such cap, as in
+	// Linux since 6.0: a global count is a side channel (CVE-2016-5696).
 	ChallengeACKs int
 	// NoWindowScale, NoTimestamps and NoSACK turn those options off.
 	NoWindowScale, NoTimestamps, NoSACK bool
@@ -149,7 +157,7 @@ func (c *Config) defaults() {
 	def(&c.MaxTimeWait, DefaultMaxTimeWait)
 	def(&c.MaxOrphans, DefaultMaxOrphans)
 	def(&c.MaxMemory, DefaultMaxMemory)
-	def(&c.ChallengeACKs, DefaultChallenges)
+	defD(&c.InvalidRateLimit, DefaultInvalidRateLimit)
 	if c.EphemeralLo == 0 {
 		c.EphemeralLo = defaultEphLo
 	}
@@ -210,7 +218,8 @@ type Stack struct {
 	stats   Stats
 	drops   map[string]uint64
 	chalSec int64 // the second challenge ACKs are counted in
-	chalN   int
+	chalN   int   // challenge ACKs left in it
+	rng     *rand.Rand
 	scratch []byte
 	mem     int // bytes of buffers held
 	orphans int // connections their users closed, still finishing
@@ -221,7 +230,9 @@ type Stack struct {
 func New(c Config) *Stack {
 	c.defaults()
 	s := &Stack{c: c, socks: map[SockID]*tcb{}, conns: map[tuple]*tcb{}, ports: map[uint16][]*tcb{}, lports: map[uint16][]*tcb{},
-		all: map[*tcb]struct{}{}, woken: map[SockID]bool{}, drops: map[string]uint64{}}
+		all: map[*tcb]struct{}{}, woken: map[SockID]bool{}, drops: map[string]uint64{},
+		rng: rand.New(rand.NewPCG(c.Secret, c.Secret^0x9e3779b97f4a7c15))}
+	s.chalSec = -1
 	for _, a := range c.Addrs {
 		if a = a.Unmap(); a.Is4() && !a.IsUnspecified() {
 			s.addrs = append(s.addrs, a)

@@ -103,6 +103,7 @@ func TestBlindAttacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			n.runFor(time.Second) // past the connection's challenge-ACK limit (500 ms)
 			before := n.b.Drops()[tt.reason]
 			n.b.Out()
 			n.inject(n.b, cli, srv, tt.h, tt.data)

@@ -83,8 +83,9 @@ type tcb struct {
 	rxtHigh                Seq    // the highest byte retransmitted in this recovery
 
 	// ACKs.
-	ackNow      bool
-	pendingAcks int
+	ackNow        bool
+	pendingAcks   int
+	lastChallenge time.Time // the last challenge ACK sent
 
 	// Keep-alive: when the peer was last heard from (an acceptable ACK),
 	// and the probes sent since.
