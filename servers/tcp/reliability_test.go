@@ -694,3 +694,18 @@ func TestChallengeACKLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestSecretNeverZero: a Stack never keys its initial sequence numbers
+// with a zero secret: left zero, the secret is random, so that two hosts
+// (or two runs) do not choose the same ISNs, ports and cookies (RFC 6528
+// 3). A secret set by the caller is kept, for deterministic tests.
+func TestSecretNeverZero(t *testing.T) {
+	tu := tuple{netip.AddrPortFrom(addrA, 40000), netip.AddrPortFrom(addrB, 80)}
+	a, b := New(Config{Addrs: []netip.Addr{addrA}}), New(Config{Addrs: []netip.Addr{addrA}})
+	if a.c.Secret == 0 || b.c.Secret == 0 || a.isn(epoch, tu) == b.isn(epoch, tu) {
+		t.Fatalf("secrets %#x %#x, ISNs %d %d: want random secrets", a.c.Secret, b.c.Secret, a.isn(epoch, tu), b.isn(epoch, tu))
+	}
+	if s := New(Config{Secret: 42}); s.c.Secret != 42 {
+		t.Fatalf("secret %d, want the one given", s.c.Secret)
+	}
+}

@@ -15,11 +15,15 @@
 // (ip, tcp, udp) has: Out, the segments for ip; Wakeups, the sockets whose
 // readiness changed; Deadline, when Tick must next run. The congestion
 // control is chosen per Stack (CongestionControl; NewReno by default).
-// Given the same inputs at the same times, a Stack always gives the same
-// outputs. A Stack is not safe for concurrent use. See docs/TCP.md.
+// Given the same Config (its Secret set) and the same inputs at the same
+// times, a Stack always gives the same outputs; left zero, the Secret is
+// drawn at random. A Stack is not safe for concurrent use. See
+// docs/TCP.md.
 package tcp
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -116,8 +120,10 @@ type Config struct {
 	NoWindowScale, NoTimestamps, NoSACK bool
 	// EphemeralLo and EphemeralHi bound the ports chosen for port 0.
 	EphemeralLo, EphemeralHi uint16
-	// Secret keys initial sequence numbers (RFC 6528) and ephemeral
-	// port choice (RFC 6056).
+	// Secret keys initial sequence numbers (RFC 6528), timestamp
+	// offsets, ephemeral port choice (RFC 6056) and SYN cookies. Zero, the
+	// default, is never used: New draws a random secret in its place. Set
+	// it only where the same inputs must give the same outputs (tests).
 	Secret uint64
 	// CongestionControl makes each connection's congestion control; nil
 	// means NewReno.
@@ -229,6 +235,9 @@ type Stack struct {
 // New returns a Stack for the host c describes.
 func New(c Config) *Stack {
 	c.defaults()
+	for c.Secret == 0 {
+		c.Secret = randomSecret()
+	}
 	s := &Stack{c: c, socks: map[SockID]*tcb{}, conns: map[tuple]*tcb{}, ports: map[uint16][]*tcb{}, lports: map[uint16][]*tcb{},
 		all: map[*tcb]struct{}{}, woken: map[SockID]bool{}, drops: map[string]uint64{},
 		rng: rand.New(rand.NewPCG(c.Secret, c.Secret^0x9e3779b97f4a7c15))}
@@ -239,6 +248,15 @@ func New(c Config) *Stack {
 		}
 	}
 	return s
+}
+
+// randomSecret returns 64 random bits from the system's generator.
+func randomSecret() uint64 {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic("tcp: no randomness for the ISN secret: " + err.Error())
+	}
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // isLocal reports whether a is one of the host's addresses.
