@@ -2,10 +2,10 @@
 // multiserver network stack runs it: connection set-up and tear-down in
 // every state, reliable in-order delivery whatever the network does, flow
 // control, RFC 6298 retransmission timing, NewReno congestion control
-// (RFC 5681, RFC 6582), delayed ACKs, Nagle, zero-window probes, window
-// scaling and timestamps (RFC 7323), SACK-permitted negotiation and SACK
-// blocks sent as a receiver (RFC 2018), and the RFC 5961 defences against
-// blind resets, SYNs and data.
+// (RFC 5681, RFC 6582), delayed ACKs, Nagle, zero-window probes,
+// keep-alive, window scaling and timestamps (RFC 7323), SACK (RFC 2018),
+// the RFC 5961 defences against blind resets, SYNs and data, SYN cookies
+// (RFC 4987), and caps on TIME-WAIT, orphans and buffer memory.
 //
 // The package is pure protocol logic: it does no I/O, starts no
 // goroutines and reads no clock. A Stack is fed user calls (Open, Bind,
