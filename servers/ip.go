@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,6 +56,7 @@ func IP(s *sys.Server) (sys.Handler, error) {
 	}
 	c := ip.Config{Addr: a}
 	copy(c.MAC[:], hw)
+	rand.Read(c.IDKey[:]) // the IP ID hash's secret; never fails
 	if p.st, err = ip.New(c); err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 	// Only the type and code change: update the checksum rather than sum
 	// the data again.
 	binary.BigEndian.PutUint16(m[2:], checksum.Update(binary.BigEndian.Uint16(m[2:]), old, 0))
-	s.putIPv4(pkt, proto.ICMP, dst, src)
+	s.putIPv4(now, pkt, proto.ICMP, dst, src)
 	s.stats.EchoRepliesSent++
 	s.sendPacket(now, frame, pkt, src)
 }
@@ -138,7 +138,7 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	clear(m[2:icmpHeaderLen])
 	copy(m[icmpHeaderLen:], quote)
 	binary.BigEndian.PutUint16(m[2:], checksum.Of(m))
-	s.putIPv4(pkt, proto.ICMP, from, src)
+	s.putIPv4(now, pkt, proto.ICMP, from, src)
 	s.stats.ICMPErrorsSent++
 	s.sendPacket(now, frame, pkt, src)
 }

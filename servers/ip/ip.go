@@ -98,6 +98,13 @@ type Config struct {
 	// TTL is the time to live of the datagrams the host sends (default 64).
 	// Multicast datagrams go with TTL 1.
 	TTL uint8
+	// IDKey is the secret key of the hash that picks an IP ID counter for
+	// each destination (see docs/IP.md), so that the IDs sent to one
+	// destination say nothing about those sent to another. The server
+	// sets a random one (crypto/rand); the zero key works, but anyone
+	// knowing it can predict the IDs. Given the key, IDs are
+	// deterministic.
+	IDKey [16]byte
 }
 
 // Validate reports what is wrong with c. New calls it.
@@ -206,7 +213,7 @@ type Stack struct {
 
 	events []Event
 	arena  arena
-	ipID   uint16
+	ids    *idents // IP ID counters
 
 	neigh    map[uint32]*neighbor
 	resolved nlist // resolved entries, soonest expiry first
@@ -237,7 +244,9 @@ func New(c Config) (*Stack, error) {
 		reasmMax: c.ReasmMaxBytes,
 		neigh:    make(map[uint32]*neighbor),
 		reasm:    make(map[fragKey]*reasmEntry),
+		ids:      new(idents),
 	}
+	s.ids.init(c.IDKey)
 	if c.Gateway.IsValid() {
 		s.gw = addrU32(c.Gateway.Unmap())
 	}

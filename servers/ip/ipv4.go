@@ -130,7 +130,7 @@ func (s *Stack) Send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 	}
 	frame, pkt := s.makePacket(d, n)
 	copy(pkt[HeaderLen:], payload)
-	s.putIPv4(pkt, proto, sa, d)
+	s.putIPv4(now, pkt, proto, sa, d)
 	s.sendPacket(now, frame, pkt, d)
 	return nil
 }
@@ -152,14 +152,14 @@ func (s *Stack) makePacket(dst uint32, n int) (frame, pkt []byte) {
 }
 
 // putIPv4 writes the header of pkt, whose length is its total length: no
-// options, DF set (the host never fragments, RFC 6864 lets the ID be any),
-// the configured TTL (1 for multicast), and the checksum.
-func (s *Stack) putIPv4(pkt []byte, proto uint8, src, dst uint32) {
+// options, DF set (the host never fragments), an ID from the
+// destination's counter (see idents), the configured TTL (1 for
+// multicast), and the checksum.
+func (s *Stack) putIPv4(now time.Time, pkt []byte, proto uint8, src, dst uint32) {
 	h := pkt[:HeaderLen]
 	h[0], h[1] = 0x45, 0
 	binary.BigEndian.PutUint16(h[2:], uint16(len(pkt)))
-	s.ipID++
-	binary.BigEndian.PutUint16(h[4:], s.ipID)
+	binary.BigEndian.PutUint16(h[4:], s.ids.take(now, src, dst, proto))
 	binary.BigEndian.PutUint16(h[6:], flagDF)
 	h[8] = s.ttl
 	if multicast(dst) {
