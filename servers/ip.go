@@ -132,27 +132,19 @@ func (p *ipServer) eventsThenRelease(s *sys.Server, now time.Time, ref pool.Ref)
 	return err
 }
 
-// icmp passes an ICMP port unreachable about one of our UDP datagrams to
-// the udp server (RFC 1122: errors go to the transport), with the addresses
-// and ports of the datagram it quotes. Other ICMP is counted, not used.
-func (p *ipServer) icmp(s *sys.Server, msg []byte) {
-	const hdr = 8 // type, code, checksum, unused
-	if len(msg) < hdr+20 || msg[0] != 3 || msg[1] != ip.CodePortUnreachable || p.udp == "" {
+// icmpError passes an ICMP port unreachable about one of our UDP
+// datagrams to the udp server (RFC 1122: errors go to the transport), with
+// the addresses and ports of the datagram it quotes, which the engine has
+// checked. Other errors are counted, not used, until tcp takes them.
+func (p *ipServer) icmpError(s *sys.Server, ev ip.Event) {
+	if ev.Proto != proto.UDP || ev.Type != 3 || ev.Code != ip.CodePortUnreachable || p.udp == "" {
 		p.undeliv.WithLabelValues("1").Inc()
 		return
 	}
-	orig := msg[hdr:]
-	ihl := int(orig[0]&0xf) * 4
-	if ihl < 20 || len(orig) < ihl+4 || orig[9] != proto.UDP {
-		p.undeliv.WithLabelValues("1").Inc()
-		return
-	}
-	local := netip.AddrFrom4([4]byte(orig[12:16]))
-	remote := netip.AddrFrom4([4]byte(orig[16:20]))
 	var m ipc.Message
 	packet.PortUnreachable{
-		Local:  netip.AddrPortFrom(local, uint16(orig[ihl])<<8|uint16(orig[ihl+1])),
-		Remote: netip.AddrPortFrom(remote, uint16(orig[ihl+2])<<8|uint16(orig[ihl+3])),
+		Local:  netip.AddrPortFrom(ev.Src, ev.SrcPort),
+		Remote: netip.AddrPortFrom(ev.Dst, ev.DstPort),
 	}.Encode(&m)
 	s.SendTo(p.udp, &m)
 }
@@ -172,9 +164,11 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 			case err != nil && !errors.Is(err, ipc.ErrDeadEndpoint):
 				return err
 			}
+		case ip.ICMPError:
+			p.icmpError(s, ev)
 		case ip.Deliver:
-			if ev.Proto == proto.ICMP {
-				p.icmp(s, ev.Payload)
+			if ev.Proto == proto.ICMP { // echo replies and the like: no one asks for them
+				p.undeliv.WithLabelValues("1").Inc()
 				continue
 			}
 			up := ""

@@ -75,6 +75,18 @@ func checkEvents(t *testing.T, evs []ip.Event) {
 			if p[9] == proto.ICMP && (len(ev.Payload) < 8 || inetSum(ev.Payload) != 0) {
 				t.Fatalf("event %d: delivered a bad ICMP message", i)
 			}
+		case ip.ICMPError:
+			p := checkIPv4(t, i, ev.Packet)
+			hl := int(p[0]&0xf) * 4
+			if p[9] != proto.ICMP || !bytes.Equal(ev.Payload, p[hl:]) || inetSum(ev.Payload) != 0 {
+				t.Fatalf("event %d: ICMPError not in a correct ICMP packet", i)
+			}
+			if ev.Type != 3 && ev.Type != 11 || ev.Type != ev.Payload[0] || ev.Code != ev.Payload[1] {
+				t.Fatalf("event %d: ICMPError of type %d code %d", i, ev.Type, ev.Code)
+			}
+			if len(ev.Quote) < 8 || ev.Src != host && !ev.Src.IsLoopback() || ev.From != netip.AddrFrom4([4]byte(p[12:16])) {
+				t.Fatalf("event %d: ICMPError %+v", i, ev)
+			}
 		default:
 			t.Fatalf("event %d: kind %v", i, ev.Kind)
 		}
@@ -102,19 +114,24 @@ func checkIPv4(t *testing.T, i int, p []byte) []byte {
 // frameSeeds are the seed corpus of FuzzFrameIn, by name.
 func frameSeeds(t testing.TB) map[string][]byte {
 	seeds := map[string][]byte{
-		"arp-request":      arpRequestFrom(t, peerMAC, peer, host),
-		"arp-reply":        arpReplyFrom(t, peerMAC, peer),
-		"arp-other":        arpRequestFrom(t, peerMAC, peer, peer2),
-		"echo":             echoFrame(t, peerMAC, peer, host, 1, 2, []byte("ping data")),
-		"echo-off-link":    echoFrame(t, gwMAC, remote, host, 1, 2, nil),
-		"udp":              udpFrame(t, []byte("hello")),
-		"udp-broadcast":    inFrame(peerMAC, bcast, udpPacket(t, peer, subnetBC, 68, 67, []byte("bc"))),
-		"first-fragment":   fragFrame(peer, 3, 17, 0, true, pattern(0, 16, 3)),
-		"last-fragment":    fragFrame(peer, 3, 17, 16, false, pattern(16, 5, 3)),
-		"icmp-fragment":    fragFrame(peer, 4, 1, 0, true, pattern(0, 8, 4)),
-		"options":          inFrame(peerMAC, hostMAC, rawPacket(peer, host, 17, 60, 0, pattern(0, 8, 1))),
-		"icmp-unreachable": inFrame(peerMAC, hostMAC, rawPacket(peer, host, 1, 20, 0, icmpMsg(3))),
-		"empty":            {},
+		"arp-request":                        arpRequestFrom(t, peerMAC, peer, host),
+		"arp-reply":                          arpReplyFrom(t, peerMAC, peer),
+		"arp-other":                          arpRequestFrom(t, peerMAC, peer, peer2),
+		"echo":                               echoFrame(t, peerMAC, peer, host, 1, 2, []byte("ping data")),
+		"echo-off-link":                      echoFrame(t, gwMAC, remote, host, 1, 2, nil),
+		"udp":                                udpFrame(t, []byte("hello")),
+		"udp-broadcast":                      inFrame(peerMAC, bcast, udpPacket(t, peer, subnetBC, 68, 67, []byte("bc"))),
+		"first-fragment":                     fragFrame(peer, 3, 17, 0, true, pattern(0, 16, 3)),
+		"last-fragment":                      fragFrame(peer, 3, 17, 16, false, pattern(16, 5, 3)),
+		"icmp-fragment":                      fragFrame(peer, 4, 1, 0, true, pattern(0, 8, 4)),
+		"options":                            inFrame(peerMAC, hostMAC, rawPacket(peer, host, 17, 60, 0, pattern(0, 8, 1))),
+		"icmp-unreachable":                   inFrame(peerMAC, hostMAC, rawPacket(peer, host, 1, 20, 0, icmpMsg(3))),
+		"icmp-error-udp":                     icmpErrorFrame(t, peer, 3, 3, 0, udpPacket(t, host, peer, 5000, 53, nil)),
+		"icmp-error-tcp-mtu":                 icmpErrorFrame(t, gw, 3, 4, 1400, tcpPacket(t, host, remote, 40000, 80, 1)[:28]),
+		"icmp-error-time-exceeded":           icmpErrorFrame(t, gw, 11, 0, 0, tcpPacket(t, host, remote, 40000, 80, 1)[:28]),
+		"icmp-error-short-quote":             icmpErrorFrame(t, peer, 3, 3, 0, udpPacket(t, host, peer, 5000, 53, nil)[:27]),
+		"icmp-error-quoted-ihl-past-the-end": icmpErrorFrame(t, peer, 3, 3, 0, append([]byte{0x4f}, udpPacket(t, host, peer, 5000, 53, nil)[1:28]...)),
+		"empty":                              {},
 	}
 	for _, c := range malformedCases {
 		seeds["malformed-"+c.name] = c.frame(t)

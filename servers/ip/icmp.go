@@ -2,6 +2,7 @@ package ip
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
@@ -15,13 +16,18 @@ const (
 	icmpDestUnreach  = 3
 	icmpEcho         = 8
 	icmpTimeExceeded = 11
-	// CodePortUnreachable is the destination unreachable code for a UDP
-	// datagram no socket wants (RFC 792); CodeProtoUnreachable for a
-	// protocol no transport handles.
+	// Destination unreachable codes (RFC 792, RFC 1122, RFC 1812).
+	// CodePortUnreachable is the code for a UDP datagram no socket wants;
+	// CodeProtoUnreachable for a protocol no transport handles.
+	CodeNetUnreachable   = 0
+	CodeHostUnreachable  = 1
 	CodeProtoUnreachable = 2
 	CodePortUnreachable  = 3
-	codeReasmTimeout     = 1 // time exceeded: fragment reassembly
-	icmpQuoteData        = 8 // bytes of the original payload an error quotes
+	CodeFragNeeded       = 4  // fragmentation needed and DF set; the next-hop MTU follows (RFC 1191)
+	CodeAdminProhibited  = 13 // communication administratively prohibited (RFC 1812)
+	codeReasmTimeout     = 1  // time exceeded: fragment reassembly (0 is TTL exceeded in transit)
+	maxUnreachCode       = 15 // the last destination unreachable code (Linux's NR_ICMP_UNREACH)
+	icmpQuoteData        = 8  // bytes of the original payload an error quotes
 	maxQuote             = 60 + icmpQuoteData
 )
 
@@ -39,6 +45,9 @@ func (s *Stack) icmpIn(now time.Time, pkt []byte, hlen int) {
 		return
 	}
 	if m[0] != icmpEcho {
+		if (m[0] == icmpDestUnreach || m[0] == icmpTimeExceeded) && s.icmpErrorIn(pkt, hlen) {
+			return
+		}
 		s.deliver(pkt, hlen)
 		return
 	}
@@ -49,6 +58,55 @@ func (s *Stack) icmpIn(now time.Time, pkt []byte, hlen int) {
 		return
 	}
 	s.echoReply(now, src, dst, m)
+}
+
+// icmpErrorIn passes on an ICMP destination unreachable or time exceeded,
+// pkt, with a header of hlen bytes and a message of at least 8, as an
+// ICMPError event, if it is about a datagram the host sent and has a code
+// the transports know, and reports whether it did. As Linux's icmp_unreach
+// (net/ipv4/icmp.c), it wants the quoted header and 8 bytes beyond it;
+// and the quoted source must be the address the error came to, one of the
+// host's, and the quote must be a first fragment, or the ports in it would
+// be data.
+func (s *Stack) icmpErrorIn(pkt []byte, hlen int) bool {
+	m := pkt[hlen:]
+	typ, code := m[0], m[1]
+	q := m[icmpHeaderLen:]
+	if typ == icmpDestUnreach && code > maxUnreachCode || typ == icmpTimeExceeded && code > codeReasmTimeout ||
+		len(q) < HeaderLen || q[0]>>4 != 4 {
+		s.stats.ICMPErrorsIgnored++
+		return false
+	}
+	qhl := int(q[0]&0x0f) * 4
+	to := binary.BigEndian.Uint32(pkt[16:])
+	if qhl < HeaderLen || qhl+icmpQuoteData > len(q) ||
+		binary.BigEndian.Uint32(q[12:]) != to || !s.isLocal(to) ||
+		binary.BigEndian.Uint16(q[6:])&offsetMask != 0 {
+		s.stats.ICMPErrorsIgnored++
+		return false
+	}
+	ev := Event{
+		Kind:    ICMPError,
+		Proto:   q[9],
+		Src:     netip.AddrFrom4([4]byte(q[12:16])),
+		Dst:     netip.AddrFrom4([4]byte(q[16:20])),
+		Type:    typ,
+		Code:    code,
+		Quote:   q[qhl:],
+		From:    netip.AddrFrom4([4]byte(pkt[12:16])),
+		Payload: m,
+		Packet:  pkt,
+	}
+	if ev.Proto == proto.TCP || ev.Proto == proto.UDP {
+		ev.SrcPort = binary.BigEndian.Uint16(q[qhl:])
+		ev.DstPort = binary.BigEndian.Uint16(q[qhl+2:])
+	}
+	if typ == icmpDestUnreach && code == CodeFragNeeded {
+		ev.MTU = binary.BigEndian.Uint16(m[6:])
+	}
+	s.stats.ICMPErrorsIn++
+	s.events = append(s.events, ev)
+	return true
 }
 
 // echoReply answers the echo request req from src to dst with the same

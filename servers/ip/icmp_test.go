@@ -241,9 +241,11 @@ func TestUnreachableLoopback(t *testing.T) {
 	ev := only(t, s.Out(), ip.Deliver)
 	orig := bytes.Clone(ev.Packet)
 	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
-	ev = only(t, s.Out(), ip.Deliver)
-	if ev.Proto != proto.ICMP || ev.Src != lo || ev.Dst != lo {
-		t.Errorf("Deliver proto %d %v -> %v", ev.Proto, ev.Src, ev.Dst)
+	// It comes back as an error for the sending transport.
+	ev = only(t, s.Out(), ip.ICMPError)
+	if ev.Proto != proto.UDP || ev.Src != lo || ev.Dst != lo || ev.SrcPort != 5000 || ev.DstPort != 9 || ev.From != lo ||
+		ev.Type != 3 || ev.Code != ip.CodePortUnreachable {
+		t.Errorf("ICMPError %+v", ev)
 	}
 	checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(lo, lo), checker.ICMP(3, 3, checker.Quotes(orig[:28]))))
 

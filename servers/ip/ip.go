@@ -151,6 +151,16 @@ const (
 	// protocol Proto. Packet is the whole IPv4 packet, to pass back to
 	// Unreachable when no socket wants it.
 	Deliver
+	// ICMPError: an ICMP destination unreachable or time exceeded came
+	// about a datagram the host sent, for the transport of Proto (RFC 1122
+	// 3.2.2.1 and 3.2.2.4: errors go to the transport). Src, Dst, SrcPort
+	// and DstPort are those of the datagram it quotes (Src is the
+	// host's), Type and Code the error's, MTU the next-hop MTU of a
+	// fragmentation needed (RFC 1191; 0 from an older router), Quote the
+	// quoted datagram's first payload bytes (at least 8: for TCP, the
+	// ports and the sequence number, RFC 5927), From the error's sender,
+	// Packet and Payload the ICMP packet and message.
+	ICMPError
 )
 
 // String returns the kind's name.
@@ -160,6 +170,8 @@ func (k EventKind) String() string {
 		return "FrameOut"
 	case Deliver:
 		return "Deliver"
+	case ICMPError:
+		return "ICMPError"
 	}
 	return fmt.Sprintf("EventKind(%d)", k)
 }
@@ -172,12 +184,17 @@ func (k EventKind) String() string {
 // which the caller must leave alone as long as it uses them; the others are
 // the Stack's.
 type Event struct {
-	Kind     EventKind
-	Frame    []byte     // FrameOut: the Ethernet frame, 60 to 1514 bytes
-	Proto    uint8      // Deliver: the IP protocol number
-	Src, Dst netip.Addr // Deliver: the packet's addresses
-	Payload  []byte     // Deliver: the packet's payload (e.g. a UDP header and data)
-	Packet   []byte     // Deliver: the whole IPv4 packet, header and payload
+	Kind             EventKind
+	Frame            []byte     // FrameOut: the Ethernet frame, 60 to 1514 bytes
+	Proto            uint8      // Deliver: the IP protocol number; ICMPError: the quoted datagram's
+	Src, Dst         netip.Addr // Deliver: the packet's addresses; ICMPError: the quoted datagram's
+	Payload          []byte     // Deliver: the packet's payload (e.g. a UDP header and data); ICMPError: the ICMP message
+	Packet           []byte     // Deliver, ICMPError: the whole IPv4 packet, header and payload
+	SrcPort, DstPort uint16     // ICMPError: the quoted datagram's ports, for TCP and UDP
+	Type, Code       uint8      // ICMPError: the ICMP type and code
+	MTU              uint16     // ICMPError: the next-hop MTU of a fragmentation needed
+	Quote            []byte     // ICMPError: the quoted datagram's payload, at least 8 bytes
+	From             netip.Addr // ICMPError: who sent the error (the destination, or a router)
 }
 
 // Stats counts what the Stack has done. Counters only grow, except
@@ -193,6 +210,8 @@ type Stats struct {
 	ARPRepliesReceived  uint64
 	EchoRepliesSent     uint64 // ICMP echo replies, on the wire or over loopback
 	ICMPErrorsSent      uint64 // destination unreachable and time exceeded
+	ICMPErrorsIn        uint64 // ICMPError events: errors about the host's datagrams
+	ICMPErrorsIgnored   uint64 // errors received and not passed on: bad quote or unknown code (delivered as ICMP)
 	FragmentsReceived   uint64 // fragments accepted for reassembly
 	Reassembled         uint64 // datagrams reassembled from fragments
 	ReasmBytes          int    // bytes held for reassembly now

@@ -458,7 +458,7 @@ func TestReasonsDocumented(t *testing.T) {
 }
 
 func TestEventKindString(t *testing.T) {
-	for k, want := range map[ip.EventKind]string{ip.FrameOut: "FrameOut", ip.Deliver: "Deliver", 0: "EventKind(0)"} {
+	for k, want := range map[ip.EventKind]string{ip.FrameOut: "FrameOut", ip.Deliver: "Deliver", ip.ICMPError: "ICMPError", 0: "EventKind(0)"} {
 		if got := k.String(); got != want {
 			t.Errorf("EventKind(%d).String() = %q, want %q", k, got, want)
 		}
