@@ -15,6 +15,13 @@ func addrU32(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
+// u32Addr returns a uint32 as an IPv4 address.
+func u32Addr(a uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], a)
+	return netip.AddrFrom4(b)
+}
+
 // unicast reports whether a can name a single host: not in 0.0.0.0/8 ("this
 // network"), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (reserved, and the
 // limited broadcast). Loopback addresses are unicast here.

@@ -38,8 +38,8 @@ const (
 	dropBadICMPChecksum // ICMP checksum does not verify
 	dropEchoBroadcast   // echo request to a broadcast address, ignored
 	// Output.
-	dropNoRoute     // a reply or error the Stack made has no route
-	dropReplyTooBig // a reply the Stack made does not fit the MTU
+	dropNoRoute    // a reply or error the Stack made has no route
+	dropFragNeeded // a datagram sent with DF (SendDF) that does not fit the MTU
 	// Unreachable.
 	dropUnreachBadPacket // Unreachable given something that is not an IPv4 packet
 	dropErrorSuppressed  // an ICMP error not sent, by RFC 1122's rules
@@ -76,7 +76,7 @@ var reasonNames = [numReasons]string{
 	dropBadICMPChecksum:   "bad-icmp-checksum",
 	dropEchoBroadcast:     "echo-broadcast",
 	dropNoRoute:           "no-route",
-	dropReplyTooBig:       "reply-too-big",
+	dropFragNeeded:        "frag-needed",
 	dropUnreachBadPacket:  "unreach-bad-packet",
 	dropErrorSuppressed:   "icmp-error-suppressed",
 }

@@ -117,20 +117,26 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 		s.drop(dropNoRoute)
 		return
 	}
-	if !s.isLocal(src) && len(req) > MaxPayload {
-		s.drop(dropReplyTooBig)
-		return
+	var frame, pkt, m []byte
+	big := !s.isLocal(src) && len(req) > MaxPayload
+	if big { // built whole, then sent in fragments
+		m = s.arena.alloc(len(req))
+	} else {
+		frame, pkt = s.makePacket(src, len(req))
+		m = pkt[HeaderLen:]
 	}
-	frame, pkt := s.makePacket(src, len(req))
-	m := pkt[HeaderLen:]
 	copy(m, req)
 	old := binary.BigEndian.Uint16(m[0:])
 	m[0], m[1] = icmpEchoReply, 0
 	// Only the type and code change: update the checksum rather than sum
 	// the data again.
 	binary.BigEndian.PutUint16(m[2:], checksum.Update(binary.BigEndian.Uint16(m[2:]), old, 0))
-	s.putIPv4(now, pkt, proto.ICMP, dst, src)
 	s.stats.EchoRepliesSent++
+	if big {
+		s.fragment(now, proto.ICMP, dst, src, m)
+		return
+	}
+	s.putIPv4(now, pkt, proto.ICMP, dst, src)
 	s.sendPacket(now, frame, pkt, src)
 }
 

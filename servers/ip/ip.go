@@ -17,8 +17,8 @@
 // sockets. Given the same inputs, a Stack always produces the same outputs.
 // A Stack is not safe for concurrent use: one server loop owns it.
 //
-// The host is not a router: it never forwards, and it never fragments what
-// it sends. See docs/IP.md.
+// The host is not a router: it never forwards. It fragments what it sends
+// that does not fit the MTU. See docs/IP.md.
 package ip
 
 import (
@@ -212,6 +212,8 @@ type Stats struct {
 	ICMPErrorsSent      uint64 // destination unreachable and time exceeded
 	ICMPErrorsIn        uint64 // ICMPError events: errors about the host's datagrams
 	ICMPErrorsIgnored   uint64 // errors received and not passed on: bad quote or unknown code (delivered as ICMP)
+	Fragmented          uint64 // datagrams sent in fragments
+	FragmentsCreated    uint64 // the fragments they were sent in
 	FragmentsReceived   uint64 // fragments accepted for reassembly
 	Reassembled         uint64 // datagrams reassembled from fragments
 	ReasmBytes          int    // bytes held for reassembly now

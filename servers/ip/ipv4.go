@@ -90,10 +90,18 @@ func (s *Stack) receive(now time.Time, pkt []byte, hlen int) {
 // ARP has not resolved is held until it is (see Config.ARPTimeout); Send
 // still returns nil, and a packet that cannot be held is counted in Drops.
 //
-// Nothing is fragmented: payload may be up to MaxPayload (1480) bytes on
-// the wire and MaxLoopback (65515) over loopback; beyond, ErrTooBig.
-// Payload is copied; Send keeps no reference to it.
+// Payload may be up to MaxLoopback (65515) bytes (beyond, ErrTooBig). A
+// datagram that fits the MTU, with up to MaxPayload (1480) bytes of
+// payload, goes in one packet with the don't fragment flag set; a larger
+// one goes in fragments of 1480 bytes, the last shorter (RFC 791), as
+// Linux sends by default (IP_PMTUDISC_WANT). Over loopback nothing is
+// fragmented. Payload is copied; Send keeps no reference to it.
 func (s *Stack) Send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
+	return s.send(now, proto, src, dst, payload, false)
+}
+
+// send is Send, and SendDF if df.
+func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte, df bool) error {
 	s.begin()
 	dst = dst.Unmap()
 	if !dst.Is4() {
@@ -123,16 +131,35 @@ func (s *Stack) Send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 	switch {
 	case n > MaxLoopback:
 		return fmt.Errorf("ip: send %d bytes to %v: more than an IPv4 packet carries (%d): %w", n, dst, MaxLoopback, ErrTooBig)
-	case !local && n > MaxPayload:
-		return fmt.Errorf("ip: send %d bytes to %v: more than the MTU allows (%d), and the host does not fragment: %w", n, dst, MaxPayload, ErrTooBig)
 	case !s.canRoute(d):
 		return fmt.Errorf("ip: send to %v: off-link and no gateway: %w", dst, ErrNoRoute)
+	case !local && n > MaxPayload && df:
+		s.drop(dropFragNeeded)
+		s.fragNeeded(proto, sa, d, payload)
+		return fmt.Errorf("ip: send %d bytes to %v: more than the MTU allows (%d), and don't fragment is set: %w", n, dst, MaxPayload, ErrTooBig)
+	case !local && n > MaxPayload:
+		// Copy the payload first: it may be in the arena the fragments
+		// are about to be built in (a Deliver event's Payload).
+		buf := s.arena.alloc(n)
+		copy(buf, payload)
+		s.fragment(now, proto, sa, d, buf)
+		return nil
 	}
 	frame, pkt := s.makePacket(d, n)
 	copy(pkt[HeaderLen:], payload)
 	s.putIPv4(now, pkt, proto, sa, d)
 	s.sendPacket(now, frame, pkt, d)
 	return nil
+}
+
+// SendDF is Send with the don't fragment flag, as Linux sends for a
+// socket with IP_MTU_DISCOVER set to IP_PMTUDISC_DO: a datagram that does
+// not fit the MTU is not sent but dropped ("frag-needed"), and, as Linux
+// tells the sending socket, this call's events then hold an ICMPError
+// about it: destination unreachable, CodeFragNeeded, MTU 1500, From the
+// host, with no Packet or Payload. The error returned wraps ErrTooBig.
+func (s *Stack) SendDF(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
+	return s.send(now, proto, src, dst, payload, true)
 }
 
 // canRoute reports whether the host can send to dst.
@@ -151,16 +178,69 @@ func (s *Stack) makePacket(dst uint32, n int) (frame, pkt []byte) {
 	return frame, frame[EthHeaderLen : EthHeaderLen+HeaderLen+n]
 }
 
-// putIPv4 writes the header of pkt, whose length is its total length: no
-// options, DF set (the host never fragments), an ID from the
-// destination's counter (see idents), the configured TTL (1 for
-// multicast), and the checksum.
+// fragment sends payload, more than MaxPayload bytes of protocol proto,
+// from src to dst, which is not local, in fragments of MaxPayload bytes
+// (a multiple of 8, as every fragment but the last must be), the last
+// shorter (RFC 791 3.2 and Linux's ip_fragment). The header has no options
+// to copy. Payload must not be in the arena past where the fragments are
+// built: it must have been allocated in this call, or not there at all.
+func (s *Stack) fragment(now time.Time, proto uint8, src, dst uint32, payload []byte) {
+	const per = MaxPayload &^ 7
+	id := s.ids.take(now, src, dst, proto)
+	for off := 0; off < len(payload); off += per {
+		end := min(off+per, len(payload))
+		frame, pkt := s.makePacket(dst, end-off)
+		copy(pkt[HeaderLen:], payload[off:end])
+		fo := uint16(off / 8)
+		if end < len(payload) {
+			fo |= flagMF
+		}
+		s.writeIPv4(pkt, proto, src, dst, id, fo)
+		s.stats.FragmentsCreated++
+		s.sendPacket(now, frame, pkt, dst)
+	}
+	s.stats.Fragmented++
+}
+
+// fragNeeded tells the transport of protocol p that payload, for dst, was not
+// sent because it needs fragmenting and may not be (SendDF), as Linux's
+// ip_fragment does with an ICMP fragmentation needed to the host itself.
+func (s *Stack) fragNeeded(p uint8, src, dst uint32, payload []byte) {
+	ev := Event{
+		Kind:  ICMPError,
+		Proto: p,
+		Src:   u32Addr(src),
+		Dst:   u32Addr(dst),
+		Type:  icmpDestUnreach,
+		Code:  CodeFragNeeded,
+		MTU:   MTU,
+		From:  u32Addr(src),
+		Quote: s.arena.alloc(icmpQuoteData),
+	}
+	copy(ev.Quote, payload) // payload is longer than MaxPayload
+	if p == proto.TCP || p == proto.UDP {
+		ev.SrcPort = binary.BigEndian.Uint16(payload)
+		ev.DstPort = binary.BigEndian.Uint16(payload[2:])
+	}
+	s.events = append(s.events, ev)
+}
+
+// putIPv4 writes the header of pkt, whose length is its total length, for
+// a datagram sent whole: DF set, an ID from the destination's counter (see
+// idents).
 func (s *Stack) putIPv4(now time.Time, pkt []byte, proto uint8, src, dst uint32) {
+	s.writeIPv4(pkt, proto, src, dst, s.ids.take(now, src, dst, proto), flagDF)
+}
+
+// writeIPv4 writes the header of pkt, whose length is its total length: no
+// options, the ID and the flags and fragment offset given, the configured
+// TTL (1 for multicast), and the checksum.
+func (s *Stack) writeIPv4(pkt []byte, proto uint8, src, dst uint32, id, frag uint16) {
 	h := pkt[:HeaderLen]
 	h[0], h[1] = 0x45, 0
 	binary.BigEndian.PutUint16(h[2:], uint16(len(pkt)))
-	binary.BigEndian.PutUint16(h[4:], s.ids.take(now, src, dst, proto))
-	binary.BigEndian.PutUint16(h[6:], flagDF)
+	binary.BigEndian.PutUint16(h[4:], id)
+	binary.BigEndian.PutUint16(h[6:], frag)
 	h[8] = s.ttl
 	if multicast(dst) {
 		h[8] = multicastTTL
