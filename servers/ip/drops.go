@@ -18,13 +18,14 @@ const (
 	dropARPUnresolved   // a held packet whose address never resolved
 	dropARPCacheFull    // a packet for a new address with the cache full of pending entries
 	// IPv4.
-	dropShortPacket // shorter than an IPv4 header
-	dropBadVersion  // version not 4
-	dropBadIHL      // IHL below 5 or past the packet
-	dropBadLength   // total length below the header or past the frame
-	dropBadChecksum // header checksum does not verify
-	dropBadSrcAddr  // source not a unicast address of another host
-	dropNotForUs    // destination not ours, loopback, or a broadcast
+	dropShortPacket  // shorter than an IPv4 header
+	dropBadVersion   // version not 4
+	dropBadIHL       // IHL below 5 or past the packet
+	dropBadLength    // total length below the header or past the frame
+	dropBadChecksum  // header checksum does not verify
+	dropBadSrcAddr   // source not a unicast address of another host
+	dropNotForUs     // destination not ours, loopback, or a broadcast
+	dropUnknownProto // a protocol with no transport: answered with protocol unreachable
 	// Reassembly.
 	dropBadFragment       // a non-last fragment not a multiple of 8 bytes, or empty
 	dropReasmDuplicate    // a fragment already held, byte for byte the same range
@@ -65,6 +66,7 @@ var reasonNames = [numReasons]string{
 	dropBadChecksum:       "bad-checksum",
 	dropBadSrcAddr:        "bad-src-addr",
 	dropNotForUs:          "not-for-us",
+	dropUnknownProto:      "unknown-protocol",
 	dropBadFragment:       "bad-fragment",
 	dropReasmDuplicate:    "reasm-duplicate",
 	dropReasmOverlap:      "reasm-overlap",

@@ -34,7 +34,7 @@ func (s *Stack) FrameIn(now time.Time, frame []byte) {
 	}
 	switch binary.BigEndian.Uint16(frame[12:]) {
 	case proto.EtherTypeIPv4:
-		s.ipv4In(now, frame[EthHeaderLen:])
+		s.ipv4In(now, frame[EthHeaderLen:], bcast)
 	case proto.EtherTypeARP:
 		s.arpIn(now, frame[EthHeaderLen:])
 	default:

@@ -132,6 +132,9 @@ func frameSeeds(t testing.TB) map[string][]byte {
 		"icmp-error-short-quote":             icmpErrorFrame(t, peer, 3, 3, 0, udpPacket(t, host, peer, 5000, 53, nil)[:27]),
 		"icmp-error-quoted-ihl-past-the-end": icmpErrorFrame(t, peer, 3, 3, 0, append([]byte{0x4f}, udpPacket(t, host, peer, 5000, 53, nil)[1:28]...)),
 		"empty":                              {},
+		"unknown-protocol":                   inFrame(peerMAC, hostMAC, rawPacket(peer, host, 47, 20, 0, pattern(0, 30, 1))),
+		"unknown-protocol-in-a-broadcast":    inFrame(peerMAC, bcast, rawPacket(peer, host, 47, 20, 0, nil)),
+		"unknown-protocol-fragment":          fragFrame(peer, 9, 47, 0, true, pattern(0, 16, 9)),
 	}
 	for _, c := range malformedCases {
 		seeds["malformed-"+c.name] = c.frame(t)

@@ -18,9 +18,10 @@ const (
 )
 
 // ipv4In checks an IPv4 packet that came in a frame (b is the frame past
-// its Ethernet header, padding included) and receives it if it is for the
-// host. Options are not parsed: the header length skips them.
-func (s *Stack) ipv4In(now time.Time, b []byte) {
+// its Ethernet header, padding included; linkBcast if the frame was to the
+// broadcast MAC) and receives it if it is for the host. Options are not
+// parsed: the header length skips them.
+func (s *Stack) ipv4In(now time.Time, b []byte, linkBcast bool) {
 	if len(b) < HeaderLen {
 		s.drop(dropShortPacket)
 		return
@@ -56,23 +57,34 @@ func (s *Stack) ipv4In(now time.Time, b []byte) {
 		s.drop(dropNotForUs)
 		return
 	}
-	s.receive(now, pkt, hlen)
+	s.receive(now, pkt, hlen, linkBcast)
 }
 
-// receive takes an IPv4 packet for the host, from a frame or the loopback
-// interface, trimmed to its total length, with a header of hlen bytes:
-// fragments go to reassembly, ICMP to icmpIn, the rest to a transport.
-func (s *Stack) receive(now time.Time, pkt []byte, hlen int) {
+// receive takes an IPv4 packet for the host, from a frame (linkBcast if
+// the frame was to the broadcast MAC) or the loopback interface, trimmed
+// to its total length, with a header of hlen bytes: fragments go to
+// reassembly, ICMP to icmpIn, TCP and UDP to their transport, and any
+// other protocol is answered with an ICMP protocol unreachable (RFC 1122
+// 3.2.2.1), as Linux's ip_local_deliver_finish answers it.
+func (s *Stack) receive(now time.Time, pkt []byte, hlen int, linkBcast bool) {
 	if binary.BigEndian.Uint16(pkt[6:])&(flagMF|offsetMask) != 0 {
 		if pkt, hlen = s.reassemble(now, pkt, hlen); pkt == nil {
 			return
 		}
 	}
-	if pkt[9] == proto.ICMP {
+	switch pkt[9] {
+	case proto.ICMP:
 		s.icmpIn(now, pkt, hlen)
-		return
+	case proto.TCP, proto.UDP:
+		s.deliver(pkt, hlen)
+	default:
+		s.drop(dropUnknownProto)
+		if linkBcast { // RFC 1122 3.2.2: no error about a link-layer broadcast
+			s.drop(dropErrorSuppressed)
+			return
+		}
+		s.icmpError(now, pkt, icmpDestUnreach, CodeProtoUnreachable)
 	}
-	s.deliver(pkt, hlen)
 }
 
 // Send sends payload, a transport segment of protocol proto with its
@@ -258,7 +270,7 @@ func (s *Stack) sendPacket(now time.Time, frame, pkt []byte, dst uint32) {
 	switch {
 	case frame == nil:
 		s.stats.LoopbackPackets++
-		s.receive(now, pkt, HeaderLen)
+		s.receive(now, pkt, HeaderLen, false)
 	case s.isBroadcast(dst):
 		s.putEth(frame, broadcastMAC, proto.EtherTypeIPv4)
 		s.emitFrame(frame)
