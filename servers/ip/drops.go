@@ -44,6 +44,8 @@ const (
 	// Unreachable.
 	dropUnreachBadPacket // Unreachable given something that is not an IPv4 packet
 	dropErrorSuppressed  // an ICMP error not sent, by RFC 1122's rules
+	dropRateGlobal       // an ICMP error not sent: the host's rate limit
+	dropRateHost         // an ICMP error not sent: its destination's rate limit
 	numReasons
 )
 
@@ -81,6 +83,8 @@ var reasonNames = [numReasons]string{
 	dropFragNeeded:        "frag-needed",
 	dropUnreachBadPacket:  "unreach-bad-packet",
 	dropErrorSuppressed:   "icmp-error-suppressed",
+	dropRateGlobal:        "icmp-ratelimit-global",
+	dropRateHost:          "icmp-ratelimit-host",
 }
 
 // Reasons returns every key Drops uses, in the order a frame meets them.

@@ -187,6 +187,9 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 		s.drop(dropNoRoute)
 		return
 	}
+	if !s.icmpAllowed(now, src, typ, code) {
+		return
+	}
 	from := dst
 	if !s.isLocal(from) {
 		from = s.addr

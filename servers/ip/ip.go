@@ -244,6 +244,8 @@ type Stack struct {
 	reasmList  rlist // datagrams being reassembled, oldest first
 	reasmBytes int
 
+	limit limiter // ICMP error rate limits
+
 	stats Stats
 	drops [numReasons]uint64
 }
