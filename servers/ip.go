@@ -103,8 +103,8 @@ func (p *ipServer) doDatagram(s *sys.Server, now time.Time, m *ipc.Message) erro
 	if err != nil {
 		return nil
 	}
-	if d.Off <= len(b) {
-		p.st.Send(now, d.Proto, d.Src, d.Dst, b[d.Off:]) // errors are counted as drops
+	if seg, ok := segmentAt(b, uint64(d.Off)); ok {
+		p.st.Send(now, d.Proto, d.Src, d.Dst, seg) // errors are counted as drops
 	}
 	return p.eventsThenRelease(s, now, d.Buf)
 }
@@ -199,4 +199,13 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 		return p.alarm.Set(s, now, at)
 	}
 	return nil
+}
+
+// segmentAt returns b from off, a transport's offset of its segment in
+// its buffer, and whether off is within b.
+func segmentAt(b []byte, off uint64) ([]byte, bool) {
+	if off > uint64(len(b)) { // compared unsigned: no int conversion to go negative
+		return nil, false
+	}
+	return b[off:], true
 }
