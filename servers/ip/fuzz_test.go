@@ -3,6 +3,7 @@ package ip_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -253,12 +254,137 @@ func reasmSeeds() map[string][]byte {
 	}
 }
 
+// unreachSeeds are the seed corpus of FuzzUnreachable, by name: a code,
+// then the packet.
+func unreachSeeds(t testing.TB) map[string][]byte {
+	udp := udpPacket(t, peer, host, 5000, 9, pattern(0, 20, 1))
+	with := func(code byte, pkt []byte) []byte { return append([]byte{code}, pkt...) }
+	mut := func(f func(p []byte)) []byte { p := bytes.Clone(udp); f(p); return with(3, p) }
+	return map[string][]byte{
+		"port":                      with(3, udp),
+		"protocol":                  with(2, udp),
+		"loopback":                  with(3, udpPacket(t, lo, lo, 5000, 9, nil)),
+		"from-the-host":             with(3, udpPacket(t, host, peer, 5000, 9, nil)),
+		"from-a-peer-to-loopback":   with(3, udpPacket(t, peer, lo, 5000, 9, nil)),
+		"from-a-remote-host":        with(3, udpPacket(t, remote, host, 5000, 9, nil)),
+		"options":                   with(3, rawPacket(peer, host, 17, 60, 0, pattern(0, 8, 1))),
+		"header-only":               with(3, udp[:20]),
+		"short":                     with(3, udp[:19]),
+		"empty":                     {},
+		"IHL-0":                     mut(func(p []byte) { p[0] = 0x40 }),
+		"IHL-past-the-end":          with(3, append([]byte{0x4f}, udp[1:30]...)),
+		"total-length-0":            mut(func(p []byte) { p[2], p[3] = 0, 0 }),
+		"total-length-65535":        mut(func(p []byte) { p[2], p[3] = 0xff, 0xff }),
+		"total-length-below-header": mut(func(p []byte) { p[2], p[3] = 0, 19 }),
+		"later-fragment":            with(3, rawPacket(peer, host, 17, 20, 0x0003, pattern(24, 8, 1))),
+		"about-an-echo-request":     with(3, rawPacket(peer, host, 1, 20, 0, icmpMsg(8))),
+		"about-an-unreachable":      with(3, rawPacket(peer, host, 1, 20, 0, icmpMsg(3))),
+	}
+}
+
+// FuzzUnreachable asks the Stack for an ICMP error about arbitrary bytes,
+// as a confused or hostile transport might pass back: the first byte is
+// the code. It must never panic or change the bytes, and what it emits
+// must be well-formed (checkEvents).
+func FuzzUnreachable(f *testing.F) {
+	for _, seed := range unreachSeeds(f) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		s := newStack(t)
+		resolve(t, s, t0, peerMAC, peer)
+		resolve(t, s, t0, gwMAC, gw)
+		orig := bytes.Clone(in)
+		s.Unreachable(t0, in[1:], in[0])
+		if !bytes.Equal(in, orig) {
+			t.Fatal("Unreachable changed the packet")
+		}
+		checkEvents(t, s.Out())
+	})
+}
+
+// sendSeeds are the seed corpus of FuzzSend, by name: the payload's
+// length (2 bytes), then flags (bit 0 DF, bits 1-2 the destination).
+func sendSeeds() map[string][]byte {
+	op := func(n int, flags byte) []byte { return []byte{byte(n >> 8), byte(n), flags} }
+	return map[string][]byte{
+		"empty":           op(0, 0),
+		"1480":            op(1480, 0),
+		"1481":            op(1481, 0),
+		"1481-DF":         op(1481, 1),
+		"3000":            op(3000, 0),
+		"3000-off-link":   op(3000, 2),
+		"3000-broadcast":  op(3000, 4),
+		"3000-loopback":   op(3000, 6),
+		"65515":           op(65515, 0),
+		"65516":           op(65516, 0),
+		"65535-loopback":  op(65535, 6),
+		"1488-DF-offlink": op(1488, 3),
+	}
+}
+
+// FuzzSend sends a datagram of any length to a peer, through the gateway,
+// to broadcast or over loopback, with or without DF. Send must fail
+// exactly when the datagram cannot go, emit well-formed frames, and what
+// it sends to the peer must reassemble, at a Stack there, into the
+// payload, byte for byte.
+func FuzzSend(f *testing.F) {
+	for _, seed := range sendSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 3 {
+			return
+		}
+		n, df := int(binary.BigEndian.Uint16(in)), in[2]&1 != 0
+		dst := []netip.Addr{peer, remote, subnetBC, lo}[in[2]>>1&3]
+		s := newStack(t)
+		resolve(t, s, t0, peerMAC, peer)
+		resolve(t, s, t0, gwMAC, gw)
+		payload := pattern(0, n, uint16(n))
+		send := s.Send
+		if df {
+			send = s.SendDF
+		}
+		err := send(t0, proto.UDP, netip.Addr{}, dst, payload)
+		tooBig := n > ip.MaxLoopback || df && dst != lo && n > ip.MaxPayload
+		if tooBig != errors.Is(err, ip.ErrTooBig) || !tooBig && err != nil {
+			t.Fatalf("Send(%d bytes to %v, DF %v) = %v", n, dst, df, err)
+		}
+		evs := s.Out()
+		if dst == lo || tooBig {
+			return
+		}
+		checkEvents(t, evs)
+		at := peer // the receiver's address: the destination, or a peer for broadcast
+		if dst == remote {
+			at = remote
+		}
+		peerStack := newStack(t, func(c *ip.Config) { c.MAC, c.Addr, c.Gateway = peerMAC, netip.PrefixFrom(at, 24), netip.Addr{} })
+		var got []ip.Event
+		for _, ev := range evs {
+			f := bytes.Clone(ev.Frame)
+			copy(f[0:6], peerMAC[:]) // as if the peer were the gateway
+			peerStack.FrameIn(t0, f)
+			got = append(got, peerStack.Out()...)
+		}
+		if len(got) != 1 || got[0].Kind != ip.Deliver || !bytes.Equal(got[0].Payload, payload) {
+			t.Fatalf("%d bytes to %v: the peer got %v", n, dst, kinds(got))
+		}
+	})
+}
+
 // TestWriteSeedCorpus writes the seed corpora to testdata/fuzz when run
 // with -update-corpus; otherwise it checks that they are there.
 func TestWriteSeedCorpus(t *testing.T) {
 	corpora := map[string]map[string][]byte{
-		"FuzzFrameIn":    frameSeeds(t),
-		"FuzzReassembly": reasmSeeds(),
+		"FuzzFrameIn":     frameSeeds(t),
+		"FuzzReassembly":  reasmSeeds(),
+		"FuzzUnreachable": unreachSeeds(t),
+		"FuzzSend":        sendSeeds(),
 	}
 	for fuzz, seeds := range corpora {
 		dir := filepath.Join("testdata", "fuzz", fuzz)

@@ -190,8 +190,10 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	if !s.icmpAllowed(now, src, typ, code) {
 		return
 	}
+	// From the address orig was sent to, if it was one of ours; but a
+	// 127/8 source only back over loopback, never on a wire.
 	from := dst
-	if !s.isLocal(from) {
+	if !s.isLocal(from) || loopback(from) && !s.isLocal(src) {
 		from = s.addr
 	}
 	// Copy the quote first: orig may be a Deliver event's Packet, in the

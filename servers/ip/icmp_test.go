@@ -180,6 +180,8 @@ func TestUnreachable(t *testing.T) {
 			quote: rawPacket(peer, host, 17, 20, 0, nil)},
 		{name: "off-link", orig: udpPacket(t, remote, host, 1, 2, nil), code: 3, dstMAC: gwMAC, to: remote,
 			quote: udpPacket(t, remote, host, 1, 2, nil)},
+		{name: "to loopback from a peer", orig: udpPacket(t, peer, lo, 1, 2, nil), code: 3, dstMAC: peerMAC, to: peer,
+			quote: udpPacket(t, peer, lo, 1, 2, nil)}, // never from 127.0.0.1 on the wire
 		{name: "about an echo request", orig: rawPacket(peer, host, 1, 20, 0, icmpMsg(8)), code: 2, dstMAC: peerMAC, to: peer,
 			quote: rawPacket(peer, host, 1, 20, 0, icmpMsg(8))[:28]},
 		{name: "first fragment", orig: rawPacket(peer, host, 17, 20, 0x2000, pattern(0, 16, 1)), code: 3, dstMAC: peerMAC, to: peer,
