@@ -106,7 +106,7 @@ const (
 	// Pong answers Ping.
 	Pong
 	// Bench is a benchmark's request to a role that measures (see
-	// package sim/bench); the role answers with Pong when it is done.
+	// package sim/bench/probe); the role answers with Pong when it is done.
 	Bench
 )
 

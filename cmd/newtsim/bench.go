@@ -14,6 +14,7 @@ import (
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/sim/bench"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -63,13 +64,13 @@ func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command st
 }
 
 func newBenchPeerCommand() *cobra.Command {
-	var o bench.PeerOptions
+	var o probe.PeerOptions
 	cmd := &cobra.Command{
 		Use:    "peer",
 		Hidden: true,
 		Short:  "One measuring process of a benchmark (started by bench)",
 		RunE: func(*cobra.Command, []string) error {
-			return bench.PeerMain(o)
+			return probe.PeerMain(o)
 		},
 	}
 	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-*-linux or tcp-*-linux")

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/newtsim/newtsim/sim/bench"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 )
 
 // httpFlags are the flags bench http and bench paper share.
@@ -149,14 +150,14 @@ func newBenchPaperCommand() *cobra.Command {
 // newBenchHTTPPeerCommand is the hidden `newtsim bench http-peer`: the
 // client and httpd-linux of bench http, each started in a namespace.
 func newBenchHTTPPeerCommand() *cobra.Command {
-	var o bench.HTTPPeerOptions
+	var o probe.HTTPPeerOptions
 	cmd := &cobra.Command{
 		Use:    "http-peer",
 		Hidden: true,
 		Short:  "A process of bench http outside the simulated host (started by bench http)",
 		Args:   cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return bench.HTTPPeerMain(o)
+			return probe.HTTPPeerMain(o)
 		},
 	}
 	cmd.Flags().StringVar(&o.Mode, "mode", "", "loadgen (the client) or httpd (httpd-linux)")

@@ -11,7 +11,7 @@ import (
 	"github.com/newtsim/newtsim/apps/udpecho"
 	"github.com/newtsim/newtsim/servers"
 	"github.com/newtsim/newtsim/servers/sys"
-	"github.com/newtsim/newtsim/sim/bench"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/host"
 )
 
@@ -41,16 +41,16 @@ var roles = map[string]sys.Starter{
 	// A remote client machine: a whole host in one process on a wire.
 	"clienthost": host.ClientHost,
 	// The measuring sides of the benchmarks.
-	"pinger":     bench.PingerRole,
-	"reflector":  bench.ReflectorRole,
-	"eagain":     bench.EagainRole,
-	"udpping":    bench.UDPPingRole,
-	"udpsink":    bench.UDPSinkRole,
-	"udpblast":   bench.UDPBlastRole,
-	"tcpsink":    bench.TCPSinkRole,
-	"tcpsource":  bench.TCPSourceRole,
-	"tcpaccept":  bench.TCPAcceptRole,
-	"tcpconnect": bench.TCPConnectRole,
+	"pinger":     probe.PingerRole,
+	"reflector":  probe.ReflectorRole,
+	"eagain":     probe.EagainRole,
+	"udpping":    probe.UDPPingRole,
+	"udpsink":    probe.UDPSinkRole,
+	"udpblast":   probe.UDPBlastRole,
+	"tcpsink":    probe.TCPSinkRole,
+	"tcpsource":  probe.TCPSourceRole,
+	"tcpaccept":  probe.TCPAcceptRole,
+	"tcpconnect": probe.TCPConnectRole,
 }
 
 // roleNames lists the roles, sorted.

@@ -22,10 +22,12 @@ import (
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/apps/ready"
+	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/host"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -575,9 +577,9 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	name := side.server.Name + "-" + w.Name
 	cfgPath, out := filepath.Join(r.dir, name+".client.json"), filepath.Join(r.dir, name+".result.json")
 	rpc := w.RequestsPerConn
-	c := HTTPClientConfig{Target: side.target.String(), Path: w.Path(), Connections: r.o.Connections,
+	c := probe.HTTPClientConfig{Target: side.target.String(), Path: w.Path(), Connections: r.o.Connections,
 		RequestsPerConn: rpc, Warmup: r.o.Warmup, Duration: r.o.Duration, Timeout: r.o.Timeout, Probe: probeTime, Out: out}
-	if err := writeJSON(cfgPath, c); err != nil {
+	if err := atomicfile.WriteJSON(cfgPath, c); err != nil {
 		return HTTPCell{}, err
 	}
 	pr, pw, err := os.Pipe()
@@ -629,7 +631,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 			}
 		}
 	}
-	if err := await(httpMeasureLine, probeTime+r.o.Warmup+r.o.Timeout+30*time.Second); err != nil {
+	if err := await(probe.HTTPMeasureLine, probeTime+r.o.Warmup+r.o.Timeout+30*time.Second); err != nil {
 		return HTTPCell{}, err
 	}
 	// Count the server's system calls over the measured run: every thread
@@ -644,7 +646,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	if err := ctr.Start(); err != nil {
 		return HTTPCell{}, err
 	}
-	if err := await(httpDoneLine, r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
+	if err := await(probe.HTTPDoneLine, r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
 		return HTTPCell{}, err
 	}
 	n, err := ctr.Stop()
@@ -660,7 +662,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	case <-time.After(10 * time.Second):
 		return HTTPCell{}, errors.New("the client did not exit after its run")
 	}
-	var res HTTPClientResult
+	var res probe.HTTPClientResult
 	if err := awaitJSON(out, 5*time.Second, nil, &res); err != nil {
 		return HTTPCell{}, err
 	}
@@ -690,7 +692,7 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	n := side.cells
 	cell := host.ClientCell{Path: w.Path(), Connections: r.o.Connections, RequestsPerConn: w.RequestsPerConn,
 		Warmup: r.o.Warmup, Duration: r.o.Duration, Timeout: r.o.Timeout}
-	if err := writeJSON(host.CellPath(side.control, n, ".json"), cell); err != nil {
+	if err := atomicfile.WriteJSON(host.CellPath(side.control, n, ".json"), cell); err != nil {
 		return HTTPCell{}, err
 	}
 	wait := func(path string, timeout time.Duration) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -24,7 +25,7 @@ import (
 // Row is one measured line of a benchmark table.
 type Row struct {
 	Name string `json:"name"`
-	Sample
+	probe.Sample
 	Placement string `json:"placement"` // which process ran on which core
 	Wait      string `json:"wait"`      // the wait policy in force
 	What      string `json:"what"`      // what a round trip is
@@ -56,7 +57,7 @@ type Report struct {
 // StreamRow is one measured one-way stream.
 type StreamRow struct {
 	Name string `json:"name"`
-	StreamResult
+	probe.StreamResult
 	Placement string `json:"placement"`
 }
 
@@ -175,7 +176,7 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "  %-20s %10.0f ns %10.0f cycles\n", "ref-cacheline-2core", res.Ref.NS, res.Ref.Cycles)
 		}
-		v := median(res.Ratios)
+		v := probe.Median(res.Ratios)
 		rep.Checks = append(rep.Checks, Check{Name: "shm-spin-2core / ref-cacheline-2core (median of adjacent batches' ratios)",
 			Value: v, Target: "<= 1.5", Met: v <= 1.5})
 		sorted := append([]float64(nil), res.Ratios...)
@@ -255,17 +256,9 @@ func uniq(xs ...int) []int {
 	return out
 }
 
-// PeerOptions say what a `newtsim bench peer` process does.
-type PeerOptions struct {
-	Mode string // what to run: see PeerMain
-	File string // a file the mode uses, or the target address
-	Out  string // where the measuring side writes its result
-	Size int    // datagram size for the udp modes; bytes or connections for the tcp ones
-}
-
 // startPeer starts `newtsim bench peer` pinned to core, with files as its
 // descriptors 3 and up.
-func startPeer(core int, log *os.File, files []*os.File, p PeerOptions) (*exec.Cmd, error) {
+func startPeer(core int, log *os.File, files []*os.File, p probe.PeerOptions) (*exec.Cmd, error) {
 	exe, err := spawn.Self()
 	if err != nil {
 		return nil, err
@@ -276,7 +269,7 @@ func startPeer(core int, log *os.File, files []*os.File, p PeerOptions) (*exec.C
 
 // single runs a one-process measurement pinned to core.
 func single(out string, core int, mode, path string, log *os.File) error {
-	cmd, err := startPeer(core, log, nil, PeerOptions{Mode: mode, File: path, Out: out})
+	cmd, err := startPeer(core, log, nil, probe.PeerOptions{Mode: mode, File: path, Out: out})
 	if err != nil {
 		return err
 	}
@@ -300,7 +293,7 @@ func pipes(out string, pc, qc int, log *os.File) error {
 // and waits for both.
 func pair(out string, pc, qc int, mode string, pingFiles, pongFiles []*os.File, log *os.File) error {
 	start := func(side string, core int, files []*os.File) (*exec.Cmd, error) {
-		return startPeer(core, log, files, PeerOptions{Mode: mode + "-" + side, Out: out})
+		return startPeer(core, log, files, probe.PeerOptions{Mode: mode + "-" + side, Out: out})
 	}
 	pong, err := start("pong", qc, pongFiles)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/newtsim/newtsim/sim/bench/probe"
 )
 
 // TestMain lets the test binary stand in for `newtsim bench peer`: the
@@ -15,14 +17,14 @@ import (
 // executable, which here is the test binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "bench" && os.Args[2] == "peer" {
-		var o PeerOptions
+		var o probe.PeerOptions
 		fs := flag.NewFlagSet("bench peer", flag.ExitOnError)
 		fs.StringVar(&o.Mode, "mode", "", "")
 		fs.StringVar(&o.File, "file", "", "")
 		fs.StringVar(&o.Out, "out", "", "")
 		fs.IntVar(&o.Size, "size", 64, "")
 		fs.Parse(os.Args[3:])
-		if err := PeerMain(o); err != nil {
+		if err := probe.PeerMain(o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench peer:", err)
 			os.Exit(1)
 		}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,186 +14,11 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
-	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers/sys"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
 )
-
-// Connection set-up: a client connects, the server accepts and closes at
-// once, the client reads the end of file and closes, and the next
-// connection starts. The server closes first, so TIME-WAIT stays on the
-// server's side, keyed by the whole 4-tuple, and the client's ports are
-// free again as soon as each connection is over.
-
-// TCPConnResult is what a connecting client measured.
-type TCPConnResult struct {
-	Conns     int     `json:"conns"`       // connections completed and timed
-	Batches   int     `json:"batches"`     // timed in this many equal batches
-	PerSec    float64 `json:"conns_per_s"` // median over the batches
-	MinPerSec float64 `json:"min_conns_per_s"`
-	MaxPerSec float64 `json:"max_conns_per_s"`
-	Seconds   float64 `json:"seconds"` // all the batches
-	// BatchRates are the batches' rates in the order they ran: a trend
-	// shows a cost that grows with the connections made before.
-	BatchRates []float64 `json:"batch_rates"`
-	Error      string    `json:"error,omitempty"`
-}
-
-// acceptBacklog is the backlog of an acceptor's listening socket.
-const acceptBacklog = 128
-
-// TCPAccepts accepts count connections on ln, a listening socket, closing
-// each as soon as it is accepted; count <= 0 accepts until an error.
-func TCPAccepts(api socket.API, ln socket.FD, count int) error {
-	for n := 0; count <= 0 || n < count; n++ {
-		fd, _, err := api.Accept(ln)
-		if err != nil {
-			return fmt.Errorf("bench: acceptor: accept %d: %w", n, err)
-		}
-		if err := api.Close(fd); err != nil {
-			return fmt.Errorf("bench: acceptor: close %d: %w", n, err)
-		}
-	}
-	return nil
-}
-
-// tcpConnectOnce connects to target, waits for the server's close (end
-// of file) and closes.
-func tcpConnectOnce(api socket.API, target netip.AddrPort, buf []byte) error {
-	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
-	if err != nil {
-		return err
-	}
-	if err := api.Connect(fd, target); err != nil {
-		api.Close(fd)
-		return fmt.Errorf("connect: %w", err)
-	}
-	n, err := api.Recv(fd, buf, 0)
-	if err == nil && n != 0 {
-		err = fmt.Errorf("%d bytes where the server's close was expected", n)
-	}
-	if err != nil {
-		api.Close(fd)
-		return fmt.Errorf("recv: %w", err)
-	}
-	if err := api.Close(fd); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	return nil
-}
-
-// TCPConnects makes count+1 connections to target, one after the other,
-// each a connect, the server's close and our close: the first not counted,
-// the other count timed in batches equal batches (the last takes what is
-// left). The server must be listening already and accept count+1.
-func TCPConnects(api socket.API, target netip.AddrPort, count, batches int) (TCPConnResult, error) {
-	r := TCPConnResult{}
-	buf := make([]byte, 64)
-	if err := tcpConnectOnce(api, target, buf); err != nil {
-		return r, fmt.Errorf("bench: connector: first connection to %v: %w", target, err)
-	}
-	batches = max(min(batches, count), 1)
-	per := count / batches
-	var rates []float64
-	start := time.Now()
-	for b := 0; b < batches; b++ {
-		n := per
-		if b == batches-1 {
-			n = count - per*(batches-1)
-		}
-		t0 := time.Now()
-		for i := 0; i < n; i++ {
-			if err := tcpConnectOnce(api, target, buf); err != nil {
-				return r, fmt.Errorf("bench: connector: connection %d: %w", r.Conns, err)
-			}
-			r.Conns++
-		}
-		rates = append(rates, float64(n)/time.Since(t0).Seconds())
-	}
-	r.Seconds = time.Since(start).Seconds()
-	r.Batches, r.BatchRates = len(rates), append([]float64(nil), rates...)
-	r.PerSec = median(rates)
-	sort.Float64s(rates)
-	r.MinPerSec, r.MaxPerSec = rates[0], rates[len(rates)-1]
-	return r, nil
-}
-
-// connBatches is how many batches a connection rate is timed in.
-const connBatches = 10
-
-// The tcpaccept and tcpconnect roles measure connection set-up on a
-// simulated host.
-// TCPAcceptRole starts the tcpaccept role: the accepting side of the TCP connection benchmark.
-var TCPAcceptRole sys.Starter = newTCPConnRole(true)
-
-// TCPConnectRole starts the tcpconnect role: the connecting side of the TCP connection benchmark.
-var TCPConnectRole sys.Starter = newTCPConnRole(false)
-
-type tcpConnRole struct {
-	accept bool
-	target netip.AddrPort
-	count  int
-	out    string
-	ready  string
-}
-
-func newTCPConnRole(accept bool) sys.Starter {
-	return func(s *sys.Server) (sys.Handler, error) {
-		r := &tcpConnRole{accept: accept}
-		fs := flag.NewFlagSet("tcpconn", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port; 0: one the stack picks)")
-		fs.IntVar(&r.count, "count", 1000, "connections timed (the acceptor accepts one more: the connector's first)")
-		fs.StringVar(&r.out, "out", "", "where the connector writes its result")
-		fs.StringVar(&r.ready, "ready", "", readyUsage)
-		if err := fs.Parse(s.Opts.Args); err != nil {
-			return nil, err
-		}
-		var err error
-		r.target, err = netip.ParseAddrPort(*target)
-		return r, err
-	}
-}
-
-func (r *tcpConnRole) Handle(*sys.Server, *ipc.Message) error { return nil }
-
-// Run accepts or connects, then serves until shut down.
-func (r *tcpConnRole) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
-	if err != nil {
-		return err
-	}
-	if r.accept {
-		if err := r.acceptor(api); err != nil {
-			s.Log.Printf("%v", err)
-		}
-	} else {
-		res, err := func() (TCPConnResult, error) {
-			target, err := awaitListener(r.target, r.ready)
-			if err != nil {
-				return TCPConnResult{}, fmt.Errorf("bench: connector: %w", err)
-			}
-			return TCPConnects(api, target, r.count, connBatches)
-		}()
-		if err != nil {
-			res.Error = err.Error()
-		}
-		if err := writeJSON(r.out, res); err != nil {
-			return err
-		}
-	}
-	return s.Serve(r)
-}
-
-func (r *tcpConnRole) acceptor(api socket.API) error {
-	ln, err := listenReady(api, r.target.Port(), acceptBacklog, r.ready)
-	if err != nil {
-		return fmt.Errorf("bench: acceptor: %w", err)
-	}
-	defer api.Close(ln)
-	return TCPAccepts(api, ln, r.count+1)
-}
 
 // BulkRow is one measured bulk transfer: the median of its repetitions,
 // each a new connection moving Bytes, every byte checked.
@@ -213,7 +37,7 @@ type BulkRow struct {
 // ConnRow is one measured connection set-up rate.
 type ConnRow struct {
 	Name string `json:"name"`
-	TCPConnResult
+	probe.TCPConnResult
 	Placement string `json:"placement"`
 	What      string `json:"what"`
 }
@@ -366,36 +190,22 @@ func stackTopology(name string, tr topology.Transport, core int, server, client 
 	return t
 }
 
-// checkBulk turns a sink's result into an error unless every byte came,
-// as sent, then the end of file.
-func checkBulk(r TCPStreamResult, size int64) error {
-	switch {
-	case r.Error != "":
-		return fmt.Errorf("sink: %s (after %d bytes)", r.Error, r.Bytes)
-	case r.Mismatches != 0:
-		return fmt.Errorf("sink: %d bytes not as sent, the first at offset %d", r.Mismatches, r.FirstBad)
-	case r.Bytes != size || !r.EOF:
-		return fmt.Errorf("sink: %d bytes of %d (end of file: %v)", r.Bytes, size, r.EOF)
-	}
-	return nil
-}
-
 // summarizeBulk makes a row of checked repetitions.
-func summarizeBulk(name string, rs []TCPStreamResult, size int64, placement, what string) BulkRow {
+func summarizeBulk(name string, rs []probe.TCPStreamResult, size int64, placement, what string) BulkRow {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Mbits < rs[j].Mbits })
 	mid := rs[len(rs)/2]
 	mbits := make([]float64, len(rs))
 	for i, r := range rs {
 		mbits[i] = r.Mbits
 	}
-	return BulkRow{Name: name, Mbits: median(mbits), MinMbits: rs[0].Mbits, MaxMbits: rs[len(rs)-1].Mbits,
+	return BulkRow{Name: name, Mbits: probe.Median(mbits), MinMbits: rs[0].Mbits, MaxMbits: rs[len(rs)-1].Mbits,
 		Seconds: mid.Seconds, Bytes: size, Reps: len(rs), Placement: placement, What: what}
 }
 
 // messageBulk moves o.Bytes from a tcpsource to a tcpsink on a simulated
 // host, o.Reps times, each in a fresh run of the host.
 func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, o TCPOptions) (BulkRow, error) {
-	var rs []TCPStreamResult
+	var rs []probe.TCPStreamResult
 	var plan string
 	for k := 0; k < o.Reps; k++ {
 		if err := ctx.Err(); err != nil {
@@ -411,12 +221,12 @@ func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transp
 		if err != nil {
 			return BulkRow{}, err
 		}
-		var r TCPStreamResult
+		var r probe.TCPStreamResult
 		err = awaitJSON(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, nil, &r)
 		plan = h.Plan.Summary()
 		h.Stop()
 		if err == nil {
-			err = checkBulk(r, o.Bytes)
+			err = r.Verify(o.Bytes)
 		}
 		if err != nil {
 			return BulkRow{}, fmt.Errorf("repetition %d: %w", k+1, err)
@@ -443,7 +253,7 @@ func messageConns(ctx context.Context, dir string, cpus []int, tr topology.Trans
 	if err != nil {
 		return ConnRow{}, err
 	}
-	var r TCPConnResult
+	var r probe.TCPConnResult
 	err = awaitJSON(out, 60*time.Second+time.Duration(o.Conns)*10*time.Millisecond, nil, &r)
 	plan := h.Plan.Summary()
 	h.Stop()
@@ -462,18 +272,18 @@ func messageConns(ctx context.Context, dir string, cpus []int, tr topology.Trans
 // linuxBulk runs the same sink and source on Linux sockets, each in a
 // pinned process, o.Reps times.
 func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
-	var rs []TCPStreamResult
+	var rs []probe.TCPStreamResult
 	for k := 0; k < o.Reps; k++ {
 		out := filepath.Join(dir, fmt.Sprintf("bulk-linux-%d.json", k))
-		var r TCPStreamResult
-		err := peerPair(kc, sc, o.Log, socket.SOCK_STREAM, sinkBacklog,
-			PeerOptions{Mode: "tcp-sink-linux", Out: out},
-			PeerOptions{Mode: "tcp-source-linux", Size: int(o.LinuxBytes)})
+		var r probe.TCPStreamResult
+		err := peerPair(kc, sc, o.Log, socket.SOCK_STREAM, probe.SinkBacklog,
+			probe.PeerOptions{Mode: "tcp-sink-linux", Out: out},
+			probe.PeerOptions{Mode: "tcp-source-linux", Size: int(o.LinuxBytes)})
 		if err == nil {
 			err = awaitJSON(out, 5*time.Second, nil, &r)
 		}
 		if err == nil {
-			err = checkBulk(r, o.LinuxBytes)
+			err = r.Verify(o.LinuxBytes)
 		}
 		if err != nil {
 			return BulkRow{}, fmt.Errorf("repetition %d: %w", k+1, err)
@@ -487,10 +297,10 @@ func linuxBulk(dir string, sc, kc int, o TCPOptions) (BulkRow, error) {
 // linuxConns runs the same acceptor and connector on Linux sockets.
 func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
 	out := filepath.Join(dir, "conns-linux.json")
-	var r TCPConnResult
-	err := peerPair(ac, cc, o.Log, socket.SOCK_STREAM, acceptBacklog,
-		PeerOptions{Mode: "tcp-accept-linux", Size: o.LinuxConns},
-		PeerOptions{Mode: "tcp-connect-linux", Out: out, Size: o.LinuxConns})
+	var r probe.TCPConnResult
+	err := peerPair(ac, cc, o.Log, socket.SOCK_STREAM, probe.AcceptBacklog,
+		probe.PeerOptions{Mode: "tcp-accept-linux", Size: o.LinuxConns},
+		probe.PeerOptions{Mode: "tcp-connect-linux", Out: out, Size: o.LinuxConns})
 	if err == nil {
 		err = awaitJSON(out, 5*time.Second, nil, &r)
 	}
@@ -505,11 +315,42 @@ func linuxConns(dir string, cc, ac int, o TCPOptions) (ConnRow, error) {
 			r.Conns, r.Batches)}, nil
 }
 
+// loopbackSocket opens the socket of a Linux row's server side on Linux's
+// loopback, on a port the kernel picks: a stream socket listening with
+// backlog, or for socket.SOCK_DGRAM a bound datagram socket. It returns
+// the socket as a file to hand the server side as its descriptor 3, where
+// PeerMain looks for it, and the address to give the client side.
+func loopbackSocket(typ, backlog int) (*os.File, netip.AddrPort, error) {
+	api := socket.Linux{}
+	local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)
+	var fd socket.FD
+	var err error
+	if typ == socket.SOCK_STREAM {
+		fd, err = probe.Listen(api, local, backlog)
+	} else {
+		fd, err = api.Socket(socket.AF_INET, typ, 0)
+		if err == nil {
+			if err = api.Bind(fd, local); err != nil {
+				api.Close(fd)
+			}
+		}
+	}
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
+	}
+	addr, err := api.LocalAddr(fd)
+	if err != nil {
+		api.Close(fd)
+		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "bench-socket-"+addr.String()), addr, nil
+}
+
 // peerPair runs a Linux measurement: it opens the server side's socket of
 // type typ on the loopback (see loopbackSocket), starts the server side on
 // core sc with it, then the client side on core cc with the socket's
 // address as client.File, and waits for both.
-func peerPair(sc, cc int, log *os.File, typ, backlog int, server, client PeerOptions) error {
+func peerPair(sc, cc int, log *os.File, typ, backlog int, server, client probe.PeerOptions) error {
 	sock, addr, err := loopbackSocket(typ, backlog)
 	if err != nil {
 		return err
@@ -551,37 +392,4 @@ func exitErr(err error) string {
 		return "ok"
 	}
 	return err.Error()
-}
-
-// tcpPeer runs the Linux side of bench tcp for PeerMain: the server modes
-// on the listening socket at peerSocket, the client modes connecting to
-// target.
-func tcpPeer(mode, target, out string, size int) error {
-	api := socket.Linux{}
-	switch mode {
-	case "tcp-sink-linux":
-		r, err := TCPSink(api, peerSocket, 30*time.Second)
-		if err != nil {
-			r.Error = err.Error()
-		}
-		return writeJSON(out, r)
-	case "tcp-accept-linux":
-		defer api.Close(peerSocket)
-		return TCPAccepts(api, peerSocket, size+1)
-	}
-	ap, err := netip.ParseAddrPort(target)
-	if err != nil {
-		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
-	}
-	switch mode {
-	case "tcp-source-linux":
-		return TCPSource(api, ap, int64(size))
-	case "tcp-connect-linux":
-		r, err := TCPConnects(api, ap, size, connBatches)
-		if err != nil {
-			r.Error = err.Error()
-		}
-		return writeJSON(out, r)
-	}
-	return fmt.Errorf("bench: unknown mode %q", mode)
 }

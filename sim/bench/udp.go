@@ -2,116 +2,19 @@ package bench
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/newtsim/newtsim/apps/socket"
-	"github.com/newtsim/newtsim/apps/udpecho"
-	"github.com/newtsim/newtsim/ipc"
-	"github.com/newtsim/newtsim/servers/sys"
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
 )
-
-// The udpping role measures UDP round trips to an echo service through the
-// socket library's message backend, from an application process of the
-// simulated host.
-
-type udpPing struct {
-	target netip.AddrPort
-	size   int
-	out    string
-}
-
-// UDPPingRole starts the udpping role: the measuring side of the UDP round-trip benchmark.
-func UDPPingRole(s *sys.Server) (sys.Handler, error) {
-	p := &udpPing{}
-	fs := flag.NewFlagSet("udpping", flag.ContinueOnError)
-	target := fs.String("target", "127.0.0.1:7", "the echo service")
-	fs.IntVar(&p.size, "size", 64, "datagram size in bytes")
-	fs.StringVar(&p.out, "out", "", "file to write the result to")
-	if err := fs.Parse(s.Opts.Args); err != nil {
-		return nil, err
-	}
-	var err error
-	if p.target, err = netip.ParseAddrPort(*target); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *udpPing) Handle(*sys.Server, *ipc.Message) error { return nil }
-
-// Run measures, writes the result, then serves until shut down.
-func (p *udpPing) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
-	if err != nil {
-		return err
-	}
-	sample, err := UDPRoundTrips(api, p.target, p.size)
-	if err != nil {
-		return err
-	}
-	if err := writeSample(p.out, sample); err != nil {
-		return err
-	}
-	return s.Serve(p)
-}
-
-// UDPRoundTrips measures round trips of size-byte datagrams to an echo
-// service through api, any backend. It first waits (up to 10 s) for the
-// service to answer at all, since it may still be starting.
-func UDPRoundTrips(api socket.API, target netip.AddrPort, size int) (Sample, error) {
-	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-	if err != nil {
-		return Sample{}, err
-	}
-	defer api.Close(fd)
-	if err := api.Connect(fd, target); err != nil {
-		return Sample{}, err
-	}
-	out, in := make([]byte, size), make([]byte, size+1)
-	deadline := time.Now().Add(10 * time.Second)
-	for ready := false; !ready; {
-		if time.Now().After(deadline) {
-			return Sample{}, fmt.Errorf("bench: no echo from %s", target)
-		}
-		if _, err := api.Send(fd, out, 0); err != nil {
-			return Sample{}, err
-		}
-		for try := 0; try < 50 && !ready; try++ {
-			_, err := api.Recv(fd, in, socket.MSG_DONTWAIT)
-			switch {
-			case err == nil:
-				ready = true
-			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ECONNREFUSED):
-				time.Sleep(time.Millisecond)
-			default:
-				return Sample{}, err
-			}
-		}
-	}
-	return Measure(DefaultBudget, func(int) error {
-		if _, err := api.Send(fd, out, 0); err != nil {
-			return err
-		}
-		n, err := api.Recv(fd, in, 0)
-		if err == nil && n != size {
-			err = fmt.Errorf("bench: echo of %d bytes came back as %d", size, n)
-		}
-		return err
-	})
-}
 
 // UDPOptions configure the UDP benchmark.
 type UDPOptions struct {
@@ -193,18 +96,15 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("streams: %d datagrams of %d B sent as fast as the sender's socket calls allow; "+
 		"rate from the sink's first to last datagram; what the sink's queue could not hold is lost and shows as received < sent",
-		streamCount, o.Size))
+		probe.StreamCount, o.Size))
 	return rep, nil
 }
-
-// streamCount is how many datagrams a stream sends.
-const streamCount = 10000
 
 // udpStreams measures a one-way stream through the stack on each transport
 // and through Linux.
 func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPOptions) error {
 	a, b := cpus[0], cpus[1]
-	count, size := strconv.Itoa(streamCount), strconv.Itoa(o.Size)
+	count, size := strconv.Itoa(probe.StreamCount), strconv.Itoa(o.Size)
 	for _, tr := range []topology.Transport{topology.Shm, topology.Kernel} {
 		out := filepath.Join(dir, "stream-"+string(tr)+".json")
 		t := topology.Default()
@@ -242,13 +142,13 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 
 // linuxStream runs the same sink and blaster on Linux sockets, the blaster
 // pinned to bc and the sink to sc.
-func linuxStream(dir string, bc, sc int, o UDPOptions) (StreamResult, error) {
+func linuxStream(dir string, bc, sc int, o UDPOptions) (probe.StreamResult, error) {
 	out := filepath.Join(dir, "stream-linux.json")
 	err := peerPair(sc, bc, o.Log, socket.SOCK_DGRAM, 0,
-		PeerOptions{Mode: "udp-sink-linux", Out: out},
-		PeerOptions{Mode: "udp-blast-linux", Size: o.Size})
+		probe.PeerOptions{Mode: "udp-sink-linux", Out: out},
+		probe.PeerOptions{Mode: "udp-blast-linux", Size: o.Size})
 	if err != nil {
-		return StreamResult{}, err
+		return probe.StreamResult{}, err
 	}
 	return readStream(out, 5*time.Second)
 }
@@ -261,13 +161,13 @@ func linuxUDP(out string, pc, ec int, o UDPOptions) error {
 	if err != nil {
 		return err
 	}
-	echo, err := startPeer(ec, o.Log, []*os.File{sock}, PeerOptions{Mode: "udp-echo-linux"})
+	echo, err := startPeer(ec, o.Log, []*os.File{sock}, probe.PeerOptions{Mode: "udp-echo-linux"})
 	sock.Close() // the echo program holds it now
 	if err != nil {
 		return err
 	}
 	defer func() { echo.Process.Kill(); echo.Wait() }()
-	ping, err := startPeer(pc, o.Log, nil, PeerOptions{Mode: "udp-ping-linux", File: addr.String(), Out: out, Size: o.Size})
+	ping, err := startPeer(pc, o.Log, nil, probe.PeerOptions{Mode: "udp-ping-linux", File: addr.String(), Out: out, Size: o.Size})
 	if err != nil {
 		return err
 	}
@@ -275,35 +175,4 @@ func linuxUDP(out string, pc, ec int, o UDPOptions) error {
 		return fmt.Errorf("the client: %v", exitErr(err))
 	}
 	return nil
-}
-
-// udpPeer runs the Linux side of bench udp for PeerMain: the echo program
-// and the sink on the bound socket at peerSocket, the client and the
-// blaster sending to target.
-func udpPeer(mode, target, out string, size int) error {
-	switch mode {
-	case "udp-echo-linux":
-		return udpecho.Echo(socket.Linux{}, peerSocket)
-	case "udp-sink-linux":
-		r, err := sinkOn(socket.Linux{}, peerSocket, streamCount)
-		if err != nil {
-			return err
-		}
-		return writeJSON(out, r)
-	}
-	ap, err := netip.ParseAddrPort(target)
-	if err != nil {
-		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
-	}
-	switch mode {
-	case "udp-ping-linux":
-		s, err := UDPRoundTrips(socket.Linux{}, ap, size)
-		if err != nil {
-			return err
-		}
-		return writeSample(out, s)
-	case "udp-blast-linux":
-		return Blast(socket.Linux{}, ap, streamCount, size)
-	}
-	return fmt.Errorf("bench: unknown mode %q", mode)
 }

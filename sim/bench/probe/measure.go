@@ -1,17 +1,19 @@
-// Package bench measures newtsim: round trips over its transports beside the
-// bare references they must be judged against, each in separate pinned
-// processes, reported as medians over batches with the machine and the core
-// plan recorded beside every figure.
-package bench
+// Package probe is the measuring side of newtsim's benchmarks: what runs
+// inside the measured processes, on the simulated host as roles
+// (PingerRole, UDPSinkRole, TCPConnectRole, ...) or on Linux as `newtsim
+// bench peer` (PeerMain) and `newtsim bench http-peer` (HTTPPeerMain). It
+// times round trips in batches (Measure, MeasurePaired), runs the UDP and
+// TCP streams and connection loops on any backend of the socket library,
+// and writes what it found to a result file for package bench, the
+// launcher side, to read. It starts no processes.
+package probe
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"sort"
 	"time"
 
 	"github.com/newtsim/newtsim/internal/tsc"
+	"github.com/newtsim/newtsim/servers/sys"
 )
 
 // Sample is what a measuring process found: the median and the spread over
@@ -121,14 +123,15 @@ func measure(bud Budget, a, b Batch) (sa, sb Sample, ratios []float64, err error
 
 // summarize makes a Sample of per-batch figures of size round trips each.
 func summarize(ns, cyc []float64, size int) Sample {
-	s := Sample{NS: median(ns), Cycles: median(cyc), RoundTrips: size * len(ns), Batches: len(ns)}
+	s := Sample{NS: Median(ns), Cycles: Median(cyc), RoundTrips: size * len(ns), Batches: len(ns)}
 	sorted := append([]float64(nil), ns...)
 	sort.Float64s(sorted)
 	s.MinNS, s.MaxNS = sorted[0], sorted[len(sorted)-1]
 	return s
 }
 
-func median(xs []float64) float64 {
+// Median returns the median of xs, which must not be empty.
+func Median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	if len(s)%2 == 1 {
@@ -151,31 +154,5 @@ func writeSample(path string, s Sample) error { return writeResult(path, Result{
 
 func writeResult(path string, r Result) error { return writeJSON(path, r) }
 
-// readResult waits for a measuring process's result file.
-func readResult(path string, timeout time.Duration, failed <-chan error) (Result, error) {
-	var r Result
-	err := awaitJSON(path, timeout, failed, &r)
-	return r, err
-}
-
-// awaitJSON waits up to timeout for a measuring process's result file (a
-// whole one: they are written with WriteResult) and decodes it into v. An
-// error on failed, the measuring process's end, stops the wait.
-func awaitJSON(path string, timeout time.Duration, failed <-chan error, v any) error {
-	deadline := time.After(timeout)
-	for {
-		if b, err := os.ReadFile(path); err == nil {
-			if err := json.Unmarshal(b, v); err != nil {
-				return fmt.Errorf("bench: parse %s: %w", path, err)
-			}
-			return nil
-		}
-		select {
-		case err := <-failed:
-			return fmt.Errorf("bench: measuring process failed: %v", err)
-		case <-deadline:
-			return fmt.Errorf("bench: no result in %s after %v", path, timeout)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
+// writeJSON writes v to path as JSON, atomically, for the driver to read.
+func writeJSON(path string, v any) error { return sys.WriteResult(path, v) }

@@ -1,4 +1,4 @@
-package bench
+package probe
 
 import (
 	"context"
@@ -59,8 +59,10 @@ type HTTPClientResult struct {
 // Lines the client prints on its standard output, for the driver to count
 // the server's system calls over the measured run alone.
 const (
-	httpMeasureLine = "measure"
-	httpDoneLine    = "done"
+	// HTTPMeasureLine says the warm-up is over and the measured run starts.
+	HTTPMeasureLine = "measure"
+	// HTTPDoneLine says the measured run is over.
+	HTTPDoneLine = "done"
 )
 
 // HTTPPeerMain runs one of bench http's processes.
@@ -74,8 +76,8 @@ func HTTPPeerMain(o HTTPPeerOptions) error {
 	return fmt.Errorf("bench http-peer: unknown mode %q (loadgen or httpd)", o.Mode)
 }
 
-// httpClient probes the server, warms up, prints httpMeasureLine, runs
-// the measured load, prints httpDoneLine and writes its result.
+// httpClient probes the server, warms up, prints HTTPMeasureLine, runs
+// the measured load, prints HTTPDoneLine and writes its result.
 func httpClient(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -103,10 +105,10 @@ func httpClient(path string) error {
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
-		fmt.Println(httpMeasureLine)
+		fmt.Println(HTTPMeasureLine)
 		cfg.Duration = c.Duration
 		res.Report, err = loadgen.Run(ctx, cfg)
-		fmt.Println(httpDoneLine)
+		fmt.Println(HTTPDoneLine)
 		return err
 	}()
 	if err != nil {

@@ -1,9 +1,8 @@
-package bench
+package probe
 
 import (
 	"flag"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -185,89 +184,4 @@ func cachelinePing(w *atomic.Uint64, v uint64) {
 	w.Store(v)
 	for w.Load() != v+1 {
 	}
-}
-
-// PeerMain runs a measuring process started by `newtsim bench`: `newtsim
-// bench peer`. Modes: shm-local sends to its own inbox (created at path);
-// pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
-// udp-echo-linux and udp-ping-linux are bench udp's Linux row,
-// udp-sink-linux and udp-blast-linux its Linux stream; tcp-sink-linux and
-// tcp-source-linux (Size bytes) are bench tcp's Linux bulk row,
-// tcp-accept-linux and tcp-connect-linux (Size connections) its connection
-// row. In the Linux rows the server side (echo, sink, accept) finds the
-// socket its driver opened for it at fd 3, and the client side is given
-// that socket's address as File. The measuring side writes its result to
-// out.
-func PeerMain(o PeerOptions) error {
-	mode, path, out := o.Mode, o.File, o.Out
-	switch mode {
-	case "udp-echo-linux", "udp-ping-linux", "udp-sink-linux", "udp-blast-linux":
-		return udpPeer(mode, path, out, o.Size)
-	case "tcp-sink-linux", "tcp-source-linux", "tcp-accept-linux", "tcp-connect-linux":
-		return tcpPeer(mode, path, out, o.Size)
-	case "shm-local":
-		return shmLocal(path, out)
-	case "pipe-ping", "pipe-pong":
-		rd, wr := os.NewFile(3, "pipe-read"), os.NewFile(4, "pipe-write")
-		b := make([]byte, 1)
-		if mode == "pipe-pong" {
-			for {
-				if _, err := rd.Read(b); err != nil {
-					return nil // EOF: the ping side is done
-				}
-				if _, err := wr.Write(b); err != nil {
-					return err
-				}
-			}
-		}
-		s, err := Measure(DefaultBudget, func(int) error {
-			if _, err := wr.Write(b); err != nil {
-				return err
-			}
-			_, err := rd.Read(b)
-			return err
-		})
-		wr.Close()
-		if err != nil {
-			return err
-		}
-		return writeSample(out, s)
-	}
-	return fmt.Errorf("bench-peer: unknown mode %q", mode)
-}
-
-// shmLocal sends a message into a ring of its own inbox and takes it out
-// again, in one process on one core: what the transport's code costs with
-// no cache line crossing cores. path is the inbox to create.
-func shmLocal(path, out string) error {
-	self := ipc.MakeEndpoint(1, 1)
-	in, err := shm.CreateInbox(path, self, shm.Layout{Senders: []int{self.Slot()}, Slots: 256})
-	if err != nil {
-		return err
-	}
-	in.Close()
-	defer os.Remove(path)
-	t, err := shm.Open(shm.Config{Self: self, Inbox: path, Peers: map[int]string{self.Slot(): path}})
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	var m, r ipc.Message
-	s, err := Measure(DefaultBudget, func(i int) error {
-		m = ipc.Message{Dst: self, Type: ipc.Ping, Seq: uint32(i)}
-		if err := t.Send(&m); err != nil {
-			return err
-		}
-		if err := t.Recv(&r); err != nil {
-			return err
-		}
-		if r.Seq != uint32(i) {
-			return fmt.Errorf("shm-local: got %v", &r)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return writeSample(out, s)
 }

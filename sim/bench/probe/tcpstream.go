@@ -1,4 +1,4 @@
-package bench
+package probe
 
 import (
 	"encoding/binary"
@@ -83,6 +83,20 @@ type TCPStreamResult struct {
 	Error      string  `json:"error,omitempty"`
 }
 
+// Verify turns a sink's result into an error unless every one of size
+// bytes came, as sent, then the end of file.
+func (r TCPStreamResult) Verify(size int64) error {
+	switch {
+	case r.Error != "":
+		return fmt.Errorf("sink: %s (after %d bytes)", r.Error, r.Bytes)
+	case r.Mismatches != 0:
+		return fmt.Errorf("sink: %d bytes not as sent, the first at offset %d", r.Mismatches, r.FirstBad)
+	case r.Bytes != size || !r.EOF:
+		return fmt.Errorf("sink: %d bytes of %d (end of file: %v)", r.Bytes, size, r.EOF)
+	}
+	return nil
+}
+
 // waitFD polls one descriptor for events, for at most timeout.
 func waitFD(api socket.API, fd socket.FD, events int16, timeout time.Duration) error {
 	p := []socket.PollFD{{FD: fd, Events: events}}
@@ -96,9 +110,9 @@ func waitFD(api socket.API, fd socket.FD, events int16, timeout time.Duration) e
 	return nil
 }
 
-// listenOn opens a stream socket listening on addr; port 0 takes one the
+// Listen opens a stream socket listening on addr; port 0 takes one the
 // stack picks, which LocalAddr tells.
-func listenOn(api socket.API, addr netip.AddrPort, backlog int) (socket.FD, error) {
+func Listen(api socket.API, addr netip.AddrPort, backlog int) (socket.FD, error) {
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_STREAM, 0)
 	if err != nil {
 		return -1, err
@@ -115,8 +129,8 @@ func listenOn(api socket.API, addr netip.AddrPort, backlog int) (socket.FD, erro
 	return fd, nil
 }
 
-// sinkBacklog is the backlog of a sink's listening socket.
-const sinkBacklog = 8
+// SinkBacklog is the backlog of a sink's listening socket.
+const SinkBacklog = 8
 
 // TCPSink accepts one connection on ln, a listening socket, closes ln,
 // reads the connection to end of file and checks it. It gives up after
@@ -231,7 +245,7 @@ func (r *tcpStreamRole) Run(s *sys.Server) error {
 	}
 	if r.sink {
 		res, err := func() (TCPStreamResult, error) {
-			ln, err := listenReady(api, r.target.Port(), sinkBacklog, r.ready)
+			ln, err := listenReady(api, r.target.Port(), SinkBacklog, r.ready)
 			if err != nil {
 				return TCPStreamResult{FirstBad: -1}, fmt.Errorf("bench: sink: %w", err)
 			}

@@ -1,4 +1,4 @@
-package bench
+package probe
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 
 // A one-way stream: a blaster sends datagrams as fast as its socket calls
 // let it, a sink counts what arrives and over how long. The sink echoes
-// datagrams that start with "probe", so the blaster knows it is listening
-// before the stream starts.
+// datagrams that start with "probe" (hello), so the blaster knows it is
+// listening before the stream starts.
 
-var probe = []byte("probe")
+var hello = []byte("probe")
 
 // StreamResult is what a sink measured.
 type StreamResult struct {
@@ -32,6 +32,9 @@ type StreamResult struct {
 	Seconds  float64 `json:"seconds"` // first to last datagram of the stream
 	PerSec   float64 `json:"datagrams_per_s"`
 }
+
+// StreamCount is how many datagrams a stream of `newtsim bench udp` sends.
+const StreamCount = 10000
 
 // Sink receives count datagrams (or stops after a second with none) on port
 // and returns how many came and how fast.
@@ -68,7 +71,7 @@ func sinkOn(api socket.API, fd socket.FD, count int) (StreamResult, error) {
 		if err != nil {
 			return r, err
 		}
-		if bytes.HasPrefix(buf[:k], probe) {
+		if bytes.HasPrefix(buf[:k], hello) {
 			api.SendTo(fd, buf[:k], 0, from)
 			continue
 		}
@@ -106,7 +109,7 @@ func Blast(api socket.API, target netip.AddrPort, count, size int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bench: no sink at %s", target)
 		}
-		api.Send(fd, probe, 0)
+		api.Send(fd, hello, 0)
 		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
 		if n, _ := api.Poll(p, 20*time.Millisecond); n > 0 {
 			_, err := api.Recv(fd, in, 0)
@@ -189,12 +192,4 @@ func (r *streamRole) Run(s *sys.Server) error {
 		return err
 	}
 	return s.Serve(r)
-}
-
-func writeJSON(path string, v any) error { return sys.WriteResult(path, v) }
-
-func readStream(path string, timeout time.Duration) (StreamResult, error) {
-	var r StreamResult
-	err := awaitJSON(path, timeout, nil, &r)
-	return r, err
 }

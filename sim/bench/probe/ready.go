@@ -1,9 +1,8 @@
-package bench
+package probe
 
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/newtsim/newtsim/apps/ready"
@@ -17,9 +16,10 @@ import (
 //
 // On the simulated host, where the two sides are processes of one run
 // started together, the listening side writes a note (package ready) once
-// it listens and the connecting side waits for it. On Linux, the driver opens
-// the server side's socket itself on a port the kernel picks and hands it
-// over as descriptor peerSocket, so it listens before either side starts.
+// it listens and the connecting side waits for it. On Linux, the driver
+// (package bench) opens the server side's socket itself on a port the
+// kernel picks and hands it over as descriptor peerSocket, so it listens
+// before either side starts.
 
 // readyUsage documents the --ready flag of the roles that listen or
 // connect.
@@ -33,7 +33,7 @@ const readyWait = 60 * time.Second
 // listenReady listens on port of every local address (0: a port the stack
 // picks) and, when file is not empty, writes the port it got there.
 func listenReady(api socket.API, port uint16, backlog int, file string) (socket.FD, error) {
-	ln, err := listenOn(api, netip.AddrPortFrom(netip.IPv4Unspecified(), port), backlog)
+	ln, err := Listen(api, netip.AddrPortFrom(netip.IPv4Unspecified(), port), backlog)
 	if err != nil {
 		return -1, err
 	}
@@ -62,39 +62,4 @@ func awaitListener(target netip.AddrPort, file string) (netip.AddrPort, error) {
 		return target, fmt.Errorf("wait for the listener: %w", err)
 	}
 	return netip.AddrPortFrom(target.Addr(), port), nil
-}
-
-// peerSocket is the descriptor on which the server side of a Linux row
-// finds the socket its driver opened for it (see loopbackSocket).
-const peerSocket socket.FD = 3
-
-// loopbackSocket opens the socket of a Linux row's server side on Linux's
-// loopback, on a port the kernel picks: a stream socket listening with
-// backlog, or for socket.SOCK_DGRAM a bound datagram socket. It returns
-// the socket as a file to hand the server side as its peerSocket, and the
-// address to give the client side.
-func loopbackSocket(typ, backlog int) (*os.File, netip.AddrPort, error) {
-	api := socket.Linux{}
-	local := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)
-	var fd socket.FD
-	var err error
-	if typ == socket.SOCK_STREAM {
-		fd, err = listenOn(api, local, backlog)
-	} else {
-		fd, err = api.Socket(socket.AF_INET, typ, 0)
-		if err == nil {
-			if err = api.Bind(fd, local); err != nil {
-				api.Close(fd)
-			}
-		}
-	}
-	if err != nil {
-		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
-	}
-	addr, err := api.LocalAddr(fd)
-	if err != nil {
-		api.Close(fd)
-		return nil, netip.AddrPort{}, fmt.Errorf("bench: the server side's socket: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "bench-socket-"+addr.String()), addr, nil
 }

@@ -1,4 +1,4 @@
-package bench
+package probe
 
 import (
 	"net/netip"
@@ -58,7 +58,7 @@ func TestTCPFunctionsOnLinux(t *testing.T) {
 	loopback := netip.MustParseAddrPort("127.0.0.1:0")
 	listen := func(backlog int) (socket.FD, netip.AddrPort) {
 		t.Helper()
-		ln, err := listenOn(api, loopback, backlog)
+		ln, err := Listen(api, loopback, backlog)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func TestTCPFunctionsOnLinux(t *testing.T) {
 		}
 		return ln, addr
 	}
-	ln, target := listen(sinkBacklog)
+	ln, target := listen(SinkBacklog)
 	sink := make(chan TCPStreamResult, 1)
 	go func() {
 		r, err := TCPSink(api, ln, 5*time.Second)
@@ -81,11 +81,11 @@ func TestTCPFunctionsOnLinux(t *testing.T) {
 	if err := TCPSource(api, target, size); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkBulk(<-sink, size); err != nil {
+	if err := (<-sink).Verify(size); err != nil {
 		t.Fatal(err)
 	}
 
-	ln, target = listen(acceptBacklog)
+	ln, target = listen(AcceptBacklog)
 	defer api.Close(ln)
 	accepted := make(chan error, 1)
 	const n = 50

@@ -1,0 +1,174 @@
+package probe
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/apps/udpecho"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/shm"
+)
+
+// PeerOptions say what a `newtsim bench peer` process does.
+type PeerOptions struct {
+	Mode string // what to run: see PeerMain
+	File string // a file the mode uses, or the target address
+	Out  string // where the measuring side writes its result
+	Size int    // datagram size for the udp modes; bytes or connections for the tcp ones
+}
+
+// PeerMain runs a measuring process started by `newtsim bench`: `newtsim
+// bench peer`. Modes: shm-local sends to its own inbox (created at path);
+// pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
+// udp-echo-linux and udp-ping-linux are bench udp's Linux row,
+// udp-sink-linux and udp-blast-linux its Linux stream; tcp-sink-linux and
+// tcp-source-linux (Size bytes) are bench tcp's Linux bulk row,
+// tcp-accept-linux and tcp-connect-linux (Size connections) its connection
+// row. In the Linux rows the server side (echo, sink, accept) finds the
+// socket its driver opened for it at fd 3, and the client side is given
+// that socket's address as File. The measuring side writes its result to
+// out.
+func PeerMain(o PeerOptions) error {
+	mode, path, out := o.Mode, o.File, o.Out
+	switch mode {
+	case "udp-echo-linux", "udp-ping-linux", "udp-sink-linux", "udp-blast-linux":
+		return udpPeer(mode, path, out, o.Size)
+	case "tcp-sink-linux", "tcp-source-linux", "tcp-accept-linux", "tcp-connect-linux":
+		return tcpPeer(mode, path, out, o.Size)
+	case "shm-local":
+		return shmLocal(path, out)
+	case "pipe-ping", "pipe-pong":
+		rd, wr := os.NewFile(3, "pipe-read"), os.NewFile(4, "pipe-write")
+		b := make([]byte, 1)
+		if mode == "pipe-pong" {
+			for {
+				if _, err := rd.Read(b); err != nil {
+					return nil // EOF: the ping side is done
+				}
+				if _, err := wr.Write(b); err != nil {
+					return err
+				}
+			}
+		}
+		s, err := Measure(DefaultBudget, func(int) error {
+			if _, err := wr.Write(b); err != nil {
+				return err
+			}
+			_, err := rd.Read(b)
+			return err
+		})
+		wr.Close()
+		if err != nil {
+			return err
+		}
+		return writeSample(out, s)
+	}
+	return fmt.Errorf("bench-peer: unknown mode %q", mode)
+}
+
+// shmLocal sends a message into a ring of its own inbox and takes it out
+// again, in one process on one core: what the transport's code costs with
+// no cache line crossing cores. path is the inbox to create.
+func shmLocal(path, out string) error {
+	self := ipc.MakeEndpoint(1, 1)
+	in, err := shm.CreateInbox(path, self, shm.Layout{Senders: []int{self.Slot()}, Slots: 256})
+	if err != nil {
+		return err
+	}
+	in.Close()
+	defer os.Remove(path)
+	t, err := shm.Open(shm.Config{Self: self, Inbox: path, Peers: map[int]string{self.Slot(): path}})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	var m, r ipc.Message
+	s, err := Measure(DefaultBudget, func(i int) error {
+		m = ipc.Message{Dst: self, Type: ipc.Ping, Seq: uint32(i)}
+		if err := t.Send(&m); err != nil {
+			return err
+		}
+		if err := t.Recv(&r); err != nil {
+			return err
+		}
+		if r.Seq != uint32(i) {
+			return fmt.Errorf("shm-local: got %v", &r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeSample(out, s)
+}
+
+// peerSocket is the descriptor on which the server side of a Linux row
+// finds the socket its driver opened for it.
+const peerSocket socket.FD = 3
+
+// udpPeer runs the Linux side of bench udp for PeerMain: the echo program
+// and the sink on the bound socket at peerSocket, the client and the
+// blaster sending to target.
+func udpPeer(mode, target, out string, size int) error {
+	switch mode {
+	case "udp-echo-linux":
+		return udpecho.Echo(socket.Linux{}, peerSocket)
+	case "udp-sink-linux":
+		r, err := sinkOn(socket.Linux{}, peerSocket, StreamCount)
+		if err != nil {
+			return err
+		}
+		return writeJSON(out, r)
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
+	}
+	switch mode {
+	case "udp-ping-linux":
+		s, err := UDPRoundTrips(socket.Linux{}, ap, size)
+		if err != nil {
+			return err
+		}
+		return writeSample(out, s)
+	case "udp-blast-linux":
+		return Blast(socket.Linux{}, ap, StreamCount, size)
+	}
+	return fmt.Errorf("bench: unknown mode %q", mode)
+}
+
+// tcpPeer runs the Linux side of bench tcp for PeerMain: the server modes
+// on the listening socket at peerSocket, the client modes connecting to
+// target.
+func tcpPeer(mode, target, out string, size int) error {
+	api := socket.Linux{}
+	switch mode {
+	case "tcp-sink-linux":
+		r, err := TCPSink(api, peerSocket, 30*time.Second)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		return writeJSON(out, r)
+	case "tcp-accept-linux":
+		defer api.Close(peerSocket)
+		return TCPAccepts(api, peerSocket, size+1)
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		return fmt.Errorf("bench: %s: the server's address: %w", mode, err)
+	}
+	switch mode {
+	case "tcp-source-linux":
+		return TCPSource(api, ap, int64(size))
+	case "tcp-connect-linux":
+		r, err := TCPConnects(api, ap, size, connBatches)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		return writeJSON(out, r)
+	}
+	return fmt.Errorf("bench: unknown mode %q", mode)
+}
