@@ -5,7 +5,8 @@
 // A pool is a file, normally in /dev/shm, holding a 64-byte header and Count
 // buffers of BufSize bytes each. Its owner creates it (Create), maps it
 // read-write and alone allocates and frees buffers. The processes the owner
-// shares data with map it read-only (Open). A message names bytes in a pool
+// shares data with map it read-only (Open). Tests that need no shared
+// memory make a pool in their own memory instead (NewMemory, View). A message names bytes in a pool
 // with a Ref (pool id, offset, length); the receiver never trusts a Ref: it
 // calls Check, or Bytes, which checks and then returns the bytes, before it
 // touches any data. Check refuses a Ref for another pool, from a sender
@@ -188,6 +189,7 @@ type Pool struct {
 	size    uint64 // of the data region
 	rights  uint64 // bit s set: slot s (the owner or a reader) may send Refs
 	isOwner bool
+	mapped  bool // mem is this Pool's own mapping of a file, to unmap on Close
 
 	mem   []byte         // the whole mapping
 	data  []byte         // mem[HeaderSize:]
@@ -228,17 +230,52 @@ func Create(c Config) (*Pool, error) {
 	if err != nil {
 		return fail(fmt.Errorf("pool: create: mmap %s: %w", path, err))
 	}
-	binary.LittleEndian.PutUint32(mem[hdrVersion:], Version)
-	binary.LittleEndian.PutUint32(mem[hdrBufSize:], uint32(c.BufSize))
-	binary.LittleEndian.PutUint32(mem[hdrCount:], uint32(c.Count))
-	binary.LittleEndian.PutUint32(mem[hdrID:], uint32(c.ID))
 	p := newPool(c, path, mem, true)
+	p.mapped = true
+	p.initHeader(c)
+	return p, nil
+}
+
+// NewMemory makes the pool c describes in the process's own memory rather
+// than in a file, for tests that run a server without shared memory: the
+// owner's pool, as Create makes it, header included; View gives the
+// readers' side. c.Path only names the pool in errors and may be empty.
+func NewMemory(c Config) (*Pool, error) {
+	if c.Path == "" {
+		c.Path = fmt.Sprintf("memory-pool-%d", c.ID)
+	}
+	c, err := c.normalize()
+	if err != nil {
+		return nil, err
+	}
+	// Words, not bytes, so that the header's atomic words are aligned.
+	words := make([]uint64, (c.fileSize()+7)/8)
+	mem := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), c.fileSize())
+	p := newPool(c, c.Path, mem, true)
+	p.initHeader(c)
+	return p, nil
+}
+
+// initHeader writes a new pool's header and makes every buffer free.
+func (p *Pool) initHeader(c Config) {
+	binary.LittleEndian.PutUint32(p.mem[hdrVersion:], Version)
+	binary.LittleEndian.PutUint32(p.mem[hdrBufSize:], uint32(c.BufSize))
+	binary.LittleEndian.PutUint32(p.mem[hdrCount:], uint32(c.Count))
+	binary.LittleEndian.PutUint32(p.mem[hdrID:], uint32(c.ID))
 	p.owner.Store(uint32(c.Owner))
 	// The magic goes last: a reader that sees it sees the whole header.
-	(*atomic.Uint64)(unsafe.Pointer(&mem[hdrMagic])).Store(magic)
-
+	(*atomic.Uint64)(unsafe.Pointer(&p.mem[hdrMagic])).Store(magic)
 	p.initFree()
-	return p, nil
+}
+
+// View is a reader's side of the pool over the same memory, as Open gives
+// another process: the same rights and checks, counted apart, and no
+// Alloc or Free. It is how a test hands one process's in-memory pool
+// (NewMemory) to another. Closing the view leaves p mapped; a view must
+// not be used after p is closed, and must not be written through.
+func (p *Pool) View() *Pool {
+	return &Pool{id: p.id, path: p.path, bufSize: p.bufSize, count: p.count, size: p.size, rights: p.rights,
+		mem: p.mem, data: p.data, owner: p.owner}
 }
 
 // initFree makes every buffer free.
@@ -283,6 +320,7 @@ func Adopt(c Config) (*Pool, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrBadHeader, path, err)
 	}
 	p := newPool(c, path, mem, true)
+	p.mapped = true
 	p.owner.Store(uint32(c.Owner))
 	p.initFree()
 	return p, nil
@@ -321,7 +359,9 @@ func Open(c Config) (*Pool, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("%w: %s: %s", ErrBadHeader, path, err)
 	}
-	return newPool(c, path, mem, false), nil
+	p := newPool(c, path, mem, false)
+	p.mapped = true
+	return p, nil
 }
 
 // checkHeader compares a mapped header with c.
@@ -626,6 +666,9 @@ func (p *Pool) Close() error {
 	}
 	mem := p.mem
 	p.mem, p.data = nil, nil
+	if !p.mapped {
+		return nil // memory of NewMemory, or a View of another's mapping
+	}
 	if err := unix.Munmap(mem); err != nil {
 		return fmt.Errorf("pool: close %s: %w", p.path, err)
 	}

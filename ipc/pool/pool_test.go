@@ -166,6 +166,11 @@ func TestCheck(t *testing.T) {
 	c := testConfig(t)
 	p := create(t, c)
 	r := open(t, c)
+	mem, err := NewMemory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
 	const bs = DefaultBufSize
 	const size = 4 * bs
 	tests := []struct {
@@ -200,7 +205,7 @@ func TestCheck(t *testing.T) {
 	for _, pl := range []struct {
 		name string
 		p    *Pool
-	}{{"owner", p}, {"reader", r}} {
+	}{{"owner", p}, {"reader", r}, {"memory", mem}, {"memory view", mem.View()}} {
 		for _, tt := range tests {
 			t.Run(pl.name+"/"+tt.name, func(t *testing.T) {
 				before := pl.p.Stats().Refused.Total()
@@ -636,5 +641,54 @@ func TestAdoptAfterRestart(t *testing.T) {
 	other.Owner = ipc.MakeEndpoint(c.Owner.Slot()+1, 1)
 	if _, err := Adopt(other); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("adopt by another slot: %v, want ErrBadHeader", err)
+	}
+}
+
+func TestMemoryPool(t *testing.T) {
+	c := testConfig(t)
+	c.Path = ""
+	p, err := NewMemory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.View()
+	ref, buf, err := p.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "frame")
+	ref = p.Slice(ref, 5)
+	if b, err := v.Bytes(ref, reader); err != nil || string(b) != "frame" {
+		t.Fatalf("view Bytes(%v) = %q, %v; want the owner's bytes", ref, b, err)
+	}
+	if _, _, err := v.Alloc(); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("view Alloc: %v, want ErrNotOwner", err)
+	}
+	if err := v.Free(ref); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("view Free: %v, want ErrNotOwner", err)
+	}
+	if v.Owner() != owner || v.IsOwner() {
+		t.Errorf("view owner %v (is owner %v), want %v read-only", v.Owner(), v.IsOwner(), owner)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Bytes(ref, reader); err != nil {
+		t.Fatalf("owner after the view closed: %v", err)
+	}
+	if err := p.Free(ref); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Allocated != 0 || st.Free != c.Count {
+		t.Errorf("stats %+v, want every buffer free", st)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Alloc(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Alloc after Close: %v, want ErrClosed", err)
+	}
+	if _, err := NewMemory(Config{ID: 1, Count: 0, Owner: owner}); err == nil {
+		t.Error("NewMemory took a pool of no buffers")
 	}
 }

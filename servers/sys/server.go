@@ -37,7 +37,7 @@ import (
 type Server struct {
 	Opts     boot.Options
 	T        ipc.Transport // messages to and from peers
-	K        *kmsg.Conn    // calls to the kernel
+	K        Kernel        // calls to the kernel
 	Registry *prometheus.Registry
 	Log      *log.Logger
 	// Pool is the server's own buffer pool, which it allocates from.
@@ -46,6 +46,7 @@ type Server struct {
 	names    [ipc.MaxSlots]string // peers' names
 	procs    [ipc.MaxSlots]string // every server's name
 	pools    map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
+	openPool func(name string, slot int) (*pool.Pool, error)
 	sendMu   sync.Mutex
 	lockSend bool
 	badRefs  *prometheus.CounterVec
@@ -154,10 +155,10 @@ func (s *Server) poolOf(id uint8) (*pool.Pool, error) {
 		return p, nil
 	}
 	name := s.procs[int(id)%ipc.MaxSlots]
-	if name == "" {
+	if name == "" || s.openPool == nil {
 		return nil, fmt.Errorf("sys: no pool %d", id)
 	}
-	p, err := pool.Open(runfiles.PoolConfig(s.Opts.Run, name, int(id), ipc.MakeEndpoint(int(id), 1), len(s.Opts.Procs)))
+	p, err := s.openPool(name, int(id))
 	if err != nil {
 		return nil, err
 	}
@@ -200,17 +201,48 @@ func (s *Server) Release(ref pool.Ref) error {
 	return s.SendTo(hop, &m)
 }
 
-// Main sets up the server described by o, builds its role's handler with
-// start, and runs its loop until the kernel asks it to stop. It is the body
-// of `newtsim serve`.
-func Main(o boot.Options, start Starter) error {
-	if len(o.Cores) > 0 {
-		if err := cpu.PinProcess(o.Cores); err != nil {
-			return err
-		}
+// Kernel is a process's connection to the kernel: a transport (with the
+// kernel transport it carries all the process's messages) and kernel calls
+// that wait for the kernel's answer. *kmsg.Conn is the real one.
+type Kernel interface {
+	ipc.Transport
+	// Call sends a kernel call and waits for the kernel's Ack (or Error,
+	// returned as an error).
+	Call(m *ipc.Message) (ipc.Message, error)
+}
+
+var _ Kernel = (*kmsg.Conn)(nil)
+
+// Env is what a server talks through, which New builds it on: Main makes
+// it from the run's files, a role's tests in memory (package systest).
+type Env struct {
+	// Transport carries messages to and from peers. Nil: the kernel
+	// carries them.
+	Transport ipc.Transport
+	// Kernel is the connection to the kernel.
+	Kernel Kernel
+	// Pool is the server's own buffer pool; nil for a process of a run
+	// with none.
+	Pool *pool.Pool
+	// OpenPool maps the pool of the server name in slot, read-only, the
+	// first time a reference into it arrives.
+	OpenPool func(name string, slot int) (*pool.Pool, error)
+	// Log is where the server logs; nil: standard error, prefixed with
+	// the server's name.
+	Log *log.Logger
+}
+
+// New builds the server o describes on e: its metrics registry (not yet
+// served), and its peers' endpoints, looked up from the kernel.
+func New(o boot.Options, e Env) (*Server, error) {
+	s := &Server{Opts: o, T: e.Transport, K: e.Kernel, Pool: e.Pool, Log: e.Log, openPool: e.OpenPool,
+		peers: map[string]ipc.Endpoint{}, pools: map[uint8]*pool.Pool{}}
+	if s.T == nil {
+		s.T = s.K
 	}
-	s := &Server{Opts: o, Log: log.New(os.Stderr, o.Name+": ", log.Lmicroseconds), peers: map[string]ipc.Endpoint{},
-		pools: map[uint8]*pool.Pool{}}
+	if s.Log == nil {
+		s.Log = log.New(os.Stderr, o.Name+": ", log.Lmicroseconds)
+	}
 	s.names[ipc.KernelSlot] = "kernel"
 	for n, slot := range o.Peers {
 		s.names[slot] = n
@@ -218,33 +250,6 @@ func Main(o boot.Options, start Starter) error {
 	for n, slot := range o.Procs {
 		s.procs[slot%ipc.MaxSlots] = n
 	}
-	if len(o.Procs) > 0 {
-		p, err := pool.Adopt(runfiles.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
-		if err != nil {
-			return err
-		}
-		s.Pool = p
-	}
-	s.K = kmsg.New(o.KernelFD, o.Endpoint)
-	switch o.Transport {
-	case "kernel":
-		s.T = s.K
-	case "shm":
-		paths := map[int]string{}
-		for n, slot := range o.Peers {
-			paths[slot] = runfiles.InboxPath(o.Run, n)
-		}
-		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: runfiles.InboxPath(o.Run, o.Name),
-			Peers: paths, Wait: o.Wait, Fallback: s.K})
-		if err != nil {
-			return err
-		}
-		s.T = t
-	default:
-		return fmt.Errorf("sys: unknown transport %q", o.Transport)
-	}
-	defer s.T.Close()
-
 	s.Registry = prom.NewRegistry(o.Name, o.Role)
 	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
@@ -264,19 +269,40 @@ func Main(o boot.Options, start Starter) error {
 			return ""
 		}))
 	}
+	for n := range o.Peers {
+		ep, err := s.lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		s.peers[n] = ep
+	}
+	return s, nil
+}
+
+// Main sets up the server described by o, builds its role's handler with
+// start, and runs its loop until the kernel asks it to stop. It is the body
+// of `newtsim serve`.
+func Main(o boot.Options, start Starter) error {
+	if len(o.Cores) > 0 {
+		if err := cpu.PinProcess(o.Cores); err != nil {
+			return err
+		}
+	}
+	e, err := env(o)
+	if err != nil {
+		return err
+	}
+	defer e.Transport.Close()
+	s, err := New(o, e)
+	if err != nil {
+		return err
+	}
 	ms, err := prom.Serve(s.Registry, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer ms.Close()
 
-	for n := range o.Peers {
-		ep, err := s.lookup(n)
-		if err != nil {
-			return err
-		}
-		s.peers[n] = ep
-	}
 	h, err := start(s)
 	if err != nil {
 		return fmt.Errorf("sys: start %s: %w", o.Role, err)
@@ -295,6 +321,42 @@ func Main(o boot.Options, start Starter) error {
 		return r.Run(s)
 	}
 	return s.Serve(h)
+}
+
+// env opens what the server o describes talks through, from the run's
+// files: its pool, its kernel connection and its transport.
+func env(o boot.Options) (Env, error) {
+	var e Env
+	if len(o.Procs) > 0 {
+		p, err := pool.Adopt(runfiles.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
+		if err != nil {
+			return e, err
+		}
+		e.Pool = p
+	}
+	e.OpenPool = func(name string, slot int) (*pool.Pool, error) {
+		return pool.Open(runfiles.PoolConfig(o.Run, name, slot, ipc.MakeEndpoint(slot, 1), len(o.Procs)))
+	}
+	k := kmsg.New(o.KernelFD, o.Endpoint)
+	e.Kernel = k
+	switch o.Transport {
+	case "kernel":
+		e.Transport = k
+	case "shm":
+		paths := map[int]string{}
+		for n, slot := range o.Peers {
+			paths[slot] = runfiles.InboxPath(o.Run, n)
+		}
+		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: runfiles.InboxPath(o.Run, o.Name),
+			Peers: paths, Wait: o.Wait, Fallback: k})
+		if err != nil {
+			return e, err
+		}
+		e.Transport = t
+	default:
+		return e, fmt.Errorf("sys: unknown transport %q", o.Transport)
+	}
+	return e, nil
 }
 
 func (s *Server) lookup(name string) (ipc.Endpoint, error) {

@@ -1,0 +1,90 @@
+package systest
+
+import (
+	"errors"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// ErrEmpty is what Recv gives when nothing is queued: a fake transport
+// has nobody to wait for.
+var ErrEmpty = errors.New("systest: nothing queued to receive")
+
+// Transport is an in-memory ipc.Transport: Recv takes the messages queued
+// with Queue, in order, and Send records what the server sent. It never
+// blocks and never refuses a send.
+type Transport struct {
+	self  ipc.Endpoint
+	in    []ipc.Message
+	out   []ipc.Message
+	stats ipc.Stats
+}
+
+var _ ipc.Transport = (*Transport)(nil)
+
+// NewTransport is a transport for the process self.
+func NewTransport(self ipc.Endpoint) *Transport { return &Transport{self: self} }
+
+// Queue adds messages for Recv to return, after those already queued.
+func (f *Transport) Queue(m ...ipc.Message) { f.in = append(f.in, m...) }
+
+// Queued is the number of messages not yet received.
+func (f *Transport) Queued() int { return len(f.in) }
+
+// Take returns what was sent since the last Take, in order.
+func (f *Transport) Take() []ipc.Message {
+	out := f.out
+	f.out = nil
+	return out
+}
+
+// Self returns the process's endpoint.
+func (f *Transport) Self() ipc.Endpoint { return f.self }
+
+// SetSelf records a new endpoint, as after a restart.
+func (f *Transport) SetSelf(e ipc.Endpoint) { f.self = e }
+
+// Send records m, from the process's endpoint.
+func (f *Transport) Send(m *ipc.Message) error {
+	m.Src = f.self
+	f.out = append(f.out, *m)
+	f.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
+	return nil
+}
+
+// TrySend is Send: there is always room.
+func (f *Transport) TrySend(m *ipc.Message) error { return f.Send(m) }
+
+// Recv takes the next queued message, or gives ErrEmpty.
+func (f *Transport) Recv(m *ipc.Message) error {
+	if len(f.in) == 0 {
+		return ErrEmpty
+	}
+	*m, f.in = f.in[0], f.in[1:]
+	f.stats.Received[m.Src.Slot()%ipc.MaxSlots].Add(1)
+	return nil
+}
+
+// TryRecv takes the next queued message, or gives ipc.ErrWouldBlock.
+func (f *Transport) TryRecv(m *ipc.Message) error {
+	if len(f.in) == 0 {
+		return ipc.ErrWouldBlock
+	}
+	return f.Recv(m)
+}
+
+// RecvTimeout takes the next queued message, or gives ipc.ErrTimeout at
+// once.
+func (f *Transport) RecvTimeout(m *ipc.Message, _ time.Duration) error {
+	if len(f.in) == 0 {
+		return ipc.ErrTimeout
+	}
+	return f.Recv(m)
+}
+
+// Stats returns the transport's counters.
+func (f *Transport) Stats() *ipc.Stats { return &f.stats }
+
+// Close does nothing.
+func (f *Transport) Close() error { return nil }
