@@ -27,9 +27,9 @@ func NewKernel(self ipc.Endpoint, endpoints map[string]ipc.Endpoint) *Kernel {
 // Call answers a kernel call.
 func (k *Kernel) Call(m *ipc.Message) (ipc.Message, error) {
 	k.seq++
-	m.Src, m.Dst, m.Seq = k.self, ipc.Kernel, k.seq
+	m.Src, m.Dst, m.Seq = k.Self(), ipc.Kernel, k.seq
 	k.calls = append(k.calls, *m)
-	r := ipc.Message{Src: ipc.Kernel, Dst: k.self, Type: ipc.Ack, Seq: m.Seq}
+	r := ipc.Message{Src: ipc.Kernel, Dst: m.Src, Type: ipc.Ack, Seq: m.Seq}
 	if m.Type == ipc.Lookup {
 		ep, ok := k.endpoints[m.Name()]
 		if !ok {

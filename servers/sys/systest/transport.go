@@ -2,6 +2,7 @@ package systest
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -13,8 +14,10 @@ var ErrEmpty = errors.New("systest: nothing queued to receive")
 
 // Transport is an in-memory ipc.Transport: Recv takes the messages queued
 // with Queue, in order, and Send records what the server sent. It never
-// blocks and never refuses a send.
+// blocks and never refuses a send. It is safe for concurrent use, so a
+// role's goroutines (a device's receive side) may send beside its loop.
 type Transport struct {
+	mu    sync.Mutex
 	self  ipc.Endpoint
 	in    []ipc.Message
 	out   []ipc.Message
@@ -27,26 +30,46 @@ var _ ipc.Transport = (*Transport)(nil)
 func NewTransport(self ipc.Endpoint) *Transport { return &Transport{self: self} }
 
 // Queue adds messages for Recv to return, after those already queued.
-func (f *Transport) Queue(m ...ipc.Message) { f.in = append(f.in, m...) }
+func (f *Transport) Queue(m ...ipc.Message) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.in = append(f.in, m...)
+}
 
 // Queued is the number of messages not yet received.
-func (f *Transport) Queued() int { return len(f.in) }
+func (f *Transport) Queued() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.in)
+}
 
 // Take returns what was sent since the last Take, in order.
 func (f *Transport) Take() []ipc.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	out := f.out
 	f.out = nil
 	return out
 }
 
 // Self returns the process's endpoint.
-func (f *Transport) Self() ipc.Endpoint { return f.self }
+func (f *Transport) Self() ipc.Endpoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.self
+}
 
 // SetSelf records a new endpoint, as after a restart.
-func (f *Transport) SetSelf(e ipc.Endpoint) { f.self = e }
+func (f *Transport) SetSelf(e ipc.Endpoint) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.self = e
+}
 
 // Send records m, from the process's endpoint.
 func (f *Transport) Send(m *ipc.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	m.Src = f.self
 	f.out = append(f.out, *m)
 	f.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
@@ -58,6 +81,8 @@ func (f *Transport) TrySend(m *ipc.Message) error { return f.Send(m) }
 
 // Recv takes the next queued message, or gives ErrEmpty.
 func (f *Transport) Recv(m *ipc.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(f.in) == 0 {
 		return ErrEmpty
 	}
@@ -68,7 +93,7 @@ func (f *Transport) Recv(m *ipc.Message) error {
 
 // TryRecv takes the next queued message, or gives ipc.ErrWouldBlock.
 func (f *Transport) TryRecv(m *ipc.Message) error {
-	if len(f.in) == 0 {
+	if f.Queued() == 0 {
 		return ipc.ErrWouldBlock
 	}
 	return f.Recv(m)
@@ -77,7 +102,7 @@ func (f *Transport) TryRecv(m *ipc.Message) error {
 // RecvTimeout takes the next queued message, or gives ipc.ErrTimeout at
 // once.
 func (f *Transport) RecvTimeout(m *ipc.Message, _ time.Duration) error {
-	if len(f.in) == 0 {
+	if f.Queued() == 0 {
 		return ipc.ErrTimeout
 	}
 	return f.Recv(m)

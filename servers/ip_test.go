@@ -1,0 +1,247 @@
+package servers
+
+import (
+	"net/netip"
+
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/google/gopacket"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/servers/sys/systest"
+)
+
+// newIP runs ip, and has it learn the neighbour's MAC address from an ARP
+// request (whose reply it sends and the test drops).
+func newIP(t *testing.T) *systest.Harness {
+	h := newRole(t, "ip", IP)
+	h.Deliver("pf", systest.FrameRx(h.Buffer("nic", arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, hostIP))))
+	h.Sent()
+	return h
+}
+
+// frameUp has ip receive a frame from the device, and checks that the
+// device's buffer goes back down; it returns what else ip sent.
+func frameUp(t *testing.T, h *systest.Harness, frame []byte) []ipc.Message {
+	t.Helper()
+	ref := h.Buffer("nic", frame)
+	h.Deliver("pf", systest.FrameRx(ref))
+	var rest []ipc.Message
+	freed := 0
+	for _, m := range h.Sent() {
+		if m.Type == ipc.BufFree && systest.Ref(m) == ref {
+			if m.Dst != h.Endpoint("pf") {
+				t.Errorf("the frame's buffer went to %s, want pf (the way to nic)", h.Name(m.Dst))
+			}
+			freed++
+			continue
+		}
+		rest = append(rest, m)
+	}
+	if freed != 1 {
+		t.Errorf("the frame's buffer was given back %d times, want once", freed)
+	}
+	return rest
+}
+
+// framesDown checks that ms are frames down to pf in ip's pool and
+// returns them.
+func framesDown(t *testing.T, h *systest.Harness, ms []ipc.Message) [][]byte {
+	t.Helper()
+	var frames [][]byte
+	for _, m := range ms {
+		ref := systest.Ref(m)
+		if m.Type != ipc.FrameTx || m.Dst != h.Endpoint("pf") || ref.Pool() != uint8(hostSlots["ip"]) {
+			t.Fatalf("sent %v, want frames down to pf in ip's buffers", m)
+		}
+		frames = append(frames, h.Bytes(ref))
+	}
+	return frames
+}
+
+func TestIPAnswersARP(t *testing.T) {
+	h := newRole(t, "ip", IP)
+	frames := framesDown(t, h, frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, hostIP)))
+	if len(frames) != 1 {
+		t.Fatalf("%d frames down, want an ARP reply", len(frames))
+	}
+	arp, ok := decodeFrame(frames[0]).Layer(layers.LayerTypeARP).(*layers.ARP)
+	if !ok || arp.Operation != layers.ARPReply || !bytes.Equal(arp.SourceHwAddress, hostMAC) ||
+		!bytes.Equal(arp.SourceProtAddress, hostIP.AsSlice()) || !bytes.Equal(arp.DstHwAddress, peerMAC) ||
+		!bytes.Equal(arp.DstProtAddress, peerIP.AsSlice()) {
+		t.Fatalf("sent %v, want an ARP reply: %s is at %s", decodeFrame(frames[0]), hostIP, hostMAC)
+	}
+	// A request for another host draws nothing.
+	if out := frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, at(hostIP, 0).Addr().Next())); len(out) != 0 {
+		t.Fatalf("sent %v for a request for another host", out)
+	}
+}
+
+func TestIPAnswersEcho(t *testing.T) {
+	h := newIP(t)
+	frames := framesDown(t, h, frameUp(t, h, echoFrame(t, 7, 3, []byte("ping"))))
+	if len(frames) != 1 {
+		t.Fatalf("%d frames down, want an echo reply", len(frames))
+	}
+	p := decodeFrame(frames[0])
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	icmp, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if eth == nil || ip == nil || icmp == nil || !bytes.Equal(eth.DstMAC, peerMAC) ||
+		!ip.DstIP.Equal(net.IP(peerIP.AsSlice())) || icmp.TypeCode.Type() != layers.ICMPv4TypeEchoReply ||
+		icmp.Id != 7 || icmp.Seq != 3 || string(icmp.Payload) != "ping" {
+		t.Fatalf("sent %v, want an echo reply to %s with id 7, seq 3 and the data", p, peerIP)
+	}
+}
+
+func TestIPHandsUp(t *testing.T) {
+	tests := []struct {
+		name    string
+		packet  func(t *testing.T) []byte
+		to      string
+		payload int // the transport segment's length
+	}{
+		{"udp", func(t *testing.T) []byte {
+			return udpPacket(t, at(peerIP, 1000), at(hostIP, 7), []byte("hello"))
+		}, "udp", 8 + 5},
+		{"tcp", func(t *testing.T) []byte {
+			return serializeIP(t, at(peerIP, 1000), at(hostIP, 80), tcpSegment(t, at(peerIP, 1000), at(hostIP, 80),
+				layers.TCP{SYN: true, Seq: 100}, nil))
+		}, "tcp", 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newIP(t)
+			pkt := tt.packet(t)
+			out := frameUp(t, h, withEther(t, pkt))
+			if len(out) != 1 || out[0].Type != ipc.Datagram || out[0].Dst != h.Endpoint(tt.to) {
+				t.Fatalf("sent %v, want a datagram to %s", out, tt.to)
+			}
+			ref := systest.Ref(out[0])
+			if ref.Pool() != uint8(hostSlots["ip"]) {
+				t.Errorf("the datagram is in pool %d, want ip's own", ref.Pool())
+			}
+			b := h.Bytes(ref)
+			if !bytes.Equal(b, pkt) || systest.Offset(out[0]) != len(pkt)-tt.payload {
+				t.Errorf("handed up %x at offset %d, want the packet %x with its segment at %d",
+					b, systest.Offset(out[0]), pkt, len(pkt)-tt.payload)
+			}
+		})
+	}
+}
+
+// serializeIP puts a transport segment in an IPv4 packet.
+func serializeIP(t *testing.T, src, dst netip.AddrPort, seg []byte) []byte {
+	return serialize(t, ipv4(src.Addr(), dst.Addr(), layers.IPProtocolTCP), gopacket.Payload(seg))
+}
+
+func TestIPRefusesBadBuffer(t *testing.T) {
+	h := newIP(t)
+	nic := uint8(hostSlots["nic"])
+	tests := []struct {
+		name string
+		msg  ipc.Message
+		typ  string
+	}{
+		{"a frame out of bounds", systest.FrameRx(pool.MakeRef(nic, 1<<30, 60)), "frame-rx"},
+		{"a frame spanning buffers", systest.FrameRx(pool.MakeRef(nic, pool.DefaultBufSize-10, 60)), "frame-rx"},
+		{"a frame of no pool", systest.FrameRx(pool.MakeRef(60, 0, 60)), "frame-rx"},
+		{"a datagram empty", systest.Segment(pool.MakeRef(uint8(hostSlots["udp"]), 0, 0), hostIP, peerIP, 17), "datagram"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.Metric("newtsim_server_bad_buffer_refs_total", "type", tt.typ)
+			h.Deliver("pf", tt.msg)
+			if out := h.Sent(); len(out) != 0 {
+				t.Errorf("sent %v, want nothing", out)
+			}
+			if got := h.Metric("newtsim_server_bad_buffer_refs_total", "type", tt.typ); got != before+1 {
+				t.Errorf("bad refs of type %s went from %v to %v, want one more", tt.typ, before, got)
+			}
+		})
+	}
+}
+
+func TestIPSendsDown(t *testing.T) {
+	h := newRole(t, "ip", IP) // the neighbour unknown: ip asks first
+	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), []byte("reply"))
+	ref := h.Buffer("udp", seg)
+	h.Deliver("udp", systest.Segment(ref, hostIP, peerIP, udpProto))
+	out := h.Sent()
+	var frames []ipc.Message
+	freed := 0
+	for _, m := range out {
+		if m.Type == ipc.BufFree {
+			if systest.Ref(m) != ref || m.Dst != h.Endpoint("udp") {
+				t.Errorf("gave back %v to %s, want udp's buffer to udp", systest.Ref(m), h.Name(m.Dst))
+			}
+			freed++
+			continue
+		}
+		frames = append(frames, m)
+	}
+	if len(frames) != 1 || freed != 1 {
+		t.Fatalf("sent %v, want an ARP request and udp's buffer given back once", out)
+	}
+	arp, ok := decodeFrame(framesDown(t, h, frames)[0]).Layer(layers.LayerTypeARP).(*layers.ARP)
+	if !ok || arp.Operation != layers.ARPRequest || !bytes.Equal(arp.DstProtAddress, peerIP.AsSlice()) {
+		t.Fatalf("sent %v, want an ARP request for %s", frames, peerIP)
+	}
+	if k := h.KernelSent(); len(k) == 0 || k[len(k)-1].Type != ipc.SetAlarm || systest.AlarmAfter(k[len(k)-1]) <= 0 {
+		t.Errorf("sent the kernel %v, want an alarm for the ARP retry", k)
+	}
+	// The answer comes: the datagram goes out, to the neighbour's MAC.
+	frames2 := framesDown(t, h, frameUp(t, h, arpFrame(t, layers.ARPReply, peerMAC, peerIP, hostMAC, hostIP)))
+	if len(frames2) != 1 {
+		t.Fatalf("%d frames down after the ARP reply, want the datagram", len(frames2))
+	}
+	p := decodeFrame(frames2[0])
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	udp, _ := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
+	if eth == nil || udp == nil || !bytes.Equal(eth.DstMAC, peerMAC) || udp.DstPort != 1000 || string(udp.Payload) != "reply" {
+		t.Fatalf("sent %v, want the datagram to %s at %s", p, peerIP, peerMAC)
+	}
+}
+
+func TestIPPortUnreachable(t *testing.T) {
+	h := newIP(t)
+	pkt := udpPacket(t, at(peerIP, 1000), at(hostIP, 9), []byte("nobody"))
+	out := frameUp(t, h, withEther(t, pkt))
+	if len(out) != 1 {
+		t.Fatalf("sent %v, want the datagram to udp", out)
+	}
+	// udp has no socket for it and gives it back; ip answers with ICMP
+	// and frees its buffer.
+	inUse := h.InUse("ip")
+	h.Deliver("udp", systest.Unreachable(systest.Ref(out[0])))
+	frames := framesDown(t, h, h.Sent())
+	if len(frames) != 1 {
+		t.Fatalf("%d frames down, want an ICMP error", len(frames))
+	}
+	icmp, ok := decodeFrame(frames[0]).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok || icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort) {
+		t.Fatalf("sent %v, want ICMP port unreachable", decodeFrame(frames[0]))
+	}
+	if n := h.InUse("ip"); n != inUse {
+		t.Errorf("ip has %d buffers out, want %d: the datagram's freed, the ICMP frame's taken", n, inUse)
+	}
+	// The same error coming in is for udp, with the datagram's ends.
+	quoted := udpPacket(t, at(hostIP, 5000), at(peerIP, 53), []byte("query"))
+	icmpIn := serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4(peerIP, hostIP, layers.IPProtocolICMPv4),
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort)},
+		gopacket.Payload(quoted[:28]))
+	out = frameUp(t, h, icmpIn)
+	if len(out) != 1 || out[0].Type != ipc.PortUnreachable || out[0].Dst != h.Endpoint("udp") {
+		t.Fatalf("sent %v, want port-unreachable to udp", out)
+	}
+	if local, remote := systest.PortUnreachableOf(out[0]); local != at(hostIP, 5000) || remote != at(peerIP, 53) {
+		t.Errorf("port unreachable for %v -> %v, want %v -> %v", local, remote, at(hostIP, 5000), at(peerIP, 53))
+	}
+}
+
+const udpProto = 17
