@@ -1,0 +1,88 @@
+package servers
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/servers/sys/systest"
+)
+
+func TestNICWithoutCable(t *testing.T) {
+	h := newRole(t, "nic", NIC) // backend none
+	ref := h.Buffer("ip", []byte("a frame for nobody"))
+	h.Deliver("driver", systest.FrameTx(ref))
+	out := h.SentTo("driver")
+	if len(out) != 1 || out[0].Type != ipc.BufFree || systest.Ref(out[0]) != ref {
+		t.Fatalf("sent %v, want ip's buffer given back by way of driver", out)
+	}
+	if got := h.Metric("newtsim_nic_dropped_frames_total", "reason", "no-cable"); got != 1 {
+		t.Errorf("no-cable drops = %v, want 1", got)
+	}
+	if got := h.Metric("newtsim_nic_frames_total"); got != 0 {
+		t.Errorf("frames moved = %v, want none", got)
+	}
+	// A frame coming up with no wire is not the nic's to pass.
+	h.Deliver("driver", systest.FrameRx(h.Buffer("ip", []byte("x"))))
+	if out := h.Sent(); len(out) != 0 {
+		t.Errorf("sent %v for a frame up, want nothing", out)
+	}
+}
+
+func TestNICRefusesBadBuffer(t *testing.T) {
+	h := newRole(t, "nic", NIC)
+	h.Deliver("driver", systest.FrameTx(pool.MakeRef(uint8(hostSlots["ip"]), 1<<30, 60)))
+	if out := h.Sent(); len(out) != 0 {
+		t.Errorf("sent %v, want nothing", out)
+	}
+	if got := h.Metric("newtsim_server_bad_buffer_refs_total", "type", "frame-tx"); got != 1 {
+		t.Errorf("bad refs = %v, want 1", got)
+	}
+	if got := h.Metric("newtsim_nic_dropped_frames_total"); got != 0 {
+		t.Errorf("drops = %v, want none: a bad reference is no frame", got)
+	}
+}
+
+func TestNICWire(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "nic", Procs: map[string]int{"nic": 1, "driver": 2, "far": 3, "ip": 4},
+		Peers: []string{"driver", "far"}, Routes: map[string]string{"ip": "driver"},
+		Args: []string{"--backend", "wire", "--wire-peer", "far"}}, NIC)
+	// Down: onto the wire, and out at the far end in a buffer of ours.
+	frame := []byte("a frame across the wire")
+	ref := h.Buffer("ip", frame)
+	h.Deliver("driver", systest.FrameTx(ref))
+	// The wire's goroutine sends the frame on, then counts it, beside the
+	// loop that gives the buffer back.
+	var across, back []ipc.Message
+	deadline := time.Now().Add(5 * time.Second)
+	for (len(across) == 0 || h.Metric("newtsim_nic_frames_total", "direction", "wire") == 0) && time.Now().Before(deadline) {
+		for _, m := range h.Sent() {
+			if m.Type == ipc.BufFree {
+				back = append(back, m)
+			} else {
+				across = append(across, m)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(back) != 1 || systest.Ref(back[0]) != ref || back[0].Dst != h.Endpoint("driver") {
+		t.Fatalf("gave back %v, want ip's buffer back by way of driver", back)
+	}
+	if len(across) != 1 || across[0].Type != ipc.FrameRx || across[0].Dst != h.Endpoint("far") ||
+		systest.Ref(across[0]).Pool() != uint8(1) || !bytes.Equal(h.Bytes(systest.Ref(across[0])), frame) {
+		t.Fatalf("sent %v across, want the frame up at the far nic in the nic's pool", across)
+	}
+	// Up: a frame off the wire goes to the driver as it is.
+	up := h.Buffer("far", []byte("from the far end"))
+	h.Deliver("far", systest.FrameRx(up))
+	if out := h.SentTo("driver"); len(out) != 1 || out[0].Type != ipc.FrameRx || systest.Ref(out[0]) != up {
+		t.Fatalf("sent %v, want the far end's frame up to driver", out)
+	}
+	if tx, wire, rx := h.Metric("newtsim_nic_frames_total", "direction", "tx"),
+		h.Metric("newtsim_nic_frames_total", "direction", "wire"),
+		h.Metric("newtsim_nic_frames_total", "direction", "rx"); tx != 1 || wire != 1 || rx != 1 {
+		t.Errorf("frames tx %v, wire %v, rx %v; want 1 each", tx, wire, rx)
+	}
+}
