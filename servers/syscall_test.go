@@ -1,0 +1,115 @@
+package servers
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys/systest"
+)
+
+// openVia has app open a socket of sockType through syscall, the transport
+// answering with socket sock, and returns app's descriptor.
+func openVia(t *testing.T, h *systest.Harness, app string, sockType int, transport string, sock uint64) uint64 {
+	t.Helper()
+	call := systest.Open(sockType)
+	call.Seq = 41
+	h.Deliver(app, call)
+	fwd := h.SentTo(transport)
+	if len(fwd) != 1 || systest.Op(fwd[0]) != ipc.OpOpen || systest.Caller(fwd[0]) != h.Endpoint(app) || fwd[0].Seq != 41 {
+		t.Fatalf("sent %v, want the open forwarded to %s for %s", fwd, transport, app)
+	}
+	h.Deliver(transport, systest.Reply(ipc.OpOpen, 41, int64(sock), h.Endpoint(app)))
+	back := h.SentTo(app)
+	if len(back) != 1 || back[0].Type != ipc.SocketReply || back[0].Seq != 41 || systest.Result(back[0]) < 0 ||
+		systest.Caller(back[0]) != 0 {
+		t.Fatalf("sent %v, want the open's reply to %s with a descriptor", back, app)
+	}
+	return uint64(systest.Result(back[0]))
+}
+
+func TestSyscall(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	udpFD := openVia(t, h, "app", unix.SOCK_DGRAM, "udp", 5)
+	tcpFD := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 8)
+	if udpFD == tcpFD {
+		t.Fatalf("two sockets share descriptor %d", udpFD)
+	}
+	dst := at(peerIP, 53)
+	tests := []struct {
+		name  string
+		from  string
+		call  ipc.Message
+		to    string     // where the call goes: a transport, or back to from
+		sock  uint64     // the transport's socket it names, when forwarded
+		errno unix.Errno // the refusal, when answered at once
+	}{
+		{"udp's socket", "app", systest.Connect(udpFD, dst, 0), "udp", 5, 0},
+		{"tcp's socket", "app", systest.Poll(tcpFD, unix.POLLIN), "tcp", 8, 0},
+		{"another application's socket", "other", systest.Connect(udpFD, dst, 0), "other", 0, unix.EBADF},
+		{"no such descriptor", "app", systest.Bind(99, dst), "app", 0, unix.EBADF},
+		{"an unknown socket type", "app", systest.Open(unix.SOCK_RAW), "app", 0, unix.EPROTONOSUPPORT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.call.Seq = 7
+			h.Deliver(tt.from, tt.call)
+			out := h.SentTo(tt.to)
+			if len(out) != 1 || out[0].Seq != 7 {
+				t.Fatalf("sent %v, want one message to %s with the call's seq", out, tt.to)
+			}
+			m := out[0]
+			if tt.errno != 0 {
+				if m.Type != ipc.SocketReply || systest.Errno(m) != tt.errno {
+					t.Fatalf("answered %v, want %v", m, tt.errno)
+				}
+				return
+			}
+			if m.Type != ipc.Socket || systest.Op(m) != systest.Op(tt.call) || systest.Sock(m) != tt.sock ||
+				systest.Caller(m) != h.Endpoint(tt.from) {
+				t.Fatalf("forwarded %v, want %v on socket %d for %s", m, systest.Op(tt.call), tt.sock, tt.from)
+			}
+		})
+	}
+}
+
+func TestSyscallClose(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	fd := openVia(t, h, "app", unix.SOCK_DGRAM, "udp", 5)
+	h.Deliver("app", systest.Close(fd))
+	if out := h.SentTo("udp"); len(out) != 1 || systest.Op(out[0]) != ipc.OpClose || systest.Sock(out[0]) != 5 {
+		t.Fatalf("sent %v, want the close forwarded to udp", out)
+	}
+	// The descriptor is gone whatever udp answers.
+	h.Deliver("app", systest.Poll(fd, unix.POLLIN))
+	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EBADF {
+		t.Fatalf("sent %v, want EBADF for a closed descriptor", out)
+	}
+}
+
+func TestSyscallAccept(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	lfd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 8)
+	call := systest.Accept(lfd, 0)
+	call.Seq = 3
+	h.Deliver("app", call)
+	h.Sent()
+	// tcp answers with a new socket: the application gets a new
+	// descriptor for it, the peer's address as tcp gave it.
+	h.Deliver("tcp", systest.Reply(ipc.OpAccept, 3, 9, h.Endpoint("app")))
+	out := h.SentTo("app")
+	if len(out) != 1 || systest.Result(out[0]) < 0 || uint64(systest.Result(out[0])) == lfd {
+		t.Fatalf("sent %v, want a new descriptor", out)
+	}
+	nfd := uint64(systest.Result(out[0]))
+	h.Deliver("app", systest.RecvFrom(nfd, 100, 0))
+	if out := h.SentTo("tcp"); len(out) != 1 || systest.Sock(out[0]) != 9 {
+		t.Fatalf("sent %v, want the receive forwarded on socket 9", out)
+	}
+	// A failed open or accept makes no descriptor.
+	h.Deliver("tcp", systest.Reply(ipc.OpAccept, 4, -int64(unix.EAGAIN), h.Endpoint("app")))
+	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EAGAIN {
+		t.Fatalf("sent %v, want EAGAIN passed on", out)
+	}
+}

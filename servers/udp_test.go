@@ -1,0 +1,178 @@
+package servers
+
+import (
+	"bytes"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/servers/sys/systest"
+)
+
+// callVia has the transport under test (udp or tcp) handle app's socket
+// call as syscall forwards it, on the transport's socket sock, and returns
+// what it sent back to syscall, checking each is a reply for app with the
+// call's seq.
+func callVia(t *testing.T, h *systest.Harness, call ipc.Message, sock uint64) []ipc.Message {
+	t.Helper()
+	call = systest.Forwarded(call, sock, h.Endpoint("app"))
+	call.Seq = 11
+	h.Deliver("syscall", call)
+	return repliesFor(t, h, systest.Op(call), 11)
+}
+
+// repliesFor takes what was sent back to syscall and checks each is a
+// reply to op for app with seq.
+func repliesFor(t *testing.T, h *systest.Harness, op ipc.SocketOp, seq uint32) []ipc.Message {
+	t.Helper()
+	out := h.SentTo("syscall")
+	for _, r := range out {
+		if r.Type != ipc.SocketReply || systest.Op(r) != op || r.Seq != seq || systest.Caller(r) != h.Endpoint("app") {
+			t.Fatalf("sent %v, want a %v reply for app with seq %d", r, op, seq)
+		}
+	}
+	return out
+}
+
+// oneReply is the single reply callVia got, its errno checked.
+func oneReply(t *testing.T, out []ipc.Message, errno unix.Errno) ipc.Message {
+	t.Helper()
+	if len(out) != 1 || systest.Errno(out[0]) != errno {
+		t.Fatalf("replies %v, want one with errno %d (%v)", out, errno, errno)
+	}
+	return out[0]
+}
+
+// newUDP runs udp with a socket bound to port 7; it returns the socket.
+func newUDP(t *testing.T) (*systest.Harness, uint64) {
+	h := newRole(t, "udp", UDP)
+	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), unix.SOCK_DGRAM), 0)
+	sock := uint64(systest.Result(r))
+	oneReply(t, callVia(t, h, systest.Bind(sock, at(hostIP, 7)), sock), 0)
+	return h, sock
+}
+
+// datagramUp has ip hand udp a datagram from the neighbour to port and
+// returns ip's buffer.
+func datagramUp(t *testing.T, h *systest.Harness, port uint16, data string) pool.Ref {
+	ref := h.Buffer("ip", udpPacket(t, at(peerIP, 1000), at(hostIP, port), []byte(data)))
+	h.Deliver("ip", systest.Datagram(ref, 20))
+	return ref
+}
+
+func TestUDPCalls(t *testing.T) {
+	tests := []struct {
+		name  string
+		call  func(sock uint64) ipc.Message
+		errno unix.Errno
+	}{
+		{"open a stream", func(uint64) ipc.Message { return systest.Open(unix.SOCK_STREAM) }, unix.EPROTONOSUPPORT},
+		{"bind a port in use", func(s uint64) ipc.Message { return systest.Bind(s+1, at(hostIP, 7)) }, unix.EADDRINUSE},
+		{"receive without waiting", func(s uint64) ipc.Message { return systest.RecvFrom(s, 0, unix.MSG_DONTWAIT) }, unix.EAGAIN},
+		{"a socket never opened", func(s uint64) ipc.Message { return systest.Poll(s+100, unix.POLLIN) }, unix.EBADF},
+		{"poll", func(s uint64) ipc.Message { return systest.Poll(s, unix.POLLOUT) }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, sock := newUDP(t)
+			oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), unix.SOCK_DGRAM), 0) // sock+1
+			c := tt.call(sock)
+			oneReply(t, callVia(t, h, c, systest.Sock(c)), tt.errno)
+		})
+	}
+}
+
+func TestUDPBlockingReceive(t *testing.T) {
+	h, sock := newUDP(t)
+	if out := callVia(t, h, systest.RecvFrom(sock, 0, 0), sock); len(out) != 0 {
+		t.Fatalf("a receive with nothing queued was answered: %v", out)
+	}
+	ref := datagramUp(t, h, 7, "hello")
+	var r ipc.Message
+	for _, m := range h.Sent() {
+		switch {
+		case m.Type == ipc.BufFree && m.Dst == h.Endpoint("ip") && systest.Ref(m) == ref:
+		case m.Type == ipc.SocketReply && m.Dst == h.Endpoint("syscall") && r.Type == 0:
+			r = m
+		default:
+			t.Fatalf("sent %v, want ip's buffer back and the parked receive answered", m)
+		}
+	}
+	if systest.Result(r) != 5 || r.Seq != 11 || systest.Caller(r) != h.Endpoint("app") ||
+		systest.ReplyAddr(r) != at(peerIP, 1000) {
+		t.Fatalf("answered %v, want 5 bytes from %v for app", r, at(peerIP, 1000))
+	}
+	data := systest.ReplyData(r)
+	if data.Pool() != uint8(hostSlots["udp"]) || !bytes.Equal(h.Bytes(data), []byte("hello")) {
+		t.Errorf("the data is %v, want \"hello\" in a buffer of udp's", data)
+	}
+	if h.InUse("ip") != 1 {
+		t.Error("udp freed ip's buffer itself")
+	}
+}
+
+func TestUDPSend(t *testing.T) {
+	h, sock := newUDP(t)
+	data := h.Buffer("app", []byte("query"))
+	c := systest.Forwarded(systest.SendTo(sock, at(peerIP, 53), data, 0), sock, h.Endpoint("app"))
+	h.Deliver("syscall", c)
+	var seg, back, reply []ipc.Message
+	for _, m := range h.Sent() {
+		switch {
+		case m.Type == ipc.Datagram && m.Dst == h.Endpoint("ip"):
+			seg = append(seg, m)
+		case m.Type == ipc.BufFree && m.Dst == h.Endpoint("syscall") && systest.Ref(m) == data:
+			back = append(back, m)
+		case m.Type == ipc.SocketReply && m.Dst == h.Endpoint("syscall"):
+			reply = append(reply, m)
+		default:
+			t.Fatalf("sent %v", m)
+		}
+	}
+	if len(seg) != 1 || len(back) != 1 || len(reply) != 1 || systest.Result(reply[0]) != 5 {
+		t.Fatalf("sent segments %v, buffers back %v, replies %v; want one of each, 5 bytes sent", seg, back, reply)
+	}
+	src, dst, proto := systest.SegmentOf(seg[0])
+	want := udpSegment(t, at(hostIP, 7), at(peerIP, 53), []byte("query"))
+	if src != hostIP || dst != peerIP || proto != udpProto || !bytes.Equal(h.Bytes(systest.Ref(seg[0])), want) {
+		t.Errorf("segment %v -> %v proto %d: %x, want %x", src, dst, proto, h.Bytes(systest.Ref(seg[0])), want)
+	}
+	// A bad buffer is refused and counted, and nothing goes out.
+	bad := pool.MakeRef(uint8(hostSlots["app"]), 1<<30, 5)
+	oneReply(t, callVia(t, h, systest.SendTo(sock, at(peerIP, 53), bad, 0), sock), unix.EFAULT)
+	if got := h.Metric("newtsim_server_bad_buffer_refs_total", "type", "socket"); got != 1 {
+		t.Errorf("bad refs = %v, want 1", got)
+	}
+}
+
+func TestUDPNoSocket(t *testing.T) {
+	h, _ := newUDP(t)
+	ref := datagramUp(t, h, 9, "nobody")
+	out := h.SentTo("ip")
+	if len(out) != 1 || out[0].Type != ipc.Unreachable || systest.Ref(out[0]) != ref {
+		t.Fatalf("sent %v, want the datagram given back to ip as unreachable", out)
+	}
+}
+
+func TestUDPPortUnreachable(t *testing.T) {
+	h, sock := newUDP(t)
+	oneReply(t, callVia(t, h, systest.Connect(sock, at(peerIP, 53), 0), sock), 0)
+	callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked
+	h.Deliver("ip", systest.PortUnreachable(at(hostIP, 7), at(peerIP, 53)))
+	oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11), unix.ECONNREFUSED)
+}
+
+func TestUDPCloseAnswersParked(t *testing.T) {
+	h, sock := newUDP(t)
+	callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked, seq 11
+	c := systest.Forwarded(systest.Close(sock), sock, h.Endpoint("app"))
+	c.Seq = 12
+	h.Deliver("syscall", c)
+	out := h.SentTo("syscall")
+	if len(out) != 2 || systest.Op(out[0]) != ipc.OpRecvFrom || out[0].Seq != 11 || systest.Errno(out[0]) != unix.EBADF ||
+		systest.Op(out[1]) != ipc.OpClose || out[1].Seq != 12 || systest.Errno(out[1]) != 0 {
+		t.Fatalf("replies %v, want EBADF to the parked receive, then the close's", out)
+	}
+}
