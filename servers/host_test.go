@@ -136,6 +136,11 @@ func tcpSegment(t *testing.T, src, dst netip.AddrPort, h layers.TCP, data []byte
 	return serialize(t, ip, &h, gopacket.Payload(data))[20:]
 }
 
+// tcpPacket is an IPv4 packet with a TCP segment.
+func tcpPacket(t *testing.T, src, dst netip.AddrPort, h layers.TCP, data []byte) []byte {
+	return serialize(t, ipv4(src.Addr(), dst.Addr(), layers.IPProtocolTCP), gopacket.Payload(tcpSegment(t, src, dst, h, data)))
+}
+
 // withEther puts an IPv4 packet in a frame from the neighbour to the host.
 func withEther(t *testing.T, packet []byte) []byte {
 	return serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), gopacket.Payload(packet))

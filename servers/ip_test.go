@@ -1,8 +1,6 @@
 package servers
 
 import (
-	"net/netip"
-
 	"bytes"
 	"net"
 	"testing"
@@ -110,8 +108,7 @@ func TestIPHandsUp(t *testing.T) {
 			return udpPacket(t, at(peerIP, 1000), at(hostIP, 7), []byte("hello"))
 		}, "udp", 8 + 5},
 		{"tcp", func(t *testing.T) []byte {
-			return serializeIP(t, at(peerIP, 1000), at(hostIP, 80), tcpSegment(t, at(peerIP, 1000), at(hostIP, 80),
-				layers.TCP{SYN: true, Seq: 100}, nil))
+			return tcpPacket(t, at(peerIP, 1000), at(hostIP, 80), layers.TCP{SYN: true, Seq: 100}, nil)
 		}, "tcp", 20},
 	}
 	for _, tt := range tests {
@@ -133,11 +130,6 @@ func TestIPHandsUp(t *testing.T) {
 			}
 		})
 	}
-}
-
-// serializeIP puts a transport segment in an IPv4 packet.
-func serializeIP(t *testing.T, src, dst netip.AddrPort, seg []byte) []byte {
-	return serialize(t, ipv4(src.Addr(), dst.Addr(), layers.IPProtocolTCP), gopacket.Payload(seg))
 }
 
 func TestIPRefusesBadBuffer(t *testing.T) {

@@ -12,23 +12,31 @@ import (
 )
 
 // callVia has the transport under test (udp or tcp) handle app's socket
-// call as syscall forwards it, on the transport's socket sock, and returns
-// what it sent back to syscall, checking each is a reply for app with the
-// call's seq.
+// call as syscall forwards it, on the transport's socket sock, with seq
+// 11, and returns the replies it sent back to syscall, checking that it
+// sent nothing else.
 func callVia(t *testing.T, h *systest.Harness, call ipc.Message, sock uint64) []ipc.Message {
 	t.Helper()
+	deliverVia(h, call, sock)
+	return repliesFor(t, h, systest.Op(call), 11, h.SentTo("syscall"))
+}
+
+// deliverVia has the transport handle app's call as syscall forwards it,
+// on socket sock, with seq 11.
+func deliverVia(h *systest.Harness, call ipc.Message, sock uint64) {
 	call = systest.Forwarded(call, sock, h.Endpoint("app"))
 	call.Seq = 11
 	h.Deliver("syscall", call)
-	return repliesFor(t, h, systest.Op(call), 11)
 }
 
-// repliesFor takes what was sent back to syscall and checks each is a
-// reply to op for app with seq.
-func repliesFor(t *testing.T, h *systest.Harness, op ipc.SocketOp, seq uint32) []ipc.Message {
+// repliesFor checks that each of out is a reply to syscall for app's
+// call op with seq.
+func repliesFor(t *testing.T, h *systest.Harness, op ipc.SocketOp, seq uint32, out []ipc.Message) []ipc.Message {
 	t.Helper()
-	out := h.SentTo("syscall")
 	for _, r := range out {
+		if r.Dst != h.Endpoint("syscall") {
+			t.Fatalf("sent %v to %s, want replies to syscall", r, h.Name(r.Dst))
+		}
 		if r.Type != ipc.SocketReply || systest.Op(r) != op || r.Seq != seq || systest.Caller(r) != h.Endpoint("app") {
 			t.Fatalf("sent %v, want a %v reply for app with seq %d", r, op, seq)
 		}
@@ -161,12 +169,12 @@ func TestUDPPortUnreachable(t *testing.T) {
 	oneReply(t, callVia(t, h, systest.Connect(sock, at(peerIP, 53), 0), sock), 0)
 	callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked
 	h.Deliver("ip", systest.PortUnreachable(at(hostIP, 7), at(peerIP, 53)))
-	oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11), unix.ECONNREFUSED)
+	oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, h.SentTo("syscall")), unix.ECONNREFUSED)
 }
 
 func TestUDPCloseAnswersParked(t *testing.T) {
 	h, sock := newUDP(t)
-	callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked, seq 11
+	deliverVia(h, systest.RecvFrom(sock, 0, 0), sock) // parked, seq 11
 	c := systest.Forwarded(systest.Close(sock), sock, h.Endpoint("app"))
 	c.Seq = 12
 	h.Deliver("syscall", c)

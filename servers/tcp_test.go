@@ -1,0 +1,148 @@
+package servers
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/servers/sys/systest"
+)
+
+// newTCP runs tcp with a socket opened through syscall; it returns the
+// socket.
+func newTCP(t *testing.T) (*systest.Harness, uint64) {
+	h := newRole(t, "tcp", TCP)
+	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), unix.SOCK_STREAM), 0)
+	return h, uint64(systest.Result(r))
+}
+
+// segmentsDown splits what tcp sent into the TCP segments it handed ip,
+// their addresses checked, and the rest.
+func segmentsDown(t *testing.T, h *systest.Harness, sent []ipc.Message) (segs []*layers.TCP, rest []ipc.Message) {
+	t.Helper()
+	for _, m := range sent {
+		if m.Type != ipc.Datagram || m.Dst != h.Endpoint("ip") {
+			rest = append(rest, m)
+			continue
+		}
+		src, dst, proto := systest.SegmentOf(m)
+		if src != hostIP || dst != peerIP || proto != 6 || systest.Ref(m).Pool() != uint8(hostSlots["tcp"]) {
+			t.Fatalf("segment %v -> %v proto %d in pool %d, want tcp's from %v to %v", src, dst, proto,
+				systest.Ref(m).Pool(), hostIP, peerIP)
+		}
+		segs = append(segs, decodeTCP(t, h.Bytes(systest.Ref(m))))
+	}
+	return segs, rest
+}
+
+// segmentUp has ip hand tcp a segment from the neighbour's port 80 to
+// port to, checks that ip's buffer goes back once, and returns the
+// segments tcp sent and its other messages.
+func segmentUp(t *testing.T, h *systest.Harness, to uint16, hdr layers.TCP, data string) ([]*layers.TCP, []ipc.Message) {
+	t.Helper()
+	ref := h.Buffer("ip", tcpPacket(t, at(peerIP, 80), at(hostIP, to), hdr, []byte(data)))
+	h.Deliver("ip", systest.Datagram(ref, 20))
+	var sent []ipc.Message
+	freed := 0
+	for _, m := range h.Sent() {
+		if m.Type == ipc.BufFree && systest.Ref(m) == ref && m.Dst == h.Endpoint("ip") {
+			freed++
+			continue
+		}
+		sent = append(sent, m)
+	}
+	if freed != 1 {
+		t.Fatalf("ip's buffer went back %d times, want once", freed)
+	}
+	return segmentsDown(t, h, sent)
+}
+
+func TestTCPConnectAndReceive(t *testing.T) {
+	h, sock := newTCP(t)
+	// A blocking connect parks until the handshake is done.
+	deliverVia(h, systest.Connect(sock, at(peerIP, 80), 0), sock)
+	segs, rest := segmentsDown(t, h, h.Sent())
+	if len(segs) != 1 || len(rest) != 0 || !segs[0].SYN || segs[0].ACK || segs[0].DstPort != 80 {
+		t.Fatalf("sent %v and %v, want a SYN to port 80 and no reply yet", segs, rest)
+	}
+	if k := h.KernelSent(); len(k) != 1 || k[0].Type != ipc.SetAlarm || systest.AlarmAfter(k[0]) <= 0 {
+		t.Errorf("sent the kernel %v, want an alarm for the retransmission", k)
+	}
+	syn := segs[0]
+	port := uint16(syn.SrcPort)
+	// The SYN-ACK answers the parked connect, and is ACKed.
+	segs, rest = segmentUp(t, h, port, layers.TCP{SYN: true, ACK: true, Seq: 5000, Ack: syn.Seq + 1}, "")
+	if len(segs) != 1 || !segs[0].ACK || segs[0].SYN || segs[0].Ack != 5001 {
+		t.Fatalf("sent %v, want the handshake's ACK", segs)
+	}
+	oneReply(t, repliesFor(t, h, ipc.OpConnect, 11, rest), 0)
+
+	// A blocking receive parks until data comes.
+	if out := callVia(t, h, systest.RecvFrom(sock, 100, 0), sock); len(out) != 0 {
+		t.Fatalf("a blocking receive was answered at once: %v", out)
+	}
+	segs, rest = segmentUp(t, h, port, layers.TCP{ACK: true, PSH: true, Seq: 5001, Ack: syn.Seq + 1}, "hello")
+	r := oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, rest), 0)
+	data := systest.ReplyData(r)
+	if systest.Result(r) != 5 || data.Pool() != uint8(hostSlots["tcp"]) || !bytes.Equal(h.Bytes(data), []byte("hello")) {
+		t.Fatalf("answered %v, want \"hello\" in a buffer of tcp's", r)
+	}
+	if len(segs) > 1 {
+		t.Errorf("sent %d segments for one received, want at most an ACK", len(segs))
+	}
+	// Nothing more: a receive that must not wait gets EAGAIN.
+	oneReply(t, callVia(t, h, systest.RecvFrom(sock, 100, unix.MSG_DONTWAIT), sock), unix.EAGAIN)
+}
+
+func TestTCPCalls(t *testing.T) {
+	tests := []struct {
+		name  string
+		call  func(sock uint64) ipc.Message
+		errno unix.Errno
+	}{
+		{"open a datagram socket", func(uint64) ipc.Message { return systest.Open(unix.SOCK_DGRAM) }, unix.EINVAL},
+		{"listen", func(s uint64) ipc.Message { return systest.Listen(s, 8) }, 0},
+		{"accept on no listener", func(s uint64) ipc.Message { return systest.Accept(s, unix.MSG_DONTWAIT) }, unix.EINVAL},
+		{"receive unconnected", func(s uint64) ipc.Message { return systest.RecvFrom(s, 0, unix.MSG_DONTWAIT) }, unix.ENOTCONN},
+		{"a socket never opened", func(s uint64) ipc.Message { return systest.Poll(s+100, unix.POLLIN) }, unix.EBADF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, sock := newTCP(t)
+			c := tt.call(sock)
+			oneReply(t, callVia(t, h, c, systest.Sock(c)), tt.errno)
+		})
+	}
+}
+
+func TestTCPDirectCallsOwnSocketsOnly(t *testing.T) {
+	h, viaSyscall := newTCP(t)
+	// app opens a socket of its own, calling tcp itself.
+	h.Deliver("app", systest.Open(unix.SOCK_STREAM))
+	out := h.SentTo("app")
+	if len(out) != 1 || systest.Result(out[0]) < 0 {
+		t.Fatalf("sent %v, want app's open answered", out)
+	}
+	own := uint64(systest.Result(out[0]))
+	tests := []struct {
+		name  string
+		sock  uint64
+		errno unix.Errno
+	}{
+		{"its own socket", own, 0},
+		{"a socket opened through syscall", viaSyscall, unix.EBADF},
+		{"no socket", own + 100, unix.EBADF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.Deliver("app", systest.Poll(tt.sock, unix.POLLOUT))
+			out := h.SentTo("app")
+			if len(out) != 1 || out[0].Type != ipc.SocketReply || systest.Errno(out[0]) != tt.errno {
+				t.Fatalf("sent %v, want a reply with errno %d (%v)", out, tt.errno, tt.errno)
+			}
+		})
+	}
+}
