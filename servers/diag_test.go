@@ -12,7 +12,6 @@ import (
 // and a process it is not linked to.
 var diagRun = map[string]int{"diag": 1, "a": 2, "b": 3, "stranger": 4}
 
-
 func TestProber(t *testing.T) {
 	h := systest.New(t, systest.Config{Name: "diag", Role: "prober", Procs: diagRun, Peers: []string{"a", "b"},
 		Args: []string{"--interval", "20ms"}}, Prober)

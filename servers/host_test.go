@@ -147,10 +147,14 @@ func withEther(t *testing.T, packet []byte) []byte {
 }
 
 // decodeFrame decodes an Ethernet frame.
-func decodeFrame(b []byte) gopacket.Packet { return gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default) }
+func decodeFrame(b []byte) gopacket.Packet {
+	return gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
+}
 
 // decodeIP decodes an IPv4 packet.
-func decodeIP(b []byte) gopacket.Packet { return gopacket.NewPacket(b, layers.LayerTypeIPv4, gopacket.Default) }
+func decodeIP(b []byte) gopacket.Packet {
+	return gopacket.NewPacket(b, layers.LayerTypeIPv4, gopacket.Default)
+}
 
 // decodeTCP decodes a TCP segment alone.
 func decodeTCP(t *testing.T, b []byte) *layers.TCP {
