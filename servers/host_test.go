@@ -151,11 +151,6 @@ func decodeFrame(b []byte) gopacket.Packet {
 	return gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
 }
 
-// decodeIP decodes an IPv4 packet.
-func decodeIP(b []byte) gopacket.Packet {
-	return gopacket.NewPacket(b, layers.LayerTypeIPv4, gopacket.Default)
-}
-
 // decodeTCP decodes a TCP segment alone.
 func decodeTCP(t *testing.T, b []byte) *layers.TCP {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
@@ -65,5 +66,81 @@ func TestUpdateForOtherSlotIgnored(t *testing.T) {
 	h.Deliver("kernel", systest.EndpointUpdate(4, ipc.MakeEndpoint(5, 3)))
 	if got, _ := h.S.Peer("ip"); got != ip {
 		t.Fatalf("peer ip = %s, want it unchanged", got)
+	}
+}
+
+// newIP is an ip server of a small run: nic's frames reach it through pf,
+// a peer, and udp is a peer too.
+func newIP(t *testing.T) *systest.Harness {
+	return systest.New(t, systest.Config{Name: "ip", Procs: map[string]int{"nic": 1, "pf": 3, "ip": 4, "udp": 5},
+		Peers: []string{"pf", "udp"}, Routes: map[string]string{"nic": "pf"}},
+		func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+}
+
+func TestNewLooksUpPeers(t *testing.T) {
+	h := newIP(t)
+	for _, n := range []string{"pf", "udp"} {
+		if got, ok := h.S.Peer(n); !ok || got != h.Endpoint(n) {
+			t.Errorf("peer %s = %v, %v; want %v", n, got, ok, h.Endpoint(n))
+		}
+	}
+	if _, ok := h.S.Peer("nic"); ok {
+		t.Error("nic is a peer, want only pf and udp")
+	}
+}
+
+func TestRelease(t *testing.T) {
+	h := newIP(t)
+	own, _, err := h.S.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ref  pool.Ref
+		to   string // where the buffer goes back; "": freed here
+		fail bool
+	}{
+		{"its own", own, "", false},
+		{"a peer's", h.Buffer("udp", []byte("x")), "udp", false},
+		{"one hop towards its owner", h.Buffer("nic", []byte("x")), "pf", false},
+		{"of no process", pool.MakeRef(40, 0, 1), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := h.S.Release(tt.ref)
+			if (err != nil) != tt.fail {
+				t.Fatalf("Release(%v) = %v, want failure %v", tt.ref, err, tt.fail)
+			}
+			out := h.Sent()
+			if tt.to == "" {
+				if len(out) != 0 {
+					t.Fatalf("sent %v, want nothing", out)
+				}
+				return
+			}
+			if len(out) != 1 || out[0].Type != ipc.BufFree || out[0].Dst != h.Endpoint(tt.to) || systest.Ref(out[0]) != tt.ref {
+				t.Fatalf("sent %v, want the buffer back to %s", out, tt.to)
+			}
+		})
+	}
+	if n := h.InUse("ip"); n != 0 {
+		t.Errorf("%d of ip's own buffers in use, want none", n)
+	}
+}
+
+func TestBufferChecksSender(t *testing.T) {
+	h := newIP(t)
+	ref := h.Buffer("nic", []byte("frame"))
+	m := systest.FrameRx(ref)
+	for _, tt := range []struct {
+		from ipc.Endpoint
+		ok   bool
+	}{{h.Endpoint("pf"), true}, {ipc.MakeEndpoint(30, 1), false}} {
+		m.Src = tt.from
+		b, err := h.S.Buffer(&m, ref)
+		if (err == nil) != tt.ok || (tt.ok && string(b) != "frame") {
+			t.Errorf("Buffer from %v = %q, %v; want ok %v", tt.from, b, err, tt.ok)
+		}
 	}
 }
