@@ -1,7 +1,6 @@
 package servers
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
@@ -68,10 +67,10 @@ func hostRoutes(name string) (peers []string, routes map[string]string) {
 // The host's addresses, as the roles' defaults have them, and a neighbour.
 var (
 	hostIP    = netip.MustParseAddr("198.18.0.2")
-	hostMAC   = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x02}
+	hostMAC   = [6]byte{0x02, 0x00, 0x5e, 0x00, 0x00, 0x02}
 	peerIP    = netip.MustParseAddr("198.18.0.1")
-	peerMAC   = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}
-	broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	peerMAC   = [6]byte{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}
+	broadcast = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 )
 
 // serialize lays out packet layers with lengths and checksums computed.
@@ -84,8 +83,8 @@ func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	return buf.Bytes()
 }
 
-func ether(src, dst net.HardwareAddr, t layers.EthernetType) *layers.Ethernet {
-	return &layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: t}
+func ether(src, dst [6]byte, t layers.EthernetType) *layers.Ethernet {
+	return &layers.Ethernet{SrcMAC: src[:], DstMAC: dst[:], EthernetType: t}
 }
 
 func ipv4(src, dst netip.Addr, p layers.IPProtocol) *layers.IPv4 {
@@ -93,14 +92,15 @@ func ipv4(src, dst netip.Addr, p layers.IPProtocol) *layers.IPv4 {
 }
 
 // arpFrame is an ARP request or reply (op) from sender to target.
-func arpFrame(t *testing.T, op uint16, sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr) []byte {
+// For a request tha is not used: the frame is a broadcast.
+func arpFrame(t *testing.T, op uint16, sha [6]byte, spa netip.Addr, tha [6]byte, tpa netip.Addr) []byte {
 	dst := tha
 	if op == layers.ARPRequest {
-		dst, tha = broadcast, net.HardwareAddr{0, 0, 0, 0, 0, 0}
+		dst, tha = broadcast, [6]byte{}
 	}
 	return serialize(t, ether(sha, dst, layers.EthernetTypeARP), &layers.ARP{AddrType: layers.LinkTypeEthernet,
 		Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4, Operation: op,
-		SourceHwAddress: sha, SourceProtAddress: spa.AsSlice(), DstHwAddress: tha, DstProtAddress: tpa.AsSlice()})
+		SourceHwAddress: sha[:], SourceProtAddress: spa.AsSlice(), DstHwAddress: tha[:], DstProtAddress: tpa.AsSlice()})
 }
 
 // echoFrame is an ICMP echo request from the neighbour to the host.
@@ -144,11 +144,6 @@ func tcpPacket(t *testing.T, src, dst netip.AddrPort, h layers.TCP, data []byte)
 // withEther puts an IPv4 packet in a frame from the neighbour to the host.
 func withEther(t *testing.T, packet []byte) []byte {
 	return serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), gopacket.Payload(packet))
-}
-
-// decodeFrame decodes an Ethernet frame.
-func decodeFrame(b []byte) gopacket.Packet {
-	return gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
 }
 
 // decodeTCP decodes a TCP segment alone.

@@ -2,8 +2,10 @@ package servers
 
 import (
 	"bytes"
-	"net"
 	"testing"
+
+	"github.com/newtsim/newtsim/servers/checker"
+	"github.com/newtsim/newtsim/servers/proto"
 
 	"github.com/google/gopacket"
 
@@ -18,7 +20,7 @@ import (
 // request (whose reply it sends and the test drops).
 func newIP(t *testing.T) *systest.Harness {
 	h := newRole(t, "ip", IP)
-	h.Deliver("pf", systest.FrameRx(h.Buffer("nic", arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, hostIP))))
+	h.Deliver("pf", systest.FrameRx(h.Buffer("nic", arpFrame(t, layers.ARPRequest, peerMAC, peerIP, [6]byte{}, hostIP))))
 	h.Sent()
 	return h
 }
@@ -64,18 +66,14 @@ func framesDown(t *testing.T, h *systest.Harness, ms []ipc.Message) [][]byte {
 
 func TestIPAnswersARP(t *testing.T) {
 	h := newRole(t, "ip", IP)
-	frames := framesDown(t, h, frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, hostIP)))
+	frames := framesDown(t, h, frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, [6]byte{}, hostIP)))
 	if len(frames) != 1 {
 		t.Fatalf("%d frames down, want an ARP reply", len(frames))
 	}
-	arp, ok := decodeFrame(frames[0]).Layer(layers.LayerTypeARP).(*layers.ARP)
-	if !ok || arp.Operation != layers.ARPReply || !bytes.Equal(arp.SourceHwAddress, hostMAC) ||
-		!bytes.Equal(arp.SourceProtAddress, hostIP.AsSlice()) || !bytes.Equal(arp.DstHwAddress, peerMAC) ||
-		!bytes.Equal(arp.DstProtAddress, peerIP.AsSlice()) {
-		t.Fatalf("sent %v, want an ARP reply: %s is at %s", decodeFrame(frames[0]), hostIP, hostMAC)
-	}
+	checker.Frame(t, frames[0], checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeARP),
+		checker.ARP(layers.ARPReply, hostMAC, hostIP, peerMAC, peerIP))
 	// A request for another host draws nothing.
-	if out := frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, at(hostIP, 0).Addr().Next())); len(out) != 0 {
+	if out := frameUp(t, h, arpFrame(t, layers.ARPRequest, peerMAC, peerIP, [6]byte{}, hostIP.Next())); len(out) != 0 {
 		t.Fatalf("sent %v for a request for another host", out)
 	}
 }
@@ -86,15 +84,9 @@ func TestIPAnswersEcho(t *testing.T) {
 	if len(frames) != 1 {
 		t.Fatalf("%d frames down, want an echo reply", len(frames))
 	}
-	p := decodeFrame(frames[0])
-	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	icmp, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-	if eth == nil || ip == nil || icmp == nil || !bytes.Equal(eth.DstMAC, peerMAC) ||
-		!ip.DstIP.Equal(net.IP(peerIP.AsSlice())) || icmp.TypeCode.Type() != layers.ICMPv4TypeEchoReply ||
-		icmp.Id != 7 || icmp.Seq != 3 || string(icmp.Payload) != "ping" {
-		t.Fatalf("sent %v, want an echo reply to %s with id 7, seq 3 and the data", p, peerIP)
-	}
+	checker.Frame(t, frames[0], checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(hostIP, peerIP),
+			checker.ICMP(layers.ICMPv4TypeEchoReply, 0, checker.Echo(7, 3, []byte("ping")))))
 }
 
 func TestIPHandsUp(t *testing.T) {
@@ -143,7 +135,7 @@ func TestIPRefusesBadBuffer(t *testing.T) {
 		{"a frame out of bounds", systest.FrameRx(pool.MakeRef(nic, 1<<30, 60)), "frame-rx"},
 		{"a frame spanning buffers", systest.FrameRx(pool.MakeRef(nic, pool.DefaultBufSize-10, 60)), "frame-rx"},
 		{"a frame of no pool", systest.FrameRx(pool.MakeRef(60, 0, 60)), "frame-rx"},
-		{"a datagram empty", systest.Segment(pool.MakeRef(uint8(hostSlots["udp"]), 0, 0), hostIP, peerIP, 17), "datagram"},
+		{"a datagram empty", systest.Segment(pool.MakeRef(uint8(hostSlots["udp"]), 0, 0), hostIP, peerIP, proto.UDP), "datagram"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +155,7 @@ func TestIPSendsDown(t *testing.T) {
 	h := newRole(t, "ip", IP) // the neighbour unknown: ip asks first
 	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), []byte("reply"))
 	ref := h.Buffer("udp", seg)
-	h.Deliver("udp", systest.Segment(ref, hostIP, peerIP, udpProto))
+	h.Deliver("udp", systest.Segment(ref, hostIP, peerIP, proto.UDP))
 	out := h.Sent()
 	var frames []ipc.Message
 	freed := 0
@@ -180,10 +172,8 @@ func TestIPSendsDown(t *testing.T) {
 	if len(frames) != 1 || freed != 1 {
 		t.Fatalf("sent %v, want an ARP request and udp's buffer given back once", out)
 	}
-	arp, ok := decodeFrame(framesDown(t, h, frames)[0]).Layer(layers.LayerTypeARP).(*layers.ARP)
-	if !ok || arp.Operation != layers.ARPRequest || !bytes.Equal(arp.DstProtAddress, peerIP.AsSlice()) {
-		t.Fatalf("sent %v, want an ARP request for %s", frames, peerIP)
-	}
+	checker.Frame(t, framesDown(t, h, frames)[0], checker.Ethernet(hostMAC, broadcast, layers.EthernetTypeARP),
+		checker.ARP(layers.ARPRequest, hostMAC, hostIP, [6]byte{}, peerIP))
 	if k := h.KernelSent(); len(k) == 0 || k[len(k)-1].Type != ipc.SetAlarm || systest.AlarmAfter(k[len(k)-1]) <= 0 {
 		t.Errorf("sent the kernel %v, want an alarm for the ARP retry", k)
 	}
@@ -192,12 +182,9 @@ func TestIPSendsDown(t *testing.T) {
 	if len(frames2) != 1 {
 		t.Fatalf("%d frames down after the ARP reply, want the datagram", len(frames2))
 	}
-	p := decodeFrame(frames2[0])
-	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	udp, _ := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
-	if eth == nil || udp == nil || !bytes.Equal(eth.DstMAC, peerMAC) || udp.DstPort != 1000 || string(udp.Payload) != "reply" {
-		t.Fatalf("sent %v, want the datagram to %s at %s", p, peerIP, peerMAC)
-	}
+	checker.Frame(t, frames2[0], checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(hostIP, peerIP), checker.Protocol(proto.UDP),
+			checker.UDP(checker.SrcPort(7), checker.DstPort(1000), checker.Payload([]byte("reply")))))
 }
 
 func TestIPPortUnreachable(t *testing.T) {
@@ -215,10 +202,9 @@ func TestIPPortUnreachable(t *testing.T) {
 	if len(frames) != 1 {
 		t.Fatalf("%d frames down, want an ICMP error", len(frames))
 	}
-	icmp, ok := decodeFrame(frames[0]).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-	if !ok || icmp.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort) {
-		t.Fatalf("sent %v, want ICMP port unreachable", decodeFrame(frames[0]))
-	}
+	checker.Frame(t, frames[0], checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(hostIP, peerIP),
+			checker.ICMP(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort, checker.Quotes(pkt[:28]))))
 	if n := h.InUse("ip"); n != inUse {
 		t.Errorf("ip has %d buffers out, want %d: the datagram's freed, the ICMP frame's taken", n, inUse)
 	}
@@ -235,5 +221,3 @@ func TestIPPortUnreachable(t *testing.T) {
 		t.Errorf("port unreachable for %v -> %v, want %v -> %v", local, remote, at(hostIP, 5000), at(peerIP, 53))
 	}
 }
-
-const udpProto = 17

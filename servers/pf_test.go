@@ -47,7 +47,7 @@ func TestPF(t *testing.T) {
 			return withEther(t, udpPacket(t, local, at(peerIP, 9), []byte("out")))
 		}, "driver", "out", "allow", "2"},
 		{"ARP passes unchecked", "driver", func(t *testing.T) []byte {
-			return arpFrame(t, layers.ARPRequest, peerMAC, peerIP, nil, hostIP)
+			return arpFrame(t, layers.ARPRequest, peerMAC, peerIP, [6]byte{}, hostIP)
 		}, "ip", "in", "not-ipv4", ""},
 		{"a malformed packet drops", "driver", func(t *testing.T) []byte {
 			return withEther(t, []byte{0x45, 0, 0, 99})

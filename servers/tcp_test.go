@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/newtsim/newtsim/servers/checker"
+	"github.com/newtsim/newtsim/servers/proto"
+
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 
@@ -28,12 +31,14 @@ func segmentsDown(t *testing.T, h *systest.Harness, sent []ipc.Message) (segs []
 			rest = append(rest, m)
 			continue
 		}
-		src, dst, proto := systest.SegmentOf(m)
-		if src != hostIP || dst != peerIP || proto != 6 || systest.Ref(m).Pool() != uint8(hostSlots["tcp"]) {
-			t.Fatalf("segment %v -> %v proto %d in pool %d, want tcp's from %v to %v", src, dst, proto,
+		src, dst, prot := systest.SegmentOf(m)
+		if src != hostIP || dst != peerIP || prot != proto.TCP || systest.Ref(m).Pool() != uint8(hostSlots["tcp"]) {
+			t.Fatalf("segment %v -> %v proto %d in pool %d, want tcp's from %v to %v", src, dst, prot,
 				systest.Ref(m).Pool(), hostIP, peerIP)
 		}
-		segs = append(segs, decodeTCP(t, h.Bytes(systest.Ref(m))))
+		seg := h.Bytes(systest.Ref(m))
+		checker.Segment(t, prot, src, dst, seg, checker.TCP()) // well formed, checksum included
+		segs = append(segs, decodeTCP(t, seg))
 	}
 	return segs, rest
 }

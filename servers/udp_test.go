@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/newtsim/newtsim/servers/checker"
+	"github.com/newtsim/newtsim/servers/proto"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -142,11 +145,12 @@ func TestUDPSend(t *testing.T) {
 	if len(seg) != 1 || len(back) != 1 || len(reply) != 1 || systest.Result(reply[0]) != 5 {
 		t.Fatalf("sent segments %v, buffers back %v, replies %v; want one of each, 5 bytes sent", seg, back, reply)
 	}
-	src, dst, proto := systest.SegmentOf(seg[0])
-	want := udpSegment(t, at(hostIP, 7), at(peerIP, 53), []byte("query"))
-	if src != hostIP || dst != peerIP || proto != udpProto || !bytes.Equal(h.Bytes(systest.Ref(seg[0])), want) {
-		t.Errorf("segment %v -> %v proto %d: %x, want %x", src, dst, proto, h.Bytes(systest.Ref(seg[0])), want)
+	src, dst, prot := systest.SegmentOf(seg[0])
+	if src != hostIP || dst != peerIP || prot != proto.UDP {
+		t.Errorf("segment %v -> %v proto %d, want UDP from %v to %v", src, dst, prot, hostIP, peerIP)
 	}
+	checker.Segment(t, prot, src, dst, h.Bytes(systest.Ref(seg[0])),
+		checker.UDP(checker.SrcPort(7), checker.DstPort(53), checker.Payload([]byte("query"))))
 	// A bad buffer is refused and counted, and nothing goes out.
 	bad := pool.MakeRef(uint8(hostSlots["app"]), 1<<30, 5)
 	oneReply(t, callVia(t, h, systest.SendTo(sock, at(peerIP, 53), bad, 0), sock), unix.EFAULT)
