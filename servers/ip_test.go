@@ -221,3 +221,18 @@ func TestIPPortUnreachable(t *testing.T) {
 		t.Errorf("port unreachable for %v -> %v, want %v -> %v", local, remote, at(hostIP, 5000), at(peerIP, 53))
 	}
 }
+
+func TestIPCountsOtherICMP(t *testing.T) {
+	h := newIP(t)
+	quoted := udpPacket(t, at(hostIP, 5000), at(peerIP, 53), []byte("query"))
+	// A time exceeded about one of our datagrams: not for udp, counted.
+	frame := serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4(peerIP, hostIP, layers.IPProtocolICMPv4),
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeTimeExceeded, 0)},
+		gopacket.Payload(quoted[:28]))
+	if out := frameUp(t, h, frame); len(out) != 0 {
+		t.Fatalf("sent %v, want nothing", out)
+	}
+	if got := h.Metric("newtsim_ip_undelivered_packets_total", "proto", "1"); got != 1 {
+		t.Errorf("undelivered ICMP = %v, want 1", got)
+	}
+}
