@@ -116,9 +116,9 @@ func TestIPHandsUp(t *testing.T) {
 				t.Errorf("the datagram is in pool %d, want ip's own", ref.Pool())
 			}
 			b := h.Bytes(ref)
-			if !bytes.Equal(b, pkt) || systest.Offset(out[0]) != len(pkt)-tt.payload {
+			if !bytes.Equal(b, pkt) || systest.DatagramOf(out[0]).Off != len(pkt)-tt.payload {
 				t.Errorf("handed up %x at offset %d, want the packet %x with its segment at %d",
-					b, systest.Offset(out[0]), pkt, len(pkt)-tt.payload)
+					b, systest.DatagramOf(out[0]).Off, pkt, len(pkt)-tt.payload)
 			}
 		})
 	}

@@ -18,7 +18,7 @@ import (
 // socket.
 func newTCP(t *testing.T) (*systest.Harness, uint64) {
 	h := newRole(t, "tcp", TCP)
-	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), unix.SOCK_STREAM), 0)
+	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), 0), 0)
 	return h, uint64(systest.Result(r))
 }
 
@@ -31,7 +31,8 @@ func segmentsDown(t *testing.T, h *systest.Harness, sent []ipc.Message) (segs []
 			rest = append(rest, m)
 			continue
 		}
-		src, dst, prot := systest.SegmentOf(m)
+		d := systest.DatagramOf(m)
+		src, dst, prot := d.Src, d.Dst, d.Proto
 		if src != hostIP || dst != peerIP || prot != proto.TCP || systest.Ref(m).Pool() != uint8(hostSlots["tcp"]) {
 			t.Fatalf("segment %v -> %v proto %d in pool %d, want tcp's from %v to %v", src, dst, prot,
 				systest.Ref(m).Pool(), hostIP, peerIP)

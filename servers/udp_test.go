@@ -59,7 +59,7 @@ func oneReply(t *testing.T, out []ipc.Message, errno unix.Errno) ipc.Message {
 // newUDP runs udp with a socket bound to port 7; it returns the socket.
 func newUDP(t *testing.T) (*systest.Harness, uint64) {
 	h := newRole(t, "udp", UDP)
-	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), unix.SOCK_DGRAM), 0)
+	r := oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), 0), 0)
 	sock := uint64(systest.Result(r))
 	oneReply(t, callVia(t, h, systest.Bind(sock, at(hostIP, 7)), sock), 0)
 	return h, sock
@@ -88,7 +88,7 @@ func TestUDPCalls(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, sock := newUDP(t)
-			oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), unix.SOCK_DGRAM), 0) // sock+1
+			oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), 0), 0) // sock+1
 			c := tt.call(sock)
 			oneReply(t, callVia(t, h, c, systest.Sock(c)), tt.errno)
 		})
@@ -145,7 +145,8 @@ func TestUDPSend(t *testing.T) {
 	if len(seg) != 1 || len(back) != 1 || len(reply) != 1 || systest.Result(reply[0]) != 5 {
 		t.Fatalf("sent segments %v, buffers back %v, replies %v; want one of each, 5 bytes sent", seg, back, reply)
 	}
-	src, dst, prot := systest.SegmentOf(seg[0])
+	d := systest.DatagramOf(seg[0])
+	src, dst, prot := d.Src, d.Dst, d.Proto
 	if src != hostIP || dst != peerIP || prot != proto.UDP {
 		t.Errorf("segment %v -> %v proto %d, want UDP from %v to %v", src, dst, prot, hostIP, peerIP)
 	}

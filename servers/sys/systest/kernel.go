@@ -2,6 +2,7 @@ package systest
 
 import (
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -29,15 +30,18 @@ func (k *Kernel) Call(m *ipc.Message) (ipc.Message, error) {
 	k.seq++
 	m.Src, m.Dst, m.Seq = k.Self(), ipc.Kernel, k.seq
 	k.calls = append(k.calls, *m)
-	r := ipc.Message{Src: ipc.Kernel, Dst: m.Src, Type: ipc.Ack, Seq: m.Seq}
+	r := ipc.Message{Src: ipc.Kernel, Dst: m.Src, Seq: m.Seq}
+	var ack kcall.Ack
 	if m.Type == ipc.Lookup {
 		ep, ok := k.endpoints[m.Name()]
 		if !ok {
-			r.Type, r.Arg[0], r.Arg[1] = ipc.Error, uint64(ipc.ENOENT), uint64(m.Type)
-			return r, ipc.AsKernelError(&r)
+			e := &ipc.KernelError{Errno: ipc.ENOENT, Type: m.Type}
+			e.Encode(&r)
+			return r, e
 		}
-		r.Arg[0] = uint64(ep)
+		ack.Endpoint = ep
 	}
+	ack.Encode(&r)
 	return r, nil
 }
 

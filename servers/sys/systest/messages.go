@@ -1,18 +1,32 @@
 package systest
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 )
 
 // The messages a test sends a server and the fields it reads from what the
-// server sent: every word of a message a role test touches is named here,
-// and only here.
+// server sent, short forms over the typed views of packages ipc/kcall,
+// ipc/packet and ipc/sockcall: a role test names no argument word.
+
+// encoder is a typed view of a message.
+type encoder interface{ Encode(*ipc.Message) }
+
+// msg is the message body encodes to, its header left for the sender.
+func msg(body encoder) ipc.Message {
+	var m ipc.Message
+	body.Encode(&m)
+	return m
+}
 
 // Kernel messages.
 
@@ -20,11 +34,13 @@ import (
 func Shutdown() ipc.Message { return ipc.Message{Type: ipc.Shutdown} }
 
 // Alarm is an expired kernel alarm.
-func Alarm() ipc.Message { return ipc.Message{Type: ipc.Alarm} }
+func Alarm() ipc.Message { return msg(kcall.Alarm{}) }
 
 // Ping asks for a Pong with the same seq and arguments.
 func Ping(seq uint32, args ...uint64) ipc.Message {
 	m := ipc.Message{Type: ipc.Ping, Seq: seq}
+	// A ping's arguments are opaque words the Pong echoes: no view names
+	// them.
 	copy(m.Arg[:], args)
 	return m
 }
@@ -38,171 +54,178 @@ func Pong(seq uint32, args ...uint64) ipc.Message {
 
 // EndpointUpdate says the process in slot is now ep.
 func EndpointUpdate(slot int, ep ipc.Endpoint) ipc.Message {
-	return ipc.Message{Type: ipc.EndpointUpdate, Arg: [ipc.NumArgs]uint64{uint64(slot), uint64(ep)}}
+	return msg(kcall.EndpointUpdate{Slot: slot, Endpoint: ep})
 }
 
 // KernelError is the kernel's refusal of a message of type t to dst.
 func KernelError(e ipc.Errno, t ipc.Type, dst ipc.Endpoint) ipc.Message {
-	return ipc.Message{Type: ipc.Error, Arg: [ipc.NumArgs]uint64{uint64(e), uint64(t), uint64(dst)}}
+	return msg(&ipc.KernelError{Errno: e, Type: t, Dst: dst})
 }
 
 // AlarmAfter is the delay a SetAlarm asks for.
-func AlarmAfter(m ipc.Message) time.Duration { return time.Duration(m.Arg[0]) }
+func AlarmAfter(m ipc.Message) time.Duration {
+	var a kcall.SetAlarm
+	a.Decode(&m)
+	return a.After
+}
 
 // Packet path messages.
 
 // FrameRx carries a received frame up.
-func FrameRx(ref pool.Ref) ipc.Message { return packet(ipc.FrameRx, ref) }
+func FrameRx(ref pool.Ref) ipc.Message { return msg(packet.Frame{Type: ipc.FrameRx, Buf: ref}) }
 
 // FrameTx carries a frame to send down.
-func FrameTx(ref pool.Ref) ipc.Message { return packet(ipc.FrameTx, ref) }
-
-// BufFree gives a buffer back towards its owner.
-func BufFree(ref pool.Ref) ipc.Message { return packet(ipc.BufFree, ref) }
+func FrameTx(ref pool.Ref) ipc.Message { return msg(packet.Frame{Type: ipc.FrameTx, Buf: ref}) }
 
 // Unreachable gives ip back a datagram no socket wanted.
-func Unreachable(ref pool.Ref) ipc.Message { return packet(ipc.Unreachable, ref) }
+func Unreachable(ref pool.Ref) ipc.Message { return msg(packet.Unreachable{Buf: ref}) }
 
-// Datagram carries an IPv4 packet between ip and a transport, its
+// Datagram carries an IPv4 packet from ip up to a transport, its
 // transport segment at offset off.
-func Datagram(ref pool.Ref, off int) ipc.Message {
-	m := packet(ipc.Datagram, ref)
-	m.Arg[1] = uint64(off)
-	return m
-}
+func Datagram(ref pool.Ref, off int) ipc.Message { return msg(packet.Datagram{Buf: ref, Off: off}) }
 
 // Segment is a transport's segment for ip to send, from src to dst.
 func Segment(ref pool.Ref, src, dst netip.Addr, proto uint8) ipc.Message {
-	m := packet(ipc.Datagram, ref)
-	m.Arg[2], m.Arg[3], m.Arg[4] = addr4(src), addr4(dst), uint64(proto)
-	return m
+	return msg(packet.Datagram{Buf: ref, Src: src, Dst: dst, Proto: proto})
 }
 
 // PortUnreachable tells a transport that a datagram from local to remote
 // drew an ICMP port unreachable.
 func PortUnreachable(local, remote netip.AddrPort) ipc.Message {
-	return ipc.Message{Type: ipc.PortUnreachable, Arg: [ipc.NumArgs]uint64{0,
-		addr4(local.Addr()), uint64(local.Port()), addr4(remote.Addr()), uint64(remote.Port())}}
+	return msg(packet.PortUnreachable{Local: local, Remote: remote})
 }
 
-func packet(t ipc.Type, ref pool.Ref) ipc.Message {
-	return ipc.Message{Type: t, Arg: [ipc.NumArgs]uint64{uint64(ref)}}
+// Ref is the buffer a packet path message carries. A test asking it of
+// a message that carries none has a bug: Ref panics.
+func Ref(m ipc.Message) pool.Ref {
+	switch m.Type {
+	case ipc.FrameRx, ipc.FrameTx:
+		var f packet.Frame
+		f.Decode(&m)
+		return f.Buf
+	case ipc.BufFree:
+		var b packet.BufFree
+		b.Decode(&m)
+		return b.Buf
+	case ipc.Datagram:
+		return DatagramOf(m).Buf
+	case ipc.Unreachable:
+		var u packet.Unreachable
+		u.Decode(&m)
+		return u.Buf
+	}
+	panic(fmt.Sprintf("systest: a %s message carries no buffer", m.Type))
 }
 
-// Ref is the buffer a packet path message carries.
-func Ref(m ipc.Message) pool.Ref { return pool.Ref(m.Arg[0]) }
-
-// Offset is where the transport segment starts in a Datagram from ip.
-func Offset(m ipc.Message) int { return int(m.Arg[1]) }
-
-// SegmentOf opens a transport's Datagram to ip: the addresses and protocol.
-func SegmentOf(m ipc.Message) (src, dst netip.Addr, proto uint8) {
-	return netip.AddrFrom4(unpack4(m.Arg[2])), netip.AddrFrom4(unpack4(m.Arg[3])), uint8(m.Arg[4])
+// DatagramOf opens a Datagram: up from ip, its buffer and segment offset;
+// down from a transport, its buffer, addresses and protocol.
+func DatagramOf(m ipc.Message) packet.Datagram {
+	var d packet.Datagram
+	d.Decode(&m)
+	return d
 }
 
 // PortUnreachableOf opens a PortUnreachable: the datagram's local and
 // remote address and port.
 func PortUnreachableOf(m ipc.Message) (local, remote netip.AddrPort) {
-	return netip.AddrPortFrom(netip.AddrFrom4(unpack4(m.Arg[1])), uint16(m.Arg[2])),
-		netip.AddrPortFrom(netip.AddrFrom4(unpack4(m.Arg[3])), uint16(m.Arg[4]))
+	var p packet.PortUnreachable
+	p.Decode(&m)
+	return p.Local, p.Remote
 }
 
 // Socket calls, as an application sends them to syscall (fd a descriptor)
 // or syscall forwards them to a transport (fd the transport's socket).
 
 // Open opens a socket of the given type (unix.SOCK_DGRAM, SOCK_STREAM).
-func Open(sockType int) ipc.Message { return call(ipc.OpOpen, uint64(sockType)) }
-
-// OpenExposed opens a TCP socket with its buffers exposed, as an
-// application calling tcp itself does.
-func OpenExposed() ipc.Message {
-	m := call(ipc.OpOpen, unix.SOCK_STREAM)
-	m.Arg[4] = 1 // exposed
-	return m
-}
+func Open(sockType int) ipc.Message { return msg(sockcall.Call{Op: ipc.OpOpen, Type: sockType}) }
 
 // Bind binds fd to a.
-func Bind(fd uint64, a netip.AddrPort) ipc.Message { return withAddr(call(ipc.OpBind, fd), a) }
+func Bind(fd uint64, a netip.AddrPort) ipc.Message {
+	return msg(sockcall.Call{Op: ipc.OpBind, Sock: fd, Addr: a})
+}
 
 // Connect connects fd to a; flags unix.MSG_DONTWAIT does not wait.
 func Connect(fd uint64, a netip.AddrPort, flags int) ipc.Message {
-	m := withAddr(call(ipc.OpConnect, fd), a)
-	m.Arg[4] = uint64(flags)
-	return m
+	return msg(sockcall.Call{Op: ipc.OpConnect, Sock: fd, Addr: a, Flags: flags})
 }
 
 // Listen makes fd a listener.
 func Listen(fd uint64, backlog int) ipc.Message {
-	m := call(ipc.OpListen, fd)
-	m.Arg[4] = uint64(backlog)
-	return m
+	return msg(sockcall.Call{Op: ipc.OpListen, Sock: fd, Backlog: backlog})
 }
 
 // Accept takes a connection from listener fd.
 func Accept(fd uint64, flags int) ipc.Message {
-	m := call(ipc.OpAccept, fd)
-	m.Arg[4] = uint64(flags)
-	return m
+	return msg(sockcall.Call{Op: ipc.OpAccept, Sock: fd, Flags: flags})
 }
 
 // SendTo sends the bytes data names on fd, to a (the zero AddrPort: the
 // connected peer).
 func SendTo(fd uint64, a netip.AddrPort, data pool.Ref, flags int) ipc.Message {
-	m := withAddr(call(ipc.OpSendTo, fd), a)
-	m.Arg[3], m.Arg[4] = uint64(data), uint64(flags)
-	return m
+	return msg(sockcall.Call{Op: ipc.OpSendTo, Sock: fd, Addr: a, Buf: data, Flags: flags})
 }
 
 // RecvFrom receives up to max bytes on fd (0: a buffer's worth).
 func RecvFrom(fd uint64, max, flags int) ipc.Message {
-	m := call(ipc.OpRecvFrom, fd)
-	m.Arg[3], m.Arg[4] = uint64(max), uint64(flags)
-	return m
+	return msg(sockcall.Call{Op: ipc.OpRecvFrom, Sock: fd, Max: max, Flags: flags})
 }
 
 // Poll asks which of events fd is ready for.
-func Poll(fd uint64, events int) ipc.Message {
-	m := call(ipc.OpPoll, fd)
-	m.Arg[4] = uint64(events)
-	return m
+func Poll(fd uint64, events int16) ipc.Message {
+	return msg(sockcall.Call{Op: ipc.OpPoll, Sock: fd, Events: events})
 }
 
 // Close closes fd.
-func Close(fd uint64) ipc.Message { return call(ipc.OpClose, fd) }
+func Close(fd uint64) ipc.Message { return msg(sockcall.Call{Op: ipc.OpClose, Sock: fd}) }
 
 // Forwarded is call m as syscall forwards it to a transport: socket sock
-// instead of the application's descriptor, and the application app.
+// instead of the application's descriptor (an open names none, and keeps
+// none), and the application app.
 func Forwarded(m ipc.Message, sock uint64, app ipc.Endpoint) ipc.Message {
-	m.Arg[0], m.Arg[5] = sock, uint64(app)
+	c := CallOf(m)
+	if c.Op != ipc.OpOpen {
+		c.Sock = sock
+	}
+	c.Caller = app
+	c.Encode(&m)
 	return m
 }
 
 // Reply is a transport's answer to a forwarded call, for syscall to pass
-// on to app: result and the call's other reply words (address, buffer).
+// on to app: the call's operation, seq and result.
 func Reply(op ipc.SocketOp, seq uint32, result int64, app ipc.Endpoint) ipc.Message {
-	return ipc.Message{Type: ipc.SocketReply, Flags: uint16(op), Seq: seq,
-		Arg: [ipc.NumArgs]uint64{uint64(result), 0, 0, 0, 0, uint64(app)}}
-}
-
-func call(op ipc.SocketOp, fd uint64) ipc.Message {
-	return ipc.Message{Type: ipc.Socket, Flags: uint16(op), Arg: [ipc.NumArgs]uint64{fd}}
-}
-
-func withAddr(m ipc.Message, a netip.AddrPort) ipc.Message {
-	if a.IsValid() {
-		m.Arg[1], m.Arg[2] = addr4(a.Addr()), uint64(a.Port())
-	}
+	m := msg(sockcall.Reply{Op: op, Result: result, Caller: app})
+	m.Seq = seq
 	return m
 }
 
+// CallOf opens a socket call.
+func CallOf(m ipc.Message) sockcall.Call {
+	var c sockcall.Call
+	c.Decode(&m)
+	return c
+}
+
+// ReplyOf opens a socket call's reply.
+func ReplyOf(m ipc.Message) sockcall.Reply {
+	var r sockcall.Reply
+	r.Decode(&m)
+	return r
+}
+
 // Op is the operation of a socket call or reply.
-func Op(m ipc.Message) ipc.SocketOp { return ipc.SocketOp(m.Flags) }
+func Op(m ipc.Message) ipc.SocketOp {
+	if m.Type == ipc.SocketReply {
+		return ReplyOf(m).Op
+	}
+	return CallOf(m).Op
+}
 
 // Sock is the descriptor, or the transport's socket, a call names.
-func Sock(m ipc.Message) uint64 { return m.Arg[0] }
+func Sock(m ipc.Message) uint64 { return CallOf(m).Sock }
 
 // Result is a reply's result: a count, a descriptor, or a negated errno.
-func Result(m ipc.Message) int64 { return int64(m.Arg[0]) }
+func Result(m ipc.Message) int64 { return ReplyOf(m).Result }
 
 // Errno is the error a reply reports, 0 for success.
 func Errno(m ipc.Message) unix.Errno {
@@ -214,22 +237,15 @@ func Errno(m ipc.Message) unix.Errno {
 
 // ReplyAddr is the address and port a reply carries (a datagram's source,
 // a socket's local address, an accepted connection's peer).
-func ReplyAddr(m ipc.Message) netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4(unpack4(m.Arg[1])), uint16(m.Arg[2]))
-}
+func ReplyAddr(m ipc.Message) netip.AddrPort { return ReplyOf(m).Addr }
 
 // ReplyData is the buffer a receive's reply carries the data in.
-func ReplyData(m ipc.Message) pool.Ref { return pool.Ref(m.Arg[3]) }
+func ReplyData(m ipc.Message) pool.Ref { return ReplyOf(m).Buf }
 
 // Caller is the application a forwarded call or its reply is for.
-func Caller(m ipc.Message) ipc.Endpoint { return ipc.Endpoint(m.Arg[5]) }
-
-func addr4(a netip.Addr) uint64 {
-	if !a.Unmap().Is4() {
-		return 0
+func Caller(m ipc.Message) ipc.Endpoint {
+	if m.Type == ipc.SocketReply {
+		return ReplyOf(m).Caller
 	}
-	b := a.Unmap().As4()
-	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+	return CallOf(m).Caller
 }
-
-func unpack4(w uint64) [4]byte { return [4]byte{byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w)} }
