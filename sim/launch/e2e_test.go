@@ -635,10 +635,21 @@ func TestUDPEchoThroughStack(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			u := startUp(t, "--topology", "testdata/udpecho.topo", "--nic", "tap", "--transport", tr)
 			ns := launch.NSName(u.status.Run)
+			// socat waits -t after sending for the answer. A loaded machine
+			// (the suite beside another CPU-heavy process) can take longer
+			// than the first wait, so a datagram gets up to three tries,
+			// each from a fresh socket and with a longer wait: a late answer
+			// to an earlier try goes to a closed port, never to this one.
 			echo := func(msg string) string {
-				nc := exec.Command("ip", "netns", "exec", ns, "socat", "-t", "0.3", "-", "UDP:198.18.0.2:7")
-				nc.Stdin = strings.NewReader(msg)
-				out, _ := nc.Output()
+				var out []byte
+				for _, wait := range []string{"0.3", "1", "3"} {
+					nc := exec.Command("ip", "netns", "exec", ns, "socat", "-t", wait, "-", "UDP:198.18.0.2:7")
+					nc.Stdin = strings.NewReader(msg)
+					out, _ = nc.Output()
+					if string(out) == msg {
+						break
+					}
+				}
 				return string(out)
 			}
 			// The application binds its port once it runs, just after it
