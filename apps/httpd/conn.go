@@ -35,6 +35,10 @@ type conn struct {
 	// since is when the current wait began: the request's first byte, the
 	// last response written (idle), the last write progress, the linger.
 	since time.Time
+	// lastIn is when the connection last received, or was accepted.
+	lastIn time.Time
+	// served tells that a request has been parsed whole.
+	served bool
 
 	in  []byte // received; in[off:] is not parsed yet
 	off int
@@ -61,8 +65,15 @@ func (s *Server) newConn(fd socket.FD, peer netip.AddrPort, now time.Time) *conn
 	} else {
 		c = &conn{in: make([]byte, 0, s.readSize)}
 	}
-	c.fd, c.peer, c.since = fd, peer, now
+	c.fd, c.peer, c.since, c.lastIn = fd, peer, now, now
 	return c
+}
+
+// unfinished reports whether the connection waits for the rest of a
+// request header, or for its first request: one the server may shed.
+// Between requests, a connection that has been served is not unfinished.
+func (c *conn) unfinished() bool {
+	return c.state == stateRead && (c.off < len(c.in) || !c.served)
 }
 
 // events returns what the connection waits for.
@@ -113,6 +124,7 @@ func (s *Server) read(c *conn, now time.Time) {
 		if len(c.in) == 0 {
 			c.since = now
 		}
+		c.lastIn = now
 		c.in = c.in[:len(c.in)+n]
 		s.ctr.bytesIn.Add(uint64(n))
 	}
@@ -156,6 +168,7 @@ func (s *Server) parse(c *conn, now time.Time) {
 				// The next request has begun.
 				c.since = now
 			}
+			c.served = true
 			s.ctr.requests.Add(1)
 			s.respond(c, &req, now)
 		}

@@ -16,13 +16,21 @@
 // not older than the file, 304; a path ending in "/" names its
 // directory's index.html. Otherwise it answers 404 (no such file), 405
 // (another method), 400 (a malformed request), 408 (a request that takes
-// longer than Config.Timeout to arrive), 413 (a request with a body),
+// longer than Config.Timeout to arrive, or arrives below
+// Config.MinHeaderRate after Config.HeaderGrace), 413 (a request with a body),
 // 431 (a header over Config.MaxHeaderBytes) or 505 (not HTTP/1.x); all
 // but 404 and 405 end the connection. Requests with a body are not
 // accepted at all: a Content-Length above zero or a chunked body is
-// answered 413 without reading the body. Beyond Config.MaxConns open
-// connections, new ones are accepted and closed at once, with a log line
-// at most once a second.
+// answered 413 without reading the body.
+//
+// So that slow clients cannot lock others out, from Config.PressureConns
+// open connections the header timeout drops to Config.PressureTimeout,
+// and at Config.MaxConns a new connection is accepted by closing
+// (shedding) the one idle longest among those whose request header has
+// not arrived whole; connections idle between requests and those being
+// answered are kept. With none to shed, new connections are accepted and
+// closed at once. Both come with a log line at most once a second.
+// docs/HTTPD.md says why it is built so.
 //
 // Not built: range requests, ETag and If-None-Match, content codings,
 // directory listings and the redirect from a directory's path without its

@@ -49,6 +49,10 @@ func Role(s *sys.Server) (sys.Handler, error) {
 	sendBuf := fs.Int("send-buffer", 0, "SO_SNDBUF of each connection (0: the stack's default)")
 	timeout := fs.Duration("timeout", DefaultTimeout, "how long a request may take to arrive, or a response be left unread")
 	idle := fs.Duration("idle-timeout", DefaultIdleTimeout, "how long a connection may wait for its next request")
+	pressureConns := fs.Int("pressure-conns", 0, "the open connections from which the server is under pressure and the header timeout is --pressure-timeout (0: 7/8 of --max-conns)")
+	pressureTimeout := fs.Duration("pressure-timeout", DefaultPressureTimeout, "how long a request may take to arrive under pressure")
+	grace := fs.Duration("header-grace", DefaultHeaderGrace, "how long a request may take to arrive before --min-header-rate applies")
+	minRate := fs.Int("min-header-rate", DefaultMinHeaderRate, "bytes per second a request must arrive at, after --header-grace (negative: no minimum)")
 	readyFile := fs.String("ready", "", "a file to write the port to once listening, for a client that waits on it (package ready)")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
@@ -71,14 +75,18 @@ func Role(s *sys.Server) (sys.Handler, error) {
 		return nil, fmt.Errorf("httpd: --backend %q: want message, message-direct or exposed", *backend)
 	}
 	return &role{backend: *backend, ready: *readyFile, c: Config{
-		Addr:        ap,
-		Files:       os.DirFS(*dir),
-		MaxConns:    *maxConns,
-		Backlog:     *backlog,
-		SendBuffer:  *sendBuf,
-		Timeout:     *timeout,
-		IdleTimeout: *idle,
-		Log:         s.Log,
+		Addr:            ap,
+		Files:           os.DirFS(*dir),
+		MaxConns:        *maxConns,
+		PressureConns:   *pressureConns,
+		PressureTimeout: *pressureTimeout,
+		HeaderGrace:     *grace,
+		MinHeaderRate:   *minRate,
+		Backlog:         *backlog,
+		SendBuffer:      *sendBuf,
+		Timeout:         *timeout,
+		IdleTimeout:     *idle,
+		Log:             s.Log,
 	}}, nil
 }
 
@@ -107,6 +115,10 @@ func (r *role) Run(s *sys.Server) error {
 	return srv.Serve(context.Background())
 }
 
+// droppedHelp is the help of newtsim_httpd_dropped_requests_total.
+const droppedHelp = "Connections ended with their request unfinished, by reason: shed at the connection limit " +
+	"to admit a new one (shed), or answered 408 for a request arriving below the minimum rate (slow; also in timeouts_total)."
+
 // statsCollector exports a server's Stats as newtsim_httpd_* metrics.
 type statsCollector struct{ srv *Server }
 
@@ -114,7 +126,10 @@ var (
 	descAccepted = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "accepted_connections_total"),
 		"Connections accepted and served.", nil, nil)
 	descRefused = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "refused_connections_total"),
-		"Connections closed at once at the connection limit.", nil, nil)
+		"Connections closed at once at the connection limit, with none to shed.", nil, nil)
+	descDropped = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "dropped_requests_total"),
+		droppedHelp,
+		[]string{"reason"}, nil)
 	descOpen = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "open_connections"),
 		"Connections open now.", nil, nil)
 	descRequests = prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "httpd", "requests_total"),
@@ -128,7 +143,7 @@ var (
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descAccepted, descRefused, descOpen, descRequests, descResponses, descTimeouts, descBytes} {
+	for _, d := range []*prometheus.Desc{descAccepted, descRefused, descDropped, descOpen, descRequests, descResponses, descTimeouts, descBytes} {
 		ch <- d
 	}
 }
@@ -140,6 +155,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descAccepted, st.Accepted)
 	counter(descRefused, st.Refused)
+	counter(descDropped, st.Shed, "shed")
+	counter(descDropped, st.Slow, "slow")
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.Open))
 	counter(descRequests, st.Requests)
 	for code, n := range st.Responses {

@@ -24,6 +24,14 @@ const (
 	DefaultMaxHeaderBytes = 8 << 10 // as lighttpd
 	DefaultTimeout        = 60 * time.Second
 	DefaultIdleTimeout    = 5 * time.Second
+	// DefaultPressureTimeout is the header timeout under pressure, as
+	// short as the idle timeout.
+	DefaultPressureTimeout = 5 * time.Second
+	// DefaultHeaderGrace and DefaultMinHeaderRate give a request header
+	// 10 s, and 1 s more for each 500 bytes of it received (as Apache's
+	// mod_reqtimeout gives 20 s, and 1 s more for each 500 bytes).
+	DefaultHeaderGrace   = 10 * time.Second
+	DefaultMinHeaderRate = 500
 )
 
 const (
@@ -55,10 +63,34 @@ type Config struct {
 	// serves a directory. A file's path in Files is its URL path, and an
 	// index.html is also served for its directory's path ending in "/".
 	Files fs.FS
-	// MaxConns bounds the connections open at once; beyond it, new
-	// connections are accepted and closed at once. Default
-	// DefaultMaxConns.
+	// MaxConns bounds the connections open at once. At the limit, a new
+	// connection is accepted by shedding the connection idle longest
+	// among those whose request header has not arrived whole: a partial
+	// request, or a new connection yet to send one. Connections idle
+	// between requests, and those being answered, are never shed; with
+	// none to shed, the new connection is closed at once (refused).
+	// Default DefaultMaxConns.
 	MaxConns int
+	// PressureConns is the number of open connections from which the
+	// server is under pressure: the header timeout is then
+	// PressureTimeout, until fewer are open again. Default 7/8 of
+	// MaxConns; above MaxConns, the server is never under pressure.
+	PressureConns int
+	// PressureTimeout is the header timeout under pressure: how long a
+	// request may take to arrive, from its first byte, while
+	// PressureConns connections or more are open. Default
+	// DefaultPressureTimeout.
+	PressureTimeout time.Duration
+	// HeaderGrace and MinHeaderRate bound how slowly a request may
+	// arrive: a request header has HeaderGrace from its first byte, and
+	// one second more for each MinHeaderRate bytes of it received, before
+	// it is answered 408 (and the connection closed) as too slow; so a
+	// client past the grace must keep sending MinHeaderRate bytes a
+	// second. Timeout (PressureTimeout under pressure) bounds it still.
+	// Defaults DefaultHeaderGrace and DefaultMinHeaderRate (bytes per
+	// second); a negative MinHeaderRate turns the bound off.
+	HeaderGrace   time.Duration
+	MinHeaderRate int
 	// AcceptPerRound bounds the connections accepted in one round of the
 	// event loop, so that open connections are served between bursts.
 	// Default DefaultAcceptPerRound.
@@ -102,8 +134,14 @@ type Server struct {
 	readSize       int
 	timeout        time.Duration
 	idleTimeout    time.Duration
-	clock          func() time.Time
-	log            *log.Logger
+	// pressureConns and pressureTimeout are Config's; minHeaderRate is 0
+	// where there is no minimum.
+	pressureConns   int
+	pressureTimeout time.Duration
+	headerGrace     time.Duration
+	minHeaderRate   int
+	clock           func() time.Time
+	log             *log.Logger
 
 	conns   []*conn // open, in the order of pfds[1:]
 	open    int     // conns not closed
@@ -115,6 +153,7 @@ type Server struct {
 	dateLine []byte // "Date: ...\r\n" for the second dateSec
 
 	lastRefusedLog time.Time
+	lastShedLog    time.Time
 	lastAcceptLog  time.Time
 	// acceptAfter pauses accepting after a failure such as running out of
 	// descriptors, which leaves the listening socket ready: the
@@ -136,17 +175,24 @@ func New(c Config) (*Server, error) {
 		return nil, errors.New("httpd: Config.Files is nil")
 	}
 	s := &Server{
-		api:            c.API,
-		ln:             -1,
-		maxConns:       orDefault(c.MaxConns, DefaultMaxConns),
-		acceptPerRound: orDefault(c.AcceptPerRound, DefaultAcceptPerRound),
-		maxHeader:      orDefault(c.MaxHeaderBytes, DefaultMaxHeaderBytes),
-		sendBuffer:     c.SendBuffer,
-		timeout:        orDefault(c.Timeout, DefaultTimeout),
-		idleTimeout:    orDefault(c.IdleTimeout, DefaultIdleTimeout),
-		clock:          c.Clock,
-		log:            c.Log,
-		dateSec:        -1,
+		api:             c.API,
+		ln:              -1,
+		maxConns:        orDefault(c.MaxConns, DefaultMaxConns),
+		acceptPerRound:  orDefault(c.AcceptPerRound, DefaultAcceptPerRound),
+		maxHeader:       orDefault(c.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		sendBuffer:      c.SendBuffer,
+		timeout:         orDefault(c.Timeout, DefaultTimeout),
+		idleTimeout:     orDefault(c.IdleTimeout, DefaultIdleTimeout),
+		pressureTimeout: orDefault(c.PressureTimeout, DefaultPressureTimeout),
+		headerGrace:     orDefault(c.HeaderGrace, DefaultHeaderGrace),
+		minHeaderRate:   orDefault(c.MinHeaderRate, DefaultMinHeaderRate),
+		clock:           c.Clock,
+		log:             c.Log,
+		dateSec:         -1,
+	}
+	s.pressureConns = orDefault(c.PressureConns, s.maxConns-s.maxConns/8)
+	if c.MinHeaderRate < 0 {
+		s.minHeaderRate = 0
 	}
 	if s.clock == nil {
 		s.clock = time.Now
@@ -257,7 +303,8 @@ func (s *Server) round() error {
 }
 
 // accept takes up to acceptPerRound connections from the listening socket.
-// Those beyond maxConns are closed at once.
+// At maxConns, each sheds an unfinished request to make room, or, with
+// none to shed, is closed at once.
 func (s *Server) accept(now time.Time) {
 	for range s.acceptPerRound {
 		fd, peer, err := s.api.Accept(s.ln)
@@ -276,7 +323,7 @@ func (s *Server) accept(now time.Time) {
 			}
 			return
 		}
-		if s.open >= s.maxConns {
+		if s.open >= s.maxConns && !s.shed(now) {
 			s.api.Close(fd)
 			refused := s.ctr.refused.Add(1)
 			if now.Sub(s.lastRefusedLog) >= time.Second {
@@ -308,17 +355,48 @@ func (s *Server) accept(now time.Time) {
 	}
 }
 
+// shed closes the connection idle longest among those whose request
+// header is unfinished, to make room for a new one, and reports whether
+// there was one. Of those idle as long, the one accepted first goes.
+func (s *Server) shed(now time.Time) bool {
+	var victim *conn
+	for _, c := range s.conns {
+		if c.unfinished() && (victim == nil || c.lastIn.Before(victim.lastIn)) {
+			victim = c
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	s.close(victim)
+	shed := s.ctr.shed.Add(1)
+	if now.Sub(s.lastShedLog) >= time.Second {
+		s.lastShedLog = now
+		s.log.Printf("httpd: at the limit of %d connections: shedding the unfinished requests idle longest (%d shed so far)",
+			s.maxConns, shed)
+	}
+	return true
+}
+
 // expire ends the connections whose wait has lasted too long: a request
-// that does not arrive whole gets 408; an idle connection, a response left
-// unread and a lingering close just end.
+// that does not arrive whole in time, or arrives too slowly, gets 408; an
+// idle connection, a response left unread and a lingering close just end.
 func (s *Server) expire(now time.Time) {
+	headerTimeout := s.timeout
+	if s.open >= s.pressureConns {
+		headerTimeout = min(headerTimeout, s.pressureTimeout)
+	}
 	for _, c := range s.conns {
 		waited := now.Sub(c.since)
 		switch c.state {
 		case stateRead:
 			if c.off < len(c.in) {
-				if waited >= s.timeout {
+				slow := s.tooSlow(len(c.in)-c.off, waited)
+				if waited >= headerTimeout || slow {
 					s.ctr.timeouts.Add(1)
+					if slow && waited < headerTimeout {
+						s.ctr.slow.Add(1)
+					}
 					s.queueError(c, http.StatusRequestTimeout, false, now)
 					s.startWrite(c, now)
 				}
@@ -337,6 +415,16 @@ func (s *Server) expire(now time.Time) {
 			}
 		}
 	}
+}
+
+// tooSlow reports whether a request header of which n bytes have come in
+// the time waited since its first byte arrives more slowly than the
+// minimum rate allows.
+func (s *Server) tooSlow(n int, waited time.Duration) bool {
+	if s.minHeaderRate == 0 {
+		return false
+	}
+	return waited >= s.headerGrace+time.Duration(n)*time.Second/time.Duration(s.minHeaderRate)
 }
 
 // reap drops the closed connections from conns, keeping the order, and
