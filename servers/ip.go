@@ -151,7 +151,7 @@ func (p *ipServer) icmpError(s *sys.Server, ev ip.Event) {
 
 // events sends what the engine produced and keeps its alarm set.
 func (p *ipServer) events(s *sys.Server, now time.Time) error {
-	p.drops.update(now, p.st.Drops)
+	p.drops.update(now)
 	for _, ev := range p.st.Out() {
 		switch ev.Kind {
 		case ip.FrameOut:

@@ -31,27 +31,42 @@ func forward(s *sys.Server, to string, m *ipc.Message) error {
 }
 
 // drops exports an engine's drop counters, by reason. An engine belongs to
-// its server's loop, so the loop copies the counters here at most every
-// 100 ms and a scrape reads the copy.
+// its server's loop, so the loop copies the counters here, and a scrape
+// reads the copy. Under load the loop copies at most every 100 ms; a change
+// it skips is copied before the loop next sleeps, so a burst of drops
+// followed by silence is never left out of the metrics.
 type drops struct {
-	desc  *prometheus.Desc
-	mu    sync.Mutex
-	by    map[string]uint64
-	taken time.Time
+	desc    *prometheus.Desc
+	s       *sys.Server
+	read    func() map[string]uint64
+	mu      sync.Mutex
+	by      map[string]uint64
+	taken   time.Time
+	pending bool // a copy is queued for before the loop sleeps
 }
 
 func newDrops(s *sys.Server, engine string, read func() map[string]uint64) *drops {
 	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, engine, "dropped_total"),
-		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), by: read()}
+		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), s: s, read: read, by: read()}
 	s.Registry.MustRegister(d)
 	return d
 }
 
-func (d *drops) update(now time.Time, read func() map[string]uint64) {
+// update copies the counters if the last copy is 100 ms old, and otherwise
+// makes sure one is made before the loop sleeps.
+func (d *drops) update(now time.Time) {
 	if now.Sub(d.taken) < 100*time.Millisecond {
+		if !d.pending {
+			d.pending = true
+			d.s.Later(func() { d.pending = false; d.take(time.Now()) })
+		}
 		return
 	}
-	by := read()
+	d.take(now)
+}
+
+func (d *drops) take(now time.Time) {
+	by := d.read()
 	d.mu.Lock()
 	d.by, d.taken = by, now
 	d.mu.Unlock()

@@ -136,7 +136,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 		}
 	}
 	t.flush(s)
-	t.drops.update(now, t.st.Drops)
+	t.drops.update(now)
 	at, ok := t.st.Deadline()
 	t.stats.update(now, t.st, !ok) // an idle engine publishes its final state at once
 	if ok {

@@ -266,7 +266,7 @@ func (u *udpServer) input(s *sys.Server, m *ipc.Message) error {
 	if !ok {
 		return nil
 	}
-	defer u.drops.update(time.Now(), u.table.Drops)
+	defer u.drops.update(time.Now())
 	err := u.table.Input(src, dst, seg)
 	if errors.Is(err, udp.ErrNoSocket) {
 		var r ipc.Message

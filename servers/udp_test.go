@@ -189,3 +189,17 @@ func TestUDPCloseAnswersParked(t *testing.T) {
 		t.Fatalf("replies %v, want EBADF to the parked receive, then the close's", out)
 	}
 }
+
+// TestUDPDropsExportedWhenIdle: drops that come faster than the metrics'
+// copy interval are exported before the loop sleeps, not left out until
+// the next datagram (found by nmap -sU: four closed ports, one drop seen).
+func TestUDPDropsExportedWhenIdle(t *testing.T) {
+	h, _ := newUDP(t)
+	for range 3 {
+		datagramUp(t, h, 9, "nobody")
+	}
+	h.Idle()
+	if got := h.Metric("newtsim_udp_dropped_total", "reason", "no-socket"); got != 3 {
+		t.Fatalf("newtsim_udp_dropped_total{reason=no-socket} = %v once idle, want 3", got)
+	}
+}

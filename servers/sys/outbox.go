@@ -97,12 +97,15 @@ func (s *Server) flush() {
 func (s *Server) recv(m *ipc.Message) error {
 	for {
 		s.flush()
-		if s.out.pending == 0 && s.Idle == nil {
+		if s.out.pending == 0 && s.Idle == nil && len(s.beforeSleep) == 0 {
 			return s.T.Recv(m)
 		}
 		err := s.T.TryRecv(m)
 		if errors.Is(err, ipc.ErrWouldBlock) && s.out.pending == 0 {
-			if s.Idle(s) {
+			if s.runBeforeSleep() {
+				continue // it may have sent: flush and look again
+			}
+			if s.Idle != nil && s.Idle(s) {
 				continue // it found work; look again before sleeping
 			}
 			return s.T.Recv(m)
@@ -112,4 +115,18 @@ func (s *Server) recv(m *ipc.Message) error {
 		}
 		time.Sleep(outboxRetry)
 	}
+}
+
+// runBeforeSleep runs the tasks Later queued, and says whether there were
+// any.
+func (s *Server) runBeforeSleep() bool {
+	if len(s.beforeSleep) == 0 {
+		return false
+	}
+	fs := s.beforeSleep
+	s.beforeSleep = nil
+	for _, f := range fs {
+		f()
+	}
+	return true
 }

@@ -56,6 +56,9 @@ type Server struct {
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
 	Idle func(s *Server) bool
+	// beforeSleep are the one-shot tasks Later queued: they run once the
+	// loop finds no message waiting, before it sleeps.
+	beforeSleep []func()
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -461,3 +464,9 @@ func (s *Server) Alloc() (pool.Ref, []byte, error) { return s.Pool.Alloc() }
 
 // Slice is a reference to the first n bytes of ref's buffer.
 func (s *Server) Slice(ref pool.Ref, n int) pool.Ref { return s.Pool.Slice(ref, n) }
+
+// Later queues f to run once, the next time the loop finds no message
+// waiting and is about to sleep: work that may wait while messages keep
+// coming (refreshing a snapshot for a scrape) but must not wait for ever
+// once they stop. Only the loop's goroutine may call it.
+func (s *Server) Later(f func()) { s.beforeSleep = append(s.beforeSleep, f) }

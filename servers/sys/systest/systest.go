@@ -228,6 +228,17 @@ func (h *Harness) Deliver(from string, ms ...ipc.Message) {
 	}
 }
 
+// Idle runs the server's loop with nothing to receive, up to the point
+// where it would sleep (what it does first, such as the tasks sys.Server.Later
+// queued, runs), then stops it.
+func (h *Harness) Idle() {
+	h.tb.Helper()
+	h.T.ShutdownWhenIdle()
+	if err := h.S.Serve(h.Handler); err != nil {
+		h.tb.Fatalf("systest: %s's loop: %v", h.name, err)
+	}
+}
+
 // Restart gives the named process a new incarnation and tells the server,
 // as the kernel does when it restarts a process.
 func (h *Harness) Restart(name string) ipc.Endpoint {

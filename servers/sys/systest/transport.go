@@ -22,6 +22,18 @@ type Transport struct {
 	in    []ipc.Message
 	out   []ipc.Message
 	stats ipc.Stats
+	// sleepShutdown makes the next Recv on an empty queue, where a real
+	// transport would put the loop to sleep, give a Shutdown instead.
+	sleepShutdown bool
+}
+
+// ShutdownWhenIdle makes the next Recv that finds nothing queued, the
+// point where a real loop would sleep, give a Shutdown from the kernel, so
+// a test can run a loop up to and through its going idle.
+func (f *Transport) ShutdownWhenIdle() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sleepShutdown = true
 }
 
 var _ ipc.Transport = (*Transport)(nil)
@@ -84,6 +96,11 @@ func (f *Transport) Recv(m *ipc.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.in) == 0 {
+		if f.sleepShutdown {
+			f.sleepShutdown = false
+			*m = ipc.Message{Src: ipc.Kernel, Dst: f.self, Type: ipc.Shutdown}
+			return nil
+		}
 		return ErrEmpty
 	}
 	*m, f.in = f.in[0], f.in[1:]
