@@ -63,9 +63,9 @@ const clientAddr = "198.18.0.3"
 //     unreachable each, within the rate limit), so udp no-socket went up by
 //     4 or more, but its counter showed 1 (see udpDropsStale); with the
 //     udp server exporting every drop, 6.
-//   - nmap -O: tcp listen-syn-fin 4, listen-no-syn 4, listen-ack 1 to 4,
-//     no-socket 13, resets-sent 14 to 17, udp no-socket 1 to 9 (the -sU
-//     drops left unexported come out here); no exact OS match.
+//   - nmap -O: tcp listen-syn-fin 4, listen-no-syn 4, listen-ack 1,
+//     no-socket 4, resets-sent 5, udp no-socket 6 (with the -sU drops left
+//     unexported, which come out here); no exact OS match.
 //   - scapy: pf malformed 5 (IHL 4, IHL 15, total length past the frame
 //     and below the header, TCP data offset past the segment), ip
 //     bad-checksum 1, bad-icmp-checksum 1, reasm-overlap 1, reasm-too-big
