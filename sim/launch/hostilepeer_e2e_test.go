@@ -83,7 +83,7 @@ const clientAddr = "198.18.0.3"
 //     backlog was full), out-of-window 40 to 1700 and bad-address 1
 //     (hping3's source port wraps, to a 4-tuple already half open, and to
 //     port 0); SYN-RECEIVED back to 0 within 3 s.
-//   - the fetch loop: 116 to 294 fetches of 256 KiB, all good; the slowest
+//   - the fetch loop: 94 to 294 fetches of 256 KiB, all good; the slowest
 //     1.9 to 6.3 s, during the flood (the client's SYN lost to the nic's
 //     no-buffer drops, and sent again after 1 s, 3 s).
 func TestHostilePeers(t *testing.T) {
