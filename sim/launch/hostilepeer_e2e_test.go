@@ -61,17 +61,16 @@ const clientAddr = "198.18.0.3"
 //     nmap's retry, as nothing answers) for -sF, -sX and -sN.
 //   - nmap -sU on 7, 9, 53 and 161: every port closed (an ICMP port
 //     unreachable each, within the rate limit), so udp no-socket went up by
-//     4 or more, but its counter showed 1 (see udpDropsStale); with the
-//     udp server exporting every drop, 6.
+//     4 or more (before the fix named in udpDropsStale its counter showed
+//     1; with every drop exported, 6).
 //   - nmap -O: tcp listen-syn-fin 4, listen-no-syn 4, listen-ack 1,
-//     no-socket 4, resets-sent 5, udp no-socket 6 (with the -sU drops left
-//     unexported, which come out here); no exact OS match.
+//     no-socket 4, resets-sent 5, udp no-socket 6; no exact OS match.
 //   - scapy: pf malformed 5 (IHL 4, IHL 15, total length past the frame
 //     and below the header, TCP data offset past the segment), ip
 //     bad-checksum 1, bad-icmp-checksum 1, reasm-overlap 1, reasm-too-big
 //     1, reasm-overflow 76 (250 one-fragment datagrams against 256 KiB),
-//     udp bad-checksum 1 and bad-length 0 (udpDropsStale again; 1 with
-//     the udp server exporting every drop), tcp checksum 1, malformed 3
+//     udp bad-checksum 1 and bad-length 1 (0 before the
+//     fix in udpDropsStale), tcp checksum 1, malformed 3
 //     (option lengths 0 and 1, an option past the header), listen-syn-fin
 //     1, rst-challenged 1, syn-challenged 1, out-of-window 1 (the RST
 //     before the window), challenge-acks 2; the SYN with window scale 255
@@ -279,18 +278,14 @@ func TestHostilePeers(t *testing.T) {
 	u.down()
 }
 
-// udpDropsStale names the bug behind the udp counters that fall short:
-// servers/packet.go's drops.update copies an engine's drop counts for
-// export at most every 100 ms, and the udp server calls it only when a
-// datagram comes in, so the drops of the last datagrams of a burst (nmap's
-// four UDP probes, scapy's bad checksum then bad length) are not exported
-// until another datagram comes, which may be never. (The tcp and ip
-// servers export theirs the same way, but their loops wake again on
-// their own timers: two malformed TCP segments, and two IP headers with a
-// bad checksum, sent back to back to an idle host, showed within 3 s.)
-const udpDropsStale = "BUG: the udp server exports its drop counts at most every 100 ms and only when a " +
-	"datagram comes in (servers/packet.go drops.update, called from servers/udp.go input): the drops of " +
-	"the last datagrams of a burst stay unexported while no other datagram comes"
+// udpDropsStale names the fault these counts once caught: the udp server
+// copied its drop counts for export at most every 100 ms and only when a
+// datagram came in, so the drops of the last datagrams of a burst (nmap's
+// four UDP probes, scapy's bad checksum then bad length) were not exported
+// while no other datagram came. Fixed: a skipped copy is made before the
+// loop sleeps (servers/packet.go drops.update, sys.Server.Later).
+const udpDropsStale = "the drops of the last datagrams of a burst are not exported while the udp server is idle " +
+	"(servers/packet.go drops.update must copy them before the loop sleeps)"
 
 // scapyPython returns a Python 3 that imports scapy: python3 on PATH, or
 // Debian's /usr/bin/python3, where python3-scapy installs it (a python3
