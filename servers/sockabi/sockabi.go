@@ -39,6 +39,12 @@ var errnos = []struct {
 	{tcp.ErrNoOption, unix.ENOPROTOOPT},
 	{tcp.ErrNoBuffers, unix.ENOBUFS},
 	{tcp.ErrAborted, unix.ECONNABORTED},
+	{tcp.ErrNetUnreach, unix.ENETUNREACH},
+	{tcp.ErrHostUnreach, unix.EHOSTUNREACH},
+	{tcp.ErrProtoUnreach, unix.ENOPROTOOPT},
+	{tcp.ErrSourceRoute, unix.EOPNOTSUPP},
+	{tcp.ErrHostDown, unix.EHOSTDOWN},
+	{tcp.ErrNoNet, unix.ENONET},
 
 	{udp.ErrWouldBlock, unix.EAGAIN},
 	{udp.ErrAddrInUse, unix.EADDRINUSE},

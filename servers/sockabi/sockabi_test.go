@@ -33,6 +33,8 @@ func TestErrno(t *testing.T) {
 		{tcp.ErrNoOption, unix.ENOPROTOOPT},
 		{tcp.ErrNoBuffers, unix.ENOBUFS},
 		{tcp.ErrAborted, unix.ECONNABORTED},
+		{tcp.ErrHostUnreach, unix.EHOSTUNREACH},
+		{tcp.ErrNetUnreach, unix.ENETUNREACH},
 		{udp.ErrWouldBlock, unix.EAGAIN},
 		{udp.ErrAddrInUse, unix.EADDRINUSE},
 		{udp.ErrAddrNotAvail, unix.EADDRNOTAVAIL},

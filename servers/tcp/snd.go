@@ -105,7 +105,7 @@ loop:
 func (c *tcb) onPersist(now time.Time) {
 	c.persist, c.rtxAt = false, time.Time{}
 	if c.probes >= c.s.c.Retries {
-		c.abort(ErrTimedOut)
+		c.abort(c.timeoutErr())
 		return
 	}
 	c.probes++
@@ -285,6 +285,7 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 	}
 	c.noteTimestamp(h)
 	c.probes, c.kaProbes, c.heard = 0, 0, now // the peer answers
+	c.softErr = nil                           // something worked (Linux's tcp_ack)
 	wnd := int(h.Window) << c.sndShift
 	if c.sackOK && len(h.Opts.SACK) > 0 {
 		c.noteSACK(h.Opts.SACK)

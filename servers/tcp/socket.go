@@ -507,7 +507,8 @@ func (s *Stack) PendingError(id SockID) error {
 	return ErrBadSocket
 }
 
-// TakeError returns and clears the socket's pending error (SO_ERROR).
+// TakeError returns and clears the socket's pending error (SO_ERROR), or,
+// with none, its soft error, as Linux's SO_ERROR does.
 func (s *Stack) TakeError(id SockID) (error, error) {
 	c, err := s.get(id)
 	if err != nil {
@@ -515,6 +516,9 @@ func (s *Stack) TakeError(id SockID) (error, error) {
 	}
 	e := c.err
 	c.err = nil
+	if e == nil {
+		e, c.softErr = c.softErr, nil
+	}
 	return e, nil
 }
 

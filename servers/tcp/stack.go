@@ -204,6 +204,9 @@ type Stats struct {
 	SynCookiesFailed        uint64 // ACKs with a cookie that was not ours or too old
 	TimeWaitOverflows       uint64 // connections closed at once, TIME-WAIT being full
 	OrphanResets            uint64 // closes that reset, for MaxOrphans or MaxMemory
+	ICMPErrors              uint64 // ICMP errors acted on (ICMPError)
+	ICMPOutOfWindow         uint64 // ICMP errors ignored: the sequence number quoted not in flight (RFC 5927)
+	ICMPIgnored             uint64 // ICMP errors ignored: no connection, TIME-WAIT, or a type not used
 }
 
 // Stack holds the TCP sockets and connections of one host.

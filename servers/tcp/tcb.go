@@ -56,8 +56,9 @@ type tcb struct {
 	finSeq              Seq
 	rdShut, wrShut      bool
 
-	// Negotiated at the handshake.
+	// Negotiated at the handshake, the MSS lowered by path MTU discovery.
 	mss                int // payload bytes per segment sent
+	pmtu               int // the path MTU (RFC 1191): the link's until an ICMP error says less
 	rcvMSS             int // payload bytes per segment the peer sends
 	sndShift, rcvShift uint8
 	wsOK, tsOK, sackOK bool
@@ -100,7 +101,8 @@ type tcb struct {
 
 	orphan bool // closed by its user, still finishing: counted in Stack.orphans
 
-	err error // pending error: SO_ERROR, and the next call's
+	err     error // pending error: SO_ERROR, and the next call's
+	softErr error // the last ICMP error of a synchronized connection (Linux's sk_err_soft)
 }
 
 func (s *Stack) newTCB() *tcb {
@@ -128,7 +130,7 @@ func (c *tcb) resetConn() {
 	c.snd, c.rcv = s.newRing(c.sndCap), s.newRing(c.rcvCap)
 	c.ooo, c.finQueued, c.finSeen, c.finRcvd, c.rdShut, c.wrShut = nil, false, false, false, false, false
 	c.rto, c.srtt, c.rttvar, c.retries, c.probes = s.c.InitialRTO, 0, 0, 0, 0
-	c.mss, c.rcvMSS = 536, s.c.MTU-40
+	c.mss, c.rcvMSS, c.pmtu, c.softErr = 536, s.c.MTU-40, s.c.MTU, nil
 	c.cc.Reset()
 	c.inRecovery, c.recoverSet, c.dupAcks = false, false, 0
 	c.sacked, c.rxtHigh = nil, 0
@@ -154,7 +156,7 @@ func (c *tcb) negotiate(o *Options) {
 	if o.MSS != 0 {
 		peer = int(o.MSS)
 	}
-	c.mss = max(min(peer, s.c.MTU-40), minMSS)
+	c.mss = max(min(peer, c.pmtu-40), minMSS)
 	c.wsOK = !s.c.NoWindowScale && o.WS >= 0
 	c.sndShift, c.rcvShift = 0, 0
 	if c.wsOK {

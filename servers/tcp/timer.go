@@ -131,7 +131,7 @@ func (c *tcb) onRTO(now time.Time) {
 			s.release(c)
 			return
 		}
-		c.abort(ErrTimedOut)
+		c.abort(c.timeoutErr())
 		return
 	}
 	c.rto = min(c.rto*2, s.c.MaxRTO)
@@ -209,7 +209,7 @@ func (c *tcb) onKeepalive(now time.Time) {
 	}
 	if c.kaProbes >= cnt {
 		c.sendReset(now)
-		c.abort(ErrTimedOut)
+		c.abort(c.timeoutErr())
 		return
 	}
 	c.send(now, c.sndUna-1, ACK, nil)
