@@ -127,6 +127,9 @@ const (
 	// PortUnreachable tells a transport that one of its datagrams drew an
 	// ICMP port unreachable, with the addresses it went from and to.
 	PortUnreachable
+	// ICMPError tells a transport that one of its segments drew an ICMP
+	// error, with its ends, sequence number, and the error.
+	ICMPError
 )
 
 // Socket calls (the socket library's `message` backend; package
@@ -187,7 +190,7 @@ var typeNames = map[Type]string{
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
-	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", Socket: "socket", SocketReply: "socket-reply",
+	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", ICMPError: "icmp-error", Socket: "socket", SocketReply: "socket-reply",
 	Doorbell: "doorbell", Wake: "wake",
 }
 

@@ -2,6 +2,7 @@ package servers
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,21 +133,25 @@ func (p *ipServer) eventsThenRelease(s *sys.Server, now time.Time, ref pool.Ref)
 	return err
 }
 
-// icmpError passes an ICMP port unreachable about one of our UDP
-// datagrams to the udp server (RFC 1122: errors go to the transport), with
-// the addresses and ports of the datagram it quotes, which the engine has
-// checked. Other errors are counted, not used, until tcp takes them.
+// icmpError passes an ICMP error about one of our datagrams to its
+// transport (RFC 1122: errors go to the transport), with the addresses
+// and ports of the datagram it quotes, which the engine has checked: to
+// tcp every error, with the quoted sequence number; to udp a port
+// unreachable. Others are counted, not used.
 func (p *ipServer) icmpError(s *sys.Server, ev ip.Event) {
-	if ev.Proto != proto.UDP || ev.Type != 3 || ev.Code != ip.CodePortUnreachable || p.udp == "" {
-		p.undeliv.WithLabelValues("1").Inc()
-		return
-	}
+	local, remote := netip.AddrPortFrom(ev.Src, ev.SrcPort), netip.AddrPortFrom(ev.Dst, ev.DstPort)
 	var m ipc.Message
-	packet.PortUnreachable{
-		Local:  netip.AddrPortFrom(ev.Src, ev.SrcPort),
-		Remote: netip.AddrPortFrom(ev.Dst, ev.DstPort),
-	}.Encode(&m)
-	s.SendTo(p.udp, &m)
+	switch {
+	case ev.Proto == proto.TCP && p.tcp != "":
+		packet.ICMPError{Local: local, Remote: remote, Seq: binary.BigEndian.Uint32(ev.Quote[4:]),
+			Type: ev.Type, Code: ev.Code, MTU: ev.MTU}.Encode(&m) // the engine quotes 8 bytes at least
+		s.SendTo(p.tcp, &m)
+	case ev.Proto == proto.UDP && ev.Type == 3 && ev.Code == ip.CodePortUnreachable && p.udp != "":
+		packet.PortUnreachable{Local: local, Remote: remote}.Encode(&m)
+		s.SendTo(p.udp, &m)
+	default:
+		p.undeliv.WithLabelValues("1").Inc()
+	}
 }
 
 // events sends what the engine produced and keeps its alarm set.

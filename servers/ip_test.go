@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
@@ -234,5 +235,40 @@ func TestIPCountsOtherICMP(t *testing.T) {
 	}
 	if got := h.Metric("newtsim_ip_undelivered_packets_total", "proto", "1"); got != 1 {
 		t.Errorf("undelivered ICMP = %v, want 1", got)
+	}
+}
+
+// TestIPPassesTCPErrorsOn: an ICMP error about one of our TCP segments
+// goes to tcp, with the segment's ends and sequence number, the error's
+// type and code, and a fragmentation needed's MTU.
+func TestIPPassesTCPErrorsOn(t *testing.T) {
+	quoted := tcpPacket(t, at(hostIP, 49152), at(peerIP, 80), layers.TCP{SYN: true, Seq: 0xfedcba98}, nil)
+	for _, tt := range []struct {
+		name      string
+		typ, code uint8
+		mtu       uint16
+	}{
+		{"port unreachable", 3, 3, 0},
+		{"administratively prohibited", 3, 13, 0},
+		{"fragmentation needed", 3, 4, 1280},
+		{"time exceeded", 11, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newIP(t)
+			frame := serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4(peerIP, hostIP, layers.IPProtocolICMPv4),
+				&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(tt.typ, tt.code), Seq: tt.mtu}, // the MTU's field (RFC 1191)
+				gopacket.Payload(quoted[:28]))
+			out := frameUp(t, h, frame)
+			if len(out) != 1 || out[0].Type != ipc.ICMPError || out[0].Dst != h.Endpoint("tcp") {
+				t.Fatalf("sent %v, want an ICMP error to tcp", out)
+			}
+			var e packet.ICMPError
+			e.Decode(&out[0])
+			want := packet.ICMPError{Local: at(hostIP, 49152), Remote: at(peerIP, 80), Seq: 0xfedcba98,
+				Type: tt.typ, Code: tt.code, MTU: tt.mtu}
+			if e != want {
+				t.Errorf("passed on %+v, want %+v", e, want)
+			}
+		})
 	}
 }

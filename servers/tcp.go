@@ -16,6 +16,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sockabi"
@@ -100,6 +101,8 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 		}
 	case ipc.Datagram:
 		t.input(s, now, m)
+	case ipc.ICMPError:
+		t.icmpError(s, now, m)
 	case ipc.Alarm:
 		t.alarm.Expired()
 		t.st.Tick(now)
@@ -162,6 +165,17 @@ func (t *tcpServer) input(s *sys.Server, now time.Time, m *ipc.Message) {
 	if err := s.Release(ref); err != nil {
 		s.Log.Printf("release: %v", err)
 	}
+}
+
+// icmpError hands the engine an ICMP error ip passed on about one of our
+// segments. Only ip may say so: an application could forge one.
+func (t *tcpServer) icmpError(s *sys.Server, now time.Time, m *ipc.Message) {
+	if s.PeerName(m.Src.Slot()) != t.ip {
+		return
+	}
+	var e packet.ICMPError
+	e.Decode(m)
+	t.st.ICMPError(now, e.Local, e.Remote, tcp.Seq(e.Seq), e.Type, e.Code, int(e.MTU))
 }
 
 // retry runs again the calls parked on a socket, in order; those that
@@ -408,14 +422,17 @@ func (t *tcpServer) doLocalAddr(s *sys.Server, now time.Time, q *request) error 
 	return q.answer(s, r)
 }
 
-// tcpStats exports the engine's counters and its connections by state.
-// The loop copies them here at most every 100 ms; a scrape reads the copy.
+// tcpStats exports the engine's counters, its buffer memory and its
+// connections by state. The loop copies them here at most every 100 ms; a
+// scrape reads the copy.
 type tcpStats struct {
 	mu      sync.Mutex
 	taken   time.Time
 	st      tcp.Stats
+	mem     int
 	byState map[tcp.State]int
 	descs   map[string]*prometheus.Desc
+	memory  *prometheus.Desc
 	state   *prometheus.Desc
 }
 
@@ -435,8 +452,18 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 		"active_opens":   d("active_opens_total", "Connections opened by connect."),
 		"passive_opens":  d("passive_opens_total", "Connections opened by a listener."),
 		"resets":         d("resets_sent_total", "RST segments sent."),
-	}, state: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "tcp", "connections"),
-		"Sockets and connections by state.", []string{"state"}, nil)}
+		"cookies_sent":   d("syn_cookies_sent_total", "SYN-ACKs sent with a SYN cookie, a listener's queue being full."),
+		"cookies_ok":     d("syn_cookies_validated_total", "ACKs whose SYN cookie made a connection."),
+		"cookies_failed": d("syn_cookies_failed_total", "ACKs with a SYN cookie not ours or too old."),
+		"tw_overflows":   d("time_wait_overflows_total", "Connections closed at once, TIME-WAIT being full."),
+		"orphan_resets":  d("orphan_resets_total", "Closes that reset the connection, for too many orphans or too much memory."),
+		"icmp_errors":    d("icmp_errors_total", "ICMP errors about connections acted on."),
+		"icmp_window":    d("icmp_out_of_window_total", "ICMP errors ignored: the sequence number they quote is not in flight."),
+		"icmp_ignored":   d("icmp_ignored_total", "ICMP errors ignored: no connection, TIME-WAIT, or a type not used."),
+	}, memory: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "tcp", "memory_bytes"),
+		"Bytes of socket buffers held.", nil, nil),
+		state: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, "tcp", "connections"),
+			"Sockets and connections by state.", []string{"state"}, nil)}
 	r.MustRegister(t)
 	return t
 }
@@ -447,7 +474,7 @@ func (t *tcpStats) update(now time.Time, st *tcp.Stack, force bool) {
 	}
 	s, by := st.Stats(), st.ByState()
 	t.mu.Lock()
-	t.st, t.byState, t.taken = s, by, now
+	t.st, t.mem, t.byState, t.taken = s, st.Memory(), by, now
 	t.mu.Unlock()
 }
 
@@ -455,6 +482,7 @@ func (t *tcpStats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range t.descs {
 		ch <- d
 	}
+	ch <- t.memory
 	ch <- t.state
 }
 
@@ -464,9 +492,13 @@ func (t *tcpStats) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range map[string]uint64{"segments_in": t.st.SegmentsIn, "segments_out": t.st.SegmentsOut,
 		"retransmits": t.st.Retransmits, "rto": t.st.RTOExpiries, "fast": t.st.FastRetransmits,
 		"bytes_in": t.st.BytesIn, "bytes_out": t.st.BytesOut, "challenge_acks": t.st.ChallengeACKs,
-		"active_opens": t.st.ActiveOpens, "passive_opens": t.st.PassiveOpens, "resets": t.st.Resets} {
+		"active_opens": t.st.ActiveOpens, "passive_opens": t.st.PassiveOpens, "resets": t.st.Resets,
+		"cookies_sent": t.st.SynCookiesSent, "cookies_ok": t.st.SynCookiesValidated, "cookies_failed": t.st.SynCookiesFailed,
+		"tw_overflows": t.st.TimeWaitOverflows, "orphan_resets": t.st.OrphanResets,
+		"icmp_errors": t.st.ICMPErrors, "icmp_window": t.st.ICMPOutOfWindow, "icmp_ignored": t.st.ICMPIgnored} {
 		ch <- prometheus.MustNewConstMetric(t.descs[k], prometheus.CounterValue, float64(v))
 	}
+	ch <- prometheus.MustNewConstMetric(t.memory, prometheus.GaugeValue, float64(t.mem))
 	for _, s := range tcp.States() {
 		ch <- prometheus.MustNewConstMetric(t.state, prometheus.GaugeValue, float64(t.byState[s]), s.String())
 	}

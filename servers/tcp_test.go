@@ -2,7 +2,9 @@ package servers
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/proto"
@@ -11,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
@@ -151,4 +154,79 @@ func TestTCPDirectCallsOwnSocketsOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// icmpFromIP has ip tell tcp of an ICMP error about a segment from local
+// to remote with sequence number seq.
+func icmpFromIP(h *systest.Harness, from string, local, remote netip.AddrPort, seq uint32, typ, code uint8) {
+	var m ipc.Message
+	packet.ICMPError{Local: local, Remote: remote, Seq: seq, Type: typ, Code: code}.Encode(&m)
+	h.Deliver(from, m)
+}
+
+// TestTCPConnectRefusedByICMP: a connect whose SYN draws an ICMP port
+// unreachable (a firewall's REJECT) fails at once with ECONNREFUSED, not
+// after the SYN's retries; the same error from anyone but ip is ignored.
+func TestTCPConnectRefusedByICMP(t *testing.T) {
+	h, sock := newTCP(t)
+	deliverVia(h, systest.Connect(sock, at(peerIP, 80), 0), sock)
+	segs, _ := segmentsDown(t, h, h.Sent())
+	if len(segs) != 1 || !segs[0].SYN {
+		t.Fatalf("sent %v, want a SYN", segs)
+	}
+	local := at(hostIP, uint16(segs[0].SrcPort))
+	icmpFromIP(h, "app", local, at(peerIP, 80), segs[0].Seq, 3, 3)
+	if out := h.Sent(); len(out) != 0 {
+		t.Fatalf("sent %v for an ICMP error from app, want nothing: only ip may say so", out)
+	}
+	icmpFromIP(h, "ip", local, at(peerIP, 80), segs[0].Seq, 3, 3)
+	segs, rest := segmentsDown(t, h, h.Sent())
+	if len(segs) != 0 {
+		t.Errorf("sent %v, want no segment (no RST for an ICMP error)", segs)
+	}
+	oneReply(t, repliesFor(t, h, ipc.OpConnect, 11, rest), unix.ECONNREFUSED)
+	if got := h.Metric("newtsim_tcp_icmp_errors_total"); got != 1 {
+		t.Errorf("newtsim_tcp_icmp_errors_total = %v, want 1", got)
+	}
+}
+
+// TestTCPExportsCaps: the engine's counters of its defences and caps are
+// metrics; a listener with a full queue answers a SYN with a cookie.
+func TestTCPExportsCaps(t *testing.T) {
+	h, sock := newTCP(t)
+	oneReply(t, callVia(t, h, systest.Bind(sock, at(hostIP, 80)), sock), 0)
+	oneReply(t, callVia(t, h, systest.Listen(sock, 1), sock), 0)
+	for port := uint16(1000); port < 1002; port++ { // the second finds the queue of half-open ones full
+		ref := h.Buffer("ip", tcpPacket(t, at(peerIP, port), at(hostIP, 80), layers.TCP{SYN: true, Seq: 100}, nil))
+		h.Deliver("ip", systest.Datagram(ref, 20))
+		if segs, _ := segmentsDown(t, h, h.Sent()); len(segs) != 1 || !segs[0].SYN || !segs[0].ACK {
+			t.Fatalf("sent %v, want a SYN-ACK", segs)
+		}
+	}
+	time.Sleep(110 * time.Millisecond) // the loop publishes its counters at most every 100 ms
+	h.Deliver("kernel", systest.Alarm())
+	if got := h.Metric("newtsim_tcp_syn_cookies_sent_total"); got != 1 {
+		t.Errorf("newtsim_tcp_syn_cookies_sent_total = %v, want 1", got)
+	}
+	for _, name := range []string{"newtsim_tcp_syn_cookies_validated_total", "newtsim_tcp_syn_cookies_failed_total",
+		"newtsim_tcp_time_wait_overflows_total", "newtsim_tcp_orphan_resets_total", "newtsim_tcp_memory_bytes"} {
+		if !hasMetric(t, h, name) {
+			t.Errorf("no metric %s", name)
+		}
+	}
+}
+
+// hasMetric reports whether the server exports a metric of that name.
+func hasMetric(t *testing.T, h *systest.Harness, name string) bool {
+	t.Helper()
+	mfs, err := h.S.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return true
+		}
+	}
+	return false
 }

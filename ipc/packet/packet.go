@@ -104,6 +104,38 @@ func (p *PortUnreachable) Decode(m *ipc.Message) {
 	p.Remote = ipc.UnpackAddrPort(m.Arg[3], m.Arg[4])
 }
 
+// ICMPError tells a transport that one of its segments drew an ICMP
+// destination unreachable or time exceeded (ipc.ICMPError), with what the
+// error quotes of it and says. It carries no buffer.
+type ICMPError struct {
+	// Local is the segment's source, Remote where it was sent.
+	Local, Remote netip.AddrPort
+	// Seq is the sequence number the error quotes (TCP's, bytes 4 to 7
+	// of the transport header).
+	Seq uint32
+	// Type and Code are the error's (RFC 792); MTU is a fragmentation
+	// needed's next-hop MTU (RFC 1191), 0 otherwise.
+	Type, Code uint8
+	MTU        uint16
+}
+
+// Encode writes e into m: the ends in four words, the rest packed into
+// the last.
+func (e ICMPError) Encode(m *ipc.Message) {
+	set(m, ipc.ICMPError, 0)
+	m.Arg[1], m.Arg[2] = ipc.PackAddrPort(e.Local)
+	m.Arg[3], m.Arg[4] = ipc.PackAddrPort(e.Remote)
+	m.Arg[5] = uint64(e.Seq)<<32 | uint64(e.Type)<<24 | uint64(e.Code)<<16 | uint64(e.MTU)
+}
+
+// Decode reads e from m.
+func (e *ICMPError) Decode(m *ipc.Message) {
+	e.Local = ipc.UnpackAddrPort(m.Arg[1], m.Arg[2])
+	e.Remote = ipc.UnpackAddrPort(m.Arg[3], m.Arg[4])
+	w := m.Arg[5]
+	e.Seq, e.Type, e.Code, e.MTU = uint32(w>>32), uint8(w>>24), uint8(w>>16), uint16(w)
+}
+
 // buf is the buffer a packet path message carries.
 func buf(m *ipc.Message) pool.Ref { return pool.Ref(m.Arg[0]) }
 

@@ -53,6 +53,14 @@ func TestRoundTrip(t *testing.T) {
 	if m.Type != ipc.PortUnreachable || gp != p || m.Arg[0] != 0 {
 		t.Errorf("port-unreachable: %+v decodes as %+v (%v)", p, gp, &m)
 	}
+	e := ICMPError{Local: netip.MustParseAddrPort("198.18.0.2:49152"), Remote: netip.MustParseAddrPort("198.18.0.1:80"),
+		Seq: 0xfedcba98, Type: 3, Code: 4, MTU: 1280}
+	e.Encode(&m)
+	var ge ICMPError
+	ge.Decode(&m)
+	if m.Type != ipc.ICMPError || ge != e || m.Arg[0] != 0 {
+		t.Errorf("icmp-error: %+v decodes as %+v (%v)", e, ge, &m)
+	}
 }
 
 // A datagram's offset from a hostile sender never reads as negative.
