@@ -9,6 +9,9 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -29,7 +32,13 @@ type Config struct {
 	Gateway  netip.Addr   // optional
 	EchoPort uint16       // a UDP echo service on this port; 0 for none
 	Pcap     *pcap.Writer // records every frame in and out; nil for none
-	TCP      tcp.Config   // the tcp engine's settings (its Addrs are the host's)
+	TCP      tcp.Config   // the tcp engine's settings (its Addrs are the host's, its Secret the host's)
+	// Secret keys the host's IP IDs (ip.Config.IDKey) and its TCP's
+	// initial sequence numbers, timestamps, ports and SYN cookies
+	// (tcp.Config.Secret). Zero, the default, draws both at random, so
+	// that neither can be predicted; set it only where a run must repeat
+	// (tests).
+	Secret uint64
 }
 
 // Host is a running host. Its methods may be called from several
@@ -50,12 +59,20 @@ type Host struct {
 
 // New makes a host whose frames go to out.
 func New(c Config, out func(frame []byte) error) (*Host, error) {
-	st, err := ip.New(ip.Config{MAC: c.MAC, Addr: c.Addr, Gateway: c.Gateway})
+	ic := ip.Config{MAC: c.MAC, Addr: c.Addr, Gateway: c.Gateway}
+	if c.Secret != 0 {
+		k := sha256.Sum256(binary.LittleEndian.AppendUint64([]byte("newtsim ip id "), c.Secret))
+		copy(ic.IDKey[:], k[:])
+	} else {
+		rand.Read(ic.IDKey[:]) // never fails
+	}
+	st, err := ip.New(ic)
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	tc := c.TCP
 	tc.Addrs = []netip.Addr{c.Addr.Addr()}
+	tc.Secret = c.Secret // zero: tcp draws its own
 	h := &Host{c: c, ip: st, udp: udp.New(udp.Config{Addrs: []netip.Addr{c.Addr.Addr()}}), tcp: tcp.New(tc), out: out,
 		buf: make([]byte, 65536), changed: make(chan struct{})}
 	if c.EchoPort != 0 {
@@ -194,6 +211,8 @@ func (h *Host) process(now time.Time) error {
 				if err := h.out(ev.Frame); err != nil {
 					return fmt.Errorf("host: send frame: %w", err)
 				}
+			case ip.ICMPError:
+				h.icmpError(now, ev)
 			case ip.Deliver:
 				if ev.Proto == proto.TCP {
 					segs = append(segs, Segment{Src: ev.Src, Dst: ev.Dst, Data: append([]byte(nil), ev.Payload...)})
@@ -225,6 +244,19 @@ func (h *Host) process(now time.Time) error {
 				return err
 			}
 		}
+	}
+}
+
+// icmpError passes an ICMP error about one of the host's datagrams to
+// its transport, as the ip server does: to tcp any, to udp a port
+// unreachable. Neither calls back into ip.
+func (h *Host) icmpError(now time.Time, ev ip.Event) {
+	local, remote := netip.AddrPortFrom(ev.Src, ev.SrcPort), netip.AddrPortFrom(ev.Dst, ev.DstPort)
+	switch {
+	case ev.Proto == proto.TCP:
+		h.tcp.ICMPError(now, local, remote, tcp.Seq(binary.BigEndian.Uint32(ev.Quote[4:])), ev.Type, ev.Code, int(ev.MTU))
+	case ev.Proto == proto.UDP && ev.Type == 3 && ev.Code == ip.CodePortUnreachable:
+		h.udp.PortUnreachable(local, remote)
 	}
 }
 

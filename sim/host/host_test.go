@@ -24,7 +24,7 @@ import (
 // linuxPeer starts a host at 198.18.0.2 behind a TAP device in a namespace
 // of its own, where Linux is 198.18.0.1, and returns the namespace and a
 // function that flushes the host's capture and returns its path.
-func linuxPeer(t *testing.T) (*netns.NS, func() string) {
+func linuxPeer(t *testing.T) (*netns.NS, *Host, func() string) {
 	t.Helper()
 	ns, err := netns.New("nts-host-")
 	if err != nil {
@@ -58,7 +58,7 @@ func linuxPeer(t *testing.T) (*netns.NS, func() string) {
 		<-done
 		pw.Close()
 	})
-	return ns, func() string {
+	return ns, h, func() string {
 		if err := pw.Flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func tshark(t *testing.T, path, filter string) int {
 // TestLinuxPing: Linux's ping gets echo replies from the host, and tshark
 // finds them in the host's capture.
 func TestLinuxPing(t *testing.T) {
-	ns, capture := linuxPeer(t)
+	ns, _, capture := linuxPeer(t)
 	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2")
 	if err != nil || !strings.Contains(out, "3 received") {
 		t.Fatalf("ping: %v\n%s", err, out)
@@ -106,7 +106,7 @@ func TestLinuxPing(t *testing.T) {
 // TestLinuxUDPEcho: Linux's nc exchanges a datagram with the echo service;
 // a datagram to a closed port draws an ICMP port unreachable.
 func TestLinuxUDPEcho(t *testing.T) {
-	ns, capture := linuxPeer(t)
+	ns, _, capture := linuxPeer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg := "hello from linux to newtsim\n"
