@@ -6,7 +6,7 @@ GO        ?= go
 BIN       := bin/newtsim
 PKGS      := ./...
 # Debian packages the run and the tests need.
-DEB_PKGS  := prometheus iproute2 procps util-linux iputils-ping netcat-openbsd socat tshark curl python3 lighttpd wrk nghttp2-client nmap hping3 python3-scapy libpcap0.8
+DEB_PKGS  := prometheus iproute2 procps util-linux iputils-ping netcat-openbsd socat tshark curl python3 lighttpd wrk nghttp2-client nmap hping3 python3-scapy libpcap0.8 nftables
 FUZZTIME  ?= 5s
 
 .PHONY: all build run test deps vet unit race fuzz bench clean
