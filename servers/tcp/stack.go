@@ -5,12 +5,14 @@
 // (RFC 5681, RFC 6582), delayed ACKs, Nagle, zero-window probes,
 // keep-alive, window scaling and timestamps (RFC 7323), SACK (RFC 2018),
 // the RFC 5961 defences against blind resets, SYNs and data, SYN cookies
-// (RFC 4987), and caps on TIME-WAIT, orphans and buffer memory.
+// (RFC 4987), ICMP errors and path MTU discovery (RFC 1122 4.2.3.9, RFC
+// 5461, RFC 5927, RFC 1191), and caps on TIME-WAIT, orphans and buffer
+// memory.
 //
 // The package is pure protocol logic: it does no I/O, starts no
 // goroutines and reads no clock. A Stack is fed user calls (Open, Bind,
 // Listen, Connect, Accept, Send, Recv, Shutdown, Close), segments from ip
-// (Input) and the time (Tick); it answers each call with a result, and
+// (Input), the ICMP errors ip passes on (ICMPError) and the time (Tick); it answers each call with a result, and
 // after every call its server drains the rest, in the shape every engine
 // (ip, tcp, udp) has: Out, the segments for ip; Wakeups, the sockets whose
 // readiness changed; Deadline, when Tick must next run. The congestion
