@@ -25,7 +25,7 @@ func NewBenchCommand(g *globals) *cobra.Command {
 		Short: "Measure newtsim beside its references and Linux, in one run",
 	}
 	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand(),
-		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand())
+		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand(), newBenchFaultsCommand())
 	return cmd
 }
 
