@@ -115,15 +115,18 @@ type FaultReport struct {
 	Backends []string     `json:"backends"`
 	Servers  []string     `json:"servers"`
 	// The load and the windows.
-	Keepalive        int        `json:"keepalive_connections"`
-	Fresh            int        `json:"fresh_connection_workers"`
-	RequestTimeoutMS float64    `json:"request_timeout_ms"`
-	WarmupMS         float64    `json:"warmup_ms"`
-	TimeoutMS        float64    `json:"timeout_ms"` // the longest wait for restart and recovery
-	SettleMS         float64    `json:"settle_ms"`  // load kept on after recovery, in the window
-	Rows             []FaultRow `json:"rows"`
-	Checks           []Check    `json:"checks"`
-	Notes            []string   `json:"notes,omitempty"`
+	Keepalive        int     `json:"keepalive_connections"`
+	Fresh            int     `json:"fresh_connection_workers"`
+	RequestTimeoutMS float64 `json:"request_timeout_ms"`
+	WarmupMS         float64 `json:"warmup_ms"`
+	TimeoutMS        float64 `json:"timeout_ms"` // the longest wait for restart and recovery
+	SettleMS         float64 `json:"settle_ms"`  // load kept on after recovery, in the window
+	// LoadAverage is the machine's /proc/loadavg at the start and the end
+	// of the benchmark: on a shared machine, other work slows restarts.
+	LoadAverage string     `json:"load_average"`
+	Rows        []FaultRow `json:"rows"`
+	Checks      []Check    `json:"checks"`
+	Notes       []string   `json:"notes,omitempty"`
 }
 
 // FaultOptions configure bench faults. Zero fields take defaults.
@@ -263,6 +266,7 @@ func Faults(ctx context.Context, o FaultOptions) (rep *FaultReport, err error) {
 			"connection per request, HTTP/1.1 GET %s (%d bytes) back to back; a failure closes the connection and the "+
 			"worker waits %v before its next request; a request not answered within %v fails",
 			cpus[0], hostIP, httpPort, o.Keepalive, o.Fresh, faultFile.Path(), faultFile.Size, faultRetryPause, o.RequestTimeout)}
+	loadStart := loadAverage()
 	r := &faultRun{o: o, dir: dir, www: www, log: log, cpus: cpus}
 	for _, b := range o.Backends {
 		for _, s := range o.Servers {
@@ -270,6 +274,14 @@ func Faults(ctx context.Context, o FaultOptions) (rep *FaultReport, err error) {
 				return nil, err
 			}
 			row, plan, err := r.row(ctx, b, s)
+			// A run that did not start or serve says nothing about the
+			// crash: another try, noted (on a shared machine, another
+			// launcher's clean-up can take a starting run's namespace).
+			for try := 2; err != nil && try <= startTries && ctx.Err() == nil && errors.As(err, new(*beforeKill)); try++ {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s/%s: try %d, as the run before it failed before the kill: %v", b, s, try, err))
+				fmt.Fprintf(log, "bench faults: %s/%s: %v; trying again\n", b, s, err)
+				row, plan, err = r.row(ctx, b, s)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bench faults: %s, %s: %w", b, s, err)
 			}
@@ -284,9 +296,30 @@ func Faults(ctx context.Context, o FaultOptions) (rep *FaultReport, err error) {
 			}
 		}
 	}
+	rep.LoadAverage = fmt.Sprintf("%s at the start, %s at the end", loadStart, loadAverage())
 	rep.judge()
 	return rep, nil
 }
+
+// loadAverage returns the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+// startTries is how often a row is tried when its run fails before the
+// kill.
+const startTries = 3
+
+// beforeKill is an error of a row before its kill: the run did not start,
+// or did not serve.
+type beforeKill struct{ err error }
+
+func (e *beforeKill) Error() string { return e.err.Error() }
+func (e *beforeKill) Unwrap() error { return e.err }
 
 // faultRun is the state of one bench faults.
 type faultRun struct {
@@ -314,22 +347,22 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 	fmt.Fprintf(r.log, "bench faults: %s backend, killing %s\n", backend, server)
 	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: "tap"})
 	if err != nil {
-		return row, "", err
+		return row, "", &beforeKill{err}
 	}
 	defer h.Stop()
 	plan := strings.Replace(h.Plan.Summary(), "=app[poll]", "=client", 1)
 	run := h.State.Run
 	if _, err := ready.Await(listening, probeTime); err != nil {
-		return row, plan, fmt.Errorf("httpd on the simulated host: %w", err)
+		return row, plan, &beforeKill{fmt.Errorf("httpd on the simulated host: %w", err)}
 	}
 	if err := tuneClientNS(h.NS); err != nil {
-		return row, plan, err
+		return row, plan, &beforeKill{err}
 	}
 	load, err := startLoad(loadConfig{NS: "/var/run/netns/" + h.NS.Name,
 		Target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort).String(), Path: faultFile.Path(),
 		Size: faultFile.Size, Keepalive: r.o.Keepalive, Fresh: r.o.Fresh, Timeout: r.o.RequestTimeout})
 	if err != nil {
-		return row, plan, err
+		return row, plan, &beforeKill{err}
 	}
 	stopped := false
 	defer func() {
@@ -338,18 +371,18 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 		}
 	}()
 	if err := sleepCtx(ctx, r.o.Warmup); err != nil {
-		return row, plan, err
+		return row, plan, &beforeKill{err}
 	}
 	if load.okCount.Load() == 0 {
-		return row, plan, fmt.Errorf("no request succeeded in the %v before the kill", r.o.Warmup)
+		return row, plan, &beforeKill{fmt.Errorf("no request succeeded in the %v before the kill", r.o.Warmup)}
 	}
 	st, err := kernel.ReadStatus(state)
 	if err != nil {
-		return row, plan, err
+		return row, plan, &beforeKill{err}
 	}
 	victim, ok := procNamed(st, server)
 	if !ok || victim.Pid <= 0 {
-		return row, plan, fmt.Errorf("no running %s in the run's status", server)
+		return row, plan, &beforeKill{fmt.Errorf("no running %s in the run's status", server)}
 	}
 	row.ShmFilesBefore = len(runShmFiles(run))
 
@@ -529,8 +562,8 @@ func (r *FaultReport) judge() {
 func (r *FaultReport) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# newtsim bench %s: crash under load\n\n", r.Bench)
-	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- %s\n- core plan: %s\n- client: %s\n",
-		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan, r.Client)
+	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- %s\n- load average: %s\n- core plan: %s\n- client: %s\n",
+		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.LoadAverage, r.CorePlan, r.Client)
 	fmt.Fprintf(&b, "- each row: a run of its own; %.0f ms of load, SIGKILL to the server, up to %.0f ms for it to be "+
 		"registered again and a new request to succeed, then %.0f ms more load; then the run is stopped (SIGTERM to "+
 		"the kernel) and what it left is counted after a grace second\n\n", r.WarmupMS, r.TimeoutMS, r.SettleMS)
