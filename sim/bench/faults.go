@@ -552,6 +552,10 @@ func (r *FaultReport) judge() {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s/%s: other processes died in the window: %s", row.Backend, row.Server,
 				strings.Join(row.OtherRestarts, ", ")))
 		}
+		if row.ShmFilesAfter > row.ShmFilesBefore {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s/%s: the run's /dev/shm files grew from %d before the kill to %d at the end of the window",
+				row.Backend, row.Server, row.ShmFilesBefore, row.ShmFilesAfter))
+		}
 		if row.Restarts > 1 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s/%s: restarted %d times in the window", row.Backend, row.Server, row.Restarts))
 		}

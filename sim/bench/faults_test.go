@@ -89,7 +89,7 @@ func TestFaultReport(t *testing.T) {
 		{Backend: "message", Server: "ip", RestartMS: f(60), RecoveredMS: f(80), FailedRequests: 0, ConnectionsReset: 0},
 		{Backend: "message", Server: "tcp", RestartMS: f(150), RecoveredMS: f(400), FailedRequests: 12, ConnectionsReset: 3},
 		{Backend: "exposed", Server: "syscall", RestartMS: f(70), FailedRequests: 8, ConnectionsReset: 8, LeakedShmFiles: 2,
-			Failures: map[string]int64{"timeout": 8}},
+			Failures: map[string]int64{"timeout": 8}, ShmFilesBefore: 17, ShmFilesAfter: 47, Restarts: 8},
 	}}
 	r.judge()
 	met := map[string]bool{}
@@ -133,7 +133,8 @@ func TestFaultReport(t *testing.T) {
 		t.Errorf("recovered_ms of a row that never recovered: %v, want null", raw.Rows[2]["recovered_ms"])
 	}
 	tab := r.Table()
-	for _, s := range []string{"| exposed | syscall | 70.0 | never | 8 | 8 | 0 | 2 |", "timeout 8", "NOT met", "11 of 14 checks met"} {
+	for _, s := range []string{"| exposed | syscall | 70.0 | never | 8 | 8 | 0 | 2 |", "timeout 8", "NOT met", "11 of 14 checks met",
+		"exposed/syscall: no new request succeeded", "grew from 17 before the kill to 47", "restarted 8 times"} {
 		if !strings.Contains(tab, s) {
 			t.Errorf("table lacks %q:\n%s", s, tab)
 		}
