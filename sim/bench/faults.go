@@ -18,6 +18,7 @@ import (
 	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
@@ -57,14 +58,20 @@ const (
 type FaultRow struct {
 	Backend string `json:"backend"`
 	Server  string `json:"server"`
-	// RestartMS is the time from the kill to the kernel's status showing
-	// the process running again under a new pid and registered; null when
-	// that did not happen within the window.
+	// RestartMS is the time from the kill to the kernel saying the
+	// process is running again and registered (its metrics: a restart
+	// counted and newtsim_kernel_server_up 1); null when that did not
+	// happen within the window.
 	RestartMS *float64 `json:"restart_ms"`
 	// RecoveredMS is the time from the kill to the end of the first
 	// request that succeeded among those started after the killed process
 	// was seen gone; null when none succeeded within the window.
 	RecoveredMS *float64 `json:"recovered_ms"`
+	// StatusMS is the time from the kill to the kernel's status file
+	// showing the process under a new pid, registered; null when it did
+	// not within the window. The kernel rewrites the file, and syncs it to
+	// disk, after the registration.
+	StatusMS *float64 `json:"status_ms"`
 	// DeadMS is the time from the kill to the process seen gone (a zombie
 	// or reaped).
 	DeadMS float64 `json:"dead_ms"`
@@ -384,16 +391,25 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 	if !ok || victim.Pid <= 0 {
 		return row, plan, &beforeKill{fmt.Errorf("no running %s in the run's status", server)}
 	}
+	kern, ok := procNamed(st, "kernel")
+	if !ok || kern.MetricsPort == 0 {
+		return row, plan, &beforeKill{errors.New("no kernel metrics port in the run's status")}
+	}
+	before, _, err := kernelSays(kern.MetricsPort, server)
+	if err != nil {
+		return row, plan, &beforeKill{err}
+	}
 	row.ShmFilesBefore = len(runShmFiles(run))
 
 	// The kill, then the wait: for the process to be gone, for the kernel
-	// to have it running and registered again, and for a new request to
-	// succeed.
+	// to have it running and registered again (its metrics say so at
+	// once; its status file, rewritten and synced to disk, a little
+	// later), and for a new request to succeed.
 	kill := load.now()
 	if err := syscall.Kill(victim.Pid, syscall.SIGKILL); err != nil {
 		return row, plan, fmt.Errorf("kill %s (pid %d): %w", server, victim.Pid, err)
 	}
-	var dead, restarted time.Duration
+	var dead, restarted, listed, scraped time.Duration
 	deadline := kill + r.o.Timeout
 	for {
 		now := load.now()
@@ -401,15 +417,23 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 			dead = max(now, kill+1)
 			load.countFrom(dead)
 		}
-		if dead != 0 && restarted == 0 {
+		// Scrape the kernel, which shares a CPU with the stack, every
+		// scrapeEvery, and only until the restart.
+		if dead != 0 && restarted == 0 && now-scraped >= scrapeEvery {
+			scraped = now
+			if n, up, err := kernelSays(kern.MetricsPort, server); err == nil && n > before && up {
+				restarted = load.now()
+			}
+		}
+		if dead != 0 && listed == 0 {
 			if st, err := kernel.ReadStatus(state); err == nil {
 				if p, ok := procNamed(st, server); ok && p.Pid > 0 && p.Pid != victim.Pid && p.Alive && p.Ready {
-					restarted = load.now()
+					listed = load.now()
 				}
 			}
 		}
 		_, recovered := load.firstSuccess()
-		if restarted != 0 && recovered || now >= deadline {
+		if restarted != 0 && listed != 0 && recovered || now >= deadline {
 			break
 		}
 		if err := sleepCtx(ctx, time.Millisecond); err != nil {
@@ -418,6 +442,9 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 	}
 	if restarted != 0 {
 		row.RestartMS = msPtr(restarted - kill)
+	}
+	if listed != 0 {
+		row.StatusMS = msPtr(listed - kill)
 	}
 	if dead != 0 {
 		row.DeadMS = ms(dead - kill)
@@ -571,8 +598,8 @@ func (r *FaultReport) Table() string {
 	fmt.Fprintf(&b, "- each row: a run of its own; %.0f ms of load, SIGKILL to the server, up to %.0f ms for it to be "+
 		"registered again and a new request to succeed, then %.0f ms more load; then the run is stopped (SIGTERM to "+
 		"the kernel) and what it left is counted after a grace second\n\n", r.WarmupMS, r.TimeoutMS, r.SettleMS)
-	b.WriteString("| backend | server | restart ms | recovered ms | failed requests | connections reset | leaked processes | leaked shm files | requests in window | failures |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| backend | server | restart ms | status ms | recovered ms | failed requests | connections reset | leaked processes | leaked shm files | requests in window | failures |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, row := range r.Rows {
 		var fs []string
 		for _, k := range outcomeNames[1:] {
@@ -580,12 +607,13 @@ func (r *FaultReport) Table() string {
 				fs = append(fs, fmt.Sprintf("%s %d", k, n))
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %d | %d | %d | %d | %s |\n", row.Backend, row.Server,
-			fmtMS(row.RestartMS), fmtMS(row.RecoveredMS), row.FailedRequests, row.ConnectionsReset,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %d | %d | %d | %d | %s |\n", row.Backend, row.Server,
+			fmtMS(row.RestartMS), fmtMS(row.StatusMS), fmtMS(row.RecoveredMS), row.FailedRequests, row.ConnectionsReset,
 			row.LeakedProcesses, row.LeakedShmFiles, row.Requests, strings.Join(fs, ", "))
 	}
-	fmt.Fprintf(&b, "\n- restart ms: kill to the kernel's status showing the process under a new pid, registered; "+
-		"recovered ms: kill to the end of the first successful request among those started after the process was "+
+	fmt.Fprintf(&b, "\n- restart ms: kill to the kernel's metrics showing the process restarted and up (registered); "+
+		"status ms: kill to the kernel's status file showing it under a new pid, registered (the kernel rewrites and syncs "+
+		"the file after the registration); recovered ms: kill to the end of the first successful request among those started after the process was "+
 		"seen gone; never: not within the window\n- targets: restart < %d ms, recovered < %d ms, no request failed and "+
 		"no connection lost when a server below tcp (%s) restarts, nothing left behind\n\n",
 		TargetRestart.Milliseconds(), TargetRecovered.Milliseconds(), strings.Join(belowTCP, ", "))
@@ -602,6 +630,27 @@ func (r *FaultReport) Table() string {
 
 // WriteJSON writes the report to path.
 func (r *FaultReport) WriteJSON(path string) error { return atomicfile.WriteJSON(path, r) }
+
+// scrapeEvery is how often the kernel's metrics are read while a restart
+// is awaited.
+const scrapeEvery = 2 * time.Millisecond
+
+// kernelSays reads from the kernel's metrics how often it has restarted
+// server and whether server is up (running and registered): one
+// snapshot, taken under the kernel's lock.
+func kernelSays(port int, server string) (restarts float64, up bool, err error) {
+	fams, err := scrape(port)
+	if err != nil {
+		return 0, false, err
+	}
+	l := map[string]string{"server": server}
+	n, ok1 := prom.Value(fams, "newtsim_kernel_restarts_total", l)
+	u, ok2 := prom.Value(fams, "newtsim_kernel_server_up", l)
+	if !ok1 || !ok2 {
+		return 0, false, fmt.Errorf("the kernel's metrics say nothing of %s", server)
+	}
+	return n, u == 1, nil
+}
 
 // procNamed returns the process called name in a run's status.
 func procNamed(st *kernel.Status, name string) (kernel.ProcStatus, bool) {

@@ -123,7 +123,7 @@ func TestFaultReport(t *testing.T) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backend", "server", "restart_ms", "recovered_ms", "failed_requests", "connections_reset",
+	for _, k := range []string{"backend", "server", "restart_ms", "status_ms", "recovered_ms", "failed_requests", "connections_reset",
 		"leaked_processes", "leaked_shm_files"} {
 		if _, ok := raw.Rows[2][k]; !ok {
 			t.Errorf("row lacks %q: %v", k, raw.Rows[2])
@@ -133,7 +133,7 @@ func TestFaultReport(t *testing.T) {
 		t.Errorf("recovered_ms of a row that never recovered: %v, want null", raw.Rows[2]["recovered_ms"])
 	}
 	tab := r.Table()
-	for _, s := range []string{"| exposed | syscall | 70.0 | never | 8 | 8 | 0 | 2 |", "timeout 8", "NOT met", "11 of 14 checks met",
+	for _, s := range []string{"| exposed | syscall | 70.0 | never | never | 8 | 8 | 0 | 2 |", "timeout 8", "NOT met", "11 of 14 checks met",
 		"exposed/syscall: no new request succeeded", "grew from 17 before the kill to 47", "restarted 8 times"} {
 		if !strings.Contains(tab, s) {
 			t.Errorf("table lacks %q:\n%s", s, tab)
