@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/sim/bench"
 	"github.com/newtsim/newtsim/sim/bench/probe"
@@ -20,10 +18,12 @@ import (
 
 // NewBenchCommand returns `newtsim bench` and its benchmarks.
 func NewBenchCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(needingRoot(&cobra.Command{
 		Use:   "bench",
 		Short: "Measure newtsim beside its references and Linux, in one run",
-	}
+		Example: `  sudo newtsim bench eagain --json results/eagain.json --md results/eagain.md --svg results/eagain.svg
+  sudo newtsim bench ipc --json - | jq .rows`,
+	}))
 	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand(),
 		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand(), newBenchFaultsCommand())
 	return cmd
@@ -35,7 +35,9 @@ func newBenchIPCCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ipc",
 		Short: "Round trips over user-space channels and kernel messages, beside a cache-line ping-pong and a pipe",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim bench ipc
+  sudo newtsim bench ipc --cpus 2-3 --json results/ipc.json --md results/ipc.md`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
@@ -46,7 +48,7 @@ func newBenchIPCCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use, such as 0-1 (default: every online CPU; the first two are used)")
 	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring for the transport rows (a power of two; default 256)")
@@ -60,7 +62,7 @@ func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command st
 	if err != nil {
 		return nil, err
 	}
-	return rep, showReport(out, rep, jsonOut, mdOut, "")
+	return rep, showReport(cmd, rep, jsonOut, mdOut, "")
 }
 
 func newBenchPeerCommand() *cobra.Command {
@@ -86,7 +88,9 @@ func newBenchUDPCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "udp",
 		Short: "UDP round trips between two apps: through the multiserver stack (shm and kernel messages) and Linux loopback",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim bench udp
+  sudo newtsim bench udp --size 1024 --json results/udp.json --md results/udp.md`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
@@ -99,10 +103,10 @@ func newBenchUDPCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(out, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, "")
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
@@ -116,7 +120,9 @@ func newBenchTCPCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tcp",
 		Short: "TCP bulk throughput and connection set-up rate between two apps: through the multiserver stack and Linux loopback",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim bench tcp
+  sudo newtsim bench tcp --kernel --json results/tcp.json --md results/tcp.md`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
@@ -137,11 +143,11 @@ func newBenchTCPCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(out, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, "")
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	f.StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host")
@@ -163,47 +169,6 @@ func parseCPUs(s string) ([]int, error) {
 		return nil, fmt.Errorf("--cpus: %w", err)
 	}
 	return cs, nil
-}
-
-// report is what every benchmark's report can do.
-type report interface {
-	Table() string
-	WriteJSON(path string) error
-}
-
-// showReport prints a report's table and writes the files asked for: JSON,
-// the table as Markdown, and a chart where the report draws one (an empty
-// path writes nothing).
-func showReport(out io.Writer, rep report, jsonOut, mdOut, svgOut string) error {
-	fmt.Fprintln(out)
-	fmt.Fprint(out, rep.Table())
-	files := []struct {
-		path  string
-		write func(string) error
-	}{
-		{jsonOut, rep.WriteJSON},
-		{mdOut, func(p string) error { return atomicfile.WriteFile(p, []byte(rep.Table()), 0o644) }},
-	}
-	if svgOut != "" {
-		chart, ok := rep.(interface{ WriteSVG(string) error })
-		if !ok {
-			return fmt.Errorf("this report draws no chart")
-		}
-		files = append(files, struct {
-			path  string
-			write func(string) error
-		}{svgOut, chart.WriteSVG})
-	}
-	for _, f := range files {
-		if f.path == "" {
-			continue
-		}
-		if err := f.write(f.path); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "wrote %s\n", f.path)
-	}
-	return nil
 }
 
 // benchStart is what every bench command does first: a context that

@@ -15,7 +15,9 @@ func newBenchEagainCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eagain",
 		Short: "recvfrom() returning EAGAIN on an idle TCP socket: kernel messages, user-space messages, Linux, exposed buffers",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim bench eagain
+  sudo newtsim bench eagain --json results/eagain.json --md results/eagain.md --svg results/eagain.svg`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
@@ -28,10 +30,10 @@ func newBenchEagainCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(out, rep, jsonOut, mdOut, svgOut)
+			return showReport(cmd, rep, jsonOut, mdOut, svgOut)
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	cmd.Flags().StringVar(&mdOut, "md", "", "write the table as Markdown to this file")
 	cmd.Flags().StringVar(&svgOut, "svg", "", "draw the rows as an SVG bar chart (log scale) in this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")

@@ -22,7 +22,7 @@ type httpFlags struct {
 
 func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file")
+	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	fl.StringVar(&f.mdOut, "md", "", "write the report as Markdown to this file")
 	fl.StringVar(&f.svgOut, "svg", "", "draw requests per second as grouped bars (a group per workload) in this SVG file")
 	fl.StringVar(&f.cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
@@ -65,7 +65,7 @@ func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.
 	if cells != nil {
 		cells(out, rep)
 	}
-	return showReport(out, rep, f.jsonOut, f.mdOut, f.svgOut)
+	return showReport(cmd, rep, f.jsonOut, f.mdOut, f.svgOut)
 }
 
 // newBenchHTTPCommand is `newtsim bench http`: one cell of the paper's
@@ -80,6 +80,8 @@ func newBenchHTTPCommand() *cobra.Command {
 			"would: requests per second, latency percentiles, transfer rate and errors, with the server's system calls per\n" +
 			"request counted by the kernel.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
 			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
+		Example: `  sudo newtsim bench http
+  sudo newtsim bench http --workload 20B-1rpc --server httpd-linux --duration 5s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.o.Workloads, f.o.Servers = []string{workload}, []string{server}
@@ -129,6 +131,9 @@ func newBenchPaperCommand() *cobra.Command {
 		Long: "Runs every cell of the HTTP matrix, a workload on a server each, with a progress bar, and writes the table,\n" +
 			"the JSON and a grouped bar chart.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
 			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
+		Example: `  sudo newtsim bench paper --short
+  sudo newtsim bench paper --json results/http.json --md results/http.md --svg results/http.svg
+  sudo newtsim bench paper --client remote-host --servers httpd-linux,httpd-exposed`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.o.Workloads, f.o.Servers, f.o.Short = workloads, servers, short

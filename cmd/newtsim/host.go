@@ -25,7 +25,9 @@ func NewHostCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run a simulated host (ip and udp linked in one process) behind a TAP device in a new namespace",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim host
+  sudo newtsim host --addr 198.18.0.2/24 --echo-port 7 --pcap host.pcap`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			a, err := netip.ParsePrefix(addr)
@@ -78,5 +80,5 @@ func NewHostCommand() *cobra.Command {
 	cmd.Flags().StringVar(&peer, "peer", "198.18.0.1/24", "Linux's address in the namespace")
 	cmd.Flags().Uint16Var(&echo, "echo-port", 7, "UDP echo service port (0: none)")
 	cmd.Flags().StringVar(&pcapPath, "pcap", "", "write every frame the host sends and receives to this pcap file")
-	return cmd
+	return needingRoot(cmd)
 }

@@ -23,7 +23,10 @@ func NewRunCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "The main job: start the topology, print the core plan and processes, run the IPC, recvfrom-EAGAIN and short HTTP tables, stop",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim run
+  sudo newtsim run --results results/latest   # what make run runs
+  sudo newtsim run --transport kernel --cpus 0-3`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			t, cpus, err := f.load()
@@ -51,11 +54,6 @@ func NewRunCommand(g *globals) *cobra.Command {
 				}
 				return filepath.Join(results, name)
 			}
-			if results != "" {
-				if err := os.MkdirAll(results, 0o755); err != nil {
-					return err
-				}
-			}
 			cs, err := parseCPUs(f.cpus)
 			if err != nil {
 				return err
@@ -68,7 +66,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := showReport(out, rep, in("eagain.json"), in("eagain.md"), in("eagain.svg")); err != nil {
+			if err := showReport(cmd, rep, in("eagain.json"), in("eagain.md"), in("eagain.svg")); err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "\n== the HTTP evaluation, short: httpd on every backend and lighttpd, loaded from a client namespace (full matrix: newtsim bench paper)")
@@ -76,7 +74,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := showReport(out, hrep, in("http-short.json"), in("http-short.md"), in("http-short.svg")); err != nil {
+			if err := showReport(cmd, hrep, in("http-short.json"), in("http-short.md"), in("http-short.svg")); err != nil {
 				return err
 			}
 			if results != "" {
@@ -88,6 +86,6 @@ func NewRunCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&results, "results", "", "also write ipc.json, ipc.md, eagain.json, eagain.md and eagain.svg into this directory")
-	return cmd
+	cmd.Flags().StringVar(&results, "results", "", "also write the tables into this directory, made if missing (ipc, eagain and http-short, each as .json and .md; eagain and http-short also as .svg)")
+	return needingRoot(cmd)
 }

@@ -66,7 +66,11 @@ func NewUpCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the topology in the foreground; Ctrl-C or `newtsim down` stops it",
-		Args:  cobra.NoArgs,
+		Example: `  sudo newtsim up
+  sudo newtsim up --transport kernel --wait poll
+  sudo newtsim up --topology my.topo --cpus 0-3
+  sudo newtsim up --nic tap     # Linux reaches the simulated host through a TAP device`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, cpus, err := f.load()
 			if err != nil {
@@ -80,5 +84,5 @@ func NewUpCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	return cmd
+	return needingRoot(cmd)
 }

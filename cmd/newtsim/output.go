@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/newtsim/newtsim/internal/atomicfile"
+)
+
+// fileFlags are the flags that name a file a command writes; dirFlags name
+// a directory it writes files into, made when missing. checkOutputs checks
+// them all before a command starts, so that a path that cannot be written
+// fails at once, not after minutes of measuring.
+var (
+	fileFlags = []string{"json", "md", "svg", "log", "pcap"}
+	dirFlags  = []string{"results"}
+)
+
+// stdoutPath, given to --json, writes the JSON to standard output; the
+// command's other output then goes to standard error.
+const stdoutPath = "-"
+
+// checkOutputs checks the output paths cmd's flags name: each file's
+// directory exists and takes a new file, each directory flag's directory
+// exists (made if missing) and takes a new file. --json - sends the
+// command's output to standard error, leaving standard output to the JSON.
+func checkOutputs(cmd *cobra.Command) error {
+	for _, name := range fileFlags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Value.Type() != "string" || f.Value.String() == "" {
+			continue // status --json is a switch, not a path
+		}
+		path := f.Value.String()
+		if path == stdoutPath && name == "json" {
+			cmd.SetOut(cmd.ErrOrStderr())
+			continue
+		}
+		if err := checkFile(path); err != nil {
+			return fmt.Errorf("--%s %s: %w", name, path, err)
+		}
+	}
+	for _, name := range dirFlags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Value.Type() != "string" || f.Value.String() == "" {
+			continue
+		}
+		dir := f.Value.String()
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			err = checkDir(dir)
+		}
+		if err != nil {
+			return fmt.Errorf("--%s %s: %w", name, dir, err)
+		}
+	}
+	return nil
+}
+
+// checkFile reports whether a file can be written at path: not a
+// directory, in a directory that takes a new file.
+func checkFile(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return errors.New("is a directory")
+	}
+	return checkDir(filepath.Dir(path))
+}
+
+// checkDir reports whether dir is a directory that takes a new file, by
+// creating one there and removing it.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".newtsim-check-*")
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Close(), os.Remove(f.Name()))
+}
+
+// report is what every benchmark's report can do.
+type report interface {
+	Table() string
+	WriteJSON(path string) error
+}
+
+// showReport prints a report's table on cmd's output and writes the files
+// asked for: JSON (to standard output for -), the table as Markdown, and a
+// chart where the report draws one (an empty path writes nothing).
+func showReport(cmd *cobra.Command, rep report, jsonOut, mdOut, svgOut string) error {
+	out := cmd.OutOrStdout()
+	fmt.Fprintln(out)
+	fmt.Fprint(out, rep.Table())
+	files := []struct {
+		path  string
+		write func(string) error
+	}{
+		{jsonOut, rep.WriteJSON},
+		{mdOut, func(p string) error { return atomicfile.WriteFile(p, []byte(rep.Table()), 0o644) }},
+	}
+	if svgOut != "" {
+		chart, ok := rep.(interface{ WriteSVG(string) error })
+		if !ok {
+			return fmt.Errorf("this report draws no chart")
+		}
+		files = append(files, struct {
+			path  string
+			write func(string) error
+		}{svgOut, chart.WriteSVG})
+	}
+	if jsonOut == stdoutPath {
+		// checkOutputs pointed cmd's output at standard error; the root
+		// command's is still standard output.
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode the report: %w", err)
+		}
+		if _, err := cmd.Root().OutOrStdout().Write(append(b, '\n')); err != nil {
+			return err
+		}
+		files = files[1:]
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if err := f.write(f.path); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s\n", f.path)
+	}
+	return nil
+}
