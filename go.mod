@@ -1,6 +1,6 @@
 module github.com/newtsim/newtsim
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/google/gopacket v1.1.19
