@@ -21,6 +21,7 @@ func execute(root *cobra.Command, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	completion(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "newtsim:", err)
 		return 1

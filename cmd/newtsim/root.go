@@ -58,6 +58,28 @@ Most commands need root (network namespaces, /run/newtsim, pinning) and Linux.`,
 	return root
 }
 
+// completion adds cobra's `completion` command now, rather than when the
+// tree runs, and makes it a group with examples like every other command.
+// The command keeps the output root has when it is added.
+func completion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	c, _, err := root.Find([]string{"completion"})
+	if err != nil || c == root {
+		return
+	}
+	c.Example = "  newtsim completion bash > /etc/bash_completion.d/newtsim"
+	load := map[string]string{ // how each shell loads the script now
+		"bash": "source <(newtsim completion bash)", "zsh": "source <(newtsim completion zsh)",
+		"fish": "newtsim completion fish | source", "powershell": "newtsim completion powershell | Out-String | Invoke-Expression",
+	}
+	for _, shell := range c.Commands() {
+		if l, ok := load[shell.Name()]; ok {
+			shell.Example = "  " + l
+		}
+	}
+	group(c)
+}
+
 // group makes cmd a command that only holds others: run bare it prints its
 // help, and an argument that names none of its commands is an error with a
 // suggestion, not the help and exit status 0. It returns cmd.

@@ -34,6 +34,7 @@ func TestBadInputFails(t *testing.T) {
 			"newtsim: unknown flag: --jsno (see `newtsim bench eagain --help`)"},
 		{"unknown flag at the top", []string{"--verbose"}, "newtsim: unknown flag: --verbose"},
 		{"argument to a command that takes none", []string{"status", "now"}, `unknown command "now" for "newtsim status"`},
+		{"typo under completion", []string{"completion", "bsh"}, `unknown command "bsh" for "newtsim completion"; did you mean bash`},
 		{"bad flag value", []string{"bench", "tcp", "--reps", "many"}, `invalid argument "many" for "--reps"`},
 		{"missing output directory", []string{"bench", "eagain", "--json", "/nonexistent/eagain.json"},
 			"newtsim: --json /nonexistent/eagain.json: stat /nonexistent: no such file or directory"},
@@ -67,6 +68,7 @@ func TestGoodInputSucceeds(t *testing.T) {
 		{[]string{"--version"}, "newtsim "},
 		{[]string{"version"}, "newtsim "},
 		{[]string{"help", "bench"}, "eagain"},
+		{[]string{"completion", "bash"}, "bash completion"},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := runCLI(t, 1000, tt.args...)
@@ -136,5 +138,7 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(NewRootCommand())
+	root := NewRootCommand()
+	completion(root)
+	walk(root)
 }
