@@ -21,6 +21,8 @@ func newBenchFaultsCommand() *cobra.Command {
 			"the run's namespace, kills the server with SIGKILL and records: the time until the kernel has it running and\n" +
 			"registered again, the time until a new request succeeds, the requests failed and connections lost meanwhile,\n" +
 			"and, once the run is stopped, the processes and /dev/shm files it left.",
+		Example: `  sudo newtsim bench faults --quick
+  sudo newtsim bench faults --backends exposed --servers tcp,ip --json results/faults.json --md results/faults.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, cs, command, err := benchStart(cpus)
@@ -43,11 +45,11 @@ func newBenchFaultsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(out, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, "")
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	f.StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
 	f.StringVar(&cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
 	f.StringVar(&log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")
