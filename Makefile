@@ -14,7 +14,7 @@ FUZZTIME  ?= 5s
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/newtsim
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/newtsim
 
 # deps installs what is missing; it prints what it installs and fails loudly
 # when it cannot.
