@@ -209,7 +209,7 @@ func (r *EagainReport) Table() string {
 	if ref := r.Reference; ref != nil {
 		fmt.Fprintf(&b, "| (%s) | %.0f | %.0f | - | - | - | - |\n", ref.Name, ref.NS, ref.Cycles)
 	}
-	fmt.Fprintf(&b, "\ntalk: NewtOS on a 12-core AMD at 1.9 GHz (seeds/001).\n")
+	fmt.Fprintf(&b, "\ntalk: NewtOS on a 12-core AMD at 1.9 GHz (Hrubý, Crivăț, Bos, Tanenbaum, \"On Sockets and System Calls\", TRIOS 2014).\n")
 	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
 	return b.String()
 }

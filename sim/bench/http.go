@@ -18,7 +18,7 @@ import (
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
-// The evaluation of the NewtOS talk (seeds/001): a static web server under
+// The evaluation of the NewtOS talk ("On Sockets and System Calls", TRIOS 2014): a static web server under
 // an HTTP load, on the multiserver stack with the message and exposed
 // backends and on Linux, the load coming from outside. `newtsim bench
 // http` measures one cell of the matrix, `newtsim bench paper` all of it.
