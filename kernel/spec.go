@@ -41,6 +41,9 @@ type Spec struct {
 	// Links say who may send to whom, besides the kernel: in both
 	// directions.
 	Links []Link `json:"links"`
+	// ServiceTimes has every server time its role's handling of each
+	// message (boot.Options.ServiceTimes).
+	ServiceTimes bool `json:"service_times,omitempty"`
 }
 
 // Proc is one server process of a Spec.
@@ -137,7 +140,7 @@ func (s *Spec) Boot(run string, slot int, ep ipc.Endpoint) (boot.Options, error)
 	}
 	o := boot.Options{Name: p.Name, Role: p.Role, Endpoint: ep, Run: run, Transport: s.Transport,
 		Wait: w, Cores: p.Cores, Args: p.Args, Peers: s.peers(p.Name),
-		Procs: map[string]int{}, Routes: map[string]string{}}
+		Procs: map[string]int{}, Routes: map[string]string{}, ServiceTimes: s.ServiceTimes}
 	for i, q := range s.Procs {
 		o.Procs[q.Name] = i + 1
 	}

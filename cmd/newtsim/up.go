@@ -63,6 +63,7 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 // NewUpCommand returns `newtsim up`.
 func NewUpCommand(g *globals) *cobra.Command {
 	var f topoFlags
+	var serviceTimes bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the topology in the foreground; Ctrl-C or `newtsim down` stops it",
@@ -80,9 +81,11 @@ func NewUpCommand(g *globals) *cobra.Command {
 			defer stop()
 			out := cmd.OutOrStdout()
 			return launch.Up(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots, NIC: f.nic,
-				Ready: func(*launchStatus) { fmt.Fprintln(out, "up: Ctrl-C or `newtsim down` stops it") }})
+				ServiceTimes: serviceTimes, Ready: func(*launchStatus) { fmt.Fprintln(out, "up: Ctrl-C or `newtsim down` stops it") }})
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&serviceTimes, "service-times", false,
+		"time every message each server handles, for newtsim_server_service_seconds (costs two clock reads a message)")
 	return needingRoot(cmd)
 }

@@ -33,6 +33,10 @@ type Options struct {
 	Routes    map[string]string // next hop towards each server not a peer
 	Args      []string          // role-specific arguments
 	KernelFD  int               // the kernel connection; kmsg.FD when started by the kernel
+	// ServiceTimes times the role's handling of each message, for the
+	// histogram newtsim_server_service_seconds (off: it costs two clock
+	// reads a message).
+	ServiceTimes bool
 }
 
 // Argv writes o as the arguments Parse reads (without a program or command
@@ -48,6 +52,9 @@ func (o Options) Argv() []string {
 	}
 	if len(o.Cores) > 0 {
 		a = append(a, "--cores", cpu.FormatList(o.Cores))
+	}
+	if o.ServiceTimes {
+		a = append(a, "--service-times")
 	}
 	for _, n := range slices.Sorted(maps.Keys(o.Peers)) {
 		a = append(a, "--peer", n+"="+strconv.Itoa(o.Peers[n]))
@@ -92,6 +99,7 @@ func Parse(args []string) (Options, error) {
 	fs.StringVar(&o.Transport, "transport", "shm", "shm or kernel")
 	fs.StringVar(&wait, "wait", "block", "wait policy")
 	fs.StringVar(&cores, "cores", "", "cores the process is pinned to")
+	fs.BoolVar(&o.ServiceTimes, "service-times", false, "time the role's handling of each message")
 	fs.Var(&peers, "peer", "a peer, NAME=SLOT (repeated)")
 	fs.Var(&procs, "proc", "a server of the run, NAME=SLOT (repeated)")
 	fs.Var(&routes, "route", "the next hop towards a server, DEST=NEXTHOP (repeated)")

@@ -52,6 +52,7 @@ type Server struct {
 	badRefs  *prometheus.CounterVec
 	callSeq  uint32
 	out      outbox
+	times    *serviceTimes // nil: handlings are not timed
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -300,6 +301,9 @@ func Main(o boot.Options, start Starter) error {
 	if err != nil {
 		return err
 	}
+	if o.ServiceTimes {
+		s.TimeHandlers()
+	}
 	ms, err := prom.Serve(s.Registry, "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -390,7 +394,10 @@ func (s *Server) Serve(h Handler) error {
 		case next == stop:
 			return nil
 		case next == passOn:
-			if err := h.Handle(s, &m); err != nil {
+			t, start := m.Type, s.times.start()
+			err := h.Handle(s, &m)
+			s.times.done(t, start)
+			if err != nil {
 				return err
 			}
 		}

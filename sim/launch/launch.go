@@ -68,6 +68,10 @@ type Options struct {
 	// or "tap": a TAP device in a namespace of its own, named for the run,
 	// where Linux is LinuxAddr and can reach the host.
 	NIC string
+	// ServiceTimes has every server time its role's handling of each
+	// message, for newtsim_server_service_seconds; off, the default, it
+	// costs nothing.
+	ServiceTimes bool
 }
 
 // LinuxAddr is Linux's address in a tap run's namespace; the host is
@@ -186,6 +190,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		kcores = ke.Cores
 	}
 	spec := Resolve(o.Topology, plan, kcores, o.Slots)
+	spec.ServiceTimes = o.ServiceTimes
 	specPath := filepath.Join(o.StateDir, SpecFile)
 	if err := kernel.WriteSpec(specPath, &spec); err != nil {
 		return nil, err
