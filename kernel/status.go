@@ -16,8 +16,19 @@ const (
 	// StatusFile describes every process of the run (Status, as JSON).
 	StatusFile = "status.json"
 	// TargetsFile lists every process's metrics endpoint for Prometheus
-	// file-based service discovery, with a `server` label.
+	// file-based service discovery, with the labels LabelProcess,
+	// LabelRole and LabelRun.
 	TargetsFile = "targets.json"
+)
+
+// Labels the targets file gives every series scraped from a process: its
+// name, its role and the run. They begin with "newtsim_", which no
+// metric's own label does (docs/METRICS.md), so that a Prometheus never
+// renames a metric's label to exported_NAME for clashing with them.
+const (
+	LabelProcess = "newtsim_process"
+	LabelRole    = "newtsim_role"
+	LabelRun     = "newtsim_run"
 )
 
 // Status is what status.json says about a run.
@@ -88,7 +99,7 @@ func (k *kern) writeStatus() {
 	for _, p := range s.Processes {
 		if p.MetricsPort != 0 {
 			ts = append(ts, prom.Target{Addr: "127.0.0.1:" + strconv.Itoa(p.MetricsPort),
-				Labels: map[string]string{"server": p.Name, "role": p.Role, "run": s.Run}})
+				Labels: map[string]string{LabelProcess: p.Name, LabelRole: p.Role, LabelRun: s.Run}})
 		}
 	}
 	if err := prom.WriteTargets(filepath.Join(k.c.StateDir, TargetsFile), ts); err != nil {

@@ -6,8 +6,8 @@
 // The format is a list of target groups, one per target here:
 //
 //	[
-//	  {"targets": ["127.0.0.1:9101"], "labels": {"server": "tcp"}},
-//	  {"targets": ["127.0.0.1:9102"], "labels": {"server": "ip"}}
+//	  {"targets": ["127.0.0.1:9101"], "labels": {"newtsim_process": "tcp"}},
+//	  {"targets": ["127.0.0.1:9102"], "labels": {"newtsim_process": "ip"}}
 //	]
 
 package prom
@@ -27,7 +27,7 @@ import (
 type Target struct {
 	// Addr is host:port, without a scheme or a path.
 	Addr string
-	// Labels are extra labels, such as server=tcp. Names follow
+	// Labels are extra labels, such as newtsim_process=tcp. Names follow
 	// Prometheus's rules: [a-zA-Z_][a-zA-Z0-9_]*.
 	Labels map[string]string
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -93,22 +94,40 @@ func findBinary() (string, error) {
 // 5 seconds, so a target written to the file is first scraped some 5 to 7
 // seconds later: give WaitUp at least 10 seconds.
 func Start(ctx context.Context, targetsFile string) (*Server, error) {
-	bin, err := findBinary()
-	if err != nil {
-		return nil, err
-	}
 	abs, err := filepath.Abs(targetsFile)
 	if err != nil {
 		return nil, fmt.Errorf("promtest: targets file: %w", err)
+	}
+	return StartConfig(ctx, config(abs), nil)
+}
+
+// StartConfig runs Prometheus as Start does, on the configuration cfg (a
+// prometheus.yml) instead of Start's own, with files (such as rule files,
+// by name) written beside it, where cfg's relative paths find them.
+func StartConfig(ctx context.Context, cfg []byte, files map[string][]byte) (*Server, error) {
+	bin, err := findBinary()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "newtsim-prometheus-*")
 	if err != nil {
 		return nil, fmt.Errorf("promtest: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, config(abs), 0o644); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("promtest: write config: %w", err)
+	files = maps.Clone(files)
+	if files == nil {
+		files = map[string][]byte{}
+	}
+	files["prometheus.yml"] = cfg
+	for name, b := range files {
+		if name != filepath.Base(name) {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("promtest: file %q: want a name without a folder", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("promtest: write %s: %w", name, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -457,4 +476,33 @@ func withoutKeys(m map[string]string, keys ...string) map[string]string {
 		delete(c, k)
 	}
 	return c
+}
+
+// WaitSeries polls the PromQL expression q until it gives at least one
+// sample, for at most timeout (or until ctx is done), and returns the
+// samples: for a series that a rule records, or that appears only after a
+// few scrapes.
+func (s *Server) WaitSeries(ctx context.Context, q string, timeout time.Duration) ([]Sample, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		samples, err := s.Query(waitCtx, q)
+		if err == nil && len(samples) > 0 {
+			return samples, nil
+		}
+		if err != nil && waitCtx.Err() == nil {
+			lastErr = err
+		}
+		select {
+		case <-waitCtx.Done():
+			if lastErr != nil {
+				return nil, fmt.Errorf("promtest: no series for %s after %v; last query failed: %w", q, timeout, lastErr)
+			}
+			return nil, fmt.Errorf("promtest: no series for %s after %v", q, timeout)
+		case <-tick.C:
+		}
+	}
 }

@@ -330,3 +330,88 @@ func TestConfigIsValidJSONWithPath(t *testing.T) {
 		}
 	}
 }
+
+// exampleDir is the example configuration, from this package's folder.
+var exampleDir = filepath.Join("..", "..", ExampleDir)
+
+// TestExampleChecks runs promtool on the example configuration: the
+// configuration and its rules are valid, and the rules compute what
+// rules_test.yml says they do. A missing promtool fails the test.
+func TestExampleChecks(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"check", "config", "prometheus.yml"},
+		{"check", "rules", "rules.yml"},
+		{"test", "rules", "rules_test.yml"},
+	} {
+		if out, err := Promtool(exampleDir, args...); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
+	}
+}
+
+// TestExampleRecords loads the example configuration into a real
+// Prometheus scraping a target that counts messages, and reads back a
+// series its rules record.
+func TestExampleRecords(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "newtsim_ipc_messages_received_total", Help: "Messages."},
+		[]string{"transport", "peer"})
+	reg.MustRegister(c)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				c.WithLabelValues("shm", "pf").Inc()
+			}
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "targets.json")
+	if err := prom.WriteTargets(path, []prom.Target{{Addr: srv.Listener.Addr().String(),
+		Labels: map[string]string{"newtsim_process": "ip", "newtsim_run": "r1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, files, err := Example(exampleDir, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := StartConfig(ctx, cfg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	const q = `newtsim_process:newtsim_ipc_messages_received:rate1m{newtsim_process="ip",newtsim_run="r1"}`
+	got, err := s.WaitSeries(ctx, q, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Value <= 0 {
+		t.Fatalf("%s = %v, want one positive rate", q, got)
+	}
+}
+
+func TestExampleRewrites(t *testing.T) {
+	cfg, files, err := Example(exampleDir, "/tmp/x/targets.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cfg), ExampleTargets) || !strings.Contains(string(cfg), "/tmp/x/targets.json") ||
+		strings.Contains(string(cfg), "interval: 5s") {
+		t.Errorf("config not rewritten:\n%s", cfg)
+	}
+	if len(files["rules.yml"]) == 0 {
+		t.Errorf("no rules.yml in %v", files)
+	}
+	if _, _, err := Example(t.TempDir(), "t.json"); err == nil {
+		t.Error("Example of an empty folder: no error")
+	}
+}
