@@ -370,9 +370,11 @@ func TestUpRefusesSecondRun(t *testing.T) {
 }
 
 // TestPrometheusScrapesEveryServer: a real Prometheus reads the targets file
-// and finds every process up.
+// and finds every process up; no series has a label Prometheus renamed to
+// exported_NAME for clashing with a target label; and every series' name is
+// in docs/METRICS.md, where every metric of the kernel's is scraped.
 func TestPrometheusScrapesEveryServer(t *testing.T) {
-	u := startUp(t)
+	u := startUp(t, "--service-times")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := promtest.Start(ctx, filepath.Join(u.dir, kernel.TargetsFile))
@@ -386,12 +388,94 @@ func TestPrometheusScrapesEveryServer(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, s := range samples {
-		seen[s.Labels["server"]] = s.Value == 1
+		seen[s.Labels[kernel.LabelProcess]] = s.Value == 1
+		if s.Labels[kernel.LabelRun] != u.status.Run {
+			t.Errorf("target %s: run %q, want %q", s, s.Labels[kernel.LabelRun], u.status.Run)
+		}
 	}
 	for _, p := range u.status.Processes {
 		if !seen[p.Name] {
 			t.Errorf("server %s not up in Prometheus", p.Name)
 		}
+	}
+	series, err := srv.Query(ctx, `{job="newtsim"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := promtest.ReadMetricsDoc(filepath.Join("..", "..", promtest.MetricsDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromKernel, missing := map[string]bool{}, map[string]bool{}
+	for _, s := range series {
+		for l := range s.Labels {
+			if strings.HasPrefix(l, "exported_") {
+				t.Errorf("series %s has label %s: a metric label clashes with a target label", s, l)
+			}
+		}
+		name := s.Labels["__name__"]
+		if name == "up" || strings.HasPrefix(name, "scrape_") {
+			continue // Prometheus' own, about the scrape
+		}
+		if s.Labels[kernel.LabelProcess] == "kernel" {
+			fromKernel[name] = true
+		}
+		if _, ok := promtest.Find(doc, name); ok {
+			continue
+		}
+		// A histogram's series: NAME_bucket, NAME_sum, NAME_count.
+		base := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			base = strings.TrimSuffix(base, suffix)
+		}
+		if d, ok := promtest.Find(doc, base); !ok || d.Type != "histogram" {
+			missing[name] = true
+		}
+	}
+	for name := range missing {
+		t.Errorf("Prometheus scraped %s, which %s does not list", name, promtest.MetricsDoc)
+	}
+	for _, d := range doc {
+		if d.By == "kernel" && !fromKernel[d.Name] {
+			t.Errorf("%s lists %s for the kernel, which Prometheus did not scrape from it", promtest.MetricsDoc, d.Name)
+		}
+	}
+	u.down()
+}
+
+// TestPrometheusExample loads examples/prometheus, as its users run it but
+// scraping every second, into a real Prometheus scraping a running
+// topology, and reads back the series its rules record: message rates, the
+// wake-up ratio, and the service-time quantiles of a run with
+// --service-times.
+func TestPrometheusExample(t *testing.T) {
+	u := startUp(t, "--topology", "testdata/probe.topo", "--service-times")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg, files, err := promtest.Example(filepath.Join("..", "..", promtest.ExampleDir), filepath.Join(u.dir, kernel.TargetsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := promtest.StartConfig(ctx, cfg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if _, err := srv.WaitUp(ctx, len(u.status.Processes), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The prober pings echo every 20ms, on the kernel's alarms.
+	for _, q := range []string{
+		`newtsim_process:newtsim_ipc_messages_received:rate1m{newtsim_process="echo"} > 0`,
+		`newtsim_process:newtsim_ipc_sleeps_per_message_received:ratio_rate1m{newtsim_process="echo"}`,
+		`newtsim_process_type:newtsim_server_service_seconds:quantile_rate1m{newtsim_process="prober",type="pong",quantile="0.99"} > 0`,
+	} {
+		got, err := srv.WaitSeries(ctx, q, 30*time.Second)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		t.Logf("%s: %v", q, got)
 	}
 	u.down()
 }
