@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 	"github.com/newtsim/newtsim/sim/promtest"
@@ -101,8 +103,16 @@ func roleRegistry(t *testing.T, role string) *prometheus.Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := boot.Options{Name: name, Role: role, Endpoint: self, Run: "metrics", Transport: "fake",
-		Peers: map[string]int{}, Procs: metricHost, Routes: map[string]string{}, KernelFD: -1, ServiceTimes: true}
+	// A role may make files in /dev/shm for its run (tcp's doorbell).
+	run := fmt.Sprintf("metrics-%d", os.Getpid())
+	t.Cleanup(func() {
+		files, _ := filepath.Glob(shm.Path(run, "*"))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	})
+	o := boot.Options{Name: name, Role: role, Endpoint: self, Run: run, Transport: "fake",
+		Peers: map[string]int{}, Procs: metricHost, Routes: map[string]string{}, KernelFD: -1}
 	o.Args = roleArgs(t, role)
 	for _, n := range metricLinks[name] {
 		o.Peers[n] = metricHost[n]
