@@ -41,3 +41,25 @@ func TestDriverForwards(t *testing.T) {
 		})
 	}
 }
+
+// A peer that died (pf, restarting) loses the frame, whose buffer goes
+// back to the nic; the driver keeps forwarding.
+func TestDriverSurvivesADeadPeer(t *testing.T) {
+	h := newRole(t, "driver", Driver)
+	h.T.Refuse(h.Endpoint("pf"), ipc.ErrDeadEndpoint)
+	ref := h.Buffer("nic", []byte("a frame"))
+	h.Deliver("nic", systest.FrameRx(ref))
+	out := h.SentTo("nic")
+	if len(out) != 1 || out[0].Type != ipc.BufFree || systest.Ref(out[0]) != ref {
+		t.Fatalf("sent %v, want the frame's buffer back to the nic", out)
+	}
+	if got := h.Metric("newtsim_server_send_failures_total", "peer", "pf", "reason", "dead"); got != 1 {
+		t.Errorf("send failures to pf = %v, want 1", got)
+	}
+	h.T.Refuse(h.Endpoint("pf"), nil)
+	down := h.Buffer("pf", []byte("another"))
+	h.Deliver("pf", systest.FrameTx(down))
+	if out := h.SentTo("nic"); len(out) != 1 || out[0].Type != ipc.FrameTx {
+		t.Fatalf("sent %v after the failure, want the next frame forwarded", out)
+	}
+}

@@ -166,8 +166,7 @@ func (n *nic) receive(s *sys.Server) {
 		n.frames.WithLabelValues("rx").Inc()
 		var m ipc.Message
 		packet.Frame{Type: ipc.FrameRx, Buf: s.Pool.Slice(ref, k)}.Encode(&m)
-		if err := s.SendTo(n.up, &m); err != nil {
-			s.Pool.Free(ref)
+		if err := s.SendTo(n.up, &m); err != nil { // dropped: the buffer is freed
 			n.dropped.WithLabelValues("send").Inc()
 		}
 	}

@@ -22,9 +22,11 @@ func NewServeCommand() *cobra.Command {
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// main prints the error; sys.Main logs every later exit, with
+			// the server's name.
 			o, err := boot.Parse(args)
 			if err != nil {
-				return err
+				return fmt.Errorf("serve: boot options: %w", err)
 			}
 			start, ok := roles[o.Role]
 			if !ok {

@@ -86,6 +86,7 @@ func (s *Server) awaitReply(seq uint32) (ipc.Message, error) {
 // the waiting call's.
 func (s *Server) background(r *ipc.Message) {
 	if next, _ := s.common(r); next == stop {
+		s.Log.Printf("exits: shut down by the kernel")
 		os.Exit(0)
 	}
 }

@@ -2,6 +2,7 @@ package sys
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +21,8 @@ import (
 
 // maxOutbox bounds one destination's queue; past it, messages are dropped
 // and counted (a transport resends what it lost; a reply an application
-// waits for never gets this far: an application has one call at a time).
+// waits for never gets this far: an application has one call at a time),
+// their buffers given back.
 const maxOutbox = 8192
 
 // outboxRetry is how long the loop sleeps when it has messages waiting and
@@ -49,15 +51,18 @@ func (s *Server) sendAsync(m *ipc.Message) error {
 	slot := m.Dst.Slot() % ipc.MaxSlots
 	if len(o.q[slot]) == 0 {
 		err := s.T.TrySend(m)
+		if err == nil {
+			return nil
+		}
 		if !errors.Is(err, ipc.ErrWouldBlock) {
-			return err
+			return s.drop(m, err)
 		}
 	}
 	if len(o.q[slot]) >= maxOutbox {
 		if o.dropped != nil {
 			o.dropped.Inc()
 		}
-		return nil
+		return s.drop(m, fmt.Errorf("sys: outbox full: %w", ipc.ErrWouldBlock))
 	}
 	if o.deferred != nil {
 		o.deferred.Inc()
@@ -68,8 +73,8 @@ func (s *Server) sendAsync(m *ipc.Message) error {
 }
 
 // flush sends what the channels now take, in order per destination. A
-// message to a dead endpoint is dropped, as a direct send would have
-// failed.
+// message whose send fails otherwise (its destination died meanwhile) is
+// dropped, as a direct send would have been.
 func (s *Server) flush() {
 	o := &s.out
 	if o.pending == 0 {
@@ -82,6 +87,9 @@ func (s *Server) flush() {
 			err := s.T.TrySend(&q[i])
 			if errors.Is(err, ipc.ErrWouldBlock) {
 				break
+			}
+			if err != nil {
+				s.drop(&q[i], err)
 			}
 			i++
 		}

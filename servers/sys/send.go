@@ -29,8 +29,8 @@ func (s *Server) Copy(b []byte) (pool.Ref, error) {
 
 // SendCopy sends the named peer m, a packet path message (package
 // ipc/packet), with a copy of b in a buffer of the server's pool as its
-// buffer. The buffer is freed if the send fails; ErrNoBuffer says there
-// was none to copy into.
+// buffer. The buffer is freed if the send fails, as every dropped
+// message's is; ErrNoBuffer says there was none to copy into.
 func (s *Server) SendCopy(peer string, m *ipc.Message, b []byte) error {
 	return s.sendCopy(s.SendTo, peer, m, b)
 }
@@ -47,11 +47,7 @@ func (s *Server) sendCopy(send func(string, *ipc.Message) error, peer string, m 
 		return err
 	}
 	packet.SetBuf(m, ref)
-	if err := send(peer, m); err != nil {
-		s.Pool.Free(ref)
-		return err
-	}
-	return nil
+	return send(peer, m) // a failed send freed the copy
 }
 
 // MinAlarm is the shortest delay ArmAlarm asks the kernel for: a deadline

@@ -41,18 +41,19 @@ type Server struct {
 	Registry *prometheus.Registry
 	Log      *log.Logger
 	// Pool is the server's own buffer pool, which it allocates from.
-	Pool     *pool.Pool
-	peers    map[string]ipc.Endpoint
-	names    [ipc.MaxSlots]string // peers' names
-	procs    [ipc.MaxSlots]string // every server's name
-	pools    map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
-	openPool func(name string, slot int) (*pool.Pool, error)
-	sendMu   sync.Mutex
-	lockSend bool
-	badRefs  *prometheus.CounterVec
-	callSeq  uint32
-	out      outbox
-	times    *serviceTimes // nil: handlings are not timed
+	Pool      *pool.Pool
+	peers     map[string]ipc.Endpoint
+	names     [ipc.MaxSlots]string // peers' names
+	procs     [ipc.MaxSlots]string // every server's name
+	pools     map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
+	openPool  func(name string, slot int) (*pool.Pool, error)
+	sendMu    sync.Mutex
+	lockSend  bool
+	badRefs   *prometheus.CounterVec
+	sendFails *prometheus.CounterVec // dropped sends, by peer and reason (drop.go)
+	callSeq   uint32
+	out       outbox
+	times     *serviceTimes // nil: handlings are not timed
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -109,11 +110,18 @@ func (s *Server) Reply(m *ipc.Message, r *ipc.Message) error {
 // A role that sends from a second goroutine calls SendFromGoroutines first;
 // every send then takes a lock (a ring has one producer at a time) and
 // waits for room.
+//
+// A send that fails is dropped: counted by peer and reason, its buffer
+// given back (see drop.go); the error returned wraps ErrDropped.
 func (s *Server) Send(m *ipc.Message) error {
 	if s.lockSend {
 		s.sendMu.Lock()
-		defer s.sendMu.Unlock()
-		return s.T.Send(m)
+		err := s.T.Send(m)
+		s.sendMu.Unlock()
+		if err != nil {
+			return s.drop(m, err)
+		}
+		return nil
 	}
 	return s.sendAsync(m)
 }
@@ -126,14 +134,25 @@ func (s *Server) Send(m *ipc.Message) error {
 func (s *Server) TrySendTo(peer string, m *ipc.Message) error {
 	ep, ok := s.peers[peer]
 	if !ok {
-		return fmt.Errorf("sys: %s is not a peer of %s", peer, s.Opts.Name)
+		return s.notPeer(peer, m)
 	}
 	m.Dst = ep
 	if s.lockSend {
 		s.sendMu.Lock()
-		defer s.sendMu.Unlock()
 	}
-	return s.T.TrySend(m)
+	err := s.T.TrySend(m)
+	if s.lockSend {
+		s.sendMu.Unlock()
+	}
+	if err != nil {
+		return s.drop(m, err)
+	}
+	return nil
+}
+
+// notPeer drops m, meant for a process that is not a peer.
+func (s *Server) notPeer(peer string, m *ipc.Message) error {
+	return s.dropFor(peer, m, fmt.Errorf("sys: %s is not a peer of %s: %w", peer, s.Opts.Name, ipc.ErrNoRoute))
 }
 
 // SendFromGoroutines makes Send safe from several goroutines.
@@ -143,7 +162,7 @@ func (s *Server) SendFromGoroutines() { s.lockSend = true }
 func (s *Server) SendTo(peer string, m *ipc.Message) error {
 	ep, ok := s.peers[peer]
 	if !ok {
-		return fmt.Errorf("sys: %s is not a peer of %s", peer, s.Opts.Name)
+		return s.notPeer(peer, m)
 	}
 	m.Dst = ep
 	return s.Send(m)
@@ -258,6 +277,7 @@ func New(o boot.Options, e Env) (*Server, error) {
 	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
 	s.Registry.MustRegister(s.badRefs)
+	s.sendFails = newSendFailures(s.Registry)
 	s.out.register(s.Registry)
 	if s.Pool != nil {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
@@ -285,8 +305,16 @@ func New(o boot.Options, e Env) (*Server, error) {
 
 // Main sets up the server described by o, builds its role's handler with
 // start, and runs its loop until the kernel asks it to stop. It is the body
-// of `newtsim serve`.
-func Main(o boot.Options, start Starter) error {
+// of `newtsim serve`. However the server ends, its log says why.
+func Main(o boot.Options, start Starter) (err error) {
+	lg := log.New(os.Stderr, o.Name+": ", log.Lmicroseconds)
+	defer func() {
+		if err != nil {
+			lg.Printf("exits: %v", err)
+		} else {
+			lg.Printf("exits: shut down by the kernel")
+		}
+	}()
 	if len(o.Cores) > 0 {
 		if err := cpu.PinProcess(o.Cores); err != nil {
 			return err
@@ -296,6 +324,7 @@ func Main(o boot.Options, start Starter) error {
 	if err != nil {
 		return err
 	}
+	e.Log = lg
 	defer e.Transport.Close()
 	s, err := New(o, e)
 	if err != nil {
@@ -323,7 +352,11 @@ func Main(o boot.Options, start Starter) error {
 	// the kernel owns every shared file, so nothing is left behind.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sigs; os.Exit(0) }()
+	go func() {
+		sig := <-sigs
+		lg.Printf("exits: %v", sig)
+		os.Exit(0)
+	}()
 	if r, ok := h.(Runner); ok {
 		return r.Run(s)
 	}
@@ -397,7 +430,9 @@ func (s *Server) Serve(h Handler) error {
 			t, start := m.Type, s.times.start()
 			err := h.Handle(s, &m)
 			s.times.done(t, start)
-			if err != nil {
+			// A send that failed is a drop, already counted: never the
+			// end of the loop.
+			if err != nil && !errors.Is(err, ErrDropped) {
 				return err
 			}
 		}
@@ -421,9 +456,7 @@ func (s *Server) common(m *ipc.Message) (int, error) {
 	case ipc.Ping:
 		r := *m
 		r.Type = ipc.Pong
-		if err := s.Reply(m, &r); err != nil && !errors.Is(err, ipc.ErrDeadEndpoint) {
-			return done, err
-		}
+		s.Reply(m, &r) // a Pong that cannot go back is dropped and counted
 		return done, nil
 	case ipc.Shutdown:
 		return stop, nil

@@ -1,6 +1,7 @@
 package sys_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -142,5 +143,70 @@ func TestBufferChecksSender(t *testing.T) {
 		if (err == nil) != tt.ok || (tt.ok && string(b) != "frame") {
 			t.Errorf("Buffer from %v = %q, %v; want ok %v", tt.from, b, err, tt.ok)
 		}
+	}
+}
+
+// forwarder is a role that sends every message it gets on to ip,
+// unchanged, and returns what the send said.
+type forwarder struct{}
+
+func (forwarder) Handle(s *sys.Server, m *ipc.Message) error {
+	f := *m
+	return s.SendTo("ip", &f)
+}
+
+// A send that fails is a drop: counted by peer and reason, the buffer it
+// carried given back, and the loop goes on.
+func TestFailedSendIsADrop(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		reason string
+		owner  string // whose buffer the message carries
+		back   string // where the buffer goes back; "": freed here
+	}{
+		{"to a dead peer, its own buffer", ipc.ErrDeadEndpoint, sys.ReasonDead, "tcp", ""},
+		{"to a dead peer, another's buffer", ipc.ErrDeadEndpoint, sys.ReasonDead, "nic", "pf"},
+		{"no route", ipc.ErrNoRoute, sys.ReasonNoRoute, "tcp", ""},
+		{"a full channel", ipc.ErrWouldBlock, sys.ReasonFull, "tcp", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := systest.New(t, systest.Config{Name: "tcp", Procs: map[string]int{"nic": 1, "pf": 3, "ip": 4, "tcp": 2},
+				Peers: []string{"ip", "pf"}, Routes: map[string]string{"nic": "pf"}},
+				func(*sys.Server) (sys.Handler, error) { return forwarder{}, nil })
+			if tt.err == ipc.ErrWouldBlock {
+				h.S.SendFromGoroutines() // straight to the transport, no outbox to wait in
+			}
+			h.T.Refuse(h.Endpoint("ip"), tt.err)
+			ref := h.Buffer(tt.owner, []byte("a frame"))
+			h.Deliver("pf", systest.FrameRx(ref), systest.FrameRx(h.Buffer(tt.owner, []byte("another"))))
+			if got := h.Metric("newtsim_server_send_failures_total", "peer", "ip", "reason", tt.reason); got != 2 {
+				t.Errorf("send failures to ip for %s = %v, want 2", tt.reason, got)
+			}
+			out := h.Sent()
+			if tt.back == "" {
+				if len(out) != 0 || h.InUse(tt.owner) != 0 {
+					t.Fatalf("sent %v with %d buffers in use, want the buffers freed here", out, h.InUse(tt.owner))
+				}
+				return
+			}
+			if len(out) != 2 || out[0].Type != ipc.BufFree || out[0].Dst != h.Endpoint(tt.back) || systest.Ref(out[0]) != ref {
+				t.Fatalf("sent %v, want both buffers back towards %s", out, tt.back)
+			}
+		})
+	}
+}
+
+// A message for a process that is not a peer is dropped the same way.
+func TestSendToNoPeerIsADrop(t *testing.T) {
+	h, _ := newTCP(t)
+	ref := h.Buffer("tcp", []byte("x"))
+	m := systest.FrameTx(ref)
+	if err := h.S.SendTo("udp", &m); !errors.Is(err, sys.ErrDropped) || !errors.Is(err, ipc.ErrNoRoute) {
+		t.Fatalf("SendTo a process that is no peer: %v, want a drop for want of a route", err)
+	}
+	if h.InUse("tcp") != 0 || h.Metric("newtsim_server_send_failures_total", "peer", "udp", "reason", sys.ReasonNoRoute) != 1 {
+		t.Fatal("the drop was not counted, or its buffer not freed")
 	}
 }

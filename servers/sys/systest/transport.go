@@ -14,13 +14,14 @@ var ErrEmpty = errors.New("systest: nothing queued to receive")
 
 // Transport is an in-memory ipc.Transport: Recv takes the messages queued
 // with Queue, in order, and Send records what the server sent. It never
-// blocks and never refuses a send. It is safe for concurrent use, so a
+// blocks, and refuses only the sends a test asked it to (Refuse). It is safe for concurrent use, so a
 // role's goroutines (a device's receive side) may send beside its loop.
 type Transport struct {
 	mu    sync.Mutex
 	self  ipc.Endpoint
 	in    []ipc.Message
 	out   []ipc.Message
+	fail  map[ipc.Endpoint]error // sends to these endpoints fail
 	stats ipc.Stats
 	// sleepShutdown makes the next Recv on an empty queue, where a real
 	// transport would put the loop to sleep, give a Shutdown instead.
@@ -78,17 +79,38 @@ func (f *Transport) SetSelf(e ipc.Endpoint) {
 	f.self = e
 }
 
-// Send records m, from the process's endpoint.
+// Refuse makes sends to dst fail with err, as a transport refuses a send
+// to a dead endpoint (ipc.ErrDeadEndpoint), one it has no channel to
+// (ipc.ErrNoRoute) or a full channel (ipc.ErrWouldBlock); a nil err
+// clears it.
+func (f *Transport) Refuse(dst ipc.Endpoint, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = map[ipc.Endpoint]error{}
+	}
+	if err == nil {
+		delete(f.fail, dst)
+		return
+	}
+	f.fail[dst] = err
+}
+
+// Send records m, from the process's endpoint, unless sends to its
+// destination are refused.
 func (f *Transport) Send(m *ipc.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m.Src = f.self
+	if err := f.fail[m.Dst]; err != nil {
+		return err
+	}
 	f.out = append(f.out, *m)
 	f.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
 	return nil
 }
 
-// TrySend is Send: there is always room.
+// TrySend is Send: there is always room, unless Refuse says otherwise.
 func (f *Transport) TrySend(m *ipc.Message) error { return f.Send(m) }
 
 // Recv takes the next queued message, or gives ErrEmpty.
