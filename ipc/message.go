@@ -97,6 +97,10 @@ const (
 	EndpointUpdate
 	// Shutdown asks a server to exit cleanly.
 	Shutdown
+	// EndpointDown announces that the process in a slot died, with the
+	// endpoint it had (kcall.EndpointDown): the kernel tells every live
+	// process before it restarts the dead one.
+	EndpointDown
 )
 
 // Server protocol messages. Later layers add socket calls from here on.
@@ -188,7 +192,7 @@ const NumSocketOps = int(OpDropIdle) + 1
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
-	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", Ping: "ping", Pong: "pong", Bench: "bench",
+	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", EndpointDown: "endpoint-down", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
 	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", ICMPError: "icmp-error", Socket: "socket", SocketReply: "socket-reply",
 	Doorbell: "doorbell", Wake: "wake",

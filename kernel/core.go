@@ -163,6 +163,27 @@ func (k *Core) Died(slot int) {
 	k.notes[slot] = 0
 }
 
+// Obituaries returns the announcements of the death of slot's process, an
+// EndpointDown naming the endpoint it had, for every other process alive:
+// its peers forget what they kept for it, and a process waiting on its
+// answer stops waiting. Every process is told, not only the dead one's
+// peers: a transport keeps sockets for applications it reaches only
+// through syscall. Call it after Died (or Exited), before the restart
+// gives the slot a new endpoint.
+func (k *Core) Obituaries(slot int) []Out {
+	dead := k.table[slot]
+	var out []Out
+	for s, e := range k.table {
+		if s == ipc.KernelSlot || s == slot || e == nil || !e.Alive {
+			continue
+		}
+		m := ipc.Message{Src: ipc.Kernel, Dst: e.EP}
+		kcall.EndpointDown{Slot: slot, Endpoint: dead.EP}.Encode(&m)
+		out = append(out, Out{To: s, Msg: m})
+	}
+	return out
+}
+
 // Peers returns the slots allowed to send to slot (other than the kernel):
 // the processes told when slot gets a new endpoint.
 func (k *Core) Peers(slot int) []int {
@@ -225,6 +246,12 @@ func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
 	if m.Type.IsKernelCall() && m.Type != ipc.Notify {
 		return k.refuse(out, src.Slot, ReasonBadDst, ipc.EINVAL, m)
 	}
+	if isKernelNotice(m.Type) || m.Type == ipc.Ack || m.Type == ipc.Error {
+		// Only the kernel announces alarms, deaths and restarts, or
+		// answers calls: a process passing one off as the kernel's is
+		// forging it.
+		return k.refuse(out, src.Slot, ReasonForged, ipc.EPERM, m)
+	}
 	dslot := m.Dst.Slot()
 	dst := k.Entry(dslot)
 	if dst == nil || dslot == ipc.KernelSlot {
@@ -242,6 +269,10 @@ func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
 	k.Forwarded[src.Slot][dslot]++
 	return append(out, Out{To: dslot, Msg: *m})
 }
+
+// isKernelNotice reports whether t is a message only the kernel sends:
+// Alarm, Notification, EndpointUpdate, Shutdown, EndpointDown.
+func isKernelNotice(t ipc.Type) bool { return t >= ipc.Alarm && t < ipc.Ping }
 
 // notify coalesces: the destination gets one Notification naming every
 // source that notified it since it last received one.

@@ -53,6 +53,8 @@ func TestHandle(t *testing.T) {
 		{"stale generation", 1, ipc.Message{Src: ep(1), Dst: ipc.MakeEndpoint(2, 7), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonDead, ipc.EDEADSRCDST},
 		{"no such slot", 1, ipc.Message{Src: ep(1), Dst: ep(40), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonBadDst, ipc.EDEADSRCDST},
 		{"kernel call forwarded", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Register}, 0, 1, ipc.Error, ReasonBadDst, ipc.EINVAL},
+		{"a process passing for the kernel", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointDown{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonForged, ipc.EPERM},
+		{"a forged restart", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointUpdate{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonForged, ipc.EPERM},
 		{"register", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 9100}), 0, 1, ipc.Ack, "", 0},
 		{"register bad port", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 1 << 20}), 0, 1, ipc.Error, ReasonBadRequest, ipc.EINVAL},
 	}
@@ -210,6 +212,31 @@ func FuzzHandle(f *testing.F) {
 // TestRestartPolicy drives the restart policy on a fake clock: each step
 // happens at t0 plus at, and an exit wants its restart after want (-1: no
 // restart).
+// A death is announced at once to every process alive, peer or not,
+// naming the endpoint that died; the dead and the kernel are not told.
+func TestObituaries(t *testing.T) {
+	k := newTestCore(t)
+	k.Exited(3, t0) // c: dead, told nothing about b
+	if _, again := k.Exited(2, t0); !again {
+		t.Fatal("no restart scheduled")
+	}
+	out := k.Obituaries(2)
+	if len(out) != 1 || out[0].To != 1 || out[0].Reply {
+		t.Fatalf("announcements %+v, want one to a (slot 1) only", out)
+	}
+	var d kcall.EndpointDown
+	d.Decode(&out[0].Msg)
+	if m := out[0].Msg; m.Type != ipc.EndpointDown || m.Src != ipc.Kernel || m.Dst != ep(1) || d != (kcall.EndpointDown{Slot: 2, Endpoint: ep(2)}) {
+		t.Fatalf("announcement %v (%+v), want EndpointDown of slot 2 endpoint %s from the kernel to %s", &m, d, ep(2), ep(1))
+	}
+	// c is told of a's death, once it is back, though they are not linked.
+	k.Started(3)
+	k.Exited(1, t0)
+	if out := k.Obituaries(1); len(out) != 1 || out[0].To != 3 {
+		t.Fatalf("announcements %+v, want one to c (slot 3), linked to nobody", out)
+	}
+}
+
 func TestRestartPolicy(t *testing.T) {
 	const ms = time.Millisecond
 	type step struct {

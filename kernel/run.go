@@ -470,6 +470,12 @@ func (k *kern) retry(now time.Time) {
 		k.mu.Unlock()
 		if k.ring0 != nil {
 			if in := k.ring0.PeerInbox(slot); in != nil {
+				// What was left for the dead incarnation is not its
+				// successor's (the inbox refused new sends since the
+				// death).
+				if n := in.Discard(); n > 0 {
+					k.c.Log.Printf("%s: discarded %d messages left for %s", p.spec.Name, n, ipc.MakeEndpoint(slot, ep.Generation()-1))
+				}
 				in.SetOwner(ep)
 			}
 		}
@@ -511,17 +517,33 @@ func (k *kern) reap(now time.Time) {
 			k.mu.Lock()
 			delay, again := k.core.Exited(p.slot, now)
 			n := k.core.Restarts(p.slot)
+			obits := k.core.Obituaries(p.slot)
 			k.mu.Unlock()
+			k.buryInbox(p)
 			why := exitReason(ev.err)
 			if !again {
 				k.c.Log.Printf("%s stopped: %s", p.spec.Name, why)
 				continue
 			}
+			k.deliverAll(obits) // at once, before the restart
 			k.c.Log.Printf("%s (slot %d) died: %s; restart %d in %v", p.spec.Name, p.slot, why, n, delay)
 			k.writeStatus()
 		default:
 			return
 		}
+	}
+}
+
+// buryInbox makes p's inbox refuse sends (shm transport): its owner
+// becomes the slot's generation 0, which no process has, so a peer's send
+// fails at once rather than filling a ring nobody reads, until the restart
+// discards what is left and names the new incarnation.
+func (k *kern) buryInbox(p *proc) {
+	if k.ring0 == nil {
+		return
+	}
+	if in := k.ring0.PeerInbox(p.slot); in != nil {
+		in.SetOwner(ipc.MakeEndpoint(p.slot, 0))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
@@ -14,11 +15,24 @@ import (
 // `message` backend, as in NewtOS: it keeps each application's descriptors,
 // forwards every call to the transport server owning the socket (naming
 // the caller), and passes the replies back.
+//
+// When a process dies (docs/RECOVERY.md) the kernel tells syscall: an
+// application's descriptors go; a transport's descriptors are dead, as a
+// reset socket is (calls on them fail with ECONNRESET, poll says POLLERR
+// and POLLHUP, close succeeds), and the calls it had not answered are
+// answered so.
 type syscallServer struct {
-	udp  string
-	tcp  string
-	fds  map[uint64]fdEntry
-	next uint64
+	udp   string
+	tcp   string
+	fds   map[uint64]fdEntry
+	next  uint64
+	calls map[callKey]forwarded // calls not yet answered
+}
+
+// forwarded is a call passed to a transport.
+type forwarded struct {
+	to string // the transport
+	q  request
 }
 
 // fdEntry is one descriptor: whose it is, and which socket of which
@@ -27,11 +41,26 @@ type fdEntry struct {
 	app       int // the application's slot
 	transport string
 	sock      uint64
+	dead      bool // the transport died: the socket was reset
 }
+
+// callKey names a call forwarded to a transport: the application's
+// endpoint and the call's seq, which the transport's reply carries.
+type callKey struct {
+	app ipc.Endpoint
+	seq uint32
+}
+
+// fdEpoch is how far apart the descriptors of two incarnations of syscall
+// start: a restarted syscall's descriptors never name what an application
+// kept from the last one. It stays below the exposed backend's descriptors
+// for the first incarnation.
+const fdEpoch = 1 << 24
 
 // Syscall starts the syscall role: applications' descriptor tables, forwarding each socket call to its transport.
 func Syscall(s *sys.Server) (sys.Handler, error) {
-	c := &syscallServer{fds: map[uint64]fdEntry{}, next: 3}
+	c := &syscallServer{fds: map[uint64]fdEntry{}, calls: map[callKey]forwarded{},
+		next: 3 + uint64(max(s.Opts.Endpoint.Generation()-1, 0))*fdEpoch}
 	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
 	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
 	fs.StringVar(&c.tcp, "tcp", "tcp", "the TCP server")
@@ -43,7 +72,13 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 	case ipc.Socket:
 		return c.call(s, m)
 	case ipc.SocketReply:
-		return c.back(s, m)
+		if n := s.PeerName(m.Src.Slot()); n == c.udp || n == c.tcp {
+			return c.back(s, m)
+		}
+	case ipc.EndpointDown:
+		var d kcall.EndpointDown
+		d.Decode(m)
+		c.down(s, d.Slot, d.Endpoint)
 	}
 	return nil
 }
@@ -71,12 +106,33 @@ func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 		if q.Op == ipc.OpClose {
 			delete(c.fds, q.Sock) // the descriptor goes whatever the transport says
 		}
+		if e.dead {
+			return reset(s, &q)
+		}
 		to, q.Sock = e.transport, e.sock
 	}
 	f := *m
 	q.Caller = m.Src
 	q.Encode(&f)
-	return s.SendTo(to, &f)
+	if err := s.SendTo(to, &f); err != nil {
+		return reset(s, &q) // the transport is dead or restarting
+	}
+	c.calls[callKey{m.Src, m.Seq}] = forwarded{to, q}
+	return nil
+}
+
+// reset answers a call on a reset socket, as Linux does once a connection
+// is reset: close succeeds, poll finds it ready with an error and hung up,
+// anything else fails with ECONNRESET.
+func reset(s *sys.Server, q *request) error {
+	switch q.Op {
+	case ipc.OpClose:
+		return q.ok(s, 0)
+	case ipc.OpPoll:
+		ev := unix.POLLERR | unix.POLLHUP | q.Events&(unix.POLLIN|unix.POLLOUT)
+		return q.ok(s, int64(uint16(ev)))
+	}
+	return q.fail(s, unix.ECONNRESET)
 }
 
 // back passes a transport's reply to the application that called; a new
@@ -85,6 +141,7 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	var r sockcall.Reply
 	r.Decode(m)
 	app := r.Caller
+	delete(c.calls, callKey{app, m.Seq})
 	r.Caller = 0
 	if (r.Op == ipc.OpOpen || r.Op == ipc.OpAccept) && r.Result >= 0 {
 		fd := c.next
@@ -96,4 +153,38 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	f.Dst = app
 	r.Encode(&f)
 	return s.Send(&f)
+}
+
+// down forgets what syscall kept for a process that died: an
+// application's descriptors and calls, or a transport's sockets, whose
+// descriptors are dead from now on, and calls, answered as on a reset
+// socket. The buffer of a send the transport died holding is lost to the
+// application (docs/RECOVERY.md).
+func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
+	name := s.PeerName(slot)
+	if name != c.udp && name != c.tcp {
+		for fd, e := range c.fds {
+			if e.app == slot {
+				delete(c.fds, fd)
+			}
+		}
+		for k := range c.calls {
+			if k.app.Slot() == slot {
+				delete(c.calls, k)
+			}
+		}
+		return
+	}
+	for fd, e := range c.fds {
+		if e.transport == name {
+			e.dead = true
+			c.fds[fd] = e
+		}
+	}
+	for k, f := range c.calls {
+		if f.to == name {
+			delete(c.calls, k)
+			reset(s, &f.q) // an open fails too: the transport is gone
+		}
+	}
 }

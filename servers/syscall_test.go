@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"net/netip"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -111,5 +112,63 @@ func TestSyscallAccept(t *testing.T) {
 	h.Deliver("tcp", systest.Reply(ipc.OpAccept, 4, -int64(unix.EAGAIN), h.Endpoint("app")))
 	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EAGAIN {
 		t.Fatalf("sent %v, want EAGAIN passed on", out)
+	}
+}
+
+// An application that dies loses its descriptors; calls it left with a
+// transport are not answered (to nobody).
+func TestSyscallApplicationDies(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	fd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 8)
+	call := systest.Accept(fd, 0)
+	call.Seq = 5
+	h.Deliver("app", call)
+	h.Sent()
+	app := h.Endpoint("app")
+	h.Kill("app")
+	h.Restart("app")
+	h.Deliver("tcp", systest.Reply(ipc.OpAccept, 5, 9, app)) // the dead application's accept
+	if out := h.Sent(); len(out) != 0 {
+		t.Fatalf("sent %v, want nothing for the dead application", out)
+	}
+	h.Deliver("app", systest.Poll(fd, unix.POLLIN))
+	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EBADF {
+		t.Fatalf("sent %v, want EBADF: the new incarnation has no descriptors", out)
+	}
+}
+
+// When a transport dies its descriptors are reset sockets: the call it
+// did not answer fails with ECONNRESET, polls find them ready with an
+// error, close succeeds; the other transport's descriptors work on.
+func TestSyscallTransportDies(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	tfd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 8)
+	ufd := openVia(t, h, "app", unix.SOCK_DGRAM, "udp", 5)
+	call := systest.RecvFrom(tfd, 100, 0)
+	call.Seq = 6
+	h.Deliver("app", call)
+	h.Sent()
+	h.Kill("tcp")
+	if out := h.SentTo("app"); len(out) != 1 || out[0].Seq != 6 || systest.Errno(out[0]) != unix.ECONNRESET {
+		t.Fatalf("sent %v, want the waiting receive to fail with ECONNRESET", out)
+	}
+	tests := []struct {
+		name   string
+		call   ipc.Message
+		to     string
+		result int64
+	}{
+		{"a call on tcp's socket", systest.SendTo(tfd, netip.AddrPort{}, 0, 0), "app", -int64(unix.ECONNRESET)},
+		{"poll", systest.Poll(tfd, unix.POLLIN), "app", unix.POLLIN | unix.POLLERR | unix.POLLHUP},
+		{"a call on udp's socket", systest.Poll(ufd, unix.POLLIN), "udp", 0},
+		{"close", systest.Close(tfd), "app", 0},
+		{"after the close", systest.Poll(tfd, unix.POLLIN), "app", -int64(unix.EBADF)},
+	}
+	for _, tt := range tests {
+		h.Deliver("app", tt.call)
+		out := h.SentTo(tt.to)
+		if len(out) != 1 || (tt.to == "app" && systest.Result(out[0]) != tt.result) {
+			t.Fatalf("%s: sent %v, want one message to %s (result %d)", tt.name, out, tt.to, tt.result)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/proto"
@@ -39,13 +40,14 @@ type tcpServer struct {
 	stats  *tcpStats
 	dump   atomic.Bool                 // SIGUSR1 asked for the connection table
 	owner  map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
+	apps   map[tcp.SockID]sockOwner    // every socket's application, to close them when it dies
 	x      exposed
 	req    request // the call being served, kept here so that a call allocates nothing
 }
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
 func TCP(s *sys.Server) (sys.Handler, error) {
-	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}}
+	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{}}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
 	addr := fs.String("addr", "198.18.0.2", "the host's address")
@@ -106,6 +108,10 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	case ipc.Alarm:
 		t.alarm.Expired()
 		t.st.Tick(now)
+	case ipc.EndpointDown:
+		var d kcall.EndpointDown
+		d.Decode(m)
+		t.down(s, now, d.Endpoint)
 	case ipc.Doorbell:
 		t.x.bells.Inc()
 		var d sockcall.Doorbell
@@ -220,6 +226,9 @@ var tcpCalls = [ipc.NumSocketOps]func(t *tcpServer, s *sys.Server, now time.Time
 // call runs a socket call's handler; an operation with none is ENOSYS.
 // An application calling the server itself may only name its own sockets.
 func (t *tcpServer) call(s *sys.Server, now time.Time, q *request) error {
+	if o := ownerOf(s, q); s.Gone(o.app) || s.Gone(o.via) {
+		return nil // sent before its application (or syscall) died: nobody waits
+	}
 	if direct(s, q.m.Src) && q.Op != ipc.OpOpen && q.Op != ipc.OpDropIdle && t.owner[tcp.SockID(q.Sock)] != q.m.Src {
 		return t.reply(s, q, 0, tcp.ErrBadSocket)
 	}
@@ -234,6 +243,7 @@ func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 		return t.reply(s, q, 0, tcp.ErrInvalid)
 	}
 	nid := t.st.Open()
+	t.apps[nid] = ownerOf(s, q)
 	if !direct(s, q.m.Src) {
 		return q.ok(s, int64(nid))
 	}
@@ -246,6 +256,7 @@ func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 		s.Log.Printf("expose: %v", err)
 		t.st.Close(now, nid)
 		delete(t.owner, nid)
+		delete(t.apps, nid)
 		return t.reply(s, q, 0, tcp.ErrNoBuffers)
 	}
 	x.reg.State().Store(t.stateWord(x))
@@ -300,6 +311,7 @@ func (t *tcpServer) doAccept(s *sys.Server, now time.Time, q *request) error {
 	if direct(s, q.m.Src) {
 		t.owner[nid] = q.m.Src
 	}
+	t.apps[nid] = ownerOf(s, q)
 	r := q.Reply(int64(nid))
 	r.Addr = from
 	return q.answer(s, r)
@@ -366,7 +378,52 @@ func (t *tcpServer) doClose(s *sys.Server, now time.Time, q *request) error {
 		return q.ok(s, 0)
 	}
 	delete(t.owner, id)
+	delete(t.apps, id)
 	return t.reply(s, q, 0, t.st.Close(now, id))
+}
+
+// sockOwner is the application a socket is for, and the syscall server
+// its calls come through (None: straight from the application).
+type sockOwner struct {
+	app, via ipc.Endpoint
+}
+
+// ownerOf is the owner of a socket a call opened or accepted.
+func ownerOf(s *sys.Server, q *request) sockOwner {
+	if direct(s, q.m.Src) {
+		return sockOwner{app: q.m.Src}
+	}
+	return sockOwner{app: q.Caller, via: q.m.Src}
+}
+
+// down closes every socket of a process that died (docs/RECOVERY.md): an
+// application's, or those it used through a syscall server that died,
+// which no descriptor names any more. Listeners close too, so the port is
+// free for the application's next incarnation; connections close as the
+// application's exit would have closed them. The calls they had waiting
+// are forgotten (their buffers given back): nobody waits for the answer.
+func (t *tcpServer) down(s *sys.Server, now time.Time, ep ipc.Endpoint) {
+	for id, o := range t.apps {
+		if o.app != ep && o.via != ep {
+			continue
+		}
+		for _, p := range t.parked.take(id) {
+			if p.Op == ipc.OpSendTo {
+				if _, err := s.Buffer(&p.m, p.Buf); err == nil {
+					s.Release(p.Buf)
+				}
+			}
+		}
+		if x := t.x.socks[id]; x != nil {
+			t.closeExposed(now, x, false)
+		} else {
+			t.st.Close(now, id)
+		}
+		delete(t.owner, id)
+		delete(t.apps, id)
+	}
+	t.dropIdle(ep, 0)
+	delete(t.x.epoch, ep)
 }
 
 func (t *tcpServer) doPoll(s *sys.Server, now time.Time, q *request) error {

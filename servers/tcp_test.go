@@ -230,3 +230,41 @@ func hasMetric(t *testing.T, h *systest.Harness, name string) bool {
 	}
 	return false
 }
+
+// When an application dies, tcp closes its sockets: its listener's port
+// is free for its next incarnation, its connection is closed (a FIN), and
+// the call it left waiting is forgotten. The same holds for the sockets of
+// a syscall server that died: no descriptor names them any more.
+func TestTCPClosesTheSocketsOfTheDead(t *testing.T) {
+	for _, dies := range []string{"app", "syscall"} {
+		t.Run(dies, func(t *testing.T) {
+			h, ln := newTCP(t)
+			oneReply(t, callVia(t, h, systest.Bind(ln, at(hostIP, 80)), ln), 0)
+			oneReply(t, callVia(t, h, systest.Listen(ln, 8), ln), 0)
+			deliverVia(h, systest.Accept(ln, 0), ln) // parks
+			if out := h.Sent(); len(out) != 0 {
+				t.Fatalf("sent %v, want the accept parked", out)
+			}
+			c := uint64(systest.Result(oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), 0), 0)))
+			deliverVia(h, systest.Connect(c, at(peerIP, 80), unix.MSG_DONTWAIT), c)
+			segs, _ := segmentsDown(t, h, h.Sent())
+			syn := segs[0]
+			segs, _ = segmentUp(t, h, uint16(syn.SrcPort), layers.TCP{SYN: true, ACK: true, Seq: 1000, Ack: syn.Seq + 1}, "")
+			if len(segs) != 1 || !segs[0].ACK {
+				t.Fatalf("sent %v, want the handshake's ACK", segs)
+			}
+
+			h.Kill(dies)
+			segs, rest := segmentsDown(t, h, h.Sent())
+			if len(rest) != 0 {
+				t.Fatalf("sent %v, want no answer to the parked accept", rest)
+			}
+			if len(segs) != 1 || !segs[0].FIN {
+				t.Fatalf("sent %v, want the connection's FIN", segs)
+			}
+			h.Restart(dies)
+			n := uint64(systest.Result(oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), 0), 0)))
+			oneReply(t, callVia(t, h, systest.Bind(n, at(hostIP, 80)), n), 0) // the port is free
+		})
+	}
+}

@@ -125,6 +125,7 @@ func (t *tcpServer) expose(s *sys.Server, id tcp.SockID, owner ipc.Endpoint, wan
 	x := &xsock{id: id, owner: owner, regionID: rid, reg: r}
 	t.x.socks[id] = x
 	t.owner[id] = owner
+	t.apps[id] = sockOwner{app: owner}
 	return x, nil
 }
 
@@ -133,6 +134,7 @@ func (t *tcpServer) expose(s *sys.Server, id tcp.SockID, owner ipc.Endpoint, wan
 func (t *tcpServer) release(x *xsock, keep bool) {
 	delete(t.x.socks, x.id)
 	delete(t.owner, x.id)
+	delete(t.apps, x.id)
 	if !keep || len(t.x.idle[x.owner]) >= maxIdleRegions {
 		x.reg.Close()
 		os.Remove(x.reg.Path)

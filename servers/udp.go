@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/proto"
 	"github.com/newtsim/newtsim/servers/sockabi"
@@ -24,6 +25,7 @@ type udpServer struct {
 	table  *udp.Stack
 	drops  *drops
 	parked parking[udp.SockID] // blocking receives waiting for data
+	apps   map[udp.SockID]sockOwner
 	buf    []byte
 	req    request // the call being served, kept here so that a call allocates nothing
 }
@@ -44,6 +46,7 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 	u.table = udp.New(udp.Config{Addrs: []netip.Addr{a}})
 	u.drops = newDrops(s, "udp", u.table.Drops)
 	u.parked = parking[udp.SockID]{}
+	u.apps = map[udp.SockID]sockOwner{}
 	u.buf = make([]byte, s.Pool.BufSize())
 	return u, nil
 }
@@ -60,8 +63,25 @@ func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 		p.Decode(m)
 		u.table.PortUnreachable(p.Local, p.Remote)
 		return u.wake(s) // a waiting receive gets the error now
+	case ipc.EndpointDown:
+		var d kcall.EndpointDown
+		d.Decode(m)
+		u.down(d.Endpoint)
 	}
 	return nil
+}
+
+// down closes every socket of a process that died, as tcp's down does:
+// an application's, or those it used through a syscall server that died.
+// Their waiting receives are forgotten.
+func (u *udpServer) down(ep ipc.Endpoint) {
+	for id, o := range u.apps {
+		if o.app == ep || o.via == ep {
+			u.parked.take(id)
+			u.table.Close(id)
+			delete(u.apps, id)
+		}
+	}
 }
 
 // wake retries the receives parked on the sockets the engine woke.
@@ -91,6 +111,9 @@ var udpCalls = [ipc.NumSocketOps]func(u *udpServer, s *sys.Server, q *request) e
 
 // call runs a socket call's handler; an operation with none is ENOSYS.
 func (u *udpServer) call(s *sys.Server, q *request) error {
+	if o := ownerOf(s, q); s.Gone(o.app) || s.Gone(o.via) {
+		return nil // sent before its application (or syscall) died: nobody waits
+	}
 	if int(q.Op) < len(udpCalls) && udpCalls[q.Op] != nil {
 		return udpCalls[q.Op](u, s, q)
 	}
@@ -119,7 +142,9 @@ func (u *udpServer) doOpen(s *sys.Server, q *request) error {
 	if q.Type != unix.SOCK_DGRAM {
 		return q.fail(s, unix.EPROTONOSUPPORT)
 	}
-	return q.ok(s, int64(u.table.Open()))
+	id := u.table.Open()
+	u.apps[id] = ownerOf(s, q)
+	return q.ok(s, int64(id))
 }
 
 func (u *udpServer) doBind(s *sys.Server, q *request) error {
@@ -158,6 +183,7 @@ func (u *udpServer) doClose(s *sys.Server, q *request) error {
 	for _, p := range u.parked.take(id) {
 		u.reply(s, &p, 0, udp.ErrBadSocket)
 	}
+	delete(u.apps, id)
 	return u.reply(s, q, 0, u.table.Close(id))
 }
 

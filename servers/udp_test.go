@@ -203,3 +203,23 @@ func TestUDPDropsExportedWhenIdle(t *testing.T) {
 		t.Fatalf("newtsim_udp_dropped_total{reason=no-socket} = %v once idle, want 3", got)
 	}
 }
+
+// When an application dies, udp closes its sockets: the port is free
+// again, and the receive it left waiting is forgotten.
+func TestUDPClosesTheSocketsOfTheDead(t *testing.T) {
+	h, sock := newUDP(t)
+	deliverVia(h, systest.RecvFrom(sock, 0, 0), sock) // parks
+	h.Kill("app")
+	h.Restart("app")
+	if out := h.Sent(); len(out) != 0 {
+		t.Fatalf("sent %v, want nothing", out)
+	}
+	n := uint64(systest.Result(oneReply(t, callVia(t, h, systest.Open(unix.SOCK_DGRAM), 0), 0)))
+	oneReply(t, callVia(t, h, systest.Bind(n, at(hostIP, 7)), n), 0)
+	datagramUp(t, h, 7, "for the new socket")
+	h.SentTo("ip") // the datagram's buffer, back
+	deliverVia(h, systest.RecvFrom(n, 0, 0), n)
+	if r := oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, h.SentTo("syscall")), 0); systest.Result(r) != int64(len("for the new socket")) {
+		t.Fatalf("received %d bytes, want the datagram on the new socket", systest.Result(r))
+	}
+}

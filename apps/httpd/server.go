@@ -124,8 +124,9 @@ type Config struct {
 // called from any goroutine.
 type Server struct {
 	api            socket.API
-	ln             socket.FD
+	ln             socket.FD // -1 while the listening socket is to be opened again
 	addr           netip.AddrPort
+	backlog        int
 	files          map[string]*file
 	maxConns       int
 	acceptPerRound int
@@ -209,7 +210,8 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s.files = files
-	if err := s.listen(c.Addr, orDefault(c.Backlog, DefaultBacklog)); err != nil {
+	s.backlog = orDefault(c.Backlog, DefaultBacklog)
+	if err := s.listen(c.Addr, s.backlog); err != nil {
 		return nil, err
 	}
 	s.log.Printf("httpd: %d files (%d bytes) on http://%s", n, total, s.addr)
@@ -249,6 +251,34 @@ func (s *Server) listen(addr netip.AddrPort, backlog int) error {
 	return nil
 }
 
+// relisten opens the listening socket again, on the address it had, after
+// the stack reset it: its transport server restarted, or syscall with the
+// descriptors (docs/RECOVERY.md). The connections open are the stack's to
+// reset; new ones are served as soon as the socket is back. A stack still
+// restarting refuses: accepting pauses, then tries again.
+func (s *Server) relisten(now time.Time, why error) {
+	if s.ln >= 0 {
+		s.api.Close(s.ln)
+		s.ln = -1
+		s.log.Printf("httpd: listening socket: %v: opening it again", why)
+	}
+	if err := s.listen(s.addr, s.backlog); err != nil {
+		s.acceptAfter = now.Add(acceptPause)
+		if now.Sub(s.lastAcceptLog) >= time.Second {
+			s.lastAcceptLog = now
+			s.log.Printf("%v (trying again in %v)", err, acceptPause)
+		}
+		return
+	}
+	s.ctr.relistens.Add(1)
+}
+
+// listenerGone reports whether err from accept says the listening socket
+// itself is gone, reset with its transport.
+func listenerGone(err error) bool {
+	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK)
+}
+
 // Addr returns the address the server listens on, its port chosen.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
@@ -275,6 +305,8 @@ func (s *Server) round() error {
 	var lnEvents int16 = socket.POLLIN
 	if s.clock().Before(s.acceptAfter) {
 		lnEvents = 0
+	} else if s.ln < 0 {
+		s.relisten(s.clock(), nil)
 	}
 	s.pfds = append(s.pfds[:0], socket.PollFD{FD: s.ln, Events: lnEvents})
 	for _, c := range s.conns {
@@ -291,9 +323,11 @@ func (s *Server) round() error {
 				s.handle(c, ev, now)
 			}
 		}
-		if ev := s.pfds[0].Revents; ev&socket.POLLNVAL != 0 {
-			return fmt.Errorf("httpd: listening socket: %w", unix.EBADF)
-		} else if ev != 0 && !now.Before(s.acceptAfter) {
+		switch ev := s.pfds[0].Revents; {
+		case s.ln < 0:
+		case ev&socket.POLLNVAL != 0:
+			s.relisten(now, unix.EBADF)
+		case ev != 0 && !now.Before(s.acceptAfter):
 			s.accept(now)
 		}
 	}
@@ -313,6 +347,9 @@ func (s *Server) accept(now time.Time) {
 			return
 		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
 			continue
+		case listenerGone(err):
+			s.relisten(now, err)
+			return
 		case err != nil:
 			// Out of descriptors or memory, most likely: the connection
 			// waits in the backlog a while.
@@ -455,6 +492,9 @@ func (s *Server) Close() error {
 		}
 	}
 	s.reap()
+	if s.ln < 0 {
+		return nil
+	}
 	if err := s.api.Close(s.ln); err != nil {
 		return fmt.Errorf("httpd: closing the listening socket: %w", err)
 	}

@@ -658,3 +658,37 @@ func TestNewErrors(t *testing.T) {
 		})
 	}
 }
+
+// resetting is the linux backend with a listening socket the test can
+// have the stack reset: its next accept closes it and fails with
+// ECONNRESET, as a transport server's restart resets it.
+type resetting struct {
+	socket.Linux
+	reset atomic.Bool
+}
+
+func (r *resetting) Accept(fd socket.FD) (socket.FD, netip.AddrPort, error) {
+	if r.reset.Swap(false) {
+		r.Linux.Close(fd)
+		return -1, netip.AddrPort{}, unix.ECONNRESET
+	}
+	return r.Linux.Accept(fd)
+}
+
+// A listening socket the stack reset is opened again on the same
+// address, and new connections are served.
+func TestListenerReset(t *testing.T) {
+	api := &resetting{}
+	ts := startServer(t, func(c *Config) { c.API = api })
+	api.reset.Store(true)
+	c, err := net.Dial("tcp", ts.addr) // wakes the accept that finds the socket reset
+	if err == nil {
+		c.Close()
+	}
+	ts.waitFor(t, "the listening socket open again", func(st Stats) bool { return st.Relistens == 1 })
+	c = ts.dial(t)
+	write(t, c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if got := readAll(t, c); !strings.Contains(got, "200 OK") || !strings.HasSuffix(got, hello) {
+		t.Fatalf("after the reset: %q, want the file", got)
+	}
+}

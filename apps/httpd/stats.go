@@ -24,6 +24,9 @@ type Stats struct {
 	// Writes counts the Writev calls that wrote; WouldBlock those that
 	// found the socket full (EAGAIN).
 	Writes, WouldBlock uint64
+	// Relistens counts the listening sockets opened again after the stack
+	// reset them (a transport server or syscall restarted).
+	Relistens uint64
 }
 
 // counters are the server's counts, written by Serve and read by Stats
@@ -32,6 +35,7 @@ type counters struct {
 	accepted, refused, shed, requests     atomic.Uint64
 	timeouts, slow                        atomic.Uint64
 	bytesIn, bytesOut, writes, wouldBlock atomic.Uint64
+	relistens                             atomic.Uint64
 	open                                  atomic.Int64
 	status                                [600]atomic.Uint64
 }
@@ -60,6 +64,7 @@ func (s *Server) Stats() Stats {
 		BytesOut:   c.bytesOut.Load(),
 		Writes:     c.writes.Load(),
 		WouldBlock: c.wouldBlock.Load(),
+		Relistens:  c.relistens.Load(),
 	}
 	for code := range c.status {
 		if n := c.status[code].Load(); n > 0 {

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -24,6 +25,9 @@ type XConn interface {
 	Notify(peer string, m *ipc.Message) error
 	WaitWake(timeout time.Duration) error
 	RunID() string
+	// Deaths is how many times the named server died, as the kernel
+	// announced: its sockets died with it.
+	Deaths(peer string) int
 }
 
 // Exposed is the `exposed` backend (docs/EXPOSED.md): a TCP socket's
@@ -43,6 +47,8 @@ type Exposed struct {
 	idle      map[uint64]*sockbuf.Region // regions of closed sockets, still mapped
 	epoch     uint64                     // how many times the idle regions were all dropped
 	pending   map[uint64]*sockbuf.Region // idle regions kept through a drop for connections waiting in accept rings
+	deaths    int                        // the tcp server's deaths seen: its sockets are reset
+	stale     bool                       // the awake word is a dead server's: ring with a message
 	Doorbells uint64                     // Doorbell messages sent (the server was asleep)
 }
 
@@ -60,6 +66,7 @@ type xfd struct {
 	errTaken bool  // SO_ERROR read the connect failure
 	wrShut   bool
 	listen   bool
+	dead     bool // the server died: the socket was reset (docs/RECOVERY.md)
 }
 
 var _ API = (*Exposed)(nil)
@@ -83,14 +90,54 @@ func NewExposed(c XConn, tcp string) (*Exposed, error) {
 	}
 	return &Exposed{Message: NewMessage(c), c: c, tcp: tcp, awakeR: r, awake: r.State(),
 		socks: map[FD]*xfd{}, next: exposedFD, idle: map[uint64]*sockbuf.Region{},
-		pending: map[uint64]*sockbuf.Region{}}, nil
+		pending: map[uint64]*sockbuf.Region{}, deaths: c.Deaths(tcp)}, nil
+}
+
+// checkServer resets every exposed socket if the tcp server died since it
+// last looked: their regions are a dead server's, which nobody reads or
+// writes any more. A reset socket fails as Linux's do once reset:
+// ECONNRESET once, then end of file or EPIPE; poll finds it ready, with
+// POLLERR and POLLHUP; close just unmaps it. The idle regions go, and the
+// awake word is the restarted server's from the next socket on.
+func (k *Exposed) checkServer() {
+	if d := k.c.Deaths(k.tcp); d != k.deaths {
+		k.deaths = d
+		for _, x := range k.socks {
+			if !x.dead {
+				x.dead, x.err, x.errTaken = true, unix.ECONNRESET, false
+			}
+		}
+		for id, r := range k.idle {
+			r.Close()
+			delete(k.idle, id)
+		}
+		for id, r := range k.pending {
+			r.Close()
+			delete(k.pending, id)
+		}
+		k.stale = true
+	}
+}
+
+// reopenAwake maps the restarted tcp server's awake word.
+func (k *Exposed) reopenAwake() {
+	r, err := sockbuf.Open(sockbuf.AwakePath(k.c.RunID(), k.tcp))
+	if err != nil {
+		return // not made yet: ring with messages meanwhile
+	}
+	k.awakeR.Close()
+	k.awakeR, k.awake, k.stale = r, r.State(), false
 }
 
 // direct makes a socket call to the tcp server itself.
 func (k *Exposed) direct(c sockcall.Call) (sockcall.Reply, error) {
 	var m ipc.Message
 	c.Encode(&m)
-	r, _, err := reply(k.c.CallTo(k.tcp, &m))
+	rm, err := k.c.CallTo(k.tcp, &m)
+	if errors.Is(err, ipc.ErrDeadEndpoint) {
+		err = unix.ECONNRESET // the server died with the call
+	}
+	r, _, err := reply(rm, err)
 	return r, err
 }
 
@@ -129,6 +176,10 @@ func (k *Exposed) Socket(domain, typ, proto int) (FD, error) {
 	if typ != SOCK_STREAM {
 		return k.Message.Socket(domain, typ, proto)
 	}
+	k.checkServer()
+	if k.stale {
+		k.reopenAwake()
+	}
 	var offer uint64
 	for id := range k.idle {
 		offer = id
@@ -146,7 +197,13 @@ func (k *Exposed) Socket(domain, typ, proto int) (FD, error) {
 	return k.add(uint64(r.Result), r.Region, reg), nil
 }
 
-func (k *Exposed) get(fd FD) *xfd { return k.socks[fd] }
+func (k *Exposed) get(fd FD) *xfd {
+	x := k.socks[fd]
+	if x != nil {
+		k.checkServer()
+	}
+	return x
+}
 
 // Region returns an exposed socket's shared region, for diagnostics and
 // for the tests that write into it what a hostile application would; nil
@@ -174,6 +231,9 @@ func (k *Exposed) Bind(fd FD, a netip.AddrPort) error {
 	if err := checkAddr(a); err != nil {
 		return err
 	}
+	if x.dead {
+		return x.reset()
+	}
 	_, err := k.direct(sockcall.Call{Op: ipc.OpBind, Sock: x.id, Addr: a})
 	return err
 }
@@ -183,6 +243,9 @@ func (k *Exposed) Listen(fd FD, backlog int) error {
 	x := k.get(fd)
 	if x == nil {
 		return k.Message.Listen(fd, backlog)
+	}
+	if x.dead {
+		return x.reset()
 	}
 	_, err := k.direct(sockcall.Call{Op: ipc.OpListen, Sock: x.id, Backlog: backlog})
 	if err == nil {
@@ -201,6 +264,9 @@ func (k *Exposed) Connect(fd FD, a netip.AddrPort) error {
 	if err := checkAddr(a); err != nil {
 		return err
 	}
+	if x.dead {
+		return x.reset()
+	}
 	var flags int
 	if x.nonblock {
 		flags = MSG_DONTWAIT
@@ -212,8 +278,11 @@ func (k *Exposed) Connect(fd FD, a netip.AddrPort) error {
 // ring tells the server there is work: the doorbell in memory, and a
 // message only when the server is asleep.
 func (k *Exposed) ring(x *xfd) {
+	if x.dead {
+		return
+	}
 	x.reg.Doorbell().Add(1)
-	if k.awake.Load() == 0 {
+	if k.stale || k.awake.Load() == 0 {
 		k.Doorbells++
 		var m ipc.Message
 		sockcall.Doorbell{Sock: x.id}.Encode(&m)
@@ -230,6 +299,9 @@ func (k *Exposed) Accept(fd FD) (FD, netip.AddrPort, error) {
 	for {
 		if !x.listen {
 			return -1, netip.AddrPort{}, unix.EINVAL
+		}
+		if x.dead {
+			return -1, netip.AddrPort{}, x.reset()
 		}
 		var d sockbuf.Desc
 		ok, err := x.reg.RX().Peek(&d)
@@ -281,6 +353,13 @@ func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 	nonblock := x.nonblock || flags&MSG_DONTWAIT != 0
 	total := 0
 	for {
+		if x.dead {
+			if !x.errTaken {
+				x.errTaken, x.err = true, nil
+				return -1, unix.ECONNRESET
+			}
+			return -1, unix.EPIPE
+		}
 		st := x.reg.State().Load()
 		switch {
 		case st&sockbuf.StFailed != 0 && !x.errTaken:
@@ -357,7 +436,7 @@ func (k *Exposed) take(x *xfd, b []byte, peek bool) (int, error) {
 	popped := false
 	var d sockbuf.Desc
 	for n < len(b) || len(b) == 0 {
-		if x.err != nil || x.eof {
+		if x.err != nil || x.eof || x.dead {
 			break
 		}
 		ok, err := rx.Peek(&d)
@@ -418,11 +497,12 @@ done:
 		err := x.err
 		x.err = nil
 		x.eof = true // as Linux: the error once, then end of file
+		x.errTaken = x.errTaken || x.dead
 		return -1, err
 	}
 	st := x.reg.State().Load()
 	switch {
-	case x.eof:
+	case x.eof || x.dead:
 		return 0, nil
 	case x.listen || st&(sockbuf.StConnected|sockbuf.StConnecting|sockbuf.StFailed) == 0:
 		return -1, unix.ENOTCONN
@@ -447,6 +527,9 @@ func (k *Exposed) Writev(fd FD, bufs [][]byte) (int, error) {
 // post puts a control descriptor in the send ring, waiting for a slot.
 func (k *Exposed) post(x *xfd, d sockbuf.Desc) error {
 	for x.reg.TX().Free() == 0 {
+		if k.checkServer(); x.dead {
+			return unix.ECONNRESET
+		}
 		k.ring(x)
 		time.Sleep(50 * time.Microsecond)
 	}
@@ -467,6 +550,9 @@ func (k *Exposed) Shutdown(fd FD, how int) error {
 	}
 	if how < SHUT_RD || how > SHUT_RDWR {
 		return unix.EINVAL
+	}
+	if x.dead {
+		return unix.ENOTCONN
 	}
 	st := x.reg.State().Load()
 	if st&sockbuf.StConnected == 0 && !(x.listen && how != SHUT_WR) {
@@ -493,6 +579,10 @@ func (k *Exposed) Close(fd FD) error {
 		return k.Message.Close(fd)
 	}
 	delete(k.socks, fd)
+	if x.dead {
+		x.reg.Close() // the server that shared it is gone
+		return nil
+	}
 	var unread uint32
 	if x.reg.RX().Len() > 0 && !x.listen {
 		var d sockbuf.Desc
@@ -557,6 +647,9 @@ func (k *Exposed) SetsockoptInt(fd FD, level, opt, value int) error {
 	if x == nil {
 		return k.Message.SetsockoptInt(fd, level, opt, value)
 	}
+	if x.dead {
+		return x.reset()
+	}
 	_, err := k.direct(sockcall.Call{Op: ipc.OpSetOpt, Sock: x.id, Level: level, Option: opt, Value: value})
 	return err
 }
@@ -566,6 +659,13 @@ func (k *Exposed) GetsockoptInt(fd FD, level, opt int) (int, error) {
 	x := k.get(fd)
 	if x == nil {
 		return k.Message.GetsockoptInt(fd, level, opt)
+	}
+	if x.dead {
+		if level == SOL_SOCKET && opt == SO_ERROR && !x.errTaken {
+			x.errTaken, x.err = true, nil
+			return int(unix.ECONNRESET), nil
+		}
+		return 0, x.reset()
 	}
 	if level == SOL_SOCKET && opt == SO_ERROR {
 		st := x.reg.State().Load()
@@ -588,6 +688,9 @@ func (k *Exposed) LocalAddr(fd FD) (netip.AddrPort, error) {
 	if x == nil {
 		return k.Message.LocalAddr(fd)
 	}
+	if x.dead {
+		return netip.AddrPort{}, x.reset()
+	}
 	r, err := k.direct(sockcall.Call{Op: ipc.OpLocalAddr, Sock: x.id})
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -597,6 +700,9 @@ func (k *Exposed) LocalAddr(fd FD) (netip.AddrPort, error) {
 
 // ready computes an exposed socket's poll bits from its region.
 func (k *Exposed) ready(x *xfd, events int16) int16 {
+	if x.dead { // reset: every call returns at once
+		return (POLLIN | POLLOUT | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP)
+	}
 	var r int16
 	st := x.reg.State().Load()
 	rxq := x.reg.RX().Len() > 0
@@ -627,6 +733,16 @@ func (k *Exposed) ready(x *xfd, events int16) int16 {
 		r |= POLLHUP
 	}
 	return r & (events | POLLERR | POLLHUP)
+}
+
+// reset is the error of a call on a socket its dead server reset:
+// ECONNRESET the first time, as Linux reports a reset once.
+func (x *xfd) reset() error {
+	if !x.errTaken {
+		x.errTaken, x.err = true, nil
+		return unix.ECONNRESET
+	}
+	return unix.EINVAL
 }
 
 // reclaim frees the send area behind what the server has taken.

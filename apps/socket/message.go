@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -76,6 +77,16 @@ func (k *Message) call(c sockcall.Call) (sockcall.Reply, ipc.Message, error) {
 		rm, err = k.direct.CallTo(k.to, &m)
 	} else {
 		rm, err = k.c.Call(&m)
+	}
+	if errors.Is(err, ipc.ErrDeadEndpoint) {
+		// The server died with the call (docs/RECOVERY.md). A transport's
+		// death resets its sockets; syscall's takes every descriptor with
+		// it.
+		if k.direct != nil {
+			err = unix.ECONNRESET
+		} else {
+			err = unix.EBADF
+		}
 	}
 	return reply(rm, err)
 }

@@ -102,6 +102,28 @@ func (u *EndpointUpdate) Decode(m *ipc.Message) {
 	u.Slot, u.Endpoint = int(word(m, 0)), ipc.Endpoint(word(m, 1))
 }
 
+// EndpointDown announces that a process died (ipc.EndpointDown). Its
+// peers forget what they kept for it (its sockets, its calls waiting,
+// messages for it) and a process waiting on its answer stops waiting; a
+// restart, if any, follows with an EndpointUpdate.
+type EndpointDown struct {
+	// Slot is the process's slot.
+	Slot int
+	// Endpoint is the incarnation that died; a receiver ignores one whose
+	// slot is not Slot.
+	Endpoint ipc.Endpoint
+}
+
+// Encode writes d into m.
+func (d EndpointDown) Encode(m *ipc.Message) {
+	set(m, ipc.EndpointDown, uint64(d.Slot), uint64(d.Endpoint))
+}
+
+// Decode reads d from m.
+func (d *EndpointDown) Decode(m *ipc.Message) {
+	d.Slot, d.Endpoint = int(word(m, 0)), ipc.Endpoint(word(m, 1))
+}
+
 // set writes a type and its arguments, clearing the rest.
 func set(m *ipc.Message, t ipc.Type, args ...uint64) {
 	m.Type, m.Flags = t, 0

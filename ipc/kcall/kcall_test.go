@@ -40,6 +40,10 @@ func TestRoundTrip(t *testing.T) {
 	var u EndpointUpdate
 	u.Decode(&m)
 	check("endpoint-update", ipc.EndpointUpdate, u == EndpointUpdate{Slot: 5, Endpoint: ep})
+	EndpointDown{Slot: 5, Endpoint: ep}.Encode(&m)
+	var d EndpointDown
+	d.Decode(&m)
+	check("endpoint-down", ipc.EndpointDown, d == EndpointDown{Slot: 5, Endpoint: ep})
 	e := ipc.KernelError{Errno: ipc.ENOENT, Type: ipc.Lookup, Dst: ep}
 	e.Encode(&m)
 	check("error", ipc.Error, *ipc.AsKernelError(&m) == e)

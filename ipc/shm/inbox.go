@@ -187,6 +187,28 @@ func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
 // the old one get ipc.ErrDeadEndpoint.
 func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
 
+// Discard drops every complete message waiting in the inbox, as its
+// receiver would by taking them, and returns how many. Only the kernel
+// calls it, between a receiver's death and its restart (after a SetOwner
+// that refuses new sends): messages for a dead incarnation are not handed
+// to its successor.
+func (in *Inbox) Discard() int {
+	n := 0
+	for i := range in.rings {
+		r := &in.rings[i]
+		t := r.tail.Load()
+		for mark(r.slot(t, in.slots)).Load() == seqOf(t) {
+			t++
+			n++
+		}
+		r.tail.Store(t)
+		if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
+			wakeProducer(r)
+		}
+	}
+	return n
+}
+
 // Rings reports the sender slot of each ring.
 func (in *Inbox) Rings() []int {
 	s := make([]int, len(in.rings))

@@ -144,6 +144,36 @@ func TestDeadEndpoint(t *testing.T) {
 	}
 }
 
+// Messages left for a dead receiver are discarded before its successor
+// starts: none reaches the new incarnation.
+func TestDiscard(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	for i := range 3 {
+		m := seqMsg(uint64(i))
+		if err := tx.Send(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := rx.Inbox()
+	in.SetOwner(ipc.MakeEndpoint(rxSlot, 0)) // dead: no new sends
+	if n := in.Discard(); n != 3 {
+		t.Fatalf("discarded %d messages, want 3", n)
+	}
+	in.SetOwner(ipc.MakeEndpoint(rxSlot, 2))
+	var m ipc.Message
+	if err := rx.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
+		t.Fatalf("the successor received %v (%v), want nothing", &m, err)
+	}
+	m = seqMsg(3)
+	m.Dst = ipc.MakeEndpoint(rxSlot, 2)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 3) != nil {
+		t.Fatalf("after the discard: %v, %v; want the new message", &m, err)
+	}
+}
+
 func TestNoRoute(t *testing.T) {
 	_, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
 	m := ipc.Message{Dst: ipc.MakeEndpoint(9, 1), Type: ipc.Ping}

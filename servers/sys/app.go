@@ -16,13 +16,37 @@ import (
 
 // CallTo sends a socket call to the named peer and waits for its reply,
 // handling what else arrives meanwhile as Call does.
+//
+// A call never waits for a peer that cannot answer: when the peer is dead
+// (the send fails, the kernel refuses it, or the kernel announces the
+// death while the call waits) the error wraps ipc.ErrDeadEndpoint, and the
+// socket library makes an errno of it. A send that fails first looks at
+// what arrived meanwhile: a restarted peer's new endpoint gets the call.
 func (s *Server) CallTo(peer string, m *ipc.Message) (ipc.Message, error) {
 	s.callSeq++
 	m.Seq = s.callSeq
 	if err := s.SendTo(peer, m); err != nil {
-		return ipc.Message{}, err
+		was := s.peers[peer]
+		if !errors.Is(err, ipc.ErrDeadEndpoint) || !s.catchUp() || s.peers[peer] == was {
+			return ipc.Message{}, err
+		}
+		if err := s.SendTo(peer, m); err != nil {
+			return ipc.Message{}, err
+		}
 	}
-	return s.awaitReply(m.Seq)
+	return s.awaitReply(peer, m.Dst, m.Seq)
+}
+
+// catchUp handles what waits in the inbox now, as background does, and
+// reports whether there was anything.
+func (s *Server) catchUp() bool {
+	found := false
+	var r ipc.Message
+	for s.T.TryRecv(&r) == nil {
+		s.background(&r)
+		found = true
+	}
+	return found
 }
 
 // Notify sends m to the named peer and does not wait.
@@ -31,8 +55,9 @@ func (s *Server) Notify(peer string, m *ipc.Message) error { return s.SendTo(pee
 // RunID is the run the process belongs to.
 func (s *Server) RunID() string { return s.Opts.Run }
 
-// WaitWake waits until a Wake message arrives or the timeout passes (a
-// negative timeout waits for ever), handling what else arrives meanwhile.
+// WaitWake waits until a Wake message arrives, a process dies (a peer
+// waited on may be gone: see Deaths) or the timeout passes (a negative
+// timeout waits for ever), handling what else arrives meanwhile.
 // The wait is the transport's own (a futex with a timeout on user-space
 // channels): no alarm, no other system call.
 func (s *Server) WaitWake(timeout time.Duration) error {
@@ -63,20 +88,34 @@ func (s *Server) WaitWake(timeout time.Duration) error {
 			return nil
 		}
 		s.background(&r)
+		if r.Type == ipc.EndpointDown && r.Src == ipc.Kernel {
+			return nil // a peer died: the waiter looks at what it kept for it (Deaths)
+		}
 	}
 }
 
-// awaitReply receives until the reply with seq arrives.
-func (s *Server) awaitReply(seq uint32) (ipc.Message, error) {
+// awaitReply receives until the reply with seq from dst, the named peer,
+// arrives, or dst dies.
+func (s *Server) awaitReply(peer string, dst ipc.Endpoint, seq uint32) (ipc.Message, error) {
 	var r ipc.Message
 	for {
 		if err := s.recv(&r); err != nil {
 			return r, err
 		}
-		if r.Type == ipc.SocketReply && r.Seq == seq {
+		switch {
+		case r.Type == ipc.SocketReply && r.Seq == seq && r.Src == dst:
 			return r, nil
+		case r.Type == ipc.Error && r.Seq == seq && r.Src == ipc.Kernel:
+			s.background(&r) // counted
+			if e := ipc.AsKernelError(&r); e.Errno != ipc.EDEADSRCDST {
+				return ipc.Message{}, fmt.Errorf("sys: call to %s: %w", peer, e)
+			}
+			return ipc.Message{}, fmt.Errorf("sys: call to %s: %w: %w", peer, ipc.AsKernelError(&r), ipc.ErrDeadEndpoint)
 		}
 		s.background(&r)
+		if s.gone[dst.Slot()] == dst {
+			return ipc.Message{}, fmt.Errorf("sys: %s (endpoint %s) died with the call unanswered: %w", peer, dst, ipc.ErrDeadEndpoint)
+		}
 	}
 }
 

@@ -53,7 +53,9 @@ type Server struct {
 	sendFails *prometheus.CounterVec // dropped sends, by peer and reason (drop.go)
 	callSeq   uint32
 	out       outbox
-	times     *serviceTimes // nil: handlings are not timed
+	times     *serviceTimes              // nil: handlings are not timed
+	gone      [ipc.MaxSlots]ipc.Endpoint // the last endpoint that died in each slot
+	deaths    [ipc.MaxSlots]int          // deaths announced, by slot
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -259,7 +261,10 @@ type Env struct {
 // served), and its peers' endpoints, looked up from the kernel.
 func New(o boot.Options, e Env) (*Server, error) {
 	s := &Server{Opts: o, T: e.Transport, K: e.Kernel, Pool: e.Pool, Log: e.Log, openPool: e.OpenPool,
-		peers: map[string]ipc.Endpoint{}, pools: map[uint8]*pool.Pool{}}
+		peers: map[string]ipc.Endpoint{}, pools: map[uint8]*pool.Pool{},
+		// An incarnation's calls start at its generation in the high half:
+		// a reply to its predecessor's call cannot match one of its own.
+		callSeq: uint32(o.Endpoint.Generation()) << 16}
 	if s.T == nil {
 		s.T = s.K
 	}
@@ -449,8 +454,11 @@ const (
 // common handles the messages every process answers alike, both in Serve
 // and while an application waits for a reply (see background): Ping (a
 // Pong back, with the ping's arguments), BufFree (the buffer goes on
-// towards its owner), EndpointUpdate (the peer's new endpoint; the role
-// sees the update too) and Shutdown. It says what to do next.
+// towards its owner), EndpointUpdate (the peer's new endpoint) and
+// EndpointDown (a death, which a call waiting on the dead answers; see
+// CallTo), both honoured from the kernel only and seen by the role too, a
+// kernel's refusal of a send (counted, and seen by the role), and
+// Shutdown. It says what to do next.
 func (s *Server) common(m *ipc.Message) (int, error) {
 	switch m.Type {
 	case ipc.Ping:
@@ -468,14 +476,70 @@ func (s *Server) common(m *ipc.Message) (int, error) {
 		}
 		return done, nil
 	case ipc.EndpointUpdate:
+		if m.Src != ipc.Kernel {
+			return done, nil // only the kernel announces restarts
+		}
 		var u kcall.EndpointUpdate
 		u.Decode(m)
 		if n := s.PeerName(u.Slot); n != "" && u.Endpoint.Slot() == u.Slot {
 			s.peers[n] = u.Endpoint
 			s.Log.Printf("peer %s is now endpoint %s", n, u.Endpoint)
 		}
+	case ipc.EndpointDown:
+		if m.Src != ipc.Kernel {
+			return done, nil // only the kernel announces deaths
+		}
+		var d kcall.EndpointDown
+		d.Decode(m)
+		if d.Slot <= ipc.KernelSlot || d.Slot >= ipc.MaxSlots || d.Endpoint.Slot() != d.Slot {
+			return done, nil
+		}
+		s.gone[d.Slot] = d.Endpoint
+		s.deaths[d.Slot]++
+		if n := s.PeerName(d.Slot); n != "" {
+			s.Log.Printf("peer %s (endpoint %s) died", n, d.Endpoint)
+		}
+	case ipc.Error:
+		if m.Src == ipc.Kernel { // a send the kernel refused (kernel transport)
+			e := ipc.AsKernelError(m)
+			if s.sendFails != nil {
+				s.sendFails.WithLabelValues(s.nameOf(e.Dst.Slot()), kernelReason(e.Errno)).Inc()
+			}
+		}
 	}
 	return passOn, nil
+}
+
+// kernelReason is the send failure reason of a kernel's refusal.
+func kernelReason(e ipc.Errno) string {
+	switch e {
+	case ipc.EDEADSRCDST:
+		return ReasonDead
+	case ipc.EPERM:
+		return ReasonNoRoute
+	case ipc.EAGAIN:
+		return ReasonFull
+	}
+	return ReasonOther
+}
+
+// Gone reports whether ep is an endpoint the kernel announced dead (the
+// last to die in its slot): a call still arriving from or for it, sent
+// before it died, has nobody to answer.
+func (s *Server) Gone(ep ipc.Endpoint) bool {
+	return ep.Slot() < ipc.MaxSlots && ep != ipc.None && s.gone[ep.Slot()] == ep
+}
+
+// Deaths is how many times the named peer died, as the kernel announced
+// (ipc.EndpointDown): a process that keeps state for a peer, such as an
+// application's exposed sockets in tcp, compares it with the count it saw
+// last.
+func (s *Server) Deaths(peer string) int {
+	ep, ok := s.peers[peer]
+	if !ok {
+		return 0
+	}
+	return s.deaths[ep.Slot()]
 }
 
 // Call sends a socket call (Type Socket) to syscall and waits for its reply,

@@ -210,3 +210,111 @@ func TestSendToNoPeerIsADrop(t *testing.T) {
 		t.Fatal("the drop was not counted, or its buffer not freed")
 	}
 }
+
+// newApp is an application process of a small run, linked to syscall and
+// tcp.
+func newApp(t *testing.T) *systest.Harness {
+	return systest.New(t, systest.Config{Name: "app", Procs: map[string]int{"tcp": 6, "syscall": 7, "app": 8},
+		Peers: []string{"syscall", "tcp"}}, func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+}
+
+// from sets who sent m to the application.
+func from(h *systest.Harness, name string, m ipc.Message) ipc.Message {
+	m.Src, m.Dst = h.Endpoint(name), h.Endpoint("app")
+	return m
+}
+
+// A call does not wait for ever on a server that died: the kernel's
+// announcement ends it with an error an errno is made of.
+func TestCallEndsWhenThePeerDies(t *testing.T) {
+	h := newApp(t)
+	sc := h.Endpoint("syscall")
+	h.T.Queue(
+		from(h, "tcp", systest.Reply(ipc.OpPoll, 0, 1, 0)),                  // not from syscall: not the reply
+		from(h, "kernel", systest.EndpointDown(7, ipc.MakeEndpoint(7, 9))), // another incarnation
+		from(h, "kernel", systest.EndpointDown(7, sc)),
+	)
+	m := systest.Poll(3, 1)
+	_, err := h.S.Call(&m)
+	if !errors.Is(err, ipc.ErrDeadEndpoint) {
+		t.Fatalf("Call with syscall dead: %v, want ErrDeadEndpoint", err)
+	}
+	if h.T.Queued() != 0 {
+		t.Fatal("the call ended before the announcement")
+	}
+}
+
+// A call whose send finds the peer dead picks up the restarted peer's
+// endpoint if the kernel announced it, and goes there.
+func TestCallFindsTheRestartedPeer(t *testing.T) {
+	h := newApp(t)
+	old, sc := h.Endpoint("syscall"), ipc.MakeEndpoint(7, 2)
+	h.T.Refuse(old, ipc.ErrDeadEndpoint)
+	h.T.Queue(
+		from(h, "kernel", systest.EndpointDown(7, old)),
+		from(h, "kernel", systest.EndpointUpdate(7, sc)),
+	)
+	h.S.T = &answering{Transport: h.T, from: sc}
+	m := systest.Poll(3, 1)
+	r, err := h.S.Call(&m)
+	if err != nil || r.Src != sc || r.Seq != m.Seq {
+		t.Fatalf("Call = %v, %v; want the new syscall's reply", &r, err)
+	}
+	if got := h.Metric("newtsim_server_send_failures_total", "peer", "syscall", "reason", sys.ReasonDead); got != 1 {
+		t.Errorf("send failures to syscall = %v, want 1 (the first try)", got)
+	}
+}
+
+// answering is a transport whose peer from answers every message sent to
+// it with a SocketReply of the same seq.
+type answering struct {
+	*systest.Transport
+	from ipc.Endpoint
+}
+
+func (a *answering) TrySend(m *ipc.Message) error {
+	if err := a.Transport.TrySend(m); err != nil || m.Dst != a.from {
+		return err
+	}
+	r := systest.Reply(ipc.OpPoll, m.Seq, 1, 0)
+	r.Src, r.Dst = a.from, m.Src
+	a.Queue(r)
+	return nil
+}
+
+// An incarnation's calls do not start where its predecessor's did.
+func TestCallSeqStartsAtTheGeneration(t *testing.T) {
+	h := newApp(t)
+	h.S.T = &answering{Transport: h.T, from: h.Endpoint("syscall")}
+	m := systest.Poll(3, 1)
+	if _, err := h.S.Call(&m); err != nil || m.Seq != 1<<16+1 {
+		t.Fatalf("first call of generation 1: seq %d (%v), want %d", m.Seq, err, 1<<16+1)
+	}
+}
+
+// Only the kernel announces deaths and restarts.
+func TestForgedAnnouncementsIgnored(t *testing.T) {
+	h := newApp(t)
+	sc := h.Endpoint("syscall")
+	h.Deliver("tcp", systest.EndpointDown(7, sc), systest.EndpointUpdate(7, ipc.MakeEndpoint(7, 5)))
+	if got, _ := h.S.Peer("syscall"); got != sc || h.S.Gone(sc) || h.S.Deaths("syscall") != 0 {
+		t.Fatalf("syscall is %s (gone %v, deaths %d) after tcp's forgeries, want them ignored", got, h.S.Gone(sc), h.S.Deaths("syscall"))
+	}
+	h.Kill("syscall")
+	if !h.S.Gone(sc) || h.S.Deaths("syscall") != 1 {
+		t.Fatal("the kernel's announcement was not noted")
+	}
+}
+
+// A wait for a wake-up ends when a process dies: what the waiter keeps
+// for it may be gone.
+func TestWaitWakeEndsOnADeath(t *testing.T) {
+	h := newApp(t)
+	h.T.Queue(from(h, "kernel", systest.EndpointDown(6, h.Endpoint("tcp"))), from(h, "tcp", systest.Ping(1)))
+	if err := h.S.WaitWake(-1); err != nil {
+		t.Fatal(err)
+	}
+	if h.T.Queued() != 1 || h.S.Deaths("tcp") != 1 {
+		t.Fatalf("%d messages left, %d deaths of tcp: want the wait over at the announcement", h.T.Queued(), h.S.Deaths("tcp"))
+	}
+}

@@ -57,6 +57,11 @@ func EndpointUpdate(slot int, ep ipc.Endpoint) ipc.Message {
 	return msg(kcall.EndpointUpdate{Slot: slot, Endpoint: ep})
 }
 
+// EndpointDown says the process in slot, endpoint ep, died.
+func EndpointDown(slot int, ep ipc.Endpoint) ipc.Message {
+	return msg(kcall.EndpointDown{Slot: slot, Endpoint: ep})
+}
+
 // KernelError is the kernel's refusal of a message of type t to dst.
 func KernelError(e ipc.Errno, t ipc.Type, dst ipc.Endpoint) ipc.Message {
 	return msg(&ipc.KernelError{Errno: e, Type: t, Dst: dst})

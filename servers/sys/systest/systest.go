@@ -239,6 +239,16 @@ func (h *Harness) Idle() {
 	}
 }
 
+// Kill has the named process die, as the kernel sees it: sends to it fail
+// from now on (ipc.ErrDeadEndpoint), and the kernel tells the server. A
+// Restart may follow.
+func (h *Harness) Kill(name string) {
+	h.tb.Helper()
+	ep := h.Endpoint(name)
+	h.T.Refuse(ep, ipc.ErrDeadEndpoint)
+	h.Deliver("kernel", EndpointDown(ep.Slot(), ep))
+}
+
 // Restart gives the named process a new incarnation and tells the server,
 // as the kernel does when it restarts a process.
 func (h *Harness) Restart(name string) ipc.Endpoint {

@@ -1,0 +1,116 @@
+package socket
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/ipc/sockbuf"
+	"github.com/newtsim/newtsim/ipc/sockcall"
+)
+
+// deadServer is a process whose server answers opens (exposed, with a
+// region it makes) and fails every other call as a dead server's would:
+// ipc.ErrDeadEndpoint.
+type deadServer struct {
+	t      *testing.T
+	run    string
+	deaths int
+	next   uint64
+	alive  bool
+}
+
+func (c *deadServer) Call(m *ipc.Message) (ipc.Message, error) { return c.CallTo("syscall", m) }
+
+func (c *deadServer) CallTo(peer string, m *ipc.Message) (ipc.Message, error) {
+	var call sockcall.Call
+	call.Decode(m)
+	if !c.alive || call.Op != ipc.OpOpen {
+		return ipc.Message{}, fmt.Errorf("fake: %s died: %w", peer, ipc.ErrDeadEndpoint)
+	}
+	c.next++
+	if _, err := sockbuf.Create(sockbuf.RegionPath(c.run, "tcp", c.next)); err != nil {
+		c.t.Fatal(err)
+	}
+	var r ipc.Message
+	sockcall.Reply{Op: ipc.OpOpen, Result: int64(c.next), Region: c.next}.Encode(&r)
+	return r, nil
+}
+
+func (c *deadServer) Alloc() (pool.Ref, []byte, error)              { return 0, nil, pool.ErrExhausted }
+func (c *deadServer) Slice(ref pool.Ref, n int) pool.Ref            { return ref }
+func (c *deadServer) Buffer(*ipc.Message, pool.Ref) ([]byte, error) { return nil, pool.ErrEmpty }
+func (c *deadServer) Release(pool.Ref) error                        { return nil }
+func (c *deadServer) Notify(string, *ipc.Message) error             { return nil }
+func (c *deadServer) WaitWake(time.Duration) error                  { return nil }
+func (c *deadServer) RunID() string                                 { return c.run }
+func (c *deadServer) Deaths(string) int                             { return c.deaths }
+
+// A call whose server died fails with an errno: ECONNRESET from the
+// transport itself, EBADF through syscall (the descriptors died with it).
+func TestMessageServerDied(t *testing.T) {
+	c := &deadServer{t: t}
+	if _, err := NewMessage(c).Recv(3, make([]byte, 8), 0); !errors.Is(err, unix.EBADF) {
+		t.Errorf("through a dead syscall: %v, want EBADF", err)
+	}
+	if _, err := NewMessageDirect(c, "tcp").Recv(3, make([]byte, 8), 0); !errors.Is(err, unix.ECONNRESET) {
+		t.Errorf("straight to a dead tcp: %v, want ECONNRESET", err)
+	}
+}
+
+// When the tcp server dies, its exposed sockets are reset: poll finds
+// them ready with an error, receive says ECONNRESET once and then end of
+// file, send EPIPE after that, close returns at once.
+func TestExposedServerDied(t *testing.T) {
+	run := fmt.Sprintf("socktest-%d", os.Getpid())
+	t.Cleanup(func() {
+		files, _ := filepath.Glob(shm.Path(run, "*"))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	})
+	if _, err := sockbuf.Create(sockbuf.AwakePath(run, "tcp")); err != nil {
+		t.Fatal(err)
+	}
+	c := &deadServer{t: t, run: run, alive: true}
+	k, err := NewExposed(c, "tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := k.Socket(AF_INET, SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.SetNonblock(fd, true)
+	if _, err := k.Recv(fd, make([]byte, 8), 0); !errors.Is(err, unix.ENOTCONN) {
+		t.Fatalf("receive on a new socket: %v", err)
+	}
+	c.deaths, c.alive = 1, false
+	p := []PollFD{{FD: fd, Events: POLLIN}}
+	if n, err := k.Poll(p, -1); n != 1 || err != nil || p[0].Revents != POLLIN|POLLERR|POLLHUP {
+		t.Fatalf("poll = %d, %v, revents %#x; want the socket ready with POLLERR|POLLHUP", n, err, p[0].Revents)
+	}
+	steps := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"receive", func() error { _, err := k.Recv(fd, make([]byte, 8), 0); return err }, unix.ECONNRESET},
+		{"receive again", func() error { _, err := k.Recv(fd, make([]byte, 8), 0); return err }, nil},
+		{"send", func() error { _, err := k.Send(fd, []byte("x"), 0); return err }, unix.EPIPE},
+		{"close", func() error { return k.Close(fd) }, nil},
+	}
+	for _, st := range steps {
+		if err := st.call(); !errors.Is(err, st.want) && err != st.want {
+			t.Errorf("%s: %v, want %v", st.name, err, st.want)
+		}
+	}
+}
