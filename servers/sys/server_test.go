@@ -230,7 +230,7 @@ func TestCallEndsWhenThePeerDies(t *testing.T) {
 	h := newApp(t)
 	sc := h.Endpoint("syscall")
 	h.T.Queue(
-		from(h, "tcp", systest.Reply(ipc.OpPoll, 0, 1, 0)),                  // not from syscall: not the reply
+		from(h, "tcp", systest.Reply(ipc.OpPoll, 0, 1, 0)),                 // not from syscall: not the reply
 		from(h, "kernel", systest.EndpointDown(7, ipc.MakeEndpoint(7, 9))), // another incarnation
 		from(h, "kernel", systest.EndpointDown(7, sc)),
 	)
