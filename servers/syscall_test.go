@@ -172,3 +172,17 @@ func TestSyscallTransportDies(t *testing.T) {
 		}
 	}
 }
+
+// A restarted syscall's descriptors do not start where its predecessor's
+// did: one an application kept cannot name a new socket.
+func TestSyscallDescriptorsCarryTheGeneration(t *testing.T) {
+	peers, routes := hostRoutes("syscall")
+	h := systest.New(t, systest.Config{Name: "syscall", Procs: hostSlots, Peers: peers, Routes: routes, Generation: 2}, Syscall)
+	if fd := openVia(t, h, "app", unix.SOCK_DGRAM, "udp", 5); fd != 3+fdEpoch {
+		t.Fatalf("first descriptor of generation 2: %d, want %d", fd, 3+fdEpoch)
+	}
+	h.Deliver("app", systest.Poll(3, unix.POLLIN))
+	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EBADF {
+		t.Fatalf("sent %v, want EBADF for the first generation's descriptor 3", out)
+	}
+}

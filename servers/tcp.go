@@ -41,13 +41,15 @@ type tcpServer struct {
 	dump   atomic.Bool                 // SIGUSR1 asked for the connection table
 	owner  map[tcp.SockID]ipc.Endpoint // sockets opened straight by an application
 	apps   map[tcp.SockID]sockOwner    // every socket's application, to close them when it dies
+	epoch  epoch                       // in the socket ids applications see
 	x      exposed
 	req    request // the call being served, kept here so that a call allocates nothing
 }
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
 func TCP(s *sys.Server) (sys.Handler, error) {
-	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{}}
+	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{},
+		epoch: epochOf(s)}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
 	addr := fs.String("addr", "198.18.0.2", "the host's address")
@@ -116,8 +118,10 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 		t.x.bells.Inc()
 		var d sockcall.Doorbell
 		d.Decode(m)
-		if x := t.x.socks[tcp.SockID(d.Sock)]; x != nil && x.owner == m.Src {
-			t.pump(s, now, x)
+		if n, which := t.epoch.open(d.Sock); which == idOurs {
+			if x := t.x.socks[tcp.SockID(n)]; x != nil && x.owner == m.Src {
+				t.pump(s, now, x)
+			}
 		}
 	default:
 		return nil
@@ -229,6 +233,9 @@ func (t *tcpServer) call(s *sys.Server, now time.Time, q *request) error {
 	if o := ownerOf(s, q); s.Gone(o.app) || s.Gone(o.via) {
 		return nil // sent before its application (or syscall) died: nobody waits
 	}
+	if t.epoch.local(s, q) {
+		return nil
+	}
 	if direct(s, q.m.Src) && q.Op != ipc.OpOpen && q.Op != ipc.OpDropIdle && t.owner[tcp.SockID(q.Sock)] != q.m.Src {
 		return t.reply(s, q, 0, tcp.ErrBadSocket)
 	}
@@ -245,11 +252,11 @@ func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 	nid := t.st.Open()
 	t.apps[nid] = ownerOf(s, q)
 	if !direct(s, q.m.Src) {
-		return q.ok(s, int64(nid))
+		return q.ok(s, t.epoch.id(int32(nid)))
 	}
 	t.owner[nid] = q.m.Src
 	if !q.Exposed {
-		return q.ok(s, int64(nid))
+		return q.ok(s, t.epoch.id(int32(nid)))
 	}
 	x, err := t.expose(s, nid, q.m.Src, q.Region)
 	if err != nil {
@@ -260,7 +267,7 @@ func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 		return t.reply(s, q, 0, tcp.ErrNoBuffers)
 	}
 	x.reg.State().Store(t.stateWord(x))
-	r := q.Reply(int64(nid))
+	r := q.Reply(t.epoch.id(int32(nid)))
 	r.Region = x.regionID
 	return q.answer(s, r)
 }
@@ -312,7 +319,7 @@ func (t *tcpServer) doAccept(s *sys.Server, now time.Time, q *request) error {
 		t.owner[nid] = q.m.Src
 	}
 	t.apps[nid] = ownerOf(s, q)
-	r := q.Reply(int64(nid))
+	r := q.Reply(t.epoch.id(int32(nid)))
 	r.Addr = from
 	return q.answer(s, r)
 }

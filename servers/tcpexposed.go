@@ -255,7 +255,7 @@ rx:
 				t.st.Close(now, nid)
 				break
 			}
-			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindAccept, A: uint64(nid), B: c.regionID,
+			rx.Put(&sockbuf.Desc{Kind: sockbuf.KindAccept, A: uint64(t.epoch.id(int32(nid))), B: c.regionID,
 				Off: uint32(ipc.PackAddr(from.Addr())), Aux: uint32(from.Port())})
 			x.rxAlloc.PostedOther()
 			x.children = append(x.children, nid)
@@ -272,7 +272,7 @@ rx:
 	if changed && r.AppWaiting().Load() != 0 && r.AppWaiting().Swap(0) != 0 {
 		t.x.wakes.Inc()
 		m := ipc.Message{Dst: x.owner}
-		sockcall.Wake{Sock: uint64(x.id)}.Encode(&m)
+		sockcall.Wake{Sock: uint64(t.epoch.id(int32(x.id)))}.Encode(&m)
 		s.Send(&m)
 	}
 	return changed

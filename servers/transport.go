@@ -106,3 +106,56 @@ func segmentIn(s *sys.Server, m *ipc.Message) (src, dst netip.Addr, seg []byte, 
 	}
 	return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[d.Off:], d.Buf, true
 }
+
+// epoch makes the socket ids a transport server hands out carry its
+// incarnation (docs/RECOVERY.md): the engine's id in the low 32 bits, the
+// server's generation above. A restarted server's engine numbers its
+// sockets from 1 again; an id kept from its predecessor (by syscall, or an
+// application calling it straight) must not name one of them.
+type epoch uint64
+
+// epochOf is the epoch of the server s.
+func epochOf(s *sys.Server) epoch { return epoch(max(s.Opts.Endpoint.Generation(), 1)) }
+
+// id is the id an application gets for the engine's socket n.
+func (e epoch) id(n int32) int64 { return int64(uint64(e)<<32 | uint64(uint32(n))) }
+
+// What an id from a call names.
+const (
+	idOurs  = iota // a socket of this incarnation (or none: the engine says)
+	idReset        // a socket of an earlier incarnation: reset with it
+	idBad          // no socket any incarnation handed out
+)
+
+// open returns the engine's socket an id names, and which incarnation's it
+// is.
+func (e epoch) open(id uint64) (int32, int) {
+	switch ep := epoch(id >> 32); {
+	case ep == e:
+		return int32(uint32(id)), idOurs
+	case ep > 0 && ep < e:
+		return 0, idReset
+	}
+	return 0, idBad
+}
+
+// local rewrites the socket of call q, an application's id, as the
+// engine's, unless the call was parked (its socket rewritten already). It
+// answers a call on another incarnation's socket itself, as on a reset
+// socket (reset) or with EBADF, and reports whether it did.
+func (e epoch) local(s *sys.Server, q *request) bool {
+	if q.parked || q.Op == ipc.OpOpen || q.Op == ipc.OpDropIdle {
+		return false
+	}
+	n, which := e.open(q.Sock)
+	switch which {
+	case idReset:
+		reset(s, q)
+		return true
+	case idBad:
+		q.fail(s, unix.EBADF)
+		return true
+	}
+	q.Sock = uint64(uint32(n))
+	return false
+}

@@ -26,6 +26,7 @@ type udpServer struct {
 	drops  *drops
 	parked parking[udp.SockID] // blocking receives waiting for data
 	apps   map[udp.SockID]sockOwner
+	epoch  epoch // in the socket ids applications see
 	buf    []byte
 	req    request // the call being served, kept here so that a call allocates nothing
 }
@@ -47,6 +48,7 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 	u.drops = newDrops(s, "udp", u.table.Drops)
 	u.parked = parking[udp.SockID]{}
 	u.apps = map[udp.SockID]sockOwner{}
+	u.epoch = epochOf(s)
 	u.buf = make([]byte, s.Pool.BufSize())
 	return u, nil
 }
@@ -114,6 +116,9 @@ func (u *udpServer) call(s *sys.Server, q *request) error {
 	if o := ownerOf(s, q); s.Gone(o.app) || s.Gone(o.via) {
 		return nil // sent before its application (or syscall) died: nobody waits
 	}
+	if u.epoch.local(s, q) {
+		return nil
+	}
 	if int(q.Op) < len(udpCalls) && udpCalls[q.Op] != nil {
 		return udpCalls[q.Op](u, s, q)
 	}
@@ -144,7 +149,7 @@ func (u *udpServer) doOpen(s *sys.Server, q *request) error {
 	}
 	id := u.table.Open()
 	u.apps[id] = ownerOf(s, q)
-	return q.ok(s, int64(id))
+	return q.ok(s, u.epoch.id(int32(id)))
 }
 
 func (u *udpServer) doBind(s *sys.Server, q *request) error {

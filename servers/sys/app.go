@@ -43,7 +43,9 @@ func (s *Server) catchUp() bool {
 	found := false
 	var r ipc.Message
 	for s.T.TryRecv(&r) == nil {
-		s.background(&r)
+		if s.fresh(&r) {
+			s.background(&r)
+		}
 		found = true
 	}
 	return found
@@ -83,6 +85,9 @@ func (s *Server) WaitWake(timeout time.Duration) error {
 		}
 		if err != nil {
 			return err
+		}
+		if !s.fresh(&r) {
+			continue
 		}
 		if r.Type == ipc.Wake {
 			return nil

@@ -101,8 +101,31 @@ func (s *Server) flush() {
 }
 
 // recv is the loop's receive: it flushes the outbox first and, while
-// messages still wait there, polls for input instead of blocking.
+// messages still wait there, polls for input instead of blocking. A
+// message for another incarnation is dropped (see fresh).
 func (s *Server) recv(m *ipc.Message) error {
+	for {
+		if err := s.recvAny(m); err != nil || s.fresh(m) {
+			return err
+		}
+	}
+}
+
+// fresh reports whether m is for this incarnation, and counts it if not:
+// a message addressed to a dead predecessor (left in a channel across the
+// restart) is not its successor's, and a reply in it could pass for one
+// to the successor's call.
+func (s *Server) fresh(m *ipc.Message) bool {
+	if m.Dst == s.T.Self() || m.Dst == ipc.None {
+		return true
+	}
+	if s.stale != nil {
+		s.stale.Inc()
+	}
+	return false
+}
+
+func (s *Server) recvAny(m *ipc.Message) error {
 	for {
 		s.flush()
 		if s.out.pending == 0 && s.Idle == nil && len(s.beforeSleep) == 0 {

@@ -51,6 +51,7 @@ type Server struct {
 	lockSend  bool
 	badRefs   *prometheus.CounterVec
 	sendFails *prometheus.CounterVec // dropped sends, by peer and reason (drop.go)
+	stale     prometheus.Counter     // messages for another incarnation, dropped
 	callSeq   uint32
 	out       outbox
 	times     *serviceTimes              // nil: handlings are not timed
@@ -283,6 +284,9 @@ func New(o boot.Options, e Env) (*Server, error) {
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
 	s.Registry.MustRegister(s.badRefs)
 	s.sendFails = newSendFailures(s.Registry)
+	s.stale = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "stale_messages_total", Help: "Messages received for another incarnation of this server, and dropped."})
+	s.Registry.MustRegister(s.stale)
 	s.out.register(s.Registry)
 	if s.Pool != nil {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,

@@ -318,3 +318,19 @@ func TestWaitWakeEndsOnADeath(t *testing.T) {
 		t.Fatalf("%d messages left, %d deaths of tcp: want the wait over at the announcement", h.T.Queued(), h.S.Deaths("tcp"))
 	}
 }
+
+// A message addressed to an earlier incarnation of the server, left in a
+// channel across its restart, is dropped and counted, not handled: a reply
+// in it could pass for one to the new incarnation's call.
+func TestStaleMessagesDropped(t *testing.T) {
+	h, r := newTCP(t)
+	self := h.Endpoint("tcp")
+	old := ipc.MakeEndpoint(self.Slot(), self.Generation()+5)
+	stale := systest.Alarm()
+	stale.Src, stale.Dst = ipc.Kernel, old
+	h.T.Queue(stale)
+	h.Deliver("kernel", systest.Alarm())
+	if len(r.handled) != 1 || h.Metric("newtsim_server_stale_messages_total") != 1 {
+		t.Fatalf("handled %v, %v stale: want the stale alarm dropped and counted", r.handled, h.Metric("newtsim_server_stale_messages_total"))
+	}
+}

@@ -180,6 +180,11 @@ func Poll(fd uint64, events int16) ipc.Message {
 	return msg(sockcall.Call{Op: ipc.OpPoll, Sock: fd, Events: events})
 }
 
+// GetOpt reads fd's option at level.
+func GetOpt(fd uint64, level, option int) ipc.Message {
+	return msg(sockcall.Call{Op: ipc.OpGetOpt, Sock: fd, Level: level, Option: option})
+}
+
 // Close closes fd.
 func Close(fd uint64) ipc.Message { return msg(sockcall.Call{Op: ipc.OpClose, Sock: fd}) }
 

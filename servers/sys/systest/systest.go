@@ -49,6 +49,10 @@ type Config struct {
 	Routes map[string]string
 	// Args are the role's own arguments.
 	Args []string
+	// Generation is the server's incarnation, as the kernel counts
+	// restarts: 2 for a server restarted once. Zero is 1; every other
+	// process is in its first.
+	Generation int
 }
 
 // Harness is a server under test: its sys.Server, its role's handler, and
@@ -107,6 +111,9 @@ func New(tb testing.TB, c Config, start sys.Starter) *Harness {
 			os.Remove(f)
 		}
 	})
+	if c.Generation > 1 {
+		h.endpoints[c.Name] = ipc.MakeEndpoint(c.Procs[c.Name], c.Generation)
+	}
 	self := h.endpoints[c.Name]
 	o := boot.Options{Name: c.Name, Role: c.Role, Endpoint: self, Run: run, Transport: "fake",
 		Peers: map[string]int{}, Procs: c.Procs, Routes: c.Routes, Args: c.Args, KernelFD: -1}
