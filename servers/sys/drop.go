@@ -97,7 +97,7 @@ func (s *Server) giveBack(ref pool.Ref) {
 		return
 	}
 	if s.Pool != nil && int(ref.Pool()) == s.Opts.Endpoint.Slot() {
-		s.Pool.Free(ref)
+		s.freeOwn(ref)
 		return
 	}
 	s.Release(ref)

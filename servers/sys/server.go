@@ -55,6 +55,7 @@ type Server struct {
 	callSeq   uint32
 	out       outbox
 	times     *serviceTimes              // nil: handlings are not timed
+	quar      quarantine                 // a restarted server's pool (quarantine.go)
 	gone      [ipc.MaxSlots]ipc.Endpoint // the last endpoint that died in each slot
 	deaths    [ipc.MaxSlots]int          // deaths announced, by slot
 	// Idle, when set, runs before the loop sleeps for want of messages;
@@ -212,7 +213,7 @@ func (s *Server) Buffer(m *ipc.Message, ref pool.Ref) ([]byte, error) {
 func (s *Server) Release(ref pool.Ref) error {
 	owner := int(ref.Pool())
 	if owner == s.Opts.Endpoint.Slot() {
-		return s.Pool.Free(ref)
+		return s.freeOwn(ref)
 	}
 	name := s.procs[owner%ipc.MaxSlots]
 	hop := name
@@ -308,6 +309,9 @@ func New(o boot.Options, e Env) (*Server, error) {
 			return nil, err
 		}
 		s.peers[n] = ep
+	}
+	if o.Endpoint.Generation() > 1 && s.Pool != nil {
+		s.quarantinePool()
 	}
 	return s, nil
 }
@@ -464,7 +468,14 @@ const (
 // kernel's refusal of a send (counted, and seen by the role), and
 // Shutdown. It says what to do next.
 func (s *Server) common(m *ipc.Message) (int, error) {
+	if s.quar.held != nil {
+		s.checkQuarantine() // its time may be up
+	}
 	switch m.Type {
+	case ipc.Pong:
+		if s.fenced(m) {
+			return done, nil
+		}
 	case ipc.Ping:
 		r := *m
 		r.Type = ipc.Pong

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/sys/systest"
@@ -333,4 +334,52 @@ func TestStaleMessagesDropped(t *testing.T) {
 	if len(r.handled) != 1 || h.Metric("newtsim_server_stale_messages_total") != 1 {
 		t.Fatalf("handled %v, %v stale: want the stale alarm dropped and counted", r.handled, h.Metric("newtsim_server_stale_messages_total"))
 	}
+}
+
+// A restarted server quarantines its pool: every buffer counts as held,
+// and comes back as its peers give them back, until each peer has answered
+// two rounds of fences; then what nobody gave back is free.
+func TestRestartedPoolQuarantined(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "nic", Procs: map[string]int{"nic": 1, "driver": 2}, Peers: []string{"driver"},
+		Generation: 2}, func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	if n := h.InUse("nic"); n != systest.Buffers {
+		t.Fatalf("%d buffers in use after the restart, want all %d held", n, systest.Buffers)
+	}
+	if _, _, err := h.S.Alloc(); err == nil {
+		t.Fatal("a buffer handed out during the quarantine")
+	}
+	answer := func(round int) {
+		t.Helper()
+		out := h.SentTo("driver")
+		if len(out) != 1 || out[0].Type != ipc.Ping {
+			t.Fatalf("round %d: sent %v, want a fence to the driver", round, out)
+		}
+		pong := out[0]
+		pong.Type = ipc.Pong
+		h.Deliver("driver", pong)
+	}
+	// The driver gives one back: it is free at once.
+	held := pool.MakeRef(1, uint32(5*h.Pool("nic").BufSize()), 60)
+	h.Deliver("driver", msgBufFree(held))
+	if n := h.InUse("nic"); n != systest.Buffers-1 {
+		t.Fatalf("%d buffers in use after a BufFree, want %d", n, systest.Buffers-1)
+	}
+	answer(1)
+	if n := h.InUse("nic"); n != systest.Buffers-1 {
+		t.Fatalf("%d buffers in use after the first round, want the quarantine on", n)
+	}
+	answer(2)
+	if n := h.InUse("nic"); n != 0 || h.Metric("newtsim_pool_quarantined_buffers") != 0 {
+		t.Fatalf("%d buffers in use after the second round, want none", n)
+	}
+	if out := h.Sent(); len(out) != 0 {
+		t.Fatalf("sent %v after the quarantine, want nothing", out)
+	}
+}
+
+// msgBufFree gives ref back.
+func msgBufFree(ref pool.Ref) ipc.Message {
+	var m ipc.Message
+	packet.BufFree{Buf: ref}.Encode(&m)
+	return m
 }
