@@ -310,7 +310,8 @@ func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {
 // pollEvery is how often Poll asks again while nothing is ready.
 const pollEvery = 100 * time.Microsecond
 
-// Poll asks each socket's transport what is ready (one message each) and,
+// Poll asks each socket's transport what is ready (one message each; a
+// negative descriptor is skipped, as poll(2) skips it) and,
 // while nothing is and the timeout allows, asks again every 100 us. It is
 // correct but costly; waiting in one message, woken by the transport,
 // comes with the wake-up design of exposed socket buffers.
@@ -320,6 +321,9 @@ func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
 		n := 0
 		for i := range fds {
 			fds[i].Revents = 0
+			if fds[i].FD < 0 {
+				continue // ignored, as poll(2) ignores it
+			}
 			r, _, err := k.call(sockcall.Call{Op: ipc.OpPoll, Sock: uint64(fds[i].FD), Events: fds[i].Events})
 			switch {
 			case err == unix.EBADF:
