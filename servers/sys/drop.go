@@ -82,7 +82,7 @@ func (s *Server) dropFor(peer string, m *ipc.Message, err error) error {
 	if s.sendFails != nil {
 		s.sendFails.WithLabelValues(peer, reason).Inc()
 	}
-	if ref, ok := Carried(m); ok {
+	if ref, ok := carried(m); ok {
 		s.giveBack(ref)
 	}
 	return fmt.Errorf("%w: %s to %s (%s): %w", ErrDropped, m.Type, peer, reason, err)
@@ -103,11 +103,11 @@ func (s *Server) giveBack(ref pool.Ref) {
 	s.Release(ref)
 }
 
-// Carried returns the buffer a message carries, whose holder must give it
+// carried returns the buffer a message carries, whose holder must give it
 // back: a packet path message's, a socket call's data to send, or a
 // receive's reply data. A BufFree carries none in that sense: it is the
 // giving back itself, and a lost one is not sent again.
-func Carried(m *ipc.Message) (pool.Ref, bool) {
+func carried(m *ipc.Message) (pool.Ref, bool) {
 	switch m.Type {
 	case ipc.FrameRx, ipc.FrameTx, ipc.Datagram, ipc.Unreachable:
 		var f packet.Frame
