@@ -45,7 +45,6 @@ type quarantine struct {
 	waiting map[int]bool        // peers (by slot) whose answer to this round's fence is due
 	round   int
 	since   time.Time
-	gauge   prometheus.GaugeFunc
 }
 
 // quarantinePool takes every buffer of the server's pool and sends the
@@ -61,6 +60,13 @@ func (s *Server) quarantinePool() {
 		q.held[ref.Off()] = ref
 	}
 	q.since = time.Now()
+	s.Log.Printf("restarted: %d buffers quarantined until the peers answer", len(q.held))
+	s.fence()
+}
+
+// registerQuarantine exports the number of buffers in quarantine.
+func (s *Server) registerQuarantine() {
+	q := &s.quar
 	s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
 		Subsystem: "pool", Name: "quarantined_buffers", Help: "Buffers of this server's pool a peer may still hold since its restart."},
 		func() float64 {
@@ -68,8 +74,6 @@ func (s *Server) quarantinePool() {
 			defer q.mu.Unlock()
 			return float64(len(q.held))
 		}))
-	s.Log.Printf("restarted: %d buffers quarantined until the peers answer", len(q.held))
-	s.fence()
 }
 
 // fence sends a round of fences, one to each peer; a peer it cannot reach

@@ -293,6 +293,7 @@ func New(o boot.Options, e Env) (*Server, error) {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
 			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},
 			func() float64 { return float64(s.Pool.Stats().Allocated) }))
+		s.registerQuarantine()
 	}
 	s.Registry.MustRegister(collector.NewTransport(o.Transport, s.T.Stats(), s.PeerName))
 	if s.T != ipc.Transport(s.K) {
