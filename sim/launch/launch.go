@@ -151,6 +151,7 @@ type Handle struct {
 	dir    string
 	cmd    *exec.Cmd
 	exited chan error
+	lock   *runLock // held from before the run's namespace exists until Stop
 }
 
 // Start starts the topology and returns once every server has registered.
@@ -173,6 +174,16 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		return nil, fmt.Errorf("launch: nic backend %q: want none or tap", o.NIC)
 	}
 	run := NewRunID()
+	lock, err := lockRun(run)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.release()
+		}
+	}()
 	o.Topology = withNIC(o.Topology, o.NIC, run)
 	plan, _, err := Plan(o.Topology, o.CPUs)
 	if err != nil {
@@ -216,7 +227,8 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		}
 		return nil, err
 	}
-	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan, NS: ns,
+	started = true // the Handle owns the lock now: Stop releases it
+	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan, NS: ns, lock: lock,
 		State: State{Run: run, KernelPid: cmd.Process.Pid, LauncherID: os.Getpid(), Started: time.Now(),
 			Topology: o.Topology.Name, Plan: plan.Summary()}}
 	go func() { h.exited <- cmd.Wait() }()
@@ -257,6 +269,7 @@ func (h *Handle) Stop() error {
 	case <-time.After(5 * time.Second):
 		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 	}
+	h.lock.release() // so Clean takes this run's namespace and files too
 	_, err := Clean(h.dir)
 	return err
 }
@@ -459,10 +472,11 @@ func Clean(dir string) (int, error) {
 	return n, err
 }
 
-// liveRuns lists the run ids of every live newtsim kernel on the machine.
+// liveRuns lists the run ids of every live newtsim kernel on the machine,
+// and of every run a live launcher is starting or running (its run lock).
 func liveRuns() []string {
 	ents, _ := os.ReadDir("/proc")
-	var runs []string
+	runs := lockedRuns()
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
