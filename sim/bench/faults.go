@@ -612,7 +612,7 @@ func (r *FaultReport) Table() string {
 			row.LeakedProcesses, row.LeakedShmFiles, row.Requests, strings.Join(fs, ", "))
 	}
 	fmt.Fprintf(&b, "\n- restart ms: kill to the kernel's metrics showing the process restarted and up (registered); "+
-		"status ms: kill to the kernel's status file showing it under a new pid, registered (the kernel rewrites and syncs "+
+		"status ms: kill to the kernel's status file showing it under a new pid, registered (the kernel rewrites "+
 		"the file after the registration); recovered ms: kill to the end of the first successful request among those started after the process was "+
 		"seen gone; never: not within the window\n- targets: restart < %d ms, recovered < %d ms, no request failed and "+
 		"no connection lost when a server below tcp (%s) restarts, nothing left behind\n\n",
