@@ -69,8 +69,8 @@ type FaultRow struct {
 	RecoveredMS *float64 `json:"recovered_ms"`
 	// StatusMS is the time from the kill to the kernel's status file
 	// showing the process under a new pid, registered; null when it did
-	// not within the window. The kernel rewrites the file, and syncs it to
-	// disk, after the registration.
+	// not within the window. The kernel rewrites the file after the
+	// registration.
 	StatusMS *float64 `json:"status_ms"`
 	// DeadMS is the time from the kill to the process seen gone (a zombie
 	// or reaped).
