@@ -48,8 +48,7 @@ func newBenchIPCCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use, such as 0-1 (default: every online CPU; the first two are used)")
 	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring for the transport rows (a power of two; default 256)")
 	return cmd
@@ -106,8 +105,7 @@ func newBenchUDPCommand() *cobra.Command {
 			return showReport(cmd, rep, jsonOut, mdOut, "")
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	cmd.Flags().StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
 	return cmd
@@ -147,8 +145,7 @@ func newBenchTCPCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	f.StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	reportFlags(f, &jsonOut, &mdOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host")
 	f.Int64Var(&o.LinuxBytes, "linux-bytes", 256<<20, "bytes per bulk transfer on Linux")

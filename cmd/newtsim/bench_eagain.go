@@ -33,8 +33,7 @@ func newBenchEagainCommand() *cobra.Command {
 			return showReport(cmd, rep, jsonOut, mdOut, svgOut)
 		},
 	}
-	cmd.Flags().StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	cmd.Flags().StringVar(&mdOut, "md", "", "write the table as Markdown to this file")
+	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
 	cmd.Flags().StringVar(&svgOut, "svg", "", "draw the rows as an SVG bar chart (log scale) in this file")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	return cmd

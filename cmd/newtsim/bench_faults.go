@@ -49,8 +49,7 @@ func newBenchFaultsCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	f.StringVar(&mdOut, "md", "", "write the report as Markdown to this file")
+	reportFlags(f, &jsonOut, &mdOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
 	f.StringVar(&log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")
 	f.BoolVar(&o.Quick, "quick", false, "a short run for a test: shorter windows, and only the servers "+fmt.Sprint(bench.QuickFaultServers))

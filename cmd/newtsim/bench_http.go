@@ -22,8 +22,7 @@ type httpFlags struct {
 
 func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
-	fl.StringVar(&f.mdOut, "md", "", "write the report as Markdown to this file")
+	reportFlags(fl, &f.jsonOut, &f.mdOut)
 	fl.StringVar(&f.svgOut, "svg", "", "draw requests per second as grouped bars (a group per workload) in this SVG file")
 	fl.StringVar(&f.cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
 	fl.StringVar(&f.log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
 )
@@ -139,4 +140,10 @@ func showReport(cmd *cobra.Command, rep report, jsonOut, mdOut, svgOut string) e
 		fmt.Fprintf(out, "wrote %s\n", f.path)
 	}
 	return nil
+}
+
+// reportFlags adds --json and --md, a benchmark report's files, to fs.
+func reportFlags(fs *pflag.FlagSet, jsonOut, mdOut *string) {
+	fs.StringVar(jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
+	fs.StringVar(mdOut, "md", "", "write the report as Markdown to this file")
 }

@@ -74,6 +74,9 @@ func (s *serviceTimes) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 func (s *serviceTimes) Collect(ch chan<- prometheus.Metric) {
 	for t := range s.by {
 		c := &s.by[t]
+		if c.sumNS.Load() == 0 && c.buckets[0].Load() == 0 {
+			continue // never handled: every handling adds to sumNS or, at 0 ns, to the first bucket
+		}
 		var count uint64
 		cum := make(map[float64]uint64, serviceBuckets)
 		for i := range serviceBuckets {

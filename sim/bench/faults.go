@@ -223,37 +223,23 @@ func Faults(ctx context.Context, o FaultOptions) (rep *FaultReport, err error) {
 		}
 	}
 	if o.Log == nil {
-		f, err := os.CreateTemp("", "newtsim-bench-faults-*.log")
-		if err != nil {
-			return nil, err
+		f, finish, lerr := keptLog("faults")
+		if lerr != nil {
+			return nil, lerr
 		}
 		o.Log = f
-		defer func() {
-			f.Close()
-			if err == nil {
-				os.Remove(f.Name())
-			} else {
-				err = fmt.Errorf("%w (the processes' logs are in %s)", err, f.Name())
-			}
-		}()
+		defer finish(&err)
 	}
 	cpus, log, done, err := prepare("faults", o.CPUs, o.Log)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	dir, err := os.MkdirTemp("", "newtsim-bench-faults-")
+	dir, www, err := httpRoot("faults")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	www := filepath.Join(dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writeHTTPFiles(www); err != nil {
-		return nil, err
-	}
 	// The client is this process: pinned, for the run, to the CPU the
 	// plan keeps for an application, as bench http's client.
 	home, err := cpu.Current()

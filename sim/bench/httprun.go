@@ -71,37 +71,23 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 		return nil, err
 	}
 	if o.Log == nil {
-		f, err := os.CreateTemp("", "newtsim-bench-http-*.log")
-		if err != nil {
-			return nil, err
+		f, finish, lerr := keptLog("http")
+		if lerr != nil {
+			return nil, lerr
 		}
 		o.Log = f
-		defer func() {
-			f.Close()
-			if err == nil {
-				os.Remove(f.Name())
-			} else {
-				err = fmt.Errorf("%w (the processes' logs are in %s)", err, f.Name())
-			}
-		}()
+		defer finish(&err)
 	}
 	cpus, log, done, err := prepare("http", o.CPUs, o.Log)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	dir, err := os.MkdirTemp("", "newtsim-bench-http-")
+	dir, www, err := httpRoot("http")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	www := filepath.Join(dir, "www")
-	if err := os.Mkdir(www, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writeHTTPFiles(www); err != nil {
-		return nil, err
-	}
 	exe, err := spawn.Self()
 	if err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/socket"
-	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -159,27 +158,17 @@ func newStreamRole(sink bool) sys.Starter {
 	return func(s *sys.Server) (sys.Handler, error) {
 		r := &streamRole{sink: sink}
 		fs := flag.NewFlagSet("udpstream", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port)")
 		fs.IntVar(&r.count, "count", 20000, "datagrams to send")
 		fs.IntVar(&r.size, "size", 64, "datagram size")
 		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
-		if err := fs.Parse(s.Opts.Args); err != nil {
-			return nil, err
-		}
 		var err error
-		r.target, err = netip.ParseAddrPort(*target)
-		return r, err
+		r.target, err = parseTarget(fs, s.Opts.Args, "the sink's address (the sink listens on its port)")
+		return onHost(r.run), err
 	}
 }
 
-func (r *streamRole) Handle(*sys.Server, *ipc.Message) error { return nil }
-
-// Run streams, then serves until shut down.
-func (r *streamRole) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
-	if err != nil {
-		return err
-	}
+// run streams.
+func (r *streamRole) run(s *sys.Server, api socket.API) error {
 	if r.sink {
 		res, err := Sink(api, r.target.Port(), r.count)
 		if err != nil {
@@ -191,5 +180,5 @@ func (r *streamRole) Run(s *sys.Server) error {
 	} else if err := Blast(api, r.target, r.count, r.size); err != nil {
 		return err
 	}
-	return s.Serve(r)
+	return nil
 }

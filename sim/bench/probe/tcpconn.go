@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
-	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -134,27 +133,17 @@ func newTCPConnRole(accept bool) sys.Starter {
 	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpConnRole{accept: accept}
 		fs := flag.NewFlagSet("tcpconn", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the acceptor's address (the acceptor listens on its port; 0: one the stack picks)")
 		fs.IntVar(&r.count, "count", 1000, "connections timed (the acceptor accepts one more: the connector's first)")
 		fs.StringVar(&r.out, "out", "", "where the connector writes its result")
 		fs.StringVar(&r.ready, "ready", "", readyUsage)
-		if err := fs.Parse(s.Opts.Args); err != nil {
-			return nil, err
-		}
 		var err error
-		r.target, err = netip.ParseAddrPort(*target)
-		return r, err
+		r.target, err = parseTarget(fs, s.Opts.Args, "the acceptor's address (the acceptor listens on its port; 0: one the stack picks)")
+		return onHost(r.run), err
 	}
 }
 
-func (r *tcpConnRole) Handle(*sys.Server, *ipc.Message) error { return nil }
-
-// Run accepts or connects, then serves until shut down.
-func (r *tcpConnRole) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
-	if err != nil {
-		return err
-	}
+// run accepts or connects.
+func (r *tcpConnRole) run(s *sys.Server, api socket.API) error {
 	if r.accept {
 		if err := r.acceptor(api); err != nil {
 			s.Log.Printf("%v", err)
@@ -174,7 +163,7 @@ func (r *tcpConnRole) Run(s *sys.Server) error {
 			return err
 		}
 	}
-	return s.Serve(r)
+	return nil
 }
 
 func (r *tcpConnRole) acceptor(api socket.API) error {

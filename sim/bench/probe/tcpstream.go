@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/apps/socket"
-	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -222,27 +221,17 @@ func newTCPStreamRole(sink bool) sys.Starter {
 	return func(s *sys.Server) (sys.Handler, error) {
 		r := &tcpStreamRole{sink: sink}
 		fs := flag.NewFlagSet("tcpstream", flag.ContinueOnError)
-		target := fs.String("target", "127.0.0.1:9000", "the sink's address (the sink listens on its port; 0: one the stack picks)")
 		fs.Int64Var(&r.size, "bytes", 10<<20, "bytes the source sends")
 		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
 		fs.StringVar(&r.ready, "ready", "", readyUsage)
-		if err := fs.Parse(s.Opts.Args); err != nil {
-			return nil, err
-		}
 		var err error
-		r.target, err = netip.ParseAddrPort(*target)
-		return r, err
+		r.target, err = parseTarget(fs, s.Opts.Args, "the sink's address (the sink listens on its port; 0: one the stack picks)")
+		return onHost(r.run), err
 	}
 }
 
-func (r *tcpStreamRole) Handle(*sys.Server, *ipc.Message) error { return nil }
-
-// Run streams, then serves until shut down.
-func (r *tcpStreamRole) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
-	if err != nil {
-		return err
-	}
+// run streams.
+func (r *tcpStreamRole) run(s *sys.Server, api socket.API) error {
 	if r.sink {
 		res, err := func() (TCPStreamResult, error) {
 			ln, err := listenReady(api, r.target.Port(), SinkBacklog, r.ready)
@@ -260,7 +249,7 @@ func (r *tcpStreamRole) Run(s *sys.Server) error {
 	} else if err := r.source(api); err != nil {
 		s.Log.Printf("%v", err)
 	}
-	return s.Serve(r)
+	return nil
 }
 
 func (r *tcpStreamRole) source(api socket.API) error {
