@@ -498,6 +498,17 @@ type tcpStats struct {
 	descs   map[string]*prometheus.Desc
 	memory  *prometheus.Desc
 	state   *prometheus.Desc
+	// read, where set, reads the engine at each scrape instead (an engine
+	// outside a tcp server: RegisterTCPMetrics).
+	read func() (tcp.Stats, int, map[tcp.State]int)
+}
+
+// RegisterTCPMetrics registers on r the tcp server's metrics
+// (newtsim_tcp_*) for a tcp engine that runs outside a tcp server, such as
+// the monolithic host's (sim/host): read returns the engine's counters,
+// its buffer memory and its connections by state, at each scrape.
+func RegisterTCPMetrics(r *prometheus.Registry, read func() (tcp.Stats, int, map[tcp.State]int)) {
+	newTCPStats(r).read = read
 }
 
 func newTCPStats(r *prometheus.Registry) *tcpStats {
@@ -553,6 +564,9 @@ func (t *tcpStats) Describe(ch chan<- *prometheus.Desc) {
 func (t *tcpStats) Collect(ch chan<- prometheus.Metric) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.read != nil {
+		t.st, t.mem, t.byState = t.read()
+	}
 	for k, v := range map[string]uint64{"segments_in": t.st.SegmentsIn, "segments_out": t.st.SegmentsOut,
 		"retransmits": t.st.Retransmits, "rto": t.st.RTOExpiries, "fast": t.st.FastRetransmits,
 		"bytes_in": t.st.BytesIn, "bytes_out": t.st.BytesOut, "challenge_acks": t.st.ChallengeACKs,

@@ -68,31 +68,57 @@ func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.
 }
 
 // newBenchHTTPCommand is `newtsim bench http`: one cell of the paper's
-// matrix, printed as wrk prints a run.
+// matrix (or the few --workloads and --servers name), printed as wrk
+// prints a run.
 func newBenchHTTPCommand() *cobra.Command {
 	var f httpFlags
 	var workload, server string
+	var workloads, servers []string
 	cmd := &cobra.Command{
 		Use:   "http",
 		Short: "One cell of the HTTP evaluation: a workload on a server, loaded from a client in a network namespace, as wrk would",
 		Long: "Loads one server with one workload from a client on Linux's sockets in a network namespace and prints what wrk\n" +
 			"would: requests per second, latency percentiles, transfer rate and errors, with the server's system calls per\n" +
-			"request counted by the kernel.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
+			"request counted by the kernel. --workloads and --servers measure every workload named on every server named,\n" +
+			"side by side in one run.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
 			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
 		Example: `  sudo newtsim bench http
-  sudo newtsim bench http --workload 20B-1rpc --server httpd-linux --duration 5s`,
+  sudo newtsim bench http --workload 20B-1rpc --server httpd-linux --duration 5s
+  sudo newtsim bench http --workloads 20B-10rpc --servers httpd-linux,httpd-monolith,httpd-exposed --json http.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.o.Workloads, f.o.Servers = []string{workload}, []string{server}
+			var err error
+			if f.o.Workloads, err = oneOrMany(cmd, "workload", workload, workloads); err != nil {
+				return err
+			}
+			if f.o.Servers, err = oneOrMany(cmd, "server", server, servers); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "bench http: %s on %s, %d connections, %v\n", workload, server, f.o.Connections, f.o.Duration)
+			fmt.Fprintf(out, "bench http: %s on %s, %d connections, %v\n", strings.Join(f.o.Workloads, ", "),
+				strings.Join(f.o.Servers, ", "), f.o.Connections, f.o.Duration)
 			return f.run(cmd, bench.HTTP, printHTTPCells)
 		},
 	}
 	f.add(cmd, bench.DefaultHTTPDuration)
 	cmd.Flags().StringVar(&workload, "workload", "20B-10rpc", "the workload: "+strings.Join(bench.WorkloadNames(), ", "))
 	cmd.Flags().StringVar(&server, "server", "httpd-exposed", "the server: "+strings.Join(bench.ServerNames(), ", "))
+	cmd.Flags().StringSliceVar(&workloads, "workloads", nil, "these workloads instead of --workload's one")
+	cmd.Flags().StringSliceVar(&servers, "servers", nil, "these servers instead of --server's one")
 	return cmd
+}
+
+// oneOrMany is what bench http measures of a kind (workload, server): the
+// names the plural flag gives, else the singular flag's one; naming both
+// is refused.
+func oneOrMany(cmd *cobra.Command, flag, one string, many []string) ([]string, error) {
+	if len(many) == 0 {
+		return []string{one}, nil
+	}
+	if cmd.Flags().Changed(flag) {
+		return nil, fmt.Errorf("--%s and --%ss: name one or the other", flag, flag)
+	}
+	return many, nil
 }
 
 // printHTTPCells prints each cell as wrk does.
@@ -126,7 +152,7 @@ func newBenchPaperCommand() *cobra.Command {
 	var short bool
 	cmd := &cobra.Command{
 		Use:   "paper",
-		Short: "The NewtOS talk's evaluation: every HTTP workload on every server (httpd on Linux, message and exposed backends; lighttpd)",
+		Short: "The NewtOS talk's evaluation: every HTTP workload on every server (httpd on Linux, message and exposed backends, monolithic host; lighttpd)",
 		Long: "Runs every cell of the HTTP matrix, a workload on a server each, with a progress bar, and writes the table,\n" +
 			"the JSON and a grouped bar chart.\n\nWorkloads: " + strings.Join(bench.WorkloadNames(), ", ") +
 			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
@@ -164,9 +190,14 @@ func newBenchHTTPPeerCommand() *cobra.Command {
 			return probe.HTTPPeerMain(o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Mode, "mode", "", "loadgen (the client) or httpd (httpd-linux)")
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "loadgen (the client), httpd (httpd-linux) or monolith (httpd-monolith)")
 	cmd.Flags().StringVar(&o.Config, "config", "", "the client's configuration (JSON)")
 	cmd.Flags().StringVar(&o.Addr, "addr", "", "where httpd listens")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "what httpd serves")
+	cmd.Flags().StringVar(&o.Host, "host", "", "monolith: the host's address and subnet")
+	cmd.Flags().StringVar(&o.Ifname, "ifname", "", "monolith: the TAP device to attach to")
+	cmd.Flags().StringVar(&o.NetNS, "netns", "", "monolith: the namespace file that holds the TAP device")
+	cmd.Flags().StringVar(&o.Ready, "ready", "", "monolith: where to write its note (JSON) once httpd listens")
+	cmd.Flags().StringVar(&o.Pcap, "pcap", "", "monolith: record every frame the host sends and receives in this pcap file")
 	return cmd
 }

@@ -98,19 +98,19 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 		Workloads: ws, Servers: ss,
 		CorePlan: fmt.Sprintf("%d CPUs: the client alone on CPU %d (pinned; it blocks in poll(2)), the server side on CPU %s: "+
 			"the simulated host's kernel, servers and httpd as the derived plan puts them (the plan's application core "+
-			"is the client's), or httpd-linux or lighttpd pinned there. Linux's own network work (the client's TCP, "+
+			"is the client's), or httpd-linux, httpd-monolith or lighttpd pinned there. Linux's own network work (the client's TCP, "+
 			"the veth and TAP softirqs, and for httpd-linux and lighttpd their TCP) runs on the CPU that raises it, so "+
 			"client and server side share the machine through the kernel; the talk's client machines were other machines",
 			len(cpus), client, cpu.FormatList(servers)),
 		Client: fmt.Sprintf("the loadgen package on Linux's sockets (newtsim bench http-peer --mode loadgen), in a network "+
-			"namespace: over the run's TAP to the simulated host (%s), over a veth pair to httpd-linux and lighttpd (%s); "+
+			"namespace: over a TAP to the simulated host and to httpd-monolith (%s), over a veth pair to httpd-linux and lighttpd (%s); "+
 			"%d connections, each replaced after its workload's requests per connection, one request in flight on each",
 			hostIP, vethServerIP, o.Connections)}
 	if o.Client == ClientRemoteHost {
 		rep.Client = fmt.Sprintf("for the simulated host's servers, a second simulated host (the monolithic stack in one "+
 			"process, role clienthost, %s) running the loadgen package on the far end of a wire (%s) from the simulated "+
-			"host's nic, as the talk's client machines; for httpd-linux and lighttpd, the loadgen package on Linux's sockets "+
-			"in a network namespace over a veth pair (%s); %d connections, each replaced after its workload's requests per "+
+			"host's nic, as the talk's client machines; for httpd-linux, httpd-monolith and lighttpd, the loadgen package on Linux's sockets "+
+			"in a network namespace over a veth pair (%s; httpd-monolith over its TAP); %d connections, each replaced after its workload's requests per "+
 			"connection, one request in flight on each", remoteClientIP, remoteWire, vethServerIP, o.Connections)
 	}
 	pr := newCellProgress(o.Progress, len(ws)*len(ss))
@@ -139,9 +139,6 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 				side.stop()
 				return nil, fmt.Errorf("bench http: %s, %s: %w", w.Name, s.Name, err)
 			}
-			rep.Rows = append(rep.Rows, cell.Row)
-			rep.Cells = append(rep.Cells, cell)
-			pr.end(cell.Row)
 			if e := cell.Report.Errors; e.Failed()+e.Status > 0 {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: errors: connect %d, refused %d, reset %d, timeout %d, "+
 					"protocol %d, eof %d, status %d", w.Name, s.Name, e.Connect, e.Refused, e.Reset, e.Timeout, e.Protocol, e.EOF, e.Status))
@@ -155,10 +152,18 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 					}
 				}
 				if len(moved) > 0 {
-					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s, the simulated host's counters over the cell "+
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s, the server side's counters over the cell "+
 						"(warm-up included): %s", w.Name, s.Name, strings.Join(moved, ", ")))
 				}
+				cell.Row.Retransmits = counterDelta(before, after, retransmitsMetric)
+				if cell.Row.Retransmits == nil {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: %s could not be read; retransmits is null",
+						w.Name, s.Name, retransmitsMetric))
+				}
 			}
+			rep.Rows = append(rep.Rows, cell.Row)
+			rep.Cells = append(rep.Cells, cell)
+			pr.end(cell.Row)
 			if cell.Report.Requests > 0 {
 				per := float64(cell.Report.BytesRead) / float64(cell.Report.Requests)
 				if per < float64(w.Size) {
@@ -239,16 +244,36 @@ type httpSide struct {
 
 // hostCounters are the counters of trouble on the simulated host's packet
 // path that a cell reports when they move: server, metric, labels.
+// httpd-monolith's host exports the tcp engine's under the same names.
 var hostCounters = [][3]string{
-	{"tcp", "newtsim_tcp_retransmitted_segments_total", ""},
+	{"tcp", retransmitsMetric, ""},
 	{"tcp", "newtsim_tcp_rto_expiries_total", ""},
 	{"ip", "newtsim_ip_no_buffer_total", ""},
 }
 
+// retransmitsMetric is the tcp engine's retransmitted segments, a row's
+// retransmits.
+const retransmitsMetric = "newtsim_tcp_retransmitted_segments_total"
+
+// counterDelta is how far a counter moved between two reads, nil where
+// either read failed (scrapeValue's -1).
+func counterDelta(before, after map[string]float64, metric string) *int64 {
+	b, okb := before[metric]
+	a, oka := after[metric]
+	if !okb || !oka || b < 0 || a < 0 {
+		return nil
+	}
+	d := int64(a - b)
+	return &d
+}
+
 // start starts a server side.
 func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
-	if s.Kind == sideHost {
+	switch s.Kind {
+	case sideHost:
 		return r.startHost(ctx, s)
+	case sideMonolith:
+		return r.startMonolith(ctx, s)
 	}
 	if r.veth == nil {
 		v, err := newVethNet()
@@ -453,6 +478,93 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 					fmt.Fprintf(w, "bench http: %s's metrics:\n%s\n", name, scrapeNewtsim(p.MetricsPort))
 				}
 			}
+		}}, nil
+}
+
+// startMonolith starts httpd-monolith: httpd on a monolithic host (the
+// engines in one process, sim/host), pinned to the server CPUs, attached
+// to a TAP device in a namespace made for it, where Linux (and the client)
+// is launch.LinuxAddr and the host hostIP, as in a tap run of the
+// simulated host. The namespace is not named as a run's (newtsim-RUN), so
+// that no launcher's clean-up takes it for a dead run's.
+func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, error) {
+	var b [3]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	tapName := "ntsmono" + id
+	ns, err := netns.Create("ntsmono-" + id)
+	if err != nil {
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", tapName, "mode", "tap"},
+		{"addr", "add", launch.LinuxAddr, "dev", tapName},
+		{"link", "set", tapName, "up"},
+	} {
+		if _, err := ns.Run("ip", args...); err != nil {
+			ns.Close()
+			return nil, err
+		}
+	}
+	if err := tuneClientNS(ns); err != nil {
+		ns.Close()
+		return nil, err
+	}
+	note := filepath.Join(r.dir, "listening-"+s.Name)
+	args := []string{"bench", "http-peer", "--mode", "monolith", "--host", hostIP + "/24", "--ifname", tapName,
+		"--netns", "/var/run/netns/" + ns.Name, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www, "--ready", note}
+	fmt.Fprintf(r.log, "bench http: starting %s: %s %s\n", s.Name, r.exe, strings.Join(args, " "))
+	cmd, err := spawn.Start(spawn.Spec{Path: r.exe, Args: args, Cores: r.servers, Stdout: r.log, Stderr: r.log,
+		DeathSignal: syscall.SIGKILL})
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		ns.Close()
+	}
+	failed := make(chan error, 1)
+	go func() {
+		err := <-exited
+		exited <- err
+		failed <- err
+	}()
+	// Wait until it listens, so that no cell counts its start.
+	var n probe.MonolithNote
+	if err := awaitJSON(note, probeTime, failed, &n); err != nil {
+		stop()
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return &httpSide{server: s, ns: ns.Name, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), n.Port),
+		pid: cmd.Process.Pid, stop: stop,
+		plan: fmt.Sprintf("monolith/%dcpu: %d=client %s=%s", len(r.cpus), r.client, cpu.FormatList(r.servers), s.Name),
+		health: func() error {
+			select {
+			case err := <-exited:
+				exited <- err
+				return fmt.Errorf("%s exited during the cell: %v", s.Name, err)
+			default:
+				return nil
+			}
+		},
+		counters: func() map[string]float64 {
+			m := map[string]float64{}
+			for _, c := range hostCounters {
+				m[c[1]] = scrapeValue(n.MetricsPort, c[1])
+			}
+			return m
+		},
+		evidence: func(w io.Writer) {
+			fmt.Fprintf(w, "bench http: %s failed; its metrics:\n%s\n", s.Name, scrapeNewtsim(n.MetricsPort))
 		}}, nil
 }
 
@@ -661,7 +773,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 // row makes a cell's row from the client's report and the server's
 // system calls.
 func (side *httpSide) row(w HTTPWorkload, rp, warm loadgen.Report, n uint64, threads int) HTTPCell {
-	row := HTTPRow{Workload: w.Name, Server: side.server.Name, ReqPerS: rp.RequestsPerSec,
+	row := HTTPRow{Workload: w.Name, Server: side.server.Name, ReqPerS: rp.RequestsPerSec, MeanUS: us(rp.Latency.Mean),
 		P50US: us(rp.Latency.P50), P99US: us(rp.Latency.P99), Errors: rp.Errors.Failed() + rp.Errors.Status, CorePlan: side.plan}
 	if rp.Requests > 0 {
 		row.LinuxSyscallsPerRequest = float64(n) / float64(rp.Requests)

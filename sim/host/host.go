@@ -106,6 +106,11 @@ func (h *Host) Tick(now time.Time) error {
 func (h *Host) NextDeadline() (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.deadline()
+}
+
+// deadline is NextDeadline; h.mu is held.
+func (h *Host) deadline() (time.Time, bool) {
 	a, aok := h.ip.Deadline()
 	b, bok := h.tcp.Deadline()
 	switch {
@@ -173,6 +178,12 @@ func (h *Host) sendTo(now time.Time, id udp.SockID, payload []byte, to netip.Add
 	if err := h.udp.SendTo(id, payload, to); err != nil {
 		return err
 	}
+	return h.flushUDP(now)
+}
+
+// flushUDP hands ip the datagrams the udp engine made; what ip refuses it
+// also counts as dropped.
+func (h *Host) flushUDP(now time.Time) error {
 	var errs []error
 	for _, dg := range h.udp.Out() {
 		errs = append(errs, h.ip.Send(now, proto.UDP, dg.Src, dg.Dst, dg.Segment))
@@ -267,36 +278,29 @@ type Device interface {
 }
 
 // Serve runs the host on dev until ctx is done: frames in as they arrive,
-// timers when due.
+// timers when due. With dev nil the host has no wire: its applications
+// talk over its loopback.
 func Serve(ctx context.Context, h *Host, dev Device) error {
 	frames := make(chan []byte, 256)
 	errc := make(chan error, 1)
-	go func() {
-		for {
-			b := make([]byte, 1514)
-			n, err := dev.Read(b)
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case frames <- b[:n]:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	if dev != nil {
+		go read(ctx, dev, frames, errc)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if at, ok := h.NextDeadline(); ok {
+		// The deadline and the channel are read under one lock: an
+		// application's call that sets an earlier timer after this closes
+		// the channel, and the loop reads the deadline again.
+		h.mu.Lock()
+		at, ok := h.deadline()
+		changed := h.changed
+		h.mu.Unlock()
+		if ok {
 			timer.Reset(time.Until(at))
 		} else {
 			timer.Reset(time.Hour)
 		}
-		h.mu.Lock()
-		changed := h.changed // an application's call may have set an earlier timer
-		h.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -311,6 +315,24 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 			if err := h.Tick(now); err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// read passes the frames dev receives to frames until ctx is done, and its
+// error to errc.
+func read(ctx context.Context, dev Device, frames chan<- []byte, errc chan<- error) {
+	for {
+		b := make([]byte, 1514)
+		n, err := dev.Read(b)
+		if err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case frames <- b[:n]:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

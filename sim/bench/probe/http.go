@@ -15,23 +15,47 @@ import (
 	"github.com/newtsim/newtsim/apps/httpd"
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/atomicfile"
+	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/nic/pcap"
+	"github.com/newtsim/newtsim/nic/tap"
+	"github.com/newtsim/newtsim/sim/host"
 )
 
 // The processes of `newtsim bench http` that run outside the simulated
-// host, each started inside a network namespace with `ip netns exec`:
-// the client (the loadgen package on Linux's sockets, standing in for the
-// talk's client machines) and httpd-linux (the httpd program on Linux's
-// sockets, as a process of its own).
+// host: the client (the loadgen package on Linux's sockets, standing in
+// for the talk's client machines) and httpd-linux (the httpd program on
+// Linux's sockets, as a process of its own), each started inside a network
+// namespace with `ip netns exec`; and httpd-monolith (the httpd program on
+// a monolithic host, sim/host: the simulated host's engines in one
+// process), which attaches to a TAP device in the client's namespace.
 
 // HTTPPeerOptions configure `newtsim bench http-peer`.
 type HTTPPeerOptions struct {
-	// Mode is "loadgen" (the client) or "httpd" (httpd-linux).
+	// Mode is "loadgen" (the client), "httpd" (httpd-linux) or
+	// "monolith" (httpd-monolith).
 	Mode string
 	// Config is the client's configuration file (JSON, an
 	// HTTPClientConfig), for loadgen.
 	Config string
 	// Addr and Dir are where httpd listens and what it serves.
 	Addr, Dir string
+	// For monolith: the host's address and subnet (such as
+	// 198.18.0.2/24), the TAP device it attaches to and the namespace
+	// file that holds it, and where it writes its MonolithNote once
+	// httpd listens.
+	Host, Ifname, NetNS, Ready string
+	// Pcap, for monolith, records every frame the host sends and
+	// receives in this file; "" for none.
+	Pcap string
+}
+
+// MonolithNote is what httpd-monolith writes once httpd listens: the
+// port, and the loopback port of its metrics (the host's tcp engine's,
+// as newtsim_tcp_*).
+type MonolithNote struct {
+	Port        uint16 `json:"port"`
+	MetricsPort int    `json:"metrics_port"`
 }
 
 // HTTPClientConfig is what the client is told to do.
@@ -72,8 +96,10 @@ func HTTPPeerMain(o HTTPPeerOptions) error {
 		return httpClient(o.Config)
 	case "httpd":
 		return httpdLinux(o.Addr, o.Dir)
+	case "monolith":
+		return httpdMonolith(o)
 	}
-	return fmt.Errorf("bench http-peer: unknown mode %q (loadgen or httpd)", o.Mode)
+	return fmt.Errorf("bench http-peer: unknown mode %q (loadgen, httpd or monolith)", o.Mode)
 }
 
 // httpClient probes the server, warms up, prints HTTPMeasureLine, runs
@@ -147,6 +173,78 @@ func httpdLinux(addr, dir string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	err = srv.Serve(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// monolithMAC is httpd-monolith's MAC address, as `newtsim host`'s.
+var monolithMAC = [6]byte{0x02, 0, 0x5e, 0, 0, 2}
+
+// httpdMonolith serves o.Dir with the httpd program on a monolithic host
+// attached to the TAP device o.Ifname in the namespace o.NetNS, until
+// SIGTERM or SIGINT: the same engines as the simulated host's servers,
+// linked in one process, behind the same kind of TAP, and the same httpd
+// as on every other row.
+func httpdMonolith(o HTTPPeerOptions) error {
+	pfx, err := netip.ParsePrefix(o.Host)
+	if err != nil {
+		return fmt.Errorf("bench http-peer: --host: %w", err)
+	}
+	ap, err := netip.ParseAddrPort(o.Addr)
+	if err != nil {
+		return fmt.Errorf("bench http-peer: --addr: %w", err)
+	}
+	dev, err := tap.OpenIn(o.NetNS, o.Ifname)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	var pw *pcap.Writer
+	if o.Pcap != "" {
+		if pw, err = pcap.Create(o.Pcap); err != nil {
+			return err
+		}
+		defer pw.Close()
+	}
+	h, err := host.New(host.Config{MAC: monolithMAC, Addr: pfx, Pcap: pw}, dev.Write)
+	if err != nil {
+		return err
+	}
+	reg := prom.NewRegistry("monolith", "httpd-monolith")
+	h.Register(reg)
+	ps, err := prom.Serve(reg, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- host.Serve(ctx, h, dev) }()
+	logger := log.New(os.Stderr, "httpd-monolith: ", log.Lmicroseconds)
+	srv, err := httpd.New(httpd.Config{API: h.API(), Addr: ap, Files: os.DirFS(o.Dir), Log: logger})
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteJSON(o.Ready, MonolithNote{Port: srv.Addr().Port(), MetricsPort: ps.Port}); err != nil {
+		return err
+	}
+	failed := make(chan error, 1)
+	go func() {
+		if err := <-served; err != nil && ctx.Err() == nil {
+			failed <- err
+			stop()
+		}
+	}()
+	err = srv.Serve(ctx)
+	logger.Printf("stopped; the host's drops: %v", h.Drops())
+	select {
+	case herr := <-failed:
+		return fmt.Errorf("bench http-peer: the monolithic host stopped: %w", herr)
+	default:
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
