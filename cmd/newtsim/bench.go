@@ -74,7 +74,7 @@ func newBenchPeerCommand() *cobra.Command {
 			return probe.PeerMain(o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-*-linux or tcp-*-linux")
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-*-linux, tcp-*-linux or the monolith modes (tcp-bulk-monolith, udp-stream-monolith, udp-ping-monolith)")
 	cmd.Flags().StringVar(&o.File, "file", "", "the file or address the mode uses")
 	cmd.Flags().StringVar(&o.Out, "out", "", "where the measuring side writes its result")
 	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size (udp modes); bytes or connections (tcp modes)")

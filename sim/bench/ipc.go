@@ -259,12 +259,17 @@ func uniq(xs ...int) []int {
 // startPeer starts `newtsim bench peer` pinned to core, with files as its
 // descriptors 3 and up.
 func startPeer(core int, log *os.File, files []*os.File, p probe.PeerOptions) (*exec.Cmd, error) {
+	return startPeerOn([]int{core}, log, files, p)
+}
+
+// startPeerOn is startPeer on several cores.
+func startPeerOn(cores []int, log *os.File, files []*os.File, p probe.PeerOptions) (*exec.Cmd, error) {
 	exe, err := spawn.Self()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"bench", "peer", "--mode", p.Mode, "--out", p.Out, "--file", p.File, "--size", strconv.Itoa(p.Size)}
-	return spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: []int{core}, Files: files, Stdout: log, Stderr: log})
+	return spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: cores, Files: files, Stdout: log, Stderr: log})
 }
 
 // single runs a one-process measurement pinned to core.

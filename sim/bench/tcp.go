@@ -83,7 +83,10 @@ func (o *TCPOptions) defaults() {
 // rate between two applications, through the multiserver stack with the
 // message backend (the applications on the simulated host talk over its
 // loopback: application, syscall, tcp, ip, tcp, syscall, application) and
-// through Linux's loopback with the same application code, in one run.
+// through Linux's loopback with the same application code, in one run;
+// and bulk throughput through the multiserver stack with the exposed
+// backend and through a monolithic host (the same engines in one
+// process).
 func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
 	cpus, log, done, err := prepare("tcp", o.CPUs, o.Log)
 	if err != nil {
@@ -111,19 +114,28 @@ func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
 	// Bulk transfers.
 	for _, tr := range o.Transports {
 		name := "message-" + string(tr)
-		row, err := messageBulk(ctx, dir, cpus, tr, o)
+		row, err := stackBulk(ctx, dir, cpus, tr, "message", o)
 		if err != nil {
 			return nil, fmt.Errorf("bench tcp: bulk %s: %w", name, err)
 		}
 		rep.Bulk = append(rep.Bulk, row)
 		progress("  bulk %-15s %10.1f Mbit/s (%d x %d B)\n", name, row.Mbits, row.Reps, row.Bytes)
 	}
-	row, err := linuxBulk(dir, a, b, o)
-	if err != nil {
-		return nil, fmt.Errorf("bench tcp: bulk linux: %w", err)
+	for _, f := range []struct {
+		name string
+		run  func() (BulkRow, error)
+	}{
+		{"exposed", func() (BulkRow, error) { return stackBulk(ctx, dir, cpus, topology.Shm, "exposed", o) }},
+		{"monolith", func() (BulkRow, error) { return monolithBulk(ctx, dir, a, b, o) }},
+		{"linux", func() (BulkRow, error) { return linuxBulk(dir, a, b, o) }},
+	} {
+		row, err := f.run()
+		if err != nil {
+			return nil, fmt.Errorf("bench tcp: bulk %s: %w", f.name, err)
+		}
+		rep.Bulk = append(rep.Bulk, row)
+		progress("  bulk %-15s %10.1f Mbit/s (%d x %d B)\n", f.name, row.Mbits, row.Reps, row.Bytes)
 	}
-	rep.Bulk = append(rep.Bulk, row)
-	progress("  bulk %-15s %10.1f Mbit/s (%d x %d B)\n", "linux", row.Mbits, row.Reps, row.Bytes)
 
 	// Connection set-up.
 	for _, tr := range o.Transports {
@@ -202,21 +214,31 @@ func summarizeBulk(name string, rs []probe.TCPStreamResult, size int64, placemen
 		Seconds: mid.Seconds, Bytes: size, Reps: len(rs), Placement: placement, What: what}
 }
 
-// messageBulk moves o.Bytes from a tcpsource to a tcpsink on a simulated
-// host, o.Reps times, each in a fresh run of the host.
-func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, o TCPOptions) (BulkRow, error) {
+// stackBulk moves o.Bytes from a tcpsource to a tcpsink on a simulated
+// host, both on the socket library's backend (message or exposed), o.Reps
+// times, each in a fresh run of the host. The row is message-TRANSPORT,
+// or exposed.
+func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, backend string, o TCPOptions) (BulkRow, error) {
 	var rs []probe.TCPStreamResult
 	var plan string
+	name, path := "message-"+string(tr), "app, syscall, tcp, ip, tcp, syscall, app"
+	if backend == "exposed" {
+		name, path = "exposed", "app, tcp through the exposed socket buffers, ip, tcp, app"
+	}
 	for k := 0; k < o.Reps; k++ {
 		if err := ctx.Err(); err != nil {
 			return BulkRow{}, err
 		}
-		out := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.json", tr, k))
-		ready := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.port", tr, k))
+		out := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.json", name, k))
+		ready := filepath.Join(dir, fmt.Sprintf("bulk-%s-%d.port", name, k))
 		t := stackTopology("bench-tcp-bulk", tr, cpus[0],
-			topology.Process{Name: "sink", Role: "tcpsink", Args: []string{"--target", "127.0.0.1:0", "--ready", ready, "--out", out}},
+			topology.Process{Name: "sink", Role: "tcpsink", Args: []string{"--target", "127.0.0.1:0", "--ready", ready, "--out", out,
+				"--backend", backend}},
 			topology.Process{Name: "source", Role: "tcpsource", Args: []string{"--target", "127.0.0.1:0", "--ready", ready,
-				"--bytes", strconv.FormatInt(o.Bytes, 10)}})
+				"--bytes", strconv.FormatInt(o.Bytes, 10), "--backend", backend}})
+		if backend == "exposed" {
+			t.Links = append(t.Links, topology.Link{A: "sink", B: "tcp"}, topology.Link{A: "source", B: "tcp"})
+		}
 		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
 		if err != nil {
 			return BulkRow{}, err
@@ -233,10 +255,43 @@ func messageBulk(ctx context.Context, dir string, cpus []int, tr topology.Transp
 		}
 		rs = append(rs, r)
 	}
-	return summarizeBulk("message-"+string(tr), rs, o.Bytes, plan,
+	return summarizeBulk(name, rs, o.Bytes, plan,
 		fmt.Sprintf("source app writes %d B in 64 KiB sends to the sink app over the host's loopback "+
-			"(app, syscall, tcp, ip, tcp, syscall, app; %s), which reads and checks every byte; accept to end of file; "+
-			"median of %d connections, each in a fresh run of the host", o.Bytes, tr, o.Reps)), nil
+			"(%s; %s), which reads and checks every byte; accept to end of file; "+
+			"median of %d connections, each in a fresh run of the host", o.Bytes, path, tr, o.Reps)), nil
+}
+
+// monolithBulk runs the same source and sink as goroutines of one process
+// over the loopback of a monolithic host (the engines linked in that
+// process, sim/host), the process on CPUs a and b, o.Reps times, each in
+// a fresh process.
+func monolithBulk(ctx context.Context, dir string, a, b int, o TCPOptions) (BulkRow, error) {
+	var rs []probe.TCPStreamResult
+	for k := 0; k < o.Reps; k++ {
+		if err := ctx.Err(); err != nil {
+			return BulkRow{}, err
+		}
+		out := filepath.Join(dir, fmt.Sprintf("bulk-monolith-%d.json", k))
+		cmd, err := startPeerOn([]int{a, b}, o.Log, nil, probe.PeerOptions{Mode: "tcp-bulk-monolith", Out: out, Size: int(o.Bytes)})
+		if err == nil {
+			err = cmd.Wait()
+		}
+		var r probe.TCPStreamResult
+		if err == nil {
+			err = awaitJSON(out, 5*time.Second, nil, &r)
+		}
+		if err == nil {
+			err = r.Verify(o.Bytes)
+		}
+		if err != nil {
+			return BulkRow{}, fmt.Errorf("repetition %d: %w", k+1, err)
+		}
+		rs = append(rs, r)
+	}
+	return summarizeBulk("monolith", rs, o.Bytes, fmt.Sprintf("one process on CPUs %d,%d: source, sink and the host's loop as goroutines", a, b),
+		fmt.Sprintf("the same source and sink as goroutines of one process, each with a socket API of its own, over the loopback "+
+			"of a monolithic host (ip and tcp engines linked in the process, sim/host: app, tcp, ip, tcp, app, every call a "+
+			"function call), %d B; median of %d connections, each in a fresh process", o.Bytes, o.Reps)), nil
 }
 
 // messageConns times o.Conns connections from a tcpconnect to a tcpaccept

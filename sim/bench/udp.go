@@ -27,8 +27,9 @@ type UDPOptions struct {
 
 // UDP runs `newtsim bench udp`: round trips of a datagram between two
 // applications, through the multiserver stack with the message backend
-// (over user-space channels, and over kernel messages) and through Linux's
-// loopback, in one run. The applications on the simulated host talk over
+// (over user-space channels, and over kernel messages), through a
+// monolithic host (the same engines in one process, sim/host) and through
+// Linux's loopback, in one run; then one-way streams over the same paths. The applications on the simulated host talk over
 // its loopback interface: client, syscall, udp, ip and back.
 func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	cpus, log, done, err := prepare("udp", o.CPUs, o.Log)
@@ -75,7 +76,21 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 			fmt.Fprintf(o.Progress, "  %-16s %10.0f ns %10.0f cycles\n", name, res.NS, res.Cycles)
 		}
 	}
-	out := filepath.Join(dir, "udp-linux.json")
+	out := filepath.Join(dir, "udp-monolith.json")
+	if err := monolithUDP("udp-ping-monolith", out, a, b, o); err != nil {
+		return nil, fmt.Errorf("bench udp: monolith: %w", err)
+	}
+	mres, err := readResult(out, 5*time.Second, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep.Rows = append(rep.Rows, Row{Name: "monolith", Sample: mres.Sample, Placement: monolithPlacement(a, b), Wait: "block",
+		What: fmt.Sprintf("the same client and echo program as goroutines of one process, over the loopback of a monolithic "+
+			"host (the ip and udp engines linked in the process, sim/host; every call a function call), %d B", o.Size)})
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "  %-16s %10.0f ns %10.0f cycles\n", "monolith", mres.NS, mres.Cycles)
+	}
+	out = filepath.Join(dir, "udp-linux.json")
 	if err := linuxUDP(out, a, b, o); err != nil {
 		return nil, fmt.Errorf("bench udp: linux: %w", err)
 	}
@@ -129,7 +144,19 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", tr, res.PerSec, res.Received, res.Sent)
 		}
 	}
-	res, err := linuxStream(dir, a, b, o)
+	out := filepath.Join(dir, "stream-monolith.json")
+	if err := monolithUDP("udp-stream-monolith", out, a, b, o); err != nil {
+		return fmt.Errorf("bench udp: monolith stream: %w", err)
+	}
+	res, err := readStream(out, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("bench udp: monolith stream: %w", err)
+	}
+	rep.Streams = append(rep.Streams, StreamRow{Name: "monolith", StreamResult: res, Placement: monolithPlacement(a, b)})
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "monolith", res.PerSec, res.Received, res.Sent)
+	}
+	res, err = linuxStream(dir, a, b, o)
 	if err != nil {
 		return fmt.Errorf("bench udp: linux stream: %w", err)
 	}
@@ -138,6 +165,24 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "linux", res.PerSec, res.Received, res.Sent)
 	}
 	return nil
+}
+
+// monolithUDP runs a monolith mode of bench peer (both sides in one
+// process, on a monolithic host) on CPUs a and b, its result in out.
+func monolithUDP(mode, out string, a, b int, o UDPOptions) error {
+	cmd, err := startPeerOn([]int{a, b}, o.Log, nil, probe.PeerOptions{Mode: mode, Out: out, Size: o.Size})
+	if err != nil {
+		return err
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%s: %v", mode, exitErr(err))
+	}
+	return nil
+}
+
+// monolithPlacement is where a monolith row ran.
+func monolithPlacement(a, b int) string {
+	return fmt.Sprintf("one process on CPUs %d,%d: both sides and the host's loop as goroutines", a, b)
 }
 
 // linuxStream runs the same sink and blaster on Linux sockets, the blaster

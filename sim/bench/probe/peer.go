@@ -27,7 +27,9 @@ type PeerOptions struct {
 // udp-sink-linux and udp-blast-linux its Linux stream; tcp-sink-linux and
 // tcp-source-linux (Size bytes) are bench tcp's Linux bulk row,
 // tcp-accept-linux and tcp-connect-linux (Size connections) its connection
-// row. In the Linux rows the server side (echo, sink, accept) finds the
+// row; tcp-bulk-monolith, udp-stream-monolith and udp-ping-monolith run
+// both sides of a row in this one process, on a monolithic host
+// (monolith.go). In the Linux rows the server side (echo, sink, accept) finds the
 // socket its driver opened for it at fd 3, and the client side is given
 // that socket's address as File. The measuring side writes its result to
 // out.
@@ -38,6 +40,8 @@ func PeerMain(o PeerOptions) error {
 		return udpPeer(mode, path, out, o.Size)
 	case "tcp-sink-linux", "tcp-source-linux", "tcp-accept-linux", "tcp-connect-linux":
 		return tcpPeer(mode, path, out, o.Size)
+	case "tcp-bulk-monolith", "udp-stream-monolith", "udp-ping-monolith":
+		return monolithPeer(mode, out, o.Size)
 	case "shm-local":
 		return shmLocal(path, out)
 	case "pipe-ping", "pipe-pong":

@@ -18,16 +18,29 @@ type onHost func(s *sys.Server, api socket.API) error
 // Handle ignores what the loop hands it.
 func (onHost) Handle(*sys.Server, *ipc.Message) error { return nil }
 
+// Run does the side on the message backend, then serves until shut down.
+func (side onHost) Run(s *sys.Server) error { return onBackend{side, "message"}.Run(s) }
+
+// onBackend is an onHost side on a backend of the socket library named
+// (message, or exposed for a process linked to tcp too).
+type onBackend struct {
+	side    onHost
+	backend string
+}
+
+// Handle ignores what the loop hands it.
+func (onBackend) Handle(*sys.Server, *ipc.Message) error { return nil }
+
 // Run does the side, then serves until shut down.
-func (side onHost) Run(s *sys.Server) error {
-	api, err := socket.Open(socket.Config{Backend: "message", Conn: s})
+func (b onBackend) Run(s *sys.Server) error {
+	api, err := socket.Open(socket.Config{Backend: b.backend, Conn: s})
 	if err != nil {
 		return err
 	}
-	if err := side(s, api); err != nil {
+	if err := b.side(s, api); err != nil {
 		return err
 	}
-	return s.Serve(side)
+	return s.Serve(b)
 }
 
 // parseTarget parses a role's arguments with fs, to which it adds the

@@ -224,9 +224,10 @@ func newTCPStreamRole(sink bool) sys.Starter {
 		fs.Int64Var(&r.size, "bytes", 10<<20, "bytes the source sends")
 		fs.StringVar(&r.out, "out", "", "where the sink writes its result")
 		fs.StringVar(&r.ready, "ready", "", readyUsage)
+		backend := fs.String("backend", "message", "the socket library's backend: message, or exposed (the process linked to tcp too)")
 		var err error
 		r.target, err = parseTarget(fs, s.Opts.Args, "the sink's address (the sink listens on its port; 0: one the stack picks)")
-		return onHost(r.run), err
+		return onBackend{r.run, *backend}, err
 	}
 }
 
