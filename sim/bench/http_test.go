@@ -27,6 +27,11 @@ func TestHTTPPick(t *testing.T) {
 	if !slices.Equal(short.Workloads, ShortHTTPWorkloads) || short.Duration != ShortHTTPDuration || short.Connections != DefaultHTTPConnections {
 		t.Errorf("short matrix: %+v", short)
 	}
+	o = HTTPOptions{Servers: []string{"httpd-exposed", "httpd-monolith", "httpd-linux"}}
+	if _, ss, err = o.pick(); err != nil || len(ss) != 3 || ss[0].Name != "httpd-linux" || ss[2].Name != "httpd-monolith" ||
+		ss[2].Kind != sideMonolith {
+		t.Errorf("picked %+v, %v; want httpd-linux, httpd-exposed, httpd-monolith", ss, err)
+	}
 	for _, bad := range []HTTPOptions{{Workloads: []string{"1GB"}}, {Servers: []string{"nginx"}}} {
 		if _, _, err := bad.pick(); err == nil {
 			t.Errorf("%+v: no error", bad)
@@ -38,15 +43,37 @@ func TestHTTPPick(t *testing.T) {
 // JSON rows have exactly the matrix's keys, and the table and chart are
 // written.
 func TestHTTPReport(t *testing.T) {
-	r := &HTTPReport{Bench: "paper", Workloads: HTTPWorkloads[:2], Servers: HTTPServers[1:4],
+	zero, three := int64(0), int64(3)
+	r := &HTTPReport{Bench: "paper", Workloads: HTTPWorkloads[:2], Servers: HTTPServers,
 		Rows: []HTTPRow{
-			{Workload: "20B-10rpc", Server: "httpd-message-shm", ReqPerS: 1000, P50US: 900, P99US: 2000, LinuxSyscallsPerRequest: 12, CorePlan: "p"},
-			{Workload: "20B-10rpc", Server: "httpd-exposed", ReqPerS: 2500, P50US: 300, P99US: 900, LinuxSyscallsPerRequest: 0.01, CorePlan: "p"},
-			{Workload: "20B-1rpc", Server: "httpd-exposed", ReqPerS: 30, Errors: 2, CorePlan: "p"},
+			{Workload: "20B-10rpc", Server: "httpd-linux", ReqPerS: 4000, MeanUS: 200, P50US: 150, P99US: 700, CorePlan: "p"},
+			{Workload: "20B-10rpc", Server: "httpd-message-shm", ReqPerS: 1000, P50US: 900, P99US: 2000, Retransmits: &zero,
+				LinuxSyscallsPerRequest: 12, CorePlan: "p"},
+			{Workload: "20B-10rpc", Server: "httpd-exposed", ReqPerS: 2500, P50US: 300, P99US: 900, Retransmits: &zero,
+				LinuxSyscallsPerRequest: 0.01, CorePlan: "p"},
+			{Workload: "20B-10rpc", Server: "httpd-monolith", ReqPerS: 1000, MeanUS: 1000, P50US: 800, P99US: 3000,
+				Retransmits: &three, CorePlan: "p"},
+			{Workload: "20B-1rpc", Server: "httpd-exposed", ReqPerS: 30, Errors: 2, Retransmits: &zero, CorePlan: "p"},
 		}}
 	r.judge()
-	if len(r.Checks) != 3 || !r.Checks[0].Met || r.Checks[0].Value != 2.5 || !r.Checks[1].Met || r.Checks[2].Met {
-		t.Errorf("checks: %+v", r.Checks)
+	want := []struct {
+		name  string
+		value float64
+		met   bool
+	}{
+		{"20B-10rpc: httpd-exposed req/s / httpd-message-shm req/s", 2.5, true},
+		{"20B-10rpc: httpd-exposed Linux system calls per request", 0.01, true},
+		{"20B-10rpc: httpd-monolith req/s / httpd-linux req/s", 0.25, false},
+		{"retransmitted segments, the server sides newtsim counts, all cells", 3, false},
+		{"errors, all cells", 2, false},
+	}
+	if len(r.Checks) != len(want) {
+		t.Fatalf("checks: %+v", r.Checks)
+	}
+	for i, w := range want {
+		if c := r.Checks[i]; c.Name != w.name || c.Value != w.value || c.Met != w.met {
+			t.Errorf("check %d: %+v, want %+v", i, c, w)
+		}
 	}
 	dir := t.TempDir()
 	js := filepath.Join(dir, "http.json")
@@ -60,17 +87,30 @@ func TestHTTPReport(t *testing.T) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for k := range raw.Rows[0] {
-		keys = append(keys, k)
+	for i, row := range raw.Rows {
+		var keys []string
+		for k := range row {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		want := []string{"core_plan", "errors", "linux_syscalls_per_request", "mean_us", "p50_us", "p99_us", "req_per_s",
+			"retransmits", "server", "workload"}
+		if !slices.Equal(keys, want) {
+			t.Errorf("row %d keys %v, want %v", i, keys, want)
+		}
 	}
-	slices.Sort(keys)
-	want := []string{"core_plan", "errors", "linux_syscalls_per_request", "p50_us", "p99_us", "req_per_s", "server", "workload"}
-	if !slices.Equal(keys, want) {
-		t.Errorf("row keys %v, want %v", keys, want)
+	// Linux's stack is not counted: null, not 0; the simulated host's
+	// and the monolith's are numbers.
+	if v, ok := raw.Rows[0]["retransmits"]; !ok || v != nil {
+		t.Errorf("httpd-linux retransmits = %v, want null", v)
+	}
+	if v := raw.Rows[3]["retransmits"]; v != 3.0 || raw.Rows[3]["mean_us"] != 1000.0 {
+		t.Errorf("httpd-monolith retransmits %v, mean_us %v; want 3 and 1000", v, raw.Rows[3]["mean_us"])
 	}
 	tab := r.Table()
-	for _, s := range []string{"| 20B-10rpc | httpd-exposed | 2500 |", "NOT met", "1 request per connection"} {
+	for _, s := range []string{"| 20B-10rpc | httpd-exposed | 2500 | 0 | 300 | 900 | 0 | 0 |",
+		"| 20B-10rpc | httpd-linux | 4000 | 200 | 150 | 700 | 0 | - |", "| httpd-monolith |", "NOT met", "1 request per connection",
+		"- httpd-monolith: httpd on a monolithic host"} {
 		if !strings.Contains(tab, s) {
 			t.Errorf("table lacks %q:\n%s", s, tab)
 		}
@@ -97,3 +137,26 @@ func TestWriteHTTPFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCounterDelta: a row's retransmits is the counter's move over the
+// cell, and null where either read failed (-1) or is missing.
+func TestCounterDelta(t *testing.T) {
+	m := retransmitsMetric
+	for _, c := range []struct {
+		before, after map[string]float64
+		want          *int64
+	}{
+		{map[string]float64{m: 10}, map[string]float64{m: 17}, ptr(int64(7))},
+		{map[string]float64{m: 5}, map[string]float64{m: 5}, ptr(int64(0))},
+		{map[string]float64{m: -1}, map[string]float64{m: 5}, nil},
+		{map[string]float64{m: 5}, map[string]float64{m: -1}, nil},
+		{map[string]float64{}, map[string]float64{m: 5}, nil},
+	} {
+		got := counterDelta(c.before, c.after, m)
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want {
+			t.Errorf("counterDelta(%v, %v) = %v, want %v", c.before, c.after, got, c.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -54,10 +54,12 @@ func TestBenchTCP(t *testing.T) {
 		}
 		conns[r.Name] = true
 	}
-	for _, name := range []string{"message-shm", "linux"} {
+	for _, name := range []string{"message-shm", "exposed", "monolith", "linux"} {
 		if !bulk[name] {
 			t.Errorf("no bulk row %s in:\n%s", name, b)
 		}
+	}
+	for _, name := range []string{"message-shm", "linux"} {
 		if !conns[name] {
 			t.Errorf("no connection row %s in:\n%s", name, b)
 		}

@@ -791,8 +791,8 @@ func TestBenchUDP(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Streams) != 3 {
-		t.Errorf("want 3 streams (message-shm, message-kernel, linux), got %d", len(rep.Streams))
+	if len(rep.Streams) != 4 {
+		t.Errorf("want 4 streams (message-shm, message-kernel, monolith, linux), got %d", len(rep.Streams))
 	}
 	for _, s := range rep.Streams {
 		if s.Received < 2 || s.PerSec <= 0 {
@@ -806,7 +806,7 @@ func TestBenchUDP(t *testing.T) {
 		}
 		got[r.Name] = true
 	}
-	for _, name := range []string{"message-shm", "message-kernel", "linux"} {
+	for _, name := range []string{"message-shm", "message-kernel", "monolith", "linux"} {
 		if !got[name] {
 			t.Errorf("no row %s in:\n%s", name, b)
 		}

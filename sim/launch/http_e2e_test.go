@@ -211,14 +211,18 @@ func TestBenchHTTPWritesRow(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"core_plan", "errors", "linux_syscalls_per_request", "p50_us", "p99_us", "req_per_s", "server", "workload"}
+	want := []string{"core_plan", "errors", "linux_syscalls_per_request", "mean_us", "p50_us", "p99_us", "req_per_s",
+		"retransmits", "server", "workload"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("row keys %v, want %v", keys, want)
+	}
+	if v, ok := row["retransmits"].(float64); !ok || v < 0 {
+		t.Errorf("retransmits = %v, want a count read from the tcp server", row["retransmits"])
 	}
 	if row["workload"] != "20B-10rpc" || row["server"] != "httpd-exposed" {
 		t.Errorf("row %v: not the cell asked for", row)
 	}
-	for _, k := range []string{"req_per_s", "p50_us", "p99_us"} {
+	for _, k := range []string{"req_per_s", "mean_us", "p50_us", "p99_us"} {
 		if v, ok := row[k].(float64); !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, row[k])
 		}
