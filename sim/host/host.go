@@ -4,7 +4,11 @@
 // evaluation, and it tests the protocol engines against real Linux peers
 // before they are split into server processes. It runs a UDP echo service
 // when asked, and its applications use it through the socket library's API
-// (API, in api.go), as they use the multiserver stack.
+// (API, in api.go: TCP and UDP sockets), as they use the multiserver stack.
+// The benchmarks' monolith rows (bench http's httpd-monolith, bench tcp's
+// and bench udp's monolith) measure the engines this way, in one process,
+// beside the same engines split into servers; Register exports its tcp
+// engine's counters for them.
 package host
 
 import (
