@@ -131,13 +131,16 @@ func Listen(api socket.API, addr netip.AddrPort, backlog int) (socket.FD, error)
 // SinkBacklog is the backlog of a sink's listening socket.
 const SinkBacklog = 8
 
-// TCPSink accepts one connection on ln, a listening socket, closes ln,
-// reads the connection to end of file and checks it. It gives up after
-// idle with nothing read.
+// TCPSink accepts one connection on ln, a listening socket, reads the
+// connection to end of file and checks it, and closes ln. It gives up
+// after idle with nothing read. The listener stays open until the stream
+// ends: on the exposed backend, closing it at once broke the connection
+// just accepted (the source's send failed with EPIPE after about 320 kB
+// and the sink waited for ever).
 func TCPSink(api socket.API, ln socket.FD, idle time.Duration) (TCPStreamResult, error) {
 	r := TCPStreamResult{FirstBad: -1}
 	fd, _, err := api.Accept(ln)
-	api.Close(ln)
+	defer api.Close(ln)
 	if err != nil {
 		return r, fmt.Errorf("bench: sink: accept: %w", err)
 	}
