@@ -86,7 +86,7 @@ func newBenchUDPCommand() *cobra.Command {
 	var size int
 	cmd := &cobra.Command{
 		Use:   "udp",
-		Short: "UDP round trips between two apps: through the multiserver stack (shm and kernel messages) and Linux loopback",
+		Short: "UDP round trips and streams between two apps: through the multiserver stack (shm and kernel messages), a monolithic host and Linux loopback",
 		Example: `  sudo newtsim bench udp
   sudo newtsim bench udp --size 1024 --json results/udp.json --md results/udp.md`,
 		Args: cobra.NoArgs,
@@ -117,7 +117,7 @@ func newBenchTCPCommand() *cobra.Command {
 	var o bench.TCPOptions
 	cmd := &cobra.Command{
 		Use:   "tcp",
-		Short: "TCP bulk throughput and connection set-up rate between two apps: through the multiserver stack and Linux loopback",
+		Short: "TCP bulk throughput and connection set-up rate between two apps: through the multiserver stack (message and exposed backends), a monolithic host and Linux loopback",
 		Example: `  sudo newtsim bench tcp
   sudo newtsim bench tcp --kernel --json results/tcp.json --md results/tcp.md`,
 		Args: cobra.NoArgs,
@@ -147,7 +147,7 @@ func newBenchTCPCommand() *cobra.Command {
 	f := cmd.Flags()
 	reportFlags(f, &jsonOut, &mdOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
-	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host")
+	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host and the monolithic host")
 	f.Int64Var(&o.LinuxBytes, "linux-bytes", 256<<20, "bytes per bulk transfer on Linux")
 	f.IntVar(&o.Conns, "conns", 2000, "connections timed on the simulated host")
 	f.IntVar(&o.LinuxConns, "linux-conns", 20000, "connections timed on Linux")
