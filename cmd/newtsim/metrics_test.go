@@ -153,7 +153,8 @@ func roleArgs(t *testing.T, role string) []string {
 // sim/launch checks): the base registry every process has, with what
 // serving it adds, and every role's server. Every registered metric is
 // listed, with the labels it has; every row is registered by some role,
-// but the kernel's and httpd's (registered once it listens); and no metric
+// but the kernel's and httpd's (registered once it listens; TestUpApp and
+// TestPrometheus in sim/launch check those); and no metric
 // label begins with newtsim_, as the targets file's labels do.
 func TestMetricsDocumented(t *testing.T) {
 	doc, err := promtest.ReadMetricsDoc(filepath.Join("..", "..", promtest.MetricsDoc))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -64,28 +65,45 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 func NewUpCommand(g *globals) *cobra.Command {
 	var f topoFlags
 	var serviceTimes bool
+	var app string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the topology in the foreground; Ctrl-C or `newtsim down` stops it",
 		Example: `  sudo newtsim up
   sudo newtsim up --transport kernel --wait poll
   sudo newtsim up --topology my.topo --cpus 0-3
-  sudo newtsim up --nic tap     # Linux reaches the simulated host through a TAP device`,
+  sudo newtsim up --nic tap     # Linux reaches the simulated host through a TAP device
+  sudo newtsim up --app httpd   # a web server on the simulated host; prints the curl command that reaches it
+  sudo newtsim up --app httpd=./site --transport kernel
+  sudo newtsim up --app udpecho=7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, cpus, err := f.load()
 			if err != nil {
 				return err
 			}
+			o := launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: cmd.OutOrStdout(), Slots: f.slots, NIC: f.nic,
+				ServiceTimes: serviceTimes}
+			if app != "" {
+				a, err := launch.ParseApp(app)
+				if err != nil {
+					return err
+				}
+				o.App = &a
+				if !cmd.Flags().Changed("nic") {
+					o.NIC = "tap" // an application is for Linux to reach
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			out := cmd.OutOrStdout()
-			return launch.Up(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots, NIC: f.nic,
-				ServiceTimes: serviceTimes, Ready: func(*launchStatus) { fmt.Fprintln(out, "up: Ctrl-C or `newtsim down` stops it") }})
+			o.Ready = func(*launchStatus) { fmt.Fprintln(o.Out, "up: Ctrl-C or `newtsim down` stops it") }
+			return launch.Up(ctx, o)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&serviceTimes, "service-times", false,
 		"time every message each server handles, for newtsim_server_service_seconds (costs two clock reads a message)")
+	cmd.Flags().StringVar(&app, "app", "", "run an application on the simulated host beside the stack, linked to syscall, and print how Linux reaches it: "+
+		strings.Join(launch.AppRoles(), " or ")+"; implies --nic tap unless --nic is given")
 	return needingRoot(cmd)
 }

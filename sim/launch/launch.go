@@ -72,6 +72,9 @@ type Options struct {
 	// message, for newtsim_server_service_seconds; off, the default, it
 	// costs nothing.
 	ServiceTimes bool
+	// App is an application to run on the simulated host beside the
+	// stack, or nil.
+	App *App
 }
 
 // LinuxAddr is Linux's address in a tap run's namespace; the host is
@@ -151,6 +154,7 @@ type Handle struct {
 	dir    string
 	cmd    *exec.Cmd
 	exited chan error
+	app    *App
 	lock   *runLock // held from before the run's namespace exists until Stop
 }
 
@@ -184,6 +188,9 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 			lock.release()
 		}
 	}()
+	if o.Topology, err = withApp(o.Topology, o.App, filepath.Join(o.StateDir, appDir)); err != nil {
+		return nil, err
+	}
 	o.Topology = withNIC(o.Topology, o.NIC, run)
 	plan, _, err := Plan(o.Topology, o.CPUs)
 	if err != nil {
@@ -228,7 +235,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 		return nil, err
 	}
 	started = true // the Handle owns the lock now: Stop releases it
-	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan, NS: ns, lock: lock,
+	h := &Handle{dir: o.StateDir, cmd: cmd, exited: make(chan error, 1), Plan: plan, NS: ns, lock: lock, app: o.App,
 		State: State{Run: run, KernelPid: cmd.Process.Pid, LauncherID: os.Getpid(), Started: time.Now(),
 			Topology: o.Topology.Name, Plan: plan.Summary()}}
 	go func() { h.exited <- cmd.Wait() }()
@@ -239,6 +246,10 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if h.Status, err = waitReady(ctx, o.StateDir, run, h.exited); err != nil {
 		h.Stop()
 		return nil, err
+	}
+	if err := awaitApp(o.App, filepath.Join(o.StateDir, appDir)); err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("launch: %s did not listen: %w", o.App.Role, err)
 	}
 	return h, nil
 }
@@ -279,8 +290,8 @@ func (h *Handle) Reach() string {
 	if h.NS == nil {
 		return ""
 	}
-	return fmt.Sprintf("the host is 198.18.0.2 in namespace %s (Linux there is %s): ip netns exec %s ping 198.18.0.2",
-		h.NS.Name, LinuxAddr, h.NS.Name)
+	return fmt.Sprintf("the host is %s in namespace %s (Linux there is %s): %s ping %s",
+		HostAddr, h.NS.Name, LinuxAddr, strings.Join(nsPrefix(h.NS.Name), " "), HostAddr)
 }
 
 // Up starts the topology, prints a line per process, and blocks until ctx is
@@ -294,6 +305,9 @@ func Up(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "metrics targets for Prometheus (file_sd): %s\n", filepath.Join(h.dir, kernel.TargetsFile))
 	if r := h.Reach(); r != "" {
 		fmt.Fprintln(o.Out, r)
+	}
+	if c, what := h.AppCommand(); c != "" {
+		fmt.Fprintf(o.Out, "%s; from Linux, as root:\n  %s\n", what, c)
 	}
 	if o.Ready != nil {
 		o.Ready(h.Status)
@@ -469,6 +483,7 @@ func Clean(dir string) (int, error) {
 	for _, f := range []string{StateFile, kernel.StatusFile, kernel.TargetsFile, SpecFile} {
 		os.Remove(filepath.Join(dir, f))
 	}
+	os.RemoveAll(filepath.Join(dir, appDir))
 	return n, err
 }
 

@@ -1,0 +1,115 @@
+package launch_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/sim/launch"
+	"github.com/newtsim/newtsim/sim/netns"
+	"github.com/newtsim/newtsim/sim/promtest"
+)
+
+// TestUpApp is the README's first command: `newtsim up --app httpd` (a TAP
+// without asking) prints a curl command, which run as printed fetches
+// httpd's page through the TAP, from the run's namespace; httpd exports
+// every metric docs/METRICS.md lists for it, with those labels (the test
+// that builds every role cannot see them: httpd registers them once it
+// listens); Ctrl-C stops the run and leaves no process, /dev/shm file,
+// namespace or page behind.
+func TestUpApp(t *testing.T) {
+	needTools(t, "curl")
+	u := startUp(t, "--app", "httpd")
+	u.logOnFailure()
+
+	// The command up printed, after "from Linux, as root:".
+	_, after, ok := strings.Cut(u.out.String(), "from Linux, as root:\n")
+	if !ok {
+		t.Fatalf("up printed no command to reach httpd:\n%s", u.out)
+	}
+	line, _, _ := strings.Cut(after, "\n")
+	args := strings.Fields(line)
+	if !slices.Contains(args, "curl") || !strings.Contains(line, launch.NSName(u.status.Run)) {
+		t.Fatalf("up printed %q, want curl in the run's namespace", line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, args[0], append(args[1:], "-sS", "--max-time", "10")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	if string(out) != launch.IndexPage {
+		t.Errorf("%s printed %q, want httpd's page %q", line, out, launch.IndexPage)
+	}
+
+	// httpd's metrics against docs/METRICS.md.
+	doc, err := promtest.ReadMetricsDoc(filepath.Join("..", "..", promtest.MetricsDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := prom.Scrape(ctx, prom.LocalURL(u.proc("httpd").MetricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "newtsim_httpd_") {
+			continue
+		}
+		d, ok := promtest.Find(doc, name)
+		if !ok {
+			t.Errorf("httpd exports %s, which %s does not list", name, promtest.MetricsDoc)
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName())
+			}
+			slices.Sort(labels)
+			if !slices.Equal(labels, d.Labels) {
+				t.Errorf("httpd: %s has labels %v, %s says %v", name, labels, promtest.MetricsDoc, d.Labels)
+			}
+		}
+	}
+	for _, d := range doc {
+		if d.By == "httpd" && fams[d.Name] == nil {
+			t.Errorf("%s lists %s for httpd, which httpd does not export", promtest.MetricsDoc, d.Name)
+		}
+	}
+	if v, _ := prom.Value(fams, "newtsim_httpd_responses_total", map[string]string{"code": "200"}); v != 1 {
+		t.Errorf("httpd counted %v responses 200, want 1 (the curl)", v)
+	}
+
+	// Ctrl-C.
+	if err := u.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("newtsim up after Ctrl-C: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("newtsim up did not exit after Ctrl-C")
+	}
+	assertGone(t, u.status.Run, pids(u.status))
+	if names, err := netns.List(); err != nil || slices.Contains(names, launch.NSName(u.status.Run)) {
+		t.Errorf("namespace %s left behind (%v)", launch.NSName(u.status.Run), err)
+	}
+	if ents, _ := os.ReadDir(u.dir); len(ents) > 0 {
+		var left []string
+		for _, e := range ents {
+			left = append(left, e.Name())
+		}
+		t.Errorf("state directory keeps %v", left)
+	}
+}
