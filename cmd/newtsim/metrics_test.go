@@ -154,7 +154,7 @@ func roleArgs(t *testing.T, role string) []string {
 // serving it adds, and every role's server. Every registered metric is
 // listed, with the labels it has; every row is registered by some role,
 // but the kernel's and httpd's (registered once it listens; TestUpApp and
-// TestPrometheus in sim/launch check those); and no metric
+// TestPrometheusScrapesEveryServer in sim/launch check those); and no metric
 // label begins with newtsim_, as the targets file's labels do.
 func TestMetricsDocumented(t *testing.T) {
 	doc, err := promtest.ReadMetricsDoc(filepath.Join("..", "..", promtest.MetricsDoc))
