@@ -22,7 +22,8 @@ import (
 // httpd's page through the TAP, from the run's namespace; httpd exports
 // every metric docs/METRICS.md lists for it, with those labels (the test
 // that builds every role cannot see them: httpd registers them once it
-// listens); Ctrl-C stops the run and leaves no process, /dev/shm file,
+// listens); `newtsim top --once` shows every process, httpd at work under
+// a curl loop; Ctrl-C stops the run and leaves no process, /dev/shm file,
 // namespace or page behind.
 func TestUpApp(t *testing.T) {
 	needTools(t, "curl")
@@ -85,6 +86,45 @@ func TestUpApp(t *testing.T) {
 	}
 	if v, _ := prom.Value(fams, "newtsim_httpd_responses_total", map[string]string{"code": "200"}); v != 1 {
 		t.Errorf("httpd counted %v responses 200, want 1 (the curl)", v)
+	}
+
+	// newtsim top --once, over a second of curls: a row per process, httpd
+	// receiving messages, the listening socket.
+	stopLoop := make(chan struct{})
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		for {
+			select {
+			case <-stopLoop:
+				return
+			default:
+			}
+			exec.CommandContext(ctx, args[0], append(args[1:], "-sS", "--max-time", "2", "-o", "/dev/null")...).Run()
+		}
+	}()
+	top, err := exec.CommandContext(ctx, bin, "--state-dir", u.dir, "top", "--once").CombinedOutput()
+	close(stopLoop)
+	<-loopDone
+	if err != nil {
+		t.Fatalf("newtsim top --once: %v\n%s", err, top)
+	}
+	rows := map[string][]string{}
+	for _, l := range strings.Split(string(top), "\n") {
+		if f := strings.Fields(l); len(f) == 11 {
+			rows[f[0]] = f
+		}
+	}
+	for _, p := range u.status.Processes {
+		if rows[p.Name] == nil {
+			t.Errorf("top shows no row for %s:\n%s", p.Name, top)
+		}
+	}
+	if r := rows["httpd"]; r != nil && (r[3] == "0" || r[4] == "0") {
+		t.Errorf("top shows httpd receiving %s and sending %s messages a second under a curl loop:\n%s", r[3], r[4], top)
+	}
+	if !strings.Contains(string(top), "tcp connections: ") || !strings.Contains(string(top), "LISTEN 1") {
+		t.Errorf("top shows no listening socket:\n%s", top)
 	}
 
 	// Ctrl-C.
