@@ -22,8 +22,10 @@ func NewBenchCommand(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure newtsim beside its references and Linux, in one run",
 		Example: `  sudo newtsim bench eagain --json results/eagain.json --md results/eagain.md --svg results/eagain.svg
-  sudo newtsim bench ipc --json - | jq .rows`,
+  sudo newtsim bench ipc --json - | jq .rows
+  sudo newtsim bench eagain --check   # exit status 1 if a check is not met`,
 	}))
+	checkFlag(cmd.PersistentFlags())
 	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand(),
 		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand(), newBenchFaultsCommand())
 	return cmd

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
+	"github.com/newtsim/newtsim/sim/bench"
 )
 
 // fileFlags are the flags that name a file a command writes; dirFlags name
@@ -118,6 +121,9 @@ func showReport(cmd *cobra.Command, rep report, jsonOut, mdOut, svgOut string) e
 			write func(string) error
 		}{svgOut, chart.WriteSVG})
 	}
+	if err := noteChecks(cmd, rep); err != nil {
+		return err
+	}
 	if jsonOut == stdoutPath {
 		// checkOutputs pointed cmd's output at standard error; the root
 		// command's is still standard output.
@@ -146,4 +152,70 @@ func showReport(cmd *cobra.Command, rep report, jsonOut, mdOut, svgOut string) e
 func reportFlags(fs *pflag.FlagSet, jsonOut, mdOut *string) {
 	fs.StringVar(jsonOut, "json", "", "write the report as JSON to this file (- for standard output; the table then goes to standard error)")
 	fs.StringVar(mdOut, "md", "", "write the report as Markdown to this file")
+}
+
+// checkValue is the --check flag of every bench command and of run: on, a
+// check a report did not meet makes the command fail (exit status 1) once
+// every table is printed and written. It keeps the checks not met.
+type checkValue struct {
+	on    bool
+	unmet []string
+}
+
+func (c *checkValue) String() string { return strconv.FormatBool(c.on) }
+func (c *checkValue) Type() string   { return "bool" }
+func (c *checkValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	c.on = v
+	return err
+}
+
+// checkFlag adds --check to fs.
+func checkFlag(fs *pflag.FlagSet) {
+	f := fs.VarPF(&checkValue{}, "check", "", "exit with status 1 when a check of the report is not met (after printing and writing everything)")
+	f.NoOptDefVal = "true"
+}
+
+// noteChecks records, for --check, the checks rep did not meet. Every
+// report lists its checks in its JSON, as bench.Check.
+func noteChecks(cmd *cobra.Command, rep report) error {
+	f := cmd.Flags().Lookup("check")
+	if f == nil {
+		return nil
+	}
+	c := f.Value.(*checkValue)
+	if !c.on {
+		return nil
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return fmt.Errorf("encode the report: %w", err)
+	}
+	var r struct {
+		Bench  string        `json:"bench"`
+		Checks []bench.Check `json:"checks"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("read the report's checks: %w", err)
+	}
+	for _, ch := range r.Checks {
+		if !ch.Met {
+			c.unmet = append(c.unmet, fmt.Sprintf("%s: %s (%.4g, want %s)", r.Bench, ch.Name, ch.Value, ch.Target))
+		}
+	}
+	return nil
+}
+
+// unmetChecks is the error of a command run with --check whose reports
+// did not meet every check; nil otherwise.
+func unmetChecks(cmd *cobra.Command) error {
+	f := cmd.Flags().Lookup("check")
+	if f == nil {
+		return nil
+	}
+	c, ok := f.Value.(*checkValue)
+	if !ok || len(c.unmet) == 0 {
+		return nil
+	}
+	return fmt.Errorf("--check: %d check(s) not met:\n  %s", len(c.unmet), strings.Join(c.unmet, "\n  "))
 }

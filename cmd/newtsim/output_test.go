@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/newtsim/newtsim/sim/bench"
 )
 
 func TestCheckFile(t *testing.T) {
@@ -46,7 +48,9 @@ func TestCheckFile(t *testing.T) {
 
 // fakeReport is a report that notes what it was asked to write.
 type fakeReport struct {
-	Rows    []string `json:"rows"`
+	Bench   string        `json:"bench"`
+	Rows    []string      `json:"rows"`
+	Checks  []bench.Check `json:"checks"`
 	written []string
 }
 
@@ -70,8 +74,8 @@ func fakeBench(rep *fakeReport) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&jsonOut, "json", "", "")
 	cmd.Flags().StringVar(&mdOut, "md", "", "")
-	bench, _, _ := root.Find([]string{"bench"})
-	bench.AddCommand(cmd)
+	b, _, _ := root.Find([]string{"bench"})
+	b.AddCommand(cmd)
 	return root
 }
 
@@ -132,5 +136,57 @@ func TestResultsDirectory(t *testing.T) {
 	}
 	if err := checkOutputs(cmd); err == nil || !strings.HasPrefix(err.Error(), "--results /proc/newtsim: ") {
 		t.Errorf("--results /proc/newtsim: %v, want an error naming it", err)
+	}
+}
+
+// TestCheckFlag: with --check, a check not met makes the command fail,
+// after the table and files are written, naming the check; without it, or
+// with every check met, the command succeeds.
+func TestCheckFlag(t *testing.T) {
+	met := []bench.Check{{Name: "a", Value: 1, Target: "<= 2", Met: true}}
+	unmet := append(met, bench.Check{Name: "ratio b/c", Value: 3, Target: "<= 2", Met: false})
+	tests := []struct {
+		name   string
+		args   []string
+		checks []bench.Check
+		code   int
+	}{
+		{"unmet without --check", nil, unmet, 0},
+		{"met with --check", []string{"--check"}, met, 0},
+		{"unmet with --check", []string{"--check"}, unmet, 1},
+		{"unmet with --check=false", []string{"--check=false"}, unmet, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &fakeReport{Bench: "fake", Checks: tt.checks}
+			jsonPath := filepath.Join(t.TempDir(), "r.json")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"bench", "fake", "--json", jsonPath}, tt.args...)
+			if code := execute(fakeBench(rep), args, &stdout, &stderr); code != tt.code {
+				t.Fatalf("exit status %d, want %d: %s", code, tt.code, stderr.String())
+			}
+			if len(rep.written) != 1 || !strings.Contains(stdout.String(), "the table") {
+				t.Errorf("the table and JSON not written first: %v\n%s", rep.written, stdout.String())
+			}
+			if tt.code != 0 && !strings.Contains(stderr.String(), "fake: ratio b/c (3, want <= 2)") {
+				t.Errorf("stderr %q does not name the check not met", stderr.String())
+			}
+		})
+	}
+}
+
+// TestEveryBenchHasCheck: every bench command, and run, takes --check.
+func TestEveryBenchHasCheck(t *testing.T) {
+	root := NewRootCommand()
+	b, _, _ := root.Find([]string{"bench"})
+	run, _, _ := root.Find([]string{"run"})
+	cmds := append([]*cobra.Command{run}, b.Commands()...)
+	for _, c := range cmds {
+		if c.Hidden {
+			continue
+		}
+		if c.Flags().Lookup("check") == nil && c.InheritedFlags().Lookup("check") == nil {
+			t.Errorf("%s has no --check", c.CommandPath())
+		}
 	}
 }

@@ -44,6 +44,7 @@ Most commands need root (network namespaces, /run/newtsim, pinning) and Linux.`,
 			}
 			return checkOutputs(cmd)
 		},
+		PersistentPostRunE: func(cmd *cobra.Command, _ []string) error { return unmetChecks(cmd) },
 	}
 	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

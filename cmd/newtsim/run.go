@@ -86,6 +86,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	checkFlag(cmd.Flags())
 	cmd.Flags().StringVar(&results, "results", "", "also write the tables into this directory, made if missing (ipc, eagain and http-short, each as .json and .md; eagain and http-short also as .svg)")
 	return needingRoot(cmd)
 }
