@@ -33,6 +33,9 @@ type Spec struct {
 	Setpgid bool
 	// DeathSignal is sent to the child when its parent dies; 0 for none.
 	DeathSignal syscall.Signal
+	// NetNS is the file of the network namespace the child starts in
+	// (such as /run/netns/NAME); "" for this process's.
+	NetNS string
 }
 
 type request struct {
@@ -63,6 +66,29 @@ func spawner() {
 }
 
 func start(s Spec) (*exec.Cmd, error) {
+	if s.NetNS != "" {
+		// The child is forked in the namespace the thread is in: move the
+		// thread there for the fork, and back.
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: %w", err)
+		}
+		defer unix.Close(home)
+		target, err := unix.Open(s.NetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: network namespace: %w", err)
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			return nil, fmt.Errorf("spawn: enter %s: %w", s.NetNS, err)
+		}
+		defer func() {
+			if err := unix.Setns(home, unix.CLONE_NEWNET); err != nil {
+				// Every later child would start in the wrong namespace.
+				panic(fmt.Sprintf("spawn: cannot return from %s: %v", s.NetNS, err))
+			}
+		}()
+	}
 	if len(s.Cores) > 0 {
 		set, err := cpu.Mask(s.Cores)
 		if err != nil {

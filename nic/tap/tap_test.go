@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -30,8 +31,8 @@ func TestLinuxPeer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ping := ns.Command(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
-	if err := ping.Start(); err != nil {
+	ping := exec.CommandContext(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
+	if err := ns.Start(ping); err != nil {
 		t.Fatal(err)
 	}
 	defer ping.Wait()
@@ -96,8 +97,8 @@ func TestOpenInNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ping := ns.Command(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
-		ping.Start()
+		ping := exec.CommandContext(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
+		ns.Start(ping)
 		buf := make([]byte, MaxFrame)
 		got := false
 		for i := 0; i < 20 && !got; i++ {

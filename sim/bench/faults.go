@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -216,11 +215,6 @@ var faultFile = HTTPWorkloads[0]
 func Faults(ctx context.Context, o FaultOptions) (rep *FaultReport, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
-	}
-	for _, tool := range []string{"ip", "sysctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("bench faults: %s is not installed (Debian packages iproute2, procps)", tool)
-		}
 	}
 	if o.Log == nil {
 		f, finish, lerr := keptLog("faults")

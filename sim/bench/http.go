@@ -109,6 +109,9 @@ type HTTPRow struct {
 	// application's process.
 	LinuxSyscallsPerRequest float64 `json:"linux_syscalls_per_request"`
 	CorePlan                string  `json:"core_plan"`
+	// NotInstalled names the program the server runs, missing from the
+	// machine: the cell was not measured.
+	NotInstalled string `json:"not_installed,omitempty"`
 }
 
 // HTTPCell is a cell's full account: the client's report, as wrk would
@@ -373,6 +376,10 @@ func (r *HTTPReport) Table() string {
 	b.WriteString("| workload | server | req/s | mean us | p50 us | p99 us | errors | retransmits | Linux syscalls per request |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
+		if row.NotInstalled != "" {
+			fmt.Fprintf(&b, "| %s | %s | not installed (%s) | | | | | | |\n", row.Workload, row.Server, row.NotInstalled)
+			continue
+		}
 		rt := "-"
 		if row.Retransmits != nil {
 			rt = fmt.Sprint(*row.Retransmits)
@@ -390,7 +397,9 @@ func (r *HTTPReport) Table() string {
 		for _, w := range r.Workloads {
 			fmt.Fprintf(&b, "| %s |", w.Name)
 			for _, s := range servers {
-				if row := r.row(w.Name, s); row != nil {
+				if row := r.row(w.Name, s); row != nil && row.NotInstalled != "" {
+					b.WriteString(" not installed |")
+				} else if row != nil {
 					fmt.Fprintf(&b, " %.0f |", row.ReqPerS)
 				} else {
 					b.WriteString(" - |")
@@ -414,6 +423,9 @@ func (r *HTTPReport) Table() string {
 	var plans []string
 	under := map[string][]string{}
 	for _, row := range r.Rows {
+		if row.NotInstalled != "" {
+			continue
+		}
 		if _, ok := under[row.CorePlan]; !ok {
 			plans = append(plans, row.CorePlan)
 		}

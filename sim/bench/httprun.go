@@ -67,9 +67,6 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := needHTTPTools(ss, o.Client); err != nil {
-		return nil, err
-	}
 	if o.Log == nil {
 		f, finish, lerr := keptLog("http")
 		if lerr != nil {
@@ -119,6 +116,13 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 	for _, s := range ss {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if prog := missingProgram(s); prog != "" {
+			for _, w := range ws {
+				rep.Rows = append(rep.Rows, HTTPRow{Workload: w.Name, Server: s.Name, NotInstalled: prog})
+			}
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: not measured, %s is not installed (Debian package %s)", s.Name, prog, prog))
+			continue
 		}
 		side, err := r.start(ctx, s)
 		if err != nil {
@@ -179,26 +183,17 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 	return rep, nil
 }
 
-// needHTTPTools fails when a program the servers need is not installed.
-func needHTTPTools(ss []HTTPServer, client string) error {
-	var tools []string
-	for _, s := range ss {
-		// A namespace: the client's, or a Linux server's behind its veth.
-		if s.Kind != sideHost || client == ClientNamespace {
-			tools = []string{"ip", "sysctl"}
+// missingProgram names the program a server runs that is not installed
+// (lighttpd), or is "": its rows are marked not installed and the run goes
+// on. Namespaces, veth pairs and their settings need no program (package
+// netns).
+func missingProgram(s HTTPServer) string {
+	if s.Kind == sideLighttpd {
+		if _, err := exec.LookPath("lighttpd"); err != nil {
+			return "lighttpd"
 		}
 	}
-	for _, s := range ss {
-		if s.Kind == sideLighttpd {
-			tools = append(tools, "lighttpd")
-		}
-	}
-	for _, t := range tools {
-		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("bench http: %s is not installed (Debian packages iproute2, procps, lighttpd; `make deps` installs them)", t)
-		}
-	}
-	return nil
+	return ""
 }
 
 // httpRun is the state of one bench http: the files, the client's CPU,
@@ -297,8 +292,8 @@ func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
 	default:
 		return nil, fmt.Errorf("unknown server kind %q", s.Kind)
 	}
-	fmt.Fprintf(r.log, "bench http: starting %s: ip netns exec %s %s %s\n", s.Name, r.veth.srv.Name, name, strings.Join(args, " "))
-	cmd, err := spawn.Start(spawn.Spec{Path: "ip", Args: append([]string{"netns", "exec", r.veth.srv.Name, name}, args...),
+	fmt.Fprintf(r.log, "bench http: starting %s in namespace %s: %s %s\n", s.Name, r.veth.srv.Name, name, strings.Join(args, " "))
+	cmd, err := spawn.Start(spawn.Spec{Path: name, Args: args, NetNS: r.veth.srv.Path(),
 		Cores: r.servers, Stdout: r.log, Stderr: r.log, DeathSignal: syscall.SIGKILL})
 	if err != nil {
 		return nil, err
@@ -317,8 +312,7 @@ func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
 	// Wait until it listens, so that no cell counts its start.
 	deadline := time.Now().Add(probeTime)
 	for {
-		out, err := r.veth.srv.Run("ss", "-Hltn", fmt.Sprintf("sport = :%d", httpPort))
-		if err == nil && strings.Contains(out, fmt.Sprintf("%s:%d", vethServerIP, httpPort)) {
+		if ok, _ := r.veth.srv.Listening(netip.AddrPortFrom(netip.MustParseAddr(vethServerIP), httpPort)); ok {
 			break
 		}
 		select {
@@ -607,8 +601,8 @@ func scrapeValue(port int, metric string) float64 {
 // generator's machine would be set up: it closes first, so its side holds
 // TIME-WAIT. Both settings belong to the namespace.
 func tuneClientNS(ns *netns.NS) error {
-	for _, kv := range []string{"net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1"} {
-		if _, err := ns.Run("sysctl", "-q", "-w", kv); err != nil {
+	for _, kv := range [][2]string{{"net.ipv4.ip_local_port_range", "1024 65535"}, {"net.ipv4.tcp_tw_reuse", "1"}} {
+		if err := ns.Sysctl(kv[0], kv[1]); err != nil {
 			return err
 		}
 	}
@@ -635,18 +629,18 @@ func newVethNet() (*vethNet, error) {
 		return nil, err
 	}
 	cif, sif := "ntshc"+id, "ntshs"+id
-	if out, err := exec.Command("ip", "link", "add", cif, "type", "veth", "peer", "name", sif).CombinedOutput(); err != nil {
+	if err := netns.VethPair(cif, sif); err != nil {
 		v.close()
-		return nil, fmt.Errorf("ip link add %s type veth peer name %s: %v: %s", cif, sif, err, out)
+		return nil, err
 	}
 	if err := v.cli.Adopt(cif, vethClientAddr); err != nil {
-		exec.Command("ip", "link", "del", cif).Run()
+		netns.DeleteLink(cif)
 		v.close()
 		return nil, err
 	}
 	if err := v.srv.Adopt(sif, vethServerAddr); err != nil {
 		v.close()
-		exec.Command("ip", "link", "del", sif).Run()
+		netns.DeleteLink(sif)
 		return nil, err
 	}
 	if err := tuneClientNS(v.cli); err != nil {
@@ -685,8 +679,8 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 		return HTTPCell{}, err
 	}
 	defer pr.Close()
-	cmd, err := spawn.Start(spawn.Spec{Path: "ip", Args: []string{"netns", "exec", side.ns, r.exe, "bench", "http-peer",
-		"--mode", "loadgen", "--config", cfgPath}, Cores: []int{r.client}, Stdout: pw, Stderr: r.log, DeathSignal: syscall.SIGKILL})
+	cmd, err := spawn.Start(spawn.Spec{Path: r.exe, Args: []string{"bench", "http-peer",
+		"--mode", "loadgen", "--config", cfgPath}, NetNS: filepath.Join(netns.Dir, side.ns), Cores: []int{r.client}, Stdout: pw, Stderr: r.log, DeathSignal: syscall.SIGKILL})
 	pw.Close()
 	if err != nil {
 		return HTTPCell{}, err

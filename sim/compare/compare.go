@@ -144,6 +144,9 @@ func Parse(b []byte) (*File, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s: a row is not an object", t.field)
 			}
+			if str(row["not_installed"]) != "" {
+				continue // not measured: the server's program is missing
+			}
 			var key []string
 			for _, k := range t.key {
 				key = append(key, str(row[k]))

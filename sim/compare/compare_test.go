@@ -44,6 +44,10 @@ func TestCompare(t *testing.T) {
 			{"rows", "20B-1rpc / httpd-exposed", "req_per_s", Unknown, "one sample", 0, false},
 			{"rows", "20B-1rpc / httpd-exposed", "p50_us", Unknown, "one sample", 0, false},
 			{"rows", "20B-1rpc / httpd-exposed", "p99_us", Unknown, "one sample", 0, false},
+			// Measured before, not installed now: nothing to compare.
+			{"rows", "20B-1rpc / lighttpd", "req_per_s", Unknown, "old", 0, false},
+			{"rows", "20B-1rpc / lighttpd", "p50_us", Unknown, "old", 0, false},
+			{"rows", "20B-1rpc / lighttpd", "p99_us", Unknown, "old", 0, false},
 		}},
 		{"eagain", []want{
 			{"rows", "exposed", "ns", Differs, "min-max apart", 2, false},

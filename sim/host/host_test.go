@@ -110,18 +110,25 @@ func TestLinuxUDPEcho(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg := "hello from linux to newtsim\n"
-	cmd := ns.Command(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "7")
+	cmd := exec.CommandContext(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "7")
 	cmd.Stdin = strings.NewReader(msg)
-	out, err := cmd.Output()
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	err := ns.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil && ctx.Err() != nil {
 		t.Fatalf("nc: %v", err)
 	}
-	if string(out) != msg {
-		t.Fatalf("echo: got %q, want %q", out, msg)
+	if out.String() != msg {
+		t.Fatalf("echo: got %q, want %q", out.String(), msg)
 	}
-	closed := ns.Command(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "9")
+	closed := exec.CommandContext(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "9")
 	closed.Stdin = strings.NewReader("anyone?\n")
-	closed.Run()
+	if ns.Start(closed) == nil {
+		closed.Wait()
+	}
 	if n := tshark(t, capture(), "icmp.type == 3 && icmp.code == 3"); n < 1 {
 		t.Fatal("no ICMP port unreachable for a datagram to a closed port")
 	}

@@ -109,15 +109,9 @@ func tapNamespace(run string) (*netns.NS, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, args := range [][]string{
-		{"tuntap", "add", "dev", TapName(run), "mode", "tap"},
-		{"addr", "add", LinuxAddr, "dev", TapName(run)},
-		{"link", "set", TapName(run), "up"},
-	} {
-		if _, err := ns.Run("ip", args...); err != nil {
-			ns.Close()
-			return nil, err
-		}
+	if err := ns.AddTap(TapName(run), LinuxAddr); err != nil {
+		ns.Close()
+		return nil, err
 	}
 	return ns, nil
 }

@@ -2,22 +2,42 @@
 // that traffic between Linux programs and a simulated host never leaves the
 // machine: every address used lives inside a namespace made here, from
 // 198.18.0.0/15 (the range RFC 2544 sets aside for benchmark networks).
+//
+// It speaks to the kernel itself, through netlink (package
+// github.com/vishvananda/netlink) and setns(2), and needs no program: a
+// machine without iproute2 runs every benchmark. Namespaces are named and
+// bound under /run/netns as `ip netns add` binds them, so `ip netns exec
+// NAME ...` still reaches them where iproute2 is installed.
 package netns
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// NS is a network namespace this package made.
+// Dir is where named namespaces are bound, as iproute2 binds them
+// (/var/run/netns is the same directory).
+const Dir = "/run/netns"
+
+// NS is a named network namespace.
 type NS struct {
 	Name string
 }
+
+// Path is the namespace's file, which setns(2) takes.
+func (ns *NS) Path() string { return filepath.Join(Dir, ns.Name) }
 
 // New creates a namespace named prefix plus a random suffix, with its
 // loopback up.
@@ -27,69 +47,245 @@ func New(prefix string) (*NS, error) {
 	return Create(prefix + hex.EncodeToString(b[:]))
 }
 
-// List returns the names of the machine's network namespaces.
+// List returns the names of the machine's named network namespaces.
 func List() ([]string, error) {
-	out, err := run("ip", "netns", "list")
+	ents, err := os.ReadDir(Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("netns: %w", err)
 	}
 	var names []string
-	for _, l := range strings.Split(out, "\n") {
-		if f := strings.Fields(l); len(f) > 0 {
-			names = append(names, f[0])
-		}
+	for _, e := range ents {
+		names = append(names, e.Name())
 	}
 	return names, nil
+}
+
+// onThread runs f on an OS thread of its own, which ends with it: f may
+// move the thread into another namespace, and no other goroutine ever runs
+// there.
+func onThread(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		errc <- f()
+	}()
+	return <-errc
 }
 
 // Create creates the namespace called name, with its loopback up.
 func Create(name string) (*NS, error) {
 	ns := &NS{Name: name}
-	if _, err := run("ip", "netns", "add", ns.Name); err != nil {
-		return nil, err
+	if strings.ContainsAny(name, "/\x00") || name == "" || name == "." || name == ".." {
+		return nil, fmt.Errorf("netns: bad name %q", name)
 	}
-	if _, err := ns.Run("ip", "link", "set", "lo", "up"); err != nil {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("netns: %w", err)
+	}
+	f, err := os.OpenFile(ns.Path(), os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return nil, fmt.Errorf("netns: create %s: %w", name, err)
+	}
+	f.Close()
+	err = onThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(self, ns.Path(), "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", ns.Path(), err)
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	})
+	if err != nil {
 		ns.Close()
-		return nil, err
+		return nil, fmt.Errorf("netns: create %s: %w", name, err)
 	}
 	return ns, nil
+}
+
+// Do runs f with its OS thread in the namespace: a socket f opens, a
+// netlink call it makes, a /proc/sys file it writes belong to the
+// namespace.
+func (ns *NS) Do(f func() error) error {
+	fd, err := unix.Open(ns.Path(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", ns.Name, err)
+	}
+	defer unix.Close(fd)
+	return onThread(func() error {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("netns %s: setns: %w", ns.Name, err)
+		}
+		return f()
+	})
 }
 
 // Adopt moves a network interface of the calling process's namespace into
 // ns, gives it addr (such as "198.18.0.1/24") and brings it up.
 func (ns *NS) Adopt(ifname, addr string) error {
-	if _, err := run("ip", "link", "set", ifname, "netns", ns.Name); err != nil {
-		return err
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("netns: %s: %w", ifname, err)
 	}
-	if _, err := ns.Run("ip", "addr", "add", addr, "dev", ifname); err != nil {
-		return err
+	fd, err := unix.Open(ns.Path(), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", ns.Name, err)
 	}
-	_, err := ns.Run("ip", "link", "set", ifname, "up")
-	return err
+	defer unix.Close(fd)
+	if err := netlink.LinkSetNsFd(link, fd); err != nil {
+		return fmt.Errorf("netns: move %s into %s: %w", ifname, ns.Name, err)
+	}
+	return ns.Do(func() error { return addrUp(ifname, addr) })
 }
 
-// Run runs a command inside the namespace and returns its combined output.
+// addrUp gives the interface ifname of the thread's namespace addr and
+// brings it up.
+func addrUp(ifname, addr string) error {
+	p, err := netip.ParsePrefix(addr)
+	if err != nil {
+		return fmt.Errorf("netns: address %q: %w", addr, err)
+	}
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("netns: %s: %w", ifname, err)
+	}
+	a, err := netlink.ParseAddr(p.String())
+	if err != nil {
+		return fmt.Errorf("netns: address %q: %w", addr, err)
+	}
+	if err := netlink.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("netns: add %s to %s: %w", addr, ifname, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("netns: bring %s up: %w", ifname, err)
+	}
+	return nil
+}
+
+// AddTap makes a persistent TAP device called name in ns (as `ip tuntap
+// add NAME mode tap` does), with addr on it and up: a process attaches to
+// it later, from any namespace, by opening it through the namespace.
+func (ns *NS) AddTap(name, addr string) error {
+	return ns.Do(func() error {
+		tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP,
+			Flags: netlink.TUNTAP_NO_PI}
+		if err := netlink.LinkAdd(tap); err != nil {
+			return fmt.Errorf("netns: add TAP %s: %w", name, err)
+		}
+		for _, f := range tap.Fds { // it persists without them
+			f.Close()
+		}
+		return addrUp(name, addr)
+	})
+}
+
+// VethPair makes a veth pair, a and b, in the calling process's namespace,
+// for Adopt to move each end where it goes.
+func VethPair(a, b string) error {
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("netns: add veth pair %s and %s: %w", a, b, err)
+	}
+	return nil
+}
+
+// DeleteLink deletes the interface name of the calling process's
+// namespace (both ends, for a veth pair).
+func DeleteLink(name string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("netns: %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("netns: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// Sysctl sets a kernel parameter of the namespace, such as
+// "net.ipv4.tcp_tw_reuse", as `sysctl -w` run in it would.
+func (ns *NS) Sysctl(key, value string) error {
+	path := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+	return ns.Do(func() error {
+		// /proc/sys/net shows the namespace of the thread that opens it.
+		if err := os.WriteFile(path, []byte(value+"\n"), 0o644); err != nil {
+			return fmt.Errorf("netns %s: sysctl %s=%s: %w", ns.Name, key, value, err)
+		}
+		return nil
+	})
+}
+
+// Start starts cmd inside the namespace: the child is forked from a thread
+// in it. cmd must not ask for a parent-death signal (the thread that forks
+// it ends at once); package spawn's Spec.NetNS starts such children.
+func (ns *NS) Start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Pdeathsig != 0 {
+		return errors.New("netns: Start: a parent-death signal would fire at once; use package spawn")
+	}
+	return ns.Do(cmd.Start)
+}
+
+// Run runs a program inside the namespace and returns its combined output.
 func (ns *NS) Run(name string, args ...string) (string, error) {
-	return run("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
-}
-
-// Command returns a command that runs inside the namespace.
-func (ns *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
-}
-
-// Close deletes the namespace and every interface in it.
-func (ns *NS) Close() error {
-	_, err := run("ip", "netns", "delete", ns.Name)
-	return err
-}
-
-func run(name string, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	err := ns.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		return out.String(), fmt.Errorf("in namespace %s: %s %s: %w: %s", ns.Name, name, strings.Join(args, " "),
+			err, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
+}
+
+// Listening reports whether a TCP socket of the namespace listens on addr,
+// from the kernel's table (/proc/net/tcp, as seen from inside).
+func (ns *NS) Listening(addr netip.AddrPort) (bool, error) {
+	var b []byte
+	err := ns.Do(func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/tcp")
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("netns %s: %w", ns.Name, err)
+	}
+	ip := addr.Addr().As4()
+	// /proc/net/tcp writes the address as the 32-bit word in host order
+	// (little-endian here), then the port: 0100007F:1F90 is 127.0.0.1:8080.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], addr.Port())
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[1] == want && f[3] == "0A" { // 0A: LISTEN
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Close deletes the namespace: it is unbound and its name removed; the
+// kernel frees it, and every interface in it, once no process is left in
+// it.
+func (ns *NS) Close() error {
+	err := unix.Unmount(ns.Path(), unix.MNT_DETACH)
+	if errors.Is(err, unix.EINVAL) {
+		err = nil // never bound (Create failed half-way)
+	}
+	if rerr := os.Remove(ns.Path()); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("netns: delete %s: %w", ns.Name, err)
+	}
+	return nil
 }
