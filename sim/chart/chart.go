@@ -36,6 +36,10 @@ type Bar struct {
 	// lighter bar under the main one, with its value, and the chart gets a
 	// legend. The same rules as for Value apply.
 	Ref float64
+	// Lo and Hi, when Hi is not zero, are the spread of Value (the least
+	// and greatest of repeated measurements, or an interval): drawn as an
+	// error bar across the bar's end.
+	Lo, Hi float64
 }
 
 // Group is one group of a grouped bar chart: one bar per series.
@@ -44,6 +48,9 @@ type Group struct {
 	Label string
 	// Values holds one value per series, in the order of Chart.Series.
 	Values []float64
+	// Lo and Hi, when not nil, hold each value's spread, as Bar's do: an
+	// error bar where Hi[i] is not zero.
+	Lo, Hi []float64
 }
 
 // Chart is a bar chart. Give it Bars for a horizontal bar chart, or Series
@@ -51,6 +58,9 @@ type Group struct {
 type Chart struct {
 	// Title, if not empty, is drawn at the top.
 	Title string
+	// Caption, if not empty, is drawn in small grey letters at the
+	// bottom: the machine and the commit that made the figures, say.
+	Caption string
 	// Unit follows every value drawn, and names the value axis.
 	Unit string
 	// Log makes the value axis logarithmic: decades (1, 10, 100, 1k, ...)
@@ -347,6 +357,12 @@ func (c Chart) horizontal() ([]byte, error) {
 			return nil, err
 		}
 		values = append(values, b.Value)
+		if b.Hi != 0 {
+			if err := c.checkSpread(fmt.Sprintf("bar %d (%q)", i, b.Label), b.Lo, b.Hi); err != nil {
+				return nil, err
+			}
+			values = append(values, b.Hi)
+		}
 		if b.Ref != 0 {
 			if err := c.check(fmt.Sprintf("bar %d (%q) reference", i, b.Label), b.Ref); err != nil {
 				return nil, err
@@ -432,6 +448,12 @@ func (c Chart) horizontal() ([]byte, error) {
 		w.printf(`<text class="label" x="%s" y="%s" text-anchor="end" fill="%s">%s</text>`+"\n",
 			num(plotL-6), num(mid), textColour, esc(b.Label))
 		w.rect("bar", plotL, top, x(b.Value)-plotL, barH, palette[0], b.Label+": "+c.withUnit(b.Value))
+		if b.Hi != 0 {
+			l, h, m := x(b.Lo), x(b.Hi), top+barH/2
+			w.printf(`<path class="spread" d="M%s %sV%sM%s %sH%sM%s %sV%s" stroke="%s" fill="none"><title>%s</title></path>`+"\n",
+				num(l), num(m-4), num(m+4), num(l), num(m), num(h), num(h), num(m-4), num(m+4), textColour,
+				esc(b.Label+": "+c.withUnit(b.Lo)+" to "+c.withUnit(b.Hi)))
+		}
 		w.printf(`<text class="value" x="%s" y="%s" fill="%s">%s`, num(plotR+6), num(mid), textColour, esc(c.withUnit(b.Value)))
 		if b.Note != "" {
 			w.printf(`<tspan dx="8" fill="%s">%s</tspan>`, noteColour, esc(b.Note))
@@ -463,14 +485,37 @@ func (c Chart) axisName() string {
 	return c.Unit
 }
 
-// finish puts the header and title before the body.
+// finish puts the header and title before the body, and the caption
+// under it.
 func (c Chart) finish(width, height float64, body *svgWriter) []byte {
 	var w svgWriter
+	if c.Caption != "" {
+		height += 16
+	}
 	w.open(width, height)
 	w.title(c)
 	w.Write(body.Bytes())
+	if c.Caption != "" {
+		w.printf(`<text class="caption" x="%s" y="%s" font-size="9" fill="%s">%s</text>`+"\n",
+			num(margin), num(height-6), noteColour, esc(c.Caption))
+	}
 	w.printf("</svg>\n")
 	return w.Bytes()
+}
+
+// checkSpread refuses a spread the axis cannot draw, or one that is not
+// an interval.
+func (c Chart) checkSpread(what string, lo, hi float64) error {
+	if err := c.check(what+" low", lo); err != nil {
+		return err
+	}
+	if err := c.check(what+" high", hi); err != nil {
+		return err
+	}
+	if lo > hi {
+		return fmt.Errorf("chart: %s: low %v above high %v", what, lo, hi)
+	}
+	return nil
 }
 
 func (c Chart) grouped() ([]byte, error) {
@@ -487,6 +532,20 @@ func (c Chart) grouped() ([]byte, error) {
 				return nil, err
 			}
 			values = append(values, v)
+		}
+		if g.Lo != nil || g.Hi != nil {
+			if len(g.Lo) != len(c.Series) || len(g.Hi) != len(c.Series) {
+				return nil, fmt.Errorf("chart: group %d (%q) has %d lows and %d highs for %d series", i, g.Label, len(g.Lo), len(g.Hi), len(c.Series))
+			}
+			for j := range g.Hi {
+				if g.Hi[j] == 0 {
+					continue
+				}
+				if err := c.checkSpread(fmt.Sprintf("group %d (%q) series %d", i, g.Label, j), g.Lo[j], g.Hi[j]); err != nil {
+					return nil, err
+				}
+				values = append(values, g.Hi[j])
+			}
 		}
 	}
 	ax := newAxis(c.Log, values)
@@ -553,6 +612,12 @@ func (c Chart) grouped() ([]byte, error) {
 			bx := x0 + barW*float64(j)
 			by := yOf(v)
 			w.rect("bar", bx+1, by, barW-2, plotB-by, colours[j], g.Label+", "+c.Series[j]+": "+c.withUnit(v))
+			if g.Hi != nil && g.Hi[j] != 0 {
+				l, h, m := yOf(g.Lo[j]), yOf(g.Hi[j]), bx+barW/2
+				w.printf(`<path class="spread" d="M%s %sH%sM%s %sV%sM%s %sH%s" stroke="%s" fill="none"><title>%s</title></path>`+"\n",
+					num(m-4), num(l), num(m+4), num(m), num(l), num(h), num(m-4), num(h), num(m+4), textColour,
+					esc(g.Label+", "+c.Series[j]+": "+c.withUnit(g.Lo[j])+" to "+c.withUnit(g.Hi[j])))
+			}
 			tx, ty := bx+barW/2+3, by-3
 			w.printf(`<text class="value" x="%s" y="%s" font-size="9" transform="rotate(-90 %s %s)" fill="%s">%s</text>`+"\n",
 				num(tx), num(ty), num(tx), num(ty), textColour, esc(c.withUnit(v)))

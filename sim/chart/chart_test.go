@@ -438,3 +438,48 @@ func TestWriteFile(t *testing.T) {
 		t.Error("the file differs from SVG's bytes")
 	}
 }
+
+// TestSpreadAndCaption: a bar or a grouped value with a spread gets an
+// error bar (its tooltip names the interval), the caption is drawn, and a
+// spread the axis cannot draw is refused.
+func TestSpreadAndCaption(t *testing.T) {
+	h := Chart{Unit: "ns", Caption: "machine X, commit abc", Bars: []Bar{
+		{Label: "a", Value: 10, Lo: 8, Hi: 14}, {Label: "b", Value: 5}}}
+	g := Chart{Unit: "req/s", Caption: "machine X, commit abc", Series: []string{"s1", "s2"}, Groups: []Group{
+		{Label: "w", Values: []float64{100, 200}, Lo: []float64{90, 0}, Hi: []float64{130, 0}}}}
+	for name, c := range map[string]Chart{"horizontal": h, "grouped": g} {
+		b, err := c.SVG()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		s := string(b)
+		if n := strings.Count(s, `class="spread"`); n != 1 {
+			t.Errorf("%s: %d error bars, want 1:\n%s", name, n, s)
+		}
+		if !strings.Contains(s, `class="caption"`) || !strings.Contains(s, "machine X, commit abc") {
+			t.Errorf("%s: no caption:\n%s", name, s)
+		}
+	}
+	if !strings.Contains(string(mustSVG(t, h)), "a: 8 ns to 14 ns") {
+		t.Errorf("the error bar's tooltip does not name the interval:\n%s", mustSVG(t, h))
+	}
+	bad := []Chart{
+		{Bars: []Bar{{Label: "a", Value: 10, Lo: 12, Hi: 11}}},
+		{Log: true, Bars: []Bar{{Label: "a", Value: 10, Lo: 0, Hi: 11}}},
+		{Series: []string{"s"}, Groups: []Group{{Label: "w", Values: []float64{1}, Lo: []float64{1}}}},
+	}
+	for i, c := range bad {
+		if _, err := c.SVG(); err == nil {
+			t.Errorf("bad spread %d: no error", i)
+		}
+	}
+}
+
+func mustSVG(t *testing.T, c Chart) []byte {
+	t.Helper()
+	b, err := c.SVG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
