@@ -17,6 +17,7 @@ import (
 // httpFlags are the flags bench http and bench paper share.
 type httpFlags struct {
 	jsonOut, mdOut, svgOut, cpus, log string
+	repeat                            int
 	o                                 bench.HTTPOptions
 }
 
@@ -30,6 +31,8 @@ func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	fl.DurationVar(&f.o.Duration, "duration", duration, "how long each cell is measured")
 	fl.DurationVar(&f.o.Warmup, "warmup", 0, "load before each cell, not measured (default: a sixth of --duration, at most 1s)")
 	fl.DurationVar(&f.o.Timeout, "timeout", 2*time.Second, "a request not answered within this fails, as wrk's --timeout")
+	fl.IntVar(&f.repeat, "repeat", 1, "measure the whole matrix this many times over and report each cell's median, "+
+		"its least and greatest, every repetition's figure, and from 6 a 95% interval (newtsim compare reads them)")
 	fl.StringVar(&f.o.Client, "client", bench.ClientNamespace, "where the load comes from: "+bench.ClientNamespace+
 		" (Linux's sockets in a network namespace) or "+bench.ClientRemoteHost+
 		" (a second simulated host, the monolithic stack, on a wire from the simulated host's nic; Linux's servers keep the namespace)")
@@ -44,8 +47,8 @@ func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.
 		return err
 	}
 	defer stop()
-	if f.o.Connections <= 0 || f.o.Duration <= 0 || f.o.Warmup < 0 || f.o.Timeout <= 0 {
-		return fmt.Errorf("--connections, --duration and --timeout must be positive, --warmup not negative")
+	if f.o.Connections <= 0 || f.o.Duration <= 0 || f.o.Warmup < 0 || f.o.Timeout <= 0 || f.repeat <= 0 {
+		return fmt.Errorf("--connections, --duration, --timeout and --repeat must be positive, --warmup not negative")
 	}
 	if f.log != "" {
 		lf, err := os.Create(f.log)
@@ -57,7 +60,18 @@ func (f *httpFlags) run(cmd *cobra.Command, measure func(context.Context, bench.
 	}
 	out := cmd.OutOrStdout()
 	f.o.CPUs, f.o.Progress, f.o.Command = cs, out, command
-	rep, err := measure(ctx, f.o)
+	var reps []*bench.HTTPReport
+	for i := range f.repeat {
+		if f.repeat > 1 {
+			fmt.Fprintf(out, "repetition %d of %d\n", i+1, f.repeat)
+		}
+		r, err := measure(ctx, f.o)
+		if err != nil {
+			return err
+		}
+		reps = append(reps, r)
+	}
+	rep, err := bench.MergeHTTP(reps)
 	if err != nil {
 		return err
 	}
@@ -158,6 +172,7 @@ func newBenchPaperCommand() *cobra.Command {
 			"\nServers: " + strings.Join(bench.ServerNames(), ", "),
 		Example: `  sudo newtsim bench paper --short
   sudo newtsim bench paper --json results/http.json --md results/http.md --svg results/http.svg
+  sudo newtsim bench paper --short --repeat 5 --json http.json   # medians, spreads and error bars
   sudo newtsim bench paper --client remote-host --servers httpd-linux,httpd-exposed`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -112,6 +112,14 @@ type HTTPRow struct {
 	// NotInstalled names the program the server runs, missing from the
 	// machine: the cell was not measured.
 	NotInstalled string `json:"not_installed,omitempty"`
+	// Of --repeat N (MergeHTTP): every repetition's figures, the least
+	// and greatest req/s, and a 95% interval of its median where N allows.
+	ReqPerSSamples []float64 `json:"req_per_s_samples,omitempty"`
+	MinReqPerS     float64   `json:"min_req_per_s,omitempty"`
+	MaxReqPerS     float64   `json:"max_req_per_s,omitempty"`
+	ReqPerSCI95    []float64 `json:"req_per_s_ci95,omitempty"`
+	P50USSamples   []float64 `json:"p50_us_samples,omitempty"`
+	P99USSamples   []float64 `json:"p99_us_samples,omitempty"`
 }
 
 // HTTPCell is a cell's full account: the client's report, as wrk would
@@ -384,7 +392,7 @@ func (r *HTTPReport) Table() string {
 		if row.Retransmits != nil {
 			rt = fmt.Sprint(*row.Retransmits)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f | %.0f | %d | %s | %.3f |\n", row.Workload, row.Server, row.ReqPerS,
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %.3f |\n", row.Workload, row.Server, row.reqCell(),
 			row.MeanUS, row.P50US, row.P99US, row.Errors, rt, row.LinuxSyscallsPerRequest)
 	}
 	var servers []string
@@ -448,7 +456,7 @@ func (r *HTTPReport) WriteJSON(path string) error { return atomicfile.WriteJSON(
 // workload and a colour per server, on a logarithmic axis where the
 // figures spread over more than a factor of 20.
 func (r *HTTPReport) WriteSVG(path string) error {
-	c := chart.Chart{Title: "HTTP requests per second", Unit: "req/s"}
+	c := chart.Chart{Title: "HTTP requests per second", Unit: "req/s", Caption: Caption(r.Machine, r.Command)}
 	lo, hi := 0.0, 0.0
 	for _, row := range r.Rows {
 		if row.ReqPerS > 0 && (lo == 0 || row.ReqPerS < lo) {
@@ -466,10 +474,14 @@ func (r *HTTPReport) WriteSVG(path string) error {
 	for _, w := range r.Workloads {
 		g := chart.Group{Label: w.Name}
 		for _, s := range r.Servers {
-			v := 0.0
+			v, lo, hi := 0.0, 0.0, 0.0
 			if row := r.row(w.Name, s.Name); row != nil {
 				v = row.ReqPerS
+				if len(row.ReqPerSSamples) > 1 && row.MinReqPerS > 0 {
+					lo, hi = row.MinReqPerS, row.MaxReqPerS
+				}
 			}
+			g.Lo, g.Hi = append(g.Lo, lo), append(g.Hi, hi)
 			if c.Log && v <= 0 {
 				v = 0.1 // a failed cell: the bottom of the axis
 			}

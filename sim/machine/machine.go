@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -45,6 +46,10 @@ type Info struct {
 	GoVersion string `json:"go_version"`
 	// Hostname is the machine's host name.
 	Hostname string `json:"hostname"`
+	// Commit is the newtsim commit the binary was built from (its
+	// vcs.revision, "-dirty" after it where the tree had changes); empty
+	// for a build without version control information.
+	Commit string `json:"commit,omitempty"`
 }
 
 // Detect finds out what it can about the machine. It never fails: facts it
@@ -63,7 +68,30 @@ func Detect() Info {
 		i.TSCHz = tsc.Calibrate(200 * time.Millisecond)
 	}
 	i.GoVersion = runtime.Version()
+	i.Commit = commit()
 	return i
+}
+
+// commit returns the binary's commit, from its build information.
+func commit() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // fromFiles gathers the facts that files under fsys (the root of the file
@@ -126,5 +154,8 @@ func (i Info) String() string {
 		b.WriteString(", no TSC")
 	}
 	fmt.Fprintf(&b, ", idle: %s, %s, host %s", orUnknown(i.IdlePolicy), orUnknown(i.GoVersion), orUnknown(i.Hostname))
+	if i.Commit != "" {
+		fmt.Fprintf(&b, ", newtsim %s", i.Commit)
+	}
 	return b.String()
 }

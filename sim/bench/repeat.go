@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/newtsim/newtsim/internal/stats"
+	"github.com/newtsim/newtsim/sim/machine"
+)
+
+// Confidence is the confidence of the intervals --repeat reports.
+const Confidence = 0.95
+
+// MergeHTTP makes one report of N repetitions of the same HTTP matrix
+// (`--repeat N`: the whole matrix measured N times over, so that each
+// cell's repetitions are spread over the run rather than back to back).
+// Each row's requests per second, p50, p99 and system calls per request
+// are the medians of its repetitions, every repetition's figure is kept
+// (req_per_s_samples, p50_us_samples, p99_us_samples) with the least and
+// greatest requests per second and, from 6 repetitions, a 95% interval of
+// the median (order statistics: no assumption about the noise); errors are
+// summed. The checks are judged again on the merged rows; each
+// repetition's notes are kept, numbered.
+func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
+	if len(reps) == 0 {
+		return nil, fmt.Errorf("bench http: no repetition to merge")
+	}
+	if len(reps) == 1 {
+		return reps[0], nil
+	}
+	m := *reps[0]
+	m.Rows, m.Cells, m.Checks, m.Notes = nil, nil, nil, nil
+	for _, row := range reps[0].Rows {
+		var same []HTTPRow
+		for i, r := range reps {
+			x := r.row(row.Workload, row.Server)
+			if x == nil {
+				return nil, fmt.Errorf("bench http: repetition %d has no %s on %s", i+1, row.Workload, row.Server)
+			}
+			same = append(same, *x)
+		}
+		m.Rows = append(m.Rows, mergeRow(same))
+	}
+	for i, r := range reps {
+		m.Cells = append(m.Cells, r.Cells...)
+		for _, n := range r.Notes {
+			m.Notes = append(m.Notes, fmt.Sprintf("repetition %d of %d: %s", i+1, len(reps), n))
+		}
+	}
+	m.Notes = append([]string{fmt.Sprintf("every cell measured %d times, in %d passes over the matrix; req/s, p50, p99 and "+
+		"system calls per request are medians, with req/s's least and greatest, errors summed", len(reps), len(reps))}, m.Notes...)
+	m.judge()
+	return &m, nil
+}
+
+// mergeRow merges one cell's repetitions.
+func mergeRow(same []HTTPRow) HTTPRow {
+	r := same[0]
+	for _, x := range same {
+		if x.NotInstalled != "" {
+			return x
+		}
+	}
+	var rps, p50, p99, sys []float64
+	r.Errors = 0
+	for _, x := range same {
+		rps = append(rps, x.ReqPerS)
+		p50 = append(p50, x.P50US)
+		p99 = append(p99, x.P99US)
+		sys = append(sys, x.LinuxSyscallsPerRequest)
+		r.Errors += x.Errors
+	}
+	s := stats.Summarize(rps, Confidence)
+	r.ReqPerS, r.MinReqPerS, r.MaxReqPerS = s.Median, s.Min, s.Max
+	if s.HasCI {
+		r.ReqPerSCI95 = []float64{s.Lo, s.Hi}
+	}
+	r.ReqPerSSamples, r.P50USSamples, r.P99USSamples = rps, p50, p99
+	r.P50US, r.P99US = stats.Median(p50), stats.Median(p99)
+	r.LinuxSyscallsPerRequest = stats.Median(sys)
+	return r
+}
+
+// reqCell is a row's requests per second as the table prints it: with
+// its spread over repetitions, and the interval where there is one.
+func (row HTTPRow) reqCell() string {
+	if len(row.ReqPerSSamples) < 2 {
+		return fmt.Sprintf("%.0f", row.ReqPerS)
+	}
+	s := fmt.Sprintf("%.0f (%.0f-%.0f", row.ReqPerS, row.MinReqPerS, row.MaxReqPerS)
+	if len(row.ReqPerSCI95) == 2 {
+		s += fmt.Sprintf("; 95%% %.0f-%.0f", row.ReqPerSCI95[0], row.ReqPerSCI95[1])
+	}
+	return s + fmt.Sprintf(", n=%d)", len(row.ReqPerSSamples))
+}
+
+// Caption is what a chart says of where its figures come from: the
+// machine, the commit and the command.
+func Caption(m machine.Info, command string) string {
+	s := fmt.Sprintf("%s, %d CPUs, host %s", m.CPUModel, m.CPUs, m.Hostname)
+	if m.Commit != "" {
+		s += ", newtsim " + m.Commit[:min(len(m.Commit), 12)]
+		if strings.HasSuffix(m.Commit, "-dirty") {
+			s += "-dirty"
+		}
+	}
+	if command != "" {
+		s += "; " + command
+	}
+	return s
+}
