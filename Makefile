@@ -9,7 +9,7 @@ PKGS      := ./...
 DEB_PKGS  := prometheus iproute2 procps util-linux iputils-ping netcat-openbsd socat tshark curl python3 lighttpd wrk nghttp2-client nmap hping3 python3-scapy libpcap0.8 nftables
 FUZZTIME  ?= 5s
 
-.PHONY: all build run test deps vet unit race fuzz bench clean
+.PHONY: all build run test deps vet unit race fuzz bench results clean
 
 all: build
 
@@ -39,6 +39,16 @@ test: deps vet
 
 bench: build
 	$(BIN) bench ipc
+
+# results regenerates every table of results/ (ipc, udp, tcp, eagain, http,
+# http-remote, faults), each as JSON, Markdown and an SVG chart with its spread
+# and the machine and commit, the HTTP matrices measured REPEAT times over.
+# Compare with the recorded ones first: RESULTS=/tmp/r make results, then
+# newtsim compare results/ipc.json /tmp/r/ipc.json.
+REPEAT  ?= 3
+RESULTS ?= results
+results: deps build
+	$(BIN) bench all --out $(RESULTS) --repeat $(REPEAT)
 
 clean:
 	rm -rf bin

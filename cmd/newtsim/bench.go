@@ -27,12 +27,12 @@ func NewBenchCommand(g *globals) *cobra.Command {
 	}))
 	checkFlag(cmd.PersistentFlags())
 	cmd.AddCommand(newBenchIPCCommand(), newBenchUDPCommand(), newBenchTCPCommand(), newBenchEagainCommand(), newBenchPeerCommand(),
-		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand(), newBenchFaultsCommand())
+		newBenchHTTPCommand(), newBenchPaperCommand(), newBenchHTTPPeerCommand(), newBenchFaultsCommand(), newBenchAllCommand())
 	return cmd
 }
 
 func newBenchIPCCommand() *cobra.Command {
-	var jsonOut, mdOut, cpus string
+	var jsonOut, mdOut, svgOut, cpus string
 	var slots int
 	cmd := &cobra.Command{
 		Use:   "ipc",
@@ -46,24 +46,25 @@ func newBenchIPCCommand() *cobra.Command {
 				return err
 			}
 			defer stop()
-			_, err = runIPCBench(ctx, cmd, cs, command, slots, jsonOut, mdOut)
+			_, err = runIPCBench(ctx, cmd, cs, command, slots, jsonOut, mdOut, svgOut)
 			return err
 		},
 	}
 	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
+	svgFlag(cmd.Flags(), &svgOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use, such as 0-1 (default: every online CPU; the first two are used)")
 	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring for the transport rows (a power of two; default 256)")
 	return cmd
 }
 
-func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command string, slots int, jsonOut, mdOut string) (*bench.Report, error) {
+func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command string, slots int, jsonOut, mdOut, svgOut string) (*bench.Report, error) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintln(out, "bench ipc: measuring (each row in its own pinned processes)")
 	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cpus, Progress: out, Slots: slots, Command: command})
 	if err != nil {
 		return nil, err
 	}
-	return rep, showReport(cmd, rep, jsonOut, mdOut, "")
+	return rep, showReport(cmd, rep, jsonOut, mdOut, svgOut)
 }
 
 func newBenchPeerCommand() *cobra.Command {
@@ -84,7 +85,7 @@ func newBenchPeerCommand() *cobra.Command {
 }
 
 func newBenchUDPCommand() *cobra.Command {
-	var jsonOut, mdOut, cpus string
+	var jsonOut, mdOut, svgOut, cpus string
 	var size int
 	cmd := &cobra.Command{
 		Use:   "udp",
@@ -104,17 +105,18 @@ func newBenchUDPCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(cmd, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, svgOut)
 		},
 	}
 	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
+	svgFlag(cmd.Flags(), &svgOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
 	return cmd
 }
 
 func newBenchTCPCommand() *cobra.Command {
-	var jsonOut, mdOut, cpus string
+	var jsonOut, mdOut, svgOut, cpus string
 	var kernel bool
 	var o bench.TCPOptions
 	cmd := &cobra.Command{
@@ -143,11 +145,12 @@ func newBenchTCPCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(cmd, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, svgOut)
 		},
 	}
 	f := cmd.Flags()
 	reportFlags(f, &jsonOut, &mdOut)
+	svgFlag(f, &svgOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host and the monolithic host")
 	f.Int64Var(&o.LinuxBytes, "linux-bytes", 256<<20, "bytes per bulk transfer on Linux")

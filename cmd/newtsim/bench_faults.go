@@ -12,7 +12,7 @@ import (
 // newBenchFaultsCommand is `newtsim bench faults`: each server of the
 // simulated host killed under an HTTP load, and what it cost.
 func newBenchFaultsCommand() *cobra.Command {
-	var jsonOut, mdOut, cpus, log string
+	var jsonOut, mdOut, svgOut, cpus, log string
 	var o bench.FaultOptions
 	cmd := &cobra.Command{
 		Use:   "faults",
@@ -45,11 +45,12 @@ func newBenchFaultsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return showReport(cmd, rep, jsonOut, mdOut, "")
+			return showReport(cmd, rep, jsonOut, mdOut, svgOut)
 		},
 	}
 	f := cmd.Flags()
 	reportFlags(f, &jsonOut, &mdOut)
+	svgFlag(f, &svgOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
 	f.StringVar(&log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")
 	f.BoolVar(&o.Quick, "quick", false, "a short run for a test: shorter windows, and only the servers "+fmt.Sprint(bench.QuickFaultServers))

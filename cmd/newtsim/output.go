@@ -219,3 +219,8 @@ func unmetChecks(cmd *cobra.Command) error {
 	}
 	return fmt.Errorf("--check: %d check(s) not met:\n  %s", len(c.unmet), strings.Join(c.unmet, "\n  "))
 }
+
+// svgFlag adds --svg, a benchmark's chart, to fs.
+func svgFlag(fs *pflag.FlagSet, svgOut *string) {
+	fs.StringVar(svgOut, "svg", "", "draw the report as an SVG bar chart, with each row's spread as an error bar and the machine and commit under it, in this file")
+}

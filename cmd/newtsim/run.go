@@ -58,7 +58,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err = runIPCBench(ctx, cmd, cs, "newtsim run", f.slots, in("ipc.json"), in("ipc.md")); err != nil {
+			if _, err = runIPCBench(ctx, cmd, cs, "newtsim run", f.slots, in("ipc.json"), in("ipc.md"), in("ipc.svg")); err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "\n== recvfrom() returning EAGAIN, row by row (the NewtOS talk's table)")
@@ -87,6 +87,6 @@ func NewRunCommand(g *globals) *cobra.Command {
 	}
 	f.register(cmd)
 	checkFlag(cmd.Flags())
-	cmd.Flags().StringVar(&results, "results", "", "also write the tables into this directory, made if missing (ipc, eagain and http-short, each as .json and .md; eagain and http-short also as .svg)")
+	cmd.Flags().StringVar(&results, "results", "", "also write the tables into this directory, made if missing (ipc, eagain and http-short, each as .json, .md and .svg)")
 	return needingRoot(cmd)
 }
