@@ -112,6 +112,9 @@ func runTop(ctx context.Context, dir string, interval time.Duration, once bool, 
 	}
 }
 
+// scrapeTimeout bounds one scrape of one process.
+const scrapeTimeout = 3 * time.Second
+
 // runSample is one scrape of every process of a run.
 type runSample struct {
 	at    time.Time
@@ -135,7 +138,9 @@ func scrapeRun(ctx context.Context, st *kernel.Status) runSample {
 			continue
 		}
 		wg.Go(func() {
-			c, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
+			// Generous: on a loaded machine a server sharing its core
+			// answers late, and a late view beats a row of errors.
+			c, cancel := context.WithTimeout(ctx, scrapeTimeout)
 			defer cancel()
 			fams, err := prom.Scrape(c, prom.LocalURL(p.MetricsPort))
 			mu.Lock()

@@ -19,7 +19,8 @@ import (
 
 // TestUpApp is the README's first command: `newtsim up --app httpd` (a TAP
 // without asking) prints a curl command, which run as printed fetches
-// httpd's page through the TAP, from the run's namespace; httpd exports
+// httpd's page through the TAP, from the run's namespace, as `newtsim exec
+// curl` does; httpd exports
 // every metric docs/METRICS.md lists for it, with those labels (the test
 // that builds every role cannot see them: httpd registers them once it
 // listens); `newtsim top --once` shows every process, httpd at work under
@@ -48,6 +49,13 @@ func TestUpApp(t *testing.T) {
 	}
 	if string(out) != launch.IndexPage {
 		t.Errorf("%s printed %q, want httpd's page %q", line, out, launch.IndexPage)
+	}
+
+	// newtsim exec, which needs no iproute2, finds the run's namespace.
+	out, err = exec.CommandContext(ctx, bin, "--state-dir", u.dir, "exec", "curl", "-sS", "--max-time", "10",
+		"http://"+launch.HostAddr+"/").CombinedOutput()
+	if err != nil || string(out) != launch.IndexPage {
+		t.Errorf("newtsim exec curl: %v: %q, want httpd's page", err, out)
 	}
 
 	// httpd's metrics against docs/METRICS.md.
@@ -84,8 +92,8 @@ func TestUpApp(t *testing.T) {
 			t.Errorf("%s lists %s for httpd, which httpd does not export", promtest.MetricsDoc, d.Name)
 		}
 	}
-	if v, _ := prom.Value(fams, "newtsim_httpd_responses_total", map[string]string{"code": "200"}); v != 1 {
-		t.Errorf("httpd counted %v responses 200, want 1 (the curl)", v)
+	if v, _ := prom.Value(fams, "newtsim_httpd_responses_total", map[string]string{"code": "200"}); v != 2 {
+		t.Errorf("httpd counted %v responses 200, want 2 (the curls)", v)
 	}
 
 	// newtsim top --once, over a second of curls: a row per process, httpd
