@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/netns"
 	"github.com/newtsim/newtsim/sim/promtest"
@@ -96,43 +98,45 @@ func TestUpApp(t *testing.T) {
 		t.Errorf("httpd counted %v responses 200, want 2 (the curls)", v)
 	}
 
-	// newtsim top --once, over a second of curls: a row per process, httpd
-	// receiving messages, the listening socket.
-	stopLoop := make(chan struct{})
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		for {
-			select {
-			case <-stopLoop:
-				return
-			default:
+	// newtsim top --once, over a second of curls: a row with figures for
+	// every process, httpd receiving and sending messages, the listening
+	// socket. On a loaded machine a server sharing its core may answer a
+	// scrape late (top then shows the error in its row): up to three views
+	// are taken, and the test fails when none shows everything.
+	topCtx, topCancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer topCancel()
+	var problems []string
+	var top []byte
+	for try := 0; try < 3; try++ {
+		stopLoop := make(chan struct{})
+		loopDone := make(chan struct{})
+		go func() {
+			defer close(loopDone)
+			for {
+				select {
+				case <-stopLoop:
+					return
+				default:
+				}
+				exec.CommandContext(topCtx, args[0], append(args[1:], "-sS", "--max-time", "2", "-o", "/dev/null")...).Run()
 			}
-			exec.CommandContext(ctx, args[0], append(args[1:], "-sS", "--max-time", "2", "-o", "/dev/null")...).Run()
+		}()
+		top, err = exec.CommandContext(topCtx, bin, "--state-dir", u.dir, "top", "--once").CombinedOutput()
+		close(stopLoop)
+		<-loopDone
+		if err != nil {
+			t.Fatalf("newtsim top --once: %v\n%s", err, top)
 		}
-	}()
-	top, err := exec.CommandContext(ctx, bin, "--state-dir", u.dir, "top", "--once").CombinedOutput()
-	close(stopLoop)
-	<-loopDone
-	if err != nil {
-		t.Fatalf("newtsim top --once: %v\n%s", err, top)
-	}
-	rows := map[string][]string{}
-	for _, l := range strings.Split(string(top), "\n") {
-		if f := strings.Fields(l); len(f) == 11 {
-			rows[f[0]] = f
+		problems = topProblems(string(top), u.status.Processes)
+		if len(problems) == 0 {
+			break
 		}
 	}
-	for _, p := range u.status.Processes {
-		if rows[p.Name] == nil {
-			t.Errorf("top shows no row for %s:\n%s", p.Name, top)
-		}
+	for _, p := range problems {
+		t.Errorf("newtsim top --once, the third view: %s", p)
 	}
-	if r := rows["httpd"]; r != nil && (r[3] == "0" || r[4] == "0") {
-		t.Errorf("top shows httpd receiving %s and sending %s messages a second under a curl loop:\n%s", r[3], r[4], top)
-	}
-	if !strings.Contains(string(top), "tcp connections: ") || !strings.Contains(string(top), "LISTEN 1") {
-		t.Errorf("top shows no listening socket:\n%s", top)
+	if len(problems) > 0 {
+		t.Logf("the third view:\n%s", top)
 	}
 
 	// Ctrl-C.
@@ -160,4 +164,28 @@ func TestUpApp(t *testing.T) {
 		}
 		t.Errorf("state directory keeps %v", left)
 	}
+}
+
+// topProblems lists what a view of `newtsim top` lacks: a row with figures
+// for every process, httpd at work, the listening socket.
+func topProblems(top string, procs []kernel.ProcStatus) []string {
+	rows := map[string][]string{}
+	for _, l := range strings.Split(top, "\n") {
+		if f := strings.Fields(l); len(f) == 11 {
+			rows[f[0]] = f
+		}
+	}
+	var problems []string
+	for _, p := range procs {
+		if rows[p.Name] == nil {
+			problems = append(problems, "no figures for "+p.Name)
+		}
+	}
+	if r := rows["httpd"]; r != nil && (r[3] == "0" || r[4] == "0") {
+		problems = append(problems, fmt.Sprintf("httpd receiving %s and sending %s messages a second under a curl loop", r[3], r[4]))
+	}
+	if !strings.Contains(top, "tcp connections: ") || !strings.Contains(top, "LISTEN 1") {
+		problems = append(problems, "no listening socket")
+	}
+	return problems
 }
