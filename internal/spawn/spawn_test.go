@@ -23,12 +23,25 @@ func TestNetNS(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread, in the new namespace, ends here
+		// Locked, and unlocked only once back home: a thread left in the
+		// new namespace ends with the goroutine (or, the main thread,
+		// parks for good).
+		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(home)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- err
 			return
 		}
-		errc <- unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+		err = unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)

@@ -490,15 +490,9 @@ func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, e
 	if err != nil {
 		return nil, err
 	}
-	for _, args := range [][]string{
-		{"tuntap", "add", "dev", tapName, "mode", "tap"},
-		{"addr", "add", launch.LinuxAddr, "dev", tapName},
-		{"link", "set", tapName, "up"},
-	} {
-		if _, err := ns.Run("ip", args...); err != nil {
-			ns.Close()
-			return nil, err
-		}
+	if err := ns.AddTap(tapName, launch.LinuxAddr); err != nil {
+		ns.Close()
+		return nil, err
 	}
 	if err := tuneClientNS(ns); err != nil {
 		ns.Close()

@@ -14,12 +14,12 @@ const Confidence = 0.95
 // MergeHTTP makes one report of N repetitions of the same HTTP matrix
 // (`--repeat N`: the whole matrix measured N times over, so that each
 // cell's repetitions are spread over the run rather than back to back).
-// Each row's requests per second, p50, p99 and system calls per request
-// are the medians of its repetitions, every repetition's figure is kept
+// Each row's requests per second, mean, p50, p99 and system calls per
+// request are the medians of its repetitions, every repetition's figure is kept
 // (req_per_s_samples, p50_us_samples, p99_us_samples) with the least and
 // greatest requests per second and, from 6 repetitions, a 95% interval of
-// the median (order statistics: no assumption about the noise); errors are
-// summed. The checks are judged again on the merged rows; each
+// the median (order statistics: no assumption about the noise); errors and
+// retransmits are summed. The checks are judged again on the merged rows; each
 // repetition's notes are kept, numbered.
 func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
 	if len(reps) == 0 {
@@ -48,7 +48,7 @@ func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
 		}
 	}
 	m.Notes = append([]string{fmt.Sprintf("every cell measured %d times, in %d passes over the matrix; req/s, p50, p99 and "+
-		"system calls per request are medians, with req/s's least and greatest, errors summed", len(reps), len(reps))}, m.Notes...)
+		"system calls per request are medians, with req/s's least and greatest, errors and retransmits summed", len(reps), len(reps))}, m.Notes...)
 	m.judge()
 	return &m, nil
 }
@@ -61,9 +61,17 @@ func mergeRow(same []HTTPRow) HTTPRow {
 			return x
 		}
 	}
-	var rps, p50, p99, sys []float64
-	r.Errors = 0
+	var rps, mean, p50, p99, sys []float64
+	r.Errors, r.Retransmits = 0, nil
 	for _, x := range same {
+		if x.Retransmits != nil {
+			sum := *x.Retransmits
+			if r.Retransmits != nil {
+				sum += *r.Retransmits
+			}
+			r.Retransmits = &sum
+		}
+		mean = append(mean, x.MeanUS)
 		rps = append(rps, x.ReqPerS)
 		p50 = append(p50, x.P50US)
 		p99 = append(p99, x.P99US)
@@ -76,7 +84,7 @@ func mergeRow(same []HTTPRow) HTTPRow {
 		r.ReqPerSCI95 = []float64{s.Lo, s.Hi}
 	}
 	r.ReqPerSSamples, r.P50USSamples, r.P99USSamples = rps, p50, p99
-	r.P50US, r.P99US = stats.Median(p50), stats.Median(p99)
+	r.MeanUS, r.P50US, r.P99US = stats.Median(mean), stats.Median(p50), stats.Median(p99)
 	r.LinuxSyscallsPerRequest = stats.Median(sys)
 	return r
 }

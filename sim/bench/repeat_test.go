@@ -14,12 +14,13 @@ import (
 // base, base+10, ..., with one error each; lighttpd is not installed.
 func repeated(n int, base float64) []*HTTPReport {
 	var reps []*HTTPReport
+	two := int64(2)
 	for i := range n {
 		reps = append(reps, &HTTPReport{Bench: "paper", Command: "newtsim bench paper --repeat", Workloads: HTTPWorkloads[:1],
 			Servers: []HTTPServer{HTTPServers[3], HTTPServers[len(HTTPServers)-1]},
 			Rows: []HTTPRow{
 				{Workload: HTTPWorkloads[0].Name, Server: HTTPServers[3].Name, ReqPerS: base + 10*float64(n-1-i),
-					P50US: 100 + float64(i), P99US: 900, Errors: 1, LinuxSyscallsPerRequest: 0.01, CorePlan: "p"},
+					MeanUS: 200, P50US: 100 + float64(i), P99US: 900, Errors: 1, Retransmits: &two, LinuxSyscallsPerRequest: 0.01, CorePlan: "p"},
 				{Workload: HTTPWorkloads[0].Name, Server: HTTPServers[len(HTTPServers)-1].Name, NotInstalled: "lighttpd"},
 			},
 			Notes: []string{"a note"}})
@@ -33,8 +34,11 @@ func TestMergeHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := m.Rows[0]
-	if r.ReqPerS != 1010 || r.MinReqPerS != 1000 || r.MaxReqPerS != 1020 || r.P50US != 101 || r.Errors != 3 {
-		t.Errorf("merged row %+v: want median 1010 (1000-1020), p50 101, 3 errors", r)
+	if r.ReqPerS != 1010 || r.MinReqPerS != 1000 || r.MaxReqPerS != 1020 || r.MeanUS != 200 || r.P50US != 101 || r.Errors != 3 {
+		t.Errorf("merged row %+v: want median 1010 (1000-1020), mean 200, p50 101, 3 errors", r)
+	}
+	if r.Retransmits == nil || *r.Retransmits != 6 {
+		t.Errorf("merged retransmits %v, want 6 (2 a repetition)", r.Retransmits)
 	}
 	if !slices.Equal(r.ReqPerSSamples, []float64{1020, 1010, 1000}) || len(r.P50USSamples) != 3 || len(r.P99USSamples) != 3 {
 		t.Errorf("samples %v %v %v: want every repetition's, in order", r.ReqPerSSamples, r.P50USSamples, r.P99USSamples)

@@ -65,7 +65,8 @@ var kinds = map[string][]table{
 		{field: "conns", key: []string{"name"}, metrics: []metric{{name: "conns_per_s", better: Higher, samples: "batch_rates"}}},
 	},
 	"http": {{field: "rows", key: []string{"workload", "server"}, metrics: []metric{
-		{name: "req_per_s", better: Higher}, {name: "p50_us", better: Lower}, {name: "p99_us", better: Lower}}}},
+		{name: "req_per_s", better: Higher}, {name: "mean_us", better: Lower}, {name: "p50_us", better: Lower},
+		{name: "p99_us", better: Lower}}}},
 	"faults": {{field: "rows", key: []string{"backend", "server"}, metrics: []metric{
 		{name: "restart_ms", better: Lower}, {name: "recovered_ms", better: Lower}, {name: "failed_requests", better: Lower}}}},
 }

@@ -63,14 +63,26 @@ func List() ([]string, error) {
 	return names, nil
 }
 
-// onThread runs f on an OS thread of its own, which ends with it: f may
-// move the thread into another namespace, and no other goroutine ever runs
-// there.
+// onThread runs f on an OS thread locked to it, which f may move into
+// another network namespace: the thread is moved back to this process's
+// namespace afterwards, and only then serves other goroutines again; where
+// that fails it ends with the goroutine (the main thread, which cannot end,
+// is parked for good), so no other goroutine ever runs in the namespace.
 func onThread(f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		errc <- f()
+		runtime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer unix.Close(home)
+		ferr := f()
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
 	}()
 	return <-errc
 }
