@@ -198,3 +198,24 @@ func TestAddTap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkTapNamespace is what a tap run sets up and removes: a namespace
+// with its loopback up and a TAP device with an address, up.
+func BenchmarkTapNamespace(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	for i := 0; b.Loop(); i++ {
+		ns, err := New("nts-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ns.AddTap("ntsb"+ns.Name[len(ns.Name)-6:], "198.19.9.1/24"); err != nil {
+			ns.Close()
+			b.Fatal(err)
+		}
+		if err := ns.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
