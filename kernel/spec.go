@@ -44,6 +44,8 @@ type Spec struct {
 	// ServiceTimes has every server time its role's handling of each
 	// message (boot.Options.ServiceTimes).
 	ServiceTimes bool `json:"service_times,omitempty"`
+	// Trace turns on every server's trace recorder (boot.Options.Trace).
+	Trace bool `json:"trace,omitempty"`
 }
 
 // Proc is one server process of a Spec.
@@ -140,7 +142,7 @@ func (s *Spec) Boot(run string, slot int, ep ipc.Endpoint) (boot.Options, error)
 	}
 	o := boot.Options{Name: p.Name, Role: p.Role, Endpoint: ep, Run: run, Transport: s.Transport,
 		Wait: w, Cores: p.Cores, Args: p.Args, Peers: s.peers(p.Name),
-		Procs: map[string]int{}, Routes: map[string]string{}, ServiceTimes: s.ServiceTimes}
+		Procs: map[string]int{}, Routes: map[string]string{}, ServiceTimes: s.ServiceTimes, Trace: s.Trace}
 	for i, q := range s.Procs {
 		o.Procs[q.Name] = i + 1
 	}

@@ -53,7 +53,7 @@ Most commands need root (network namespaces, /run/newtsim, pinning) and Linux.`,
 	group(root)
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", launch.DefaultStateDir, "directory for the running topology's state files")
 	root.AddCommand(
-		NewUpCommand(g), NewDownCommand(g), NewStatusCommand(g), NewTopCommand(g), NewExecCommand(g), NewRunCommand(g),
+		NewUpCommand(g), NewDownCommand(g), NewStatusCommand(g), NewTopCommand(g), NewExecCommand(g), NewRunCommand(g), NewTraceCommand(g),
 		NewBenchCommand(g), NewKernelCommand(g), NewServeCommand(), NewCompareCommand(), NewHostCommand(), NewVersionCommand(),
 	)
 	return root

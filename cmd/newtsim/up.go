@@ -64,7 +64,7 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 // NewUpCommand returns `newtsim up`.
 func NewUpCommand(g *globals) *cobra.Command {
 	var f topoFlags
-	var serviceTimes bool
+	var serviceTimes, traced bool
 	var app string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -83,7 +83,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			o := launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: cmd.OutOrStdout(), Slots: f.slots, NIC: f.nic,
-				ServiceTimes: serviceTimes}
+				ServiceTimes: serviceTimes, Trace: traced}
 			if app != "" {
 				a, err := launch.ParseApp(app)
 				if err != nil {
@@ -105,5 +105,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 		"time every message each server handles, for newtsim_server_service_seconds (costs two clock reads a message)")
 	cmd.Flags().StringVar(&app, "app", "", "run an application on the simulated host beside the stack, linked to syscall, and print how Linux reaches it: "+
 		strings.Join(launch.AppRoles(), " or ")+"; implies --nic tap unless --nic is given")
+	cmd.Flags().BoolVar(&traced, "trace", false,
+		"record every message in a trace ring in each server, for `newtsim trace` (docs/LATENCY.md)")
 	return needingRoot(cmd)
 }

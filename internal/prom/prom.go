@@ -47,7 +47,12 @@ func NewRegistry(process, role string) *prometheus.Registry {
 type Server struct {
 	Port int
 	srv  *http.Server
+	mux  *http.ServeMux
 }
+
+// Handle serves h at pattern beside /metrics, such as a process's trace
+// snapshot (package internal/trace).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Serve listens on addr (such as "127.0.0.1:0" for any free port) and
 // serves reg at /metrics, with scrape errors counted in the registry.
@@ -58,7 +63,7 @@ func Serve(reg *prometheus.Registry, addr string) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	s := &Server{Port: ln.Addr().(*net.TCPAddr).Port, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{Port: ln.Addr().(*net.TCPAddr).Port, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, mux: mux}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fmt.Printf("prom: serve: %v\n", err)

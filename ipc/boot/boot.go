@@ -37,6 +37,9 @@ type Options struct {
 	// histogram newtsim_server_service_seconds (off: it costs two clock
 	// reads a message).
 	ServiceTimes bool
+	// Trace turns on the process's trace recorder (package
+	// internal/trace), served at trace.Path on its metrics port.
+	Trace bool
 }
 
 // Argv writes o as the arguments Parse reads (without a program or command
@@ -55,6 +58,9 @@ func (o Options) Argv() []string {
 	}
 	if o.ServiceTimes {
 		a = append(a, "--service-times")
+	}
+	if o.Trace {
+		a = append(a, "--trace")
 	}
 	for _, n := range slices.Sorted(maps.Keys(o.Peers)) {
 		a = append(a, "--peer", n+"="+strconv.Itoa(o.Peers[n]))
@@ -100,6 +106,7 @@ func Parse(args []string) (Options, error) {
 	fs.StringVar(&wait, "wait", "block", "wait policy")
 	fs.StringVar(&cores, "cores", "", "cores the process is pinned to")
 	fs.BoolVar(&o.ServiceTimes, "service-times", false, "time the role's handling of each message")
+	fs.BoolVar(&o.Trace, "trace", false, "record messages in the trace ring")
 	fs.Var(&peers, "peer", "a peer, NAME=SLOT (repeated)")
 	fs.Var(&procs, "proc", "a server of the run, NAME=SLOT (repeated)")
 	fs.Var(&routes, "route", "the next hop towards a server, DEST=NEXTHOP (repeated)")

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 )
 
@@ -66,6 +67,9 @@ func (c *Conn) send(m *ipc.Message, flags int) error {
 		switch {
 		case err == nil:
 			c.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
+			if trace.On() {
+				trace.Record(trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), ID(m))
+			}
 			return nil
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -85,6 +89,12 @@ func (c *Conn) Recv(m *ipc.Message) error {
 		return nil
 	}
 	c.stats.Sleeps.Add(1)
+	if trace.On() {
+		trace.Record(trace.Sleep, 0, 0, c.self.Slot(), 0)
+		err := c.read(m, 0)
+		trace.Record(trace.Wake, 0, 0, c.self.Slot(), 0)
+		return err
+	}
 	return c.read(m, 0)
 }
 
@@ -151,6 +161,9 @@ func (c *Conn) read(m *ipc.Message, flags int) error {
 			continue
 		}
 		c.stats.Received[m.Src.Slot()%ipc.MaxSlots].Add(1)
+		if trace.On() {
+			trace.Record(trace.Take, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), ID(m))
+		}
 		return nil
 	}
 }
@@ -196,4 +209,17 @@ func Pair() (kernelEnd, processEnd int, err error) {
 		return -1, -1, fmt.Errorf("kmsg: socketpair: %w", err)
 	}
 	return fds[0], fds[1], nil
+}
+
+// ID names m for the trace recorder (package internal/trace) on both ends
+// of a kernel message: a hash of what the kernel forwards unchanged (type,
+// flags, sequence number, arguments, source and destination). Equal
+// messages hash alike; the analysis matches those in order.
+func ID(m *ipc.Message) uint32 {
+	h := uint64(m.Src)<<32 | uint64(m.Dst)
+	h = (h ^ (uint64(m.Type) | uint64(m.Flags)<<16 | uint64(m.Seq)<<32)) * 0x9e3779b97f4a7c15
+	for _, a := range m.Arg {
+		h = (h ^ a) * 0x9e3779b97f4a7c15
+	}
+	return uint32(h >> 32)
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/futex"
 )
@@ -271,6 +272,10 @@ func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
 	// protocol needs (see Transport.send).
 	storeRelease((*uint64)(unsafe.Pointer(r.head)), h+1)
 	mark(s).Store(seqOf(h))
+	if trace.On() {
+		// The ring's message number names the message for the receiver's take.
+		trace.Record(trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), uint32(h))
+	}
 	return true
 }
 
@@ -300,6 +305,9 @@ func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 	}
 	if m.Src.Slot() != r.sender {
 		return takeRefused
+	}
+	if trace.On() {
+		trace.Record(trace.Take, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), uint32(t))
 	}
 	return takeOK
 }

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/futex"
 )
@@ -242,8 +243,14 @@ func (t *Transport) Recv(m *ipc.Message) error {
 			return nil
 		}
 		t.stats.Sleeps.Add(1)
+		if trace.On() {
+			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
+		}
 		if err := futex.Wait(t.in.wake, 1, 0); err != nil {
 			return err
+		}
+		if trace.On() {
+			trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
 		}
 		if t.poll(m) {
 			return nil
@@ -287,8 +294,14 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 			return nil
 		}
 		t.stats.Sleeps.Add(1)
+		if trace.On() {
+			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
+		}
 		if err := futex.Wait(t.in.wake, 1, left); err != nil {
 			return err
+		}
+		if trace.On() {
+			trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
 		}
 		if t.poll(m) {
 			return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/collector"
@@ -347,11 +348,15 @@ func Main(o boot.Options, start Starter) (err error) {
 	if o.ServiceTimes {
 		s.TimeHandlers()
 	}
+	if o.Trace {
+		trace.Enable(o.Name, o.Role, o.Endpoint.Slot())
+	}
 	ms, err := prom.Serve(s.Registry, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer ms.Close()
+	ms.Handle(trace.Path, trace.Handler())
 
 	h, err := start(s)
 	if err != nil {
@@ -442,7 +447,13 @@ func (s *Server) Serve(h Handler) error {
 			return nil
 		case next == passOn:
 			t, start := m.Type, s.times.start()
+			if trace.On() {
+				trace.Record(trace.Begin, uint16(t), m.Src.Slot(), 0, 0)
+			}
 			err := h.Handle(s, &m)
+			if trace.On() {
+				trace.Record(trace.End, uint16(t), 0, 0, 0)
+			}
 			s.times.done(t, start)
 			// A send that failed is a drop, already counted: never the
 			// end of the loop.

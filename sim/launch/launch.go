@@ -75,6 +75,9 @@ type Options struct {
 	// App is an application to run on the simulated host beside the
 	// stack, or nil.
 	App *App
+	// Trace turns on every server's trace recorder (package
+	// internal/trace), for `newtsim trace` and the benchmarks' breakdown.
+	Trace bool
 }
 
 // LinuxAddr is Linux's address in a tap run's namespace; the host is
@@ -203,6 +206,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	}
 	spec := Resolve(o.Topology, plan, kcores, o.Slots)
 	spec.ServiceTimes = o.ServiceTimes
+	spec.Trace = o.Trace
 	specPath := filepath.Join(o.StateDir, SpecFile)
 	if err := kernel.WriteSpec(specPath, &spec); err != nil {
 		return nil, err

@@ -1,0 +1,158 @@
+package timeline
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// Hop is one row of a breakdown: the messages one process sent another on
+// a request's path, and what each cost, in microseconds. The named fields
+// are medians over the hop's messages; P99 and Mean fields stand beside.
+type Hop struct {
+	Hop       string  `json:"hop"` // "from -> to"
+	From      string  `json:"from"`
+	To        string  `json:"to"`
+	Messages  int     `json:"messages"` // matched messages on the hop in the window
+	QueuedUS  float64 `json:"queued_us"`
+	WakeUS    float64 `json:"wake_us"`
+	ServiceUS float64 `json:"service_us"`
+	TotalUS   float64 `json:"total_us"`
+
+	QueuedP99US  float64 `json:"queued_p99_us"`
+	WakeP99US    float64 `json:"wake_p99_us"`
+	ServiceP99US float64 `json:"service_p99_us"`
+	TotalP99US   float64 `json:"total_p99_us"`
+	TotalMeanUS  float64 `json:"total_mean_us"`
+}
+
+// Breakdown is a request's time, hop by hop.
+type Breakdown struct {
+	Hops []Hop `json:"hops"`
+	// SumUS is the sum of the hops' mean totals: what the traced hops
+	// cost a request that crosses each once. SumMedianUS sums the
+	// medians.
+	SumUS       float64 `json:"sum_us"`
+	SumMedianUS float64 `json:"sum_median_us"`
+	// MeasuredMeanUS is the load generator's mean latency, when the
+	// caller has one.
+	MeasuredMeanUS float64 `json:"measured_mean_us"`
+	// Within10 says whether SumUS is within 10% of MeasuredMeanUS;
+	// Check says so in words, and which hop holds the most time.
+	Within10 bool   `json:"within_10pct"`
+	Check    string `json:"check"`
+	// Window is the span of the matched messages, in milliseconds.
+	WindowMS float64 `json:"window_ms"`
+}
+
+// Skipped are the message types a breakdown leaves out: buffers going
+// back to their owners travel beside a request, not on its path.
+var Skipped = []ipc.Type{ipc.BufFree}
+
+// Compute makes the breakdown of the messages along path, a list of
+// process names in the order a request crosses them (such as nic, driver,
+// pf, ip, tcp, web, tcp, ip, pf, driver, nic): a row for each consecutive
+// pair. names maps slots to process names; hz is the time-stamp counter's
+// rate. measuredUS is the load generator's mean latency (0: none).
+func Compute(msgs []Message, names map[int]string, path []string, hz, measuredUS float64) Breakdown {
+	us := func(c uint64) float64 { return float64(c) / hz * 1e6 }
+	var b Breakdown
+	var lo, hi uint64
+	for i := 0; i+1 < len(path); i++ {
+		from, to := path[i], path[i+1]
+		var q, w, s, t []float64
+		for _, m := range msgs {
+			if names[m.From] != from || names[m.To] != to || slices.Contains(Skipped, m.Type) {
+				continue
+			}
+			q, w, s = append(q, us(m.Queued())), append(w, us(m.Wakeup())), append(s, us(m.Service()))
+			t = append(t, us(m.Queued()+m.Wakeup()+m.Service()))
+			if lo == 0 || m.Put < lo {
+				lo = m.Put
+			}
+			hi = max(hi, m.Take)
+		}
+		h := Hop{Hop: from + " -> " + to, From: from, To: to, Messages: len(t),
+			QueuedUS: quantile(q, 0.5), WakeUS: quantile(w, 0.5), ServiceUS: quantile(s, 0.5), TotalUS: quantile(t, 0.5),
+			QueuedP99US: quantile(q, 0.99), WakeP99US: quantile(w, 0.99), ServiceP99US: quantile(s, 0.99), TotalP99US: quantile(t, 0.99),
+			TotalMeanUS: mean(t)}
+		b.Hops = append(b.Hops, h)
+		b.SumUS += h.TotalMeanUS
+		b.SumMedianUS += h.TotalUS
+	}
+	if hi > lo {
+		b.WindowMS = us(hi-lo) / 1e3
+	}
+	b.MeasuredMeanUS = measuredUS
+	b.judge()
+	return b
+}
+
+// judge fills Within10 and Check.
+func (b *Breakdown) judge() {
+	top := -1
+	for i, h := range b.Hops {
+		if top < 0 || h.TotalMeanUS > b.Hops[top].TotalMeanUS {
+			top = i
+		}
+	}
+	holds := "no traced hop"
+	if top >= 0 {
+		h := b.Hops[top]
+		holds = fmt.Sprintf("%s holds the most (mean %.1f us: queued %.1f, wake-up %.1f, service %.1f median)",
+			h.Hop, h.TotalMeanUS, h.QueuedUS, h.WakeUS, h.ServiceUS)
+	}
+	if b.MeasuredMeanUS <= 0 {
+		b.Check = fmt.Sprintf("hops sum to %.1f us; no measured mean to compare; %s", b.SumUS, holds)
+		return
+	}
+	ratio := b.SumUS / b.MeasuredMeanUS
+	b.Within10 = math.Abs(ratio-1) <= 0.10
+	verdict := "within 10%"
+	if !b.Within10 {
+		verdict = "NOT within 10%"
+	}
+	b.Check = fmt.Sprintf("hops sum to %.1f us against a measured mean of %.1f us (%.0f%%): %s; %s",
+		b.SumUS, b.MeasuredMeanUS, 100*ratio, verdict, holds)
+	if ratio < 0.9 {
+		b.Check += fmt.Sprintf("; %.1f us of the mean is outside the traced hops", b.MeasuredMeanUS-b.SumUS)
+	}
+}
+
+// Table formats the breakdown as a Markdown table with the check below.
+func (b Breakdown) Table() string {
+	var sb strings.Builder
+	sb.WriteString("| hop | messages | queued us (p99) | wake-up us (p99) | service us (p99) | total us (p99) | total mean us |\n")
+	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, h := range b.Hops {
+		fmt.Fprintf(&sb, "| %s | %d | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f |\n", h.Hop, h.Messages,
+			h.QueuedUS, h.QueuedP99US, h.WakeUS, h.WakeP99US, h.ServiceUS, h.ServiceP99US, h.TotalUS, h.TotalP99US, h.TotalMeanUS)
+	}
+	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%s\n", b.SumMedianUS, b.SumUS, b.Check)
+	return sb.String()
+}
+
+// quantile is the q-quantile of v (nearest rank), 0 for none.
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	var t float64
+	for _, x := range v {
+		t += x
+	}
+	return t / float64(len(v))
+}
