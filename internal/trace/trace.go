@@ -171,9 +171,12 @@ func (e Event) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var a [6]uint64
+	var a []uint64
 	if err := json.Unmarshal(b, &a); err != nil {
 		return fmt.Errorf("trace: event: %w", err)
+	}
+	if len(a) != 6 {
+		return fmt.Errorf("trace: event %v: want 6 numbers", a)
 	}
 	if a[1] > 255 || a[2] > 65535 || a[3] > 255 || a[4] > 255 || a[5] > 1<<32-1 {
 		return fmt.Errorf("trace: event %v out of range", a)

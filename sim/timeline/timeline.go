@@ -66,13 +66,14 @@ type key struct {
 // Match follows every message whose put and take are both in the
 // snapshots. A take is matched with the oldest put of the same sender,
 // receiver and identifier not yet taken, among the puts made since the
-// receiver's window began (an older one may have been taken before it).
+// receiver's window began when its ring wrapped (an older one may have been
+// taken before it).
 // Messages come out in the order of their puts.
 func Match(snaps []trace.Snapshot) []Message {
 	puts := map[key][]uint64{}
-	start := map[uint8]uint64{} // each process's oldest stamp
+	start := map[uint8]uint64{} // each process's oldest stamp, where its ring overwrote older ones
 	for _, s := range snaps {
-		if len(s.Events) > 0 {
+		if len(s.Events) > 0 && s.Recorded > uint64(len(s.Events)) {
 			start[uint8(s.Slot)] = s.Events[0].TSC
 		}
 	}
@@ -86,13 +87,12 @@ func Match(snaps []trace.Snapshot) []Message {
 	}
 	for k, ts := range puts {
 		slices.Sort(ts)
-		// Drop the puts older than the receiver's window: their takes
-		// were overwritten, or never traced.
-		i, _ := slices.BinarySearch(ts, start[k.dst])
-		if _, ok := start[k.dst]; !ok {
-			i = len(ts)
+		// Drop the puts older than a wrapped receiver's window: their
+		// takes may have been overwritten.
+		if st, ok := start[k.dst]; ok {
+			i, _ := slices.BinarySearch(ts, st)
+			puts[k] = ts[i:]
 		}
-		puts[k] = ts[i:]
 	}
 	var out []Message
 	for _, s := range snaps {

@@ -1,0 +1,199 @@
+package timeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/newtsim/newtsim/internal/trace"
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// hz makes one counter tick a microsecond in these tests.
+const hz = 1e6
+
+func put(at uint64, src, dst uint8, id uint32, t ipc.Type) trace.Event {
+	return trace.Event{TSC: at, Kind: trace.Put, Src: src, Dst: dst, ID: id, Type: uint16(t)}
+}
+
+func take(at uint64, src, dst uint8, id uint32, t ipc.Type) trace.Event {
+	return trace.Event{TSC: at, Kind: trace.Take, Src: src, Dst: dst, ID: id, Type: uint16(t)}
+}
+
+func begin(at uint64, src uint8, t ipc.Type) trace.Event {
+	return trace.Event{TSC: at, Kind: trace.Begin, Src: src, Type: uint16(t)}
+}
+
+func end(at uint64) trace.Event    { return trace.Event{TSC: at, Kind: trace.End} }
+func sleep(at uint64) trace.Event  { return trace.Event{TSC: at, Kind: trace.Sleep} }
+func wakeup(at uint64) trace.Event { return trace.Event{TSC: at, Kind: trace.Wake} }
+
+func snap(name string, slot int, ev ...trace.Event) trace.Snapshot {
+	return trace.Snapshot{Process: name, Role: name, Slot: slot, Recorded: uint64(len(ev)), Events: ev}
+}
+
+// wrapped marks s as a ring that overwrote older events.
+func wrapped(s trace.Snapshot) trace.Snapshot { s.Recorded += trace.Size; return s }
+
+func TestMatch(t *testing.T) {
+	const a, b = 1, 2
+	fr := ipc.FrameRx
+	tests := []struct {
+		name  string
+		snaps []trace.Snapshot
+		// want: queued, wake-up and service of each matched message, in
+		// ticks, in put order
+		want [][3]uint64
+	}{
+		{"receiver awake", []trace.Snapshot{
+			snap("a", a, put(100, a, b, 0, fr)),
+			snap("b", b, sleep(50), wakeup(60), take(103, a, b, 0, fr), begin(104, a, fr), end(110)),
+		}, [][3]uint64{{3, 0, 6}}},
+		{"receiver asleep", []trace.Snapshot{
+			snap("a", a, put(100, a, b, 0, fr)),
+			snap("b", b, sleep(90), wakeup(120), take(121, a, b, 0, fr), begin(121, a, fr), end(125)),
+		}, [][3]uint64{{1, 20, 4}}},
+		{"two in one wake-up, the second queued behind the first", []trace.Snapshot{
+			snap("a", a, put(100, a, b, 7, fr), put(101, a, b, 8, fr)),
+			snap("b", b, sleep(90), wakeup(110), take(111, a, b, 7, fr), begin(111, a, fr), end(120),
+				take(121, a, b, 8, fr), begin(121, a, fr), end(130)),
+		}, [][3]uint64{{1, 10, 9}, {11, 9, 9}}},
+		{"equal identifiers (kernel messages) matched in order", []trace.Snapshot{
+			snap("a", a, put(100, a, b, 5, fr), put(101, a, b, 5, fr)),
+			snap("b", b, take(105, a, b, 5, fr), take(107, a, b, 5, fr)),
+		}, [][3]uint64{{5, 0, 0}, {6, 0, 0}}},
+		{"a put older than a wrapped receiver's window is left out", []trace.Snapshot{
+			snap("a", a, put(10, a, b, 5, fr), put(101, a, b, 5, fr)),
+			wrapped(snap("b", b, sleep(50), take(105, a, b, 5, fr))),
+		}, [][3]uint64{{4, 0, 0}}},
+		{"a put older than a receiver's whole history is kept", []trace.Snapshot{
+			snap("a", a, put(10, a, b, 5, fr)),
+			snap("b", b, sleep(50), take(105, a, b, 5, fr)),
+		}, [][3]uint64{{95, 0, 0}}},
+		{"a take whose put was overwritten is left out", []trace.Snapshot{
+			snap("a", a, put(200, a, b, 9, fr)),
+			snap("b", b, take(105, a, b, 8, fr), take(205, a, b, 9, fr)),
+		}, [][3]uint64{{5, 0, 0}}},
+		{"a handler that begins on another message is not this one's", []trace.Snapshot{
+			snap("a", a, put(100, a, b, 0, fr)),
+			snap("b", b, take(103, a, b, 0, fr), begin(104, a, ipc.Ping), end(110)),
+		}, [][3]uint64{{3, 0, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Match(tt.snaps)
+			if len(got) != len(tt.want) {
+				t.Fatalf("matched %d messages, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, m := range got {
+				if g := [3]uint64{m.Queued(), m.Wakeup(), m.Service()}; g != tt.want[i] {
+					t.Errorf("message %d: queued, wake-up, service = %v, want %v (%+v)", i, g, tt.want[i], m)
+				}
+			}
+		})
+	}
+}
+
+// A request's path a -> b -> a, with b's buffers going back beside it.
+func TestCompute(t *testing.T) {
+	const a, b = 1, 2
+	var ea, eb []trace.Event
+	// Ten requests: a puts at 1000i; b takes 2 later, handles 5, and
+	// answers at once; a takes the answer 1 later. The last one waits 20.
+	for i := range uint64(10) {
+		t0 := 1000 * (i + 1)
+		q := uint64(2)
+		if i == 9 {
+			q = 20
+		}
+		ea = append(ea, put(t0, a, b, uint32(i), ipc.Datagram))
+		eb = append(eb, take(t0+q, a, b, uint32(i), ipc.Datagram), begin(t0+q, a, ipc.Datagram),
+			put(t0+q+4, b, a, uint32(i), ipc.Datagram), put(t0+q+4, b, a, uint32(100+i), ipc.BufFree), end(t0+q+5))
+		ea = append(ea, take(t0+q+5, b, a, uint32(i), ipc.Datagram), take(t0+q+5, b, a, uint32(100+i), ipc.BufFree))
+	}
+	snaps := []trace.Snapshot{snap("a", a, ea...), snap("b", b, eb...)}
+	msgs := Match(snaps)
+	if len(msgs) != 30 {
+		t.Fatalf("matched %d messages, want 30", len(msgs))
+	}
+	tests := []struct {
+		name     string
+		measured float64
+		within   bool
+		check    string
+	}{
+		{"adds up", 9.6, true, "within 10%"},
+		{"does not", 20, false, "NOT within 10%"},
+		{"nothing measured", 0, false, "no measured mean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bd := Compute(msgs, Names(snaps), []string{"a", "b", "a"}, hz, tt.measured)
+			if len(bd.Hops) != 2 {
+				t.Fatalf("hops %+v", bd.Hops)
+			}
+			h := bd.Hops[0]
+			if h.Hop != "a -> b" || h.Messages != 10 || h.QueuedUS != 2 || h.QueuedP99US != 20 || h.WakeUS != 0 ||
+				h.ServiceUS != 5 || h.TotalUS != 7 || math.Abs(h.TotalMeanUS-8.8) > 1e-9 {
+				t.Errorf("a -> b: %+v", h)
+			}
+			// The answers: 1 queued, no handler (a waits for them).
+			if h := bd.Hops[1]; h.Messages != 10 || h.QueuedUS != 1 || h.ServiceUS != 0 || h.TotalMeanUS != 1 {
+				t.Errorf("b -> a (buffers left out): %+v", h)
+			}
+			if math.Abs(bd.SumUS-9.8) > 1e-9 || bd.SumMedianUS != 8 || bd.Within10 != tt.within {
+				t.Errorf("sum %v (medians %v), within %v; want 9.8, 8, %v", bd.SumUS, bd.SumMedianUS, bd.Within10, tt.within)
+			}
+			if !strings.Contains(bd.Check, tt.check) || !strings.Contains(bd.Check, "a -> b holds the most") {
+				t.Errorf("check %q lacks %q or the hop holding the time", bd.Check, tt.check)
+			}
+			if tab := bd.Table(); !strings.Contains(tab, "| a -> b | 10 |") {
+				t.Errorf("table:\n%s", tab)
+			}
+		})
+	}
+}
+
+func TestChrome(t *testing.T) {
+	const a, b = 1, 2
+	snaps := []trace.Snapshot{
+		snap("nic", a, sleep(900), wakeup(950), take(960, b, a, 3, ipc.FrameTx), begin(961, b, ipc.FrameTx), end(970),
+			put(1000, a, b, 0, ipc.FrameRx)),
+		snap("driver", b, put(955, b, a, 3, ipc.FrameTx), sleep(990), wakeup(1010), take(1011, a, b, 0, ipc.FrameRx),
+			begin(1012, a, ipc.FrameRx), end(1020)),
+	}
+	var buf bytes.Buffer
+	if err := WriteChrome(&buf, snaps, Match(snaps), hz); err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		TraceEvents []map[string]any `json:"traceEvents"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &tr); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, buf.String())
+	}
+	count := map[string]int{}
+	named := map[float64]string{}
+	for _, e := range tr.TraceEvents {
+		ph, pid := e["ph"].(string), e["pid"].(float64)
+		count[ph]++
+		if ph == "M" && e["name"] == "process_name" {
+			named[pid] = e["args"].(map[string]any)["name"].(string)
+		}
+		if ph == "X" && e["cat"] == "handle" && e["dur"].(float64) <= 0 {
+			t.Errorf("a handling without a duration: %v", e)
+		}
+	}
+	if named[a] != "nic (nic)" || named[b] != "driver (driver)" {
+		t.Errorf("process names %v", named)
+	}
+	// Two handlings and two sleeps; two messages, each an async slice
+	// (b, e) and a flow (s, f).
+	for ph, n := range map[string]int{"X": 4, "b": 2, "e": 2, "s": 2, "f": 2} {
+		if count[ph] != n {
+			t.Errorf("%d events of phase %s, want %d (all: %v)", count[ph], ph, n, count)
+		}
+	}
+}
