@@ -12,6 +12,7 @@ import (
 // recvfrom-EAGAIN table, measured here.
 func newBenchEagainCommand() *cobra.Command {
 	var jsonOut, mdOut, svgOut, cpus string
+	var breakdown bool
 	cmd := &cobra.Command{
 		Use:   "eagain",
 		Short: "recvfrom() returning EAGAIN on an idle TCP socket: kernel messages, user-space messages, Linux, exposed buffers",
@@ -26,7 +27,7 @@ func newBenchEagainCommand() *cobra.Command {
 			defer stop()
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench eagain: measuring")
-			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: command})
+			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: command, Breakdown: breakdown})
 			if err != nil {
 				return err
 			}
@@ -35,6 +36,7 @@ func newBenchEagainCommand() *cobra.Command {
 	}
 	reportFlags(cmd.Flags(), &jsonOut, &mdOut)
 	cmd.Flags().StringVar(&svgOut, "svg", "", "draw the rows as an SVG bar chart (log scale) in this file")
+	cmd.Flags().BoolVar(&breakdown, "breakdown", false, "trace the message rows and break a call down by hop (docs/LATENCY.md)")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	return cmd
 }

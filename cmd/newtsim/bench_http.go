@@ -26,6 +26,7 @@ func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	reportFlags(fl, &f.jsonOut, &f.mdOut)
 	fl.StringVar(&f.svgOut, "svg", "", "draw requests per second as grouped bars (a group per workload) in this SVG file")
 	fl.StringVar(&f.cpus, "cpus", "", "CPUs to use, the first the client's (default: every online CPU)")
+	fl.BoolVar(&f.o.Breakdown, "breakdown", false, "trace the simulated host's servers and break each cell's requests down by hop (docs/LATENCY.md)")
 	fl.StringVar(&f.log, "log", "", "write every process's log to this file (default: a temporary file, kept only when the benchmark fails)")
 	fl.IntVar(&f.o.Connections, "connections", bench.DefaultHTTPConnections, "connections the client keeps open, the same for every cell")
 	fl.DurationVar(&f.o.Duration, "duration", duration, "how long each cell is measured")

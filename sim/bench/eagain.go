@@ -55,6 +55,10 @@ type EagainReport struct {
 	Reference *EagainRow `json:"reference,omitempty"`
 	Checks    []Check    `json:"checks"`
 	Notes     []string   `json:"notes,omitempty"`
+	// Breakdown is the first message row's breakdown by hop, Breakdowns
+	// every message row's (--breakdown; breakdown.go).
+	Breakdown  *CellBreakdown  `json:"breakdown,omitempty"`
+	Breakdowns []CellBreakdown `json:"breakdowns,omitempty"`
 }
 
 // EagainOptions configure the experiment.
@@ -63,6 +67,9 @@ type EagainOptions struct {
 	Progress io.Writer // a line per row; nil for none
 	Log      *os.File  // the processes' logs; nil: discarded
 	Command  string
+	// Breakdown traces the message rows and breaks a call down by hop
+	// (breakdown.go).
+	Breakdown bool
 }
 
 // Eagain runs `newtsim bench eagain`: the rows of the talk's table, each in
@@ -112,7 +119,8 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 			}
 			placement += fmt.Sprintf(" tcp=%d (spins)", b)
 		}
-		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+		traced := o.Breakdown && strings.HasPrefix(row.backend, "message")
+		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log, Trace: traced})
 		if err != nil {
 			return nil, fmt.Errorf("bench eagain: %s: %w", row.name, err)
 		}
@@ -121,6 +129,9 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 		}
 		var res probe.EagainResult
 		err = awaitJSON(out, 90*time.Second, nil, &res)
+		if err == nil && res.Error == "" && traced {
+			err = rep.eagainBreakdown(ctx, row.name, row.backend, filepath.Join(dir, "state"), res.NS, o.Progress)
+		}
 		h.Stop()
 		if err == nil && res.Error != "" {
 			err = errors.New(res.Error)
@@ -211,7 +222,7 @@ func (r *EagainReport) Table() string {
 	}
 	fmt.Fprintf(&b, "\ntalk: NewtOS on a 12-core AMD at 1.9 GHz (Hrubý, Crivăț, Bos, Tanenbaum, \"On Sockets and System Calls\", TRIOS 2014).\n")
 	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
-	return b.String()
+	return b.String() + breakdownMarkdown(r.Breakdowns)
 }
 
 // WriteJSON writes the report to path.

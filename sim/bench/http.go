@@ -152,6 +152,10 @@ type HTTPReport struct {
 	Notes       []string       `json:"notes,omitempty"`
 	// Cells hold the client's reports, for printing.
 	Cells []HTTPCell `json:"-"`
+	// Breakdown is the first cell's breakdown by hop, Breakdowns every
+	// traced cell's (--breakdown; breakdown.go).
+	Breakdown  *CellBreakdown  `json:"breakdown,omitempty"`
+	Breakdowns []CellBreakdown `json:"breakdowns,omitempty"`
 }
 
 // HTTPOptions configure bench http and bench paper. Zero fields take
@@ -176,6 +180,9 @@ type HTTPOptions struct {
 	// error otherwise.
 	Log     *os.File
 	Command string
+	// Breakdown traces the simulated host's servers and breaks each cell's
+	// requests down by hop (breakdown.go).
+	Breakdown bool
 }
 
 // Client placements.
@@ -446,7 +453,7 @@ func (r *HTTPReport) Table() string {
 	}
 	b.WriteString("\n")
 	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
-	return b.String()
+	return b.String() + breakdownMarkdown(r.Breakdowns)
 }
 
 // WriteJSON writes the report to path.

@@ -168,6 +168,12 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 			rep.Rows = append(rep.Rows, cell.Row)
 			rep.Cells = append(rep.Cells, cell)
 			pr.end(cell.Row)
+			if o.Breakdown {
+				if err := rep.httpBreakdown(ctx, side, w, cell, o.Progress); err != nil {
+					side.stop()
+					return nil, err
+				}
+			}
 			if cell.Report.Requests > 0 {
 				per := float64(cell.Report.BytesRead) / float64(cell.Report.Requests)
 				if per < float64(w.Size) {
@@ -235,6 +241,7 @@ type httpSide struct {
 	// packet path (nil for Linux's servers), read before and after each
 	// cell.
 	counters func() map[string]float64
+	state    string // the simulated host's state directory (its trace, for --breakdown); "" for Linux's servers
 }
 
 // hostCounters are the counters of trouble on the simulated host's packet
@@ -397,7 +404,7 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		t.Links = append(t.Links, topology.Link{A: "nic", B: "client"})
 	}
 	state := filepath.Join(r.dir, "state")
-	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic})
+	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic, Trace: r.o.Breakdown})
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +440,7 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 	}
 	plan := strings.Replace(h.Plan.Summary(), "=app[poll]", "=client", 1)
 	return &httpSide{server: s, ns: ns, control: control, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort),
-		pid: web.Pid, plan: plan, stop: func() { h.Stop() },
+		pid: web.Pid, plan: plan, stop: func() { h.Stop() }, state: state,
 		health: func() error {
 			st, err := kernel.ReadStatus(state)
 			if err != nil {

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/newtsim/newtsim/sim/timeline"
+)
+
+// This file is the benchmarks' --breakdown: the simulated host's servers
+// run with their trace recorders on (package internal/trace), and once a
+// measured run ends its processes' rings are read, their messages matched
+// and laid along the request's path, one row per hop (package
+// sim/timeline). The rows' sum is compared with what the load generator
+// measured.
+
+// CellBreakdown is the breakdown of one measured cell.
+type CellBreakdown struct {
+	Server   string `json:"server"`
+	Workload string `json:"workload"`
+	// Measured says what MeasuredMeanUS is.
+	Measured string `json:"measured"`
+	timeline.Breakdown
+}
+
+// requestPath is the processes a request crosses on the simulated host, in
+// order, from the nic to the application app and back, for a socket
+// library backend: the message backend goes through syscall, the others
+// reach tcp directly.
+func requestPath(backend, app string) []string {
+	in := []string{"nic", "driver", "pf", "ip", "tcp"}
+	if backend == "message" {
+		in = append(in, "syscall")
+	}
+	path := append(append([]string{}, in...), app)
+	for i := len(in) - 1; i >= 0; i-- {
+		path = append(path, in[i])
+	}
+	return path
+}
+
+// callPath is the processes a socket call from app crosses and back.
+func callPath(backend, app string) []string {
+	if backend == "message-direct" {
+		return []string{app, "tcp", app}
+	}
+	return []string{app, "syscall", "tcp", "syscall", app}
+}
+
+// traceBreakdown reads the rings of the run whose state is in stateDir and
+// breaks its requests down along path.
+func traceBreakdown(ctx context.Context, stateDir string, path []string, measuredUS float64) (timeline.Breakdown, error) {
+	snaps, hz, err := timeline.Capture(ctx, stateDir)
+	if err != nil {
+		return timeline.Breakdown{}, fmt.Errorf("breakdown: %w", err)
+	}
+	return timeline.Compute(timeline.Match(snaps), timeline.Names(snaps), path, hz, measuredUS), nil
+}
+
+// httpBreakdown adds the breakdown of the cell just measured on side to
+// the report; a Linux server has no trace to read.
+func (r *HTTPReport) httpBreakdown(ctx context.Context, side *httpSide, w HTTPWorkload, cell HTTPCell, progress io.Writer) error {
+	if side.state == "" {
+		return nil
+	}
+	b, err := traceBreakdown(ctx, side.state, requestPath(side.server.Backend, "web"), us(cell.Report.Latency.Mean))
+	if err != nil {
+		return fmt.Errorf("bench http: %s, %s: %w", w.Name, side.server.Name, err)
+	}
+	cb := CellBreakdown{Server: side.server.Name, Workload: w.Name, Breakdown: b,
+		Measured: "the load generator's mean latency over the measured run (Linux client in a namespace, over the TAP); " +
+			"the traced hops start and end at the nic, so the client's side and the TAP are not in them"}
+	r.Breakdowns = append(r.Breakdowns, cb)
+	if r.Breakdown == nil {
+		r.Breakdown = &cb
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("breakdown of %s on %s: %s", w.Name, side.server.Name, b.Check))
+	printBreakdown(progress, cb)
+	return nil
+}
+
+// eagainBreakdown adds the breakdown of an eagain row measured on the run
+// whose state is in stateDir.
+func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateDir string, perCallNS float64, progress io.Writer) error {
+	b, err := traceBreakdown(ctx, stateDir, callPath(backend, "app"), perCallNS/1e3)
+	if err != nil {
+		return fmt.Errorf("bench eagain: %s: %w", row, err)
+	}
+	cb := CellBreakdown{Server: row, Workload: "recvfrom-eagain", Breakdown: b,
+		Measured: "the probe's time per call (the median over batches of each batch's mean)"}
+	r.Breakdowns = append(r.Breakdowns, cb)
+	if r.Breakdown == nil {
+		r.Breakdown = &cb
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("breakdown of %s: %s", row, b.Check))
+	printBreakdown(progress, cb)
+	return nil
+}
+
+// printBreakdown writes a cell's breakdown as a table.
+func printBreakdown(w io.Writer, cb CellBreakdown) {
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nbreakdown: %s, %s (measured: %s; window %.0f ms)\n%s\n", cb.Server, cb.Workload, cb.Measured, cb.WindowMS,
+		strings.TrimRight(cb.Table(), "\n"))
+}
+
+// breakdownMarkdown is the report's breakdown section, empty without one.
+func breakdownMarkdown(bs []CellBreakdown) string {
+	var sb strings.Builder
+	for _, cb := range bs {
+		fmt.Fprintf(&sb, "\n## Breakdown: %s, %s\n\nMeasured: %s. Window: %.0f ms of the end of the measured run.\n\n%s",
+			cb.Server, cb.Workload, cb.Measured, cb.WindowMS, cb.Table())
+	}
+	return sb.String()
+}
