@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/sim/timeline"
 )
 
 // NewTraceCommand returns `newtsim trace`.
 func NewTraceCommand(g *globals) *cobra.Command {
-	var out string
+	var out, svg string
+	var span time.Duration
 	cmd := &cobra.Command{
 		Use:   "trace",
 		Short: "Write the running topology's recorded window as a Chrome trace (open it in Perfetto or chrome://tracing)",
@@ -24,8 +28,8 @@ every message as a slice on its receiver's inbox track with an arrow from its se
   newtsim trace --out trace.json   # then open https://ui.perfetto.dev and load trace.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return fmt.Errorf("trace: --out FILE is required")
+			if out == "" && svg == "" {
+				return fmt.Errorf("trace: --out FILE (or --svg FILE) is required")
 			}
 			st, err := readStatus(g.stateDir)
 			if err != nil {
@@ -39,25 +43,43 @@ every message as a slice on its receiver's inbox track with an arrow from its se
 				return err
 			}
 			msgs := timeline.Match(snaps)
-			f, err := os.Create(out)
-			if err != nil {
-				return err
+			if out != "" {
+				if err := writeFile(out, func(w io.Writer) error { return timeline.WriteChrome(w, snaps, msgs, hz) }); err != nil {
+					return err
+				}
 			}
-			if err := timeline.WriteChrome(f, snaps, msgs, hz); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
+			if svg != "" {
+				start, ok := timeline.Window(msgs, timeline.Names(snaps), "nic", ipc.FrameRx, span, hz)
+				if !ok {
+					return fmt.Errorf("trace: no frame from the nic with %v recorded after it, to draw", span)
+				}
+				if err := writeFile(svg, func(w io.Writer) error { return timeline.WriteSVG(w, snaps, msgs, hz, start, span) }); err != nil {
+					return err
+				}
 			}
 			events := 0
 			for _, s := range snaps {
 				events += len(s.Events)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "trace: %d processes, %d events, %d messages matched: %s\n", len(snaps), events, len(msgs), out)
+			fmt.Fprintf(cmd.OutOrStdout(), "trace: %d processes, %d events, %d messages matched: %s %s\n", len(snaps), events, len(msgs), out, svg)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "the Chrome trace file to write (JSON)")
+	cmd.Flags().StringVar(&svg, "svg", "", "also draw a picture of the timeline in this SVG file: --span from shortly before the last frame the nic passed up")
+	cmd.Flags().DurationVar(&span, "span", 500*time.Microsecond, "the time the SVG shows")
 	return cmd
+}
+
+// writeFile creates path and writes it with write.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

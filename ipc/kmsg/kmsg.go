@@ -32,6 +32,7 @@ type Conn struct {
 	buf     [ipc.MessageSize + 1]byte
 	stats   ipc.Stats
 	closed  bool
+	asleep  bool // in Recv's blocking read, with the trace recorder on
 }
 
 var _ ipc.Transport = (*Conn)(nil)
@@ -90,10 +91,11 @@ func (c *Conn) Recv(m *ipc.Message) error {
 	}
 	c.stats.Sleeps.Add(1)
 	if trace.On() {
+		// The blocking read is the sleep; read stamps the wake-up when
+		// it returns with a message, before the take.
 		trace.Record(trace.Sleep, 0, 0, c.self.Slot(), 0)
-		err := c.read(m, 0)
-		trace.Record(trace.Wake, 0, 0, c.self.Slot(), 0)
-		return err
+		c.asleep = true
+		defer func() { c.asleep = false }()
 	}
 	return c.read(m, 0)
 }
@@ -162,6 +164,10 @@ func (c *Conn) read(m *ipc.Message, flags int) error {
 		}
 		c.stats.Received[m.Src.Slot()%ipc.MaxSlots].Add(1)
 		if trace.On() {
+			if c.asleep {
+				trace.Record(trace.Wake, 0, 0, c.self.Slot(), 0)
+				c.asleep = false
+			}
 			trace.Record(trace.Take, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), ID(m))
 		}
 		return nil

@@ -51,12 +51,12 @@ func callPath(backend, app string) []string {
 
 // traceBreakdown reads the rings of the run whose state is in stateDir and
 // breaks its requests down along path.
-func traceBreakdown(ctx context.Context, stateDir string, path []string, measuredUS float64) (timeline.Breakdown, error) {
+func traceBreakdown(ctx context.Context, stateDir string, path []string, o timeline.Options) (timeline.Breakdown, error) {
 	snaps, hz, err := timeline.Capture(ctx, stateDir)
 	if err != nil {
 		return timeline.Breakdown{}, fmt.Errorf("breakdown: %w", err)
 	}
-	return timeline.Compute(timeline.Match(snaps), timeline.Names(snaps), path, hz, measuredUS), nil
+	return timeline.Compute(timeline.Match(snaps), timeline.Names(snaps), path, hz, o), nil
 }
 
 // httpBreakdown adds the breakdown of the cell just measured on side to
@@ -65,7 +65,8 @@ func (r *HTTPReport) httpBreakdown(ctx context.Context, side *httpSide, w HTTPWo
 	if side.state == "" {
 		return nil
 	}
-	b, err := traceBreakdown(ctx, side.state, requestPath(side.server.Backend, "web"), us(cell.Report.Latency.Mean))
+	b, err := traceBreakdown(ctx, side.state, requestPath(side.server.Backend, "web"),
+		timeline.Options{MeasuredUS: us(cell.Report.Latency.Mean)})
 	if err != nil {
 		return fmt.Errorf("bench http: %s, %s: %w", w.Name, side.server.Name, err)
 	}
@@ -84,12 +85,14 @@ func (r *HTTPReport) httpBreakdown(ctx context.Context, side *httpSide, w HTTPWo
 // eagainBreakdown adds the breakdown of an eagain row measured on the run
 // whose state is in stateDir.
 func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateDir string, perCallNS float64, progress io.Writer) error {
-	b, err := traceBreakdown(ctx, stateDir, callPath(backend, "app"), perCallNS/1e3)
+	b, err := traceBreakdown(ctx, stateDir, callPath(backend, "app"),
+		timeline.Options{MeasuredUS: perCallNS / 1e3, Median: true, ClosedLoop: true})
 	if err != nil {
 		return fmt.Errorf("bench eagain: %s: %w", row, err)
 	}
 	cb := CellBreakdown{Server: row, Workload: "recvfrom-eagain", Breakdown: b,
-		Measured: "the probe's time per call (the median over batches of each batch's mean)"}
+		Measured: "the probe's time per call (the median over batches of each batch's mean), against the sum of the hops' medians, " +
+			"the application's own time between calls included"}
 	r.Breakdowns = append(r.Breakdowns, cb)
 	if r.Breakdown == nil {
 		r.Breakdown = &cb

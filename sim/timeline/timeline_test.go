@@ -126,11 +126,11 @@ func TestCompute(t *testing.T) {
 	}{
 		{"adds up", 9.6, true, "within 10%"},
 		{"does not", 20, false, "NOT within 10%"},
-		{"nothing measured", 0, false, "no measured mean"},
+		{"nothing measured", 0, false, "no measured figure"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bd := Compute(msgs, Names(snaps), []string{"a", "b", "a"}, hz, tt.measured)
+			bd := Compute(msgs, Names(snaps), []string{"a", "b", "a"}, hz, Options{MeasuredUS: tt.measured})
 			if len(bd.Hops) != 2 {
 				t.Fatalf("hops %+v", bd.Hops)
 			}
@@ -153,6 +153,29 @@ func TestCompute(t *testing.T) {
 				t.Errorf("table:\n%s", tab)
 			}
 		})
+	}
+}
+
+// The same loop with the sums of medians and the first process's own time.
+func TestComputeClosedLoop(t *testing.T) {
+	const a, b = 1, 2
+	var ea, eb []trace.Event
+	for i := range uint64(10) {
+		t0 := 1000 * (i + 1)
+		ea = append(ea, put(t0, a, b, uint32(i), ipc.Datagram), take(t0+10, b, a, uint32(i), ipc.Datagram))
+		eb = append(eb, take(t0+2, a, b, uint32(i), ipc.Datagram), put(t0+8, b, a, uint32(i), ipc.Datagram))
+	}
+	snaps := []trace.Snapshot{snap("a", a, ea...), snap("b", b, eb...)}
+	bd := Compute(Match(snaps), Names(snaps), []string{"a", "b", "a"}, hz, Options{MeasuredUS: 1000, Median: true, ClosedLoop: true})
+	if len(bd.Hops) != 3 {
+		t.Fatalf("hops %+v", bd.Hops)
+	}
+	// Nine answers are followed by a call, 990 after; the last is not.
+	if h := bd.Hops[2]; h.Hop != "a (own time)" || h.Messages != 9 || h.ServiceUS != 990 || h.TotalUS != 990 {
+		t.Errorf("own time: %+v", h)
+	}
+	if bd.Basis != "median" || bd.SumUS != 2+2+990 || !bd.Within10 {
+		t.Errorf("basis %s, sum %v, within %v; want median, 994, true", bd.Basis, bd.SumUS, bd.Within10)
 	}
 }
 
