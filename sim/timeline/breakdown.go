@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -16,7 +17,7 @@ type Hop struct {
 	Hop       string  `json:"hop"` // "from -> to"
 	From      string  `json:"from"`
 	To        string  `json:"to"`
-	Messages  int     `json:"messages"` // matched messages on the hop in the window
+	Requests  int     `json:"requests"` // requests followed across the hop (and the whole path)
 	QueuedUS  float64 `json:"queued_us"`
 	WakeUS    float64 `json:"wake_us"`
 	ServiceUS float64 `json:"service_us"`
@@ -46,7 +47,11 @@ type Breakdown struct {
 	// Check says so in words, and which hop holds the most time.
 	Within10 bool   `json:"within_10pct"`
 	Check    string `json:"check"`
-	// Window is the span of the matched messages, in milliseconds.
+	// Requests is how many requests were followed across the whole
+	// path, of Started that entered it in the window.
+	Requests int `json:"requests"`
+	Started  int `json:"started"`
+	// Window is the span of the requests followed, in milliseconds.
 	WindowMS float64 `json:"window_ms"`
 }
 
@@ -73,29 +78,32 @@ type Options struct {
 // pf, ip, tcp, web, tcp, ip, pf, driver, nic): a row for each consecutive
 // pair. names maps slots to process names; hz is the time-stamp counter's
 // rate.
+//
+// A request is followed as a chain of messages (Chains); a hop's figures
+// are over the chains that crossed the whole path. Its service time is the
+// receiver's time from taking the request to putting it on the next hop
+// (on the last hop, the receiver's handling), so the hops' means add up to
+// the chains' mean, put on the first hop to the end of the last.
 func Compute(msgs []Message, names map[int]string, path []string, hz float64, o Options) Breakdown {
 	us := func(c uint64) float64 { return float64(c) / hz * 1e6 }
 	var b Breakdown
-	var lo, hi uint64
+	cs, started := Chains(msgs, names, path)
+	b.Requests, b.Started = len(cs), started
 	for i := 0; i+1 < len(path); i++ {
-		from, to := path[i], path[i+1]
 		var q, w, s, t []float64
-		for _, m := range msgs {
-			if names[m.From] != from || names[m.To] != to || slices.Contains(Skipped, m.Type) {
-				continue
+		for _, c := range cs {
+			m := c[i]
+			svc := m.Service()
+			if i+1 < len(c) {
+				svc = c[i+1].Put - m.Take
 			}
-			q, w, s = append(q, us(m.Queued())), append(w, us(m.Wakeup())), append(s, us(m.Service()))
-			t = append(t, us(m.Queued()+m.Wakeup()+m.Service()))
-			if lo == 0 || m.Put < lo {
-				lo = m.Put
-			}
-			hi = max(hi, m.Take)
+			q, w, s = append(q, us(m.Queued())), append(w, us(m.Wakeup())), append(s, us(svc))
+			t = append(t, us(m.Queued()+m.Wakeup()+svc))
 		}
-		h := Hop{Hop: from + " -> " + to, From: from, To: to, Messages: len(t),
+		b.Hops = append(b.Hops, Hop{Hop: path[i] + " -> " + path[i+1], From: path[i], To: path[i+1], Requests: len(t),
 			QueuedUS: quantile(q, 0.5), WakeUS: quantile(w, 0.5), ServiceUS: quantile(s, 0.5), TotalUS: quantile(t, 0.5),
 			QueuedP99US: quantile(q, 0.99), WakeP99US: quantile(w, 0.99), ServiceP99US: quantile(s, 0.99), TotalP99US: quantile(t, 0.99),
-			TotalMeanUS: mean(t)}
-		b.Hops = append(b.Hops, h)
+			TotalMeanUS: mean(t)})
 	}
 	if o.ClosedLoop && len(path) > 1 {
 		b.Hops = append(b.Hops, ownTime(msgs, names, path, us))
@@ -108,12 +116,78 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	if o.Median {
 		b.SumUS, b.Basis = b.SumMedianUS, "median"
 	}
-	if hi > lo {
-		b.WindowMS = us(hi-lo) / 1e3
+	if len(cs) > 0 {
+		b.WindowMS = us(cs[len(cs)-1][len(path)-2].Take-cs[0][0].Put) / 1e3
 	}
 	b.MeasuredMeanUS = o.MeasuredUS
 	b.judge()
 	return b
+}
+
+// Chains follows requests along path: each message on the first hop starts
+// one, and at each process on the way the request goes on as the first
+// message that process put on the next hop after taking it, and before it
+// took the next message of the hop the request came in on (a message of
+// the first hop that is no request, such as a bare ACK, ends there: nothing
+// goes on before the next one comes in). A message goes on one chain at
+// most. It returns the chains that crossed the whole path, in order, and
+// how many started.
+func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, int) {
+	n := len(path) - 1
+	if n < 1 {
+		return nil, 0
+	}
+	hops := make([][]Message, n) // by put
+	takes := make([][]uint64, n) // by take
+	for _, m := range msgs {
+		if slices.Contains(Skipped, m.Type) {
+			continue
+		}
+		for i := range n {
+			if names[m.From] == path[i] && names[m.To] == path[i+1] {
+				hops[i] = append(hops[i], m)
+				takes[i] = append(takes[i], m.Take)
+			}
+		}
+	}
+	for i := range n {
+		slices.SortFunc(hops[i], func(a, b Message) int { return cmp.Compare(a.Put, b.Put) })
+		slices.Sort(takes[i])
+	}
+	used := make([][]bool, n)
+	for i := range n {
+		used[i] = make([]bool, len(hops[i]))
+	}
+	var out [][]Message
+	for k, m0 := range hops[0] {
+		chain := []int{k}
+		prev := m0
+		for i := 1; i < n; i++ {
+			limit := uint64(math.MaxUint64)
+			if j, _ := slices.BinarySearch(takes[i-1], prev.Take+1); j < len(takes[i-1]) {
+				limit = takes[i-1][j]
+			}
+			j, _ := slices.BinarySearchFunc(hops[i], prev.Take, func(m Message, t uint64) int { return cmp.Compare(m.Put, t) })
+			for j < len(hops[i]) && used[i][j] {
+				j++
+			}
+			if j == len(hops[i]) || hops[i][j].Put >= limit {
+				break
+			}
+			chain = append(chain, j)
+			prev = hops[i][j]
+		}
+		if len(chain) < n {
+			continue
+		}
+		c := make([]Message, n)
+		for i, j := range chain {
+			used[i][j] = true
+			c[i] = hops[i][j]
+		}
+		out = append(out, c)
+	}
+	return out, len(hops[0])
 }
 
 // ownTime is the row of the first process's own time in a closed loop:
@@ -140,7 +214,7 @@ func ownTime(msgs []Message, names map[int]string, path []string, us func(uint64
 		}
 		s = append(s, us(puts[j]-t))
 	}
-	return Hop{Hop: p0 + " (own time)", From: p0, To: p0, Messages: len(s), ServiceUS: quantile(s, 0.5), TotalUS: quantile(s, 0.5),
+	return Hop{Hop: p0 + " (own time)", From: p0, To: p0, Requests: len(s), ServiceUS: quantile(s, 0.5), TotalUS: quantile(s, 0.5),
 		ServiceP99US: quantile(s, 0.99), TotalP99US: quantile(s, 0.99), TotalMeanUS: mean(s)}
 }
 
@@ -178,13 +252,14 @@ func (b *Breakdown) judge() {
 // Table formats the breakdown as a Markdown table with the check below.
 func (b Breakdown) Table() string {
 	var sb strings.Builder
-	sb.WriteString("| hop | messages | queued us (p99) | wake-up us (p99) | service us (p99) | total us (p99) | total mean us |\n")
+	sb.WriteString("| hop | requests | queued us (p99) | wake-up us (p99) | service us (p99) | total us (p99) | total mean us |\n")
 	sb.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, h := range b.Hops {
-		fmt.Fprintf(&sb, "| %s | %d | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f |\n", h.Hop, h.Messages,
+		fmt.Fprintf(&sb, "| %s | %d | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f |\n", h.Hop, h.Requests,
 			h.QueuedUS, h.QueuedP99US, h.WakeUS, h.WakeP99US, h.ServiceUS, h.ServiceP99US, h.TotalUS, h.TotalP99US, h.TotalMeanUS)
 	}
-	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%s\n", b.SumMedianUS, b.SumMeanUS, b.Check)
+	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%d of %d requests followed across the whole path. %s\n",
+		b.SumMedianUS, b.SumMeanUS, b.Requests, b.Started, b.Check)
 	return sb.String()
 }
 

@@ -100,8 +100,9 @@ func TestMatch(t *testing.T) {
 func TestCompute(t *testing.T) {
 	const a, b = 1, 2
 	var ea, eb []trace.Event
-	// Ten requests: a puts at 1000i; b takes 2 later, handles 5, and
-	// answers at once; a takes the answer 1 later. The last one waits 20.
+	// Ten requests: a puts at 1000i; b takes 2 later, answers 4 after
+	// that and ends its handling 1 later; a takes the answer then. The
+	// last request waits 20, not 2.
 	for i := range uint64(10) {
 		t0 := 1000 * (i + 1)
 		q := uint64(2)
@@ -124,35 +125,52 @@ func TestCompute(t *testing.T) {
 		within   bool
 		check    string
 	}{
-		{"adds up", 9.6, true, "within 10%"},
+		{"adds up", 8.5, true, "within 10%"},
 		{"does not", 20, false, "NOT within 10%"},
 		{"nothing measured", 0, false, "no measured figure"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bd := Compute(msgs, Names(snaps), []string{"a", "b", "a"}, hz, Options{MeasuredUS: tt.measured})
-			if len(bd.Hops) != 2 {
-				t.Fatalf("hops %+v", bd.Hops)
+			if len(bd.Hops) != 2 || bd.Requests != 10 || bd.Started != 10 {
+				t.Fatalf("%d of %d requests, hops %+v", bd.Requests, bd.Started, bd.Hops)
 			}
+			// b's service is from its take to its answer's put.
 			h := bd.Hops[0]
-			if h.Hop != "a -> b" || h.Messages != 10 || h.QueuedUS != 2 || h.QueuedP99US != 20 || h.WakeUS != 0 ||
-				h.ServiceUS != 5 || h.TotalUS != 7 || math.Abs(h.TotalMeanUS-8.8) > 1e-9 {
+			if h.Hop != "a -> b" || h.Requests != 10 || h.QueuedUS != 2 || h.QueuedP99US != 20 || h.WakeUS != 0 ||
+				h.ServiceUS != 4 || h.TotalUS != 6 || math.Abs(h.TotalMeanUS-7.8) > 1e-9 {
 				t.Errorf("a -> b: %+v", h)
 			}
-			// The answers: 1 queued, no handler (a waits for them).
-			if h := bd.Hops[1]; h.Messages != 10 || h.QueuedUS != 1 || h.ServiceUS != 0 || h.TotalMeanUS != 1 {
-				t.Errorf("b -> a (buffers left out): %+v", h)
+			// The answers: 1 queued, no handler (a waits for them); the
+			// buffers going back are left out.
+			if h := bd.Hops[1]; h.Requests != 10 || h.QueuedUS != 1 || h.ServiceUS != 0 || h.TotalMeanUS != 1 {
+				t.Errorf("b -> a: %+v", h)
 			}
-			if math.Abs(bd.SumUS-9.8) > 1e-9 || bd.SumMedianUS != 8 || bd.Within10 != tt.within {
-				t.Errorf("sum %v (medians %v), within %v; want 9.8, 8, %v", bd.SumUS, bd.SumMedianUS, bd.Within10, tt.within)
+			// The means add up to the requests' mean, put to take: 8.8.
+			if math.Abs(bd.SumUS-8.8) > 1e-9 || bd.SumMedianUS != 7 || bd.Basis != "mean" || bd.Within10 != tt.within {
+				t.Errorf("sum %v (medians %v, %s), within %v; want 8.8, 7, mean, %v", bd.SumUS, bd.SumMedianUS, bd.Basis, bd.Within10, tt.within)
 			}
 			if !strings.Contains(bd.Check, tt.check) || !strings.Contains(bd.Check, "a -> b holds the most") {
 				t.Errorf("check %q lacks %q or the hop holding the time", bd.Check, tt.check)
 			}
-			if tab := bd.Table(); !strings.Contains(tab, "| a -> b | 10 |") {
+			if tab := bd.Table(); !strings.Contains(tab, "| a -> b | 10 |") || !strings.Contains(tab, "10 of 10 requests") {
 				t.Errorf("table:\n%s", tab)
 			}
 		})
+	}
+}
+
+// A message on the first hop that goes no further (a bare ACK) ends its
+// chain, and does not take the next request's answer.
+func TestChainsSkipWhatGoesNowhere(t *testing.T) {
+	const a, b = 1, 2
+	snaps := []trace.Snapshot{
+		snap("a", a, put(100, a, b, 0, ipc.Datagram), put(200, a, b, 1, ipc.Datagram), take(206, b, a, 0, ipc.Datagram)),
+		snap("b", b, take(101, a, b, 0, ipc.Datagram), take(201, a, b, 1, ipc.Datagram), put(205, b, a, 0, ipc.Datagram)),
+	}
+	cs, started := Chains(Match(snaps), Names(snaps), []string{"a", "b", "a"})
+	if started != 2 || len(cs) != 1 || cs[0][0].Put != 200 || cs[0][1].Put != 205 {
+		t.Fatalf("%d of %d chains: %+v; want the one from 200, answered at 205", len(cs), started, cs)
 	}
 }
 
@@ -170,12 +188,16 @@ func TestComputeClosedLoop(t *testing.T) {
 	if len(bd.Hops) != 3 {
 		t.Fatalf("hops %+v", bd.Hops)
 	}
-	// Nine answers are followed by a call, 990 after; the last is not.
-	if h := bd.Hops[2]; h.Hop != "a (own time)" || h.Messages != 9 || h.ServiceUS != 990 || h.TotalUS != 990 {
+	// a -> b: 2 queued, 6 in b; b -> a: 2 queued. Nine answers are
+	// followed by a call, 990 after; the last is not.
+	if h := bd.Hops[0]; h.TotalUS != 8 || h.ServiceUS != 6 {
+		t.Errorf("a -> b: %+v", h)
+	}
+	if h := bd.Hops[2]; h.Hop != "a (own time)" || h.Requests != 9 || h.ServiceUS != 990 || h.TotalUS != 990 {
 		t.Errorf("own time: %+v", h)
 	}
-	if bd.Basis != "median" || bd.SumUS != 2+2+990 || !bd.Within10 {
-		t.Errorf("basis %s, sum %v, within %v; want median, 994, true", bd.Basis, bd.SumUS, bd.Within10)
+	if bd.Basis != "median" || bd.SumUS != 8+2+990 || !bd.Within10 {
+		t.Errorf("basis %s, sum %v, within %v; want median, 1000, true", bd.Basis, bd.SumUS, bd.Within10)
 	}
 }
 
