@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 )
 
@@ -84,7 +85,19 @@ func pingPong(b *testing.B, slots int) {
 
 // BenchmarkSendRecvLocal sends and receives in one goroutine: the
 // transport's own instruction cost, with no cache line crossing cores.
+// traced=off is the cost with the trace recorder's hooks in place and off
+// (compare with a build before them); traced=on records a put and a take
+// per message (package internal/trace).
 func BenchmarkSendRecvLocal(b *testing.B) {
+	b.Run("traced=off", func(b *testing.B) { sendRecvLocal(b) })
+	b.Run("traced=on", func(b *testing.B) {
+		trace.Enable("bench", "bench", rxSlot)
+		defer trace.Disable()
+		sendRecvLocal(b)
+	})
+}
+
+func sendRecvLocal(b *testing.B) {
 	dir := b.TempDir()
 	in, err := CreateInbox(dir+"/in", rxEP, Layout{Senders: []int{0, txSlot}, Slots: 256})
 	if err != nil {

@@ -91,8 +91,8 @@ func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateD
 		return fmt.Errorf("bench eagain: %s: %w", row, err)
 	}
 	cb := CellBreakdown{Server: row, Workload: "recvfrom-eagain", Breakdown: b,
-		Measured: "the probe's time per call (the median over batches of each batch's mean), against the sum of the hops' medians, " +
-			"the application's own time between calls included"}
+		Measured: "the probe's time per call (the median over batches of each batch's mean), against the traced calls' median " +
+			"(the application's own time between calls added)"}
 	r.Breakdowns = append(r.Breakdowns, cb)
 	if r.Breakdown == nil {
 		r.Breakdown = &cb

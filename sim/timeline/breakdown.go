@@ -33,13 +33,17 @@ type Hop struct {
 // Breakdown is a request's time, hop by hop.
 type Breakdown struct {
 	Hops []Hop `json:"hops"`
-	// SumUS is the sum of the hops' totals, as Basis says (their means,
-	// or their medians): what the traced hops cost a request that
-	// crosses each once. SumMeanUS and SumMedianUS are both sums.
-	SumUS       float64 `json:"sum_us"`
-	Basis       string  `json:"basis"` // "mean" or "median"
-	SumMeanUS   float64 `json:"sum_mean_us"`
-	SumMedianUS float64 `json:"sum_median_us"`
+	// SumUS is what is compared with the measured figure, as Basis
+	// says: "mean", the sum of the hops' means (SumMeanUS, which is the
+	// followed requests' mean time), or "median", the followed requests'
+	// median time (RequestMedianUS). SumMedianUS sums the hops' medians,
+	// which is not a request's median: each hop's median may come from
+	// another request.
+	SumUS           float64 `json:"sum_us"`
+	Basis           string  `json:"basis"`
+	SumMeanUS       float64 `json:"sum_mean_us"`
+	SumMedianUS     float64 `json:"sum_median_us"`
+	RequestMedianUS float64 `json:"request_median_us"`
 	// MeasuredMeanUS is the load generator's mean latency, when the
 	// caller has one.
 	MeasuredMeanUS float64 `json:"measured_mean_us"`
@@ -63,9 +67,9 @@ var Skipped = []ipc.Type{ipc.BufFree}
 type Options struct {
 	// MeasuredUS is the load generator's figure for a request (0: none).
 	MeasuredUS float64
-	// Median compares the sum of the hops' median totals with
+	// Median compares the followed requests' median time with
 	// MeasuredUS, for a measured figure that is itself a median; else
-	// the sum of their means.
+	// the sum of the hops' means.
 	Median bool
 	// ClosedLoop adds a row for the path's first process's own time: from
 	// its take of an answer (the last hop) to its next put on the first
@@ -89,9 +93,10 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	var b Breakdown
 	cs, started := Chains(msgs, names, path)
 	b.Requests, b.Started = len(cs), started
+	reqs := make([]float64, len(cs)) // each request's time
 	for i := 0; i+1 < len(path); i++ {
 		var q, w, s, t []float64
-		for _, c := range cs {
+		for k, c := range cs {
 			m := c[i]
 			svc := m.Service()
 			if i+1 < len(c) {
@@ -99,14 +104,18 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 			}
 			q, w, s = append(q, us(m.Queued())), append(w, us(m.Wakeup())), append(s, us(svc))
 			t = append(t, us(m.Queued()+m.Wakeup()+svc))
+			reqs[k] += t[len(t)-1]
 		}
 		b.Hops = append(b.Hops, Hop{Hop: path[i] + " -> " + path[i+1], From: path[i], To: path[i+1], Requests: len(t),
 			QueuedUS: quantile(q, 0.5), WakeUS: quantile(w, 0.5), ServiceUS: quantile(s, 0.5), TotalUS: quantile(t, 0.5),
 			QueuedP99US: quantile(q, 0.99), WakeP99US: quantile(w, 0.99), ServiceP99US: quantile(s, 0.99), TotalP99US: quantile(t, 0.99),
 			TotalMeanUS: mean(t)})
 	}
+	b.RequestMedianUS = quantile(reqs, 0.5)
 	if o.ClosedLoop && len(path) > 1 {
-		b.Hops = append(b.Hops, ownTime(msgs, names, path, us))
+		own := ownTime(msgs, names, path, us)
+		b.Hops = append(b.Hops, own)
+		b.RequestMedianUS += own.TotalUS
 	}
 	for _, h := range b.Hops {
 		b.SumMeanUS += h.TotalMeanUS
@@ -114,7 +123,7 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	}
 	b.SumUS, b.Basis = b.SumMeanUS, "mean"
 	if o.Median {
-		b.SumUS, b.Basis = b.SumMedianUS, "median"
+		b.SumUS, b.Basis = b.RequestMedianUS, "median"
 	}
 	if len(cs) > 0 {
 		b.WindowMS = us(cs[len(cs)-1][len(path)-2].Take-cs[0][0].Put) / 1e3
@@ -233,7 +242,7 @@ func (b *Breakdown) judge() {
 			h.Hop, h.TotalMeanUS, h.QueuedUS, h.WakeUS, h.ServiceUS)
 	}
 	if b.MeasuredMeanUS <= 0 {
-		b.Check = fmt.Sprintf("hops sum to %.1f us (the sum of their %ss); no measured figure to compare; %s", b.SumUS, b.Basis, holds)
+		b.Check = fmt.Sprintf("the hops add up to %.1f us (%s); no measured figure to compare; %s", b.SumUS, b.basisText(), holds)
 		return
 	}
 	ratio := b.SumUS / b.MeasuredMeanUS
@@ -242,11 +251,19 @@ func (b *Breakdown) judge() {
 	if !b.Within10 {
 		verdict = "NOT within 10%"
 	}
-	b.Check = fmt.Sprintf("hops sum to %.1f us (the sum of their %ss) against a measured %.1f us (%.0f%%): %s; %s",
-		b.SumUS, b.Basis, b.MeasuredMeanUS, 100*ratio, verdict, holds)
+	b.Check = fmt.Sprintf("the hops add up to %.1f us (%s) against a measured %.1f us (%.0f%%): %s; %s",
+		b.SumUS, b.basisText(), b.MeasuredMeanUS, 100*ratio, verdict, holds)
 	if ratio < 0.9 {
 		b.Check += fmt.Sprintf("; %.1f us of the mean is outside the traced hops", b.MeasuredMeanUS-b.SumUS)
 	}
+}
+
+// basisText says what SumUS is.
+func (b *Breakdown) basisText() string {
+	if b.Basis == "median" {
+		return "the followed requests' median"
+	}
+	return "the sum of the hops' means"
 }
 
 // Table formats the breakdown as a Markdown table with the check below.
@@ -258,8 +275,8 @@ func (b Breakdown) Table() string {
 		fmt.Fprintf(&sb, "| %s | %d | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) | %.1f |\n", h.Hop, h.Requests,
 			h.QueuedUS, h.QueuedP99US, h.WakeUS, h.WakeP99US, h.ServiceUS, h.ServiceP99US, h.TotalUS, h.TotalP99US, h.TotalMeanUS)
 	}
-	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%d of %d requests followed across the whole path. %s\n",
-		b.SumMedianUS, b.SumMeanUS, b.Requests, b.Started, b.Check)
+	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%d of %d requests followed across the whole path; their median %.1f us. %s\n",
+		b.SumMedianUS, b.SumMeanUS, b.Requests, b.Started, b.RequestMedianUS, b.Check)
 	return sb.String()
 }
 

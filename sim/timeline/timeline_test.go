@@ -147,7 +147,7 @@ func TestCompute(t *testing.T) {
 				t.Errorf("b -> a: %+v", h)
 			}
 			// The means add up to the requests' mean, put to take: 8.8.
-			if math.Abs(bd.SumUS-8.8) > 1e-9 || bd.SumMedianUS != 7 || bd.Basis != "mean" || bd.Within10 != tt.within {
+			if math.Abs(bd.SumUS-8.8) > 1e-9 || bd.SumMedianUS != 7 || bd.RequestMedianUS != 7 || bd.Basis != "mean" || bd.Within10 != tt.within {
 				t.Errorf("sum %v (medians %v, %s), within %v; want 8.8, 7, mean, %v", bd.SumUS, bd.SumMedianUS, bd.Basis, bd.Within10, tt.within)
 			}
 			if !strings.Contains(bd.Check, tt.check) || !strings.Contains(bd.Check, "a -> b holds the most") {
@@ -196,8 +196,8 @@ func TestComputeClosedLoop(t *testing.T) {
 	if h := bd.Hops[2]; h.Hop != "a (own time)" || h.Requests != 9 || h.ServiceUS != 990 || h.TotalUS != 990 {
 		t.Errorf("own time: %+v", h)
 	}
-	if bd.Basis != "median" || bd.SumUS != 8+2+990 || !bd.Within10 {
-		t.Errorf("basis %s, sum %v, within %v; want median, 1000, true", bd.Basis, bd.SumUS, bd.Within10)
+	if bd.Basis != "median" || bd.SumUS != 8+2+990 || bd.RequestMedianUS != 1000 || !bd.Within10 {
+		t.Errorf("basis %s, sum %v, request median %v, within %v; want median, 1000, 1000, true", bd.Basis, bd.SumUS, bd.RequestMedianUS, bd.Within10)
 	}
 }
 
