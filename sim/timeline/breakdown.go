@@ -133,21 +133,29 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	return b
 }
 
-// Chains follows requests along path: each message on the first hop starts
-// one, and at each process on the way the request goes on as the first
-// message that process put on the next hop after taking it, and before it
-// took the next message of the hop the request came in on (a message of
-// the first hop that is no request, such as a bare ACK, ends there: nothing
-// goes on before the next one comes in). A message goes on one chain at
-// most. It returns the chains that crossed the whole path, in order, and
-// how many started.
+// Chains follows requests along path, which goes out to a turning point
+// (its middle: the application, or the server of a call) and back. It
+// returns the requests followed across the whole path, in order, and how
+// many entered it (messages on its first hop).
+//
+// On the way in, a request goes on, at each process, as the first message
+// the process put on the next hop after taking it, and before it took the
+// next message of the hop the request came in on: a message that is no
+// request, such as a bare ACK, goes no further, and takes no request's
+// place. On the way back, a request is followed backwards from the last
+// hop: a message put by a process was caused by the message it took last
+// before (a server's loop handles one message at a time). Each way in is
+// then joined with the first way back that leaves the turning point after
+// it arrived, in order: what the turning point did between (more calls of
+// its own, such as a poll and a read before the answer) is its service. A
+// message goes on one request at most.
 func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, int) {
 	n := len(path) - 1
 	if n < 1 {
 		return nil, 0
 	}
-	hops := make([][]Message, n) // by put
-	takes := make([][]uint64, n) // by take
+	hops := make([][]Message, n) // each hop's messages, by put
+	takes := make([][]uint64, n) // and their takes, in order
 	for _, m := range msgs {
 		if slices.Contains(Skipped, m.Type) {
 			continue
@@ -155,23 +163,33 @@ func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, i
 		for i := range n {
 			if names[m.From] == path[i] && names[m.To] == path[i+1] {
 				hops[i] = append(hops[i], m)
-				takes[i] = append(takes[i], m.Take)
 			}
 		}
 	}
+	byTake := make([][]int, n) // each hop's messages' indices, by take
 	for i := range n {
 		slices.SortFunc(hops[i], func(a, b Message) int { return cmp.Compare(a.Put, b.Put) })
-		slices.Sort(takes[i])
+		byTake[i] = make([]int, len(hops[i]))
+		for k := range byTake[i] {
+			byTake[i][k] = k
+		}
+		slices.SortFunc(byTake[i], func(a, b int) int { return cmp.Compare(hops[i][a].Take, hops[i][b].Take) })
+		takes[i] = make([]uint64, len(hops[i]))
+		for k, x := range byTake[i] {
+			takes[i][k] = hops[i][x].Take
+		}
 	}
 	used := make([][]bool, n)
 	for i := range n {
 		used[i] = make([]bool, len(hops[i]))
 	}
-	var out [][]Message
+	mid := (n + 1) / 2 // hops [0, mid) go in, [mid, n) come back
+	// The ways in.
+	var ins [][]int
 	for k, m0 := range hops[0] {
-		chain := []int{k}
+		way := []int{k}
 		prev := m0
-		for i := 1; i < n; i++ {
+		for i := 1; i < mid; i++ {
 			limit := uint64(math.MaxUint64)
 			if j, _ := slices.BinarySearch(takes[i-1], prev.Take+1); j < len(takes[i-1]) {
 				limit = takes[i-1][j]
@@ -183,20 +201,62 @@ func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, i
 			if j == len(hops[i]) || hops[i][j].Put >= limit {
 				break
 			}
-			chain = append(chain, j)
+			way = append(way, j)
 			prev = hops[i][j]
 		}
-		if len(chain) < n {
-			continue
+		if len(way) == mid {
+			for i, j := range way {
+				used[i][j] = true
+			}
+			ins = append(ins, way)
 		}
-		c := make([]Message, n)
-		for i, j := range chain {
-			used[i][j] = true
-			c[i] = hops[i][j]
-		}
-		out = append(out, c)
 	}
-	return out, len(hops[0])
+	// The ways back, from the last hop backwards.
+	var outs [][]int
+	for k := range hops[n-1] {
+		way := []int{k}
+		cur := hops[n-1][k]
+		for i := n - 2; i >= mid; i-- {
+			// The message of hop i taken last before cur was put.
+			t, _ := slices.BinarySearch(takes[i], cur.Put+1)
+			if t == 0 || used[i][byTake[i][t-1]] {
+				break
+			}
+			j := byTake[i][t-1]
+			way = append(way, j)
+			cur = hops[i][j]
+		}
+		if len(way) == n-mid {
+			slices.Reverse(way)
+			for x, j := range way {
+				used[mid+x][j] = true
+			}
+			outs = append(outs, way)
+		}
+	}
+	slices.SortFunc(outs, func(a, b []int) int { return cmp.Compare(hops[mid][a[0]].Put, hops[mid][b[0]].Put) })
+	// Join them, in order.
+	var chains [][]Message
+	o := 0
+	for _, in := range ins {
+		arrived := hops[mid-1][in[mid-1]].Take
+		for o < len(outs) && hops[mid][outs[o][0]].Put < arrived {
+			o++
+		}
+		if o == len(outs) {
+			break
+		}
+		c := make([]Message, 0, n)
+		for i, j := range in {
+			c = append(c, hops[i][j])
+		}
+		for x, j := range outs[o] {
+			c = append(c, hops[mid+x][j])
+		}
+		chains = append(chains, c)
+		o++
+	}
+	return chains, len(hops[0])
 }
 
 // ownTime is the row of the first process's own time in a closed loop:

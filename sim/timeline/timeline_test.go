@@ -161,16 +161,47 @@ func TestCompute(t *testing.T) {
 }
 
 // A message on the first hop that goes no further (a bare ACK) ends its
-// chain, and does not take the next request's answer.
+// way in, and does not take the next request's place.
 func TestChainsSkipWhatGoesNowhere(t *testing.T) {
-	const a, b = 1, 2
+	const a, b, c = 1, 2, 3
+	d := ipc.Datagram
 	snaps := []trace.Snapshot{
-		snap("a", a, put(100, a, b, 0, ipc.Datagram), put(200, a, b, 1, ipc.Datagram), take(206, b, a, 0, ipc.Datagram)),
-		snap("b", b, take(101, a, b, 0, ipc.Datagram), take(201, a, b, 1, ipc.Datagram), put(205, b, a, 0, ipc.Datagram)),
+		snap("a", a, put(100, a, b, 0, d), put(200, a, b, 1, d), take(208, b, a, 0, d)),
+		snap("b", b, take(101, a, b, 0, d), take(201, a, b, 1, d), put(202, b, c, 0, d), take(206, c, b, 0, d), put(207, b, a, 0, d)),
+		snap("c", c, take(203, b, c, 0, d), put(205, c, b, 0, d)),
 	}
-	cs, started := Chains(Match(snaps), Names(snaps), []string{"a", "b", "a"})
-	if started != 2 || len(cs) != 1 || cs[0][0].Put != 200 || cs[0][1].Put != 205 {
-		t.Fatalf("%d of %d chains: %+v; want the one from 200, answered at 205", len(cs), started, cs)
+	cs, started := Chains(Match(snaps), Names(snaps), []string{"a", "b", "c", "b", "a"})
+	if started != 2 || len(cs) != 1 || cs[0][0].Put != 200 || cs[0][1].Put != 202 || cs[0][3].Take != 208 {
+		t.Fatalf("%d of %d chains: %+v; want the one from 200, through c, back at 208", len(cs), started, cs)
+	}
+}
+
+// On the way back a request is followed from its last hop backwards, and
+// the turning point's own calls between arrival and answer are its
+// service: here c asks b something (a poll, say) before it answers.
+func TestChainsTurningPointWithCallsOfItsOwn(t *testing.T) {
+	const a, b, c = 1, 2, 3
+	d := ipc.Datagram
+	snaps := []trace.Snapshot{
+		snap("a", a, put(100, a, b, 0, d), take(150, b, a, 0, d)),
+		snap("b", b, take(101, a, b, 0, d), put(102, b, c, 0, d),
+			take(111, c, b, 1, d), put(112, b, c, 1, d), // c's own call, answered
+			take(121, c, b, 2, d), put(140, b, a, 0, d)), // c's answer, passed on
+		snap("c", c, take(103, b, c, 0, d), put(110, c, b, 1, d), take(113, b, c, 1, d), put(120, c, b, 2, d)),
+	}
+	bd := Compute(Match(snaps), Names(snaps), []string{"a", "b", "c", "b", "a"}, hz, Options{MeasuredUS: 50})
+	if bd.Requests != 1 {
+		t.Fatalf("followed %d requests: %+v", bd.Requests, bd.Hops)
+	}
+	// b -> c: queued 1, c's service from 103 to its answer's put at 120.
+	if h := bd.Hops[1]; h.QueuedUS != 1 || h.ServiceUS != 17 {
+		t.Errorf("b -> c: %+v", h)
+	}
+	if h := bd.Hops[2]; h.QueuedUS != 1 || h.ServiceUS != 19 {
+		t.Errorf("c -> b: %+v", h)
+	}
+	if bd.SumUS != 50 || !bd.Within10 {
+		t.Errorf("sum %v, within %v; want 50 (put at 100 to take at 150)", bd.SumUS, bd.Within10)
 	}
 }
 
