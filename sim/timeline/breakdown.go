@@ -144,11 +144,13 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 // request, such as a bare ACK, goes no further, and takes no request's
 // place. On the way back, a request is followed backwards from the last
 // hop: a message put by a process was caused by the message it took last
-// before (a server's loop handles one message at a time). Each way in is
-// then joined with the first way back that leaves the turning point after
-// it arrived, in order: what the turning point did between (more calls of
-// its own, such as a poll and a read before the answer) is its service. A
-// message goes on one request at most.
+// before (a server's loop handles one message at a time). Each way back is
+// then joined with the latest way in not yet joined that reached the
+// turning point before it left: what the turning point did between (more
+// calls of its own, such as a poll and a read before the answer) is its
+// service. With one request in flight this is exact; with several, an
+// answer may be joined with a request that is not its own. A message goes
+// on one request at most.
 func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, int) {
 	n := len(path) - 1
 	if n < 1 {
@@ -235,27 +237,35 @@ func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, i
 		}
 	}
 	slices.SortFunc(outs, func(a, b []int) int { return cmp.Compare(hops[mid][a[0]].Put, hops[mid][b[0]].Put) })
-	// Join them, in order.
+	// Join them: each way back with the latest way in not yet joined that
+	// arrived before it left (the turning point answers what it took last).
+	slices.SortFunc(ins, func(a, b []int) int {
+		return cmp.Compare(hops[mid-1][a[mid-1]].Take, hops[mid-1][b[mid-1]].Take)
+	})
+	arrivals := make([]uint64, len(ins))
+	for x, in := range ins {
+		arrivals[x] = hops[mid-1][in[mid-1]].Take
+	}
+	joined := make([]bool, len(ins))
 	var chains [][]Message
-	o := 0
-	for _, in := range ins {
-		arrived := hops[mid-1][in[mid-1]].Take
-		for o < len(outs) && hops[mid][outs[o][0]].Put < arrived {
-			o++
+	for _, out := range outs {
+		x, _ := slices.BinarySearch(arrivals, hops[mid][out[0]].Put+1)
+		for x--; x >= 0 && joined[x]; x-- {
 		}
-		if o == len(outs) {
-			break
+		if x < 0 {
+			continue
 		}
+		joined[x] = true
 		c := make([]Message, 0, n)
-		for i, j := range in {
+		for i, j := range ins[x] {
 			c = append(c, hops[i][j])
 		}
-		for x, j := range outs[o] {
-			c = append(c, hops[mid+x][j])
+		for y, j := range out {
+			c = append(c, hops[mid+y][j])
 		}
 		chains = append(chains, c)
-		o++
 	}
+	slices.SortFunc(chains, func(a, b []Message) int { return cmp.Compare(a[0].Put, b[0].Put) })
 	return chains, len(hops[0])
 }
 

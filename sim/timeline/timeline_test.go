@@ -176,6 +176,21 @@ func TestChainsSkipWhatGoesNowhere(t *testing.T) {
 	}
 }
 
+// A request that is never answered (a wake-up that was no request) does
+// not shift the answers of the requests after it.
+func TestChainsUnansweredDoesNotShift(t *testing.T) {
+	const a, b = 1, 2
+	d := ipc.Datagram
+	snaps := []trace.Snapshot{
+		snap("a", a, put(100, a, b, 0, d), put(200, a, b, 1, d), take(206, b, a, 0, d), put(300, a, b, 2, d), take(306, b, a, 1, d)),
+		snap("b", b, take(101, a, b, 0, d), take(201, a, b, 1, d), put(205, b, a, 0, d), take(301, a, b, 2, d), put(305, b, a, 1, d)),
+	}
+	cs, started := Chains(Match(snaps), Names(snaps), []string{"a", "b", "a"})
+	if started != 3 || len(cs) != 2 || cs[0][0].Put != 200 || cs[0][1].Put != 205 || cs[1][0].Put != 300 || cs[1][1].Put != 305 {
+		t.Fatalf("%d of %d chains: %+v; want 200 answered at 205, 300 at 305", len(cs), started, cs)
+	}
+}
+
 // On the way back a request is followed from its last hop backwards, and
 // the turning point's own calls between arrival and answer are its
 // service: here c asks b something (a poll, say) before it answers.
