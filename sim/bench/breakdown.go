@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/timeline"
 )
 
@@ -84,15 +85,18 @@ func (r *HTTPReport) httpBreakdown(ctx context.Context, side *httpSide, w HTTPWo
 
 // eagainBreakdown adds the breakdown of an eagain row measured on the run
 // whose state is in stateDir.
-func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateDir string, perCallNS float64, progress io.Writer) error {
+func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateDir string, res probe.EagainResult, progress io.Writer) error {
+	batch := 0
+	if res.Batches > 0 {
+		batch = res.RoundTrips / res.Batches
+	}
 	b, err := traceBreakdown(ctx, stateDir, callPath(backend, "app"),
-		timeline.Options{MeasuredUS: perCallNS / 1e3, Median: true, ClosedLoop: true})
+		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch})
 	if err != nil {
 		return fmt.Errorf("bench eagain: %s: %w", row, err)
 	}
 	cb := CellBreakdown{Server: row, Workload: "recvfrom-eagain", Breakdown: b,
-		Measured: "the probe's time per call (the median over batches of each batch's mean), against the traced calls' median " +
-			"(the application's own time between calls added)"}
+		Measured: "the probe's time per call (the median over batches of each batch's mean), against the traced calls timed alike"}
 	r.Breakdowns = append(r.Breakdowns, cb)
 	if r.Breakdown == nil {
 		r.Breakdown = &cb

@@ -130,7 +130,7 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 		var res probe.EagainResult
 		err = awaitJSON(out, 90*time.Second, nil, &res)
 		if err == nil && res.Error == "" && traced {
-			err = rep.eagainBreakdown(ctx, row.name, row.backend, filepath.Join(dir, "state"), res.NS, o.Progress)
+			err = rep.eagainBreakdown(ctx, row.name, row.backend, filepath.Join(dir, "state"), res, o.Progress)
 		}
 		h.Stop()
 		if err == nil && res.Error != "" {

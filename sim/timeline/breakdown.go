@@ -40,7 +40,7 @@ type Breakdown struct {
 	// which is not a request's median: each hop's median may come from
 	// another request.
 	SumUS           float64 `json:"sum_us"`
-	Basis           string  `json:"basis"`
+	Basis           string  `json:"basis"` // "mean", "median" or "batch"
 	SumMeanUS       float64 `json:"sum_mean_us"`
 	SumMedianUS     float64 `json:"sum_median_us"`
 	RequestMedianUS float64 `json:"request_median_us"`
@@ -75,6 +75,11 @@ type Options struct {
 	// its take of an answer (the last hop) to its next put on the first
 	// hop, as a client that sends its next call once answered spends.
 	ClosedLoop bool
+	// Batch, with ClosedLoop, compares what a prober that times its
+	// calls in batches of Batch reports: the median over batches of each
+	// batch's mean time per call, a call's time taken from its first put
+	// to the next call's.
+	Batch int
 }
 
 // Compute makes the breakdown of the messages along path, a list of
@@ -122,7 +127,10 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 		b.SumMedianUS += h.TotalUS
 	}
 	b.SumUS, b.Basis = b.SumMeanUS, "mean"
-	if o.Median {
+	switch {
+	case o.ClosedLoop && o.Batch > 0:
+		b.SumUS, b.Basis = batchMedian(cs, o.Batch, us), "batch"
+	case o.Median:
 		b.SumUS, b.Basis = b.RequestMedianUS, "median"
 	}
 	if len(cs) > 0 {
@@ -146,11 +154,12 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 // hop: a message put by a process was caused by the message it took last
 // before (a server's loop handles one message at a time). Each way back is
 // then joined with the latest way in not yet joined that reached the
-// turning point before it left: what the turning point did between (more
-// calls of its own, such as a poll and a read before the answer) is its
-// service. With one request in flight this is exact; with several, an
-// answer may be joined with a request that is not its own. A message goes
-// on one request at most.
+// turning point before it left, and after the way back before it left:
+// what the turning point did between (more calls of its own, such as a
+// poll and a read before the answer) is its service. With one request in
+// flight this is exact; with several, an answer may be joined with a
+// request that is not its own, and a request that came in while an answer
+// was being made is not followed. A message goes on one request at most.
 func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, int) {
 	n := len(path) - 1
 	if n < 1 {
@@ -248,12 +257,16 @@ func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, i
 	}
 	joined := make([]bool, len(ins))
 	var chains [][]Message
+	var left uint64 // when the last way back left the turning point
 	for _, out := range outs {
-		x, _ := slices.BinarySearch(arrivals, hops[mid][out[0]].Put+1)
+		put := hops[mid][out[0]].Put
+		x, _ := slices.BinarySearch(arrivals, put+1)
 		for x--; x >= 0 && joined[x]; x-- {
 		}
-		if x < 0 {
-			continue
+		prev := left
+		left = put
+		if x < 0 || arrivals[x] < prev {
+			continue // nothing came in since the last answer left
 		}
 		joined[x] = true
 		c := make([]Message, 0, n)
@@ -330,10 +343,23 @@ func (b *Breakdown) judge() {
 
 // basisText says what SumUS is.
 func (b *Breakdown) basisText() string {
-	if b.Basis == "median" {
+	switch b.Basis {
+	case "median":
 		return "the followed requests' median"
+	case "batch":
+		return "the followed calls timed as the prober does: the median over batches of the mean from one call to the next"
 	}
 	return "the sum of the hops' means"
+}
+
+// batchMedian is the median over batches of n consecutive calls of each
+// batch's mean time from a call's first put to the next call's.
+func batchMedian(cs [][]Message, n int, us func(uint64) float64) float64 {
+	var means []float64
+	for i := 0; i+n < len(cs); i += n {
+		means = append(means, us(cs[i+n][0].Put-cs[i][0].Put)/float64(n))
+	}
+	return quantile(means, 0.5)
 }
 
 // Table formats the breakdown as a Markdown table with the check below.

@@ -64,10 +64,14 @@ type key struct {
 }
 
 // Match follows every message whose put and take are both in the
-// snapshots. A take is matched with the oldest put of the same sender,
-// receiver and identifier not yet taken, among the puts made since the
-// receiver's window began when its ring wrapped (an older one may have been
-// taken before it).
+// snapshots. A take is matched with the latest put of the same sender,
+// receiver and identifier not yet taken, made before it, among the puts
+// made since the receiver's window began when its ring wrapped (an older
+// one may have been taken before it). Identifiers repeat only on kernel
+// messages (equal messages hash alike), and equal messages are not in
+// flight together: a buffer reference is in one message at a time, and a
+// caller waits for its call's reply. So the latest put is the message's
+// own, and one whose put was lost costs that message alone.
 // Messages come out in the order of their puts.
 func Match(snaps []trace.Snapshot) []Message {
 	puts := map[key][]uint64{}
@@ -94,6 +98,10 @@ func Match(snaps []trace.Snapshot) []Message {
 			puts[k] = ts[i:]
 		}
 	}
+	used := map[key][]bool{}
+	for k, ts := range puts {
+		used[k] = make([]bool, len(ts))
+	}
 	var out []Message
 	for _, s := range snaps {
 		var sleep, wake uint64
@@ -112,12 +120,15 @@ func Match(snaps []trace.Snapshot) []Message {
 					continue
 				}
 				k := key{e.Src, e.Dst, e.ID}
-				ts := puts[k]
-				if len(ts) == 0 || ts[0] > e.TSC {
+				ts, taken := puts[k], used[k]
+				i, _ := slices.BinarySearch(ts, e.TSC+1)
+				for i--; i >= 0 && taken[i]; i-- {
+				}
+				if i < 0 {
 					continue // its put is not in the window
 				}
-				m := Message{From: int(e.Src), To: int(e.Dst), Type: ipc.Type(e.Type), Put: ts[0], Take: e.TSC}
-				puts[k] = ts[1:]
+				taken[i] = true
+				m := Message{From: int(e.Src), To: int(e.Dst), Type: ipc.Type(e.Type), Put: ts[i], Take: e.TSC}
 				if wake != 0 && sleep <= m.Put && m.Put <= wake {
 					m.Sleep, m.Wake = sleep, wake
 				}
