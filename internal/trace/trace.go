@@ -97,13 +97,22 @@ func Disable() { on.Store(false) }
 
 // Record stamps an event now. Several goroutines may record at once: each
 // takes its own place in the ring. Only hooks that have seen On call it.
-func Record(k Kind, typ uint16, src, dst int, id uint32) {
+func Record(k Kind, typ uint16, src, dst int, id uint32) { RecordAt(tsc.Read(), k, typ, src, dst, id) }
+
+// Stamp reads the counter for RecordAt.
+func Stamp() uint64 { return tsc.Read() }
+
+// RecordAt records an event stamped earlier: a put is stamped before the
+// message is published and recorded once it was, so that a sender
+// descheduled in between (in a system call, say) cannot stamp its put after
+// the receiver took the message.
+func RecordAt(at uint64, k Kind, typ uint16, src, dst int, id uint32) {
 	r := ring
 	if r == nil {
 		return
 	}
 	i := next.Add(1) - 1
-	r[i&(Size-1)] = Event{TSC: tsc.Read(), ID: id, Type: typ, Kind: k, Src: uint8(src), Dst: uint8(dst)}
+	r[i&(Size-1)] = Event{TSC: at, ID: id, Type: typ, Kind: k, Src: uint8(src), Dst: uint8(dst)}
 }
 
 // Snapshot is a copy of a process's ring, oldest event first.

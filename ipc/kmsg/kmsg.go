@@ -63,13 +63,17 @@ func (c *Conn) send(m *ipc.Message, flags int) error {
 	m.Src = c.self
 	var b [ipc.MessageSize]byte
 	m.Marshal(b[:])
+	var stamp uint64
+	if trace.On() {
+		stamp = trace.Stamp() // before the send: the receiver may take it before Sendto returns
+	}
 	for {
 		err := unix.Sendto(c.fd, b[:], flags, nil)
 		switch {
 		case err == nil:
 			c.stats.Sent[m.Dst.Slot()%ipc.MaxSlots].Add(1)
-			if trace.On() {
-				trace.Record(trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), ID(m))
+			if stamp != 0 {
+				trace.RecordAt(stamp, trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), ID(m))
 			}
 			return nil
 		case errors.Is(err, unix.EINTR):

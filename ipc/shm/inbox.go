@@ -267,14 +267,18 @@ func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
 	body := *m
 	body.Dst = ipc.Endpoint(^seqOf(h)) // cannot pass for complete while the body is written
 	*s = body
+	var stamp uint64
+	if trace.On() {
+		stamp = trace.Stamp() // before the mark: the receiver may take it at once
+	}
 	// Only a restarted producer and Queued read the head, so a release
 	// store will do; the mark's store is the full fence the wake-up
 	// protocol needs (see Transport.send).
 	storeRelease((*uint64)(unsafe.Pointer(r.head)), h+1)
 	mark(s).Store(seqOf(h))
-	if trace.On() {
+	if stamp != 0 {
 		// The ring's message number names the message for the receiver's take.
-		trace.Record(trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), uint32(h))
+		trace.RecordAt(stamp, trace.Put, uint16(m.Type), m.Src.Slot(), m.Dst.Slot(), uint32(h))
 	}
 	return true
 }
