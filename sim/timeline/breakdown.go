@@ -152,7 +152,10 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 // request, such as a bare ACK, goes no further, and takes no request's
 // place. On the way back, a request is followed backwards from the last
 // hop: a message put by a process was caused by the message it took last
-// before (a server's loop handles one message at a time). Each way back is
+// before (a server's loop handles one message at a time), if it took that
+// after its previous put on the same hop (a message that caused a put
+// before causes no other: a response sent on tcp's own initiative, with
+// no doorbell, is not followed). Each way back is
 // then joined with the latest way in not yet joined that reached the
 // turning point before it left, and after the way back before it left:
 // what the turning point did between (more calls of its own, such as a
@@ -226,16 +229,21 @@ func Chains(msgs []Message, names map[int]string, path []string) ([][]Message, i
 	var outs [][]int
 	for k := range hops[n-1] {
 		way := []int{k}
-		cur := hops[n-1][k]
+		cur, at := hops[n-1][k], k
 		for i := n - 2; i >= mid; i-- {
-			// The message of hop i taken last before cur was put.
+			// The message of hop i taken last before cur was put, and
+			// after the put before cur on cur's hop (else it caused
+			// that one).
 			t, _ := slices.BinarySearch(takes[i], cur.Put+1)
 			if t == 0 || used[i][byTake[i][t-1]] {
 				break
 			}
 			j := byTake[i][t-1]
+			if at > 0 && hops[i][j].Take < hops[i+1][at-1].Put {
+				break
+			}
 			way = append(way, j)
-			cur = hops[i][j]
+			cur, at = hops[i][j], j
 		}
 		if len(way) == n-mid {
 			slices.Reverse(way)

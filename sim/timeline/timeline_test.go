@@ -195,6 +195,27 @@ func TestChainsUnansweredDoesNotShift(t *testing.T) {
 	}
 }
 
+// A put on the way back that nothing new caused (tcp answering on its own,
+// say) is not tied to a message that already caused an earlier put, even
+// where that earlier put's own way back was not followed.
+func TestChainsBackNotFromAnOldCause(t *testing.T) {
+	const a, b, c, d = 1, 2, 3, 4
+	g := ipc.Datagram
+	snaps := []trace.Snapshot{
+		snap("a", a, put(100, a, b, 0, g), take(126, b, a, 0, g), take(236, b, a, 1, g)),
+		snap("b", b, take(101, a, b, 0, g), put(102, b, c, 0, g),
+			put(125, b, a, 0, g), take(127, c, b, 0, g), // an answer before c's message came: not followed
+			take(231, c, b, 1, g), put(235, b, a, 1, g)),
+		snap("c", c, take(103, b, c, 0, g), put(104, c, d, 0, g), take(121, d, c, 0, g), put(122, c, b, 0, g),
+			put(230, c, b, 1, g)), // on its own: d's message at 121 caused the put at 122
+		snap("d", d, take(105, c, d, 0, g), put(120, d, c, 0, g)),
+	}
+	cs, started := Chains(Match(snaps), Names(snaps), []string{"a", "b", "c", "d", "c", "b", "a"})
+	if started != 1 || len(cs) != 0 {
+		t.Fatalf("%d of %d chains: %+v; want none: the answer at 235 was not caused by d's message", len(cs), started, cs)
+	}
+}
+
 // On the way back a request is followed from its last hop backwards, and
 // the turning point's own calls between arrival and answer are its
 // service: here c asks b something (a poll, say) before it answers.
