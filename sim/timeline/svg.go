@@ -1,6 +1,7 @@
 package timeline
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"io"
@@ -20,6 +21,17 @@ const (
 	svgTop    = 40
 	svgBottom = 40
 )
+
+// laneOrder is the packet path, bottom up: the lanes are drawn in this
+// order, then every other process in slot order.
+var laneOrder = []string{"nic", "driver", "pf", "ip", "tcp", "udp", "syscall"}
+
+func laneRank(name string) int {
+	if i := slices.Index(laneOrder, name); i >= 0 {
+		return i
+	}
+	return len(laneOrder)
+}
 
 // Window picks span of time to draw: it starts shortly before the put of
 // the last message of type t from process from whose span ends within the
@@ -41,13 +53,18 @@ func Window(msgs []Message, names map[int]string, from string, t ipc.Type, span 
 	return 0, false
 }
 
-// WriteSVG draws the span of time from start as lanes, one per process in
-// slot order: its handlings (dark), its sleeps (light), and every message
+// WriteSVG draws the span of time from start as lanes, one per process
+// (the packet path's first, bottom up): its handlings (dark), its sleeps (light), and every message
 // as a line from its put in the sender's lane to its take in the
 // receiver's. hz is the counter's rate.
 func WriteSVG(w io.Writer, snaps []trace.Snapshot, msgs []Message, hz float64, start uint64, span time.Duration) error {
 	snaps = slices.Clone(snaps)
-	slices.SortFunc(snaps, func(a, b trace.Snapshot) int { return a.Slot - b.Slot })
+	slices.SortFunc(snaps, func(a, b trace.Snapshot) int {
+		if c := cmp.Compare(laneRank(a.Process), laneRank(b.Process)); c != 0 {
+			return c
+		}
+		return a.Slot - b.Slot
+	})
 	lane := map[int]int{}
 	for i, s := range snaps {
 		lane[s.Slot] = i

@@ -3,9 +3,12 @@ package timeline
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
@@ -317,5 +320,57 @@ func TestChrome(t *testing.T) {
 		if count[ph] != n {
 			t.Errorf("%d events of phase %s, want %d (all: %v)", count[ph], ph, n, count)
 		}
+	}
+}
+
+func TestSVG(t *testing.T) {
+	const a, b = 1, 2
+	snaps := []trace.Snapshot{
+		snap("driver", b, put(955, b, a, 3, ipc.FrameTx), sleep(990), wakeup(1010), take(1011, a, b, 0, ipc.FrameRx),
+			begin(1012, a, ipc.FrameRx), end(1020), take(2001, a, b, 1, ipc.FrameRx)),
+		snap("nic", a, sleep(900), wakeup(950), take(960, b, a, 3, ipc.FrameTx), begin(961, b, ipc.FrameTx), end(970),
+			put(1000, a, b, 0, ipc.FrameRx), put(2000, a, b, 1, ipc.FrameRx)),
+	}
+	msgs := Match(snaps)
+	// The last frame up has no 30us after it in the record: the one before.
+	start, ok := Window(msgs, Names(snaps), "nic", ipc.FrameRx, 30*time.Microsecond, hz)
+	if !ok || start != 999 {
+		t.Fatalf("window from %d (%v), want 999, just before the put at 1000", start, ok)
+	}
+	var buf bytes.Buffer
+	if err := WriteSVG(&buf, snaps, msgs, hz, start, 30*time.Microsecond); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&buf)
+	var lanes []string
+	rects := 0
+	inLane := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not XML: %v", err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			inLane = e.Name.Local == "text" && len(e.Attr) > 0 && e.Attr[0].Value == "8"
+			if e.Name.Local == "rect" {
+				rects++
+			}
+		case xml.EndElement:
+			inLane = false
+		case xml.CharData:
+			if inLane {
+				lanes = append(lanes, string(e))
+			}
+		}
+	}
+	// The nic's lane first (the packet path bottom up); the background,
+	// and the driver's sleep and handling in the window (the nic's are
+	// before it).
+	if len(lanes) != 2 || lanes[0] != "nic" || lanes[1] != "driver" || rects != 3 {
+		t.Errorf("lanes %v, %d rects; want nic, driver and 3", lanes, rects)
 	}
 }
