@@ -2,6 +2,7 @@ package servers
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/checker"
@@ -270,5 +271,54 @@ func TestIPPassesTCPErrorsOn(t *testing.T) {
 				t.Errorf("passed on %+v, want %+v", e, want)
 			}
 		})
+	}
+}
+
+// TestIPWaitsForBuffer checks that ip, its pool all handed out, waits for
+// a buffer to come back instead of dropping the frame it builds (flow
+// control on a path that loses nothing), and handles what arrived while
+// it waited afterwards, in order.
+func TestIPWaitsForBuffer(t *testing.T) {
+	h := newIP(t)
+	p := h.Pool("ip")
+	var held []pool.Ref
+	for {
+		ref, _, err := p.Alloc()
+		if err != nil {
+			break
+		}
+		held = append(held, ref) // frames down the path, not back yet
+	}
+	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), []byte("reply"))
+	ref := h.Buffer("udp", seg)
+	from := func(name string, m ipc.Message) ipc.Message {
+		m.Src, m.Dst = h.Endpoint(name), h.Endpoint("ip")
+		return m
+	}
+	// The segment to send; then, while ip waits, a ping from pf and one
+	// of ip's buffers coming back.
+	h.T.Queue(from("udp", systest.Segment(ref, hostIP, peerIP, proto.UDP)),
+		from("pf", systest.Ping(7)), from("pf", systest.BufFree(held[0])))
+	h.Deliver("pf")
+	if n := h.Metric("newtsim_ip_no_buffer_total"); n != 0 {
+		t.Errorf("no_buffer_total %v, want 0: ip dropped the frame instead of waiting", n)
+	}
+	var types []ipc.Type
+	var frame []byte
+	for _, m := range h.Sent() {
+		types = append(types, m.Type)
+		if m.Type == ipc.FrameTx {
+			frame = h.Bytes(systest.Ref(m))
+		}
+	}
+	want := []ipc.Type{ipc.FrameTx, ipc.BufFree, ipc.Pong} // the frame, udp's buffer back, then the ping's answer
+	if !slices.Equal(types, want) {
+		t.Fatalf("sent %v, want %v", types, want)
+	}
+	checker.Frame(t, frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(hostIP, peerIP), checker.Protocol(proto.UDP),
+			checker.UDP(checker.SrcPort(7), checker.DstPort(1000), checker.Payload([]byte("reply")))))
+	if n := h.Metric("newtsim_server_buffer_waits_total"); n != 1 {
+		t.Errorf("buffer_waits_total %v, want 1", n)
 	}
 }

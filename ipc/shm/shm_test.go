@@ -458,3 +458,79 @@ func TestRecvTimeoutWhilePolling(t *testing.T) {
 		t.Fatal("a polling receive ignored its deadline")
 	}
 }
+
+// TestHeldDoorbells checks that while doorbells are held, a burst of sends
+// to a sleeping receiver wakes it once, when they are rung, and that Send,
+// which may wait for room, does not wait on a receiver owed a wake-up.
+func TestHeldDoorbells(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	sleeping := func() { rx.in.wake.Store(1) } // as Recv says it sleeps
+	tests := []struct {
+		name      string
+		hold      bool
+		sends     int
+		wantEarly uint64 // wake-ups before RingDoorbells
+		wantAfter uint64 // and after
+	}{
+		{"held", true, 3, 0, 1},
+		{"not held", false, 3, 1, 1}, // the first send wakes; the receiver no longer sleeps
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tx.stats.Wakeups.Load()
+			sleeping()
+			tx.HoldDoorbells(tt.hold)
+			for i := range tt.sends {
+				m := seqMsg(uint64(i))
+				if err := tx.TrySend(&m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := tx.stats.Wakeups.Load() - before; got != tt.wantEarly {
+				t.Errorf("%d wake-ups before the ring, want %d", got, tt.wantEarly)
+			}
+			if err := tx.RingDoorbells(); err != nil {
+				t.Fatal(err)
+			}
+			if got := tx.stats.Wakeups.Load() - before; got != tt.wantAfter {
+				t.Errorf("%d wake-ups after the ring, want %d", got, tt.wantAfter)
+			}
+			if rx.in.wake.Load() != 0 {
+				t.Error("the receiver's wake word is still set: it was never woken")
+			}
+			for i := range tt.sends {
+				var m ipc.Message
+				if err := rx.TryRecv(&m); err != nil || checkSeq(&m, uint64(i)) != nil {
+					t.Fatalf("message %d: %v %v", i, err, &m)
+				}
+			}
+		})
+	}
+	// A held burst fills the ring; a Send then wakes the receiver it owes
+	// before waiting for room, and the receiver makes room.
+	tx.HoldDoorbells(true)
+	for i := range 4 {
+		m := seqMsg(uint64(i))
+		if err := tx.TrySend(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := range 5 {
+			var m ipc.Message
+			if err := rx.Recv(&m); err != nil || checkSeq(&m, uint64(i)) != nil {
+				done <- fmt.Errorf("message %d: %v %v", i, err, &m)
+				return
+			}
+		}
+		done <- nil
+	}()
+	m := seqMsg(4)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -44,6 +44,11 @@ type Transport struct {
 	next     int // ring to look at first, for fairness
 	stats    ipc.Stats
 	closed   bool
+	// hold makes TrySend leave its wake-up owed (HoldDoorbells); owed
+	// lists the slots owed one, once each.
+	hold bool
+	owes [ipc.MaxSlots]bool
+	owed []int
 }
 
 type outbox struct {
@@ -122,15 +127,32 @@ func (t *Transport) send(m *ipc.Message, wait bool) error {
 		if !wait {
 			return ipc.ErrWouldBlock
 		}
+		// A receiver owed a wake-up for what fills its ring must
+		// wake to make room.
+		if err := t.wake(o); err != nil {
+			return err
+		}
 		if err := t.waitRoom(o, m); err != nil {
 			return err
 		}
 	}
 	t.stats.Sent[slot].Add(1)
-	// Wake the receiver only if it said it sleeps. The store of the head
-	// above and this load are sequentially consistent, and so are the
-	// receiver's store of its wake word and its re-check of the rings:
-	// one of the two always sees the other.
+	if t.hold && !wait {
+		if !t.owes[slot] {
+			t.owes[slot] = true
+			t.owed = append(t.owed, slot)
+		}
+		return nil
+	}
+	return t.wake(o)
+}
+
+// wake wakes the receiver of o if it said it sleeps. The store of the
+// mark (tryPut) and this load are sequentially consistent, and so are the
+// receiver's store of its wake word and its re-check of the rings: one of
+// the two always sees the other, however late the load comes after the
+// store.
+func (t *Transport) wake(o *outbox) error {
 	if o.in.wake.Load() != 0 && o.in.wake.CompareAndSwap(1, 0) {
 		if _, err := futex.Wake(o.in.wake, 1); err != nil {
 			return err
@@ -138,6 +160,30 @@ func (t *Transport) send(m *ipc.Message, wait bool) error {
 		t.stats.Wakeups.Add(1)
 	}
 	return nil
+}
+
+// HoldDoorbells, on, makes TrySend put messages in their rings without
+// waking their receivers: RingDoorbells wakes each receiver sent to once,
+// for the whole batch. A loop holds them while it drains its inbox, and
+// rings them before it waits (package servers/sys). Send, which may
+// wait, always wakes at once. Off, sends wake at once again; what is owed
+// stays owed until RingDoorbells.
+func (t *Transport) HoldDoorbells(on bool) { t.hold = on }
+
+// RingDoorbells wakes, once, every receiver a held TrySend sent to since
+// the last ring, if it sleeps.
+func (t *Transport) RingDoorbells() error {
+	var first error
+	for _, slot := range t.owed {
+		t.owes[slot] = false
+		if o := t.out[slot]; o != nil {
+			if err := t.wake(o); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	t.owed = t.owed[:0]
+	return first
 }
 
 // waitRoom waits for room on a full ring: spin, then sleep on the ring's

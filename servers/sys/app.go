@@ -77,8 +77,13 @@ func (s *Server) WaitWake(timeout time.Duration) error {
 			if left <= 0 {
 				return nil
 			}
-			s.flush()
-			err = s.T.RecvTimeout(&r, left)
+			if s.takeHeld(&r) {
+				err = nil
+			} else {
+				s.flush()
+				s.ringDoorbells()
+				err = s.T.RecvTimeout(&r, left)
+			}
 		}
 		if errors.Is(err, ipc.ErrTimeout) {
 			return nil

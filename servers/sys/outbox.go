@@ -104,6 +104,9 @@ func (s *Server) flush() {
 // messages still wait there, polls for input instead of blocking. A
 // message for another incarnation is dropped (see fresh).
 func (s *Server) recv(m *ipc.Message) error {
+	if s.takeHeld(m) {
+		return nil
+	}
 	for {
 		if err := s.recvAny(m); err != nil || s.fresh(m) {
 			return err
@@ -128,10 +131,10 @@ func (s *Server) fresh(m *ipc.Message) bool {
 func (s *Server) recvAny(m *ipc.Message) error {
 	for {
 		s.flush()
-		if s.out.pending == 0 && s.Idle == nil && len(s.beforeSleep) == 0 {
+		if s.out.pending == 0 && s.Idle == nil && len(s.beforeSleep) == 0 && s.bells == nil {
 			return s.T.Recv(m)
 		}
-		err := s.T.TryRecv(m)
+		err := s.tryRecv(m)
 		if errors.Is(err, ipc.ErrWouldBlock) && s.out.pending == 0 {
 			if s.runBeforeSleep() {
 				continue // it may have sent: flush and look again
@@ -139,12 +142,67 @@ func (s *Server) recvAny(m *ipc.Message) error {
 			if s.Idle != nil && s.Idle(s) {
 				continue // it found work; look again before sleeping
 			}
+			s.ringDoorbells()
 			return s.T.Recv(m)
 		}
 		if !errors.Is(err, ipc.ErrWouldBlock) {
 			return err
 		}
+		s.ringDoorbells()
 		time.Sleep(outboxRetry)
+	}
+}
+
+// takeHeld gives the oldest message held while the loop waited for a
+// buffer, if there is one.
+func (s *Server) takeHeld(m *ipc.Message) bool {
+	if len(s.held) == 0 {
+		return false
+	}
+	*m = s.held[0]
+	s.held = s.held[1:]
+	if len(s.held) == 0 {
+		s.held = nil
+	}
+	return true
+}
+
+// doorbells is a transport that can hold the wake-ups of its sends
+// (package ipc/shm): while held, a send puts its message in the ring but
+// wakes nobody, and RingDoorbells wakes, once, each receiver sent to since
+// that sleeps. The loop holds them for a batch, so a burst of messages to
+// one peer costs one wake-up (a futex system call and, on a shared core, a
+// switch to the peer and back) instead of one each.
+type doorbells interface {
+	HoldDoorbells(on bool)
+	RingDoorbells() error
+}
+
+// maxBatch bounds the messages the loop takes between two rings of the
+// doorbells, so that a peer on another core is not kept waiting for
+// the end of a long burst.
+const maxBatch = 64
+
+// tryRecv takes a waiting message, ringing the doorbells every maxBatch
+// messages.
+func (s *Server) tryRecv(m *ipc.Message) error {
+	err := s.T.TryRecv(m)
+	if err == nil && s.bells != nil {
+		if s.batch++; s.batch >= maxBatch {
+			s.ringDoorbells()
+		}
+	}
+	return err
+}
+
+// ringDoorbells wakes the receivers the batch sent to that sleep.
+func (s *Server) ringDoorbells() {
+	if s.bells == nil {
+		return
+	}
+	s.batch = 0
+	if err := s.bells.RingDoorbells(); err != nil {
+		s.Log.Printf("doorbells: %v", err)
 	}
 }
 

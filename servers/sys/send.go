@@ -19,12 +19,80 @@ var ErrNoBuffer = errors.New("sys: no buffer")
 // reference to the copied bytes: at most a buffer's worth, and at least
 // one byte (a reference names one), so that an empty b still has a buffer
 // to point to.
+//
+// A pool with no free buffer is back-pressure, not loss: Copy waits for
+// one of its buffers to come back (see awaitBuffer), for at most
+// BufferWait, before it gives up with ErrNoBuffer. A server whose sends
+// come from several goroutines (SendFromGoroutines) never waits: its loop
+// receives beside it.
 func (s *Server) Copy(b []byte) (pool.Ref, error) {
+	return s.copyBuf(b, !s.lockSend)
+}
+
+func (s *Server) copyBuf(b []byte, wait bool) (pool.Ref, error) {
 	ref, buf, err := s.Pool.Alloc()
+	if err != nil && wait && errors.Is(err, pool.ErrExhausted) {
+		ref, buf, err = s.awaitBuffer()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNoBuffer, err)
 	}
 	return s.Pool.Slice(ref, max(copy(buf, b), 1)), nil
+}
+
+// BufferWait bounds how long Copy waits for a buffer of the server's pool
+// to come back. Buffers come back as their holders finish with them, so on
+// a path that loses nothing the wait ends when the next BufFree arrives;
+// the bound is for a holder that cannot answer (two servers each waiting
+// for buffers the other holds in a message it has not read yet): past it
+// the copy fails, and is dropped and counted as before.
+const BufferWait = 20 * time.Millisecond
+
+// awaitBuffer waits for a buffer of the server's own pool: it receives,
+// frees or forwards the buffers coming back (BufFree), and holds every
+// other message, unhandled, for the loop to take in order (see recv) once
+// the handling that waits is over. Before each wait it sends what its
+// outbox holds: those messages carry its buffers away towards where they
+// are freed.
+func (s *Server) awaitBuffer() (pool.Ref, []byte, error) {
+	if s.bufWaits != nil {
+		s.bufWaits.Inc()
+	}
+	deadline := time.Now().Add(BufferWait)
+	for {
+		s.flush()
+		s.ringDoorbells()
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		if s.out.pending > 0 {
+			left = min(left, outboxRetry) // look at the outbox again soon
+		}
+		var m ipc.Message
+		err := s.T.RecvTimeout(&m, left)
+		if errors.Is(err, ipc.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if !s.fresh(&m) {
+			continue
+		}
+		if m.Type != ipc.BufFree {
+			s.held = append(s.held, m)
+			continue
+		}
+		s.common(&m)
+		if ref, buf, err := s.Pool.Alloc(); err == nil {
+			return ref, buf, nil
+		}
+	}
+	if s.bufTimeouts != nil {
+		s.bufTimeouts.Inc()
+	}
+	return s.Pool.Alloc()
 }
 
 // SendCopy sends the named peer m, a packet path message (package
@@ -32,17 +100,18 @@ func (s *Server) Copy(b []byte) (pool.Ref, error) {
 // buffer. The buffer is freed if the send fails, as every dropped
 // message's is; ErrNoBuffer says there was none to copy into.
 func (s *Server) SendCopy(peer string, m *ipc.Message, b []byte) error {
-	return s.sendCopy(s.SendTo, peer, m, b)
+	return s.sendCopy(s.SendTo, true, peer, m, b)
 }
 
 // TrySendCopy is SendCopy for a device-like sender (see TrySendTo): a
 // channel with no room now loses the copy (ipc.ErrWouldBlock).
+// It never waits for a buffer either: a device with none drops the frame.
 func (s *Server) TrySendCopy(peer string, m *ipc.Message, b []byte) error {
-	return s.sendCopy(s.TrySendTo, peer, m, b)
+	return s.sendCopy(s.TrySendTo, false, peer, m, b)
 }
 
-func (s *Server) sendCopy(send func(string, *ipc.Message) error, peer string, m *ipc.Message, b []byte) error {
-	ref, err := s.Copy(b)
+func (s *Server) sendCopy(send func(string, *ipc.Message) error, wait bool, peer string, m *ipc.Message, b []byte) error {
+	ref, err := s.copyBuf(b, wait && !s.lockSend)
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,13 @@ type Server struct {
 	// beforeSleep are the one-shot tasks Later queued: they run once the
 	// loop finds no message waiting, before it sleeps.
 	beforeSleep []func()
+	// held are messages received while a handling waited for a buffer
+	// (awaitBuffer), not yet handled: recv gives them first, in order.
+	held        []ipc.Message
+	bufWaits    prometheus.Counter // waits for a buffer of the pool
+	bufTimeouts prometheus.Counter // waits that ended without one
+	bells       doorbells          // the loop's transport, holding its wake-ups for the batch
+	batch       int                // messages taken since the doorbells last rang
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -290,6 +297,11 @@ func New(o boot.Options, e Env) (*Server, error) {
 		Name: "stale_messages_total", Help: "Messages received for another incarnation of this server, and dropped."})
 	s.Registry.MustRegister(s.stale)
 	s.out.register(s.Registry)
+	s.bufWaits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "buffer_waits_total", Help: "Copies that found the pool empty and waited for a buffer to come back."})
+	s.bufTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "buffer_wait_timeouts_total", Help: "Waits for a buffer that ended without one (the copy was dropped)."})
+	s.Registry.MustRegister(s.bufWaits, s.bufTimeouts)
 	if s.Pool != nil {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
 			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},
@@ -432,8 +444,20 @@ func (s *Server) lookup(name string) (ipc.Endpoint, error) {
 	return a.Endpoint, nil
 }
 
-// Serve is the server: receive, dispatch, reply, until Shutdown.
+// Serve is the server: receive, dispatch, reply, until Shutdown. It works
+// in batches, as NewtOS's servers do: it takes what its channels hold
+// without waiting and handles it, and its sends wake their receivers once
+// per batch, when the loop is about to wait (see doorbells).
 func (s *Server) Serve(h Handler) error {
+	if d, ok := s.T.(doorbells); ok && !s.lockSend {
+		s.bells = d
+		d.HoldDoorbells(true)
+		defer func() {
+			d.HoldDoorbells(false)
+			s.ringDoorbells()
+			s.bells = nil
+		}()
+	}
 	var m ipc.Message
 	for {
 		if err := s.recv(&m); err != nil {

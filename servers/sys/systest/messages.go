@@ -82,6 +82,9 @@ func FrameRx(ref pool.Ref) ipc.Message { return msg(packet.Frame{Type: ipc.Frame
 // FrameTx carries a frame to send down.
 func FrameTx(ref pool.Ref) ipc.Message { return msg(packet.Frame{Type: ipc.FrameTx, Buf: ref}) }
 
+// BufFree gives a buffer back towards its owner.
+func BufFree(ref pool.Ref) ipc.Message { return msg(packet.BufFree{Buf: ref}) }
+
 // Unreachable gives ip back a datagram no socket wanted.
 func Unreachable(ref pool.Ref) ipc.Message { return msg(packet.Unreachable{Buf: ref}) }
 
