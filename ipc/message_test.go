@@ -73,6 +73,10 @@ func TestParseWaitPolicy(t *testing.T) {
 		{"block", "block", false},
 		{"poll", "poll", false},
 		{"20us", "spin 20µs then block", false},
+		{"yield", "yield 200µs then block", false},
+		{"yield:50us", "yield 50µs then block", false},
+		{"yield:0s", "", true},
+		{"yield:x", "", true},
 		{"-1s", "", true},
 		{"fast", "", true},
 	}

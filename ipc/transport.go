@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -110,36 +111,56 @@ const SpinForever time.Duration = math.MaxInt64
 // WaitPolicy says how a process waits for a message or for room in a full
 // channel: spin (poll memory) for up to Spin, then sleep on a futex until a
 // peer wakes it. Spin == 0 never spins; Spin == SpinForever never sleeps.
+// With Yield, each turn of the spin gives the core away (sched_yield)
+// instead of pausing on it: on a core shared with the peers it waits for,
+// they run meanwhile, and a message that comes within Spin costs no sleep
+// and no wake-up.
 type WaitPolicy struct {
-	Spin time.Duration
+	Spin  time.Duration
+	Yield bool
 }
+
+// DefaultYield is the budget of the policy "yield" written without one.
+const DefaultYield = 200 * time.Microsecond
 
 // String names the policy as the core plan prints it.
 func (p WaitPolicy) String() string {
-	switch p.Spin {
-	case 0:
+	switch {
+	case p.Spin == 0:
 		return "block"
-	case SpinForever:
+	case p.Spin == SpinForever && !p.Yield:
 		return "poll"
+	case p.Spin == SpinForever:
+		return "yield"
+	case p.Yield:
+		return "yield " + p.Spin.String() + " then block"
 	default:
 		return "spin " + p.Spin.String() + " then block"
 	}
 }
 
-// ParseWaitPolicy parses "block", "poll" or a duration such as "20us" (spin
-// that long, then block).
+// ParseWaitPolicy parses "block", "poll", a duration such as "20us" (spin
+// that long, then block), or "yield" or "yield:50us" (yield the core that
+// long, DefaultYield if not given, then block).
 func ParseWaitPolicy(s string) (WaitPolicy, error) {
 	switch s {
 	case "block", "0":
 		return WaitPolicy{}, nil
 	case "poll", "forever":
 		return WaitPolicy{Spin: SpinForever}, nil
+	case "yield":
+		return WaitPolicy{Spin: DefaultYield, Yield: true}, nil
+	}
+	p := WaitPolicy{}
+	if rest, ok := strings.CutPrefix(s, "yield:"); ok {
+		s, p.Yield = rest, true
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return WaitPolicy{}, fmt.Errorf("ipc: wait policy %q: want block, poll or a duration like 20us", s)
+	if err != nil || d <= 0 && p.Yield || d < 0 {
+		return WaitPolicy{}, fmt.Errorf("ipc: wait policy %q: want block, poll, a duration like 20us, or yield or yield:50us", s)
 	}
-	return WaitPolicy{Spin: d}, nil
+	p.Spin = d
+	return p, nil
 }
 
 // Stats counts what a transport did. Counters are atomic so a metrics

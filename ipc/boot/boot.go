@@ -80,6 +80,9 @@ func (o Options) Argv() []string {
 
 // formatWait writes a wait policy as ipc.ParseWaitPolicy reads it.
 func formatWait(w ipc.WaitPolicy) string {
+	if w.Yield && w.Spin != 0 {
+		return "yield:" + w.Spin.String()
+	}
 	switch w.Spin {
 	case 0:
 		return "block"

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/futex"
@@ -373,15 +375,18 @@ func (t *Transport) Close() error {
 	return first
 }
 
-// spinner bounds a spin by time, reading the clock only every 64 turns.
+// spinner bounds a spin by time, reading the clock only every 64 turns
+// (every turn when it yields: a turn is then a system call).
 type spinner struct {
 	forever  bool
+	yield    bool
 	deadline time.Time
 	n        int
 }
 
 func (s *spinner) start(p ipc.WaitPolicy) {
 	s.n = 0
+	s.yield = p.Yield
 	s.forever = p.Spin == ipc.SpinForever
 	if p.Spin > 0 && !s.forever {
 		s.deadline = time.Now().Add(p.Spin)
@@ -396,6 +401,10 @@ func (s *spinner) start(p ipc.WaitPolicy) {
 // server): with one thread for Go code, they would otherwise wait for the
 // scheduler's 10 ms preemption.
 func (s *spinner) spin() bool {
+	if s.forever && s.yield {
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		return true
+	}
 	if s.forever {
 		cpuRelax()
 		s.n++
@@ -406,6 +415,10 @@ func (s *spinner) spin() bool {
 	}
 	if s.deadline.IsZero() {
 		return false
+	}
+	if s.yield {
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) // never fails
+		return time.Now().Before(s.deadline)
 	}
 	cpuRelax()
 	s.n++

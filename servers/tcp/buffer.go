@@ -10,12 +10,52 @@ import (
 // writes out-of-order data past it, at its offset from RCV.NXT. Its memory
 // is taken on the first write and given back by drop, so that idle
 // sockets, listeners' embryos and connections in TIME-WAIT cost nothing.
+// It is taken from the Stack's spare buffers (ringMem), not made afresh:
+// a connection's buffers are hundreds of kilobytes, and making them, zeroed,
+// for each connection was the largest cost of a short one.
 type ring struct {
 	buf  []byte
 	size int
-	head int  // index of the first byte
-	n    int  // bytes held from head
-	mem  *int // the Stack's count of buffer bytes held
+	head int      // index of the first byte
+	n    int      // bytes held from head
+	mem  *ringMem // the Stack's buffer memory
+}
+
+// ringMem is a Stack's buffer memory: the bytes its rings hold, and the
+// buffers rings gave back, kept by size for the next ring of that size.
+// A spare buffer keeps the bytes of the connection that held it; a ring
+// reads only what it wrote.
+type ringMem struct {
+	held       int // bytes of buffers rings hold
+	spare      map[int][][]byte
+	spareBytes int
+}
+
+// maxSpare bounds the bytes of buffers kept spare.
+const maxSpare = 16 << 20
+
+func (m *ringMem) get(size int) []byte {
+	m.held += size
+	if l := m.spare[size]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		m.spare[size] = l[:len(l)-1]
+		m.spareBytes -= size
+		return b
+	}
+	return make([]byte, size)
+}
+
+func (m *ringMem) put(b []byte) {
+	m.held -= len(b)
+	if m.spareBytes+len(b) > maxSpare {
+		return
+	}
+	if m.spare == nil {
+		m.spare = map[int][][]byte{}
+	}
+	m.spare[len(b)] = append(m.spare[len(b)], b)
+	m.spareBytes += len(b)
 }
 
 // newRing returns a ring of size bytes whose memory s counts.
@@ -26,8 +66,7 @@ func (r *ring) free() int { return r.size - r.n }
 
 func (r *ring) alloc() {
 	if r.buf == nil {
-		r.buf = make([]byte, r.size)
-		*r.mem += r.size
+		r.buf = r.mem.get(r.size)
 	}
 }
 
@@ -44,7 +83,7 @@ func (r *ring) drop() {
 // release gives the memory back, with whatever it holds.
 func (r *ring) release() {
 	if r.buf != nil {
-		*r.mem -= len(r.buf)
+		r.mem.put(r.buf)
 	}
 	r.buf, r.head, r.n = nil, 0, 0
 }
@@ -92,9 +131,9 @@ func (r *ring) resize(size int) {
 		r.size = size
 		return
 	}
-	b := make([]byte, size)
+	b := r.mem.get(size)
 	r.readAt(0, b[:r.n])
-	*r.mem += size - len(r.buf)
+	r.mem.put(r.buf)
 	r.buf, r.head, r.size = b, 0, size
 }
 

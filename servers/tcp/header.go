@@ -217,5 +217,6 @@ func (h *Header) Marshal(b []byte, payload []byte) int {
 			i += 8
 		}
 	}
+	clear(o[i:]) // b may hold an earlier segment's bytes
 	return off + copy(b[off:], payload)
 }

@@ -134,7 +134,7 @@ func (c *tcb) persistInterval() time.Duration {
 func (c *tcb) sendSeg(now time.Time, seq Seq, flags uint8, n int, ack bool) {
 	var payload []byte
 	if n > 0 {
-		payload = make([]byte, n)
+		payload = c.s.payloadBuf(n)
 		c.snd.readAt(seq.Diff(c.sndBase), payload)
 		if seq.Add(n) == c.sndBase.Add(c.snd.n) {
 			flags |= PSH

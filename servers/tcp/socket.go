@@ -329,7 +329,7 @@ func (s *Stack) Close(now time.Time, id SockID) error {
 			s.release(c)
 			break
 		}
-		if c.state != TimeWait && (s.orphans >= s.c.MaxOrphans || s.mem > s.c.MaxMemory) {
+		if c.state != TimeWait && (s.orphans >= s.c.MaxOrphans || s.mem.held > s.c.MaxMemory) {
 			// Too many orphans, or too much memory: reset rather than
 			// leave one more, as Linux's tcp_close does (tcp_check_oom,
 			// TCPAbortOnMemory).

@@ -231,8 +231,9 @@ type Stack struct {
 	chalSec int64 // the second challenge ACKs are counted in
 	chalN   int   // challenge ACKs left in it
 	rng     *rand.Rand
-	scratch []byte
-	mem     int // bytes of buffers held
+	scratch []byte // a segment's payload on its way to emit (payloadBuf)
+	mem     ringMem // buffers: those held, and spares
+	arena   []byte  // the bytes of the segments of Out (segBuf)
 	orphans int // connections their users closed, still finishing
 	tw      int // connections in TIME-WAIT
 }
@@ -281,10 +282,10 @@ func (s *Stack) isLocal(a netip.Addr) bool {
 func (s *Stack) Stats() Stats { return s.stats }
 
 // Memory returns the bytes of send and receive buffers the Stack holds.
-func (s *Stack) Memory() int { return s.mem }
+func (s *Stack) Memory() int { return s.mem.held }
 
 // memRoom reports whether n more bytes of buffers fit under MaxMemory.
-func (s *Stack) memRoom(n int) bool { return s.mem+n <= s.c.MaxMemory }
+func (s *Stack) memRoom(n int) bool { return s.mem.held+n <= s.c.MaxMemory }
 
 // Drops returns how many segments Input refused, by reason.
 func (s *Stack) Drops() map[string]uint64 {
@@ -312,7 +313,35 @@ func (s *Stack) ByState() map[State]int {
 func (s *Stack) Out() []Segment {
 	out := s.out
 	s.out = s.out[:0]
+	s.arena = s.arena[:0] // the segments' bytes are reused from the next call on
 	return out
+}
+
+// payloadBuf returns n bytes for a payload that emit copies into its
+// segment: the same bytes every time.
+func (s *Stack) payloadBuf(n int) []byte {
+	if cap(s.scratch) < n {
+		s.scratch = make([]byte, n)
+	}
+	return s.scratch[:n]
+}
+
+// arenaSize is the size of the block segBuf cuts segments from.
+const arenaSize = 256 << 10
+
+// segBuf returns n bytes for a segment of Out, cut from the arena: the
+// segments of one Out are valid until the next call into the Stack, so
+// their bytes are reused after it, and a segment costs no allocation. A
+// burst that outgrows the arena gets a new one; the segments already cut
+// keep the old.
+func (s *Stack) segBuf(n int) []byte {
+	k := len(s.arena)
+	if k+n > cap(s.arena) {
+		s.arena = make([]byte, 0, max(arenaSize, n))
+		k = 0
+	}
+	s.arena = s.arena[:k+n]
+	return s.arena[k : k+n : k+n]
 }
 
 // Wakeups returns the sockets whose readiness may have changed since the

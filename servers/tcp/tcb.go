@@ -227,7 +227,7 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 
 // emit builds a segment and queues it for ip.
 func (s *Stack) emit(local, remote netip.AddrPort, h *Header, payload []byte) {
-	b := make([]byte, HeaderLen+optionsLen(&h.Opts, h.Flags&SYN != 0)+len(payload))
+	b := s.segBuf(HeaderLen + optionsLen(&h.Opts, h.Flags&SYN != 0) + len(payload))
 	n := h.Marshal(b, payload)
 	b = b[:n]
 	binary.BigEndian.PutUint16(b[16:], checksum.Pseudo(proto.TCP, local.Addr(), remote.Addr(), b))
