@@ -379,6 +379,9 @@ func describeWait(w string) string {
 	case Block:
 		return "block"
 	}
+	if y, ok := strings.CutPrefix(w, "yield"); ok {
+		return "yields the core" + strings.Replace(y, ":", " ", 1) + ", then blocks"
+	}
 	return "spins " + w + ", then blocks"
 }
 

@@ -141,6 +141,7 @@ func TestValidate(t *testing.T) {
 			t.Wait = "20us"
 			t.Processes[0].Wait, t.Processes[1].Wait, t.Processes[2].Wait, t.Processes[3].Wait = "poll", "block", "auto", "0"
 		}},
+		{name: "yields", edit: func(t *Topology) { t.Wait, t.Processes[0].Wait = "yield", "yield:50us" }},
 		{name: "cores", edit: func(t *Topology) { t.Processes[0].Cores = []int{3, 0} }},
 		{name: "args", edit: func(t *Topology) { t.Processes[0].Args = []string{"--size", "64"} }},
 		{name: "no processes", edit: func(t *Topology) { t.Processes, t.Links = nil, nil }},
@@ -155,6 +156,7 @@ func TestValidate(t *testing.T) {
 		{name: "no transport", edit: func(t *Topology) { t.Transport = "" }, wantErr: `transport ""`},
 		{name: "unknown transport", edit: func(t *Topology) { t.Transport = "udp" }, wantErr: `transport "udp"`},
 		{name: "bad wait", edit: func(t *Topology) { t.Wait = "spin" }, wantErr: `wait "spin"`},
+		{name: "bad yield", edit: func(t *Topology) { t.Wait = "yield:soon" }, wantErr: `wait "yield:soon"`},
 		{name: "negative wait", edit: func(t *Topology) { t.Processes[1].Wait = "-1us" }, wantErr: `process tcp: wait "-1us"`},
 		{name: "empty name", edit: func(t *Topology) { t.Processes[1].Name = "" }, wantErr: `name ""`},
 		{name: "upper-case name", edit: func(t *Topology) { t.Processes[1].Name = "TCP" }, wantErr: `name "TCP"`},

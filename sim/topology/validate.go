@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/ipc"
 )
 
 // Validate reports the first thing wrong with t: a malformed or duplicate
@@ -156,15 +156,15 @@ func checkTransport(tr Transport) error {
 	return fmt.Errorf("transport %q: want %s or %s", tr, Shm, Kernel)
 }
 
-// checkWait checks a wait policy: "" or "auto" (from the plan), "block",
-// "poll", or a duration of at least zero.
+// checkWait checks a wait policy: "" or "auto" (from the plan), or one
+// ipc.ParseWaitPolicy reads ("block", "poll", a duration of at least zero,
+// "yield" or "yield:50us").
 func checkWait(s string) error {
-	switch s {
-	case "", "auto", "block", "poll":
+	if s == "" || s == "auto" {
 		return nil
 	}
-	if d, err := time.ParseDuration(s); err != nil || d < 0 {
-		return fmt.Errorf("wait %q: want auto, block, poll or a duration like 20us", s)
+	if _, err := ipc.ParseWaitPolicy(s); err != nil {
+		return fmt.Errorf("wait %q: want auto, block, poll, a duration like 20us, yield or yield:50us", s)
 	}
 	return nil
 }
