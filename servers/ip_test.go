@@ -322,3 +322,30 @@ func TestIPWaitsForBuffer(t *testing.T) {
 		t.Errorf("buffer_waits_total %v, want 1", n)
 	}
 }
+
+// TestIPBufferWaitEnds checks that a wait for a buffer that never comes
+// back ends: the frame is dropped and counted, and ip goes on.
+func TestIPBufferWaitEnds(t *testing.T) {
+	h := newIP(t)
+	p := h.Pool("ip")
+	for {
+		if _, _, err := p.Alloc(); err != nil {
+			break
+		}
+	}
+	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), []byte("reply"))
+	h.Deliver("udp", systest.Segment(h.Buffer("udp", seg), hostIP, peerIP, proto.UDP), systest.Ping(1))
+	if n := h.Metric("newtsim_ip_no_buffer_total"); n != 1 {
+		t.Errorf("no_buffer_total %v, want 1", n)
+	}
+	if n := h.Metric("newtsim_server_buffer_wait_timeouts_total"); n != 1 {
+		t.Errorf("buffer_wait_timeouts_total %v, want 1", n)
+	}
+	var types []ipc.Type
+	for _, m := range h.Sent() {
+		types = append(types, m.Type)
+	}
+	if want := []ipc.Type{ipc.BufFree, ipc.Pong}; !slices.Equal(types, want) {
+		t.Errorf("sent %v, want %v (udp's buffer back, the ping answered)", types, want)
+	}
+}
