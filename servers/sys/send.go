@@ -46,7 +46,7 @@ func (s *Server) copyBuf(b []byte, wait bool) (pool.Ref, error) {
 // the bound is for a holder that cannot answer (two servers each waiting
 // for buffers the other holds in a message it has not read yet): past it
 // the copy fails, and is dropped and counted as before.
-const BufferWait = 20 * time.Millisecond
+const BufferWait = 50 * time.Millisecond
 
 // awaitBuffer waits for a buffer of the server's own pool: it receives,
 // frees or forwards the buffers coming back (BufFree), and holds every
