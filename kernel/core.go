@@ -74,8 +74,9 @@ type Core struct {
 	Forwarded [ipc.MaxSlots][ipc.MaxSlots]uint64
 	// OnRegister, if set, is called when a process registers.
 	OnRegister func(e *Entry)
-	// RestartDelay is the first delay before a dead server is started
-	// again (see Exited).
+	// RestartDelay is the delay before restarting a server that died
+	// soon after its start (see Exited); one that ran a while restarts at
+	// once.
 	RestartDelay time.Duration
 }
 

@@ -251,15 +251,21 @@ func TestRestartPolicy(t *testing.T) {
 		wantRestarts int           // of slot 1
 		wantNext     time.Duration // when the next restart is due; -1: none
 	}{
-		{"long run: the first delay", []step{
-			{0, "launch", 1, 0}, {10 * time.Second, "exit", 1, 50 * ms},
-		}, 1, 10*time.Second + 50*ms},
-		{"quick deaths double the delay", []step{
-			{0, "launch", 1, 0}, {100 * ms, "exit", 1, 100 * ms},
-			{200 * ms, "launch", 1, 0}, {300 * ms, "exit", 1, 200 * ms},
-			{500 * ms, "launch", 1, 0}, {600 * ms, "exit", 1, 400 * ms},
-		}, 3, 1000 * ms},
+		{"long run: at once", []step{
+			{0, "launch", 1, 0}, {10 * time.Second, "exit", 1, 0},
+		}, 1, 10 * time.Second},
+		{"quick deaths wait, doubling", []step{
+			{0, "launch", 1, 0}, {100 * ms, "exit", 1, 50 * ms},
+			{200 * ms, "launch", 1, 0}, {300 * ms, "exit", 1, 100 * ms},
+			{500 * ms, "launch", 1, 0}, {600 * ms, "exit", 1, 200 * ms},
+		}, 3, 800 * ms},
+		{"a long run, then quick deaths", []step{
+			{0, "launch", 1, 0}, {2 * time.Second, "exit", 1, 0},
+			{2 * time.Second, "launch", 1, 0}, {2100 * ms, "exit", 1, 50 * ms},
+			{2150 * ms, "launch", 1, 0}, {2200 * ms, "exit", 1, 100 * ms},
+		}, 3, 2300 * ms},
 		{"doubling stops at five seconds", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 50 * ms},
 			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
 			{0, "launch", 1, 0}, {0, "exit", 1, 200 * ms},
 			{0, "launch", 1, 0}, {0, "exit", 1, 400 * ms},
@@ -268,18 +274,22 @@ func TestRestartPolicy(t *testing.T) {
 			{0, "launch", 1, 0}, {0, "exit", 1, 3200 * ms},
 			{0, "launch", 1, 0}, {0, "exit", 1, 5 * time.Second},
 			{0, "launch", 1, 0}, {0, "exit", 1, 5 * time.Second},
-		}, 8, 5 * time.Second},
-		{"a run of a second or more resets the delay", []step{
-			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
-			{100 * ms, "launch", 1, 0}, {200 * ms, "exit", 1, 200 * ms},
-			{400 * ms, "launch", 1, 0}, {1400 * ms, "exit", 1, 50 * ms},
-		}, 3, 1450 * ms},
+		}, 9, 5 * time.Second},
+		{"a run of a second or more makes it immediate again", []step{
+			{0, "launch", 1, 0}, {0, "exit", 1, 50 * ms},
+			{100 * ms, "launch", 1, 0}, {200 * ms, "exit", 1, 100 * ms},
+			{400 * ms, "launch", 1, 0}, {1400 * ms, "exit", 1, 0},
+		}, 3, 1400 * ms},
 		{"a failed start is retried after the same delay", []step{
-			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 50 * ms},
 			{100 * ms, "fail", 1, 0},
-		}, 1, 200 * ms},
+		}, 1, 150 * ms},
+		{"a failed immediate start is retried after the first delay", []step{
+			{0, "launch", 1, 0}, {5 * time.Second, "exit", 1, 0},
+			{5 * time.Second, "fail", 1, 0},
+		}, 1, 5*time.Second + 50*ms},
 		{"stopping drops what is scheduled", []step{
-			{0, "launch", 1, 0}, {0, "exit", 1, 100 * ms},
+			{0, "launch", 1, 0}, {0, "exit", 1, 50 * ms},
 			{50 * ms, "stop", 0, 0},
 		}, 1, -1},
 		{"nothing restarts while stopping", []step{
@@ -336,16 +346,16 @@ func TestRestartDue(t *testing.T) {
 	for slot := 1; slot <= 3; slot++ {
 		k.Launched(slot, t0)
 	}
-	k.Exited(3, t0.Add(2*time.Second))        // long run: due at 2.05 s
-	k.Exited(1, t0.Add(2*time.Second))        // due at 2.05 s
-	k.Exited(2, t0.Add(500*time.Millisecond)) // quick: due at 0.6 s
-	if due := k.Due(t0.Add(599 * time.Millisecond)); len(due) != 0 {
+	k.Exited(3, t0.Add(2*time.Second))        // long run: due at once, 2 s
+	k.Exited(1, t0.Add(2*time.Second))        // due at 2 s
+	k.Exited(2, t0.Add(500*time.Millisecond)) // quick: due at 0.55 s
+	if due := k.Due(t0.Add(549 * time.Millisecond)); len(due) != 0 {
 		t.Fatalf("due early: %v", due)
 	}
-	if due := k.Due(t0.Add(600 * time.Millisecond)); len(due) != 1 || due[0] != 2 {
-		t.Fatalf("due at 0.6 s: %v, want [2]", due)
+	if due := k.Due(t0.Add(550 * time.Millisecond)); len(due) != 1 || due[0] != 2 {
+		t.Fatalf("due at 0.55 s: %v, want [2]", due)
 	}
-	if next, ok := k.NextRestart(); !ok || !next.Equal(t0.Add(2050*time.Millisecond)) {
+	if next, ok := k.NextRestart(); !ok || !next.Equal(t0.Add(2*time.Second)) {
 		t.Fatalf("next restart at %v", next.Sub(t0))
 	}
 	if due := k.Due(t0.Add(time.Hour)); len(due) != 2 || due[0] != 1 || due[1] != 3 {

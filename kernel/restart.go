@@ -2,13 +2,15 @@ package kernel
 
 import "time"
 
-// The restart policy: a server that dies is started again after a delay.
-// The delay starts at Core.RestartDelay and doubles, up to MaxRestartDelay,
-// for a server that dies again within QuickDeath of being started; one that
-// ran longer starts again after the first delay. While the kernel stops,
-// nothing is restarted.
+// The restart policy, as MINIX's reincarnation server has it: a server
+// that dies after running a while is started again at once; one that dies
+// within QuickDeath of its start waits Core.RestartDelay, and each further
+// quick death doubles the wait, up to MaxRestartDelay, so a server that
+// cannot start does not spin. A run of QuickDeath or more makes the next
+// restart immediate again. While the kernel stops, nothing is restarted.
 const (
-	// DefaultRestartDelay is Core.RestartDelay unless set otherwise.
+	// DefaultRestartDelay is Core.RestartDelay unless set otherwise: the
+	// wait after the first quick death, and before retrying a failed start.
 	DefaultRestartDelay = 50 * time.Millisecond
 	// MaxRestartDelay bounds the delay before a restart.
 	MaxRestartDelay = 5 * time.Second
@@ -21,12 +23,13 @@ const (
 type restart struct {
 	started time.Time     // when its current incarnation was started
 	count   int           // restarts scheduled after it died
-	delay   time.Duration // the delay before its next restart; 0: RestartDelay
+	delay   time.Duration // the delay before its last restart; 0: at once
 	due     time.Time     // when to start it again; zero: not scheduled
 }
 
-// delayOf returns the delay before r's next restart.
-func (k *Core) delayOf(r *restart) time.Duration {
+// retryDelay returns the delay before retrying r's failed start: its last
+// delay, and RestartDelay after an immediate restart.
+func (k *Core) retryDelay(r *restart) time.Duration {
 	if r.delay == 0 {
 		return k.RestartDelay
 	}
@@ -49,10 +52,13 @@ func (k *Core) Exited(slot int, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	r := &k.restarts[slot]
-	if now.Sub(r.started) < QuickDeath {
-		r.delay = min(2*k.delayOf(r), MaxRestartDelay)
-	} else {
+	switch {
+	case now.Sub(r.started) >= QuickDeath:
+		r.delay = 0
+	case r.delay == 0:
 		r.delay = k.RestartDelay
+	default:
+		r.delay = min(2*r.delay, MaxRestartDelay)
 	}
 	r.count++
 	r.due = now.Add(r.delay)
@@ -64,7 +70,7 @@ func (k *Core) Exited(slot int, now time.Time) (time.Duration, bool) {
 func (k *Core) Retry(slot int, now time.Time) {
 	if !k.stopping {
 		r := &k.restarts[slot]
-		r.due = now.Add(k.delayOf(r))
+		r.due = now.Add(k.retryDelay(r))
 	}
 }
 

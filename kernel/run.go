@@ -34,8 +34,8 @@ type Config struct {
 	Spec     Spec   // the processes to run, resolved by the launcher
 	Exe      string // the newtsim binary servers are started from
 	Log      *log.Logger
-	// RestartDelay is the first delay before restarting a dead server
-	// (Core.RestartDelay); 0: DefaultRestartDelay.
+	// RestartDelay is the delay before restarting a server that died soon
+	// after its start (Core.RestartDelay); 0: DefaultRestartDelay.
 	RestartDelay time.Duration
 }
 
