@@ -81,6 +81,12 @@ type kern struct {
 	metrics *prom.Server
 	buf     [ipc.MessageSize + 1]byte
 	joined  []int // slots that registered since the last announce
+	// spare is the standby (standby.go), nil if none; spareDue is when to
+	// start the next, zero if not scheduled; dropped is the one ended
+	// when the kernel stopped.
+	spare    *standby
+	spareDue time.Time
+	dropped  *exec.Cmd
 }
 
 // Run creates the run's channels, starts every server of the spec pinned
@@ -156,6 +162,7 @@ func (k *kern) setup() error {
 		}
 	}
 	k.writeStatus()
+	k.spareDue = now.Add(StandbyDelay)
 	return nil
 }
 
@@ -200,6 +207,9 @@ func (k *kern) start(p *proc, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if k.takeStandby(p, o.Argv(), now) {
+		return nil
+	}
 	args := append([]string{"serve"}, o.Argv()...)
 	kend, pend, err := kmsg.Pair()
 	if err != nil {
@@ -215,22 +225,34 @@ func (k *kern) start(p *proc, now time.Time) error {
 		unix.Close(kend)
 		return fmt.Errorf("kernel: start %s: %w", p.spec.Name, err)
 	}
-	if err := unix.SetNonblock(kend, true); err != nil {
-		return fmt.Errorf("kernel: %w", err)
-	}
-	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, kend, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)}); err != nil {
-		return fmt.Errorf("kernel: epoll add: %w", err)
-	}
-	p.fd, p.cmd = kend, cmd
-	k.mu.Lock()
-	k.core.Launched(p.slot, now)
-	k.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		k.exits <- exitEvent{p.slot, cmd, err}
 		k.kick()
 	}()
+	err = unix.SetNonblock(kend, true)
+	if err == nil {
+		err = k.attach(p, kend, cmd, now)
+	}
+	if err != nil {
+		unix.Close(kend)
+		cmd.Process.Kill()
+		return fmt.Errorf("kernel: start %s: %w", p.spec.Name, err)
+	}
 	k.c.Log.Printf("started %s (pid %d) endpoint %s on cores %v", p.spec.Name, cmd.Process.Pid, p.entry.EP, p.spec.Cores)
+	return nil
+}
+
+// attach makes cmd, on the kernel's end kend of its connection, the
+// process in p's slot, started at now.
+func (k *kern) attach(p *proc, kend int, cmd *exec.Cmd, now time.Time) error {
+	if err := unix.EpollCtl(k.epfd, unix.EPOLL_CTL_ADD, kend, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.slot)}); err != nil {
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	p.fd, p.cmd = kend, cmd
+	k.mu.Lock()
+	k.core.Launched(p.slot, now)
+	k.mu.Unlock()
 	return nil
 }
 
@@ -296,6 +318,9 @@ func (k *kern) timeout() int {
 	}
 	if at, ok := k.core.NextRestart(); ok && at.Before(next) {
 		next = at
+	}
+	if !k.spareDue.IsZero() && k.spareDue.Before(next) {
+		next = k.spareDue
 	}
 	for _, p := range k.procs[1:] {
 		if len(p.pending) > 0 && k.ring0 != nil {
@@ -487,6 +512,7 @@ func (k *kern) retry(now time.Time) {
 		}
 		k.writeStatus()
 	}
+	k.keepStandby(now)
 }
 
 // detach closes a dead process's connection.
@@ -505,8 +531,9 @@ func (k *kern) reap(now time.Time) {
 	for {
 		select {
 		case ev := <-k.exits:
-			p := k.procs[ev.slot]
-			if p.cmd != ev.cmd {
+			p := k.procOf(ev)
+			if p == nil {
+				k.standbyExited(ev, now)
 				continue
 			}
 			k.detach(p)
@@ -604,6 +631,7 @@ func (k *kern) beginStop() {
 	k.mu.Lock()
 	k.core.Stop()
 	k.mu.Unlock()
+	k.dropStandby(false)
 	k.c.Log.Printf("stopping %d servers", k.alive())
 	for _, p := range k.procs[1:] {
 		if p.cmd != nil && p.entry.Alive {
@@ -622,6 +650,7 @@ func (k *kern) killAll() {
 }
 
 func (k *kern) cleanup() {
+	k.dropStandby(true)
 	for _, p := range k.procs[1:] {
 		if p != nil && p.cmd != nil {
 			p.cmd.Process.Kill()

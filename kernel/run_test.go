@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"log"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +109,104 @@ func TestBackpressure(t *testing.T) {
 		t.Fatalf("refusals: %v", k.core.Refused)
 	}
 	t.Logf("%d messages went through with the queue bounded at %d", sent, MaxPending)
+}
+
+// standbyEnv names the file a fake standby (this test binary, started by
+// keepStandby) writes what it was handed to: its boot arguments, or EOF.
+const standbyEnv = "NEWTSIM_KERNEL_TEST_STANDBY"
+
+func TestMain(m *testing.M) {
+	if out := os.Getenv(standbyEnv); out != "" {
+		argv, err := kmsg.ReceiveBoot(kmsg.FD)
+		got := strings.Join(argv, " ")
+		if errors.Is(err, io.EOF) {
+			got = "EOF"
+		} else if err != nil {
+			got = err.Error()
+		}
+		os.WriteFile(out, []byte(got), 0o644)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestStandby: the kernel keeps a process started ahead of need; a restart
+// hands it the server's boot arguments and makes it the slot's process,
+// whose exit is then that slot's; the next standby starts StandbyDelay
+// later; when the kernel stops, the unused standby reads end of file and
+// its exit belongs to no slot.
+func TestStandby(t *testing.T) {
+	k, _, _ := testKern(t)
+	k.exits = make(chan exitEvent, 4)
+	var err error
+	if k.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(k.evfd)
+	k.c.Exe, k.c.Run = os.Args[0], "test"
+	dir := t.TempDir()
+	exit := func() exitEvent {
+		t.Helper()
+		select {
+		case ev := <-k.exits:
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no exit event")
+		}
+		panic("unreachable")
+	}
+
+	now := time.Now()
+	t.Setenv(standbyEnv, filepath.Join(dir, "first"))
+	k.keepStandby(now)
+	if k.spare != nil {
+		t.Fatal("a standby started before one was due")
+	}
+	k.spareDue = now
+	k.keepStandby(now)
+	sb := k.spare
+	if sb == nil {
+		t.Fatal("no standby started")
+	}
+	p := k.procs[2] // b died: its connection is gone
+	unix.EpollCtl(k.epfd, unix.EPOLL_CTL_DEL, p.fd, nil)
+	p.fd, p.cmd = -1, nil
+	if !k.takeStandby(p, []string{"--name", "b", "--", "x y"}, now) {
+		t.Fatal("the standby was not taken")
+	}
+	defer unix.Close(p.fd)
+	if p.cmd != sb.cmd || p.fd != sb.fd || k.spare != nil {
+		t.Fatalf("slot 2 runs %v on %d, spare %v; want the standby's", p.cmd, p.fd, k.spare)
+	}
+	if !k.spareDue.Equal(now.Add(StandbyDelay)) {
+		t.Errorf("next standby due in %v, want %v", k.spareDue.Sub(now), StandbyDelay)
+	}
+	ev := exit()
+	if got := k.procOf(ev); got != p {
+		t.Errorf("the exit of the standby made b belongs to %v, want b", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "first")); string(b) != "--name b -- x y" {
+		t.Errorf("the standby was handed %q", b)
+	}
+
+	t.Setenv(standbyEnv, filepath.Join(dir, "second"))
+	k.keepStandby(now.Add(StandbyDelay - time.Millisecond))
+	if k.spare != nil {
+		t.Fatal("the next standby started early")
+	}
+	k.keepStandby(now.Add(StandbyDelay))
+	if k.spare == nil {
+		t.Fatal("no next standby")
+	}
+	k.dropStandby(false)
+	ev = exit()
+	if got := k.procOf(ev); got != nil || ev.slot != 0 {
+		t.Errorf("the unused standby's exit belongs to %v (slot %d)", got, ev.slot)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "second")); string(b) != "EOF" {
+		t.Errorf("the unused standby read %q, want EOF", b)
+	}
+	if k.takeStandby(p, nil, now) {
+		t.Error("a dropped standby was taken")
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,10 +15,13 @@ import (
 
 // NewServeCommand returns the hidden `newtsim serve`, which the kernel runs
 // for every server process. Its arguments are a process's boot options
-// (package ipc/boot), which the kernel writes and boot.Parse reads.
+// (package ipc/boot), which the kernel writes and boot.Parse reads. With
+// --standby (and --run, so the run's clean-up finds it) the process waits
+// on its kernel connection for the boot options of the server it is to
+// become (kernel/standby.go), and ends quietly if the kernel closes it.
 func NewServeCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:                "serve --name NAME --role ROLE ... [-- role arguments]",
+		Use:                "serve --name NAME --role ROLE ... [-- role arguments] | serve --standby --run RUN",
 		Short:              "Run one server process (started by the kernel)",
 		Long:               "Run one server process (started by the kernel). Roles: " + strings.Join(roleNames(), ", ") + ".",
 		Hidden:             true,
@@ -24,6 +29,16 @@ func NewServeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// main prints the error; sys.Main logs every later exit, with
 			// the server's name.
+			if len(args) > 0 && args[0] == "--standby" {
+				argv, err := kmsg.ReceiveBoot(kmsg.FD)
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("serve: standby: %w", err)
+				}
+				args = argv
+			}
 			o, err := boot.Parse(args)
 			if err != nil {
 				return fmt.Errorf("serve: boot options: %w", err)

@@ -11,6 +11,8 @@ package kmsg
 import (
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -232,4 +234,49 @@ func ID(m *ipc.Message) uint32 {
 		h = (h ^ a) * 0x9e3779b97f4a7c15
 	}
 	return uint32(h >> 32)
+}
+
+// MaxBoot bounds the boot arguments SendBoot hands over in one packet.
+const MaxBoot = 64 << 10
+
+// SendBoot hands a standby process (one started ahead of need, waiting in
+// ReceiveBoot) the arguments of the server it is to become, on the
+// kernel's end fd of its connection: one packet, the arguments separated
+// by NUL bytes. It does not block, and fails at once if the process is gone.
+func SendBoot(fd int, argv []string) error {
+	var b []byte
+	for _, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("kmsg: boot argument %q holds a NUL byte", a)
+		}
+		b = append(append(b, a...), 0)
+	}
+	if len(b) > MaxBoot {
+		return fmt.Errorf("kmsg: boot arguments of %d bytes (at most %d)", len(b), MaxBoot)
+	}
+	if err := unix.Sendto(fd, b, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil); err != nil {
+		return fmt.Errorf("kmsg: send boot arguments: %w", err)
+	}
+	return nil
+}
+
+// ReceiveBoot waits on a standby process's kernel connection fd for the
+// arguments SendBoot hands it. It returns io.EOF when the kernel closed the
+// connection first: the standby was not needed.
+func ReceiveBoot(fd int) ([]string, error) {
+	b := make([]byte, MaxBoot+1)
+	for {
+		n, _, err := unix.Recvfrom(fd, b, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("kmsg: receive boot arguments: %w", err)
+		case n == 0:
+			return nil, io.EOF
+		case n > MaxBoot || b[n-1] != 0:
+			return nil, fmt.Errorf("kmsg: malformed boot arguments (%d bytes)", n)
+		}
+		return strings.Split(string(b[:n-1]), "\x00"), nil
+	}
 }

@@ -2,6 +2,9 @@ package kmsg
 
 import (
 	"errors"
+	"io"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +139,44 @@ func TestRecvTimeout(t *testing.T) {
 	kernelSend(t, fd, ipc.Message{Src: ipc.Kernel, Dst: c.Self(), Type: ipc.Alarm, Arg: [6]uint64{9}})
 	if err := c.RecvTimeout(&m, time.Second); err != nil || m.Type != ipc.Alarm || m.Arg[0] != 9 {
 		t.Fatalf("got %v %v", m, err)
+	}
+}
+
+// TestBootHandoff: the arguments SendBoot hands over are what ReceiveBoot
+// returns, empty ones included; a closed kernel end is io.EOF; what cannot
+// be sent is refused; a send to a process that is gone fails at once.
+func TestBootHandoff(t *testing.T) {
+	k, p, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p)
+	argv := []string{"--name", "ip", "", "--", "a b"}
+	if err := SendBoot(k, argv); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReceiveBoot(p)
+	if err != nil || !slices.Equal(got, argv) {
+		t.Fatalf("ReceiveBoot = %q, %v; want %q", got, err, argv)
+	}
+	if err := SendBoot(k, []string{"a\x00b"}); err == nil {
+		t.Error("an argument with a NUL byte was sent")
+	}
+	if err := SendBoot(k, []string{strings.Repeat("x", MaxBoot)}); err == nil {
+		t.Error("arguments over MaxBoot were sent")
+	}
+	unix.Close(k)
+	if _, err := ReceiveBoot(p); !errors.Is(err, io.EOF) {
+		t.Errorf("ReceiveBoot after the kernel closed = %v, want io.EOF", err)
+	}
+
+	k2, p2, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(k2)
+	unix.Close(p2)
+	if err := SendBoot(k2, argv); err == nil {
+		t.Error("SendBoot to a closed process end succeeded")
 	}
 }
