@@ -128,9 +128,6 @@ const (
 	// Unreachable gives ip back a Datagram's buffer whose destination port
 	// has no socket: ip answers with ICMP port unreachable and frees it.
 	Unreachable
-	// PortUnreachable tells a transport that one of its datagrams drew an
-	// ICMP port unreachable, with the addresses it went from and to.
-	PortUnreachable
 	// ICMPError tells a transport that one of its segments drew an ICMP
 	// error, with its ends, sequence number, and the error.
 	ICMPError
@@ -194,7 +191,7 @@ var typeNames = map[Type]string{
 	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", EndpointDown: "endpoint-down", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
-	Datagram: "datagram", Unreachable: "unreachable", PortUnreachable: "port-unreachable", ICMPError: "icmp-error", Socket: "socket", SocketReply: "socket-reply",
+	Datagram: "datagram", Unreachable: "unreachable", ICMPError: "icmp-error", Socket: "socket", SocketReply: "socket-reply",
 	Doorbell: "doorbell", Wake: "wake",
 }
 

@@ -136,8 +136,8 @@ func (p *ipServer) eventsThenRelease(s *sys.Server, now time.Time, ref pool.Ref)
 // icmpError passes an ICMP error about one of our datagrams to its
 // transport (RFC 1122: errors go to the transport), with the addresses
 // and ports of the datagram it quotes, which the engine has checked: to
-// tcp every error, with the quoted sequence number; to udp a port
-// unreachable. Others are counted, not used.
+// tcp with the quoted sequence number, to udp as well. Errors about other
+// protocols are counted, not used.
 func (p *ipServer) icmpError(s *sys.Server, ev ip.Event) {
 	local, remote := netip.AddrPortFrom(ev.Src, ev.SrcPort), netip.AddrPortFrom(ev.Dst, ev.DstPort)
 	var m ipc.Message
@@ -146,8 +146,8 @@ func (p *ipServer) icmpError(s *sys.Server, ev ip.Event) {
 		packet.ICMPError{Local: local, Remote: remote, Seq: binary.BigEndian.Uint32(ev.Quote[4:]),
 			Type: ev.Type, Code: ev.Code, MTU: ev.MTU}.Encode(&m) // the engine quotes 8 bytes at least
 		s.SendTo(p.tcp, &m)
-	case ev.Proto == proto.UDP && ev.Type == 3 && ev.Code == ip.CodePortUnreachable && p.udp != "":
-		packet.PortUnreachable{Local: local, Remote: remote}.Encode(&m)
+	case ev.Proto == proto.UDP && p.udp != "":
+		packet.ICMPError{Local: local, Remote: remote, Type: ev.Type, Code: ev.Code, MTU: ev.MTU}.Encode(&m)
 		s.SendTo(p.udp, &m)
 	default:
 		p.undeliv.WithLabelValues("1").Inc()

@@ -216,18 +216,20 @@ func TestIPPortUnreachable(t *testing.T) {
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort)},
 		gopacket.Payload(quoted[:28]))
 	out = frameUp(t, h, icmpIn)
-	if len(out) != 1 || out[0].Type != ipc.PortUnreachable || out[0].Dst != h.Endpoint("udp") {
-		t.Fatalf("sent %v, want port-unreachable to udp", out)
+	if len(out) != 1 || out[0].Type != ipc.ICMPError || out[0].Dst != h.Endpoint("udp") {
+		t.Fatalf("sent %v, want an ICMP error to udp", out)
 	}
-	if local, remote := systest.PortUnreachableOf(out[0]); local != at(hostIP, 5000) || remote != at(peerIP, 53) {
-		t.Errorf("port unreachable for %v -> %v, want %v -> %v", local, remote, at(hostIP, 5000), at(peerIP, 53))
+	if e := systest.ICMPErrorOf(out[0]); e.Local != at(hostIP, 5000) || e.Remote != at(peerIP, 53) || e.Type != 3 || e.Code != 3 {
+		t.Errorf("ICMP error %+v, want port unreachable for %v -> %v", e, at(hostIP, 5000), at(peerIP, 53))
 	}
 }
 
 func TestIPCountsOtherICMP(t *testing.T) {
 	h := newIP(t)
-	quoted := udpPacket(t, at(hostIP, 5000), at(peerIP, 53), []byte("query"))
-	// A time exceeded about one of our datagrams: not for udp, counted.
+	// An error about one of our pings: for no transport, counted.
+	quoted := serialize(t, ipv4(hostIP, peerIP, layers.IPProtocolICMPv4),
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 7, Seq: 1},
+		gopacket.Payload("ping"))
 	frame := serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4(peerIP, hostIP, layers.IPProtocolICMPv4),
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeTimeExceeded, 0)},
 		gopacket.Payload(quoted[:28]))
@@ -236,6 +238,38 @@ func TestIPCountsOtherICMP(t *testing.T) {
 	}
 	if got := h.Metric("newtsim_ip_undelivered_packets_total", "proto", "1"); got != 1 {
 		t.Errorf("undelivered ICMP = %v, want 1", got)
+	}
+}
+
+// TestIPPassesUDPErrorsOn: every ICMP error about one of our UDP
+// datagrams goes to udp, which decides what a socket hears of it.
+func TestIPPassesUDPErrorsOn(t *testing.T) {
+	quoted := udpPacket(t, at(hostIP, 5000), at(peerIP, 53), []byte("query"))
+	for _, tt := range []struct {
+		name      string
+		typ, code uint8
+		mtu       uint16
+	}{
+		{"host unreachable", 3, 1, 0},
+		{"administratively prohibited", 3, 13, 0},
+		{"fragmentation needed", 3, 4, 1280},
+		{"time exceeded", 11, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newIP(t)
+			frame := serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ipv4(peerIP, hostIP, layers.IPProtocolICMPv4),
+				&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(tt.typ, tt.code), Seq: tt.mtu},
+				gopacket.Payload(quoted[:28]))
+			out := frameUp(t, h, frame)
+			if len(out) != 1 || out[0].Type != ipc.ICMPError || out[0].Dst != h.Endpoint("udp") {
+				t.Fatalf("sent %v, want an ICMP error to udp", out)
+			}
+			want := packet.ICMPError{Local: at(hostIP, 5000), Remote: at(peerIP, 53),
+				Type: tt.typ, Code: tt.code, MTU: tt.mtu}
+			if e := systest.ICMPErrorOf(out[0]); e != want {
+				t.Errorf("passed on %+v, want %+v", e, want)
+			}
+		})
 	}
 }
 

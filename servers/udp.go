@@ -60,11 +60,12 @@ func (u *udpServer) Handle(s *sys.Server, m *ipc.Message) error {
 		return u.call(s, &u.req)
 	case ipc.Datagram:
 		return u.input(s, m)
-	case ipc.PortUnreachable:
-		var p packet.PortUnreachable
-		p.Decode(m)
-		u.table.PortUnreachable(p.Local, p.Remote)
-		return u.wake(s) // a waiting receive gets the error now
+	case ipc.ICMPError:
+		var e packet.ICMPError
+		e.Decode(m)
+		if u.table.ICMPError(e.Local, e.Remote, e.Type, e.Code) {
+			return u.wake(s) // a waiting receive gets the error now
+		}
 	case ipc.EndpointDown:
 		var d kcall.EndpointDown
 		d.Decode(m)

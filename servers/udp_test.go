@@ -169,12 +169,40 @@ func TestUDPNoSocket(t *testing.T) {
 	}
 }
 
-func TestUDPPortUnreachable(t *testing.T) {
-	h, sock := newUDP(t)
-	oneReply(t, callVia(t, h, systest.Connect(sock, at(peerIP, 53), 0), sock), 0)
-	callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked
-	h.Deliver("ip", systest.PortUnreachable(at(hostIP, 7), at(peerIP, 53)))
-	oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, h.SentTo("syscall")), unix.ECONNREFUSED)
+// TestUDPICMPErrors: an ICMP error ip passes on about a connected
+// socket's datagram ends its waiting receive with the errno Linux gives a
+// connected UDP socket; a soft one leaves the receive waiting.
+func TestUDPICMPErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		typ, code uint8
+		want      unix.Errno // 0: the receive keeps waiting
+	}{
+		{"port unreachable", 3, 3, unix.ECONNREFUSED},
+		{"administratively prohibited", 3, 13, unix.EHOSTUNREACH},
+		{"host prohibited", 3, 10, unix.EHOSTUNREACH},
+		{"network unknown", 3, 6, unix.ENETUNREACH},
+		{"fragmentation needed", 3, 4, unix.EMSGSIZE},
+		{"protocol unreachable", 3, 2, unix.ENOPROTOOPT},
+		{"host unreachable (soft)", 3, 1, 0},
+		{"time exceeded (soft)", 11, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, sock := newUDP(t)
+			oneReply(t, callVia(t, h, systest.Connect(sock, at(peerIP, 53), 0), sock), 0)
+			callVia(t, h, systest.RecvFrom(sock, 0, 0), sock) // parked
+			h.Deliver("ip", systest.ICMPError(at(hostIP, 7), at(peerIP, 53), 0, tt.typ, tt.code, 0))
+			out := h.SentTo("syscall")
+			if tt.want == 0 {
+				if len(out) != 0 {
+					t.Fatalf("sent %v, want the receive still waiting", out)
+				}
+				return
+			}
+			oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, out), tt.want)
+		})
+	}
 }
 
 func TestUDPCloseAnswersParked(t *testing.T) {

@@ -84,29 +84,9 @@ func (u Unreachable) Encode(m *ipc.Message) { set(m, ipc.Unreachable, u.Buf) }
 // Decode reads u from m.
 func (u *Unreachable) Decode(m *ipc.Message) { u.Buf = buf(m) }
 
-// PortUnreachable tells a transport that one of its datagrams drew an ICMP
-// port unreachable (ipc.PortUnreachable). It carries no buffer.
-type PortUnreachable struct {
-	// Local is the datagram's source, Remote where it was sent.
-	Local, Remote netip.AddrPort
-}
-
-// Encode writes p into m.
-func (p PortUnreachable) Encode(m *ipc.Message) {
-	set(m, ipc.PortUnreachable, 0)
-	m.Arg[1], m.Arg[2] = ipc.PackAddrPort(p.Local)
-	m.Arg[3], m.Arg[4] = ipc.PackAddrPort(p.Remote)
-}
-
-// Decode reads p from m.
-func (p *PortUnreachable) Decode(m *ipc.Message) {
-	p.Local = ipc.UnpackAddrPort(m.Arg[1], m.Arg[2])
-	p.Remote = ipc.UnpackAddrPort(m.Arg[3], m.Arg[4])
-}
-
-// ICMPError tells a transport that one of its segments drew an ICMP
-// destination unreachable or time exceeded (ipc.ICMPError), with what the
-// error quotes of it and says. It carries no buffer.
+// ICMPError tells a transport that one of its segments or datagrams drew
+// an ICMP destination unreachable or time exceeded (ipc.ICMPError), with
+// what the error quotes of it and says. It carries no buffer.
 type ICMPError struct {
 	// Local is the segment's source, Remote where it was sent.
 	Local, Remote netip.AddrPort

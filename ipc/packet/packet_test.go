@@ -46,13 +46,6 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("datagram: %+v decodes as %+v", d, got)
 		}
 	}
-	p := PortUnreachable{Local: netip.MustParseAddrPort("198.18.0.2:5000"), Remote: netip.MustParseAddrPort("198.18.0.1:53")}
-	p.Encode(&m)
-	var gp PortUnreachable
-	gp.Decode(&m)
-	if m.Type != ipc.PortUnreachable || gp != p || m.Arg[0] != 0 {
-		t.Errorf("port-unreachable: %+v decodes as %+v (%v)", p, gp, &m)
-	}
 	e := ICMPError{Local: netip.MustParseAddrPort("198.18.0.2:49152"), Remote: netip.MustParseAddrPort("198.18.0.1:80"),
 		Seq: 0xfedcba98, Type: 3, Code: 4, MTU: 1280}
 	e.Encode(&m)

@@ -54,6 +54,11 @@ var errnos = []struct {
 	{udp.ErrDestRequired, unix.EDESTADDRREQ},
 	{udp.ErrNotConnected, unix.ENOTCONN},
 	{udp.ErrConnRefused, unix.ECONNREFUSED},
+	{udp.ErrNetUnreach, unix.ENETUNREACH},
+	{udp.ErrHostUnreach, unix.EHOSTUNREACH},
+	{udp.ErrProtoUnreach, unix.ENOPROTOOPT},
+	{udp.ErrHostDown, unix.EHOSTDOWN},
+	{udp.ErrNoNet, unix.ENONET},
 	{udp.ErrShutdown, unix.EPIPE},
 }
 

@@ -31,7 +31,7 @@ func TestPortUnreachableDeterministic(t *testing.T) {
 			}
 			ids = append(ids, id)
 		}
-		if !tab.PortUnreachable(ap(host, 5000), remote) {
+		if !tab.ICMPError(ap(host, 5000), remote, 3, 3) {
 			t.Fatalf("run %d: no socket heard of the ICMP error", run)
 		}
 		last := ids[len(ids)-1]

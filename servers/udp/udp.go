@@ -40,6 +40,11 @@ var (
 	ErrNotBound     = errors.New("udp: socket not bound")              // EINVAL
 	ErrNotConnected = errors.New("udp: socket not connected")          // ENOTCONN
 	ErrConnRefused  = errors.New("udp: connection refused")            // ECONNREFUSED
+	ErrNetUnreach   = errors.New("udp: network unreachable")           // ENETUNREACH
+	ErrHostUnreach  = errors.New("udp: no route to host")              // EHOSTUNREACH
+	ErrProtoUnreach = errors.New("udp: protocol unreachable")          // ENOPROTOOPT
+	ErrHostDown     = errors.New("udp: host is down")                  // EHOSTDOWN
+	ErrNoNet        = errors.New("udp: machine is not on the network") // ENONET
 	ErrShutdown     = errors.New("udp: socket shut down for sending")  // EPIPE
 	ErrBadSocket    = errors.New("udp: bad socket")                    // EBADF
 	ErrNoSocket     = errors.New("udp: no socket on destination port") // ICMP port unreachable
@@ -515,18 +520,48 @@ func (t *Stack) ReuseAddr(id SockID) (bool, error) {
 	return s.reuse, nil
 }
 
-// PortUnreachable records that a datagram from local to remote drew an
-// ICMP port unreachable. As on Linux only a connected socket hears of it:
-// its next receive fails with ErrConnRefused, once, and it is woken. It
-// reports false when no connected socket sent such a datagram. Among
-// sockets that all match (SetReuseAddr) the one bound last hears of it,
-// the one Input would give the peer's answer to.
-func (t *Stack) PortUnreachable(local, remote netip.AddrPort) bool {
+// icmpDestUnreach is ICMP's destination unreachable type (RFC 792).
+const icmpDestUnreach = 3
+
+// unreachErrs is what each destination unreachable code gives a connected
+// socket, as Linux's icmp_err_convert (net/ipv4/icmp.c) with its fatal
+// flag: only a hard error reaches the socket (Linux's __udp4_lib_err
+// without IP_RECVERR). The soft ones (network and host unreachable, source
+// route failed, the TOS ones) are transient by RFC 1122 3.2.2.1 and nil
+// here. Fragmentation needed (code 4) is ErrMsgSize, reported as Linux
+// does with its default path MTU discovery (IP_PMTUDISC_WANT).
+var unreachErrs = [...]error{
+	2:  ErrProtoUnreach, // protocol unreachable
+	3:  ErrConnRefused,  // port unreachable
+	4:  ErrMsgSize,      // fragmentation needed
+	6:  ErrNetUnreach,   // destination network unknown
+	7:  ErrHostDown,     // destination host unknown
+	8:  ErrNoNet,        // source host isolated
+	9:  ErrNetUnreach,   // network administratively prohibited
+	10: ErrHostUnreach,  // host administratively prohibited
+	13: ErrHostUnreach,  // communication administratively prohibited (RFC 1812)
+	14: ErrHostUnreach,  // host precedence violation
+	15: ErrHostUnreach,  // precedence cutoff in effect
+}
+
+// ICMPError records that a datagram from local to remote drew an ICMP
+// error of type typ and code code (ip has checked that it quotes one of
+// the host's datagrams). As on Linux only a connected socket hears of it,
+// and only of a hard error (unreachErrs): its next receive fails with
+// the error, once, and it is woken. It reports false when no
+// connected socket sent such a datagram or the error is soft (a network
+// or host unreachable, a time exceeded). Among sockets that all match
+// (SetReuseAddr) the one bound last hears of it, the one Input would give
+// the peer's answer to.
+func (t *Stack) ICMPError(local, remote netip.AddrPort, typ, code uint8) bool {
+	if typ != icmpDestUnreach || int(code) >= len(unreachErrs) || unreachErrs[code] == nil {
+		return false // soft: Linux tells only a socket with IP_RECVERR
+	}
 	list := t.ports[local.Port()]
 	for i := len(list) - 1; i >= 0; i-- { // newest first, as lookup
 		s := list[i]
 		if s.remote == remote && (!s.source.IsValid() || s.source == local.Addr()) {
-			s.err = ErrConnRefused
+			s.err = unreachErrs[code]
 			t.wake(s)
 			return true
 		}

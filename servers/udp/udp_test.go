@@ -839,13 +839,13 @@ func TestPortUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := tb.PortUnreachable(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), local.Port()), remote)
+	ok := tb.ICMPError(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), local.Port()), remote, 3, 3)
 	var id udp.SockID
 	if w := tb.Wakeups(); len(w) == 1 {
 		id = w[0]
 	}
 	if !ok || id != conn {
-		t.Fatalf("PortUnreachable = %v, %v; want the connected socket %v", id, ok, conn)
+		t.Fatalf("ICMPError = %v, %v; want the connected socket %v", id, ok, conn)
 	}
 	buf := make([]byte, 8)
 	if _, _, _, err := tb.RecvFrom(conn, buf); !errors.Is(err, udp.ErrConnRefused) {
@@ -854,7 +854,73 @@ func TestPortUnreachable(t *testing.T) {
 	if _, _, _, err := tb.RecvFrom(conn, buf); !errors.Is(err, udp.ErrWouldBlock) {
 		t.Fatalf("second receive: %v, want ErrWouldBlock: the error is reported once", err)
 	}
-	if ok := tb.PortUnreachable(netip.MustParseAddrPort("198.18.0.2:5000"), remote); ok {
+	if ok := tb.ICMPError(netip.MustParseAddrPort("198.18.0.2:5000"), remote, 3, 3); ok {
 		t.Fatal("an unconnected socket heard of an ICMP error")
+	}
+}
+
+// TestICMPErrors: each ICMP error a connected socket's datagram draws
+// gives its next receive the error Linux gives (icmp_err_convert, hard
+// errors only, no IP_RECVERR), once; a soft one (network or host
+// unreachable, source route failed, TOS unreachable, time exceeded) and an
+// unknown code are not reported.
+func TestICMPErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		typ, code uint8
+		want      error // nil: not reported
+	}{
+		{"net unreachable", 3, 0, nil},
+		{"host unreachable", 3, 1, nil},
+		{"protocol unreachable", 3, 2, udp.ErrProtoUnreach},
+		{"port unreachable", 3, 3, udp.ErrConnRefused},
+		{"fragmentation needed", 3, 4, udp.ErrMsgSize},
+		{"source route failed", 3, 5, nil},
+		{"network unknown", 3, 6, udp.ErrNetUnreach},
+		{"host unknown", 3, 7, udp.ErrHostDown},
+		{"host isolated", 3, 8, udp.ErrNoNet},
+		{"network prohibited", 3, 9, udp.ErrNetUnreach},
+		{"host prohibited", 3, 10, udp.ErrHostUnreach},
+		{"net unreachable for TOS", 3, 11, nil},
+		{"host unreachable for TOS", 3, 12, nil},
+		{"administratively prohibited", 3, 13, udp.ErrHostUnreach},
+		{"precedence violation", 3, 14, udp.ErrHostUnreach},
+		{"precedence cutoff", 3, 15, udp.ErrHostUnreach},
+		{"unknown code", 3, 16, nil},
+		{"time exceeded", 11, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab := udp.New(config)
+			remote := ap(peer, 53)
+			id := tab.Open()
+			if err := tab.Connect(id, remote); err != nil {
+				t.Fatal(err)
+			}
+			local, err := tab.LocalAddr(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab.Wakeups()
+			ok := tab.ICMPError(local, remote, tt.typ, tt.code)
+			if ok != (tt.want != nil) {
+				t.Fatalf("ICMPError = %v, want %v", ok, tt.want != nil)
+			}
+			if w := tab.Wakeups(); ok != (len(w) == 1) {
+				t.Errorf("woke %v", w)
+			}
+			buf := make([]byte, 8)
+			_, _, _, err = tab.RecvFrom(id, buf)
+			want := tt.want
+			if want == nil {
+				want = udp.ErrWouldBlock
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("receive: %v, want %v", err, want)
+			}
+			if _, _, _, err := tab.RecvFrom(id, buf); !errors.Is(err, udp.ErrWouldBlock) {
+				t.Errorf("second receive: %v, want ErrWouldBlock: reported once", err)
+			}
+		})
 	}
 }

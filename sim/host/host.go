@@ -263,15 +263,14 @@ func (h *Host) process(now time.Time) error {
 }
 
 // icmpError passes an ICMP error about one of the host's datagrams to
-// its transport, as the ip server does: to tcp any, to udp a port
-// unreachable. Neither calls back into ip.
+// its transport, as the ip server does. Neither calls back into ip.
 func (h *Host) icmpError(now time.Time, ev ip.Event) {
 	local, remote := netip.AddrPortFrom(ev.Src, ev.SrcPort), netip.AddrPortFrom(ev.Dst, ev.DstPort)
 	switch {
 	case ev.Proto == proto.TCP:
 		h.tcp.ICMPError(now, local, remote, tcp.Seq(binary.BigEndian.Uint32(ev.Quote[4:])), ev.Type, ev.Code, int(ev.MTU))
-	case ev.Proto == proto.UDP && ev.Type == 3 && ev.Code == ip.CodePortUnreachable:
-		h.udp.PortUnreachable(local, remote)
+	case ev.Proto == proto.UDP:
+		h.udp.ICMPError(local, remote, ev.Type, ev.Code)
 	}
 }
 

@@ -97,10 +97,11 @@ func Segment(ref pool.Ref, src, dst netip.Addr, proto uint8) ipc.Message {
 	return msg(packet.Datagram{Buf: ref, Src: src, Dst: dst, Proto: proto})
 }
 
-// PortUnreachable tells a transport that a datagram from local to remote
-// drew an ICMP port unreachable.
-func PortUnreachable(local, remote netip.AddrPort) ipc.Message {
-	return msg(packet.PortUnreachable{Local: local, Remote: remote})
+// ICMPError tells a transport that its segment or datagram from local to
+// remote drew an ICMP error of type typ and code code; seq is what it
+// quotes of a TCP segment, mtu a fragmentation needed's next-hop MTU.
+func ICMPError(local, remote netip.AddrPort, seq uint32, typ, code uint8, mtu uint16) ipc.Message {
+	return msg(packet.ICMPError{Local: local, Remote: remote, Seq: seq, Type: typ, Code: code, MTU: mtu})
 }
 
 // Ref is the buffer a packet path message carries. A test asking it of
@@ -133,12 +134,11 @@ func DatagramOf(m ipc.Message) packet.Datagram {
 	return d
 }
 
-// PortUnreachableOf opens a PortUnreachable: the datagram's local and
-// remote address and port.
-func PortUnreachableOf(m ipc.Message) (local, remote netip.AddrPort) {
-	var p packet.PortUnreachable
-	p.Decode(&m)
-	return p.Local, p.Remote
+// ICMPErrorOf opens an ICMPError.
+func ICMPErrorOf(m ipc.Message) packet.ICMPError {
+	var e packet.ICMPError
+	e.Decode(&m)
+	return e
 }
 
 // Socket calls, as an application sends them to syscall (fd a descriptor)
