@@ -268,3 +268,56 @@ func TestTCPClosesTheSocketsOfTheDead(t *testing.T) {
 		})
 	}
 }
+
+// connected opens a socket on h's tcp through syscall and connects it to
+// the neighbour's port 80, whose SYN-ACK announces an MSS of 1460 and no
+// other option; it returns the socket, its port and its ISS.
+func connected(t *testing.T, h *systest.Harness) (sock uint64, port uint16, iss uint32) {
+	t.Helper()
+	sock = uint64(systest.Result(oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), 0), 0)))
+	deliverVia(h, systest.Connect(sock, at(peerIP, 80), 0), sock)
+	segs, _ := segmentsDown(t, h, h.Sent())
+	if len(segs) != 1 || !segs[0].SYN {
+		t.Fatalf("sent %v, want a SYN", segs)
+	}
+	port, iss = uint16(segs[0].SrcPort), segs[0].Seq
+	mss := layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}
+	_, rest := segmentUp(t, h, port, layers.TCP{SYN: true, ACK: true, Seq: 5000, Ack: iss + 1, Window: 65535,
+		Options: []layers.TCPOption{mss}}, "")
+	oneReply(t, repliesFor(t, h, ipc.OpConnect, 11, rest), 0)
+	return sock, port, iss
+}
+
+// sendData has the application send n bytes on sock and returns the
+// segments tcp sent for them.
+func sendData(t *testing.T, h *systest.Harness, sock uint64, n int) []*layers.TCP {
+	t.Helper()
+	data := h.Buffer("app", bytes.Repeat([]byte("x"), n))
+	deliverVia(h, systest.SendTo(sock, netip.AddrPort{}, data, 0), sock)
+	segs, _ := segmentsDown(t, h, h.Sent())
+	return segs
+}
+
+// TestTCPPathMTUByICMP: a fragmentation needed from ip (a router with an
+// MTU of 1000) makes the connection send again at once in segments that
+// fit, and a connection opened later to the same host starts with them.
+func TestTCPPathMTUByICMP(t *testing.T) {
+	const routerMTU, fits = 1000, 1000 - 40
+	h := newRole(t, "tcp", TCP)
+	sock, port, iss := connected(t, h)
+	segs := sendData(t, h, sock, 1400)
+	if len(segs) != 1 || len(segs[0].Payload) != 1400 {
+		t.Fatalf("sent %v, want one segment of 1400 bytes", segs)
+	}
+	h.Deliver("ip", systest.ICMPError(at(hostIP, port), at(peerIP, 80), iss+1, 3, 4, routerMTU))
+	segs, _ = segmentsDown(t, h, h.Sent())
+	if len(segs) != 2 || segs[0].Seq != iss+1 || len(segs[0].Payload) != fits || len(segs[1].Payload) != 1400-fits {
+		t.Fatalf("sent %d segments again after the error, want the 1400 bytes in %d and %d", len(segs), fits, 1400-fits)
+	}
+
+	sock2, _, _ := connected(t, h)
+	segs = sendData(t, h, sock2, 1400)
+	if len(segs) == 0 || len(segs[0].Payload) != fits { // the rest waits for the ACK (Nagle)
+		t.Fatalf("a new connection to the same host sent %v, want a first segment of %d bytes", segs, fits)
+	}
+}

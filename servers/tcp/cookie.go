@@ -98,7 +98,8 @@ func (l *tcb) cookieInput(now time.Time, t tuple, h *Header, payload []byte) boo
 	c.irs, c.rcvNxt = h.Seq-1, h.Seq
 	c.iss = h.Ack - 1
 	c.sndUna, c.sndNxt, c.sndMax, c.sndBase = h.Ack, h.Ack, h.Ack, h.Ack
-	c.mss = max(min(cookieMSS[idx], s.c.MTU-40), minMSS)
+	c.pmtu = s.PathMTU(now, t.remote.Addr())
+	c.mss = max(min(cookieMSS[idx], c.pmtu-40), minMSS)
 	c.tsOff = s.tsOffset(t)
 	c.sndWnd, c.maxSndWnd = int(h.Window), int(h.Window)
 	c.sndWl1, c.sndWl2 = h.Seq, h.Ack

@@ -69,7 +69,8 @@ const MinPathMTU = 552
 // SND.NXT, RFC 5927 4.1) is ignored and counted. A fragmentation needed
 // lowers the connection's path MTU, and so its MSS, to mtu, never below
 // MinPathMTU, and sends again at once what was in flight (RFC 1191 6.5,
-// Linux's tcp_v4_mtu_reduced). Any other error ends a connect in
+// Linux's tcp_v4_mtu_reduced); the destination's path MTU is kept for the
+// connections opened to it later (pmtu.go). Any other error ends a connect in
 // SYN-SENT (or a simultaneous open's SYN-RECEIVED) at once with its
 // error, port unreachable with ErrConnRefused: hard errors (RFC 1122
 // 4.2.3.9), and the soft ones too, as most stacks do (RFC 5461). A
@@ -93,6 +94,7 @@ func (s *Stack) ICMPError(now time.Time, local, remote netip.AddrPort, seq Seq, 
 	switch {
 	case typ == icmpDestUnreach && code == codeFragNeeded:
 		s.stats.ICMPErrors++
+		s.learnPathMTU(now, remote.Addr(), max(mtu, MinPathMTU))
 		c.pathMTU(now, mtu)
 		s.flush(now, c)
 		return

@@ -108,6 +108,7 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	}
 	l.embryos[c] = struct{}{}
 	c.irs, c.rcvNxt = h.Seq, h.Seq+1
+	c.pmtu = s.PathMTU(now, t.remote.Addr())
 	c.negotiate(&h.Opts)
 	c.iss = s.isn(now, t)
 	c.tsOff = s.tsOffset(t)

@@ -231,11 +231,12 @@ type Stack struct {
 	chalSec int64 // the second challenge ACKs are counted in
 	chalN   int   // challenge ACKs left in it
 	rng     *rand.Rand
-	scratch []byte  // a segment's payload on its way to emit (payloadBuf)
-	mem     ringMem // buffers: those held, and spares
-	arena   []byte  // the bytes of the segments of Out (segBuf)
-	orphans int     // connections their users closed, still finishing
-	tw      int     // connections in TIME-WAIT
+	scratch []byte                   // a segment's payload on its way to emit (payloadBuf)
+	mem     ringMem                  // buffers: those held, and spares
+	arena   []byte                   // the bytes of the segments of Out (segBuf)
+	orphans int                      // connections their users closed, still finishing
+	tw      int                      // connections in TIME-WAIT
+	pmtus   map[netip.Addr]pmtuEntry // learned path MTUs (pmtu.go)
 }
 
 // New returns a Stack for the host c describes.

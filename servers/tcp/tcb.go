@@ -141,6 +141,7 @@ func (c *tcb) resetConn() {
 func (c *tcb) activeOpen(now time.Time) {
 	s := c.s
 	c.resetConn()
+	c.pmtu = s.PathMTU(now, c.remote.Addr())
 	t := tuple{c.local, c.remote}
 	c.iss = s.isn(now, t)
 	c.sndUna, c.sndNxt, c.sndMax, c.sndBase = c.iss, c.iss, c.iss, c.iss+1
