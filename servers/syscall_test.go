@@ -187,3 +187,33 @@ func TestSyscallDescriptorsCarryTheGeneration(t *testing.T) {
 		t.Fatalf("sent %v, want EBADF for the first generation's descriptor 3", out)
 	}
 }
+
+// TestRestartedSyscallRefusesOldDescriptors: what an application sees
+// after syscall restarts (docs/RECOVERY.md): every call on a descriptor of
+// the first generation fails with EBADF without reaching a transport, and
+// a new socket opens at once, under a new number.
+func TestRestartedSyscallRefusesOldDescriptors(t *testing.T) {
+	peers, routes := hostRoutes("syscall")
+	h := systest.New(t, systest.Config{Name: "syscall", Procs: hostSlots, Peers: peers, Routes: routes, Generation: 2}, Syscall)
+	h.Sent() // a restarted server's fences (see package sys)
+	for _, tt := range []struct {
+		name string
+		call ipc.Message
+	}{
+		{"send", systest.SendTo(3, at(peerIP, 53), 0, 0)},
+		{"receive", systest.RecvFrom(4, 100, 0)},
+		{"connect", systest.Connect(3, at(peerIP, 80), 0)},
+		{"accept", systest.Accept(3, 0)},
+		{"listen", systest.Listen(3, 8)},
+		{"close", systest.Close(5)},
+	} {
+		h.Deliver("app", tt.call)
+		out := h.Sent()
+		if len(out) != 1 || out[0].Dst != h.Endpoint("app") || systest.Errno(out[0]) != unix.EBADF {
+			t.Errorf("%s on an old descriptor: sent %v, want EBADF to app and nothing to a transport", tt.name, out)
+		}
+	}
+	if fd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 9); fd < 3+fdEpoch {
+		t.Errorf("new descriptor %d, want one of generation 2 (from %d)", fd, 3+fdEpoch)
+	}
+}
