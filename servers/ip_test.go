@@ -2,8 +2,10 @@ package servers
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/proto"
@@ -381,5 +383,86 @@ func TestIPBufferWaitEnds(t *testing.T) {
 	}
 	if want := []ipc.Type{ipc.BufFree, ipc.Pong}; !slices.Equal(types, want) {
 		t.Errorf("sent %v, want %v (udp's buffer back, the ping answered)", types, want)
+	}
+}
+
+// TestIPProtocolUnreachable: a datagram of a protocol no transport handles
+// draws an ICMP protocol unreachable quoting it (RFC 1122 3.2.2.1), and
+// reaches no transport.
+func TestIPProtocolUnreachable(t *testing.T) {
+	h := newIP(t)
+	pkt := serialize(t, ipv4(peerIP, hostIP, layers.IPProtocol(47)), gopacket.Payload("an unknown protocol"))
+	frames := framesDown(t, h, frameUp(t, h, withEther(t, pkt)))
+	if len(frames) != 1 {
+		t.Fatalf("%d frames down, want the ICMP error", len(frames))
+	}
+	checker.Frame(t, frames[0], checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
+		checker.InIPv4(checker.Addrs(hostIP, peerIP),
+			checker.ICMP(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeProtocol, checker.Quotes(pkt[:28]))))
+	h.Idle() // the drop counters are copied before the loop sleeps
+	if got := h.Metric("newtsim_ip_dropped_total", "reason", "unknown-protocol"); got != 1 {
+		t.Errorf("dropped for an unknown protocol: %v, want 1", got)
+	}
+}
+
+// TestIPFragmentsLargeDatagrams: a datagram from udp larger than the
+// link's MTU leaves in fragments that fit (RFC 791), which put together
+// give the datagram back; udp's buffer goes back once.
+func TestIPFragmentsLargeDatagrams(t *testing.T) {
+	h := newIP(t)
+	payload := bytes.Repeat([]byte("0123456789"), 190)
+	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), payload)
+	ref := h.Buffer("udp", seg)
+	h.Deliver("udp", systest.Segment(ref, hostIP, peerIP, proto.UDP))
+	var sent []ipc.Message
+	for _, m := range h.Sent() {
+		if m.Type == ipc.BufFree && systest.Ref(m) == ref {
+			continue
+		}
+		sent = append(sent, m)
+	}
+	frames := framesDown(t, h, sent)
+	if len(frames) != 2 {
+		t.Fatalf("%d frames down for a %d-byte segment, want 2 fragments", len(frames), len(seg))
+	}
+	var whole []byte
+	for i, f := range frames {
+		if len(f) > 14+1500 {
+			t.Errorf("fragment %d is %d bytes, more than the link's MTU", i, len(f)-14)
+		}
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		ip4, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if ip4 == nil {
+			t.Fatalf("fragment %d is no IPv4 packet", i)
+		}
+		more := ip4.Flags&layers.IPv4MoreFragments != 0
+		if more != (i == 0) || int(ip4.FragOffset)*8 != len(whole) {
+			t.Fatalf("fragment %d: offset %d, more %v; want offset %d, more only on the first", i, ip4.FragOffset*8, more, len(whole))
+		}
+		whole = append(whole, ip4.Payload...)
+	}
+	if !bytes.Equal(whole, seg) {
+		t.Error("the fragments put together are not the datagram")
+	}
+}
+
+// TestIPRateLimitsICMPErrors: a burst of datagrams that each earn an
+// error draws at most the per-destination burst of errors (Linux's
+// icmp_ratelimit, 6), and the rest are counted.
+func TestIPRateLimitsICMPErrors(t *testing.T) {
+	h := newIP(t)
+	const n = 20
+	errs := 0
+	start := time.Now() // the role reads the clock: a token comes back each second
+	for i := range n {
+		pkt := serialize(t, ipv4(peerIP, hostIP, layers.IPProtocol(47)), gopacket.Payload(fmt.Sprintf("unknown %d", i)))
+		errs += len(framesDown(t, h, frameUp(t, h, withEther(t, pkt))))
+	}
+	if most := 6 + int(time.Since(start)/time.Second); errs == 0 || errs > most {
+		t.Errorf("%d ICMP errors for %d datagrams at once, want 1 to %d (the burst)", errs, n, most)
+	}
+	h.Idle()
+	if got := h.Metric("newtsim_ip_dropped_total", "reason", "icmp-ratelimit-host"); int(got) != n-errs {
+		t.Errorf("rate-limited errors counted: %v, want %d", got, n-errs)
 	}
 }
