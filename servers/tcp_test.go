@@ -321,3 +321,66 @@ func TestTCPPathMTUByICMP(t *testing.T) {
 		t.Fatalf("a new connection to the same host sent %v, want a first segment of %d bytes", segs, fits)
 	}
 }
+
+// segmentFrom has ip hand tcp a segment from the neighbour's port from to the
+// host's port 80, and returns the segments tcp sent and the rest.
+func segmentFrom(t *testing.T, h *systest.Harness, from uint16, hdr layers.TCP) ([]*layers.TCP, []ipc.Message) {
+	t.Helper()
+	ref := h.Buffer("ip", tcpPacket(t, at(peerIP, from), at(hostIP, 80), hdr, nil))
+	h.Deliver("ip", systest.Datagram(ref, 20))
+	var sent []ipc.Message
+	for _, m := range h.Sent() {
+		if m.Type != ipc.BufFree || systest.Ref(m) != ref {
+			sent = append(sent, m)
+		}
+	}
+	return segmentsDown(t, h, sent)
+}
+
+// TestTCPSynCookieConnection: with the listener's queue of half-open
+// connections full, a SYN is answered with a cookie and no state; the
+// ACK that returns the cookie makes a connection the application
+// accepts, from the right peer.
+func TestTCPSynCookieConnection(t *testing.T) {
+	h, sock := newTCP(t)
+	oneReply(t, callVia(t, h, systest.Bind(sock, at(hostIP, 80)), sock), 0)
+	oneReply(t, callVia(t, h, systest.Listen(sock, 1), sock), 0)
+	var synack *layers.TCP
+	for port := uint16(1000); port < 1002; port++ { // the second finds the queue full
+		segs, _ := segmentFrom(t, h, port, layers.TCP{SYN: true, Seq: 100})
+		if len(segs) != 1 || !segs[0].SYN || !segs[0].ACK {
+			t.Fatalf("sent %v, want a SYN-ACK", segs)
+		}
+		synack = segs[0]
+	}
+	if segs, _ := segmentFrom(t, h, 1001, layers.TCP{ACK: true, Seq: 101, Ack: synack.Seq + 1}); len(segs) != 0 {
+		t.Fatalf("sent %v for the cookie's ACK, want nothing", segs)
+	}
+	// Port 1001's SYN left no state: a connection from it is the cookie's.
+	r := oneReply(t, callVia(t, h, systest.Accept(sock, 0), sock), 0)
+	if systest.Result(r) <= 0 || systest.ReplyAddr(r) != at(peerIP, 1001) {
+		t.Fatalf("accepted %d from %v, want a socket from %v", systest.Result(r), systest.ReplyAddr(r), at(peerIP, 1001))
+	}
+}
+
+// TestTCPKeepAlive: with SO_KEEPALIVE and an idle time of a second set
+// through the socket calls, a connection whose peer is silent that long is
+// probed with an ACK below the window when the alarm comes. (The role
+// reads the clock: the test waits the second out.)
+func TestTCPKeepAlive(t *testing.T) {
+	h := newRole(t, "tcp", TCP)
+	sock, _, iss := connected(t, h)
+	oneReply(t, callVia(t, h, systest.SetOpt(sock, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1), sock), 0)
+	oneReply(t, callVia(t, h, systest.SetOpt(sock, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 1), sock), 0)
+	h.Sent()
+	h.Deliver("kernel", systest.Alarm())
+	if segs, _ := segmentsDown(t, h, h.Sent()); len(segs) != 0 {
+		t.Fatalf("sent %v before the idle time, want nothing", segs)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	h.Deliver("kernel", systest.Alarm())
+	segs, _ := segmentsDown(t, h, h.Sent())
+	if len(segs) != 1 || !segs[0].ACK || segs[0].SYN || segs[0].FIN || segs[0].RST || segs[0].Seq != iss || len(segs[0].Payload) != 0 {
+		t.Fatalf("sent %v after a second of silence, want one keep-alive probe (an ACK at SND.UNA-1 = %d)", segs, iss)
+	}
+}

@@ -188,6 +188,11 @@ func GetOpt(fd uint64, level, option int) ipc.Message {
 	return msg(sockcall.Call{Op: ipc.OpGetOpt, Sock: fd, Level: level, Option: option})
 }
 
+// SetOpt sets fd's option at level to value.
+func SetOpt(fd uint64, level, option, value int) ipc.Message {
+	return msg(sockcall.Call{Op: ipc.OpSetOpt, Sock: fd, Level: level, Option: option, Value: value})
+}
+
 // Close closes fd.
 func Close(fd uint64) ipc.Message { return msg(sockcall.Call{Op: ipc.OpClose, Sock: fd}) }
 
