@@ -87,6 +87,8 @@ type kern struct {
 	spare    *standby
 	spareDue time.Time
 	dropped  *exec.Cmd
+	spawning bool         // a standby's start is under way
+	spawns   chan spawned // its result
 }
 
 // Run creates the run's channels, starts every server of the spec pinned

@@ -38,9 +38,24 @@ const StandbyDelay = 500 * time.Millisecond
 // started.
 const standbyRetry = MaxRestartDelay
 
-// keepStandby starts a standby when one is due.
+// spawned is a standby's start, done off the kernel's loop.
+type spawned struct {
+	cmd  *exec.Cmd
+	kend int
+	err  error
+}
+
+// keepStandby starts a standby when one is due, and takes one whose start
+// is done. The start (a fork and exec) runs beside the loop, which keeps
+// routing meanwhile: nothing waits for a standby.
 func (k *kern) keepStandby(now time.Time) {
-	if k.stop || k.spare != nil || k.spareDue.IsZero() || now.Before(k.spareDue) {
+	select {
+	case sp := <-k.spawns:
+		k.spawning = false
+		k.adopt(sp, now)
+	default:
+	}
+	if k.stop || k.spawning || k.spare != nil || k.spareDue.IsZero() || now.Before(k.spareDue) {
 		return
 	}
 	k.spareDue = time.Time{}
@@ -50,25 +65,41 @@ func (k *kern) keepStandby(now time.Time) {
 		k.spareDue = now.Add(standbyRetry)
 		return
 	}
-	pf := os.NewFile(uintptr(pend), "kernel-conn")
-	defer pf.Close()
-	cmd, err := spawn.Start(spawn.Spec{
+	if k.spawns == nil {
+		k.spawns = make(chan spawned, 1)
+	}
+	k.spawning = true
+	spec := spawn.Spec{
 		Path: k.c.Exe, Args: []string{"serve", "--standby", "--run", k.c.Run}, Cores: k.stackCores(),
-		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL,
-	})
-	if err != nil {
-		unix.Close(kend)
-		k.c.Log.Printf("standby: %v", err)
+		Files: []*os.File{os.NewFile(uintptr(pend), "kernel-conn")}, DeathSignal: syscall.SIGKILL,
+	}
+	go func() {
+		cmd, err := spawn.Start(spec)
+		spec.Files[0].Close()
+		k.spawns <- spawned{cmd, kend, err}
+		k.kick()
+	}()
+}
+
+// adopt makes a started process the standby, at now; one started while
+// the kernel began to stop is ended at once.
+func (k *kern) adopt(sp spawned, now time.Time) {
+	if sp.err != nil {
+		unix.Close(sp.kend)
+		k.c.Log.Printf("standby: %v", sp.err)
 		k.spareDue = now.Add(standbyRetry)
 		return
 	}
-	sb := &standby{cmd: cmd, fd: kend}
+	sb := &standby{cmd: sp.cmd, fd: sp.kend}
 	go func() {
-		err := cmd.Wait()
-		k.exits <- exitEvent{int(sb.slot.Load()), cmd, err}
+		err := sb.cmd.Wait()
+		k.exits <- exitEvent{int(sb.slot.Load()), sb.cmd, err}
 		k.kick()
 	}()
 	k.spare = sb
+	if k.stop {
+		k.dropStandby(false)
+	}
 }
 
 // stackCores returns every core a server of the run is pinned to, where a
@@ -135,8 +166,17 @@ func (k *kern) standbyExited(ev exitEvent, now time.Time) {
 
 // dropStandby ends the standby when the kernel stops: closing its
 // connection, which it reads as end of file and exits; kill (at the
-// kernel's clean-up) also kills it.
+// kernel's clean-up) also kills it, and one whose start is still under
+// way.
 func (k *kern) dropStandby(kill bool) {
+	if kill && k.spawning {
+		sp := <-k.spawns
+		k.spawning = false
+		if sp.err == nil {
+			unix.Close(sp.kend)
+			sp.cmd.Process.Kill()
+		}
+	}
 	if sb := k.spare; sb != nil {
 		k.spare, k.dropped = nil, sb.cmd
 		unix.Close(sb.fd)
