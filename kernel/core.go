@@ -32,11 +32,16 @@ const (
 	ReasonDead       Reason = "dead-destination"
 	ReasonBadDst     Reason = "bad-destination"
 	ReasonBadRequest Reason = "bad-request"
+	// The type table's refusals (ipc.MaySend): a type only the kernel
+	// sends, and a type the sender's class may not send to the
+	// destination's.
+	ReasonKernelOnly  = Reason(ipc.RefuseKernelOnly)
+	ReasonWrongSender = Reason(ipc.RefuseWrongSender)
 )
 
 // Reasons lists every refusal reason, for metrics.
 var Reasons = []Reason{ReasonShort, ReasonOversized, ReasonUnknown, ReasonForged,
-	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest}
+	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender}
 
 // Entry is one process in the endpoint table.
 type Entry struct {
@@ -60,7 +65,8 @@ type Out struct {
 type Core struct {
 	table   [ipc.MaxSlots]*Entry
 	byName  map[string]int
-	allow   [ipc.MaxSlots]uint64 // allow[src] has bit dst set if src may send to dst
+	allow   [ipc.MaxSlots]uint64    // allow[src] has bit dst set if src may send to dst
+	class   [ipc.MaxSlots]ipc.Class // what each process may send (ipc.MaySend); ClassApp until SetClass
 	alarms  alarmHeap
 	alarmOf [ipc.MaxSlots]*alarm
 	notes   [ipc.MaxSlots]uint64 // pending notification sources per destination
@@ -83,6 +89,7 @@ type Core struct {
 // NewCore returns a kernel with only itself in the table.
 func NewCore() *Core {
 	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}, RestartDelay: DefaultRestartDelay}
+	k.class[ipc.KernelSlot] = ipc.ClassKernel
 	k.table[ipc.KernelSlot] = &Entry{Name: "kernel", Slot: ipc.KernelSlot, EP: ipc.Kernel, Alive: true, Ready: true}
 	k.byName["kernel"] = ipc.KernelSlot
 	for s := range k.allow {
@@ -103,6 +110,14 @@ func (k *Core) Add(name string, slot int) error {
 	k.byName[name] = slot
 	k.allow[slot] |= 1 << ipc.KernelSlot
 	return nil
+}
+
+// SetClass says what the process in slot is, for the type table
+// (ipc.MaySend): by default, an application.
+func (k *Core) SetClass(slot int, c ipc.Class) {
+	if slot > ipc.KernelSlot && slot < ipc.MaxSlots && c != ipc.ClassKernel {
+		k.class[slot] = c
+	}
 }
 
 // Allow lets src send to dst.
@@ -247,11 +262,11 @@ func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
 	if m.Type.IsKernelCall() && m.Type != ipc.Notify {
 		return k.refuse(out, src.Slot, ReasonBadDst, ipc.EINVAL, m)
 	}
-	if isKernelNotice(m.Type) || m.Type == ipc.Ack || m.Type == ipc.Error {
+	if m.Type.KernelOnly() {
 		// Only the kernel announces alarms, deaths and restarts, or
 		// answers calls: a process passing one off as the kernel's is
 		// forging it.
-		return k.refuse(out, src.Slot, ReasonForged, ipc.EPERM, m)
+		return k.refuse(out, src.Slot, ReasonKernelOnly, ipc.EPERM, m)
 	}
 	dslot := m.Dst.Slot()
 	dst := k.Entry(dslot)
@@ -260,6 +275,9 @@ func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
 	}
 	if !k.CanSend(src.Slot, dslot) {
 		return k.refuse(out, src.Slot, ReasonForbidden, ipc.EPERM, m)
+	}
+	if why := ipc.MaySend(m.Type, k.class[src.Slot], k.class[dslot]); why != "" {
+		return k.refuse(out, src.Slot, Reason(why), ipc.EPERM, m)
 	}
 	if !dst.Alive || dst.EP != m.Dst {
 		return k.refuse(out, src.Slot, ReasonDead, ipc.EDEADSRCDST, m)
@@ -270,10 +288,6 @@ func (k *Core) forward(out []Out, src *Entry, m *ipc.Message) []Out {
 	k.Forwarded[src.Slot][dslot]++
 	return append(out, Out{To: dslot, Msg: *m})
 }
-
-// isKernelNotice reports whether t is a message only the kernel sends:
-// Alarm, Notification, EndpointUpdate, Shutdown, EndpointDown.
-func isKernelNotice(t ipc.Type) bool { return t >= ipc.Alarm && t < ipc.Ping }
 
 // notify coalesces: the destination gets one Notification naming every
 // source that notified it since it last received one.

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -53,8 +54,8 @@ func TestHandle(t *testing.T) {
 		{"stale generation", 1, ipc.Message{Src: ep(1), Dst: ipc.MakeEndpoint(2, 7), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonDead, ipc.EDEADSRCDST},
 		{"no such slot", 1, ipc.Message{Src: ep(1), Dst: ep(40), Type: ipc.Ping}, 0, 1, ipc.Error, ReasonBadDst, ipc.EDEADSRCDST},
 		{"kernel call forwarded", 1, ipc.Message{Src: ep(1), Dst: ep(2), Type: ipc.Register}, 0, 1, ipc.Error, ReasonBadDst, ipc.EINVAL},
-		{"a process passing for the kernel", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointDown{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonForged, ipc.EPERM},
-		{"a forged restart", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointUpdate{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonForged, ipc.EPERM},
+		{"a process passing for the kernel", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointDown{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonKernelOnly, ipc.EPERM},
+		{"a forged restart", 1, encode(ipc.Message{Src: ep(1), Dst: ep(2)}, kcall.EndpointUpdate{Slot: 3, Endpoint: ep(3)}), 0, 1, ipc.Error, ReasonKernelOnly, ipc.EPERM},
 		{"register", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 9100}), 0, 1, ipc.Ack, "", 0},
 		{"register bad port", 1, encode(ipc.Message{Src: ep(1), Dst: ipc.Kernel}, kcall.Register{MetricsPort: 1 << 20}), 0, 1, ipc.Error, ReasonBadRequest, ipc.EINVAL},
 	}
@@ -87,6 +88,81 @@ func TestHandle(t *testing.T) {
 			}
 			if tt.reason == "" && len(k.Refused) != 0 {
 				t.Fatalf("refused %v, want none", k.Refused)
+			}
+		})
+	}
+}
+
+// TestTypeTable: the kernel holds every forwarded message to the type
+// table (ipc.MaySend), by the classes of its sender and destination.
+func TestTypeTable(t *testing.T) {
+	const app, ip, tcp, syscall = 1, 2, 3, 4
+	newCore := func(t *testing.T) *Core {
+		k := NewCore()
+		for i, r := range []string{"app", "ip", "tcp", "syscall"} {
+			slot := i + 1
+			if err := k.Add(r, slot); err != nil {
+				t.Fatal(err)
+			}
+			k.SetClass(slot, ipc.ClassOf(r))
+			k.Started(slot)
+		}
+		for a := 1; a <= 4; a++ {
+			for b := 1; b <= 4; b++ {
+				if a != b {
+					k.Allow(a, b)
+				}
+			}
+		}
+		return k
+	}
+	tests := []struct {
+		typ      ipc.Type
+		from, to int
+		reason   Reason // "": forwarded
+	}{
+		{ipc.Shutdown, app, tcp, ReasonKernelOnly},
+		{ipc.Alarm, app, tcp, ReasonKernelOnly},
+		{ipc.Notification, app, tcp, ReasonKernelOnly},
+		{ipc.EndpointUpdate, ip, tcp, ReasonKernelOnly},
+		{ipc.EndpointDown, syscall, tcp, ReasonKernelOnly},
+		{ipc.Ack, tcp, app, ReasonKernelOnly},
+		{ipc.Error, tcp, app, ReasonKernelOnly},
+		{ipc.Datagram, app, tcp, ReasonWrongSender},
+		{ipc.Datagram, syscall, tcp, ReasonWrongSender},
+		{ipc.Datagram, ip, tcp, ""},
+		{ipc.Datagram, tcp, ip, ""},
+		{ipc.SocketReply, app, syscall, ReasonWrongSender},
+		{ipc.SocketReply, ip, syscall, ReasonWrongSender},
+		{ipc.SocketReply, tcp, syscall, ""},
+		{ipc.SocketReply, syscall, app, ""},
+		{ipc.FrameRx, app, ip, ReasonWrongSender},
+		{ipc.PortUnreachable, app, tcp, ReasonWrongSender},
+		{ipc.ICMPError, app, tcp, ReasonWrongSender},
+		{ipc.Unreachable, app, ip, ReasonWrongSender},
+		{ipc.Socket, tcp, syscall, ReasonWrongSender},
+		{ipc.Socket, app, syscall, ""},
+		{ipc.Ping, app, tcp, ""},
+		{ipc.BufFree, app, syscall, ""},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s from %d to %d", tt.typ, tt.from, tt.to), func(t *testing.T) {
+			k := newCore(t)
+			out := k.Handle(tt.from, raw(ipc.Message{Src: ep(tt.from), Dst: ep(tt.to), Type: tt.typ}), ipc.MessageSize, t0)
+			if len(out) != 1 {
+				t.Fatalf("out = %+v, want one message", out)
+			}
+			if tt.reason == "" {
+				if out[0].To != tt.to || out[0].Msg.Type != tt.typ || len(k.Refused) != 0 {
+					t.Fatalf("out = %+v, refused %v: want it forwarded", out, k.Refused)
+				}
+				return
+			}
+			if out[0].To != tt.from || out[0].Msg.Type != ipc.Error || ipc.AsKernelError(&out[0].Msg).Errno != ipc.EPERM {
+				t.Fatalf("out = %+v, want EPERM back to the sender", out)
+			}
+			if k.Refused[tt.reason] != 1 || len(k.Refused) != 1 {
+				t.Fatalf("refused %v, want one %s", k.Refused, tt.reason)
 			}
 		})
 	}

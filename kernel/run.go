@@ -122,6 +122,7 @@ func (k *kern) setup() error {
 		if err := k.core.Add(p.Name, slot); err != nil {
 			return err
 		}
+		k.core.SetClass(slot, ipc.ClassOf(p.Role))
 		k.procs[slot] = &proc{spec: p, slot: slot, entry: k.core.Entry(slot), fd: -1}
 	}
 	for _, l := range s.Links {

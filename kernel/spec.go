@@ -142,9 +142,10 @@ func (s *Spec) Boot(run string, slot int, ep ipc.Endpoint) (boot.Options, error)
 	}
 	o := boot.Options{Name: p.Name, Role: p.Role, Endpoint: ep, Run: run, Transport: s.Transport,
 		Wait: w, Cores: p.Cores, Args: p.Args, Peers: s.peers(p.Name),
-		Procs: map[string]int{}, Routes: map[string]string{}, ServiceTimes: s.ServiceTimes, Trace: s.Trace}
+		Procs: map[string]int{}, Routes: map[string]string{}, Roles: map[string]string{}, ServiceTimes: s.ServiceTimes, Trace: s.Trace}
 	for i, q := range s.Procs {
 		o.Procs[q.Name] = i + 1
+		o.Roles[q.Name] = q.Role
 	}
 	for dst, hop := range p.Routes {
 		o.Routes[dst] = hop

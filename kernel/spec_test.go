@@ -96,7 +96,8 @@ func TestSpecBoot(t *testing.T) {
 		Wait: ipc.WaitPolicy{Spin: 20000}, Cores: []int{2},
 		Peers:  map[string]int{"syscall": 1, "ip": 3},
 		Procs:  map[string]int{"syscall": 1, "tcp": 2, "ip": 3, "nic": 4},
-		Routes: map[string]string{"nic": "ip"}}
+		Routes: map[string]string{"nic": "ip"},
+		Roles:  map[string]string{"syscall": "syscall", "tcp": "tcp", "ip": "ip", "nic": "nic"}}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("Boot(tcp) =\n%+v\nwant\n%+v", o, want)
 	}

@@ -84,13 +84,18 @@ func TestHostile(t *testing.T) {
 
 func TestEcho(t *testing.T) {
 	h := systest.New(t, systest.Config{Name: "diag", Role: "echo", Procs: diagRun, Peers: []string{"a"}}, Echo)
-	h.Deliver("a", systest.Ping(9, 1, 2), systest.Alarm(), systest.Alarm(), systest.FrameRx(0))
+	h.Deliver("a", systest.Ping(9, 1, 2))
+	h.Deliver("kernel", systest.Alarm(), systest.Alarm())
+	h.Deliver("a", systest.FrameRx(0)) // an application may not send frames: refused
+	if got := h.Metric("newtsim_server_refused_messages_total", "reason", "wrong-sender"); got != 1 {
+		t.Errorf("refused %v frames, want 1", got)
+	}
 	want := systest.Pong(9, 1, 2)
 	want.Src, want.Dst = h.Endpoint("diag"), h.Endpoint("a")
 	if out := h.SentTo("a"); len(out) != 1 || out[0] != want {
 		t.Errorf("sent %v, want %v", out, want)
 	}
-	for typ, n := range map[string]float64{"alarm": 2, "frame-rx": 1, "ping": 0} {
+	for typ, n := range map[string]float64{"alarm": 2, "frame-rx": 0, "ping": 0} {
 		if got := h.Metric("newtsim_server_ignored_messages_total", "type", typ); got != n {
 			t.Errorf("%s ignored %v times, want %v", typ, got, n)
 		}

@@ -133,18 +133,19 @@ func TestIPRefusesBadBuffer(t *testing.T) {
 	nic := uint8(hostSlots["nic"])
 	tests := []struct {
 		name string
+		from string
 		msg  ipc.Message
 		typ  string
 	}{
-		{"a frame out of bounds", systest.FrameRx(pool.MakeRef(nic, 1<<30, 60)), "frame-rx"},
-		{"a frame spanning buffers", systest.FrameRx(pool.MakeRef(nic, pool.DefaultBufSize-10, 60)), "frame-rx"},
-		{"a frame of no pool", systest.FrameRx(pool.MakeRef(60, 0, 60)), "frame-rx"},
-		{"a datagram empty", systest.Segment(pool.MakeRef(uint8(hostSlots["udp"]), 0, 0), hostIP, peerIP, proto.UDP), "datagram"},
+		{"a frame out of bounds", "pf", systest.FrameRx(pool.MakeRef(nic, 1<<30, 60)), "frame-rx"},
+		{"a frame spanning buffers", "pf", systest.FrameRx(pool.MakeRef(nic, pool.DefaultBufSize-10, 60)), "frame-rx"},
+		{"a frame of no pool", "pf", systest.FrameRx(pool.MakeRef(60, 0, 60)), "frame-rx"},
+		{"a datagram empty", "udp", systest.Segment(pool.MakeRef(uint8(hostSlots["udp"]), 0, 0), hostIP, peerIP, proto.UDP), "datagram"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := h.Metric("newtsim_server_bad_buffer_refs_total", "type", tt.typ)
-			h.Deliver("pf", tt.msg)
+			h.Deliver(tt.from, tt.msg)
 			if out := h.Sent(); len(out) != 0 {
 				t.Errorf("sent %v, want nothing", out)
 			}

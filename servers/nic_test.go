@@ -47,7 +47,7 @@ func TestNICRefusesBadBuffer(t *testing.T) {
 
 func TestNICWire(t *testing.T) {
 	h := systest.New(t, systest.Config{Name: "nic", Procs: map[string]int{"nic": 1, "driver": 2, "far": 3, "ip": 4},
-		Peers: []string{"driver", "far"}, Routes: map[string]string{"ip": "driver"},
+		Peers: []string{"driver", "far"}, Routes: map[string]string{"ip": "driver"}, Roles: map[string]string{"far": "nic"},
 		Args: []string{"--backend", "wire", "--wire-peer", "far"}}, NIC)
 	// Down: onto the wire, and out at the far end in a buffer of ours.
 	frame := []byte("a frame across the wire")

@@ -31,8 +31,11 @@ type Options struct {
 	Peers     map[string]int    // peer name to slot
 	Procs     map[string]int    // every server of the run, name to slot
 	Routes    map[string]string // next hop towards each server not a peer
-	Args      []string          // role-specific arguments
-	KernelFD  int               // the kernel connection; kmsg.FD when started by the kernel
+	// Roles gives the role of each server of the run, by name: what its
+	// messages may be (ipc.ClassOf, ipc.MaySend).
+	Roles    map[string]string
+	Args     []string // role-specific arguments
+	KernelFD int      // the kernel connection; kmsg.FD when started by the kernel
 	// ServiceTimes times the role's handling of each message, for the
 	// histogram newtsim_server_service_seconds (off: it costs two clock
 	// reads a message).
@@ -71,6 +74,9 @@ func (o Options) Argv() []string {
 	for _, n := range slices.Sorted(maps.Keys(o.Routes)) {
 		a = append(a, "--route", n+"="+o.Routes[n])
 	}
+	for _, n := range slices.Sorted(maps.Keys(o.Roles)) {
+		a = append(a, "--role-of", n+"="+o.Roles[n])
+	}
 	if len(o.Args) > 0 {
 		a = append(a, "--")
 		a = append(a, o.Args...)
@@ -98,7 +104,7 @@ func Parse(args []string) (Options, error) {
 	var o Options
 	var ep uint64
 	var wait, cores string
-	var peers, procs, routes listFlag
+	var peers, procs, routes, roles listFlag
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.Name, "name", "", "process name")
@@ -113,6 +119,7 @@ func Parse(args []string) (Options, error) {
 	fs.Var(&peers, "peer", "a peer, NAME=SLOT (repeated)")
 	fs.Var(&procs, "proc", "a server of the run, NAME=SLOT (repeated)")
 	fs.Var(&routes, "route", "the next hop towards a server, DEST=NEXTHOP (repeated)")
+	fs.Var(&roles, "role-of", "the role of a server of the run, NAME=ROLE (repeated)")
 	if err := fs.Parse(args); err != nil {
 		return Options{}, fmt.Errorf("boot: %w", err)
 	}
@@ -148,6 +155,16 @@ func Parse(args []string) (Options, error) {
 			return Options{}, fmt.Errorf("boot: --route %q: want DEST=NEXTHOP", r)
 		}
 		o.Routes[dst] = hop
+	}
+	for _, r := range roles {
+		name, role, ok := strings.Cut(r, "=")
+		if !ok || name == "" || role == "" {
+			return Options{}, fmt.Errorf("boot: --role-of %q: want NAME=ROLE", r)
+		}
+		if o.Roles == nil {
+			o.Roles = map[string]string{}
+		}
+		o.Roles[name] = role
 	}
 	return o, nil
 }

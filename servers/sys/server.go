@@ -59,6 +59,8 @@ type Server struct {
 	quar      quarantine                 // a restarted server's pool (quarantine.go)
 	gone      [ipc.MaxSlots]ipc.Endpoint // the last endpoint that died in each slot
 	deaths    [ipc.MaxSlots]int          // deaths announced, by slot
+	class     [ipc.MaxSlots]ipc.Class    // each process's class, for the type table (ipc.MaySend)
+	refused   *prometheus.CounterVec     // messages the type table refused, by reason
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -288,6 +290,7 @@ func New(o boot.Options, e Env) (*Server, error) {
 	for n, slot := range o.Procs {
 		s.procs[slot%ipc.MaxSlots] = n
 	}
+	s.classify()
 	s.Registry = prom.NewRegistry(o.Name, o.Role)
 	s.badRefs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "bad_buffer_refs_total", Help: "Buffer references refused (pool, rights or bounds), by message type."}, []string{"type"})
@@ -296,6 +299,12 @@ func New(o boot.Options, e Env) (*Server, error) {
 	s.stale = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "stale_messages_total", Help: "Messages received for another incarnation of this server, and dropped."})
 	s.Registry.MustRegister(s.stale)
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "refused_messages_total", Help: "Messages refused by the type table (a type the sender may not send), and BufFrees from a process the buffer was not given to, by reason."}, []string{"reason"})
+	for _, r := range ipc.Refusals {
+		s.refused.WithLabelValues(string(r))
+	}
+	s.Registry.MustRegister(s.refused)
 	s.out.register(s.Registry)
 	s.bufWaits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "buffer_waits_total", Help: "Copies that found the pool empty and waited for a buffer to come back."})
@@ -504,6 +513,9 @@ const (
 // kernel's refusal of a send (counted, and seen by the role), and
 // Shutdown. It says what to do next.
 func (s *Server) common(m *ipc.Message) (int, error) {
+	if !s.permitted(m) {
+		return done, nil
+	}
 	if s.quar.held != nil {
 		s.checkQuarantine() // its time may be up
 	}
@@ -559,6 +571,47 @@ func (s *Server) common(m *ipc.Message) (int, error) {
 		}
 	}
 	return passOn, nil
+}
+
+// classify gives each process of the run its class, from its role (or,
+// where the options name no role, its name, as a role's tests do): what
+// the type table lets it send this server.
+func (s *Server) classify() {
+	set := func(names map[string]int) {
+		for n, slot := range names {
+			role, ok := s.Opts.Roles[n]
+			if !ok {
+				role = n
+			}
+			if slot > ipc.KernelSlot && slot < ipc.MaxSlots {
+				s.class[slot] = ipc.ClassOf(role)
+			}
+		}
+	}
+	set(s.Opts.Procs)
+	set(s.Opts.Peers)
+	s.class[ipc.KernelSlot] = ipc.ClassKernel
+}
+
+// permitted holds m to the type table (ipc.MaySend), as the kernel does on
+// the kernel transport: on shared memory nobody else does. A refusal is
+// counted by reason and dropped.
+func (s *Server) permitted(m *ipc.Message) bool {
+	from := ipc.ClassApp
+	switch slot := m.Src.Slot(); {
+	case slot == ipc.KernelSlot:
+		from = ipc.ClassKernel
+	case slot < ipc.MaxSlots:
+		from = s.class[slot]
+	}
+	why := ipc.MaySend(m.Type, from, ipc.ClassOf(s.Opts.Role))
+	if why == "" {
+		return true
+	}
+	if s.refused != nil {
+		s.refused.WithLabelValues(string(why)).Inc()
+	}
+	return false
 }
 
 // kernelReason is the send failure reason of a kernel's refusal.

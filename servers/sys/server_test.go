@@ -2,6 +2,7 @@ package sys_test
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -382,4 +383,59 @@ func msgBufFree(ref pool.Ref) ipc.Message {
 	var m ipc.Message
 	packet.BufFree{Buf: ref}.Encode(&m)
 	return m
+}
+
+// TestTypeTable: the loop holds what arrives to the type table
+// (ipc.MaySend) before its role sees it, as the kernel does on the kernel
+// transport: on shared memory the receiver is the only check.
+func TestTypeTable(t *testing.T) {
+	procs := map[string]int{"syscall": 1, "tcp": 2, "ip": 4, "app": 5}
+	tests := []struct {
+		to, from string
+		msg      ipc.Message
+		reason   ipc.Refusal // "": handed to the role
+	}{
+		{"tcp", "app", systest.Shutdown(), ipc.RefuseKernelOnly},
+		{"tcp", "app", systest.Alarm(), ipc.RefuseKernelOnly},
+		{"tcp", "ip", systest.EndpointDown(5, ipc.MakeEndpoint(5, 1)), ipc.RefuseKernelOnly},
+		{"tcp", "app", systest.EndpointUpdate(4, ipc.MakeEndpoint(4, 9)), ipc.RefuseKernelOnly},
+		{"tcp", "app", ipc.Message{Type: ipc.Notification}, ipc.RefuseKernelOnly},
+		{"tcp", "app", ipc.Message{Type: ipc.Ack}, ipc.RefuseKernelOnly},
+		{"tcp", "app", systest.Datagram(0, 0), ipc.RefuseWrongSender},
+		{"tcp", "syscall", systest.Datagram(0, 0), ipc.RefuseWrongSender},
+		{"tcp", "app", systest.PortUnreachable(netip.AddrPort{}, netip.AddrPort{}), ipc.RefuseWrongSender},
+		{"syscall", "app", systest.Reply(ipc.OpOpen, 1, 3, ipc.MakeEndpoint(5, 1)), ipc.RefuseWrongSender},
+		{"syscall", "ip", systest.Reply(ipc.OpOpen, 1, 3, ipc.MakeEndpoint(5, 1)), ipc.RefuseWrongSender},
+		{"ip", "app", systest.FrameRx(0), ipc.RefuseWrongSender},
+		{"ip", "app", systest.Unreachable(0), ipc.RefuseWrongSender},
+		{"tcp", "ip", systest.Datagram(0, 0), ""},
+		{"syscall", "tcp", systest.Reply(ipc.OpOpen, 1, 3, ipc.MakeEndpoint(5, 1)), ""},
+		{"tcp", "kernel", systest.Alarm(), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.msg.Type.String()+" from "+tt.from+" to "+tt.to, func(t *testing.T) {
+			r := &recorder{}
+			var peers []string
+			for n := range procs {
+				if n != tt.to {
+					peers = append(peers, n)
+				}
+			}
+			h := systest.New(t, systest.Config{Name: tt.to, Procs: procs, Peers: peers},
+				func(*sys.Server) (sys.Handler, error) { return r, nil })
+			h.Deliver(tt.from, tt.msg)
+			if tt.reason == "" {
+				if len(r.handled) != 1 || r.handled[0] != tt.msg.Type {
+					t.Fatalf("handled %v, want the %s", r.handled, tt.msg.Type)
+				}
+				return
+			}
+			if len(r.handled) != 0 {
+				t.Fatalf("handled %v, want it refused", r.handled)
+			}
+			if got := h.Metric("newtsim_server_refused_messages_total", "reason", string(tt.reason)); got != 1 {
+				t.Fatalf("refused %v as %s, want 1", got, tt.reason)
+			}
+		})
+	}
 }

@@ -37,7 +37,8 @@ func (k *fakeKernel) Call(*ipc.Message) (ipc.Message, error) { return ipc.Messag
 func newLoop(tb testing.TB, timed bool, m ipc.Message, n int) (*Server, *repeatTransport) {
 	tb.Helper()
 	tr := &repeatTransport{m: m, n: n}
-	s, err := New(boot.Options{Name: "loop", Role: "loop", Endpoint: ipc.MakeEndpoint(2, 1), Transport: "fake"},
+	s, err := New(boot.Options{Name: "loop", Role: "loop", Endpoint: ipc.MakeEndpoint(2, 1), Transport: "fake",
+		Procs: map[string]int{"loop": 2, "pf": 3}},
 		Env{Transport: tr, Kernel: &fakeKernel{}})
 	if err != nil {
 		tb.Fatal(err)

@@ -47,6 +47,10 @@ type Config struct {
 	Peers []string
 	// Routes is the next hop towards each process that is not a peer.
 	Routes map[string]string
+	// Roles gives the role of a process whose name is not its role (a
+	// far nic called "far"): what the type table lets it send
+	// (ipc.MaySend). A process not named here has its name for role.
+	Roles map[string]string
 	// Args are the role's own arguments.
 	Args []string
 	// Generation is the server's incarnation, as the kernel counts
@@ -116,7 +120,7 @@ func New(tb testing.TB, c Config, start sys.Starter) *Harness {
 	}
 	self := h.endpoints[c.Name]
 	o := boot.Options{Name: c.Name, Role: c.Role, Endpoint: self, Run: run, Transport: "fake",
-		Peers: map[string]int{}, Procs: c.Procs, Routes: c.Routes, Args: c.Args, KernelFD: -1}
+		Peers: map[string]int{}, Procs: c.Procs, Routes: c.Routes, Roles: c.Roles, Args: c.Args, KernelFD: -1}
 	if o.Routes == nil {
 		o.Routes = map[string]string{}
 	}
