@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,9 @@ type kern struct {
 	evfd    int // eventfd: child exits and shutdown
 	exits   chan exitEvent
 	ring0   *shm.Transport // shm mode: the kernel's rings into every inbox
+	// ownersRestored counts owner words a peer overwrote and the kernel
+	// wrote back (restoreOwners).
+	ownersRestored atomic.Uint64
 	stats   ipc.Stats      // what the kernel's connections carried
 	stop    bool
 	ready   bool
@@ -481,8 +485,29 @@ func (k *kern) sendConn(p *proc, m *ipc.Message) error {
 	return nil
 }
 
+// restoreOwners writes each live server's endpoint back into its inbox's
+// owner word where a peer overwrote it (shm transport): the kernel's table
+// is the truth, the shared word a copy any peer can write, and a wrong one
+// makes every sender's messages fail as for a dead receiver. It runs on
+// every turn of the loop, at least once a second.
+func (k *kern) restoreOwners() {
+	if k.ring0 == nil {
+		return
+	}
+	for _, p := range k.procs[1:] {
+		k.mu.Lock()
+		alive, ep := p.entry.Alive, p.entry.EP
+		k.mu.Unlock()
+		if in := k.ring0.PeerInbox(p.slot); in != nil && alive && in.Owner() != ep {
+			in.SetOwner(ep)
+			k.ownersRestored.Add(1)
+		}
+	}
+}
+
 // retry retries full rings and restarts the servers the core says are due.
 func (k *kern) retry(now time.Time) {
+	k.restoreOwners()
 	for _, p := range k.procs[1:] {
 		if len(p.pending) > 0 && k.ring0 != nil {
 			k.flush(p)
@@ -501,6 +526,7 @@ func (k *kern) retry(now time.Time) {
 				// What was left for the dead incarnation is not its
 				// successor's (the inbox refused new sends since the
 				// death).
+				in.Repair() // what a peer scribbled on the header
 				if n := in.Discard(); n > 0 {
 					k.c.Log.Printf("%s: discarded %d messages left for %s", p.spec.Name, n, ipc.MakeEndpoint(slot, ep.Generation()-1))
 				}
@@ -684,6 +710,9 @@ func (k *kern) serveMetrics() error {
 	reg.MustRegister(collector.NewTransport("kernel", &k.stats, peer), (*kernelCollector)(k))
 	if k.ring0 != nil {
 		reg.MustRegister(collector.NewTransport("shm", k.ring0.Stats(), peer))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "kernel",
+			Name: "owner_words_restored_total", Help: "Inbox owner words a peer overwrote and the kernel wrote back (shm transport)."},
+			func() float64 { return float64(k.ownersRestored.Load()) }))
 	}
 	s, err := prom.Serve(reg, "127.0.0.1:0")
 	if err != nil {

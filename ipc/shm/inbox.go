@@ -78,6 +78,11 @@ var ErrCorrupt = errors.New("shm: corrupt inbox")
 // Inbox is a mapped inbox file: the receiver's side of its channels, and
 // (through Outbox) the senders' side.
 type Inbox struct {
+	// self, when set, is the receiver's own endpoint, which it stamps
+	// every message with: the shared owner word is for senders only, so
+	// a peer that overwrites it cannot make the receiver take its messages
+	// for another incarnation's.
+	self  ipc.Endpoint
 	reg   *Region
 	owner *atomic.Uint32
 	wake  *atomic.Uint32
@@ -89,8 +94,16 @@ type ring struct {
 	head     *atomic.Uint64
 	tail     *atomic.Uint64
 	prodWait *atomic.Uint32
-	sender   int
-	slots    unsafe.Pointer
+	// sender is the slot allowed to produce on the ring, read once when
+	// the inbox is mapped (and checked then): what a peer writes to the
+	// shared word later changes nothing here.
+	sender int
+	slots  unsafe.Pointer
+	// tailOwn is the consumer's own tail: it takes by this private copy
+	// and publishes it to the shared tail only for the producer's sake,
+	// so a peer that moves the shared tail cannot make the consumer skip
+	// or repeat messages (see repairTails).
+	tailOwn uint64
 	// tailSeen is the producer's private copy of the tail. It is read
 	// again from shared memory only when the ring looks full, so the
 	// consumer's tail line is not pulled to the producer's core on every
@@ -168,15 +181,22 @@ func mapInbox(reg *Region) (*Inbox, error) {
 		slots: uint64(slots),
 		rings: make([]ring, nrings),
 	}
+	seen := map[int]bool{}
 	for i := range in.rings {
 		b := headerSize + i*ringSize(slots)
+		sender := binary.LittleEndian.Uint32(m[b+2*lineSize:])
+		if sender >= ipc.MaxSlots || seen[int(sender)] {
+			return nil, fmt.Errorf("%w: ring %d has sender slot %d, out of range or repeated", ErrCorrupt, i, sender)
+		}
+		seen[int(sender)] = true
 		in.rings[i] = ring{
 			head:     (*atomic.Uint64)(unsafe.Pointer(&m[b])),
 			tail:     (*atomic.Uint64)(unsafe.Pointer(&m[b+lineSize])),
 			prodWait: (*atomic.Uint32)(unsafe.Pointer(&m[b+lineSize+8])),
-			sender:   int(binary.LittleEndian.Uint32(m[b+2*lineSize:])),
+			sender:   int(sender),
 			slots:    unsafe.Pointer(&m[b+ringHeader]),
 		}
+		in.rings[i].tailOwn = in.rings[i].tail.Load()
 	}
 	return in, nil
 }
@@ -188,6 +208,42 @@ func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
 // the old one get ipc.ErrDeadEndpoint.
 func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
 
+// Repair writes the header and every ring's sender word again from this
+// mapping's own copy, taken when it was mapped: what a peer scribbled there
+// (a sender slot out of range, a bad magic) would keep the inbox's owner
+// from starting again. Only the kernel, which created the inbox, calls it,
+// before it starts the owner again.
+func (in *Inbox) Repair() {
+	m := in.reg.Mem
+	binary.LittleEndian.PutUint32(m[offVersion:], version)
+	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(in.rings)))
+	binary.LittleEndian.PutUint32(m[offSlots:], uint32(in.slots))
+	binary.LittleEndian.PutUint32(m[offMsgSize:], ipc.MessageSize)
+	for i, r := range in.rings {
+		binary.LittleEndian.PutUint32(m[headerSize+i*ringSize(int(in.slots))+2*lineSize:], uint32(r.sender))
+	}
+	binary.LittleEndian.PutUint64(m[offMagic:], magic)
+}
+
+// repairTails publishes each ring's private tail again where the shared
+// word differs: a peer that moved another sender's tail back (so that its
+// ring looks full) is undone before the consumer sleeps, and the sender's
+// bounded sleep sees the room again.
+func (in *Inbox) repairTails() int {
+	n := 0
+	for i := range in.rings {
+		r := &in.rings[i]
+		if r.tail.Load() != r.tailOwn {
+			r.tail.Store(r.tailOwn)
+			n++
+			if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
+				wakeProducer(r)
+			}
+		}
+	}
+	return n
+}
+
 // Discard drops every complete message waiting in the inbox, as its
 // receiver would by taking them, and returns how many. Only the kernel
 // calls it, between a receiver's death and its restart (after a SetOwner
@@ -198,11 +254,12 @@ func (in *Inbox) Discard() int {
 	for i := range in.rings {
 		r := &in.rings[i]
 		t := r.tail.Load()
-		for mark(r.slot(t, in.slots)).Load() == seqOf(t) {
+		for mark(r.slot(t, in.slots)).Load() == seqOf(t) && n < len(in.rings)*int(in.slots) {
 			t++
 			n++
 		}
 		r.tail.Store(t)
+		r.tailOwn = t
 		if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
 			wakeProducer(r)
 		}
@@ -296,13 +353,16 @@ const (
 // producer wrote: a slot counts only when its mark is exactly the next
 // number, and a message whose source is not the ring's sender is refused.
 func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
-	t := r.tail.Load()
+	t := r.tailOwn
 	s := r.slot(t, in.slots)
 	if mark(s).Load() != seqOf(t) {
 		return takeEmpty
 	}
 	*m = *s
-	m.Dst = in.Owner()
+	if m.Dst = in.self; m.Dst == ipc.None {
+		m.Dst = in.Owner()
+	}
+	r.tailOwn = t + 1
 	r.tail.Store(t + 1)
 	if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
 		wakeProducer(r)

@@ -68,6 +68,7 @@ func Open(c Config) (*Transport, error) {
 		if err != nil {
 			return nil, err
 		}
+		in.self = c.Self
 		t.in = in
 	}
 	for slot, path := range c.Peers {
@@ -90,6 +91,11 @@ func Open(c Config) (*Transport, error) {
 	}
 	return t, nil
 }
+
+// RecvRecheck bounds every sleep of a receiver: it looks at its rings
+// again after this long even if no sender woke it, since any peer can clear
+// the wake word it sleeps on.
+const RecvRecheck = 100 * time.Millisecond
 
 // Self returns this process's endpoint.
 func (t *Transport) Self() ipc.Endpoint { return t.self }
@@ -285,6 +291,7 @@ func (t *Transport) Recv(m *ipc.Message) error {
 		}
 	}
 	for {
+		t.in.repairTails()
 		t.in.wake.Store(1)
 		if t.poll(m) {
 			t.in.wake.Store(0)
@@ -294,7 +301,9 @@ func (t *Transport) Recv(m *ipc.Message) error {
 		if trace.On() {
 			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
 		}
-		if err := futex.Wait(t.in.wake, 1, 0); err != nil {
+		// A bounded sleep that looks again: a peer that clears the wake
+		// word cannot put the receiver to sleep for ever.
+		if err := futex.Wait(t.in.wake, 1, RecvRecheck); err != nil {
 			return err
 		}
 		if trace.On() {
@@ -336,6 +345,7 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 		if left <= 0 {
 			return ipc.ErrTimeout
 		}
+		t.in.repairTails()
 		t.in.wake.Store(1)
 		if t.poll(m) {
 			t.in.wake.Store(0)
@@ -345,7 +355,7 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 		if trace.On() {
 			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
 		}
-		if err := futex.Wait(t.in.wake, 1, left); err != nil {
+		if err := futex.Wait(t.in.wake, 1, min(left, RecvRecheck)); err != nil {
 			return err
 		}
 		if trace.On() {

@@ -1,0 +1,117 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc"
+)
+
+// What a peer that shares an inbox file can write, beyond its own ring's
+// messages (TestHostileWrites): the words that steer the other side. Each
+// case fails on a ring that trusts them.
+
+// TestSenderWordOutOfRange: a ring's sender word beyond ipc.MaxSlots is
+// refused when the inbox is mapped (it indexed the receiver's per-sender
+// counters out of range, a panic on every restart), and the kernel's Repair
+// writes it back so that the owner starts again.
+func TestSenderWordOutOfRange(t *testing.T) {
+	path := newInbox(t, 4)
+	kern, err := OpenInbox(path) // the kernel's mapping, made before the scribble
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kern.Close()
+	reg, err := OpenRegion(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	binary.LittleEndian.PutUint32(reg.Mem[headerSize+2*lineSize:], 40000)
+	if _, err := Open(Config{Self: rxEP, Inbox: path}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with sender word 40000: %v, want ErrCorrupt", err)
+	}
+	kern.Repair()
+	rx, tx := openPair(t, path, ipc.WaitPolicy{})
+	m := seqMsg(1)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 1) != nil {
+		t.Fatalf("after Repair: %v %v", err, &m)
+	}
+}
+
+// TestWakeWordCleared: a peer that clears the receiver's wake word while it
+// sleeps (so that no sender wakes it) delays a message by at most
+// RecvRecheck, never for ever.
+func TestWakeWordCleared(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	got := make(chan error, 1)
+	go func() {
+		var m ipc.Message
+		err := rx.Recv(&m)
+		if err == nil {
+			err = checkSeq(&m, 7)
+		}
+		got <- err
+	}()
+	in := tx.out[rxSlot].in
+	for in.wake.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond) // asleep in the futex by now
+	in.wake.Store(0)                 // the hostile peer's write
+	m := seqMsg(7)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * RecvRecheck):
+		t.Fatal("the receiver slept through a message after its wake word was cleared")
+	}
+}
+
+// TestTailMoved: a peer that moves another sender's tail so that its ring
+// looks full (or the consumer would look for the wrong message) wedges
+// nothing: the consumer takes by its own tail and puts the shared one back
+// before it sleeps, and the sender's bounded sleep sees the room again.
+func TestTailMoved(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	r := tx.out[rxSlot].r
+	r.tail.Store(^uint64(3)) // head 0 minus 4: full, and not the consumer's number
+	sent := make(chan error, 1)
+	go func() {
+		m := seqMsg(3)
+		sent <- tx.Send(&m)
+	}()
+	var m ipc.Message
+	if err := rx.RecvTimeout(&m, 5*time.Second); err != nil || checkSeq(&m, 3) != nil {
+		t.Fatalf("after the tail moved: %v %v", err, &m)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOwnerWordOverwritten: the receiver stamps what it takes with its own
+// endpoint, not the shared owner word, which any peer can overwrite: a
+// forged owner cannot make it take its messages for another incarnation's
+// (and drop them as stale).
+func TestOwnerWordOverwritten(t *testing.T) {
+	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	m := seqMsg(1)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	tx.out[rxSlot].in.SetOwner(ipc.MakeEndpoint(rxSlot, 77))
+	if err := rx.TryRecv(&m); err != nil || m.Dst != rxEP {
+		t.Fatalf("got %v %v, want a message for %s", err, &m, rxEP)
+	}
+}
