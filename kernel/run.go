@@ -68,23 +68,23 @@ const MaxPending = 1024
 
 // kern is the running kernel process.
 type kern struct {
-	c       Config
-	mu      sync.Mutex // guards core and counters against metrics scrapes
-	core    *Core
-	procs   []*proc // by slot; procs[0] is nil (the kernel)
-	epfd    int
-	evfd    int // eventfd: child exits and shutdown
-	exits   chan exitEvent
-	ring0   *shm.Transport // shm mode: the kernel's rings into every inbox
+	c     Config
+	mu    sync.Mutex // guards core and counters against metrics scrapes
+	core  *Core
+	procs []*proc // by slot; procs[0] is nil (the kernel)
+	epfd  int
+	evfd  int // eventfd: child exits and shutdown
+	exits chan exitEvent
+	ring0 *shm.Transport // shm mode: the kernel's rings into every inbox
 	// ownersRestored counts owner words a peer overwrote and the kernel
 	// wrote back (restoreOwners).
 	ownersRestored atomic.Uint64
-	stats   ipc.Stats      // what the kernel's connections carried
-	stop    bool
-	ready   bool
-	metrics *prom.Server
-	buf     [ipc.MessageSize + 1]byte
-	joined  []int // slots that registered since the last announce
+	stats          ipc.Stats // what the kernel's connections carried
+	stop           bool
+	ready          bool
+	metrics        *prom.Server
+	buf            [ipc.MessageSize + 1]byte
+	joined         []int // slots that registered since the last announce
 	// spare is the standby (standby.go), nil if none; spareDue is when to
 	// start the next, zero if not scheduled; dropped is the one ended
 	// when the kernel stopped.
