@@ -58,6 +58,8 @@ type exposed struct {
 	wakes   prometheus.Counter
 	created prometheus.Counter
 	reused  prometheus.Counter
+	// budgetSpent counts pumps that stopped at pumpBudget descriptors.
+	budgetSpent prometheus.Counter
 }
 
 func (t *tcpServer) initExposed(s *sys.Server) error {
@@ -83,7 +85,9 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 		Name: "exposed_regions_created_total", Help: "Exposed socket regions made (a file and two mappings each)."})
 	t.x.reused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_regions_reused_total", Help: "Exposed sockets given a closed socket's region, still mapped."})
-	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes, t.x.created, t.x.reused)
+	t.x.budgetSpent = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
+		Name: "exposed_pump_budget_spent_total", Help: "Pumps of an exposed socket that stopped at their budget of descriptors, the rest left for the loop's next turn."})
+	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes, t.x.created, t.x.reused, t.x.budgetSpent)
 	s.Idle = t.idle
 	return nil
 }
@@ -161,7 +165,9 @@ func (t *tcpServer) dropIdle(owner ipc.Endpoint, epoch uint64) {
 func (t *tcpServer) hostile(s *sys.Server, now time.Time, x *xsock, reason string, err error) {
 	t.x.refused.WithLabelValues(reason).Inc()
 	s.Log.Printf("exposed socket %d of %s: %s: %v; closed", x.id, x.owner, reason, err)
-	x.reg.State().Store(sockbuf.StFailed | sockbuf.StHangUp | sockbuf.StSendShut | uint64(unix.EPROTO)<<32)
+	if reason != reasonFault { // a region that faults is not touched again
+		x.reg.State().Store(sockbuf.StFailed | sockbuf.StHangUp | sockbuf.StSendShut | uint64(unix.EPROTO)<<32)
+	}
 	for _, c := range x.children {
 		t.st.Close(now, c)
 		if cx := t.x.socks[c]; cx != nil {
@@ -172,16 +178,35 @@ func (t *tcpServer) hostile(s *sys.Server, now time.Time, x *xsock, reason strin
 	t.release(x, false)
 }
 
+// reasonFault is the refusal of a region that faulted under the server:
+// its application truncated the file (sys.Fault).
+const reasonFault = "fault"
+
+// pumpBudget bounds the descriptors one pump takes from a socket's
+// transmit ring: an application that keeps posting cannot pin the loop.
+const pumpBudget = 2 * sockbuf.Slots
+
 // pump moves what it can between the engine and an exposed socket's
 // region, publishes the socket's state, and wakes its application if it
-// waits. It reports whether anything moved.
-func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) bool {
+// waits. It reports whether anything moved. A memory fault on the region
+// (its application truncated the file) ends the socket as hostile.
+func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) (changed bool) {
+	defer func() {
+		if f := sys.Fault(recover()); f != nil {
+			t.hostile(s, now, x, reasonFault, f)
+			changed = true
+		}
+	}()
 	r := x.reg
 	x.seenBell = r.Doorbell().Load()
-	changed := false
 	var d sockbuf.Desc
 	tx := r.TX()
-	for {
+	for budget := pumpBudget; ; budget-- {
+		if budget == 0 {
+			t.x.budgetSpent.Inc()
+			x.seenBell-- // scanBells looks again on the loop's next turn
+			goto rx
+		}
 		ok, err := tx.Peek(&d)
 		if err != nil {
 			t.hostile(s, now, x, "tx-ring", err)
@@ -368,12 +393,24 @@ func (t *tcpServer) closeExposed(now time.Time, x *xsock, keep bool) {
 func (t *tcpServer) scanBells(s *sys.Server, now time.Time) bool {
 	found := false
 	for _, x := range t.x.socks {
-		if x.reg.Doorbell().Load() != x.seenBell {
+		if t.bellMoved(s, now, x) {
 			t.pump(s, now, x)
 			found = true
 		}
 	}
 	return found
+}
+
+// bellMoved reports whether x's doorbell moved since its last pump; a
+// region that faults (truncated by its application) ends the socket.
+func (t *tcpServer) bellMoved(s *sys.Server, now time.Time, x *xsock) (moved bool) {
+	defer func() {
+		if f := sys.Fault(recover()); f != nil {
+			t.hostile(s, now, x, reasonFault, f)
+			moved = false
+		}
+	}()
+	return x.reg.Doorbell().Load() != x.seenBell
 }
 
 // idle runs before the loop sleeps: the server says it is asleep, then

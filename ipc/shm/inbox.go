@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -208,13 +209,18 @@ func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
 // the old one get ipc.ErrDeadEndpoint.
 func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
 
-// Repair writes the header and every ring's sender word again from this
+// Repair sizes the file again and writes the header and every ring's sender word again from this
 // mapping's own copy, taken when it was mapped: what a peer scribbled there
 // (a sender slot out of range, a bad magic) would keep the inbox's owner
 // from starting again. Only the kernel, which created the inbox, calls it,
 // before it starts the owner again.
 func (in *Inbox) Repair() {
 	m := in.reg.Mem
+	// A file a peer truncated is sized again (its pages come back as
+	// zeros) before anything here touches the mapping.
+	if st, err := os.Stat(in.reg.Path); err == nil && st.Size() != int64(len(m)) {
+		os.Truncate(in.reg.Path, int64(len(m))) //nolint:errcheck // nothing better to do than go on
+	}
 	binary.LittleEndian.PutUint32(m[offVersion:], version)
 	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(in.rings)))
 	binary.LittleEndian.PutUint32(m[offSlots:], uint32(in.slots))

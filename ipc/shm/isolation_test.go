@@ -3,6 +3,7 @@ package shm
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -113,5 +114,32 @@ func TestOwnerWordOverwritten(t *testing.T) {
 	tx.out[rxSlot].in.SetOwner(ipc.MakeEndpoint(rxSlot, 77))
 	if err := rx.TryRecv(&m); err != nil || m.Dst != rxEP {
 		t.Fatalf("got %v %v, want a message for %s", err, &m, rxEP)
+	}
+}
+
+// TestRepairAfterTruncate: a peer truncated an inbox file (its owner died
+// of the fault, or cannot map it again): the kernel's Repair sizes it and
+// writes its header again, and the owner's next incarnation opens it.
+func TestRepairAfterTruncate(t *testing.T) {
+	path := newInbox(t, 4)
+	kern, err := OpenInbox(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kern.Close()
+	if err := os.Truncate(path, 64); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenInbox(path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open truncated: %v, want ErrCorrupt", err)
+	}
+	kern.Repair()
+	rx, tx := openPair(t, path, ipc.WaitPolicy{})
+	m := seqMsg(5)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 5) != nil {
+		t.Fatalf("after Repair: %v %v", err, &m)
 	}
 }

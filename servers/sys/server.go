@@ -16,6 +16,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -61,6 +62,7 @@ type Server struct {
 	deaths    [ipc.MaxSlots]int          // deaths announced, by slot
 	class     [ipc.MaxSlots]ipc.Class    // each process's class, for the type table (ipc.MaySend)
 	refused   *prometheus.CounterVec     // messages the type table refused, by reason
+	faults    prometheus.Counter         // memory faults recovered in handlers
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -305,6 +307,9 @@ func New(o boot.Options, e Env) (*Server, error) {
 		s.refused.WithLabelValues(string(r))
 	}
 	s.Registry.MustRegister(s.refused)
+	s.faults = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "memory_faults_total", Help: "Memory faults (a shared mapping truncated under the server) recovered while handling a message, which was dropped."})
+	s.Registry.MustRegister(s.faults)
 	s.out.register(s.Registry)
 	s.bufWaits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "buffer_waits_total", Help: "Copies that found the pool empty and waited for a buffer to come back."})
@@ -457,7 +462,12 @@ func (s *Server) lookup(name string) (ipc.Endpoint, error) {
 // in batches, as NewtOS's servers do: it takes what its channels hold
 // without waiting and handles it, and its sends wake their receivers once
 // per batch, when the loop is about to wait (see doorbells).
+//
+// A memory fault in the role's handling of a message (a mapping a peer
+// truncated under it: a SIGBUS, which would otherwise kill the process) is
+// recovered, counted and the message dropped (see Fault).
 func (s *Server) Serve(h Handler) error {
+	debug.SetPanicOnFault(true)
 	if d, ok := s.T.(doorbells); ok && !s.lockSend {
 		s.bells = d
 		d.HoldDoorbells(true)
@@ -483,7 +493,7 @@ func (s *Server) Serve(h Handler) error {
 			if trace.On() {
 				trace.Record(trace.Begin, uint16(t), m.Src.Slot(), 0, 0)
 			}
-			err := h.Handle(s, &m)
+			err := s.handle(h, &m)
 			if trace.On() {
 				trace.Record(trace.End, uint16(t), 0, 0, 0)
 			}
@@ -495,6 +505,36 @@ func (s *Server) Serve(h Handler) error {
 			}
 		}
 	}
+}
+
+// handle hands m to the role, recovering from a memory fault.
+func (s *Server) handle(h Handler, m *ipc.Message) (err error) {
+	defer func() {
+		if f := Fault(recover()); f != nil {
+			if s.faults != nil {
+				s.faults.Inc()
+			}
+			s.Log.Printf("%s from %s: %v; dropped", m.Type, m.Src, f)
+			err = nil
+		}
+	}()
+	return h.Handle(s, m)
+}
+
+// Fault turns r, what recover returned in a goroutine that runs with
+// debug.SetPanicOnFault (the loop does), into an error when it is a memory
+// fault at a mapped address: a file that a peer truncated under its
+// mapping, which without it is a SIGBUS no process survives. It returns
+// nil for nil, and panics again with anything else (a nil dereference, a
+// bug).
+func Fault(r any) error {
+	if r == nil {
+		return nil
+	}
+	if a, ok := r.(interface{ Addr() uintptr }); ok && a.Addr() >= 4096 {
+		return fmt.Errorf("sys: memory fault at %#x (a mapping truncated under us?): %v", a.Addr(), r)
+	}
+	panic(r)
 }
 
 // What the loop does with a message once common has seen it.
