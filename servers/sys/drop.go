@@ -83,6 +83,7 @@ func (s *Server) dropFor(peer string, m *ipc.Message, err error) error {
 		s.sendFails.WithLabelValues(peer, reason).Inc()
 	}
 	if ref, ok := carried(m); ok {
+		s.forget(ref)
 		s.giveBack(ref)
 	}
 	return fmt.Errorf("%w: %s to %s (%s): %w", ErrDropped, m.Type, peer, reason, err)

@@ -63,6 +63,7 @@ type Server struct {
 	class     [ipc.MaxSlots]ipc.Class    // each process's class, for the type table (ipc.MaySend)
 	refused   *prometheus.CounterVec     // messages the type table refused, by reason
 	faults    prometheus.Counter         // memory faults recovered in handlers
+	holders   holders                    // who holds each buffer handed on (holders.go)
 	// Idle, when set, runs before the loop sleeps for want of messages;
 	// it returns true when it found work, and the loop looks again
 	// instead of sleeping.
@@ -130,6 +131,7 @@ func (s *Server) Reply(m *ipc.Message, r *ipc.Message) error {
 // A send that fails is dropped: counted by peer and reason, its buffer
 // given back (see drop.go); the error returned wraps ErrDropped.
 func (s *Server) Send(m *ipc.Message) error {
+	s.gave(m)
 	if s.lockSend {
 		s.sendMu.Lock()
 		err := s.T.Send(m)
@@ -153,6 +155,7 @@ func (s *Server) TrySendTo(peer string, m *ipc.Message) error {
 		return s.notPeer(peer, m)
 	}
 	m.Dst = ep
+	s.gave(m)
 	if s.lockSend {
 		s.sendMu.Lock()
 	}
@@ -574,6 +577,12 @@ func (s *Server) common(m *ipc.Message) (int, error) {
 	case ipc.BufFree:
 		var b packet.BufFree
 		b.Decode(m)
+		if !s.returnedBy(b.Buf, m.Src.Slot()) {
+			if s.refused != nil {
+				s.refused.WithLabelValues(string(ipc.RefuseNotHolder)).Inc()
+			}
+			return done, nil
+		}
 		if err := s.Release(b.Buf); err != nil {
 			s.badRefs.WithLabelValues(m.Type.String()).Inc()
 		}

@@ -439,3 +439,35 @@ func TestTypeTable(t *testing.T) {
 		})
 	}
 }
+
+// TestBufFreeOnlyFromHolder: a buffer comes back only from the process it
+// was handed to; a BufFree from any other is refused and counted, and the
+// buffer stays in flight (freeing it would let it be reused under the
+// holder).
+func TestBufFreeOnlyFromHolder(t *testing.T) {
+	h := newIP(t)
+	ref, _, err := h.S.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := systest.FrameTx(ref)
+	if err := h.S.SendTo("pf", &m); err != nil {
+		t.Fatal(err)
+	}
+	h.Sent()
+	h.Deliver("udp", msgBufFree(ref)) // never given to udp
+	if n := h.InUse("ip"); n != 1 {
+		t.Fatalf("%d of ip's buffers in use after udp's BufFree, want 1 (still at pf)", n)
+	}
+	if got := h.Metric("newtsim_server_refused_messages_total", "reason", string(ipc.RefuseNotHolder)); got != 1 {
+		t.Fatalf("refused %v BufFrees, want 1", got)
+	}
+	h.Deliver("pf", msgBufFree(ref))
+	if n := h.InUse("ip"); n != 0 {
+		t.Fatalf("%d of ip's buffers in use after pf gave it back, want 0", n)
+	}
+	h.Deliver("pf", msgBufFree(ref)) // twice: the record went with the first
+	if got := h.Metric("newtsim_server_refused_messages_total", "reason", string(ipc.RefuseNotHolder)); got != 2 {
+		t.Fatalf("refused %v BufFrees, want 2 (a double free)", got)
+	}
+}

@@ -1,0 +1,73 @@
+package sys
+
+import (
+	"sync"
+
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/pool"
+)
+
+// holders remembers, for every buffer this process handed on (its own or
+// one it passes along), the process it handed it to: a BufFree counts only
+// from that process. Without it any linked process could free any buffer
+// of any pool, to be reused while still in flight, mixing connections'
+// data. The record goes when the buffer comes back, or is given back by a
+// drop.
+type holders struct {
+	mu sync.Mutex // taken only when the server sends from several goroutines
+	by map[uint64]uint8
+}
+
+// holderKey names the buffer a reference points into: every pool of a run
+// has buffers of pool.DefaultBufSize (runfiles.PoolConfig), and a
+// reference never spans two.
+func holderKey(r pool.Ref) uint64 {
+	return uint64(r.Pool())<<32 | uint64(r.Off()/pool.DefaultBufSize)
+}
+
+// gave records that m, about to be sent, hands its buffer (if it carries
+// one) to its destination.
+func (s *Server) gave(m *ipc.Message) {
+	ref, ok := carried(m)
+	if !ok {
+		return
+	}
+	h := &s.holders
+	if s.lockSend {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	if h.by == nil {
+		h.by = map[uint64]uint8{}
+	}
+	h.by[holderKey(ref)] = uint8(m.Dst.Slot())
+}
+
+// forget drops the record of a buffer that came back by another way than
+// a BufFree (a send that failed).
+func (s *Server) forget(ref pool.Ref) {
+	h := &s.holders
+	if s.lockSend {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	delete(h.by, holderKey(ref))
+}
+
+// returnedBy reports whether the process in slot may give ref back, the
+// process this one handed it to, and forgets the record if so. A restarted
+// server still in quarantine does not know what its predecessor handed
+// out, and takes what comes.
+func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
+	h := &s.holders
+	if s.lockSend {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	k := holderKey(ref)
+	if got, ok := h.by[k]; ok && int(got) == slot {
+		delete(h.by, k)
+		return true
+	}
+	return s.quar.held != nil && int(ref.Pool()) == s.Opts.Endpoint.Slot()
+}
