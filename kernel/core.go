@@ -35,13 +35,16 @@ const (
 	// The type table's refusals (ipc.MaySend): a type only the kernel
 	// sends, and a type the sender's class may not send to the
 	// destination's.
-	ReasonKernelOnly  = Reason(ipc.RefuseKernelOnly)
-	ReasonWrongSender = Reason(ipc.RefuseWrongSender)
+	// ReasonQueueFull: a message for a destination that holds MaxQueue
+	// undelivered already, dropped.
+	ReasonQueueFull   Reason = "queue-full"
+	ReasonKernelOnly         = Reason(ipc.RefuseKernelOnly)
+	ReasonWrongSender        = Reason(ipc.RefuseWrongSender)
 )
 
 // Reasons lists every refusal reason, for metrics.
 var Reasons = []Reason{ReasonShort, ReasonOversized, ReasonUnknown, ReasonForged,
-	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender}
+	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender, ReasonQueueFull}
 
 // Entry is one process in the endpoint table.
 type Entry struct {

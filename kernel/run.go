@@ -66,6 +66,12 @@ type exitEvent struct {
 // and a flood costs the kernel bounded memory.
 const MaxPending = 1024
 
+// MaxQueue is the hard bound on what the kernel holds for one destination:
+// past MaxPending it pauses the sources forwarding to it, but its own
+// messages (alarms, notifications, announcements, replies) still came; past
+// MaxQueue they are dropped and counted (ReasonQueueFull).
+const MaxQueue = 4 * MaxPending
+
 // kern is the running kernel process.
 type kern struct {
 	c     Config
@@ -425,6 +431,15 @@ func (k *kern) deliver(o *Out) {
 		// carry it; a process sent through the kernel only what its mask
 		// forbids, which Handle refused. Nothing legitimate reaches here.
 		k.c.Log.Printf("dropped %s: no forwarding in the shm transport", &o.Msg)
+		return
+	}
+	if len(p.pending) >= MaxQueue {
+		// A destination that does not read: the kernel keeps no more
+		// for it (alarms and notifications would otherwise pile up
+		// without bound); what it drops is counted.
+		k.mu.Lock()
+		k.core.Refused[ReasonQueueFull]++
+		k.mu.Unlock()
 		return
 	}
 	p.pending = append(p.pending, *o)

@@ -216,5 +216,23 @@ func TestStandby(t *testing.T) {
 	}
 	if k.takeStandby(p, nil, now) {
 		t.Error("a dropped standby was taken")
+
+// TestQueueBound: what the kernel itself sends a process that never reads
+// (alarms, notifications) is held up to MaxQueue, then dropped and counted:
+// a process that floods alarm requests and reads nothing costs the kernel
+// bounded memory.
+func TestQueueBound(t *testing.T) {
+	k, _, _ := testKern(t)
+	bEP := k.procs[2].entry.EP
+	const extra = 100
+	for i := 0; i < MaxQueue+extra+10000; i++ {
+		m := ipc.Message{Src: ipc.Kernel, Dst: bEP, Type: ipc.Alarm, Seq: uint32(i)}
+		k.deliver(&Out{To: 2, Msg: m})
+	}
+	if n := len(k.procs[2].pending); n > MaxQueue {
+		t.Fatalf("%d messages held for a process that does not read, want at most %d", n, MaxQueue)
+	}
+	if k.core.Refused[ReasonQueueFull] == 0 {
+		t.Fatalf("refusals %v, want queue-full counted", k.core.Refused)
 	}
 }
