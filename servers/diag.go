@@ -87,6 +87,8 @@ func (p *prober) Handle(s *sys.Server, m *ipc.Message) error {
 // on serving everybody else. What came back is counted by errno.
 type hostile struct {
 	target string
+	attack time.Duration // how long to attack its peers and the kernel (hostileapp.go)
+	until  string        // a file whose existence ends the attack sooner
 	errs   *prometheus.CounterVec
 }
 
@@ -95,6 +97,8 @@ func Hostile(s *sys.Server) (sys.Handler, error) {
 	h := &hostile{}
 	fs := flag.NewFlagSet("hostile", flag.ContinueOnError)
 	fs.StringVar(&h.target, "forbidden", "", "a process this one is not linked to, to send to")
+	fs.DurationVar(&h.attack, "attack", 0, "then, for this long, forge every restricted message type to every peer, free buffers it was never given, flood alarms and notifications, and scribble on its shared mappings (0: none)")
+	fs.StringVar(&h.until, "attack-until", "", "end the attack sooner, once this file exists")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -135,6 +139,10 @@ func (h *hostile) Run(s *sys.Server) error {
 				return err
 			}
 		}
+	}
+	if h.attack > 0 {
+		newAttack(s).run(s, h.attack, h.until)
+		s.Log.Printf("attack over")
 	}
 	return s.Serve(h)
 }

@@ -387,3 +387,21 @@ func wakeProducer(r *ring) {
 	// is bounded, so it re-checks the ring soon anyway.
 	futex.Wake(r.prodWait, 1) //nolint:errcheck
 }
+
+// SenderSpan returns the bytes of the ring whose sender is slot, its index
+// lines included, and the inbox's wake line: what that sender's mapping
+// reaches in the course of sending (nil if the inbox has no ring for it).
+// The hostile diagnostic role writes garbage there, as a broken or
+// malicious sender would.
+func (in *Inbox) SenderSpan(slot int) (ring, wake []byte) {
+	i := in.RingOf(slot)
+	if i < 0 {
+		return nil, nil
+	}
+	b := headerSize + i*ringSize(int(in.slots))
+	return in.reg.Mem[b : b+ringSize(int(in.slots))], in.reg.Mem[offWake : offWake+lineSize]
+}
+
+// Bytes returns the whole mapping: the receiver's view of its own inbox.
+// The hostile diagnostic role scribbles on its own.
+func (in *Inbox) Bytes() []byte { return in.reg.Mem }

@@ -1,0 +1,154 @@
+package servers
+
+import (
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
+	"github.com/newtsim/newtsim/ipc/packet"
+	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/runfiles"
+	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/servers/sys"
+)
+
+// The hostile role's attack (--attack DURATION): for that long, over and
+// over, and reading nothing meanwhile, it
+//
+//   - forges every message type the type table restricts (ipc.MaySend) to
+//     every peer: the kernel's own (Ack, Error, Alarm, Notification,
+//     EndpointUpdate, Shutdown, EndpointDown), the packet path's (frames,
+//     Datagram, Unreachable, PortUnreachable, ICMPError) and SocketReply,
+//     every argument random;
+//   - frees buffers it was never given: a BufFree for a random buffer of
+//     every pool of the run, to every peer;
+//   - floods the kernel with alarm requests and its peers with
+//     notifications;
+//   - on shared memory, writes random bytes into everything its mappings
+//     reach: its own inbox whole, and in each peer's inbox its own ring
+//     (indices, sender word, slots) and the wake line.
+//
+// The receivers refuse and count what the table forbids; what is left must
+// not hurt anybody else (docs/SECURITY.md; sim/launch's TestHostileApp).
+
+// forged are the types the attack sends to every peer.
+var forged = []ipc.Type{ipc.Ack, ipc.Error, ipc.Alarm, ipc.Notification, ipc.EndpointUpdate, ipc.Shutdown,
+	ipc.EndpointDown, ipc.FrameRx, ipc.FrameTx, ipc.Datagram, ipc.Unreachable, ipc.PortUnreachable,
+	ipc.ICMPError, ipc.SocketReply, ipc.BufFree}
+
+type attack struct {
+	rng    *rand.Rand
+	forged *prometheus.CounterVec
+	writes prometheus.Counter
+}
+
+func newAttack(s *sys.Server) *attack {
+	a := &attack{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(s.Opts.Endpoint)))}
+	a.forged = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
+		Name: "forged_total", Help: "Forged messages the hostile role sent, by type."}, []string{"type"})
+	a.writes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
+		Name: "shared_writes_total", Help: "Rounds of random bytes the hostile role wrote into its shared mappings."})
+	s.Registry.MustRegister(a.forged, a.writes)
+	return a
+}
+
+// run attacks for d, or until the file until exists (if not "").
+func (a *attack) run(s *sys.Server, d time.Duration, until string) {
+	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
+		a.forge(s)
+		a.alarms(s)
+		// Scribbling on its own ring's indices makes the ring look full
+		// to the hostile sender itself until the receiver puts them back:
+		// one round in eight, so that forgeries get through too.
+		if i%8 == 0 {
+			a.scribble(s)
+		}
+		if until != "" && i%64 == 0 {
+			if _, err := os.Stat(until); err == nil {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// forge sends every forged type to every peer, once.
+func (a *attack) forge(s *sys.Server) {
+	self := s.Opts.Endpoint
+	for name, slot := range s.Opts.Peers {
+		dst, ok := s.Peer(name)
+		if !ok {
+			continue
+		}
+		for _, t := range forged {
+			m := ipc.Message{Src: self, Dst: dst, Type: t, Flags: uint16(a.rng.Uint32()), Seq: a.rng.Uint32()}
+			for i := range m.Arg {
+				m.Arg[i] = a.rng.Uint64()
+			}
+			switch t {
+			case ipc.EndpointUpdate, ipc.EndpointDown: // plausible: a peer's slot, a later generation
+				victim := a.rng.IntN(len(s.Opts.Procs)) + 1
+				m.Arg[0], m.Arg[1] = uint64(victim), uint64(ipc.MakeEndpoint(victim, 2+a.rng.IntN(4)))
+			case ipc.BufFree: // a real buffer of some pool of the run
+				owner := a.rng.IntN(len(s.Opts.Procs)) + 1
+				packet.BufFree{Buf: pool.MakeRef(uint8(owner), uint32(a.rng.IntN(runfiles.PoolBuffers))*pool.DefaultBufSize, 64)}.Encode(&m)
+			case ipc.Datagram, ipc.FrameRx, ipc.FrameTx: // pointing at a real buffer of the receiver
+				m.Arg[0] = uint64(pool.MakeRef(uint8(slot), uint32(a.rng.IntN(runfiles.PoolBuffers))*pool.DefaultBufSize, 60))
+			}
+			if s.T.TrySend(&m) == nil {
+				a.forged.WithLabelValues(t.String()).Inc()
+			}
+		}
+		n := ipc.Message{Dst: dst, Type: ipc.Notify}
+		s.K.TrySend(&n) //nolint:errcheck // a flood: what does not fit is not sent
+	}
+}
+
+// alarms asks the kernel for a burst of alarms, each due at once.
+func (a *attack) alarms(s *sys.Server) {
+	for i := 0; i < 32; i++ {
+		m := ipc.Message{Dst: ipc.Kernel}
+		kcall.SetAlarm{After: time.Microsecond, Cookie: a.rng.Uint64()}.Encode(&m)
+		if s.K.TrySend(&m) != nil {
+			return
+		}
+	}
+}
+
+// scribble writes random bytes into every shared mapping the process
+// reaches (shm transport only).
+func (a *attack) scribble(s *sys.Server) {
+	t, ok := s.T.(*shm.Transport)
+	if !ok {
+		return
+	}
+	if in := t.Inbox(); in != nil {
+		a.fill(in.Bytes())
+	}
+	for name, slot := range s.Opts.Peers {
+		_ = name
+		if in := t.PeerInbox(slot); in != nil {
+			ring, wake := in.SenderSpan(s.Opts.Endpoint.Slot())
+			a.fill(ring)
+			a.fill(wake)
+		}
+	}
+	a.writes.Inc()
+}
+
+// fill writes random 64-bit words at random places in b: about one word in
+// eight each round.
+func (a *attack) fill(b []byte) {
+	for n := len(b) / 64; n > 0; n-- {
+		i := a.rng.IntN(len(b)/8) * 8
+		v := a.rng.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+}
