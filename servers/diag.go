@@ -89,6 +89,8 @@ type hostile struct {
 	target string
 	attack time.Duration // how long to attack its peers and the kernel (hostileapp.go)
 	until  string        // a file whose existence ends the attack sooner
+	when   string        // a file whose existence starts the attack
+	atk    *attack
 	errs   *prometheus.CounterVec
 }
 
@@ -99,12 +101,14 @@ func Hostile(s *sys.Server) (sys.Handler, error) {
 	fs.StringVar(&h.target, "forbidden", "", "a process this one is not linked to, to send to")
 	fs.DurationVar(&h.attack, "attack", 0, "then, for this long, forge every restricted message type to every peer, free buffers it was never given, flood alarms and notifications, and scribble on its shared mappings (0: none)")
 	fs.StringVar(&h.until, "attack-until", "", "end the attack sooner, once this file exists")
+	fs.StringVar(&h.when, "attack-when", "", "start the attack only once this file exists")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
 	h.errs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
 		Name: "kernel_errors_total", Help: "Error replies from the kernel, by errno."}, []string{"errno"})
 	s.Registry.MustRegister(h.errs)
+	h.atk = newAttack(s)
 	return h, nil
 }
 
@@ -141,7 +145,7 @@ func (h *hostile) Run(s *sys.Server) error {
 		}
 	}
 	if h.attack > 0 {
-		newAttack(s).run(s, h.attack, h.until)
+		h.atk.run(s, h.attack, h.when, h.until)
 		s.Log.Printf("attack over")
 	}
 	return s.Serve(h)

@@ -57,8 +57,16 @@ func newAttack(s *sys.Server) *attack {
 	return a
 }
 
-// run attacks for d, or until the file until exists (if not "").
-func (a *attack) run(s *sys.Server, d time.Duration, until string) {
+// run attacks for d, or until the file until exists (if not ""), once
+// the file when exists (if not "").
+func (a *attack) run(s *sys.Server, d time.Duration, when, until string) {
+	for when != "" {
+		if _, err := os.Stat(when); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Log.Printf("attack starts")
 	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
 		a.forge(s)
 		a.alarms(s)
@@ -111,7 +119,7 @@ func (a *attack) forge(s *sys.Server) {
 
 // alarms asks the kernel for a burst of alarms, each due at once.
 func (a *attack) alarms(s *sys.Server) {
-	for i := 0; i < 32; i++ {
+	for i := 0; i < 8; i++ {
 		m := ipc.Message{Dst: ipc.Kernel}
 		kcall.SetAlarm{After: time.Microsecond, Cookie: a.rng.Uint64()}.Encode(&m)
 		if s.K.TrySend(&m) != nil {

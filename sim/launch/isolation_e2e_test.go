@@ -44,12 +44,13 @@ func hostileApp(t *testing.T, transport string) {
 	}
 	want := writeRandom(t, filepath.Join(www, "big.bin"), hostileSize, 21)
 	got, result := filepath.Join(dir, "big.bin"), filepath.Join(dir, "fetch.json")
-	stop := filepath.Join(dir, "stop-the-attack")
+	start, stop := filepath.Join(dir, "start-the-attack"), filepath.Join(dir, "stop-the-attack")
 	top := topology.Default()
 	top.Processes = append(top.Processes,
 		topology.Process{Name: "get", Role: "fetch", Args: []string{"--url", "http://198.18.0.1:8000/big.bin",
 			"--out", got, "--result", result, "--timeout", "60s", "--retry-refused", "30s"}},
-		topology.Process{Name: "evil", Role: "hostile", Args: []string{"--attack", "60s", "--attack-until", stop}})
+		topology.Process{Name: "evil", Role: "hostile", Args: []string{"--attack", "60s",
+			"--attack-when", start, "--attack-until", stop}})
 	for _, p := range []string{"syscall", "tcp", "ip"} {
 		top.Links = append(top.Links, topology.Link{A: "evil", B: p})
 	}
@@ -63,6 +64,14 @@ func hostileApp(t *testing.T, transport string) {
 	shmFiles := runFiles(t, u.status.Run)
 	ns := launch.NSName(u.status.Run)
 
+	// The attack starts once the stack is up (a process that spins
+	// flooding on the servers' one core slows their start-up past up's
+	// patience: a matter of cores, not of isolation) and before the
+	// download can.
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the attack's start", 10*time.Second, func() bool { return strings.Contains(u.out.String(), "attack starts") })
 	py := inNS(ns, "python3", "-m", "http.server", "8000", "--bind", "198.18.0.1", "--directory", www)
 	if err := py.Start(); err != nil {
 		t.Fatalf("python3 -m http.server: %v", err)
