@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
@@ -14,11 +15,13 @@ import (
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
-// The hostile role's attack (--attack DURATION): for that long, over and
-// over, and reading nothing meanwhile, it
+// The hostile role's attack (--attack DURATION): it opens TCP sockets
+// through syscall until refused, keeping them all, then for that long,
+// over and over, and reading nothing meanwhile, it
 //
 //   - forges every message type the type table restricts (ipc.MaySend) to
 //     every peer: the kernel's own (Ack, Error, Alarm, Notification,
@@ -29,9 +32,12 @@ import (
 //     every pool of the run, to every peer;
 //   - floods the kernel with alarm requests and its peers with
 //     notifications;
-//   - on shared memory, writes random bytes into everything its mappings
-//     reach: its own inbox whole, and in each peer's inbox its own ring
-//     (indices, sender word, slots) and the wake line.
+//   - on shared memory, writes random bytes into its own inbox, whole, and
+//     in each peer's inbox into the words of its own ring that the
+//     consumer uses (the tail, the producer-wait and sender words) and the
+//     wake line. (Its ring's head and slots it leaves alone: garbage there
+//     only wedges its own ring, which ipc/shm's TestHostileWrites covers,
+//     and would stop its forgeries.)
 //
 // The receivers refuse and count what the table forbids; what is left must
 // not hurt anybody else (docs/SECURITY.md; sim/launch's TestHostileApp).
@@ -67,6 +73,10 @@ func (a *attack) run(s *sys.Server, d time.Duration, when, until string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.Log.Printf("attack starts")
+	if _, ok := s.Peer("syscall"); ok {
+		n, err := a.openUntilRefused(s)
+		s.Log.Printf("opened %d sockets, then: %v", n, err)
+	}
 	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
 		a.forge(s)
 		a.alarms(s)
@@ -117,6 +127,25 @@ func (a *attack) forge(s *sys.Server) {
 	}
 }
 
+// openUntilRefused opens TCP sockets through syscall, and never closes
+// them, until an open fails (at most 4096).
+func (a *attack) openUntilRefused(s *sys.Server) (int, error) {
+	for n := 0; n < 4096; n++ {
+		var m ipc.Message
+		sockcall.Call{Op: ipc.OpOpen, Type: unix.SOCK_STREAM}.Encode(&m)
+		r, err := s.Call(&m)
+		if err != nil {
+			return n, err
+		}
+		var rep sockcall.Reply
+		rep.Decode(&r)
+		if rep.Result < 0 {
+			return n, unix.Errno(-rep.Result)
+		}
+	}
+	return 4096, nil
+}
+
 // alarms asks the kernel for a burst of alarms, each due at once.
 func (a *attack) alarms(s *sys.Server) {
 	for i := 0; i < 8; i++ {
@@ -142,7 +171,9 @@ func (a *attack) scribble(s *sys.Server) {
 		_ = name
 		if in := t.PeerInbox(slot); in != nil {
 			ring, wake := in.SenderSpan(s.Opts.Endpoint.Slot())
-			a.fill(ring)
+			if len(ring) >= 192 {
+				a.fill(ring[64:192]) // its ring's tail, producer-wait and sender lines
+			}
 			a.fill(wake)
 		}
 	}

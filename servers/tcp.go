@@ -44,6 +44,25 @@ type tcpServer struct {
 	epoch  epoch                       // in the socket ids applications see
 	x      exposed
 	req    request // the call being served, kept here so that a call allocates nothing
+	// overQuota counts opens refused for MaxSocketsPerApp.
+	overQuota prometheus.Counter
+}
+
+// MaxSocketsPerApp bounds the sockets one application may open on the tcp
+// server (accepted connections count against their listener's backlog):
+// past it an open fails with EMFILE, so that one application cannot take
+// the server's memory and, with exposed sockets, a /dev/shm file each.
+const MaxSocketsPerApp = 1024
+
+// socketsOf counts the sockets app opened or accepted.
+func (t *tcpServer) socketsOf(app ipc.Endpoint) int {
+	n := 0
+	for _, o := range t.apps {
+		if o.app == app {
+			n++
+		}
+	}
+	return n
 }
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
@@ -68,6 +87,9 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
+	t.overQuota = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
+		Name: "sockets_over_quota_total", Help: "Opens refused (EMFILE) because the application had MaxSocketsPerApp sockets."})
+	s.Registry.MustRegister(t.overQuota)
 	t.stats.update(time.Now(), t.st, true)
 	if err := t.initExposed(s); err != nil {
 		return nil, err
@@ -248,6 +270,10 @@ func (t *tcpServer) call(s *sys.Server, now time.Time, q *request) error {
 func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 	if q.Type != unix.SOCK_STREAM {
 		return t.reply(s, q, 0, tcp.ErrInvalid)
+	}
+	if o := ownerOf(s, q); t.socketsOf(o.app) >= MaxSocketsPerApp {
+		t.overQuota.Inc()
+		return q.fail(s, unix.EMFILE)
 	}
 	nid := t.st.Open()
 	t.apps[nid] = ownerOf(s, q)

@@ -18,7 +18,8 @@ import (
 const hostileSize = 4 << 20
 
 // TestHostileApp: an application linked to syscall, tcp and ip (more than
-// any application needs) attacks (the hostile role's --attack:
+// any application needs) opens sockets until refused, then attacks (the
+// hostile role's --attack:
 // every restricted message type forged to every peer, BufFrees for buffers
 // it was never given, alarm and notification floods, random bytes into
 // every shared mapping it reaches, and nothing read meanwhile) while
@@ -138,6 +139,9 @@ func hostileApp(t *testing.T, transport string) {
 	}
 	if notHolder == 0 {
 		t.Error("no BufFree for a buffer never given was refused")
+	}
+	if v := scrape(t, u.proc("tcp").MetricsPort, "newtsim_tcp_sockets_over_quota_total"); v == 0 {
+		t.Error("the hostile application's opens were never refused")
 	}
 	if after := runFiles(t, u.status.Run); after != shmFiles {
 		t.Errorf("the run has %d files in /dev/shm after the attack, %d before", after, shmFiles)
