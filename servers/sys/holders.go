@@ -15,7 +15,13 @@ import (
 // drop.
 type holders struct {
 	mu sync.Mutex // taken only when the server sends from several goroutines
-	by map[uint64]uint8
+	by map[uint64]held
+}
+
+// held is a buffer handed on: to whom, and the reference it went with.
+type held struct {
+	slot uint8
+	ref  pool.Ref
 }
 
 // holderKey names the buffer a reference points into: every pool of a run
@@ -38,9 +44,9 @@ func (s *Server) gave(m *ipc.Message) {
 		defer h.mu.Unlock()
 	}
 	if h.by == nil {
-		h.by = map[uint64]uint8{}
+		h.by = map[uint64]held{}
 	}
-	h.by[holderKey(ref)] = uint8(m.Dst.Slot())
+	h.by[holderKey(ref)] = held{uint8(m.Dst.Slot()), ref}
 }
 
 // forget drops the record of a buffer that came back by another way than
@@ -65,9 +71,37 @@ func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
 		defer h.mu.Unlock()
 	}
 	k := holderKey(ref)
-	if got, ok := h.by[k]; ok && int(got) == slot {
+	if got, ok := h.by[k]; ok && int(got.slot) == slot {
 		delete(h.by, k)
 		return true
 	}
 	return s.quar.held != nil && int(ref.Pool()) == s.Opts.Endpoint.Slot()
+}
+
+// reclaim takes back every buffer handed to the application in slot, which
+// died holding them: its own are freed, others' sent towards their owners.
+// Only an application's: it never hands a buffer on, so nobody else can be
+// reading one; a server that died may have passed them along.
+func (s *Server) reclaim(slot int) int {
+	if slot <= ipc.KernelSlot || slot >= ipc.MaxSlots || s.class[slot] != ipc.ClassApp {
+		return 0
+	}
+	h := &s.holders
+	var refs []pool.Ref
+	if s.lockSend {
+		h.mu.Lock()
+	}
+	for k, b := range h.by {
+		if int(b.slot) == slot {
+			refs = append(refs, b.ref)
+			delete(h.by, k)
+		}
+	}
+	if s.lockSend {
+		h.mu.Unlock()
+	}
+	for _, r := range refs {
+		s.giveBack(r)
+	}
+	return len(refs)
 }

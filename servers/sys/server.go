@@ -608,6 +608,9 @@ func (s *Server) common(m *ipc.Message) (int, error) {
 		}
 		s.gone[d.Slot] = d.Endpoint
 		s.deaths[d.Slot]++
+		if n := s.reclaim(d.Slot); n > 0 {
+			s.Log.Printf("took back %d buffers %s held when it died", n, d.Endpoint)
+		}
 		if n := s.PeerName(d.Slot); n != "" {
 			s.Log.Printf("peer %s (endpoint %s) died", n, d.Endpoint)
 		}

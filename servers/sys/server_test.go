@@ -471,3 +471,32 @@ func TestBufFreeOnlyFromHolder(t *testing.T) {
 		t.Fatalf("refused %v BufFrees, want 2 (a double free)", got)
 	}
 }
+
+// TestDeadAppsBuffersReclaimed: an application that dies holding buffers
+// it was handed does not keep them for ever: when the kernel announces its
+// death, the server that handed them on takes them back.
+func TestDeadAppsBuffersReclaimed(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "syscall", Procs: map[string]int{"syscall": 1, "tcp": 2, "app": 5},
+		Peers: []string{"tcp", "app"}}, func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	var refs []pool.Ref
+	for i := 0; i < 3; i++ {
+		ref, _, err := h.S.Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+		r := systest.Reply(ipc.OpRecvFrom, uint32(i), 10, h.Endpoint("app"))
+		r.Arg[3] = uint64(ref)
+		if err := h.S.SendTo("app", &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Sent()
+	if n := h.InUse("syscall"); n != 3 {
+		t.Fatalf("%d buffers in use, want the 3 handed to app", n)
+	}
+	h.Kill("app")
+	if n := h.InUse("syscall"); n != 0 {
+		t.Fatalf("%d buffers in use after app died, want 0", n)
+	}
+}
