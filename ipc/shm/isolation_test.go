@@ -82,9 +82,19 @@ func TestWakeWordCleared(t *testing.T) {
 // TestTailMoved: a peer that moves another sender's tail so that its ring
 // looks full (or the consumer would look for the wrong message) wedges
 // nothing: the consumer takes by its own tail and puts the shared one back
-// before it sleeps, and the sender's bounded sleep sees the room again.
+// before it sleeps (or, polling, every 256 empty looks), and the sender's
+// bounded sleep sees the room again.
 func TestTailMoved(t *testing.T) {
-	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	for _, tt := range []struct {
+		name string
+		wait ipc.WaitPolicy
+	}{{"block", ipc.WaitPolicy{}}, {"poll", ipc.WaitPolicy{Spin: ipc.SpinForever}}} {
+		t.Run(tt.name, func(t *testing.T) { tailMoved(t, tt.wait) })
+	}
+}
+
+func tailMoved(t *testing.T, wait ipc.WaitPolicy) {
+	rx, tx := openPair(t, newInbox(t, 4), wait)
 	r := tx.out[rxSlot].r
 	r.tail.Store(^uint64(3)) // head 0 minus 4: full, and not the consumer's number
 	sent := make(chan error, 1)

@@ -44,6 +44,7 @@ type Transport struct {
 	wait     ipc.WaitPolicy
 	fallback Sender
 	next     int // ring to look at first, for fairness
+	empties  int // polls that found nothing, for repairTails
 	stats    ipc.Stats
 	closed   bool
 	// hold makes TrySend leave its wake-up owed (HoldDoorbells); owed
@@ -266,6 +267,11 @@ func (t *Transport) poll(m *ipc.Message) bool {
 			}
 			break
 		}
+	}
+	// A receiver that polls and never sleeps puts moved tails back
+	// every so often too.
+	if t.empties++; t.empties&255 == 0 {
+		t.in.repairTails()
 	}
 	return false
 }
