@@ -31,7 +31,7 @@ const hostileSize = 4 << 20
 // the receiving server on shm), and the run's /dev/shm files stay as many
 // as they were.
 func TestHostileApp(t *testing.T) {
-	needTools(t, "ip", "python3", "ss")
+	needTools(t, "ip", "python3")
 	for _, tr := range []string{"shm", "kernel"} {
 		t.Run(tr, func(t *testing.T) { hostileApp(t, tr) })
 	}
