@@ -326,6 +326,13 @@ func TestIPWaitsForBuffer(t *testing.T) {
 		}
 		held = append(held, ref) // frames down the path, not back yet
 	}
+	for _, ref := range held { // handed to pf, which may give them back
+		m := systest.FrameTx(ref)
+		if err := h.S.SendTo("pf", &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Sent()
 	seg := udpSegment(t, at(hostIP, 7), at(peerIP, 1000), []byte("reply"))
 	ref := h.Buffer("udp", seg)
 	from := func(name string, m ipc.Message) ipc.Message {
