@@ -99,10 +99,9 @@ var senders = map[Type][]pair{
 	FrameTx: {{ClassLink, anyClass}, {ClassIP, anyClass}},
 	// A Datagram goes from ip up to a transport, or from a transport down
 	// to ip; never from an application, nor around ip and pf.
-	Datagram:        {{ClassIP, ClassTransport}, {ClassTransport, ClassIP}},
-	Unreachable:     {{ClassTransport, ClassIP}},
-	PortUnreachable: {{ClassIP, ClassTransport}},
-	ICMPError:       {{ClassIP, ClassTransport}},
+	Datagram:    {{ClassIP, ClassTransport}, {ClassTransport, ClassIP}},
+	Unreachable: {{ClassTransport, ClassIP}},
+	ICMPError:   {{ClassIP, ClassTransport}},
 	// Socket calls come from applications (to syscall, or to tcp for an
 	// exposed socket) and from syscall passing them on.
 	Socket: {{ClassApp, ClassSyscall}, {ClassApp, ClassTransport}, {ClassSyscall, ClassTransport}},

@@ -137,7 +137,6 @@ func TestTypeTable(t *testing.T) {
 		{ipc.SocketReply, tcp, syscall, ""},
 		{ipc.SocketReply, syscall, app, ""},
 		{ipc.FrameRx, app, ip, ReasonWrongSender},
-		{ipc.PortUnreachable, app, tcp, ReasonWrongSender},
 		{ipc.ICMPError, app, tcp, ReasonWrongSender},
 		{ipc.Unreachable, app, ip, ReasonWrongSender},
 		{ipc.Socket, tcp, syscall, ReasonWrongSender},

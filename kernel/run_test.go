@@ -216,6 +216,8 @@ func TestStandby(t *testing.T) {
 	}
 	if k.takeStandby(p, nil, now) {
 		t.Error("a dropped standby was taken")
+	}
+}
 
 // TestQueueBound: what the kernel itself sends a process that never reads
 // (alarms, notifications) is held up to MaxQueue, then dropped and counted:

@@ -26,7 +26,7 @@ import (
 //   - forges every message type the type table restricts (ipc.MaySend) to
 //     every peer: the kernel's own (Ack, Error, Alarm, Notification,
 //     EndpointUpdate, Shutdown, EndpointDown), the packet path's (frames,
-//     Datagram, Unreachable, PortUnreachable, ICMPError) and SocketReply,
+//     Datagram, Unreachable, ICMPError) and SocketReply,
 //     every argument random;
 //   - frees buffers it was never given: a BufFree for a random buffer of
 //     every pool of the run, to every peer;
@@ -44,7 +44,7 @@ import (
 
 // forged are the types the attack sends to every peer.
 var forged = []ipc.Type{ipc.Ack, ipc.Error, ipc.Alarm, ipc.Notification, ipc.EndpointUpdate, ipc.Shutdown,
-	ipc.EndpointDown, ipc.FrameRx, ipc.FrameTx, ipc.Datagram, ipc.Unreachable, ipc.PortUnreachable,
+	ipc.EndpointDown, ipc.FrameRx, ipc.FrameTx, ipc.Datagram, ipc.Unreachable,
 	ipc.ICMPError, ipc.SocketReply, ipc.BufFree}
 
 type attack struct {

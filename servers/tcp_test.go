@@ -382,6 +382,8 @@ func TestTCPKeepAlive(t *testing.T) {
 	segs, _ := segmentsDown(t, h, h.Sent())
 	if len(segs) != 1 || !segs[0].ACK || segs[0].SYN || segs[0].FIN || segs[0].RST || segs[0].Seq != iss || len(segs[0].Payload) != 0 {
 		t.Fatalf("sent %v after a second of silence, want one keep-alive probe (an ACK at SND.UNA-1 = %d)", segs, iss)
+	}
+}
 
 // TestTCPSocketQuota: an application opens sockets until refused: past
 // MaxSocketsPerApp (through syscall or straight), EMFILE, counted.

@@ -403,7 +403,7 @@ func TestTypeTable(t *testing.T) {
 		{"tcp", "app", ipc.Message{Type: ipc.Ack}, ipc.RefuseKernelOnly},
 		{"tcp", "app", systest.Datagram(0, 0), ipc.RefuseWrongSender},
 		{"tcp", "syscall", systest.Datagram(0, 0), ipc.RefuseWrongSender},
-		{"tcp", "app", systest.PortUnreachable(netip.AddrPort{}, netip.AddrPort{}), ipc.RefuseWrongSender},
+		{"tcp", "app", systest.ICMPError(netip.AddrPort{}, netip.AddrPort{}, 0, 3, 3, 0), ipc.RefuseWrongSender},
 		{"syscall", "app", systest.Reply(ipc.OpOpen, 1, 3, ipc.MakeEndpoint(5, 1)), ipc.RefuseWrongSender},
 		{"syscall", "ip", systest.Reply(ipc.OpOpen, 1, 3, ipc.MakeEndpoint(5, 1)), ipc.RefuseWrongSender},
 		{"ip", "app", systest.FrameRx(0), ipc.RefuseWrongSender},
