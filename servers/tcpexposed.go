@@ -244,7 +244,11 @@ func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) (changed bool) 
 			if d.Aux != 0 { // the application left data unread: reset, as Linux
 				t.st.Abort(now, x.id)
 			}
-			t.closeExposed(now, x, d.A >= t.x.epoch[x.owner])
+			// Connections the application took from a listener before
+			// closing it are its own now: they stay open.
+			if t.consumed(s, now, x) {
+				t.closeExposed(now, x, d.A >= t.x.epoch[x.owner])
+			}
 			return true
 		default:
 			t.hostile(s, now, x, "tx-kind", fmt.Errorf("descriptor kind %d", d.Kind))
@@ -252,19 +256,10 @@ func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) (changed bool) 
 		}
 	}
 rx:
-	rx := r.RX()
-	tail := rx.Tail().Load()
-	if tail < x.rxTail || tail > rx.Head().Load() {
-		t.hostile(s, now, x, "rx-tail", sockbuf.ErrCorrupt)
+	if !t.consumed(s, now, x) {
 		return true
 	}
-	if k := int(tail - x.rxTail); k > 0 {
-		x.rxAlloc.Consumed(k)
-		if len(x.children) > 0 {
-			x.children = x.children[min(k, len(x.children)):]
-		}
-		x.rxTail = tail
-	}
+	rx := r.RX()
 	state, _ := t.st.State(x.id)
 	x.est = x.est || state >= tcp.Established
 	switch {
@@ -387,6 +382,28 @@ func (t *tcpServer) closeExposed(now time.Time, x *xsock, keep bool) {
 	}
 	t.st.Close(now, x.id)
 	t.release(x, keep)
+}
+
+// consumed takes in what the application has read from the socket's RX
+// ring since the last look: its space is free again, and a listener's
+// accepted connections it took are no longer its children. A tail the
+// application moved where it cannot be ends the socket as hostile, and
+// consumed reports false.
+func (t *tcpServer) consumed(s *sys.Server, now time.Time, x *xsock) bool {
+	rx := x.reg.RX()
+	tail := rx.Tail().Load()
+	if tail < x.rxTail || tail > rx.Head().Load() {
+		t.hostile(s, now, x, "rx-tail", sockbuf.ErrCorrupt)
+		return false
+	}
+	if k := int(tail - x.rxTail); k > 0 {
+		x.rxAlloc.Consumed(k)
+		if len(x.children) > 0 {
+			x.children = x.children[min(k, len(x.children)):]
+		}
+		x.rxTail = tail
+	}
+	return true
 }
 
 // scanBells pumps every exposed socket whose doorbell moved.

@@ -71,11 +71,23 @@ func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
 		defer h.mu.Unlock()
 	}
 	k := holderKey(ref)
-	if got, ok := h.by[k]; ok && int(got.slot) == slot {
+	if got, ok := h.by[k]; ok && (int(got.slot) == slot || s.passedOn(int(got.slot), slot)) {
 		delete(h.by, k)
 		return true
 	}
 	return s.quar.held != nil && int(ref.Pool()) == s.Opts.Endpoint.Slot()
+}
+
+// passedOn reports whether a buffer handed to the process in slot holder
+// may come back from the process in slot from because the holder passes
+// such buffers on: syscall forwards an application's send, buffer and
+// all, to the transport that owns the socket, and the transport frees it
+// to its owner.
+func (s *Server) passedOn(holder, from int) bool {
+	if holder <= ipc.KernelSlot || holder >= ipc.MaxSlots || from <= ipc.KernelSlot || from >= ipc.MaxSlots {
+		return false
+	}
+	return s.class[holder] == ipc.ClassSyscall && s.class[from] == ipc.ClassTransport
 }
 
 // reclaim takes back every buffer handed to the application in slot, which

@@ -472,6 +472,36 @@ func TestBufFreeOnlyFromHolder(t *testing.T) {
 	}
 }
 
+// TestBufFreeAfterSyscallPassedItOn: an application's send goes to
+// syscall, which passes the buffer on to the transport that owns the
+// socket, and the transport frees it: that BufFree comes back from a
+// process the application never handed the buffer to, and must count (the
+// message backend's every send; refused, the application's pool runs dry
+// and its sends fail with ENOBUFS). Another application still cannot free
+// it.
+func TestBufFreeAfterSyscallPassedItOn(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "web", Procs: map[string]int{"syscall": 1, "tcp": 2, "web": 5, "evil": 6},
+		Peers: []string{"syscall", "tcp", "evil"}, Roles: map[string]string{"web": "httpd", "evil": "httpd"}},
+		func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	ref, _, err := h.S.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := systest.SendTo(3, netip.AddrPort{}, ref, 0)
+	if err := h.S.SendTo("syscall", &m); err != nil {
+		t.Fatal(err)
+	}
+	h.Sent()
+	h.Deliver("evil", systest.BufFree(ref))
+	if n := h.InUse("web"); n != 1 {
+		t.Fatalf("%d buffers in use after another application's BufFree, want 1", n)
+	}
+	h.Deliver("tcp", systest.BufFree(ref))
+	if n := h.InUse("web"); n != 0 {
+		t.Fatalf("%d buffers in use after the transport freed the send, want 0", n)
+	}
+}
+
 // TestDeadAppsBuffersReclaimed: an application that dies holding buffers
 // it was handed does not keep them for ever: when the kernel announces its
 // death, the server that handed them on takes them back.
