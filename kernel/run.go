@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/collector"
@@ -192,6 +193,10 @@ func (k *kern) makeInboxes() error {
 			return err
 		}
 		in.Close()
+		// Its owner and the processes that send to it (its group).
+		if err := k.give(path, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
+			return err
+		}
 		peers[p.slot] = path
 	}
 	var err error
@@ -209,6 +214,10 @@ func (k *kern) makePools() error {
 			return err
 		}
 		pl.Close()
+		// Its owner writes it; every process of the run may read it.
+		if err := k.give(pl.Path(), p.slot, k.c.Spec.Sandbox.RunGroup(), 0o640); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -232,7 +241,7 @@ func (k *kern) start(p *proc, now time.Time) error {
 	defer pf.Close()
 	cmd, err := spawn.Start(spawn.Spec{
 		Path: k.c.Exe, Args: args, Cores: p.spec.Cores,
-		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL,
+		Files: []*os.File{pf}, DeathSignal: syscall.SIGKILL, Credential: k.credential(p),
 	})
 	if err != nil {
 		unix.Close(kend)
@@ -266,6 +275,29 @@ func (k *kern) attach(p *proc, kend int, cmd *exec.Cmd, now time.Time) error {
 	k.mu.Lock()
 	k.core.Launched(p.slot, now)
 	k.mu.Unlock()
+	return nil
+}
+
+// credential is what p is started as: its protection domain, its own
+// user and group and the groups of the processes it may send to (package
+// sandbox); nil, the kernel's own root, with the sandbox off or for a
+// privileged process, which drops to its domain itself once set up.
+func (k *kern) credential(p *proc) *syscall.Credential {
+	if !k.c.Spec.Sandbox.On() || p.spec.Privileged {
+		return nil
+	}
+	return k.c.Spec.Sandbox.Domain(p.slot, k.core.Peers(p.slot)).Credential()
+}
+
+// give hands a run file the kernel made to the process in slot, as user,
+// and to group, with mode; with the sandbox off the file stays root's.
+func (k *kern) give(path string, slot, group int, mode os.FileMode) error {
+	if !k.c.Spec.Sandbox.On() {
+		return nil
+	}
+	if err := sandbox.Give(path, k.c.Spec.Sandbox.User(slot), group, mode); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/boot"
 )
@@ -46,6 +47,10 @@ type Spec struct {
 	ServiceTimes bool `json:"service_times,omitempty"`
 	// Trace turns on every server's trace recorder (boot.Options.Trace).
 	Trace bool `json:"trace,omitempty"`
+	// Sandbox is the run's id range: each process runs as a user of its
+	// own under its seccomp filter (docs/SANDBOX.md). Zero: off, every
+	// process runs as the kernel does, unfiltered.
+	Sandbox sandbox.IDs `json:"sandbox"`
 }
 
 // Proc is one server process of a Spec.
@@ -63,6 +68,13 @@ type Proc struct {
 	// Routes give the next hop towards each process it is not linked to
 	// but must reach.
 	Routes map[string]string `json:"routes,omitempty"`
+	// Filter names its seccomp filter (sandbox.Lookup) when the run is
+	// sandboxed.
+	Filter string `json:"filter,omitempty"`
+	// Privileged starts it as root, for a set-up that needs it (a nic
+	// that opens a TAP device); it drops to its own ids itself before it
+	// serves.
+	Privileged bool `json:"privileged,omitempty"`
 }
 
 // Link joins two processes, which may then send to each other.
@@ -97,7 +109,13 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("kernel: spec: process %d: name %q is empty, reserved or taken", i+1, p.Name)
 		}
 	}
+	if err := s.Sandbox.Check(); err != nil {
+		return fmt.Errorf("kernel: spec: %w", err)
+	}
 	for _, p := range s.Procs {
+		if _, ok := sandbox.Lookup(p.Filter); s.Sandbox.On() && !ok {
+			return fmt.Errorf("kernel: spec: %s: unknown seccomp filter %q", p.Name, p.Filter)
+		}
 		if _, err := ipc.ParseWaitPolicy(p.Wait); err != nil {
 			return fmt.Errorf("kernel: spec: %s: %w", p.Name, err)
 		}
@@ -143,6 +161,9 @@ func (s *Spec) Boot(run string, slot int, ep ipc.Endpoint) (boot.Options, error)
 	o := boot.Options{Name: p.Name, Role: p.Role, Endpoint: ep, Run: run, Transport: s.Transport,
 		Wait: w, Cores: p.Cores, Args: p.Args, Peers: s.peers(p.Name),
 		Procs: map[string]int{}, Routes: map[string]string{}, Roles: map[string]string{}, ServiceTimes: s.ServiceTimes, Trace: s.Trace}
+	if s.Sandbox.On() {
+		o.Sandbox, o.Filter = s.Sandbox.Base, p.Filter
+	}
 	for i, q := range s.Procs {
 		o.Procs[q.Name] = i + 1
 		o.Roles[q.Name] = q.Role

@@ -9,6 +9,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/sandbox"
 )
 
 // Files the kernel keeps in its state directory while it runs.
@@ -54,6 +55,16 @@ type ProcStatus struct {
 	Ready       bool   `json:"ready"`
 	MetricsPort int    `json:"metrics_port"`
 	Restarts    int    `json:"restarts"`
+	// UID is the user it serves as (docs/SANDBOX.md): its own with the
+	// sandbox on, else the kernel's (0).
+	UID int `json:"uid"`
+	// SetupRoot says it starts as root for its set-up and drops to UID
+	// before it serves (a nic on a TAP device).
+	SetupRoot bool `json:"setup_root,omitempty"`
+	// Filter names its seccomp filter, which allows Syscalls system
+	// calls; "" with the sandbox off.
+	Filter   string `json:"filter,omitempty"`
+	Syscalls int    `json:"filter_syscalls,omitempty"`
 }
 
 // ReadStatus reads the status file in dir.
@@ -80,6 +91,15 @@ func (k *kern) status() Status {
 		ps := ProcStatus{Name: p.spec.Name, Role: p.spec.Role, Slot: p.slot, Endpoint: p.entry.EP.String(),
 			Cores: p.spec.Cores, Wait: p.spec.Wait, Alive: p.entry.Alive, Ready: p.entry.Ready,
 			MetricsPort: p.entry.Port, Restarts: k.core.Restarts(p.slot)}
+		if sb := sp.Sandbox; sb.On() {
+			ps.UID, ps.SetupRoot, ps.Filter = sb.User(p.slot), p.spec.Privileged, p.spec.Filter
+			if f, ok := sandbox.Lookup(p.spec.Filter); ok {
+				ps.Syscalls = f.Count()
+				if f.Root {
+					ps.UID, ps.SetupRoot = 0, false
+				}
+			}
+		}
 		if p.cmd != nil {
 			ps.Pid = p.cmd.Process.Pid
 		}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
 	"github.com/newtsim/newtsim/ipc/sockcall"
@@ -75,6 +76,10 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 	}
 	t.x.awake = r
 	r.State().Store(1)
+	// Every application that may call tcp (its group) reads the word.
+	if err := share(s, p, s.Opts.Endpoint.Slot()); err != nil {
+		return fmt.Errorf("tcp: awake word: %w", err)
+	}
 	t.x.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_refused_total", Help: "Exposed sockets ended for what their application wrote into shared memory, by reason."}, []string{"reason"})
 	t.x.bells = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
@@ -117,7 +122,26 @@ func (t *tcpServer) newRegion(s *sys.Server, owner ipc.Endpoint, want uint64) (u
 	t.x.nextID++
 	id := t.x.nextID
 	r, err := sockbuf.Create(sockbuf.RegionPath(s.Opts.Run, s.Opts.Name, id))
-	return id, r, err
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := share(s, r.Path, owner.Slot()); err != nil {
+		r.Close()
+		os.Remove(r.Path)
+		return 0, nil, err
+	}
+	return id, r, nil
+}
+
+// share lets the process in slot (its group: itself and the processes that
+// send to it) open a region file tcp made, when the run is sandboxed
+// (docs/SANDBOX.md); otherwise every process runs as root anyway.
+func share(s *sys.Server, path string, slot int) error {
+	ids := sandbox.IDs{Base: s.Opts.Sandbox}
+	if !ids.On() {
+		return nil
+	}
+	return sandbox.Give(path, ids.User(s.Opts.Endpoint.Slot()), ids.Group(slot), 0o660)
 }
 
 // expose attaches a region to engine socket id for owner.

@@ -34,6 +34,7 @@ func NewBenchCommand(g *globals) *cobra.Command {
 func newBenchIPCCommand() *cobra.Command {
 	var jsonOut, mdOut, svgOut, cpus string
 	var slots int
+	var compare bool
 	cmd := &cobra.Command{
 		Use:   "ipc",
 		Short: "Round trips over user-space channels and kernel messages, beside a cache-line ping-pong and a pipe",
@@ -46,7 +47,7 @@ func newBenchIPCCommand() *cobra.Command {
 				return err
 			}
 			defer stop()
-			_, err = runIPCBench(ctx, cmd, cs, command, slots, jsonOut, mdOut, svgOut)
+			_, err = runIPCBench(ctx, cmd, bench.IPCOptions{CPUs: cs, Command: command, Slots: slots, CompareSandbox: compare}, jsonOut, mdOut, svgOut)
 			return err
 		},
 	}
@@ -54,13 +55,15 @@ func newBenchIPCCommand() *cobra.Command {
 	svgFlag(cmd.Flags(), &svgOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use, such as 0-1 (default: every online CPU; the first two are used)")
 	cmd.Flags().IntVar(&slots, "slots", 0, "messages per ring for the transport rows (a power of two; default 256)")
+	cmd.Flags().BoolVar(&compare, "compare-sandbox", false, "measure every row that runs under the kernel again with the sandbox off, right after it (docs/SANDBOX.md)")
 	return cmd
 }
 
-func runIPCBench(ctx context.Context, cmd *cobra.Command, cpus []int, command string, slots int, jsonOut, mdOut, svgOut string) (*bench.Report, error) {
+func runIPCBench(ctx context.Context, cmd *cobra.Command, o bench.IPCOptions, jsonOut, mdOut, svgOut string) (*bench.Report, error) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintln(out, "bench ipc: measuring (each row in its own pinned processes)")
-	rep, err := bench.IPC(ctx, bench.IPCOptions{CPUs: cpus, Progress: out, Slots: slots, Command: command})
+	o.Progress = out
+	rep, err := bench.IPC(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 func newBenchEagainCommand() *cobra.Command {
 	var jsonOut, mdOut, svgOut, cpus string
 	var breakdown bool
+	var compare bool
 	cmd := &cobra.Command{
 		Use:   "eagain",
 		Short: "recvfrom() returning EAGAIN on an idle TCP socket: kernel messages, user-space messages, Linux, exposed buffers",
@@ -27,7 +28,8 @@ func newBenchEagainCommand() *cobra.Command {
 			defer stop()
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench eagain: measuring")
-			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: command, Breakdown: breakdown})
+			rep, err := bench.Eagain(ctx, bench.EagainOptions{CPUs: cs, Progress: out, Command: command, Breakdown: breakdown,
+				CompareSandbox: compare})
 			if err != nil {
 				return err
 			}
@@ -38,5 +40,6 @@ func newBenchEagainCommand() *cobra.Command {
 	cmd.Flags().StringVar(&svgOut, "svg", "", "draw the rows as an SVG bar chart (log scale) in this file")
 	cmd.Flags().BoolVar(&breakdown, "breakdown", false, "trace the message rows and break a call down by hop (docs/LATENCY.md)")
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
+	cmd.Flags().BoolVar(&compare, "compare-sandbox", false, "measure every row again with the sandbox off, right after it (docs/SANDBOX.md)")
 	return cmd
 }

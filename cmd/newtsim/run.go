@@ -36,7 +36,8 @@ func NewRunCommand(g *globals) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintln(out, "== starting the topology")
-			h, err := launch.Start(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots})
+			h, err := launch.Start(ctx, launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: out, Slots: f.slots,
+				NoSandbox: f.noSandbox, IDBase: f.idBase})
 			if err != nil {
 				return err
 			}
@@ -58,7 +59,7 @@ func NewRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err = runIPCBench(ctx, cmd, cs, "newtsim run", f.slots, in("ipc.json"), in("ipc.md"), in("ipc.svg")); err != nil {
+			if _, err = runIPCBench(ctx, cmd, bench.IPCOptions{CPUs: cs, Command: "newtsim run", Slots: f.slots}, in("ipc.json"), in("ipc.md"), in("ipc.svg")); err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "\n== recvfrom() returning EAGAIN, row by row (the NewtOS talk's table)")

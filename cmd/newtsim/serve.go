@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc/boot"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -48,7 +51,27 @@ func NewServeCommand() *cobra.Command {
 				return fmt.Errorf("serve: unknown role %q (have %s)", o.Role, strings.Join(roleNames(), ", "))
 			}
 			o.KernelFD = kmsg.FD
+			if o.Sandbox != 0 {
+				start = confined(o, start)
+			}
 			return sys.Main(o, start)
 		},
+	}
+}
+
+// confined runs a role's set-up, then puts the process into its protection
+// domain (docs/SANDBOX.md) before it registers and handles its first
+// message.
+func confined(o boot.Options, start sys.Starter) sys.Starter {
+	return func(s *sys.Server) (sys.Handler, error) {
+		h, err := start(s)
+		if err != nil {
+			return nil, err
+		}
+		peers := slices.Collect(maps.Values(o.Peers))
+		if err := (sandbox.IDs{Base: o.Sandbox}).Enter(o.Endpoint.Slot(), peers, o.Filter); err != nil {
+			return nil, err
+		}
+		return h, nil
 	}
 }

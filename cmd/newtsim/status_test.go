@@ -31,7 +31,8 @@ func TestStatusJSON(t *testing.T) {
 	write(stale, launch.StateFile, launch.State{Run: "gone", KernelPid: 0})
 	write(running, launch.StateFile, launch.State{Run: "st1", KernelPid: kern.Process.Pid})
 	write(running, kernel.StatusFile, kernel.Status{Run: "st1", Topology: "default", Transport: "shm", Plan: "shared", Ready: true,
-		Processes: []kernel.ProcStatus{{Name: "kernel", Pid: kern.Process.Pid, Alive: true, MetricsPort: 9100}}})
+		Processes: []kernel.ProcStatus{{Name: "kernel", Pid: kern.Process.Pid, Alive: true, MetricsPort: 9100},
+			{Name: "nic", Slot: 7, UID: 61007, SetupRoot: true, Filter: "server", Syscalls: 76}}})
 
 	tests := []struct {
 		dir  string
@@ -42,7 +43,9 @@ func TestStatusJSON(t *testing.T) {
 		{stale, `{"running":false,"stale_run":"gone"}`, "run gone left state behind"},
 		{running, `{"running":true,"run":"st1","topology":"default","transport":"shm","core_plan":"shared","ready":true,` +
 			`"processes":[{"name":"kernel","role":"","slot":0,"endpoint":"","pid":PID,"cores":null,"wait":"","alive":true,` +
-			`"ready":false,"metrics_port":9100,"restarts":0}]}`, "core plan: shared"},
+			`"ready":false,"metrics_port":9100,"restarts":0,"uid":0},` +
+			`{"name":"nic","role":"","slot":7,"endpoint":"","pid":0,"cores":null,"wait":"","alive":false,"ready":false,` +
+			`"metrics_port":0,"restarts":0,"uid":61007,"setup_root":true,"filter":"server","filter_syscalls":76}]}`, "server (76 calls)"},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := runCLI(t, 1000, "status", "--json", "--state-dir", tt.dir)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -23,6 +24,8 @@ type topoFlags struct {
 	cpus      string
 	slots     int
 	nic       string
+	noSandbox bool
+	idBase    int
 }
 
 func (f *topoFlags) register(cmd *cobra.Command) {
@@ -31,6 +34,8 @@ func (f *topoFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.wait, "wait", "", "override every process's wait policy: block, poll or a spin duration such as 20us")
 	cmd.Flags().StringVar(&f.cpus, "cpus", "", "plan for these CPUs only, such as 0-1 (default: every online CPU)")
 	cmd.Flags().IntVar(&f.slots, "slots", 0, "messages per ring (a power of two; default 256)")
+	cmd.Flags().BoolVar(&f.noSandbox, "no-sandbox", false, "run every process as root without a seccomp filter (docs/SANDBOX.md), for comparison")
+	cmd.Flags().IntVar(&f.idBase, "sandbox-ids", sandbox.DefaultBase, "the sandbox's id range starts here: the run's group, then a user and group per process")
 	cmd.Flags().StringVar(&f.nic, "nic", "none", "the nic's backend: none (no cable) or tap (a TAP device in a namespace of its own, for Linux programs to reach the host)")
 }
 
@@ -83,7 +88,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			o := launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: cmd.OutOrStdout(), Slots: f.slots, NIC: f.nic,
-				ServiceTimes: serviceTimes, Trace: traced}
+				ServiceTimes: serviceTimes, Trace: traced, NoSandbox: f.noSandbox, IDBase: f.idBase}
 			if app != "" {
 				a, err := launch.ParseApp(app)
 				if err != nil {

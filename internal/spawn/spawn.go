@@ -36,6 +36,12 @@ type Spec struct {
 	// NetNS is the file of the network namespace the child starts in
 	// (such as /run/netns/NAME); "" for this process's.
 	NetNS string
+	// Credential, when set, starts the child as that user and groups (a
+	// protection domain, package sandbox). The executable is then opened
+	// here and run through its descriptor, so the child needs no search
+	// permission on the directories above it, only the file's own
+	// execute bit.
+	Credential *syscall.Credential
 }
 
 type request struct {
@@ -100,6 +106,18 @@ func start(s Spec) (*exec.Cmd, error) {
 	}
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.ExtraFiles = s.Files
+	if s.Credential != nil {
+		exe, err := os.Open(s.Path)
+		if err != nil {
+			return nil, fmt.Errorf("spawn: %w", err)
+		}
+		defer exe.Close()
+		// The child's copy of exe is its descriptor 3+len(Files), which
+		// os/exec leaves open across the exec: a read-only descriptor of
+		// the binary it runs, which it may ignore.
+		cmd.ExtraFiles = append(append([]*os.File(nil), s.Files...), exe)
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 2+len(cmd.ExtraFiles))
+	}
 	cmd.Env = s.Env
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if s.Stdout != nil {
@@ -108,7 +126,7 @@ func start(s Spec) (*exec.Cmd, error) {
 	if s.Stderr != nil {
 		cmd.Stderr = s.Stderr
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: s.Setpgid, Pdeathsig: s.DeathSignal}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: s.Setpgid, Pdeathsig: s.DeathSignal, Credential: s.Credential}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("spawn: start %s: %w", s.Path, err)
 	}

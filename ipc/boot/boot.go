@@ -43,6 +43,10 @@ type Options struct {
 	// Trace turns on the process's trace recorder (package
 	// internal/trace), served at trace.Path on its metrics port.
 	Trace bool
+	// Sandbox is the run's id base (package sandbox): the process runs as
+	// user Sandbox+slot under the seccomp filter Filter. 0: no sandbox.
+	Sandbox int
+	Filter  string
 }
 
 // Argv writes o as the arguments Parse reads (without a program or command
@@ -64,6 +68,9 @@ func (o Options) Argv() []string {
 	}
 	if o.Trace {
 		a = append(a, "--trace")
+	}
+	if o.Sandbox != 0 {
+		a = append(a, "--sandbox", strconv.Itoa(o.Sandbox), "--filter", o.Filter)
 	}
 	for _, n := range slices.Sorted(maps.Keys(o.Peers)) {
 		a = append(a, "--peer", n+"="+strconv.Itoa(o.Peers[n]))
@@ -116,6 +123,8 @@ func Parse(args []string) (Options, error) {
 	fs.StringVar(&cores, "cores", "", "cores the process is pinned to")
 	fs.BoolVar(&o.ServiceTimes, "service-times", false, "time the role's handling of each message")
 	fs.BoolVar(&o.Trace, "trace", false, "record messages in the trace ring")
+	fs.IntVar(&o.Sandbox, "sandbox", 0, "the run's sandbox id base (0: none)")
+	fs.StringVar(&o.Filter, "filter", "", "the seccomp filter to run under")
 	fs.Var(&peers, "peer", "a peer, NAME=SLOT (repeated)")
 	fs.Var(&procs, "proc", "a server of the run, NAME=SLOT (repeated)")
 	fs.Var(&routes, "route", "the next hop towards a server, DEST=NEXTHOP (repeated)")

@@ -24,6 +24,7 @@ func TestRoundTrip(t *testing.T) {
 		{"app with arguments", Options{
 			Name: "web", Role: "httpd", Endpoint: ipc.MakeEndpoint(9, 1), Run: "ffffffff", Transport: "kernel",
 			Wait: ipc.WaitPolicy{Spin: ipc.SpinForever}, Cores: []int{0, 2, 3}, ServiceTimes: true, Trace: true,
+			Sandbox: 61000, Filter: "app",
 			Peers: map[string]int{"syscall": 2}, Procs: map[string]int{"web": 9}, Routes: map[string]string{},
 			Args: []string{"--backend", "exposed", "--", "-x"},
 		}},

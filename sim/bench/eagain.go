@@ -70,6 +70,9 @@ type EagainOptions struct {
 	// Breakdown traces the message rows and breaks a call down by hop
 	// (breakdown.go).
 	Breakdown bool
+	// CompareSandbox measures each row a second time with the sandbox
+	// off, right after it: the row's name with NoSandboxSuffix.
+	CompareSandbox bool
 }
 
 // Eagain runs `newtsim bench eagain`: the rows of the talk's table, each in
@@ -89,22 +92,33 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 	defer os.RemoveAll(dir)
 	rep := &EagainReport{Bench: "eagain", Command: o.Command, Time: time.Now().UTC(), Machine: machine.Detect()}
 	b := cpus[1]
-	rows := []struct {
+	type eagainRow struct {
 		name, what, backend string
 		tr                  topology.Transport
 		spin                bool // tcp alone spinning on the second CPU
-	}{
-		{"kernel-msg", "message backend over kernel messages: app, kernel, syscall, kernel, tcp and back", "message", topology.Kernel, false},
-		{"user-msg", "message backend over user-space channels: app, syscall, tcp and back", "message", topology.Shm, false},
-		{"user-msg-direct", "the same with syscall left out: app, tcp and back", "message-direct", topology.Shm, false},
-		{"linux", "recvfrom(2) on a Linux TCP socket over loopback, from the same application process", "linux", topology.Shm, false},
-		{"exposed", "exposed socket buffers: the library reads the empty ring in shared memory", "exposed", topology.Shm, false},
+		noSandbox           bool
+	}
+	rows := []eagainRow{
+		{"kernel-msg", "message backend over kernel messages: app, kernel, syscall, kernel, tcp and back", "message", topology.Kernel, false, false},
+		{"user-msg", "message backend over user-space channels: app, syscall, tcp and back", "message", topology.Shm, false, false},
+		{"user-msg-direct", "the same with syscall left out: app, tcp and back", "message-direct", topology.Shm, false, false},
+		{"linux", "recvfrom(2) on a Linux TCP socket over loopback, from the same application process", "linux", topology.Shm, false, false},
+		{"exposed", "exposed socket buffers: the library reads the empty ring in shared memory", "exposed", topology.Shm, false, false},
+	}
+	if o.CompareSandbox {
+		var both []eagainRow
+		for _, r := range rows {
+			off := r
+			off.name, off.what, off.noSandbox = r.name+NoSandboxSuffix, r.what+"; the sandbox off", true
+			both = append(both, r, off)
+		}
+		rows = both
 	}
 	for _, row := range rows {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		out := filepath.Join(dir, row.name+".json")
+		out := filepath.Join(dir, strings.ReplaceAll(row.name, "/", "-")+".json")
 		t := topology.Default()
 		t.Transport = row.tr
 		t.Processes = append(t.Processes, topology.Process{Name: "app", Role: "eagain", Cores: []int{a},
@@ -119,8 +133,9 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 			}
 			placement += fmt.Sprintf(" tcp=%d (spins)", b)
 		}
-		traced := o.Breakdown && strings.HasPrefix(row.backend, "message")
-		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log, Trace: traced})
+		traced := o.Breakdown && strings.HasPrefix(row.backend, "message") && !row.noSandbox
+		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log, Trace: traced,
+			NoSandbox: row.noSandbox})
 		if err != nil {
 			return nil, fmt.Errorf("bench eagain: %s: %w", row.name, err)
 		}
@@ -144,7 +159,7 @@ func Eagain(ctx context.Context, o EagainOptions) (*EagainReport, error) {
 			Placement: placement}
 		rep.Rows = append(rep.Rows, er)
 		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "  %-16s %10.0f ns %10.0f cycles %6.2f syscalls/call\n", er.Name, er.NS, er.Cycles, er.LinuxSyscalls)
+			fmt.Fprintf(o.Progress, "  %-26s %10.0f ns %10.0f cycles %6.2f syscalls/call\n", er.Name, er.NS, er.Cycles, er.LinuxSyscalls)
 		}
 	}
 	// The cache-line round trip of bench ipc, measured now on the same
@@ -201,6 +216,12 @@ func (r *EagainReport) judge() {
 	if k != nil && u != nil && l != nil && x != nil {
 		r.Checks = append(r.Checks, Check{Name: "order kernel-msg > user-msg > linux > exposed", Value: 0,
 			Target: "true", Met: k.NS > u.NS && u.NS > l.NS && l.NS > x.NS})
+	}
+	for _, row := range r.Rows {
+		if off := r.row(row.Name + NoSandboxSuffix); off != nil && off.NS > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: %.0f ns with the sandbox, %.0f without: %.2fx",
+				row.Name, row.NS, off.NS, row.NS/off.NS))
+		}
 	}
 }
 

@@ -78,7 +78,16 @@ type IPCOptions struct {
 	Log      *os.File  // the measuring processes' logs; nil: discarded
 	Command  string    // recorded in the report
 	Slots    int       // ring slots for the transport rows; 0: the default
+	// CompareSandbox measures each row that runs under the kernel a
+	// second time with the sandbox off (docs/SANDBOX.md), right after
+	// it: the row's name with NoSandboxSuffix.
+	CompareSandbox bool
+	noSandbox      bool // this row runs with the sandbox off
 }
+
+// NoSandboxSuffix names a row measured with the sandbox off, beside the
+// same row with it on.
+const NoSandboxSuffix = "/nosandbox"
 
 // IPC runs `newtsim bench ipc`: a round trip over each transport and wait
 // policy, and the references (a bare cache-line ping-pong, a pipe), each
@@ -107,51 +116,69 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 	type row struct {
 		name, what string
 		run        func(out string) (placement, wait string, err error)
+		twin       bool // its processes run under the kernel: CompareSandbox measures it again without
 	}
 	line := filepath.Join(dir, "line")
 	rows := []row{
 		{"shm-spin-2core", "Ping and Pong over user-space rings, both sides spinning; measured in alternating batches " +
 			"with ref-cacheline-2core by the same two processes",
 			func(out string) (string, string, error) {
+				os.Remove(line) // the row's twin makes it anew
 				reg, err := shm.CreateRegion(line, 128)
 				if err != nil {
 					return "", "", err
 				}
 				reg.Close()
 				return transportRow(ctx, dir, out, topology.Shm, "poll", a, b, kcore, o, "--pair", line)
-			}},
+			}, true},
 		{"shm-local", "one process sends a message into its own ring and takes it out: the transport's code alone, " +
 			"nothing crossing cores (a round trip runs it twice)",
 			func(out string) (string, string, error) {
 				path := shm.Path("bench"+strconv.Itoa(os.Getpid()), "local.inbox")
 				return fmt.Sprintf("self=%d", a), "poll", single(out, a, "shm-local", path, o.Log)
-			}},
+			}, false},
 		{"shm-futex-2core", "Ping and Pong over user-space rings, each receiver asleep on its futex until woken",
 			func(out string) (string, string, error) {
 				return transportRow(ctx, dir, out, topology.Shm, "block", a, b, kcore, o)
-			}},
+			}, true},
 		{"shm-futex-1core", "the same with both processes on one core",
 			func(out string) (string, string, error) {
 				return transportRow(ctx, dir, out, topology.Shm, "block", a, a, kcore, o)
-			}},
+			}, true},
 		{"kernel-msg", "Ping and Pong each through the kernel process: 4 sends and 4 blocking receives",
 			func(out string) (string, string, error) {
 				return transportRow(ctx, dir, out, topology.Kernel, "block", a, b, kcore, o)
-			}},
+			}, true},
 		{"ref-pipe", "one byte each way over two pipes, both processes on one core",
 			func(out string) (string, string, error) {
 				return fmt.Sprintf("ping=%d pong=%d", a, a), "block", pipes(out, a, a, o.Log)
-			}},
+			}, false},
 		{"ref-pipe-2core", "the same across two cores",
 			func(out string) (string, string, error) {
 				return fmt.Sprintf("ping=%d pong=%d", a, b), "block", pipes(out, a, b, o.Log)
-			}},
+			}, false},
+	}
+	if o.CompareSandbox {
+		var both []row
+		for _, r := range rows {
+			both = append(both, r)
+			if r.twin {
+				run := r.run
+				both = append(both, row{r.name + NoSandboxSuffix, r.what + "; the sandbox off (every process root, unfiltered)",
+					func(out string) (string, string, error) {
+						o.noSandbox = true
+						defer func() { o.noSandbox = false }()
+						return run(out)
+					}, false})
+			}
+		}
+		rows = both
 	}
 	for _, r := range rows {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		out := filepath.Join(dir, r.name+".json")
+		out := filepath.Join(dir, strings.ReplaceAll(r.name, "/", "-")+".json")
 		placement, wait, err := r.run(out)
 		if err != nil {
 			return nil, fmt.Errorf("bench ipc: %s: %w", r.name, err)
@@ -162,9 +189,9 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, Row{Name: r.name, Sample: res.Sample, Placement: placement, Wait: wait, What: r.what})
 		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "  %-20s %10.0f ns %10.0f cycles\n", r.name, res.NS, res.Cycles)
+			fmt.Fprintf(o.Progress, "  %-28s %10.0f ns %10.0f cycles\n", r.name, res.NS, res.Cycles)
 		}
-		if res.Ref == nil {
+		if res.Ref == nil || strings.HasSuffix(r.name, NoSandboxSuffix) {
 			continue
 		}
 		// The paired reference, measured by the same processes on the
@@ -233,7 +260,7 @@ func transportRow(ctx context.Context, dir, out string, tr topology.Transport, w
 		Links: []topology.Link{{A: "pinger", B: "echo"}},
 	}
 	h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t,
-		CPUs: uniq(pc, ec, kc), KernelCores: []int{kc}, Log: o.Log, Slots: o.Slots})
+		CPUs: uniq(pc, ec, kc), KernelCores: []int{kc}, Log: o.Log, Slots: o.Slots, NoSandbox: o.noSandbox})
 	if err != nil {
 		return "", "", err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/kernel"
@@ -78,6 +79,12 @@ type Options struct {
 	// Trace turns on every server's trace recorder (package
 	// internal/trace), for `newtsim trace` and the benchmarks' breakdown.
 	Trace bool
+	// NoSandbox runs every process as root without a seccomp filter, as
+	// before docs/SANDBOX.md; by default each runs as a user of its own
+	// under its role's filter.
+	NoSandbox bool
+	// IDBase is the sandbox's first id; 0: sandbox.DefaultBase.
+	IDBase int
 }
 
 // LinuxAddr is Linux's address in a tap run's namespace; the host is
@@ -207,6 +214,11 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	spec := Resolve(o.Topology, plan, kcores, o.Slots)
 	spec.ServiceTimes = o.ServiceTimes
 	spec.Trace = o.Trace
+	if !o.NoSandbox {
+		if err := sandboxed(&spec, o); err != nil {
+			return nil, err
+		}
+	}
 	specPath := filepath.Join(o.StateDir, SpecFile)
 	if err := kernel.WriteSpec(specPath, &spec); err != nil {
 		return nil, err
@@ -336,10 +348,42 @@ func waitReady(ctx context.Context, dir, run string, exited chan error) (*kernel
 	}
 }
 
-// PrintStatus prints a line per process: name, pid, core, transport.
+// sandboxed gives the run its id range: a nic that opens a TAP device
+// starts as root and drops its privileges itself, a process whose filter
+// keeps it root (the eagain probe) stays root; the temporary files and
+// directories the processes' arguments name (results, captures, document
+// roots, shared lines) and the application's directory are shared with the
+// run's group.
+func sandboxed(spec *kernel.Spec, o Options) error {
+	spec.Sandbox = sandbox.IDs{Base: o.IDBase}
+	if spec.Sandbox.Base == 0 {
+		spec.Sandbox.Base = sandbox.DefaultBase
+	}
+	if err := spec.Sandbox.Check(); err != nil {
+		return err
+	}
+	for i, p := range spec.Procs {
+		if f, _ := sandbox.Lookup(p.Filter); f.Root || p.Role == "nic" && o.NIC == "tap" {
+			spec.Procs[i].Privileged = true
+		}
+		for _, a := range p.Args {
+			if err := sandbox.ShareTemp(a, spec.Sandbox.RunGroup()); err != nil {
+				return fmt.Errorf("launch: %s: %w", p.Name, err)
+			}
+		}
+	}
+	// Where the application leaves its ready note, when it has one.
+	if dir := filepath.Join(o.StateDir, appDir); o.App != nil && exists(dir) {
+		return sandbox.ShareDir(dir, spec.Sandbox.RunGroup())
+	}
+	return nil
+}
+
+// PrintStatus prints a line per process: name, pid, cores, transport,
+// endpoint, wait policy, metrics port, restarts, uid and seccomp filter.
 func PrintStatus(w io.Writer, s *kernel.Status) {
 	fmt.Fprintf(w, "run %s, topology %s, transport %s\n", s.Run, s.Topology, s.Transport)
-	fmt.Fprintf(w, "  %-10s %-8s %-7s %-9s %-8s %-6s %-8s %s\n", "process", "pid", "cores", "transport", "endpoint", "wait", "metrics", "restarts")
+	fmt.Fprintf(w, "  %-10s %-8s %-7s %-9s %-8s %-6s %-8s %-8s %-6s %-12s\n", "process", "pid", "cores", "transport", "endpoint", "wait", "metrics", "restarts", "uid", "filter")
 	for _, p := range s.Processes {
 		state := ""
 		if !p.Alive {
@@ -349,9 +393,34 @@ func PrintStatus(w io.Writer, s *kernel.Status) {
 		if p.Name == "kernel" {
 			tr = "-"
 		}
-		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %d%s\n", p.Name, p.Pid, cpu.FormatList(p.Cores), tr,
-			p.Endpoint, p.Wait, p.MetricsPort, p.Restarts, state)
+		uid, filter := strconv.Itoa(p.UID), "none"
+		if p.SetupRoot {
+			uid += "*"
+		}
+		if p.Filter != "" {
+			filter = fmt.Sprintf("%s (%d calls)", p.Filter, p.Syscalls)
+		}
+		fmt.Fprintf(w, "  %-10s %-8d %-7s %-9s %-8s %-6s %-8d %-8d %-6s %-12s%s\n", p.Name, p.Pid, cpu.FormatList(p.Cores), tr,
+			p.Endpoint, p.Wait, p.MetricsPort, p.Restarts, uid, filter, state)
 	}
+	if anySetupRoot(s) {
+		fmt.Fprintln(w, "  (uid*: root for its set-up only; docs/SANDBOX.md)")
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// anySetupRoot reports whether a process of s starts as root and drops.
+func anySetupRoot(s *kernel.Status) bool {
+	for _, p := range s.Processes {
+		if p.SetupRoot {
+			return true
+		}
+	}
+	return false
 }
 
 func writeState(dir string, st State) error {

@@ -1,6 +1,9 @@
 package launch
 
 import (
+	"slices"
+
+	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/coreplan"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -20,6 +23,7 @@ func Resolve(t *topology.Topology, plan coreplan.Plan, kernelCores []int, slots 
 		if kp.Role == "" {
 			kp.Role = p.Name
 		}
+		kp.Filter = FilterOf(kp.Role)
 		for _, q := range t.Processes {
 			if hop, ok := t.NextHop(p.Name, q.Name); ok && hop != q.Name {
 				if kp.Routes == nil {
@@ -34,4 +38,22 @@ func Resolve(t *topology.Topology, plan coreplan.Plan, kernelCores []int, slots 
 		s.Links = append(s.Links, kernel.Link{A: l.A, B: l.B})
 	}
 	return s
+}
+
+// stackRoles are the roles of the network stack and its diagnostics,
+// which run under the server filter; every other role is an application
+// or a benchmark's measuring side.
+var stackRoles = []string{"nic", "driver", "pf", "ip", "udp", "tcp", "syscall", "echo", "prober", "hostile"}
+
+// FilterOf names the seccomp filter a role runs under when the run is
+// sandboxed (docs/SANDBOX.md): the stack's servers may not open Linux
+// sockets of their own; applications may.
+func FilterOf(role string) string {
+	switch {
+	case slices.Contains(stackRoles, role):
+		return sandbox.FilterServer
+	case role == "eagain": // counts its own system calls with a perf event
+		return sandbox.FilterProbe
+	}
+	return sandbox.FilterApp
 }
