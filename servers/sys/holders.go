@@ -5,6 +5,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 )
 
 // holders remembers, for every buffer this process handed on (its own or
@@ -18,9 +19,12 @@ type holders struct {
 	by map[uint64]held
 }
 
-// held is a buffer handed on: to whom, and the reference it went with.
+// held is a buffer handed on: to whom, and the reference it went with;
+// then, for a receive's data handed to syscall, the application syscall
+// passes it on to (0: none).
 type held struct {
 	slot uint8
+	then uint8
 	ref  pool.Ref
 }
 
@@ -46,7 +50,25 @@ func (s *Server) gave(m *ipc.Message) {
 	if h.by == nil {
 		h.by = map[uint64]held{}
 	}
-	h.by[holderKey(ref)] = held{uint8(m.Dst.Slot()), ref}
+	h.by[holderKey(ref)] = held{slot: uint8(m.Dst.Slot()), then: s.passedTo(m), ref: ref}
+}
+
+// passedTo is the slot of the application a receive's data handed to
+// syscall goes on to (the reply's Caller), or 0. That application gives
+// the buffer back as any holder does: straight to its owner when it is
+// linked to it (the conformance and exposed topologies link applications
+// to tcp), not through syscall.
+func (s *Server) passedTo(m *ipc.Message) uint8 {
+	d := m.Dst.Slot()
+	if m.Type != ipc.SocketReply || d <= ipc.KernelSlot || d >= ipc.MaxSlots || s.class[d] != ipc.ClassSyscall {
+		return 0
+	}
+	var r sockcall.Reply
+	r.Decode(m)
+	if c := r.Caller.Slot(); c > ipc.KernelSlot && c < ipc.MaxSlots {
+		return uint8(c)
+	}
+	return 0
 }
 
 // forget drops the record of a buffer that came back by another way than
@@ -71,7 +93,7 @@ func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
 		defer h.mu.Unlock()
 	}
 	k := holderKey(ref)
-	if got, ok := h.by[k]; ok && (int(got.slot) == slot || s.passedOn(int(got.slot), slot)) {
+	if got, ok := h.by[k]; ok && (int(got.slot) == slot || (got.then != 0 && int(got.then) == slot) || s.passedOn(int(got.slot), slot)) {
 		delete(h.by, k)
 		return true
 	}

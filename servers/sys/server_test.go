@@ -502,6 +502,38 @@ func TestBufFreeAfterSyscallPassedItOn(t *testing.T) {
 	}
 }
 
+// TestBufFreeOfReceivedDataFromTheCaller: a transport answers a receive
+// through syscall with its data in a buffer of its pool; syscall passes the
+// reply on to the application, which gives the buffer back straight to
+// the transport where it is linked to it (the conformance topology): that
+// BufFree comes from a process the transport never handed the buffer to,
+// and must count (refused, the transport's pool ran dry and every receive
+// failed with ENOBUFS: TestConformanceMessage). Another application still
+// cannot free it.
+func TestBufFreeOfReceivedDataFromTheCaller(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "tcp", Procs: map[string]int{"syscall": 1, "tcp": 2, "app": 5, "evil": 6},
+		Peers: []string{"syscall", "app", "evil"}, Roles: map[string]string{"app": "httpd", "evil": "httpd"}},
+		func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	ref, _, err := h.S.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := systest.Reply(ipc.OpRecvFrom, 1, 10, h.Endpoint("app"))
+	r.Arg[3] = uint64(ref)
+	if err := h.S.SendTo("syscall", &r); err != nil {
+		t.Fatal(err)
+	}
+	h.Sent()
+	h.Deliver("evil", systest.BufFree(ref))
+	if n := h.InUse("tcp"); n != 1 {
+		t.Fatalf("%d buffers in use after another application's BufFree, want 1", n)
+	}
+	h.Deliver("app", systest.BufFree(ref))
+	if n := h.InUse("tcp"); n != 0 {
+		t.Fatalf("%d buffers in use after the application the data was for freed it, want 0", n)
+	}
+}
+
 // TestDeadAppsBuffersReclaimed: an application that dies holding buffers
 // it was handed does not keep them for ever: when the kernel announces its
 // death, the server that handed them on takes them back.

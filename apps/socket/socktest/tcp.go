@@ -509,6 +509,21 @@ var TCPCases = []Case{
 		sameBytes(t, "client to server", fu.in, up)
 		sameBytes(t, "server to client", fd.in, down)
 	}},
+	{"closing the listener leaves the connections it accepted open", func(t T, api socket.API, env Env) {
+		ln, addr := listener(t, api, env, 8)
+		c := dial(t, api, addr)
+		s, _ := accept(t, api, ln)
+		if err := api.Close(ln); err != nil {
+			t.Fatalf("close listener: %v", err)
+		}
+		nonblock(t, api, c, s)
+		up, down := pattern(1<<20, 0x21), pattern(1<<20, 0x87)
+		fu := &flow{from: c, to: s, out: up, want: len(up)}
+		fd := &flow{from: s, to: c, out: down, want: len(down)}
+		transfer(t, api, fu, fd)
+		sameBytes(t, "client to server", fu.in, up)
+		sameBytes(t, "server to client", fd.in, down)
+	}},
 	{"poll on a connected socket", func(t T, api socket.API, env Env) {
 		c, s := pair(t, api, env)
 		p := []socket.PollFD{{FD: c, Events: socket.POLLIN | socket.POLLOUT}}
