@@ -75,6 +75,10 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 		if n := s.PeerName(m.Src.Slot()); n == c.udp || n == c.tcp {
 			return c.back(s, m)
 		}
+	case ipc.Wake:
+		if n := s.PeerName(m.Src.Slot()); n == c.udp || n == c.tcp {
+			return c.wake(s, m)
+		}
 	case ipc.EndpointDown:
 		var d kcall.EndpointDown
 		d.Decode(m)
@@ -152,6 +156,20 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	f := *m
 	f.Dst = app
 	r.Encode(&f)
+	return s.Send(&f)
+}
+
+// wake passes a transport's Wake for an armed poll on to the application
+// that polled. The socket it names is the transport's, which the
+// application does not know: it only learns to poll again.
+func (c *syscallServer) wake(s *sys.Server, m *ipc.Message) error {
+	var w sockcall.Wake
+	w.Decode(m)
+	if w.Caller.Slot() <= ipc.KernelSlot || w.Caller.Slot() >= ipc.MaxSlots {
+		return nil
+	}
+	f := ipc.Message{Dst: w.Caller}
+	sockcall.Wake{}.Encode(&f)
 	return s.Send(&f)
 }
 

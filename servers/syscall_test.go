@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
@@ -215,5 +216,35 @@ func TestRestartedSyscallRefusesOldDescriptors(t *testing.T) {
 	}
 	if fd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 9); fd < 3+fdEpoch {
 		t.Errorf("new descriptor %d, want one of generation 2 (from %d)", fd, 3+fdEpoch)
+	}
+}
+
+// TestSyscallPassesWakeOn: a transport's Wake for a poll that armed its
+// socket goes on to the application it names, and only a transport's.
+func TestSyscallPassesWakeOn(t *testing.T) {
+	tests := []struct {
+		name, from string
+		want       int
+	}{
+		{"from tcp", "tcp", 1},
+		{"from udp", "udp", 1},
+		{"from an application", "app", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newRole(t, "syscall", Syscall)
+			var m ipc.Message
+			sockcall.Wake{Sock: 9, Caller: h.Endpoint("app")}.Encode(&m)
+			h.Deliver(tt.from, m)
+			n := 0
+			for _, o := range h.Sent() {
+				if o.Type == ipc.Wake && o.Dst == h.Endpoint("app") {
+					n++
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("%d Wakes to the application, want %d", n, tt.want)
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ type tcpServer struct {
 	ip     string
 	st     *tcp.Stack
 	parked parking[tcp.SockID]
+	arms   arms[tcp.SockID] // polls waiting for their socket to change
 	buf    []byte
 	alarm  sys.Deadline
 	drops  *drops
@@ -67,7 +68,7 @@ func (t *tcpServer) socketsOf(app ipc.Endpoint) int {
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
 func TCP(s *sys.Server) (sys.Handler, error) {
-	t := &tcpServer{parked: parking[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{},
+	t := &tcpServer{parked: parking[tcp.SockID]{}, arms: arms[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{},
 		epoch: epochOf(s)}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
@@ -165,6 +166,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 			if x := t.x.socks[id]; x != nil {
 				t.pump(s, now, x)
 			}
+			t.arms.fire(s, id, uint64(t.epoch.id(int32(id))))
 			if err := t.retry(s, now, id); err != nil {
 				return err
 			}
@@ -412,6 +414,7 @@ func (t *tcpServer) doClose(s *sys.Server, now time.Time, q *request) error {
 	}
 	delete(t.owner, id)
 	delete(t.apps, id)
+	delete(t.arms, id)
 	return t.reply(s, q, 0, t.st.Close(now, id))
 }
 
@@ -454,6 +457,7 @@ func (t *tcpServer) down(s *sys.Server, now time.Time, ep ipc.Endpoint) {
 		}
 		delete(t.owner, id)
 		delete(t.apps, id)
+		delete(t.arms, id)
 	}
 	t.dropIdle(ep, 0)
 	delete(t.x.epoch, ep)
@@ -465,6 +469,9 @@ func (t *tcpServer) doPoll(s *sys.Server, now time.Time, q *request) error {
 		return t.reply(s, q, 0, err)
 	}
 	ev := sockabi.PollEvents(r, q.Events)
+	if ev == 0 && q.Arm {
+		t.arms.arm(tcp.SockID(q.Sock), q)
+	}
 	return q.ok(s, int64(uint16(ev)))
 }
 

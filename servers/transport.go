@@ -159,3 +159,40 @@ func (e epoch) local(s *sys.Server, q *request) bool {
 	q.Sock = uint64(uint32(n))
 	return false
 }
+
+// arms holds the armed polls on a transport's sockets: a message-backend
+// poll that found nothing ready asks to be woken (sockcall.Call.Arm), and
+// the first change of the socket sends its caller one Wake. One arm per
+// socket and caller: a poll that comes back and arms again replaces its
+// own.
+type arms[K comparable] map[K][]armed
+
+// armed is one caller waiting on a socket: the process the Wake goes to
+// (syscall, or the application calling straight) and, through syscall,
+// the application to pass it on to.
+type armed struct {
+	to, caller ipc.Endpoint
+}
+
+// arm records q's wish to be woken when the socket id changes.
+func (a arms[K]) arm(id K, q *request) {
+	w := armed{to: q.m.Src, caller: q.Caller}
+	for _, o := range a[id] {
+		if o == w {
+			return
+		}
+	}
+	a[id] = append(a[id], w)
+}
+
+// fire wakes every caller armed on id, once. A Wake that cannot go is
+// dropped and counted by the runtime: the caller polls again by its own
+// clock.
+func (a arms[K]) fire(s *sys.Server, id K, sock uint64) {
+	for _, w := range a[id] {
+		m := ipc.Message{Dst: w.to}
+		sockcall.Wake{Sock: sock, Caller: w.caller}.Encode(&m)
+		s.Send(&m)
+	}
+	delete(a, id)
+}

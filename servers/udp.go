@@ -25,6 +25,7 @@ type udpServer struct {
 	table  *udp.Stack
 	drops  *drops
 	parked parking[udp.SockID] // blocking receives waiting for data
+	arms   arms[udp.SockID]    // polls waiting for their socket to change
 	apps   map[udp.SockID]sockOwner
 	epoch  epoch // in the socket ids applications see
 	buf    []byte
@@ -47,6 +48,7 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 	u.table = udp.New(udp.Config{Addrs: []netip.Addr{a}})
 	u.drops = newDrops(s, "udp", u.table.Drops)
 	u.parked = parking[udp.SockID]{}
+	u.arms = arms[udp.SockID]{}
 	u.apps = map[udp.SockID]sockOwner{}
 	u.epoch = epochOf(s)
 	u.buf = make([]byte, s.Pool.BufSize())
@@ -83,6 +85,7 @@ func (u *udpServer) down(ep ipc.Endpoint) {
 			u.parked.take(id)
 			u.table.Close(id)
 			delete(u.apps, id)
+			delete(u.arms, id)
 		}
 	}
 }
@@ -91,6 +94,7 @@ func (u *udpServer) down(ep ipc.Endpoint) {
 func (u *udpServer) wake(s *sys.Server) error {
 	var errs []error
 	for _, id := range u.table.Wakeups() {
+		u.arms.fire(s, id, uint64(u.epoch.id(int32(id))))
 		errs = append(errs, u.wakeParked(s, id))
 	}
 	return errors.Join(errs...)
@@ -190,6 +194,7 @@ func (u *udpServer) doClose(s *sys.Server, q *request) error {
 		u.reply(s, &p, 0, udp.ErrBadSocket)
 	}
 	delete(u.apps, id)
+	delete(u.arms, id)
 	return u.reply(s, q, 0, u.table.Close(id))
 }
 
@@ -206,6 +211,9 @@ func (u *udpServer) doPoll(s *sys.Server, q *request) error {
 		ready |= unix.POLLERR
 	}
 	ready |= q.Events & unix.POLLOUT // a UDP socket can always send
+	if ready == 0 && q.Arm {
+		u.arms.arm(id, q)
+	}
 	return q.ok(s, int64(uint16(ready)))
 }
 

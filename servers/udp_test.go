@@ -2,6 +2,7 @@ package servers
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/newtsim/newtsim/servers/checker"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
@@ -249,5 +251,61 @@ func TestUDPClosesTheSocketsOfTheDead(t *testing.T) {
 	deliverVia(h, systest.RecvFrom(n, 0, 0), n)
 	if r := oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, h.SentTo("syscall")), 0); systest.Result(r) != int64(len("for the new socket")) {
 		t.Fatalf("received %d bytes, want the datagram on the new socket", systest.Result(r))
+	}
+}
+
+// armedPoll is a poll of fd for events that asks to be woken when nothing
+// is ready (the message backend's poll that will sleep).
+func armedPoll(fd uint64, events int16) ipc.Message {
+	m := systest.Poll(fd, events)
+	var c sockcall.Call
+	c.Decode(&m)
+	c.Arm = true
+	c.Encode(&m)
+	return m
+}
+
+// TestUDPArmedPollWakes: a poll that finds nothing ready and asks to be
+// woken gets one Wake, through syscall and naming the application, when
+// a datagram arrives; one that did not ask gets none.
+func TestUDPArmedPollWakes(t *testing.T) {
+	for _, arm := range []bool{true, false} {
+		t.Run(fmt.Sprintf("arm=%v", arm), func(t *testing.T) {
+			h, sock := newUDP(t)
+			call := systest.Poll(sock, unix.POLLIN)
+			if arm {
+				call = armedPoll(sock, unix.POLLIN)
+			}
+			r := oneReply(t, callVia(t, h, call, sock), 0)
+			if got := systest.Result(r); got != 0 {
+				t.Fatalf("poll found %#x ready, want nothing", got)
+			}
+			datagramUp(t, h, 7, "wake up")
+			var wakes []sockcall.Wake
+			for _, m := range h.Sent() {
+				if m.Type == ipc.Wake && m.Dst == h.Endpoint("syscall") {
+					var w sockcall.Wake
+					w.Decode(&m)
+					wakes = append(wakes, w)
+				}
+			}
+			want := 0
+			if arm {
+				want = 1
+			}
+			if len(wakes) != want {
+				t.Fatalf("%d Wakes to syscall, want %d", len(wakes), want)
+			}
+			if arm && wakes[0].Caller != h.Endpoint("app") {
+				t.Errorf("Wake for %v, want the application %v", wakes[0].Caller, h.Endpoint("app"))
+			}
+			// Armed once, woken once: a second datagram wakes nobody.
+			datagramUp(t, h, 7, "again")
+			for _, m := range h.Sent() {
+				if m.Type == ipc.Wake {
+					t.Fatalf("a second Wake after one armed poll")
+				}
+			}
+		})
 	}
 }

@@ -307,16 +307,30 @@ func (k *Message) LocalAddr(fd FD) (netip.AddrPort, error) {
 	return r.Addr, nil
 }
 
-// pollEvery is how often Poll asks again while nothing is ready.
+// pollEvery is how often Poll asks again while nothing is ready, where it
+// cannot be woken (a connection without WaitWake).
 const pollEvery = 100 * time.Microsecond
 
+// pollRecheck bounds a woken poll's sleep: a Wake that was lost (dropped
+// on a full channel, or never sent by a transport that restarted) costs
+// at most this.
+const pollRecheck = 10 * time.Millisecond
+
+// waker is a connection on which a poll can sleep until a transport's
+// Wake (sys.Server is one).
+type waker interface {
+	WaitWake(timeout time.Duration) error
+}
+
 // Poll asks each socket's transport what is ready (one message each; a
-// negative descriptor is skipped, as poll(2) skips it) and,
-// while nothing is and the timeout allows, asks again every 100 us. It is
-// correct but costly; waiting in one message, woken by the transport,
-// comes with the wake-up design of exposed socket buffers.
+// negative descriptor is skipped, as poll(2) skips it). While nothing is
+// and the timeout allows, each of those calls also arms its socket: the
+// transport sends one Wake when the socket next changes, and Poll sleeps
+// until a Wake comes (or pollRecheck passes), then asks again. Where the
+// connection cannot wait for a Wake, Poll asks again every 100 us.
 func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
+	w, canWait := k.c.(waker)
 	for {
 		n := 0
 		for i := range fds {
@@ -324,7 +338,8 @@ func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
 			if fds[i].FD < 0 {
 				continue // ignored, as poll(2) ignores it
 			}
-			r, _, err := k.call(sockcall.Call{Op: ipc.OpPoll, Sock: uint64(fds[i].FD), Events: fds[i].Events})
+			r, _, err := k.call(sockcall.Call{Op: ipc.OpPoll, Sock: uint64(fds[i].FD), Events: fds[i].Events,
+				Arm: canWait && timeout != 0})
 			switch {
 			case err == unix.EBADF:
 				fds[i].Revents = POLLNVAL
@@ -340,6 +355,18 @@ func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
 		if n > 0 || timeout == 0 || (timeout > 0 && time.Now().After(deadline)) {
 			return n, nil
 		}
-		time.Sleep(pollEvery)
+		if !canWait {
+			time.Sleep(pollEvery)
+			continue
+		}
+		wait := pollRecheck
+		if timeout > 0 {
+			wait = min(wait, time.Until(deadline))
+		}
+		if wait > 0 {
+			if err := w.WaitWake(wait); err != nil {
+				return -1, err
+			}
+		}
 	}
 }

@@ -29,7 +29,7 @@ import (
 //	OpRecvFrom  Sock                     Max     Flags    Caller
 //	OpAccept    Sock                             Flags    Caller
 //	OpListen    Sock                             Backlog  Caller
-//	OpPoll      Sock                             Events   Caller
+//	OpPoll      Sock                     Arm     Events   Caller
 //	OpShutdown  Sock                             How      Caller
 //	OpSetOpt    Sock    Level, Option            Value    Caller
 //	OpGetOpt    Sock    Level, Option                     Caller
@@ -61,6 +61,10 @@ type Call struct {
 	Flags int
 	// Events are the poll events asked about.
 	Events int16
+	// Arm asks the transport, when none of Events is ready, to send the
+	// caller a Wake once the socket changes (once): the message backend's
+	// poll then sleeps until woken instead of asking again and again.
+	Arm bool
 	// How is shutdown's SHUT_RD, SHUT_WR or SHUT_RDWR.
 	How int
 	// Backlog is listen's.
@@ -80,6 +84,9 @@ type Call struct {
 
 // exposedWord is word 4 of an OpOpen asking for an exposed socket.
 const exposedWord = 1
+
+// armWord is word 3 of an OpPoll that asks for a Wake.
+const armWord = 1
 
 // Encode writes c into m.
 func (c Call) Encode(m *ipc.Message) {
@@ -109,6 +116,9 @@ func (c Call) Encode(m *ipc.Message) {
 		a[4] = uint64(int64(c.Backlog))
 	case ipc.OpPoll:
 		a[4] = uint64(uint16(c.Events))
+		if c.Arm {
+			a[3] = armWord
+		}
 	case ipc.OpShutdown:
 		a[4] = uint64(int64(c.How))
 	case ipc.OpSetOpt:
@@ -143,7 +153,7 @@ func (c *Call) Decode(m *ipc.Message) {
 	case ipc.OpListen:
 		c.Backlog = int(int64(a[4]))
 	case ipc.OpPoll:
-		c.Events = int16(a[4])
+		c.Events, c.Arm = int16(a[4]), a[3] == armWord
 	case ipc.OpShutdown:
 		c.How = int(int64(a[4]))
 	case ipc.OpSetOpt:
@@ -248,16 +258,19 @@ func (d Doorbell) Encode(m *ipc.Message) {
 // Decode reads d from m.
 func (d *Doorbell) Decode(m *ipc.Message) { d.Sock = m.Arg[0] }
 
-// Wake tells an application waiting in poll that an exposed socket changed
-// (ipc.Wake).
+// Wake tells an application waiting in poll that a socket changed
+// (ipc.Wake): an exposed socket, or one an armed OpPoll asked about.
 type Wake struct {
 	Sock uint64 // the transport's socket id
+	// Caller is the application to wake, where the Wake goes to syscall
+	// to be passed on (zero on a Wake sent to the application itself).
+	Caller ipc.Endpoint
 }
 
 // Encode writes w into m.
 func (w Wake) Encode(m *ipc.Message) {
-	m.Type, m.Flags, m.Arg = ipc.Wake, 0, [ipc.NumArgs]uint64{w.Sock}
+	m.Type, m.Flags, m.Arg = ipc.Wake, 0, [ipc.NumArgs]uint64{w.Sock, uint64(w.Caller)}
 }
 
 // Decode reads w from m.
-func (w *Wake) Decode(m *ipc.Message) { w.Sock = m.Arg[0] }
+func (w *Wake) Decode(m *ipc.Message) { w.Sock, w.Caller = m.Arg[0], ipc.Endpoint(m.Arg[1]) }

@@ -228,8 +228,9 @@ func (r *EagainReport) judge() {
 // Table prints the rows beside the talk's figures.
 func (r *EagainReport) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "recvfrom() returning EAGAIN on an idle TCP socket\n")
-	fmt.Fprintf(&b, "machine: %s\ncore plan: %s\n\n", r.Machine.String(), r.CorePlan)
+	fmt.Fprintf(&b, "# newtsim bench eagain: recvfrom() returning EAGAIN on an idle TCP socket\n\n")
+	fmt.Fprintf(&b, "- command: `%s`\n- when: %s\n- %s\n- core plan: %s\n\n",
+		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan)
 	fmt.Fprintf(&b, "| row | ns | cycles | talk cycles | Linux syscalls per call | calls | eagain |\n|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {
 		talk := "-"
