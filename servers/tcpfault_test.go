@@ -2,7 +2,6 @@ package servers
 
 import (
 	"os"
-	"os/exec"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -13,20 +12,13 @@ import (
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
-const truncChild = "NEWTSIM_TCP_TRUNCATE_CHILD"
-
 // TestTCPExposedRegionTruncated: an application truncates its exposed
 // socket's region file and rings the doorbell: tcp's pump faults on the
 // mapping (SIGBUS, fatal to the process without sys.Fault), ends that
 // socket as hostile (reason fault) and serves on. In a child process,
 // since on failure the fault kills it.
 func TestTCPExposedRegionTruncated(t *testing.T) {
-	if os.Getenv(truncChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestTCPExposedRegionTruncated$", "-test.count=1")
-		cmd.Env = append(os.Environ(), truncChild+"=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("the tcp server died: %v\n%s", err, out)
-		}
+	if !systest.InChild(t) {
 		return
 	}
 	h := newRole(t, "tcp", TCP)

@@ -2,7 +2,6 @@ package sys_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -12,20 +11,13 @@ import (
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
-const faultChild = "NEWTSIM_SYS_FAULT_CHILD"
-
 // TestTruncatedMapping: a peer truncates a file the server has mapped (a
 // pool, an exposed socket's region) and the role's handler touches it: the
 // SIGBUS, fatal to a Go process, becomes a fault the loop recovers from,
 // counts, and drops the message for; the next message is served. It runs
 // in a child process, since on failure the fault kills it.
 func TestTruncatedMapping(t *testing.T) {
-	if os.Getenv(faultChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestTruncatedMapping$", "-test.count=1")
-		cmd.Env = append(os.Environ(), faultChild+"=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("the server process died: %v\n%s", err, out)
-		}
+	if !systest.InChild(t) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "region")

@@ -305,17 +305,7 @@ func (r *httpRun) start(ctx context.Context, s HTTPServer) (*httpSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
+	exited, stop := stoppable(cmd)
 	// Wait until it listens, so that no cell counts its start.
 	deadline := time.Now().Add(probeTime)
 	for {
@@ -515,16 +505,9 @@ func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, e
 		ns.Close()
 		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited, end := stoppable(cmd)
 	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		end()
 		ns.Close()
 	}
 	failed := make(chan error, 1)
@@ -884,4 +867,22 @@ func isTTY(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// stoppable waits for a started server process in the background. exited
+// gives its end (a reader that only looks puts it back, so that the next
+// one sees it too); stop ends it as a user would: SIGTERM, then SIGKILL
+// after 5 s.
+func stoppable(cmd *exec.Cmd) (exited chan error, stop func()) {
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
 }
