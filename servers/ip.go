@@ -119,7 +119,7 @@ func (p *ipServer) doUnreachable(s *sys.Server, now time.Time, m *ipc.Message) e
 	if err != nil {
 		return nil
 	}
-	p.st.Unreachable(now, b, ip.CodePortUnreachable)
+	p.st.Unreachable(now, b, proto.CodePortUnreachable)
 	return p.eventsThenRelease(s, now, u.Buf)
 }
 

@@ -272,7 +272,7 @@ func TestSendDontFragment(t *testing.T) {
 			}
 			ev := only(t, s.Out(), ip.ICMPError)
 			if ev.Proto != proto.UDP || ev.Src != host || ev.Dst != tt.dst || ev.SrcPort != 5000 || ev.DstPort != 53 ||
-				ev.Type != 3 || ev.Code != ip.CodeFragNeeded || ev.MTU != ip.MTU || ev.From != host || !bytes.Equal(ev.Quote, seg[:8]) {
+				ev.Type != 3 || ev.Code != proto.CodeFragNeeded || ev.MTU != ip.MTU || ev.From != host || !bytes.Equal(ev.Quote, seg[:8]) {
 				t.Errorf("ICMPError %+v", ev)
 			}
 			checkDrops(t, s, map[string]uint64{"frag-needed": 1})

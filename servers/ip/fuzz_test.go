@@ -164,7 +164,7 @@ func FuzzFrameIn(f *testing.F) {
 			checkEvents(t, evs)
 			for _, ev := range evs {
 				if ev.Kind == ip.Deliver { // as if no socket wanted it
-					s.Unreachable(at(time.Duration(i)*time.Second), ev.Packet, ip.CodePortUnreachable)
+					s.Unreachable(at(time.Duration(i)*time.Second), ev.Packet, proto.CodePortUnreachable)
 					checkEvents(t, s.Out())
 				}
 			}

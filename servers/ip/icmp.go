@@ -9,26 +9,14 @@ import (
 	"github.com/newtsim/newtsim/servers/proto"
 )
 
-// ICMP (RFC 792) message types and codes the Stack makes or answers.
+// ICMP sizes and the codes only the Stack uses (the types, and the
+// destination unreachable codes tcp and udp hear too, are in proto).
 const (
 	icmpHeaderLen    = 8
-	icmpEchoReply    = 0
-	icmpDestUnreach  = 3
-	icmpEcho         = 8
-	icmpTimeExceeded = 11
-	// Destination unreachable codes (RFC 792, RFC 1122, RFC 1812).
-	// CodePortUnreachable is the code for a UDP datagram no socket wants;
-	// CodeProtoUnreachable for a protocol no transport handles.
-	CodeNetUnreachable   = 0
-	CodeHostUnreachable  = 1
-	CodeProtoUnreachable = 2
-	CodePortUnreachable  = 3
-	CodeFragNeeded       = 4  // fragmentation needed and DF set; the next-hop MTU follows (RFC 1191)
-	CodeAdminProhibited  = 13 // communication administratively prohibited (RFC 1812)
-	codeReasmTimeout     = 1  // time exceeded: fragment reassembly (0 is TTL exceeded in transit)
-	maxUnreachCode       = 15 // the last destination unreachable code (Linux's NR_ICMP_UNREACH)
-	icmpQuoteData        = 8  // bytes of the original payload an error quotes
-	maxQuote             = 60 + icmpQuoteData
+	codeReasmTimeout = 1  // time exceeded: fragment reassembly (0 is TTL exceeded in transit)
+	maxUnreachCode   = 15 // the last destination unreachable code (Linux's NR_ICMP_UNREACH)
+	icmpQuoteData    = 8  // bytes of the original payload an error quotes
+	maxQuote         = 60 + icmpQuoteData
 )
 
 // icmpIn handles an ICMP message for the host: an echo request is
@@ -44,8 +32,8 @@ func (s *Stack) icmpIn(now time.Time, pkt []byte, hlen int) {
 		s.drop(dropBadICMPChecksum)
 		return
 	}
-	if m[0] != icmpEcho {
-		if (m[0] == icmpDestUnreach || m[0] == icmpTimeExceeded) && s.icmpErrorIn(pkt, hlen) {
+	if m[0] != proto.ICMPEcho {
+		if (m[0] == proto.ICMPDestUnreach || m[0] == proto.ICMPTimeExceeded) && s.icmpErrorIn(pkt, hlen) {
 			return
 		}
 		s.deliver(pkt, hlen)
@@ -72,7 +60,7 @@ func (s *Stack) icmpErrorIn(pkt []byte, hlen int) bool {
 	m := pkt[hlen:]
 	typ, code := m[0], m[1]
 	q := m[icmpHeaderLen:]
-	if typ == icmpDestUnreach && code > maxUnreachCode || typ == icmpTimeExceeded && code > codeReasmTimeout ||
+	if typ == proto.ICMPDestUnreach && code > maxUnreachCode || typ == proto.ICMPTimeExceeded && code > codeReasmTimeout ||
 		len(q) < HeaderLen || q[0]>>4 != 4 {
 		s.stats.ICMPErrorsIgnored++
 		return false
@@ -101,7 +89,7 @@ func (s *Stack) icmpErrorIn(pkt []byte, hlen int) bool {
 		ev.SrcPort = binary.BigEndian.Uint16(q[qhl:])
 		ev.DstPort = binary.BigEndian.Uint16(q[qhl+2:])
 	}
-	if typ == icmpDestUnreach && code == CodeFragNeeded {
+	if typ == proto.ICMPDestUnreach && code == proto.CodeFragNeeded {
 		ev.MTU = binary.BigEndian.Uint16(m[6:])
 	}
 	s.stats.ICMPErrorsIn++
@@ -127,7 +115,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 	}
 	copy(m, req)
 	old := binary.BigEndian.Uint16(m[0:])
-	m[0], m[1] = icmpEchoReply, 0
+	m[0], m[1] = proto.ICMPEchoReply, 0
 	// Only the type and code change: update the checksum rather than sum
 	// the data again.
 	binary.BigEndian.PutUint16(m[2:], checksum.Update(binary.BigEndian.Uint16(m[2:]), old, 0))
@@ -141,7 +129,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 }
 
 // Unreachable sends an ICMP destination unreachable with code (e.g.
-// CodePortUnreachable) to the sender of orig, an IPv4 packet the host
+// proto.CodePortUnreachable) to the sender of orig, an IPv4 packet the host
 // received (a Deliver event's Packet, which may be passed straight back)
 // that no transport wants. The message
 // quotes orig's header and the first 8 bytes of its payload (RFC 792) and
@@ -155,7 +143,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 // as "unreach-bad-packet". Orig is not kept.
 func (s *Stack) Unreachable(now time.Time, orig []byte, code uint8) {
 	s.begin()
-	s.icmpError(now, orig, icmpDestUnreach, code)
+	s.icmpError(now, orig, proto.ICMPDestUnreach, code)
 }
 
 // icmpError sends an ICMP error of type typ and code about orig, a whole

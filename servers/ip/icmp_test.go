@@ -242,17 +242,17 @@ func TestUnreachableLoopback(t *testing.T) {
 	}
 	ev := only(t, s.Out(), ip.Deliver)
 	orig := bytes.Clone(ev.Packet)
-	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
+	s.Unreachable(t0, ev.Packet, proto.CodePortUnreachable)
 	// It comes back as an error for the sending transport.
 	ev = only(t, s.Out(), ip.ICMPError)
 	if ev.Proto != proto.UDP || ev.Src != lo || ev.Dst != lo || ev.SrcPort != 5000 || ev.DstPort != 9 || ev.From != lo ||
-		ev.Type != 3 || ev.Code != ip.CodePortUnreachable {
+		ev.Type != 3 || ev.Code != proto.CodePortUnreachable {
 		t.Errorf("ICMPError %+v", ev)
 	}
 	checkPacket(t, ev.Packet, checker.InIPv4(checker.Addrs(lo, lo), checker.ICMP(3, 3, checker.Quotes(orig[:28]))))
 
 	// An error about that error is not sent.
-	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
+	s.Unreachable(t0, ev.Packet, proto.CodePortUnreachable)
 	none(t, s.Out())
 	checkDrops(t, s, map[string]uint64{"icmp-error-suppressed": 1})
 }

@@ -83,7 +83,7 @@ func (s *Stack) receive(now time.Time, pkt []byte, hlen int, linkBcast bool) {
 			s.drop(dropErrorSuppressed)
 			return
 		}
-		s.icmpError(now, pkt, icmpDestUnreach, CodeProtoUnreachable)
+		s.icmpError(now, pkt, proto.ICMPDestUnreach, proto.CodeProtoUnreachable)
 	}
 }
 
@@ -168,7 +168,7 @@ func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 // socket with IP_MTU_DISCOVER set to IP_PMTUDISC_DO: a datagram that does
 // not fit the MTU is not sent but dropped ("frag-needed"), and, as Linux
 // tells the sending socket, this call's events then hold an ICMPError
-// about it: destination unreachable, CodeFragNeeded, MTU 1500, From the
+// about it: destination unreachable, proto.CodeFragNeeded, MTU 1500, From the
 // host, with no Packet or Payload. The error returned wraps ErrTooBig.
 func (s *Stack) SendDF(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
 	return s.send(now, proto, src, dst, payload, true)
@@ -223,8 +223,8 @@ func (s *Stack) fragNeeded(p uint8, src, dst uint32, payload []byte) {
 		Proto: p,
 		Src:   u32Addr(src),
 		Dst:   u32Addr(dst),
-		Type:  icmpDestUnreach,
-		Code:  CodeFragNeeded,
+		Type:  proto.ICMPDestUnreach,
+		Code:  proto.CodeFragNeeded,
 		MTU:   MTU,
 		From:  u32Addr(src),
 		Quote: s.arena.alloc(icmpQuoteData),

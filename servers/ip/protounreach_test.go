@@ -42,7 +42,7 @@ func TestProtocolUnreachable(t *testing.T) {
 			} else {
 				ev := only(t, evs, ip.FrameOut)
 				checkFrame(t, ev.Frame, checker.Ethernet(hostMAC, peerMAC, layers.EthernetTypeIPv4),
-					checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, ip.CodeProtoUnreachable, checker.Quotes(tt.quote))))
+					checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, proto.CodeProtoUnreachable, checker.Quotes(tt.quote))))
 				if st := s.Stats(); st.ICMPErrorsSent != 1 || st.PacketsDelivered != 0 {
 					t.Errorf("Stats() = %+v", st)
 				}
@@ -59,7 +59,7 @@ func TestProtocolUnreachableReassembled(t *testing.T) {
 	s.FrameIn(t0, fragFrame(peer, 9, 47, 16, false, pattern(16, 4, 9)))
 	ev := only(t, s.Out(), ip.FrameOut)
 	want := fragPacket(peer, 9, 47, 0, false, pattern(0, 20, 9))[:28]
-	checkFrame(t, ev.Frame, checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, ip.CodeProtoUnreachable, checker.Quotes(want))))
+	checkFrame(t, ev.Frame, checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, proto.CodeProtoUnreachable, checker.Quotes(want))))
 }
 
 func TestProtocolUnreachableLoopback(t *testing.T) {
@@ -68,7 +68,7 @@ func TestProtocolUnreachableLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := only(t, s.Out(), ip.ICMPError)
-	if ev.Proto != 47 || ev.Src != lo || ev.Dst != lo || ev.Type != 3 || ev.Code != ip.CodeProtoUnreachable {
+	if ev.Proto != 47 || ev.Src != lo || ev.Dst != lo || ev.Type != 3 || ev.Code != proto.CodeProtoUnreachable {
 		t.Errorf("ICMPError %+v", ev)
 	}
 	checkDrops(t, s, map[string]uint64{"unknown-protocol": 1})

@@ -1,6 +1,10 @@
 package ip
 
-import "time"
+import (
+	"time"
+
+	"github.com/newtsim/newtsim/servers/proto"
+)
 
 // ICMP error rate limits, as Linux's net/ipv4/icmp.c and
 // net/ipv4/inetpeer.c apply them with their default sysctls:
@@ -17,14 +21,14 @@ import "time"
 //     (inet_peer_xrlim_allow, XRLIM_BURST_FACTOR), a new destination
 //     starting full.
 const (
-	rateMask        = 1<<icmpDestUnreach | 1<<4 | 1<<icmpTimeExceeded | 1<<12 // icmp_ratemask
-	globalPerSec    = 1000                                                    // icmp_msgs_per_sec
-	globalBurst     = 50                                                      // icmp_msgs_burst
-	globalMinWait   = time.Second / 50                                        // HZ/50: the least time that earns credit
-	peerInterval    = time.Second                                             // icmp_ratelimit
-	peerBurst       = 6 * peerInterval                                        // XRLIM_BURST_FACTOR * icmp_ratelimit
-	maxRatePeers    = 4096                                                    // destinations with a bucket
-	consumeHashSalt = 0x101                                                   // the hash's third word for credit draws
+	rateMask        = 1<<proto.ICMPDestUnreach | 1<<4 | 1<<proto.ICMPTimeExceeded | 1<<12 // icmp_ratemask
+	globalPerSec    = 1000                                                                // icmp_msgs_per_sec
+	globalBurst     = 50                                                                  // icmp_msgs_burst
+	globalMinWait   = time.Second / 50                                                    // HZ/50: the least time that earns credit
+	peerInterval    = time.Second                                                         // icmp_ratelimit
+	peerBurst       = 6 * peerInterval                                                    // XRLIM_BURST_FACTOR * icmp_ratelimit
+	maxRatePeers    = 4096                                                                // destinations with a bucket
+	consumeHashSalt = 0x101                                                               // the hash's third word for credit draws
 )
 
 // ratePeer is a destination's bucket, on an LRU list.
@@ -49,7 +53,7 @@ type limiter struct {
 // typ and code to dst now, counting it as dropped if not, and takes its
 // credit if so.
 func (s *Stack) icmpAllowed(now time.Time, dst uint32, typ, code uint8) bool {
-	if typ > 31 || rateMask&(1<<typ) == 0 || typ == icmpDestUnreach && code == CodeFragNeeded || s.isLocal(dst) {
+	if typ > 31 || rateMask&(1<<typ) == 0 || typ == proto.ICMPDestUnreach && code == proto.CodeFragNeeded || s.isLocal(dst) {
 		return true
 	}
 	l := &s.limit

@@ -14,7 +14,7 @@ import (
 func unreachableTo(t *testing.T, s *ip.Stack, now time.Time, src netip.Addr) bool {
 	t.Helper()
 	before := s.Stats().ICMPErrorsSent
-	s.Unreachable(now, udpPacket(t, src, host, 5000, 9, []byte("x")), ip.CodePortUnreachable)
+	s.Unreachable(now, udpPacket(t, src, host, 5000, 9, []byte("x")), proto.CodePortUnreachable)
 	s.Out()
 	return s.Stats().ICMPErrorsSent > before
 }
@@ -67,7 +67,7 @@ func TestICMPRateLimitExemptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := only(t, s.Out(), ip.Deliver)
-		s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
+		s.Unreachable(t0, ev.Packet, proto.CodePortUnreachable)
 		only(t, s.Out(), ip.ICMPError)
 	}
 	checkDrops(t, s, nil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Fragment reassembly (RFC 791, section 3.2). Each datagram in progress
@@ -220,7 +221,7 @@ func (s *Stack) timeout(now time.Time, e *reasmEntry) {
 	var buf [maxQuote]byte
 	n := copy(buf[:], e.hdr)
 	n += copy(buf[n:], e.frags[0].data[:min(len(e.frags[0].data), icmpQuoteData)])
-	s.icmpError(now, buf[:n], icmpTimeExceeded, codeReasmTimeout)
+	s.icmpError(now, buf[:n], proto.ICMPTimeExceeded, codeReasmTimeout)
 }
 
 // reasmTick times out the datagrams that are due.

@@ -288,7 +288,7 @@ func TestReassembledUnreachable(t *testing.T) {
 	s.FrameIn(t0, fragFrame(peer, 5, 17, 0, true, pattern(0, 16, 5)))
 	s.FrameIn(t0, fragFrame(peer, 5, 17, 16, false, pattern(16, 4, 5)))
 	ev := only(t, s.Out(), ip.Deliver)
-	s.Unreachable(t0, ev.Packet, ip.CodePortUnreachable)
+	s.Unreachable(t0, ev.Packet, proto.CodePortUnreachable)
 	out := only(t, s.Out(), ip.FrameOut)
 	want := fragPacket(peer, 5, 17, 0, false, pattern(0, 20, 5))[:28] // the whole datagram's header
 	checkFrame(t, out.Frame, checker.InIPv4(checker.Addrs(host, peer), checker.ICMP(3, 3, checker.Quotes(want))))

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // Errors an ICMP error about a connection gives its user, each standing
@@ -17,16 +19,6 @@ var (
 	ErrSourceRoute  = errors.New("tcp: source route failed")           // EOPNOTSUPP
 	ErrHostDown     = errors.New("tcp: host is down")                  // EHOSTDOWN
 	ErrNoNet        = errors.New("tcp: machine is not on the network") // ENONET
-)
-
-// ICMP (RFC 792) types and the destination unreachable codes ICMPError
-// treats apart.
-const (
-	icmpDestUnreach  = 3
-	icmpTimeExceeded = 11
-	codeNetUnreach   = 0
-	codeHostUnreach  = 1
-	codeFragNeeded   = 4 // RFC 1191: the next-hop MTU follows
 )
 
 // unreachErrs is the error of each destination unreachable code (RFC 792,
@@ -92,15 +84,15 @@ func (s *Stack) ICMPError(now time.Time, local, remote netip.AddrPort, seq Seq, 
 	}
 	var err error
 	switch {
-	case typ == icmpDestUnreach && code == codeFragNeeded:
+	case typ == proto.ICMPDestUnreach && code == proto.CodeFragNeeded:
 		s.stats.ICMPErrors++
 		s.learnPathMTU(now, remote.Addr(), max(mtu, MinPathMTU))
 		c.pathMTU(now, mtu)
 		s.flush(now, c)
 		return
-	case typ == icmpDestUnreach && int(code) < len(unreachErrs) && unreachErrs[code] != nil:
+	case typ == proto.ICMPDestUnreach && int(code) < len(unreachErrs) && unreachErrs[code] != nil:
 		err = unreachErrs[code]
-	case typ == icmpTimeExceeded:
+	case typ == proto.ICMPTimeExceeded:
 		err = ErrHostUnreach
 	default:
 		s.stats.ICMPIgnored++
@@ -110,7 +102,7 @@ func (s *Stack) ICMPError(now time.Time, local, remote netip.AddrPort, seq Seq, 
 	switch {
 	case c.passive && c.state == SynReceived:
 		// A listener's connection: only its SYN-ACK is in flight.
-		if typ == icmpTimeExceeded || code == codeNetUnreach || code == codeHostUnreach {
+		if typ == proto.ICMPTimeExceeded || code == proto.CodeNetUnreachable || code == proto.CodeHostUnreachable {
 			s.release(c)
 		}
 	case c.state == SynSent || c.state == SynReceived:

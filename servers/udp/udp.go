@@ -520,9 +520,6 @@ func (t *Stack) ReuseAddr(id SockID) (bool, error) {
 	return s.reuse, nil
 }
 
-// icmpDestUnreach is ICMP's destination unreachable type (RFC 792).
-const icmpDestUnreach = 3
-
 // unreachErrs is what each destination unreachable code gives a connected
 // socket, as Linux's icmp_err_convert (net/ipv4/icmp.c) with its fatal
 // flag: only a hard error reaches the socket (Linux's __udp4_lib_err
@@ -554,7 +551,7 @@ var unreachErrs = [...]error{
 // (SetReuseAddr) the one bound last hears of it, the one Input would give
 // the peer's answer to.
 func (t *Stack) ICMPError(local, remote netip.AddrPort, typ, code uint8) bool {
-	if typ != icmpDestUnreach || int(code) >= len(unreachErrs) || unreachErrs[code] == nil {
+	if typ != proto.ICMPDestUnreach || int(code) >= len(unreachErrs) || unreachErrs[code] == nil {
 		return false // soft: Linux tells only a socket with IP_RECVERR
 	}
 	list := t.ports[local.Port()]
