@@ -472,10 +472,10 @@ func (r *faultRun) row(ctx context.Context, backend, server string) (FaultRow, s
 	h.Wait(wctx)
 	cancel()
 	grace := time.Now().Add(time.Second)
-	for len(runProcs(run)) > 0 && time.Now().Before(grace) {
+	for len(launch.RunProcesses(run)) > 0 && time.Now().Before(grace) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	row.LeakedProcesses, row.LeakedShmFiles = len(runProcs(run)), len(runShmFiles(run))
+	row.LeakedProcesses, row.LeakedShmFiles = len(launch.RunProcesses(run)), len(runShmFiles(run))
 	return row, plan, nil
 }
 
@@ -652,31 +652,6 @@ func gone(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
-}
-
-// runProcs lists the live processes whose command line names run (with
-// --run), other than this one.
-func runProcs(run string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		for i, a := range args {
-			if a == "--run" && i+1 < len(args) && args[i+1] == run {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
 }
 
 // runShmFiles lists the /dev/shm files of run.

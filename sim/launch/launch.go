@@ -557,10 +557,31 @@ func Clean(dir string) (int, error) {
 // liveRuns lists the run ids of every live newtsim kernel on the machine,
 // and of every run a live launcher is starting or running (its run lock).
 func liveRuns() []string {
-	ents, _ := os.ReadDir("/proc")
 	runs := lockedRuns()
+	eachRunProcess(func(_ int, run string) { runs = append(runs, run) })
+	return runs
+}
+
+// RunProcesses lists the live processes, other than this one, whose
+// command line names run (with --run): a run's kernel, servers and
+// standby, which must all be gone once it stops.
+func RunProcesses(run string) []int {
+	var pids []int
+	eachRunProcess(func(pid int, r string) {
+		if r == run && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	})
+	return pids
+}
+
+// eachRunProcess calls f with the pid and the run of every live process
+// whose command line names a run with --run.
+func eachRunProcess(f func(pid int, run string)) {
+	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
@@ -570,9 +591,9 @@ func liveRuns() []string {
 		args := strings.Split(string(b), "\x00")
 		for i, a := range args {
 			if a == "--run" && i+1 < len(args) {
-				runs = append(runs, args[i+1])
+				f(pid, args[i+1])
+				break
 			}
 		}
 	}
-	return runs
 }
