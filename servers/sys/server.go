@@ -61,6 +61,7 @@ type Server struct {
 	gone      [ipc.MaxSlots]ipc.Endpoint // the last endpoint that died in each slot
 	deaths    [ipc.MaxSlots]int          // deaths announced, by slot
 	class     [ipc.MaxSlots]ipc.Class    // each process's class, for the type table (ipc.MaySend)
+	own       ipc.Class                  // this process's class, the receiver's in the type table
 	refused   *prometheus.CounterVec     // messages the type table refused, by reason
 	faults    prometheus.Counter         // memory faults recovered in handlers
 	holders   holders                    // who holds each buffer handed on (holders.go)
@@ -643,6 +644,7 @@ func (s *Server) classify() {
 	set(s.Opts.Procs)
 	set(s.Opts.Peers)
 	s.class[ipc.KernelSlot] = ipc.ClassKernel
+	s.own = ipc.ClassOf(s.Opts.Role)
 }
 
 // permitted holds m to the type table (ipc.MaySend), as the kernel does on
@@ -656,7 +658,7 @@ func (s *Server) permitted(m *ipc.Message) bool {
 	case slot < ipc.MaxSlots:
 		from = s.class[slot]
 	}
-	why := ipc.MaySend(m.Type, from, ipc.ClassOf(s.Opts.Role))
+	why := ipc.MaySend(m.Type, from, s.own)
 	if why == "" {
 		return true
 	}
