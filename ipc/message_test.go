@@ -71,6 +71,7 @@ func TestParseWaitPolicy(t *testing.T) {
 		err  bool
 	}{
 		{"block", "block", false},
+		{"block-go", "block-go", false},
 		{"poll", "poll", false},
 		{"20us", "spin 20µs then block", false},
 		{"yield", "yield 200µs then block", false},

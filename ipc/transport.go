@@ -115,9 +115,17 @@ const SpinForever time.Duration = math.MaxInt64
 // instead of pausing on it: on a core shared with the peers it waits for,
 // they run meanwhile, and a message that comes within Spin costs no sleep
 // and no wake-up.
+//
+// A sleep first holds the process's place in the Go scheduler for a short
+// while (futex.WaitHeld, in ipc/shm) and only then sleeps as any blocked
+// thread does: on a shared core that saves the runtime's own hand-over of
+// the sleeping thread's P, two context switches of every wake-up. GoSleep
+// turns that off (the policy "block-go"), so every sleep goes through the
+// Go scheduler, as before; it exists to measure the difference.
 type WaitPolicy struct {
-	Spin  time.Duration
-	Yield bool
+	Spin    time.Duration
+	Yield   bool
+	GoSleep bool
 }
 
 // DefaultYield is the budget of the policy "yield" written without one.
@@ -126,6 +134,8 @@ const DefaultYield = 200 * time.Microsecond
 // String names the policy as the core plan prints it.
 func (p WaitPolicy) String() string {
 	switch {
+	case p.Spin == 0 && p.GoSleep:
+		return "block-go"
 	case p.Spin == 0:
 		return "block"
 	case p.Spin == SpinForever && !p.Yield:
@@ -139,13 +149,16 @@ func (p WaitPolicy) String() string {
 	}
 }
 
-// ParseWaitPolicy parses "block", "poll", a duration such as "20us" (spin
-// that long, then block), or "yield" or "yield:50us" (yield the core that
-// long, DefaultYield if not given, then block).
+// ParseWaitPolicy parses "block", "block-go" (block, every sleep through
+// the Go scheduler), "poll", a duration such as "20us" (spin that long,
+// then block), or "yield" or "yield:50us" (yield the core that long,
+// DefaultYield if not given, then block).
 func ParseWaitPolicy(s string) (WaitPolicy, error) {
 	switch s {
 	case "block", "0":
 		return WaitPolicy{}, nil
+	case "block-go":
+		return WaitPolicy{GoSleep: true}, nil
 	case "poll", "forever":
 		return WaitPolicy{Spin: SpinForever}, nil
 	case "yield":
@@ -157,7 +170,7 @@ func ParseWaitPolicy(s string) (WaitPolicy, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 && p.Yield || d < 0 {
-		return WaitPolicy{}, fmt.Errorf("ipc: wait policy %q: want block, poll, a duration like 20us, or yield or yield:50us", s)
+		return WaitPolicy{}, fmt.Errorf("ipc: wait policy %q: want block, block-go, poll, a duration like 20us, or yield or yield:50us", s)
 	}
 	p.Spin = d
 	return p, nil

@@ -34,10 +34,14 @@ func PinThread(cores []int) error {
 }
 
 // PinProcess pins every thread of this process to cores, and sets GOMAXPROCS
-// to the number of cores. Threads started while it works are pinned too: it
-// lists the threads again until no new one appears. It goes on past a
-// thread it cannot pin and returns the first such error, naming the
-// thread; GOMAXPROCS is left alone then.
+// to the number of cores, but never below 2: a process pinned to one core
+// still gets two Ps, so that a loop sleeping with its P held (a raw system
+// call: ipc/futex.WaitHeld) leaves the other to the process's other
+// goroutines, and the runtime does not take a P from a thread blocked in a
+// system call while another P is idle. Threads started while it works are
+// pinned too: it lists the threads again until no new one appears. It goes
+// on past a thread it cannot pin and returns the first such error, naming
+// the thread; GOMAXPROCS is left alone then.
 func PinProcess(cores []int) error {
 	set, err := Mask(cores)
 	if err != nil {
@@ -68,7 +72,7 @@ func PinProcess(cores []int) error {
 	if first != nil {
 		return first
 	}
-	runtime.GOMAXPROCS(set.Count())
+	runtime.GOMAXPROCS(max(set.Count(), 2))
 	return nil
 }
 

@@ -79,8 +79,8 @@ func TestProcess(t *testing.T) {
 	if err := PinProcess(core); err != nil {
 		t.Fatalf("PinProcess(%v) = %v", core, err)
 	}
-	if got := runtime.GOMAXPROCS(0); got != 1 {
-		t.Errorf("GOMAXPROCS = %d, want 1", got)
+	if got := runtime.GOMAXPROCS(0); got != 2 { // one core, but never below two Ps
+		t.Errorf("GOMAXPROCS = %d, want 2", got)
 	}
 	tids, err := threads()
 	if err != nil {

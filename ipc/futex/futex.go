@@ -39,6 +39,35 @@ func Wait(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
 	}
 }
 
+// WaitHeld is Wait for a thread that keeps its place in the Go scheduler
+// while it sleeps: a raw system call, so the runtime neither hands the
+// goroutine's P to another thread nor wakes its monitor thread when the
+// sleep ends. On a core shared by several processes, that hand-over and
+// wake-up are most of what a Go process adds to a futex wake-up (two to
+// three context switches instead of one).
+//
+// The price is that the process's other goroutines cannot use the P
+// meanwhile, and a garbage collection's stop-the-world waits for the sleep
+// to end, so callers bound it with a short timeout and use it only when
+// the process has another P for its other goroutines
+// (runtime.GOMAXPROCS(0) >= 2). A signal ends the sleep early (EINTR),
+// the runtime's own preemption signal included, which is what lets a
+// stop-the-world go on without waiting out the timeout. A zero timeout is
+// refused: an unbounded held sleep could stall the runtime for ever.
+func WaitHeld(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
+	if timeout <= 0 {
+		return fmt.Errorf("futex wait held: timeout %v: %w", timeout, unix.EINVAL)
+	}
+	ts := unix.NsecToTimespec(int64(timeout))
+	_, _, e := unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), opWait, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	switch e {
+	case 0, unix.EAGAIN, unix.EINTR, unix.ETIMEDOUT:
+		return nil
+	default:
+		return fmt.Errorf("futex wait held: %w", e)
+	}
+}
+
 // Wake wakes up to n processes sleeping on addr and returns how many woke.
 func Wake(addr *atomic.Uint32, n int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), opWake, uintptr(n), 0, 0, 0)

@@ -54,3 +54,48 @@ func TestWaitTimesOut(t *testing.T) {
 		t.Fatalf("Wait returned after %v, before its timeout", d)
 	}
 }
+
+func TestWaitHeld(t *testing.T) {
+	t.Run("refuses no timeout", func(t *testing.T) {
+		var w atomic.Uint32
+		if err := WaitHeld(&w, 0, 0); err == nil {
+			t.Fatal("WaitHeld with no timeout returned nil, want an error")
+		}
+	})
+	t.Run("sleeps", func(t *testing.T) {
+		// A signal (the runtime's preemption) may end a held sleep early,
+		// so count returns over a while rather than time one.
+		var w atomic.Uint32
+		returns := 0
+		for start := time.Now(); time.Since(start) < 100*time.Millisecond; returns++ {
+			if err := WaitHeld(&w, 0, 20*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if returns > 25 {
+			t.Fatalf("WaitHeld returned %d times in 100 ms with a 20 ms timeout: it does not sleep", returns)
+		}
+	})
+	t.Run("woken", func(t *testing.T) {
+		var w atomic.Uint32
+		done := make(chan struct{})
+		go func() {
+			for w.Load() == 0 {
+				if err := WaitHeld(&w, 0, 5*time.Second); err != nil {
+					t.Error(err)
+				}
+			}
+			close(done)
+		}()
+		time.Sleep(10 * time.Millisecond)
+		w.Store(1)
+		if _, err := Wake(&w, 1); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(4 * time.Second):
+			t.Fatal("held waiter was not woken")
+		}
+	})
+}

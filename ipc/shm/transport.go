@@ -296,24 +296,17 @@ func (t *Transport) Recv(m *ipc.Message) error {
 			return nil
 		}
 	}
-	for {
+	for first := true; ; first = false {
 		t.in.repairTails()
 		t.in.wake.Store(1)
 		if t.poll(m) {
 			t.in.wake.Store(0)
 			return nil
 		}
-		t.stats.Sleeps.Add(1)
-		if trace.On() {
-			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
-		}
 		// A bounded sleep that looks again: a peer that clears the wake
 		// word cannot put the receiver to sleep for ever.
-		if err := futex.Wait(t.in.wake, 1, RecvRecheck); err != nil {
+		if err := t.sleep(RecvRecheck, first); err != nil {
 			return err
-		}
-		if trace.On() {
-			trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
 		}
 		if t.poll(m) {
 			return nil
@@ -346,7 +339,7 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 			return ipc.ErrTimeout // a polling process spins only until the deadline
 		}
 	}
-	for {
+	for first := true; ; first = false {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return ipc.ErrTimeout
@@ -357,20 +350,42 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 			t.in.wake.Store(0)
 			return nil
 		}
-		t.stats.Sleeps.Add(1)
-		if trace.On() {
-			trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
-		}
-		if err := futex.Wait(t.in.wake, 1, min(left, RecvRecheck)); err != nil {
+		if err := t.sleep(min(left, RecvRecheck), first); err != nil {
 			return err
-		}
-		if trace.On() {
-			trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
 		}
 		if t.poll(m) {
 			return nil
 		}
 	}
+}
+
+// HeldSleep bounds the first sleep of a receive, the one that holds the
+// process's place in the Go scheduler (futex.WaitHeld): a receiver under
+// load is woken long before it ends; one that is not sleeps again, this
+// time as any blocked thread does. It also bounds how long a garbage
+// collection's stop-the-world can wait for the sleeper.
+const HeldSleep = 2 * time.Millisecond
+
+// sleep sleeps on the wake word for at most d. The first sleep of a
+// receive holds the scheduler's place (see HeldSleep and ipc.WaitPolicy)
+// unless the policy says GoSleep or the process has a single P, whose other
+// goroutines (a nic's device reader, the metrics server) would then wait
+// for it.
+func (t *Transport) sleep(d time.Duration, first bool) error {
+	t.stats.Sleeps.Add(1)
+	if trace.On() {
+		trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
+	}
+	var err error
+	if first && !t.wait.GoSleep && runtime.GOMAXPROCS(0) > 1 {
+		err = futex.WaitHeld(t.in.wake, 1, min(d, HeldSleep))
+	} else {
+		err = futex.Wait(t.in.wake, 1, d)
+	}
+	if trace.On() {
+		trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
+	}
+	return err
 }
 
 // Close unmaps every inbox the transport mapped.

@@ -145,6 +145,12 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 			func(out string) (string, string, error) {
 				return transportRow(ctx, dir, out, topology.Shm, "block", a, a, kcore, o)
 			}, true},
+		{"shm-futex-1core-go", "shm-futex-1core with every sleep through the Go scheduler (the policy block-go): " +
+			"the runtime hands the sleeping thread's P over and takes it back on each wake-up, which the default " +
+			"block saves by holding it for the first 2 ms of a sleep (docs/CORE_PLANS.md)",
+			func(out string) (string, string, error) {
+				return transportRow(ctx, dir, out, topology.Shm, "block-go", a, a, kcore, o)
+			}, false},
 		{"kernel-msg", "Ping and Pong each through the kernel process: 4 sends and 4 blocking receives",
 			func(out string) (string, string, error) {
 				return transportRow(ctx, dir, out, topology.Kernel, "block", a, b, kcore, o)
