@@ -108,7 +108,21 @@ type HTTPRow struct {
 	// the requests completed; for the simulated host, the httpd
 	// application's process.
 	LinuxSyscallsPerRequest float64 `json:"linux_syscalls_per_request"`
-	CorePlan                string  `json:"core_plan"`
+	// ServerCPUUSPerRequest is the time the server side's processes ran
+	// on a CPU over the measured run (every thread, as Linux accounts it:
+	// internal/procstat), over the requests completed: for the simulated
+	// host its kernel, servers and httpd, else the one server process.
+	// Linux's own work for their packets counts where it ran: in their
+	// system calls, or in a softirq charged to whatever it interrupted
+	// (the client, on the other CPU, for much of its receive path).
+	ServerCPUUSPerRequest float64 `json:"server_cpu_us_per_request"`
+	// SwitchesPerRequest is their context switches over the same run and
+	// requests: what a wake-up costs most where processes share a core.
+	SwitchesPerRequest float64 `json:"context_switches_per_request"`
+	// Processes splits both by process where the server side has more
+	// than one, in the order of the run's status (the kernel first).
+	Processes []ProcessCost `json:"processes,omitempty"`
+	CorePlan  string        `json:"core_plan"`
 	// NotInstalled names the program the server runs, missing from the
 	// machine: the cell was not measured.
 	NotInstalled string `json:"not_installed,omitempty"`
@@ -120,6 +134,14 @@ type HTTPRow struct {
 	ReqPerSCI95    []float64 `json:"req_per_s_ci95,omitempty"`
 	P50USSamples   []float64 `json:"p50_us_samples,omitempty"`
 	P99USSamples   []float64 `json:"p99_us_samples,omitempty"`
+}
+
+// ProcessCost is one server-side process's share of a cell's CPU time
+// and context switches, per request.
+type ProcessCost struct {
+	Name               string  `json:"name"`
+	CPUUSPerRequest    float64 `json:"cpu_us_per_request"`
+	SwitchesPerRequest float64 `json:"context_switches_per_request"`
 }
 
 // HTTPCell is a cell's full account: the client's report, as wrk would
@@ -388,20 +410,21 @@ func (r *HTTPReport) Table() string {
 		r.Command, r.Time.Format(time.RFC3339), r.Machine.String(), r.CorePlan, r.Client)
 	fmt.Fprintf(&b, "- load: %d connections, %.3g s measured a cell after %.3g s of warm-up, a request failed after %.3g s\n\n",
 		r.Connections, r.DurationS, r.WarmupS, r.TimeoutS)
-	b.WriteString("| workload | server | req/s | mean us | p50 us | p99 us | errors | retransmits | Linux syscalls per request |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| workload | server | req/s | mean us | p50 us | p99 us | errors | retransmits | Linux syscalls per request | server CPU us per request | context switches per request |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		if row.NotInstalled != "" {
-			fmt.Fprintf(&b, "| %s | %s | not installed (%s) | | | | | | |\n", row.Workload, row.Server, row.NotInstalled)
+			fmt.Fprintf(&b, "| %s | %s | not installed (%s) | | | | | | | | |\n", row.Workload, row.Server, row.NotInstalled)
 			continue
 		}
 		rt := "-"
 		if row.Retransmits != nil {
 			rt = fmt.Sprint(*row.Retransmits)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %.3f |\n", row.Workload, row.Server, row.reqCell(),
-			row.MeanUS, row.P50US, row.P99US, row.Errors, rt, row.LinuxSyscallsPerRequest)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.0f | %.0f | %d | %s | %.3f | %.1f | %.2f |\n", row.Workload, row.Server, row.reqCell(),
+			row.MeanUS, row.P50US, row.P99US, row.Errors, rt, row.LinuxSyscallsPerRequest, row.ServerCPUUSPerRequest, row.SwitchesPerRequest)
 	}
+	b.WriteString(r.costTable())
 	var servers []string
 	for _, s := range r.Servers {
 		servers = append(servers, s.Name)
@@ -454,6 +477,43 @@ func (r *HTTPReport) Table() string {
 	b.WriteString("\n")
 	writeChecks(&b, "check ", "note: ", r.Checks, r.Notes)
 	return b.String() + breakdownMarkdown(r.Breakdowns)
+}
+
+// costTable prints, for the cells whose server side has several
+// processes, each process's CPU time per request and its context
+// switches per request: where the server side's time goes.
+func (r *HTTPReport) costTable() string {
+	var names []string
+	for _, row := range r.Rows {
+		for _, p := range row.Processes {
+			if !slices.Contains(names, p.Name) {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nwhere the server side's CPU goes: each process's CPU us per request (context switches per request), over the measured run:\n\n| workload | server | %s |\n|---|---|%s\n",
+		strings.Join(names, " | "), strings.Repeat("---:|", len(names)))
+	for _, row := range r.Rows {
+		if len(row.Processes) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s |", row.Workload, row.Server)
+		for _, n := range names {
+			i := slices.IndexFunc(row.Processes, func(p ProcessCost) bool { return p.Name == n })
+			if i < 0 {
+				b.WriteString(" - |")
+				continue
+			}
+			p := row.Processes[i]
+			fmt.Fprintf(&b, " %.1f (%.2f) |", p.CPUUSPerRequest, p.SwitchesPerRequest)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // WriteJSON writes the report to path.

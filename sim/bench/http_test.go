@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/internal/procstat"
 )
 
 // TestHTTPPick: cells come in the matrix's order, a short matrix has its
@@ -93,8 +96,8 @@ func TestHTTPReport(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		want := []string{"core_plan", "errors", "linux_syscalls_per_request", "mean_us", "p50_us", "p99_us", "req_per_s",
-			"retransmits", "server", "workload"}
+		want := []string{"context_switches_per_request", "core_plan", "errors", "linux_syscalls_per_request", "mean_us",
+			"p50_us", "p99_us", "req_per_s", "retransmits", "server", "server_cpu_us_per_request", "workload"}
 		if !slices.Equal(keys, want) {
 			t.Errorf("row %d keys %v, want %v", i, keys, want)
 		}
@@ -160,3 +163,43 @@ func TestCounterDelta(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSetCosts: two readings of the server side make its CPU time and
+// context switches per request, per process; a process that restarted
+// between them (another pid) or could not be read is left out.
+func TestSetCosts(t *testing.T) {
+	read := func(name string, pid int, cpu time.Duration, sw uint64, ok bool) procUsage {
+		return procUsage{namedPID: namedPID{name, pid}, u: procstat.Usage{CPU: cpu, Switches: sw, Threads: 1}, ok: ok}
+	}
+	before := []procUsage{read("kernel", 10, time.Second, 100, true), read("tcp", 11, 2*time.Second, 1000, true),
+		read("ip", 12, time.Second, 50, true), read("web", 13, 0, 0, false)}
+	after := []procUsage{read("kernel", 10, time.Second+10*time.Millisecond, 110, true),
+		read("tcp", 11, 2*time.Second+90*time.Millisecond, 1900, true),
+		read("ip", 99, 5*time.Second, 5000, true), // restarted: another process
+		read("web", 13, time.Second, 10, true)}    // not read before
+	var row HTTPRow
+	row.setCosts(before, after, 1000)
+	if row.ServerCPUUSPerRequest != 100 || row.SwitchesPerRequest != 0.91 {
+		t.Errorf("per request: %v us, %v switches; want 100 and 0.91", row.ServerCPUUSPerRequest, row.SwitchesPerRequest)
+	}
+	want := []ProcessCost{{"kernel", 10, 0.01}, {"tcp", 90, 0.9}}
+	if !slices.Equal(row.Processes, want) {
+		t.Errorf("processes %+v, want %+v", row.Processes, want)
+	}
+	row.Workload, row.Server = "20B-10rpc", "httpd-exposed"
+	tab := (&HTTPReport{Rows: []HTTPRow{row, {Workload: "20B-10rpc", Server: "lighttpd"}}}).costTable()
+	if !strings.Contains(tab, "| workload | server | kernel | tcp |") || !strings.Contains(tab, "| 20B-10rpc | httpd-exposed | 10.0 (0.01) | 90.0 (0.90) |") ||
+		strings.Contains(tab, "lighttpd") {
+		t.Errorf("cost table:\n%s", tab)
+	}
+	var one HTTPRow
+	one.setCosts(before[:1], after[:1], 1000)
+	if one.Processes != nil || one.ServerCPUUSPerRequest != 10 {
+		t.Errorf("one process: %+v", one)
+	}
+	var none HTTPRow
+	none.setCosts(before, after, 0)
+	if none.ServerCPUUSPerRequest != 0 || none.Processes != nil {
+		t.Errorf("no requests: %+v", none)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/newtsim/newtsim/apps/ready"
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
+	"github.com/newtsim/newtsim/internal/procstat"
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/kernel"
@@ -242,6 +244,66 @@ type httpSide struct {
 	// cell.
 	counters func() map[string]float64
 	state    string // the simulated host's state directory (its trace, for --breakdown); "" for Linux's servers
+	// procs names the server side's processes, in order, for what they
+	// cost (usage); nil: the one process pid, under the server's name.
+	procs func() []namedPID
+}
+
+// namedPID is a server-side process.
+type namedPID struct {
+	name string
+	pid  int
+}
+
+// procUsage is a server-side process's usage, read at one moment; ok is
+// false where it could not be read (the process ended).
+type procUsage struct {
+	namedPID
+	u  procstat.Usage
+	ok bool
+}
+
+// usage reads what the server side's processes have been accounted.
+func (side *httpSide) usage() []procUsage {
+	procs := []namedPID{{side.server.Name, side.pid}}
+	if side.procs != nil {
+		procs = side.procs()
+	}
+	var us []procUsage
+	for _, p := range procs {
+		u, err := procstat.Read(p.pid)
+		us = append(us, procUsage{namedPID: p, u: u, ok: err == nil})
+	}
+	return us
+}
+
+// setCosts fills the row's CPU time and context switches per request from
+// two readings of the server side, matched by process and pid: a process
+// that restarted between them is left out (the cell fails on its restart
+// anyway).
+func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
+	if requests <= 0 {
+		return
+	}
+	var cpu time.Duration
+	var switches uint64
+	var per []ProcessCost
+	for _, a := range after {
+		i := slices.IndexFunc(before, func(b procUsage) bool { return b.namedPID == a.namedPID })
+		if !a.ok || i < 0 || !before[i].ok {
+			continue
+		}
+		d := a.u.Sub(before[i].u)
+		cpu += d.CPU
+		switches += d.Switches
+		per = append(per, ProcessCost{Name: a.name, CPUUSPerRequest: us(d.CPU) / float64(requests),
+			SwitchesPerRequest: float64(d.Switches) / float64(requests)})
+	}
+	row.ServerCPUUSPerRequest = us(cpu) / float64(requests)
+	row.SwitchesPerRequest = float64(switches) / float64(requests)
+	if len(per) > 1 {
+		row.Processes = per
+	}
 }
 
 // hostCounters are the counters of trouble on the simulated host's packet
@@ -431,6 +493,17 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 	plan := strings.Replace(h.Plan.Summary(), "=app[poll]", "=client", 1)
 	return &httpSide{server: s, ns: ns, control: control, target: netip.AddrPortFrom(netip.MustParseAddr(hostIP), httpPort),
 		pid: web.Pid, plan: plan, stop: func() { h.Stop() }, state: state,
+		procs: func() []namedPID {
+			st, err := kernel.ReadStatus(state)
+			if err != nil {
+				return nil
+			}
+			var ps []namedPID
+			for _, p := range st.Processes {
+				ps = append(ps, namedPID{p.Name, p.Pid})
+			}
+			return ps
+		},
 		health: func() error {
 			st, err := kernel.ReadStatus(state)
 			if err != nil {
@@ -722,6 +795,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	if err := ctr.Start(); err != nil {
 		return HTTPCell{}, err
 	}
+	before := side.usage()
 	if err := await(probe.HTTPDoneLine, r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
 		return HTTPCell{}, err
 	}
@@ -729,6 +803,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	if err != nil {
 		return HTTPCell{}, err
 	}
+	after := side.usage()
 	select {
 	case err := <-exited:
 		exited <- err
@@ -745,7 +820,9 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	if res.Error != "" {
 		return HTTPCell{}, fmt.Errorf("the client: %s", res.Error)
 	}
-	return side.row(w, res.Report, res.Warmup, n, len(ctr.Threads())), nil
+	cell := side.row(w, res.Report, res.Warmup, n, len(ctr.Threads()))
+	cell.Row.setCosts(before, after, res.Report.Requests)
+	return cell, nil
 }
 
 // row makes a cell's row from the client's report and the server's
@@ -799,6 +876,7 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	if err := ctr.Start(); err != nil {
 		return HTTPCell{}, err
 	}
+	before := side.usage()
 	if err := wait(host.CellPath(side.control, n, ".result.json"), r.o.Duration+r.o.Timeout+30*time.Second); err != nil {
 		return HTTPCell{}, err
 	}
@@ -806,6 +884,7 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	if err != nil {
 		return HTTPCell{}, err
 	}
+	after := side.usage()
 	var res host.ClientResult
 	if err := awaitJSON(host.CellPath(side.control, n, ".result.json"), 5*time.Second, nil, &res); err != nil {
 		return HTTPCell{}, err
@@ -813,7 +892,9 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	if res.Error != "" {
 		return HTTPCell{}, fmt.Errorf("the client host: %s", res.Error)
 	}
-	return side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads())), nil
+	c := side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads()))
+	c.Row.setCosts(before, after, res.Report.Requests)
+	return c, nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -47,8 +47,8 @@ func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
 			m.Notes = append(m.Notes, fmt.Sprintf("repetition %d of %d: %s", i+1, len(reps), n))
 		}
 	}
-	m.Notes = append([]string{fmt.Sprintf("every cell measured %d times, in %d passes over the matrix; req/s, p50, p99 and "+
-		"system calls per request are medians, with req/s's least and greatest, errors and retransmits summed", len(reps), len(reps))}, m.Notes...)
+	m.Notes = append([]string{fmt.Sprintf("every cell measured %d times, in %d passes over the matrix; req/s, p50, p99, "+
+		"system calls, CPU time and context switches per request are medians, with req/s's least and greatest, errors and retransmits summed", len(reps), len(reps))}, m.Notes...)
 	m.judge()
 	return &m, nil
 }
@@ -61,7 +61,8 @@ func mergeRow(same []HTTPRow) HTTPRow {
 			return x
 		}
 	}
-	var rps, mean, p50, p99, sys []float64
+	var rps, mean, p50, p99, sys, cpu, sw []float64
+	procCPU, procSw := map[string][]float64{}, map[string][]float64{}
 	r.Errors, r.Retransmits = 0, nil
 	for _, x := range same {
 		if x.Retransmits != nil {
@@ -76,6 +77,12 @@ func mergeRow(same []HTTPRow) HTTPRow {
 		p50 = append(p50, x.P50US)
 		p99 = append(p99, x.P99US)
 		sys = append(sys, x.LinuxSyscallsPerRequest)
+		cpu = append(cpu, x.ServerCPUUSPerRequest)
+		sw = append(sw, x.SwitchesPerRequest)
+		for _, p := range x.Processes {
+			procCPU[p.Name] = append(procCPU[p.Name], p.CPUUSPerRequest)
+			procSw[p.Name] = append(procSw[p.Name], p.SwitchesPerRequest)
+		}
 		r.Errors += x.Errors
 	}
 	s := stats.Summarize(rps, Confidence)
@@ -86,6 +93,12 @@ func mergeRow(same []HTTPRow) HTTPRow {
 	r.ReqPerSSamples, r.P50USSamples, r.P99USSamples = rps, p50, p99
 	r.MeanUS, r.P50US, r.P99US = stats.Median(mean), stats.Median(p50), stats.Median(p99)
 	r.LinuxSyscallsPerRequest = stats.Median(sys)
+	r.ServerCPUUSPerRequest, r.SwitchesPerRequest = stats.Median(cpu), stats.Median(sw)
+	r.Processes = nil
+	for _, p := range same[0].Processes {
+		r.Processes = append(r.Processes, ProcessCost{Name: p.Name, CPUUSPerRequest: stats.Median(procCPU[p.Name]),
+			SwitchesPerRequest: stats.Median(procSw[p.Name])})
+	}
 	return r
 }
 

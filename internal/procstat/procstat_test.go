@@ -1,0 +1,97 @@
+package procstat
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestParseSchedstat(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"123456 789 10\n", 123456, false},
+		{"0 0 0", 0, false},
+		{"123456 789", 0, true},
+		{"x 1 2", 0, true},
+		{"-5 1 2", 0, true},
+		{"", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSchedstat(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseSchedstat(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestParseSwitches(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		err  bool
+	}{
+		{"Name:\tx\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n", 10, false},
+		{"voluntary_ctxt_switches:\t7\n", 0, true},
+		{"voluntary_ctxt_switches:\tseven\nnonvoluntary_ctxt_switches:\t3\n", 0, true},
+		{"", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSwitches(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseSwitches(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+// TestReadIn sums a process's threads from a /proc laid out by hand.
+func TestReadIn(t *testing.T) {
+	root := t.TempDir()
+	for tid, files := range map[string][2]string{
+		"41": {"1000 5 2\n", "voluntary_ctxt_switches:\t4\nnonvoluntary_ctxt_switches:\t1\n"},
+		"42": {"2500 5 2\n", "voluntary_ctxt_switches:\t10\nnonvoluntary_ctxt_switches:\t0\n"},
+	} {
+		dir := filepath.Join(root, "41", "task", tid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "schedstat"), []byte(files[0]), 0o644)
+		os.WriteFile(filepath.Join(dir, "status"), []byte(files[1]), 0o644)
+	}
+	u, err := readIn(root, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Usage{CPU: 3500, Switches: 15, Threads: 2}); u != want {
+		t.Errorf("readIn = %+v, want %+v", u, want)
+	}
+	if d := u.Sub(Usage{CPU: 500, Switches: 5}); d.CPU != 3000 || d.Switches != 10 {
+		t.Errorf("Sub = %+v", d)
+	}
+	if _, err := readIn(root, 99); err == nil {
+		t.Error("readIn of a missing process returned nil")
+	}
+}
+
+// TestReadSelf reads this process, which has run and switched.
+func TestReadSelf(t *testing.T) {
+	a, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	time.Sleep(time.Millisecond)
+	b, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := b.Sub(a)
+	if d.CPU < 10*time.Millisecond || d.Switches == 0 || b.Threads == 0 {
+		t.Errorf("20 ms of spinning and a sleep read as %+v", d)
+	}
+}
