@@ -22,25 +22,35 @@ func TestWaitReturnsWhenValueDiffers(t *testing.T) {
 }
 
 func TestWakeReleasesWaiter(t *testing.T) {
-	var w atomic.Uint32
-	done := make(chan struct{})
-	go func() {
-		for w.Load() == 0 {
-			if err := Wait(&w, 0, 0); err != nil {
-				t.Error(err)
+	for _, tt := range []struct {
+		name string
+		wait func(*atomic.Uint32) error
+	}{
+		{"Wait", func(w *atomic.Uint32) error { return Wait(w, 0, 0) }},
+		{"WaitHeld", func(w *atomic.Uint32) error { return WaitHeld(w, 0, 5*time.Second) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var w atomic.Uint32
+			done := make(chan struct{})
+			go func() {
+				for w.Load() == 0 {
+					if err := tt.wait(&w); err != nil {
+						t.Error(err)
+					}
+				}
+				close(done)
+			}()
+			time.Sleep(10 * time.Millisecond)
+			w.Store(1)
+			if _, err := Wake(&w, 1); err != nil {
+				t.Fatal(err)
 			}
-		}
-		close(done)
-	}()
-	time.Sleep(10 * time.Millisecond)
-	w.Store(1)
-	if _, err := Wake(&w, 1); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("waiter was not woken")
+			select {
+			case <-done:
+			case <-time.After(4 * time.Second):
+				t.Fatal("waiter was not woken")
+			}
+		})
 	}
 }
 
@@ -74,28 +84,6 @@ func TestWaitHeld(t *testing.T) {
 		}
 		if returns > 25 {
 			t.Fatalf("WaitHeld returned %d times in 100 ms with a 20 ms timeout: it does not sleep", returns)
-		}
-	})
-	t.Run("woken", func(t *testing.T) {
-		var w atomic.Uint32
-		done := make(chan struct{})
-		go func() {
-			for w.Load() == 0 {
-				if err := WaitHeld(&w, 0, 5*time.Second); err != nil {
-					t.Error(err)
-				}
-			}
-			close(done)
-		}()
-		time.Sleep(10 * time.Millisecond)
-		w.Store(1)
-		if _, err := Wake(&w, 1); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-done:
-		case <-time.After(4 * time.Second):
-			t.Fatal("held waiter was not woken")
 		}
 	})
 }
