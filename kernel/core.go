@@ -37,14 +37,18 @@ const (
 	// destination's.
 	// ReasonQueueFull: a message for a destination that holds MaxQueue
 	// undelivered already, dropped.
-	ReasonQueueFull   Reason = "queue-full"
+	ReasonQueueFull Reason = "queue-full"
+	// ReasonPairFull: a message from a process to an application that
+	// holds MaxPending undelivered from that process already, refused
+	// (the source is not paused for an application: see MaxPending).
+	ReasonPairFull    Reason = "pair-full"
 	ReasonKernelOnly         = Reason(ipc.RefuseKernelOnly)
 	ReasonWrongSender        = Reason(ipc.RefuseWrongSender)
 )
 
 // Reasons lists every refusal reason, for metrics.
 var Reasons = []Reason{ReasonShort, ReasonOversized, ReasonUnknown, ReasonForged,
-	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender, ReasonQueueFull}
+	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender, ReasonQueueFull, ReasonPairFull}
 
 // Entry is one process in the endpoint table.
 type Entry struct {
@@ -121,6 +125,15 @@ func (k *Core) SetClass(slot int, c ipc.Class) {
 	if slot > ipc.KernelSlot && slot < ipc.MaxSlots && c != ipc.ClassKernel {
 		k.class[slot] = c
 	}
+}
+
+// Class returns the class of the process in slot (ipc.ClassApp for an
+// empty or out-of-range slot).
+func (k *Core) Class(slot int) ipc.Class {
+	if slot < 0 || slot >= ipc.MaxSlots {
+		return ipc.ClassApp
+	}
+	return k.class[slot]
 }
 
 // Allow lets src send to dst.
@@ -304,11 +317,19 @@ func (k *Core) notify(out []Out, from, to int) []Out {
 }
 
 // TakeNotifications fills a Notification's bitmap at the moment it is
-// delivered, and clears what it hands over.
-func (k *Core) TakeNotifications(to int, m *ipc.Message) {
-	kcall.Notification{Sources: k.notes[to]}.Encode(m)
+// delivered, clears what it hands over, and returns it. Until then the
+// Notification notify made for to is the one every further Notify rides on.
+func (k *Core) TakeNotifications(to int, m *ipc.Message) uint64 {
+	bits := k.notes[to]
+	kcall.Notification{Sources: bits}.Encode(m)
 	k.notes[to] = 0
+	return bits
 }
+
+// ReturnNotifications gives back bits a Notification took but could not
+// deliver (its channel was full): it goes out later with them, and with
+// whatever came meanwhile.
+func (k *Core) ReturnNotifications(to int, bits uint64) { k.notes[to] |= bits }
 
 func (k *Core) call(out []Out, src *Entry, m *ipc.Message, now time.Time) []Out {
 	ack := ipc.Message{Src: ipc.Kernel, Dst: src.EP, Type: ipc.Ack, Seq: m.Seq}

@@ -49,9 +49,12 @@ type proc struct {
 	fd      int // kernel end of the seqpacket pair; -1 when dead
 	cmd     *exec.Cmd
 	pending []Out // waiting for room on the way to this process
+	// queued counts pending by source slot: what each (source, this
+	// process) pair holds in the kernel (MaxPending bounds it).
+	queued  [ipc.MaxSlots]int
 	wantOut bool  // its connection was full: wake the loop when it has room
-	paused  bool  // not read from: a destination it sends to is congested
-	waiters []int // slots paused until this process's queue drains
+	paused  bool  // not read from: a server it sends to is congested
+	waiters []int // slots paused until their pair with this process drains
 }
 
 type exitEvent struct {
@@ -60,17 +63,32 @@ type exitEvent struct {
 	err  error
 }
 
-// MaxPending bounds the messages the kernel holds for one destination whose
-// channel is full. A source that pushes a destination to the bound is not
-// read from again until that queue has drained to half: the source's own
-// sends then block in its socket, which is backpressure all the way back,
-// and a flood costs the kernel bounded memory.
+// MaxPending bounds the messages the kernel holds from one source for one
+// destination whose channel is full: a (source, destination) pair. A
+// process's kernel connection is one socket for all its destinations, so
+// the only wait the kernel can impose on a sender is to stop reading it,
+// which holds up everything it sends. What happens at the bound therefore
+// depends on the destination (see congested):
+//
+//   - A server of the stack (trusted to read, only slow): the source is
+//     not read from again until the pair has drained to half (and the
+//     destination's whole queue to MaxPending). The source's own sends
+//     then block in its socket, which is backpressure all the way back: a
+//     sender to a slow but live server waits rather than losing data.
+//   - An application (ipc.ClassApp, which may never read): the source
+//     keeps being read, and its further messages to that application are
+//     refused (ReasonPairFull) until the pair has room again. An
+//     application that does not read loses only its own messages; the
+//     server sending to it goes on serving everybody else, its alarm
+//     requests included.
 const MaxPending = 1024
 
-// MaxQueue is the hard bound on what the kernel holds for one destination:
-// past MaxPending it pauses the sources forwarding to it, but its own
-// messages (alarms, notifications, announcements, replies) still came; past
-// MaxQueue they are dropped and counted (ReasonQueueFull).
+// MaxQueue is the hard bound on what the kernel holds for one destination,
+// from all its sources and the kernel's own messages (alarms,
+// announcements, replies) together; past it they are dropped and counted
+// (ReasonQueueFull). Sources to a server are paused at half of it. The one
+// Notification a destination may have waiting is exempt: notifications are
+// coalesced, so there is never more than one (see flush).
 const MaxQueue = 4 * MaxPending
 
 // kern is the running kernel process.
@@ -398,7 +416,7 @@ func (k *kern) receive(slot int, now time.Time) {
 		k.deliverAll(outs)
 		k.announce()
 		for _, o := range outs {
-			if d := k.procs[o.To]; d != nil && len(d.pending) >= MaxPending {
+			if d := k.procs[o.To]; d != nil && o.Msg.Src.Slot() == slot && k.congested(d, slot) {
 				p.paused = true
 				d.waiters = append(d.waiters, slot)
 				k.arm(p)
@@ -407,6 +425,25 @@ func (k *kern) receive(slot int, now time.Time) {
 		}
 	}
 }
+
+// congested says whether the kernel stops reading the source in slot src
+// for what it holds for d: d is a server (applications' pairs are refused
+// at the bound instead, in deliver) and the pair has reached MaxPending or
+// d's whole queue half of MaxQueue.
+func (k *kern) congested(d *proc, src int) bool {
+	return k.trusted(d) && (d.queued[src] >= MaxPending || len(d.pending) >= MaxQueue/2)
+}
+
+// drained says whether the source in slot src, paused on d, may be read
+// again: its pair with d has drained to half the bound, and d's whole
+// queue to MaxPending (or d is gone).
+func (k *kern) drained(d *proc, src int) bool {
+	return d.queued[src] <= MaxPending/2 && len(d.pending) <= MaxPending
+}
+
+// trusted says whether p is a server of the stack, trusted to read what it
+// is sent (only to be slow, or to crash), as opposed to an application.
+func (k *kern) trusted(p *proc) bool { return k.core.Class(p.slot) != ipc.ClassApp }
 
 // arm sets what the loop waits for on p's connection: input unless p is
 // paused, room to write while messages wait for it.
@@ -424,19 +461,23 @@ func (k *kern) arm(p *proc) {
 	unix.EpollCtl(k.epfd, unix.EPOLL_CTL_MOD, p.fd, &unix.EpollEvent{Events: ev, Fd: int32(p.slot)})
 }
 
-// release resumes the sources paused on p once its queue has drained to
-// half the bound (or p is gone).
+// release resumes the sources paused on p whose pair with p has drained
+// (see drained), or all of them once p is gone.
 func (k *kern) release(p *proc) {
-	if len(p.waiters) == 0 || len(p.pending) > MaxPending/2 {
-		return
-	}
+	w := p.waiters[:0]
 	for _, s := range p.waiters {
-		if q := k.procs[s]; q != nil && q.paused {
-			q.paused = false
-			k.arm(q)
+		q := k.procs[s]
+		if q == nil || !q.paused {
+			continue
 		}
+		if !k.drained(p, s) {
+			w = append(w, s)
+			continue
+		}
+		q.paused = false
+		k.arm(q)
 	}
-	p.waiters = p.waiters[:0]
+	p.waiters = w
 }
 
 func (k *kern) deliverAll(outs []Out) {
@@ -453,11 +494,6 @@ func (k *kern) deliver(o *Out) {
 	if p == nil {
 		return
 	}
-	if o.Msg.Type == ipc.Notification {
-		k.mu.Lock()
-		k.core.TakeNotifications(o.To, &o.Msg)
-		k.mu.Unlock()
-	}
 	if !k.viaConn(o) && o.Msg.Src != ipc.Kernel {
 		// Forwarding between servers in the shm transport: their rings
 		// carry it; a process sent through the kernel only what its mask
@@ -465,19 +501,45 @@ func (k *kern) deliver(o *Out) {
 		k.c.Log.Printf("dropped %s: no forwarding in the shm transport", &o.Msg)
 		return
 	}
-	if len(p.pending) >= MaxQueue {
+	src := o.from()
+	switch {
+	case isNotification(o):
+		// At most one waits (the core coalesces until flush takes
+		// the bits), so it needs no bound; dropping it would leave the
+		// bits set and no Notification to carry them, for ever.
+	case len(p.pending) >= MaxQueue:
 		// A destination that does not read: the kernel keeps no more
-		// for it (alarms and notifications would otherwise pile up
-		// without bound); what it drops is counted.
-		k.mu.Lock()
-		k.core.Refused[ReasonQueueFull]++
-		k.mu.Unlock()
+		// for it (alarms and replies would otherwise pile up without
+		// bound); what it drops is counted.
+		k.countRefused(ReasonQueueFull)
+		return
+	case src != ipc.KernelSlot && p.queued[src] >= MaxPending && !k.trusted(p):
+		// An application that does not read what this source sends it:
+		// the source is not paused for it (see MaxPending), its
+		// message is refused and counted.
+		k.countRefused(ReasonPairFull)
 		return
 	}
 	p.pending = append(p.pending, *o)
+	p.queued[src]++
 	if len(p.pending) == 1 {
 		k.flush(p)
 	}
+}
+
+// from is the slot o comes from: the kernel's, or the source a forwarded
+// message was checked to come from.
+func (o *Out) from() int { return o.Msg.Src.Slot() % ipc.MaxSlots }
+
+// isNotification says whether o is the kernel's Notification, whose bits
+// flush fills in as it goes out.
+func isNotification(o *Out) bool { return o.Msg.Type == ipc.Notification && o.Msg.Src == ipc.Kernel }
+
+// countRefused counts a message the kernel dropped for why.
+func (k *kern) countRefused(why Reason) {
+	k.mu.Lock()
+	k.core.Refused[why]++
+	k.mu.Unlock()
 }
 
 // viaConn says whether o goes on the destination's kernel connection (every
@@ -485,11 +547,20 @@ func (k *kern) deliver(o *Out) {
 // into ring 0 of its inbox.
 func (k *kern) viaConn(o *Out) bool { return k.ring0 == nil || o.Reply }
 
-// flush sends what waits for p, in order, until a channel is full.
+// flush sends what waits for p, in order, until a channel is full. A
+// Notification takes the bits the core has gathered for p at the moment it
+// goes out (and gives them back if it cannot), so every Notify that came
+// while it waited rides on it.
 func (k *kern) flush(p *proc) {
 	for len(p.pending) > 0 {
 		o := &p.pending[0]
 		m := &o.Msg
+		var bits uint64
+		if isNotification(o) {
+			k.mu.Lock()
+			bits = k.core.TakeNotifications(p.slot, m)
+			k.mu.Unlock()
+		}
 		var err error
 		if k.viaConn(o) {
 			err = k.sendConn(p, m)
@@ -497,6 +568,11 @@ func (k *kern) flush(p *proc) {
 			err = k.ring0.TrySend(m)
 		}
 		if errors.Is(err, ipc.ErrWouldBlock) {
+			if bits != 0 {
+				k.mu.Lock()
+				k.core.ReturnNotifications(p.slot, bits)
+				k.mu.Unlock()
+			}
 			if k.viaConn(o) && !p.wantOut {
 				p.wantOut = true
 				k.arm(p)
@@ -507,6 +583,7 @@ func (k *kern) flush(p *proc) {
 		if err != nil {
 			k.c.Log.Printf("deliver %s to %s: %v", m.Type, p.spec.Name, err)
 		}
+		p.queued[o.from()]--
 		p.pending = p.pending[1:]
 	}
 	if p.wantOut {
@@ -614,7 +691,7 @@ func (k *kern) reap(now time.Time) {
 			}
 			k.detach(p)
 			p.cmd = nil
-			p.pending = nil
+			p.pending, p.queued = nil, [ipc.MaxSlots]int{}
 			p.wantOut, p.paused = false, false
 			k.release(p)
 			k.mu.Lock()

@@ -13,12 +13,24 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
 )
 
 // testKern is a kernel shell with two processes whose other ends the test
-// holds: a (slot 1) may send to b (slot 2).
+// holds: a (slot 1) may send to b (slot 2). Both are applications unless
+// the test sets their class.
 func testKern(t *testing.T) (k *kern, a, b *kmsg.Conn) {
+	t.Helper()
+	k, conns := testKernN(t, 2)
+	k.core.Allow(1, 2)
+	return k, conns[1], conns[2]
+}
+
+// testKernN is a kernel shell with n processes, named a, b, c... in slots
+// 1 to n; conns[slot] is the test's end of each one's connection. No
+// process may send to another until the test allows it.
+func testKernN(t *testing.T, n int) (k *kern, conns []*kmsg.Conn) {
 	t.Helper()
 	k = &kern{c: Config{Log: log.New(io.Discard, "", 0)}, core: NewCore(), exits: make(chan exitEvent, 1)}
 	var err error
@@ -26,9 +38,9 @@ func testKern(t *testing.T) (k *kern, a, b *kmsg.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(k.epfd) })
-	k.procs = make([]*proc, 3)
-	conns := make([]*kmsg.Conn, 3)
-	for slot := 1; slot <= 2; slot++ {
+	k.procs = make([]*proc, n+1)
+	conns = make([]*kmsg.Conn, n+1)
+	for slot := 1; slot <= n; slot++ {
 		name := string(rune('a' + slot - 1))
 		if err := k.core.Add(name, slot); err != nil {
 			t.Fatal(err)
@@ -45,15 +57,46 @@ func testKern(t *testing.T) (k *kern, a, b *kmsg.Conn) {
 		conns[slot] = kmsg.New(pend, ep)
 		t.Cleanup(func() { unix.Close(kend); conns[slot].Close() })
 	}
-	k.core.Allow(1, 2)
-	return k, conns[1], conns[2]
+	return k, conns
 }
 
-// TestBackpressure: a floods b, which reads nothing. The kernel's queue for
+// flood sends Pings from slot src (conn c) to dst until c's socket is full,
+// has the kernel read src, and repeats until n messages went or src is
+// paused; it returns how many went.
+func flood(t *testing.T, k *kern, c *kmsg.Conn, src, dst, n int) int {
+	t.Helper()
+	ep := k.procs[dst].entry.EP
+	sent := 0
+	for round := 0; sent < n && round < 100000 && !k.procs[src].paused; round++ {
+		for sent < n {
+			err := c.TrySend(&ipc.Message{Dst: ep, Type: ipc.Ping, Seq: uint32(sent)})
+			if errors.Is(err, ipc.ErrWouldBlock) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		readAll(k, src)
+	}
+	return sent
+}
+
+// readAll has the kernel read what slot's connection holds (until it
+// pauses the process).
+func readAll(k *kern, slot int) {
+	for i := 0; i < 100 && !k.procs[slot].paused; i++ {
+		k.receive(slot, time.Now())
+	}
+}
+
+// TestBackpressure: a floods b, a server, which reads nothing for now. The kernel's queue for
 // b stays bounded, a stops being read (so its own sends block), and once b
 // reads, a resumes and every message arrives once, in order.
 func TestBackpressure(t *testing.T) {
 	k, a, b := testKern(t)
+	k.core.SetClass(2, ipc.ClassTransport) // a server: slow, but it reads
 	bEP := k.procs[2].entry.EP
 	sent := 0
 	flood := func() {
@@ -236,5 +279,152 @@ func TestQueueBound(t *testing.T) {
 	}
 	if k.core.Refused[ReasonQueueFull] == 0 {
 		t.Fatalf("refusals %v, want queue-full counted", k.core.Refused)
+	}
+}
+
+// TestPairFull: tcp (a server) sends to an application d that never reads,
+// past the pair bound, then to e. The kernel keeps reading tcp: what goes
+// past the bound for d is refused and counted (pair-full), e gets its
+// message, and tcp's alarm request passes and its alarm comes. (The old
+// kernel stopped reading tcp once d's queue reached MaxPending: e got
+// nothing, and tcp's sends, alarm requests included, blocked.)
+func TestPairFull(t *testing.T) {
+	k, c := testKernN(t, 3)
+	const tcp, d, e = 1, 2, 3
+	k.core.SetClass(tcp, ipc.ClassTransport)
+	k.core.Allow(tcp, d)
+	k.core.Allow(tcp, e)
+	const extra = 5000
+	sent := flood(t, k, c[tcp], tcp, d, MaxPending+extra)
+	if k.procs[tcp].paused || sent != MaxPending+extra {
+		t.Fatalf("tcp paused after %d messages to an application that does not read", sent)
+	}
+	if n := len(k.procs[d].pending); n > MaxPending {
+		t.Fatalf("%d messages held for d, want at most MaxPending (%d)", n, MaxPending)
+	}
+	// d's socket took some before the kernel queued; the rest was refused.
+	if got := k.core.Refused[ReasonPairFull]; got == 0 || got > extra {
+		t.Fatalf("pair-full refusals %d, want between 1 and %d", got, extra)
+	}
+
+	if err := c[tcp].TrySend(&ipc.Message{Dst: k.procs[e].entry.EP, Type: ipc.Ping, Seq: 7}); err != nil {
+		t.Fatalf("tcp's send to e: %v", err)
+	}
+	var m ipc.Message
+	kcall.SetAlarm{After: time.Millisecond}.Encode(&m)
+	m.Dst = ipc.Kernel
+	if err := c[tcp].TrySend(&m); err != nil {
+		t.Fatalf("tcp's alarm request: %v", err)
+	}
+	now := time.Now()
+	readAll(k, tcp)
+	k.deliverAll(k.core.Expire(now.Add(time.Second)))
+	if err := c[e].TryRecv(&m); err != nil || m.Type != ipc.Ping || m.Seq != 7 {
+		t.Fatalf("e got %v (%v), want tcp's ping", &m, err)
+	}
+	for {
+		if err := c[tcp].TryRecv(&m); err != nil {
+			t.Fatalf("no alarm for tcp: %v", err)
+		}
+		if m.Type == ipc.Alarm {
+			break
+		}
+	}
+
+	// Once d reads, the pair has room again: tcp's next message to d is
+	// held, not refused.
+	for c[d].TryRecv(&m) == nil {
+	}
+	k.flush(k.procs[d])
+	refused := k.core.Refused[ReasonPairFull]
+	if flood(t, k, c[tcp], tcp, d, 1) != 1 || k.core.Refused[ReasonPairFull] != refused {
+		t.Fatalf("after d drained, tcp's message to d was refused (pair-full %d, was %d)", k.core.Refused[ReasonPairFull], refused)
+	}
+}
+
+// TestPairPausesOnlyItsSource: a floods b, a server that reads nothing for
+// now, until the kernel stops reading a; c, which sent b nothing before,
+// is still read and its message to b is held, not refused. (The old kernel
+// paused every source that sent b a message once b's queue was full.)
+func TestPairPausesOnlyItsSource(t *testing.T) {
+	k, conns := testKernN(t, 3)
+	const a, b, c = 1, 2, 3
+	k.core.SetClass(b, ipc.ClassTransport)
+	k.core.Allow(a, b)
+	k.core.Allow(c, b)
+	flood(t, k, conns[a], a, b, 1<<20)
+	if !k.procs[a].paused {
+		t.Fatal("a was never paused")
+	}
+	if n := flood(t, k, conns[c], c, b, 10); n != 10 || k.procs[c].paused {
+		t.Fatalf("c paused after %d messages to b", n)
+	}
+	held := 0
+	for _, o := range k.procs[b].pending {
+		if o.Msg.Src == conns[c].Self() {
+			held++
+		}
+	}
+	if held != 10 {
+		t.Fatalf("b holds %d of c's messages, want 10", held)
+	}
+	if n := k.core.Refused[ReasonQueueFull] + k.core.Refused[ReasonPairFull]; n != 0 {
+		t.Fatalf("refusals %v, want none", k.core.Refused)
+	}
+}
+
+// TestNotificationWaitsCoalesced: while a Notification waits in the
+// kernel behind other messages, further Notifies ride on it: b gets one,
+// naming every source. (The old kernel took the bits when it queued the
+// Notification, so each Notify queued another.) An application's forged
+// Notification is refused (kernel-only) and takes no bits.
+func TestNotificationWaitsCoalesced(t *testing.T) {
+	k, conns := testKernN(t, 3)
+	const a, b, c = 1, 2, 3
+	k.core.SetClass(b, ipc.ClassTransport)
+	k.core.Allow(a, b)
+	k.core.Allow(c, b)
+	sent := flood(t, k, conns[a], a, b, MaxPending/2) // b's socket fills; the rest waits
+	if len(k.procs[b].pending) == 0 {
+		t.Fatal("nothing waits for b")
+	}
+	bEP := k.procs[b].entry.EP
+	for _, s := range []int{a, c} {
+		if err := conns[s].TrySend(&ipc.Message{Dst: bEP, Type: ipc.Notify}); err != nil {
+			t.Fatal(err)
+		}
+		readAll(k, s)
+	}
+	if err := conns[c].TrySend(&ipc.Message{Dst: bEP, Type: ipc.Notification}); err != nil {
+		t.Fatal(err)
+	}
+	readAll(k, c)
+	if k.core.Refused[ReasonKernelOnly] != 1 {
+		t.Fatalf("refusals %v, want the forged Notification refused", k.core.Refused)
+	}
+	notes := 0
+	for _, o := range k.procs[b].pending {
+		if o.Msg.Type == ipc.Notification {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Fatalf("%d Notifications wait for b, want 1", notes)
+	}
+	var got []kcall.Notification
+	var m ipc.Message
+	for n, rounds := 0, 0; n < sent+1 && rounds < 100000; rounds++ {
+		for conns[b].TryRecv(&m) == nil {
+			n++
+			if m.Type == ipc.Notification {
+				var nt kcall.Notification
+				nt.Decode(&m)
+				got = append(got, nt)
+			}
+		}
+		k.flush(k.procs[b])
+	}
+	if want := uint64(1<<a | 1<<c); len(got) != 1 || got[0].Sources != want {
+		t.Fatalf("b got notifications %+v, want one naming sources %#x", got, want)
 	}
 }
