@@ -2,6 +2,7 @@ package servers
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"time"
 
@@ -28,6 +29,8 @@ import (
 //     EndpointUpdate, Shutdown, EndpointDown), the packet path's (frames,
 //     Datagram, Unreachable, ICMPError) and SocketReply,
 //     every argument random;
+//   - sends every peer random socket calls (any operation, straight to a
+//     transport or through syscall, exposed or not) and doorbells;
 //   - frees buffers it was never given: a BufFree for a random buffer of
 //     every pool of the run, to every peer;
 //   - floods the kernel with alarm requests and its peers with
@@ -79,6 +82,7 @@ func (a *attack) run(s *sys.Server, d time.Duration, when, until string) {
 	}
 	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
 		a.forge(s)
+		a.sockets(s)
 		a.alarms(s)
 		// Scribbling on its own ring's indices makes the ring look full
 		// to the hostile sender itself until the receiver puts them back:
@@ -125,6 +129,46 @@ func (a *attack) forge(s *sys.Server) {
 		n := ipc.Message{Dst: dst, Type: ipc.Notify}
 		s.K.TrySend(&n) //nolint:errcheck // a flood: what does not fit is not sent
 	}
+}
+
+// sockets sends every peer random socket calls and a doorbell: types an
+// application may send (to syscall, and straight to a transport), every
+// argument random but plausible (an operation that exists, a socket id of
+// the transport's first incarnation or a small descriptor, an address of
+// the run's network). It reads none of the replies.
+func (a *attack) sockets(s *sys.Server) {
+	for name := range s.Opts.Peers {
+		dst, ok := s.Peer(name)
+		if !ok {
+			continue
+		}
+		for i := 0; i < 4; i++ {
+			c := sockcall.Call{Op: ipc.SocketOp(1 + a.rng.IntN(ipc.NumSocketOps-1)), Sock: a.sock(),
+				Type: unix.SOCK_STREAM, Exposed: a.rng.IntN(2) == 0, Flags: a.rng.IntN(2) * unix.MSG_DONTWAIT,
+				Addr:    netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(a.rng.IntN(4))}), uint16(a.rng.IntN(65536))),
+				Backlog: a.rng.IntN(16), Max: a.rng.IntN(1 << 16), How: a.rng.IntN(3), Events: int16(a.rng.Uint32()),
+				Level: a.rng.IntN(8), Option: a.rng.IntN(64), Value: int(a.rng.Int32())}
+			m := ipc.Message{Dst: dst, Seq: a.rng.Uint32()}
+			c.Encode(&m)
+			if s.T.TrySend(&m) == nil {
+				a.forged.WithLabelValues(ipc.Socket.String()).Inc()
+			}
+		}
+		m := ipc.Message{Dst: dst}
+		sockcall.Doorbell{Sock: a.sock()}.Encode(&m)
+		if s.T.TrySend(&m) == nil {
+			a.forged.WithLabelValues(ipc.Doorbell.String()).Inc()
+		}
+	}
+}
+
+// sock is a random socket id: one a transport's first incarnation may have
+// handed out, or a small descriptor as syscall gives them.
+func (a *attack) sock() uint64 {
+	if a.rng.IntN(2) == 0 {
+		return 1<<32 | uint64(a.rng.IntN(2048))
+	}
+	return uint64(a.rng.IntN(64))
 }
 
 // openUntilRefused opens TCP sockets through syscall, and never closes

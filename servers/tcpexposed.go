@@ -28,9 +28,9 @@ import (
 // clears its awake word and looks once more, so an application that sees
 // the word clear sends a Doorbell message and no work is ever missed.
 
-// maxIdleRegions bounds the regions of closed sockets kept for reuse per
+// MaxIdleRegions bounds the regions of closed sockets kept for reuse per
 // application.
-const maxIdleRegions = 64
+const MaxIdleRegions = 64
 
 // xsock is an exposed socket.
 type xsock struct {
@@ -163,7 +163,7 @@ func (t *tcpServer) release(x *xsock, keep bool) {
 	delete(t.x.socks, x.id)
 	delete(t.owner, x.id)
 	delete(t.apps, x.id)
-	if !keep || len(t.x.idle[x.owner]) >= maxIdleRegions {
+	if !keep || len(t.x.idle[x.owner]) >= MaxIdleRegions {
 		x.reg.Close()
 		os.Remove(x.reg.Path)
 		return

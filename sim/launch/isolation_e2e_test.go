@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/servers"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/topology"
 )
@@ -20,16 +21,18 @@ const hostileSize = 4 << 20
 // TestHostileApp: an application linked to syscall, tcp and ip (more than
 // any application needs) opens sockets until refused, then attacks (the
 // hostile role's --attack:
-// every restricted message type forged to every peer, BufFrees for buffers
-// it was never given, alarm and notification floods, random bytes into
+// every restricted message type forged to every peer, random socket calls
+// (straight to tcp, exposed or not, and through syscall) and doorbells,
+// BufFrees for buffers it was never given, alarm and notification floods,
+// random bytes into
 // every shared mapping it reaches, and nothing read meanwhile) while
 // another application of the host downloads 4 MiB from Linux over TCP (the
 // attack starts before and ends after the download). On
 // both transports: the download completes byte-exact, no process
 // restarts, the forgeries are refused and counted by reason where the
 // transport enforces the type table (the kernel on the kernel transport,
-// the receiving server on shm), and the run's /dev/shm files stay as many
-// as they were.
+// the receiving server on shm), and the run's /dev/shm files stay bounded
+// (by the attacker's socket quota).
 func TestHostileApp(t *testing.T) {
 	needTools(t, "ip", "python3")
 	for _, tr := range []string{"shm", "kernel"} {
@@ -143,8 +146,23 @@ func hostileApp(t *testing.T, transport string) {
 	if v := scrape(t, u.proc("tcp").MetricsPort, "newtsim_tcp_sockets_over_quota_total"); v == 0 {
 		t.Error("the hostile application's opens were never refused")
 	}
-	if after := runFiles(t, u.status.Run); after != shmFiles {
-		t.Errorf("the run has %d files in /dev/shm after the attack, %d before", after, shmFiles)
+	if transport == "kernel" {
+		// The attack's calls are answered, and the kernel's refusals
+		// too, to a process that reads nothing: what the kernel cannot
+		// hold for it is refused (pair-full for tcp's and syscall's
+		// replies, queue-full past MaxQueue), not a reason to stop
+		// reading tcp or syscall (docs/SECURITY.md).
+		if pair, queue := refused("kernel", "pair-full"), refused("kernel", "queue-full"); pair+queue == 0 {
+			t.Error("the kernel refused nothing for the hostile application, which reads nothing")
+		} else {
+			t.Logf("the kernel refused %v messages pair-full and %v queue-full for the hostile application", pair, queue)
+		}
+	}
+	// The attack's exposed opens each make a region (a /dev/shm file),
+	// within the application's socket quota and the idle regions kept
+	// for reuse; nothing else adds files.
+	if after, most := runFiles(t, u.status.Run), shmFiles+servers.MaxSocketsPerApp+servers.MaxIdleRegions; after > most {
+		t.Errorf("the run has %d files in /dev/shm after the attack, %d before; want at most %d", after, shmFiles, most)
 	}
 	u.down()
 }
