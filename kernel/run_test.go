@@ -83,6 +83,17 @@ func flood(t *testing.T, k *kern, c *kmsg.Conn, src, dst, n int) int {
 	return sent
 }
 
+// heldFrom counts the messages from src the kernel holds for p.
+func heldFrom(p *proc, src ipc.Endpoint) int {
+	n := 0
+	for _, o := range p.pending {
+		if o.Msg.Src == src {
+			n++
+		}
+	}
+	return n
+}
+
 // readAll has the kernel read what slot's connection holds (until it
 // pauses the process).
 func readAll(k *kern, slot int) {
@@ -359,13 +370,7 @@ func TestPairPausesOnlyItsSource(t *testing.T) {
 	if n := flood(t, k, conns[c], c, b, 10); n != 10 || k.procs[c].paused {
 		t.Fatalf("c paused after %d messages to b", n)
 	}
-	held := 0
-	for _, o := range k.procs[b].pending {
-		if o.Msg.Src == conns[c].Self() {
-			held++
-		}
-	}
-	if held != 10 {
+	if held := heldFrom(k.procs[b], conns[c].Self()); held != 10 {
 		t.Fatalf("b holds %d of c's messages, want 10", held)
 	}
 	if n := k.core.Refused[ReasonQueueFull] + k.core.Refused[ReasonPairFull]; n != 0 {
@@ -426,5 +431,30 @@ func TestNotificationWaitsCoalesced(t *testing.T) {
 	}
 	if want := uint64(1<<a | 1<<c); len(got) != 1 || got[0].Sources != want {
 		t.Fatalf("b got notifications %+v, want one naming sources %#x", got, want)
+	}
+}
+
+// TestOwnMessagesPauseNobody: what the kernel itself holds for an
+// application that reads nothing (its refusals and alarms; TestHostileApp's
+// attacker) pauses no server that then sends it a reply: the reply waits
+// in the pair's queue and the server is still read. (The old kernel paused
+// every source of a message to a destination holding MaxPending, whoever
+// filled it: tcp and syscall stopped for everybody while the attacker
+// lived, and another application's connect hung, then failed.)
+func TestOwnMessagesPauseNobody(t *testing.T) {
+	k, c := testKernN(t, 2)
+	const tcp, evil = 1, 2
+	k.core.SetClass(tcp, ipc.ClassTransport)
+	k.core.Allow(tcp, evil)
+	evilEP := k.procs[evil].entry.EP
+	for i := 0; i < 2*MaxPending; i++ {
+		m := ipc.Message{Src: ipc.Kernel, Dst: evilEP, Type: ipc.Alarm, Seq: uint32(i)}
+		k.deliver(&Out{To: evil, Msg: m})
+	}
+	if n := flood(t, k, c[tcp], tcp, evil, 3); n != 3 || k.procs[tcp].paused {
+		t.Fatalf("tcp paused after %d replies to an application that reads nothing", n)
+	}
+	if held := heldFrom(k.procs[evil], c[tcp].Self()); held != 3 {
+		t.Fatalf("%d of tcp's messages held for evil, want 3", held)
 	}
 }
