@@ -33,7 +33,7 @@ import (
 type tcpServer struct {
 	ip     string
 	st     *tcp.Stack
-	parked parking[tcp.SockID]
+	parked *parking[tcp.SockID]
 	arms   arms[tcp.SockID] // polls waiting for their socket to change
 	buf    []byte
 	alarm  sys.Deadline
@@ -45,30 +45,20 @@ type tcpServer struct {
 	epoch  epoch                       // in the socket ids applications see
 	x      exposed
 	req    request // the call being served, kept here so that a call allocates nothing
-	// overQuota counts opens refused for MaxSocketsPerApp.
-	overQuota prometheus.Counter
+	quota  quotas
 }
 
-// MaxSocketsPerApp bounds the sockets one application may open on the tcp
-// server (accepted connections count against their listener's backlog):
-// past it an open fails with EMFILE, so that one application cannot take
-// the server's memory and, with exposed sockets, a /dev/shm file each.
-const MaxSocketsPerApp = 1024
-
-// socketsOf counts the sockets app opened or accepted.
-func (t *tcpServer) socketsOf(app ipc.Endpoint) int {
-	n := 0
-	for _, o := range t.apps {
-		if o.app == app {
-			n++
-		}
-	}
-	return n
-}
+// MaxBufferBytesPerApp bounds the bytes of send and receive buffers (their
+// sizes, SO_SNDBUF and SO_RCVBUF as getsockopt reads them) of one
+// application's tcp sockets together: what MaxSocketsPerApp sockets of the
+// default size hold, so that an application that leaves the sizes alone
+// never meets it, and one that grows them cannot hold more in all. A
+// setsockopt that would take the total past it fails with ENOBUFS.
+const MaxBufferBytesPerApp = MaxSocketsPerApp * 2 * tcp.DefaultBuffer
 
 // TCP starts the tcp role: the tcp engine as a server, with exposed socket buffers.
 func TCP(s *sys.Server) (sys.Handler, error) {
-	t := &tcpServer{parked: parking[tcp.SockID]{}, arms: arms[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{},
+	t := &tcpServer{arms: arms[tcp.SockID]{}, owner: map[tcp.SockID]ipc.Endpoint{}, apps: map[tcp.SockID]sockOwner{},
 		epoch: epochOf(s)}
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	fs.StringVar(&t.ip, "ip", "ip", "the IP server")
@@ -88,9 +78,8 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
-	t.overQuota = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
-		Name: "sockets_over_quota_total", Help: "Opens refused (EMFILE) because the application had MaxSocketsPerApp sockets."})
-	s.Registry.MustRegister(t.overQuota)
+	t.quota = newQuotas(s, "tcp")
+	t.parked = newParking[tcp.SockID](t.quota)
 	t.stats.update(time.Now(), t.st, true)
 	if err := t.initExposed(s); err != nil {
 		return nil, err
@@ -273,8 +262,7 @@ func (t *tcpServer) doOpen(s *sys.Server, now time.Time, q *request) error {
 	if q.Type != unix.SOCK_STREAM {
 		return t.reply(s, q, 0, tcp.ErrInvalid)
 	}
-	if o := ownerOf(s, q); t.socketsOf(o.app) >= MaxSocketsPerApp {
-		t.overQuota.Inc()
+	if !admitSocket(t.quota, t.apps, ownerOf(s, q).app) {
 		return q.fail(s, unix.EMFILE)
 	}
 	nid := t.st.Open()
@@ -319,6 +307,9 @@ func (t *tcpServer) doListen(s *sys.Server, now time.Time, q *request) error {
 func (t *tcpServer) doConnect(s *sys.Server, now time.Time, q *request) error {
 	id := tcp.SockID(q.Sock)
 	if !q.parked { // a new call, not a retry
+		if !q.nonblocking() && !t.parked.admit(s, q) {
+			return q.fail(s, unix.ENOBUFS) // before the handshake starts
+		}
 		err := t.st.Connect(now, id, q.Addr)
 		t.publish(id)
 		if !errors.Is(err, tcp.ErrInProgress) || q.nonblocking() {
@@ -327,7 +318,7 @@ func (t *tcpServer) doConnect(s *sys.Server, now time.Time, q *request) error {
 	}
 	done, err := t.st.ConnectDone(id)
 	if !done {
-		t.parked.park(id, q) // wait for the handshake
+		t.parked.park(s, id, q) // wait for the handshake (admitted above)
 		return nil
 	}
 	return t.reply(s, q, 0, err)
@@ -337,7 +328,9 @@ func (t *tcpServer) doAccept(s *sys.Server, now time.Time, q *request) error {
 	id := tcp.SockID(q.Sock)
 	nid, from, err := t.st.Accept(id)
 	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
-		t.parked.park(id, q)
+		if !t.parked.park(s, id, q) {
+			return q.fail(s, unix.ENOBUFS)
+		}
 		return nil
 	}
 	if err != nil {
@@ -359,9 +352,11 @@ func (t *tcpServer) doSendTo(s *sys.Server, now time.Time, q *request) error {
 		return t.reply(s, q, 0, tcp.ErrInvalid)
 	}
 	n, err := t.st.Send(now, id, b)
+	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() && t.parked.park(s, id, q) {
+		return nil // the buffer stays the caller's until then
+	}
 	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
-		t.parked.park(id, q) // the buffer stays the caller's until then
-		return nil
+		err = tcp.ErrNoBuffers // MaxParkedPerApp
 	}
 	if rerr := s.Release(q.Buf); rerr != nil {
 		s.Log.Printf("release: %v", rerr)
@@ -380,7 +375,9 @@ func (t *tcpServer) doRecvFrom(s *sys.Server, now time.Time, q *request) error {
 	}
 	n, err := t.st.Recv(now, id, t.buf[:want], q.Flags&unix.MSG_PEEK != 0)
 	if errors.Is(err, tcp.ErrWouldBlock) && !q.nonblocking() {
-		t.parked.park(id, q)
+		if !t.parked.park(s, id, q) {
+			return q.fail(s, unix.ENOBUFS)
+		}
 		return nil
 	}
 	if err != nil {
@@ -488,7 +485,35 @@ func (t *tcpServer) doSetOpt(s *sys.Server, now time.Time, q *request) error {
 	if !ok {
 		return t.reply(s, q, 0, tcp.ErrNoOption)
 	}
-	return t.reply(s, q, 0, t.st.SetOption(tcp.SockID(q.Sock), o, int(int32(q.Value))))
+	id, v := tcp.SockID(q.Sock), int(int32(q.Value))
+	if (o == tcp.OptSendBuf || o == tcp.OptRecvBuf) && !t.admitBuffer(s, q, id, o, v) {
+		return q.fail(s, unix.ENOBUFS)
+	}
+	return t.reply(s, q, 0, t.st.SetOption(id, o, v))
+}
+
+// admitBuffer reports whether setting buffer option o of socket id to v
+// keeps its application's sockets' buffers within MaxBufferBytesPerApp;
+// a refusal is counted. Making a buffer smaller is always let through.
+func (t *tcpServer) admitBuffer(s *sys.Server, q *request, id tcp.SockID, o tcp.Option, v int) bool {
+	cur, err := t.st.GetOption(id, o)
+	if err != nil || t.st.BufferSize(v) <= cur {
+		return true // the engine answers for a socket it does not know
+	}
+	app, total := ownerOf(s, q).app, 0
+	for sid, w := range t.apps {
+		if w.app != app {
+			continue
+		}
+		snd, _ := t.st.GetOption(sid, tcp.OptSendBuf)
+		rcv, _ := t.st.GetOption(sid, tcp.OptRecvBuf)
+		total += snd + rcv
+	}
+	if total-cur+t.st.BufferSize(v) > MaxBufferBytesPerApp {
+		t.quota.refuse(quotaBuffers)
+		return false
+	}
+	return true
 }
 
 func (t *tcpServer) doGetOpt(s *sys.Server, now time.Time, q *request) error {

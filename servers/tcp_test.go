@@ -384,27 +384,3 @@ func TestTCPKeepAlive(t *testing.T) {
 		t.Fatalf("sent %v after a second of silence, want one keep-alive probe (an ACK at SND.UNA-1 = %d)", segs, iss)
 	}
 }
-
-// TestTCPSocketQuota: an application opens sockets until refused: past
-// MaxSocketsPerApp (through syscall or straight), EMFILE, counted.
-func TestTCPSocketQuota(t *testing.T) {
-	h, _ := newTCP(t) // app's first socket
-	opens := make([]ipc.Message, 0, MaxSocketsPerApp)
-	for i := 1; i < MaxSocketsPerApp; i++ {
-		opens = append(opens, systest.Open(unix.SOCK_STREAM))
-	}
-	h.Deliver("app", opens...)
-	for _, r := range h.SentTo("app") {
-		if systest.Result(r) < 0 {
-			t.Fatalf("open refused before the quota: %v", r)
-		}
-	}
-	h.Deliver("app", systest.Open(unix.SOCK_STREAM))
-	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EMFILE {
-		t.Fatalf("sent %v, want EMFILE", out)
-	}
-	oneReply(t, callVia(t, h, systest.Open(unix.SOCK_STREAM), 0), unix.EMFILE) // through syscall too
-	if got := h.Metric("newtsim_tcp_sockets_over_quota_total"); got != 2 {
-		t.Fatalf("over quota counted %v, want 2", got)
-	}
-}

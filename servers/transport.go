@@ -3,6 +3,7 @@ package servers
 import (
 	"net/netip"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
@@ -25,6 +26,8 @@ type request struct {
 	// parked says the call waited on its socket before: a retry, not a
 	// new call (a connect's handshake is under way).
 	parked bool
+	// app is the application a parked call counts against.
+	app ipc.Endpoint
 }
 
 // newRequest decodes the socket call m.
@@ -50,35 +53,136 @@ func (q *request) fail(s *sys.Server, e unix.Errno) error { return q.answer(s, q
 // nonblocking reports whether the call asked not to wait.
 func (q *request) nonblocking() bool { return q.Flags&unix.MSG_DONTWAIT != 0 }
 
+// The per-application quotas of the transport servers (docs/SECURITY.md):
+// what one application may hold of a server's memory, so that it cannot
+// take it all from the others. Each refusal is answered with the errno
+// Linux would give nearest and counted by reason in
+// newtsim_<transport>_quota_refusals_total.
+const (
+	// MaxSocketsPerApp bounds the sockets one application may open on a
+	// transport server (accepted connections count against their
+	// listener's backlog): past it an open fails with EMFILE, as past
+	// Linux's RLIMIT_NOFILE, so that one application cannot take the
+	// server's memory and, with tcp's exposed sockets, a /dev/shm file
+	// each.
+	MaxSocketsPerApp = 1024
+	// MaxParkedPerApp bounds the calls of one application a transport
+	// server holds parked (blocking receives, accepts, connects and sends
+	// waiting for their socket): one per socket the application may have.
+	// A new call past it fails with ENOBUFS (no room to queue it), not
+	// EAGAIN, which a blocking caller would read as a timeout or a
+	// would-block and retry at once.
+	MaxParkedPerApp = MaxSocketsPerApp
+)
+
+// Reasons of the quota refusals.
+const (
+	quotaSockets = "sockets" // MaxSocketsPerApp: EMFILE
+	quotaParked  = "parked"  // MaxParkedPerApp: ENOBUFS
+	quotaBuffers = "buffers" // tcp's MaxBufferBytesPerApp: ENOBUFS
+)
+
+// quotas counts a transport server's quota refusals by reason.
+type quotas struct {
+	refused *prometheus.CounterVec
+}
+
+// newQuotas registers the quota refusals of the named transport, each
+// reason at zero.
+func newQuotas(s *sys.Server, transport string) quotas {
+	q := quotas{refused: counter(s, transport, "quota_refusals_total",
+		"Calls refused for a per-application quota, by reason: sockets (EMFILE), parked calls or buffer bytes (ENOBUFS).", "reason")}
+	for _, r := range []string{quotaSockets, quotaParked, quotaBuffers} {
+		q.refused.WithLabelValues(r)
+	}
+	return q
+}
+
+// refuse counts a refusal for reason.
+func (qs quotas) refuse(reason string) { qs.refused.WithLabelValues(reason).Inc() }
+
+// admitSocket reports whether app may open one more socket, apps being the
+// owners of the transport's sockets; a refusal is counted.
+func admitSocket[K comparable](qs quotas, apps map[K]sockOwner, app ipc.Endpoint) bool {
+	n := 0
+	for _, o := range apps {
+		if o.app == app {
+			n++
+		}
+	}
+	if n >= MaxSocketsPerApp {
+		qs.refuse(quotaSockets)
+		return false
+	}
+	return true
+}
+
 // parking holds the calls that wait on a socket (a blocking receive,
 // accept, connect or send), in order, until their socket changes and the
-// server runs them again.
-type parking[K comparable] map[K][]request
+// server runs them again; and how many each application has waiting,
+// which MaxParkedPerApp bounds.
+type parking[K comparable] struct {
+	calls map[K][]request
+	apps  map[ipc.Endpoint]int
+	qs    quotas
+}
 
-// park puts q at the end of the calls waiting on id.
-func (p parking[K]) park(id K, q *request) {
-	q.parked = true
-	p[id] = append(p[id], *q)
+func newParking[K comparable](qs quotas) *parking[K] {
+	return &parking[K]{calls: map[K][]request{}, apps: map[ipc.Endpoint]int{}, qs: qs}
+}
+
+// admit reports whether q may park: a call that waited before may (it
+// was counted when it first parked); a new one if its application has
+// fewer than MaxParkedPerApp calls parked. A refusal is counted.
+func (p *parking[K]) admit(s *sys.Server, q *request) bool {
+	if q.parked || p.apps[ownerOf(s, q).app] < MaxParkedPerApp {
+		return true
+	}
+	p.qs.refuse(quotaParked)
+	return false
+}
+
+// park puts q at the end of the calls waiting on id, if admit lets it, and
+// reports whether it did.
+func (p *parking[K]) park(s *sys.Server, id K, q *request) bool {
+	if !p.admit(s, q) {
+		return false
+	}
+	q.parked, q.app = true, ownerOf(s, q).app
+	p.apps[q.app]++
+	p.calls[id] = append(p.calls[id], *q)
+	return true
+}
+
+// out counts q out of its application's parked calls.
+func (p *parking[K]) out(q *request) {
+	if p.apps[q.app]--; p.apps[q.app] <= 0 {
+		delete(p.apps, q.app)
+	}
 }
 
 // next takes the first call waiting on id.
-func (p parking[K]) next(id K) (request, bool) {
-	w := p[id]
+func (p *parking[K]) next(id K) (request, bool) {
+	w := p.calls[id]
 	if len(w) == 0 {
 		return request{}, false
 	}
 	if len(w) == 1 {
-		delete(p, id)
+		delete(p.calls, id)
 	} else {
-		p[id] = w[1:]
+		p.calls[id] = w[1:]
 	}
+	p.out(&w[0])
 	return w[0], true
 }
 
 // take takes every call waiting on id.
-func (p parking[K]) take(id K) []request {
-	w := p[id]
-	delete(p, id)
+func (p *parking[K]) take(id K) []request {
+	w := p.calls[id]
+	delete(p.calls, id)
+	for i := range w {
+		p.out(&w[i])
+	}
 	return w
 }
 

@@ -24,12 +24,13 @@ type udpServer struct {
 	ip     string
 	table  *udp.Stack
 	drops  *drops
-	parked parking[udp.SockID] // blocking receives waiting for data
-	arms   arms[udp.SockID]    // polls waiting for their socket to change
+	parked *parking[udp.SockID] // blocking receives waiting for data
+	arms   arms[udp.SockID]     // polls waiting for their socket to change
 	apps   map[udp.SockID]sockOwner
 	epoch  epoch // in the socket ids applications see
 	buf    []byte
 	req    request // the call being served, kept here so that a call allocates nothing
+	quota  quotas
 }
 
 // UDP starts the udp role: the udp engine as a server.
@@ -47,7 +48,8 @@ func UDP(s *sys.Server) (sys.Handler, error) {
 	}
 	u.table = udp.New(udp.Config{Addrs: []netip.Addr{a}})
 	u.drops = newDrops(s, "udp", u.table.Drops)
-	u.parked = parking[udp.SockID]{}
+	u.quota = newQuotas(s, "udp")
+	u.parked = newParking[udp.SockID](u.quota)
 	u.arms = arms[udp.SockID]{}
 	u.apps = map[udp.SockID]sockOwner{}
 	u.epoch = epochOf(s)
@@ -151,6 +153,9 @@ func (u *udpServer) reply(s *sys.Server, q *request, result int64, err error) er
 func (u *udpServer) doOpen(s *sys.Server, q *request) error {
 	if q.Type != unix.SOCK_DGRAM {
 		return q.fail(s, unix.EPROTONOSUPPORT)
+	}
+	if !admitSocket(u.quota, u.apps, ownerOf(s, q).app) {
+		return q.fail(s, unix.EMFILE)
 	}
 	id := u.table.Open()
 	u.apps[id] = ownerOf(s, q)
@@ -286,7 +291,9 @@ func (u *udpServer) send(s *sys.Server) error {
 func (u *udpServer) recv(s *sys.Server, q *request, id udp.SockID) error {
 	n, from, _, err := u.table.RecvFrom(id, u.buf)
 	if errors.Is(err, udp.ErrWouldBlock) && !q.nonblocking() {
-		u.parked.park(id, q)
+		if !u.parked.park(s, id, q) {
+			return q.fail(s, unix.ENOBUFS)
+		}
 		return nil
 	}
 	if err != nil {

@@ -25,8 +25,8 @@ const (
 	maxKeepCnt  = 127
 )
 
-// SetOption sets an option. Buffer sizes are doubled, as Linux does, and
-// apply from the next connection (or now, when the buffer is empty). The
+// SetOption sets an option. Buffer sizes are cut to MaxBufferOption and
+// doubled, as Linux does (BufferSize), and apply from the next connection (or now, when the buffer is empty). The
 // keep-alive options of a connection take effect at once: its first probe
 // is due the idle time after the peer was last heard from. A listener's
 // options pass to the connections it accepts.
@@ -41,7 +41,7 @@ func (s *Stack) SetOption(id SockID, o Option, v int) error {
 	case OptReuseAddr:
 		c.reuse = v != 0
 	case OptSendBuf:
-		c.sndCap = min(max(2*v, minBuffer), maxBuffer)
+		c.sndCap = s.BufferSize(v)
 		if c.snd.n <= c.sndCap {
 			c.snd.resize(c.sndCap)
 		}
@@ -49,7 +49,7 @@ func (s *Stack) SetOption(id SockID, o Option, v int) error {
 		if c.state.synchronized() || c.state == SynSent || c.state == SynReceived {
 			return nil // the window scale is fixed: too late, as Linux ignores it
 		}
-		c.rcvCap = min(max(2*v, minBuffer), maxBuffer)
+		c.rcvCap = s.BufferSize(v)
 		c.rcv.release()
 		c.rcv = s.newRing(c.rcvCap)
 	case OptKeepAlive:
@@ -77,6 +77,13 @@ func (s *Stack) SetOption(id SockID, o Option, v int) error {
 		s.flush(time.Time{}, c)
 	}
 	return nil
+}
+
+// BufferSize is the size of buffer SO_SNDBUF or SO_RCVBUF set to v gives:
+// v cut to MaxBufferOption, doubled (the other half for the kernel's
+// bookkeeping, in Linux), and at least the least buffer.
+func (s *Stack) BufferSize(v int) int {
+	return min(max(2*min(v, s.c.MaxBufferOption), minBuffer), maxBuffer)
 }
 
 // GetOption reads an option.

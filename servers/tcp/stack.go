@@ -52,6 +52,7 @@ const (
 	DefaultKeepIdle         = 7200 * time.Second     // as Linux's tcp_keepalive_time
 	DefaultKeepIntvl        = 75 * time.Second       // tcp_keepalive_intvl
 	DefaultKeepCnt          = 9                      // tcp_keepalive_probes
+	DefaultMaxBufferOption  = 212992                 // as Linux's net.core.rmem_max and wmem_max
 	minBuffer               = 2048
 	maxBuffer               = 16 << 20
 	defaultEphLo            = 49152
@@ -70,6 +71,10 @@ type Config struct {
 	// SendBuffer and RecvBuffer are a socket's buffer sizes in bytes
 	// before SO_SNDBUF and SO_RCVBUF change them.
 	SendBuffer, RecvBuffer int
+	// MaxBufferOption caps the value SO_SNDBUF and SO_RCVBUF take before
+	// it is doubled (Linux's net.core.wmem_max and rmem_max, 212992 by
+	// default): a larger one is cut to it, silently, as Linux does.
+	MaxBufferOption int
 	// MinRTO, MaxRTO and InitialRTO bound the retransmission timeout
 	// (RFC 6298; the minimum defaults to Linux's 200 ms, not the RFC's
 	// 1 s).
@@ -149,6 +154,7 @@ func (c *Config) defaults() {
 	def(&c.RecvBuffer, DefaultBuffer)
 	c.SendBuffer = min(max(c.SendBuffer, minBuffer), maxBuffer)
 	c.RecvBuffer = min(max(c.RecvBuffer, minBuffer), maxBuffer)
+	def(&c.MaxBufferOption, DefaultMaxBufferOption)
 	defD(&c.MinRTO, DefaultMinRTO)
 	defD(&c.MaxRTO, DefaultMaxRTO)
 	defD(&c.InitialRTO, DefaultInitialRTO)

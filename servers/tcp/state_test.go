@@ -483,3 +483,35 @@ func TestEarlyRetransmit(t *testing.T) {
 		t.Fatalf("RTOs %d, fast retransmits %d; want the loss repaired without a timeout", st.RTOExpiries, st.FastRetransmits)
 	}
 }
+
+// TestBufferOptionCapped: SO_SNDBUF and SO_RCVBUF are cut to
+// MaxBufferOption and doubled, as Linux cuts them to wmem_max and
+// rmem_max; 16 MB is not 16 MB (it was, before the cap).
+func TestBufferOptionCapped(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		v    int
+		want int
+	}{
+		{"small", Config{}, 65536, 131072},
+		{"16 MB", Config{}, 16 << 20, 2 * DefaultMaxBufferOption},
+		{"negative", Config{}, -1, minBuffer},
+		{"a larger cap", Config{MaxBufferOption: 1 << 20}, 16 << 20, 2 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Addrs = []netip.Addr{addrA}
+			s := New(tt.cfg)
+			id := s.Open()
+			for _, o := range []Option{OptSendBuf, OptRecvBuf} {
+				if err := s.SetOption(id, o, tt.v); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := s.GetOption(id, o); err != nil || got != tt.want {
+					t.Errorf("option %d set to %d reads %d %v, want %d", o, tt.v, got, err, tt.want)
+				}
+			}
+		})
+	}
+}
