@@ -74,7 +74,7 @@ var (
 )
 
 // serialize lays out packet layers with lengths and checksums computed.
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
@@ -112,7 +112,7 @@ func echoFrame(t *testing.T, id, seq uint16, data []byte) []byte {
 }
 
 // udpPacket is an IPv4 packet with a UDP datagram.
-func udpPacket(t *testing.T, src, dst netip.AddrPort, data []byte) []byte {
+func udpPacket(t testing.TB, src, dst netip.AddrPort, data []byte) []byte {
 	ip := ipv4(src.Addr(), dst.Addr(), layers.IPProtocolUDP)
 	u := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
 	u.SetNetworkLayerForChecksum(ip)
@@ -142,7 +142,7 @@ func tcpPacket(t *testing.T, src, dst netip.AddrPort, h layers.TCP, data []byte)
 }
 
 // withEther puts an IPv4 packet in a frame from the neighbour to the host.
-func withEther(t *testing.T, packet []byte) []byte {
+func withEther(t testing.TB, packet []byte) []byte {
 	return serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), gopacket.Payload(packet))
 }
 

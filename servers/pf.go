@@ -17,7 +17,12 @@ import (
 )
 
 // pfServer checks every frame passing through against the rules in force;
-// a dropped frame's buffer goes back to its owner.
+// a dropped frame's buffer goes back to its owner. It checks and forwards
+// a copy of the frame in a buffer of its own pool, which no other process
+// can write: the frame's buffer is its owner's (the nic's, on the wire
+// backend the far host's nic's), and bytes checked in it could be
+// rewritten between the verdict and their use above or below (a time of
+// check to time of use race). The bytes forwarded are the bytes checked.
 type pfServer struct {
 	up, down string
 	filter   *pf.Filter
@@ -92,6 +97,15 @@ func (p *pfServer) Handle(s *sys.Server, m *ipc.Message) error {
 	if err != nil {
 		return nil
 	}
+	ref, err := s.Copy(b)
+	s.Release(f.Buf) // the owner's buffer goes back at once, copied or not
+	if err != nil {  // no buffer of our own, even after BufferWait: dropped
+		p.verdicts.WithLabelValues(dir.String(), "no-buffer").Inc()
+		return nil
+	}
+	if b, err = s.Pool.Bytes(ref, s.Pool.Owner()); err != nil {
+		return s.Release(ref) // cannot happen: our own buffer, just made
+	}
 	// The action decides; the error only says why (a frame that is not
 	// IPv4, such as ARP, is allowed unchecked; a malformed one dropped).
 	act, err := p.filter.CheckFrame(dir, b)
@@ -104,9 +118,12 @@ func (p *pfServer) Handle(s *sys.Server, m *ipc.Message) error {
 	}
 	p.verdicts.WithLabelValues(dir.String(), verdict).Inc()
 	if act != pf.Allow {
-		return s.Release(f.Buf)
+		return s.Release(ref)
 	}
-	return forward(s, next, m)
+	f.Buf = ref
+	var c ipc.Message
+	f.Encode(&c)
+	return s.SendTo(next, &c) // a failed send frees the copy
 }
 
 // pfHits exports the rule counters of the filter in force.

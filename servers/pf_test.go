@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,17 +62,27 @@ func TestPF(t *testing.T) {
 			if tt.from == "ip" {
 				owner, msg = "ip", systest.FrameTx
 			}
-			ref := h.Buffer(owner, tt.frame(t))
+			frame := tt.frame(t)
+			ref := h.Buffer(owner, frame)
 			h.Deliver(tt.from, msg(ref))
 			out := h.Sent()
+			// The frame's buffer goes back towards its owner, one hop,
+			// forwarded or not: pf checked its own copy.
+			if len(out) == 0 || out[0].Type != ipc.BufFree || out[0].Dst != h.Endpoint(tt.from) || systest.Ref(out[0]) != ref {
+				t.Fatalf("sent %v, want the buffer given back to %s first", out, tt.from)
+			}
+			out = out[1:]
 			switch {
 			case tt.forwardTo != "":
-				if len(out) != 1 || out[0].Dst != h.Endpoint(tt.forwardTo) || systest.Ref(out[0]) != ref {
-					t.Fatalf("sent %v, want the frame forwarded to %s", out, tt.forwardTo)
+				if len(out) != 1 || out[0].Dst != h.Endpoint(tt.forwardTo) || systest.Ref(out[0]).Pool() != uint8(hostSlots["pf"]) {
+					t.Fatalf("sent %v, want a copy in pf's pool forwarded to %s", out, tt.forwardTo)
 				}
-			default: // dropped: the buffer goes back towards its owner, one hop
-				if len(out) != 1 || out[0].Type != ipc.BufFree || out[0].Dst != h.Endpoint(tt.from) || systest.Ref(out[0]) != ref {
-					t.Fatalf("sent %v, want the buffer given back to %s", out, tt.from)
+				if got := h.Bytes(systest.Ref(out[0])); !bytes.Equal(got, frame) {
+					t.Fatalf("forwarded % x, want the frame % x", got, frame)
+				}
+			default: // dropped: the copy freed
+				if len(out) != 0 || h.InUse("pf") != 0 {
+					t.Fatalf("sent %v and %d of pf's buffers in use, want nothing more", out, h.InUse("pf"))
 				}
 			}
 			if got := h.Metric("newtsim_pf_frames_total", "direction", tt.dir, "verdict", tt.verdict); got != 1 {
@@ -114,5 +125,58 @@ func TestPFRefusesBadBuffer(t *testing.T) {
 	}
 	if got := h.Metric("newtsim_pf_frames_total"); got != 0 {
 		t.Errorf("%v frames checked, want none", got)
+	}
+}
+
+// TestPFForwardsWhatItChecked: the frame's owner (the nic; on the wire
+// backend the far host's nic) rewrites the frame after pf's verdict, to
+// what the rules drop. What pf forwarded must still be what it checked:
+// its own copy. (The old code forwarded the owner's buffer: ip would have
+// read the rewritten frame, to port 9, which the rules drop.)
+func TestPFForwardsWhatItChecked(t *testing.T) {
+	h := newPF(t)
+	allowed := withEther(t, udpPacket(t, at(peerIP, 1000), at(hostIP, 7), []byte("echo")))
+	dropped := withEther(t, udpPacket(t, at(peerIP, 1000), at(hostIP, 9), []byte("echo")))
+	ref := h.Buffer("nic", allowed)
+	h.Deliver("driver", systest.FrameRx(ref))
+	var fwd ipc.Message
+	for _, m := range h.Sent() {
+		if m.Type == ipc.FrameRx {
+			fwd = m
+		}
+	}
+	if fwd.Dst != h.Endpoint("ip") {
+		t.Fatal("the allowed frame was not forwarded to ip")
+	}
+	nic := h.Pool("nic")
+	b, err := nic.Bytes(ref, nic.Owner())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, dropped) // after the verdict, before ip reads it
+	if got := h.Bytes(systest.Ref(fwd)); !bytes.Equal(got, allowed) {
+		t.Fatalf("ip reads % x, want the frame pf checked % x", got, allowed)
+	}
+	if got := h.Metric("newtsim_pf_frames_total", "direction", "in", "verdict", "allow"); got != 1 {
+		t.Fatalf("allowed %v frames, want 1", got)
+	}
+}
+
+// TestPFNoBuffer: with every buffer of its pool held, pf drops a frame it
+// cannot copy, gives the owner's buffer back and counts it (no-buffer).
+func TestPFNoBuffer(t *testing.T) {
+	h := newPF(t)
+	for range h.Pool("pf").Count() {
+		if _, _, err := h.Pool("pf").Alloc(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := h.Buffer("nic", withEther(t, udpPacket(t, at(peerIP, 1000), at(hostIP, 7), []byte("echo"))))
+	h.Deliver("driver", systest.FrameRx(ref))
+	if out := h.Sent(); len(out) != 1 || out[0].Type != ipc.BufFree || systest.Ref(out[0]) != ref {
+		t.Fatalf("sent %v, want only the frame's buffer given back", out)
+	}
+	if got := h.Metric("newtsim_pf_frames_total", "direction", "in", "verdict", "no-buffer"); got != 1 {
+		t.Fatalf("no-buffer drops %v, want 1", got)
 	}
 }

@@ -143,7 +143,7 @@ func hostileApp(t *testing.T, transport string) {
 	if notHolder == 0 {
 		t.Error("no BufFree for a buffer never given was refused")
 	}
-	if v := scrape(t, u.proc("tcp").MetricsPort, "newtsim_tcp_sockets_over_quota_total"); v == 0 {
+	if v := scrape(t, u.proc("tcp").MetricsPort, "newtsim_tcp_quota_refusals_total", `reason="sockets"`); v == 0 {
 		t.Error("the hostile application's opens were never refused")
 	}
 	if transport == "kernel" {
