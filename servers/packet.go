@@ -13,7 +13,9 @@ import (
 
 // The packet path's roles (docs/PACKET_PATH.md): nic, driver, pf and ip
 // pass frames up and down as buffer references; none copies a frame but the
-// nic, from the device into its pool, and ip, when it builds one.
+// nic, from the device or the wire into its pool, pf, into its own pool
+// before it checks it (so that what it forwards is what it checked), and
+// ip, when it builds one.
 
 // counter makes a counter vector registered with the server.
 func counter(s *sys.Server, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
