@@ -20,8 +20,10 @@ import (
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
-// The hostile role's attack (--attack DURATION): it opens TCP sockets
-// through syscall until refused, keeping them all, then for that long,
+// The hostile role's attack (--attack DURATION): it opens TCP and UDP
+// sockets through syscall until refused, keeping them all, parks blocking
+// receives on a UDP socket past MaxParkedPerApp (a few more than the
+// quota: their refusals are replies it leaves unread), then for that long,
 // over and over, and reading nothing meanwhile, it
 //
 //   - forges every message type the type table restricts (ipc.MaySend) to
@@ -77,8 +79,13 @@ func (a *attack) run(s *sys.Server, d time.Duration, when, until string) {
 	}
 	s.Log.Printf("attack starts")
 	if _, ok := s.Peer("syscall"); ok {
-		n, err := a.openUntilRefused(s)
-		s.Log.Printf("opened %d sockets, then: %v", n, err)
+		n, _, err := a.openUntilRefused(s, unix.SOCK_STREAM)
+		s.Log.Printf("opened %d TCP sockets, then: %v", n, err)
+		n, fd, err := a.openUntilRefused(s, unix.SOCK_DGRAM)
+		s.Log.Printf("opened %d UDP sockets, then: %v", n, err)
+		if n > 0 {
+			s.Log.Printf("parking receives: %v", a.park(s, fd))
+		}
 	}
 	for i, end := 0, time.Now().Add(d); time.Now().Before(end); i++ {
 		a.forge(s)
@@ -171,23 +178,49 @@ func (a *attack) sock() uint64 {
 	return uint64(a.rng.IntN(64))
 }
 
-// openUntilRefused opens TCP sockets through syscall, and never closes
-// them, until an open fails (at most 4096).
-func (a *attack) openUntilRefused(s *sys.Server) (int, error) {
+// openUntilRefused opens sockets of sockType through syscall, and never
+// closes them, until an open fails (at most 4096); it returns how many it
+// opened and the first one's descriptor.
+func (a *attack) openUntilRefused(s *sys.Server, sockType int) (int, uint64, error) {
+	var first uint64
 	for n := 0; n < 4096; n++ {
 		var m ipc.Message
-		sockcall.Call{Op: ipc.OpOpen, Type: unix.SOCK_STREAM}.Encode(&m)
+		sockcall.Call{Op: ipc.OpOpen, Type: sockType}.Encode(&m)
 		r, err := s.Call(&m)
 		if err != nil {
-			return n, err
+			return n, first, err
 		}
 		var rep sockcall.Reply
 		rep.Decode(&r)
 		if rep.Result < 0 {
-			return n, unix.Errno(-rep.Result)
+			return n, first, unix.Errno(-rep.Result)
+		}
+		if n == 0 {
+			first = uint64(rep.Result)
 		}
 	}
-	return 4096, nil
+	return 4096, first, nil
+}
+
+// park binds the UDP socket fd and sends MaxParkedPerApp blocking receives
+// on it, and 8 more, without waiting for their answers: the quota's
+// refusals, which it leaves unread (so that the replies it never reads are
+// few: on the kernel transport a destination's full queue still stops
+// its source whole, docs/SECURITY.md).
+func (a *attack) park(s *sys.Server, fd uint64) error {
+	var m ipc.Message
+	sockcall.Call{Op: ipc.OpBind, Sock: fd, Addr: netip.AddrPortFrom(netip.IPv4Unspecified(), 0)}.Encode(&m)
+	if _, err := s.Call(&m); err != nil {
+		return err
+	}
+	for i := range MaxParkedPerApp + 8 {
+		sockcall.Call{Op: ipc.OpRecvFrom, Sock: fd, Max: 64}.Encode(&m)
+		m.Seq = 1<<31 + uint32(i) // apart from the calls' own
+		if err := s.SendTo("syscall", &m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // alarms asks the kernel for a burst of alarms, each due at once.

@@ -19,7 +19,8 @@ import (
 const hostileSize = 4 << 20
 
 // TestHostileApp: an application linked to syscall, tcp and ip (more than
-// any application needs) opens sockets until refused, then attacks (the
+// any application needs) opens TCP and UDP sockets until refused, parks
+// blocking receives past its quota, then attacks (the
 // hostile role's --attack:
 // every restricted message type forged to every peer, random socket calls
 // (straight to tcp, exposed or not, and through syscall) and doorbells,
@@ -143,8 +144,10 @@ func hostileApp(t *testing.T, transport string) {
 	if notHolder == 0 {
 		t.Error("no BufFree for a buffer never given was refused")
 	}
-	if v := scrape(t, u.proc("tcp").MetricsPort, "newtsim_tcp_quota_refusals_total", `reason="sockets"`); v == 0 {
-		t.Error("the hostile application's opens were never refused")
+	for _, q := range []struct{ proc, reason string }{{"tcp", "sockets"}, {"udp", "sockets"}, {"udp", "parked"}} {
+		if v := scrape(t, u.proc(q.proc).MetricsPort, "newtsim_"+q.proc+"_quota_refusals_total", `reason="`+q.reason+`"`); v == 0 {
+			t.Errorf("%s never refused the hostile application for its %s quota", q.proc, q.reason)
+		}
 	}
 	if transport == "kernel" {
 		// The attack's calls are answered, and the kernel's refusals
