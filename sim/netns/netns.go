@@ -261,24 +261,14 @@ func (ns *NS) Run(name string, args ...string) (string, error) {
 }
 
 // Listening reports whether a TCP socket of the namespace listens on addr,
-// from the kernel's table (/proc/net/tcp, as seen from inside).
+// from the kernel's table (TCPSockets).
 func (ns *NS) Listening(addr netip.AddrPort) (bool, error) {
-	var b []byte
-	err := ns.Do(func() error {
-		var err error
-		b, err = os.ReadFile("/proc/thread-self/net/tcp")
-		return err
-	})
+	socks, err := ns.TCPSockets()
 	if err != nil {
-		return false, fmt.Errorf("netns %s: %w", ns.Name, err)
+		return false, err
 	}
-	ip := addr.Addr().As4()
-	// /proc/net/tcp writes the address as the 32-bit word in host order
-	// (little-endian here), then the port: 0100007F:1F90 is 127.0.0.1:8080.
-	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], addr.Port())
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) > 3 && f[1] == want && f[3] == "0A" { // 0A: LISTEN
+	for _, s := range socks {
+		if s.Local == addr && s.State == "LISTEN" {
 			return true, nil
 		}
 	}
