@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,12 +42,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "newtsim")
-	build := exec.Command("go", "build", "-o", bin, "github.com/newtsim/newtsim/cmd/newtsim")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build newtsim:", err)
-		os.Exit(1)
+	// NEWTSIM_BIN names a binary built beforehand, as `make test-bare`
+	// does for a machine with no Go toolchain on its PATH.
+	if bin = os.Getenv("NEWTSIM_BIN"); bin == "" {
+		bin = filepath.Join(dir, "newtsim")
+		build := exec.Command("go", "build", "-o", bin, "github.com/newtsim/newtsim/cmd/newtsim")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build newtsim:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -374,6 +381,7 @@ func TestUpRefusesSecondRun(t *testing.T) {
 // exported_NAME for clashing with a target label; and every series' name is
 // in docs/METRICS.md, where every metric of the kernel's is scraped.
 func TestPrometheusScrapesEveryServer(t *testing.T) {
+	needTools(t, "prometheus")
 	u := startUp(t, "--service-times")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -449,6 +457,7 @@ func TestPrometheusScrapesEveryServer(t *testing.T) {
 // wake-up ratio, and the service-time quantiles of a run with
 // --service-times.
 func TestPrometheusExample(t *testing.T) {
+	needTools(t, "prometheus")
 	u := startUp(t, "--topology", "testdata/probe.topo", "--service-times")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -542,10 +551,12 @@ func TestRunCommand(t *testing.T) {
 	}
 }
 
-// TestLinuxPingThroughStack: with the tap backend, Linux's ping in the
-// run's namespace gets echo replies from the ip server, through nic, driver
-// and pf as separate processes; down removes the namespace.
+// TestLinuxPingThroughStack: with the tap backend, Linux's ping program,
+// run in the run's namespace as up says to, gets echo replies from the ip
+// server, through nic, driver and pf as separate processes; down removes
+// the namespace.
 func TestLinuxPingThroughStack(t *testing.T) {
+	needTools(t, "ip", "ping")
 	for _, tr := range []string{"shm", "kernel"} {
 		t.Run(tr, func(t *testing.T) {
 			u := startUp(t, "--nic", "tap", "--transport", tr)
@@ -574,13 +585,8 @@ func TestLinuxPingThroughStack(t *testing.T) {
 // can still ping the host.
 func TestNICRestartKeepsTheHostReachable(t *testing.T) {
 	u := startUp(t, "--nic", "tap")
-	ns := launch.NSName(u.status.Run)
-	ping := func() (string, error) {
-		out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2").CombinedOutput()
-		return string(out), err
-	}
-	if out, err := ping(); err != nil {
-		t.Fatalf("ping before the restart: %v\n%s", err, out)
+	if got := u.ping(t, 2, 2*time.Second); got != 2 {
+		t.Fatalf("ping before the restart: %d of 2 replies", got)
 	}
 	old := u.proc("nic")
 	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
@@ -590,13 +596,25 @@ func TestNICRestartKeepsTheHostReachable(t *testing.T) {
 		n := u.proc("nic")
 		return n.Restarts == 1 && n.Ready && n.Pid != old.Pid
 	})
-	if out, err := ping(); err != nil || !strings.Contains(out, "2 received") {
-		t.Fatalf("ping after the nic's restart: %v\n%s", err, out)
+	if got := u.ping(t, 2, 2*time.Second); got != 2 {
+		t.Fatalf("ping after the nic's restart: %d of 2 replies", got)
 	}
 	u.down()
-	if out, _ := exec.Command("ip", "link", "show", launch.TapName(u.status.Run)).CombinedOutput(); !strings.Contains(string(out), "does not exist") {
-		t.Fatalf("TAP device left behind:\n%s", out)
+	if _, err := net.InterfaceByName(launch.TapName(u.status.Run)); err == nil {
+		t.Fatalf("TAP device %s left behind", launch.TapName(u.status.Run))
 	}
+}
+
+// ping pings the simulated host from Linux in the run's namespace, count
+// echo requests 0.2 s apart, each waiting up to wait for its reply, and
+// returns how many replies came (ping -c COUNT -i 0.2 -W WAIT).
+func (u *up) ping(t *testing.T, count int, wait time.Duration) int {
+	t.Helper()
+	res, err := u.linux().Ping(netip.MustParseAddr(launch.HostAddr), count, 200*time.Millisecond, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Received
 }
 
 // TestPFReload: pf in the path filters Linux's pings by the rules file,
@@ -622,11 +640,8 @@ func TestPFReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := startUp(t, "--topology", topoPath, "--nic", "tap")
-	ns := launch.NSName(u.status.Run)
-	pings := func() bool {
-		err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2").Run()
-		return err == nil
-	}
+	// As ping's exit status says: a reply came.
+	pings := func() bool { return u.ping(t, 2, time.Second) > 0 }
 	pfp := u.proc("pf")
 	reload := func(text, result string, want float64) {
 		t.Helper()
@@ -663,47 +678,38 @@ func TestPFReload(t *testing.T) {
 }
 
 // icmpInDestUnreachs reads Linux's count of ICMP destination unreachables
-// received, in a namespace.
-func icmpInDestUnreachs(t *testing.T, ns string) int {
+// received, in the run's namespace.
+func (u *up) icmpInDestUnreachs(t *testing.T) int64 {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").Output()
+	n, err := u.linux().SNMP("Icmp", "InDestUnreachs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var head []string
-	for _, l := range strings.Split(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || f[0] != "Icmp:" {
-			continue
-		}
-		if head == nil {
-			head = f
-			continue
-		}
-		for i, h := range head {
-			if h == "InDestUnreachs" && i < len(f) {
-				n, _ := strconv.Atoi(f[i])
-				return n
-			}
-		}
-	}
-	t.Fatal("no InDestUnreachs in /proc/net/snmp")
-	return 0
+	return n
 }
 
 // TestUDPPortUnreachableThroughStack: a datagram from Linux to a port with
 // no socket goes up nic, driver, pf and ip to the udp server, which hands it
-// back; ip's ICMP port unreachable reaches Linux.
+// back; ip's ICMP port unreachable reaches Linux, whose socket reads it as
+// ECONNREFUSED (as nc -u sees it).
 func TestUDPPortUnreachableThroughStack(t *testing.T) {
 	u := startUp(t, "--nic", "tap")
-	ns := launch.NSName(u.status.Run)
-	before := icmpInDestUnreachs(t, ns)
-	nc := exec.Command("ip", "netns", "exec", ns, "nc", "-u", "-w", "1", "198.18.0.2", "9")
-	nc.Stdin = strings.NewReader("anyone?\n")
-	if out, err := nc.CombinedOutput(); err != nil {
-		t.Fatalf("nc: %v\n%s", err, out)
+	before := u.icmpInDestUnreachs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := u.linux().Dial(ctx, "udp", "198.18.0.2:9")
+	if err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, "Linux's ICMP counter", 5*time.Second, func() bool { return icmpInDestUnreachs(t, ns) > before })
+	defer c.Close()
+	if _, err := c.Write([]byte("anyone?\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 64)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("read after a datagram to a closed port: %v, want connection refused", err)
+	}
+	waitFor(t, "Linux's ICMP counter", 5*time.Second, func() bool { return u.icmpInDestUnreachs(t) > before })
 	if v := scrape(t, u.proc("udp").MetricsPort, "newtsim_udp_dropped_total", `reason="no-socket"`); v != 1 {
 		t.Fatalf("udp counted %v datagrams without a socket, want 1", v)
 	}
@@ -712,29 +718,27 @@ func TestUDPPortUnreachableThroughStack(t *testing.T) {
 
 // TestUDPEchoThroughStack: a UDP echo application on the simulated host,
 // written against the socket library and using its message backend (every
-// call a message to syscall, passed on to udp), answers Linux's nc; every
-// buffer the datagrams used goes back to its owner.
+// call a message to syscall, passed on to udp), answers Linux's datagrams
+// (a UDP socket in the run's namespace, as socat's); every buffer the
+// datagrams used goes back to its owner.
 func TestUDPEchoThroughStack(t *testing.T) {
 	for _, tr := range []string{"shm", "kernel"} {
 		t.Run(tr, func(t *testing.T) {
 			u := startUp(t, "--topology", "testdata/udpecho.topo", "--nic", "tap", "--transport", tr)
-			ns := launch.NSName(u.status.Run)
-			// socat waits -t after sending for the answer. A loaded machine
-			// (the suite beside another CPU-heavy process) can take longer
-			// than the first wait, so a datagram gets up to three tries,
-			// each from a fresh socket and with a longer wait: a late answer
-			// to an earlier try goes to a closed port, never to this one.
+			// A datagram waits for its answer. A loaded machine (the
+			// suite beside another CPU-heavy process) can take longer than
+			// the first wait, so a datagram gets up to three tries, each
+			// from a fresh socket and with a longer wait: a late answer to
+			// an earlier try goes to a closed port, never to this one.
 			echo := func(msg string) string {
-				var out []byte
-				for _, wait := range []string{"0.3", "1", "3"} {
-					nc := exec.Command("ip", "netns", "exec", ns, "socat", "-t", wait, "-", "UDP:198.18.0.2:7")
-					nc.Stdin = strings.NewReader(msg)
-					out, _ = nc.Output()
-					if string(out) == msg {
+				var got string
+				for _, wait := range []time.Duration{300 * time.Millisecond, time.Second, 3 * time.Second} {
+					got = udpExchange(t, u.linux(), "198.18.0.2:7", msg, wait)
+					if got == msg {
 						break
 					}
 				}
-				return string(out)
+				return got
 			}
 			// The application binds its port once it runs, just after it
 			// registers: wait for the first echo.
@@ -759,6 +763,29 @@ func TestUDPEchoThroughStack(t *testing.T) {
 			u.down()
 		})
 	}
+}
+
+// udpExchange sends msg in a datagram to addr from a fresh socket in the
+// namespace, and returns the first datagram back within wait ("" if none).
+func udpExchange(t *testing.T, ns *netns.NS, addr, msg string, wait time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ns.Dial(ctx, "udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
 }
 
 // TestBenchUDP runs `newtsim bench udp` and checks every row was measured
@@ -877,9 +904,10 @@ func conformance(t *testing.T, backend string, notBuilt map[string]string) {
 }
 
 // TestNICCapture: the nic writes every frame it moves to the pcap file
-// named by --pcap, and tshark reads Linux's echo requests and the host's
-// replies from it.
+// named by --pcap, and tshark, the reader its users have, reads Linux's
+// echo requests and the host's replies from it.
 func TestNICCapture(t *testing.T) {
+	needTools(t, "tshark")
 	dir := t.TempDir()
 	capture := filepath.Join(dir, "nic.pcap")
 	top := topology.Default()
@@ -893,14 +921,10 @@ func TestNICCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := startUp(t, "--topology", topoPath, "--nic", "tap")
-	ns := launch.NSName(u.status.Run)
-	if out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.18.0.2").CombinedOutput(); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
+	if got := u.ping(t, 2, 2*time.Second); got != 2 {
+		t.Fatalf("ping: %d of 2 replies", got)
 	}
 	u.down()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Fatal("tshark is not installed (Debian package tshark; `make test` installs it)")
-	}
 	count := func(filter string) int {
 		cmd := exec.Command("tshark", "-r", capture, "-Y", filter, "-T", "fields", "-e", "frame.number")
 		cmd.Env = append(os.Environ(), "HOME="+dir)

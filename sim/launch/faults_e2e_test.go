@@ -15,7 +15,6 @@ import (
 // /dev/shm file behind. The restart and recovery targets are not asserted
 // here: they are the benchmark's to judge (results/faults.md).
 func TestBenchFaultsQuick(t *testing.T) {
-	needTools(t, "ip", "sysctl")
 	js := filepath.Join(t.TempDir(), "faults.json")
 	out, err := runBin(t, 2*time.Minute, "bench", "faults", "--quick", "--backends", "message", "--json", js)
 	if err != nil {

@@ -86,12 +86,7 @@ const clientAddr = "198.18.0.3"
 //     1.9 to 6.3 s, during the flood (the client's SYN lost to the nic's
 //     no-buffer drops, and sent again after 1 s, 3 s).
 func TestHostilePeers(t *testing.T) {
-	needTools(t, "ip", "curl", "ss", "timeout")
-	for _, tool := range []string{"nmap", "hping3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: this test needs it (Debian package %s; `make test` installs it)", tool, tool)
-		}
-	}
+	needTools(t, "nmap", "hping3", "python3", "curl", "timeout")
 	python := scapyPython(t)
 	script, err := filepath.Abs("testdata/hostile.py")
 	if err != nil {
@@ -119,8 +114,8 @@ func TestHostilePeers(t *testing.T) {
 	// leaves a half-open connection that Linux does not reset but answers
 	// with an ACK (RFC 9293 3.10.7.4), until the host gives up on it
 	// (about 63 s).
-	if out, err := inNS(ns, "ip", "addr", "add", clientAddr+"/24", "dev", tap).CombinedOutput(); err != nil {
-		t.Fatalf("ip addr add %s: %v\n%s", clientAddr, err, out)
+	if err := u.linux().AddAddr(tap, clientAddr+"/24"); err != nil {
+		t.Fatal(err)
 	}
 	fetches := startFetchLoop(ns, "http://198.18.0.2:80/file.bin", filepath.Join(dir, "got.bin"), want)
 	t.Cleanup(fetches.halt)
@@ -222,8 +217,8 @@ func TestHostilePeers(t *testing.T) {
 		// prints how many it sent.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "timeout", "-s", "INT", "3", "ip", "netns", "exec", ns,
-			"hping3", "-q", "-S", "-p", "80", "--flood", "198.18.0.2")
+		cmd := exec.CommandContext(ctx, "timeout", append([]string{"-s", "INT", "3", bin},
+			inNSArgs(ns, "hping3", "-q", "-S", "-p", "80", "--flood", "198.18.0.2")...)...)
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
 		if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 124) {
@@ -247,9 +242,9 @@ func TestHostilePeers(t *testing.T) {
 		for u.tcpState("SYN-RECEIVED") != 0 {
 			if time.Now().After(deadline) {
 				syscall.Kill(u.proc("tcp").Pid, syscall.SIGUSR1) // the tcp server logs its connections
-				ss, _ := inNS(ns, "ss", "-tan").CombinedOutput()
+				ss, _ := u.linux().TCPSockets()
 				time.Sleep(500 * time.Millisecond)
-				t.Fatalf("%v half-open connections left 15 s after the flood; Linux's sockets:\n%s",
+				t.Fatalf("%v half-open connections left 15 s after the flood; Linux's sockets:\n%v",
 					u.tcpState("SYN-RECEIVED"), ss)
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -308,7 +303,7 @@ func runInNS(t *testing.T, ns string, timeout time.Duration, args ...string) str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, inNSArgs(ns, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -64,7 +64,7 @@ func firstFloat(t *testing.T, re, s, what string) float64 {
 // a positive rate; curl -D - reads a response whose body and header are
 // right; httpd counted every response; no process restarted.
 func TestLoadGeneratorsAgainstSimulatedHost(t *testing.T) {
-	needTools(t, "ip", "curl", "wrk", "h2load")
+	needTools(t, "curl", "wrk", "h2load")
 	for _, backend := range []string{"message", "exposed"} {
 		t.Run(backend, func(t *testing.T) {
 			dir := t.TempDir()
@@ -174,7 +174,6 @@ func TestLoadGeneratorsAgainstSimulatedHost(t *testing.T) {
 // row with exactly the keys of the matrix, the figures positive; it
 // judges no figure.
 func TestBenchHTTPWritesRow(t *testing.T) {
-	needTools(t, "ip", "sysctl")
 	dir := t.TempDir()
 	js := filepath.Join(dir, "http.json")
 	out, err := runBin(t, 2*time.Minute, "bench", "http", "--workload", "20B-10rpc", "--server", "httpd-exposed",

@@ -20,7 +20,7 @@ import (
 // passes it to tcp, and the connect fails with ECONNREFUSED at once, not
 // after the SYN's retries (over two minutes).
 func TestConnectRejectedByLinuxFirewall(t *testing.T) {
-	needTools(t, "ip", "nft")
+	needTools(t, "nft")
 	dir := t.TempDir()
 	result := filepath.Join(dir, "fetch.json")
 	topo := withApp(t, dir, topology.Process{Name: "get", Role: "fetch", Args: []string{

@@ -10,7 +10,6 @@ import (
 
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/servers"
-	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
@@ -27,15 +26,15 @@ const hostileSize = 4 << 20
 // BufFrees for buffers it was never given, alarm and notification floods,
 // random bytes into
 // every shared mapping it reaches, and nothing read meanwhile) while
-// another application of the host downloads 4 MiB from Linux over TCP (the
-// attack starts before and ends after the download). On
+// another application of the host downloads 4 MiB from Linux over TCP (an
+// HTTP server in Go, on Linux's TCP in the run's namespace; the attack
+// starts before and ends after the download). On
 // both transports: the download completes byte-exact, no process
 // restarts, the forgeries are refused and counted by reason where the
 // transport enforces the type table (the kernel on the kernel transport,
 // the receiving server on shm), and the run's /dev/shm files stay bounded
 // (by the attacker's socket quota).
 func TestHostileApp(t *testing.T) {
-	needTools(t, "ip", "python3")
 	for _, tr := range []string{"shm", "kernel"} {
 		t.Run(tr, func(t *testing.T) { hostileApp(t, tr) })
 	}
@@ -67,7 +66,6 @@ func hostileApp(t *testing.T, transport string) {
 	u := startUp(t, "--topology", topoPath, "--nic", "tap", "--transport", transport)
 	u.logOnFailure()
 	shmFiles := runFiles(t, u.status.Run)
-	ns := launch.NSName(u.status.Run)
 
 	// The attack starts once the stack is up (a process that spins
 	// flooding on the servers' one core slows their start-up past up's
@@ -77,11 +75,7 @@ func hostileApp(t *testing.T, transport string) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the attack's start", 10*time.Second, func() bool { return strings.Contains(u.out.String(), "attack starts") })
-	py := inNS(ns, "python3", "-m", "http.server", "8000", "--bind", "198.18.0.1", "--directory", www)
-	if err := py.Start(); err != nil {
-		t.Fatalf("python3 -m http.server: %v", err)
-	}
-	t.Cleanup(func() { py.Process.Kill(); py.Wait() })
+	serveLinux(t, u.linux(), "198.18.0.1:8000", www)
 
 	var res fetchResult
 	waitFor(t, "the fetch's result", 90*time.Second, func() bool {

@@ -15,7 +15,6 @@ import (
 // whole and 200, no error, and the row's retransmits read from the
 // monolith's own metrics (a number, not null).
 func TestBenchHTTPMonolith(t *testing.T) {
-	needTools(t, "ip", "sysctl")
 	js := filepath.Join(t.TempDir(), "http.json")
 	out, err := runBin(t, 2*time.Minute, "bench", "http", "--servers", "httpd-monolith", "--workloads", "20B-10rpc",
 		"--duration", "1s", "--json", js)

@@ -9,18 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/topology"
 )
 
-// TestRecovery (docs/RECOVERY.md): httpd serves the namespace's curl
-// loop while syscall, tcp and ip are killed in turn. Each comes back; no
+// TestRecovery (docs/RECOVERY.md): httpd serves the namespace's request
+// loop (Linux's TCP, from Go, a connection per request as curl makes) while syscall, tcp and ip are killed in turn. Each comes back; no
 // other process exits (httpd opens its listening socket again when the
 // stack resets it); requests succeed again within a few seconds of each
 // kill; and after tcp's, httpd's sockets are reset (it says so) and new
 // connections are served.
 func TestRecovery(t *testing.T) {
-	needTools(t, "ip", "curl")
 	dir := t.TempDir()
 	www := filepath.Join(dir, "www")
 	if err := os.Mkdir(www, 0o755); err != nil {
@@ -33,10 +31,10 @@ func TestRecovery(t *testing.T) {
 	topo := withApp(t, dir, topology.Process{Name: "web", Role: "httpd", Args: []string{"--addr", "0.0.0.0:80", "--dir", www}})
 	u := startUp(t, "--topology", topo, "--nic", "tap")
 	u.logOnFailure()
-	ns := launch.NSName(u.status.Run)
+	client := u.linuxHTTP(time.Second)
 	waitFor(t, "httpd listening", 10*time.Second, func() bool { return u.tcpState("LISTEN") >= 1 })
 
-	// The curl loop: one request at a time, each given a second.
+	// The request loop: one request at a time, each given a second.
 	var mu sync.Mutex
 	var lastOK time.Time
 	stop := make(chan struct{})
@@ -49,8 +47,8 @@ func TestRecovery(t *testing.T) {
 				return
 			default:
 			}
-			out, err := inNS(ns, "curl", "-s", "-m", "1", "http://198.18.0.2/small.txt").Output()
-			if err == nil && string(out) == body {
+			resp, out, err := get(client, "http://198.18.0.2/small.txt")
+			if err == nil && resp.StatusCode == 200 && string(out) == body {
 				mu.Lock()
 				lastOK = time.Now()
 				mu.Unlock()
@@ -65,7 +63,7 @@ func TestRecovery(t *testing.T) {
 		defer mu.Unlock()
 		return lastOK.After(at)
 	}
-	waitFor(t, "the curl loop served", 10*time.Second, func() bool { return servedSince(time.Time{}) })
+	waitFor(t, "the request loop served", 10*time.Second, func() bool { return servedSince(time.Time{}) })
 
 	names := []string{"nic", "driver", "pf", "ip", "udp", "tcp", "syscall", "web"}
 	want := map[string]int{}

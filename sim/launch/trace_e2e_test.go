@@ -1,32 +1,37 @@
 package launch_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/timeline"
 )
 
 // TestTraceTimeline: a run started with --trace records its messages, and
 // `newtsim trace --out` writes them as a Chrome trace with the handlings of
 // nic, ip and tcp: Linux pings the host (nic, driver, pf, ip and back) and
-// connects to a port nobody listens on (ip, tcp, and a RST back).
+// connects to a port nobody listens on (ip, tcp, and a RST back), from Go.
 func TestTraceTimeline(t *testing.T) {
-	needTools(t, "ip", "bash")
 	u := startUp(t, "--trace", "--nic", "tap")
 	u.logOnFailure()
-	ns := launch.NSName(u.status.Run)
-	if out, err := inNS(ns, "ping", "-c", "3", "-i", "0.05", "-W", "2", "198.18.0.2").CombinedOutput(); err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
+	if got := u.ping(t, 3, 2*time.Second); got != 3 {
+		t.Fatalf("ping: %d of 3 replies", got)
 	}
-	out, _ := inNS(ns, "bash", "-c", "timeout 2 bash -c 'echo > /dev/tcp/198.18.0.2/81'").CombinedOutput()
-	if !strings.Contains(string(out), "refused") {
-		t.Fatalf("connect to a closed port: want connection refused, got %s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if c, err := u.linux().Dial(ctx, "tcp", "198.18.0.2:81"); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("connect to a closed port: %v, want connection refused", err)
 	}
 	file := filepath.Join(t.TempDir(), "trace.json")
 	if out, err := exec.Command(bin, "--state-dir", u.dir, "trace", "--out", file).CombinedOutput(); err != nil {
