@@ -2,10 +2,8 @@ package tap
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"net/netip"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -13,7 +11,8 @@ import (
 )
 
 // TestLinuxPeer moves a TAP device into a namespace of its own, has Linux
-// ping an address behind it, and checks that the first frame to arrive is
+// ping an address behind it (echo requests from a raw socket in the
+// namespace, as ping sends them), and checks that the first frame to arrive is
 // Linux's ARP request for that address.
 func TestLinuxPeer(t *testing.T) {
 	ns, err := netns.New("nts-tap-")
@@ -29,13 +28,8 @@ func TestLinuxPeer(t *testing.T) {
 	if err := ns.Adopt(d.Name(), "198.18.0.1/24"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ping := exec.CommandContext(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
-	if err := ns.Start(ping); err != nil {
-		t.Fatal(err)
-	}
-	defer ping.Wait()
+	pinged := ping(ns)
+	defer func() { <-pinged }()
 
 	buf := make([]byte, MaxFrame)
 	deadline := time.Now().Add(5 * time.Second)
@@ -62,6 +56,18 @@ func TestLinuxPeer(t *testing.T) {
 	t.Fatal("no ARP request arrived from Linux")
 }
 
+// ping has Linux send one echo request to 198.18.0.2 from ns, waiting a
+// second for the reply (none comes: nothing answers behind the device),
+// and closes the channel it returns when done.
+func ping(ns *netns.NS) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ns.Ping(netip.MustParseAddr("198.18.0.2"), 1, 0, time.Second)
+	}()
+	return done
+}
+
 func TestWriteRefusesOversized(t *testing.T) {
 	d, err := Open("ntstap%d")
 	if err != nil {
@@ -82,23 +88,15 @@ func TestOpenInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	for _, args := range [][]string{
-		{"ip", "tuntap", "add", "dev", "ntsp0", "mode", "tap"},
-		{"ip", "addr", "add", "198.18.0.1/24", "dev", "ntsp0"},
-		{"ip", "link", "set", "ntsp0", "up"},
-	} {
-		if out, err := ns.Run(args[0], args[1:]...); err != nil {
-			t.Fatalf("%v: %v %s", args, err, out)
-		}
+	if err := ns.AddTap("ntsp0", "198.18.0.1/24"); err != nil {
+		t.Fatal(err)
 	}
 	for round := 0; round < 2; round++ {
 		d, err := OpenIn("/var/run/netns/"+ns.Name, "ntsp0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ping := exec.CommandContext(ctx, "ping", "-c", "1", "-W", "1", "198.18.0.2")
-		ns.Start(ping)
+		pinged := ping(ns)
 		buf := make([]byte, MaxFrame)
 		got := false
 		for i := 0; i < 20 && !got; i++ {
@@ -108,8 +106,7 @@ func TestOpenInNamespace(t *testing.T) {
 			}
 			got = n >= 42 && binary.BigEndian.Uint16(buf[12:]) == 0x0806
 		}
-		ping.Wait()
-		cancel()
+		<-pinged
 		d.Close()
 		if !got {
 			t.Fatalf("round %d: no ARP request through the persistent device", round)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,31 +104,34 @@ func TestLinuxPing(t *testing.T) {
 	}
 }
 
-// TestLinuxUDPEcho: Linux's nc exchanges a datagram with the echo service;
-// a datagram to a closed port draws an ICMP port unreachable.
+// TestLinuxUDPEcho: a UDP socket of Linux's (as nc -u uses) exchanges a
+// datagram with the echo service; a datagram to a closed port draws an
+// ICMP port unreachable, which Linux reads as ECONNREFUSED and tshark
+// finds in the capture.
 func TestLinuxUDPEcho(t *testing.T) {
 	ns, _, capture := linuxPeer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg := "hello from linux to newtsim\n"
-	cmd := exec.CommandContext(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "7")
-	cmd.Stdin = strings.NewReader(msg)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	err := ns.Start(cmd)
-	if err == nil {
-		err = cmd.Wait()
+	exchange := func(port string) (string, error) {
+		c, err := ns.Dial(ctx, "udp", "198.18.0.2:"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 2048)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
 	}
-	if err != nil && ctx.Err() != nil {
-		t.Fatalf("nc: %v", err)
+	if got, err := exchange("7"); err != nil || got != msg {
+		t.Fatalf("echo: got %q, %v; want %q", got, err, msg)
 	}
-	if out.String() != msg {
-		t.Fatalf("echo: got %q, want %q", out.String(), msg)
-	}
-	closed := exec.CommandContext(ctx, "nc", "-u", "-w", "1", "198.18.0.2", "9")
-	closed.Stdin = strings.NewReader("anyone?\n")
-	if ns.Start(closed) == nil {
-		closed.Wait()
+	if _, err := exchange("9"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a datagram to a closed port: %v, want connection refused", err)
 	}
 	if n := tshark(t, capture(), "icmp.type == 3 && icmp.code == 3"); n < 1 {
 		t.Fatal("no ICMP port unreachable for a datagram to a closed port")
