@@ -56,6 +56,7 @@ test-bare:
 	@mkdir -p $(BARE)/empty-path
 	CGO_ENABLED=0 $(GO) build -o $(BARE)/newtsim ./cmd/newtsim
 	CGO_ENABLED=0 $(GO) test -c -o $(BARE)/launch.test ./sim/launch
+	@for b in newtsim launch.test; do $(GO) version -m $(BARE)/$$b | grep -q 'CGO_ENABLED=0' || { echo "$$b is not static"; exit 1; }; done
 	cd sim/launch && env -i PATH=$(abspath $(BARE)/empty-path) NEWTSIM_BIN=$(abspath $(BARE)/newtsim) \
 		$(abspath $(BARE)/launch.test) -test.count=1 -test.timeout=20m -test.v $(BARE_FLAGS) \
 		-test.skip='^($(subst $(space),|,$(REAL_TOOL_TESTS)))$$'

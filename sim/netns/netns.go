@@ -8,6 +8,12 @@
 // machine without iproute2 runs every benchmark. Namespaces are named and
 // bound under /run/netns as `ip netns add` binds them, so `ip netns exec
 // NAME ...` still reaches them where iproute2 is installed.
+//
+// It also plays Linux's side of a conversation with a simulated host from
+// Go (peer.go): HTTP, TCP and UDP on sockets opened in the namespace, ICMP
+// echo through a raw socket, Linux's counters and TCP sockets read from
+// inside; the tests use it where they once ran curl, nc, socat, ping, ss
+// and ip (docs/TESTING.md).
 package netns
 
 import (

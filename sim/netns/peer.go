@@ -97,8 +97,9 @@ func (ns *NS) ListenPacket(network, address string) (net.PacketConn, error) {
 // HTTPClient returns an HTTP client whose connections are made inside the
 // namespace, from laddr where it is not "" (curl --interface). Each
 // request has a connection of its own, closed after its response, as each
-// run of curl does; timeout bounds a request, body included (curl
-// --max-time).
+// run of curl does, and asks for no compression, as curl does not: the
+// body read is the body sent. timeout bounds a request, body included
+// (curl --max-time).
 func (ns *NS) HTTPClient(laddr string, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
@@ -106,8 +107,9 @@ func (ns *NS) HTTPClient(laddr string, timeout time.Duration) *http.Client {
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				return ns.DialFrom(ctx, network, laddr, addr)
 			},
-			DisableKeepAlives: true,
-			Proxy:             nil, // never a proxy from the environment
+			DisableKeepAlives:  true,
+			DisableCompression: true,
+			Proxy:              nil, // never a proxy from the environment
 		},
 	}
 }
