@@ -45,10 +45,11 @@ REAL_TOOL_TESTS := TestUpApp TestPrometheusScrapesEveryServer TestPrometheusExam
 	TestNICCapture TestLoadGeneratorsAgainstSimulatedHost TestHostilePeers TestConnectRejectedByLinuxFirewall
 
 # test-bare proves a machine with nothing installed runs the end-to-end
-# suite: a static newtsim and a static test binary, run with no environment
-# and PATH an empty directory (no ip, curl, socat, nc, ping, go), all but
-# REAL_TOOL_TESTS. About 6 minutes here (2 CPUs); not part of `make test`,
-# which runs the same tests with the tools installed.
+# suite: a static newtsim and static test binaries (sim/netns, nic/tap,
+# sim/launch), run with no environment and PATH an empty directory (no ip,
+# curl, socat, nc, ping, go), all but REAL_TOOL_TESTS. About 6 minutes on
+# the 2-CPU development machine; not part of `make test`, which runs the
+# same tests with the tools installed.
 BARE    := bin/bare
 empty   :=
 space   := $(empty) $(empty)
@@ -56,7 +57,12 @@ test-bare:
 	@mkdir -p $(BARE)/empty-path
 	CGO_ENABLED=0 $(GO) build -o $(BARE)/newtsim ./cmd/newtsim
 	CGO_ENABLED=0 $(GO) test -c -o $(BARE)/launch.test ./sim/launch
-	@for b in newtsim launch.test; do $(GO) version -m $(BARE)/$$b | grep -q 'CGO_ENABLED=0' || { echo "$$b is not static"; exit 1; }; done
+	CGO_ENABLED=0 $(GO) test -c -o $(BARE)/netns.test ./sim/netns
+	CGO_ENABLED=0 $(GO) test -c -o $(BARE)/tap.test ./nic/tap
+	@for b in newtsim launch.test netns.test tap.test; do \
+		$(GO) version -m $(BARE)/$$b | grep -q 'CGO_ENABLED=0' || { echo "$$b is not static"; exit 1; }; done
+	cd sim/netns && env -i PATH=$(abspath $(BARE)/empty-path) $(abspath $(BARE)/netns.test) -test.count=1
+	cd nic/tap && env -i PATH=$(abspath $(BARE)/empty-path) $(abspath $(BARE)/tap.test) -test.count=1
 	cd sim/launch && env -i PATH=$(abspath $(BARE)/empty-path) NEWTSIM_BIN=$(abspath $(BARE)/newtsim) \
 		$(abspath $(BARE)/launch.test) -test.count=1 -test.timeout=20m -test.v $(BARE_FLAGS) \
 		-test.skip='^($(subst $(space),|,$(REAL_TOOL_TESTS)))$$'
