@@ -47,7 +47,7 @@ REAL_TOOL_TESTS := TestUpApp TestPrometheusScrapesEveryServer TestPrometheusExam
 # test-bare proves a machine with nothing installed runs the end-to-end
 # suite: a static newtsim and static test binaries (sim/netns, nic/tap,
 # sim/launch), run with no environment and PATH an empty directory (no ip,
-# curl, socat, nc, ping, go), all but REAL_TOOL_TESTS. About 6 minutes on
+# curl, socat, nc, ping, go), all but REAL_TOOL_TESTS. 4 to 6 minutes on
 # the 2-CPU development machine; not part of `make test`, which runs the
 # same tests with the tools installed.
 BARE    := bin/bare
