@@ -210,10 +210,28 @@ func TestBenchHTTPWritesRow(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"core_plan", "errors", "linux_syscalls_per_request", "mean_us", "p50_us", "p99_us", "req_per_s",
-		"retransmits", "server", "workload"}
+	want := []string{"context_switches_per_request", "core_plan", "errors", "linux_syscalls_per_request", "mean_us",
+		"p50_us", "p99_us", "processes", "req_per_s", "retransmits", "server", "server_cpu_us_per_request", "workload"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("row keys %v, want %v", keys, want)
+	}
+	// The simulated host's processes each ran and switched.
+	for _, k := range []string{"server_cpu_us_per_request", "context_switches_per_request"} {
+		if v, ok := row[k].(float64); !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive number", k, row[k])
+		}
+	}
+	procs, _ := row["processes"].([]any)
+	var names []string
+	for _, p := range procs {
+		if m, ok := p.(map[string]any); ok {
+			names = append(names, fmt.Sprint(m["name"]))
+		}
+	}
+	for _, n := range []string{"kernel", "tcp", "ip", "nic", "web"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("processes %v: no %s", names, n)
+		}
 	}
 	if v, ok := row["retransmits"].(float64); !ok || v < 0 {
 		t.Errorf("retransmits = %v, want a count read from the tcp server", row["retransmits"])
