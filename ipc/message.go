@@ -180,11 +180,12 @@ const (
 	OpListen                        // with a backlog
 	OpAccept                        // waiting unless MSG_DONTWAIT; returns the new socket, with its peer
 	OpDropIdle                      // exposed: the application unmapped every region of its closed sockets
+	OpPollSet                       // a whole descriptor set to syscall, waiting up to a timeout; returns how many are ready, with the first of them
 )
 
 // NumSocketOps bounds the socket operations: a table indexed by SocketOp
 // has this many entries.
-const NumSocketOps = int(OpDropIdle) + 1
+const NumSocketOps = int(OpPollSet) + 1
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",

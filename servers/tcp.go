@@ -155,7 +155,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 			if x := t.x.socks[id]; x != nil {
 				t.pump(s, now, x)
 			}
-			t.arms.fire(s, id, uint64(t.epoch.id(int32(id))))
+			t.arms.fire(s, id, uint64(t.epoch.id(int32(id))), func(ev int16) int16 { return t.ready(id, ev) })
 			if err := t.retry(s, now, id); err != nil {
 				return err
 			}
@@ -458,6 +458,17 @@ func (t *tcpServer) down(s *sys.Server, now time.Time, ep ipc.Endpoint) {
 	}
 	t.dropIdle(ep, 0)
 	delete(t.x.epoch, ep)
+}
+
+// ready is which of events the socket id is ready for, as poll reports
+// them; 0 for a socket the engine no longer has (a poll asks again and
+// learns why).
+func (t *tcpServer) ready(id tcp.SockID, events int16) int16 {
+	r, err := t.st.Ready(id)
+	if err != nil {
+		return 0
+	}
+	return sockabi.PollEvents(r, events)
 }
 
 func (t *tcpServer) doPoll(s *sys.Server, now time.Time, q *request) error {

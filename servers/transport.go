@@ -266,36 +266,40 @@ func (e epoch) local(s *sys.Server, q *request) bool {
 
 // arms holds the armed polls on a transport's sockets: a message-backend
 // poll that found nothing ready asks to be woken (sockcall.Call.Arm), and
-// the first change of the socket sends its caller one Wake. One arm per
-// socket and caller: a poll that comes back and arms again replaces its
-// own.
+// the first change of the socket sends its caller one Wake, saying which
+// of the events it asked about are ready then (syscall answers a waiting
+// poll set from it). One arm per socket and caller: a poll that comes
+// back and arms again replaces its own.
 type arms[K comparable] map[K][]armed
 
 // armed is one caller waiting on a socket: the process the Wake goes to
-// (syscall, or the application calling straight) and, through syscall,
-// the application to pass it on to.
+// (syscall, or the application calling straight), through syscall the
+// application to pass it on to, and the events it polled for.
 type armed struct {
 	to, caller ipc.Endpoint
+	events     int16
 }
 
 // arm records q's wish to be woken when the socket id changes.
 func (a arms[K]) arm(id K, q *request) {
-	w := armed{to: q.m.Src, caller: q.Caller}
-	for _, o := range a[id] {
-		if o == w {
+	w := armed{to: q.m.Src, caller: q.Caller, events: q.Events}
+	for i, o := range a[id] {
+		if o.to == w.to && o.caller == w.caller {
+			a[id][i] = w
 			return
 		}
 	}
 	a[id] = append(a[id], w)
 }
 
-// fire wakes every caller armed on id, once. A Wake that cannot go is
-// dropped and counted by the runtime: the caller polls again by its own
-// clock.
-func (a arms[K]) fire(s *sys.Server, id K, sock uint64) {
+// fire wakes every caller armed on id, once, with the events ready says
+// the socket is ready for of those it asked about. A Wake that cannot go
+// is dropped and counted by the runtime: the caller polls again by its
+// own clock.
+func (a arms[K]) fire(s *sys.Server, id K, sock uint64, ready func(events int16) int16) {
 	for _, w := range a[id] {
 		m := ipc.Message{Dst: w.to}
-		sockcall.Wake{Sock: sock, Caller: w.caller}.Encode(&m)
+		sockcall.Wake{Sock: sock, Caller: w.caller, Events: ready(w.events)}.Encode(&m)
 		s.Send(&m)
 	}
 	delete(a, id)

@@ -96,7 +96,7 @@ func (u *udpServer) down(ep ipc.Endpoint) {
 func (u *udpServer) wake(s *sys.Server) error {
 	var errs []error
 	for _, id := range u.table.Wakeups() {
-		u.arms.fire(s, id, uint64(u.epoch.id(int32(id))))
+		u.arms.fire(s, id, uint64(u.epoch.id(int32(id))), func(ev int16) int16 { return u.ready(id, ev) })
 		errs = append(errs, u.wakeParked(s, id))
 	}
 	return errors.Join(errs...)
@@ -203,19 +203,25 @@ func (u *udpServer) doClose(s *sys.Server, q *request) error {
 	return u.reply(s, q, 0, u.table.Close(id))
 }
 
-func (u *udpServer) doPoll(s *sys.Server, q *request) error {
-	id := udp.SockID(q.Sock)
-	if !u.table.Exists(id) {
-		return u.reply(s, q, 0, udp.ErrBadSocket)
-	}
+// ready is which of events the socket id is ready for, as poll reports
+// them.
+func (u *udpServer) ready(id udp.SockID, events int16) int16 {
 	var ready int16
-	if q.Events&unix.POLLIN != 0 && (u.table.Readable(id) || u.table.Pending(id)) {
+	if events&unix.POLLIN != 0 && (u.table.Readable(id) || u.table.Pending(id)) {
 		ready |= unix.POLLIN
 	}
 	if u.table.Pending(id) {
 		ready |= unix.POLLERR
 	}
-	ready |= q.Events & unix.POLLOUT // a UDP socket can always send
+	return ready | events&unix.POLLOUT // a UDP socket can always send
+}
+
+func (u *udpServer) doPoll(s *sys.Server, q *request) error {
+	id := udp.SockID(q.Sock)
+	if !u.table.Exists(id) {
+		return u.reply(s, q, 0, udp.ErrBadSocket)
+	}
+	ready := u.ready(id, q.Events)
 	if ready == 0 && q.Arm {
 		u.arms.arm(id, q)
 	}

@@ -266,8 +266,9 @@ func armedPoll(fd uint64, events int16) ipc.Message {
 }
 
 // TestUDPArmedPollWakes: a poll that finds nothing ready and asks to be
-// woken gets one Wake, through syscall and naming the application, when
-// a datagram arrives; one that did not ask gets none.
+// woken gets one Wake, through syscall, naming the application and saying
+// the socket is readable, when a datagram arrives; one that did not ask
+// gets none.
 func TestUDPArmedPollWakes(t *testing.T) {
 	for _, arm := range []bool{true, false} {
 		t.Run(fmt.Sprintf("arm=%v", arm), func(t *testing.T) {
@@ -298,6 +299,9 @@ func TestUDPArmedPollWakes(t *testing.T) {
 			}
 			if arm && wakes[0].Caller != h.Endpoint("app") {
 				t.Errorf("Wake for %v, want the application %v", wakes[0].Caller, h.Endpoint("app"))
+			}
+			if arm && wakes[0].Events != unix.POLLIN {
+				t.Errorf("Wake says %#x ready, want POLLIN (a datagram waits)", wakes[0].Events)
 			}
 			// Armed once, woken once: a second datagram wakes nobody.
 			datagramUp(t, h, 7, "again")

@@ -12,7 +12,10 @@
 package sockcall
 
 import (
+	"encoding/binary"
+	"errors"
 	"net/netip"
+	"time"
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
@@ -34,6 +37,7 @@ import (
 //	OpSetOpt    Sock    Level, Option            Value    Caller
 //	OpGetOpt    Sock    Level, Option                     Caller
 //	OpDropIdle          Epoch (word 1)                    Caller
+//	OpPollSet   Count   Timeout (word 1)  Buf             Caller
 //	others      Sock                                      Caller
 //
 // Fields an operation does not use are not sent.
@@ -76,6 +80,12 @@ type Call struct {
 	Region  uint64
 	// Epoch counts the caller's drops of its idle regions (OpDropIdle).
 	Epoch uint64
+	// Count is how many entries (PollEntry) of a poll set Buf holds
+	// (OpPollSet).
+	Count int
+	// Timeout is how long an OpPollSet may wait for an entry to become
+	// ready: 0 not at all, negative for ever.
+	Timeout time.Duration
 	// Caller is the application that called, as syscall tells the
 	// transport it passes the call to (zero on the application's own
 	// message).
@@ -127,6 +137,8 @@ func (c Call) Encode(m *ipc.Message) {
 		a[1], a[2] = uint64(int64(c.Level)), uint64(int64(c.Option))
 	case ipc.OpDropIdle:
 		a[0], a[1] = 0, c.Epoch
+	case ipc.OpPollSet:
+		a[0], a[1], a[3] = uint64(int64(c.Count)), uint64(int64(c.Timeout)), uint64(c.Buf)
 	}
 	m.Arg = a
 }
@@ -162,6 +174,9 @@ func (c *Call) Decode(m *ipc.Message) {
 		c.Level, c.Option = int(int64(a[1])), int(int64(a[2]))
 	case ipc.OpDropIdle:
 		c.Sock, c.Epoch = 0, a[1]
+	case ipc.OpPollSet:
+		c.Sock = 0
+		c.Count, c.Timeout, c.Buf = int(int64(a[0])), time.Duration(int64(a[1])), pool.Ref(a[3])
 	}
 }
 
@@ -194,6 +209,7 @@ func unpackAddrPort(addr, port uint64) netip.AddrPort {
 //	word 0  Result
 //	word 1  Region (OpOpen), or with word 2 Addr (OpAccept, OpRecvFrom, OpLocalAddr)
 //	word 3  Buf (OpRecvFrom)
+//	words 1-4  Ready (OpPollSet): two entries a word, each an index and its events
 //	word 5  Caller
 type Reply struct {
 	Op ipc.SocketOp
@@ -211,6 +227,10 @@ type Reply struct {
 	// Caller is the application the reply goes back to, between a
 	// transport and syscall.
 	Caller ipc.Endpoint
+	// Ready is an OpPollSet's answer: its Result counts the set's ready
+	// entries, and the first min(Result, MaxPollReady) of them, by index
+	// in the set, are here.
+	Ready [MaxPollReady]PollReady
 }
 
 // Encode writes r into m.
@@ -226,6 +246,11 @@ func (r Reply) Encode(m *ipc.Message) {
 	case ipc.OpRecvFrom:
 		a[1], a[2] = ipc.PackAddrPort(r.Addr)
 		a[3] = uint64(r.Buf)
+	case ipc.OpPollSet:
+		for i := range r.Reported() {
+			e := r.Ready[i]
+			a[1+i/2] |= (uint64(e.Index) | uint64(uint16(e.Revents))<<16) << (32 * (i % 2))
+		}
 	}
 	m.Arg = a
 }
@@ -241,7 +266,66 @@ func (r *Reply) Decode(m *ipc.Message) {
 		r.Addr = ipc.UnpackAddrPort(a[1], a[2])
 	case ipc.OpRecvFrom:
 		r.Addr, r.Buf = ipc.UnpackAddrPort(a[1], a[2]), pool.Ref(a[3])
+	case ipc.OpPollSet:
+		for i := range r.Reported() {
+			w := a[1+i/2] >> (32 * (i % 2))
+			r.Ready[i] = PollReady{Index: uint16(w), Revents: int16(uint16(w >> 16))}
+		}
 	}
+}
+
+// Reported is how many entries of Ready an OpPollSet's reply fills.
+func (r *Reply) Reported() int { return int(min(max(r.Result, 0), MaxPollReady)) }
+
+// MaxPollReady is how many ready entries an OpPollSet's reply names: a
+// poll that finds more ready asks again for the entries after the last.
+const MaxPollReady = 8
+
+// PollReady is a ready entry of a poll set: its index in the set and its
+// events.
+type PollReady struct {
+	Index   uint16
+	Revents int16
+}
+
+// PollEntry is one descriptor of a poll set, as the buffer of an
+// OpPollSet holds it: PollEntrySize bytes, little-endian, the descriptor
+// in 4 and the events in 2, then 2 zero.
+type PollEntry struct {
+	Sock   uint32
+	Events int16
+}
+
+// PollEntrySize is the size of a PollEntry in a buffer.
+const PollEntrySize = 8
+
+// PutPollSet writes set into b, which must hold it (len(set) *
+// PollEntrySize bytes), and returns the bytes written.
+func PutPollSet(b []byte, set []PollEntry) int {
+	for i, e := range set {
+		o := i * PollEntrySize
+		binary.LittleEndian.PutUint32(b[o:], e.Sock)
+		binary.LittleEndian.PutUint16(b[o+4:], uint16(e.Events))
+		binary.LittleEndian.PutUint16(b[o+6:], 0)
+	}
+	return len(set) * PollEntrySize
+}
+
+// ErrPollSet is a poll set that its buffer does not hold.
+var ErrPollSet = errors.New("sockcall: poll set larger than its buffer")
+
+// ReadPollSet appends to dst the n entries of a poll set b holds, copied
+// out of the buffer (which its sender may still write). A set b cannot
+// hold, or more entries than an index can name, is ErrPollSet.
+func ReadPollSet(dst []PollEntry, b []byte, n int) ([]PollEntry, error) {
+	if n < 0 || n > len(b)/PollEntrySize || n > 1<<16 {
+		return dst, ErrPollSet
+	}
+	for i := range n {
+		o := i * PollEntrySize
+		dst = append(dst, PollEntry{Sock: binary.LittleEndian.Uint32(b[o:]), Events: int16(binary.LittleEndian.Uint16(b[o+4:]))})
+	}
+	return dst, nil
 }
 
 // Doorbell tells a transport that an application posted work on an
@@ -265,12 +349,18 @@ type Wake struct {
 	// Caller is the application to wake, where the Wake goes to syscall
 	// to be passed on (zero on a Wake sent to the application itself).
 	Caller ipc.Endpoint
+	// Events are, for an armed OpPoll, which of the events it asked about
+	// the socket was ready for when the Wake was sent (errors and hang-up
+	// included, as poll reports them); 0: it changed, but none is ready.
+	Events int16
 }
 
 // Encode writes w into m.
 func (w Wake) Encode(m *ipc.Message) {
-	m.Type, m.Flags, m.Arg = ipc.Wake, 0, [ipc.NumArgs]uint64{w.Sock, uint64(w.Caller)}
+	m.Type, m.Flags, m.Arg = ipc.Wake, 0, [ipc.NumArgs]uint64{w.Sock, uint64(w.Caller), uint64(uint16(w.Events))}
 }
 
 // Decode reads w from m.
-func (w *Wake) Decode(m *ipc.Message) { w.Sock, w.Caller = m.Arg[0], ipc.Endpoint(m.Arg[1]) }
+func (w *Wake) Decode(m *ipc.Message) {
+	w.Sock, w.Caller, w.Events = m.Arg[0], ipc.Endpoint(m.Arg[1]), int16(uint16(m.Arg[2]))
+}

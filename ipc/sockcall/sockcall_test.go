@@ -3,6 +3,7 @@ package sockcall
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
@@ -37,6 +38,8 @@ func TestCallRoundTrip(t *testing.T) {
 		{"close", Call{Op: ipc.OpClose, Sock: 1 << 40, Caller: caller}},
 		{"localaddr", Call{Op: ipc.OpLocalAddr, Sock: 5}},
 		{"dropidle", Call{Op: ipc.OpDropIdle, Epoch: 12}},
+		{"pollset", Call{Op: ipc.OpPollSet, Count: 200, Timeout: 20 * time.Millisecond, Buf: buf, Caller: caller}},
+		{"pollset forever", Call{Op: ipc.OpPollSet, Count: 1, Timeout: -1, Buf: buf}},
 		{"unknown", Call{Op: 99, Sock: 5, Caller: caller}},
 	}
 	for _, tt := range tests {
@@ -68,6 +71,11 @@ func TestReplyRoundTrip(t *testing.T) {
 		{"end of file", Reply{Op: ipc.OpRecvFrom, Addr: netip.MustParseAddrPort("0.0.0.0:0")}},
 		{"localaddr", Reply{Op: ipc.OpLocalAddr, Addr: peer}},
 		{"poll", Reply{Op: ipc.OpPoll, Result: 5}},
+		{"pollset none", Reply{Op: ipc.OpPollSet}},
+		{"pollset failed", Reply{Op: ipc.OpPollSet, Result: -22}},
+		{"pollset three", Reply{Op: ipc.OpPollSet, Result: 3, Ready: [MaxPollReady]PollReady{{0, 1}, {7, -0x8000 | 0x18}, {65535, 4}}}},
+		{"pollset more than reported", Reply{Op: ipc.OpPollSet, Result: 300, Ready: [MaxPollReady]PollReady{
+			{1, 1}, {2, 4}, {3, 5}, {4, 8}, {5, 0x10}, {6, 0x20}, {7, 1}, {9, 1}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,11 +126,53 @@ func TestDoorbellAndWake(t *testing.T) {
 	if m.Type != ipc.Doorbell || d.Sock != 1<<48|3 {
 		t.Fatalf("doorbell %v decodes as %+v", &m, d)
 	}
-	Wake{Sock: 9}.Encode(&m)
+	want := Wake{Sock: 9, Caller: caller, Events: -0x8000 | 0x11}
+	want.Encode(&m)
 	var w Wake
 	w.Decode(&m)
-	if m.Type != ipc.Wake || w.Sock != 9 {
-		t.Fatalf("wake %v decodes as %+v", &m, w)
+	if m.Type != ipc.Wake || w != want {
+		t.Fatalf("wake %v decodes as %+v, want %+v", &m, w, want)
+	}
+}
+
+func TestPollSet(t *testing.T) {
+	set := []PollEntry{{3, 1}, {1<<32 - 1, 4}, {1 << 24, -0x8000 | 5}}
+	b := make([]byte, 64)
+	for i := range b {
+		b[i] = 0xff // what was in the buffer before
+	}
+	if n := PutPollSet(b, set); n != len(set)*PollEntrySize {
+		t.Fatalf("PutPollSet wrote %d bytes, want %d", n, len(set)*PollEntrySize)
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		n    int
+		want []PollEntry
+		err  error
+	}{
+		{"the set", b, len(set), set, nil},
+		{"none", b, 0, nil, nil},
+		{"a prefix", b, 2, set[:2], nil},
+		{"more than the buffer holds", b[:2*PollEntrySize], 3, nil, ErrPollSet},
+		{"a negative count", b, -1, nil, ErrPollSet},
+		{"more than an index names", make([]byte, (1<<16+1)*PollEntrySize), 1<<16 + 1, nil, ErrPollSet},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadPollSet(nil, tt.b, tt.n)
+			if err != tt.err {
+				t.Fatalf("ReadPollSet: %v, want %v", err, tt.err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("ReadPollSet = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("ReadPollSet = %v, want %v", got, tt.want)
+				}
+			}
+		})
 	}
 }
 

@@ -105,8 +105,8 @@ func (s *Server) giveBack(ref pool.Ref) {
 }
 
 // carried returns the buffer a message carries, whose holder must give it
-// back: a packet path message's, a socket call's data to send, or a
-// receive's reply data. A BufFree carries none in that sense: it is the
+// back: a packet path message's, a socket call's data to send or poll set
+// (which syscall reads and gives back at once), or a receive's reply data. A BufFree carries none in that sense: it is the
 // giving back itself, and a lost one is not sent again.
 func carried(m *ipc.Message) (pool.Ref, bool) {
 	switch m.Type {
@@ -117,7 +117,7 @@ func carried(m *ipc.Message) (pool.Ref, bool) {
 	case ipc.Socket:
 		var c sockcall.Call
 		c.Decode(m)
-		return c.Buf, c.Op == ipc.OpSendTo && c.Buf != 0
+		return c.Buf, (c.Op == ipc.OpSendTo || c.Op == ipc.OpPollSet) && c.Buf != 0
 	case ipc.SocketReply:
 		var r sockcall.Reply
 		r.Decode(m)
