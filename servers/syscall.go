@@ -2,6 +2,7 @@ package servers
 
 import (
 	"flag"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,8 +26,17 @@ type syscallServer struct {
 	udp   string
 	tcp   string
 	fds   map[uint64]fdEntry
+	socks map[sockKey]uint64 // the descriptor of each transport's socket
 	next  uint64
 	calls map[callKey]forwarded // calls not yet answered
+
+	// Poll sets (syscallpoll.go).
+	polls   map[ipc.Endpoint]*pollWait // the poll set each application waits in
+	asks    map[uint32]ask             // syscall's own polls of transports, by seq
+	askSeq  uint32
+	alarm   sys.Deadline
+	entries []sockcall.PollEntry // read out of a call's buffer
+	now     func() time.Time     // the clock (a test's own)
 }
 
 // forwarded is a call passed to a transport.
@@ -41,7 +51,14 @@ type fdEntry struct {
 	app       int // the application's slot
 	transport string
 	sock      uint64
-	dead      bool // the transport died: the socket was reset
+	dead      bool  // the transport died: the socket was reset
+	quiet     quiet // what a poll set learned: not ready, until a Wake
+}
+
+// sockKey names a transport's socket.
+type sockKey struct {
+	transport string
+	sock      uint64
 }
 
 // callKey names a call forwarded to a transport: the application's
@@ -59,7 +76,8 @@ const fdEpoch = 1 << 24
 
 // Syscall starts the syscall role: applications' descriptor tables, forwarding each socket call to its transport.
 func Syscall(s *sys.Server) (sys.Handler, error) {
-	c := &syscallServer{fds: map[uint64]fdEntry{}, calls: map[callKey]forwarded{},
+	c := &syscallServer{fds: map[uint64]fdEntry{}, socks: map[sockKey]uint64{}, calls: map[callKey]forwarded{},
+		polls: map[ipc.Endpoint]*pollWait{}, asks: map[uint32]ask{}, now: time.Now,
 		next: 3 + uint64(max(s.Opts.Endpoint.Generation()-1, 0))*fdEpoch}
 	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
 	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
@@ -79,6 +97,8 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 		if n := s.PeerName(m.Src.Slot()); n == c.udp || n == c.tcp {
 			return c.wake(s, m)
 		}
+	case ipc.Alarm:
+		return c.expired(s)
 	case ipc.EndpointDown:
 		var d kcall.EndpointDown
 		d.Decode(m)
@@ -92,7 +112,11 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 // transport of its type.
 func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 	q := newRequest(m)
+	delete(c.polls, m.Src) // a caller that calls again waits in no poll
 	to := ""
+	if q.Op == ipc.OpPollSet {
+		return c.pollSet(s, &q)
+	}
 	if q.Op == ipc.OpOpen {
 		switch q.Type {
 		case unix.SOCK_DGRAM:
@@ -109,6 +133,10 @@ func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 		}
 		if q.Op == ipc.OpClose {
 			delete(c.fds, q.Sock) // the descriptor goes whatever the transport says
+			delete(c.socks, sockKey{e.transport, e.sock})
+		} else if e.quiet.known {
+			e.quiet.known = false // the call may change what the socket is ready for
+			c.fds[q.Sock] = e
 		}
 		if e.dead {
 			return reset(s, &q)
@@ -133,8 +161,7 @@ func reset(s *sys.Server, q *request) error {
 	case ipc.OpClose:
 		return q.ok(s, 0)
 	case ipc.OpPoll:
-		ev := unix.POLLERR | unix.POLLHUP | q.Events&(unix.POLLIN|unix.POLLOUT)
-		return q.ok(s, int64(uint16(ev)))
+		return q.ok(s, int64(uint16(resetEvents(q.Events))))
 	}
 	return q.fail(s, unix.ECONNRESET)
 }
@@ -145,12 +172,17 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	var r sockcall.Reply
 	r.Decode(m)
 	app := r.Caller
+	if _, ok := c.calls[callKey{app, m.Seq}]; !ok && m.Seq&askBit != 0 && r.Op == ipc.OpPoll {
+		return c.answered(s, m, &r)
+	}
 	delete(c.calls, callKey{app, m.Seq})
 	r.Caller = 0
 	if (r.Op == ipc.OpOpen || r.Op == ipc.OpAccept) && r.Result >= 0 {
 		fd := c.next
 		c.next++
-		c.fds[fd] = fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: uint64(r.Result)}
+		e := fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: uint64(r.Result)}
+		c.fds[fd] = e
+		c.socks[sockKey{e.transport, e.sock}] = fd
 		r.Result = int64(fd)
 	}
 	f := *m
@@ -159,14 +191,18 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	return s.Send(&f)
 }
 
-// wake passes a transport's Wake for an armed poll on to the application
-// that polled. The socket it names is the transport's, which the
-// application does not know: it only learns to poll again.
+// wake takes a transport's Wake for an armed poll: syscall's own, for a
+// poll set (woken), or else passed on to the application that polled. The
+// socket it names is the transport's, which the application does not
+// know: it only learns to poll again.
 func (c *syscallServer) wake(s *sys.Server, m *ipc.Message) error {
 	var w sockcall.Wake
 	w.Decode(m)
 	if w.Caller.Slot() <= ipc.KernelSlot || w.Caller.Slot() >= ipc.MaxSlots {
 		return nil
+	}
+	if ours, err := c.woken(s, s.PeerName(m.Src.Slot()), &w); ours {
+		return err
 	}
 	f := ipc.Message{Dst: w.Caller}
 	sockcall.Wake{}.Encode(&f)
@@ -184,6 +220,7 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 		for fd, e := range c.fds {
 			if e.app == slot {
 				delete(c.fds, fd)
+				delete(c.socks, sockKey{e.transport, e.sock})
 			}
 		}
 		for k := range c.calls {
@@ -191,14 +228,18 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 				delete(c.calls, k)
 			}
 		}
+		c.dropPolls(s, ep, "")
 		return
 	}
 	for fd, e := range c.fds {
 		if e.transport == name {
 			e.dead = true
+			e.quiet = quiet{}
 			c.fds[fd] = e
+			delete(c.socks, sockKey{e.transport, e.sock})
 		}
 	}
+	c.dropPolls(s, ep, name)
 	for k, f := range c.calls {
 		if f.to == name {
 			delete(c.calls, k)

@@ -39,6 +39,8 @@ type Message struct {
 	stream   map[FD]bool
 	direct   XConn  // set: calls go straight to the server named to
 	to       string // the transport server direct calls go to
+	set      []sockcall.PollEntry
+	index    []int // the entry of fds each of set is
 }
 
 // NewMessageDirect returns the message backend with its calls sent
@@ -322,13 +324,88 @@ type waker interface {
 	WaitWake(timeout time.Duration) error
 }
 
-// Poll asks each socket's transport what is ready (one message each; a
+// Poll names the whole set to syscall in one call (ipc.OpPollSet), its
+// entries in a buffer of the process's pool (a negative descriptor is
+// left out, as poll(2) skips it). syscall answers with the ready entries,
+// asking the transports only where it does not know, and when none is
+// ready it waits, up to the timeout, until a transport's Wake finds one
+// (docs/LATENCY.md). A reply names at most sockcall.MaxPollReady ready
+// entries: when more are, Poll asks again, at once, about the entries
+// after the last it named.
+//
+// Straight to a transport (NewMessageDirect), with a set no buffer holds,
+// or when no buffer is free, Poll asks descriptor by descriptor
+// (pollEach).
+func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
+	if k.direct != nil {
+		return k.pollEach(fds, timeout)
+	}
+	k.set, k.index = k.set[:0], k.index[:0]
+	for i := range fds {
+		fds[i].Revents = 0
+		if fds[i].FD < 0 {
+			continue // ignored, as poll(2) ignores it
+		}
+		if uint64(fds[i].FD) > 1<<32-1 {
+			return k.pollEach(fds, timeout)
+		}
+		k.set = append(k.set, sockcall.PollEntry{Sock: uint32(fds[i].FD), Events: fds[i].Events})
+		k.index = append(k.index, i)
+	}
+	if len(k.set) == 0 {
+		return k.pollEach(fds, timeout) // nothing to ask: it only sleeps
+	}
+	total := 0
+	for start := 0; start < len(k.set); {
+		ref, buf, err := k.c.Alloc()
+		if err != nil || len(buf) < (len(k.set)-start)*sockcall.PollEntrySize {
+			if err == nil {
+				k.c.Release(ref)
+			}
+			if total > 0 {
+				return total, nil
+			}
+			return k.pollEach(fds, timeout)
+		}
+		n := sockcall.PutPollSet(buf, k.set[start:])
+		r, _, err := k.call(sockcall.Call{Op: ipc.OpPollSet, Count: len(k.set) - start, Timeout: timeout,
+			Buf: k.c.Slice(ref, n)})
+		switch {
+		case err == unix.EBADF:
+			// syscall died: every descriptor went with it.
+			for _, i := range k.index[start:] {
+				fds[i].Revents = POLLNVAL
+			}
+			return total + len(k.set) - start, nil
+		case err != nil:
+			return -1, err
+		}
+		got := r.Reported()
+		last := -1
+		for _, e := range r.Ready[:got] {
+			j := start + int(e.Index)
+			if j >= len(k.set) || int(e.Index) <= last-start {
+				return -1, unix.EIO // not an answer syscall gives
+			}
+			fds[k.index[j]].Revents = e.Revents
+			last = j
+		}
+		total += got
+		if int(r.Result) <= got {
+			break
+		}
+		start, timeout = last+1, 0 // more are ready: ask about the rest, not waiting
+	}
+	return total, nil
+}
+
+// pollEach asks each socket's transport what is ready (one message each; a
 // negative descriptor is skipped, as poll(2) skips it). While nothing is
 // and the timeout allows, each of those calls also arms its socket: the
-// transport sends one Wake when the socket next changes, and Poll sleeps
-// until a Wake comes (or pollRecheck passes), then asks again. Where the
-// connection cannot wait for a Wake, Poll asks again every 100 us.
-func (k *Message) Poll(fds []PollFD, timeout time.Duration) (int, error) {
+// transport sends one Wake when the socket next changes, and pollEach
+// sleeps until a Wake comes (or pollRecheck passes), then asks again.
+// Where the connection cannot wait for a Wake, it asks again every 100 us.
+func (k *Message) pollEach(fds []PollFD, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	w, canWait := k.c.(waker)
 	for {
