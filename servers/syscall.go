@@ -51,8 +51,8 @@ type fdEntry struct {
 	app       int // the application's slot
 	transport string
 	sock      uint64
-	dead      bool  // the transport died: the socket was reset
-	quiet     quiet // what a poll set learned: not ready, until a Wake
+	dead      bool      // the transport died: the socket was reset
+	known     readiness // what poll sets learned of it
 }
 
 // sockKey names a transport's socket.
@@ -112,7 +112,7 @@ func (c *syscallServer) Handle(s *sys.Server, m *ipc.Message) error {
 // transport of its type.
 func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 	q := newRequest(m)
-	delete(c.polls, m.Src) // a caller that calls again waits in no poll
+	c.giveUp(s, m.Src) // a caller that calls again waits in no poll
 	to := ""
 	if q.Op == ipc.OpPollSet {
 		return c.pollSet(s, &q)
@@ -134,8 +134,8 @@ func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 		if q.Op == ipc.OpClose {
 			delete(c.fds, q.Sock) // the descriptor goes whatever the transport says
 			delete(c.socks, sockKey{e.transport, e.sock})
-		} else if e.quiet.known {
-			e.quiet.known = false // the call may change what the socket is ready for
+		} else if e.known.known {
+			e.known.known = false // the call may change what the socket is ready for
 			c.fds[q.Sock] = e
 		}
 		if e.dead {
@@ -234,7 +234,7 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 	for fd, e := range c.fds {
 		if e.transport == name {
 			e.dead = true
-			e.quiet = quiet{}
+			e.known = readiness{}
 			c.fds[fd] = e
 			delete(c.socks, sockKey{e.transport, e.sock})
 		}

@@ -56,13 +56,30 @@ type ask struct {
 	to string // the transport asked
 }
 
-// quiet is what syscall knows of a descriptor a transport found not ready
-// and armed: which events, since when.
-type quiet struct {
-	armed  bool // the transport holds an arm of ours: its Wake is ours
-	known  bool // events were not ready at since, and no Wake came
-	events int16
+// readiness is what syscall knows of a descriptor's readiness, learned
+// from its transport: not ready for events (an armed poll found none, and
+// no Wake came since), or ready (a Wake said so: a socket stays ready
+// until the application's own call on it). Either holds until the
+// application calls on the descriptor, or pollRecheck passes.
+type readiness struct {
+	armed  bool  // the transport holds an arm of ours: its Wake is ours
+	known  bool  // what follows holds, as of since
+	events int16 // ready is 0: the events found not ready
+	ready  int16 // what the socket was ready for
 	since  time.Time
+}
+
+// answers is what r says of events asked about at now: the events ready,
+// and whether it knows.
+func (r readiness) answers(events int16, now time.Time) (int16, bool) {
+	if !r.known || now.Sub(r.since) >= pollRecheck {
+		return 0, false
+	}
+	if r.ready != 0 {
+		ev := r.ready & (events | unix.POLLERR | unix.POLLHUP)
+		return ev, ev != 0
+	}
+	return 0, events&^r.events == 0
 }
 
 // resetEvents is what poll says about a reset socket, as Linux does.
@@ -71,8 +88,9 @@ func resetEvents(events int16) int16 {
 }
 
 // pollSet starts answering an application's poll set. The buffer, which
-// must be the caller's own, is read and given back at once, whatever comes
-// of the call.
+// must be the caller's own, is copied out at once, and given back with the
+// answer: the BufFree and the reply reach the application together, one
+// wake-up, where a BufFree sent at once would wake it while it waits.
 func (c *syscallServer) pollSet(s *sys.Server, q *request) error {
 	now := c.now()
 	if int(q.Buf.Pool()) != q.m.Src.Slot() {
@@ -83,9 +101,9 @@ func (c *syscallServer) pollSet(s *sys.Server, q *request) error {
 		return q.fail(s, unix.EFAULT)
 	}
 	entries, err := sockcall.ReadPollSet(c.entries[:0], b, q.Count)
-	s.Release(q.Buf)
 	c.entries = entries[:0]
 	if err != nil {
+		s.Release(q.Buf)
 		return q.fail(s, unix.EINVAL)
 	}
 	w := &pollWait{q: *q, set: make([]pollItem, len(entries))}
@@ -103,10 +121,12 @@ func (c *syscallServer) pollSet(s *sys.Server, q *request) error {
 			it.revents = unix.POLLNVAL
 		case e.dead:
 			it.revents = resetEvents(it.events)
-		case e.quiet.known && it.events&^e.quiet.events == 0 && now.Sub(e.quiet.since) < pollRecheck:
-			// Not ready, and the transport would have said otherwise.
 		default:
-			c.ask(s, w, i)
+			if ev, ok := e.known.answers(it.events, now); ok {
+				it.revents = ev // not ready (the transport would have said otherwise), or ready as its Wake said
+			} else {
+				c.ask(s, w, i)
+			}
 		}
 	}
 	return c.settle(s, w, now)
@@ -150,9 +170,9 @@ func (c *syscallServer) answered(s *sys.Server, m *ipc.Message, r *sockcall.Repl
 	now := c.now()
 	w, it := a.w, &a.w.set[a.i]
 	if e, ok := c.fds[it.fd]; ok && e.transport == a.to && !e.dead {
-		e.quiet = quiet{armed: e.quiet.armed}
+		e.known = readiness{armed: e.known.armed}
 		if r.Result == 0 && w.q.Timeout != 0 {
-			e.quiet = quiet{armed: true, known: true, events: it.events, since: now}
+			e.known = readiness{armed: true, known: true, events: it.events, since: now}
 		}
 		c.fds[it.fd] = e
 	}
@@ -199,7 +219,7 @@ func (c *syscallServer) settle(s *sys.Server, w *pollWait, now time.Time) error 
 
 // answer replies to w: how many entries are ready, and the first of them.
 func (c *syscallServer) answer(s *sys.Server, w *pollWait, n int) error {
-	delete(c.polls, w.q.m.Src)
+	c.giveUp(s, w.q.m.Src)
 	r := w.q.Reply(int64(n))
 	j := 0
 	for i, it := range w.set {
@@ -211,17 +231,21 @@ func (c *syscallServer) answer(s *sys.Server, w *pollWait, n int) error {
 	return w.q.answer(s, r)
 }
 
-// woken takes a transport's Wake for a socket syscall armed: the
-// descriptor's readiness is news, and a poll set waiting on it is
-// answered (the Wake says what is ready) or asks again. It reports whether
-// the Wake was syscall's; one that was not goes on to the application.
+// woken takes a transport's Wake for a socket syscall armed: what it says
+// the socket is ready for is kept, and a poll set waiting on it is
+// answered, or asks again where the Wake says nothing is ready. It
+// reports whether the Wake was syscall's; one that was not goes on to the
+// application.
 func (c *syscallServer) woken(s *sys.Server, from string, wk *sockcall.Wake) (bool, error) {
 	fd, ok := c.socks[sockKey{from, wk.Sock}]
 	e, found := c.fds[fd]
-	if !ok || !found || !e.quiet.armed || e.app != wk.Caller.Slot() {
+	if !ok || !found || !e.known.armed || e.app != wk.Caller.Slot() {
 		return false, nil
 	}
-	e.quiet = quiet{}
+	e.known = readiness{}
+	if wk.Events != 0 {
+		e.known = readiness{known: true, ready: wk.Events, since: c.now()}
+	}
 	c.fds[fd] = e
 	w := c.polls[wk.Caller]
 	if w == nil {
@@ -267,6 +291,15 @@ func (c *syscallServer) expired(s *sys.Server) error {
 	return nil
 }
 
+// giveUp forgets the poll set app waits in, if any, and gives its buffer
+// back.
+func (c *syscallServer) giveUp(s *sys.Server, app ipc.Endpoint) {
+	if w, ok := c.polls[app]; ok {
+		delete(c.polls, app)
+		s.Release(w.q.Buf)
+	}
+}
+
 // dropPolls forgets what syscall kept for an application's poll sets, or
 // answers those waiting on a transport that died: its sockets are reset.
 func (c *syscallServer) dropPolls(s *sys.Server, app ipc.Endpoint, transport string) {
@@ -281,7 +314,7 @@ func (c *syscallServer) dropPolls(s *sys.Server, app ipc.Endpoint, transport str
 		}
 	}
 	if transport == "" {
-		delete(c.polls, app)
+		delete(c.polls, app) // its buffer went with it
 		return
 	}
 	for _, w := range c.polls {

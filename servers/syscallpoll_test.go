@@ -87,11 +87,12 @@ func (p *pollHost) wake(transport string, sock uint64, events int16) {
 	p.h.Deliver(transport, m)
 }
 
-// wantReply checks the one reply to app: n ready, and the first of them.
+// wantReply checks the one reply to app: n ready, and the first of them,
+// with the set's buffer given back.
 func (p *pollHost) wantReply(s sent, n int64, ready ...sockcall.PollReady) {
 	p.t.Helper()
-	if len(s.replies) != 1 {
-		p.t.Fatalf("%d replies to app, want 1", len(s.replies))
+	if len(s.replies) != 1 || s.freed != 1 {
+		p.t.Fatalf("%d replies to app, %d buffers given back; want 1 and 1", len(s.replies), s.freed)
 	}
 	r := systest.ReplyOf(s.replies[0])
 	if r.Op != ipc.OpPollSet || r.Result != n || s.replies[0].Seq != 50 {
@@ -131,8 +132,8 @@ func TestSyscallPollSet(t *testing.T) {
 				sockcall.PollEntry{Sock: uint32(p.tcpFD), Events: unix.POLLIN | unix.POLLOUT},
 				sockcall.PollEntry{Sock: 99, Events: unix.POLLIN}))
 			s := p.sent()
-			if len(s.asks["udp"]) != 1 || len(s.asks["tcp"]) != 1 || len(s.replies) != 0 || s.freed != 1 {
-				t.Fatalf("asks %v, %d replies, %d buffers freed; want one ask each, no reply yet, the set's buffer given back",
+			if len(s.asks["udp"]) != 1 || len(s.asks["tcp"]) != 1 || len(s.replies) != 0 || s.freed != 0 {
+				t.Fatalf("asks %v, %d replies, %d buffers freed; want one ask each, no reply yet, the set's buffer kept until then",
 					s.asks, len(s.replies), s.freed)
 			}
 			if c := systest.CallOf(s.asks["tcp"][0]); c.Sock != 8 || c.Events != unix.POLLIN|unix.POLLOUT {
@@ -196,17 +197,54 @@ func TestSyscallPollSet(t *testing.T) {
 			p.answer("udp", s.asks["udp"][0], unix.POLLIN)
 			p.wantReply(p.sent(), 1, in(unix.POLLIN))
 		}},
-		{"a Wake with nobody waiting is not passed on, and forgets what was known", func(p *pollHost) {
+		{"a Wake with nobody waiting is not passed on, and answers the next poll", func(p *pollHost) {
 			p.armed(unix.POLLIN)
 			p.h.Deliver("app", systest.Bind(p.tcpFD, at(peerIP, 80))) // app stopped polling
-			p.h.Sent()
+			var freed int
+			for _, m := range p.h.Sent() {
+				if m.Type == ipc.BufFree {
+					freed++
+				}
+			}
+			if freed != 1 {
+				t.Fatalf("%d buffers given back when app stopped waiting, want its set's", freed)
+			}
 			p.wake("udp", 5, unix.POLLIN)
 			if s := p.sent(); len(s.wakes) != 0 || len(s.replies) != 0 {
 				t.Fatalf("%d Wakes, %d replies to app; want none", len(s.wakes), len(s.replies))
 			}
 			p.h.Deliver("app", p.pollSet(20*time.Millisecond, sockcall.PollEntry{Sock: uint32(p.udpFD), Events: unix.POLLIN}))
+			s := p.sent()
+			if len(s.asks) != 0 {
+				t.Fatalf("asks %v, want none: the Wake said POLLIN", s.asks)
+			}
+			p.wantReply(s, 1, in(unix.POLLIN))
+			// Ready until the application's own call on it.
+			p.h.Deliver("app", systest.RecvFrom(p.udpFD, 100, unix.MSG_DONTWAIT))
+			p.h.Sent()
+			p.h.Deliver("app", p.pollSet(20*time.Millisecond, sockcall.PollEntry{Sock: uint32(p.udpFD), Events: unix.POLLIN}))
 			if s := p.sent(); len(s.asks["udp"]) != 1 {
-				t.Fatalf("asks %v, want udp asked: it woke", s.asks)
+				t.Fatalf("asks %v, want udp asked after a receive", s.asks)
+			}
+		}},
+		{"a Wake saying nothing is ready, with nobody waiting, is asked about next time", func(p *pollHost) {
+			p.armed(unix.POLLIN)
+			p.h.Deliver("app", systest.Bind(p.tcpFD, at(peerIP, 80)))
+			p.h.Sent()
+			p.wake("udp", 5, 0)
+			p.h.Deliver("app", p.pollSet(20*time.Millisecond, sockcall.PollEntry{Sock: uint32(p.udpFD), Events: unix.POLLIN}))
+			if s := p.sent(); len(s.asks["udp"]) != 1 {
+				t.Fatalf("asks %v, want udp asked: it changed", s.asks)
+			}
+		}},
+		{"what a Wake said ready does not answer other events", func(p *pollHost) {
+			p.armed(unix.POLLIN)
+			p.h.Deliver("app", systest.Bind(p.tcpFD, at(peerIP, 80)))
+			p.h.Sent()
+			p.wake("udp", 5, unix.POLLIN)
+			p.h.Deliver("app", p.pollSet(20*time.Millisecond, sockcall.PollEntry{Sock: uint32(p.udpFD), Events: unix.POLLOUT}))
+			if s := p.sent(); len(s.asks["udp"]) != 1 {
+				t.Fatalf("asks %v, want udp asked about POLLOUT", s.asks)
 			}
 		}},
 		{"an application's own armed poll still gets its Wake", func(p *pollHost) {
