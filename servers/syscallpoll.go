@@ -209,7 +209,9 @@ func (c *syscallServer) settle(s *sys.Server, w *pollWait, now time.Time) error 
 	if n > 0 || w.q.Timeout == 0 || (!w.until.IsZero() && !now.Before(w.until)) {
 		return c.answer(s, w, n)
 	}
-	w.check = now.Add(pollRecheck)
+	if !now.Before(w.check) { // a first wait, or a recheck done: the next
+		w.check = now.Add(pollRecheck)
+	}
 	at := w.check
 	if !w.until.IsZero() && w.until.Before(at) {
 		at = w.until

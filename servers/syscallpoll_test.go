@@ -276,6 +276,19 @@ func TestSyscallPollSet(t *testing.T) {
 			p.answer("udp", s.asks["udp"][0], unix.POLLIN)
 			p.wantReply(p.sent(), 1, in(unix.POLLIN))
 		}},
+		{"an earlier alarm does not put the recheck off", func(p *pollHost) {
+			p.armed(unix.POLLIN)
+			p.clock = p.clock.Add(pollRecheck / 2)
+			p.h.Deliver("kernel", systest.Alarm())
+			if s := p.sent(); len(s.asks) != 0 || len(s.replies) != 0 {
+				t.Fatalf("asks %v, %d replies before the recheck; want none", s.asks, len(s.replies))
+			}
+			p.clock = p.clock.Add(pollRecheck / 2)
+			p.h.Deliver("kernel", systest.Alarm())
+			if s := p.sent(); len(s.asks["udp"]) != 1 {
+				t.Fatalf("asks %v at the recheck, want udp asked again", s.asks)
+			}
+		}},
 		{"a zero timeout arms nothing and answers at once", func(p *pollHost) {
 			p.h.Deliver("app", p.pollSet(0, sockcall.PollEntry{Sock: uint32(p.udpFD), Events: unix.POLLIN}))
 			s := p.sent()
