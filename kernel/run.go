@@ -101,6 +101,10 @@ type kern struct {
 	evfd  int // eventfd: child exits and shutdown
 	exits chan exitEvent
 	ring0 *shm.Transport // shm mode: the kernel's rings into every inbox
+	// inboxes are the run's inbox files by slot (shm mode), sealed
+	// memfds the kernel hands each process on its connection; it keeps
+	// them for the run's life to hand them again on a restart.
+	inboxes []*os.File
 	// ownersRestored counts owner words a peer overwrote and the kernel
 	// wrote back (restoreOwners).
 	ownersRestored atomic.Uint64
@@ -198,28 +202,53 @@ func (k *kern) setup() error {
 	return nil
 }
 
-// makeInboxes creates every server's inbox: ring 0 for the kernel, then a
-// ring for each process its privilege mask lets send to it.
+// makeInboxes creates every server's inbox, a sealed memfd (no name in
+// /dev/shm, no holder can resize it): ring 0 for the kernel, then a ring
+// for each process its privilege mask lets send to it.
 func (k *kern) makeInboxes() error {
-	peers := map[int]string{}
+	k.inboxes = make([]*os.File, len(k.procs))
 	for _, p := range k.procs[1:] {
 		senders := []int{ipc.KernelSlot}
 		senders = append(senders, k.core.Peers(p.slot)...)
-		path := runfiles.InboxPath(k.c.Run, p.spec.Name)
-		in, err := shm.CreateInbox(path, p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Spec.Slots})
+		in, f, err := shm.NewInbox(runfiles.InboxName(k.c.Run, p.spec.Name), p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Spec.Slots})
 		if err != nil {
 			return err
 		}
 		in.Close()
-		// Its owner and the processes that send to it (its group).
-		if err := k.give(path, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
+		k.inboxes[p.slot] = f
+		// Its owner and the processes that send to it (its group): the
+		// inode's mode decides who may open it again through /proc.
+		if err := k.giveFile(f, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
 			return err
 		}
-		peers[p.slot] = path
 	}
 	var err error
-	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: peers})
+	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: k.filesOf(k.inboxes)})
 	return err
+}
+
+// filesOf maps the slots of the run's processes onto their files.
+func (k *kern) filesOf(files []*os.File) map[int]*os.File {
+	m := map[int]*os.File{}
+	for slot, f := range files {
+		if f != nil {
+			m[slot] = f
+		}
+	}
+	return m
+}
+
+// files are the run files p may map, which the kernel hands it on its
+// connection: its own inbox and those of the processes it may send to.
+func (k *kern) files(p *proc) runfiles.Files {
+	fs := runfiles.Files{Inboxes: map[int]*os.File{}}
+	if k.inboxes != nil {
+		fs.Inboxes[p.slot] = k.inboxes[p.slot]
+		for _, s := range k.core.Peers(p.slot) {
+			fs.Inboxes[s] = k.inboxes[s]
+		}
+	}
+	return fs
 }
 
 // makePools creates every server's buffer pool, which the server adopts
@@ -241,7 +270,8 @@ func (k *kern) makePools() error {
 }
 
 // start forks the server in p's slot with a fresh kernel connection, at
-// now: `serve` and the server's boot options.
+// now: `serve` and the server's boot options; its run files wait for it
+// on the connection.
 func (k *kern) start(p *proc, now time.Time) error {
 	o, err := k.c.Spec.Boot(k.c.Run, p.slot, p.entry.EP)
 	if err != nil {
@@ -254,6 +284,12 @@ func (k *kern) start(p *proc, now time.Time) error {
 	kend, pend, err := kmsg.Pair()
 	if err != nil {
 		return err
+	}
+	// Its files wait on the connection before anything else.
+	if err := k.files(p).Send(kend); err != nil {
+		unix.Close(kend)
+		unix.Close(pend)
+		return fmt.Errorf("kernel: start %s: %w", p.spec.Name, err)
 	}
 	pf := os.NewFile(uintptr(pend), "kernel-conn")
 	defer pf.Close()
@@ -314,6 +350,22 @@ func (k *kern) give(path string, slot, group int, mode os.FileMode) error {
 		return nil
 	}
 	if err := sandbox.Give(path, k.c.Spec.Sandbox.User(slot), group, mode); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	return nil
+}
+
+// giveFile is give for a file the kernel holds open (a memfd): its
+// inode's owner, group and mode decide who may open it again through
+// /proc/PID/fd (read-write, or read-only).
+func (k *kern) giveFile(f *os.File, slot, group int, mode os.FileMode) error {
+	if !k.c.Spec.Sandbox.On() {
+		return nil
+	}
+	if err := f.Chown(k.c.Spec.Sandbox.User(slot), group); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
 	return nil
@@ -811,6 +863,11 @@ func (k *kern) cleanup() {
 	}
 	if k.ring0 != nil {
 		k.ring0.Close()
+	}
+	for _, f := range k.inboxes {
+		if f != nil {
+			f.Close()
+		}
 	}
 	if k.metrics != nil {
 		k.metrics.Close()

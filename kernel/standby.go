@@ -121,8 +121,8 @@ func (k *kern) stackCores() []int {
 	return cores
 }
 
-// takeStandby makes the standby the server in p's slot, handing it argv,
-// at now. False: there is none, or it is gone; the caller starts a fresh
+// takeStandby makes the standby the server in p's slot, handing it argv
+// and then its run files (runfiles.Files.Send), at now. False: there is none, or it is gone; the caller starts a fresh
 // process.
 func (k *kern) takeStandby(p *proc, argv []string, now time.Time) bool {
 	sb := k.spare
@@ -132,6 +132,9 @@ func (k *kern) takeStandby(p *proc, argv []string, now time.Time) bool {
 	k.spare, k.spareDue = nil, now.Add(StandbyDelay)
 	sb.slot.Store(int32(p.slot))
 	err := kmsg.SendBoot(sb.fd, argv)
+	if err == nil {
+		err = k.files(p).Send(sb.fd)
+	}
 	if err == nil {
 		err = unix.SetNonblock(sb.fd, true)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -278,5 +279,76 @@ func ReceiveBoot(fd int) ([]string, error) {
 			return nil, fmt.Errorf("kmsg: malformed boot arguments (%d bytes)", n)
 		}
 		return strings.Split(string(b[:n-1]), "\x00"), nil
+	}
+}
+
+// MaxFiles bounds the descriptors SendFiles hands over in one packet (the
+// socket layer's own bound, SCM_MAX_FD, is 253).
+const MaxFiles = 250
+
+// SendFiles hands a process the descriptors files on the kernel's end fd
+// of its connection, with tag (what they are, for the process to read),
+// in one packet with SCM_RIGHTS. The kernel sends it before anything else
+// on a new connection, and to a standby right after its boot arguments.
+// It does not block.
+func SendFiles(fd int, tag []byte, files []*os.File) error {
+	if len(files) > MaxFiles {
+		return fmt.Errorf("kmsg: %d files to hand over (at most %d)", len(files), MaxFiles)
+	}
+	if len(tag) == 0 || len(tag) > MaxBoot {
+		return fmt.Errorf("kmsg: a tag of %d bytes", len(tag))
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(fd, tag, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL); err != nil {
+		return fmt.Errorf("kmsg: hand over %d files: %w", len(files), err)
+	}
+	return nil
+}
+
+// ReceiveFiles waits on a process's kernel connection fd for the packet
+// SendFiles sends, and returns its tag and descriptors (close-on-exec). A
+// packet without descriptors, or with its control data cut short, is an
+// error: nothing else may come first.
+func ReceiveFiles(fd int) ([]byte, []*os.File, error) {
+	b := make([]byte, MaxBoot+1)
+	oob := make([]byte, unix.CmsgSpace(4*MaxFiles))
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(fd, b, oob, unix.MSG_CMSG_CLOEXEC)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("kmsg: receive files: %w", err)
+		case n == 0 && oobn == 0:
+			return nil, nil, fmt.Errorf("kmsg: receive files: %w", io.EOF)
+		}
+		var files []*os.File
+		cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, nil, fmt.Errorf("kmsg: receive files: %w", err)
+		}
+		for _, c := range cmsgs {
+			fds, err := unix.ParseUnixRights(&c)
+			if err != nil {
+				continue
+			}
+			for _, f := range fds {
+				files = append(files, os.NewFile(uintptr(f), "kernel-handed"))
+			}
+		}
+		if flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 || n > MaxBoot {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, nil, fmt.Errorf("kmsg: receive files: packet cut short (%d bytes, flags %#x)", n, flags)
+		}
+		return b[:n], files, nil
 	}
 }

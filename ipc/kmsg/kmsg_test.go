@@ -3,6 +3,8 @@ package kmsg
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -178,5 +180,52 @@ func TestBootHandoff(t *testing.T) {
 	unix.Close(p2)
 	if err := SendBoot(k2, argv); err == nil {
 		t.Error("SendBoot to a closed process end succeeded")
+	}
+}
+
+// TestFiles: descriptors SendFiles hands over arrive with their tag, as
+// new descriptors of the same files; an empty tag is refused.
+func TestFiles(t *testing.T) {
+	kend, pend, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(kend)
+	defer unix.Close(pend)
+	dir := t.TempDir()
+	var files []*os.File
+	for _, n := range []string{"a", "b"} {
+		f, err := os.Create(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteString(n)
+		files = append(files, f)
+	}
+	if err := SendFiles(kend, nil, files); err == nil {
+		t.Error("SendFiles sent an empty tag")
+	}
+	if err := SendFiles(kend, []byte("ab"), files); err != nil {
+		t.Fatal(err)
+	}
+	tag, got, err := ReceiveFiles(pend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(tag) != "ab" || len(got) != 2 {
+		t.Fatalf("got tag %q and %d files", tag, len(got))
+	}
+	for i, f := range got {
+		b := make([]byte, 4)
+		n, _ := f.ReadAt(b, 0)
+		if string(b[:n]) != string(tag[i]) {
+			t.Errorf("file %d holds %q, want %q", i, b[:n], tag[i:i+1])
+		}
+		f.Close()
+	}
+	unix.Close(kend)
+	if _, _, err := ReceiveFiles(pend); !errors.Is(err, io.EOF) {
+		t.Errorf("after the kernel closed: %v, want EOF", err)
 	}
 }

@@ -1,17 +1,27 @@
-// Package runfiles names the shared-memory files of a run and says how
-// they are laid out: each process's inbox (the rings its peers send on) and
-// its buffer pool. The kernel creates them, and each server opens its own
-// and its peers' by the same names, so both sides read them from here.
+// Package runfiles names the shared-memory files of a run, says how they
+// are laid out, and hands them over: each process's inbox (the rings its
+// peers send on) and its buffer pool. The kernel makes them, as sealed
+// memfds (package memfd) with no name in /dev/shm, and hands each process
+// the descriptors of the files it may map on its kernel connection (Send,
+// Receive); a restarted process gets them again the same way.
 package runfiles
 
 import (
+	"bytes"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kmsg"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 )
 
-// InboxPath is the /dev/shm path of a process's inbox in a run.
-func InboxPath(run, name string) string { return shm.Path(run, name+".inbox") }
+// InboxName is the name of a process's inbox in a run: the memfd's name,
+// which shows in /proc (as "/memfd:NAME"), never a path anyone can open.
+func InboxName(run, name string) string { return shm.Prefix(run) + name + ".inbox" }
 
 // PoolPath is the /dev/shm path of a process's buffer pool in a run.
 func PoolPath(run, name string) string { return shm.Path(run, name+".pool") }
@@ -29,4 +39,85 @@ func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) poo
 	}
 	return pool.Config{ID: uint8(slot), Path: PoolPath(run, name), BufSize: pool.DefaultBufSize,
 		Count: PoolBuffers, Owner: owner, Readers: readers}
+}
+
+// Files are the run files one process may map, each by the slot of the
+// process it belongs to.
+type Files struct {
+	// Inboxes are the process's own inbox and those of the processes it
+	// may send to (shm transport only).
+	Inboxes map[int]*os.File
+}
+
+// magic opens the tag of the packet that hands Files over.
+const magic = "NEWTFILE"
+
+// File kinds in the tag.
+const kindInbox = 'i'
+
+// Send hands the files over on the kernel's end fd of a process's
+// connection, in one packet (kmsg.SendFiles): the kernel sends it first
+// on a new connection, and to a standby right after its boot arguments.
+func (fs Files) Send(fd int) error {
+	tag := []byte(magic)
+	var files []*os.File
+	for _, slot := range slices.Sorted(maps.Keys(fs.Inboxes)) {
+		tag = append(tag, kindInbox, byte(slot))
+		files = append(files, fs.Inboxes[slot])
+	}
+	if err := kmsg.SendFiles(fd, tag, files); err != nil {
+		return fmt.Errorf("runfiles: %w", err)
+	}
+	return nil
+}
+
+// Receive takes the files the kernel hands over on a process's end fd of
+// its connection: the first packet there. A packet that is not Send's is
+// an error, and its descriptors are closed.
+func Receive(fd int) (Files, error) {
+	tag, files, err := kmsg.ReceiveFiles(fd)
+	if err != nil {
+		return Files{}, fmt.Errorf("runfiles: %w", err)
+	}
+	fs, err := parse(tag, files)
+	if err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		return Files{}, err
+	}
+	return fs, nil
+}
+
+func parse(tag []byte, files []*os.File) (Files, error) {
+	rest, ok := bytes.CutPrefix(tag, []byte(magic))
+	if !ok || len(rest) != 2*len(files) {
+		return Files{}, fmt.Errorf("runfiles: a packet of %d bytes with %d files is not a hand-over", len(tag), len(files))
+	}
+	fs := Files{Inboxes: map[int]*os.File{}}
+	for i, f := range files {
+		kind, slot := rest[2*i], int(rest[2*i+1])
+		if slot >= ipc.MaxSlots {
+			return Files{}, fmt.Errorf("runfiles: file %d for slot %d", i, slot)
+		}
+		var m map[int]*os.File
+		switch kind {
+		case kindInbox:
+			m = fs.Inboxes
+		default:
+			return Files{}, fmt.Errorf("runfiles: file %d of kind %q", i, kind)
+		}
+		if m[slot] != nil {
+			return Files{}, fmt.Errorf("runfiles: two files of kind %q for slot %d", kind, slot)
+		}
+		m[slot] = f
+	}
+	return fs, nil
+}
+
+// Close closes every file.
+func (fs Files) Close() {
+	for _, f := range fs.Inboxes {
+		f.Close()
+	}
 }

@@ -1,9 +1,15 @@
 package runfiles
 
 import (
+	"os"
+	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/shm"
 )
 
@@ -11,14 +17,15 @@ func TestNames(t *testing.T) {
 	tests := []struct {
 		got, want string
 	}{
-		{InboxPath("0a1b2c3d", "tcp"), "/dev/shm/newtsim-0a1b2c3d-tcp.inbox"},
+		{InboxName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.inbox"},
 		{PoolPath("0a1b2c3d", "ip"), "/dev/shm/newtsim-0a1b2c3d-ip.pool"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("path = %q, want %q", tt.got, tt.want)
 		}
-		if run, ok := shm.RunOf(tt.got[len(shm.Dir)+1:]); !ok || run != "0a1b2c3d" {
+		name := tt.got[strings.LastIndexByte(tt.got, '/')+1:]
+		if run, ok := shm.RunOf(name); !ok || run != "0a1b2c3d" {
 			t.Errorf("shm.RunOf(%q) = %q, %v: a clean-up would not find it", tt.got, run, ok)
 		}
 	}
@@ -32,5 +39,53 @@ func TestPoolConfig(t *testing.T) {
 	}
 	if len(c.Readers) != 4 || c.Readers[0].Slot() != 1 || c.Readers[3].Slot() != 4 {
 		t.Errorf("readers = %v, want slots 1-4", c.Readers)
+	}
+}
+
+// TestHandOver: the files Send hands over arrive, each under its slot, as
+// descriptors of the same sealed files; a packet that is not a hand-over
+// is refused.
+func TestHandOver(t *testing.T) {
+	kend, pend, err := kmsg.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(kend)
+	defer unix.Close(pend)
+	sent := Files{Inboxes: map[int]*os.File{}}
+	for _, slot := range []int{1, 3, 63} {
+		f, err := memfd.Create("test", int64(4096*slot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		sent.Inboxes[slot] = f
+	}
+	if err := sent.Send(kend); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Receive(pend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if len(got.Inboxes) != len(sent.Inboxes) {
+		t.Fatalf("got %d inboxes, want %d", len(got.Inboxes), len(sent.Inboxes))
+	}
+	for slot, f := range got.Inboxes {
+		st, err := f.Stat()
+		if err != nil || st.Size() != int64(4096*slot) {
+			t.Errorf("inbox of slot %d: %v bytes (%v)", slot, st.Size(), err)
+		}
+		if err := memfd.CheckSealed(f); err != nil {
+			t.Errorf("inbox of slot %d: %v", slot, err)
+		}
+	}
+
+	if err := kmsg.SendFiles(kend, []byte("boot args"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Receive(pend); err == nil {
+		t.Error("Receive took a packet that is no hand-over")
 	}
 }

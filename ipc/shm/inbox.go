@@ -11,6 +11,7 @@ import (
 	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/futex"
+	"github.com/newtsim/newtsim/ipc/memfd"
 )
 
 // Inbox file layout. Every offset is a multiple of the 64-byte cache line.
@@ -113,7 +114,8 @@ type ring struct {
 }
 
 // CreateInbox creates and formats the inbox file at path for the given
-// owner. The kernel creates inboxes before it starts their owners.
+// owner: an inbox with a name, for benchmarks and tests. A run's inboxes
+// are NewInbox's.
 func CreateInbox(path string, owner ipc.Endpoint, l Layout) (*Inbox, error) {
 	if err := l.validate(); err != nil {
 		return nil, err
@@ -122,6 +124,37 @@ func CreateInbox(path string, owner ipc.Endpoint, l Layout) (*Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	return format(reg, owner, l)
+}
+
+// NewInbox makes an inbox for the given owner in a sealed memfd called
+// name (package memfd): it has no name in /dev/shm and nobody can change
+// its size. The kernel makes every inbox of a run so, before it starts
+// their owners, and hands the returned file over (package runfiles); it
+// keeps the file to hand it again to a restarted owner.
+func NewInbox(name string, owner ipc.Endpoint, l Layout) (*Inbox, *os.File, error) {
+	if err := l.validate(); err != nil {
+		return nil, nil, err
+	}
+	f, err := memfd.Create(name, int64(l.Size()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("shm: %w", err)
+	}
+	reg, err := MapFile(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	in, err := format(reg, owner, l)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return in, f, nil
+}
+
+// format writes a new inbox's header and rings into reg.
+func format(reg *Region, owner ipc.Endpoint, l Layout) (*Inbox, error) {
 	m := reg.Mem
 	binary.LittleEndian.PutUint32(m[offVersion:], version)
 	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(l.Senders)))
@@ -143,14 +176,26 @@ func CreateInbox(path string, owner ipc.Endpoint, l Layout) (*Inbox, error) {
 // OpenInbox maps an existing inbox file and checks its header against the
 // file's size.
 func OpenInbox(path string) (*Inbox, error) {
-	reg, err := OpenRegion(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shm: open %s: %w", path, err)
+	}
+	defer f.Close()
+	return MapInbox(f)
+}
+
+// MapInbox maps the inbox in the open file f (one the kernel handed over,
+// or one OpenInbox opened) and checks its header against the file's size.
+// f may be closed afterwards.
+func MapInbox(f *os.File) (*Inbox, error) {
+	reg, err := MapFile(f)
 	if err != nil {
 		return nil, err
 	}
 	in, err := mapInbox(reg)
 	if err != nil {
 		reg.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	return in, nil
 }
@@ -209,18 +254,14 @@ func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
 // the old one get ipc.ErrDeadEndpoint.
 func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
 
-// Repair sizes the file again and writes the header and every ring's sender word again from this
+// Repair writes the header and every ring's sender word again from this
 // mapping's own copy, taken when it was mapped: what a peer scribbled there
 // (a sender slot out of range, a bad magic) would keep the inbox's owner
 // from starting again. Only the kernel, which created the inbox, calls it,
-// before it starts the owner again.
+// before it starts the owner again. (Nobody can truncate a run's inbox:
+// NewInbox seals it.)
 func (in *Inbox) Repair() {
 	m := in.reg.Mem
-	// A file a peer truncated is sized again (its pages come back as
-	// zeros) before anything here touches the mapping.
-	if st, err := os.Stat(in.reg.Path); err == nil && st.Size() != int64(len(m)) {
-		os.Truncate(in.reg.Path, int64(len(m))) //nolint:errcheck // nothing better to do than go on
-	}
 	binary.LittleEndian.PutUint32(m[offVersion:], version)
 	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(in.rings)))
 	binary.LittleEndian.PutUint32(m[offSlots:], uint32(in.slots))

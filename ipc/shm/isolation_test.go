@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"golang.org/x/sys/unix"
 )
 
 // What a peer that shares an inbox file can write, beyond its own ring's
@@ -31,7 +33,7 @@ func TestSenderWordOutOfRange(t *testing.T) {
 	}
 	defer reg.Close()
 	binary.LittleEndian.PutUint32(reg.Mem[headerSize+2*lineSize:], 40000)
-	if _, err := Open(Config{Self: rxEP, Inbox: path}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(Config{Self: rxEP, Inbox: file(t, path)}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open with sender word 40000: %v, want ErrCorrupt", err)
 	}
 	kern.Repair()
@@ -127,29 +129,51 @@ func TestOwnerWordOverwritten(t *testing.T) {
 	}
 }
 
-// TestRepairAfterTruncate: a peer truncated an inbox file (its owner died
-// of the fault, or cannot map it again): the kernel's Repair sizes it and
-// writes its header again, and the owner's next incarnation opens it.
-func TestRepairAfterTruncate(t *testing.T) {
-	path := newInbox(t, 4)
-	kern, err := OpenInbox(path)
+// TestSealedInbox: a run's inbox (NewInbox) cannot be truncated or grown
+// by anyone holding it, so a mapping of it never faults; a named inbox
+// file (as every run's inbox was) can be, and its receiver then faults.
+func TestSealedInbox(t *testing.T) {
+	l := Layout{Senders: []int{ipc.KernelSlot, txSlot}, Slots: 4}
+	kern, f, err := NewInbox("newtsim-test.inbox", rxEP, l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer kern.Close()
-	if err := os.Truncate(path, 64); err != nil {
+	defer f.Close()
+	rx, err := Open(Config{Self: rxEP, Inbox: f})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenInbox(path); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("open truncated: %v, want ErrCorrupt", err)
+	defer rx.Close()
+	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: f}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	kern.Repair()
-	rx, tx := openPair(t, path, ipc.WaitPolicy{})
+	defer tx.Close()
+	for _, size := range []int64{0, 64, int64(l.Size()) * 2} {
+		if err := f.Truncate(size); !errors.Is(err, unix.EPERM) {
+			t.Errorf("truncate to %d: %v, want EPERM", size, err)
+		}
+	}
 	m := seqMsg(5)
 	if err := tx.Send(&m); err != nil {
 		t.Fatal(err)
 	}
 	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 5) != nil {
-		t.Fatalf("after Repair: %v %v", err, &m)
+		t.Fatalf("after the truncates: %v %v", err, &m)
+	}
+	if st, err := os.Stat(Dir); err == nil && st.IsDir() {
+		if _, err := os.Stat(filepath.Join(Dir, "newtsim-test.inbox")); !os.IsNotExist(err) {
+			t.Errorf("the inbox has a name in %s: %v", Dir, err)
+		}
+	}
+
+	// The named file, as before: anyone who opens it truncates it.
+	path := newInbox(t, 4)
+	if err := os.Truncate(path, 64); err != nil {
+		t.Fatalf("truncate a named inbox: %v", err)
+	}
+	if _, err := OpenInbox(path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open truncated: %v, want ErrCorrupt", err)
 	}
 }

@@ -127,18 +127,25 @@ func OpenRegion(path string) (*Region, error) {
 		return nil, fmt.Errorf("shm: open %s: %w", path, err)
 	}
 	defer f.Close()
+	return MapFile(f)
+}
+
+// MapFile maps the open file f read-write, whole: a run file the kernel
+// handed over (package memfd), or one OpenRegion opened. f may be closed
+// afterwards; the mapping stays. Path is f's name.
+func MapFile(f *os.File) (*Region, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("shm: stat %s: %w", path, err)
+		return nil, fmt.Errorf("shm: stat %s: %w", f.Name(), err)
 	}
 	if st.Size() == 0 || st.Size() > 1<<32 {
-		return nil, fmt.Errorf("shm: %s has size %d", path, st.Size())
+		return nil, fmt.Errorf("shm: %s has size %d", f.Name(), st.Size())
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("shm: map %s: %w", path, err)
+		return nil, fmt.Errorf("shm: map %s: %w", f.Name(), err)
 	}
-	return &Region{Path: path, Mem: mem}, nil
+	return &Region{Path: f.Name(), Mem: mem}, nil
 }
 
 // Close unmaps the region; the file stays.

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"testing"
 
@@ -32,11 +33,11 @@ func pingPong(b *testing.B, slots int) {
 	}
 	pongIn.Close()
 	poll := ipc.WaitPolicy{Spin: ipc.SpinForever}
-	ping, err := Open(Config{Self: rxEP, Inbox: dir + "/ping", Peers: map[int]string{txSlot: dir + "/pong"}, Wait: poll})
+	ping, err := Open(Config{Self: rxEP, Inbox: file(b, dir+"/ping"), Peers: map[int]*os.File{txSlot: file(b, dir+"/pong")}, Wait: poll})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pong, err := Open(Config{Self: txEP, Inbox: dir + "/pong", Peers: map[int]string{rxSlot: dir + "/ping"}, Wait: poll})
+	pong, err := Open(Config{Self: txEP, Inbox: file(b, dir+"/pong"), Peers: map[int]*os.File{rxSlot: file(b, dir+"/ping")}, Wait: poll})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,11 +105,11 @@ func sendRecvLocal(b *testing.B) {
 		b.Fatal(err)
 	}
 	in.Close()
-	rx, err := Open(Config{Self: rxEP, Inbox: dir + "/in"})
+	rx, err := Open(Config{Self: rxEP, Inbox: file(b, dir+"/in")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	tx, err := Open(Config{Self: txEP, Peers: map[int]string{rxSlot: dir + "/in"}})
+	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(b, dir+"/in")}})
 	if err != nil {
 		b.Fatal(err)
 	}

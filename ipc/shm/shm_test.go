@@ -36,13 +36,25 @@ func newInbox(t *testing.T, slots int) string {
 	return path
 }
 
+// file opens the inbox file at path for a Config; it is closed when the
+// test ends.
+func file(tb testing.TB, path string) *os.File {
+	tb.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	return f
+}
+
 func openPair(t *testing.T, path string, wait ipc.WaitPolicy) (rx, tx *Transport) {
 	t.Helper()
-	rx, err := Open(Config{Self: rxEP, Inbox: path, Wait: wait})
+	rx, err := Open(Config{Self: rxEP, Inbox: file(t, path), Wait: wait})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err = Open(Config{Self: txEP, Peers: map[int]string{rxSlot: path}, Wait: wait})
+	tx, err = Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(t, path)}, Wait: wait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +319,7 @@ func TestCrossProcess(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := newInbox(t, 16)
 			wait, _ := ipc.ParseWaitPolicy(tt.wait)
-			rx, err := Open(Config{Self: rxEP, Inbox: path, Wait: wait})
+			rx, err := Open(Config{Self: rxEP, Inbox: file(t, path), Wait: wait})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +386,12 @@ func TestMain(m *testing.M) {
 func childSender(path string) error {
 	n, _ := strconv.Atoi(os.Getenv("NEWTSIM_N"))
 	wait, _ := ipc.ParseWaitPolicy(os.Getenv("NEWTSIM_WAIT"))
-	tx, err := Open(Config{Self: txEP, Peers: map[int]string{rxSlot: path}, Wait: wait})
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: f}, Wait: wait})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -22,12 +23,12 @@ type Sender interface {
 type Config struct {
 	// Self is this process's endpoint.
 	Self ipc.Endpoint
-	// Inbox is the path of this process's own inbox ("" for a process that
-	// only sends).
-	Inbox string
-	// Peers maps the slot of each process this one may send to onto the
-	// path of that process's inbox.
-	Peers map[int]string
+	// Inbox is this process's own inbox file (nil for a process that only
+	// sends): in a run, the descriptor the kernel handed over.
+	Inbox *os.File
+	// Peers maps the slot of each process this one may send to onto that
+	// process's inbox file.
+	Peers map[int]*os.File
 	// Wait is how Recv and a blocked Send wait.
 	Wait ipc.WaitPolicy
 	// Fallback, if set, carries messages to destinations without a ring
@@ -61,23 +62,24 @@ type outbox struct {
 
 var _ ipc.Transport = (*Transport)(nil)
 
-// Open maps the process's inbox and its peers' inboxes.
+// Open maps the process's inbox and its peers' inboxes. The files may be
+// closed afterwards; the mappings stay.
 func Open(c Config) (*Transport, error) {
 	t := &Transport{self: c.Self, wait: c.Wait, fallback: c.Fallback}
-	if c.Inbox != "" {
-		in, err := OpenInbox(c.Inbox)
+	if c.Inbox != nil {
+		in, err := MapInbox(c.Inbox)
 		if err != nil {
 			return nil, err
 		}
 		in.self = c.Self
 		t.in = in
 	}
-	for slot, path := range c.Peers {
+	for slot, f := range c.Peers {
 		if slot < 0 || slot >= ipc.MaxSlots {
 			t.Close()
 			return nil, fmt.Errorf("shm: peer slot %d out of range", slot)
 		}
-		in, err := OpenInbox(path)
+		in, err := MapInbox(f)
 		if err != nil {
 			t.Close()
 			return nil, err
@@ -86,7 +88,7 @@ func Open(c Config) (*Transport, error) {
 		if i < 0 {
 			in.Close()
 			t.Close()
-			return nil, fmt.Errorf("shm: %s has no ring for sender slot %d", path, c.Self.Slot())
+			return nil, fmt.Errorf("shm: %s has no ring for sender slot %d", f.Name(), c.Self.Slot())
 		}
 		t.out[slot] = &outbox{in: in, r: &in.rings[i]}
 	}

@@ -412,10 +412,17 @@ func Main(o boot.Options, start Starter) (err error) {
 	return s.Serve(h)
 }
 
-// env opens what the server o describes talks through, from the run's
-// files: its pool, its kernel connection and its transport.
+// env opens what the server o describes talks through: its pool, its
+// kernel connection and its transport, from the run's files the kernel
+// handed over on the connection (the first packet there).
 func env(o boot.Options) (Env, error) {
 	var e Env
+	fs, err := runfiles.Receive(o.KernelFD)
+	if err != nil {
+		return e, fmt.Errorf("sys: %w", err)
+	}
+	// Mapped files stay mapped; the descriptors are not needed again.
+	defer fs.Close()
 	if len(o.Procs) > 0 {
 		p, err := pool.Adopt(runfiles.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
 		if err != nil {
@@ -432,12 +439,17 @@ func env(o boot.Options) (Env, error) {
 	case "kernel":
 		e.Transport = k
 	case "shm":
-		paths := map[int]string{}
-		for n, slot := range o.Peers {
-			paths[slot] = runfiles.InboxPath(o.Run, n)
+		own := fs.Inboxes[o.Endpoint.Slot()]
+		if own == nil {
+			return e, fmt.Errorf("sys: the kernel handed over no inbox for %s", o.Name)
 		}
-		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: runfiles.InboxPath(o.Run, o.Name),
-			Peers: paths, Wait: o.Wait, Fallback: k})
+		peers := map[int]*os.File{}
+		for n, slot := range o.Peers {
+			if peers[slot] = fs.Inboxes[slot]; peers[slot] == nil {
+				return e, fmt.Errorf("sys: the kernel handed over no inbox for peer %s", n)
+			}
+		}
+		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: own, Peers: peers, Wait: o.Wait, Fallback: k})
 		if err != nil {
 			return e, err
 		}

@@ -84,7 +84,12 @@ func shmLocal(path, out string) error {
 	}
 	in.Close()
 	defer os.Remove(path)
-	t, err := shm.Open(shm.Config{Self: self, Inbox: path, Peers: map[int]string{self.Slot(): path}})
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	t, err := shm.Open(shm.Config{Self: self, Inbox: f, Peers: map[int]*os.File{self.Slot(): f}})
 	if err != nil {
 		return err
 	}

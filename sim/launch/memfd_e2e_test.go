@@ -1,0 +1,119 @@
+package launch_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/ipc/shm"
+)
+
+// sealedKinds are the kinds of run file the kernel hands over as sealed
+// memfds: what they are called ends so.
+var sealedKinds = []string{".inbox"}
+
+// runMapping is one shared mapping of a run file in a process.
+type runMapping struct {
+	name string // the file's name, as /proc/PID/maps shows it
+	file string // /proc/PID/map_files/RANGE: the mapped file, for root
+}
+
+// runMappings lists pid's mappings of the run's files of the sealed kinds.
+func runMappings(t *testing.T, pid int, run string) []runMapping {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ms []runMapping
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || !strings.Contains(fields[5], shm.Prefix(run)) {
+			continue
+		}
+		name := strings.Join(fields[5:], " ")
+		for _, k := range sealedKinds {
+			if strings.Contains(name, k) {
+				ms = append(ms, runMapping{name, fmt.Sprintf("/proc/%d/map_files/%s", pid, fields[0])})
+			}
+		}
+	}
+	return ms
+}
+
+// truncateMappings tries, as root, to truncate every run file of the
+// sealed kinds that pid maps, through the mapping itself, and reports
+// each attempt that did not fail with EPERM.
+func truncateMappings(t *testing.T, name string, pid int, run string) int {
+	t.Helper()
+	ms := runMappings(t, pid, run)
+	for _, m := range ms {
+		f, err := os.OpenFile(m.file, os.O_RDWR, 0)
+		if err != nil {
+			t.Errorf("%s: open %s (%s): %v", name, m.file, m.name, err)
+			continue
+		}
+		if err := f.Truncate(64); !errors.Is(err, syscall.EPERM) {
+			t.Errorf("%s: truncating %s it maps: %v, want EPERM", name, m.name, err)
+		}
+		f.Close()
+	}
+	return len(ms)
+}
+
+// TestSealedRunFiles: every inbox a process maps is a sealed memfd that
+// nobody, root included, can truncate through any descriptor of it (on
+// the old code, a /dev/shm file whose truncation killed its receiver with
+// SIGBUS), and none has a name in /dev/shm; a restarted process is handed
+// its files again, as sealed.
+func TestSealedRunFiles(t *testing.T) {
+	u := startUp(t, "--topology", "testdata/probe.topo", "--transport", "shm")
+	u.logOnFailure()
+	run := u.status.Run
+	for _, k := range sealedKinds {
+		if files, _ := filepath.Glob(shm.Path(run, "*"+k)); len(files) != 0 {
+			t.Errorf("run files of kind %s under names: %v", k, files)
+		}
+	}
+	n := 0
+	for _, p := range u.status.Processes {
+		if p.Name != "kernel" {
+			n += truncateMappings(t, p.Name, p.Pid, run)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no process maps a run file")
+	}
+	pongs := func() float64 {
+		return scrape(t, u.proc("prober").MetricsPort, "newtsim_prober_pongs_total", `peer="echo"`)
+	}
+	waitFor(t, "pongs from echo", 10*time.Second, func() bool { return pongs() > 3 })
+	for _, p := range u.status.Processes {
+		if st := u.proc(p.Name); st.Restarts != 0 || !st.Alive {
+			t.Errorf("%s: restarted %d times, alive %v after the truncations", p.Name, st.Restarts, st.Alive)
+		}
+	}
+
+	old := u.proc("echo")
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "echo restarted", 10*time.Second, func() bool {
+		e := u.proc("echo")
+		return e.Restarts == 1 && e.Ready && e.Alive && e.Pid != old.Pid
+	})
+	if truncateMappings(t, "echo restarted", u.proc("echo").Pid, run) == 0 {
+		t.Error("the restarted echo maps no run file")
+	}
+	before := pongs()
+	waitFor(t, "pongs from the new echo", 10*time.Second, func() bool { return pongs() > before+3 })
+	u.down()
+}
