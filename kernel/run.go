@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,12 +19,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/internal/prom"
-	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/internal/spawn"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/collector"
 	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
@@ -105,6 +106,10 @@ type kern struct {
 	// memfds the kernel hands each process on its connection; it keeps
 	// them for the run's life to hand them again on a restart.
 	inboxes []*os.File
+	// pools are the run's pool files by slot, sealed memfds like the
+	// inboxes: read-write for the owner; poolsRO are read-only
+	// descriptors of the same files, for every other process.
+	pools, poolsRO []*os.File
 	// ownersRestored counts owner words a peer overwrote and the kernel
 	// wrote back (restoreOwners).
 	ownersRestored atomic.Uint64
@@ -218,7 +223,7 @@ func (k *kern) makeInboxes() error {
 		k.inboxes[p.slot] = f
 		// Its owner and the processes that send to it (its group): the
 		// inode's mode decides who may open it again through /proc.
-		if err := k.giveFile(f, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
+		if err := k.give(f, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
 			return err
 		}
 	}
@@ -239,9 +244,14 @@ func (k *kern) filesOf(files []*os.File) map[int]*os.File {
 }
 
 // files are the run files p may map, which the kernel hands it on its
-// connection: its own inbox and those of the processes it may send to.
+// connection: its own inbox and those of the processes it may send to,
+// its own pool to write and every other to read.
 func (k *kern) files(p *proc) runfiles.Files {
-	fs := runfiles.Files{Inboxes: map[int]*os.File{}}
+	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
+	maps.Copy(fs.Pools, k.filesOf(k.poolsRO))
+	if k.pools != nil {
+		fs.Pools[p.slot] = k.pools[p.slot]
+	}
 	if k.inboxes != nil {
 		fs.Inboxes[p.slot] = k.inboxes[p.slot]
 		for _, s := range k.core.Peers(p.slot) {
@@ -251,19 +261,32 @@ func (k *kern) files(p *proc) runfiles.Files {
 	return fs
 }
 
-// makePools creates every server's buffer pool, which the server adopts
-// (package pool): pools, like inboxes, outlive a server's restart.
+// makePools creates every server's buffer pool, a sealed memfd the server
+// adopts (package pool): pools, like inboxes, outlive a server's restart.
 func (k *kern) makePools() error {
 	n := len(k.procs) - 1
+	k.pools, k.poolsRO = make([]*os.File, len(k.procs)), make([]*os.File, len(k.procs))
 	for _, p := range k.procs[1:] {
-		pl, err := pool.Create(runfiles.PoolConfig(k.c.Run, p.spec.Name, p.slot, p.entry.EP, n))
+		c := runfiles.PoolConfig(k.c.Run, p.spec.Name, p.slot, p.entry.EP, n)
+		f, err := memfd.Create(c.Path, c.FileSize())
+		if err != nil {
+			return fmt.Errorf("kernel: pool of %s: %w", p.spec.Name, err)
+		}
+		k.pools[p.slot] = f
+		c.File = f
+		pl, err := pool.Create(c)
 		if err != nil {
 			return err
 		}
 		pl.Close()
-		// Its owner writes it; every process of the run may read it.
-		if err := k.give(pl.Path(), p.slot, k.c.Spec.Sandbox.RunGroup(), 0o640); err != nil {
+		// Its owner writes it; every process of the run may read it, and
+		// only through a read-only descriptor: the inode's mode stops a
+		// reader opening its descriptor again for writing through /proc.
+		if err := k.give(f, p.slot, k.c.Spec.Sandbox.RunGroup(), 0o640); err != nil {
 			return err
+		}
+		if k.poolsRO[p.slot], err = memfd.ReadOnly(f); err != nil {
+			return fmt.Errorf("kernel: %w", err)
 		}
 	}
 	return nil
@@ -343,22 +366,11 @@ func (k *kern) credential(p *proc) *syscall.Credential {
 	return k.c.Spec.Sandbox.Domain(p.slot, k.core.Peers(p.slot)).Credential()
 }
 
-// give hands a run file the kernel made to the process in slot, as user,
-// and to group, with mode; with the sandbox off the file stays root's.
-func (k *kern) give(path string, slot, group int, mode os.FileMode) error {
-	if !k.c.Spec.Sandbox.On() {
-		return nil
-	}
-	if err := sandbox.Give(path, k.c.Spec.Sandbox.User(slot), group, mode); err != nil {
-		return fmt.Errorf("kernel: %w", err)
-	}
-	return nil
-}
-
-// giveFile is give for a file the kernel holds open (a memfd): its
-// inode's owner, group and mode decide who may open it again through
-// /proc/PID/fd (read-write, or read-only).
-func (k *kern) giveFile(f *os.File, slot, group int, mode os.FileMode) error {
+// give hands a run file the kernel made (a memfd it holds) to the process
+// in slot, as user, and to group, with mode: the inode's owner, group and
+// mode decide who may open a descriptor of it again through
+// /proc/PID/fd, and for what. With the sandbox off the file stays root's.
+func (k *kern) give(f *os.File, slot, group int, mode os.FileMode) error {
 	if !k.c.Spec.Sandbox.On() {
 		return nil
 	}
@@ -864,9 +876,11 @@ func (k *kern) cleanup() {
 	if k.ring0 != nil {
 		k.ring0.Close()
 	}
-	for _, f := range k.inboxes {
-		if f != nil {
-			f.Close()
+	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO} {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
 		}
 	}
 	if k.metrics != nil {

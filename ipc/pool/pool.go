@@ -122,7 +122,15 @@ type Config struct {
 	ID uint8
 	// Path is the pool's file. A name without a slash is a file in
 	// ShmDir: "newtsim-RUN-pool-tcp" is /dev/shm/newtsim-RUN-pool-tcp.
+	// With File set, it only names the pool.
 	Path string
+	// File, if set, is the pool's file, already open: a run's pool is a
+	// sealed memfd (package memfd) the kernel made and handed over, with
+	// no name to open. Create, Adopt and Open map it rather than a file
+	// at Path, and leave it open. Its size must already be the pool's
+	// (Create does not resize it); Open may be given a read-only
+	// descriptor.
+	File *os.File
 	// BufSize is the size of each buffer in bytes, a multiple of BufAlign
 	// up to MaxBufSize; 0 means DefaultBufSize.
 	BufSize int
@@ -166,6 +174,30 @@ func (c Config) normalize() (Config, error) {
 // fileSize is the size of the pool file c describes.
 func (c Config) fileSize() int64 { return HeaderSize + int64(c.Count)*int64(c.BufSize) }
 
+// FileSize is the size of the pool file c describes: what a File given
+// to Create must measure.
+func (c Config) FileSize() int64 {
+	if c.BufSize == 0 {
+		c.BufSize = DefaultBufSize
+	}
+	return c.fileSize()
+}
+
+// open returns c's file, c.File or the one at c.Path opened with flag,
+// its name for errors, and what to call when done with it (which closes
+// only a file open opened).
+func (c Config) open(flag int, perm os.FileMode) (*os.File, string, func(), error) {
+	if c.File != nil {
+		return c.File, c.Path, func() {}, nil
+	}
+	path := FilePath(c.Path)
+	f, err := os.OpenFile(path, flag, perm)
+	if err != nil {
+		return nil, path, nil, err
+	}
+	return f, path, func() { f.Close() }, nil
+}
+
 // FilePath returns the file a pool path names: path itself when it
 // contains a slash, otherwise path in ShmDir.
 func FilePath(path string) string {
@@ -205,25 +237,31 @@ type Pool struct {
 }
 
 // Create creates the pool file c describes (it must not exist), sizes it,
-// maps it read-write and writes the header. The calling process is the
-// pool's owner: it alone allocates and frees buffers. Remove the file when
-// the pool is no longer needed; Close does not.
+// maps it read-write and writes the header; or, with c.File set, formats
+// that file, which must be the pool's size. The calling process is the
+// pool's owner: it alone allocates and frees buffers. Remove a named file
+// when the pool is no longer needed; Close does not.
 func Create(c Config) (*Pool, error) {
 	c, err := c.normalize()
 	if err != nil {
 		return nil, err
 	}
-	path := FilePath(c.Path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, path, done, err := c.open(os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("pool: create: %w", err)
 	}
-	defer f.Close()
+	defer done()
 	fail := func(err error) (*Pool, error) {
-		os.Remove(path)
+		if c.File == nil {
+			os.Remove(path)
+		}
 		return nil, err
 	}
-	if err := f.Truncate(c.fileSize()); err != nil {
+	if c.File != nil {
+		if fi, err := f.Stat(); err != nil || fi.Size() != c.fileSize() {
+			return fail(fmt.Errorf("pool: create: %s is not %d bytes (%v)", path, c.fileSize(), err))
+		}
+	} else if err := f.Truncate(c.fileSize()); err != nil {
 		return fail(fmt.Errorf("pool: create: size %s: %w", path, err))
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, int(c.fileSize()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -298,12 +336,11 @@ func Adopt(c Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := FilePath(c.Path)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, path, done, err := c.open(os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pool: adopt: %w", err)
 	}
-	defer f.Close()
+	defer done()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("pool: adopt: %w", err)
@@ -338,12 +375,11 @@ func Open(c Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := FilePath(c.Path)
-	f, err := os.Open(path)
+	f, path, done, err := c.open(os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pool: open: %w", err)
 	}
-	defer f.Close()
+	defer done()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("pool: open: %w", err)

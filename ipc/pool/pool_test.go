@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/memfd"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -690,5 +692,75 @@ func TestMemoryPool(t *testing.T) {
 	}
 	if _, err := NewMemory(Config{ID: 1, Count: 0, Owner: owner}); err == nil {
 		t.Error("NewMemory took a pool of no buffers")
+	}
+}
+
+// TestSealedFile: a pool made in a sealed memfd (a run's pools) is
+// created, adopted by a restarted owner and opened read-only by a reader
+// from descriptors, never a name; no holder can truncate it, and a
+// reader's read-only descriptor cannot be mapped for writing. A pool in a
+// named file, as a run's were, can be truncated by whoever opens it.
+func TestSealedFile(t *testing.T) {
+	c, err := testConfig(t).normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := memfd.Create(c.Path, c.fileSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c.File = f
+	p, err := Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ref, buf, err := p.Alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "sealed")
+	ref = p.Slice(ref, 6)
+	if _, err := os.Stat(FilePath(c.Path)); !os.IsNotExist(err) {
+		t.Errorf("the pool has a name: %v", err)
+	}
+	again, err := Adopt(c)
+	if err != nil {
+		t.Fatalf("a restarted owner adopts it: %v", err)
+	}
+	defer again.Close()
+	ro, err := memfd.ReadOnly(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rc := c
+	rc.File = ro
+	r, err := Open(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, err := r.Bytes(ref, owner); err != nil || string(b) != "sealed" {
+		t.Fatalf("the reader reads %q (%v)", b, err)
+	}
+	if _, err := Adopt(rc); err == nil {
+		t.Error("a reader's descriptor was adopted read-write")
+	}
+	for _, h := range []*os.File{f, ro} {
+		if err := h.Truncate(HeaderSize); !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EINVAL) {
+			t.Errorf("truncating %s: %v, want EPERM", h.Name(), err)
+		}
+	}
+	if b, err := r.Bytes(ref, owner); err != nil || string(b) != "sealed" {
+		t.Fatalf("after the truncations the reader reads %q (%v)", b, err)
+	}
+
+	named := testConfig(t)
+	np := create(t, named)
+	np.Close()
+	if err := os.Truncate(FilePath(named.Path), HeaderSize); err != nil {
+		t.Errorf("a named pool: truncate: %v", err)
 	}
 }

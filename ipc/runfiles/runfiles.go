@@ -23,21 +23,23 @@ import (
 // which shows in /proc (as "/memfd:NAME"), never a path anyone can open.
 func InboxName(run, name string) string { return shm.Prefix(run) + name + ".inbox" }
 
-// PoolPath is the /dev/shm path of a process's buffer pool in a run.
-func PoolPath(run, name string) string { return shm.Path(run, name+".pool") }
+// PoolName is the name of a process's buffer pool in a run: the memfd's
+// name, as InboxName is an inbox's.
+func PoolName(run, name string) string { return shm.Prefix(run) + name + ".pool" }
 
 // PoolBuffers is the number of buffers in each process's pool.
 const PoolBuffers = 512
 
 // PoolConfig describes the buffer pool of the process in slot: its id is
 // the slot, and every one of the run's servers (slots 1 to servers) may
-// read it.
+// read it. Its file is to be set (pool.Config.File): the memfd the kernel
+// made, or the descriptor it handed over.
 func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) pool.Config {
 	readers := make([]ipc.Endpoint, 0, servers)
 	for s := 1; s <= servers; s++ {
 		readers = append(readers, ipc.MakeEndpoint(s, 1))
 	}
-	return pool.Config{ID: uint8(slot), Path: PoolPath(run, name), BufSize: pool.DefaultBufSize,
+	return pool.Config{ID: uint8(slot), Path: PoolName(run, name), BufSize: pool.DefaultBufSize,
 		Count: PoolBuffers, Owner: owner, Readers: readers}
 }
 
@@ -47,13 +49,20 @@ type Files struct {
 	// Inboxes are the process's own inbox and those of the processes it
 	// may send to (shm transport only).
 	Inboxes map[int]*os.File
+	// Pools are the process's own pool, read-write, and every other
+	// pool of the run, read-only (a buffer reference may travel past the
+	// next hop).
+	Pools map[int]*os.File
 }
 
 // magic opens the tag of the packet that hands Files over.
 const magic = "NEWTFILE"
 
 // File kinds in the tag.
-const kindInbox = 'i'
+const (
+	kindInbox = 'i'
+	kindPool  = 'p'
+)
 
 // Send hands the files over on the kernel's end fd of a process's
 // connection, in one packet (kmsg.SendFiles): the kernel sends it first
@@ -64,6 +73,10 @@ func (fs Files) Send(fd int) error {
 	for _, slot := range slices.Sorted(maps.Keys(fs.Inboxes)) {
 		tag = append(tag, kindInbox, byte(slot))
 		files = append(files, fs.Inboxes[slot])
+	}
+	for _, slot := range slices.Sorted(maps.Keys(fs.Pools)) {
+		tag = append(tag, kindPool, byte(slot))
+		files = append(files, fs.Pools[slot])
 	}
 	if err := kmsg.SendFiles(fd, tag, files); err != nil {
 		return fmt.Errorf("runfiles: %w", err)
@@ -94,7 +107,7 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 	if !ok || len(rest) != 2*len(files) {
 		return Files{}, fmt.Errorf("runfiles: a packet of %d bytes with %d files is not a hand-over", len(tag), len(files))
 	}
-	fs := Files{Inboxes: map[int]*os.File{}}
+	fs := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
 	for i, f := range files {
 		kind, slot := rest[2*i], int(rest[2*i+1])
 		if slot >= ipc.MaxSlots {
@@ -104,6 +117,8 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 		switch kind {
 		case kindInbox:
 			m = fs.Inboxes
+		case kindPool:
+			m = fs.Pools
 		default:
 			return Files{}, fmt.Errorf("runfiles: file %d of kind %q", i, kind)
 		}
@@ -118,6 +133,9 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 // Close closes every file.
 func (fs Files) Close() {
 	for _, f := range fs.Inboxes {
+		f.Close()
+	}
+	for _, f := range fs.Pools {
 		f.Close()
 	}
 }

@@ -18,7 +18,7 @@ func TestNames(t *testing.T) {
 		got, want string
 	}{
 		{InboxName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.inbox"},
-		{PoolPath("0a1b2c3d", "ip"), "/dev/shm/newtsim-0a1b2c3d-ip.pool"},
+		{PoolName("0a1b2c3d", "ip"), "newtsim-0a1b2c3d-ip.pool"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -34,7 +34,7 @@ func TestNames(t *testing.T) {
 func TestPoolConfig(t *testing.T) {
 	owner := ipc.MakeEndpoint(3, 7)
 	c := PoolConfig("0a1b2c3d", "ip", 3, owner, 4)
-	if c.ID != 3 || c.Owner != owner || c.Count != PoolBuffers || c.Path != PoolPath("0a1b2c3d", "ip") {
+	if c.ID != 3 || c.Owner != owner || c.Count != PoolBuffers || c.Path != PoolName("0a1b2c3d", "ip") {
 		t.Errorf("PoolConfig = %+v", c)
 	}
 	if len(c.Readers) != 4 || c.Readers[0].Slot() != 1 || c.Readers[3].Slot() != 4 {
@@ -52,15 +52,18 @@ func TestHandOver(t *testing.T) {
 	}
 	defer unix.Close(kend)
 	defer unix.Close(pend)
-	sent := Files{Inboxes: map[int]*os.File{}}
+	sent := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
 	for _, slot := range []int{1, 3, 63} {
-		f, err := memfd.Create("test", int64(4096*slot))
-		if err != nil {
-			t.Fatal(err)
+		for _, m := range []map[int]*os.File{sent.Inboxes, sent.Pools} {
+			f, err := memfd.Create("test", int64(4096*slot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			m[slot] = f
 		}
-		defer f.Close()
-		sent.Inboxes[slot] = f
 	}
+	delete(sent.Pools, 3)
 	if err := sent.Send(kend); err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +72,13 @@ func TestHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if len(got.Inboxes) != len(sent.Inboxes) {
-		t.Fatalf("got %d inboxes, want %d", len(got.Inboxes), len(sent.Inboxes))
+	if len(got.Inboxes) != len(sent.Inboxes) || len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil {
+		t.Fatalf("got %d inboxes and pools %v, want %d and %v", len(got.Inboxes), got.Pools, len(sent.Inboxes), sent.Pools)
+	}
+	for slot, f := range got.Pools {
+		if st, err := f.Stat(); err != nil || st.Size() != int64(4096*slot) {
+			t.Errorf("pool of slot %d: %v bytes (%v)", slot, st.Size(), err)
+		}
 	}
 	for slot, f := range got.Inboxes {
 		st, err := f.Stat()

@@ -421,17 +421,30 @@ func env(o boot.Options) (Env, error) {
 	if err != nil {
 		return e, fmt.Errorf("sys: %w", err)
 	}
-	// Mapped files stay mapped; the descriptors are not needed again.
-	defer fs.Close()
+	// Mapped files stay mapped; their descriptors are not needed again.
+	// Other servers' pools are mapped on first use: theirs are kept.
+	for _, f := range fs.Inboxes {
+		defer f.Close()
+	}
+	self := o.Endpoint.Slot()
 	if len(o.Procs) > 0 {
-		p, err := pool.Adopt(runfiles.PoolConfig(o.Run, o.Name, o.Endpoint.Slot(), o.Endpoint, len(o.Procs)))
+		c := runfiles.PoolConfig(o.Run, o.Name, self, o.Endpoint, len(o.Procs))
+		if c.File = fs.Pools[self]; c.File == nil {
+			return e, fmt.Errorf("sys: the kernel handed over no pool for %s", o.Name)
+		}
+		defer c.File.Close()
+		p, err := pool.Adopt(c)
 		if err != nil {
 			return e, err
 		}
 		e.Pool = p
 	}
 	e.OpenPool = func(name string, slot int) (*pool.Pool, error) {
-		return pool.Open(runfiles.PoolConfig(o.Run, name, slot, ipc.MakeEndpoint(slot, 1), len(o.Procs)))
+		c := runfiles.PoolConfig(o.Run, name, slot, ipc.MakeEndpoint(slot, 1), len(o.Procs))
+		if c.File = fs.Pools[slot]; slot == self || c.File == nil {
+			return nil, fmt.Errorf("sys: the kernel handed over no pool for %s", name)
+		}
+		return pool.Open(c)
 	}
 	k := kmsg.New(o.KernelFD, o.Endpoint)
 	e.Kernel = k
@@ -439,7 +452,7 @@ func env(o boot.Options) (Env, error) {
 	case "kernel":
 		e.Transport = k
 	case "shm":
-		own := fs.Inboxes[o.Endpoint.Slot()]
+		own := fs.Inboxes[self]
 		if own == nil {
 			return e, fmt.Errorf("sys: the kernel handed over no inbox for %s", o.Name)
 		}

@@ -116,16 +116,22 @@ func TestProtectionDomains(t *testing.T) {
 	} else {
 		f.Close()
 	}
+	// Pools have no names either: app1 holds a read-only descriptor of
+	// every other pool of the run, which it may open again for reading
+	// (as itself, through /proc), never for writing.
+	peerPool := heldFile(t, app1.Pid, runfiles.PoolName(u.status.Run, "syscall"))
+	app2Pool := heldFile(t, app1.Pid, runfiles.PoolName(u.status.Run, "app2"))
 	tests := []struct {
 		name string
 		line string
 		args []string
 		want bool
 	}{
-		{"read its peer's pool", `exec 3<"$1"`, []string{runfiles.PoolPath(u.status.Run, "syscall")}, true},
+		{"read its peer's pool", `exec 3<"$1"`, []string{peerPool}, true},
+		{"write its peer's pool", `exec 3<>"$1"`, []string{peerPool}, false},
 		{"open another app's inbox through its mapping", `exec 3<>"$1"`, []string{other}, false},
 		{"read another app's inbox through its mapping", `exec 3<"$1"`, []string{other}, false},
-		{"write another app's pool", `exec 3<>"$1"`, []string{runfiles.PoolPath(u.status.Run, "app2")}, false},
+		{"write another app's pool", `exec 3<>"$1"`, []string{app2Pool}, false},
 		{"signal the kernel", `kill -0 "$1"`, []string{strconv.Itoa(kern.Pid)}, false},
 		{"signal another app", `kill -0 "$1"`, []string{strconv.Itoa(u.proc("app2").Pid)}, false},
 		{"read the kernel's environment", `exec 3<"$1"`, []string{fmt.Sprintf("/proc/%d/environ", kern.Pid)}, false},
@@ -147,4 +153,22 @@ func TestProtectionDomains(t *testing.T) {
 	if sandbox.DefaultBase+1 != u.status.Processes[1].UID {
 		t.Errorf("slot 1 runs as %d, want %d", u.status.Processes[1].UID, sandbox.DefaultBase+1)
 	}
+}
+
+// heldFile returns /proc/PID/fd/N for the descriptor pid holds of the memfd
+// called name.
+func heldFile(t *testing.T, pid int, name string) string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "/memfd:"+name) {
+			return filepath.Join(dir, e.Name())
+		}
+	}
+	t.Fatalf("pid %d holds no descriptor of %s", pid, name)
+	return ""
 }
