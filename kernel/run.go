@@ -254,8 +254,10 @@ func (k *kern) files(p *proc) runfiles.Files {
 	}
 	if k.inboxes != nil {
 		fs.Inboxes[p.slot] = k.inboxes[p.slot]
-		for _, s := range k.core.Peers(p.slot) {
-			fs.Inboxes[s] = k.inboxes[s]
+		for _, q := range k.procs[1:] {
+			if q != p && k.core.CanSend(p.slot, q.slot) {
+				fs.Inboxes[q.slot] = k.inboxes[q.slot]
+			}
 		}
 	}
 	return fs

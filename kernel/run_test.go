@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,9 @@ import (
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/memfd"
+	"github.com/newtsim/newtsim/ipc/runfiles"
+	"github.com/newtsim/newtsim/ipc/shm"
 )
 
 // testKern is a kernel shell with two processes whose other ends the test
@@ -456,5 +461,59 @@ func TestOwnMessagesPauseNobody(t *testing.T) {
 	}
 	if held := heldFrom(k.procs[evil], c[tcp].Self()); held != 3 {
 		t.Fatalf("%d of tcp's messages held for evil, want 3", held)
+	}
+}
+
+// TestHandOver: the kernel makes every inbox and pool as a sealed memfd
+// and hands each process exactly the files it may map on its connection:
+// its own inbox and those of the processes it may send to, its own pool read-write and every other
+// read-only.
+func TestHandOver(t *testing.T) {
+	k, _, _ := testKern(t)
+	k.c.Run, k.c.Spec.Slots = "0a1b2c3d", 4
+	if err := k.makeInboxes(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.makePools(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.cleanup)
+	for _, p := range k.procs[1:] {
+		kend, pend, err := kmsg.Pair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(kend)
+		defer unix.Close(pend)
+		if err := k.files(p).Send(kend); err != nil {
+			t.Fatal(err)
+		}
+		fs, err := runfiles.Receive(pend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fs.Close()
+		// a may send to b; b to nobody.
+		want := map[int][]int{1: {1, 2}, 2: {2}}[p.slot]
+		if got := slices.Sorted(maps.Keys(fs.Inboxes)); !slices.Equal(got, want) || len(fs.Pools) != 2 {
+			t.Fatalf("%s got the inboxes of %v and %d pools, want %v and 2", p.spec.Name, got, len(fs.Pools), want)
+		}
+		for slot, f := range fs.Pools {
+			fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode, want := fl&unix.O_ACCMODE, map[bool]int{true: unix.O_RDWR, false: unix.O_RDONLY}[slot == p.slot]; mode != want {
+				t.Errorf("%s: pool of slot %d opened with mode %d, want %d", p.spec.Name, slot, mode, want)
+			}
+		}
+		for _, f := range append(slices.Collect(maps.Values(fs.Inboxes)), slices.Collect(maps.Values(fs.Pools))...) {
+			if err := memfd.CheckSealed(f); err != nil {
+				t.Errorf("%s: %v", p.spec.Name, err)
+			}
+		}
+	}
+	if files, _ := filepath.Glob(shm.Path(k.c.Run, "*")); len(files) != 0 {
+		t.Errorf("run files under names: %v", files)
 	}
 }
