@@ -197,12 +197,18 @@ func TestUpStatusDown(t *testing.T) {
 					t.Errorf("up's output lacks %q:\n%s", want, u.out)
 				}
 			}
-			inboxes, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.inbox")
-			if want := map[string]int{"shm": 7, "kernel": 0}[tr]; len(inboxes) != want {
-				t.Errorf("want %d inboxes in /dev/shm, got %v", want, inboxes)
+			// Inboxes and pools are memfds the kernel holds, none in /dev/shm.
+			held := heldRunFiles(t, u.proc("kernel").Pid, u.status.Run)
+			if want := map[string]int{"shm": 7, "kernel": 0}[tr]; len(held[".inbox"]) != want {
+				t.Errorf("want %d inboxes held by the kernel, got %v", want, held[".inbox"])
 			}
-			if pools, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*.pool"); len(pools) != 7 {
-				t.Errorf("want a buffer pool per server in /dev/shm, got %v", pools)
+			if len(held[".pool"]) != 7 {
+				t.Errorf("want a buffer pool per server held by the kernel, got %v", held[".pool"])
+			}
+			for _, k := range sealedKinds {
+				if named, _ := filepath.Glob("/dev/shm/newtsim-" + u.status.Run + "-*" + k); len(named) != 0 {
+					t.Errorf("run files in /dev/shm: %v", named)
+				}
 			}
 			st, err := exec.Command(bin, "--state-dir", u.dir, "status").CombinedOutput()
 			if err != nil || !strings.Contains(string(st), "tcp") || !strings.Contains(string(st), tr) {

@@ -117,3 +117,27 @@ func TestSealedRunFiles(t *testing.T) {
 	waitFor(t, "pongs from the new echo", 10*time.Second, func() bool { return pongs() > before+3 })
 	u.down()
 }
+
+// heldRunFiles returns the names of the run's memfds pid holds a
+// descriptor of, by kind (".inbox", ".pool"), each name once.
+func heldRunFiles(t *testing.T, pid int, run string) map[string][]string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	held := map[string][]string{}
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join(dir, e.Name()))
+		name, ok := strings.CutPrefix(strings.TrimSuffix(l, " (deleted)"), "/memfd:"+shm.Prefix(run))
+		if err != nil || !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		kind := filepath.Ext(name)
+		held[kind] = append(held[kind], name)
+	}
+	return held
+}
