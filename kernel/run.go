@@ -28,6 +28,7 @@ import (
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/shm"
+	"github.com/newtsim/newtsim/ipc/sockbuf"
 )
 
 // Config says what the kernel process runs.
@@ -110,6 +111,10 @@ type kern struct {
 	// inboxes: read-write for the owner; poolsRO are read-only
 	// descriptors of the same files, for every other process.
 	pools, poolsRO []*os.File
+	// awake are the awake words of the servers that have one
+	// (runfiles.HasAwake), read-write for them; awakeRO read-only
+	// descriptors for the processes that send to them.
+	awake, awakeRO []*os.File
 	// ownersRestored counts owner words a peer overwrote and the kernel
 	// wrote back (restoreOwners).
 	ownersRestored atomic.Uint64
@@ -193,6 +198,9 @@ func (k *kern) setup() error {
 	if err := k.makePools(); err != nil {
 		return err
 	}
+	if err := k.makeAwake(); err != nil {
+		return err
+	}
 	if err := k.serveMetrics(); err != nil {
 		return err
 	}
@@ -245,9 +253,20 @@ func (k *kern) filesOf(files []*os.File) map[int]*os.File {
 
 // files are the run files p may map, which the kernel hands it on its
 // connection: its own inbox and those of the processes it may send to,
-// its own pool to write and every other to read.
+// its own pool to write and every other to read, its own awake word to
+// write and those of the servers it may send to to read.
 func (k *kern) files(p *proc) runfiles.Files {
-	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
+	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
+	if k.awake != nil {
+		if f := k.awake[p.slot]; f != nil {
+			fs.Awake[p.slot] = f
+		}
+		for _, q := range k.procs[1:] {
+			if f := k.awakeRO[q.slot]; f != nil && q != p && k.core.CanSend(p.slot, q.slot) {
+				fs.Awake[q.slot] = f
+			}
+		}
+	}
 	maps.Copy(fs.Pools, k.filesOf(k.poolsRO))
 	if k.pools != nil {
 		fs.Pools[p.slot] = k.pools[p.slot]
@@ -288,6 +307,36 @@ func (k *kern) makePools() error {
 			return err
 		}
 		if k.poolsRO[p.slot], err = memfd.ReadOnly(f); err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+	}
+	return nil
+}
+
+// makeAwake creates the awake word of every server that has one
+// (runfiles.HasAwake), a sealed memfd like the inboxes: the server writes
+// it, the processes that send to it (its group) read it, through
+// read-only descriptors.
+func (k *kern) makeAwake() error {
+	k.awake, k.awakeRO = make([]*os.File, len(k.procs)), make([]*os.File, len(k.procs))
+	for _, p := range k.procs[1:] {
+		if !runfiles.HasAwake(p.spec.Role) {
+			continue
+		}
+		f, err := memfd.Create(runfiles.AwakeName(k.c.Run, p.spec.Name), sockbuf.Size)
+		if err != nil {
+			return fmt.Errorf("kernel: awake word of %s: %w", p.spec.Name, err)
+		}
+		k.awake[p.slot] = f
+		r, err := sockbuf.New(f)
+		if err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+		r.Close()
+		if err := k.give(f, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o640); err != nil {
+			return err
+		}
+		if k.awakeRO[p.slot], err = memfd.ReadOnly(f); err != nil {
 			return fmt.Errorf("kernel: %w", err)
 		}
 	}
@@ -878,7 +927,7 @@ func (k *kern) cleanup() {
 	if k.ring0 != nil {
 		k.ring0.Close()
 	}
-	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO} {
+	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO, k.awake, k.awakeRO} {
 		for _, f := range files {
 			if f != nil {
 				f.Close()

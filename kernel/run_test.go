@@ -466,15 +466,20 @@ func TestOwnMessagesPauseNobody(t *testing.T) {
 
 // TestHandOver: the kernel makes every inbox and pool as a sealed memfd
 // and hands each process exactly the files it may map on its connection:
-// its own inbox and those of the processes it may send to, its own pool read-write and every other
-// read-only.
+// its own inbox and those of the processes it may send to, its own pool
+// read-write and every other read-only, and a tcp's awake word read-write
+// to it and read-only to those that send to it.
 func TestHandOver(t *testing.T) {
 	k, _, _ := testKern(t)
 	k.c.Run, k.c.Spec.Slots = "0a1b2c3d", 4
+	k.procs[2].spec.Role = "tcp" // b has an awake word
 	if err := k.makeInboxes(); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.makePools(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.makeAwake(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.cleanup)
@@ -498,16 +503,27 @@ func TestHandOver(t *testing.T) {
 		if got := slices.Sorted(maps.Keys(fs.Inboxes)); !slices.Equal(got, want) || len(fs.Pools) != 2 {
 			t.Fatalf("%s got the inboxes of %v and %d pools, want %v and 2", p.spec.Name, got, len(fs.Pools), want)
 		}
-		for slot, f := range fs.Pools {
+		// b's awake word: b writes it, a (which sends to b) reads it.
+		if f := fs.Awake[2]; len(fs.Awake) != 1 || f == nil {
+			t.Fatalf("%s got awake words %v, want b's", p.spec.Name, fs.Awake)
+		}
+		mode := func(what string, slot int, f *os.File) {
+			t.Helper()
 			fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mode, want := fl&unix.O_ACCMODE, map[bool]int{true: unix.O_RDWR, false: unix.O_RDONLY}[slot == p.slot]; mode != want {
-				t.Errorf("%s: pool of slot %d opened with mode %d, want %d", p.spec.Name, slot, mode, want)
+			if got, want := fl&unix.O_ACCMODE, map[bool]int{true: unix.O_RDWR, false: unix.O_RDONLY}[slot == p.slot]; got != want {
+				t.Errorf("%s: %s of slot %d opened with mode %d, want %d", p.spec.Name, what, slot, got, want)
 			}
 		}
-		for _, f := range append(slices.Collect(maps.Values(fs.Inboxes)), slices.Collect(maps.Values(fs.Pools))...) {
+		for slot, f := range fs.Pools {
+			mode("pool", slot, f)
+		}
+		for slot, f := range fs.Awake {
+			mode("awake word", slot, f)
+		}
+		for _, f := range slices.Concat(slices.Collect(maps.Values(fs.Inboxes)), slices.Collect(maps.Values(fs.Pools)), slices.Collect(maps.Values(fs.Awake))) {
 			if err := memfd.CheckSealed(f); err != nil {
 				t.Errorf("%s: %v", p.spec.Name, err)
 			}

@@ -13,6 +13,8 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/memfd"
+	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sockabi"
@@ -68,18 +70,12 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 	t.x.idle = map[ipc.Endpoint][]*xsock{}
 	t.x.epoch = map[ipc.Endpoint]uint64{}
 	t.x.nextID = uint64(time.Now().UnixNano()) << 16
-	p := sockbuf.AwakePath(s.Opts.Run, s.Opts.Name)
-	os.Remove(p)
-	r, err := sockbuf.Create(p)
+	r, err := awakeWord(s)
 	if err != nil {
 		return fmt.Errorf("tcp: awake word: %w", err)
 	}
 	t.x.awake = r
 	r.State().Store(1)
-	// Every application that may call tcp (its group) reads the word.
-	if err := share(s, p, s.Opts.Endpoint.Slot()); err != nil {
-		return fmt.Errorf("tcp: awake word: %w", err)
-	}
 	t.x.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
 		Name: "exposed_refused_total", Help: "Exposed sockets ended for what their application wrote into shared memory, by reason."}, []string{"reason"})
 	t.x.bells = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "tcp",
@@ -95,6 +91,22 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 	s.Registry.MustRegister(t.x.refused, t.x.bells, t.x.wakes, t.x.created, t.x.reused, t.x.budgetSpent)
 	s.Idle = t.idle
 	return nil
+}
+
+// awakeWord maps tcp's awake word: the sealed memfd the kernel made and
+// handed over (its applications got read-only descriptors of it), the
+// same file in every incarnation; without a kernel (a role's test), a
+// word of its own that nobody else maps.
+func awakeWord(s *sys.Server) (*sockbuf.Region, error) {
+	if f, err := s.AwakeFile(s.Opts.Name); err == nil {
+		return sockbuf.Map(f, true)
+	}
+	f, err := memfd.Create(runfiles.AwakeName(s.Opts.Run, s.Opts.Name), sockbuf.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return sockbuf.New(f)
 }
 
 // direct reports whether a call came straight from an application rather

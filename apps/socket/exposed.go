@@ -25,6 +25,10 @@ type XConn interface {
 	Notify(peer string, m *ipc.Message) error
 	WaitWake(timeout time.Duration) error
 	RunID() string
+	// AwakeFile is the named server's awake word, as the kernel handed
+	// it over: a read-only descriptor, the same file in every incarnation
+	// of the server.
+	AwakeFile(peer string) (*os.File, error)
 	// Deaths is how many times the named server died, as the kernel
 	// announced: its sockets died with it.
 	Deaths(peer string) int
@@ -77,13 +81,11 @@ const exposedFD = 1 << 20
 // NewExposed returns the exposed backend over c, whose TCP sockets live in
 // the tcp server called tcp.
 func NewExposed(c XConn, tcp string) (*Exposed, error) {
-	// The server makes its awake word as it starts, maybe after us.
+	// The kernel made the server's awake word before it started anybody.
+	f, err := c.AwakeFile(tcp)
 	var r *sockbuf.Region
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if r, err = sockbuf.Open(sockbuf.AwakePath(c.RunID(), tcp)); err == nil || time.Now().After(deadline) {
-			break
-		}
+	if err == nil {
+		r, err = sockbuf.Map(f, false)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("socket: exposed: the %s server's awake word: %w", tcp, err)
@@ -119,15 +121,10 @@ func (k *Exposed) checkServer() {
 	}
 }
 
-// reopenAwake maps the restarted tcp server's awake word.
-func (k *Exposed) reopenAwake() {
-	r, err := sockbuf.Open(sockbuf.AwakePath(k.c.RunID(), k.tcp))
-	if err != nil {
-		return // not made yet: ring with messages meanwhile
-	}
-	k.awakeR.Close()
-	k.awakeR, k.awake, k.stale = r, r.State(), false
-}
+// reopenAwake trusts the awake word again once the tcp server is back: it
+// is the same file in every incarnation (the kernel's), which the
+// restarted server sets as it starts.
+func (k *Exposed) reopenAwake() { k.stale = false }
 
 // direct makes a socket call to the tcp server itself.
 func (k *Exposed) direct(c sockcall.Call) (sockcall.Reply, error) {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
@@ -26,6 +27,7 @@ type deadServer struct {
 	deaths int
 	next   uint64
 	alive  bool
+	awake  *os.File // tcp's awake word
 }
 
 func (c *deadServer) Call(m *ipc.Message) (ipc.Message, error) { return c.CallTo("syscall", m) }
@@ -52,6 +54,7 @@ func (c *deadServer) Release(pool.Ref) error                        { return nil
 func (c *deadServer) Notify(string, *ipc.Message) error             { return nil }
 func (c *deadServer) WaitWake(time.Duration) error                  { return nil }
 func (c *deadServer) RunID() string                                 { return c.run }
+func (c *deadServer) AwakeFile(string) (*os.File, error)            { return c.awake, nil }
 func (c *deadServer) Deaths(string) int                             { return c.deaths }
 
 // A call whose server died fails with an errno: ECONNRESET from the
@@ -77,10 +80,15 @@ func TestExposedServerDied(t *testing.T) {
 			os.Remove(f)
 		}
 	})
-	if _, err := sockbuf.Create(sockbuf.AwakePath(run, "tcp")); err != nil {
+	awake, err := memfd.Create("awake", sockbuf.Size)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := &deadServer{t: t, run: run, alive: true}
+	defer awake.Close()
+	if _, err := sockbuf.New(awake); err != nil {
+		t.Fatal(err)
+	}
+	c := &deadServer{t: t, run: run, alive: true, awake: awake}
 	k, err := NewExposed(c, "tcp")
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,16 @@ func InboxName(run, name string) string { return shm.Prefix(run) + name + ".inbo
 // name, as InboxName is an inbox's.
 func PoolName(run, name string) string { return shm.Prefix(run) + name + ".pool" }
 
+// AwakeName is the name of a transport server's awake word: an exposed
+// socket region (package sockbuf) whose state word the server keeps at 1
+// while it runs and 0 before it sleeps, which its applications read to
+// know whether a doorbell needs a message (docs/EXPOSED.md).
+func AwakeName(run, name string) string { return shm.Prefix(run) + name + ".awake" }
+
+// HasAwake reports whether a process of role has an awake word: the
+// roles that serve exposed sockets.
+func HasAwake(role string) bool { return role == "tcp" }
+
 // PoolBuffers is the number of buffers in each process's pool.
 const PoolBuffers = 512
 
@@ -53,6 +63,10 @@ type Files struct {
 	// pool of the run, read-only (a buffer reference may travel past the
 	// next hop).
 	Pools map[int]*os.File
+	// Awake are the awake words (AwakeName): the process's own, read-write,
+	// if it serves exposed sockets, and read-only those of the servers it
+	// may send to that do.
+	Awake map[int]*os.File
 }
 
 // magic opens the tag of the packet that hands Files over.
@@ -62,6 +76,7 @@ const magic = "NEWTFILE"
 const (
 	kindInbox = 'i'
 	kindPool  = 'p'
+	kindAwake = 'a'
 )
 
 // Send hands the files over on the kernel's end fd of a process's
@@ -77,6 +92,10 @@ func (fs Files) Send(fd int) error {
 	for _, slot := range slices.Sorted(maps.Keys(fs.Pools)) {
 		tag = append(tag, kindPool, byte(slot))
 		files = append(files, fs.Pools[slot])
+	}
+	for _, slot := range slices.Sorted(maps.Keys(fs.Awake)) {
+		tag = append(tag, kindAwake, byte(slot))
+		files = append(files, fs.Awake[slot])
 	}
 	if err := kmsg.SendFiles(fd, tag, files); err != nil {
 		return fmt.Errorf("runfiles: %w", err)
@@ -107,7 +126,7 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 	if !ok || len(rest) != 2*len(files) {
 		return Files{}, fmt.Errorf("runfiles: a packet of %d bytes with %d files is not a hand-over", len(tag), len(files))
 	}
-	fs := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
+	fs := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
 	for i, f := range files {
 		kind, slot := rest[2*i], int(rest[2*i+1])
 		if slot >= ipc.MaxSlots {
@@ -119,6 +138,8 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 			m = fs.Inboxes
 		case kindPool:
 			m = fs.Pools
+		case kindAwake:
+			m = fs.Awake
 		default:
 			return Files{}, fmt.Errorf("runfiles: file %d of kind %q", i, kind)
 		}
@@ -136,6 +157,9 @@ func (fs Files) Close() {
 		f.Close()
 	}
 	for _, f := range fs.Pools {
+		f.Close()
+	}
+	for _, f := range fs.Awake {
 		f.Close()
 	}
 }

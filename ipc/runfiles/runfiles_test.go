@@ -19,6 +19,7 @@ func TestNames(t *testing.T) {
 	}{
 		{InboxName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.inbox"},
 		{PoolName("0a1b2c3d", "ip"), "newtsim-0a1b2c3d-ip.pool"},
+		{AwakeName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.awake"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -52,9 +53,9 @@ func TestHandOver(t *testing.T) {
 	}
 	defer unix.Close(kend)
 	defer unix.Close(pend)
-	sent := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}}
+	sent := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
 	for _, slot := range []int{1, 3, 63} {
-		for _, m := range []map[int]*os.File{sent.Inboxes, sent.Pools} {
+		for _, m := range []map[int]*os.File{sent.Inboxes, sent.Pools, sent.Awake} {
 			f, err := memfd.Create("test", int64(4096*slot))
 			if err != nil {
 				t.Fatal(err)
@@ -64,6 +65,8 @@ func TestHandOver(t *testing.T) {
 		}
 	}
 	delete(sent.Pools, 3)
+	delete(sent.Awake, 1)
+	delete(sent.Awake, 63)
 	if err := sent.Send(kend); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,8 @@ func TestHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if len(got.Inboxes) != len(sent.Inboxes) || len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil {
+	if len(got.Inboxes) != len(sent.Inboxes) || len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil ||
+		len(got.Awake) != 1 || got.Awake[3] == nil {
 		t.Fatalf("got %d inboxes and pools %v, want %d and %v", len(got.Inboxes), got.Pools, len(sent.Inboxes), sent.Pools)
 	}
 	for slot, f := range got.Pools {

@@ -123,9 +123,22 @@ func Create(path string) (*Region, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("sockbuf: %w", err)
 	}
-	r, err := mapFile(f, path)
+	r, err := New(f)
 	if err != nil {
 		os.Remove(path)
+		return nil, err
+	}
+	return r, nil
+}
+
+// New formats a region in f, an open file of Size bytes (a sealed memfd,
+// package memfd), and maps it read-write. f may be closed afterwards.
+func New(f *os.File) (*Region, error) {
+	if fi, err := f.Stat(); err != nil || fi.Size() != Size {
+		return nil, fmt.Errorf("sockbuf: %s is not %d bytes", f.Name(), Size)
+	}
+	r, err := mapFile(f, f.Name(), true)
+	if err != nil {
 		return nil, err
 	}
 	binary.LittleEndian.PutUint64(r.mem[offSize:], Size)
@@ -140,22 +153,34 @@ func Open(path string) (*Region, error) {
 		return nil, fmt.Errorf("sockbuf: %w", err)
 	}
 	defer f.Close()
+	return Map(f, true)
+}
+
+// Map maps the region in the open file f, checking its header: read-write,
+// or read-only (an application's view of a server's awake word, whose
+// descriptor is read-only: a store through it would fault). f may be
+// closed afterwards.
+func Map(f *os.File, writable bool) (*Region, error) {
 	if fi, err := f.Stat(); err != nil || fi.Size() != Size {
-		return nil, fmt.Errorf("sockbuf: %s: %w: size", path, ErrCorrupt)
+		return nil, fmt.Errorf("sockbuf: %s: %w: size", f.Name(), ErrCorrupt)
 	}
-	r, err := mapFile(f, path)
+	r, err := mapFile(f, f.Name(), writable)
 	if err != nil {
 		return nil, err
 	}
 	if r.word(offMag).Load() != magic || binary.LittleEndian.Uint64(r.mem[offSize:]) != Size {
 		r.Close()
-		return nil, fmt.Errorf("sockbuf: %s: %w: header", path, ErrCorrupt)
+		return nil, fmt.Errorf("sockbuf: %s: %w: header", f.Name(), ErrCorrupt)
 	}
 	return r, nil
 }
 
-func mapFile(f *os.File, path string) (*Region, error) {
-	mem, err := unix.Mmap(int(f.Fd()), 0, Size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+func mapFile(f *os.File, path string, writable bool) (*Region, error) {
+	prot := unix.PROT_READ
+	if writable {
+		prot |= unix.PROT_WRITE
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, Size, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("sockbuf: mmap %s: %w", path, err)
 	}
@@ -370,10 +395,6 @@ func (a *Alloc) Outstanding() int { return len(a.ends) }
 
 // Reset forgets everything, for a recycled region.
 func (a *Alloc) Reset() { *a = Alloc{} }
-
-// AwakePath is the file of a transport server's awake word: a region whose
-// state word the server keeps at 1 while it runs and 0 before it sleeps.
-func AwakePath(run, server string) string { return shm.Path(run, server+".awake") }
 
 // RegionPath is the file of a server's exposed socket region id.
 func RegionPath(run, server string, id uint64) string {

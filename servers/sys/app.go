@@ -54,6 +54,22 @@ func (s *Server) catchUp() bool {
 // Notify sends m to the named peer and does not wait.
 func (s *Server) Notify(peer string, m *ipc.Message) error { return s.SendTo(peer, m) }
 
+// AwakeFile returns the awake word (runfiles.AwakeName) of the named
+// server, the process itself or a peer, as the kernel handed it over:
+// read-write for its own, read-only for a peer's. The descriptor stays
+// the server's; map it, do not close it.
+func (s *Server) AwakeFile(name string) (*os.File, error) {
+	for slot, n := range s.procs {
+		if n == name {
+			if f := s.awake[slot]; f != nil {
+				return f, nil
+			}
+			break
+		}
+	}
+	return nil, fmt.Errorf("sys: no awake word of %s was handed over", name)
+}
+
 // RunID is the run the process belongs to.
 func (s *Server) RunID() string { return s.Opts.Run }
 

@@ -49,6 +49,7 @@ type Server struct {
 	procs     [ipc.MaxSlots]string // every server's name
 	pools     map[uint8]*pool.Pool // other servers' pools, mapped read-only on first use
 	openPool  func(name string, slot int) (*pool.Pool, error)
+	awake     map[int]*os.File // awake words handed over, by slot (Env.Awake)
 	sendMu    sync.Mutex
 	lockSend  bool
 	badRefs   *prometheus.CounterVec
@@ -270,6 +271,10 @@ type Env struct {
 	// OpenPool maps the pool of the server name in slot, read-only, the
 	// first time a reference into it arrives.
 	OpenPool func(name string, slot int) (*pool.Pool, error)
+	// Awake are the awake words the kernel handed over, by slot
+	// (runfiles.Files.Awake): the server's own to write, if it has one,
+	// and its peers' to read.
+	Awake map[int]*os.File
 	// Log is where the server logs; nil: standard error, prefixed with
 	// the server's name.
 	Log *log.Logger
@@ -278,7 +283,7 @@ type Env struct {
 // New builds the server o describes on e: its metrics registry (not yet
 // served), and its peers' endpoints, looked up from the kernel.
 func New(o boot.Options, e Env) (*Server, error) {
-	s := &Server{Opts: o, T: e.Transport, K: e.Kernel, Pool: e.Pool, Log: e.Log, openPool: e.OpenPool,
+	s := &Server{Opts: o, T: e.Transport, K: e.Kernel, Pool: e.Pool, Log: e.Log, openPool: e.OpenPool, awake: e.Awake,
 		peers: map[string]ipc.Endpoint{}, pools: map[uint8]*pool.Pool{},
 		// An incarnation's calls start at its generation in the high half:
 		// a reply to its predecessor's call cannot match one of its own.
@@ -427,6 +432,7 @@ func env(o boot.Options) (Env, error) {
 		defer f.Close()
 	}
 	self := o.Endpoint.Slot()
+	e.Awake = fs.Awake // kept open: mapped by the role, or the socket library
 	if len(o.Procs) > 0 {
 		c := runfiles.PoolConfig(o.Run, o.Name, self, o.Endpoint, len(o.Procs))
 		if c.File = fs.Pools[self]; c.File == nil {

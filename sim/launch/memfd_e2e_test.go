@@ -16,7 +16,7 @@ import (
 
 // sealedKinds are the kinds of run file the kernel hands over as sealed
 // memfds: what they are called ends so.
-var sealedKinds = []string{".inbox", ".pool"}
+var sealedKinds = []string{".inbox", ".pool", ".awake"}
 
 // runMapping is one shared mapping of a run file in a process.
 type runMapping struct {
@@ -69,7 +69,7 @@ func truncateMappings(t *testing.T, name string, pid int, run string) int {
 	return len(ms)
 }
 
-// TestSealedRunFiles: every inbox and pool a process maps is a sealed memfd that
+// TestSealedRunFiles: every inbox, pool and awake word a process maps is a sealed memfd that
 // nobody, root included, can truncate through any descriptor of it (on
 // the old code, a /dev/shm file whose truncation killed its receiver with
 // SIGBUS), and none has a name in /dev/shm; a restarted process is handed
@@ -116,6 +116,31 @@ func TestSealedRunFiles(t *testing.T) {
 	before := pongs()
 	waitFor(t, "pongs from the new echo", 10*time.Second, func() bool { return pongs() > before+3 })
 	u.down()
+
+	// The default stack: tcp maps its awake word, sealed too.
+	d := startUp(t)
+	d.logOnFailure()
+	kinds := map[string]bool{}
+	for _, p := range d.status.Processes {
+		if p.Name == "kernel" {
+			continue
+		}
+		truncateMappings(t, p.Name, p.Pid, d.status.Run)
+		for _, m := range runMappings(t, p.Pid, d.status.Run) {
+			kinds[filepath.Ext(strings.TrimSuffix(m.name, " (deleted)"))] = true
+		}
+	}
+	for _, k := range sealedKinds {
+		if !kinds[k] {
+			t.Errorf("no process of the default stack maps a file of kind %s (maps %v)", k, kinds)
+		}
+	}
+	for _, p := range d.status.Processes {
+		if st := d.proc(p.Name); st.Restarts != 0 || !st.Alive {
+			t.Errorf("%s: restarted %d times, alive %v after the truncations", p.Name, st.Restarts, st.Alive)
+		}
+	}
+	d.down()
 }
 
 // heldRunFiles returns the names of the run's memfds pid holds a
