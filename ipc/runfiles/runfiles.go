@@ -15,6 +15,7 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kmsg"
+	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/ipc/shm"
 )
@@ -104,8 +105,9 @@ func (fs Files) Send(fd int) error {
 }
 
 // Receive takes the files the kernel hands over on a process's end fd of
-// its connection: the first packet there. A packet that is not Send's is
-// an error, and its descriptors are closed.
+// its connection: the first packet there. A packet that is not Send's, or
+// a file in it that is not sealed against resizing (memfd.CheckSealed),
+// is an error, and its descriptors are closed.
 func Receive(fd int) (Files, error) {
 	tag, files, err := kmsg.ReceiveFiles(fd)
 	if err != nil {
@@ -145,6 +147,9 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 		}
 		if m[slot] != nil {
 			return Files{}, fmt.Errorf("runfiles: two files of kind %q for slot %d", kind, slot)
+		}
+		if err := memfd.CheckSealed(f); err != nil {
+			return Files{}, fmt.Errorf("runfiles: file of kind %q for slot %d: %w", kind, slot, err)
 		}
 		m[slot] = f
 	}

@@ -1,7 +1,9 @@
 package runfiles
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,5 +101,16 @@ func TestHandOver(t *testing.T) {
 	}
 	if _, err := Receive(pend); err == nil {
 		t.Error("Receive took a packet that is no hand-over")
+	}
+	named, err := os.Create(filepath.Join(t.TempDir(), "inbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer named.Close()
+	if err := (Files{Inboxes: map[int]*os.File{1: named}}).Send(kend); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Receive(pend); !errors.Is(err, memfd.ErrNotSealed) {
+		t.Errorf("Receive took a file anybody can truncate: %v", err)
 	}
 }
