@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,15 +114,18 @@ type kern struct {
 	// (runfiles.HasAwake), read-write for them; awakeRO read-only
 	// descriptors for the processes that send to them.
 	awake, awakeRO []*os.File
-	// ownersRestored counts owner words a peer overwrote and the kernel
-	// wrote back (restoreOwners).
-	ownersRestored atomic.Uint64
-	stats          ipc.Stats // what the kernel's connections carried
-	stop           bool
-	ready          bool
-	metrics        *prom.Server
-	buf            [ipc.MessageSize + 1]byte
-	joined         []int // slots that registered since the last announce
+	// owners is the run's owners table (shm mode), which only the kernel
+	// writes: its ring0 names each receiver's incarnation there
+	// (Inbox.SetOwner), and every process maps it read-only through
+	// ownersRO to check a receiver before it sends.
+	owners               *shm.Owners
+	ownersFile, ownersRO *os.File
+	stats                ipc.Stats // what the kernel's connections carried
+	stop                 bool
+	ready                bool
+	metrics              *prom.Server
+	buf                  [ipc.MessageSize + 1]byte
+	joined               []int // slots that registered since the last announce
 	// spare is the standby (standby.go), nil if none; spareDue is when to
 	// start the next, zero if not scheduled; dropped is the one ended
 	// when the kernel stopped.
@@ -219,6 +221,13 @@ func (k *kern) setup() error {
 // /dev/shm, no holder can resize it): ring 0 for the kernel, then a ring
 // for each process its privilege mask lets send to it.
 func (k *kern) makeInboxes() error {
+	var err error
+	if k.owners, k.ownersFile, err = shm.NewOwners(runfiles.OwnersName(k.c.Run)); err != nil {
+		return err
+	}
+	if k.ownersRO, err = memfd.ReadOnly(k.ownersFile); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
 	k.inboxes = make([]*os.File, len(k.procs))
 	for _, p := range k.procs[1:] {
 		senders := []int{ipc.KernelSlot}
@@ -235,9 +244,14 @@ func (k *kern) makeInboxes() error {
 			return err
 		}
 	}
-	var err error
-	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: k.filesOf(k.inboxes)})
-	return err
+	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: k.filesOf(k.inboxes), Owners: k.owners})
+	if err != nil {
+		return err
+	}
+	for _, p := range k.procs[1:] {
+		k.ring0.PeerInbox(p.slot).SetOwner(p.entry.EP)
+	}
+	return nil
 }
 
 // filesOf maps the slots of the run's processes onto their files.
@@ -256,7 +270,8 @@ func (k *kern) filesOf(files []*os.File) map[int]*os.File {
 // its own pool to write and every other to read, its own awake word to
 // write and those of the servers it may send to to read.
 func (k *kern) files(p *proc) runfiles.Files {
-	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
+	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{},
+		Owners: k.ownersRO}
 	if k.awake != nil {
 		if f := k.awake[p.slot]; f != nil {
 			fs.Awake[p.slot] = f
@@ -724,29 +739,8 @@ func (k *kern) sendConn(p *proc, m *ipc.Message) error {
 	return nil
 }
 
-// restoreOwners writes each live server's endpoint back into its inbox's
-// owner word where a peer overwrote it (shm transport): the kernel's table
-// is the truth, the shared word a copy any peer can write, and a wrong one
-// makes every sender's messages fail as for a dead receiver. It runs on
-// every turn of the loop, at least once a second.
-func (k *kern) restoreOwners() {
-	if k.ring0 == nil {
-		return
-	}
-	for _, p := range k.procs[1:] {
-		k.mu.Lock()
-		alive, ep := p.entry.Alive, p.entry.EP
-		k.mu.Unlock()
-		if in := k.ring0.PeerInbox(p.slot); in != nil && alive && in.Owner() != ep {
-			in.SetOwner(ep)
-			k.ownersRestored.Add(1)
-		}
-	}
-}
-
 // retry retries full rings and restarts the servers the core says are due.
 func (k *kern) retry(now time.Time) {
-	k.restoreOwners()
 	for _, p := range k.procs[1:] {
 		if len(p.pending) > 0 && k.ring0 != nil {
 			k.flush(p)
@@ -927,7 +921,10 @@ func (k *kern) cleanup() {
 	if k.ring0 != nil {
 		k.ring0.Close()
 	}
-	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO, k.awake, k.awakeRO} {
+	if k.owners != nil {
+		k.owners.Close()
+	}
+	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO, k.awake, k.awakeRO, {k.ownersFile, k.ownersRO}} {
 		for _, f := range files {
 			if f != nil {
 				f.Close()
@@ -956,9 +953,6 @@ func (k *kern) serveMetrics() error {
 	reg.MustRegister(collector.NewTransport("kernel", &k.stats, peer), (*kernelCollector)(k))
 	if k.ring0 != nil {
 		reg.MustRegister(collector.NewTransport("shm", k.ring0.Stats(), peer))
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "kernel",
-			Name: "owner_words_restored_total", Help: "Inbox owner words a peer overwrote and the kernel wrote back (shm transport)."},
-			func() float64 { return float64(k.ownersRestored.Load()) }))
 	}
 	s, err := prom.Serve(reg, "127.0.0.1:0")
 	if err != nil {

@@ -468,7 +468,8 @@ func TestOwnMessagesPauseNobody(t *testing.T) {
 // and hands each process exactly the files it may map on its connection:
 // its own inbox and those of the processes it may send to, its own pool
 // read-write and every other read-only, and a tcp's awake word read-write
-// to it and read-only to those that send to it.
+// to it and read-only to those that send to it, and the owners table
+// read-only to all.
 func TestHandOver(t *testing.T) {
 	k, _, _ := testKern(t)
 	k.c.Run, k.c.Spec.Slots = "0a1b2c3d", 4
@@ -523,6 +524,10 @@ func TestHandOver(t *testing.T) {
 		for slot, f := range fs.Awake {
 			mode("awake word", slot, f)
 		}
+		if fs.Owners == nil {
+			t.Fatalf("%s got no owners table", p.spec.Name)
+		}
+		mode("owners table", 0, fs.Owners)
 		for _, f := range slices.Concat(slices.Collect(maps.Values(fs.Inboxes)), slices.Collect(maps.Values(fs.Pools)), slices.Collect(maps.Values(fs.Awake))) {
 			if err := memfd.CheckSealed(f); err != nil {
 				t.Errorf("%s: %v", p.spec.Name, err)

@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -39,8 +40,8 @@ import (
 //     notifications;
 //   - on shared memory, writes random bytes into its own inbox, whole, and
 //     in each peer's inbox into the words of its own ring that the
-//     consumer uses (the tail, the producer-wait and sender words) and the
-//     wake line. (Its ring's head and slots it leaves alone: garbage there
+//     consumer uses (the tail, the producer-wait and sender words), the
+//     wake line and the owner word in the header. (Its ring's head and slots it leaves alone: garbage there
 //     only wedges its own ring, which ipc/shm's TestHostileWrites covers,
 //     and would stop its forgeries.)
 //
@@ -252,6 +253,9 @@ func (a *attack) scribble(s *sys.Server) {
 				a.fill(ring[64:192]) // its ring's tail, producer-wait and sender lines
 			}
 			a.fill(wake)
+			// The owner word: a receiver that looked dead to its
+			// senders before the kernel wrote it back.
+			binary.LittleEndian.PutUint32(in.OwnerWord(), a.rng.Uint32())
 		}
 	}
 	a.writes.Inc()

@@ -34,6 +34,9 @@ func PoolName(run, name string) string { return shm.Prefix(run) + name + ".pool"
 // know whether a doorbell needs a message (docs/EXPOSED.md).
 func AwakeName(run, name string) string { return shm.Prefix(run) + name + ".awake" }
 
+// OwnersName is the name of a run's owners table (shm.Owners).
+func OwnersName(run string) string { return shm.Prefix(run) + "owners" }
+
 // HasAwake reports whether a process of role has an awake word: the
 // roles that serve exposed sockets.
 func HasAwake(role string) bool { return role == "tcp" }
@@ -68,6 +71,9 @@ type Files struct {
 	// if it serves exposed sockets, and read-only those of the servers it
 	// may send to that do.
 	Awake map[int]*os.File
+	// Owners is the run's owners table (shm.Owners), read-only: which
+	// incarnation owns each inbox (shm transport only).
+	Owners *os.File
 }
 
 // magic opens the tag of the packet that hands Files over.
@@ -75,9 +81,10 @@ const magic = "NEWTFILE"
 
 // File kinds in the tag.
 const (
-	kindInbox = 'i'
-	kindPool  = 'p'
-	kindAwake = 'a'
+	kindInbox  = 'i'
+	kindPool   = 'p'
+	kindAwake  = 'a'
+	kindOwners = 'o'
 )
 
 // Send hands the files over on the kernel's end fd of a process's
@@ -97,6 +104,10 @@ func (fs Files) Send(fd int) error {
 	for _, slot := range slices.Sorted(maps.Keys(fs.Awake)) {
 		tag = append(tag, kindAwake, byte(slot))
 		files = append(files, fs.Awake[slot])
+	}
+	if fs.Owners != nil {
+		tag = append(tag, kindOwners, 0)
+		files = append(files, fs.Owners)
 	}
 	if err := kmsg.SendFiles(fd, tag, files); err != nil {
 		return fmt.Errorf("runfiles: %w", err)
@@ -136,6 +147,15 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 		}
 		var m map[int]*os.File
 		switch kind {
+		case kindOwners:
+			if fs.Owners != nil || slot != 0 {
+				return Files{}, fmt.Errorf("runfiles: a second owners table, or one for slot %d", slot)
+			}
+			if err := memfd.CheckSealed(f); err != nil {
+				return Files{}, fmt.Errorf("runfiles: the owners table: %w", err)
+			}
+			fs.Owners = f
+			continue
 		case kindInbox:
 			m = fs.Inboxes
 		case kindPool:
@@ -166,5 +186,8 @@ func (fs Files) Close() {
 	}
 	for _, f := range fs.Awake {
 		f.Close()
+	}
+	if fs.Owners != nil {
+		fs.Owners.Close()
 	}
 }

@@ -66,6 +66,12 @@ func TestHandOver(t *testing.T) {
 			m[slot] = f
 		}
 	}
+	owners, err := memfd.Create("owners", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owners.Close()
+	sent.Owners = owners
 	delete(sent.Pools, 3)
 	delete(sent.Awake, 1)
 	delete(sent.Awake, 63)
@@ -78,7 +84,7 @@ func TestHandOver(t *testing.T) {
 	}
 	defer got.Close()
 	if len(got.Inboxes) != len(sent.Inboxes) || len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil ||
-		len(got.Awake) != 1 || got.Awake[3] == nil {
+		len(got.Awake) != 1 || got.Awake[3] == nil || got.Owners == nil {
 		t.Fatalf("got %d inboxes and pools %v, want %d and %v", len(got.Inboxes), got.Pools, len(sent.Inboxes), sent.Pools)
 	}
 	for slot, f := range got.Pools {

@@ -84,8 +84,11 @@ type Inbox struct {
 	// every message with: the shared owner word is for senders only, so
 	// a peer that overwrites it cannot make the receiver take its messages
 	// for another incarnation's.
-	self  ipc.Endpoint
-	reg   *Region
+	self ipc.Endpoint
+	reg  *Region
+	// owner is the word that names the receiver's incarnation: the
+	// header's, or in a run the receiver's word in the kernel's owners
+	// table (Config.Owners), which no peer can write.
 	owner *atomic.Uint32
 	wake  *atomic.Uint32
 	rings []ring
@@ -442,6 +445,11 @@ func (in *Inbox) SenderSpan(slot int) (ring, wake []byte) {
 	b := headerSize + i*ringSize(int(in.slots))
 	return in.reg.Mem[b : b+ringSize(int(in.slots))], in.reg.Mem[offWake : offWake+lineSize]
 }
+
+// OwnerWord returns the owner word in the inbox's shared header (which
+// senders checked before a run had an owners table): the hostile
+// diagnostic role overwrites its peers'.
+func (in *Inbox) OwnerWord() []byte { return in.reg.Mem[offOwner : offOwner+4] }
 
 // Bytes returns the whole mapping: the receiver's view of its own inbox.
 // The hostile diagnostic role scribbles on its own.

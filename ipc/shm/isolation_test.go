@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/memfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -175,5 +176,70 @@ func TestSealedInbox(t *testing.T) {
 	}
 	if _, err := OpenInbox(path); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open truncated: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestOwnersTable: with the run's owners table (the kernel's, mapped
+// read-only by the sender), a peer that overwrites the owner word in an
+// inbox's header no longer makes the receiver look dead to its other
+// senders (without the table, the old way, it does: ErrDeadEndpoint until
+// the kernel writes the word back); the kernel's table still says when
+// the receiver is dead.
+func TestOwnersTable(t *testing.T) {
+	path := newInbox(t, 4)
+	kern, f, err := NewOwners("newtsim-test.owners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kern.Close()
+	defer f.Close()
+	kern.Set(rxSlot, rxEP)
+	ro, err := memfd.ReadOnly(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	owners, err := MapOwners(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owners.Close()
+	rx, err := Open(Config{Self: rxEP, Inbox: file(t, path)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(t, path)}, Owners: owners})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	untabled, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(t, path)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer untabled.Close()
+
+	reg, err := OpenRegion(path) // a peer's view of the whole inbox
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	binary.LittleEndian.PutUint32(reg.Mem[offOwner:], uint32(ipc.MakeEndpoint(rxSlot, 77)))
+	m := seqMsg(1)
+	if err := tx.Send(&m); err != nil {
+		t.Fatalf("send with the owners table after a peer overwrote the header: %v", err)
+	}
+	m = seqMsg(2)
+	if err := untabled.Send(&m); !errors.Is(err, ipc.ErrDeadEndpoint) {
+		t.Fatalf("send by the header's word after the overwrite: %v, want ErrDeadEndpoint", err)
+	}
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 1) != nil {
+		t.Fatalf("got %v %v, want message 1", err, &m)
+	}
+	kern.Set(rxSlot, ipc.MakeEndpoint(rxSlot, 0)) // the kernel buries it
+	m = seqMsg(3)
+	if err := tx.Send(&m); !errors.Is(err, ipc.ErrDeadEndpoint) {
+		t.Fatalf("send to a receiver the table says is dead: %v, want ErrDeadEndpoint", err)
 	}
 }

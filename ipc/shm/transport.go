@@ -34,6 +34,11 @@ type Config struct {
 	// Fallback, if set, carries messages to destinations without a ring
 	// (the kernel).
 	Fallback Sender
+	// Owners, if set, is the run's owners table (the kernel's): sends
+	// check a receiver's incarnation there rather than in its inbox's
+	// header, which every peer can write. Nil: the inboxes' own words,
+	// for inboxes outside a run.
+	Owners *Owners
 }
 
 // Transport is a process's user-space channels: its own inbox, and a ring
@@ -89,6 +94,9 @@ func Open(c Config) (*Transport, error) {
 			in.Close()
 			t.Close()
 			return nil, fmt.Errorf("shm: %s has no ring for sender slot %d", f.Name(), c.Self.Slot())
+		}
+		if c.Owners != nil {
+			in.owner = c.Owners.word(slot)
 		}
 		t.out[slot] = &outbox{in: in, r: &in.rings[i]}
 	}

@@ -468,7 +468,16 @@ func env(o boot.Options) (Env, error) {
 				return e, fmt.Errorf("sys: the kernel handed over no inbox for peer %s", n)
 			}
 		}
-		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: own, Peers: peers, Wait: o.Wait, Fallback: k})
+		if fs.Owners == nil {
+			return e, fmt.Errorf("sys: the kernel handed over no owners table")
+		}
+		defer fs.Owners.Close()
+		// Mapped for the process's life: its sends read it.
+		owners, err := shm.MapOwners(fs.Owners)
+		if err != nil {
+			return e, err
+		}
+		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: own, Peers: peers, Wait: o.Wait, Fallback: k, Owners: owners})
 		if err != nil {
 			return e, err
 		}
