@@ -225,6 +225,11 @@ func (k *kern) makeInboxes() error {
 	if k.owners, k.ownersFile, err = shm.NewOwners(runfiles.OwnersName(k.c.Run)); err != nil {
 		return err
 	}
+	// The kernel's (root's) alone to write, even for a process that
+	// opened its read-only descriptor again through /proc.
+	if err := k.ownersFile.Chmod(0o644); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
 	if k.ownersRO, err = memfd.ReadOnly(k.ownersFile); err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
