@@ -139,6 +139,22 @@ func (u *up) proc(name string) kernel.ProcStatus {
 	return kernel.ProcStatus{}
 }
 
+// restart kills the named process and waits until the kernel has
+// restarted it (its restarts count reaching restarts, ready, another pid).
+// It returns the process as it was before the kill.
+func (u *up) restart(t *testing.T, name string, restarts int) kernel.ProcStatus {
+	t.Helper()
+	old := u.proc(name)
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, name+" restarted", 10*time.Second, func() bool {
+		p := u.proc(name)
+		return p.Restarts == restarts && p.Ready && p.Alive && p.Pid != old.Pid
+	})
+	return old
+}
+
 func (u *up) down() {
 	u.t.Helper()
 	out, err := exec.Command(bin, "--state-dir", u.dir, "down").CombinedOutput()
@@ -275,14 +291,7 @@ func TestRestartAndReach(t *testing.T) {
 			}
 			waitFor(t, "pongs from echo", 10*time.Second, func() bool { return pongs() > 3 })
 
-			old := u.proc("echo")
-			if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "echo restarted", 10*time.Second, func() bool {
-				e := u.proc("echo")
-				return e.Restarts == 1 && e.Ready && e.Alive && e.Pid != old.Pid
-			})
+			old := u.restart(t, "echo", 1)
 			nu := u.proc("echo")
 			if nu.Endpoint == old.Endpoint {
 				t.Fatalf("restarted echo kept endpoint %s", old.Endpoint)
@@ -594,14 +603,7 @@ func TestNICRestartKeepsTheHostReachable(t *testing.T) {
 	if got := u.ping(t, 2, 2*time.Second); got != 2 {
 		t.Fatalf("ping before the restart: %d of 2 replies", got)
 	}
-	old := u.proc("nic")
-	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "nic restarted", 10*time.Second, func() bool {
-		n := u.proc("nic")
-		return n.Restarts == 1 && n.Ready && n.Pid != old.Pid
-	})
+	u.restart(t, "nic", 1)
 	if got := u.ping(t, 2, 2*time.Second); got != 2 {
 		t.Fatalf("ping after the nic's restart: %d of 2 replies", got)
 	}

@@ -102,14 +102,7 @@ func TestSealedRunFiles(t *testing.T) {
 		}
 	}
 
-	old := u.proc("echo")
-	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "echo restarted", 10*time.Second, func() bool {
-		e := u.proc("echo")
-		return e.Restarts == 1 && e.Ready && e.Alive && e.Pid != old.Pid
-	})
+	u.restart(t, "echo", 1)
 	if truncateMappings(t, "echo restarted", u.proc("echo").Pid, run) == 0 {
 		t.Error("the restarted echo maps no run file")
 	}
