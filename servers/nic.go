@@ -12,7 +12,6 @@ import (
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/packet"
-	"github.com/newtsim/newtsim/ipc/pool"
 	"github.com/newtsim/newtsim/nic/link"
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/nic/tap"
@@ -173,41 +172,17 @@ func (n *nic) receive(s *sys.Server) {
 	}
 }
 
-// fromWire takes a frame off the wire, in a buffer of the far end's nic:
-// it goes up in a copy in a buffer of ours, as a NIC's DMA puts a frame in
-// its host's memory, and the far end's buffer goes back at once. Nothing
-// the far end writes into its buffer afterwards reaches this host.
-func (n *nic) fromWire(s *sys.Server, m *ipc.Message, far pool.Ref) {
-	b, err := s.Buffer(m, far)
-	if err != nil {
-		return // counted by Buffer
-	}
-	ref, err := s.Copy(b)
-	s.Release(far)
-	if err != nil {
-		n.dropped.WithLabelValues("no-buffer").Inc()
-		return
-	}
-	if n.pcap != nil {
-		if b, err := s.Pool.Bytes(ref, s.Pool.Owner()); err == nil {
-			n.pcap.Write(time.Now(), b)
-			n.pcap.Flush()
-		}
-	}
-	n.frames.WithLabelValues("rx").Inc()
-	var up ipc.Message
-	packet.Frame{Type: ipc.FrameRx, Buf: ref}.Encode(&up)
-	if err := s.SendTo(n.up, &up); err != nil { // dropped: the copy is freed
-		n.dropped.WithLabelValues("send").Inc()
-	}
-}
-
 func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 	var f packet.Frame
 	f.Decode(m)
 	if m.Type == ipc.FrameRx && n.link != nil {
-		n.fromWire(s, m, f.Buf)
-		return nil
+		// A frame off the wire, in the other nic's buffer: up it goes.
+		if b, err := s.Buffer(m, f.Buf); err == nil && n.pcap != nil {
+			n.pcap.Write(time.Now(), b)
+			n.pcap.Flush()
+		}
+		n.frames.WithLabelValues("rx").Inc()
+		return forward(s, n.up, m)
 	}
 	if m.Type != ipc.FrameTx {
 		return nil
