@@ -181,6 +181,13 @@ func (t *Transport) wake(o *outbox) error {
 	return nil
 }
 
+// SleepThroughScheduler makes every sleep go through the Go scheduler, as
+// the policy block-go does, for a process whose other goroutines do its
+// work beside the receiving loop (a nic's device reader and wire, the
+// client host's whole stack): a held sleep would leave the goroutines the
+// loop readied, and the timers of its P, waiting for it.
+func (t *Transport) SleepThroughScheduler() { t.wait.GoSleep = true }
+
 // HoldDoorbells, on, makes TrySend put messages in their rings without
 // waking their receivers: RingDoorbells wakes each receiver sent to once,
 // for the whole batch. A loop holds them while it drains its inbox, and
@@ -388,6 +395,14 @@ func (t *Transport) sleep(d time.Duration, first bool) error {
 	}
 	var err error
 	if first && !t.wait.GoSleep && runtime.GOMAXPROCS(0) > 1 {
+		// The runtime takes the held sleeper for a running goroutine: what
+		// it readied (a goroutine its message woke) waits in its P's queue,
+		// and that P's timers wait, until it returns. So let them run
+		// first: a yield to the process's own goroutines, no system call.
+		runtime.Gosched()
+		if t.in.wake.Load() != 1 {
+			return nil // a sender woke us meanwhile: look again
+		}
 		err = futex.WaitHeld(t.in.wake, 1, min(d, HeldSleep))
 	} else {
 		err = futex.Wait(t.in.wake, 1, d)

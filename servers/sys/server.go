@@ -176,8 +176,16 @@ func (s *Server) notPeer(peer string, m *ipc.Message) error {
 	return s.dropFor(peer, m, fmt.Errorf("sys: %s is not a peer of %s: %w", peer, s.Opts.Name, ipc.ErrNoRoute))
 }
 
-// SendFromGoroutines makes Send safe from several goroutines.
-func (s *Server) SendFromGoroutines() { s.lockSend = true }
+// SendFromGoroutines makes Send safe from several goroutines. A process
+// whose goroutines send works in them too, so its transport then sleeps
+// through the Go scheduler (shm's SleepThroughScheduler): what the loop
+// readies must not wait for its sleep.
+func (s *Server) SendFromGoroutines() {
+	s.lockSend = true
+	if t, ok := s.T.(interface{ SleepThroughScheduler() }); ok {
+		t.SleepThroughScheduler()
+	}
+}
 
 // SendTo sends m to the named peer.
 func (s *Server) SendTo(peer string, m *ipc.Message) error {
