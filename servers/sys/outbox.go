@@ -50,7 +50,7 @@ func (s *Server) sendAsync(m *ipc.Message) error {
 	o := &s.out
 	slot := m.Dst.Slot() % ipc.MaxSlots
 	if len(o.q[slot]) == 0 {
-		err := s.T.TrySend(m)
+		err := s.trySend(m)
 		if err == nil {
 			return nil
 		}
@@ -72,6 +72,17 @@ func (s *Server) sendAsync(m *ipc.Message) error {
 	return nil
 }
 
+// trySend is the transport's TrySend, under the send lock in a process
+// that sends from several goroutines.
+func (s *Server) trySend(m *ipc.Message) error {
+	if !s.lockSend {
+		return s.T.TrySend(m)
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.T.TrySend(m)
+}
+
 // flush sends what the channels now take, in order per destination. A
 // message whose send fails otherwise (its destination died meanwhile) is
 // dropped, as a direct send would have been.
@@ -84,7 +95,7 @@ func (s *Server) flush() {
 		q := o.q[slot]
 		i := 0
 		for i < len(q) {
-			err := s.T.TrySend(&q[i])
+			err := s.trySend(&q[i])
 			if errors.Is(err, ipc.ErrWouldBlock) {
 				break
 			}

@@ -234,7 +234,8 @@ func (s *Server) Buffer(m *ipc.Message, ref pool.Ref) ([]byte, error) {
 }
 
 // Release gives a buffer back: freed at once if this server owns it,
-// otherwise sent one hop towards its owner.
+// otherwise sent one hop towards its owner. It is called from the loop's
+// goroutine (a role's Handle, the loop itself).
 func (s *Server) Release(ref pool.Ref) error {
 	owner := int(ref.Pool())
 	if owner == s.Opts.Endpoint.Slot() {
@@ -250,7 +251,18 @@ func (s *Server) Release(ref pool.Ref) error {
 	}
 	var m ipc.Message
 	packet.BufFree{Buf: ref}.Encode(&m)
-	return s.SendTo(hop, &m)
+	ep, ok := s.peers[hop]
+	if !ok {
+		return s.notPeer(hop, &m)
+	}
+	m.Dst = ep
+	// Through the outbox, never waiting, even in a process that sends
+	// from goroutines (whose Send waits for room): two such processes
+	// returning each other's buffers (a nic and the client host at the
+	// far end of its wire) would otherwise each wait for the other, for
+	// ever, once both channels filled. Release is the loop's.
+	s.gave(&m)
+	return s.sendAsync(&m)
 }
 
 // Kernel is a process's connection to the kernel: a transport (with the

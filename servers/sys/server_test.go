@@ -562,3 +562,34 @@ func TestDeadAppsBuffersReclaimed(t *testing.T) {
 		t.Fatalf("%d buffers in use after app died, want 0", n)
 	}
 }
+
+// TestReleaseNeverWaits: a process that sends from goroutines (a nic, the
+// client host at the far end of its wire) returns a buffer through its
+// outbox when the owner's channel is full, and the BufFree goes once there
+// is room. (Before, its Release was a send that waited for room, or, here
+// where the channel refuses, dropped the BufFree and lost the buffer to its
+// owner: two such processes returning each other's buffers deadlocked.)
+func TestReleaseNeverWaits(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "nic", Procs: map[string]int{"driver": 6, "nic": 7, "client": 9},
+		Peers: []string{"driver", "client"}, Roles: map[string]string{"client": "clienthost"}},
+		func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	h.S.SendFromGoroutines()
+	ref := h.Buffer("client", []byte("a frame off the wire"))
+	client := h.Endpoint("client")
+	h.T.Refuse(client, ipc.ErrWouldBlock)
+	if err := h.S.Release(ref); err != nil {
+		t.Fatalf("Release with the owner's channel full: %v", err)
+	}
+	if got := h.SentTo("client"); len(got) != 0 {
+		t.Fatalf("sent %v to a full channel", got)
+	}
+	if got := h.Metric("newtsim_server_deferred_sends_total"); got != 1 {
+		t.Fatalf("deferred sends %v, want the BufFree waiting in the outbox", got)
+	}
+	h.T.Refuse(client, nil)
+	h.Idle() // the loop sends what waits before it would sleep
+	got := h.SentTo("client")
+	if len(got) != 1 || got[0].Type != ipc.BufFree {
+		t.Fatalf("sent %v to client once there was room, want the BufFree", got)
+	}
+}
