@@ -246,16 +246,12 @@ func (s *Server) Release(ref pool.Ref) error {
 	if r, ok := s.Opts.Routes[name]; ok {
 		hop = r
 	}
-	if _, ok := s.peers[hop]; !ok {
-		return fmt.Errorf("sys: no way to return a buffer of pool %d", owner)
-	}
-	var m ipc.Message
-	packet.BufFree{Buf: ref}.Encode(&m)
 	ep, ok := s.peers[hop]
 	if !ok {
-		return s.notPeer(hop, &m)
+		return fmt.Errorf("sys: no way to return a buffer of pool %d", owner)
 	}
-	m.Dst = ep
+	m := ipc.Message{Dst: ep}
+	packet.BufFree{Buf: ref}.Encode(&m)
 	// Through the outbox, never waiting, even in a process that sends
 	// from goroutines (whose Send waits for room): two such processes
 	// returning each other's buffers (a nic and the client host at the
