@@ -395,14 +395,6 @@ func (t *Transport) sleep(d time.Duration, first bool) error {
 	}
 	var err error
 	if first && !t.wait.GoSleep && runtime.GOMAXPROCS(0) > 1 {
-		// The runtime takes the held sleeper for a running goroutine: what
-		// it readied (a goroutine its message woke) waits in its P's queue,
-		// and that P's timers wait, until it returns. So let them run
-		// first: a yield to the process's own goroutines, no system call.
-		runtime.Gosched()
-		if t.in.wake.Load() != 1 {
-			return nil // a sender woke us meanwhile: look again
-		}
 		err = futex.WaitHeld(t.in.wake, 1, min(d, HeldSleep))
 	} else {
 		err = futex.Wait(t.in.wake, 1, d)
