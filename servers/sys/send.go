@@ -22,8 +22,10 @@ var ErrNoBuffer = errors.New("sys: no buffer")
 //
 // A pool with no free buffer is back-pressure, not loss: Copy waits for
 // one of its buffers to come back (see awaitBuffer), for at most
-// BufferWait, before it gives up with ErrNoBuffer. A server whose sends
-// come from several goroutines (SendFromGoroutines) never waits: its loop
+// BufferWait, before it gives up with ErrNoBuffer. A wait that ended
+// without one is not repeated until the pool has had a free buffer again:
+// until then Copy gives up at once (see dry). A server whose sends come
+// from several goroutines (SendFromGoroutines) never waits: its loop
 // receives beside it.
 func (s *Server) Copy(b []byte) (pool.Ref, error) {
 	return s.copyBuf(b, !s.lockSend)
@@ -31,7 +33,15 @@ func (s *Server) Copy(b []byte) (pool.Ref, error) {
 
 func (s *Server) copyBuf(b []byte, wait bool) (pool.Ref, error) {
 	ref, buf, err := s.Pool.Alloc()
-	if err != nil && wait && errors.Is(err, pool.ErrExhausted) {
+	switch {
+	case err == nil:
+		s.dry = false
+	case !wait || !errors.Is(err, pool.ErrExhausted):
+	case s.dry:
+		if s.bufSkipped != nil {
+			s.bufSkipped.Inc()
+		}
+	default:
 		ref, buf, err = s.awaitBuffer()
 	}
 	if err != nil {
@@ -46,6 +56,16 @@ func (s *Server) copyBuf(b []byte, wait bool) (pool.Ref, error) {
 // the bound is for a holder that cannot answer (two servers each waiting
 // for buffers the other holds in a message it has not read yet): past it
 // the copy fails, and is dropped and counted as before.
+//
+// The bound is per drought, not per copy: once a wait has ended without a
+// buffer, the server is dry, and its copies give up at once until one of
+// its buffers has come back. Servers that wait in a ring (tcp for buffers
+// held in ip's channel, ip for buffers held in pf's and tcp's, pf for
+// buffers held in ip's: each holds, unread while it waits, the messages
+// that would free the others' buffers) otherwise each waited BufferWait
+// for every copy of a burst (a thousand SYN-ACKs sent again at once), and
+// the three stopped for minutes (TestHostilePeers, under hping3's SYN
+// flood).
 const BufferWait = 50 * time.Millisecond
 
 // awaitBuffer waits for a buffer of the server's own pool: it receives,
@@ -92,7 +112,9 @@ func (s *Server) awaitBuffer() (pool.Ref, []byte, error) {
 	if s.bufTimeouts != nil {
 		s.bufTimeouts.Inc()
 	}
-	return s.Pool.Alloc()
+	ref, buf, err := s.Pool.Alloc()
+	s.dry = err != nil
+	return ref, buf, err
 }
 
 // SendCopy sends the named peer m, a packet path message (package

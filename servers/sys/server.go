@@ -78,8 +78,12 @@ type Server struct {
 	held        []ipc.Message
 	bufWaits    prometheus.Counter // waits for a buffer of the pool
 	bufTimeouts prometheus.Counter // waits that ended without one
-	bells       doorbells          // the loop's transport, holding its wake-ups for the batch
-	batch       int                // messages taken since the doorbells last rang
+	bufSkipped  prometheus.Counter // copies that did not wait, the server being dry
+	// dry says the last wait for a buffer ended without one, and no
+	// buffer has been free since: copies do not wait (see BufferWait).
+	dry   bool
+	bells doorbells // the loop's transport, holding its wake-ups for the batch
+	batch int       // messages taken since the doorbells last rang
 }
 
 // Handler is what a role does with the messages the loop does not handle
@@ -340,7 +344,9 @@ func New(o boot.Options, e Env) (*Server, error) {
 		Name: "buffer_waits_total", Help: "Copies that found the pool empty and waited for a buffer to come back."})
 	s.bufTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
 		Name: "buffer_wait_timeouts_total", Help: "Waits for a buffer that ended without one (the copy was dropped)."})
-	s.Registry.MustRegister(s.bufWaits, s.bufTimeouts)
+	s.bufSkipped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "server",
+		Name: "buffer_waits_skipped_total", Help: "Copies that found the pool empty and did not wait, the last wait having ended without a buffer and none having come back since (the copy was dropped)."})
+	s.Registry.MustRegister(s.bufWaits, s.bufTimeouts, s.bufSkipped)
 	if s.Pool != nil {
 		s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: prom.Namespace,
 			Subsystem: "pool", Name: "buffers_in_use", Help: "Buffers of this server's pool handed out and not yet back."},

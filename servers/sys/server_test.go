@@ -593,3 +593,48 @@ func TestReleaseNeverWaits(t *testing.T) {
 		t.Fatalf("sent %v to client once there was room, want the BufFree", got)
 	}
 }
+
+// TestBufferWaitOncePerDrought: a copy that finds the pool empty waits for
+// a buffer to come back; once a wait has ended without one, copies give up
+// at once until a buffer has come back. (Before, every copy waited
+// BufferWait: tcp, ip and pf, each waiting for buffers the others held
+// unread, stopped for minutes under a SYN flood.)
+func TestBufferWaitOncePerDrought(t *testing.T) {
+	h := newIP(t)
+	copyOne := func() error {
+		var m ipc.Message
+		packet.Frame{Type: ipc.FrameTx}.Encode(&m)
+		return h.S.SendCopy("pf", &m, []byte("frame"))
+	}
+	for range systest.Buffers {
+		if err := copyOne(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := h.SentTo("pf")
+	steps := []struct {
+		what              string
+		fails             bool
+		timeouts, skipped float64
+	}{
+		{"the first copy with the pool empty waits, in vain", true, 1, 0},
+		{"the next gives up at once", true, 1, 1},
+		{"and the next", true, 1, 2},
+		{"a buffer came back: the copy takes it", false, 1, 2},
+		{"the pool empty again, a copy waits again", true, 2, 2},
+	}
+	for i, st := range steps {
+		if i == 3 {
+			h.Deliver("pf", msgBufFree(systest.Ref(held[0])))
+		}
+		err := copyOne()
+		if got := errors.Is(err, sys.ErrNoBuffer); got != st.fails {
+			t.Fatalf("%s: copy failed with no buffer %v (%v), want %v", st.what, got, err, st.fails)
+		}
+		timeouts := h.Metric("newtsim_server_buffer_wait_timeouts_total")
+		skipped := h.Metric("newtsim_server_buffer_waits_skipped_total")
+		if timeouts != st.timeouts || skipped != st.skipped {
+			t.Fatalf("%s: %v waits timed out and %v skipped, want %v and %v", st.what, timeouts, skipped, st.timeouts, st.skipped)
+		}
+	}
+}
