@@ -35,46 +35,58 @@ func forward(s *sys.Server, to string, m *ipc.Message) error {
 	return nil
 }
 
-// drops exports an engine's drop counters, by reason. An engine belongs to
-// its server's loop, so the loop copies the counters here, and a scrape
-// reads the copy. Under load the loop copies at most every 100 ms; a change
-// it skips is copied before the loop next sleeps, so a burst of drops
-// followed by silence is never left out of the metrics.
-type drops struct {
-	desc    *prometheus.Desc
+// snapshot is how a server publishes its engine's state for its metrics.
+// An engine belongs to its server's loop, so the loop copies what the
+// metrics show, and a scrape, on another goroutine, reads the copy. Under
+// load the loop copies at most every 100 ms; a change it skips is copied
+// before the loop next sleeps, so the last of a burst (drops, a connection
+// that closed) is never left out of the metrics while the server is idle.
+type snapshot struct {
 	s       *sys.Server
-	read    func() map[string]uint64
-	mu      sync.Mutex
-	by      map[string]uint64
+	take    func(now time.Time) // makes the copy, under the metrics' lock
 	taken   time.Time
 	pending bool // a copy is queued for before the loop sleeps
 }
 
-func newDrops(s *sys.Server, engine string, read func() map[string]uint64) *drops {
-	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, engine, "dropped_total"),
-		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), s: s, read: read, by: read()}
-	s.Registry.MustRegister(d)
-	return d
-}
-
-// update copies the counters if the last copy is 100 ms old, and otherwise
-// makes sure one is made before the loop sleeps.
-func (d *drops) update(now time.Time) {
-	if now.Sub(d.taken) < 100*time.Millisecond {
-		if !d.pending {
-			d.pending = true
-			d.s.Later(func() { d.pending = false; d.take(time.Now()) })
+// update copies now if the last copy is 100 ms old, and otherwise makes
+// sure one is made before the loop sleeps.
+func (p *snapshot) update(now time.Time) {
+	if now.Sub(p.taken) < 100*time.Millisecond {
+		if !p.pending {
+			p.pending = true
+			p.s.Later(func() { p.pending = false; p.takeNow(time.Now()) })
 		}
 		return
 	}
-	d.take(now)
+	p.takeNow(now)
 }
 
-func (d *drops) take(now time.Time) {
-	by := d.read()
-	d.mu.Lock()
-	d.by, d.taken = by, now
-	d.mu.Unlock()
+func (p *snapshot) takeNow(now time.Time) {
+	p.taken = now
+	p.take(now)
+}
+
+// drops exports an engine's drop counters, by reason, published through a
+// snapshot.
+type drops struct {
+	snapshot
+	desc *prometheus.Desc
+	read func() map[string]uint64
+	mu   sync.Mutex
+	by   map[string]uint64
+}
+
+func newDrops(s *sys.Server, engine string, read func() map[string]uint64) *drops {
+	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, engine, "dropped_total"),
+		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), read: read, by: read()}
+	d.snapshot = snapshot{s: s, take: func(time.Time) {
+		by := d.read()
+		d.mu.Lock()
+		d.by = by
+		d.mu.Unlock()
+	}}
+	s.Registry.MustRegister(d)
+	return d
 }
 
 func (d *drops) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }

@@ -78,9 +78,10 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
+	t.stats.follow(s, t.st)
 	t.quota = newQuotas(s, "tcp")
 	t.parked = newParking[tcp.SockID](t.quota)
-	t.stats.update(time.Now(), t.st, true)
+	t.stats.takeNow(time.Now())
 	if err := t.initExposed(s); err != nil {
 		return nil, err
 	}
@@ -164,7 +165,11 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 	t.flush(s)
 	t.drops.update(now)
 	at, ok := t.st.Deadline()
-	t.stats.update(now, t.st, !ok) // an idle engine publishes its final state at once
+	if ok {
+		t.stats.update(now)
+	} else {
+		t.stats.takeNow(now) // an idle engine publishes its final state at once
+	}
 	if ok {
 		return t.alarm.Set(s, now, at)
 	}
@@ -556,17 +561,17 @@ func (t *tcpServer) doLocalAddr(s *sys.Server, now time.Time, q *request) error 
 }
 
 // tcpStats exports the engine's counters, its buffer memory and its
-// connections by state. The loop copies them here at most every 100 ms; a
-// scrape reads the copy.
+// connections by state. A tcp server's loop publishes them through the
+// snapshot (see follow); a scrape reads the copy.
 type tcpStats struct {
-	mu      sync.Mutex
-	taken   time.Time
-	st      tcp.Stats
-	mem     int
-	byState map[tcp.State]int
-	descs   map[string]*prometheus.Desc
-	memory  *prometheus.Desc
-	state   *prometheus.Desc
+	snapshot // a tcp server's; unused where read is set
+	mu       sync.Mutex
+	st       tcp.Stats
+	mem      int
+	byState  map[tcp.State]int
+	descs    map[string]*prometheus.Desc
+	memory   *prometheus.Desc
+	state    *prometheus.Desc
 	// read, where set, reads the engine at each scrape instead (an engine
 	// outside a tcp server: RegisterTCPMetrics).
 	read func() (tcp.Stats, int, map[tcp.State]int)
@@ -612,14 +617,15 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 	return t
 }
 
-func (t *tcpStats) update(now time.Time, st *tcp.Stack, force bool) {
-	if !force && now.Sub(t.taken) < 100*time.Millisecond {
-		return
-	}
-	s, by := st.Stats(), st.ByState()
-	t.mu.Lock()
-	t.st, t.mem, t.byState, t.taken = s, st.Memory(), by, now
-	t.mu.Unlock()
+// follow has s's loop publish st's counters, memory and connections for
+// the metrics, through the snapshot.
+func (t *tcpStats) follow(s *sys.Server, st *tcp.Stack) {
+	t.snapshot = snapshot{s: s, take: func(time.Time) {
+		c, mem, by := st.Stats(), st.Memory(), st.ByState()
+		t.mu.Lock()
+		t.st, t.mem, t.byState = c, mem, by
+		t.mu.Unlock()
+	}}
 }
 
 func (t *tcpStats) Describe(ch chan<- *prometheus.Desc) {

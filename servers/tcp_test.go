@@ -384,3 +384,26 @@ func TestTCPKeepAlive(t *testing.T) {
 		t.Fatalf("sent %v after a second of silence, want one keep-alive probe (an ACK at SND.UNA-1 = %d)", segs, iss)
 	}
 }
+
+// TestTCPConnectionsExportedWhenIdle: connections that change state faster
+// than the metrics' copy interval, while another connection's timer runs,
+// are exported before the loop sleeps (found by TestHostilePeers: a
+// connection reset after a burst showed in SYN-RECEIVED until the next
+// timer, TIME-WAIT's, a minute later).
+func TestTCPConnectionsExportedWhenIdle(t *testing.T) {
+	h, waiting := newTCP(t)
+	deliverVia(h, systest.Connect(waiting, at(peerIP, 81), 0), waiting) // SYN-SENT: a retransmission timer runs
+	h.Sent()
+	_, port, iss := connected(t, h)
+	h.Idle()
+	if got := h.Metric("newtsim_tcp_connections", "state", "ESTABLISHED"); got != 1 {
+		t.Fatalf("ESTABLISHED connections %v once idle, want 1", got)
+	}
+	segmentUp(t, h, port, layers.TCP{RST: true, Seq: 5001, Ack: iss + 1}, "")
+	h.Idle()
+	for state, want := range map[string]float64{"ESTABLISHED": 0, "SYN-SENT": 1} {
+		if got := h.Metric("newtsim_tcp_connections", "state", state); got != want {
+			t.Errorf("%s connections %v once idle after the reset, want %v", state, got, want)
+		}
+	}
+}
