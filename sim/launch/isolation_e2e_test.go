@@ -70,11 +70,17 @@ func hostileApp(t *testing.T, transport string) {
 	// The attack starts once the stack is up (a process that spins
 	// flooding on the servers' one core slows their start-up past up's
 	// patience: a matter of cores, not of isolation) and before the
-	// download can.
+	// download can: the download waits until the attacker holds its
+	// sockets and has forged its first messages. (A download of 64 KiB
+	// buffers, 0.7 s, once ended while the attacker was still opening
+	// sockets, before any forgery.)
 	if err := os.WriteFile(start, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the attack's start", 10*time.Second, func() bool { return strings.Contains(u.out.String(), "attack starts") })
+	evilPort := u.proc("evil").MetricsPort
+	waitFor(t, "the attack's first forgeries", 30*time.Second, func() bool {
+		return scrape(t, evilPort, "newtsim_hostile_forged_total") > 0
+	})
 	serveLinux(t, u.linux(), "198.18.0.1:8000", www)
 
 	var res fetchResult
