@@ -126,9 +126,9 @@ func (a *attack) forge(s *sys.Server) {
 				m.Arg[0], m.Arg[1] = uint64(victim), uint64(ipc.MakeEndpoint(victim, 2+a.rng.IntN(4)))
 			case ipc.BufFree: // a real buffer of some pool of the run
 				owner := a.rng.IntN(len(s.Opts.Procs)) + 1
-				packet.BufFree{Buf: pool.MakeRef(uint8(owner), uint32(a.rng.IntN(runfiles.PoolBuffers))*pool.DefaultBufSize, 64)}.Encode(&m)
+				packet.BufFree{Buf: pool.MakeRef(uint8(owner), uint32(a.rng.IntN(runfiles.PoolBuffers))*runfiles.PoolBufSize, 64)}.Encode(&m)
 			case ipc.Datagram, ipc.FrameRx, ipc.FrameTx: // pointing at a real buffer of the receiver
-				m.Arg[0] = uint64(pool.MakeRef(uint8(slot), uint32(a.rng.IntN(runfiles.PoolBuffers))*pool.DefaultBufSize, 60))
+				m.Arg[0] = uint64(pool.MakeRef(uint8(slot), uint32(a.rng.IntN(runfiles.PoolBuffers))*runfiles.PoolBufSize, 60))
 			}
 			if s.T.TrySend(&m) == nil {
 				a.forged.WithLabelValues(t.String()).Inc()

@@ -72,9 +72,11 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	mtu := 1500
-	t.st = tcp.New(tcp.Config{Addrs: []netip.Addr{a}, MTU: mtu, TimeWait: *timeWait, MinRTO: *minRTO,
-		Secret: uint64(time.Now().UnixNano())})
+	// A segment within the host goes to ip in one buffer of our pool and
+	// comes back in one of ip's, the IP header added: the loopback's MTU is
+	// what a buffer holds, at most an IPv4 packet's 65535 bytes.
+	t.st = tcp.New(tcp.Config{Addrs: []netip.Addr{a}, MTU: tcp.DefaultMTU, LoopbackMTU: min(s.Pool.BufSize(), tcp.MaxIPPacket),
+		TimeWait: *timeWait, MinRTO: *minRTO, Secret: uint64(time.Now().UnixNano())})
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)

@@ -44,6 +44,15 @@ func HasAwake(role string) bool { return role == "tcp" }
 // PoolBuffers is the number of buffers in each process's pool.
 const PoolBuffers = 512
 
+// PoolBufSize is the size of every buffer of a run's pools: room for the
+// largest IPv4 packet (65535 bytes), which the host's loopback carries, as
+// Linux's lo does (MTU 65536), so that a TCP segment within the host, and
+// an application's send or receive on the message backend, moves up to
+// 64 KiB in one message rather than a frame's worth. A pool is a sealed
+// memfd whose pages are only allocated when first written, so a frame in
+// a buffer still costs a page, not 64 KiB.
+const PoolBufSize = 64 << 10
+
 // PoolConfig describes the buffer pool of the process in slot: its id is
 // the slot, and every one of the run's servers (slots 1 to servers) may
 // read it. Its file is to be set (pool.Config.File): the memfd the kernel
@@ -53,7 +62,7 @@ func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) poo
 	for s := 1; s <= servers; s++ {
 		readers = append(readers, ipc.MakeEndpoint(s, 1))
 	}
-	return pool.Config{ID: uint8(slot), Path: PoolName(run, name), BufSize: pool.DefaultBufSize,
+	return pool.Config{ID: uint8(slot), Path: PoolName(run, name), BufSize: PoolBufSize,
 		Count: PoolBuffers, Owner: owner, Readers: readers}
 }
 

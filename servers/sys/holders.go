@@ -29,10 +29,14 @@ type held struct {
 }
 
 // holderKey names the buffer a reference points into: every pool of a run
-// has buffers of pool.DefaultBufSize (runfiles.PoolConfig), and a
-// reference never spans two.
-func holderKey(r pool.Ref) uint64 {
-	return uint64(r.Pool())<<32 | uint64(r.Off()/pool.DefaultBufSize)
+// has buffers of one size (runfiles.PoolConfig), the server's own pool's,
+// and a reference never spans two.
+func (s *Server) holderKey(r pool.Ref) uint64 {
+	size := pool.DefaultBufSize
+	if s.Pool != nil {
+		size = s.Pool.BufSize()
+	}
+	return uint64(r.Pool())<<32 | uint64(r.Off()/uint32(size))
 }
 
 // gave records that m, about to be sent, hands its buffer (if it carries
@@ -50,7 +54,7 @@ func (s *Server) gave(m *ipc.Message) {
 	if h.by == nil {
 		h.by = map[uint64]held{}
 	}
-	h.by[holderKey(ref)] = held{slot: uint8(m.Dst.Slot()), then: s.passedTo(m), ref: ref}
+	h.by[s.holderKey(ref)] = held{slot: uint8(m.Dst.Slot()), then: s.passedTo(m), ref: ref}
 }
 
 // passedTo is the slot of the application a receive's data handed to
@@ -79,7 +83,7 @@ func (s *Server) forget(ref pool.Ref) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 	}
-	delete(h.by, holderKey(ref))
+	delete(h.by, s.holderKey(ref))
 }
 
 // returnedBy reports whether the process in slot may give ref back, the
@@ -92,7 +96,7 @@ func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 	}
-	k := holderKey(ref)
+	k := s.holderKey(ref)
 	if got, ok := h.by[k]; ok && (int(got.slot) == slot || (got.then != 0 && int(got.then) == slot) || s.passedOn(int(got.slot), slot)) {
 		delete(h.by, k)
 		return true

@@ -70,7 +70,7 @@ func (l *tcb) sendCookie(now time.Time, t tuple, h *Header) {
 	r := Header{SrcPort: t.local.Port(), DstPort: t.remote.Port(), Seq: s.cookie(t, h.Seq, cookieCount(now), idx),
 		Ack: h.Seq + 1, Flags: SYN | ACK, Window: uint16(min(l.rcvCap, 0xffff))}
 	r.Opts.WS = -1
-	r.Opts.MSS = uint16(s.c.MTU - 40)
+	r.Opts.MSS = uint16(s.linkMTU(t.remote.Addr()) - 40)
 	s.emit(t.local, t.remote, &r, nil)
 	s.stats.SynCookiesSent++
 	l.cookieAt = now
@@ -98,7 +98,7 @@ func (l *tcb) cookieInput(now time.Time, t tuple, h *Header, payload []byte) boo
 	c.irs, c.rcvNxt = h.Seq-1, h.Seq
 	c.iss = h.Ack - 1
 	c.sndUna, c.sndNxt, c.sndMax, c.sndBase = h.Ack, h.Ack, h.Ack, h.Ack
-	c.pmtu = s.PathMTU(now, t.remote.Addr())
+	c.pmtu, c.rcvMSS = s.PathMTU(now, t.remote.Addr()), s.linkMTU(t.remote.Addr())-40
 	c.mss = max(min(cookieMSS[idx], c.pmtu-40), minMSS)
 	c.tsOff = s.tsOffset(t)
 	c.sndWnd, c.maxSndWnd = int(h.Window), int(h.Window)

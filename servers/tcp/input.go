@@ -108,7 +108,7 @@ func (l *tcb) listenInput(now time.Time, t tuple, h *Header, payload []byte) {
 	}
 	l.embryos[c] = struct{}{}
 	c.irs, c.rcvNxt = h.Seq, h.Seq+1
-	c.pmtu = s.PathMTU(now, t.remote.Addr())
+	c.pmtu, c.rcvMSS = s.PathMTU(now, t.remote.Addr()), s.linkMTU(t.remote.Addr())-40
 	c.negotiate(&h.Opts)
 	c.iss = s.isn(now, t)
 	c.tsOff = s.tsOffset(t)

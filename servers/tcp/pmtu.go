@@ -36,7 +36,7 @@ type pmtuEntry struct {
 // (already bounded by MinPathMTU), if that is less than the link's and
 // what the cache holds; a learned one lives PathMTUExpiry from now.
 func (s *Stack) learnPathMTU(now time.Time, dst netip.Addr, mtu int) {
-	if mtu >= s.c.MTU {
+	if mtu >= s.linkMTU(dst) {
 		return
 	}
 	if e, ok := s.pmtus[dst]; ok && now.Before(e.expires) && e.mtu <= mtu {
@@ -61,15 +61,16 @@ func (s *Stack) learnPathMTU(now time.Time, dst netip.Addr, mtu int) {
 }
 
 // PathMTU returns the path MTU the Stack uses at now for a connection to
-// dst: a learned one until it expires, otherwise the link's.
+// dst: a learned one until it expires, otherwise the link's (the
+// loopback's for one of the host's own addresses).
 func (s *Stack) PathMTU(now time.Time, dst netip.Addr) int {
 	e, ok := s.pmtus[dst]
 	if !ok {
-		return s.c.MTU
+		return s.linkMTU(dst)
 	}
 	if !now.Before(e.expires) {
 		delete(s.pmtus, dst)
-		return s.c.MTU
+		return s.linkMTU(dst)
 	}
 	return e.mtu
 }

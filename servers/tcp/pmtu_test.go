@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -86,4 +87,95 @@ func TestPathMTUCacheBounds(t *testing.T) {
 	if got := s.PathMTU(now, addr(MaxPathMTUs+9)); got != 1000 {
 		t.Errorf("the last destination learned: %d, want 1000", got)
 	}
+}
+
+// TestLoopbackMTU: a connection within the host (to 127.0.0.1 or to one
+// of the host's addresses) announces the loopback's MSS, 65495 as Linux's
+// lo, and sends segments that large; one to another host keeps the
+// Ethernet link's 1460.
+func TestLoopbackMTU(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		to       netip.Addr
+		mss      int
+		largest  int // the largest payload sent
+		loopback bool
+	}{
+		{"127.0.0.1", netip.MustParseAddr("127.0.0.1"), 65495, 65495 - 12, true},
+		{"the host's address", addrA, 65495, 65495 - 12, true},
+		{"another host", addrB, 1460, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Addrs: []netip.Addr{addrA}, Secret: 1})
+			now := epoch
+			l := s.Open()
+			if err := s.Bind(l, netip.AddrPortFrom(netip.IPv4Unspecified(), 80)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Listen(l, 8); err != nil {
+				t.Fatal(err)
+			}
+			c := s.Open()
+			if err := s.Connect(now, c, netip.AddrPortFrom(tt.to, 80)); !errors.Is(err, ErrInProgress) {
+				t.Fatal(err)
+			}
+			out := copySegments(s.Out())
+			h, _, err := Parse(out[0].Data)
+			if err != nil || h.Flags&SYN == 0 {
+				t.Fatalf("first segment %+v (%v), want a SYN", h, err)
+			}
+			if int(h.Opts.MSS) != tt.mss {
+				t.Errorf("SYN announces MSS %d, want %d", h.Opts.MSS, tt.mss)
+			}
+			if !tt.loopback {
+				return
+			}
+			data := pattern(1<<20, 5)
+			sent, largest := 0, 0
+			var got []byte
+			buf := make([]byte, 256<<10)
+			var a SockID
+			for i := 0; i < 100000 && len(got) < len(data); i++ {
+				now = now.Add(10 * time.Microsecond)
+				for _, seg := range out {
+					if h, p, err := Parse(seg.Data); err == nil && h.Flags&SYN == 0 {
+						largest = max(largest, len(p))
+					}
+					s.Input(now, seg.Src, seg.Dst, seg.Data) // over the loopback
+				}
+				if a == 0 {
+					a, _, _ = s.Accept(l)
+				}
+				if sent < len(data) {
+					k, _ := s.Send(now, c, data[sent:])
+					sent += k
+				}
+				if a != 0 {
+					if k, err := s.Recv(now, a, buf, false); err == nil {
+						got = append(got, buf[:k]...)
+					}
+				}
+				s.Tick(now)
+				out = copySegments(s.Out()) // valid only until the next call
+			}
+			t.Logf("done after %v", now.Sub(epoch))
+			if string(got) != string(data) {
+				t.Fatalf("received %d of %d bytes, or other bytes", len(got), len(data))
+			}
+			if largest != tt.largest {
+				t.Errorf("largest segment %d bytes of payload, want %d (the MSS less timestamps)", largest, tt.largest)
+			}
+		})
+	}
+}
+
+// copySegments copies what Out returned, which the next call into the
+// Stack reuses.
+func copySegments(out []Segment) []Segment {
+	c := make([]Segment, len(out))
+	for i, seg := range out {
+		c[i] = seg
+		c[i].Data = append([]byte(nil), seg.Data...)
+	}
+	return c
 }

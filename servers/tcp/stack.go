@@ -34,7 +34,9 @@ import (
 // Defaults.
 const (
 	DefaultMTU              = 1500
-	DefaultBuffer           = 256 << 10 // send and receive buffers, bytes
+	DefaultLoopbackMTU      = MaxIPPacket // Linux's lo has MTU 65536; its connections announce MSS 65495, an IPv4 packet's most less 40
+	MaxIPPacket             = 65535       // the most an IPv4 packet holds
+	DefaultBuffer           = 256 << 10   // send and receive buffers, bytes
 	DefaultMinRTO           = 200 * time.Millisecond
 	DefaultMaxRTO           = 120 * time.Second
 	DefaultInitialRTO       = time.Second // RFC 6298 2.1
@@ -68,6 +70,11 @@ type Config struct {
 	Addrs []netip.Addr
 	// MTU is the link MTU; the MSS announced is MTU - 40.
 	MTU int
+	// LoopbackMTU is the MTU towards the host's own addresses (the
+	// loopback interface's), DefaultLoopbackMTU unless set: a connection
+	// within the host announces LoopbackMTU - 40 as its MSS, as Linux's
+	// does over lo. It is at least MTU.
+	LoopbackMTU int
 	// SendBuffer and RecvBuffer are a socket's buffer sizes in bytes
 	// before SO_SNDBUF and SO_RCVBUF change them.
 	SendBuffer, RecvBuffer int
@@ -150,6 +157,8 @@ func (c *Config) defaults() {
 	}
 	def(&c.MTU, DefaultMTU)
 	c.MTU = max(c.MTU, HeaderLen+20+minMSS)
+	def(&c.LoopbackMTU, DefaultLoopbackMTU)
+	c.LoopbackMTU = min(max(c.LoopbackMTU, c.MTU), MaxIPPacket)
 	def(&c.SendBuffer, DefaultBuffer)
 	def(&c.RecvBuffer, DefaultBuffer)
 	c.SendBuffer = min(max(c.SendBuffer, minBuffer), maxBuffer)
@@ -270,6 +279,15 @@ func randomSecret() uint64 {
 		panic("tcp: no randomness for the ISN secret: " + err.Error())
 	}
 	return binary.LittleEndian.Uint64(b[:])
+}
+
+// linkMTU is the MTU of the link towards dst: the loopback interface's
+// for one of the host's own addresses, the Ethernet link's otherwise.
+func (s *Stack) linkMTU(dst netip.Addr) int {
+	if s.isLocal(dst) {
+		return s.c.LoopbackMTU
+	}
+	return s.c.MTU
 }
 
 // isLocal reports whether a is one of the host's addresses.

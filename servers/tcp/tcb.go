@@ -59,7 +59,7 @@ type tcb struct {
 	// Negotiated at the handshake, the MSS lowered by path MTU discovery.
 	mss                int // payload bytes per segment sent
 	pmtu               int // the path MTU (RFC 1191): the link's until an ICMP error says less
-	rcvMSS             int // payload bytes per segment the peer sends
+	rcvMSS             int // payload bytes per full segment the peer sends: what we announced, less the options it puts in each
 	sndShift, rcvShift uint8
 	wsOK, tsOK, sackOK bool
 	tsRecent, tsOff    uint32
@@ -141,7 +141,7 @@ func (c *tcb) resetConn() {
 func (c *tcb) activeOpen(now time.Time) {
 	s := c.s
 	c.resetConn()
-	c.pmtu = s.PathMTU(now, c.remote.Addr())
+	c.pmtu, c.rcvMSS = s.PathMTU(now, c.remote.Addr()), s.linkMTU(c.remote.Addr())-40
 	t := tuple{c.local, c.remote}
 	c.iss = s.isn(now, t)
 	c.sndUna, c.sndNxt, c.sndMax, c.sndBase = c.iss, c.iss, c.iss, c.iss+1
@@ -167,6 +167,7 @@ func (c *tcb) negotiate(o *Options) {
 	c.tsOK = !s.c.NoTimestamps && o.TS
 	if c.tsOK {
 		c.mss -= 12 // RFC 6691: the MSS does not count options
+		c.rcvMSS -= 12
 		c.tsRecent = o.TSVal
 	}
 	c.sackOK = !s.c.NoSACK && o.SACKPerm
@@ -204,7 +205,7 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 	}
 	if syn {
 		active := c.state == SynSent
-		h.Opts.MSS = uint16(c.s.c.MTU - 40)
+		h.Opts.MSS = uint16(c.s.linkMTU(c.remote.Addr()) - 40)
 		if active && !c.s.c.NoWindowScale || !active && c.wsOK {
 			h.Opts.WS = int8(shiftFor(c.rcv.cap()))
 		}
