@@ -158,9 +158,15 @@ func TestLoopbackMTU(t *testing.T) {
 				s.Tick(now)
 				out = copySegments(s.Out()) // valid only until the next call
 			}
-			t.Logf("done after %v", now.Sub(epoch))
 			if string(got) != string(data) {
 				t.Fatalf("received %d of %d bytes, or other bytes", len(got), len(data))
+			}
+			// Simulated time: a window of four segments waited for a
+			// delayed ACK after every read when the window update needed
+			// two segments' worth (120 ms for the MiB). The last, short
+			// segment still waits for one (Nagle's, then the delayed ACK).
+			if took := now.Sub(epoch); took > DefaultDelayedAck+time.Millisecond {
+				t.Errorf("the transfer took %v of simulated time, want at most one delayed ACK (%v)", took, DefaultDelayedAck)
 			}
 			if largest != tt.largest {
 				t.Errorf("largest segment %d bytes of payload, want %d (the MSS less timestamps)", largest, tt.largest)
