@@ -85,6 +85,25 @@ const (
 	Error
 )
 
+// Kernel calls that carry a descriptor (docs/EXPOSED.md): a server hands
+// one application a file through the kernel, as tcp does an exposed
+// socket's region, a sealed memfd. The descriptor travels attached to the
+// message (SCM_RIGHTS) on the kernel connection, on both transports.
+const (
+	// Deposit hands the kernel the descriptor attached, for one
+	// application to collect under an id (kcall.Deposit). Only a
+	// transport may deposit (the type table), and only for an
+	// application its privilege mask lets it send to; the kernel keeps
+	// at most kernel.MaxDeposits for one application, closes them when it
+	// dies, and answers with Ack.
+	Deposit Type = Error + 1 + iota
+	// Collect asks for the descriptor a server deposited for the caller
+	// under an id (kcall.Collect). Only an application may collect; the
+	// Ack carries the descriptor attached, and an Error (ENOENT) answers
+	// a collect of what was not deposited for the caller.
+	Collect
+)
+
 // Kernel notifications: messages the kernel originates.
 const (
 	// Alarm is an expired alarm, with the caller's cookie (kcall.Alarm).
@@ -189,7 +208,7 @@ const NumSocketOps = int(OpPollSet) + 1
 
 var typeNames = map[Type]string{
 	Register: "register", Lookup: "lookup", SetAlarm: "set-alarm", Notify: "notify",
-	Ack: "ack", Error: "error", Alarm: "alarm", Notification: "notification",
+	Ack: "ack", Error: "error", Deposit: "deposit", Collect: "collect", Alarm: "alarm", Notification: "notification",
 	EndpointUpdate: "endpoint-update", Shutdown: "shutdown", EndpointDown: "endpoint-down", Ping: "ping", Pong: "pong", Bench: "bench",
 	FrameRx: "frame-rx", FrameTx: "frame-tx", BufFree: "buf-free",
 	Datagram: "datagram", Unreachable: "unreachable", ICMPError: "icmp-error", Socket: "socket", SocketReply: "socket-reply",
@@ -200,7 +219,9 @@ var typeNames = map[Type]string{
 func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
 
 // IsKernelCall reports whether t is a request addressed to the kernel.
-func (t Type) IsKernelCall() bool { return t >= Register && t <= Notify }
+func (t Type) IsKernelCall() bool {
+	return t >= Register && t <= Notify || t == Deposit || t == Collect
+}
 
 // String names the type.
 func (t Type) String() string {

@@ -109,6 +109,11 @@ var senders = map[Type][]pair{
 	// (an exposed socket's direct call), and from syscall passing them on
 	// or refusing a call itself.
 	SocketReply: {{ClassTransport, ClassSyscall}, {ClassTransport, ClassApp}, {ClassSyscall, ClassApp}},
+	// A descriptor is deposited with the kernel by a transport (tcp's
+	// exposed socket regions) and collected from it by an application;
+	// neither goes to anyone but the kernel.
+	Deposit: {{ClassTransport, ClassKernel}},
+	Collect: {{ClassApp, ClassKernel}},
 }
 
 const numClasses = int(ClassSyscall) + 1

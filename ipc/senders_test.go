@@ -33,6 +33,13 @@ func TestMaySend(t *testing.T) {
 		{Socket, ClassTransport, ClassSyscall, RefuseWrongSender},
 		{Ping, ClassApp, ClassTransport, ""},
 		{BufFree, ClassApp, ClassSyscall, ""},
+		{Deposit, ClassTransport, ClassKernel, ""},
+		{Deposit, ClassApp, ClassKernel, RefuseWrongSender},
+		{Deposit, ClassSyscall, ClassKernel, RefuseWrongSender},
+		{Deposit, ClassTransport, ClassApp, RefuseWrongSender},
+		{Collect, ClassApp, ClassKernel, ""},
+		{Collect, ClassTransport, ClassKernel, RefuseWrongSender},
+		{Collect, ClassApp, ClassTransport, RefuseWrongSender},
 		{Type(999), ClassApp, ClassSyscall, ""},
 	}
 	for _, tt := range tests {

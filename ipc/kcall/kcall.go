@@ -124,6 +124,40 @@ func (d *EndpointDown) Decode(m *ipc.Message) {
 	d.Slot, d.Endpoint = int(word(m, 0)), ipc.Endpoint(word(m, 1))
 }
 
+// Deposit hands the kernel the descriptor attached to the message (SCM_RIGHTS),
+// for the application App to collect under ID (ipc.Deposit). The kernel
+// answers with Ack.
+type Deposit struct {
+	// App is the application the descriptor is for: the kernel refuses
+	// one the depositor may not send to, or that is not alive.
+	App ipc.Endpoint
+	// ID names the descriptor among the depositor's for App.
+	ID uint64
+}
+
+// Encode writes d into m.
+func (d Deposit) Encode(m *ipc.Message) { set(m, ipc.Deposit, uint64(d.App), d.ID) }
+
+// Decode reads d from m.
+func (d *Deposit) Decode(m *ipc.Message) { d.App, d.ID = ipc.Endpoint(word(m, 0)), word(m, 1) }
+
+// Collect asks the kernel for the descriptor the server From deposited for
+// the caller under ID (ipc.Collect). The Ack carries it attached
+// (SCM_RIGHTS), and names From's endpoint.
+type Collect struct {
+	// From is the server that deposited it (its slot is what counts: a
+	// server's deposits die with it).
+	From ipc.Endpoint
+	// ID is the Deposit's.
+	ID uint64
+}
+
+// Encode writes c into m.
+func (c Collect) Encode(m *ipc.Message) { set(m, ipc.Collect, uint64(c.From), c.ID) }
+
+// Decode reads c from m.
+func (c *Collect) Decode(m *ipc.Message) { c.From, c.ID = ipc.Endpoint(word(m, 0)), word(m, 1) }
+
 // set writes a type and its arguments, clearing the rest.
 func set(m *ipc.Message, t ipc.Type, args ...uint64) {
 	m.Type, m.Flags = t, 0

@@ -44,6 +44,14 @@ func TestRoundTrip(t *testing.T) {
 	var d EndpointDown
 	d.Decode(&m)
 	check("endpoint-down", ipc.EndpointDown, d == EndpointDown{Slot: 5, Endpoint: ep})
+	Deposit{App: ep, ID: 7}.Encode(&m)
+	var dp Deposit
+	dp.Decode(&m)
+	check("deposit", ipc.Deposit, dp == Deposit{App: ep, ID: 7})
+	Collect{From: ep, ID: 7}.Encode(&m)
+	var c Collect
+	c.Decode(&m)
+	check("collect", ipc.Collect, c == Collect{From: ep, ID: 7})
 	e := ipc.KernelError{Errno: ipc.ENOENT, Type: ipc.Lookup, Dst: ep}
 	e.Encode(&m)
 	check("error", ipc.Error, *ipc.AsKernelError(&m) == e)

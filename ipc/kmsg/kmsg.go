@@ -205,6 +205,155 @@ func (c *Conn) Call(m *ipc.Message) (ipc.Message, error) {
 	}
 }
 
+// CallFile is Call with a descriptor each way: give, if not nil, goes
+// attached to the call (SCM_RIGHTS; the caller keeps its own descriptor),
+// and the descriptor the kernel's reply carries, if any, is returned
+// (close-on-exec, the caller's to close). The replies of Deposit and
+// Collect (ipc.Deposit, ipc.Collect) are read this way; a descriptor
+// attached to any other message read meanwhile is closed and counted
+// refused.
+func (c *Conn) CallFile(m *ipc.Message, give *os.File) (ipc.Message, *os.File, error) {
+	c.seq++
+	m.Seq = c.seq
+	m.Dst = ipc.Kernel
+	if err := c.sendFile(m, give); err != nil {
+		return ipc.Message{}, nil, err
+	}
+	var oob [OOBSize]byte
+	for {
+		var r ipc.Message
+		file, err := c.readFile(&r, oob[:])
+		if err != nil {
+			return r, nil, err
+		}
+		if r.Src == ipc.Kernel && r.Seq == m.Seq && (r.Type == ipc.Ack || r.Type == ipc.Error) {
+			var f *os.File
+			if file >= 0 {
+				f = os.NewFile(uintptr(file), "kernel-handed")
+			}
+			if r.Type == ipc.Error {
+				if f != nil {
+					f.Close()
+				}
+				return r, nil, ipc.AsKernelError(&r)
+			}
+			return r, f, nil
+		}
+		if file >= 0 {
+			unix.Close(file)
+			c.stats.Refused.Add(1)
+		}
+		c.pending = append(c.pending, r)
+	}
+}
+
+// sendFile sends m with f attached (none if f is nil), waiting for room.
+func (c *Conn) sendFile(m *ipc.Message, f *os.File) error {
+	if f == nil {
+		return c.Send(m)
+	}
+	if c.closed {
+		return ipc.ErrClosed
+	}
+	m.Src = c.self
+	var b [ipc.MessageSize]byte
+	m.Marshal(b[:])
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("kmsg: send %s: %w", m.Type, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		oob := unix.UnixRights(int(fd))
+		for {
+			serr = unix.Sendmsg(c.fd, b[:], oob, nil, unix.MSG_NOSIGNAL)
+			if !errors.Is(serr, unix.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return fmt.Errorf("kmsg: send %s: %w", m.Type, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("kmsg: send %s with a descriptor: %w", m.Type, serr)
+	}
+	c.stats.Sent[ipc.KernelSlot].Add(1)
+	return nil
+}
+
+// readFile is read with a control buffer: it returns the descriptor the
+// message carries, or -1. It waits for a message even on a non-blocking
+// connection.
+func (c *Conn) readFile(m *ipc.Message, oob []byte) (int, error) {
+	for {
+		if c.closed {
+			return -1, ipc.ErrClosed
+		}
+		n, file, stray, err := ReadMsg(c.fd, c.buf[:], oob, 0)
+		c.stats.Refused.Add(uint64(stray))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			p := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(p, -1); err != nil && !errors.Is(err, unix.EINTR) {
+				return -1, fmt.Errorf("kmsg: poll: %w", err)
+			}
+			continue
+		case err != nil:
+			return -1, fmt.Errorf("kmsg: receive: %w", err)
+		case n == 0:
+			return -1, fmt.Errorf("kmsg: receive: %w", ipc.ErrClosed)
+		}
+		if n != ipc.MessageSize || m.Unmarshal(c.buf[:n]) != nil {
+			if file >= 0 {
+				unix.Close(file)
+			}
+			c.stats.Refused.Add(1)
+			continue
+		}
+		c.stats.Received[m.Src.Slot()%ipc.MaxSlots].Add(1)
+		return file, nil
+	}
+}
+
+// OOBSize is the control buffer a reader of kernel messages gives ReadMsg:
+// room for several descriptors (a control message header is 16 bytes on
+// 64-bit Linux, a descriptor 4), so that a sender attaching more than one
+// is seen doing it, and every descriptor is closed, rather than its
+// extras silently dropped.
+const OOBSize = 64
+
+// ReadMsg reads one packet from the kernel connection fd into b with
+// recvmsg(2) (flags as recvmsg's; MSG_TRUNC is added, so n is the packet's
+// real length even when b is shorter), with oob (OOBSize bytes) as its
+// control buffer. file is the descriptor the packet carried (SCM_RIGHTS,
+// close-on-exec), or -1; a packet that carried more than one, or whose
+// control data did not fit, has every descriptor closed, file -1 and stray
+// the number closed (at least 1), for the caller to count.
+func ReadMsg(fd int, b, oob []byte, flags int) (n, file, stray int, err error) {
+	n, oobn, rflags, _, err := unix.Recvmsg(fd, b, oob, flags|unix.MSG_TRUNC|unix.MSG_CMSG_CLOEXEC)
+	if err != nil || oobn == 0 && rflags&unix.MSG_CTRUNC == 0 {
+		return n, -1, 0, err
+	}
+	file = -1
+	var fds []int
+	if cmsgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+		for i := range cmsgs {
+			if got, err := unix.ParseUnixRights(&cmsgs[i]); err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	if len(fds) == 1 && rflags&unix.MSG_CTRUNC == 0 {
+		return n, fds[0], 0, nil
+	}
+	for _, f := range fds {
+		unix.Close(f)
+	}
+	return n, -1, max(len(fds), 1), nil
+}
+
 // Close closes the connection.
 func (c *Conn) Close() error {
 	if c.closed {

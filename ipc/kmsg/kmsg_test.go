@@ -229,3 +229,97 @@ func TestFiles(t *testing.T) {
 		t.Errorf("after the kernel closed: %v, want EOF", err)
 	}
 }
+
+// kernelSendFile sends m on the kernel's end fd with the descriptors fds
+// attached.
+func kernelSendFile(t *testing.T, fd int, m ipc.Message, fds ...int) {
+	t.Helper()
+	var b [ipc.MessageSize]byte
+	m.Marshal(b[:])
+	if err := unix.Sendmsg(fd, b[:], unix.UnixRights(fds...), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tempFile is a file holding text, for a descriptor to travel.
+func tempFile(t *testing.T, text string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// CallFile sends its descriptor with the call, and returns the one the
+// kernel's reply carries; one attached to another message on the way is
+// closed and counted, and that message kept for Recv.
+func TestCallFile(t *testing.T) {
+	c, k := pair(t)
+	give, back := tempFile(t, "given"), tempFile(t, "handed back")
+	done := make(chan error, 1)
+	go func() {
+		b := make([]byte, ipc.MessageSize)
+		oob := make([]byte, OOBSize)
+		n, file, stray, err := ReadMsg(k, b, oob, 0)
+		if err != nil || n != ipc.MessageSize || file < 0 || stray != 0 {
+			done <- errors.New("the call came without its descriptor")
+			return
+		}
+		got := make([]byte, 16)
+		m, _ := unix.Pread(file, got, 0)
+		unix.Close(file)
+		if string(got[:m]) != "given" {
+			done <- errors.New("the call's descriptor is not the file given")
+			return
+		}
+		var call ipc.Message
+		call.Unmarshal(b)
+		kernelSendFile(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Alarm}, int(give.Fd()))
+		kernelSendFile(t, k, ipc.Message{Src: ipc.Kernel, Dst: self, Type: ipc.Ack, Seq: call.Seq}, int(back.Fd()))
+		done <- nil
+	}()
+	r, f, err := c.CallFile(&ipc.Message{Type: ipc.Deposit}, give)
+	if err != nil || r.Type != ipc.Ack || f == nil {
+		t.Fatalf("CallFile = %v, %v, %v; want the Ack with a descriptor", &r, f, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, 32)
+	n, _ := f.ReadAt(got, 0)
+	if string(got[:n]) != "handed back" {
+		t.Errorf("the reply's descriptor reads %q", got[:n])
+	}
+	if c.Stats().Refused.Load() != 1 {
+		t.Errorf("refused %d, want the alarm's stray descriptor counted", c.Stats().Refused.Load())
+	}
+	var m ipc.Message
+	if err := c.TryRecv(&m); err != nil || m.Type != ipc.Alarm {
+		t.Errorf("kept %v, %v; want the alarm", &m, err)
+	}
+}
+
+// ReadMsg closes every descriptor of a packet that carries more than one.
+func TestReadMsgClosesExtras(t *testing.T) {
+	c, k := pair(t)
+	f1, f2 := tempFile(t, "1"), tempFile(t, "2")
+	var b [ipc.MessageSize]byte
+	if err := unix.Sendmsg(k, b[:], unix.UnixRights(int(f1.Fd()), int(f2.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	oob := make([]byte, OOBSize)
+	n, file, stray, err := ReadMsg(c.fd, b[:], oob, 0)
+	if err != nil || n != ipc.MessageSize || file != -1 || stray != 2 {
+		t.Fatalf("ReadMsg = %d, %d, %d, %v; want 64 bytes, no descriptor, 2 closed", n, file, stray, err)
+	}
+	kernelSend(t, k, ipc.Message{})
+	if n, file, stray, err = ReadMsg(c.fd, b[:], oob, 0); err != nil || n != ipc.MessageSize || file != -1 || stray != 0 {
+		t.Fatalf("ReadMsg = %d, %d, %d, %v; want a plain packet", n, file, stray, err)
+	}
+}
