@@ -56,7 +56,7 @@ type Errno uint64
 // Kernel error codes, named after their POSIX and MINIX counterparts.
 const (
 	EPERM       Errno = 1  // the privilege mask forbids the send
-	ENOENT      Errno = 2  // no process of that name
+	ENOENT      Errno = 2  // no process of that name, or nothing deposited under that id
 	EINVAL      Errno = 22 // malformed message
 	EDEADSRCDST Errno = 3  // destination is dead or was restarted
 	ENOSYS      Errno = 38 // unknown message type

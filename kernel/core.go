@@ -44,11 +44,28 @@ const (
 	ReasonPairFull    Reason = "pair-full"
 	ReasonKernelOnly         = Reason(ipc.RefuseKernelOnly)
 	ReasonWrongSender        = Reason(ipc.RefuseWrongSender)
+	// ReasonStrayFile: a descriptor attached to anything but a Deposit
+	// (or more than one to a message), closed; the message itself is
+	// handled as if it had none.
+	ReasonStrayFile Reason = "stray-file"
+	// ReasonDepositsFull: a Deposit for an application that holds
+	// MaxDeposits uncollected already, refused and its descriptor closed.
+	ReasonDepositsFull Reason = "deposits-full"
+	// ReasonNoDeposit: a Collect of what was not deposited for the caller.
+	ReasonNoDeposit Reason = "no-deposit"
 )
 
 // Reasons lists every refusal reason, for metrics.
 var Reasons = []Reason{ReasonShort, ReasonOversized, ReasonUnknown, ReasonForged,
-	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender, ReasonQueueFull, ReasonPairFull}
+	ReasonForbidden, ReasonDead, ReasonBadDst, ReasonBadRequest, ReasonKernelOnly, ReasonWrongSender, ReasonQueueFull, ReasonPairFull,
+	ReasonStrayFile, ReasonDepositsFull, ReasonNoDeposit}
+
+// MaxDeposits bounds the descriptors the kernel keeps for one application
+// (Deposit), uncollected: a listener's ring holds 256 accepted
+// connections, each with a new region at worst, and an application may
+// listen on several ports; one that never collects costs the kernel this
+// many descriptors at most, until it dies.
+const MaxDeposits = 1024
 
 // Entry is one process in the endpoint table.
 type Entry struct {
@@ -66,6 +83,20 @@ type Out struct {
 	To    int
 	Msg   ipc.Message
 	Reply bool
+	// file is 1 + a descriptor the message carries (a Collect's Ack), 0
+	// none: see File.
+	file int
+}
+
+// File returns the descriptor o carries attached (SCM_RIGHTS), if any: the
+// shell's, handed over with it and closed once sent, or if o is dropped.
+func (o *Out) File() (int, bool) { return o.file - 1, o.file > 0 }
+
+// deposit is a descriptor kept for an application (ipc.Deposit).
+type deposit struct {
+	from int    // the depositor's slot
+	id   uint64 // its name for it
+	fd   int    // the shell's descriptor
 }
 
 // Core is the kernel's state machine.
@@ -77,6 +108,15 @@ type Core struct {
 	alarms  alarmHeap
 	alarmOf [ipc.MaxSlots]*alarm
 	notes   [ipc.MaxSlots]uint64 // pending notification sources per destination
+	// deposits are the descriptors kept for each application, until it
+	// collects them or it or their depositor dies; attached is the
+	// descriptor that came with the message being handled (-1: none),
+	// and released those the core let go, for the shell to close
+	// (TakeReleased). The core holds descriptors as numbers: it never
+	// touches a file.
+	deposits [ipc.MaxSlots][]deposit
+	attached int
+	released []int
 
 	restarts [ipc.MaxSlots]restart // the restart policy's state (restart.go)
 	stopping bool                  // no more restarts
@@ -95,7 +135,7 @@ type Core struct {
 
 // NewCore returns a kernel with only itself in the table.
 func NewCore() *Core {
-	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}, RestartDelay: DefaultRestartDelay}
+	k := &Core{byName: map[string]int{}, Refused: map[Reason]uint64{}, RestartDelay: DefaultRestartDelay, attached: -1}
 	k.class[ipc.KernelSlot] = ipc.ClassKernel
 	k.table[ipc.KernelSlot] = &Entry{Name: "kernel", Slot: ipc.KernelSlot, EP: ipc.Kernel, Alive: true, Ready: true}
 	k.byName["kernel"] = ipc.KernelSlot
@@ -184,7 +224,8 @@ func (k *Core) Started(slot int) ipc.Endpoint {
 }
 
 // Died records that slot's process is gone: its alarm and pending
-// notifications go with it.
+// notifications go with it, and so do the descriptors kept for it and
+// those it deposited for others (TakeReleased).
 func (k *Core) Died(slot int) {
 	e := k.table[slot]
 	e.Alive, e.Ready = false, false
@@ -193,6 +234,39 @@ func (k *Core) Died(slot int) {
 		k.alarmOf[slot] = nil
 	}
 	k.notes[slot] = 0
+	for _, d := range k.deposits[slot] {
+		k.released = append(k.released, d.fd)
+	}
+	k.deposits[slot] = nil
+	for app, ds := range k.deposits {
+		kept := ds[:0]
+		for _, d := range ds {
+			if d.from == slot {
+				k.released = append(k.released, d.fd)
+			} else {
+				kept = append(kept, d)
+			}
+		}
+		k.deposits[app] = kept
+	}
+}
+
+// Deposits returns how many descriptors the kernel keeps for the process
+// in slot.
+func (k *Core) Deposits(slot int) int {
+	if slot < 0 || slot >= ipc.MaxSlots {
+		return 0
+	}
+	return len(k.deposits[slot])
+}
+
+// TakeReleased returns the descriptors the core let go since the last
+// call, for the shell to close: refused deposits, stray attachments, and
+// the deposits of processes that died.
+func (k *Core) TakeReleased() []int {
+	r := k.released
+	k.released = nil
+	return r
 }
 
 // Obituaries returns the announcements of the death of slot's process, an
@@ -244,6 +318,25 @@ func (k *Core) refuse(out []Out, from int, why Reason, errno ipc.Errno, m *ipc.M
 // its first bytes) received on slot from's connection at now, and returns
 // what to deliver. It never fails: bad input is refused and counted.
 func (k *Core) Handle(from int, raw []byte, n int, now time.Time) []Out {
+	return k.HandleFile(from, raw, n, -1, now)
+}
+
+// HandleFile is Handle for a datagram that carried a descriptor, file (-1:
+// none). A Deposit keeps it; anything else, or a refused Deposit, lets it
+// go (TakeReleased), and a descriptor attached to anything but a Deposit
+// is counted (ReasonStrayFile).
+func (k *Core) HandleFile(from int, raw []byte, n int, file int, now time.Time) []Out {
+	k.attached = file
+	out := k.handle(from, raw, n, now)
+	if k.attached >= 0 {
+		k.Refused[ReasonStrayFile]++
+		k.released = append(k.released, k.attached)
+		k.attached = -1
+	}
+	return out
+}
+
+func (k *Core) handle(from int, raw []byte, n int, now time.Time) []Out {
 	var out []Out
 	var m ipc.Message
 	switch {
@@ -369,9 +462,78 @@ func (k *Core) call(out []Out, src *Entry, m *ipc.Message, now time.Time) []Out 
 		// peers' channel, not the kernel connection, so acks would pile up
 		// unread there until the kernel stopped reading the server.
 		return out
+	case ipc.Deposit:
+		return k.deposit(out, src, m)
+	case ipc.Collect:
+		return k.collect(out, src, m)
 	default: // Notify to the kernel, Ack and Error: nothing to do
 		return k.refuse(out, src.Slot, ReasonBadRequest, ipc.EINVAL, m)
 	}
+}
+
+// deposit keeps the descriptor attached to m for the application it
+// names, if src may hand it one: a transport (the type table), linked to
+// the application by its mask, the application alive in that incarnation,
+// under an id not in use, within MaxDeposits. A refused deposit's
+// descriptor is let go.
+func (k *Core) deposit(out []Out, src *Entry, m *ipc.Message) []Out {
+	file := k.attached
+	k.attached = -1
+	refuse := func(why Reason, errno ipc.Errno) []Out {
+		if file >= 0 {
+			k.released = append(k.released, file)
+		}
+		return k.refuse(out, src.Slot, why, errno, m)
+	}
+	if why := ipc.MaySend(m.Type, k.class[src.Slot], ipc.ClassKernel); why != "" {
+		return refuse(Reason(why), ipc.EPERM)
+	}
+	var d kcall.Deposit
+	d.Decode(m)
+	app := d.App.Slot()
+	if file < 0 || !d.App.Valid() || k.table[app] == nil || k.class[app] != ipc.ClassApp {
+		return refuse(ReasonBadRequest, ipc.EINVAL)
+	}
+	if !k.CanSend(src.Slot, app) {
+		return refuse(ReasonForbidden, ipc.EPERM)
+	}
+	if e := k.table[app]; !e.Alive || e.EP != d.App {
+		return refuse(ReasonDead, ipc.EDEADSRCDST)
+	}
+	for _, x := range k.deposits[app] {
+		if x.from == src.Slot && x.id == d.ID {
+			return refuse(ReasonBadRequest, ipc.EINVAL) // the id is in use
+		}
+	}
+	if len(k.deposits[app]) >= MaxDeposits {
+		return refuse(ReasonDepositsFull, ipc.EAGAIN)
+	}
+	k.deposits[app] = append(k.deposits[app], deposit{from: src.Slot, id: d.ID, fd: file})
+	ack := ipc.Message{Src: ipc.Kernel, Dst: src.EP, Seq: m.Seq}
+	kcall.Ack{Endpoint: d.App}.Encode(&ack)
+	return append(out, Out{To: src.Slot, Msg: ack, Reply: true})
+}
+
+// collect hands src the descriptor deposited for it by the server it
+// names under the id it names, attached to the Ack; the kernel keeps it no
+// more.
+func (k *Core) collect(out []Out, src *Entry, m *ipc.Message) []Out {
+	if why := ipc.MaySend(m.Type, k.class[src.Slot], ipc.ClassKernel); why != "" {
+		return k.refuse(out, src.Slot, Reason(why), ipc.EPERM, m)
+	}
+	var c kcall.Collect
+	c.Decode(m)
+	ds := k.deposits[src.Slot]
+	for i, d := range ds {
+		if d.from != c.From.Slot() || d.id != c.ID {
+			continue
+		}
+		k.deposits[src.Slot] = append(ds[:i], ds[i+1:]...)
+		ack := ipc.Message{Src: ipc.Kernel, Dst: src.EP, Seq: m.Seq}
+		kcall.Ack{Endpoint: k.table[d.from].EP}.Encode(&ack)
+		return append(out, Out{To: src.Slot, Msg: ack, Reply: true, file: d.fd + 1})
+	}
+	return k.refuse(out, src.Slot, ReasonNoDeposit, ipc.ENOENT, m)
 }
 
 // NextAlarm returns when the earliest alarm is due, and false if none is set.

@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -448,4 +450,99 @@ func TestRestartDue(t *testing.T) {
 func encode(m ipc.Message, body interface{ Encode(*ipc.Message) }) ipc.Message {
 	body.Encode(&m)
 	return m
+}
+
+// Deposits: only a transport deposits, only for an application it is
+// linked to and that is alive, within MaxDeposits; only that application
+// collects it, once; whatever is refused, or attached to anything else, is
+// let go (TakeReleased), and every refusal is counted.
+func TestDeposits(t *testing.T) {
+	const app, ip, tcp, syscall, app2, app3 = 1, 2, 3, 4, 5, 6
+	k := NewCore()
+	for i, r := range []string{"app", "ip", "tcp", "syscall", "app2", "app3"} {
+		slot := i + 1
+		if err := k.Add(r, slot); err != nil {
+			t.Fatal(err)
+		}
+		k.SetClass(slot, ipc.ClassOf(r))
+		k.Started(slot)
+	}
+	for _, pair := range [][2]int{{tcp, app}, {tcp, app2}, {tcp, syscall}, {ip, app}, {syscall, app}, {app, app2}} {
+		k.Allow(pair[0], pair[1])
+		k.Allow(pair[1], pair[0])
+	}
+	deposit := func(from int, to ipc.Endpoint, id uint64) ipc.Message {
+		return encode(ipc.Message{Src: ep(from), Dst: ipc.Kernel}, kcall.Deposit{App: to, ID: id})
+	}
+	collect := func(from, server int, id uint64) ipc.Message {
+		return encode(ipc.Message{Src: ep(from), Dst: ipc.Kernel}, kcall.Collect{From: ep(server), ID: id})
+	}
+	steps := []struct {
+		name   string
+		from   int
+		msg    ipc.Message
+		file   int
+		reason Reason // "": answered with Ack
+		gone   []int  // descriptors let go
+		handed int    // descriptor the Ack carries (0: none)
+	}{
+		{"tcp deposits for app", tcp, deposit(tcp, ep(app), 1), 100, "", nil, 0},
+		{"again under the same id", tcp, deposit(tcp, ep(app), 1), 101, ReasonBadRequest, []int{101}, 0},
+		{"from an application", app, deposit(app, ep(app2), 2), 102, ReasonWrongSender, []int{102}, 0},
+		{"from syscall", syscall, deposit(syscall, ep(app), 2), 103, ReasonWrongSender, []int{103}, 0},
+		{"from ip", ip, deposit(ip, ep(app), 2), 104, ReasonWrongSender, []int{104}, 0},
+		{"for a server", tcp, deposit(tcp, ep(syscall), 2), 105, ReasonBadRequest, []int{105}, 0},
+		{"without a descriptor", tcp, deposit(tcp, ep(app), 2), -1, ReasonBadRequest, nil, 0},
+		{"for an application not linked", tcp, deposit(tcp, ep(app3), 2), 106, ReasonForbidden, []int{106}, 0},
+		{"for a dead incarnation", tcp, deposit(tcp, ipc.MakeEndpoint(app, 2), 2), 107, ReasonDead, []int{107}, 0},
+		{"collected by the wrong application", app2, collect(app2, tcp, 1), -1, ReasonNoDeposit, nil, 0},
+		{"collected by tcp", tcp, collect(tcp, tcp, 1), -1, ReasonWrongSender, nil, 0},
+		{"collected under another id", app, collect(app, tcp, 9), -1, ReasonNoDeposit, nil, 0},
+		{"collected", app, collect(app, tcp, 1), -1, "", nil, 100},
+		{"collected twice", app, collect(app, tcp, 1), -1, ReasonNoDeposit, nil, 0},
+		{"collect with a descriptor", app, collect(app, tcp, 1), 108, ReasonNoDeposit, []int{108}, 0},
+	}
+	for _, st := range steps {
+		before := maps.Clone(k.Refused)
+		out := k.HandleFile(st.from, raw(st.msg), ipc.MessageSize, st.file, t0)
+		if len(out) != 1 || out[0].To != st.from || !out[0].Reply {
+			t.Fatalf("%s: out = %+v, want one reply", st.name, out)
+		}
+		fd, ok := out[0].File()
+		switch {
+		case st.reason == "" && out[0].Msg.Type != ipc.Ack:
+			t.Errorf("%s: %v, want Ack", st.name, &out[0].Msg)
+		case st.reason != "" && (out[0].Msg.Type != ipc.Error || k.Refused[st.reason] != before[st.reason]+1):
+			t.Errorf("%s: %v, refused %v; want refused %s", st.name, &out[0].Msg, k.Refused, st.reason)
+		case st.handed != 0 && (!ok || fd != st.handed), st.handed == 0 && ok:
+			t.Errorf("%s: the reply carries %d, %v; want %d", st.name, fd, ok, st.handed)
+		}
+		if st.file == 108 && k.Refused[ReasonStrayFile] != 1 {
+			t.Errorf("%s: stray descriptors %d, want 1", st.name, k.Refused[ReasonStrayFile])
+		}
+		if got := k.TakeReleased(); !slices.Equal(got, st.gone) {
+			t.Errorf("%s: let go %v, want %v", st.name, got, st.gone)
+		}
+	}
+
+	// The bound, then deaths: an application's deposits go with it, and a
+	// server's with it.
+	for i := range MaxDeposits {
+		if out := k.HandleFile(tcp, raw(deposit(tcp, ep(app), uint64(10+i))), ipc.MessageSize, 1000+i, t0); out[0].Msg.Type != ipc.Ack {
+			t.Fatalf("deposit %d: %v", i, &out[0].Msg)
+		}
+	}
+	if out := k.HandleFile(tcp, raw(deposit(tcp, ep(app), 5)), ipc.MessageSize, 99, t0); out[0].Msg.Type != ipc.Error || k.Refused[ReasonDepositsFull] != 1 {
+		t.Fatalf("past the bound: %v, refused %v", &out[0].Msg, k.Refused)
+	}
+	k.TakeReleased()
+	k.HandleFile(tcp, raw(deposit(tcp, ep(app2), 1)), ipc.MessageSize, 50, t0)
+	k.Died(app)
+	if got := k.TakeReleased(); len(got) != MaxDeposits || k.Deposits(app) != 0 || k.Deposits(app2) != 1 {
+		t.Fatalf("app died: let go %d, kept %d for it and %d for app2", len(got), k.Deposits(app), k.Deposits(app2))
+	}
+	k.Died(tcp)
+	if got := k.TakeReleased(); !slices.Equal(got, []int{50}) || k.Deposits(app2) != 0 {
+		t.Fatalf("tcp died: let go %v, kept %d for app2", got, k.Deposits(app2))
+	}
 }

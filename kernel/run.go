@@ -125,6 +125,7 @@ type kern struct {
 	ready                bool
 	metrics              *prom.Server
 	buf                  [ipc.MessageSize + 1]byte
+	oob                  [kmsg.OOBSize]byte // the control buffer: a Deposit's descriptor
 	joined               []int // slots that registered since the last announce
 	// spare is the standby (standby.go), nil if none; spareDue is when to
 	// start the next, zero if not scheduled; dropped is the one ended
@@ -536,18 +537,28 @@ func (k *kern) timeout() int {
 func (k *kern) receive(slot int, now time.Time) {
 	p := k.procs[slot]
 	for i := 0; i < 64 && p.fd >= 0; i++ {
-		n, _, err := unix.Recvfrom(p.fd, k.buf[:], unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		// recvmsg with a control buffer: a Deposit carries a descriptor
+		// (anything else that does has it closed and counted).
+		n, file, stray, err := kmsg.ReadMsg(p.fd, k.buf[:], k.oob[:], unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return
 		}
 		if err != nil || n == 0 {
+			if file >= 0 {
+				unix.Close(file)
+			}
 			k.detach(p)
 			return
 		}
 		k.stats.Received[slot].Add(1)
 		k.mu.Lock()
-		outs := k.core.Handle(slot, k.buf[:min(n, len(k.buf))], n, now)
+		if stray > 0 {
+			k.core.Refused[ReasonStrayFile] += uint64(stray)
+		}
+		outs := k.core.HandleFile(slot, k.buf[:min(n, len(k.buf))], n, file, now)
+		gone := k.core.TakeReleased()
 		k.mu.Unlock()
+		closeAll(gone)
 		k.deliverAll(outs)
 		k.announce()
 		for _, o := range outs {
@@ -647,18 +658,35 @@ func (k *kern) deliver(o *Out) {
 		// for it (alarms and replies would otherwise pile up without
 		// bound); what it drops is counted.
 		k.countRefused(ReasonQueueFull)
+		closeFile(o)
 		return
 	case src != ipc.KernelSlot && p.queued[src] >= MaxPending && !k.trusted(p):
 		// An application that does not read what this source sends it:
 		// the source is not paused for it (see MaxPending), its
 		// message is refused and counted.
 		k.countRefused(ReasonPairFull)
+		closeFile(o)
 		return
 	}
 	p.pending = append(p.pending, *o)
 	p.queued[src]++
 	if len(p.pending) == 1 {
 		k.flush(p)
+	}
+}
+
+// closeFile closes the descriptor o carries, if any: o is dropped, or sent
+// (the process has its own copy).
+func closeFile(o *Out) {
+	if fd, ok := o.File(); ok {
+		unix.Close(fd)
+	}
+}
+
+// closeAll closes the descriptors the core let go.
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
 }
 
@@ -698,7 +726,7 @@ func (k *kern) flush(p *proc) {
 		}
 		var err error
 		if k.viaConn(o) {
-			err = k.sendConn(p, m)
+			err = k.sendConn(p, o)
 		} else {
 			err = k.ring0.TrySend(m)
 		}
@@ -718,6 +746,7 @@ func (k *kern) flush(p *proc) {
 		if err != nil {
 			k.c.Log.Printf("deliver %s to %s: %v", m.Type, p.spec.Name, err)
 		}
+		closeFile(o)
 		p.queued[o.from()]--
 		p.pending = p.pending[1:]
 	}
@@ -728,13 +757,21 @@ func (k *kern) flush(p *proc) {
 	k.release(p)
 }
 
-func (k *kern) sendConn(p *proc, m *ipc.Message) error {
+// sendConn sends o's message on p's connection, with the descriptor it
+// carries attached (SCM_RIGHTS).
+func (k *kern) sendConn(p *proc, o *Out) error {
 	if p.fd < 0 {
 		return ipc.ErrDeadEndpoint
 	}
 	var b [ipc.MessageSize]byte
-	m.Marshal(b[:])
-	if err := unix.Sendto(p.fd, b[:], unix.MSG_DONTWAIT, nil); err != nil {
+	o.Msg.Marshal(b[:])
+	var err error
+	if fd, ok := o.File(); ok {
+		err = unix.Sendmsg(p.fd, b[:], unix.UnixRights(fd), nil, unix.MSG_DONTWAIT)
+	} else {
+		err = unix.Sendto(p.fd, b[:], unix.MSG_DONTWAIT, nil)
+	}
+	if err != nil {
 		if errors.Is(err, unix.EAGAIN) {
 			return ipc.ErrWouldBlock
 		}
@@ -805,6 +842,9 @@ func (k *kern) reap(now time.Time) {
 			}
 			k.detach(p)
 			p.cmd = nil
+			for i := range p.pending {
+				closeFile(&p.pending[i])
+			}
 			p.pending, p.queued = nil, [ipc.MaxSlots]int{}
 			p.wantOut, p.paused = false, false
 			k.release(p)
@@ -812,7 +852,9 @@ func (k *kern) reap(now time.Time) {
 			delay, again := k.core.Exited(p.slot, now)
 			n := k.core.Restarts(p.slot)
 			obits := k.core.Obituaries(p.slot)
+			gone := k.core.TakeReleased() // what was deposited for it, or by it
 			k.mu.Unlock()
+			closeAll(gone)
 			k.buryInbox(p)
 			why := exitReason(ev.err)
 			if !again {

@@ -6,6 +6,7 @@ import (
 	"log"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/kcall"
 	"github.com/newtsim/newtsim/ipc/kmsg"
@@ -536,5 +538,97 @@ func TestHandOver(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(shm.Path(k.c.Run, "*")); len(files) != 0 {
 		t.Errorf("run files under names: %v", files)
+	}
+}
+
+// serveKern runs k's connections in the background, as its loop does,
+// until the returned stop is called.
+func serveKern(k *kern) (stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		events := make([]unix.EpollEvent, 8)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			n, _ := unix.EpollWait(k.epfd, events, 10)
+			for _, ev := range events[:max(n, 0)] {
+				if ev.Events&unix.EPOLLIN != 0 {
+					k.receive(int(ev.Fd), time.Now())
+				}
+				if ev.Events&unix.EPOLLOUT != 0 {
+					k.flush(k.procs[ev.Fd])
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// TestDepositCollect: tcp deposits a descriptor for an application over
+// its real connection, the application collects the same file; one
+// deposited for an application that then dies is closed by the kernel
+// (the pipe it is the write end of reads end of file). The old kernel
+// read connections with recvfrom, which closes descriptors it finds.
+func TestDepositCollect(t *testing.T) {
+	k, conns := testKernN(t, 2)
+	const app, tcp = 1, 2
+	k.core.SetClass(tcp, ipc.ClassTransport)
+	k.core.Allow(app, tcp)
+	k.core.Allow(tcp, app)
+	k.c.StateDir, k.metrics = t.TempDir(), &prom.Server{} // reap writes the status file
+	appEP := k.procs[app].entry.EP
+	pipe := func() (r, w *os.File) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		return r, w
+	}
+
+	stop := serveKern(k)
+	r1, w1 := pipe()
+	var m ipc.Message
+	kcall.Deposit{App: appEP, ID: 7}.Encode(&m)
+	if _, _, err := conns[tcp].CallFile(&m, w1); err != nil {
+		t.Fatalf("deposit: %v", err)
+	}
+	w1.Close()
+	kcall.Collect{From: k.procs[tcp].entry.EP, ID: 7}.Encode(&m)
+	_, f, err := conns[app].CallFile(&m, nil)
+	if err != nil || f == nil {
+		t.Fatalf("collect = %v, %v; want the descriptor", f, err)
+	}
+	if _, err := f.WriteString("through the kernel"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got := make([]byte, 64)
+	if n, _ := r1.Read(got); string(got[:n]) != "through the kernel" {
+		t.Fatalf("the pipe read %q", got[:n])
+	}
+
+	// One left for the application when it dies.
+	r2, w2 := pipe()
+	kcall.Deposit{App: appEP, ID: 8}.Encode(&m)
+	if _, _, err := conns[tcp].CallFile(&m, w2); err != nil {
+		t.Fatalf("deposit: %v", err)
+	}
+	w2.Close()
+	stop()
+	if k.core.Deposits(app) != 1 {
+		t.Fatalf("the kernel keeps %d descriptors for the application, want 1", k.core.Deposits(app))
+	}
+	cmd := &exec.Cmd{}
+	k.procs[app].cmd = cmd
+	k.exits <- exitEvent{slot: app, cmd: cmd}
+	k.reap(time.Now())
+	r2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := r2.Read(got); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("after the application died the pipe read %d, %v; want end of file (the kernel closed its copy)", n, err)
 	}
 }
