@@ -126,7 +126,7 @@ type kern struct {
 	metrics              *prom.Server
 	buf                  [ipc.MessageSize + 1]byte
 	oob                  [kmsg.OOBSize]byte // the control buffer: a Deposit's descriptor
-	joined               []int // slots that registered since the last announce
+	joined               []int              // slots that registered since the last announce
 	// spare is the standby (standby.go), nil if none; spareDue is when to
 	// start the next, zero if not scheduled; dropped is the one ended
 	// when the kernel stopped.
