@@ -273,6 +273,10 @@ type Kernel interface {
 	// Call sends a kernel call and waits for the kernel's Ack (or Error,
 	// returned as an error).
 	Call(m *ipc.Message) (ipc.Message, error)
+	// CallFile is Call with a descriptor each way (Deposit, Collect):
+	// give, if not nil, goes attached to the call, and the descriptor
+	// the reply carries, if any, is returned.
+	CallFile(m *ipc.Message, give *os.File) (ipc.Message, *os.File, error)
 }
 
 var _ Kernel = (*kmsg.Conn)(nil)

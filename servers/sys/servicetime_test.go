@@ -2,6 +2,7 @@ package sys
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,9 @@ func (r *repeatTransport) Recv(m *ipc.Message) error {
 type fakeKernel struct{ fakeTransport }
 
 func (k *fakeKernel) Call(*ipc.Message) (ipc.Message, error) { return ipc.Message{Type: ipc.Ack}, nil }
+func (k *fakeKernel) CallFile(*ipc.Message, *os.File) (ipc.Message, *os.File, error) {
+	return ipc.Message{Type: ipc.Ack}, nil, nil
+}
 
 func newLoop(tb testing.TB, timed bool, m ipc.Message, n int) (*Server, *repeatTransport) {
 	tb.Helper()
