@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/internal/prom"
-	"github.com/newtsim/newtsim/internal/sandbox"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/runfiles"
@@ -63,6 +62,10 @@ type exposed struct {
 	reused  prometheus.Counter
 	// budgetSpent counts pumps that stopped at pumpBudget descriptors.
 	budgetSpent prometheus.Counter
+	// regionFile makes the file of a new region: a sealed memfd
+	// (newRegionFile); a test may make another, such as a named file it
+	// can truncate (TestTCPExposedRegionTruncated).
+	regionFile func(s *sys.Server, id uint64) (*os.File, error)
 }
 
 func (t *tcpServer) initExposed(s *sys.Server) error {
@@ -70,6 +73,7 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 	t.x.idle = map[ipc.Endpoint][]*xsock{}
 	t.x.epoch = map[ipc.Endpoint]uint64{}
 	t.x.nextID = uint64(time.Now().UnixNano()) << 16
+	t.x.regionFile = newRegionFile
 	r, err := awakeWord(s)
 	if err != nil {
 		return fmt.Errorf("tcp: awake word: %w", err)
@@ -116,7 +120,9 @@ func direct(s *sys.Server, from ipc.Endpoint) bool {
 }
 
 // newRegion gives owner a region: one of its idle ones when it offers one
-// (want), else a new file.
+// (want), else a new file, deposited with the kernel for owner to collect
+// (sys.Server.Deposit) before the caller names it to owner, in the open's
+// reply or an accept descriptor.
 func (t *tcpServer) newRegion(s *sys.Server, owner ipc.Endpoint, want uint64) (uint64, *sockbuf.Region, error) {
 	idle := t.x.idle[owner]
 	for i, x := range idle {
@@ -133,27 +139,28 @@ func (t *tcpServer) newRegion(s *sys.Server, owner ipc.Endpoint, want uint64) (u
 	t.x.created.Inc()
 	t.x.nextID++
 	id := t.x.nextID
-	r, err := sockbuf.Create(sockbuf.RegionPath(s.Opts.Run, s.Opts.Name, id))
+	f, err := t.x.regionFile(s, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := share(s, r.Path, owner.Slot()); err != nil {
+	defer f.Close() // mapped: the mapping keeps the file, and the kernel its copy
+	r, err := sockbuf.New(f)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.Deposit(owner, id, f); err != nil {
 		r.Close()
-		os.Remove(r.Path)
 		return 0, nil, err
 	}
 	return id, r, nil
 }
 
-// share lets the process in slot (its group: itself and the processes that
-// send to it) open a region file tcp made, when the run is sandboxed
-// (docs/SANDBOX.md); otherwise every process runs as root anyway.
-func share(s *sys.Server, path string, slot int) error {
-	ids := sandbox.IDs{Base: s.Opts.Sandbox}
-	if !ids.On() {
-		return nil
-	}
-	return sandbox.Give(path, ids.User(s.Opts.Endpoint.Slot()), ids.Group(slot), 0o660)
+// newRegionFile makes a region's file: a memfd with no name in /dev/shm
+// (nobody can open it; its descriptor reaches the application through the
+// kernel), sealed so that no holder can resize it (package memfd): the
+// application cannot truncate it under tcp.
+func newRegionFile(s *sys.Server, id uint64) (*os.File, error) {
+	return memfd.Create(sockbuf.RegionName(s.Opts.Name, id), sockbuf.Size)
 }
 
 // expose attaches a region to engine socket id for owner.
@@ -177,7 +184,6 @@ func (t *tcpServer) release(x *xsock, keep bool) {
 	delete(t.apps, x.id)
 	if !keep || len(t.x.idle[x.owner]) >= MaxIdleRegions {
 		x.reg.Close()
-		os.Remove(x.reg.Path)
 		return
 	}
 	t.x.idle[x.owner] = append(t.x.idle[x.owner], x)
@@ -189,7 +195,6 @@ func (t *tcpServer) release(x *xsock, keep bool) {
 func (t *tcpServer) dropIdle(owner ipc.Endpoint, epoch uint64) {
 	for _, x := range t.x.idle[owner] {
 		x.reg.Close()
-		os.Remove(x.reg.Path)
 	}
 	delete(t.x.idle, owner)
 	t.x.epoch[owner] = max(t.x.epoch[owner], epoch)

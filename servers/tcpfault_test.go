@@ -1,27 +1,25 @@
 package servers
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
 	"github.com/newtsim/newtsim/ipc/sockcall"
+	"github.com/newtsim/newtsim/servers/sys"
 	"github.com/newtsim/newtsim/servers/sys/systest"
 )
 
-// TestTCPExposedRegionTruncated: an application truncates its exposed
-// socket's region file and rings the doorbell: tcp's pump faults on the
-// mapping (SIGBUS, fatal to the process without sys.Fault), ends that
-// socket as hostile (reason fault) and serves on. In a child process,
-// since on failure the fault kills it.
-func TestTCPExposedRegionTruncated(t *testing.T) {
-	if !systest.InChild(t) {
-		return
-	}
-	h := newRole(t, "tcp", TCP)
+// openExposed has the application app open an exposed socket on tcp, and
+// returns the reply.
+func openExposed(t *testing.T, h *systest.Harness) sockcall.Reply {
+	t.Helper()
 	var open ipc.Message
 	sockcall.Call{Op: ipc.OpOpen, Type: unix.SOCK_STREAM, Exposed: true}.Encode(&open)
 	h.Deliver("app", open)
@@ -31,7 +29,69 @@ func TestTCPExposedRegionTruncated(t *testing.T) {
 	}
 	var r sockcall.Reply
 	r.Decode(&out[0])
-	if err := os.Truncate(sockbuf.RegionPath(h.S.Opts.Run, "tcp", r.Region), 0); err != nil {
+	return r
+}
+
+// TestTCPExposedRegionSealed: tcp makes an exposed socket's region a
+// memfd sealed against resizing, with no name under /dev/shm, and deposits
+// it with the kernel for the application before it answers the open; the
+// application's descriptor cannot truncate it (EPERM). The old tcp made a
+// file in /dev/shm, which the application opened by name and could
+// truncate, and deposited nothing.
+func TestTCPExposedRegionSealed(t *testing.T) {
+	h := newRole(t, "tcp", TCP)
+	r := openExposed(t, h)
+	f := h.K.Deposited(h.Endpoint("app"), r.Region)
+	if f == nil {
+		t.Fatalf("tcp answered the open with region %d, deposited nothing for the application", r.Region)
+	}
+	defer f.Close()
+	if err := unix.Ftruncate(int(f.Fd()), 0); !errors.Is(err, unix.EPERM) {
+		t.Errorf("ftruncate of the application's descriptor: %v, want EPERM", err)
+	}
+	if reg, err := sockbuf.Map(f, true); err != nil {
+		t.Errorf("the deposited file is not the region: %v", err)
+	} else {
+		reg.Close()
+	}
+	if files, _ := filepath.Glob(shm.Path(h.S.Opts.Run, "*")); len(files) != 0 {
+		t.Errorf("files under /dev/shm: %v", files)
+	}
+}
+
+// namedRegions makes tcp's regions files in /dev/shm, unsealed, as they
+// were before regions were sealed memfds: the fixture of a region its
+// application truncates.
+func namedRegions(t *testing.T, tcpH *tcpServer) {
+	tcpH.x.regionFile = func(s *sys.Server, id uint64) (*os.File, error) {
+		f, err := os.OpenFile(shm.Path(s.Opts.Run, sockbuf.RegionName(s.Opts.Name, id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { os.Remove(f.Name()) })
+		if err := f.Truncate(sockbuf.Size); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+}
+
+// TestTCPExposedRegionTruncated: an application truncates its exposed
+// socket's region file and rings the doorbell: tcp's pump faults on the
+// mapping (SIGBUS, fatal to the process without sys.Fault), ends that
+// socket as hostile (reason fault) and serves on. Regions are sealed
+// memfds now, which nobody can truncate (TestTCPExposedRegionSealed); the
+// recovery stays, as defence in depth, and the fixture is a named file.
+// In a child process, since on failure the fault kills it.
+func TestTCPExposedRegionTruncated(t *testing.T) {
+	if !systest.InChild(t) {
+		return
+	}
+	h := newRole(t, "tcp", TCP)
+	namedRegions(t, h.Handler.(*tcpServer))
+	r := openExposed(t, h)
+	if err := os.Truncate(shm.Path(h.S.Opts.Run, sockbuf.RegionName("tcp", r.Region)), 0); err != nil {
 		t.Fatal(err)
 	}
 	var bell ipc.Message

@@ -17,14 +17,16 @@ import (
 
 // XConn is what the `exposed` backend needs of its process beyond Conn:
 // calls and one-way messages to the transport server itself, a way to wait
-// for a wake-up, and the run's id (to find the regions' files). A newtsim
+// for a wake-up, and the regions' descriptors from the kernel. A newtsim
 // server process (sys.Server) is one.
 type XConn interface {
 	Conn
 	CallTo(peer string, m *ipc.Message) (ipc.Message, error)
 	Notify(peer string, m *ipc.Message) error
 	WaitWake(timeout time.Duration) error
-	RunID() string
+	// Collect takes from the kernel the descriptor the named server
+	// deposited for this process under id: a socket's region.
+	Collect(peer string, id uint64) (*os.File, error)
 	// AwakeFile is the named server's awake word, as the kernel handed
 	// it over: a read-only descriptor, the same file in every incarnation
 	// of the server.
@@ -138,8 +140,9 @@ func (k *Exposed) direct(c sockcall.Call) (sockcall.Reply, error) {
 	return r, err
 }
 
-// mapRegion maps a region the server named: a cached one, or the file,
-// which is unlinked once mapped so that nobody else can open it.
+// mapRegion maps a region the server named: a cached one, or the file the
+// server deposited with the kernel for this process, a sealed memfd that
+// nobody else can open and nobody can resize (docs/EXPOSED.md).
 func (k *Exposed) mapRegion(id uint64) (*sockbuf.Region, error) {
 	if r, ok := k.idle[id]; ok {
 		delete(k.idle, id)
@@ -149,13 +152,12 @@ func (k *Exposed) mapRegion(id uint64) (*sockbuf.Region, error) {
 		delete(k.pending, id)
 		return r, nil
 	}
-	p := sockbuf.RegionPath(k.c.RunID(), k.tcp, id)
-	r, err := sockbuf.Open(p)
+	f, err := k.c.Collect(k.tcp, id)
 	if err != nil {
 		return nil, err
 	}
-	os.Remove(p)
-	return r, nil
+	defer f.Close() // the mapping keeps the file
+	return sockbuf.Map(f, true)
 }
 
 func (k *Exposed) add(id, regionID uint64, r *sockbuf.Region) FD {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/memfd"
 	"github.com/newtsim/newtsim/ipc/pool"
-	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/ipc/sockbuf"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 )
@@ -23,11 +21,11 @@ import (
 // ipc.ErrDeadEndpoint.
 type deadServer struct {
 	t      *testing.T
-	run    string
 	deaths int
 	next   uint64
 	alive  bool
-	awake  *os.File // tcp's awake word
+	awake  *os.File            // tcp's awake word
+	made   map[uint64]*os.File // regions made, not yet collected
 }
 
 func (c *deadServer) Call(m *ipc.Message) (ipc.Message, error) { return c.CallTo("syscall", m) }
@@ -39,9 +37,19 @@ func (c *deadServer) CallTo(peer string, m *ipc.Message) (ipc.Message, error) {
 		return ipc.Message{}, fmt.Errorf("fake: %s died: %w", peer, ipc.ErrDeadEndpoint)
 	}
 	c.next++
-	if _, err := sockbuf.Create(sockbuf.RegionPath(c.run, "tcp", c.next)); err != nil {
+	f, err := memfd.Create(sockbuf.RegionName("tcp", c.next), sockbuf.Size)
+	if err != nil {
 		c.t.Fatal(err)
 	}
+	reg, err := sockbuf.New(f)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	reg.Close()
+	if c.made == nil {
+		c.made = map[uint64]*os.File{}
+	}
+	c.made[c.next] = f
 	var r ipc.Message
 	sockcall.Reply{Op: ipc.OpOpen, Result: int64(c.next), Region: c.next}.Encode(&r)
 	return r, nil
@@ -53,9 +61,17 @@ func (c *deadServer) Buffer(*ipc.Message, pool.Ref) ([]byte, error) { return nil
 func (c *deadServer) Release(pool.Ref) error                        { return nil }
 func (c *deadServer) Notify(string, *ipc.Message) error             { return nil }
 func (c *deadServer) WaitWake(time.Duration) error                  { return nil }
-func (c *deadServer) RunID() string                                 { return c.run }
-func (c *deadServer) AwakeFile(string) (*os.File, error)            { return c.awake, nil }
-func (c *deadServer) Deaths(string) int                             { return c.deaths }
+
+func (c *deadServer) Collect(_ string, id uint64) (*os.File, error) {
+	f, ok := c.made[id]
+	if !ok {
+		return nil, fmt.Errorf("fake: no region %d: %w", id, ipc.ErrDeadEndpoint)
+	}
+	delete(c.made, id)
+	return f, nil
+}
+func (c *deadServer) AwakeFile(string) (*os.File, error) { return c.awake, nil }
+func (c *deadServer) Deaths(string) int                  { return c.deaths }
 
 // A call whose server died fails with an errno: ECONNRESET from the
 // transport itself, EBADF through syscall (the descriptors died with it).
@@ -73,13 +89,6 @@ func TestMessageServerDied(t *testing.T) {
 // them ready with an error, receive says ECONNRESET once and then end of
 // file, send EPIPE after that, close returns at once.
 func TestExposedServerDied(t *testing.T) {
-	run := fmt.Sprintf("socktest-%d", os.Getpid())
-	t.Cleanup(func() {
-		files, _ := filepath.Glob(shm.Path(run, "*"))
-		for _, f := range files {
-			os.Remove(f)
-		}
-	})
 	awake, err := memfd.Create("awake", sockbuf.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +97,7 @@ func TestExposedServerDied(t *testing.T) {
 	if _, err := sockbuf.New(awake); err != nil {
 		t.Fatal(err)
 	}
-	c := &deadServer{t: t, run: run, alive: true, awake: awake}
+	c := &deadServer{t: t, alive: true, awake: awake}
 	k, err := NewExposed(c, "tcp")
 	if err != nil {
 		t.Fatal(err)

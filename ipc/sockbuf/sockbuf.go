@@ -28,8 +28,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/newtsim/newtsim/ipc/shm"
 )
 
 // Layout of a region: a header page of words, each on its own cache line,
@@ -111,26 +109,6 @@ type Region struct {
 	Path string
 }
 
-// Create makes a region file only its creator can open (0600, O_EXCL) and
-// maps it.
-func Create(path string) (*Region, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sockbuf: %w", err)
-	}
-	defer f.Close()
-	if err := f.Truncate(Size); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("sockbuf: %w", err)
-	}
-	r, err := New(f)
-	if err != nil {
-		os.Remove(path)
-		return nil, err
-	}
-	return r, nil
-}
-
 // New formats a region in f, an open file of Size bytes (a sealed memfd,
 // package memfd), and maps it read-write. f may be closed afterwards.
 func New(f *os.File) (*Region, error) {
@@ -144,16 +122,6 @@ func New(f *os.File) (*Region, error) {
 	binary.LittleEndian.PutUint64(r.mem[offSize:], Size)
 	r.word(offMag).Store(magic)
 	return r, nil
-}
-
-// Open maps an existing region, checking its header.
-func Open(path string) (*Region, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("sockbuf: %w", err)
-	}
-	defer f.Close()
-	return Map(f, true)
 }
 
 // Map maps the region in the open file f, checking its header: read-write,
@@ -396,7 +364,9 @@ func (a *Alloc) Outstanding() int { return len(a.ends) }
 // Reset forgets everything, for a recycled region.
 func (a *Alloc) Reset() { *a = Alloc{} }
 
-// RegionPath is the file of a server's exposed socket region id.
-func RegionPath(run, server string, id uint64) string {
-	return shm.Path(run, fmt.Sprintf("%s.xs%016x", server, id))
+// RegionName is the name of the memfd of a server's exposed socket region
+// id: it shows in /proc, as "/memfd:NAME", and names nothing anyone can
+// open.
+func RegionName(server string, id uint64) string {
+	return fmt.Sprintf("%s.xs%016x", server, id)
 }

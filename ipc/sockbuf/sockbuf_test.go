@@ -5,16 +5,24 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/newtsim/newtsim/ipc/memfd"
 )
 
+// newRegion is a region as tcp makes it (a sealed memfd, formatted) and
+// as its application maps it, from its own descriptor.
 func newRegion(t *testing.T) (*Region, *Region) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "r")
-	srv, err := Create(p)
+	f, err := memfd.Create("r", Size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := Open(p)
+	defer f.Close()
+	srv, err := New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := Map(f, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +102,15 @@ func TestAllocWraps(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesOtherFiles(t *testing.T) {
+func TestMapRefusesOtherFiles(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "junk")
 	os.WriteFile(p, make([]byte, Size), 0o600)
-	if _, err := Open(p); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("open of a file with no header: %v", err)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := Map(f, false); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("map of a file with no header: %v", err)
 	}
 }
