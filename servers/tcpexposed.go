@@ -160,7 +160,7 @@ func (t *tcpServer) newRegion(s *sys.Server, owner ipc.Endpoint, want uint64) (u
 // kernel), sealed so that no holder can resize it (package memfd): the
 // application cannot truncate it under tcp.
 func newRegionFile(s *sys.Server, id uint64) (*os.File, error) {
-	return memfd.Create(sockbuf.RegionName(s.Opts.Name, id), sockbuf.Size)
+	return memfd.Create(sockbuf.RegionName(s.Opts.Run, s.Opts.Name, id), sockbuf.Size)
 }
 
 // expose attaches a region to engine socket id for owner.

@@ -64,7 +64,7 @@ func TestTCPExposedRegionSealed(t *testing.T) {
 // application truncates.
 func namedRegions(t *testing.T, tcpH *tcpServer) {
 	tcpH.x.regionFile = func(s *sys.Server, id uint64) (*os.File, error) {
-		f, err := os.OpenFile(shm.Path(s.Opts.Run, sockbuf.RegionName(s.Opts.Name, id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(filepath.Join(shm.Dir, sockbuf.RegionName(s.Opts.Run, s.Opts.Name, id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func TestTCPExposedRegionTruncated(t *testing.T) {
 	h := newRole(t, "tcp", TCP)
 	namedRegions(t, h.Handler.(*tcpServer))
 	r := openExposed(t, h)
-	if err := os.Truncate(shm.Path(h.S.Opts.Run, sockbuf.RegionName("tcp", r.Region)), 0); err != nil {
+	if err := os.Truncate(filepath.Join(shm.Dir, sockbuf.RegionName(h.S.Opts.Run, "tcp", r.Region)), 0); err != nil {
 		t.Fatal(err)
 	}
 	var bell ipc.Message

@@ -37,7 +37,7 @@ func (c *deadServer) CallTo(peer string, m *ipc.Message) (ipc.Message, error) {
 		return ipc.Message{}, fmt.Errorf("fake: %s died: %w", peer, ipc.ErrDeadEndpoint)
 	}
 	c.next++
-	f, err := memfd.Create(sockbuf.RegionName("tcp", c.next), sockbuf.Size)
+	f, err := memfd.Create(sockbuf.RegionName("socktest", "tcp", c.next), sockbuf.Size)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -28,6 +28,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/ipc/shm"
 )
 
 // Layout of a region: a header page of words, each on its own cache line,
@@ -365,8 +367,8 @@ func (a *Alloc) Outstanding() int { return len(a.ends) }
 func (a *Alloc) Reset() { *a = Alloc{} }
 
 // RegionName is the name of the memfd of a server's exposed socket region
-// id: it shows in /proc, as "/memfd:NAME", and names nothing anyone can
-// open.
-func RegionName(server string, id uint64) string {
-	return fmt.Sprintf("%s.xs%016x", server, id)
+// id in a run, as runfiles names the run's other memfds: it shows in
+// /proc, as "/memfd:NAME", and names nothing anyone can open.
+func RegionName(run, server string, id uint64) string {
+	return shm.Prefix(run) + fmt.Sprintf("%s.xs%016x", server, id)
 }
