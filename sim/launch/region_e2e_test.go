@@ -48,8 +48,15 @@ func regionMappings(t *testing.T, pid int, run string) []runMapping {
 // truncate through its mapping (EPERM), and no region is named under
 // /dev/shm; the applications and tcp stay up. On the old code regions
 // were /dev/shm files made by tcp, which an application (in the sandbox)
-// could not unlink, and which truncated.
+// could not unlink, and which truncated. Both transports: the descriptors
+// travel on the kernel connections either way.
 func TestSealedRegions(t *testing.T) {
+	for _, tr := range []string{"shm", "kernel"} {
+		t.Run(tr, func(t *testing.T) { sealedRegions(t, tr) })
+	}
+}
+
+func sealedRegions(t *testing.T, transport string) {
 	dir := t.TempDir()
 	www := filepath.Join(dir, "www")
 	os.MkdirAll(www, 0o755)
@@ -69,7 +76,7 @@ func TestSealedRegions(t *testing.T) {
 	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	u := startUp(t, "--topology", topoPath)
+	u := startUp(t, "--topology", topoPath, "--transport", transport)
 	u.logOnFailure()
 	var res loadgen.RoleResult
 	waitFor(t, "the load generator's report", 60*time.Second, func() bool {
