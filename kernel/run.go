@@ -1015,12 +1015,14 @@ var (
 	descRefused  = prometheus.NewDesc("newtsim_kernel_refused_messages_total", "Messages the kernel refused, by reason.", []string{"reason"}, nil)
 	descRestarts = prometheus.NewDesc("newtsim_kernel_restarts_total", "Servers restarted after they died.", []string{"server"}, nil)
 	descUp       = prometheus.NewDesc("newtsim_kernel_server_up", "1 if the server is running and registered.", []string{"server"}, nil)
+	descDeposits = prometheus.NewDesc("newtsim_kernel_deposits", "Descriptors the kernel keeps for the process, deposited by a server and not yet collected.", []string{"server"}, nil)
 )
 
 func (c *kernelCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRefused
 	ch <- descRestarts
 	ch <- descUp
+	ch <- descDeposits
 }
 
 func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
@@ -1037,5 +1039,6 @@ func (c *kernelCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, p.spec.Name)
+		ch <- prometheus.MustNewConstMetric(descDeposits, prometheus.GaugeValue, float64(k.core.Deposits(p.slot)), p.spec.Name)
 	}
 }
