@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"maps"
@@ -37,7 +38,7 @@ func testKern(t *testing.T) (k *kern, a, b *kmsg.Conn) {
 // testKernN is a kernel shell with n processes, named a, b, c... in slots
 // 1 to n; conns[slot] is the test's end of each one's connection. No
 // process may send to another until the test allows it.
-func testKernN(t *testing.T, n int) (k *kern, conns []*kmsg.Conn) {
+func testKernN(t testing.TB, n int) (k *kern, conns []*kmsg.Conn) {
 	t.Helper()
 	k = &kern{c: Config{Log: log.New(io.Discard, "", 0)}, core: NewCore(), exits: make(chan exitEvent, 1)}
 	var err error
@@ -631,4 +632,68 @@ func TestDepositCollect(t *testing.T) {
 	if n, err := r2.Read(got); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("after the application died the pipe read %d, %v; want end of file (the kernel closed its copy)", n, err)
 	}
+}
+
+// BenchmarkRegionHandOver: what handing a new exposed region to its
+// application costs (docs/EXPOSED.md), side by side: "kernel", the
+// region a sealed memfd deposited with the kernel and collected from it
+// over real connections (two kernel calls, each a round trip through the
+// kernel's loop, here a goroutine); "named", the old way, a file in
+// /dev/shm made, sized and given to the application's group by tcp,
+// opened and unlinked by the application. Neither maps the region (both
+// ways map it alike).
+func BenchmarkRegionHandOver(b *testing.B) {
+	const size = 144 << 10
+	b.Run("kernel", func(b *testing.B) {
+		k, conns := testKernN(b, 2)
+		const app, tcp = 1, 2
+		k.core.SetClass(tcp, ipc.ClassTransport)
+		k.core.Allow(tcp, app)
+		appEP, tcpEP := k.procs[app].entry.EP, k.procs[tcp].entry.EP
+		stop := serveKern(k)
+		defer stop()
+		for i := range b.N {
+			f, err := memfd.Create("region", size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var m ipc.Message
+			kcall.Deposit{App: appEP, ID: uint64(i)}.Encode(&m)
+			if _, _, err := conns[tcp].CallFile(&m, f); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			kcall.Collect{From: tcpEP, ID: uint64(i)}.Encode(&m)
+			_, g, err := conns[app].CallFile(&m, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			g.Close()
+		}
+	})
+	b.Run("named", func(b *testing.B) {
+		p := shm.Path(fmt.Sprintf("bench-%d", os.Getpid()), "region")
+		for range b.N {
+			f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Truncate(size); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Chown(os.Getuid(), os.Getgid()); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Chmod(0o660); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			g, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			os.Remove(p)
+			g.Close()
+		}
+	})
 }
