@@ -51,7 +51,7 @@ import (
 // forged are the types the attack sends to every peer.
 var forged = []ipc.Type{ipc.Ack, ipc.Error, ipc.Alarm, ipc.Notification, ipc.EndpointUpdate, ipc.Shutdown,
 	ipc.EndpointDown, ipc.FrameRx, ipc.FrameTx, ipc.Datagram, ipc.Unreachable,
-	ipc.ICMPError, ipc.SocketReply, ipc.BufFree}
+	ipc.ICMPError, ipc.SocketReply, ipc.BufFree, ipc.Deposit, ipc.Collect}
 
 type attack struct {
 	rng    *rand.Rand
