@@ -59,10 +59,10 @@ var (
 	// (prctl PR_SET_VMA); no other prctl.
 	runtimeOnly = []Only{{"prctl", 0, unix.PR_SET_VMA}}
 	// channels is what newtsim's own IPC calls: the kernel connection
-	// (a seqpacket socket, which may carry descriptors), shared files in
-	// /dev/shm or memfds opened, sized, sealed (fcntl), shared with a
-	// peer and removed (exposed socket regions), results written whole
-	// and renamed into place.
+	// (a seqpacket socket, which carries descriptors: the run files, and
+	// exposed socket regions deposited and collected), memfds made,
+	// sized and sealed (fcntl), shared files opened, given and removed,
+	// results written whole and renamed into place.
 	channels = []string{
 		"sendto", "recvfrom", "sendmsg", "recvmsg", "memfd_create",
 		"openat", "ftruncate", "fchmod", "fchmodat", "fchown", "fchownat", "unlinkat", "renameat", "mkdirat",
