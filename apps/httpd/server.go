@@ -362,12 +362,15 @@ func (s *Server) accept(now time.Time) {
 		}
 		if s.open >= s.maxConns && !s.shed(now) {
 			s.api.Close(fd)
-			refused := s.ctr.refused.Add(1)
+			// The count is published after the log line it names (only
+			// this loop writes it), so whoever sees it sees the line.
+			refused := s.ctr.refused.Load() + 1
 			if now.Sub(s.lastRefusedLog) >= time.Second {
 				s.lastRefusedLog = now
 				s.log.Printf("httpd: at the limit of %d connections: refusing new ones (%d refused so far)",
 					s.maxConns, refused)
 			}
+			s.ctr.refused.Store(refused)
 			continue
 		}
 		if err := s.api.SetNonblock(fd, true); err != nil {
