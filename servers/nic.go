@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/nic/link"
@@ -159,6 +161,13 @@ func (n *nic) receive(s *sys.Server) {
 			s.Log.Printf("tap: %v", err)
 			os.Exit(1) // the kernel restarts the nic
 		}
+		if trace.On() {
+			// A segment with data from the client, taken from outside
+			// (docs/LATENCY.md).
+			if port, ok := clientPort(buf[:k], true); ok {
+				trace.Record(trace.Take, uint16(ipc.FrameRx), trace.Outside, s.Opts.Endpoint.Slot(), uint32(port))
+			}
+		}
 		if n.pcap != nil {
 			n.pcap.Write(time.Now(), buf[:k])
 			n.pcap.Flush()
@@ -212,11 +221,47 @@ func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 			n.pcap.Write(time.Now(), b)
 			n.pcap.Flush()
 		}
+		var stamp uint64
+		if trace.On() {
+			stamp = trace.Stamp() // before the write: the client may read it before Write returns
+		}
 		if err := n.dev.Write(b); err != nil {
 			n.dropped.WithLabelValues("device").Inc()
 		} else {
 			n.frames.WithLabelValues("tx").Inc()
+			if stamp != 0 {
+				if port, ok := clientPort(b, false); ok {
+					trace.RecordAt(stamp, trace.Put, uint16(ipc.FrameTx), s.Opts.Endpoint.Slot(), trace.Outside, uint32(port))
+				}
+			}
 		}
 	}
 	return s.Release(f.Buf)
+}
+
+// clientPort returns the client's port of an Ethernet frame that holds an
+// IPv4 TCP segment with data: the source port of a frame from the device
+// (in), the destination port of one to it. The trace names the frames the
+// nic exchanges with a benchmark's client so, as the client names its
+// requests and responses (trace.Outside). Anything else (no data, another
+// protocol, a short frame) is false.
+func clientPort(f []byte, in bool) (uint16, bool) {
+	const ether = 14
+	if len(f) < ether+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+		return 0, false
+	}
+	ip := f[ether:]
+	ihl := int(ip[0]&0x0f) * 4
+	if ip[0]>>4 != 4 || ihl < 20 || ip[9] != 6 || len(ip) < ihl+20 {
+		return 0, false
+	}
+	seg := ip[ihl:]
+	total, hdr := int(binary.BigEndian.Uint16(ip[2:])), ihl+int(seg[12]>>4)*4
+	if total > len(ip) || total <= hdr {
+		return 0, false
+	}
+	if in {
+		return binary.BigEndian.Uint16(seg), true
+	}
+	return binary.BigEndian.Uint16(seg[2:]), true
 }

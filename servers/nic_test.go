@@ -2,8 +2,12 @@ package servers
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/pool"
@@ -84,5 +88,45 @@ func TestNICWire(t *testing.T) {
 		h.Metric("newtsim_nic_frames_total", "direction", "wire"),
 		h.Metric("newtsim_nic_frames_total", "direction", "rx"); tx != 1 || wire != 1 || rx != 1 {
 		t.Errorf("frames tx %v, wire %v, rx %v; want 1 each", tx, wire, rx)
+	}
+}
+
+func TestClientPort(t *testing.T) {
+	client, server := netip.MustParseAddrPort("198.18.0.1:40000"), netip.MustParseAddrPort("198.18.0.2:80")
+	frame := func(src, dst netip.AddrPort, h layers.TCP, data []byte) []byte {
+		ip := ipv4(src.Addr(), dst.Addr(), layers.IPProtocolTCP)
+		h.SrcPort, h.DstPort, h.Window = layers.TCPPort(src.Port()), layers.TCPPort(dst.Port()), 65535
+		h.SetNetworkLayerForChecksum(ip)
+		return serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4), ip, &h, gopacket.Payload(data))
+	}
+	request := frame(client, server, layers.TCP{ACK: true, PSH: true, Seq: 1}, []byte("GET / HTTP/1.1\r\n\r\n"))
+	response := frame(server, client, layers.TCP{ACK: true, PSH: true, Seq: 1}, []byte("HTTP/1.1 200 OK\r\n\r\n"))
+	options := frame(client, server, layers.TCP{ACK: true, Seq: 1, Options: []layers.TCPOption{
+		{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: make([]byte, 8)}}}, []byte("x"))
+	tests := []struct {
+		name  string
+		frame []byte
+		in    bool
+		port  uint16
+		ok    bool
+	}{
+		{"request from the client", request, true, 40000, true},
+		{"response to the client", response, false, 40000, true},
+		{"data after TCP options", options, true, 40000, true},
+		{"bare ACK", frame(client, server, layers.TCP{ACK: true, Seq: 1}, nil), true, 0, false},
+		{"SYN", frame(client, server, layers.TCP{SYN: true}, nil), true, 0, false},
+		{"UDP", serialize(t, ether(peerMAC, hostMAC, layers.EthernetTypeIPv4),
+			gopacket.Payload(udpPacket(t, client, server, bytes.Repeat([]byte("x"), 40)))), true, 0, false},
+		{"ARP", arpFrame(t, layers.ARPRequest, peerMAC, client.Addr(), hostMAC, server.Addr()), true, 0, false},
+		{"truncated", request[:40], true, 0, false},
+		{"empty", nil, true, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port, ok := clientPort(tt.frame, tt.in)
+			if port != tt.port || ok != tt.ok {
+				t.Errorf("clientPort = %d, %v; want %d, %v", port, ok, tt.port, tt.ok)
+			}
+		})
 	}
 }

@@ -47,6 +47,7 @@ type conn struct {
 	inBody   bool      // head read, reading its body
 	head     response  // the head of the response being read
 	left     int64     // body bytes still to read; -1 for all until EOF
+	port     uint16    // the local port, where the run is traced
 }
 
 // reset empties the slot, keeping its buffers.
@@ -152,6 +153,9 @@ func (r *runner) connectDone(c *conn) error {
 func (r *runner) established(c *conn) error {
 	r.opened++
 	c.state = connected
+	if r.traced {
+		r.tracePort(c)
+	}
 	return r.fill(c)
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/newtsim/newtsim/internal/trace"
 )
 
 // maxIov bounds the buffers of one Writev.
@@ -52,6 +54,10 @@ func (r *runner) flush(c *conn) error {
 	for len(c.out) > 0 {
 		var n int
 		var err error
+		var stamp uint64
+		if r.traced {
+			stamp = trace.Stamp()
+		}
 		if bufs := c.out[:min(len(c.out), maxIov)]; len(bufs) == 1 {
 			n, err = r.api.Send(c.fd, bufs[0], 0)
 		} else {
@@ -67,6 +73,9 @@ func (r *runner) flush(c *conn) error {
 		for i := range c.inflight {
 			if p := &c.inflight[i]; p.start.IsZero() && p.begin < c.sent+int64(n) {
 				p.start = now
+				if r.traced {
+					r.traceSent(c, stamp)
+				}
 			}
 		}
 		c.sent += int64(n)
@@ -173,6 +182,9 @@ func (r *runner) consume(c *conn, b []byte) error {
 // complete ends the oldest request of c, whose response has been read.
 func (r *runner) complete(c *conn) error {
 	now := r.now()
+	if r.traced {
+		r.traceDone(c)
+	}
 	p := c.inflight[0]
 	c.inflight = c.inflight[:copy(c.inflight, c.inflight[1:])]
 	t := p.start

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/trace"
 )
 
 // Config says what load to generate.
@@ -66,6 +67,12 @@ type Config struct {
 	// Progress, where it is a terminal, gets a progress bar, redrawn at most
 	// ten times a second; nil or anything else gets nothing.
 	Progress io.Writer
+
+	// TracePeer, where the process's trace recorder (internal/trace) is
+	// on, is the endpoint slot of the simulated host's nic: the run then
+	// stamps each request as a message to it, each response as one from
+	// it, and each Poll's sleep (trace.go). Zero: no stamps.
+	TracePeer int
 }
 
 // maxPipeline bounds Config.Pipeline, to keep a connection's requests in
@@ -87,6 +94,8 @@ func (c Config) check() (Config, error) {
 		return c, errors.New("loadgen: negative Connections, RequestsPerConn or Timeout")
 	case c.Pipeline < 0 || c.Pipeline > maxPipeline:
 		return c, fmt.Errorf("loadgen: Pipeline %d out of range [0, %d]", c.Pipeline, maxPipeline)
+	case c.TracePeer < 0 || c.TracePeer >= trace.Outside:
+		return c, fmt.Errorf("loadgen: TracePeer %d out of range [0, %d)", c.TracePeer, trace.Outside)
 	case c.Path != "" && len(c.Paths) > 0:
 		return c, errors.New("loadgen: both Path and Paths set")
 	}

@@ -385,6 +385,7 @@ func TestConfigErrors(t *testing.T) {
 		{"both requests and duration", Config{API: socket.Linux{}, Target: target, Requests: 1, Duration: time.Second}},
 		{"negative connections", Config{API: socket.Linux{}, Target: target, Requests: 1, Connections: -1}},
 		{"pipeline too deep", Config{API: socket.Linux{}, Target: target, Requests: 1, Pipeline: maxPipeline + 1}},
+		{"trace peer out of range", Config{API: socket.Linux{}, Target: target, Requests: 1, TracePeer: 255}},
 		{"path and paths", Config{API: socket.Linux{}, Target: target, Requests: 1, Path: "/", Paths: []string{"/"}}},
 		{"relative path", Config{API: socket.Linux{}, Target: target, Requests: 1, Path: "index.html"}},
 		{"space in path", Config{API: socket.Linux{}, Target: target, Requests: 1, Path: "/a b"}},

@@ -36,6 +36,7 @@ type runner struct {
 	progress *progress
 
 	start, deadline time.Time
+	traced          bool // stamps for a breakdown (trace.go)
 
 	hist      Histogram
 	completed int64 // responses read in full
@@ -58,6 +59,7 @@ func newRunner(c Config, reqs [][]byte) *runner {
 		buf:       make([]byte, 64<<10),
 		status:    map[int]int64{},
 		progress:  newProgress(c.Progress, int64(c.Requests), c.Duration),
+		traced:    traceOn(c),
 	}
 	for i := range r.conns {
 		r.conns[i] = &conn{fd: -1}
@@ -138,7 +140,14 @@ func (r *runner) poll(now time.Time) error {
 		// Every connection failed at once (refused, say): open new ones.
 		return nil
 	}
-	if _, err := r.api.Poll(r.pfds, r.wait(now)); err != nil {
+	if r.traced {
+		traceSleep(false)
+	}
+	_, err := r.api.Poll(r.pfds, r.wait(now))
+	if r.traced {
+		traceSleep(true)
+	}
+	if err != nil {
 		return fmt.Errorf("loadgen: poll: %w", err)
 	}
 	for i, p := range r.pfds {

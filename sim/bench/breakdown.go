@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/newtsim/newtsim/internal/trace"
+	"github.com/newtsim/newtsim/kernel"
 	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/timeline"
 )
@@ -28,14 +30,23 @@ type CellBreakdown struct {
 
 // requestPath is the processes a request crosses on the simulated host, in
 // order, from the nic to the application app and back, for a socket
-// library backend: the message backend goes through syscall, the others
-// reach tcp directly.
-func requestPath(backend, app string) []string {
+// library backend with inFlight requests at once: the message backend goes
+// through syscall, the others reach tcp directly. With exposed sockets and
+// more than one request in flight the path turns at tcp: a busy
+// application finds a request in its socket's shared buffer with no message
+// from tcp, and one doorbell sends several answers, so the application's
+// turn is tcp's service on the hop "ip -> tcp" (docs/LATENCY.md).
+func requestPath(backend, app string, inFlight int) []string {
 	in := []string{"nic", "driver", "pf", "ip", "tcp"}
 	if backend == "message" {
 		in = append(in, "syscall")
 	}
-	path := append(append([]string{}, in...), app)
+	path := append([]string{}, in...)
+	if backend != "exposed" || inFlight <= 1 {
+		path = append(path, app)
+	} else {
+		in = in[:len(in)-1]
+	}
 	for i := len(in) - 1; i >= 0; i-- {
 		path = append(path, in[i])
 	}
@@ -50,14 +61,41 @@ func callPath(backend, app string) []string {
 	return []string{app, "syscall", "tcp", "syscall", app}
 }
 
-// traceBreakdown reads the rings of the run whose state is in stateDir and
-// breaks its requests down along path.
-func traceBreakdown(ctx context.Context, stateDir string, path []string, o timeline.Options) (timeline.Breakdown, error) {
+// clientPath is path from and back to the client: the client's own
+// snapshot stamps its requests as messages to the nic and its responses as
+// messages from it.
+func clientPath(path []string) []string {
+	return append(append([]string{clientName}, path...), clientName)
+}
+
+// clientName is the client's process name in the breakdown (its snapshot's).
+const clientName = "client"
+
+// traceBreakdown reads the rings of the run whose state is in stateDir,
+// with more snapshots recorded elsewhere (the client's), and breaks its
+// requests down along path.
+func traceBreakdown(ctx context.Context, stateDir string, more []trace.Snapshot, path []string, o timeline.Options) (timeline.Breakdown, error) {
 	snaps, hz, err := timeline.Capture(ctx, stateDir)
 	if err != nil {
 		return timeline.Breakdown{}, fmt.Errorf("breakdown: %w", err)
 	}
+	snaps = append(snaps, more...)
 	return timeline.Compute(timeline.Match(snaps), timeline.Names(snaps), path, hz, o), nil
+}
+
+// processSlot is the endpoint slot of the process name of the run whose
+// state is in stateDir.
+func processSlot(stateDir, name string) (int, error) {
+	st, err := kernel.ReadStatus(stateDir)
+	if err != nil {
+		return 0, fmt.Errorf("breakdown: %w", err)
+	}
+	for _, p := range st.Processes {
+		if p.Name == name {
+			return p.Slot, nil
+		}
+	}
+	return 0, fmt.Errorf("breakdown: no process %q in %s", name, stateDir)
 }
 
 // httpBreakdown adds the breakdown of the cell just measured on side to
@@ -66,14 +104,20 @@ func (r *HTTPReport) httpBreakdown(ctx context.Context, side *httpSide, w HTTPWo
 	if side.state == "" {
 		return nil
 	}
-	b, err := traceBreakdown(ctx, side.state, requestPath(side.server.Backend, "web"),
-		timeline.Options{MeasuredUS: us(cell.Report.Latency.Mean)})
+	path, more := requestPath(side.server.Backend, "web", r.Connections), []trace.Snapshot(nil)
+	measured := "the load generator's mean latency over the measured run (Linux client in a namespace, over the TAP); " +
+		"the traced hops start and end at the nic, so the client's side and the TAP are not in them"
+	if cell.clientTrace != nil {
+		path, more = clientPath(path), []trace.Snapshot{*cell.clientTrace}
+		measured = "the load generator's mean latency over the measured run (Linux client in a namespace, over the TAP), " +
+			"from a request's first byte written to its response read in full; the client stamps both, " +
+			"so the first and last hops hold the client's side, Linux's TCP and the TAP"
+	}
+	b, err := traceBreakdown(ctx, side.state, more, path, timeline.Options{MeasuredUS: us(cell.Report.Latency.Mean)})
 	if err != nil {
 		return fmt.Errorf("bench http: %s, %s: %w", w.Name, side.server.Name, err)
 	}
-	cb := CellBreakdown{Server: side.server.Name, Workload: w.Name, Breakdown: b,
-		Measured: "the load generator's mean latency over the measured run (Linux client in a namespace, over the TAP); " +
-			"the traced hops start and end at the nic, so the client's side and the TAP are not in them"}
+	cb := CellBreakdown{Server: side.server.Name, Workload: w.Name, Breakdown: b, Measured: measured}
 	r.Breakdowns = append(r.Breakdowns, cb)
 	if r.Breakdown == nil {
 		r.Breakdown = &cb
@@ -90,7 +134,7 @@ func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateD
 	if res.Batches > 0 {
 		batch = res.RoundTrips / res.Batches
 	}
-	b, err := traceBreakdown(ctx, stateDir, callPath(backend, "app"),
+	b, err := traceBreakdown(ctx, stateDir, nil, callPath(backend, "app"),
 		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch})
 	if err != nil {
 		return fmt.Errorf("bench eagain: %s: %w", row, err)

@@ -11,10 +11,16 @@ func TestBreakdownPaths(t *testing.T) {
 		got  []string
 		want []string
 	}{
-		{"http message", requestPath("message", "web"),
+		{"http message", requestPath("message", "web", 1),
 			[]string{"nic", "driver", "pf", "ip", "tcp", "syscall", "web", "syscall", "tcp", "ip", "pf", "driver", "nic"}},
-		{"http exposed", requestPath("exposed", "web"),
+		{"http message, ten in flight", requestPath("message", "web", 10),
+			[]string{"nic", "driver", "pf", "ip", "tcp", "syscall", "web", "syscall", "tcp", "ip", "pf", "driver", "nic"}},
+		{"http exposed", requestPath("exposed", "web", 1),
 			[]string{"nic", "driver", "pf", "ip", "tcp", "web", "tcp", "ip", "pf", "driver", "nic"}},
+		{"http exposed, ten in flight", requestPath("exposed", "web", 10),
+			[]string{"nic", "driver", "pf", "ip", "tcp", "ip", "pf", "driver", "nic"}},
+		{"from the client", clientPath(requestPath("message-direct", "web", 1)),
+			[]string{"client", "nic", "driver", "pf", "ip", "tcp", "web", "tcp", "ip", "pf", "driver", "nic", "client"}},
 		{"eagain message", callPath("message", "app"), []string{"app", "syscall", "tcp", "syscall", "app"}},
 		{"eagain direct", callPath("message-direct", "app"), []string{"app", "tcp", "app"}},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/internal/atomicfile"
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/sim/chart"
 	"github.com/newtsim/newtsim/sim/machine"
 	"github.com/newtsim/newtsim/sim/topology"
@@ -153,6 +154,9 @@ type HTTPCell struct {
 	Warmup   loadgen.Report
 	Syscalls uint64
 	Threads  int // of the server process, counted
+	// clientTrace is the client's trace recorder's events of the
+	// measured run, for the breakdown; nil when not traced.
+	clientTrace *trace.Snapshot
 }
 
 // HTTPReport is what `newtsim bench http` and `newtsim bench paper` write.

@@ -728,6 +728,15 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	rpc := w.RequestsPerConn
 	c := probe.HTTPClientConfig{Target: side.target.String(), Path: w.Path(), Connections: r.o.Connections,
 		RequestsPerConn: rpc, Warmup: r.o.Warmup, Duration: r.o.Duration, Timeout: r.o.Timeout, Probe: probeTime, Out: out}
+	if r.o.Breakdown && side.state != "" {
+		// The client stamps its requests and responses for the breakdown
+		// (breakdown.go), as messages to and from the nic.
+		slot, err := processSlot(side.state, "nic")
+		if err != nil {
+			return HTTPCell{}, err
+		}
+		c.TracePeer = slot
+	}
 	if err := atomicfile.WriteJSON(cfgPath, c); err != nil {
 		return HTTPCell{}, err
 	}
@@ -821,6 +830,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 		return HTTPCell{}, fmt.Errorf("the client: %s", res.Error)
 	}
 	cell := side.row(w, res.Report, res.Warmup, n, len(ctr.Threads()))
+	cell.clientTrace = res.Trace
 	cell.Row.setCosts(before, after, res.Report.Requests)
 	return cell, nil
 }

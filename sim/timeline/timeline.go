@@ -29,6 +29,7 @@ import (
 type Message struct {
 	From, To int      // endpoint slots
 	Type     ipc.Type //
+	ID       uint32   // what both ends named it by: a ring's message number, a kernel message's hash, or a client's port (trace.Outside)
 	Put      uint64   // the sender published it
 	// Sleep and Wake bound the receiver's sleep when the message came in
 	// while it slept (Sleep <= Put <= Wake); zero otherwise.
@@ -128,7 +129,7 @@ func Match(snaps []trace.Snapshot) []Message {
 					continue // its put is not in the window
 				}
 				taken[i] = true
-				m := Message{From: int(e.Src), To: int(e.Dst), Type: ipc.Type(e.Type), Put: ts[i], Take: e.TSC}
+				m := Message{From: int(e.Src), To: int(e.Dst), Type: ipc.Type(e.Type), ID: e.ID, Put: ts[i], Take: e.TSC}
 				if wake != 0 && sleep <= m.Put && m.Put <= wake {
 					m.Sleep, m.Wake = sleep, wake
 				}
@@ -164,7 +165,7 @@ func Names(snaps []trace.Snapshot) map[int]string {
 // Fetch reads the snapshot of each process from its metrics port (name to
 // port), at trace.Path. A process whose recorder is off is an error.
 func Fetch(ctx context.Context, ports map[string]int) ([]trace.Snapshot, error) {
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second} // a loaded machine serves a ring slowly
 	var out []trace.Snapshot
 	for _, name := range slices.Sorted(maps.Keys(ports)) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", ports[name], trace.Path), nil)

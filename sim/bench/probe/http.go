@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/prom"
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/nic/pcap"
 	"github.com/newtsim/newtsim/nic/tap"
 	"github.com/newtsim/newtsim/sim/host"
@@ -71,6 +73,11 @@ type HTTPClientConfig struct {
 	// while the server may still be starting.
 	Probe time.Duration `json:"probe_ns"`
 	Out   string        `json:"out"` // where the result goes
+	// TracePeer, for a breakdown, is the endpoint slot of the simulated
+	// host's nic: the client runs a trace recorder and stamps its requests
+	// and responses as messages to and from it (loadgen.Config.TracePeer).
+	// 0: no recorder.
+	TracePeer int `json:"trace_peer,omitempty"`
 }
 
 // HTTPClientResult is what the client writes.
@@ -78,6 +85,9 @@ type HTTPClientResult struct {
 	Warmup loadgen.Report `json:"warmup"`
 	Report loadgen.Report `json:"report"`
 	Error  string         `json:"error,omitempty"`
+	// Trace is the client's recorder's events of the measured run, with
+	// TracePeer.
+	Trace *trace.Snapshot `json:"trace,omitempty"`
 }
 
 // Lines the client prints on its standard output, for the driver to count
@@ -123,7 +133,10 @@ func httpClient(path string) error {
 			return err
 		}
 		cfg := loadgen.Config{API: socket.Linux{}, Target: target, Path: c.Path, Connections: c.Connections,
-			RequestsPerConn: c.RequestsPerConn, Timeout: c.Timeout}
+			RequestsPerConn: c.RequestsPerConn, Timeout: c.Timeout, TracePeer: c.TracePeer}
+		if c.TracePeer > 0 {
+			trace.Enable("client", "loadgen", trace.Outside)
+		}
 		ctx := context.Background()
 		if c.Warmup > 0 {
 			cfg.Duration = c.Warmup
@@ -133,14 +146,26 @@ func httpClient(path string) error {
 		}
 		fmt.Println(HTTPMeasureLine)
 		cfg.Duration = c.Duration
+		from := trace.Stamp()
 		res.Report, err = loadgen.Run(ctx, cfg)
 		fmt.Println(HTTPDoneLine)
+		if c.TracePeer > 0 {
+			res.Trace = measuredTrace(from)
+		}
 		return err
 	}()
 	if err != nil {
 		res.Error = err.Error()
 	}
 	return writeJSON(c.Out, res)
+}
+
+// measuredTrace is the client's recorder's events since from, the start of
+// the measured run: the warm-up's stamps are no measured request's.
+func measuredTrace(from uint64) *trace.Snapshot {
+	s := trace.Copy()
+	s.Events = slices.DeleteFunc(s.Events, func(e trace.Event) bool { return e.TSC < from })
+	return &s
 }
 
 // probeServer connects to target until it accepts, or gives up after d.
