@@ -150,6 +150,20 @@ func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateD
 	return nil
 }
 
+// breakdownChecks are the report's checks of its breakdowns: each traced
+// cell's hops add up to its measured figure within 10%.
+func breakdownChecks(bs []CellBreakdown) []Check {
+	var cs []Check
+	for _, cb := range bs {
+		if cb.MeasuredMeanUS <= 0 {
+			continue
+		}
+		cs = append(cs, Check{Name: fmt.Sprintf("%s on %s: the breakdown's hops added up (%s) / the measured figure",
+			cb.Workload, cb.Server, cb.Basis), Value: cb.SumUS / cb.MeasuredMeanUS, Target: "0.9 to 1.1", Met: cb.Within10})
+	}
+	return cs
+}
+
 // printBreakdown writes a cell's breakdown as a table.
 func printBreakdown(w io.Writer, cb CellBreakdown) {
 	if w == nil {

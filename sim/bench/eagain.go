@@ -197,7 +197,8 @@ func (r *EagainReport) row(name string) *EagainRow {
 }
 
 // judge records the targets: exposed at most a tenth of linux, the order
-// kernel-msg > user-msg > linux > exposed, and every answer EAGAIN.
+// kernel-msg > user-msg > linux > exposed, every answer EAGAIN, and each
+// breakdown's hops within 10% of the probe's figure.
 func (r *EagainReport) judge() {
 	for _, row := range r.Rows {
 		r.Checks = append(r.Checks, Check{Name: row.Name + ": eagain == calls", Value: float64(row.Eagain),
@@ -217,6 +218,7 @@ func (r *EagainReport) judge() {
 		r.Checks = append(r.Checks, Check{Name: "order kernel-msg > user-msg > linux > exposed", Value: 0,
 			Target: "true", Met: k.NS > u.NS && u.NS > l.NS && l.NS > x.NS})
 	}
+	r.Checks = append(r.Checks, breakdownChecks(r.Breakdowns)...)
 	for _, row := range r.Rows {
 		if off := r.row(row.Name + NoSandboxSuffix); off != nil && off.NS > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s: %.0f ns with the sandbox, %.0f without: %.2fx",

@@ -365,8 +365,9 @@ func (r *HTTPReport) row(workload, server string) *HTTPRow {
 // judge records the targets: on 20B-10rpc, httpd-exposed serves at least
 // twice the requests per second of httpd-message-shm and makes at most
 // 0.05 system calls per request, and httpd-monolith at least half of
-// httpd-linux's; no cell's server side retransmits a segment; and every
-// cell is free of errors.
+// httpd-linux's; no cell's server side retransmits a segment; every cell
+// is free of errors; and each breakdown's hops add up to the measured mean
+// within 10%.
 func (r *HTTPReport) judge() {
 	x, m := r.row("20B-10rpc", "httpd-exposed"), r.row("20B-10rpc", "httpd-message-shm")
 	if x != nil && m != nil {
@@ -403,6 +404,7 @@ func (r *HTTPReport) judge() {
 			Value: float64(rts), Target: "== 0", Met: rts == 0})
 	}
 	r.Checks = append(r.Checks, Check{Name: "errors, all cells", Value: float64(errs), Target: "== 0", Met: errs == 0})
+	r.Checks = append(r.Checks, breakdownChecks(r.Breakdowns)...)
 }
 
 // Table prints the report as Markdown: the matrix as rows, a table of

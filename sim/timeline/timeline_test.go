@@ -248,6 +248,44 @@ func TestChainsTurningPointWithCallsOfItsOwn(t *testing.T) {
 	}
 }
 
+// From and back to the client, each way back joins a way in of its own
+// connection (the client's port names both), not the latest to arrive:
+// here B's request came in after A's and A's answer left first.
+func TestChainsJoinByConnection(t *testing.T) {
+	const o, w = trace.Outside, 8
+	const portA, portB = 40000, 40001
+	rx, tx := ipc.FrameRx, ipc.FrameTx
+	snaps := []trace.Snapshot{
+		snap("client", o, put(100, o, w, portA, rx), put(120, o, w, portB, rx), take(210, w, o, portA, tx), take(310, w, o, portB, tx)),
+		snap("web", w, take(110, o, w, portA, rx), take(130, o, w, portB, rx), put(200, w, o, portA, tx), put(300, w, o, portB, tx)),
+	}
+	bd := Compute(Match(snaps), Names(snaps), []string{"client", "web", "client"}, hz, Options{MeasuredUS: 150})
+	if bd.Requests != 2 || bd.SumUS != (110+190)/2 || !bd.Within10 {
+		t.Fatalf("followed %d requests adding up to %v us; want A's 110 and B's 190: mean 150", bd.Requests, bd.SumUS)
+	}
+}
+
+// A connection's answer joins no way in that left the client before the
+// connection's answer before it, even where that answer was not followed
+// (its way back broke) and the request after it was not followed in.
+func TestChainsJoinNotAcrossAnAnswer(t *testing.T) {
+	const o, b, c = trace.Outside, 2, 3
+	const port = 40000
+	rx, tx, d := ipc.FrameRx, ipc.FrameTx, ipc.Datagram
+	snaps := []trace.Snapshot{
+		snap("client", o, put(100, o, b, port, rx), take(160, b, o, port, tx), put(170, o, b, port, rx), take(260, b, o, port, tx)),
+		snap("b", b, take(101, o, b, port, rx), put(102, b, c, 0, d), // the first request, on to c
+			put(150, b, o, port, tx), // answered by b alone: c's answer never comes
+			take(171, o, b, port, rx), // the second request goes no further
+			take(251, c, b, 1, d), put(255, b, o, port, tx)),
+		snap("c", c, take(103, b, c, 0, d), put(250, c, b, 1, d)),
+	}
+	cs, started := Chains(Match(snaps), Names(snaps), []string{"client", "b", "c", "b", "client"})
+	if started != 2 || len(cs) != 0 {
+		t.Fatalf("%d of %d chains: %+v; want none: the answer at 260 is not the request of 100's", len(cs), started, cs)
+	}
+}
+
 // The same loop with the sums of medians and the first process's own time.
 func TestComputeClosedLoop(t *testing.T) {
 	const a, b = 1, 2
