@@ -275,7 +275,7 @@ func TestChainsJoinNotAcrossAnAnswer(t *testing.T) {
 	snaps := []trace.Snapshot{
 		snap("client", o, put(100, o, b, port, rx), take(160, b, o, port, tx), put(170, o, b, port, rx), take(260, b, o, port, tx)),
 		snap("b", b, take(101, o, b, port, rx), put(102, b, c, 0, d), // the first request, on to c
-			put(150, b, o, port, tx), // answered by b alone: c's answer never comes
+			put(150, b, o, port, tx),  // answered by b alone: c's answer never comes
 			take(171, o, b, port, rx), // the second request goes no further
 			take(251, c, b, 1, d), put(255, b, o, port, tx)),
 		snap("c", c, take(103, b, c, 0, d), put(250, c, b, 1, d)),
