@@ -135,7 +135,7 @@ func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateD
 		batch = res.RoundTrips / res.Batches
 	}
 	b, err := traceBreakdown(ctx, stateDir, nil, callPath(backend, "app"),
-		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch})
+		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch, Timed: res.RoundTrips, Untimed: res.Counted})
 	if err != nil {
 		return fmt.Errorf("bench eagain: %s: %w", row, err)
 	}

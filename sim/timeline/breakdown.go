@@ -81,6 +81,11 @@ type Options struct {
 	// batch's mean time per call, a call's time taken from its first put
 	// to the next call's.
 	Batch int
+	// Untimed, with Batch, is how many calls the prober made after its
+	// timed batches (a pass it counted, not timed), and Timed how many it
+	// timed: the batches are made of the Timed calls before the last
+	// Untimed followed, when that many were followed.
+	Untimed, Timed int
 }
 
 // Compute makes the breakdown of the messages along path, a list of
@@ -130,7 +135,11 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	b.SumUS, b.Basis = b.SumMeanUS, "mean"
 	switch {
 	case o.ClosedLoop && o.Batch > 0:
-		b.SumUS, b.Basis = batchMedian(cs, o.Batch, us), "batch"
+		timed := cs
+		if o.Timed > 0 && o.Untimed >= 0 && len(cs) >= o.Timed+o.Untimed {
+			timed = cs[len(cs)-o.Untimed-o.Timed : len(cs)-o.Untimed]
+		}
+		b.SumUS, b.Basis = batchMedian(timed, o.Batch, us), "batch"
 	case o.Median:
 		b.SumUS, b.Basis = b.RequestMedianUS, "median"
 	}

@@ -319,6 +319,33 @@ func TestComputeClosedLoop(t *testing.T) {
 	}
 }
 
+// The prober's batches are the calls it timed: five calls 1000 apart, then
+// a pass of eight it counted but did not time, 5000 apart, are timed as the
+// first five alone.
+func TestComputeBatchesOfTimedCalls(t *testing.T) {
+	const a, b = 1, 2
+	var ea, eb []trace.Event
+	t0 := uint64(0)
+	for i := range uint64(13) {
+		if t0 += 1000; i > 4 {
+			t0 += 4000
+		}
+		ea = append(ea, put(t0, a, b, uint32(i), ipc.Datagram), take(t0+10, b, a, uint32(i), ipc.Datagram))
+		eb = append(eb, take(t0+2, a, b, uint32(i), ipc.Datagram), put(t0+8, b, a, uint32(i), ipc.Datagram))
+	}
+	snaps := []trace.Snapshot{snap("a", a, ea...), snap("b", b, eb...)}
+	for _, tt := range []struct {
+		timed, untimed int
+		want           float64
+	}{{5, 8, 1000}, {0, 0, 5000}, {20, 8, 5000}} { // unknown, or more than were followed: every call
+		bd := Compute(Match(snaps), Names(snaps), []string{"a", "b", "a"}, hz,
+			Options{MeasuredUS: 1000, ClosedLoop: true, Batch: 2, Timed: tt.timed, Untimed: tt.untimed})
+		if bd.SumUS != tt.want {
+			t.Errorf("timed %d, untimed %d: sum %v, want %v", tt.timed, tt.untimed, bd.SumUS, tt.want)
+		}
+	}
+}
+
 func TestChrome(t *testing.T) {
 	const a, b = 1, 2
 	snaps := []trace.Snapshot{
