@@ -84,7 +84,8 @@ type Options struct {
 	// Untimed, with Batch, is how many calls the prober made after its
 	// timed batches (a pass it counted, not timed), and Timed how many it
 	// timed: the batches are made of the Timed calls before the last
-	// Untimed followed, when that many were followed.
+	// Untimed followed, when that many were followed (the first untimed
+	// call's put ends the last batch).
 	Untimed, Timed int
 }
 
@@ -136,8 +137,9 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	switch {
 	case o.ClosedLoop && o.Batch > 0:
 		timed := cs
-		if o.Timed > 0 && o.Untimed >= 0 && len(cs) >= o.Timed+o.Untimed {
-			timed = cs[len(cs)-o.Untimed-o.Timed : len(cs)-o.Untimed]
+		if o.Timed > 0 && o.Untimed > 0 && len(cs) >= o.Timed+o.Untimed {
+			// And the first call after, whose put ends the last batch.
+			timed = cs[len(cs)-o.Untimed-o.Timed : len(cs)-o.Untimed+1]
 		}
 		b.SumUS, b.Basis = batchMedian(timed, o.Batch, us), "batch"
 	case o.Median:
@@ -433,7 +435,16 @@ func batchMedian(cs [][]Message, n int, us func(uint64) float64) float64 {
 	for i := 0; i+n < len(cs); i += n {
 		means = append(means, us(cs[i+n][0].Put-cs[i][0].Put)/float64(n))
 	}
-	return quantile(means, 0.5)
+	// The middle one, or the mean of the middle two, as the prober takes it.
+	slices.Sort(means)
+	switch k := len(means); {
+	case k == 0:
+		return 0
+	case k%2 == 0:
+		return (means[k/2-1] + means[k/2]) / 2
+	default:
+		return means[k/2]
+	}
 }
 
 // Table formats the breakdown as a Markdown table with the check below.

@@ -319,9 +319,9 @@ func TestComputeClosedLoop(t *testing.T) {
 	}
 }
 
-// The prober's batches are the calls it timed: five calls 1000 apart, then
-// a pass of eight it counted but did not time, 5000 apart, are timed as the
-// first five alone.
+// The prober's batches are the calls it timed: four calls 1000 apart (the
+// fifth's put ends them), then a pass of nine it counted but did not time,
+// the last eight 5000 apart, are timed as the first four alone.
 func TestComputeBatchesOfTimedCalls(t *testing.T) {
 	const a, b = 1, 2
 	var ea, eb []trace.Event
@@ -337,7 +337,7 @@ func TestComputeBatchesOfTimedCalls(t *testing.T) {
 	for _, tt := range []struct {
 		timed, untimed int
 		want           float64
-	}{{5, 8, 1000}, {0, 0, 5000}, {20, 8, 5000}} { // unknown, or more than were followed: every call
+	}{{4, 9, 1000}, {0, 0, 5000}, {20, 8, 5000}} { // unknown, or more than were followed: every call
 		bd := Compute(Match(snaps), Names(snaps), []string{"a", "b", "a"}, hz,
 			Options{MeasuredUS: 1000, ClosedLoop: true, Batch: 2, Timed: tt.timed, Untimed: tt.untimed})
 		if bd.SumUS != tt.want {
