@@ -177,7 +177,7 @@ func printBreakdown(w io.Writer, cb CellBreakdown) {
 func breakdownMarkdown(bs []CellBreakdown) string {
 	var sb strings.Builder
 	for _, cb := range bs {
-		fmt.Fprintf(&sb, "\n## Breakdown: %s, %s\n\nMeasured: %s. Window: %.0f ms of the end of the measured run.\n\n%s",
+		fmt.Fprintf(&sb, "\n## Breakdown: %s, %s\n\nMeasured: %s. Window: the followed requests span %.0f ms.\n\n%s",
 			cb.Server, cb.Workload, cb.Measured, cb.WindowMS, cb.Table())
 	}
 	return sb.String()

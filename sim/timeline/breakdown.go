@@ -58,6 +58,12 @@ type Breakdown struct {
 	Started  int `json:"started"`
 	// Window is the span of the requests followed, in milliseconds.
 	WindowMS float64 `json:"window_ms"`
+	// On a path from and back to the client: ClientRequests is every
+	// request the client's stamps show answered (its put on the first hop
+	// to its take on the last, followed or not), ClientMeanUS their mean,
+	// to set the followed requests against.
+	ClientRequests int     `json:"client_requests,omitempty"`
+	ClientMeanUS   float64 `json:"client_mean_us,omitempty"`
 }
 
 // Skipped are the message types a breakdown leaves out: buffers going
@@ -124,6 +130,7 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 			TotalMeanUS: mean(t)})
 	}
 	b.RequestMedianUS = quantile(reqs, 0.5)
+	b.ClientRequests, b.ClientMeanUS = clientTimes(msgs, names, path, us)
 	if o.ClosedLoop && len(path) > 1 {
 		own := ownTime(msgs, names, path, us)
 		b.Hops = append(b.Hops, own)
@@ -357,6 +364,40 @@ func flowKey(m Message, in bool) uint32 {
 	return 0
 }
 
+// clientTimes is the count and mean of every request the client's stamps
+// show answered, on a path from and back to the client: each take of the
+// last hop with the latest put of its connection on the first hop after
+// the connection's take before.
+func clientTimes(msgs []Message, names map[int]string, path []string, us func(uint64) float64) (int, float64) {
+	n := len(path) - 1
+	if n < 1 {
+		return 0, 0
+	}
+	puts, takes := map[uint32][]uint64{}, map[uint32][]uint64{}
+	for _, m := range msgs {
+		switch {
+		case m.From == trace.Outside && names[m.To] == path[1]:
+			puts[m.ID] = append(puts[m.ID], m.Put)
+		case m.To == trace.Outside && names[m.From] == path[n-1]:
+			takes[m.ID] = append(takes[m.ID], m.Take)
+		}
+	}
+	var t []float64
+	for id, ts := range takes {
+		ps := puts[id]
+		slices.Sort(ps)
+		slices.Sort(ts)
+		for i, at := range ts {
+			j, _ := slices.BinarySearch(ps, at)
+			if j == 0 || (i > 0 && ps[j-1] < ts[i-1]) {
+				continue // its request's put is not in the window
+			}
+			t = append(t, us(at-ps[j-1]))
+		}
+	}
+	return len(t), mean(t)
+}
+
 // ownTime is the row of the first process's own time in a closed loop:
 // from each take of the last hop to its next put on the first hop.
 func ownTime(msgs []Message, names map[int]string, path []string, us func(uint64) float64) Hop {
@@ -458,6 +499,10 @@ func (b Breakdown) Table() string {
 	}
 	fmt.Fprintf(&sb, "| sum | | | | | %.1f (medians) | %.1f |\n\n%d of %d requests followed across the whole path; their median %.1f us. %s\n",
 		b.SumMedianUS, b.SumMeanUS, b.Requests, b.Started, b.RequestMedianUS, b.Check)
+	if b.ClientRequests > 0 {
+		fmt.Fprintf(&sb, "\nThe client's own stamps: %d requests answered, mean %.1f us (followed or not; the followed: %.1f us).\n",
+			b.ClientRequests, b.ClientMeanUS, b.SumMeanUS)
+	}
 	return sb.String()
 }
 

@@ -263,6 +263,9 @@ func TestChainsJoinByConnection(t *testing.T) {
 	if bd.Requests != 2 || bd.SumUS != (110+190)/2 || !bd.Within10 {
 		t.Fatalf("followed %d requests adding up to %v us; want A's 110 and B's 190: mean 150", bd.Requests, bd.SumUS)
 	}
+	if bd.ClientRequests != 2 || bd.ClientMeanUS != 150 {
+		t.Errorf("the client's stamps: %d requests, mean %v; want 2, 150", bd.ClientRequests, bd.ClientMeanUS)
+	}
 }
 
 // A connection's answer joins no way in that left the client before the
@@ -283,6 +286,12 @@ func TestChainsJoinNotAcrossAnAnswer(t *testing.T) {
 	cs, started := Chains(Match(snaps), Names(snaps), []string{"client", "b", "c", "b", "client"})
 	if started != 2 || len(cs) != 0 {
 		t.Fatalf("%d of %d chains: %+v; want none: the answer at 260 is not the request of 100's", len(cs), started, cs)
+	}
+	// The client's own stamps still show both requests: 60 and 90.
+	bd := Compute(Match(snaps), Names(snaps), []string{"client", "b", "c", "b", "client"}, hz, Options{MeasuredUS: 75})
+	if bd.Requests != 0 || bd.ClientRequests != 2 || bd.ClientMeanUS != 75 || bd.Within10 {
+		t.Errorf("followed %d; the client's stamps %d requests, mean %v; within %v; want 0, 2, 75, false",
+			bd.Requests, bd.ClientRequests, bd.ClientMeanUS, bd.Within10)
 	}
 }
 
