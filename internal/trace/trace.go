@@ -41,9 +41,19 @@ const (
 	Begin
 	// End: the handler returned.
 	End
+	// Mark: a point the process names by ID (MarkTimed, MarkUntimed).
+	Mark
 )
 
-var kindNames = [...]string{Put: "put", Take: "take", Sleep: "sleep", Wake: "wake", Begin: "begin", End: "end"}
+// Marks' IDs.
+const (
+	// MarkTimed: a prober begins the calls it times.
+	MarkTimed uint32 = 1 + iota
+	// MarkUntimed: it has ended them.
+	MarkUntimed
+)
+
+var kindNames = [...]string{Put: "put", Take: "take", Sleep: "sleep", Wake: "wake", Begin: "begin", End: "end", Mark: "mark"}
 
 // String names the kind.
 func (k Kind) String() string {

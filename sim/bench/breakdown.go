@@ -80,6 +80,10 @@ func traceBreakdown(ctx context.Context, stateDir string, more []trace.Snapshot,
 		return timeline.Breakdown{}, fmt.Errorf("breakdown: %w", err)
 	}
 	snaps = append(snaps, more...)
+	if o.Batch > 0 {
+		// The calls the prober timed, as it marked them.
+		o.TimedFrom, o.TimedTo, _ = timeline.Marked(snaps, path[0])
+	}
 	return timeline.Compute(timeline.Match(snaps), timeline.Names(snaps), path, hz, o), nil
 }
 
@@ -135,7 +139,7 @@ func (r *EagainReport) eagainBreakdown(ctx context.Context, row, backend, stateD
 		batch = res.RoundTrips / res.Batches
 	}
 	b, err := traceBreakdown(ctx, stateDir, nil, callPath(backend, "app"),
-		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch, Timed: res.RoundTrips, Untimed: res.Counted})
+		timeline.Options{MeasuredUS: res.NS / 1e3, ClosedLoop: true, Batch: batch})
 	if err != nil {
 		return fmt.Errorf("bench eagain: %s: %w", row, err)
 	}

@@ -87,12 +87,12 @@ type Options struct {
 	// batch's mean time per call, a call's time taken from its first put
 	// to the next call's.
 	Batch int
-	// Untimed, with Batch, is how many calls the prober made after its
-	// timed batches (a pass it counted, not timed), and Timed how many it
-	// timed: the batches are made of the Timed calls before the last
-	// Untimed followed, when that many were followed (the first untimed
-	// call's put ends the last batch).
-	Untimed, Timed int
+	// TimedFrom and TimedTo, with Batch, bound the calls the prober
+	// timed (its marks, Marked): the batches are made of the calls that
+	// began between them (the first call after ends the last batch), not
+	// of its warm-up or a pass it counted but did not time. Zero: every
+	// call followed.
+	TimedFrom, TimedTo uint64
 }
 
 // Compute makes the breakdown of the messages along path, a list of
@@ -144,9 +144,10 @@ func Compute(msgs []Message, names map[int]string, path []string, hz float64, o 
 	switch {
 	case o.ClosedLoop && o.Batch > 0:
 		timed := cs
-		if o.Timed > 0 && o.Untimed > 0 && len(cs) >= o.Timed+o.Untimed {
-			// And the first call after, whose put ends the last batch.
-			timed = cs[len(cs)-o.Untimed-o.Timed : len(cs)-o.Untimed+1]
+		if o.TimedTo > o.TimedFrom {
+			i, _ := slices.BinarySearchFunc(cs, o.TimedFrom, func(c []Message, t uint64) int { return cmp.Compare(c[0].Put, t) })
+			j, _ := slices.BinarySearchFunc(cs, o.TimedTo, func(c []Message, t uint64) int { return cmp.Compare(c[0].Put, t) })
+			timed = cs[i:min(j+1, len(cs))] // and the first call after, whose put ends the last batch
 		}
 		b.SumUS, b.Basis = batchMedian(timed, o.Batch, us), "batch"
 	case o.Median:
@@ -362,6 +363,26 @@ func flowKey(m Message, in bool) uint32 {
 		return m.ID + 1
 	}
 	return 0
+}
+
+// Marked returns the span the process named process marked as timed: its
+// first trace.MarkTimed and the first trace.MarkUntimed after it.
+func Marked(snaps []trace.Snapshot, process string) (from, to uint64, ok bool) {
+	for _, s := range snaps {
+		if s.Process != process {
+			continue
+		}
+		for _, e := range s.Events {
+			switch {
+			case e.Kind != trace.Mark:
+			case e.ID == trace.MarkTimed && from == 0:
+				from = e.TSC
+			case e.ID == trace.MarkUntimed && from != 0:
+				return from, e.TSC, true
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // clientTimes is the count and mean of every request the client's stamps

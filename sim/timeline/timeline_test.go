@@ -328,9 +328,10 @@ func TestComputeClosedLoop(t *testing.T) {
 	}
 }
 
-// The prober's batches are the calls it timed: four calls 1000 apart (the
-// fifth's put ends them), then a pass of nine it counted but did not time,
-// the last eight 5000 apart, are timed as the first four alone.
+// The prober's batches are the calls it timed, as it marked them: four
+// calls 1000 apart (the fifth's put ends them), then a pass of nine it
+// counted but did not time, the last eight 5000 apart, are timed as the
+// first four alone.
 func TestComputeBatchesOfTimedCalls(t *testing.T) {
 	const a, b = 1, 2
 	var ea, eb []trace.Event
@@ -339,18 +340,31 @@ func TestComputeBatchesOfTimedCalls(t *testing.T) {
 		if t0 += 1000; i > 4 {
 			t0 += 4000
 		}
+		if i == 0 {
+			ea = append(ea, trace.Event{TSC: t0 - 1, Kind: trace.Mark, ID: trace.MarkTimed})
+		}
 		ea = append(ea, put(t0, a, b, uint32(i), ipc.Datagram), take(t0+10, b, a, uint32(i), ipc.Datagram))
+		if i == 3 {
+			ea = append(ea, trace.Event{TSC: t0 + 11, Kind: trace.Mark, ID: trace.MarkUntimed})
+		}
 		eb = append(eb, take(t0+2, a, b, uint32(i), ipc.Datagram), put(t0+8, b, a, uint32(i), ipc.Datagram))
 	}
 	snaps := []trace.Snapshot{snap("a", a, ea...), snap("b", b, eb...)}
+	from, to, ok := Marked(snaps, "a")
+	if !ok || from != 999 || to != 4011 {
+		t.Fatalf("marked %d to %d (%v), want 999 to 4011", from, to, ok)
+	}
+	if _, _, ok := Marked(snaps, "b"); ok {
+		t.Error("b marked nothing, yet Marked says it did")
+	}
 	for _, tt := range []struct {
-		timed, untimed int
-		want           float64
-	}{{4, 9, 1000}, {0, 0, 5000}, {20, 8, 5000}} { // unknown, or more than were followed: every call
+		from, to uint64
+		want     float64
+	}{{from, to, 1000}, {0, 0, 5000}} { // unmarked: every call
 		bd := Compute(Match(snaps), Names(snaps), []string{"a", "b", "a"}, hz,
-			Options{MeasuredUS: 1000, ClosedLoop: true, Batch: 2, Timed: tt.timed, Untimed: tt.untimed})
-		if bd.SumUS != tt.want {
-			t.Errorf("timed %d, untimed %d: sum %v, want %v", tt.timed, tt.untimed, bd.SumUS, tt.want)
+			Options{MeasuredUS: 1000, ClosedLoop: true, Batch: 2, TimedFrom: tt.from, TimedTo: tt.to})
+		if bd.SumUS != tt.want || bd.Requests != 13 {
+			t.Errorf("timed %d to %d: sum %v of %d calls, want %v of 13", tt.from, tt.to, bd.SumUS, bd.Requests, tt.want)
 		}
 	}
 }

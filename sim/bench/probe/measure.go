@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/internal/tsc"
 	"github.com/newtsim/newtsim/servers/sys"
 )
@@ -98,6 +99,11 @@ func measure(bud Budget, a, b Batch) (sa, sb Sample, ratios []float64, err error
 		}
 	}
 	var nsA, cycA, nsB, cycB []float64
+	if trace.On() {
+		// A breakdown times the same calls (bench eagain --breakdown).
+		trace.Record(trace.Mark, 0, 0, 0, trace.MarkTimed)
+		defer trace.Record(trace.Mark, 0, 0, 0, trace.MarkUntimed)
+	}
 	for k := 0; k < bud.Batches; k++ {
 		ns, cyc, err := a(na)
 		if err != nil {
