@@ -20,6 +20,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/kernel"
+	"github.com/newtsim/newtsim/sim/bench"
 	"github.com/newtsim/newtsim/sim/launch"
 )
 
@@ -187,46 +188,6 @@ type stateCount struct {
 	N     float64
 }
 
-// dropCounter is a metric that counts drops, and the label that says why
-// (none: the metric's own reason).
-type dropCounter struct {
-	metric, label, reason string
-}
-
-// dropCounters are every metric docs/METRICS.md describes as counting
-// messages, frames or packets dropped or refused.
-var dropCounters = []dropCounter{
-	{"newtsim_ipc_refused_messages_total", "", "refused-on-receipt"},
-	{"newtsim_server_send_failures_total", "reason", "send-"},
-	{"newtsim_server_outbox_dropped_total", "", "outbox-full"},
-	{"newtsim_server_stale_messages_total", "", "stale"},
-	{"newtsim_server_bad_buffer_refs_total", "", "bad-buffer-ref"},
-	{"newtsim_kernel_refused_messages_total", "reason", "kernel-refused-"},
-	{"newtsim_nic_dropped_frames_total", "reason", "nic-"},
-	{"newtsim_ip_dropped_total", "reason", "ip-"},
-	{"newtsim_udp_dropped_total", "reason", "udp-"},
-	{"newtsim_tcp_dropped_total", "reason", "tcp-"},
-}
-
-// drops returns a process's drop counters, by reason.
-func drops(fams map[string]*dto.MetricFamily) map[string]float64 {
-	m := map[string]float64{}
-	for _, d := range dropCounters {
-		for _, s := range fams[d.metric].GetMetric() {
-			reason := d.reason
-			if d.label != "" {
-				for _, l := range s.GetLabel() {
-					if l.GetName() == d.label {
-						reason += l.GetValue()
-					}
-				}
-			}
-			m[reason] += s.GetCounter().GetValue()
-		}
-	}
-	return m
-}
-
 // buildView makes the view of st from two samples of it: rates are the
 // counters' differences over the time between them, for a process with the
 // same pid in both (a restarted process starts its counters again).
@@ -267,10 +228,10 @@ func buildView(st *kernel.Status, prev, cur runSample) *topView {
 		r.Sleeps = rate("newtsim_ipc_sleeps_total")
 		r.Wakeups = rate("newtsim_ipc_wakeups_total")
 		r.CPU = 100 * rate("process_cpu_seconds_total")
-		now := drops(c.fams)
+		now := bench.Drops(c.fams)
 		var before map[string]float64
 		if same {
-			before = drops(pr.fams)
+			before = bench.Drops(pr.fams)
 		}
 		for _, reason := range slices.Sorted(maps.Keys(now)) {
 			d := dropRow{Process: p.Name, Reason: reason, Total: now[reason]}

@@ -59,6 +59,12 @@ type StreamRow struct {
 	Name string `json:"name"`
 	probe.StreamResult
 	Placement string `json:"placement"`
+	// Drops are the simulated host's drop counters that moved over the
+	// stream ("PROCESS REASON" -> count, as Drops names them), for the rows
+	// through the multiserver stack: where the datagrams the sink did not
+	// get were lost (udp-queue-full: the sink's receive queue, as Linux
+	// drops).
+	Drops map[string]float64 `json:"drops,omitempty"`
 }
 
 // Row returns the named row, or nil.

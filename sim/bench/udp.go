@@ -109,8 +109,9 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	if err := udpStreams(ctx, rep, dir, cpus, o); err != nil {
 		return nil, err
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("streams: %d datagrams of %d B sent as fast as the sender's socket calls allow; "+
-		"rate from the sink's first to last datagram; what the sink's queue could not hold is lost and shows as received < sent",
+	rep.Notes = append(rep.Notes, fmt.Sprintf("streams: %d datagrams of %d B sent as fast as the sender's socket calls allow, then an end-of-stream datagram "+
+		"repeated until the sink answers it; rate from the sink's first to last datagram; what the sink's receive queue could not hold "+
+		"(256 datagrams or 212992 bytes, as Linux's default receive buffer holds 256 such datagrams) is lost and shows as received < sent",
 		probe.StreamCount, o.Size))
 	return rep, nil
 }
@@ -135,13 +136,16 @@ func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPO
 		}
 		res, err := readStream(out, 120*time.Second)
 		plan := h.Plan.Summary()
+		drops := runDrops(h.Status)
 		h.Stop()
 		if err != nil {
 			return fmt.Errorf("bench udp: stream %s: %w", tr, err)
 		}
-		rep.Streams = append(rep.Streams, StreamRow{Name: "message-" + string(tr), StreamResult: res, Placement: plan})
+		row := StreamRow{Name: "message-" + string(tr), StreamResult: res, Placement: plan, Drops: drops}
+		rep.Streams = append(rep.Streams, row)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("stream %s: dropped on the simulated host: %s", row.Name, formatDrops(drops)))
 		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", tr, res.PerSec, res.Received, res.Sent)
+			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d; dropped: %s)\n", tr, res.PerSec, res.Received, res.Sent, formatDrops(drops))
 		}
 	}
 	out := filepath.Join(dir, "stream-monolith.json")

@@ -19,9 +19,33 @@ import (
 // A one-way stream: a blaster sends datagrams as fast as its socket calls
 // let it, a sink counts what arrives and over how long. The sink echoes
 // datagrams that start with "probe" (hello), so the blaster knows it is
-// listening before the stream starts.
+// listening before the stream starts, and stops at the first that starts
+// with "end of stream" (bye), which it echoes too: the blaster sends it
+// after its last datagram, and again until the sink answers, waiting
+// twice as long each time from handshakeEvery up to a second (a bye that
+// finds the sink's queue full is dropped there, as the stream's datagrams
+// are; one that finds the sink gone is counted by udp as no-socket).
+// The path is first in, first out, so the datagrams sent before bye have
+// arrived or been dropped when it arrives; a stall on the way (a loaded
+// machine, a server waiting) delays them but does not count them lost.
+// A datagram's first 8 bytes are its number, below 1<<56, so neither
+// marker is ever taken for one.
 
-var hello = []byte("probe")
+var (
+	hello = []byte("probe")
+	bye   = []byte("end of stream")
+)
+
+// Stream timing: how long the blaster first waits for an answer to hello
+// or bye, how long it tries bye, and how long a sink that has received
+// some of the stream waits for more (or for bye) before it counts the
+// rest lost: only a blaster that died, or a path that stopped, takes it
+// there.
+const (
+	handshakeEvery = 20 * time.Millisecond
+	byeFor         = 60 * time.Second
+	streamIdle     = 30 * time.Second
+)
 
 // StreamResult is what a sink measured.
 type StreamResult struct {
@@ -35,8 +59,8 @@ type StreamResult struct {
 // StreamCount is how many datagrams a stream of `newtsim bench udp` sends.
 const StreamCount = 10000
 
-// Sink receives count datagrams (or stops after a second with none) on port
-// and returns how many came and how fast.
+// Sink receives a stream of count datagrams on port, until its end (bye)
+// or streamIdle with nothing, and returns how many came and how fast.
 func Sink(api socket.API, port uint16, count int) (StreamResult, error) {
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
@@ -51,18 +75,24 @@ func Sink(api socket.API, port uint16, count int) (StreamResult, error) {
 
 // sinkOn is Sink on fd, a bound datagram socket.
 func sinkOn(api socket.API, fd socket.FD, count int) (StreamResult, error) {
+	return sinkIdle(api, fd, count, streamIdle)
+}
+
+// sinkIdle is sinkOn, giving up on the rest of a started stream after idle
+// with nothing.
+func sinkIdle(api socket.API, fd socket.FD, count int, idle time.Duration) (StreamResult, error) {
 	buf := make([]byte, 2048)
 	var r StreamResult
 	var first, last time.Time
-	for r.Received < count {
+	for {
 		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
-		n, err := api.Poll(p, time.Second)
+		n, err := api.Poll(p, idle)
 		if err != nil {
 			return r, err
 		}
 		if n == 0 {
 			if r.Received > 0 {
-				break // the rest was lost
+				break // the blaster or the path is gone: the rest was lost
 			}
 			continue
 		}
@@ -73,6 +103,10 @@ func sinkOn(api socket.API, fd socket.FD, count int) (StreamResult, error) {
 		if bytes.HasPrefix(buf[:k], hello) {
 			api.SendTo(fd, buf[:k], 0, from)
 			continue
+		}
+		if bytes.HasPrefix(buf[:k], bye) {
+			api.SendTo(fd, buf[:k], 0, from)
+			break
 		}
 		if r.Received == 0 {
 			first = time.Now()
@@ -92,7 +126,7 @@ func sinkOn(api socket.API, fd socket.FD, count int) (StreamResult, error) {
 }
 
 // Blast waits for the sink to answer a probe, then sends count datagrams
-// of size bytes to it.
+// of size bytes to it, then the end of the stream until the sink answers.
 func Blast(api socket.API, target netip.AddrPort, count, size int) error {
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
@@ -102,28 +136,48 @@ func Blast(api socket.API, target netip.AddrPort, count, size int) error {
 	if err := api.Connect(fd, target); err != nil {
 		return err
 	}
-	in := make([]byte, 64)
-	deadline := time.Now().Add(10 * time.Second)
-	for ready := false; !ready; {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: no sink at %s", target)
-		}
-		api.Send(fd, hello, 0)
-		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
-		if n, _ := api.Poll(p, 20*time.Millisecond); n > 0 {
-			_, err := api.Recv(fd, in, 0)
-			ready = err == nil
-			if err != nil && !errors.Is(err, unix.ECONNREFUSED) {
-				return err
-			}
-		}
+	if err := handshake(api, fd, hello, false, 10*time.Second); err != nil {
+		return fmt.Errorf("bench: no sink at %s: %w", target, err)
 	}
 	for i := 0; i < count; i++ {
 		if _, err := api.Send(fd, payload(uint64(i), max(size, 8)), 0); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
 			return err
 		}
 	}
+	if err := handshake(api, fd, bye, true, byeFor); err != nil {
+		return fmt.Errorf("bench: the sink at %s did not answer the end of the stream: %w", target, err)
+	}
 	return nil
+}
+
+// handshake sends msg on fd, a connected socket, until an answer that
+// starts with it comes back, or for at most limit: every handshakeEvery,
+// or with backoff, after twice as long each time, up to a second.
+func handshake(api socket.API, fd socket.FD, msg []byte, backoff bool, limit time.Duration) error {
+	in := make([]byte, 2048)
+	deadline := time.Now().Add(limit)
+	wait := handshakeEvery
+	for time.Now().Before(deadline) {
+		if _, err := api.Send(fd, msg, 0); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
+			return err
+		}
+		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
+		n, _ := api.Poll(p, wait)
+		if backoff {
+			wait = min(2*wait, time.Second)
+		}
+		if n == 0 {
+			continue
+		}
+		k, err := api.Recv(fd, in, 0)
+		switch {
+		case err == nil && bytes.HasPrefix(in[:k], msg):
+			return nil
+		case err != nil && !errors.Is(err, unix.ECONNREFUSED):
+			return err
+		}
+	}
+	return fmt.Errorf("no answer in %v", limit)
 }
 
 // payload is datagram number seq of a stream: the number, a SHA-256 of it,
