@@ -37,6 +37,7 @@ type tcpServer struct {
 	arms   arms[tcp.SockID] // polls waiting for their socket to change
 	buf    []byte
 	alarm  sys.Deadline
+	due    time.Time // when an alarm whose timers wait for the queued messages came; zero: none waits
 	drops  *drops
 	stats  *tcpStats
 	dump   atomic.Bool                 // SIGUSR1 asked for the connection table
@@ -104,9 +105,17 @@ func (t *tcpServer) dumpOnSignal(s *sys.Server) {
 	}
 }
 
+// tickDefer bounds how long an alarm's timers wait for the messages
+// queued when it came (see tickLater), where messages keep coming and the
+// loop is never idle.
+const tickDefer = 10 * time.Millisecond
+
 func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	now := time.Now()
 	t.x.awake.State().Store(1)
+	if !t.due.IsZero() && now.Sub(t.due) >= tickDefer {
+		t.tick(now)
+	}
 	if t.dump.Swap(false) {
 		for _, c := range t.st.Conns() {
 			s.Log.Printf("conn %v", c)
@@ -124,7 +133,7 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 		t.icmpError(s, now, m)
 	case ipc.Alarm:
 		t.alarm.Expired()
-		t.st.Tick(now)
+		t.tickLater(s, now)
 	case ipc.EndpointDown:
 		var d kcall.EndpointDown
 		d.Decode(m)
@@ -143,6 +152,37 @@ func (t *tcpServer) Handle(s *sys.Server, m *ipc.Message) error {
 	}
 	t.scanBells(s, now) // awake anyway: look at the exposed sockets' doorbells
 	return t.after(s, now)
+}
+
+// tickLater runs the engine's timers once the loop has handled the
+// messages waiting in its channels, or tickDefer after the alarm where
+// they keep coming. The alarm is a message among others, and one taken
+// before a segment that came earlier (an ACK that ip handed on while tcp
+// did not run) would fire a retransmission timer the ACK stops: the
+// segments sent again reach a peer that has them (Linux's client counts
+// them as TCPDSACKOldSent). Linux's softirq likewise takes the packets its
+// NIC has queued before its timers, in one pass.
+func (t *tcpServer) tickLater(s *sys.Server, now time.Time) {
+	if !t.due.IsZero() {
+		return // one waits already
+	}
+	t.due = now
+	s.Later(func() {
+		if t.due.IsZero() {
+			return // ran already, tickDefer after the alarm
+		}
+		now := time.Now()
+		t.tick(now)
+		if err := t.after(s, now); err != nil {
+			s.Log.Printf("after the timers: %v", err)
+		}
+	})
+}
+
+// tick runs the engine's timers due at now.
+func (t *tcpServer) tick(now time.Time) {
+	t.due = time.Time{}
+	t.st.Tick(now)
 }
 
 // after sends what the engine made, retries the calls waiting on sockets
@@ -172,7 +212,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 	} else {
 		t.stats.takeNow(now) // an idle engine publishes its final state at once
 	}
-	if ok {
+	if ok && t.due.IsZero() { // a tick that waits sets it when it has run
 		return t.alarm.Set(s, now, at)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/newtsim/newtsim/servers/checker"
 	"github.com/newtsim/newtsim/servers/proto"
+	"github.com/newtsim/newtsim/servers/tcp"
 
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -405,5 +406,40 @@ func TestTCPConnectionsExportedWhenIdle(t *testing.T) {
 		if got := h.Metric("newtsim_tcp_connections", "state", state); got != want {
 			t.Errorf("%s connections %v once idle after the reset, want %v", state, got, want)
 		}
+	}
+}
+
+// TestTCPAlarmWaitsForQueuedSegments: an alarm taken before an ACK that
+// came earlier (both waiting in tcp's channels, as after a while it did
+// not run) does not retransmit what the ACK acknowledges: the timers run
+// once the waiting messages are handled. Before, the alarm's retransmission
+// timer fired first and the segment went again to a peer that had it (the
+// HTTP matrix's retransmits; Linux's client counted them TCPDSACKOldSent).
+func TestTCPAlarmWaitsForQueuedSegments(t *testing.T) {
+	h := newRole(t, "tcp", TCP)
+	sock, port, iss := connected(t, h)
+	segs := sendData(t, h, sock, 1000)
+	if len(segs) != 1 || len(segs[0].Payload) != 1000 {
+		t.Fatalf("sent %v, want one segment of 1000 bytes", segs)
+	}
+	h.KernelSent()
+	time.Sleep(tcp.DefaultMinRTO + 50*time.Millisecond) // the retransmission timer is due
+	ref := h.Buffer("ip", tcpPacket(t, at(peerIP, 80), at(hostIP, port),
+		layers.TCP{ACK: true, Seq: 5001, Ack: iss + 1 + 1000, Window: 65535}, nil))
+	alarm, ack := systest.Alarm(), systest.Datagram(ref, 20)
+	alarm.Src, alarm.Dst = h.Endpoint("kernel"), h.T.Self()
+	ack.Src, ack.Dst = h.Endpoint("ip"), h.T.Self()
+	h.T.Queue(alarm, ack)
+	h.Deliver("ip")
+	h.Idle()
+	segs, _ = segmentsDown(t, h, h.Sent())
+	if len(segs) != 0 {
+		t.Fatalf("sent %v, want nothing: the ACK waiting behind the alarm acknowledged the data", segs)
+	}
+	if n := h.Metric("newtsim_tcp_retransmitted_segments_total"); n != 0 {
+		t.Errorf("retransmitted segments %v, want 0", n)
+	}
+	if n := h.Metric("newtsim_tcp_rto_expiries_total"); n != 0 {
+		t.Errorf("RTO expiries %v, want 0", n)
 	}
 }

@@ -314,10 +314,32 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 			if err := h.Input(time.Now(), f); err != nil {
 				return err
 			}
-		case now := <-timer.C:
-			if err := h.Tick(now); err != nil {
+		case <-timer.C:
+			// Frames that came before the deadline go in first: an ACK
+			// waiting in frames while the retransmission timer fires
+			// would make it retransmit what the peer has (select picks
+			// among ready cases at random).
+			if err := drainFrames(h, frames); err != nil {
 				return err
 			}
+			if err := h.Tick(time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// drainFrames hands h every frame waiting in frames, without waiting for
+// more.
+func drainFrames(h *Host, frames <-chan []byte) error {
+	for {
+		select {
+		case f := <-frames:
+			if err := h.Input(time.Now(), f); err != nil {
+				return err
+			}
+		default:
+			return nil
 		}
 	}
 }
