@@ -59,6 +59,22 @@ func (d *Device) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// Pending reports whether a frame waits to be read, without reading it
+// (poll(2) with no timeout); false when the descriptor cannot be asked.
+func (d *Device) Pending() bool {
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ready := false
+	rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(p, 0)
+		ready = err == nil && n > 0 && p[0].Revents&unix.POLLIN != 0
+	})
+	return ready
+}
+
 // Write sends one frame.
 func (d *Device) Write(frame []byte) error {
 	if len(frame) > MaxFrame {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/newtsim/newtsim/nic/pcap"
@@ -283,11 +284,17 @@ type Device interface {
 // Serve runs the host on dev until ctx is done: frames in as they arrive,
 // timers when due. With dev nil the host has no wire: its applications
 // talk over its loopback.
+//
+// The frames a device received before a timer is due go in before the
+// timer runs (input.catchUp): a process that did not run for a while (a
+// loaded machine) finds its timer due and the peer's ACKs waiting at
+// once, and a retransmission timer run first would send again what the
+// peer has.
 func Serve(ctx context.Context, h *Host, dev Device) error {
-	frames := make(chan []byte, 256)
+	in := &input{frames: make(chan []byte, 256), dev: dev}
 	errc := make(chan error, 1)
 	if dev != nil {
-		go read(ctx, dev, frames, errc)
+		go in.read(ctx, errc)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -310,16 +317,12 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 			return nil
 		case err := <-errc:
 			return err
-		case f := <-frames:
-			if err := h.Input(time.Now(), f); err != nil {
+		case f := <-in.frames:
+			if err := in.take(h, f); err != nil {
 				return err
 			}
 		case <-timer.C:
-			// Frames that came before the deadline go in first: an ACK
-			// waiting in frames while the retransmission timer fires
-			// would make it retransmit what the peer has (select picks
-			// among ready cases at random).
-			if err := drainFrames(h, frames); err != nil {
+			if err := in.catchUp(ctx, h); err != nil {
 				return err
 			}
 			if err := h.Tick(time.Now()); err != nil {
@@ -329,33 +332,83 @@ func Serve(ctx context.Context, h *Host, dev Device) error {
 	}
 }
 
-// drainFrames hands h every frame waiting in frames, without waiting for
-// more.
-func drainFrames(h *Host, frames <-chan []byte) error {
+// catchUpWait bounds how long a due timer waits for the frames its device
+// holds to be read.
+const catchUpWait = 10 * time.Millisecond
+
+// pendingDevice is a device that can tell whether a frame waits to be
+// read (tap.Device can).
+type pendingDevice interface {
+	Pending() bool
+}
+
+// input is the frames a host's device receives: a goroutine reads them
+// and passes them on in frames; got counts those it has read, taken those
+// the loop has handed the host.
+type input struct {
+	frames chan []byte
+	dev    Device
+	got    atomic.Int64
+	taken  int64
+}
+
+// take hands the host a frame from frames.
+func (in *input) take(h *Host, f []byte) error {
+	in.taken++
+	return h.Input(time.Now(), f)
+}
+
+// catchUp hands the host every frame the device had received: those in
+// frames, those read and on their way there, and those the device still
+// holds, waiting up to catchUpWait for the reader to bring them.
+func (in *input) catchUp(ctx context.Context, h *Host) error {
+	p, canAsk := in.dev.(pendingDevice)
+	until := time.Now().Add(catchUpWait)
 	for {
 		select {
-		case f := <-frames:
-			if err := h.Input(time.Now(), f); err != nil {
+		case f := <-in.frames:
+			if err := in.take(h, f); err != nil {
 				return err
 			}
+			continue
 		default:
+		}
+		if in.taken >= in.got.Load() && !(canAsk && p.Pending()) {
+			return nil
+		}
+		wait := time.Until(until)
+		if wait <= 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case f := <-in.frames:
+			t.Stop()
+			if err := in.take(h, f); err != nil {
+				return err
+			}
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
 			return nil
 		}
 	}
 }
 
-// read passes the frames dev receives to frames until ctx is done, and its
-// error to errc.
-func read(ctx context.Context, dev Device, frames chan<- []byte, errc chan<- error) {
+// read passes the frames the device receives to frames until ctx is done,
+// and its error to errc.
+func (in *input) read(ctx context.Context, errc chan<- error) {
 	for {
 		b := make([]byte, 1514)
-		n, err := dev.Read(b)
+		n, err := in.dev.Read(b)
 		if err != nil {
 			errc <- err
 			return
 		}
+		in.got.Add(1)
 		select {
-		case frames <- b[:n]:
+		case in.frames <- b[:n]:
 		case <-ctx.Done():
 			return
 		}
