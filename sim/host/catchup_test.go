@@ -16,12 +16,17 @@ import (
 // lateDevice holds frames that its reader takes only after a delay each:
 // a device whose frames came while the process did not run, its reading
 // goroutine not yet woken. Pending tells they are there, as a TAP's poll
-// does.
+// does, and also while a frame it gave a Read has not been counted by the
+// reader (counted), which a TAP's poll cannot tell: between read(2) and
+// the count the frame is in neither place (a few instructions, unless the
+// reader is preempted there), and the test would depend on the scheduler.
 type lateDevice struct {
-	mu    sync.Mutex
-	queue [][]byte
-	delay time.Duration
-	done  chan struct{}
+	mu      sync.Mutex
+	queue   [][]byte
+	popped  int64
+	counted *atomic.Int64
+	delay   time.Duration
+	done    chan struct{}
 }
 
 func (d *lateDevice) Read(b []byte) (int, error) {
@@ -31,6 +36,7 @@ func (d *lateDevice) Read(b []byte) (int, error) {
 		if len(d.queue) > 0 {
 			f := d.queue[0]
 			d.queue = d.queue[1:]
+			d.popped++
 			d.mu.Unlock()
 			return copy(b, f), nil
 		}
@@ -46,7 +52,7 @@ func (d *lateDevice) Read(b []byte) (int, error) {
 func (d *lateDevice) Pending() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.queue) > 0
+	return len(d.queue) > 0 || d.popped > d.counted.Load()
 }
 
 func (d *lateDevice) Write([]byte) error { return nil }
@@ -87,6 +93,7 @@ func TestTimerCatchesUpWithDevice(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	in := &input{frames: make(chan []byte, 256), dev: dev}
+	dev.counted = &in.got
 	go in.read(ctx, make(chan error, 1))
 	if err := in.catchUp(ctx, h); err != nil {
 		t.Fatal(err)

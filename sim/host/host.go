@@ -360,7 +360,10 @@ func (in *input) take(h *Host, f []byte) error {
 
 // catchUp hands the host every frame the device had received: those in
 // frames, those read and on their way there, and those the device still
-// holds, waiting up to catchUpWait for the reader to bring them.
+// holds, waiting up to catchUpWait for the reader to bring them. A frame
+// between the device's read and the reader's count is in neither place
+// and missed, a window of a few instructions unless the reader is
+// preempted there.
 func (in *input) catchUp(ctx context.Context, h *Host) error {
 	p, canAsk := in.dev.(pendingDevice)
 	until := time.Now().Add(catchUpWait)
