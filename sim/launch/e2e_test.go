@@ -833,9 +833,11 @@ func TestBenchUDP(t *testing.T) {
 			CPUModel string `json:"cpu_model"`
 		} `json:"machine"`
 		Streams []struct {
-			Name     string  `json:"name"`
-			Received int     `json:"received"`
-			PerSec   float64 `json:"datagrams_per_s"`
+			Name     string             `json:"name"`
+			Sent     int                `json:"sent"`
+			Received int                `json:"received"`
+			PerSec   float64            `json:"datagrams_per_s"`
+			Drops    map[string]float64 `json:"drops"`
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -847,6 +849,18 @@ func TestBenchUDP(t *testing.T) {
 	for _, s := range rep.Streams {
 		if s.Received < 2 || s.PerSec <= 0 {
 			t.Errorf("stream %s: %d received at %v/s", s.Name, s.Received, s.PerSec)
+		}
+		if !strings.HasPrefix(s.Name, "message-") {
+			continue
+		}
+		// Through the stack nothing is lost unseen: every datagram the
+		// sink did not get is a drop the simulated host counted.
+		dropped := 0.0
+		for _, n := range s.Drops {
+			dropped += n
+		}
+		if float64(s.Sent-s.Received) > dropped {
+			t.Errorf("stream %s: %d of %d received, and only %v counted dropped (%v)", s.Name, s.Received, s.Sent, dropped, s.Drops)
 		}
 	}
 	got := map[string]bool{}
