@@ -107,7 +107,7 @@ func (c *Conn) Recv(m *ipc.Message) error {
 	return c.read(m, 0)
 }
 
-// RecvTimeout waits at most d for a message (poll(2), then a read).
+// RecvTimeout waits at most d for a message (ppoll(2), then a read).
 func (c *Conn) RecvTimeout(m *ipc.Message, d time.Duration) error {
 	if len(c.pending) > 0 {
 		return c.Recv(m)
@@ -118,8 +118,11 @@ func (c *Conn) RecvTimeout(m *ipc.Message, d time.Duration) error {
 		if left <= 0 {
 			return ipc.ErrTimeout
 		}
+		// ppoll, not poll: a wait shorter than a millisecond (a server's
+		// first retry of a full channel, servers/sys) is not rounded up to one.
 		p := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(p, int((left+time.Millisecond-1)/time.Millisecond))
+		ts := unix.NsecToTimespec(left.Nanoseconds())
+		n, err := unix.Ppoll(p, &ts, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

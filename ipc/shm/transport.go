@@ -58,6 +58,9 @@ type Transport struct {
 	hold bool
 	owes [ipc.MaxSlots]bool
 	owed []int
+	// unheld makes every sleep go through the scheduler for now
+	// (HoldSleeps).
+	unheld bool
 }
 
 type outbox struct {
@@ -187,6 +190,14 @@ func (t *Transport) wake(o *outbox) error {
 // client host's whole stack): a held sleep would leave the goroutines the
 // loop readied, and the timers of its P, waiting for it.
 func (t *Transport) SleepThroughScheduler() { t.wait.GoSleep = true }
+
+// HoldSleeps, off, makes every sleep go through the Go scheduler until it
+// is turned on again, whatever the wait policy: for receives that are
+// expected to wait long, such as a loop's while a peer's ring stays full
+// (package servers/sys), where a held sleep (HeldSleep) gains nothing and
+// keeps the runtime's monitor thread busy for its whole length. On, the
+// default, sleeps hold as the policy says.
+func (t *Transport) HoldSleeps(on bool) { t.unheld = !on }
 
 // HoldDoorbells, on, makes TrySend put messages in their rings without
 // waking their receivers: RingDoorbells wakes each receiver sent to once,
@@ -385,16 +396,16 @@ const HeldSleep = 2 * time.Millisecond
 
 // sleep sleeps on the wake word for at most d. The first sleep of a
 // receive holds the scheduler's place (see HeldSleep and ipc.WaitPolicy)
-// unless the policy says GoSleep or the process has a single P, whose other
-// goroutines (a nic's device reader, the metrics server) would then wait
-// for it.
+// unless the policy says GoSleep, HoldSleeps turned it off, or the process
+// has a single P, whose other goroutines (a nic's device reader, the
+// metrics server) would then wait for it.
 func (t *Transport) sleep(d time.Duration, first bool) error {
 	t.stats.Sleeps.Add(1)
 	if trace.On() {
 		trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
 	}
 	var err error
-	if first && !t.wait.GoSleep && runtime.GOMAXPROCS(0) > 1 {
+	if first && !t.wait.GoSleep && !t.unheld && runtime.GOMAXPROCS(0) > 1 {
 		err = futex.WaitHeld(t.in.wake, 1, min(d, HeldSleep))
 	} else {
 		err = futex.Wait(t.in.wake, 1, d)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/shm"
 )
 
 // A server's loop never waits on a full channel. Two servers that send to
@@ -25,12 +26,30 @@ import (
 // their buffers given back.
 const maxOutbox = 8192
 
-// outboxRetry is how long the loop sleeps when it has messages waiting and
-// nothing to receive: long enough to give the peer the core.
-const outboxRetry = 20 * time.Microsecond
+// While messages wait in the outbox and nothing arrives, the loop waits
+// for a message (RecvTimeout: one that arrives wakes it at once) and tries
+// the full channels again when the wait ends. A channel full for a moment
+// (a peer busy with a burst) has room again within microseconds: the first
+// wait is outboxRetry, long enough to give the peer the core. A channel
+// that stays full (an application that never reads, a peer stopped) is
+// tried after a wait twice as long each time, up to maxOutboxRetry: a wait
+// never adds more than the time the channel has already been full (plus
+// outboxRetry), and a destination that never takes costs the loop about
+// what an idle loop costs (an idle receiver on shared memory looks at its
+// rings every shm.RecvRecheck, as long). Measured with an application
+// stopped with its rings full (docs/SECURITY.md), a bound of 5 ms still
+// cost syscall and tcp 800 timeslices a second each, fifteen times their
+// idle count; 100 ms, their idle count. Each destination has its own
+// wait: one stuck for good does not slow the retries of another, and a
+// send that goes through starts its destination's over.
+const (
+	outboxRetry    = 20 * time.Microsecond
+	maxOutboxRetry = 100 * time.Millisecond
+)
 
 type outbox struct {
 	q        [ipc.MaxSlots][]ipc.Message
+	retry    [ipc.MaxSlots]time.Duration // each queue's next wait; 0: outboxRetry
 	pending  int
 	deferred prometheus.Counter
 	dropped  prometheus.Counter
@@ -66,6 +85,9 @@ func (s *Server) sendAsync(m *ipc.Message) error {
 	}
 	if o.deferred != nil {
 		o.deferred.Inc()
+	}
+	if len(o.q[slot]) == 0 {
+		o.retry[slot] = 0
 	}
 	o.q[slot] = append(o.q[slot], *m)
 	o.pending++
@@ -107,6 +129,31 @@ func (s *Server) flush() {
 		if i > 0 {
 			o.pending -= i
 			o.q[slot] = append(q[:0], q[i:]...)
+			o.retry[slot] = 0 // the channel takes again: retry soon
+		}
+	}
+}
+
+// wait is how long the loop waits for a message before it tries the full
+// channels again: the shortest wait of the destinations with messages
+// queued.
+func (o *outbox) wait() time.Duration {
+	d := maxOutboxRetry
+	for slot := range o.q {
+		if len(o.q[slot]) > 0 {
+			d = min(d, max(o.retry[slot], outboxRetry))
+		}
+	}
+	return d
+}
+
+// waited notes that a wait ended with nothing received: every destination
+// with messages queued waits twice as long next time, up to
+// maxOutboxRetry, unless the flush that follows finds room (flush).
+func (o *outbox) waited() {
+	for slot := range o.q {
+		if len(o.q[slot]) > 0 {
+			o.retry[slot] = min(2*max(o.retry[slot], outboxRetry), maxOutboxRetry)
 		}
 	}
 }
@@ -139,6 +186,12 @@ func (s *Server) fresh(m *ipc.Message) bool {
 	return false
 }
 
+// recvAny takes the next message. Before it sleeps for one, it runs what
+// waits for the loop to have nothing to do (Later's tasks, Idle) and rings
+// the doorbells; while the outbox holds messages, it sleeps no longer than
+// the outbox's wait, then flushes again (see outboxRetry). The tasks run
+// whether or not the outbox holds messages: a destination whose channel
+// stays full must not hold them up.
 func (s *Server) recvAny(m *ipc.Message) error {
 	for {
 		s.flush()
@@ -146,22 +199,44 @@ func (s *Server) recvAny(m *ipc.Message) error {
 			return s.T.Recv(m)
 		}
 		err := s.tryRecv(m)
-		if errors.Is(err, ipc.ErrWouldBlock) && s.out.pending == 0 {
-			if s.runBeforeSleep() {
-				continue // it may have sent: flush and look again
-			}
-			if s.Idle != nil && s.Idle(s) {
-				continue // it found work; look again before sleeping
-			}
-			s.ringDoorbells()
-			return s.T.Recv(m)
-		}
 		if !errors.Is(err, ipc.ErrWouldBlock) {
 			return err
 		}
+		if s.runBeforeSleep() {
+			continue // it may have sent: flush and look again
+		}
+		if s.Idle != nil && s.Idle(s) {
+			continue // it found work; look again before sleeping
+		}
 		s.ringDoorbells()
-		time.Sleep(outboxRetry)
+		if s.out.pending == 0 {
+			return s.T.Recv(m)
+		}
+		if err := s.waitOutbox(m); !errors.Is(err, ipc.ErrTimeout) {
+			return err
+		}
+		s.out.waited()
 	}
+}
+
+// sleepHolder is a transport whose sleeps can hold the process's place in
+// the Go scheduler (package ipc/shm: HeldSleep).
+type sleepHolder interface{ HoldSleeps(on bool) }
+
+// waitOutbox waits for a message for as long as the outbox says. A wait
+// as long as a held sleep (shm.HeldSleep) or longer, which comes after the
+// channel has been full for as long already, sleeps through the scheduler:
+// holding its place gains nothing there, and costs the runtime's monitor
+// thread dozens of wake-ups a wait.
+func (s *Server) waitOutbox(m *ipc.Message) error {
+	d := s.out.wait()
+	h, ok := s.T.(sleepHolder)
+	if !ok || d < shm.HeldSleep {
+		return s.T.RecvTimeout(m, d)
+	}
+	h.HoldSleeps(false)
+	defer h.HoldSleeps(true)
+	return s.T.RecvTimeout(m, d)
 }
 
 // takeHeld gives the oldest message held while the loop waited for a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/packet"
@@ -636,5 +637,97 @@ func TestBufferWaitOncePerDrought(t *testing.T) {
 		if timeouts != st.timeouts || skipped != st.skipped {
 			t.Fatalf("%s: %v waits timed out and %v skipped, want %v and %v", st.what, timeouts, skipped, st.timeouts, st.skipped)
 		}
+	}
+}
+
+// TestOutboxWaitBacksOff: while a destination's channel stays full (an
+// application that never reads), the loop waits for a message between
+// retries, first outboxRetry (20 us) as before, then twice as long each
+// time up to a bound; a send that goes through starts over, and another
+// destination's full channel is retried at its own pace. (Before, the loop
+// slept 20 µs, or as soon after as the Go runtime's timer fired, between
+// looks for as long as the channel stayed full, for the life of the
+// application, and never waited for a message: this test's thousand looks
+// took it a second or more.)
+func TestOutboxWaitBacksOff(t *testing.T) {
+	h := newIP(t)
+	udp, pf := h.Endpoint("udp"), h.Endpoint("pf")
+	send := func(peer string) {
+		t.Helper()
+		m := ipc.Message{Type: ipc.Ping}
+		if err := h.S.SendTo(peer, &m); err != nil {
+			t.Fatalf("send to %s: %v", peer, err)
+		}
+	}
+	const second, looks = time.Second, 1000
+	h.T.Refuse(udp, ipc.ErrWouldBlock)
+	send("udp")
+	waits := h.IdleFor(second, looks)
+	if len(waits) == 0 {
+		t.Fatalf("the loop looked %d times for a message without waiting for one", looks)
+	}
+	var total time.Duration
+	for i, w := range waits {
+		total += w
+		if i == 0 && w != 20*time.Microsecond {
+			t.Fatalf("first wait %v, want 20µs: a channel full for a moment is retried as soon as before", w)
+		}
+		if i > 0 && (w < waits[i-1] || w > 2*waits[i-1]) {
+			t.Fatalf("wait %d: %v after %v, want it to grow, at most doubling", i, w, waits[i-1])
+		}
+	}
+	bound := waits[len(waits)-1]
+	if total < second || bound > 100*time.Millisecond {
+		t.Fatalf("the loop waited %v in %d waits, the last %v: want a second, in waits of at most 100ms", total, len(waits), bound)
+	}
+	// The 13 waits that double from 20µs to 82ms, then 9 of 100ms: about
+	// as often as an idle receiver on shared memory looks at its rings.
+	if len(waits) > 25 {
+		t.Fatalf("%d waits in a second of a full channel, want at most 25", len(waits))
+	}
+
+	// Another destination's full channel is retried at its own pace.
+	h.T.Refuse(pf, ipc.ErrWouldBlock)
+	send("pf")
+	if waits := h.IdleFor(100*time.Microsecond, looks); len(waits) == 0 || waits[0] != 20*time.Microsecond {
+		t.Fatalf("waits %v with pf's channel just full beside udp's full for a second, want the first of 20µs", waits)
+	}
+	h.T.Refuse(pf, nil)
+	if waits := h.IdleFor(200*time.Millisecond, looks); len(waits) == 0 || waits[0] != bound {
+		t.Fatalf("waits %v once pf takes again, want udp's, %v", waits, bound)
+	}
+	if got := h.SentTo("pf"); len(got) != 1 {
+		t.Fatalf("sent %v to pf once it had room, want its message", got)
+	}
+
+	// A send that goes through starts the destination's waits over.
+	h.T.Refuse(udp, nil)
+	h.Idle()
+	if got := h.SentTo("udp"); len(got) != 1 {
+		t.Fatalf("sent %v to udp once it had room, want its message", got)
+	}
+	h.T.Refuse(udp, ipc.ErrWouldBlock)
+	send("udp")
+	if waits := h.IdleFor(50*time.Microsecond, looks); len(waits) == 0 || waits[0] != 20*time.Microsecond {
+		t.Fatalf("waits %v for a channel full again after a send went through, want the first of 20µs", waits)
+	}
+}
+
+// TestLaterRunsWhileOutboxWaits: the tasks that wait for the loop to have
+// nothing to do run though a destination's channel stays full. (Before,
+// they waited for the outbox to empty: tcp's exported state stayed stale
+// for as long as an application did not read.)
+func TestLaterRunsWhileOutboxWaits(t *testing.T) {
+	h := newIP(t)
+	h.T.Refuse(h.Endpoint("udp"), ipc.ErrWouldBlock)
+	m := ipc.Message{Type: ipc.Ping}
+	if err := h.S.SendTo("udp", &m); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	h.S.Later(func() { ran = true })
+	h.IdleFor(time.Millisecond, 1000)
+	if !ran {
+		t.Fatal("a task queued with Later did not run while the loop waited for a full channel")
 	}
 }

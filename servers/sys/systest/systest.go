@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -248,6 +249,22 @@ func (h *Harness) Idle() {
 	if err := h.S.Serve(h.Handler); err != nil {
 		h.tb.Fatalf("systest: %s's loop: %v", h.name, err)
 	}
+}
+
+// IdleFor runs the server's loop with nothing to receive through d of
+// pretend time, or polls looks at its transport, whichever ends first (see
+// Transport.ShutdownAfterWaiting), then stops it; it returns the timeouts
+// of the loop's waits, in order. It is for a loop that has something to
+// wait for other than a message, such as messages in its outbox that a
+// full channel (Transport.Refuse with ipc.ErrWouldBlock) does not take.
+func (h *Harness) IdleFor(d time.Duration, polls int) []time.Duration {
+	h.tb.Helper()
+	h.T.Waits()
+	h.T.ShutdownAfterWaiting(d, polls)
+	if err := h.S.Serve(h.Handler); err != nil {
+		h.tb.Fatalf("systest: %s's loop: %v", h.name, err)
+	}
+	return h.T.Waits()
 }
 
 // Kill has the named process die, as the kernel sees it: sends to it fail

@@ -26,6 +26,32 @@ type Transport struct {
 	// sleepShutdown makes the next Recv on an empty queue, where a real
 	// transport would put the loop to sleep, give a Shutdown instead.
 	sleepShutdown bool
+	waits         []time.Duration // the timeouts of the waits that found nothing
+	// pretend, when set, is what is left of a stretch of pretend time
+	// (ShutdownAfterWaiting).
+	pretend *stretch
+}
+
+// stretch is a stretch of pretend time a loop waits through.
+type stretch struct {
+	left  time.Duration // pretend time left
+	polls int           // looks left
+}
+
+// pass has a receive that found nothing pass d of the stretch, and says
+// whether the stretch is over. Call it with f.mu held.
+func (f *Transport) pass(d time.Duration) bool {
+	p := f.pretend
+	if p == nil {
+		return false
+	}
+	p.left -= d
+	p.polls--
+	if p.left > 0 && p.polls > 0 {
+		return false
+	}
+	f.pretend, f.sleepShutdown = nil, false
+	return true
 }
 
 // ShutdownWhenIdle makes the next Recv that finds nothing queued, the
@@ -119,7 +145,7 @@ func (f *Transport) Recv(m *ipc.Message) error {
 	defer f.mu.Unlock()
 	if len(f.in) == 0 {
 		if f.sleepShutdown {
-			f.sleepShutdown = false
+			f.sleepShutdown, f.pretend = false, nil
 			*m = ipc.Message{Src: ipc.Kernel, Dst: f.self, Type: ipc.Shutdown}
 			return nil
 		}
@@ -132,19 +158,57 @@ func (f *Transport) Recv(m *ipc.Message) error {
 
 // TryRecv takes the next queued message, or gives ipc.ErrWouldBlock.
 func (f *Transport) TryRecv(m *ipc.Message) error {
-	if f.Queued() == 0 {
-		return ipc.ErrWouldBlock
-	}
-	return f.Recv(m)
+	return f.recvWithin(m, 0, ipc.ErrWouldBlock)
 }
 
 // RecvTimeout takes the next queued message, or gives ipc.ErrTimeout at
-// once.
-func (f *Transport) RecvTimeout(m *ipc.Message, _ time.Duration) error {
-	if f.Queued() == 0 {
-		return ipc.ErrTimeout
+// once: the wait is pretend, recorded (Waits).
+func (f *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
+	return f.recvWithin(m, d, ipc.ErrTimeout)
+}
+
+// recvWithin takes the next queued message; with none, it passes d of
+// pretend time, recorded if d is not zero, and gives none, or the
+// Shutdown that ends a stretch of pretend time.
+func (f *Transport) recvWithin(m *ipc.Message, d time.Duration, none error) error {
+	f.mu.Lock()
+	if len(f.in) > 0 {
+		f.mu.Unlock()
+		return f.Recv(m)
 	}
-	return f.Recv(m)
+	defer f.mu.Unlock()
+	if d > 0 {
+		f.waits = append(f.waits, d)
+	}
+	if f.pass(d) {
+		*m = ipc.Message{Src: ipc.Kernel, Dst: f.self, Type: ipc.Shutdown}
+		return nil
+	}
+	return none
+}
+
+// ShutdownAfterWaiting makes the receives that find nothing queued pass
+// pretend time: a RecvTimeout its whole timeout, a TryRecv none. Once they
+// have passed d, or looked polls times, the receive gives a Shutdown from
+// the kernel, and so does the next Recv that finds nothing: a test can run
+// a loop that waits for something other than a message (its outbox's
+// channels to have room) through a stretch of pretend time, and a loop
+// that looks without waiting stops too.
+func (f *Transport) ShutdownAfterWaiting(d time.Duration, polls int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pretend = &stretch{left: d, polls: polls}
+	f.sleepShutdown = true
+}
+
+// Waits returns the timeouts of the receives that waited (RecvTimeout) and
+// found nothing, since the last Waits: the loop's sleeps.
+func (f *Transport) Waits() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.waits
+	f.waits = nil
+	return w
 }
 
 // Stats returns the transport's counters.
