@@ -29,6 +29,10 @@ type syscallServer struct {
 	socks map[sockKey]uint64 // the descriptor of each transport's socket
 	next  uint64
 	calls map[callKey]forwarded // calls not yet answered
+	// held counts, by application slot, its descriptors and its opens
+	// and accepts not yet answered, which MaxDescriptorsPerApp bounds.
+	held  [ipc.MaxSlots]int
+	quota quotas
 
 	// Poll sets (syscallpoll.go).
 	polls   map[ipc.Endpoint]*pollWait // the poll set each application waits in
@@ -68,6 +72,21 @@ type callKey struct {
 	seq uint32
 }
 
+// MaxDescriptorsPerApp bounds one application's descriptors in syscall's
+// table, as RLIMIT_NOFILE bounds a Linux process's (4096 is its usual hard
+// limit): an open or an accept past it fails with EMFILE at once, without
+// reaching the transport, so that an accepted connection stays in its
+// listener's backlog for an accept after a close, as Linux leaves it when
+// accept meets the limit. The transports' socket quotas bound what an
+// application opens (MaxSocketsPerApp on each, 2048 together, below this:
+// an open meets their quota first); this bounds the connections it
+// accepts too, which only the listener's backlog paced.
+const MaxDescriptorsPerApp = 4 * MaxSocketsPerApp
+
+// quotaDescriptors is the quota refusal of an open or accept past
+// MaxDescriptorsPerApp: EMFILE.
+const quotaDescriptors = "descriptors"
+
 // fdEpoch is how far apart the descriptors of two incarnations of syscall
 // start: a restarted syscall's descriptors never name what an application
 // kept from the last one. It stays below the exposed backend's descriptors
@@ -79,6 +98,7 @@ func Syscall(s *sys.Server) (sys.Handler, error) {
 	c := &syscallServer{fds: map[uint64]fdEntry{}, socks: map[sockKey]uint64{}, calls: map[callKey]forwarded{},
 		polls: map[ipc.Endpoint]*pollWait{}, asks: map[uint32]ask{}, now: time.Now,
 		next: 3 + uint64(max(s.Opts.Endpoint.Generation()-1, 0))*fdEpoch}
+	c.quota = newQuotas(s, "syscall", quotaDescriptors)
 	fs := flag.NewFlagSet("syscall", flag.ContinueOnError)
 	fs.StringVar(&c.udp, "udp", "udp", "the UDP server")
 	fs.StringVar(&c.tcp, "tcp", "tcp", "the TCP server")
@@ -132,8 +152,7 @@ func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 			return q.fail(s, unix.EBADF)
 		}
 		if q.Op == ipc.OpClose {
-			delete(c.fds, q.Sock) // the descriptor goes whatever the transport says
-			delete(c.socks, sockKey{e.transport, e.sock})
+			c.forget(q.Sock, e) // the descriptor goes whatever the transport says
 		} else if e.known.known {
 			e.known.known = false // the call may change what the socket is ready for
 			c.fds[q.Sock] = e
@@ -143,14 +162,43 @@ func (c *syscallServer) call(s *sys.Server, m *ipc.Message) error {
 		}
 		to, q.Sock = e.transport, e.sock
 	}
+	app := m.Src.Slot()
+	if creates(q.Op) {
+		if c.held[app] >= MaxDescriptorsPerApp {
+			c.quota.refuse(quotaDescriptors)
+			return q.fail(s, unix.EMFILE)
+		}
+		c.held[app]++ // until the answer: a descriptor, or given back
+	}
 	f := *m
 	q.Caller = m.Src
 	q.Encode(&f)
 	if err := s.SendTo(to, &f); err != nil {
+		c.unheld(app, q.Op)
 		return reset(s, &q) // the transport is dead or restarting
 	}
 	c.calls[callKey{m.Src, m.Seq}] = forwarded{to, q}
 	return nil
+}
+
+// creates reports whether a call makes a descriptor when it succeeds.
+func creates(op ipc.SocketOp) bool { return op == ipc.OpOpen || op == ipc.OpAccept }
+
+// unheld gives back what a call of op held of app's descriptors, if it
+// made none.
+func (c *syscallServer) unheld(app int, op ipc.SocketOp) {
+	if creates(op) && c.held[app] > 0 {
+		c.held[app]--
+	}
+}
+
+// forget removes descriptor fd, e, from the table.
+func (c *syscallServer) forget(fd uint64, e fdEntry) {
+	delete(c.fds, fd)
+	delete(c.socks, sockKey{e.transport, e.sock})
+	if c.held[e.app] > 0 {
+		c.held[e.app]--
+	}
 }
 
 // reset answers a call on a reset socket, as Linux does once a connection
@@ -175,12 +223,23 @@ func (c *syscallServer) back(s *sys.Server, m *ipc.Message) error {
 	if _, ok := c.calls[callKey{app, m.Seq}]; !ok && m.Seq&askBit != 0 && r.Op == ipc.OpPoll {
 		return c.answered(s, m, &r)
 	}
+	call, called := c.calls[callKey{app, m.Seq}]
 	delete(c.calls, callKey{app, m.Seq})
+	if s.Gone(app) {
+		return nil // a dead application's: its sockets went with it (the transport was told too)
+	}
 	r.Caller = 0
-	if (r.Op == ipc.OpOpen || r.Op == ipc.OpAccept) && r.Result >= 0 {
+	created := creates(r.Op) && r.Result >= 0
+	switch {
+	case called && !created:
+		c.unheld(app.Slot()%ipc.MaxSlots, call.q.Op)
+	case !called && created:
+		c.held[app.Slot()%ipc.MaxSlots]++ // not held for: counted now
+	}
+	if created {
 		fd := c.next
 		c.next++
-		e := fdEntry{app: app.Slot(), transport: s.PeerName(m.Src.Slot()), sock: uint64(r.Result)}
+		e := fdEntry{app: app.Slot() % ipc.MaxSlots, transport: s.PeerName(m.Src.Slot()), sock: uint64(r.Result)}
 		c.fds[fd] = e
 		c.socks[sockKey{e.transport, e.sock}] = fd
 		r.Result = int64(fd)
@@ -219,8 +278,7 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 	if name != c.udp && name != c.tcp {
 		for fd, e := range c.fds {
 			if e.app == slot {
-				delete(c.fds, fd)
-				delete(c.socks, sockKey{e.transport, e.sock})
+				c.forget(fd, e)
 			}
 		}
 		for k := range c.calls {
@@ -228,6 +286,7 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 				delete(c.calls, k)
 			}
 		}
+		c.held[slot] = 0
 		c.dropPolls(s, ep, "")
 		return
 	}
@@ -243,6 +302,7 @@ func (c *syscallServer) down(s *sys.Server, slot int, ep ipc.Endpoint) {
 	for k, f := range c.calls {
 		if f.to == name {
 			delete(c.calls, k)
+			c.unheld(k.app.Slot()%ipc.MaxSlots, f.q.Op)
 			reset(s, &f.q) // an open fails too: the transport is gone
 		}
 	}

@@ -248,3 +248,88 @@ func TestSyscallPassesWakeOn(t *testing.T) {
 		})
 	}
 }
+
+// TestSyscallDescriptorQuota: an application has at most
+// MaxDescriptorsPerApp descriptors in syscall's table, its opens and
+// accepts not yet answered counted; past it an open or an accept fails
+// with EMFILE at once, counted, and does not reach the transport (the
+// connection stays in the listener's backlog, as Linux leaves it); a
+// close, a failed accept or the application's death makes room, and
+// another application is not concerned. (Before, accepted connections
+// made descriptors without bound.)
+func TestSyscallDescriptorQuota(t *testing.T) {
+	h := newRole(t, "syscall", Syscall)
+	lfd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 1)
+	// The listener's connections, accepted until syscall refuses.
+	accept := func(seq uint32) []ipc.Message {
+		t.Helper()
+		call := systest.Accept(lfd, 0)
+		call.Seq = seq
+		h.Deliver("app", call)
+		return h.Sent()
+	}
+	var fds []uint64
+	for seq := uint32(100); ; seq++ {
+		out := accept(seq)
+		if len(out) == 1 && out[0].Dst == h.Endpoint("app") {
+			if systest.Errno(out[0]) != unix.EMFILE {
+				t.Fatalf("accept %d answered %v, want EMFILE", len(fds), out)
+			}
+			break
+		}
+		if len(out) != 1 || out[0].Dst != h.Endpoint("tcp") || systest.Op(out[0]) != ipc.OpAccept {
+			t.Fatalf("accept %d: sent %v, want it forwarded to tcp", len(fds), out)
+		}
+		if len(fds) > MaxDescriptorsPerApp {
+			t.Fatalf("%d descriptors accepted, want at most %d", len(fds)+1, MaxDescriptorsPerApp)
+		}
+		h.Deliver("tcp", systest.Reply(ipc.OpAccept, seq, int64(seq), h.Endpoint("app")))
+		back := h.SentTo("app")
+		if len(back) != 1 || systest.Result(back[0]) < 0 {
+			t.Fatalf("accept %d: sent %v, want a descriptor", len(fds), back)
+		}
+		fds = append(fds, uint64(systest.Result(back[0])))
+	}
+	if n := len(fds) + 1; n != MaxDescriptorsPerApp {
+		t.Fatalf("refused at %d descriptors, want %d", n, MaxDescriptorsPerApp)
+	}
+	refused := func() float64 {
+		return h.Metric("newtsim_syscall_quota_refusals_total", "reason", "descriptors")
+	}
+	if got := refused(); got != 1 {
+		t.Fatalf("%v refusals counted, want 1", got)
+	}
+	h.Deliver("app", systest.Open(unix.SOCK_DGRAM))
+	if out := h.SentTo("app"); len(out) != 1 || systest.Errno(out[0]) != unix.EMFILE {
+		t.Fatalf("an open past the bound: sent %v, want EMFILE", out)
+	}
+	if fd := openVia(t, h, "other", unix.SOCK_DGRAM, "udp", 5); fd == 0 {
+		t.Fatal("another application got no descriptor")
+	}
+
+	// A close makes room for one; an accept in flight holds it.
+	h.Deliver("app", systest.Close(fds[0]))
+	h.Sent()
+	if out := accept(9000); len(out) != 1 || out[0].Dst != h.Endpoint("tcp") {
+		t.Fatalf("an accept after a close: sent %v, want it forwarded to tcp", out)
+	}
+	if out := accept(9001); len(out) != 1 || systest.Errno(out[0]) != unix.EMFILE {
+		t.Fatalf("an accept beside one in flight at the bound: sent %v, want EMFILE", out)
+	}
+	// The one in flight fails: its room is free again.
+	h.Deliver("tcp", systest.Reply(ipc.OpAccept, 9000, -int64(unix.EAGAIN), h.Endpoint("app")))
+	h.Sent()
+	if out := accept(9002); len(out) != 1 || out[0].Dst != h.Endpoint("tcp") {
+		t.Fatalf("an accept after one failed: sent %v, want it forwarded to tcp", out)
+	}
+	if got := refused(); got != 3 {
+		t.Fatalf("%v refusals counted, want 3", got)
+	}
+
+	// A new incarnation starts with none.
+	h.Kill("app")
+	h.Restart("app")
+	if fd := openVia(t, h, "app", unix.SOCK_STREAM, "tcp", 2); fd == 0 {
+		t.Fatal("the application's new incarnation got no descriptor")
+	}
+}

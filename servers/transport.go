@@ -87,12 +87,16 @@ type quotas struct {
 	refused *prometheus.CounterVec
 }
 
-// newQuotas registers the quota refusals of the named transport, each
-// reason at zero.
-func newQuotas(s *sys.Server, transport string) quotas {
-	q := quotas{refused: counter(s, transport, "quota_refusals_total",
-		"Calls refused for a per-application quota, by reason: sockets (EMFILE), parked calls or buffer bytes (ENOBUFS).", "reason")}
-	for _, r := range []string{quotaSockets, quotaParked, quotaBuffers} {
+// newQuotas registers the quota refusals of the named server, a transport
+// or syscall, each of reasons at zero (a transport's: sockets, parked,
+// buffers).
+func newQuotas(s *sys.Server, server string, reasons ...string) quotas {
+	q := quotas{refused: counter(s, server, "quota_refusals_total",
+		"Calls refused for a per-application quota, by reason: sockets or descriptors (EMFILE), parked calls or buffer bytes (ENOBUFS).", "reason")}
+	if len(reasons) == 0 {
+		reasons = []string{quotaSockets, quotaParked, quotaBuffers}
+	}
+	for _, r := range reasons {
 		q.refused.WithLabelValues(r)
 	}
 	return q
