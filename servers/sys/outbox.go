@@ -189,9 +189,7 @@ func (s *Server) fresh(m *ipc.Message) bool {
 // recvAny takes the next message. Before it sleeps for one, it runs what
 // waits for the loop to have nothing to do (Later's tasks, Idle) and rings
 // the doorbells; while the outbox holds messages, it sleeps no longer than
-// the outbox's wait, then flushes again (see outboxRetry). The tasks run
-// whether or not the outbox holds messages: a destination whose channel
-// stays full must not hold them up.
+// the outbox's wait, then flushes again (see outboxRetry).
 func (s *Server) recvAny(m *ipc.Message) error {
 	for {
 		s.flush()
@@ -202,11 +200,13 @@ func (s *Server) recvAny(m *ipc.Message) error {
 		if !errors.Is(err, ipc.ErrWouldBlock) {
 			return err
 		}
-		if s.runBeforeSleep() {
-			continue // it may have sent: flush and look again
-		}
-		if s.Idle != nil && s.Idle(s) {
-			continue // it found work; look again before sleeping
+		if s.out.pending == 0 || s.out.wait() >= longWait {
+			if s.runBeforeSleep() {
+				continue // it may have sent: flush and look again
+			}
+			if s.Idle != nil && s.Idle(s) {
+				continue // it found work; look again before sleeping
+			}
 		}
 		s.ringDoorbells()
 		if s.out.pending == 0 {
@@ -219,19 +219,28 @@ func (s *Server) recvAny(m *ipc.Message) error {
 	}
 }
 
+// longWait is the outbox's wait from which the loop waits as it sleeps
+// for want of messages: such a wait comes after the channel has been full
+// for about as long already (an application that never reads, a peer
+// stopped), not for a moment. The tasks that wait for the loop to have
+// nothing to do run first (while the channel is full for a moment, they
+// wait: tcp's Idle pumps exposed sockets, whose segments would only join
+// the outbox), and the wait sleeps through the scheduler: as long as a
+// held sleep (shm.HeldSleep) or longer, holding the scheduler's place
+// gains nothing, and costs the runtime's monitor thread dozens of
+// wake-ups a wait.
+const longWait = shm.HeldSleep
+
 // sleepHolder is a transport whose sleeps can hold the process's place in
 // the Go scheduler (package ipc/shm: HeldSleep).
 type sleepHolder interface{ HoldSleeps(on bool) }
 
-// waitOutbox waits for a message for as long as the outbox says. A wait
-// as long as a held sleep (shm.HeldSleep) or longer, which comes after the
-// channel has been full for as long already, sleeps through the scheduler:
-// holding its place gains nothing there, and costs the runtime's monitor
-// thread dozens of wake-ups a wait.
+// waitOutbox waits for a message for as long as the outbox says, through
+// the scheduler from longWait on.
 func (s *Server) waitOutbox(m *ipc.Message) error {
 	d := s.out.wait()
 	h, ok := s.T.(sleepHolder)
-	if !ok || d < shm.HeldSleep {
+	if !ok || d < longWait {
 		return s.T.RecvTimeout(m, d)
 	}
 	h.HoldSleeps(false)

@@ -714,9 +714,10 @@ func TestOutboxWaitBacksOff(t *testing.T) {
 }
 
 // TestLaterRunsWhileOutboxWaits: the tasks that wait for the loop to have
-// nothing to do run though a destination's channel stays full. (Before,
-// they waited for the outbox to empty: tcp's exported state stayed stale
-// for as long as an application did not read.)
+// nothing to do run though a destination's channel stays full, once it has
+// been full for a few milliseconds. (Before, they waited for the outbox to
+// empty: tcp's exported state stayed stale, and its exposed sockets
+// unserved, for as long as an application did not read.)
 func TestLaterRunsWhileOutboxWaits(t *testing.T) {
 	h := newIP(t)
 	h.T.Refuse(h.Endpoint("udp"), ipc.ErrWouldBlock)
@@ -726,7 +727,7 @@ func TestLaterRunsWhileOutboxWaits(t *testing.T) {
 	}
 	ran := false
 	h.S.Later(func() { ran = true })
-	h.IdleFor(time.Millisecond, 1000)
+	h.IdleFor(10*time.Millisecond, 1000)
 	if !ran {
 		t.Fatal("a task queued with Later did not run while the loop waited for a full channel")
 	}
