@@ -60,11 +60,12 @@ var (
 	runtimeOnly = []Only{{"prctl", 0, unix.PR_SET_VMA}}
 	// channels is what newtsim's own IPC calls: the kernel connection
 	// (a seqpacket socket, which carries descriptors: the run files, and
-	// exposed socket regions deposited and collected), memfds made,
-	// sized and sealed (fcntl), shared files opened, given and removed,
-	// results written whole and renamed into place.
+	// exposed socket regions deposited and collected; waited on with a
+	// timeout with ppoll: kmsg's RecvTimeout), memfds made, sized and
+	// sealed (fcntl), shared files opened, given and removed, results
+	// written whole and renamed into place.
 	channels = []string{
-		"sendto", "recvfrom", "sendmsg", "recvmsg", "memfd_create",
+		"sendto", "recvfrom", "sendmsg", "recvmsg", "ppoll", "memfd_create",
 		"openat", "ftruncate", "fchmod", "fchmodat", "fchown", "fchownat", "unlinkat", "renameat", "mkdirat",
 	}
 	// metrics is the process's Prometheus endpoint: a listening TCP
@@ -73,7 +74,7 @@ var (
 	// linuxSockets is an application's Linux socket backend and the
 	// measuring roles' Linux references: sockets of their own.
 	linuxSockets = []string{
-		"socket", "bind", "listen", "connect", "getsockopt", "ppoll", "poll",
+		"socket", "bind", "listen", "connect", "getsockopt", "poll",
 		"sendmmsg", "recvmmsg", "socketpair",
 	}
 )
