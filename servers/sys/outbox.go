@@ -37,9 +37,9 @@ const maxOutbox = 8192
 // outboxRetry), and a destination that never takes costs the loop about
 // what an idle loop costs (an idle receiver on shared memory looks at its
 // rings every shm.RecvRecheck, as long). Measured with an application
-// stopped with its rings full (docs/SECURITY.md), a bound of 5 ms still
-// cost syscall and tcp 800 timeslices a second each, fifteen times their
-// idle count; 100 ms, their idle count. Each destination has its own
+// stopped with its rings full (docs/SECURITY.md), a bound of 5 ms (its
+// waits not held, see longWait) still cost syscall and tcp 800 timeslices
+// a second each, twenty times their idle count; 100 ms, their idle count. Each destination has its own
 // wait: one stuck for good does not slow the retries of another, and a
 // send that goes through starts its destination's over.
 const (
