@@ -615,6 +615,7 @@ func TestLinuxPingThroughStack(t *testing.T) {
 // can still ping the host.
 func TestNICRestartKeepsTheHostReachable(t *testing.T) {
 	u := startUp(t, "--nic", "tap")
+	u.logOnFailure()
 	if got := u.ping(t, 2, 2*time.Second); got != 2 {
 		t.Fatalf("ping before the restart: %d of 2 replies", got)
 	}
