@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -102,10 +103,15 @@ type kern struct {
 	evfd  int // eventfd: child exits and shutdown
 	exits chan exitEvent
 	ring0 *shm.Transport // shm mode: the kernel's rings into every inbox
-	// inboxes are the run's inbox files by slot (shm mode), sealed
-	// memfds the kernel hands each process on its connection; it keeps
-	// them for the run's life to hand them again on a restart.
-	inboxes []*os.File
+	// inboxFiles are the files of the run's inboxes by slot (shm mode):
+	// a ring per (sender, receiver) pair and a page per receiver, sealed
+	// memfds the kernel hands each process on its connection, read-write
+	// what it writes and through inboxRO, read-only descriptors of the
+	// same files, what it may only read; it keeps them for the run's
+	// life to hand them again on a restart. inboxes are its own
+	// mappings of them, to discard what a dead receiver left.
+	inboxFiles, inboxRO []shm.InboxFiles
+	inboxes             []*shm.Inbox
 	// pools are the run's pool files by slot, sealed memfds like the
 	// inboxes: read-write for the owner; poolsRO are read-only
 	// descriptors of the same files, for every other process.
@@ -115,9 +121,9 @@ type kern struct {
 	// descriptors for the processes that send to them.
 	awake, awakeRO []*os.File
 	// owners is the run's owners table (shm mode), which only the kernel
-	// writes: its ring0 names each receiver's incarnation there
-	// (Inbox.SetOwner), and every process maps it read-only through
-	// ownersRO to check a receiver before it sends.
+	// writes: it names each receiver's incarnation there, and every
+	// process maps it read-only through ownersRO to check a receiver
+	// before it sends.
 	owners               *shm.Owners
 	ownersFile, ownersRO *os.File
 	stats                ipc.Stats // what the kernel's connections carried
@@ -218,9 +224,10 @@ func (k *kern) setup() error {
 	return nil
 }
 
-// makeInboxes creates every server's inbox, a sealed memfd (no name in
-// /dev/shm, no holder can resize it): ring 0 for the kernel, then a ring
-// for each process its privilege mask lets send to it.
+// makeInboxes creates every server's inbox, sealed memfds (no name in
+// /dev/shm, no holder can resize them): a ring for the kernel (ring 0) and
+// one for each process its privilege mask lets send to it, each a file of
+// its own, and the receiver's page (its wake word and the tails).
 func (k *kern) makeInboxes() error {
 	var err error
 	if k.owners, k.ownersFile, err = shm.NewOwners(runfiles.OwnersName(k.c.Run)); err != nil {
@@ -234,30 +241,51 @@ func (k *kern) makeInboxes() error {
 	if k.ownersRO, err = memfd.ReadOnly(k.ownersFile); err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
-	k.inboxes = make([]*os.File, len(k.procs))
+	n := len(k.procs)
+	k.inboxFiles, k.inboxRO, k.inboxes = make([]shm.InboxFiles, n), make([]shm.InboxFiles, n), make([]*shm.Inbox, n)
+	ring0 := map[int]shm.PeerFiles{}
 	for _, p := range k.procs[1:] {
 		senders := []int{ipc.KernelSlot}
 		senders = append(senders, k.core.Peers(p.slot)...)
-		in, f, err := shm.NewInbox(runfiles.InboxName(k.c.Run, p.spec.Name), p.entry.EP, shm.Layout{Senders: senders, Slots: k.c.Spec.Slots})
+		ringName := func(s int) string {
+			name := "kernel"
+			if s != ipc.KernelSlot {
+				name = k.procs[s].spec.Name
+			}
+			return runfiles.RingName(k.c.Run, p.spec.Name, name)
+		}
+		in, fs, err := shm.NewInbox(runfiles.InboxName(k.c.Run, p.spec.Name), ringName, shm.Layout{Senders: senders, Slots: k.c.Spec.Slots})
 		if err != nil {
 			return err
 		}
-		in.Close()
-		k.inboxes[p.slot] = f
-		// Its owner and the processes that send to it (its group): the
-		// inode's mode decides who may open it again through /proc.
-		if err := k.give(f, p.slot, k.c.Spec.Sandbox.Group(p.slot), 0o660); err != nil {
+		k.inboxes[p.slot], k.inboxFiles[p.slot] = in, fs
+		// The inodes' owners and modes decide who may open a descriptor
+		// again through /proc, and for what: the page is the receiver's
+		// to write and its group's (its senders') to read; a ring its
+		// sender's to write (ring 0 root's) and the receiver's group's
+		// to read.
+		group := k.c.Spec.Sandbox.Group(p.slot)
+		if err := k.give(fs.Page, p.slot, group, 0o640); err != nil {
 			return err
 		}
+		for s, f := range fs.Rings {
+			if s == ipc.KernelSlot {
+				err = k.giveAs(f, 0, group, 0o640)
+			} else {
+				err = k.give(f, s, group, 0o640)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if k.inboxRO[p.slot], err = fs.ReadOnly(); err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
+		ring0[p.slot] = shm.PeerFiles{Ring: fs.Rings[ipc.KernelSlot], Page: fs.Page}
+		k.owners.Set(p.slot, p.entry.EP)
 	}
-	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: k.filesOf(k.inboxes), Owners: k.owners})
-	if err != nil {
-		return err
-	}
-	for _, p := range k.procs[1:] {
-		k.ring0.PeerInbox(p.slot).SetOwner(p.entry.EP)
-	}
-	return nil
+	k.ring0, err = shm.Open(shm.Config{Self: ipc.Kernel, Peers: ring0, Owners: k.owners})
+	return err
 }
 
 // filesOf maps the slots of the run's processes onto their files.
@@ -272,11 +300,13 @@ func (k *kern) filesOf(files []*os.File) map[int]*os.File {
 }
 
 // files are the run files p may map, which the kernel hands it on its
-// connection: its own inbox and those of the processes it may send to,
-// its own pool to write and every other to read, its own awake word to
-// write and those of the servers it may send to to read.
+// connection: its own inbox's rings to read and page to write, its own
+// ring in the inbox of each process it may send to, to write, and that
+// process's page to read, its own pool to write and every other to read,
+// its own awake word to write and those of the servers it may send to to
+// read. It gets nothing of another sender's ring.
 func (k *kern) files(p *proc) runfiles.Files {
-	fs := runfiles.Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{},
+	fs := runfiles.Files{Peers: map[int]shm.PeerFiles{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{},
 		Owners: k.ownersRO}
 	if k.awake != nil {
 		if f := k.awake[p.slot]; f != nil {
@@ -292,11 +322,11 @@ func (k *kern) files(p *proc) runfiles.Files {
 	if k.pools != nil {
 		fs.Pools[p.slot] = k.pools[p.slot]
 	}
-	if k.inboxes != nil {
-		fs.Inboxes[p.slot] = k.inboxes[p.slot]
+	if k.inboxFiles != nil {
+		fs.Inbox = shm.InboxFiles{Rings: k.inboxRO[p.slot].Rings, Page: k.inboxFiles[p.slot].Page}
 		for _, q := range k.procs[1:] {
 			if q != p && k.core.CanSend(p.slot, q.slot) {
-				fs.Inboxes[q.slot] = k.inboxes[q.slot]
+				fs.Peers[q.slot] = shm.PeerFiles{Ring: k.inboxFiles[q.slot].Rings[p.slot], Page: k.inboxRO[q.slot].Page}
 			}
 		}
 	}
@@ -443,10 +473,15 @@ func (k *kern) credential(p *proc) *syscall.Credential {
 // mode decide who may open a descriptor of it again through
 // /proc/PID/fd, and for what. With the sandbox off the file stays root's.
 func (k *kern) give(f *os.File, slot, group int, mode os.FileMode) error {
+	return k.giveAs(f, k.c.Spec.Sandbox.User(slot), group, mode)
+}
+
+// giveAs is give to the user uid.
+func (k *kern) giveAs(f *os.File, uid, group int, mode os.FileMode) error {
 	if !k.c.Spec.Sandbox.On() {
 		return nil
 	}
-	if err := f.Chown(k.c.Spec.Sandbox.User(slot), group); err != nil {
+	if err := f.Chown(uid, group); err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
 	if err := f.Chmod(mode); err != nil {
@@ -796,17 +831,16 @@ func (k *kern) retry(now time.Time) {
 		k.mu.Lock()
 		ep := k.core.Started(slot)
 		k.mu.Unlock()
-		if k.ring0 != nil {
-			if in := k.ring0.PeerInbox(slot); in != nil {
-				// What was left for the dead incarnation is not its
-				// successor's (the inbox refused new sends since the
-				// death).
-				in.Repair() // what a peer scribbled on the header
-				if n := in.Discard(); n > 0 {
-					k.c.Log.Printf("%s: discarded %d messages left for %s", p.spec.Name, n, ipc.MakeEndpoint(slot, ep.Generation()-1))
-				}
-				in.SetOwner(ep)
+		if k.inboxes != nil {
+			// What was left for the dead incarnation is not its
+			// successor's (the inbox refused new sends since the
+			// death). No file of the inbox has a word a peer could
+			// have scribbled on that the kernel would need to put
+			// back: each is read-only to all but its writer.
+			if n := k.inboxes[slot].Discard(); n > 0 {
+				k.c.Log.Printf("%s: discarded %d messages left for %s", p.spec.Name, n, ipc.MakeEndpoint(slot, ep.Generation()-1))
 			}
+			k.owners.Set(slot, ep)
 		}
 		if err := k.start(p, now); err != nil {
 			k.c.Log.Printf("restart %s: %v", p.spec.Name, err)
@@ -875,11 +909,8 @@ func (k *kern) reap(now time.Time) {
 // fails at once rather than filling a ring nobody reads, until the restart
 // discards what is left and names the new incarnation.
 func (k *kern) buryInbox(p *proc) {
-	if k.ring0 == nil {
-		return
-	}
-	if in := k.ring0.PeerInbox(p.slot); in != nil {
-		in.SetOwner(ipc.MakeEndpoint(p.slot, 0))
+	if k.owners != nil {
+		k.owners.Set(p.slot, ipc.MakeEndpoint(p.slot, 0))
 	}
 }
 
@@ -971,7 +1002,15 @@ func (k *kern) cleanup() {
 	if k.owners != nil {
 		k.owners.Close()
 	}
-	for _, files := range [][]*os.File{k.inboxes, k.pools, k.poolsRO, k.awake, k.awakeRO, {k.ownersFile, k.ownersRO}} {
+	for _, in := range k.inboxes {
+		if in != nil {
+			in.Close()
+		}
+	}
+	for _, fs := range slices.Concat(k.inboxFiles, k.inboxRO) {
+		fs.Close()
+	}
+	for _, files := range [][]*os.File{k.pools, k.poolsRO, k.awake, k.awakeRO, {k.ownersFile, k.ownersRO}} {
 		for _, f := range files {
 			if f != nil {
 				f.Close()

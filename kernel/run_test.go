@@ -469,12 +469,18 @@ func TestOwnMessagesPauseNobody(t *testing.T) {
 
 // TestHandOver: the kernel makes every inbox and pool as a sealed memfd
 // and hands each process exactly the files it may map on its connection:
-// its own inbox and those of the processes it may send to, its own pool
-// read-write and every other read-only, and a tcp's awake word read-write
-// to it and read-only to those that send to it, and the owners table
-// read-only to all.
+// its own inbox's rings read-only and its page read-write, in the inbox of
+// each process it may send to its own ring read-write and the page
+// read-only, and nothing of another sender's ring or of ring 0 (on the old
+// layout, a sender got every inbox it sent to whole, read-write: the other
+// senders' rings and ring 0 in it); its own pool read-write and every
+// other read-only, and a tcp's awake word read-write to it and read-only
+// to those that send to it, and the owners table read-only to all. What
+// it got read-only it can neither map for writing nor make writable.
 func TestHandOver(t *testing.T) {
-	k, _, _ := testKern(t)
+	k, _ := testKernN(t, 3)
+	k.core.Allow(1, 2) // a and c may send to b; b to nobody
+	k.core.Allow(3, 2)
 	k.c.Run, k.c.Spec.Slots = "0a1b2c3d", 4
 	k.procs[2].spec.Role = "tcp" // b has an awake word
 	if err := k.makeInboxes(); err != nil {
@@ -502,36 +508,73 @@ func TestHandOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer fs.Close()
-		// a may send to b; b to nobody.
-		want := map[int][]int{1: {1, 2}, 2: {2}}[p.slot]
-		if got := slices.Sorted(maps.Keys(fs.Inboxes)); !slices.Equal(got, want) || len(fs.Pools) != 2 {
-			t.Fatalf("%s got the inboxes of %v and %d pools, want %v and 2", p.spec.Name, got, len(fs.Pools), want)
+		wantRings := map[int][]int{1: {0}, 2: {0, 1, 3}, 3: {0}}[p.slot]
+		wantPeers := map[int][]int{1: {2}, 2: nil, 3: {2}}[p.slot]
+		if got := slices.Sorted(maps.Keys(fs.Inbox.Rings)); !slices.Equal(got, wantRings) || fs.Inbox.Page == nil {
+			t.Fatalf("%s got the rings of %v in its inbox (page %v), want %v", p.spec.Name, got, fs.Inbox.Page != nil, wantRings)
 		}
-		// b's awake word: b writes it, a (which sends to b) reads it.
+		if got := slices.Sorted(maps.Keys(fs.Peers)); !slices.Equal(got, wantPeers) || len(fs.Pools) != 3 {
+			t.Fatalf("%s got rings in the inboxes of %v and %d pools, want %v and 3", p.spec.Name, got, len(fs.Pools), wantPeers)
+		}
+		// b's awake word: b writes it, a and c (which send to b) read it.
 		if f := fs.Awake[2]; len(fs.Awake) != 1 || f == nil {
 			t.Fatalf("%s got awake words %v, want b's", p.spec.Name, fs.Awake)
 		}
-		mode := func(what string, slot int, f *os.File) {
+		mode := func(what string, f *os.File, rw bool) {
 			t.Helper()
 			fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := fl&unix.O_ACCMODE, map[bool]int{true: unix.O_RDWR, false: unix.O_RDONLY}[slot == p.slot]; got != want {
-				t.Errorf("%s: %s of slot %d opened with mode %d, want %d", p.spec.Name, what, slot, got, want)
+			if got, want := fl&unix.O_ACCMODE, map[bool]int{true: unix.O_RDWR, false: unix.O_RDONLY}[rw]; got != want {
+				t.Errorf("%s: %s opened with mode %d, want %d", p.spec.Name, what, got, want)
+			}
+			if rw {
+				return
+			}
+			m, err := unix.Mmap(int(f.Fd()), 0, 64, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if !errors.Is(err, unix.EACCES) {
+				t.Errorf("%s: %s mapped for writing: %v, want EACCES", p.spec.Name, what, err)
+			}
+			if err == nil {
+				unix.Munmap(m)
 			}
 		}
+		named := func(f *os.File, want string) {
+			t.Helper()
+			l, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+			if got := strings.TrimSuffix(strings.TrimPrefix(l, "/memfd:"), " (deleted)"); err != nil || got != want {
+				t.Errorf("%s: got %s, want %s", p.spec.Name, got, want)
+			}
+		}
+		for slot, f := range fs.Inbox.Rings {
+			mode(fmt.Sprintf("its ring from slot %d", slot), f, false)
+		}
+		mode("its page", fs.Inbox.Page, true)
+		named(fs.Inbox.Page, runfiles.InboxName(k.c.Run, p.spec.Name))
+		for slot, pf := range fs.Peers {
+			q := k.procs[slot].spec.Name
+			mode("its ring to "+q, pf.Ring, true)
+			named(pf.Ring, runfiles.RingName(k.c.Run, q, p.spec.Name))
+			mode("the page of "+q, pf.Page, false)
+			named(pf.Page, runfiles.InboxName(k.c.Run, q))
+		}
 		for slot, f := range fs.Pools {
-			mode("pool", slot, f)
+			mode(fmt.Sprintf("the pool of slot %d", slot), f, slot == p.slot)
 		}
 		for slot, f := range fs.Awake {
-			mode("awake word", slot, f)
+			mode(fmt.Sprintf("the awake word of slot %d", slot), f, slot == p.slot)
 		}
 		if fs.Owners == nil {
 			t.Fatalf("%s got no owners table", p.spec.Name)
 		}
-		mode("owners table", 0, fs.Owners)
-		for _, f := range slices.Concat(slices.Collect(maps.Values(fs.Inboxes)), slices.Collect(maps.Values(fs.Pools)), slices.Collect(maps.Values(fs.Awake))) {
+		mode("the owners table", fs.Owners, false)
+		all := slices.Concat(slices.Collect(maps.Values(fs.Inbox.Rings)), slices.Collect(maps.Values(fs.Pools)),
+			slices.Collect(maps.Values(fs.Awake)), []*os.File{fs.Inbox.Page})
+		for _, pf := range fs.Peers {
+			all = append(all, pf.Ring, pf.Page)
+		}
+		for _, f := range all {
 			if err := memfd.CheckSealed(f); err != nil {
 				t.Errorf("%s: %v", p.spec.Name, err)
 			}

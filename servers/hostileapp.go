@@ -1,7 +1,6 @@
 package servers
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -38,12 +37,15 @@ import (
 //     every pool of the run, to every peer;
 //   - floods the kernel with alarm requests and its peers with
 //     notifications;
-//   - on shared memory, writes random bytes into its own inbox, whole, and
-//     in each peer's inbox into the words of its own ring that the
-//     consumer uses (the tail, the producer-wait and sender words), the
-//     wake line and the owner word in the header. (Its ring's head and slots it leaves alone: garbage there
-//     only wedges its own ring, which ipc/shm's TestHostileWrites covers,
-//     and would stop its forgeries.)
+//   - on shared memory, writes random bytes into every mapping it may
+//     write: its own page (its wake word and the tails of its rings),
+//     whole, and in each peer's inbox the sleep word of its own ring, which
+//     the consumer reads (its ring's head and slots it leaves alone:
+//     garbage there only wedges its own ring, which ipc/shm's
+//     TestHostileWrites covers, and would stop its forgeries); and tries
+//     to make every mapping it may only read (its own rings, ring 0 among
+//     them, and its peers' pages) writable, counting the refusals, and
+//     what it could make writable as breaches, which it then scribbles on.
 //
 // The receivers refuse and count what the table forbids; what is left must
 // not hurt anybody else (docs/SECURITY.md; sim/launch's TestHostileApp).
@@ -57,6 +59,9 @@ type attack struct {
 	rng    *rand.Rand
 	forged *prometheus.CounterVec
 	writes prometheus.Counter
+	// refused counts the read-only mappings it failed to make
+	// writable; breaches those it made writable.
+	refused, breaches prometheus.Counter
 }
 
 func newAttack(s *sys.Server) *attack {
@@ -65,7 +70,11 @@ func newAttack(s *sys.Server) *attack {
 		Name: "forged_total", Help: "Forged messages the hostile role sent, by type."}, []string{"type"})
 	a.writes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
 		Name: "shared_writes_total", Help: "Rounds of random bytes the hostile role wrote into its shared mappings."})
-	s.Registry.MustRegister(a.forged, a.writes)
+	a.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
+		Name: "write_refused_total", Help: "Times the hostile role failed to make a read-only shared mapping writable."})
+	a.breaches = prometheus.NewCounter(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "hostile",
+		Name: "breaches_total", Help: "Times the hostile role made a read-only shared mapping writable (and scribbled on it)."})
+	s.Registry.MustRegister(a.forged, a.writes, a.refused, a.breaches)
 	return a
 }
 
@@ -236,27 +245,29 @@ func (a *attack) alarms(s *sys.Server) {
 }
 
 // scribble writes random bytes into every shared mapping the process
-// reaches (shm transport only).
+// may write, and tries to make the others writable (shm transport only).
 func (a *attack) scribble(s *sys.Server) {
 	t, ok := s.T.(*shm.Transport)
 	if !ok {
 		return
 	}
-	if in := t.Inbox(); in != nil {
-		a.fill(in.Bytes())
+	ms := t.Mappings()
+	if ms.Page != nil {
+		a.fill(ms.Page)
 	}
-	for name, slot := range s.Opts.Peers {
-		_ = name
-		if in := t.PeerInbox(slot); in != nil {
-			ring, wake := in.SenderSpan(s.Opts.Endpoint.Slot())
-			if len(ring) >= 192 {
-				a.fill(ring[64:192]) // its ring's tail, producer-wait and sender lines
-			}
-			a.fill(wake)
-			// The owner word: a receiver that looked dead to its
-			// senders before the kernel wrote it back.
-			binary.LittleEndian.PutUint32(in.OwnerWord(), a.rng.Uint32())
+	for _, r := range ms.Rings {
+		if len(r) >= 128 {
+			a.fill(r[64:128]) // its ring's sleep line
 		}
+	}
+	for _, b := range ms.ReadOnly {
+		if err := unix.Mprotect(b, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			a.refused.Inc()
+			continue
+		}
+		a.breaches.Inc()
+		s.Log.Printf("breach: a read-only mapping of %d bytes made writable", len(b))
+		a.fill(b)
 	}
 	a.writes.Inc()
 }

@@ -1,6 +1,7 @@
 // Package runfiles names the shared-memory files of a run, says how they
-// are laid out, and hands them over: each process's inbox (the rings its
-// peers send on) and its buffer pool. The kernel makes them, as sealed
+// are laid out, and hands them over: each process's inbox (a ring file
+// for each process that may send to it, and its page) and its buffer
+// pool. The kernel makes them, as sealed
 // memfds (package memfd) with no name in /dev/shm, and hands each process
 // the descriptors of the files it may map on its kernel connection (Send,
 // Receive); a restarted process gets them again the same way.
@@ -20,9 +21,16 @@ import (
 	"github.com/newtsim/newtsim/ipc/shm"
 )
 
-// InboxName is the name of a process's inbox in a run: the memfd's name,
-// which shows in /proc (as "/memfd:NAME"), never a path anyone can open.
+// InboxName is the name of a process's page in a run (its wake word and
+// its rings' tails, shm.InboxFiles): the memfd's name, which shows in
+// /proc (as "/memfd:NAME"), never a path anyone can open.
 func InboxName(run, name string) string { return shm.Prefix(run) + name + ".inbox" }
+
+// RingName is the name of the ring from the process called sender to the
+// one called name, in a run: a memfd's name, as InboxName is a page's.
+func RingName(run, name, sender string) string {
+	return shm.Prefix(run) + name + ".from-" + sender + ".ring"
+}
 
 // PoolName is the name of a process's buffer pool in a run: the memfd's
 // name, as InboxName is an inbox's.
@@ -69,9 +77,13 @@ func PoolConfig(run, name string, slot int, owner ipc.Endpoint, servers int) poo
 // Files are the run files one process may map, each by the slot of the
 // process it belongs to.
 type Files struct {
-	// Inboxes are the process's own inbox and those of the processes it
-	// may send to (shm transport only).
-	Inboxes map[int]*os.File
+	// Inbox is the process's own inbox (shm transport only): its rings
+	// by their senders' slots, read-only, and its page, read-write.
+	Inbox shm.InboxFiles
+	// Peers are, by slot, its files of the inbox of each process it may
+	// send to (shm transport only): its own ring there, read-write, and
+	// the receiver's page, read-only.
+	Peers map[int]shm.PeerFiles
 	// Pools are the process's own pool, read-write, and every other
 	// pool of the run, read-only (a buffer reference may travel past the
 	// next hop).
@@ -88,12 +100,15 @@ type Files struct {
 // magic opens the tag of the packet that hands Files over.
 const magic = "NEWTFILE"
 
-// File kinds in the tag.
+// File kinds in the tag, each with a slot.
 const (
-	kindInbox  = 'i'
-	kindPool   = 'p'
-	kindAwake  = 'a'
-	kindOwners = 'o'
+	kindRing     = 'r' // a ring of the process's inbox, by its sender
+	kindInbox    = 'i' // the process's own page
+	kindPeerRing = 's' // its ring in a peer's inbox, by the peer
+	kindPeerPage = 'w' // a peer's page, by the peer
+	kindPool     = 'p'
+	kindAwake    = 'a'
+	kindOwners   = 'o'
 )
 
 // Send hands the files over on the kernel's end fd of a process's
@@ -102,9 +117,17 @@ const (
 func (fs Files) Send(fd int) error {
 	tag := []byte(magic)
 	var files []*os.File
-	for _, slot := range slices.Sorted(maps.Keys(fs.Inboxes)) {
-		tag = append(tag, kindInbox, byte(slot))
-		files = append(files, fs.Inboxes[slot])
+	for _, slot := range slices.Sorted(maps.Keys(fs.Inbox.Rings)) {
+		tag = append(tag, kindRing, byte(slot))
+		files = append(files, fs.Inbox.Rings[slot])
+	}
+	if fs.Inbox.Page != nil {
+		tag = append(tag, kindInbox, 0)
+		files = append(files, fs.Inbox.Page)
+	}
+	for _, slot := range slices.Sorted(maps.Keys(fs.Peers)) {
+		tag = append(tag, kindPeerRing, byte(slot), kindPeerPage, byte(slot))
+		files = append(files, fs.Peers[slot].Ring, fs.Peers[slot].Page)
 	}
 	for _, slot := range slices.Sorted(maps.Keys(fs.Pools)) {
 		tag = append(tag, kindPool, byte(slot))
@@ -148,31 +171,53 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 	if !ok || len(rest) != 2*len(files) {
 		return Files{}, fmt.Errorf("runfiles: a packet of %d bytes with %d files is not a hand-over", len(tag), len(files))
 	}
-	fs := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
+	fs := Files{Inbox: shm.InboxFiles{Rings: map[int]*os.File{}}, Peers: map[int]shm.PeerFiles{},
+		Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
 	for i, f := range files {
 		kind, slot := rest[2*i], int(rest[2*i+1])
 		if slot >= ipc.MaxSlots {
 			return Files{}, fmt.Errorf("runfiles: file %d for slot %d", i, slot)
 		}
 		var m map[int]*os.File
+		var one **os.File // a kind of which there is one, for slot 0
 		switch kind {
 		case kindOwners:
-			if fs.Owners != nil || slot != 0 {
-				return Files{}, fmt.Errorf("runfiles: a second owners table, or one for slot %d", slot)
+			one = &fs.Owners
+		case kindInbox:
+			one = &fs.Inbox.Page
+		case kindPeerRing, kindPeerPage:
+			pf := fs.Peers[slot]
+			at := &pf.Ring
+			if kind == kindPeerPage {
+				at = &pf.Page
+			}
+			if *at != nil {
+				return Files{}, fmt.Errorf("runfiles: two files of kind %q for slot %d", kind, slot)
 			}
 			if err := memfd.CheckSealed(f); err != nil {
-				return Files{}, fmt.Errorf("runfiles: the owners table: %w", err)
+				return Files{}, fmt.Errorf("runfiles: file of kind %q for slot %d: %w", kind, slot, err)
 			}
-			fs.Owners = f
+			*at = f
+			fs.Peers[slot] = pf
 			continue
-		case kindInbox:
-			m = fs.Inboxes
+		case kindRing:
+			m = fs.Inbox.Rings
 		case kindPool:
 			m = fs.Pools
 		case kindAwake:
 			m = fs.Awake
 		default:
 			return Files{}, fmt.Errorf("runfiles: file %d of kind %q", i, kind)
+		}
+		if one != nil {
+			if *one != nil || slot != 0 {
+				return Files{}, fmt.Errorf("runfiles: a second file of kind %q, or one for slot %d", kind, slot)
+			}
+			if err := memfd.CheckSealed(f); err != nil {
+				return Files{}, fmt.Errorf("runfiles: file of kind %q: %w", kind, err)
+			}
+			*one = f
+			continue
 		}
 		if m[slot] != nil {
 			return Files{}, fmt.Errorf("runfiles: two files of kind %q for slot %d", kind, slot)
@@ -182,13 +227,24 @@ func parse(tag []byte, files []*os.File) (Files, error) {
 		}
 		m[slot] = f
 	}
+	for slot, pf := range fs.Peers {
+		if pf.Ring == nil || pf.Page == nil {
+			return Files{}, fmt.Errorf("runfiles: the ring or the page of peer %d missing", slot)
+		}
+	}
 	return fs, nil
 }
 
 // Close closes every file.
 func (fs Files) Close() {
-	for _, f := range fs.Inboxes {
-		f.Close()
+	fs.Inbox.Close()
+	for _, pf := range fs.Peers {
+		if pf.Ring != nil {
+			pf.Ring.Close()
+		}
+		if pf.Page != nil {
+			pf.Page.Close()
+		}
 	}
 	for _, f := range fs.Pools {
 		f.Close()

@@ -20,6 +20,7 @@ func TestNames(t *testing.T) {
 		got, want string
 	}{
 		{InboxName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.inbox"},
+		{RingName("0a1b2c3d", "tcp", "ip"), "newtsim-0a1b2c3d-tcp.from-ip.ring"},
 		{PoolName("0a1b2c3d", "ip"), "newtsim-0a1b2c3d-ip.pool"},
 		{AwakeName("0a1b2c3d", "tcp"), "newtsim-0a1b2c3d-tcp.awake"},
 	}
@@ -55,16 +56,21 @@ func TestHandOver(t *testing.T) {
 	}
 	defer unix.Close(kend)
 	defer unix.Close(pend)
-	sent := Files{Inboxes: map[int]*os.File{}, Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
-	for _, slot := range []int{1, 3, 63} {
-		for _, m := range []map[int]*os.File{sent.Inboxes, sent.Pools, sent.Awake} {
-			f, err := memfd.Create("test", int64(4096*slot))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			m[slot] = f
+	sized := func(n int) *os.File {
+		f, err := memfd.Create("test", int64(n))
+		if err != nil {
+			t.Fatal(err)
 		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	sent := Files{Inbox: shm.InboxFiles{Rings: map[int]*os.File{}, Page: sized(64)}, Peers: map[int]shm.PeerFiles{},
+		Pools: map[int]*os.File{}, Awake: map[int]*os.File{}}
+	for _, slot := range []int{1, 3, 63} {
+		for _, m := range []map[int]*os.File{sent.Inbox.Rings, sent.Pools, sent.Awake} {
+			m[slot] = sized(4096 * slot)
+		}
+		sent.Peers[slot] = shm.PeerFiles{Ring: sized(4096 * slot), Page: sized(64 * slot)}
 	}
 	owners, err := memfd.Create("owners", 4096)
 	if err != nil {
@@ -83,23 +89,33 @@ func TestHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if len(got.Inboxes) != len(sent.Inboxes) || len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil ||
-		len(got.Awake) != 1 || got.Awake[3] == nil || got.Owners == nil {
-		t.Fatalf("got %d inboxes and pools %v, want %d and %v", len(got.Inboxes), got.Pools, len(sent.Inboxes), sent.Pools)
+	if len(got.Inbox.Rings) != len(sent.Inbox.Rings) || got.Inbox.Page == nil || len(got.Peers) != len(sent.Peers) ||
+		len(got.Pools) != len(sent.Pools) || got.Pools[3] != nil || len(got.Awake) != 1 || got.Awake[3] == nil || got.Owners == nil {
+		t.Fatalf("got %d rings, %d peers and pools %v, want %d, %d and %v", len(got.Inbox.Rings), len(got.Peers), got.Pools,
+			len(sent.Inbox.Rings), len(sent.Peers), sent.Pools)
 	}
 	for slot, f := range got.Pools {
 		if st, err := f.Stat(); err != nil || st.Size() != int64(4096*slot) {
 			t.Errorf("pool of slot %d: %v bytes (%v)", slot, st.Size(), err)
 		}
 	}
-	for slot, f := range got.Inboxes {
+	size := func(what string, slot int, f *os.File, want int) {
+		t.Helper()
 		st, err := f.Stat()
-		if err != nil || st.Size() != int64(4096*slot) {
-			t.Errorf("inbox of slot %d: %v bytes (%v)", slot, st.Size(), err)
+		if err != nil || st.Size() != int64(want) {
+			t.Errorf("%s of slot %d: %v bytes (%v), want %d", what, slot, st.Size(), err, want)
 		}
 		if err := memfd.CheckSealed(f); err != nil {
-			t.Errorf("inbox of slot %d: %v", slot, err)
+			t.Errorf("%s of slot %d: %v", what, slot, err)
 		}
+	}
+	for slot, f := range got.Inbox.Rings {
+		size("ring", slot, f, 4096*slot)
+	}
+	size("page", 0, got.Inbox.Page, 64)
+	for slot, pf := range got.Peers {
+		size("peer ring", slot, pf.Ring, 4096*slot)
+		size("peer page", slot, pf.Page, 64*slot)
 	}
 
 	if err := kmsg.SendFiles(kend, []byte("boot args"), nil); err != nil {
@@ -113,7 +129,7 @@ func TestHandOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer named.Close()
-	if err := (Files{Inboxes: map[int]*os.File{1: named}}).Send(kend); err != nil {
+	if err := (Files{Inbox: shm.InboxFiles{Rings: map[int]*os.File{1: named}}}).Send(kend); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Receive(pend); !errors.Is(err, memfd.ErrNotSealed) {

@@ -1,10 +1,11 @@
 package shm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 
@@ -14,54 +15,53 @@ import (
 	"github.com/newtsim/newtsim/ipc/memfd"
 )
 
-// Inbox file layout. Every offset is a multiple of the 64-byte cache line.
+// The files of an inbox. Every offset is a multiple of the 64-byte cache
+// line, and no file has a header: what a file is, and whose, the kernel
+// says when it hands it over (package runfiles), and its size says how
+// many slots a ring has, so there is no shared word to check or repair.
 //
-//	0    header: magic, version, rings, slots per ring, message size, owner endpoint
-//	64   wake line: the receiver's sleep word (futex)
-//	128  ring 0, ring 1, ... each:
-//	     +0    head line: head index (written by the producer only)
-//	     +64   tail line: tail index (consumer only), producer sleep word (futex)
-//	     +128  sender line: the slot allowed to produce on this ring
-//	     +192  slots: slots * 64 bytes
+// A ring file, one per (sender, receiver) pair: the producer maps it
+// read-write, the consumer read-only.
+//
+//	0    head line: head index (the producer's)
+//	64   sleep line: the producer's sleep word (futex), odd while it sleeps
+//	128  slots: slots * 64 bytes
+//
+// The receiver's page, one per receiver: the receiver maps it read-write,
+// its senders read-only.
+//
+//	0              wake line: the receiver's sleep word (futex), odd while it sleeps
+//	64 * (1 + s)   tail line of the ring whose sender is slot s
+//
+// Neither side writes the other's sleep word: each sets its own (odd)
+// before it sleeps and moves it on (even) when it wakes; the other side
+// only reads it, and calls FUTEX_WAKE once for each sleep it sees.
 const (
 	lineSize   = 64
-	headerSize = 2 * lineSize
-	ringHeader = 3 * lineSize
+	ringHeader = 2 * lineSize
 
-	magic   = 0x5842_4e49_5457_454e // "NEWTINBX" little-endian
-	version = 1
-
-	offMagic   = 0
-	offVersion = 8
-	offRings   = 12
-	offSlots   = 16
-	offMsgSize = 20
-	offOwner   = 24
-	offWake    = 64
+	// PageSize is the size of a receiver's page.
+	PageSize = lineSize * (1 + ipc.MaxSlots)
 
 	// MaxSlots bounds the slots of one ring.
 	MaxSlots = 1 << 16
-	// MaxRings bounds the rings of one inbox.
-	MaxRings = ipc.MaxSlots
 )
 
 // Layout sizes an inbox: one ring per sender, each of Slots messages.
 type Layout struct {
-	Senders []int // the slot of each ring's sender, in ring order
+	Senders []int // the slot of each ring's sender
 	Slots   int   // messages per ring, a power of two
 }
 
-func ringSize(slots int) int { return ringHeader + slots*ipc.MessageSize }
-
-// Size is the inbox file's size in bytes.
-func (l Layout) Size() int { return headerSize + len(l.Senders)*ringSize(l.Slots) }
+// RingSize is the size of a ring file of slots messages.
+func RingSize(slots int) int { return ringHeader + slots*ipc.MessageSize }
 
 func (l Layout) validate() error {
 	if l.Slots < 2 || l.Slots > MaxSlots || l.Slots&(l.Slots-1) != 0 {
 		return fmt.Errorf("shm: %d slots per ring: want a power of two in [2, %d]", l.Slots, MaxSlots)
 	}
-	if len(l.Senders) == 0 || len(l.Senders) > MaxRings {
-		return fmt.Errorf("shm: %d rings: want 1 to %d", len(l.Senders), MaxRings)
+	if len(l.Senders) == 0 || len(l.Senders) > ipc.MaxSlots {
+		return fmt.Errorf("shm: %d rings: want 1 to %d", len(l.Senders), ipc.MaxSlots)
 	}
 	seen := map[int]bool{}
 	for _, s := range l.Senders {
@@ -73,244 +73,250 @@ func (l Layout) validate() error {
 	return nil
 }
 
-// ErrCorrupt says an inbox file's header or a ring's indices do not make
-// sense: it was not made by this package, or a peer scribbled on it.
-var ErrCorrupt = errors.New("shm: corrupt inbox")
+// ErrCorrupt says a file handed over as a ring or a page does not have
+// the size of one.
+var ErrCorrupt = errors.New("shm: not a ring or page")
 
-// Inbox is a mapped inbox file: the receiver's side of its channels, and
-// (through Outbox) the senders' side.
-type Inbox struct {
-	// self, when set, is the receiver's own endpoint, which it stamps
-	// every message with: the shared owner word is for senders only, so
-	// a peer that overwrites it cannot make the receiver take its messages
-	// for another incarnation's.
-	self ipc.Endpoint
-	reg  *Region
-	// owner is the word that names the receiver's incarnation: the
-	// header's, or in a run the receiver's word in the kernel's owners
-	// table (Config.Owners), which no peer can write.
-	owner *atomic.Uint32
-	wake  *atomic.Uint32
-	rings []ring
-	slots uint64
+// InboxFiles are the files of one receiver's inbox.
+type InboxFiles struct {
+	// Rings are the ring files by their sender's slot.
+	Rings map[int]*os.File
+	// Page is the receiver's page.
+	Page *os.File
 }
 
+// Close closes every file.
+func (fs InboxFiles) Close() {
+	for _, f := range fs.Rings {
+		f.Close()
+	}
+	if fs.Page != nil {
+		fs.Page.Close()
+	}
+}
+
+// PeerFiles are what a sender maps of a receiver's inbox: its own ring
+// there, to write, and the receiver's page, to read.
+type PeerFiles struct {
+	Ring, Page *os.File
+}
+
+// Inbox is the receiver's side of its rings (and the kernel's view of a
+// receiver's inbox, to discard what a dead receiver left).
+type Inbox struct {
+	// self is the receiver's endpoint, which it stamps every message
+	// with.
+	self ipc.Endpoint
+	page *Region
+	wake *atomic.Uint32
+	// sleeps is the receiver's own count of its sleeps, the value of
+	// its wake word: odd while it sleeps.
+	sleeps uint32
+	rings  []ring
+}
+
+// ring is one ring, as its producer or its consumer maps it.
 type ring struct {
-	head     *atomic.Uint64
-	tail     *atomic.Uint64
-	prodWait *atomic.Uint32
-	// sender is the slot allowed to produce on the ring, read once when
-	// the inbox is mapped (and checked then): what a peer writes to the
-	// shared word later changes nothing here.
+	reg      *Region
+	head     *atomic.Uint64 // the producer's
+	prodWait *atomic.Uint32 // the producer's sleep word
+	tail     *atomic.Uint64 // in the receiver's page: the consumer's
+	// sender is the slot allowed to produce on the ring: the kernel
+	// said so when it handed the file over.
 	sender int
-	slots  unsafe.Pointer
-	// tailOwn is the consumer's own tail: it takes by this private copy
-	// and publishes it to the shared tail only for the producer's sake,
-	// so a peer that moves the shared tail cannot make the consumer skip
-	// or repeat messages (see repairTails).
+	slots  uint64
+	base   unsafe.Pointer
+	// tailOwn is the consumer's own tail, published to the shared tail
+	// for the producer's sake.
 	tailOwn uint64
 	// tailSeen is the producer's private copy of the tail. It is read
 	// again from shared memory only when the ring looks full, so the
 	// consumer's tail line is not pulled to the producer's core on every
 	// send.
 	tailSeen uint64
+	// woken is the consumer's: the producer's sleep (the value of its
+	// sleep word) it last woke, so that it wakes each sleep once.
+	woken uint32
+	// sleeps is the producer's own count of its sleeps.
+	sleeps uint32
 }
 
-// CreateInbox creates and formats the inbox file at path for the given
-// owner: an inbox with a name, for benchmarks and tests. A run's inboxes
-// are NewInbox's.
-func CreateInbox(path string, owner ipc.Endpoint, l Layout) (*Inbox, error) {
+// NewInbox makes the files of an inbox as sealed memfds (package memfd:
+// no name in /dev/shm, nobody can change their size): the receiver's
+// page, called page, and a ring for each sender, called ring(sender).
+// It returns the files, read-write, and the inbox mapped from them, as the
+// kernel uses it (Discard). The kernel makes every inbox of a run so,
+// before it starts the processes, and hands each process the files it may
+// map (package runfiles): read-only descriptors (memfd.ReadOnly) of what
+// it may only read. It keeps the files to hand them again to a restarted
+// process.
+func NewInbox(page string, ring func(sender int) string, l Layout) (*Inbox, InboxFiles, error) {
 	if err := l.validate(); err != nil {
+		return nil, InboxFiles{}, err
+	}
+	fs := InboxFiles{Rings: map[int]*os.File{}}
+	var err error
+	if fs.Page, err = memfd.Create(page, PageSize); err != nil {
+		return nil, InboxFiles{}, fmt.Errorf("shm: %w", err)
+	}
+	for _, s := range l.Senders {
+		if fs.Rings[s], err = memfd.Create(ring(s), int64(RingSize(l.Slots))); err != nil {
+			fs.Close()
+			return nil, InboxFiles{}, fmt.Errorf("shm: %w", err)
+		}
+	}
+	in, err := MapInbox(ipc.None, fs)
+	if err != nil {
+		fs.Close()
+		return nil, InboxFiles{}, err
+	}
+	return in, fs, nil
+}
+
+// ReadOnly returns read-only descriptors of the same files
+// (memfd.ReadOnly), for the processes that may only read them.
+func (fs InboxFiles) ReadOnly() (InboxFiles, error) {
+	ro := InboxFiles{Rings: map[int]*os.File{}}
+	var err error
+	if ro.Page, err = memfd.ReadOnly(fs.Page); err != nil {
+		return InboxFiles{}, fmt.Errorf("shm: %w", err)
+	}
+	for s, f := range fs.Rings {
+		if ro.Rings[s], err = memfd.ReadOnly(f); err != nil {
+			ro.Close()
+			return InboxFiles{}, fmt.Errorf("shm: %w", err)
+		}
+	}
+	return ro, nil
+}
+
+// slotsOf checks that reg has the size of a ring file and returns its
+// slots.
+func slotsOf(reg *Region) (uint64, error) {
+	n := len(reg.Mem) - ringHeader
+	if n < 2*ipc.MessageSize || n%ipc.MessageSize != 0 {
+		return 0, fmt.Errorf("%w: %s has %d bytes", ErrCorrupt, reg.Path, len(reg.Mem))
+	}
+	slots := n / ipc.MessageSize
+	if slots > MaxSlots || slots&(slots-1) != 0 {
+		return 0, fmt.Errorf("%w: %s has %d slots", ErrCorrupt, reg.Path, slots)
+	}
+	return uint64(slots), nil
+}
+
+func mapPage(f *os.File, read func(*os.File) (*Region, error)) (*Region, error) {
+	reg, err := read(f)
+	if err != nil {
 		return nil, err
 	}
-	reg, err := CreateRegion(path, l.Size())
-	if err != nil {
-		return nil, err
+	if len(reg.Mem) != PageSize {
+		reg.Close()
+		return nil, fmt.Errorf("%w: %s has %d bytes", ErrCorrupt, f.Name(), len(reg.Mem))
 	}
-	return format(reg, owner, l)
+	return reg, nil
 }
 
-// NewInbox makes an inbox for the given owner in a sealed memfd called
-// name (package memfd): it has no name in /dev/shm and nobody can change
-// its size. The kernel makes every inbox of a run so, before it starts
-// their owners, and hands the returned file over (package runfiles); it
-// keeps the file to hand it again to a restarted owner.
-func NewInbox(name string, owner ipc.Endpoint, l Layout) (*Inbox, *os.File, error) {
-	if err := l.validate(); err != nil {
-		return nil, nil, err
+// mapRing maps the ring file f of sender, read-write for its producer,
+// read-only for its consumer, with its tail in page.
+func mapRing(f *os.File, sender int, page *Region, producer bool) (ring, error) {
+	read := MapFileReadOnly
+	if producer {
+		read = MapFile
 	}
-	f, err := memfd.Create(name, int64(l.Size()))
+	reg, err := read(f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shm: %w", err)
+		return ring{}, err
 	}
-	reg, err := MapFile(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	in, err := format(reg, owner, l)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return in, f, nil
-}
-
-// format writes a new inbox's header and rings into reg.
-func format(reg *Region, owner ipc.Endpoint, l Layout) (*Inbox, error) {
-	m := reg.Mem
-	binary.LittleEndian.PutUint32(m[offVersion:], version)
-	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(l.Senders)))
-	binary.LittleEndian.PutUint32(m[offSlots:], uint32(l.Slots))
-	binary.LittleEndian.PutUint32(m[offMsgSize:], ipc.MessageSize)
-	for i, s := range l.Senders {
-		binary.LittleEndian.PutUint32(m[headerSize+i*ringSize(l.Slots)+2*lineSize:], uint32(s))
-	}
-	binary.LittleEndian.PutUint64(m[offMagic:], magic) // last: a reader seeing magic sees the rest
-	in, err := mapInbox(reg)
+	slots, err := slotsOf(reg)
 	if err != nil {
 		reg.Close()
-		return nil, err
+		return ring{}, err
 	}
-	in.SetOwner(owner)
-	return in, nil
-}
-
-// OpenInbox maps an existing inbox file and checks its header against the
-// file's size.
-func OpenInbox(path string) (*Inbox, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("shm: open %s: %w", path, err)
-	}
-	defer f.Close()
-	return MapInbox(f)
-}
-
-// MapInbox maps the inbox in the open file f (one the kernel handed over,
-// or one OpenInbox opened) and checks its header against the file's size.
-// f may be closed afterwards.
-func MapInbox(f *os.File) (*Inbox, error) {
-	reg, err := MapFile(f)
-	if err != nil {
-		return nil, err
-	}
-	in, err := mapInbox(reg)
-	if err != nil {
-		reg.Close()
-		return nil, fmt.Errorf("%s: %w", f.Name(), err)
-	}
-	return in, nil
-}
-
-func mapInbox(reg *Region) (*Inbox, error) {
 	m := reg.Mem
-	if len(m) < headerSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(m))
+	r := ring{
+		reg:      reg,
+		head:     (*atomic.Uint64)(unsafe.Pointer(&m[0])),
+		prodWait: (*atomic.Uint32)(unsafe.Pointer(&m[lineSize])),
+		tail:     (*atomic.Uint64)(unsafe.Pointer(&page.Mem[lineSize*(1+sender)])),
+		sender:   sender,
+		slots:    slots,
+		base:     unsafe.Pointer(&m[ringHeader]),
 	}
-	if binary.LittleEndian.Uint64(m[offMagic:]) != magic || binary.LittleEndian.Uint32(m[offVersion:]) != version {
-		return nil, fmt.Errorf("%w: bad magic or version", ErrCorrupt)
-	}
-	nrings := int(binary.LittleEndian.Uint32(m[offRings:]))
-	slots := int(binary.LittleEndian.Uint32(m[offSlots:]))
-	if binary.LittleEndian.Uint32(m[offMsgSize:]) != ipc.MessageSize {
-		return nil, fmt.Errorf("%w: message size", ErrCorrupt)
-	}
-	l := Layout{Senders: make([]int, nrings), Slots: slots}
-	if nrings < 1 || nrings > MaxRings {
-		return nil, fmt.Errorf("%w: %d rings", ErrCorrupt, nrings)
-	}
-	if slots < 2 || slots > MaxSlots || slots&(slots-1) != 0 || l.Size() != len(m) {
-		return nil, fmt.Errorf("%w: %d slots in %d bytes", ErrCorrupt, slots, len(m))
-	}
-	in := &Inbox{
-		reg:   reg,
-		owner: (*atomic.Uint32)(unsafe.Pointer(&m[offOwner])),
-		wake:  (*atomic.Uint32)(unsafe.Pointer(&m[offWake])),
-		slots: uint64(slots),
-		rings: make([]ring, nrings),
-	}
-	seen := map[int]bool{}
-	for i := range in.rings {
-		b := headerSize + i*ringSize(slots)
-		sender := binary.LittleEndian.Uint32(m[b+2*lineSize:])
-		if sender >= ipc.MaxSlots || seen[int(sender)] {
-			return nil, fmt.Errorf("%w: ring %d has sender slot %d, out of range or repeated", ErrCorrupt, i, sender)
+	r.tailOwn = r.tail.Load()
+	if producer {
+		// A restarted producer that died asleep starts awake.
+		if r.sleeps = r.prodWait.Load(); r.sleeps&1 != 0 {
+			r.sleeps++
+			r.prodWait.Store(r.sleeps)
 		}
-		seen[int(sender)] = true
-		in.rings[i] = ring{
-			head:     (*atomic.Uint64)(unsafe.Pointer(&m[b])),
-			tail:     (*atomic.Uint64)(unsafe.Pointer(&m[b+lineSize])),
-			prodWait: (*atomic.Uint32)(unsafe.Pointer(&m[b+lineSize+8])),
-			sender:   int(sender),
-			slots:    unsafe.Pointer(&m[b+ringHeader]),
+	}
+	return r, nil
+}
+
+// MapInbox maps the inbox in fs as its receiver, self, does: its page
+// read-write, every ring read-only (a store into one faults; and a
+// descriptor the kernel handed over read-only can be mapped no other
+// way). The files may be closed afterwards.
+func MapInbox(self ipc.Endpoint, fs InboxFiles) (*Inbox, error) {
+	if fs.Page == nil || len(fs.Rings) == 0 || len(fs.Rings) > ipc.MaxSlots {
+		return nil, fmt.Errorf("shm: an inbox of %d rings, page %v", len(fs.Rings), fs.Page != nil)
+	}
+	page, err := mapPage(fs.Page, MapFile)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inbox{self: self, page: page, wake: (*atomic.Uint32)(unsafe.Pointer(&page.Mem[0]))}
+	for _, s := range slices.Sorted(maps.Keys(fs.Rings)) {
+		if s < 0 || s >= ipc.MaxSlots {
+			in.Close()
+			return nil, fmt.Errorf("shm: a ring for sender slot %d", s)
 		}
-		in.rings[i].tailOwn = in.rings[i].tail.Load()
+		r, err := mapRing(fs.Rings[s], s, page, false)
+		if err != nil {
+			in.Close()
+			return nil, err
+		}
+		in.rings = append(in.rings, r)
+	}
+	// A restarted receiver that died asleep starts awake.
+	if in.sleeps = in.wake.Load(); in.sleeps&1 != 0 {
+		in.sleeps++
+		in.wake.Store(in.sleeps)
 	}
 	return in, nil
 }
 
-// Owner is the endpoint of the process that receives on this inbox.
-func (in *Inbox) Owner() ipc.Endpoint { return ipc.Endpoint(in.owner.Load()) }
-
-// SetOwner records a new incarnation of the receiver; senders still naming
-// the old one get ipc.ErrDeadEndpoint.
-func (in *Inbox) SetOwner(e ipc.Endpoint) { in.owner.Store(uint32(e)) }
-
-// Repair writes the header and every ring's sender word again from this
-// mapping's own copy, taken when it was mapped: what a peer scribbled there
-// (a sender slot out of range, a bad magic) would keep the inbox's owner
-// from starting again. Only the kernel, which created the inbox, calls it,
-// before it starts the owner again. (Nobody can truncate a run's inbox:
-// NewInbox seals it.)
-func (in *Inbox) Repair() {
-	m := in.reg.Mem
-	binary.LittleEndian.PutUint32(m[offVersion:], version)
-	binary.LittleEndian.PutUint32(m[offRings:], uint32(len(in.rings)))
-	binary.LittleEndian.PutUint32(m[offSlots:], uint32(in.slots))
-	binary.LittleEndian.PutUint32(m[offMsgSize:], ipc.MessageSize)
-	for i, r := range in.rings {
-		binary.LittleEndian.PutUint32(m[headerSize+i*ringSize(int(in.slots))+2*lineSize:], uint32(r.sender))
-	}
-	binary.LittleEndian.PutUint64(m[offMagic:], magic)
+// asleep says, in the wake word, that the receiver is about to sleep, and
+// returns the word's value for the futex wait.
+func (in *Inbox) asleep() uint32 {
+	in.sleeps++
+	in.wake.Store(in.sleeps)
+	return in.sleeps
 }
 
-// repairTails publishes each ring's private tail again where the shared
-// word differs: a peer that moved another sender's tail back (so that its
-// ring looks full) is undone before the consumer sleeps, and the sender's
-// bounded sleep sees the room again.
-func (in *Inbox) repairTails() int {
-	n := 0
-	for i := range in.rings {
-		r := &in.rings[i]
-		if r.tail.Load() != r.tailOwn {
-			r.tail.Store(r.tailOwn)
-			n++
-			if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
-				wakeProducer(r)
-			}
-		}
-	}
-	return n
+// awake says the receiver no longer sleeps.
+func (in *Inbox) awake() {
+	in.sleeps++
+	in.wake.Store(in.sleeps)
 }
 
 // Discard drops every complete message waiting in the inbox, as its
 // receiver would by taking them, and returns how many. Only the kernel
-// calls it, between a receiver's death and its restart (after a SetOwner
-// that refuses new sends): messages for a dead incarnation are not handed
-// to its successor.
+// calls it, between a receiver's death and its restart (after the owners
+// table refuses new sends): messages for a dead incarnation are not
+// handed to its successor.
 func (in *Inbox) Discard() int {
 	n := 0
 	for i := range in.rings {
 		r := &in.rings[i]
 		t := r.tail.Load()
-		for mark(r.slot(t, in.slots)).Load() == seqOf(t) && n < len(in.rings)*int(in.slots) {
+		for k := uint64(0); k < r.slots && mark(r.slot(t)).Load() == seqOf(t); k++ {
 			t++
 			n++
 		}
 		r.tail.Store(t)
 		r.tailOwn = t
-		if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
+		if r.prodWait.Load()&1 != 0 {
 			wakeProducer(r)
 		}
 	}
@@ -342,11 +348,22 @@ func (in *Inbox) Queued(i int) int {
 	return int(r.head.Load() - r.tail.Load())
 }
 
-// Close unmaps the inbox; the file stays.
-func (in *Inbox) Close() error { return in.reg.Close() }
+// Close unmaps the inbox; the files stay.
+func (in *Inbox) Close() error {
+	var first error
+	for _, r := range in.rings {
+		if err := r.reg.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := in.page.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
 
-func (r *ring) slot(i, slots uint64) *ipc.Message {
-	return (*ipc.Message)(unsafe.Add(r.slots, (i&(slots-1))*ipc.MessageSize))
+func (r *ring) slot(i uint64) *ipc.Message {
+	return (*ipc.Message)(unsafe.Add(r.base, (i&(r.slots-1))*ipc.MessageSize))
 }
 
 // mark is the word of a slot that says it holds message number i: the slot's
@@ -358,19 +375,19 @@ func mark(m *ipc.Message) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointe
 
 func seqOf(i uint64) uint32 { return uint32(i + 1) }
 
-// tryPut publishes m on ring r if there is room. Only the producer writes
-// the head, so its own load of it never misses in practice; the head is kept
-// in shared memory for a restarted producer and for Queued, not for the
-// consumer.
-func (in *Inbox) tryPut(r *ring, m *ipc.Message) bool {
+// tryPut publishes m on ring r, the producer's, if there is room. Only
+// the producer writes the head, so its own load of it never misses in
+// practice; the head is kept in shared memory for a restarted producer and
+// for Queued, not for the consumer.
+func (r *ring) tryPut(m *ipc.Message) bool {
 	h := r.head.Load()
-	if h-r.tailSeen >= in.slots {
+	if h-r.tailSeen >= r.slots {
 		r.tailSeen = r.tail.Load()
-		if h-r.tailSeen >= in.slots {
+		if h-r.tailSeen >= r.slots {
 			return false
 		}
 	}
-	s := r.slot(h, in.slots)
+	s := r.slot(h)
 	body := *m
 	body.Dst = ipc.Endpoint(^seqOf(h)) // cannot pass for complete while the body is written
 	*s = body
@@ -404,17 +421,17 @@ const (
 // number, and a message whose source is not the ring's sender is refused.
 func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 	t := r.tailOwn
-	s := r.slot(t, in.slots)
+	s := r.slot(t)
 	if mark(s).Load() != seqOf(t) {
 		return takeEmpty
 	}
 	*m = *s
-	if m.Dst = in.self; m.Dst == ipc.None {
-		m.Dst = in.Owner()
-	}
+	m.Dst = in.self
 	r.tailOwn = t + 1
 	r.tail.Store(t + 1)
-	if r.prodWait.Load() != 0 && r.prodWait.CompareAndSwap(1, 0) {
+	// The producer sleeps on a full ring: wake each of its sleeps once.
+	if w := r.prodWait.Load(); w&1 != 0 && w != r.woken {
+		r.woken = w
 		wakeProducer(r)
 	}
 	if m.Src.Slot() != r.sender {
@@ -428,29 +445,7 @@ func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 
 func wakeProducer(r *ring) {
 	// A failed wake-up cannot be reported from here; the producer's sleep
-	// is bounded, so it re-checks the ring soon anyway.
+	// is bounded, so it re-checks the ring soon anyway. A futex wake
+	// needs no write access: the consumer maps the ring read-only.
 	futex.Wake(r.prodWait, 1) //nolint:errcheck
 }
-
-// SenderSpan returns the bytes of the ring whose sender is slot, its index
-// lines included, and the inbox's wake line: what that sender's mapping
-// reaches in the course of sending (nil if the inbox has no ring for it).
-// The hostile diagnostic role writes garbage there, as a broken or
-// malicious sender would.
-func (in *Inbox) SenderSpan(slot int) (ring, wake []byte) {
-	i := in.RingOf(slot)
-	if i < 0 {
-		return nil, nil
-	}
-	b := headerSize + i*ringSize(int(in.slots))
-	return in.reg.Mem[b : b+ringSize(int(in.slots))], in.reg.Mem[offWake : offWake+lineSize]
-}
-
-// OwnerWord returns the owner word in the inbox's shared header (which
-// senders checked before a run had an owners table): the hostile
-// diagnostic role overwrites its peers'.
-func (in *Inbox) OwnerWord() []byte { return in.reg.Mem[offOwner : offOwner+4] }
-
-// Bytes returns the whole mapping: the receiver's view of its own inbox.
-// The hostile diagnostic role scribbles on its own.
-func (in *Inbox) Bytes() []byte { return in.reg.Mem }

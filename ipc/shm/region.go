@@ -1,18 +1,22 @@
 // Package shm implements newtsim's user-space channels: single-producer
-// single-consumer rings of 64-byte messages in a file under /dev/shm, mapped
-// by both processes.
+// single-consumer rings of 64-byte messages in shared memory, each ring a
+// file of its own that only its producer may write.
 //
-// Every receiving process owns one inbox file: a header, a wake-up word, and
-// one ring per process allowed to send to it (the kernel first). A ring's
-// head and tail sit on separate cache lines. A receiver with nothing to do
-// spins for its wait policy's budget, then sleeps on the inbox's wake-up word
-// with a futex; a sender wakes it only when it sleeps. A full ring is
-// backpressure: the sender waits (spin, then futex on the ring's own word)
-// or gets ipc.ErrWouldBlock, and no message is ever lost or overwritten.
+// A receiving process's inbox is one ring file per process allowed to send
+// to it (the kernel's first), which the producer maps read-write and the
+// receiver read-only, and the receiver's page: its wake-up word and the
+// tail of each ring, which the receiver maps read-write and its senders
+// read-only (see inbox.go). A receiver with nothing to do spins for its
+// wait policy's budget, then sleeps on its wake-up word with a futex; a
+// sender wakes it only when it sleeps. A full ring is backpressure: the
+// sender waits (spin, then futex on the ring's own sleep word) or gets
+// ipc.ErrWouldBlock, and no message is ever lost or overwritten.
 //
-// Everything a peer writes into the mapping is treated as untrusted: indices
-// that do not make sense and messages whose source is not the ring's sender
-// are refused and counted, never followed.
+// No process can write a word another reads to steer it except its own: a
+// peer's ring, ring 0 (the kernel's) and the receiver's page are read-only
+// to it. What a producer writes into its own ring is still untrusted:
+// messages whose mark is not the next number or whose source is not the
+// ring's sender are refused and counted, never followed.
 package shm
 
 import (
@@ -98,6 +102,8 @@ func removeMatching(match func(string) bool) (int, error) {
 type Region struct {
 	Path string
 	Mem  []byte
+	// ReadOnly says the mapping was made for reading only.
+	ReadOnly bool
 }
 
 // CreateRegion creates the file at path (it must not exist), sizes it and
@@ -133,7 +139,15 @@ func OpenRegion(path string) (*Region, error) {
 // MapFile maps the open file f read-write, whole: a run file the kernel
 // handed over (package memfd), or one OpenRegion opened. f may be closed
 // afterwards; the mapping stays. Path is f's name.
-func MapFile(f *os.File) (*Region, error) {
+func MapFile(f *os.File) (*Region, error) { return mapFile(f, unix.PROT_READ|unix.PROT_WRITE) }
+
+// MapFileReadOnly maps the open file f for reading only, whole: a store
+// through the mapping faults, and a descriptor opened read-only (as the
+// kernel hands a file over to a process that may only read it) can be
+// mapped no other way.
+func MapFileReadOnly(f *os.File) (*Region, error) { return mapFile(f, unix.PROT_READ) }
+
+func mapFile(f *os.File, prot int) (*Region, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("shm: stat %s: %w", f.Name(), err)
@@ -141,11 +155,11 @@ func MapFile(f *os.File) (*Region, error) {
 	if st.Size() == 0 || st.Size() > 1<<32 {
 		return nil, fmt.Errorf("shm: %s has size %d", f.Name(), st.Size())
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", f.Name(), err)
 	}
-	return &Region{Path: f.Name(), Mem: mem}, nil
+	return &Region{Path: f.Name(), Mem: mem, ReadOnly: prot&unix.PROT_WRITE == 0}, nil
 }
 
 // Close unmaps the region; the file stays.

@@ -2,7 +2,6 @@ package shm
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"testing"
 
@@ -21,23 +20,14 @@ func BenchmarkPingPong(b *testing.B) {
 }
 
 func pingPong(b *testing.B, slots int) {
-	dir := b.TempDir()
-	pingIn, err := CreateInbox(dir+"/ping", rxEP, Layout{Senders: []int{0, txSlot}, Slots: slots})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pingIn.Close()
-	pongIn, err := CreateInbox(dir+"/pong", txEP, Layout{Senders: []int{0, rxSlot}, Slots: slots})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pongIn.Close()
+	pingIn := newInbox(b, slots, 0, txSlot) // rxEP's
+	pongIn := newInbox(b, slots, 0, rxSlot) // txEP's
 	poll := ipc.WaitPolicy{Spin: ipc.SpinForever}
-	ping, err := Open(Config{Self: rxEP, Inbox: file(b, dir+"/ping"), Peers: map[int]*os.File{txSlot: file(b, dir+"/pong")}, Wait: poll})
+	ping, err := Open(Config{Self: rxEP, Inbox: pingIn.receiver(), Peers: map[int]PeerFiles{txSlot: pongIn.sender(rxSlot)}, Wait: poll})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pong, err := Open(Config{Self: txEP, Inbox: file(b, dir+"/pong"), Peers: map[int]*os.File{rxSlot: file(b, dir+"/ping")}, Wait: poll})
+	pong, err := Open(Config{Self: txEP, Inbox: pongIn.receiver(), Peers: map[int]PeerFiles{rxSlot: pingIn.sender(txSlot)}, Wait: poll})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,17 +89,12 @@ func BenchmarkSendRecvLocal(b *testing.B) {
 }
 
 func sendRecvLocal(b *testing.B) {
-	dir := b.TempDir()
-	in, err := CreateInbox(dir+"/in", rxEP, Layout{Senders: []int{0, txSlot}, Slots: 256})
+	in := newInbox(b, 256, 0, txSlot)
+	rx, err := Open(Config{Self: rxEP, Inbox: in.receiver()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	in.Close()
-	rx, err := Open(Config{Self: rxEP, Inbox: file(b, dir+"/in")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(b, dir+"/in")}})
+	tx, err := Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: in.sender(txSlot)}, Owners: in.owners})
 	if err != nil {
 		b.Fatal(err)
 	}

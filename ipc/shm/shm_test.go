@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/memfd"
 )
 
 const (
@@ -23,38 +23,58 @@ var (
 	txEP = ipc.MakeEndpoint(txSlot, 1)
 )
 
-// newInbox creates an inbox for rxEP with one ring for txSlot, in a
-// per-test directory (the format is the same as under /dev/shm).
-func newInbox(t *testing.T, slots int) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "inbox")
-	in, err := CreateInbox(path, rxEP, Layout{Senders: []int{txSlot}, Slots: slots})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.Close()
-	return path
+// testInbox is an inbox for rxEP as the kernel makes it, with a ring for
+// each sender (txSlot's by default) and an owners table naming rxEP.
+type testInbox struct {
+	kern   *Inbox     // the kernel's mapping, for Discard
+	rw     InboxFiles // the files, read-write
+	ro     InboxFiles // read-only descriptors of them
+	owners *Owners    // the kernel's owners table
 }
 
-// file opens the inbox file at path for a Config; it is closed when the
-// test ends.
-func file(tb testing.TB, path string) *os.File {
+func newInbox(tb testing.TB, slots int, senders ...int) *testInbox {
 	tb.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if len(senders) == 0 {
+		senders = []int{txSlot}
+	}
+	kern, rw, err := NewInbox("newtsim-test.inbox", func(s int) string { return fmt.Sprintf("newtsim-test.%d.ring", s) },
+		Layout{Senders: senders, Slots: slots})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { f.Close() })
-	return f
+	ro, err := rw.ReadOnly()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	owners, of, err := NewOwners("newtsim-test.owners")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	of.Close()
+	owners.Set(rxSlot, rxEP)
+	tb.Cleanup(func() { kern.Close(); rw.Close(); ro.Close(); owners.Close() })
+	return &testInbox{kern: kern, rw: rw, ro: ro, owners: owners}
 }
 
-func openPair(t *testing.T, path string, wait ipc.WaitPolicy) (rx, tx *Transport) {
+// receiver is what the kernel hands the receiver: its rings read-only,
+// its page read-write.
+func (ti *testInbox) receiver() InboxFiles {
+	return InboxFiles{Rings: ti.ro.Rings, Page: ti.rw.Page}
+}
+
+// sender is what the kernel hands the sender in slot: its ring
+// read-write, the receiver's page read-only.
+func (ti *testInbox) sender(slot int) PeerFiles {
+	return PeerFiles{Ring: ti.rw.Rings[slot], Page: ti.ro.Page}
+}
+
+func openPair(t *testing.T, ti *testInbox, wait ipc.WaitPolicy) (rx, tx *Transport) {
 	t.Helper()
-	rx, err := Open(Config{Self: rxEP, Inbox: file(t, path), Wait: wait})
+	rx, err := Open(Config{Self: rxEP, Inbox: ti.receiver(), Wait: wait})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err = Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: file(t, path)}, Wait: wait})
+	tx, err = Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: ti.sender(txSlot)}, Wait: wait, Owners: ti.owners})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +164,9 @@ func TestTrySendFull(t *testing.T) {
 }
 
 func TestDeadEndpoint(t *testing.T) {
-	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
-	rx.Inbox().SetOwner(ipc.MakeEndpoint(rxSlot, 2)) // the receiver was restarted
+	ti := newInbox(t, 4)
+	_, tx := openPair(t, ti, ipc.WaitPolicy{})
+	ti.owners.Set(rxSlot, ipc.MakeEndpoint(rxSlot, 2)) // the receiver was restarted
 	m := seqMsg(0)
 	if err := tx.Send(&m); !errors.Is(err, ipc.ErrDeadEndpoint) {
 		t.Fatalf("send to old incarnation: %v, want ErrDeadEndpoint", err)
@@ -159,19 +180,25 @@ func TestDeadEndpoint(t *testing.T) {
 // Messages left for a dead receiver are discarded before its successor
 // starts: none reaches the new incarnation.
 func TestDiscard(t *testing.T) {
-	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
+	ti := newInbox(t, 4)
+	rx, tx := openPair(t, ti, ipc.WaitPolicy{})
 	for i := range 3 {
 		m := seqMsg(uint64(i))
 		if err := tx.Send(&m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	in := rx.Inbox()
-	in.SetOwner(ipc.MakeEndpoint(rxSlot, 0)) // dead: no new sends
-	if n := in.Discard(); n != 3 {
+	rx.Close()                                         // the receiver dies
+	ti.owners.Set(rxSlot, ipc.MakeEndpoint(rxSlot, 0)) // dead: no new sends
+	if n := ti.kern.Discard(); n != 3 {
 		t.Fatalf("discarded %d messages, want 3", n)
 	}
-	in.SetOwner(ipc.MakeEndpoint(rxSlot, 2))
+	ti.owners.Set(rxSlot, ipc.MakeEndpoint(rxSlot, 2))
+	rx, err := Open(Config{Self: ipc.MakeEndpoint(rxSlot, 2), Inbox: ti.receiver()}) // its successor
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
 	var m ipc.Message
 	if err := rx.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
 		t.Fatalf("the successor received %v (%v), want nothing", &m, err)
@@ -199,14 +226,13 @@ func TestNoRoute(t *testing.T) {
 // taking a message that is not complete.
 func TestHostileWrites(t *testing.T) {
 	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
-	in := tx.out[rxSlot].in
-	r := &in.rings[0]
+	r := &tx.out[rxSlot].r
 	var m ipc.Message
 
 	// Garbage in every slot, with marks that are not the next number: the
 	// ring still reads as empty.
 	for i := uint64(0); i < 4; i++ {
-		s := r.slot(i, in.slots)
+		s := r.slot(i)
 		*s = ipc.Message{Src: txEP, Type: 999, Arg: [6]uint64{^i}}
 		mark(s).Store(seqOf(i + 4)) // a later lap's number
 	}
@@ -217,13 +243,13 @@ func TestHostileWrites(t *testing.T) {
 	}
 	r.head.Store(0)
 	for i := uint64(0); i < 4; i++ {
-		*r.slot(i, in.slots) = ipc.Message{}
+		*r.slot(i) = ipc.Message{}
 	}
 
 	// A message claiming another source: refused; the next good one arrives.
 	forged := seqMsg(1)
 	forged.Src = ipc.MakeEndpoint(7, 1)
-	if !in.tryPut(r, &forged) {
+	if !r.tryPut(&forged) {
 		t.Fatal("ring full")
 	}
 	good := seqMsg(2)
@@ -241,58 +267,68 @@ func TestHostileWrites(t *testing.T) {
 	}
 }
 
+// TestOpenRejectsBadFiles: a file handed over as a ring or a page that
+// does not have the size of one is refused.
 func TestOpenRejectsBadFiles(t *testing.T) {
-	dir := t.TempDir()
-	good := newInbox(t, 4)
-	data, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
+	ti := newInbox(t, 4)
+	sized := func(n int64) *os.File {
+		f, err := memfd.Create("newtsim-test.bad", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
 	}
 	tests := []struct {
 		name string
-		data []byte
+		ring int64
+		page int64
 	}{
-		{"empty-header", make([]byte, 64)},
-		{"zeros", make([]byte, len(data))},
-		{"truncated", data[:len(data)-64]},
-		{"extended", append(append([]byte{}, data...), make([]byte, 64)...)},
-		{"bad-slots", func() []byte { d := append([]byte{}, data...); d[offSlots] = 3; return d }()},
+		{"ring-header-only", ringHeader, PageSize},
+		{"ring-one-slot", int64(RingSize(1)), PageSize},
+		{"ring-three-slots", int64(RingSize(3)), PageSize},
+		{"ring-odd-bytes", int64(RingSize(4)) + 8, PageSize},
+		{"page-short", int64(RingSize(4)), PageSize - 64},
+		{"page-long", int64(RingSize(4)), PageSize + 64},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(dir, tt.name)
-			if err := os.WriteFile(p, tt.data, 0o600); err != nil {
-				t.Fatal(err)
+			ring, page := sized(tt.ring), sized(tt.page)
+			if _, err := Open(Config{Self: rxEP, Inbox: InboxFiles{Rings: map[int]*os.File{txSlot: ring}, Page: page}}); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("receiver: %v, want ErrCorrupt", err)
 			}
-			if _, err := OpenInbox(p); err == nil {
-				t.Fatal("OpenInbox accepted a bad file")
+			if _, err := Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: {Ring: ring, Page: page}}}); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("sender: %v, want ErrCorrupt", err)
 			}
 		})
 	}
+	if _, err := Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: ti.sender(txSlot), 99: ti.sender(txSlot)}}); err == nil {
+		t.Error("a peer slot out of range was accepted")
+	}
 }
 
-func FuzzOpenInbox(f *testing.F) {
-	in, err := CreateInbox(filepath.Join(f.TempDir(), "seed"), rxEP, Layout{Senders: []int{2, 3}, Slots: 2})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(append([]byte{}, in.reg.Mem...))
-	in.Close()
-	dir := f.TempDir()
+// FuzzRing: whatever a producer writes into its ring, receiving from it
+// does not crash, and takes only messages with the ring's sender.
+func FuzzRing(f *testing.F) {
+	f.Add(make([]byte, RingSize(4)))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(dir, "f")
-		if err := os.WriteFile(p, data, 0o600); err != nil {
+		ti := newInbox(t, 4)
+		rx, err := Open(Config{Self: rxEP, Inbox: ti.receiver()})
+		if err != nil {
 			t.Fatal(err)
 		}
-		in, err := OpenInbox(p)
+		defer rx.Close()
+		tx, err := Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: ti.sender(txSlot)}})
 		if err != nil {
-			return
+			t.Fatal(err)
 		}
-		defer in.Close()
-		// Whatever the file said, receiving from it must not crash.
-		tr := &Transport{in: in}
+		defer tx.Close()
+		copy(tx.out[rxSlot].r.reg.Mem, data)
 		var m ipc.Message
-		for i := 0; i < 8 && tr.TryRecv(&m) == nil; i++ {
+		for i := 0; i < 8 && rx.TryRecv(&m) == nil; i++ {
+			if m.Src.Slot() != txSlot || m.Dst != rxEP {
+				t.Fatalf("took %v from the ring of slot %d", &m, txSlot)
+			}
 		}
 	})
 }
@@ -317,15 +353,19 @@ func TestCrossProcess(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := newInbox(t, 16)
+			ti := newInbox(t, 16)
 			wait, _ := ipc.ParseWaitPolicy(tt.wait)
-			rx, err := Open(Config{Self: rxEP, Inbox: file(t, path), Wait: wait})
+			rx, err := Open(Config{Self: rxEP, Inbox: ti.receiver(), Wait: wait})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer rx.Close()
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), envChild+"="+path, "NEWTSIM_N="+strconv.Itoa(n), "NEWTSIM_WAIT="+tt.wait)
+			// The sender's files, as the kernel hands them over: its
+			// ring read-write (fd 3), the receiver's page read-only (fd 4).
+			pf := ti.sender(txSlot)
+			cmd.ExtraFiles = []*os.File{pf.Ring, pf.Page}
+			cmd.Env = append(os.Environ(), envChild+"=1", "NEWTSIM_N="+strconv.Itoa(n), "NEWTSIM_WAIT="+tt.wait)
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -373,8 +413,8 @@ func TestCrossProcess(t *testing.T) {
 
 // TestMain runs the binary as TestCrossProcess's sending process when asked.
 func TestMain(m *testing.M) {
-	if path := os.Getenv(envChild); path != "" {
-		if err := childSender(path); err != nil {
+	if os.Getenv(envChild) != "" {
+		if err := childSender(); err != nil {
 			fmt.Fprintln(os.Stderr, "sender:", err)
 			os.Exit(1)
 		}
@@ -383,15 +423,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func childSender(path string) error {
+func childSender() error {
 	n, _ := strconv.Atoi(os.Getenv("NEWTSIM_N"))
 	wait, _ := ipc.ParseWaitPolicy(os.Getenv("NEWTSIM_WAIT"))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tx, err := Open(Config{Self: txEP, Peers: map[int]*os.File{rxSlot: f}, Wait: wait})
+	pf := PeerFiles{Ring: os.NewFile(3, "ring"), Page: os.NewFile(4, "page")}
+	tx, err := Open(Config{Self: txEP, Peers: map[int]PeerFiles{rxSlot: pf}, Wait: wait})
 	if err != nil {
 		return err
 	}
@@ -481,7 +517,7 @@ func TestRecvTimeoutWhilePolling(t *testing.T) {
 // which may wait for room, does not wait on a receiver owed a wake-up.
 func TestHeldDoorbells(t *testing.T) {
 	rx, tx := openPair(t, newInbox(t, 4), ipc.WaitPolicy{})
-	sleeping := func() { rx.in.wake.Store(1) } // as Recv says it sleeps
+	sleeping := func() { rx.in.asleep() } // as Recv says it sleeps
 	tests := []struct {
 		name      string
 		hold      bool
@@ -512,9 +548,10 @@ func TestHeldDoorbells(t *testing.T) {
 			if got := tx.stats.Wakeups.Load() - before; got != tt.wantAfter {
 				t.Errorf("%d wake-ups after the ring, want %d", got, tt.wantAfter)
 			}
-			if rx.in.wake.Load() != 0 {
-				t.Error("the receiver's wake word is still set: it was never woken")
+			if o := tx.out[rxSlot]; o.woken != rx.in.wake.Load() {
+				t.Errorf("the sender woke sleep %d, not the receiver's %d: it was never woken", o.woken, rx.in.wake.Load())
 			}
+			rx.in.awake()
 			for i := range tt.sends {
 				var m ipc.Message
 				if err := rx.TryRecv(&m); err != nil || checkSeq(&m, uint64(i)) != nil {

@@ -2,9 +2,10 @@ package shm
 
 import (
 	"fmt"
-	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -23,21 +24,23 @@ type Sender interface {
 type Config struct {
 	// Self is this process's endpoint.
 	Self ipc.Endpoint
-	// Inbox is this process's own inbox file (nil for a process that only
-	// sends): in a run, the descriptor the kernel handed over.
-	Inbox *os.File
-	// Peers maps the slot of each process this one may send to onto that
-	// process's inbox file.
-	Peers map[int]*os.File
+	// Inbox are this process's own inbox's files (none for a process
+	// that only sends): in a run, the descriptors the kernel handed over,
+	// its rings read-only and its page read-write.
+	Inbox InboxFiles
+	// Peers maps the slot of each process this one may send to onto its
+	// files of that process's inbox: its ring there, read-write, and the
+	// receiver's page, read-only.
+	Peers map[int]PeerFiles
 	// Wait is how Recv and a blocked Send wait.
 	Wait ipc.WaitPolicy
 	// Fallback, if set, carries messages to destinations without a ring
 	// (the kernel).
 	Fallback Sender
 	// Owners, if set, is the run's owners table (the kernel's): sends
-	// check a receiver's incarnation there rather than in its inbox's
-	// header, which every peer can write. Nil: the inboxes' own words,
-	// for inboxes outside a run.
+	// check a receiver's incarnation there, and get ipc.ErrDeadEndpoint
+	// for one it no longer names. Nil: no check, for rings outside a
+	// run.
 	Owners *Owners
 }
 
@@ -50,7 +53,6 @@ type Transport struct {
 	wait     ipc.WaitPolicy
 	fallback Sender
 	next     int // ring to look at first, for fairness
-	empties  int // polls that found nothing, for repairTails
 	stats    ipc.Stats
 	closed   bool
 	// hold makes TrySend leave its wake-up owed (HoldDoorbells); owed
@@ -63,47 +65,68 @@ type Transport struct {
 	unheld bool
 }
 
+// outbox is the sender's side of its ring in a receiver's inbox.
 type outbox struct {
-	in *Inbox
-	r  *ring
+	r    ring
+	page *Region // the receiver's, read-only
+	wake *atomic.Uint32
+	// woken is the receiver's sleep (the value of its wake word) this
+	// sender last woke, so that it wakes each sleep once.
+	woken uint32
+	// owner is the receiver's word in the owners table, or nil.
+	owner *atomic.Uint32
+}
+
+func (o *outbox) close() error {
+	err := o.r.reg.Close()
+	if perr := o.page.Close(); err == nil {
+		err = perr
+	}
+	return err
 }
 
 var _ ipc.Transport = (*Transport)(nil)
 
-// Open maps the process's inbox and its peers' inboxes. The files may be
-// closed afterwards; the mappings stay.
+// Open maps the process's inbox and its rings in its peers' inboxes. The
+// files may be closed afterwards; the mappings stay.
 func Open(c Config) (*Transport, error) {
 	t := &Transport{self: c.Self, wait: c.Wait, fallback: c.Fallback}
-	if c.Inbox != nil {
-		in, err := MapInbox(c.Inbox)
+	if c.Inbox.Page != nil || len(c.Inbox.Rings) > 0 {
+		in, err := MapInbox(c.Self, c.Inbox)
 		if err != nil {
 			return nil, err
 		}
-		in.self = c.Self
 		t.in = in
 	}
-	for slot, f := range c.Peers {
-		if slot < 0 || slot >= ipc.MaxSlots {
+	for slot, pf := range c.Peers {
+		if slot < 0 || slot >= ipc.MaxSlots || pf.Ring == nil || pf.Page == nil {
 			t.Close()
-			return nil, fmt.Errorf("shm: peer slot %d out of range", slot)
+			return nil, fmt.Errorf("shm: peer slot %d out of range or its files missing", slot)
 		}
-		in, err := MapInbox(f)
+		o, err := openOutbox(c.Self.Slot(), pf)
 		if err != nil {
 			t.Close()
 			return nil, err
 		}
-		i := in.RingOf(c.Self.Slot())
-		if i < 0 {
-			in.Close()
-			t.Close()
-			return nil, fmt.Errorf("shm: %s has no ring for sender slot %d", f.Name(), c.Self.Slot())
-		}
 		if c.Owners != nil {
-			in.owner = c.Owners.word(slot)
+			o.owner = c.Owners.word(slot)
 		}
-		t.out[slot] = &outbox{in: in, r: &in.rings[i]}
+		t.out[slot] = o
 	}
 	return t, nil
+}
+
+func openOutbox(self int, pf PeerFiles) (*outbox, error) {
+	page, err := mapPage(pf.Page, MapFileReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	r, err := mapRing(pf.Ring, self, page, true)
+	if err != nil {
+		page.Close()
+		return nil, err
+	}
+	return &outbox{r: r, page: page, wake: (*atomic.Uint32)(unsafe.Pointer(&page.Mem[0]))}, nil
 }
 
 // RecvRecheck bounds every sleep of a receiver: it looks at its rings
@@ -142,10 +165,10 @@ func (t *Transport) send(m *ipc.Message, wait bool) error {
 		}
 		return fmt.Errorf("shm: send %s to %s: %w", m.Type, m.Dst, ipc.ErrNoRoute)
 	}
-	if o.in.Owner() != m.Dst {
-		return fmt.Errorf("shm: send %s to %s (now %s): %w", m.Type, m.Dst, o.in.Owner(), ipc.ErrDeadEndpoint)
+	if o.owner != nil && ipc.Endpoint(o.owner.Load()) != m.Dst {
+		return fmt.Errorf("shm: send %s to %s (now %s): %w", m.Type, m.Dst, ipc.Endpoint(o.owner.Load()), ipc.ErrDeadEndpoint)
 	}
-	if !o.in.tryPut(o.r, m) {
+	if !o.r.tryPut(m) {
 		if !wait {
 			return ipc.ErrWouldBlock
 		}
@@ -169,14 +192,17 @@ func (t *Transport) send(m *ipc.Message, wait bool) error {
 	return t.wake(o)
 }
 
-// wake wakes the receiver of o if it said it sleeps. The store of the
-// mark (tryPut) and this load are sequentially consistent, and so are the
-// receiver's store of its wake word and its re-check of the rings: one of
-// the two always sees the other, however late the load comes after the
-// store.
+// wake wakes the receiver of o if it said it sleeps, once a sleep. The
+// store of the mark (tryPut) and this load are sequentially consistent,
+// and so are the receiver's store of its wake word and its re-check of
+// the rings: one of the two always sees the other, however late the load
+// comes after the store. The sender only reads the word (it maps the
+// receiver's page read-only; a futex wake needs no write access): the
+// receiver moves it on itself when it wakes.
 func (t *Transport) wake(o *outbox) error {
-	if o.in.wake.Load() != 0 && o.in.wake.CompareAndSwap(1, 0) {
-		if _, err := futex.Wake(o.in.wake, 1); err != nil {
+	if w := o.wake.Load(); w&1 != 0 && w != o.woken {
+		o.woken = w
+		if _, err := futex.Wake(o.wake, 1); err != nil {
 			return err
 		}
 		t.stats.Wakeups.Add(1)
@@ -224,13 +250,13 @@ func (t *Transport) RingDoorbells() error {
 }
 
 // waitRoom waits for room on a full ring: spin, then sleep on the ring's
-// producer word, which the receiver clears after taking a message. It gives
-// up if the receiver is replaced meanwhile.
+// sleep word, which the receiver reads after taking a message (and wakes
+// it). It gives up if the receiver is replaced meanwhile.
 func (t *Transport) waitRoom(o *outbox, m *ipc.Message) error {
 	var s spinner
 	s.start(t.wait)
 	for {
-		if o.in.tryPut(o.r, m) {
+		if o.r.tryPut(m) {
 			t.stats.Spins.Add(1)
 			return nil
 		}
@@ -238,19 +264,27 @@ func (t *Transport) waitRoom(o *outbox, m *ipc.Message) error {
 			break
 		}
 	}
+	r := &o.r
 	for {
-		o.r.prodWait.Store(1)
-		if o.in.tryPut(o.r, m) {
-			o.r.prodWait.Store(0)
+		r.sleeps++ // odd: asleep
+		r.prodWait.Store(r.sleeps)
+		ok := r.tryPut(m)
+		dead := !ok && o.owner != nil && ipc.Endpoint(o.owner.Load()) != m.Dst
+		if ok || dead {
+			r.sleeps++
+			r.prodWait.Store(r.sleeps)
+			if dead {
+				return fmt.Errorf("shm: send %s to %s: %w", m.Type, m.Dst, ipc.ErrDeadEndpoint)
+			}
 			return nil
-		}
-		if o.in.Owner() != m.Dst {
-			return fmt.Errorf("shm: send %s to %s: %w", m.Type, m.Dst, ipc.ErrDeadEndpoint)
 		}
 		t.stats.Sleeps.Add(1)
 		// A bounded sleep, so a receiver that died without taking
 		// anything is noticed when the kernel replaces it.
-		if err := futex.Wait(o.r.prodWait, 1, 100*time.Millisecond); err != nil {
+		err := futex.Wait(r.prodWait, r.sleeps, 100*time.Millisecond)
+		r.sleeps++
+		r.prodWait.Store(r.sleeps)
+		if err != nil {
 			return err
 		}
 	}
@@ -296,11 +330,6 @@ func (t *Transport) poll(m *ipc.Message) bool {
 			break
 		}
 	}
-	// A receiver that polls and never sleeps puts moved tails back
-	// every so often too.
-	if t.empties++; t.empties&255 == 0 {
-		t.in.repairTails()
-	}
 	return false
 }
 
@@ -325,15 +354,16 @@ func (t *Transport) Recv(m *ipc.Message) error {
 		}
 	}
 	for first := true; ; first = false {
-		t.in.repairTails()
-		t.in.wake.Store(1)
+		v := t.in.asleep()
 		if t.poll(m) {
-			t.in.wake.Store(0)
+			t.in.awake()
 			return nil
 		}
-		// A bounded sleep that looks again: a peer that clears the wake
-		// word cannot put the receiver to sleep for ever.
-		if err := t.sleep(RecvRecheck, first); err != nil {
+		// A bounded sleep that looks again, as a guard: a lost wake-up
+		// costs at most RecvRecheck.
+		err := t.sleep(v, RecvRecheck, first)
+		t.in.awake()
+		if err != nil {
 			return err
 		}
 		if t.poll(m) {
@@ -372,13 +402,14 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 		if left <= 0 {
 			return ipc.ErrTimeout
 		}
-		t.in.repairTails()
-		t.in.wake.Store(1)
+		v := t.in.asleep()
 		if t.poll(m) {
-			t.in.wake.Store(0)
+			t.in.awake()
 			return nil
 		}
-		if err := t.sleep(min(left, RecvRecheck), first); err != nil {
+		err := t.sleep(v, min(left, RecvRecheck), first)
+		t.in.awake()
+		if err != nil {
 			return err
 		}
 		if t.poll(m) {
@@ -394,21 +425,21 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 // collection's stop-the-world can wait for the sleeper.
 const HeldSleep = 2 * time.Millisecond
 
-// sleep sleeps on the wake word for at most d. The first sleep of a
+// sleep sleeps on the wake word, while it holds v, for at most d. The first sleep of a
 // receive holds the scheduler's place (see HeldSleep and ipc.WaitPolicy)
 // unless the policy says GoSleep, HoldSleeps turned it off, or the process
 // has a single P, whose other goroutines (a nic's device reader, the
 // metrics server) would then wait for it.
-func (t *Transport) sleep(d time.Duration, first bool) error {
+func (t *Transport) sleep(v uint32, d time.Duration, first bool) error {
 	t.stats.Sleeps.Add(1)
 	if trace.On() {
 		trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
 	}
 	var err error
 	if first && !t.wait.GoSleep && !t.unheld && runtime.GOMAXPROCS(0) > 1 {
-		err = futex.WaitHeld(t.in.wake, 1, min(d, HeldSleep))
+		err = futex.WaitHeld(t.in.wake, v, min(d, HeldSleep))
 	} else {
-		err = futex.Wait(t.in.wake, 1, d)
+		err = futex.Wait(t.in.wake, v, d)
 	}
 	if trace.On() {
 		trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
@@ -416,7 +447,7 @@ func (t *Transport) sleep(d time.Duration, first bool) error {
 	return err
 }
 
-// Close unmaps every inbox the transport mapped.
+// Close unmaps every file the transport mapped.
 func (t *Transport) Close() error {
 	t.closed = true
 	var first error
@@ -425,7 +456,7 @@ func (t *Transport) Close() error {
 	}
 	for i, o := range t.out {
 		if o != nil {
-			if err := o.in.Close(); err != nil && first == nil {
+			if err := o.close(); err != nil && first == nil {
 				first = err
 			}
 			t.out[i] = nil
@@ -487,11 +518,34 @@ func (s *spinner) spin() bool {
 	return true
 }
 
-// PeerInbox returns the mapped inbox of the peer in slot, or nil: the kernel
-// records a restarted process's new endpoint in it.
-func (t *Transport) PeerInbox(slot int) *Inbox {
-	if slot < 0 || slot >= ipc.MaxSlots || t.out[slot] == nil {
-		return nil
+// Mappings are the mappings of a transport's files.
+type Mappings struct {
+	// Page is the process's own page (its wake word and tails), which it
+	// writes.
+	Page []byte
+	// Rings are its rings in its peers' inboxes, which it writes.
+	Rings [][]byte
+	// ReadOnly are the mappings it may only read: its own rings (ring 0,
+	// the kernel's, among them) and its peers' pages.
+	ReadOnly [][]byte
+}
+
+// Mappings returns every mapping of the transport's files. The hostile
+// diagnostic role writes garbage into what it may write, as a broken or
+// malicious process would, and tries to make the rest writable.
+func (t *Transport) Mappings() Mappings {
+	var ms Mappings
+	if t.in != nil {
+		ms.Page = t.in.page.Mem
+		for _, r := range t.in.rings {
+			ms.ReadOnly = append(ms.ReadOnly, r.reg.Mem)
+		}
 	}
-	return t.out[slot].in
+	for _, o := range t.out {
+		if o != nil {
+			ms.Rings = append(ms.Rings, o.r.reg.Mem)
+			ms.ReadOnly = append(ms.ReadOnly, o.page.Mem)
+		}
+	}
+	return ms
 }

@@ -454,8 +454,10 @@ func env(o boot.Options) (Env, error) {
 	}
 	// Mapped files stay mapped; their descriptors are not needed again.
 	// Other servers' pools are mapped on first use: theirs are kept.
-	for _, f := range fs.Inboxes {
-		defer f.Close()
+	defer fs.Inbox.Close()
+	for _, pf := range fs.Peers {
+		defer pf.Ring.Close()
+		defer pf.Page.Close()
 	}
 	self := o.Endpoint.Slot()
 	e.Awake = fs.Awake // kept open: mapped by the role, or the socket library
@@ -484,15 +486,16 @@ func env(o boot.Options) (Env, error) {
 	case "kernel":
 		e.Transport = k
 	case "shm":
-		own := fs.Inboxes[self]
-		if own == nil {
+		if fs.Inbox.Page == nil || len(fs.Inbox.Rings) == 0 {
 			return e, fmt.Errorf("sys: the kernel handed over no inbox for %s", o.Name)
 		}
-		peers := map[int]*os.File{}
+		peers := map[int]shm.PeerFiles{}
 		for n, slot := range o.Peers {
-			if peers[slot] = fs.Inboxes[slot]; peers[slot] == nil {
-				return e, fmt.Errorf("sys: the kernel handed over no inbox for peer %s", n)
+			pf, ok := fs.Peers[slot]
+			if !ok {
+				return e, fmt.Errorf("sys: the kernel handed over no ring to peer %s", n)
 			}
+			peers[slot] = pf
 		}
 		if fs.Owners == nil {
 			return e, fmt.Errorf("sys: the kernel handed over no owners table")
@@ -503,7 +506,7 @@ func env(o boot.Options) (Env, error) {
 		if err != nil {
 			return e, err
 		}
-		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: own, Peers: peers, Wait: o.Wait, Fallback: k, Owners: owners})
+		t, err := shm.Open(shm.Config{Self: o.Endpoint, Inbox: fs.Inbox, Peers: peers, Wait: o.Wait, Fallback: k, Owners: owners})
 		if err != nil {
 			return e, err
 		}

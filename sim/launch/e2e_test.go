@@ -218,6 +218,11 @@ func TestUpStatusDown(t *testing.T) {
 			if want := map[string]int{"shm": 7, "kernel": 0}[tr]; len(held[".inbox"]) != want {
 				t.Errorf("want %d inboxes held by the kernel, got %v", want, held[".inbox"])
 			}
+			// A ring per (sender, receiver) pair: ring 0 into each inbox
+			// and one per link in each direction.
+			if rings := len(held[".ring"]); tr == "shm" && rings < 2*7 || tr == "kernel" && rings != 0 {
+				t.Errorf("%s: the kernel holds %d rings: %v", tr, rings, held[".ring"])
+			}
 			if len(held[".pool"]) != 7 {
 				t.Errorf("want a buffer pool per server held by the kernel, got %v", held[".pool"])
 			}

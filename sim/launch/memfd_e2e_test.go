@@ -16,7 +16,7 @@ import (
 
 // sealedKinds are the kinds of run file the kernel hands over as sealed
 // memfds: what they are called ends so.
-var sealedKinds = []string{".inbox", ".pool", ".awake"}
+var sealedKinds = []string{".inbox", ".ring", ".pool", ".awake"}
 
 // runMapping is one shared mapping of a run file in a process.
 type runMapping struct {
@@ -69,7 +69,7 @@ func truncateMappings(t *testing.T, name string, pid int, run string) int {
 	return len(ms)
 }
 
-// TestSealedRunFiles: every inbox, pool and awake word a process maps is a sealed memfd that
+// TestSealedRunFiles: every inbox page, ring, pool and awake word a process maps is a sealed memfd that
 // nobody, root included, can truncate through any descriptor of it (on
 // the old code, a /dev/shm file whose truncation killed its receiver with
 // SIGBUS), and none has a name in /dev/shm; a restarted process is handed

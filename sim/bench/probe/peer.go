@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
@@ -75,21 +76,27 @@ func PeerMain(o PeerOptions) error {
 
 // shmLocal sends a message into a ring of its own inbox and takes it out
 // again, in one process on one core: what the transport's code costs with
-// no cache line crossing cores. path is the inbox to create.
+// no cache line crossing cores. The inbox's files are memfds named after
+// path's base.
 func shmLocal(path, out string) error {
 	self := ipc.MakeEndpoint(1, 1)
-	in, err := shm.CreateInbox(path, self, shm.Layout{Senders: []int{self.Slot()}, Slots: 256})
+	name := filepath.Base(path)
+	in, fs, err := shm.NewInbox(name, func(int) string { return name + ".ring" }, shm.Layout{Senders: []int{self.Slot()}, Slots: 256})
 	if err != nil {
 		return err
 	}
 	in.Close()
-	defer os.Remove(path)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	defer fs.Close()
+	// An owners table, as in a run: a send checks the receiver there.
+	owners, of, err := shm.NewOwners(name + ".owners")
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	t, err := shm.Open(shm.Config{Self: self, Inbox: f, Peers: map[int]*os.File{self.Slot(): f}})
+	of.Close()
+	defer owners.Close()
+	owners.Set(self.Slot(), self)
+	t, err := shm.Open(shm.Config{Self: self, Inbox: fs, Owners: owners,
+		Peers: map[int]shm.PeerFiles{self.Slot(): {Ring: fs.Rings[self.Slot()], Page: fs.Page}}})
 	if err != nil {
 		return err
 	}
