@@ -148,6 +148,20 @@ func hostileApp(t *testing.T, transport string) {
 			t.Errorf("%s never refused the hostile application for its %s quota", q.proc, q.reason)
 		}
 	}
+	if transport == "shm" {
+		// Every mapping the attacker may only read (its own rings, ring
+		// 0 among them, and its peers' pages: it gets nothing of another
+		// sender's ring) stayed read-only: on the old layout it had no
+		// such mapping, every inbox it was handed being read-write whole.
+		writes := scrape(t, evil.MetricsPort, "newtsim_hostile_shared_writes_total")
+		refusedRO := scrape(t, evil.MetricsPort, "newtsim_hostile_write_refused_total")
+		breaches := scrape(t, evil.MetricsPort, "newtsim_hostile_breaches_total")
+		if writes == 0 || refusedRO == 0 || breaches != 0 {
+			t.Errorf("the attacker scribbled %v times; it failed to make a read-only mapping writable %v times and made one writable %v times; want refusals only",
+				writes, refusedRO, breaches)
+		}
+		t.Logf("the attacker scribbled %v times and was refused write access to a read-only mapping %v times", writes, refusedRO)
+	}
 	if transport == "kernel" {
 		// The attack's calls are answered, and the kernel's refusals
 		// too, to a process that reads nothing: what the kernel cannot
