@@ -323,15 +323,6 @@ func (in *Inbox) Discard() int {
 	return n
 }
 
-// Rings reports the sender slot of each ring.
-func (in *Inbox) Rings() []int {
-	s := make([]int, len(in.rings))
-	for i, r := range in.rings {
-		s[i] = r.sender
-	}
-	return s
-}
-
 // RingOf returns the index of the ring whose sender is slot, or -1.
 func (in *Inbox) RingOf(slot int) int {
 	for i, r := range in.rings {
@@ -340,12 +331,6 @@ func (in *Inbox) RingOf(slot int) int {
 		}
 	}
 	return -1
-}
-
-// Queued reports how many messages wait in ring i.
-func (in *Inbox) Queued(i int) int {
-	r := &in.rings[i]
-	return int(r.head.Load() - r.tail.Load())
 }
 
 // Close unmaps the inbox; the files stay.

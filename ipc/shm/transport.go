@@ -130,8 +130,9 @@ func openOutbox(self int, pf PeerFiles) (*outbox, error) {
 }
 
 // RecvRecheck bounds every sleep of a receiver: it looks at its rings
-// again after this long even if no sender woke it, since any peer can clear
-// the wake word it sleeps on.
+// again after this long even if no sender woke it, a guard against a lost
+// wake-up (no peer can write the wake word it sleeps on: its page is
+// read-only to them).
 const RecvRecheck = 100 * time.Millisecond
 
 // Self returns this process's endpoint.
@@ -140,8 +141,6 @@ func (t *Transport) Self() ipc.Endpoint { return t.self }
 // Stats returns the transport's counters.
 func (t *Transport) Stats() *ipc.Stats { return &t.stats }
 
-// Inbox returns the process's own inbox, or nil.
-func (t *Transport) Inbox() *Inbox { return t.in }
 
 // Send delivers m, waiting while the destination's ring is full.
 func (t *Transport) Send(m *ipc.Message) error { return t.send(m, true) }
