@@ -61,11 +61,12 @@ var (
 	// channels is what newtsim's own IPC calls: the kernel connection
 	// (a seqpacket socket, which carries descriptors: the run files, and
 	// exposed socket regions deposited and collected; waited on with a
-	// timeout with ppoll: kmsg's RecvTimeout), memfds made, sized and
-	// sealed (fcntl), shared files opened, given and removed, results
-	// written whole and renamed into place.
+	// timeout with ppoll: kmsg's RecvTimeout), a receiver's sleep on its
+	// rings (futex_waitv), memfds made, sized and sealed (fcntl), shared
+	// files opened, given and removed, results written whole and renamed
+	// into place.
 	channels = []string{
-		"sendto", "recvfrom", "sendmsg", "recvmsg", "ppoll", "memfd_create",
+		"sendto", "recvfrom", "sendmsg", "recvmsg", "ppoll", "memfd_create", "futex_waitv",
 		"openat", "ftruncate", "fchmod", "fchmodat", "fchown", "fchownat", "unlinkat", "renameat", "mkdirat",
 	}
 	// metrics is the process's Prometheus endpoint: a listening TCP

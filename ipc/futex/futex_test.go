@@ -87,3 +87,55 @@ func TestWaitHeld(t *testing.T) {
 		}
 	})
 }
+
+// TestSet: a sleep on several words ends at a wake on any of them, at
+// once if one no longer holds its value, and at the timeout otherwise.
+func TestSet(t *testing.T) {
+	var a, b atomic.Uint32
+	var s Set
+	s.Add(&a, 0)
+	s.Add(&b, 0)
+	done := make(chan error, 1)
+	go func() { done <- s.Wait(10*time.Second, false) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Keep waking until the sleeper is gone: it may not sleep yet.
+		if n, err := Wake(&b, 1); err != nil {
+			t.Fatal(err)
+		} else if n == 1 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the sleep ended before any wake: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nobody slept on the set")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	a.Store(1) // a value that differs: no sleep at all
+	for _, held := range []bool{false, true} {
+		start := time.Now()
+		if err := s.Wait(10*time.Second, held); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("held %v: slept %v on a word that no longer held its value", held, d)
+		}
+	}
+	var empty Set
+	if err := empty.Wait(time.Millisecond, false); err == nil {
+		t.Error("an empty set slept")
+	}
+	s.Reset()
+	s.Add(&a, 1)
+	if err := s.Wait(time.Millisecond, true); err != nil {
+		t.Fatalf("a timed-out sleep: %v", err)
+	}
+}

@@ -35,7 +35,15 @@ import (
 //
 // Neither side writes the other's sleep word: each sets its own (odd)
 // before it sleeps and moves it on (even) when it wakes; the other side
-// only reads it, and calls FUTEX_WAKE once for each sleep it sees.
+// only reads it, and calls FUTEX_WAKE once for each sleep it sees. A
+// sleeper sleeps not on its own word but on the word the other side
+// writes next, so that a wake-up that comes before the sleep cannot be
+// lost: the receiver on the mark of the next slot of each of its rings
+// (all at once, futex_waitv), the producer on its ring's tail. The other
+// side stores that word first and then reads the sleep word; if it sees
+// the sleep it wakes the word, and if the word changed before the sleeper
+// got to sleep, the sleep returns at once. A futex wait or wake needs no
+// write access to its word.
 const (
 	lineSize   = 64
 	ringHeader = 2 * lineSize
@@ -113,6 +121,9 @@ type Inbox struct {
 	// its wake word: odd while it sleeps.
 	sleeps uint32
 	rings  []ring
+	// next are the marks the receiver sleeps on: the next slot's of
+	// each ring.
+	next futex.Set
 }
 
 // ring is one ring, as its producer or its consumer maps it.
@@ -286,18 +297,33 @@ func MapInbox(self ipc.Endpoint, fs InboxFiles) (*Inbox, error) {
 	return in, nil
 }
 
-// asleep says, in the wake word, that the receiver is about to sleep, and
-// returns the word's value for the futex wait.
-func (in *Inbox) asleep() uint32 {
+// asleep says, in the wake word, that the receiver is about to sleep.
+func (in *Inbox) asleep() {
 	in.sleeps++
 	in.wake.Store(in.sleeps)
-	return in.sleeps
 }
 
 // awake says the receiver no longer sleeps.
 func (in *Inbox) awake() {
 	in.sleeps++
 	in.wake.Store(in.sleeps)
+}
+
+// sleepSet makes the set of words the receiver sleeps on, after asleep:
+// the mark of each ring's next slot, with the value it holds now. False:
+// a message has come meanwhile, and there is no sleeping.
+func (in *Inbox) sleepSet() bool {
+	in.next.Reset()
+	for i := range in.rings {
+		r := &in.rings[i]
+		w := mark(r.slot(r.tailOwn))
+		v := w.Load()
+		if v == seqOf(r.tailOwn) {
+			return false
+		}
+		in.next.Add(w, v)
+	}
+	return true
 }
 
 // Discard drops every complete message waiting in the inbox, as its
@@ -317,7 +343,7 @@ func (in *Inbox) Discard() int {
 		r.tail.Store(t)
 		r.tailOwn = t
 		if r.prodWait.Load()&1 != 0 {
-			wakeProducer(r)
+			r.wakeProducer()
 		}
 	}
 	return n
@@ -417,7 +443,7 @@ func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 	// The producer sleeps on a full ring: wake each of its sleeps once.
 	if w := r.prodWait.Load(); w&1 != 0 && w != r.woken {
 		r.woken = w
-		wakeProducer(r)
+		r.wakeProducer()
 	}
 	if m.Src.Slot() != r.sender {
 		return takeRefused
@@ -428,9 +454,14 @@ func (in *Inbox) take(r *ring, m *ipc.Message) takeResult {
 	return takeOK
 }
 
-func wakeProducer(r *ring) {
+// tailWord is the low half of the ring's tail, which a producer sleeps on
+// while the ring is full (little-endian: the word at the tail's address).
+func (r *ring) tailWord() *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(r.tail)) }
+
+// wakeProducer wakes the producer asleep on r's tail, which the consumer
+// has just moved.
+func (r *ring) wakeProducer() {
 	// A failed wake-up cannot be reported from here; the producer's sleep
-	// is bounded, so it re-checks the ring soon anyway. A futex wake
-	// needs no write access: the consumer maps the ring read-only.
-	futex.Wake(r.prodWait, 1) //nolint:errcheck
+	// is bounded, so it re-checks the ring soon anyway.
+	futex.Wake(r.tailWord(), 1) //nolint:errcheck
 }

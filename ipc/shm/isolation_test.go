@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/newtsim/newtsim/ipc"
+	"github.com/newtsim/newtsim/ipc/futex"
 	"github.com/newtsim/newtsim/ipc/memfd"
 )
 
@@ -289,5 +290,86 @@ func TestOwnersTable(t *testing.T) {
 	m = seqMsg(3)
 	if err := tx.Send(&m); !errors.Is(err, ipc.ErrDeadEndpoint) {
 		t.Fatalf("send to a receiver the table says is dead: %v, want ErrDeadEndpoint", err)
+	}
+}
+
+// TestWakeBeforeSleep: a wake-up that comes between a sleeper's last look
+// and its sleep is not lost, though the waker cannot write the sleeper's
+// word to say so: the sleeper sleeps on the word the waker stores before
+// it wakes (the receiver on its rings' next marks, the producer on the
+// tail), so the sleep ends at once. Sleeping on its own sleep word, as the
+// first version of this layout did, it slept out its whole timeout.
+func TestWakeBeforeSleep(t *testing.T) {
+	const long = 20 * time.Second // a lost wake-up would sleep this long
+	rx, tx := openPair(t, newInbox(t, 2), ipc.WaitPolicy{})
+	var m ipc.Message
+	if err := rx.TryRecv(&m); !errors.Is(err, ipc.ErrWouldBlock) {
+		t.Fatal(err)
+	}
+	rx.in.asleep() // the receiver's last look found nothing...
+	m = seqMsg(1)
+	if err := tx.Send(&m); err != nil { // ...and the sender wakes nobody yet asleep
+		t.Fatal(err)
+	}
+	if tx.stats.Wakeups.Load() != 1 {
+		t.Fatalf("%d wake-ups, want 1", tx.stats.Wakeups.Load())
+	}
+	start := time.Now()
+	if err := rx.sleep(long, false); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > long/4 {
+		t.Fatalf("the receiver slept %v through a message sent before it slept", d)
+	}
+	rx.in.awake()
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 1) != nil {
+		t.Fatalf("%v %v", err, &m)
+	}
+	// Later still: the message comes after the receiver has taken the
+	// values of the marks it sleeps on.
+	rx.in.asleep()
+	if !rx.in.sleepSet() {
+		t.Fatal("a message in an empty ring")
+	}
+	m = seqMsg(2)
+	if err := tx.Send(&m); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := rx.in.next.Wait(long, false); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > long/4 {
+		t.Fatalf("the receiver slept %v through a message sent before it slept", d)
+	}
+	rx.in.awake()
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 2) != nil {
+		t.Fatalf("%v %v", err, &m)
+	}
+
+	// The producer on a full ring, the consumer's take between its last
+	// look and its sleep.
+	o := tx.out[rxSlot]
+	for i := range 2 {
+		m := seqMsg(uint64(i))
+		if err := tx.TrySend(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.r.sleeps++
+	o.r.prodWait.Store(o.r.sleeps)
+	m = seqMsg(3)
+	if o.r.tryPut(&m) {
+		t.Fatal("a put on a full ring")
+	}
+	if err := rx.TryRecv(&m); err != nil || checkSeq(&m, 0) != nil {
+		t.Fatalf("%v %v", err, &m)
+	}
+	start = time.Now()
+	if err := futex.Wait(o.r.tailWord(), uint32(o.r.tailSeen), long); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > long/4 {
+		t.Fatalf("the producer slept %v through room made before it slept", d)
 	}
 }

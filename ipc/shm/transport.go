@@ -141,7 +141,6 @@ func (t *Transport) Self() ipc.Endpoint { return t.self }
 // Stats returns the transport's counters.
 func (t *Transport) Stats() *ipc.Stats { return &t.stats }
 
-
 // Send delivers m, waiting while the destination's ring is full.
 func (t *Transport) Send(m *ipc.Message) error { return t.send(m, true) }
 
@@ -201,7 +200,9 @@ func (t *Transport) send(m *ipc.Message, wait bool) error {
 func (t *Transport) wake(o *outbox) error {
 	if w := o.wake.Load(); w&1 != 0 && w != o.woken {
 		o.woken = w
-		if _, err := futex.Wake(o.wake, 1); err != nil {
+		// The receiver sleeps on the mark of its next slot here, which
+		// its tail names (stored before it said it sleeps).
+		if _, err := futex.Wake(mark(o.r.slot(o.r.tail.Load())), 1); err != nil {
 			return err
 		}
 		t.stats.Wakeups.Add(1)
@@ -248,9 +249,9 @@ func (t *Transport) RingDoorbells() error {
 	return first
 }
 
-// waitRoom waits for room on a full ring: spin, then sleep on the ring's
-// sleep word, which the receiver reads after taking a message (and wakes
-// it). It gives up if the receiver is replaced meanwhile.
+// waitRoom waits for room on a full ring: spin, then say so in the ring's
+// sleep word, which the receiver reads after it moves the tail, and sleep
+// on the tail. It gives up if the receiver is replaced meanwhile.
 func (t *Transport) waitRoom(o *outbox, m *ipc.Message) error {
 	var s spinner
 	s.start(t.wait)
@@ -279,8 +280,9 @@ func (t *Transport) waitRoom(o *outbox, m *ipc.Message) error {
 		}
 		t.stats.Sleeps.Add(1)
 		// A bounded sleep, so a receiver that died without taking
-		// anything is noticed when the kernel replaces it.
-		err := futex.Wait(r.prodWait, r.sleeps, 100*time.Millisecond)
+		// anything is noticed when the kernel replaces it. The tail the
+		// failed put read last is the one to sleep on.
+		err := futex.Wait(r.tailWord(), uint32(r.tailSeen), 100*time.Millisecond)
 		r.sleeps++
 		r.prodWait.Store(r.sleeps)
 		if err != nil {
@@ -353,14 +355,13 @@ func (t *Transport) Recv(m *ipc.Message) error {
 		}
 	}
 	for first := true; ; first = false {
-		v := t.in.asleep()
+		t.in.asleep()
 		if t.poll(m) {
 			t.in.awake()
 			return nil
 		}
-		// A bounded sleep that looks again, as a guard: a lost wake-up
-		// costs at most RecvRecheck.
-		err := t.sleep(v, RecvRecheck, first)
+		// A bounded sleep that looks again, as a guard.
+		err := t.sleep(RecvRecheck, first)
 		t.in.awake()
 		if err != nil {
 			return err
@@ -401,12 +402,12 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 		if left <= 0 {
 			return ipc.ErrTimeout
 		}
-		v := t.in.asleep()
+		t.in.asleep()
 		if t.poll(m) {
 			t.in.awake()
 			return nil
 		}
-		err := t.sleep(v, min(left, RecvRecheck), first)
+		err := t.sleep(min(left, RecvRecheck), first)
 		t.in.awake()
 		if err != nil {
 			return err
@@ -424,21 +425,26 @@ func (t *Transport) RecvTimeout(m *ipc.Message, d time.Duration) error {
 // collection's stop-the-world can wait for the sleeper.
 const HeldSleep = 2 * time.Millisecond
 
-// sleep sleeps on the wake word, while it holds v, for at most d. The first sleep of a
+// sleep sleeps, having said so in its wake word, for at most d, on the
+// marks of the next slot of every ring (Inbox.sleepSet), unless a message
+// has come. The first sleep of a
 // receive holds the scheduler's place (see HeldSleep and ipc.WaitPolicy)
 // unless the policy says GoSleep, HoldSleeps turned it off, or the process
 // has a single P, whose other goroutines (a nic's device reader, the
 // metrics server) would then wait for it.
-func (t *Transport) sleep(v uint32, d time.Duration, first bool) error {
+func (t *Transport) sleep(d time.Duration, first bool) error {
+	if !t.in.sleepSet() {
+		return nil
+	}
 	t.stats.Sleeps.Add(1)
 	if trace.On() {
 		trace.Record(trace.Sleep, 0, 0, t.self.Slot(), 0)
 	}
 	var err error
 	if first && !t.wait.GoSleep && !t.unheld && runtime.GOMAXPROCS(0) > 1 {
-		err = futex.WaitHeld(t.in.wake, v, min(d, HeldSleep))
+		err = t.in.next.Wait(min(d, HeldSleep), true)
 	} else {
-		err = futex.Wait(t.in.wake, v, d)
+		err = t.in.next.Wait(d, false)
 	}
 	if trace.On() {
 		trace.Record(trace.Wake, 0, 0, t.self.Slot(), 0)
