@@ -102,8 +102,6 @@ func removeMatching(match func(string) bool) (int, error) {
 type Region struct {
 	Path string
 	Mem  []byte
-	// ReadOnly says the mapping was made for reading only.
-	ReadOnly bool
 }
 
 // CreateRegion creates the file at path (it must not exist), sizes it and
@@ -159,7 +157,7 @@ func mapFile(f *os.File, prot int) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: map %s: %w", f.Name(), err)
 	}
-	return &Region{Path: f.Name(), Mem: mem, ReadOnly: prot&unix.PROT_WRITE == 0}, nil
+	return &Region{Path: f.Name(), Mem: mem}, nil
 }
 
 // Close unmaps the region; the file stays.
