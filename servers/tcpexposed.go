@@ -60,7 +60,9 @@ type exposed struct {
 	wakes   prometheus.Counter
 	created prometheus.Counter
 	reused  prometheus.Counter
-	// budgetSpent counts pumps that stopped at pumpBudget descriptors.
+	// budget bounds the descriptors one pump takes (pumpBudget; a test
+	// may cut it), and budgetSpent counts the pumps that stopped at it.
+	budget      int
 	budgetSpent prometheus.Counter
 	// regionFile makes the file of a new region: a sealed memfd
 	// (newRegionFile); a test may make another, such as a named file it
@@ -74,6 +76,7 @@ func (t *tcpServer) initExposed(s *sys.Server) error {
 	t.x.epoch = map[ipc.Endpoint]uint64{}
 	t.x.nextID = uint64(time.Now().UnixNano()) << 16
 	t.x.regionFile = newRegionFile
+	t.x.budget = pumpBudget
 	r, err := awakeWord(s)
 	if err != nil {
 		return fmt.Errorf("tcp: awake word: %w", err)
@@ -242,7 +245,7 @@ func (t *tcpServer) pump(s *sys.Server, now time.Time, x *xsock) (changed bool) 
 	x.seenBell = r.Doorbell().Load()
 	var d sockbuf.Desc
 	tx := r.TX()
-	for budget := pumpBudget; ; budget-- {
+	for budget := t.x.budget; ; budget-- {
 		if budget == 0 {
 			t.x.budgetSpent.Inc()
 			x.seenBell-- // scanBells looks again on the loop's next turn

@@ -105,3 +105,47 @@ func TestTCPExposedRegionTruncated(t *testing.T) {
 		t.Fatalf("sent %v, want the next open answered", out)
 	}
 }
+
+// TestTCPExposedPumpBudget: one pump takes at most its budget of
+// descriptors from a socket's transmit ring, and leaves the rest for the
+// loop's next turns, so that an application that keeps posting cannot
+// pin tcp's loop. The budget is cut to 4 here: the ring holds 256, and
+// only an application posting while tcp pumps could give one pump more.
+// Before the budget, one pump took every descriptor there was.
+func TestTCPExposedPumpBudget(t *testing.T) {
+	h := newRole(t, "tcp", TCP)
+	h.Handler.(*tcpServer).x.budget = 4
+	r := openExposed(t, h)
+	f := h.K.Deposited(h.Endpoint("app"), r.Region)
+	if f == nil {
+		t.Fatal("no region deposited")
+	}
+	defer f.Close()
+	reg, err := sockbuf.Map(f, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	tx := reg.TX()
+	for range 10 { // shutdowns of no direction: each taken, none acts
+		if ok, err := tx.Put(&sockbuf.Desc{Kind: sockbuf.KindShutdown, Aux: 99}); !ok || err != nil {
+			t.Fatalf("post: %v, %v", ok, err)
+		}
+	}
+	reg.Doorbell().Add(1)
+	var bell ipc.Message
+	sockcall.Doorbell{Sock: uint64(r.Result)}.Encode(&bell)
+	h.Deliver("app", bell)
+	// The doorbell's pump, then the look at every doorbell that ends
+	// each handling: two pumps of 4.
+	if got := tx.Len(); got != 2 {
+		t.Fatalf("%d descriptors left after one doorbell, want 2 (two pumps of 4)", got)
+	}
+	if got := h.Metric("newtsim_tcp_exposed_pump_budget_spent_total"); got != 2 {
+		t.Fatalf("pumps that spent their budget: %v, want 2", got)
+	}
+	h.Idle() // the loop's next turns take the rest
+	if got := tx.Len(); got != 0 {
+		t.Errorf("%d descriptors left once the loop went idle, want 0", got)
+	}
+}
