@@ -14,18 +14,82 @@ import (
 // of any pool, to be reused while still in flight, mixing connections'
 // data. The record goes when the buffer comes back, or is given back by a
 // drop.
+//
+// It also counts, by process, the buffers of the server's own pool each
+// holds (HeldBy): a transport bounds what one application may keep of its
+// pool by it (servers.MaxBuffersPerApp).
 type holders struct {
-	mu sync.Mutex // taken only when the server sends from several goroutines
-	by map[uint64]held
+	mu  sync.Mutex // taken only when the server sends from several goroutines
+	by  map[uint64]held
+	own [ipc.MaxSlots]int // buffers of the own pool held, by holder (held.holder)
 }
 
 // held is a buffer handed on: to whom, and the reference it went with;
 // then, for a receive's data handed to syscall, the application syscall
-// passes it on to (0: none).
+// passes it on to (0: none); own, whether it is a buffer of the server's
+// own pool.
 type held struct {
 	slot uint8
 	then uint8
+	own  bool
 	ref  pool.Ref
+}
+
+// holder is the process a buffer handed on is held by in the end: the
+// application syscall passes it on to, or the process it went to.
+func (b held) holder() int {
+	if b.then != 0 {
+		return int(b.then)
+	}
+	return int(b.slot)
+}
+
+// add records b as the holder of the buffer k, replacing any record
+// before it. The caller holds mu where the server locks.
+func (h *holders) add(k uint64, b held) {
+	if h.by == nil {
+		h.by = map[uint64]held{}
+	}
+	h.remove(k)
+	b.own = b.own && b.holder() < ipc.MaxSlots // never: sends go to slots
+	h.by[k] = b
+	if b.own {
+		h.own[b.holder()]++
+	}
+}
+
+// remove forgets the record of the buffer k, if any. The caller holds mu
+// where the server locks.
+func (h *holders) remove(k uint64) {
+	b, ok := h.by[k]
+	if !ok {
+		return
+	}
+	delete(h.by, k)
+	if b.own {
+		h.own[b.holder()]--
+	}
+}
+
+// HeldBy is how many buffers of the server's own pool the process in slot
+// holds: handed to it, or passed on to it by syscall (a receive's data),
+// and not given back yet. A buffer counts from its send until its BufFree
+// comes back, or its holder's death takes it back.
+func (s *Server) HeldBy(slot int) int {
+	if slot < 0 || slot >= ipc.MaxSlots {
+		return 0
+	}
+	h := &s.holders
+	if s.lockSend {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	return h.own[slot]
+}
+
+// ownPool reports whether r points into the server's own pool.
+func (s *Server) ownPool(r pool.Ref) bool {
+	return s.Pool != nil && int(r.Pool()) == s.Opts.Endpoint.Slot()
 }
 
 // holderKey names the buffer a reference points into: every pool of a run
@@ -51,10 +115,7 @@ func (s *Server) gave(m *ipc.Message) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 	}
-	if h.by == nil {
-		h.by = map[uint64]held{}
-	}
-	h.by[s.holderKey(ref)] = held{slot: uint8(m.Dst.Slot()), then: s.passedTo(m), ref: ref}
+	h.add(s.holderKey(ref), held{slot: uint8(m.Dst.Slot()), then: s.passedTo(m), own: s.ownPool(ref), ref: ref})
 }
 
 // passedTo is the slot of the application a receive's data handed to
@@ -83,7 +144,7 @@ func (s *Server) forget(ref pool.Ref) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 	}
-	delete(h.by, s.holderKey(ref))
+	h.remove(s.holderKey(ref))
 }
 
 // returnedBy reports whether the process in slot may give ref back, the
@@ -98,7 +159,7 @@ func (s *Server) returnedBy(ref pool.Ref, slot int) bool {
 	}
 	k := s.holderKey(ref)
 	if got, ok := h.by[k]; ok && (int(got.slot) == slot || (got.then != 0 && int(got.then) == slot) || s.passedOn(int(got.slot), slot)) {
-		delete(h.by, k)
+		h.remove(k)
 		return true
 	}
 	return s.quar.held != nil && int(ref.Pool()) == s.Opts.Endpoint.Slot()
@@ -132,7 +193,7 @@ func (s *Server) reclaim(slot int) int {
 	for k, b := range h.by {
 		if int(b.slot) == slot {
 			refs = append(refs, b.ref)
-			delete(h.by, k)
+			h.remove(k)
 		}
 	}
 	if s.lockSend {

@@ -732,3 +732,69 @@ func TestLaterRunsWhileOutboxWaits(t *testing.T) {
 		t.Fatal("a task queued with Later did not run while the loop waited for a full channel")
 	}
 }
+
+// TestHeldByCounts: the server counts, by process, the buffers of its own
+// pool each holds, on every way a record comes and goes: a receive's data
+// handed to an application straight or through syscall (counted for the
+// application), a BufFree from the holder (and none from another
+// process), a send that failed, and the holder's death. Another pool's
+// buffers passed along do not count.
+func TestHeldByCounts(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "tcp", Procs: map[string]int{"syscall": 1, "tcp": 2, "app": 5, "other": 6},
+		Peers: []string{"syscall", "app", "other"}, Roles: map[string]string{"app": "httpd", "other": "httpd"}},
+		func(*sys.Server) (sys.Handler, error) { return &recorder{}, nil })
+	app, other, syscall := h.Endpoint("app"), h.Endpoint("other"), h.Endpoint("syscall")
+	want := func(when string, counts map[ipc.Endpoint]int) {
+		t.Helper()
+		for ep, n := range counts {
+			if got := h.S.HeldBy(ep.Slot()); got != n {
+				t.Fatalf("%s: HeldBy(%s) = %d, want %d", when, h.Name(ep), got, n)
+			}
+		}
+	}
+	hand := func(to string, caller ipc.Endpoint, ref pool.Ref) {
+		t.Helper()
+		r := systest.Reply(ipc.OpRecvFrom, 1, 10, caller)
+		r.Arg[3] = uint64(ref)
+		if err := h.S.SendTo(to, &r); err != nil {
+			t.Fatal(err)
+		}
+		h.Sent()
+	}
+	alloc := func() pool.Ref {
+		t.Helper()
+		ref, _, err := h.S.Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	viaSyscall := []pool.Ref{alloc(), alloc()}
+	for _, ref := range viaSyscall {
+		hand("syscall", app, ref)
+	}
+	direct := alloc()
+	hand("other", other, direct)
+	hand("other", other, h.Buffer("app", []byte("another pool's")))
+	want("handed on", map[ipc.Endpoint]int{app: 2, other: 1, syscall: 0})
+
+	h.Deliver("other", systest.BufFree(viaSyscall[0])) // not other's to give back
+	want("another's BufFree", map[ipc.Endpoint]int{app: 2, other: 1})
+	h.Deliver("app", systest.BufFree(viaSyscall[0]))
+	h.Deliver("syscall", systest.BufFree(viaSyscall[1])) // syscall gives back for a dead app
+	want("given back", map[ipc.Endpoint]int{app: 0, other: 1})
+
+	h.T.Refuse(app, ipc.ErrDeadEndpoint)
+	r := systest.Reply(ipc.OpRecvFrom, 2, 10, app)
+	r.Arg[3] = uint64(alloc())
+	if err := h.S.SendTo("app", &r); err == nil {
+		t.Fatal("a send to a refusing channel went")
+	}
+	want("a failed send", map[ipc.Endpoint]int{app: 0, other: 1})
+
+	h.Kill("other")
+	want("its holder died", map[ipc.Endpoint]int{app: 0, other: 0})
+	if n := h.InUse("tcp"); n != 0 {
+		t.Fatalf("%d of tcp's buffers in use at the end, want 0", n)
+	}
+}
