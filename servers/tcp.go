@@ -415,6 +415,9 @@ func (t *tcpServer) doSendTo(s *sys.Server, now time.Time, q *request) error {
 // what the caller takes); with none, a non-blocking one gets EAGAIN and a
 // blocking one waits.
 func (t *tcpServer) doRecvFrom(s *sys.Server, now time.Time, q *request) error {
+	if !t.quota.admitReceive(s, q) {
+		return q.fail(s, unix.ENOBUFS) // MaxBuffersPerApp: the data stays queued
+	}
 	id := tcp.SockID(q.Sock)
 	want := len(t.buf)
 	if q.Max > 0 && q.Max < want {

@@ -443,3 +443,76 @@ func TestTCPAlarmWaitsForQueuedSegments(t *testing.T) {
 		t.Errorf("RTO expiries %v, want 0", n)
 	}
 }
+
+// TestTCPPoolQuota: an application that keeps the buffers its receives
+// hand it (never gives them back) is refused a receive once it holds
+// MaxBuffersPerApp of tcp's pool (a quarter of it): ENOBUFS, counted, its data left queued
+// for when it gives one back. tcp still sends segments, and another
+// application's connection still gets its data. (The old code handed it
+// buffers until the pool ran dry, and then tcp could send nothing
+// and no receive of anyone's was answered.)
+func TestTCPPoolQuota(t *testing.T) {
+	h := newRole(t, "tcp", TCP)
+	sock, port, iss := connected(t, h)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 16) // 256 bytes, one a receive
+	segmentUp(t, h, port, layers.TCP{ACK: true, PSH: true, Seq: 5001, Ack: iss + 1, Window: 65535}, string(data))
+	recvOne := func(errno unix.Errno) ipc.Message {
+		t.Helper()
+		deliverVia(h, systest.RecvFrom(sock, 1, unix.MSG_DONTWAIT), sock)
+		_, rest := segmentsDown(t, h, h.Sent()) // a window update may go too
+		return oneReply(t, repliesFor(t, h, ipc.OpRecvFrom, 11, rest), errno)
+	}
+	bound := maxBuffers(h.S.Pool) // MaxBuffersPerApp, for the harness's smaller pool
+	if bound != systest.Buffers/4 {
+		t.Fatalf("bound %d for a pool of %d", bound, systest.Buffers)
+	}
+	var kept []ipc.Message
+	for i := range bound {
+		r := recvOne(0)
+		if b := h.Bytes(systest.ReplyData(r)); systest.Result(r) != 1 || len(b) != 1 || b[0] != data[i] {
+			t.Fatalf("receive %d: %v, want byte %q", i, r, data[i])
+		}
+		kept = append(kept, r)
+	}
+	if n := h.S.HeldBy(h.Endpoint("app").Slot()); n != bound {
+		t.Fatalf("app holds %d buffers, want %d", n, bound)
+	}
+	recvOne(unix.ENOBUFS)
+	if got := quotaRefusals(h, "tcp", quotaPool); got != 1 {
+		t.Fatalf("pool refusals counted %v, want 1", got)
+	}
+
+	// tcp still sends: app's own data, and the handshake of another
+	// application's connection, which gets its data.
+	if segs := sendData(t, h, sock, 100); len(segs) != 1 || len(segs[0].Payload) != 100 {
+		t.Fatalf("sent %v for app's 100 bytes, want one segment", segs)
+	}
+	h.Deliver("syscall", via(h, "other", systest.Open(unix.SOCK_STREAM), 0))
+	out := h.SentTo("syscall")
+	if len(out) != 1 || systest.Result(out[0]) < 0 {
+		t.Fatalf("other's open: %v", out)
+	}
+	osock := uint64(systest.Result(out[0]))
+	h.Deliver("syscall", via(h, "other", systest.Connect(0, at(peerIP, 80), 0), osock))
+	segs, _ := segmentsDown(t, h, h.Sent())
+	if len(segs) != 1 || !segs[0].SYN {
+		t.Fatalf("sent %v for other's connect, want a SYN", segs)
+	}
+	oport, oiss := uint16(segs[0].SrcPort), segs[0].Seq
+	segmentUp(t, h, oport, layers.TCP{SYN: true, ACK: true, Seq: 9000, Ack: oiss + 1, Window: 65535}, "")
+	segmentUp(t, h, oport, layers.TCP{ACK: true, PSH: true, Seq: 9001, Ack: oiss + 1, Window: 65535}, "hello")
+	h.Sent()
+	h.Deliver("syscall", via(h, "other", systest.RecvFrom(0, 100, unix.MSG_DONTWAIT), osock))
+	_, out = segmentsDown(t, h, h.Sent())
+	if len(out) != 1 || systest.Result(out[0]) != 5 || !bytes.Equal(h.Bytes(systest.ReplyData(out[0])), []byte("hello")) {
+		t.Fatalf("other's receive: %v, want \"hello\"", out)
+	}
+
+	// Once app gives a buffer back, its next receive gets the next byte:
+	// the refused one took none.
+	h.Deliver("app", systest.BufFree(systest.ReplyData(kept[0])))
+	r := recvOne(0)
+	if b := h.Bytes(systest.ReplyData(r)); len(b) != 1 || b[0] != data[bound] {
+		t.Fatalf("receive after a buffer came back: %v, want byte %q", r, data[bound])
+	}
+}

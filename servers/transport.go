@@ -9,6 +9,7 @@ import (
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/ipc/pool"
+	"github.com/newtsim/newtsim/ipc/runfiles"
 	"github.com/newtsim/newtsim/ipc/sockcall"
 	"github.com/newtsim/newtsim/servers/sys"
 )
@@ -73,6 +74,22 @@ const (
 	// EAGAIN, which a blocking caller would read as a timeout or a
 	// would-block and retry at once.
 	MaxParkedPerApp = MaxSocketsPerApp
+	// MaxBuffersPerApp bounds the buffers of a transport server's pool
+	// one application may hold at once: the data of its receives, handed
+	// to it in buffers it has not given back yet. A receive past it fails
+	// with ENOBUFS, its data left queued, so that an application that
+	// keeps its buffers cannot empty the pool the server sends every
+	// segment and answers every other receive from. A quarter of the
+	// pool, 128 of a run's 512 (poolShare): a well-behaved application
+	// holds one per receive in flight (the socket library copies the
+	// data out and gives the buffer back before the call returns), so
+	// only one with more than 128 receives answered and not yet read
+	// meets it, and the three quarters left are room for the server's
+	// output and the other applications.
+	MaxBuffersPerApp = runfiles.PoolBuffers / poolShare
+	// poolShare is the part of a pool one application may hold: the
+	// bound for a pool of any size (the test harness's are smaller).
+	poolShare = 4
 )
 
 // Reasons of the quota refusals.
@@ -80,6 +97,7 @@ const (
 	quotaSockets = "sockets" // MaxSocketsPerApp: EMFILE
 	quotaParked  = "parked"  // MaxParkedPerApp: ENOBUFS
 	quotaBuffers = "buffers" // tcp's MaxBufferBytesPerApp: ENOBUFS
+	quotaPool    = "pool"    // MaxBuffersPerApp: ENOBUFS
 )
 
 // quotas counts a transport server's quota refusals by reason.
@@ -89,12 +107,12 @@ type quotas struct {
 
 // newQuotas registers the quota refusals of the named server, a transport
 // or syscall, each of reasons at zero (a transport's: sockets, parked,
-// buffers).
+// buffers, pool).
 func newQuotas(s *sys.Server, server string, reasons ...string) quotas {
 	q := quotas{refused: counter(s, server, "quota_refusals_total",
-		"Calls refused for a per-application quota, by reason: sockets or descriptors (EMFILE), parked calls or buffer bytes (ENOBUFS).", "reason")}
+		"Calls refused for a per-application quota, by reason: sockets or descriptors (EMFILE), parked calls, buffer bytes or pool buffers held (ENOBUFS).", "reason")}
 	if len(reasons) == 0 {
-		reasons = []string{quotaSockets, quotaParked, quotaBuffers}
+		reasons = []string{quotaSockets, quotaParked, quotaBuffers, quotaPool}
 	}
 	for _, r := range reasons {
 		q.refused.WithLabelValues(r)
@@ -120,6 +138,21 @@ func admitSocket[K comparable](qs quotas, apps map[K]sockOwner, app ipc.Endpoint
 	}
 	return true
 }
+
+// admitReceive reports whether q, a receive, may be handed its data in a
+// buffer of the server's pool: whether its application holds fewer than
+// MaxBuffersPerApp of them. A refusal is counted; the caller answers it
+// with ENOBUFS before taking any data.
+func (qs quotas) admitReceive(s *sys.Server, q *request) bool {
+	if s.Pool == nil || s.HeldBy(ownerOf(s, q).app.Slot()) < maxBuffers(s.Pool) {
+		return true
+	}
+	qs.refuse(quotaPool)
+	return false
+}
+
+// maxBuffers is MaxBuffersPerApp for pool p: a quarter of its buffers.
+func maxBuffers(p *pool.Pool) int { return max(1, p.Count()/poolShare) }
 
 // parking holds the calls that wait on a socket (a blocking receive,
 // accept, connect or send), in order, until their socket changes and the

@@ -295,6 +295,9 @@ func (u *udpServer) send(s *sys.Server) error {
 // recv answers a receive with a queued datagram, in a buffer of our pool;
 // with none, a non-blocking one gets EAGAIN and a blocking one waits.
 func (u *udpServer) recv(s *sys.Server, q *request, id udp.SockID) error {
+	if !u.quota.admitReceive(s, q) {
+		return q.fail(s, unix.ENOBUFS) // MaxBuffersPerApp: the datagram stays queued
+	}
 	n, from, _, err := u.table.RecvFrom(id, u.buf)
 	if errors.Is(err, udp.ErrWouldBlock) && !q.nonblocking() {
 		if !u.parked.park(s, id, q) {

@@ -313,3 +313,34 @@ func TestUDPArmedPollWakes(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPPoolQuota: an application that keeps the buffers its receives
+// hand it is refused a receive once it holds MaxBuffersPerApp of udp's
+// pool (a quarter of it): ENOBUFS, counted, the datagram left queued for
+// when it gives one back. (The old code handed it buffers until the pool
+// ran dry.)
+func TestUDPPoolQuota(t *testing.T) {
+	h, sock := newUDP(t)
+	bound := maxBuffers(h.S.Pool)
+	for i := range bound + 1 {
+		datagramUp(t, h, 7, fmt.Sprint(i))
+	}
+	h.Sent() // ip's buffers back
+	var kept []pool.Ref
+	for i := range bound {
+		r := oneReply(t, callVia(t, h, systest.RecvFrom(sock, 100, unix.MSG_DONTWAIT), sock), 0)
+		if got := string(h.Bytes(systest.ReplyData(r))); got != fmt.Sprint(i) {
+			t.Fatalf("receive %d got %q", i, got)
+		}
+		kept = append(kept, systest.ReplyData(r))
+	}
+	oneReply(t, callVia(t, h, systest.RecvFrom(sock, 100, unix.MSG_DONTWAIT), sock), unix.ENOBUFS)
+	if got := quotaRefusals(h, "udp", quotaPool); got != 1 {
+		t.Fatalf("pool refusals counted %v, want 1", got)
+	}
+	h.Deliver("app", systest.BufFree(kept[0]))
+	r := oneReply(t, callVia(t, h, systest.RecvFrom(sock, 100, unix.MSG_DONTWAIT), sock), 0)
+	if got, want := string(h.Bytes(systest.ReplyData(r))), fmt.Sprint(bound); got != want {
+		t.Fatalf("receive after a buffer came back got %q, want %q", got, want)
+	}
+}
