@@ -90,6 +90,7 @@ type hostile struct {
 	attack time.Duration // how long to attack its peers and the kernel (hostileapp.go)
 	until  string        // a file whose existence ends the attack sooner
 	when   string        // a file whose existence starts the attack
+	hoard  string        // where the attack connects to itself to keep receive buffers
 	atk    *attack
 	errs   *prometheus.CounterVec
 }
@@ -102,6 +103,7 @@ func Hostile(s *sys.Server) (sys.Handler, error) {
 	fs.DurationVar(&h.attack, "attack", 0, "then, for this long, forge every restricted message type to every peer, free buffers it was never given, flood alarms and notifications, and scribble on its shared mappings (0: none)")
 	fs.StringVar(&h.until, "attack-until", "", "end the attack sooner, once this file exists")
 	fs.StringVar(&h.when, "attack-when", "", "start the attack only once this file exists")
+	fs.StringVar(&h.hoard, "hoard", "", "first, listen on this ADDR:PORT of the host, connect to it, send itself 256 bytes and receive them a byte at a time, keeping every receive's buffer, until refused")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -109,6 +111,7 @@ func Hostile(s *sys.Server) (sys.Handler, error) {
 		Name: "kernel_errors_total", Help: "Error replies from the kernel, by errno."}, []string{"errno"})
 	s.Registry.MustRegister(h.errs)
 	h.atk = newAttack(s)
+	h.atk.hoardAt = h.hoard
 	return h, nil
 }
 

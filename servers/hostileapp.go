@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -20,11 +21,13 @@ import (
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
-// The hostile role's attack (--attack DURATION): it opens TCP and UDP
-// sockets through syscall until refused, keeping them all, parks blocking
-// receives on a UDP socket past MaxParkedPerApp (a few more than the
-// quota: their refusals are replies it leaves unread), then for that long,
-// over and over, and reading nothing meanwhile, it
+// The hostile role's attack (--attack DURATION): with --hoard it first
+// connects a TCP socket to itself and receives a byte at a time, never
+// giving a receive's buffer back, until refused (MaxBuffersPerApp); it
+// opens TCP and UDP sockets through syscall until refused, keeping them
+// all, parks blocking receives on a UDP socket past MaxParkedPerApp (a
+// few more than the quota: their refusals are replies it leaves unread),
+// then for that long, over and over, and reading nothing meanwhile, it
 //
 //   - forges every message type the type table restricts (ipc.MaySend) to
 //     every peer: the kernel's own (Ack, Error, Alarm, Notification,
@@ -56,9 +59,12 @@ var forged = []ipc.Type{ipc.Ack, ipc.Error, ipc.Alarm, ipc.Notification, ipc.End
 	ipc.ICMPError, ipc.SocketReply, ipc.BufFree, ipc.Deposit, ipc.Collect}
 
 type attack struct {
-	rng    *rand.Rand
-	forged *prometheus.CounterVec
-	writes prometheus.Counter
+	// hoardAt is the address the attack listens on and connects to, to
+	// keep receive buffers ("": it keeps none).
+	hoardAt string
+	rng     *rand.Rand
+	forged  *prometheus.CounterVec
+	writes  prometheus.Counter
 	// refused counts the read-only mappings it failed to make
 	// writable; breaches those it made writable.
 	refused, breaches prometheus.Counter
@@ -89,6 +95,10 @@ func (a *attack) run(s *sys.Server, d time.Duration, when, until string) {
 	}
 	s.Log.Printf("attack starts")
 	if _, ok := s.Peer("syscall"); ok {
+		if a.hoardAt != "" {
+			kept, err := a.hoard(s, a.hoardAt)
+			s.Log.Printf("kept %d receive buffers, then: %v", kept, err)
+		}
 		n, _, err := a.openUntilRefused(s, unix.SOCK_STREAM)
 		s.Log.Printf("opened %d TCP sockets, then: %v", n, err)
 		n, fd, err := a.openUntilRefused(s, unix.SOCK_DGRAM)
@@ -231,6 +241,69 @@ func (a *attack) park(s *sys.Server, fd uint64) error {
 		}
 	}
 	return nil
+}
+
+// hoard listens on the host's address at (ADDR:PORT), connects a TCP
+// socket to it, has the accepted end send 256 bytes, and receives them a
+// byte at a time, never giving a receive's buffer back, until a receive
+// fails (tcp's MaxBuffersPerApp: ENOBUFS) or the bytes run out; it returns
+// how many buffers it kept. Its three sockets stay open.
+func (a *attack) hoard(s *sys.Server, at string) (int, error) {
+	to, err := netip.ParseAddrPort(at)
+	if err != nil {
+		return 0, fmt.Errorf("hoard: %w", err)
+	}
+	call := func(c sockcall.Call) (int64, error) {
+		var m ipc.Message
+		c.Encode(&m)
+		r, err := s.Call(&m)
+		if err != nil {
+			return 0, err
+		}
+		var rep sockcall.Reply
+		rep.Decode(&r)
+		if rep.Result < 0 {
+			return 0, unix.Errno(-rep.Result)
+		}
+		return rep.Result, nil
+	}
+	open := sockcall.Call{Op: ipc.OpOpen, Type: unix.SOCK_STREAM}
+	ln, err := call(open)
+	if err != nil {
+		return 0, fmt.Errorf("open: %w", err)
+	}
+	if _, err := call(sockcall.Call{Op: ipc.OpBind, Sock: uint64(ln), Addr: to}); err != nil {
+		return 0, fmt.Errorf("bind %v: %w", to, err)
+	}
+	if _, err := call(sockcall.Call{Op: ipc.OpListen, Sock: uint64(ln), Backlog: 1}); err != nil {
+		return 0, fmt.Errorf("listen: %w", err)
+	}
+	c, err := call(open)
+	if err != nil {
+		return 0, fmt.Errorf("open: %w", err)
+	}
+	if _, err := call(sockcall.Call{Op: ipc.OpConnect, Sock: uint64(c), Addr: to}); err != nil {
+		return 0, fmt.Errorf("connect %v: %w", to, err)
+	}
+	acc, err := call(sockcall.Call{Op: ipc.OpAccept, Sock: uint64(ln)})
+	if err != nil {
+		return 0, fmt.Errorf("accept: %w", err)
+	}
+	const size = 256
+	ref, err := s.Copy(make([]byte, size))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := call(sockcall.Call{Op: ipc.OpSendTo, Sock: uint64(acc), Buf: ref}); err != nil {
+		return 0, fmt.Errorf("send: %w", err)
+	}
+	for n := range size {
+		if _, err := call(sockcall.Call{Op: ipc.OpRecvFrom, Sock: uint64(c), Max: 1}); err != nil {
+			return n, err
+		}
+		// The reply's buffer is kept: never given back.
+	}
+	return size, nil
 }
 
 // alarms asks the kernel for a burst of alarms, each due at once.

@@ -53,7 +53,7 @@ func hostileApp(t *testing.T, transport string) {
 		topology.Process{Name: "get", Role: "fetch", Args: []string{"--url", "http://198.18.0.1:8000/big.bin",
 			"--out", got, "--result", result, "--timeout", "60s", "--retry-refused", "30s"}},
 		topology.Process{Name: "evil", Role: "hostile", Args: []string{"--attack", "60s",
-			"--attack-when", start, "--attack-until", stop}})
+			"--attack-when", start, "--attack-until", stop, "--hoard", "198.18.0.2:9000"}})
 	for _, p := range []string{"syscall", "tcp", "ip"} {
 		top.Links = append(top.Links, topology.Link{A: "evil", B: p})
 	}
@@ -143,7 +143,7 @@ func hostileApp(t *testing.T, transport string) {
 	if notHolder == 0 {
 		t.Error("no BufFree for a buffer never given was refused")
 	}
-	for _, q := range []struct{ proc, reason string }{{"tcp", "sockets"}, {"udp", "sockets"}, {"udp", "parked"}} {
+	for _, q := range []struct{ proc, reason string }{{"tcp", "sockets"}, {"udp", "sockets"}, {"udp", "parked"}, {"tcp", "pool"}} {
 		if v := scrape(t, u.proc(q.proc).MetricsPort, "newtsim_"+q.proc+"_quota_refusals_total", `reason="`+q.reason+`"`); v == 0 {
 			t.Errorf("%s never refused the hostile application for its %s quota", q.proc, q.reason)
 		}
