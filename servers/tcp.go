@@ -413,7 +413,8 @@ func (t *tcpServer) doSendTo(s *sys.Server, now time.Time, q *request) error {
 
 // doRecvFrom answers a receive with data in a buffer of our pool (at most
 // what the caller takes); with none, a non-blocking one gets EAGAIN and a
-// blocking one waits.
+// blocking one waits. An application holding MaxBuffersPerApp of the
+// pool's buffers gets ENOBUFS.
 func (t *tcpServer) doRecvFrom(s *sys.Server, now time.Time, q *request) error {
 	if !t.quota.admitReceive(s, q) {
 		return q.fail(s, unix.ENOBUFS) // MaxBuffersPerApp: the data stays queued

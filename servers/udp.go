@@ -293,7 +293,8 @@ func (u *udpServer) send(s *sys.Server) error {
 }
 
 // recv answers a receive with a queued datagram, in a buffer of our pool;
-// with none, a non-blocking one gets EAGAIN and a blocking one waits.
+// with none, a non-blocking one gets EAGAIN and a blocking one waits. An
+// application holding MaxBuffersPerApp of the pool's buffers gets ENOBUFS.
 func (u *udpServer) recv(s *sys.Server, q *request, id udp.SockID) error {
 	if !u.quota.admitReceive(s, q) {
 		return q.fail(s, unix.ENOBUFS) // MaxBuffersPerApp: the datagram stays queued
