@@ -16,25 +16,7 @@ import (
 // all together again and again while the server hands regions to new
 // connections: no connection may find its region gone.
 func TestExposedConnectionChurn(t *testing.T) {
-	dir := t.TempDir()
-	www := filepath.Join(dir, "www")
-	os.MkdirAll(www, 0o755)
-	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, ready := filepath.Join(dir, "loadgen.json"), filepath.Join(dir, "httpd.port")
-	top := topology.Default()
-	top.Processes = append(top.Processes,
-		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
-		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80", "--ready", ready,
-			"--path", "/20b.txt", "--requests", "1500", "--connections", "100", "--requests-per-conn", "1", "--out", out}})
-	for _, app := range []string{"httpd", "lg"} {
-		top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
-	}
-	topoPath := filepath.Join(dir, "churn.topo")
-	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	topoPath, out := exposedHTTPTopology(t, "1500", "100", "1")
 	u := startUp(t, "--topology", topoPath)
 	var res loadgen.RoleResult
 	waitFor(t, "the load generator's report", 90*time.Second, func() bool {
@@ -101,4 +83,33 @@ func TestLoadgenOnTheSimulatedHost(t *testing.T) {
 			u.down()
 		})
 	}
+}
+
+// exposedHTTPTopology writes a topology of the default stack with an httpd
+// and a load generator on exposed sockets over the host's loopback, both
+// linked to syscall and tcp, the load generator making requests of a
+// 20-byte file on conns connections, perConn each; it returns the
+// topology's file and where the load generator writes its report.
+func exposedHTTPTopology(t *testing.T, requests, conns, perConn string) (topoPath, out string) {
+	t.Helper()
+	dir := t.TempDir()
+	www := filepath.Join(dir, "www")
+	os.MkdirAll(www, 0o755)
+	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, ready := filepath.Join(dir, "loadgen.json"), filepath.Join(dir, "httpd.port")
+	top := topology.Default()
+	top.Processes = append(top.Processes,
+		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
+		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80", "--ready", ready,
+			"--path", "/20b.txt", "--requests", requests, "--connections", conns, "--requests-per-conn", perConn, "--out", out}})
+	for _, app := range []string{"httpd", "lg"} {
+		top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
+	}
+	topoPath = filepath.Join(dir, "exposed-http.topo")
+	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return topoPath, out
 }

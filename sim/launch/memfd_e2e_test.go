@@ -27,6 +27,23 @@ type runMapping struct {
 // runMappings lists pid's mappings of the run's files of the sealed kinds.
 func runMappings(t *testing.T, pid int, run string) []runMapping {
 	t.Helper()
+	return mappings(t, pid, func(name string) bool {
+		if !strings.Contains(name, shm.Prefix(run)) {
+			return false
+		}
+		for _, k := range sealedKinds {
+			if strings.Contains(name, k) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// mappings lists pid's mappings whose name (what /proc/PID/maps calls
+// each) match accepts, each with its /proc/PID/map_files entry.
+func mappings(t *testing.T, pid int, match func(name string) bool) []runMapping {
+	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +53,11 @@ func runMappings(t *testing.T, pid int, run string) []runMapping {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || !strings.Contains(fields[5], shm.Prefix(run)) {
+		if len(fields) < 6 {
 			continue
 		}
-		name := strings.Join(fields[5:], " ")
-		for _, k := range sealedKinds {
-			if strings.Contains(name, k) {
-				ms = append(ms, runMapping{name, fmt.Sprintf("/proc/%d/map_files/%s", pid, fields[0])})
-			}
+		if name := strings.Join(fields[5:], " "); match(name) {
+			ms = append(ms, runMapping{name, fmt.Sprintf("/proc/%d/map_files/%s", pid, fields[0])})
 		}
 	}
 	return ms

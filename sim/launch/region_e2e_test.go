@@ -1,10 +1,8 @@
 package launch_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,32 +12,15 @@ import (
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/ipc/shm"
-	"github.com/newtsim/newtsim/sim/topology"
 )
 
 // regionMappings lists pid's mappings of the run's exposed socket regions
-// (named "<prefix><server>.xs<id>", as sockbuf.RegionName names them):
-// what /proc/PID/maps calls each, and its /proc/PID/map_files entry.
+// (named "<prefix><server>.xs<id>", as sockbuf.RegionName names them).
 func regionMappings(t *testing.T, pid int, run string) []runMapping {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var ms []runMapping
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 {
-			continue
-		}
-		name := strings.Join(fields[5:], " ")
-		if strings.Contains(name, shm.Prefix(run)) && strings.Contains(name, ".xs") {
-			ms = append(ms, runMapping{name, fmt.Sprintf("/proc/%d/map_files/%s", pid, fields[0])})
-		}
-	}
-	return ms
+	return mappings(t, pid, func(name string) bool {
+		return strings.Contains(name, shm.Prefix(run)) && strings.Contains(name, ".xs")
+	})
 }
 
 // TestSealedRegions: with exposed sockets open and idle regions kept,
@@ -57,25 +38,7 @@ func TestSealedRegions(t *testing.T) {
 }
 
 func sealedRegions(t *testing.T, transport string) {
-	dir := t.TempDir()
-	www := filepath.Join(dir, "www")
-	os.MkdirAll(www, 0o755)
-	if err := os.WriteFile(filepath.Join(www, "20b.txt"), []byte("twenty bytes here!!\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, ready := filepath.Join(dir, "loadgen.json"), filepath.Join(dir, "httpd.port")
-	top := topology.Default()
-	top.Processes = append(top.Processes,
-		topology.Process{Name: "httpd", Role: "httpd", Args: []string{"--backend", "exposed", "--addr", "0.0.0.0:80", "--dir", www, "--ready", ready}},
-		topology.Process{Name: "lg", Role: "loadgen", Args: []string{"--backend", "exposed", "--target", "127.0.0.1:80", "--ready", ready,
-			"--path", "/20b.txt", "--requests", "200", "--connections", "4", "--requests-per-conn", "10", "--out", out}})
-	for _, app := range []string{"httpd", "lg"} {
-		top.Links = append(top.Links, topology.Link{A: app, B: "syscall"}, topology.Link{A: app, B: "tcp"})
-	}
-	topoPath := filepath.Join(dir, "regions.topo")
-	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	topoPath, out := exposedHTTPTopology(t, "200", "4", "10")
 	u := startUp(t, "--topology", topoPath, "--transport", transport)
 	u.logOnFailure()
 	var res loadgen.RoleResult
