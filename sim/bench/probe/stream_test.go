@@ -40,18 +40,7 @@ func payloadSeq(b []byte) uint64 {
 func TestStreamOutlastsStall(t *testing.T) {
 	const count, size = 200, 64
 	api := stallingAPI{stallAt: 50, stall: 1500 * time.Millisecond}
-	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close(fd)
-	if err := api.Bind(fd, netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := api.LocalAddr(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, addr := boundUDP(t, api)
 	type result struct {
 		r   StreamResult
 		err error
@@ -84,18 +73,7 @@ func TestStreamOutlastsStall(t *testing.T) {
 // counts the rest lost.
 func TestStreamSinkGivesUp(t *testing.T) {
 	api := socket.Linux{}
-	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Close(fd)
-	if err := api.Bind(fd, netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
-		t.Fatal(err)
-	}
-	addr, err := api.LocalAddr(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd, addr := boundUDP(t, api)
 	tx, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -113,4 +91,23 @@ func TestStreamSinkGivesUp(t *testing.T) {
 	if r.Received != 10 || r.Sent != 100 {
 		t.Fatalf("got %d of %d, want 10 of 100", r.Received, r.Sent)
 	}
+}
+
+// boundUDP opens a datagram socket on api bound to a port of the
+// loopback, closed when the test ends, and returns it and its address.
+func boundUDP(t *testing.T, api socket.API) (socket.FD, netip.AddrPort) {
+	t.Helper()
+	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Close(fd) })
+	if err := api.Bind(fd, netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := api.LocalAddr(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, addr
 }
