@@ -8,8 +8,10 @@
 # 1.27). A real finding always writes its input to testdata/fuzz/TARGET/. So
 # a failure that says exactly that and wrote no new input is a flake of the
 # toolchain: the target's corpus is then replayed (go test -run) and must
-# pass, the target is fuzzed once more, and the flake is reported. Any other
-# failure, or the same flake twice, fails the run.
+# pass, the target is fuzzed again, and the flake is reported. Any other
+# failure, or the same flake three times running, fails the run (twice
+# running happened once, on ipc/sockcall's FuzzDecode, at 70,000 inputs a
+# second).
 set -euo pipefail
 t=${1:-5s}
 n=0
@@ -39,12 +41,14 @@ for dir in $(go list -f '{{.Dir}}' ./...); do
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
     echo "fuzz: $f in ${dir#$PWD/} for $t"
     rc=0; fuzz "$dir" "$f" || rc=$?
-    if [ "$rc" = 2 ]; then
+    tries=1
+    while [ "$rc" = 2 ] && [ "$tries" -lt 3 ]; do
       echo "fuzz: $f: the toolchain's deadline race (go.dev/issue/75804), no input written; replaying its corpus and fuzzing again"
       (cd "$dir" && go test -count=1 -run "^$f\$" . >"$log" 2>&1) || { cat "$log"; exit 1; }
       flakes=$((flakes+1))
+      tries=$((tries+1))
       rc=0; fuzz "$dir" "$f" || rc=$?
-    fi
+    done
     if [ "$rc" != 0 ]; then
       cat "$log"
       exit 1
