@@ -43,7 +43,7 @@ func forward(s *sys.Server, to string, m *ipc.Message) error {
 // that closed) is never left out of the metrics while the server is idle.
 type snapshot struct {
 	s       *sys.Server
-	take    func(now time.Time) // makes the copy, under the metrics' lock
+	take    func() // makes the copy, under the metrics' lock
 	taken   time.Time
 	pending bool // a copy is queued for before the loop sleeps
 }
@@ -63,7 +63,7 @@ func (p *snapshot) update(now time.Time) {
 
 func (p *snapshot) takeNow(now time.Time) {
 	p.taken = now
-	p.take(now)
+	p.take()
 }
 
 // drops exports an engine's drop counters, by reason, published through a
@@ -79,7 +79,7 @@ type drops struct {
 func newDrops(s *sys.Server, engine string, read func() map[string]uint64) *drops {
 	d := &drops{desc: prometheus.NewDesc(prometheus.BuildFQName(prom.Namespace, engine, "dropped_total"),
 		"What the "+engine+" engine dropped, by reason.", []string{"reason"}, nil), read: read, by: read()}
-	d.snapshot = snapshot{s: s, take: func(time.Time) {
+	d.snapshot = snapshot{s: s, take: func() {
 		by := d.read()
 		d.mu.Lock()
 		d.by = by

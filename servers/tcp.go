@@ -666,7 +666,7 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 // follow has s's loop publish st's counters, memory and connections for
 // the metrics, through the snapshot.
 func (t *tcpStats) follow(s *sys.Server, st *tcp.Stack) {
-	t.snapshot = snapshot{s: s, take: func(time.Time) {
+	t.snapshot = snapshot{s: s, take: func() {
 		c, mem, by := st.Stats(), st.Memory(), st.ByState()
 		t.mu.Lock()
 		t.st, t.mem, t.byState = c, mem, by

@@ -111,18 +111,6 @@ func (d Domain) Drop() error {
 	return nil
 }
 
-// Give makes path the file of user uid and group gid with mode: how the
-// kernel hands a file it created to the processes that use it.
-func Give(path string, uid, gid int, mode os.FileMode) error {
-	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	return nil
-}
-
 // Enter puts the calling process, the one in slot of the run whose ids
 // are r, linked to peers, into its protection domain: it drops to the
 // domain's ids if it still runs as root (a privileged set-up) unless the

@@ -195,7 +195,10 @@ func TestDomainFiles(t *testing.T) {
 		if err := os.WriteFile(p, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := Give(p, f.uid, f.gid, f.mode); err != nil {
+		if err := os.Chown(p, f.uid, f.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
 			t.Fatal(err)
 		}
 	}

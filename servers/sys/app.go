@@ -70,9 +70,6 @@ func (s *Server) AwakeFile(name string) (*os.File, error) {
 	return nil, fmt.Errorf("sys: no awake word of %s was handed over", name)
 }
 
-// RunID is the run the process belongs to.
-func (s *Server) RunID() string { return s.Opts.Run }
-
 // WaitWake waits until a Wake message arrives, a process dies (a peer
 // waited on may be gone: see Deaths) or the timeout passes (a negative
 // timeout waits for ever), handling what else arrives meanwhile.

@@ -69,6 +69,15 @@ func mappings(t *testing.T, pid int, match func(name string) bool) []runMapping 
 func truncateMappings(t *testing.T, name string, pid int, run string) int {
 	t.Helper()
 	ms := runMappings(t, pid, run)
+	truncateEach(t, name, ms)
+	return len(ms)
+}
+
+// truncateEach tries, as root, to truncate the file of each mapping of
+// the process called name through the mapping itself, and reports each
+// attempt that did not fail with EPERM.
+func truncateEach(t *testing.T, name string, ms []runMapping) {
+	t.Helper()
 	for _, m := range ms {
 		f, err := os.OpenFile(m.file, os.O_RDWR, 0)
 		if err != nil {
@@ -80,7 +89,6 @@ func truncateMappings(t *testing.T, name string, pid int, run string) int {
 		}
 		f.Close()
 	}
-	return len(ms)
 }
 
 // TestSealedRunFiles: every inbox page, ring, pool and awake word a process maps is a sealed memfd that
