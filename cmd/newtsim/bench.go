@@ -80,10 +80,11 @@ func newBenchPeerCommand() *cobra.Command {
 			return probe.PeerMain(o)
 		},
 	}
-	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, udp-*-linux, tcp-*-linux or the monolith modes (tcp-bulk-monolith, udp-stream-monolith, udp-ping-monolith)")
+	cmd.Flags().StringVar(&o.Mode, "mode", "", "shm-local, pipe-ping, pipe-pong, ring-lead, ring-member, ring-threads, udp-*-linux, tcp-*-linux or the monolith modes (tcp-bulk-monolith, udp-stream-monolith, udp-ping-monolith)")
 	cmd.Flags().StringVar(&o.File, "file", "", "the file or address the mode uses")
 	cmd.Flags().StringVar(&o.Out, "out", "", "where the measuring side writes its result")
-	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size (udp modes); bytes or connections (tcp modes)")
+	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size (udp modes); bytes or connections (tcp modes); members (ring modes)")
+	cmd.Flags().IntVar(&o.Index, "index", 0, "a ring member's place in its ring (ring-member)")
 	return cmd
 }
 

@@ -120,6 +120,12 @@ type HTTPRow struct {
 	// SwitchesPerRequest is their context switches over the same run and
 	// requests: what a wake-up costs most where processes share a core.
 	SwitchesPerRequest float64 `json:"context_switches_per_request"`
+	// SwitchFloorUS is, for the simulated host, its context switches per
+	// request times the hop between processes measured in the same run
+	// (HTTPReport.SwitchHop): the CPU per request its split into
+	// processes costs on this machine before any of them works. Nil for
+	// the other servers.
+	SwitchFloorUS *float64 `json:"switch_floor_us,omitempty"`
 	// Processes splits both by process where the server side has more
 	// than one, in the order of the run's status (the kernel first).
 	Processes []ProcessCost `json:"processes,omitempty"`
@@ -182,6 +188,10 @@ type HTTPReport struct {
 	// traced cell's (--breakdown; breakdown.go).
 	Breakdown  *CellBreakdown  `json:"breakdown,omitempty"`
 	Breakdowns []CellBreakdown `json:"breakdowns,omitempty"`
+	// SwitchHop is a hop between processes, and between threads, on the
+	// server side's core, measured before the matrix when it has a cell
+	// of the simulated host (switchcost.go).
+	SwitchHop *SwitchHop `json:"switch_hop,omitempty"`
 }
 
 // HTTPOptions configure bench http and bench paper. Zero fields take
@@ -431,6 +441,7 @@ func (r *HTTPReport) Table() string {
 			row.MeanUS, row.P50US, row.P99US, row.Errors, rt, row.LinuxSyscallsPerRequest, row.ServerCPUUSPerRequest, row.SwitchesPerRequest)
 	}
 	b.WriteString(r.costTable())
+	b.WriteString(r.switchTable())
 	var servers []string
 	for _, s := range r.Servers {
 		servers = append(servers, s.Name)

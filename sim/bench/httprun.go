@@ -112,6 +112,13 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 			"in a network namespace over a veth pair (%s; httpd-monolith over its TAP); %d connections, each replaced after its workload's requests per "+
 			"connection, one request in flight on each", remoteClientIP, remoteWire, vethServerIP, o.Connections)
 	}
+	if slices.ContainsFunc(ss, func(s HTTPServer) bool { return s.Kind == sideHost }) {
+		// What a hop between the stack's processes costs on the server
+		// side's core, before anything else runs there.
+		if rep.SwitchHop, err = measureSwitchHop(servers[0], log); err != nil {
+			return nil, fmt.Errorf("bench http: the switch rings: %w", err)
+		}
+	}
 	pr := newCellProgress(o.Progress, len(ws)*len(ss))
 	r := &httpRun{o: o, dir: dir, www: www, exe: exe, log: log, client: client, servers: servers, cpus: cpus}
 	defer r.close()
@@ -187,6 +194,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 		side.stop()
 	}
 	pr.finish()
+	rep.setSwitchFloors()
 	rep.judge()
 	return rep, nil
 }

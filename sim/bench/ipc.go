@@ -169,6 +169,17 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 			func(out string) (string, string, error) {
 				return fmt.Sprintf("ping=%d pong=%d", a, b), "block", pipes(out, a, b, o.Log)
 			}, false},
+		{"ring-procs-1core", fmt.Sprintf("ns per hop, not per round trip: a token passed around %d processes on one core, "+
+			"each asleep on a futex until the one before it wakes it (a wake-up, a switch and a sleep per hop), as many "+
+			"processes as the simulated host runs on its shared core", RingMembers),
+			func(out string) (string, string, error) {
+				return fmt.Sprintf("%d processes=%d", RingMembers, a), "block", ringProcs(out, a, RingMembers, o.Log)
+			}, false},
+		{"ring-threads-1core", fmt.Sprintf("ns per hop: the same ring between %d threads of one process, which switches "+
+			"no address space", RingMembers),
+			func(out string) (string, string, error) {
+				return fmt.Sprintf("%d threads=%d", RingMembers, a), "block", ringThreads(out, a, RingMembers, o.Log)
+			}, false},
 	}
 	if o.CompareSandbox {
 		var both []row
@@ -222,6 +233,11 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 		sort.Float64s(sorted)
 		rep.Notes = append(rep.Notes, fmt.Sprintf("ratio of each adjacent pair of batches ranged %.2f-%.2f over %d pairs",
 			sorted[0], sorted[len(sorted)-1], len(sorted)))
+	}
+	if p, t := rep.Row("ring-procs-1core"), rep.Row("ring-threads-1core"); p != nil && t != nil && t.NS > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("a hop between processes on one core costs %.1fx a hop between threads "+
+			"(%.0f against %.0f ns, rings of %d): what the multiserver stack's separate address spaces add to every "+
+			"message between two of its processes that share a core (docs/LATENCY.md)", p.NS/t.NS, p.NS, t.NS, RingMembers))
 	}
 	if spin, cl, local := rep.Row("shm-spin-2core"), rep.Row("ref-cacheline-2core"), rep.Row("shm-local"); spin != nil && cl != nil && local != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf(
@@ -307,7 +323,8 @@ func startPeerOn(cores []int, log *os.File, files []*os.File, p probe.PeerOption
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"bench", "peer", "--mode", p.Mode, "--out", p.Out, "--file", p.File, "--size", strconv.Itoa(p.Size)}
+	args := []string{"bench", "peer", "--mode", p.Mode, "--out", p.Out, "--file", p.File, "--size", strconv.Itoa(p.Size),
+		"--index", strconv.Itoa(p.Index)}
 	return spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: cores, Files: files, Stdout: log, Stderr: log})
 }
 

@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 		fs.StringVar(&o.File, "file", "", "")
 		fs.StringVar(&o.Out, "out", "", "")
 		fs.IntVar(&o.Size, "size", 64, "")
+		fs.IntVar(&o.Index, "index", 0, "")
 		fs.Parse(os.Args[3:])
 		if err := probe.PeerMain(o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench peer:", err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/newtsim/newtsim/sim/bench/probe"
+
 	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/sim/machine"
 )
@@ -49,6 +51,20 @@ func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
 	}
 	m.Notes = append([]string{fmt.Sprintf("every cell measured %d times, in %d passes over the matrix; req/s, p50, p99, "+
 		"system calls, CPU time and context switches per request are medians, with req/s's least and greatest, errors and retransmits summed", len(reps), len(reps))}, m.Notes...)
+	var procNS, procCPU, threadNS, threadCPU, procSw []float64
+	for _, r := range reps {
+		if h := r.SwitchHop; h != nil {
+			procNS, procCPU, procSw = append(procNS, h.ProcessNS), append(procCPU, h.ProcessCPUNS), append(procSw, h.ProcessSwitches)
+			threadNS, threadCPU = append(threadNS, h.ThreadNS), append(threadCPU, h.ThreadCPUNS)
+		}
+	}
+	if len(procNS) > 0 {
+		h := *reps[0].SwitchHop
+		h.ProcessNS, h.ProcessCPUNS, h.ProcessSwitches = probe.Median(procNS), probe.Median(procCPU), probe.Median(procSw)
+		h.ThreadNS, h.ThreadCPUNS = probe.Median(threadNS), probe.Median(threadCPU)
+		m.SwitchHop = &h
+		m.setSwitchFloors()
+	}
 	m.judge()
 	return &m, nil
 }

@@ -18,7 +18,10 @@ type PeerOptions struct {
 	Mode string // what to run: see PeerMain
 	File string // a file the mode uses, or the target address
 	Out  string // where the measuring side writes its result
-	Size int    // datagram size for the udp modes; bytes or connections for the tcp ones
+	Size int    // datagram size for the udp modes; bytes or connections for the tcp ones; members for the ring modes
+	// Index is a ring member's place in its ring (ring-member; the lead
+	// is 0).
+	Index int
 }
 
 // PeerMain runs a measuring process started by `newtsim bench`: `newtsim
@@ -30,7 +33,9 @@ type PeerOptions struct {
 // tcp-accept-linux and tcp-connect-linux (Size connections) its connection
 // row; tcp-bulk-monolith, udp-stream-monolith and udp-ping-monolith run
 // both sides of a row in this one process, on a monolithic host
-// (monolith.go). In the Linux rows the server side (echo, sink, accept) finds the
+// (monolith.go); ring-lead and ring-member are a ring of Size processes
+// passing a token on the shared memory at fd 3, and ring-threads the same
+// between Size threads of this one process (ring.go). In the Linux rows the server side (echo, sink, accept) finds the
 // socket its driver opened for it at fd 3, and the client side is given
 // that socket's address as File. The measuring side writes its result to
 // out.
@@ -45,6 +50,12 @@ func PeerMain(o PeerOptions) error {
 		return monolithPeer(mode, out, o.Size)
 	case "shm-local":
 		return shmLocal(path, out)
+	case "ring-lead":
+		return RingLead(o.Size, out)
+	case "ring-member":
+		return RingMember(o.Size, o.Index)
+	case "ring-threads":
+		return RingThreads(o.Size, out)
 	case "pipe-ping", "pipe-pong":
 		rd, wr := os.NewFile(3, "pipe-read"), os.NewFile(4, "pipe-write")
 		b := make([]byte, 1)

@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/newtsim/newtsim/sim/bench/probe"
+)
+
+// RingMembers is the ring the switch rows measure: as many members as the
+// simulated host runs processes on its shared core in a two-CPU plan
+// (kernel, syscall, tcp, udp, ip, pf, driver, nic and the application).
+const RingMembers = 9
+
+// SwitchHop is what a hop between two of the stack's processes costs on
+// one core of this machine, in the same run: a token passed around a ring
+// of Members processes, each asleep on a futex until the one before it
+// wakes it (a wake-up, a switch and a sleep per hop), against the same
+// ring of threads of one process, which switches no address space. The
+// CPU time per hop is every member's together, over the hops: it is what
+// the floor is made of, as the server side's CPU per request is, and
+// other work on the core does not inflate it as it does the wall time.
+type SwitchHop struct {
+	Members         int     `json:"members"`
+	Core            int     `json:"core"`
+	ProcessNS       float64 `json:"process_ns"`     // median wall ns per hop between processes
+	ProcessCPUNS    float64 `json:"process_cpu_ns"` // CPU ns per hop between processes
+	ThreadNS        float64 `json:"thread_ns"`      // median wall ns per hop between threads of one process
+	ThreadCPUNS     float64 `json:"thread_cpu_ns"`  // CPU ns per hop between threads
+	ProcessSwitches float64 `json:"process_switches_per_hop"`
+}
+
+// ringProcs runs a ring of n processes on core and leaves the lead's
+// sample (per hop) in out.
+func ringProcs(out string, core, n int, log *os.File) error {
+	f, err := probe.RingFile()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var members []*exec.Cmd
+	stop := func() {
+		for _, m := range members {
+			m.Process.Kill()
+			m.Wait()
+		}
+	}
+	for i := 1; i < n; i++ {
+		cmd, err := startPeer(core, log, []*os.File{f}, probe.PeerOptions{Mode: "ring-member", Size: n, Index: i, Out: out})
+		if err != nil {
+			stop()
+			return fmt.Errorf("ring member %d: %w", i, err)
+		}
+		members = append(members, cmd)
+	}
+	lead, err := startPeer(core, log, []*os.File{f}, probe.PeerOptions{Mode: "ring-lead", Size: n, Out: out})
+	if err != nil {
+		stop()
+		return fmt.Errorf("ring lead: %w", err)
+	}
+	if err := lead.Wait(); err != nil {
+		stop()
+		return fmt.Errorf("ring lead: %w", err)
+	}
+	// The lead stopped the ring: each member ends within its sleep's
+	// bound.
+	var errs []error
+	for i, m := range members {
+		if err := m.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("ring member %d: %w", i+1, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ringThreads runs a ring of n threads of one process on core and leaves
+// its sample (per hop) in out.
+func ringThreads(out string, core, n int, log *os.File) error {
+	cmd, err := startPeer(core, log, nil, probe.PeerOptions{Mode: "ring-threads", Size: n, Out: out})
+	if err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+// measureSwitchHop measures both rings of RingMembers on core.
+func measureSwitchHop(core int, log *os.File) (*SwitchHop, error) {
+	dir, err := os.MkdirTemp("", "newtsim-ring-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	h := &SwitchHop{Members: RingMembers, Core: core}
+	for i, run := range []func(out string, core, n int, log *os.File) error{ringProcs, ringThreads} {
+		out := filepath.Join(dir, "ring.json")
+		os.Remove(out)
+		if err := run(out, core, RingMembers, log); err != nil {
+			return nil, err
+		}
+		var res probe.RingResult
+		if err := awaitJSON(out, 5*time.Second, nil, &res); err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			h.ProcessNS, h.ProcessCPUNS, h.ProcessSwitches = res.NS, res.CPUNSPerHop, res.SwitchesPerHop
+		} else {
+			h.ThreadNS, h.ThreadCPUNS = res.NS, res.CPUNSPerHop
+		}
+	}
+	return h, nil
+}
+
+// setSwitchFloors gives every row of the simulated host what its context
+// switches cost at the measured hop: the floor the split into processes
+// puts under its CPU per request on this machine.
+func (r *HTTPReport) setSwitchFloors() {
+	if r.SwitchHop == nil || r.SwitchHop.ProcessCPUNS <= 0 {
+		return
+	}
+	for i := range r.Rows {
+		row := &r.Rows[i]
+		if !r.isHost(row.Server) || row.SwitchesPerRequest <= 0 {
+			continue
+		}
+		v := row.SwitchesPerRequest * r.SwitchHop.ProcessCPUNS / 1e3
+		row.SwitchFloorUS = &v
+	}
+}
+
+// isHost says whether the named server runs on the simulated host.
+func (r *HTTPReport) isHost(name string) bool {
+	for _, s := range r.Servers {
+		if s.Name == name {
+			return s.Kind == sideHost
+		}
+	}
+	return false
+}
+
+// switchTable prints what the simulated host's context switches cost, per
+// cell, beside its CPU per request.
+func (r *HTTPReport) switchTable() string {
+	h := r.SwitchHop
+	if h == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nwhat the split into processes costs on this machine: a hop between processes on CPU %d "+
+		"(a wake-up, a switch and a sleep; a token around a ring of %d processes, measured before the matrix) took "+
+		"%.1f us of CPU (%.1f us of wall time, %.2f switches a hop), between %d threads of one process %.1f us of CPU "+
+		"(%.1f wall): %.1fx. Every context switch of the simulated host's processes is such a hop, so its switches "+
+		"per request times the hop's CPU is what the design's separate processes cost per request here before any "+
+		"of them does its work:\n\n",
+		h.Core, h.Members, h.ProcessCPUNS/1e3, h.ProcessNS/1e3, h.ProcessSwitches, h.Members, h.ThreadCPUNS/1e3,
+		h.ThreadNS/1e3, h.ProcessCPUNS/max(h.ThreadCPUNS, 1))
+	b.WriteString("| workload | server | context switches per request | switch floor us per request | server CPU us per request | floor's share |\n|---|---|---:|---:|---:|---:|\n")
+	for _, row := range r.Rows {
+		if row.SwitchFloorUS == nil {
+			continue
+		}
+		share := 0.0
+		if row.ServerCPUUSPerRequest > 0 {
+			share = *row.SwitchFloorUS / row.ServerCPUUSPerRequest
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.1f | %.1f | %.0f%% |\n", row.Workload, row.Server, row.SwitchesPerRequest,
+			*row.SwitchFloorUS, row.ServerCPUUSPerRequest, 100*share)
+	}
+	return b.String()
+}

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/newtsim/newtsim/sim/bench/probe"
+)
+
+// TestSwitchHop runs both rings on one core, as bench http does before its
+// matrix: each gives a positive time per hop, and a ring whose members are
+// not all there never finishes a lap (the lead's sample is made of laps
+// that went round every member).
+func TestSwitchHop(t *testing.T) {
+	cpus, log, done, err := prepare("ring", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	h, err := measureSwitchHop(cpus[0], log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Members != RingMembers || h.ProcessNS <= 0 || h.ThreadNS <= 0 || h.ProcessCPUNS <= 0 || h.ThreadCPUNS <= 0 {
+		t.Fatalf("switch hop %+v: want %d members and positive times", h, RingMembers)
+	}
+	// Each hop puts the next process on the core: a switch at least,
+	// whatever else runs there.
+	if h.ProcessSwitches < 0.9 {
+		t.Fatalf("%.2f switches a hop between processes: a hop that switches nothing was not measured", h.ProcessSwitches)
+	}
+	t.Logf("on CPU %d: a hop between processes %.0f ns of CPU (%.0f wall, %.2f switches), between threads %.0f (%.0f wall)",
+		h.Core, h.ProcessCPUNS, h.ProcessNS, h.ProcessSwitches, h.ThreadCPUNS, h.ThreadNS)
+}
+
+// TestRingLeadNeedsEveryMember: a lap goes round every member, so a lead
+// whose ring of 3 has only member 1 running finishes no lap and writes no
+// sample.
+func TestRingLeadNeedsEveryMember(t *testing.T) {
+	cpus, log, done, err := prepare("ring", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	f, err := probe.RingFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := filepath.Join(t.TempDir(), "ring.json")
+	var cmds []*exec.Cmd
+	for _, o := range []probe.PeerOptions{{Mode: "ring-member", Size: 3, Index: 1, Out: out}, {Mode: "ring-lead", Size: 3, Out: out}} {
+		cmd, err := startPeer(cpus[0], log, []*os.File{f}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmds[1].Wait() }()
+	select {
+	case err := <-exited:
+		t.Fatalf("the lead of a ring missing a member finished: %v", err)
+	case <-time.After(2 * time.Second):
+	}
+	for _, c := range cmds {
+		c.Process.Kill()
+	}
+	<-exited
+	cmds[0].Wait()
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a ring missing a member wrote a sample")
+	}
+}
+
+// TestSwitchTable: the floor is switches times the hop, for the simulated
+// host's rows only, and the table shows it beside the CPU per request.
+func TestSwitchTable(t *testing.T) {
+	r := &HTTPReport{
+		Servers: []HTTPServer{{Name: "httpd-exposed", Kind: sideHost}, {Name: "lighttpd", Kind: sideLighttpd}},
+		Rows: []HTTPRow{
+			{Workload: "20B-10rpc", Server: "httpd-exposed", SwitchesPerRequest: 4, ServerCPUUSPerRequest: 160},
+			{Workload: "20B-10rpc", Server: "lighttpd", SwitchesPerRequest: 0.3, ServerCPUUSPerRequest: 23},
+		},
+		SwitchHop: &SwitchHop{Members: 9, Core: 1, ProcessNS: 30000, ProcessCPUNS: 20000, ThreadNS: 6000, ThreadCPUNS: 5000},
+	}
+	r.setSwitchFloors()
+	if f := r.Rows[0].SwitchFloorUS; f == nil || *f != 80 {
+		t.Fatalf("exposed floor %v, want 80 us (4 switches x 20 us)", f)
+	}
+	if r.Rows[1].SwitchFloorUS != nil {
+		t.Fatalf("lighttpd has a floor: %v", *r.Rows[1].SwitchFloorUS)
+	}
+	tab := r.switchTable()
+	for _, want := range []string{"20.0 us of CPU (30.0 us of wall time", "5.0 us of CPU (6.0 wall): 4.0x", "| 20B-10rpc | httpd-exposed | 4.00 | 80.0 | 160.0 | 50% |"} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q:\n%s", want, tab)
+		}
+	}
+	if strings.Contains(tab, "lighttpd") {
+		t.Errorf("table has lighttpd:\n%s", tab)
+	}
+}
