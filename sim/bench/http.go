@@ -392,6 +392,7 @@ func (r *HTTPReport) judge() {
 		r.Checks = append(r.Checks, Check{Name: "20B-10rpc: httpd-exposed Linux system calls per request",
 			Value: x.LinuxSyscallsPerRequest, Target: "<= 0.05", Met: x.LinuxSyscallsPerRequest <= 0.05})
 	}
+	r.lighttpdChecks()
 	if mono, lin := r.row("20B-10rpc", "httpd-monolith"), r.row("20B-10rpc", "httpd-linux"); mono != nil && lin != nil {
 		v := 0.0
 		if lin.ReqPerS > 0 {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,43 @@ func TestSwitchTable(t *testing.T) {
 	}
 	if strings.Contains(tab, "lighttpd") {
 		t.Errorf("table has lighttpd:\n%s", tab)
+	}
+}
+
+// TestLighttpdChecks: the targets against lighttpd are checks, and
+// a missed one with a switch floor gets a note with the CPU a request may
+// take at the target.
+func TestLighttpdChecks(t *testing.T) {
+	r := &HTTPReport{
+		Servers: []HTTPServer{{Name: "httpd-exposed", Kind: sideHost}, {Name: "httpd-message-shm", Kind: sideHost},
+			{Name: "lighttpd", Kind: sideLighttpd}},
+		Rows: []HTTPRow{
+			{Workload: "20B-10rpc", Server: "httpd-exposed", ReqPerS: 5000, SwitchesPerRequest: 4, ServerCPUUSPerRequest: 160},
+			{Workload: "20B-10rpc", Server: "httpd-message-shm", ReqPerS: 5000, SwitchesPerRequest: 30, ServerCPUUSPerRequest: 700},
+			{Workload: "20B-10rpc", Server: "lighttpd", ReqPerS: 20000},
+		},
+		SwitchHop: &SwitchHop{Members: 9, ProcessCPUNS: 20000},
+	}
+	r.setSwitchFloors()
+	r.judge()
+	want := map[string]bool{
+		"20B-10rpc: httpd-exposed req/s / lighttpd req/s":     false, // 0.25 < 0.5
+		"20B-10rpc: httpd-message-shm req/s / lighttpd req/s": true,  // 0.25 >= 0.2
+	}
+	for name, met := range want {
+		i := slices.IndexFunc(r.Checks, func(c Check) bool { return c.Name == name })
+		if i < 0 {
+			t.Fatalf("no check %q in %+v", name, r.Checks)
+		}
+		if c := r.Checks[i]; c.Met != met || c.Value != 0.25 {
+			t.Errorf("%s: met %v value %v, want %v 0.25", name, c.Met, c.Value, met)
+		}
+	}
+	note := strings.Join(r.Notes, "\n")
+	if !strings.Contains(note, "has 100.0 us of CPU a request; this cell's switch floor alone is 80.0 us") {
+		t.Errorf("notes lack the exposed cell's floor against its budget:\n%s", note)
+	}
+	if strings.Contains(note, "httpd-message-shm") {
+		t.Errorf("a met target has a note:\n%s", note)
 	}
 }
