@@ -161,6 +161,15 @@ func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
 					r.Name, r.Mbits/l.Mbits, r.Mbits, l.Mbits))
 			}
 		}
+		if m := bulkRow(rep, "message-shm"); m != nil {
+			// Issue 11's target for the message backend's bulk stream.
+			v := 0.0
+			if l.Mbits > 0 {
+				v = m.Mbits / l.Mbits
+			}
+			rep.Checks = append(rep.Checks, Check{Name: "bulk: message-shm Mbit/s / linux Mbit/s", Value: v,
+				Target: ">= 0.25", Met: l.Mbits > 0 && v >= 0.25})
+		}
 	}
 	if l := connRow(rep, "linux"); l != nil {
 		for _, r := range rep.Conns {

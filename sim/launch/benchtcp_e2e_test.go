@@ -9,7 +9,8 @@ import (
 )
 
 // TestBenchTCP runs `newtsim bench tcp` with small sizes and checks every
-// row was measured and recorded with the machine; it judges no figure.
+// row was measured and recorded with the machine, and that issue 11's bulk
+// check is there; it judges no figure.
 func TestBenchTCP(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tcp.json")
 	out, err := exec.Command(bin, "bench", "tcp", "--json", path, "--reps", "2",
@@ -33,6 +34,10 @@ func TestBenchTCP(t *testing.T) {
 			PerSec float64 `json:"conns_per_s"`
 			Conns  int     `json:"conns"`
 		} `json:"conns"`
+		Checks []struct {
+			Name  string  `json:"name"`
+			Value float64 `json:"value"`
+		} `json:"checks"`
 		CorePlan string `json:"core_plan"`
 		Machine  struct {
 			CPUModel string `json:"cpu_model"`
@@ -63,6 +68,13 @@ func TestBenchTCP(t *testing.T) {
 		if !conns[name] {
 			t.Errorf("no connection row %s in:\n%s", name, b)
 		}
+	}
+	checked := false
+	for _, c := range rep.Checks {
+		checked = checked || c.Name == "bulk: message-shm Mbit/s / linux Mbit/s" && c.Value > 0
+	}
+	if !checked {
+		t.Errorf("no bulk check of message-shm against linux in:\n%s", b)
 	}
 	if rep.Machine.CPUModel == "" {
 		t.Error("machine not recorded")
