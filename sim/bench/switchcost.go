@@ -35,6 +35,18 @@ type SwitchHop struct {
 	ProcessSwitches float64 `json:"process_switches_per_hop"`
 }
 
+// PerSwitchNS is the CPU time of the ring of processes per context switch
+// its members made: the hop's CPU where each hop is one switch, and on a
+// core that other work shares (whose preemptions add switches to the
+// members as they do to the stack's processes) the same measure as a
+// request's switches.
+func (h SwitchHop) PerSwitchNS() float64 {
+	if h.ProcessSwitches <= 0 {
+		return h.ProcessCPUNS
+	}
+	return h.ProcessCPUNS / h.ProcessSwitches
+}
+
 // ringProcs runs a ring of n processes on core and leaves the lead's
 // sample (per hop) in out.
 func ringProcs(out string, core, n int, log *os.File) error {
@@ -127,7 +139,7 @@ func (r *HTTPReport) setSwitchFloors() {
 		if !r.isHost(row.Server) || row.SwitchesPerRequest <= 0 {
 			continue
 		}
-		v := row.SwitchesPerRequest * r.SwitchHop.ProcessCPUNS / 1e3
+		v := row.SwitchesPerRequest * r.SwitchHop.PerSwitchNS() / 1e3
 		row.SwitchFloorUS = &v
 	}
 }
@@ -152,12 +164,12 @@ func (r *HTTPReport) switchTable() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nwhat the split into processes costs on this machine: a hop between processes on CPU %d "+
 		"(a wake-up, a switch and a sleep; a token around a ring of %d processes, measured before the matrix) took "+
-		"%.1f us of CPU (%.1f us of wall time, %.2f switches a hop), between %d threads of one process %.1f us of CPU "+
-		"(%.1f wall): %.1fx. Every context switch of the simulated host's processes is such a hop, so its switches "+
-		"per request times the hop's CPU is what the design's separate processes cost per request here before any "+
-		"of them does its work:\n\n",
-		h.Core, h.Members, h.ProcessCPUNS/1e3, h.ProcessNS/1e3, h.ProcessSwitches, h.Members, h.ThreadCPUNS/1e3,
-		h.ThreadNS/1e3, h.ProcessCPUNS/max(h.ThreadCPUNS, 1))
+		"%.1f us of CPU and %.2f context switches (%.1f us of wall time), %.1f us of CPU a switch; between %d threads "+
+		"of one process %.1f us of CPU (%.1f wall), %.1fx less. Every context switch of the simulated host's processes "+
+		"is such a hop, so its switches per request times the CPU a switch is what the design's separate processes "+
+		"cost per request here before any of them does its work:\n\n",
+		h.Core, h.Members, h.ProcessCPUNS/1e3, h.ProcessSwitches, h.ProcessNS/1e3, h.PerSwitchNS()/1e3, h.Members,
+		h.ThreadCPUNS/1e3, h.ThreadNS/1e3, h.ProcessCPUNS/max(h.ThreadCPUNS, 1))
 	b.WriteString("| workload | server | context switches per request | switch floor us per request | server CPU us per request | floor's share |\n|---|---|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
 		if row.SwitchFloorUS == nil {
@@ -211,7 +223,7 @@ func (r *HTTPReport) lighttpdChecks() {
 		budget := 1e6 / (t.share * ref.ReqPerS)
 		r.Notes = append(r.Notes, fmt.Sprintf("%s on %s: at %g of lighttpd's %.0f req/s, the server side's one core "+
 			"has %.1f us of CPU a request; this cell's switch floor alone is %.1f us (%.2f switches a request x %.1f us "+
-			"a hop between processes), its CPU per request %.1f us", t.workload, t.server, t.share, ref.ReqPerS, budget,
-			*row.SwitchFloorUS, row.SwitchesPerRequest, r.SwitchHop.ProcessCPUNS/1e3, row.ServerCPUUSPerRequest))
+			"of CPU a switch between processes), its CPU per request %.1f us", t.workload, t.server, t.share, ref.ReqPerS,
+			budget, *row.SwitchFloorUS, row.SwitchesPerRequest, r.SwitchHop.PerSwitchNS()/1e3, row.ServerCPUUSPerRequest))
 	}
 }

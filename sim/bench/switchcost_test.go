@@ -87,17 +87,17 @@ func TestSwitchTable(t *testing.T) {
 			{Workload: "20B-10rpc", Server: "httpd-exposed", SwitchesPerRequest: 4, ServerCPUUSPerRequest: 160},
 			{Workload: "20B-10rpc", Server: "lighttpd", SwitchesPerRequest: 0.3, ServerCPUUSPerRequest: 23},
 		},
-		SwitchHop: &SwitchHop{Members: 9, Core: 1, ProcessNS: 30000, ProcessCPUNS: 20000, ThreadNS: 6000, ThreadCPUNS: 5000},
+		SwitchHop: &SwitchHop{Members: 9, Core: 1, ProcessNS: 30000, ProcessCPUNS: 40000, ProcessSwitches: 2, ThreadNS: 6000, ThreadCPUNS: 5000},
 	}
 	r.setSwitchFloors()
 	if f := r.Rows[0].SwitchFloorUS; f == nil || *f != 80 {
-		t.Fatalf("exposed floor %v, want 80 us (4 switches x 20 us)", f)
+		t.Fatalf("exposed floor %v, want 80 us (4 switches x 20 us a switch: 40 us a hop of 2 switches)", f)
 	}
 	if r.Rows[1].SwitchFloorUS != nil {
 		t.Fatalf("lighttpd has a floor: %v", *r.Rows[1].SwitchFloorUS)
 	}
 	tab := r.switchTable()
-	for _, want := range []string{"20.0 us of CPU (30.0 us of wall time", "5.0 us of CPU (6.0 wall): 4.0x", "| 20B-10rpc | httpd-exposed | 4.00 | 80.0 | 160.0 | 50% |"} {
+	for _, want := range []string{"40.0 us of CPU and 2.00 context switches (30.0 us of wall time), 20.0 us of CPU a switch", "5.0 us of CPU (6.0 wall), 8.0x less", "| 20B-10rpc | httpd-exposed | 4.00 | 80.0 | 160.0 | 50% |"} {
 		if !strings.Contains(tab, want) {
 			t.Errorf("table lacks %q:\n%s", want, tab)
 		}
@@ -119,7 +119,7 @@ func TestLighttpdChecks(t *testing.T) {
 			{Workload: "20B-10rpc", Server: "httpd-message-shm", ReqPerS: 5000, SwitchesPerRequest: 30, ServerCPUUSPerRequest: 700},
 			{Workload: "20B-10rpc", Server: "lighttpd", ReqPerS: 20000},
 		},
-		SwitchHop: &SwitchHop{Members: 9, ProcessCPUNS: 20000},
+		SwitchHop: &SwitchHop{Members: 9, ProcessCPUNS: 20000, ProcessSwitches: 1},
 	}
 	r.setSwitchFloors()
 	r.judge()
