@@ -192,8 +192,9 @@ func TestBenchHTTPWritesRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep struct {
-		Machine map[string]any   `json:"machine"`
-		Rows    []map[string]any `json:"rows"`
+		Machine   map[string]any     `json:"machine"`
+		Rows      []map[string]any   `json:"rows"`
+		SwitchHop map[string]float64 `json:"switch_hop"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
@@ -211,12 +212,19 @@ func TestBenchHTTPWritesRow(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{"context_switches_per_request", "core_plan", "errors", "linux_syscalls_per_request", "mean_us",
-		"p50_us", "p99_us", "processes", "req_per_s", "retransmits", "server", "server_cpu_us_per_request", "workload"}
+		"p50_us", "p99_us", "processes", "req_per_s", "retransmits", "server", "server_cpu_us_per_request",
+		"switch_floor_us", "workload"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("row keys %v, want %v", keys, want)
 	}
+	// The ring on the server side's core was measured before the cell.
+	for _, k := range []string{"process_ns", "process_cpu_ns", "thread_ns", "thread_cpu_ns", "process_switches_per_hop"} {
+		if rep.SwitchHop[k] <= 0 {
+			t.Errorf("switch_hop %s = %v, want a positive figure", k, rep.SwitchHop[k])
+		}
+	}
 	// The simulated host's processes each ran and switched.
-	for _, k := range []string{"server_cpu_us_per_request", "context_switches_per_request"} {
+	for _, k := range []string{"server_cpu_us_per_request", "context_switches_per_request", "switch_floor_us"} {
 		if v, ok := row[k].(float64); !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, row[k])
 		}
