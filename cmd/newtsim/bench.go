@@ -85,19 +85,35 @@ func newBenchPeerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.Out, "out", "", "where the measuring side writes its result")
 	cmd.Flags().IntVar(&o.Size, "size", 64, "datagram size (udp modes); bytes or connections (tcp modes); members (ring modes)")
 	cmd.Flags().IntVar(&o.Index, "index", 0, "a ring member's place in its ring (ring-member)")
+	cmd.Flags().IntVar(&o.Search.Trial, "trial", 0, "datagrams in each trial of the throughput search (udp blaster modes; 0: no search)")
+	cmd.Flags().Float64Var(&o.Search.Deliver, "deliver", probe.DefaultDeliver, "the fraction of a trial that must arrive (udp blaster modes)")
+	cmd.Flags().Float64Var(&o.Search.Resolution, "resolution", probe.DefaultResolution, "the search's resolution, a fraction of the rate (udp blaster modes)")
 	return cmd
 }
 
 func newBenchUDPCommand() *cobra.Command {
 	var jsonOut, mdOut, svgOut, cpus string
 	var size int
+	var loss, resolution float64
+	var search probe.Search
 	cmd := &cobra.Command{
 		Use:   "udp",
 		Short: "UDP round trips and streams between two apps: through the multiserver stack (shm and kernel messages), a monolithic host and Linux loopback",
+		Long: `udp measures round trips of a datagram between two applications, then one-way
+streams: each row's unpaced stream (the sender as fast as its socket calls
+return), then its throughput, the highest offered rate at which a paced trial
+stream delivers all but --loss percent of its datagrams (RFC 2544's throughput,
+with a loss tolerance; --loss 0 is its zero loss), found by a search down from
+the unpaced stream's rate.`,
 		Example: `  sudo newtsim bench udp
+  sudo newtsim bench udp --loss 0 --trial 5000
   sudo newtsim bench udp --size 1024 --json results/udp.json --md results/udp.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if loss < 0 || loss >= 100 || resolution <= 0 || search.Trial <= 0 {
+				return fmt.Errorf("--loss must be in [0, 100), --resolution and --trial positive")
+			}
+			search.Deliver, search.Resolution = 1-loss/100, resolution/100
 			ctx, stop, cs, command, err := benchStart(cpus)
 			if err != nil {
 				return err
@@ -105,7 +121,7 @@ func newBenchUDPCommand() *cobra.Command {
 			defer stop()
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "bench udp: measuring")
-			rep, err := bench.UDP(ctx, bench.UDPOptions{CPUs: cs, Progress: out, Size: size, Command: command})
+			rep, err := bench.UDP(ctx, bench.UDPOptions{CPUs: cs, Progress: out, Size: size, Command: command, Search: search})
 			if err != nil {
 				return err
 			}
@@ -116,6 +132,9 @@ func newBenchUDPCommand() *cobra.Command {
 	svgFlag(cmd.Flags(), &svgOut)
 	cmd.Flags().StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
 	cmd.Flags().IntVar(&size, "size", 64, "datagram size in bytes")
+	cmd.Flags().Float64Var(&loss, "loss", 100*(1-probe.DefaultDeliver), "the loss, in percent of a trial's datagrams, the throughput search tolerates (0: RFC 2544's zero loss)")
+	cmd.Flags().IntVar(&search.Trial, "trial", probe.DefaultTrial, "datagrams in each trial stream of the throughput search")
+	cmd.Flags().Float64Var(&resolution, "resolution", 100*probe.DefaultResolution, "the search's resolution, in percent of the rate")
 	return cmd
 }
 

@@ -54,17 +54,57 @@ type Report struct {
 	Notes    []string     `json:"notes,omitempty"`
 }
 
-// StreamRow is one measured one-way stream.
+// StreamRow is one measured one-way stream: its embedded StreamResult is
+// the unpaced stream (sent, received, datagrams_per_s as before the
+// search was added), and Throughput the search that followed it.
 type StreamRow struct {
 	Name string `json:"name"`
 	probe.StreamResult
-	Placement string `json:"placement"`
+	Throughput *probe.Throughput `json:"throughput,omitempty"`
+	Placement  string            `json:"placement"`
 	// Drops are the simulated host's drop counters that moved over the
 	// stream ("PROCESS REASON" -> count, as Drops names them), for the rows
 	// through the multiserver stack: where the datagrams the sink did not
 	// get were lost (udp-queue-full: the sink's receive queue, as Linux
 	// drops).
 	Drops map[string]float64 `json:"drops,omitempty"`
+	// SearchDrops are what the drop counters gained over the throughput
+	// search's trials, after Drops were read.
+	SearchDrops map[string]float64 `json:"search_drops,omitempty"`
+}
+
+// writeThroughput writes the streams' throughput searches as a table.
+func writeThroughput(b *strings.Builder, rows []StreamRow) {
+	var linux float64
+	for _, s := range rows {
+		if s.Name == "linux" && s.Throughput != nil {
+			linux = s.Throughput.Rate
+		}
+	}
+	header := false
+	for _, s := range rows {
+		t := s.Throughput
+		if t == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(b, "\n| stream, throughput (%.4g%% delivered) | datagrams per second | payload Mbit/s | of Linux's | delivered there | ceiling, floor per second | trials | seconds |\n|---|---:|---:|---:|---|---|---:|---:|\n", 100*t.Deliver)
+			header = true
+		}
+		of := "-"
+		if linux > 0 {
+			of = fmt.Sprintf("%.3f", t.Rate/linux)
+		}
+		rate := fmt.Sprintf("%.0f", t.Rate)
+		switch {
+		case t.Unpaced:
+			rate = "≥ " + rate + " (unpaced)"
+		case t.Rate == 0:
+			rate = fmt.Sprintf("< %.0f (floor)", t.Floor)
+		}
+		fmt.Fprintf(b, "| %s | %s | %.2f | %s | %d of %d | %.0f, %.0f | %d | %.1f |\n", s.Name, rate, t.Mbits, of,
+			t.At.Received, t.At.Sent, t.Ceiling, t.Floor, len(t.Trials), t.Seconds)
+	}
 }
 
 // Row returns the named row, or nil.
@@ -324,7 +364,9 @@ func startPeerOn(cores []int, log *os.File, files []*os.File, p probe.PeerOption
 		return nil, err
 	}
 	args := []string{"bench", "peer", "--mode", p.Mode, "--out", p.Out, "--file", p.File, "--size", strconv.Itoa(p.Size),
-		"--index", strconv.Itoa(p.Index)}
+		"--index", strconv.Itoa(p.Index),
+		"--trial", strconv.Itoa(p.Search.Trial), "--deliver", strconv.FormatFloat(p.Search.Deliver, 'g', -1, 64),
+		"--resolution", strconv.FormatFloat(p.Search.Resolution, 'g', -1, 64)}
 	return spawn.Start(spawn.Spec{Path: exe, Args: args, Cores: cores, Files: files, Stdout: log, Stderr: log})
 }
 
@@ -418,10 +460,11 @@ func (r *Report) Table() string {
 		}
 	}
 	if len(r.Streams) > 0 {
-		b.WriteString("\n| stream | datagrams per second | received of sent | seconds | placement |\n|---|---:|---|---:|---|\n")
+		b.WriteString("\n| stream, unpaced | datagrams per second | received of sent | offered per second | seconds | placement |\n|---|---:|---|---:|---:|---|\n")
 		for _, s := range r.Streams {
-			fmt.Fprintf(&b, "| %s | %.0f | %d of %d | %.3f | %s |\n", s.Name, s.PerSec, s.Received, s.Sent, s.Seconds, s.Placement)
+			fmt.Fprintf(&b, "| %s | %.0f | %d of %d | %.0f | %.3f | %s |\n", s.Name, s.PerSec, s.Received, s.Sent, s.Offered, s.Seconds, s.Placement)
 		}
+		writeThroughput(&b, r.Streams)
 	}
 	b.WriteString("\n")
 	for _, row := range r.Rows {

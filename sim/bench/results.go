@@ -16,9 +16,17 @@ func readResult(path string, timeout time.Duration, failed <-chan error) (probe.
 	return r, err
 }
 
-// readStream waits for a UDP sink's result file.
+// readStream waits for a UDP stream's count (a blaster's unpaced stream,
+// written before its search).
 func readStream(path string, timeout time.Duration) (probe.StreamResult, error) {
 	var r probe.StreamResult
+	err := awaitJSON(path, timeout, nil, &r)
+	return r, err
+}
+
+// readStreamReport waits for a UDP blaster's report.
+func readStreamReport(path string, timeout time.Duration) (probe.StreamReport, error) {
+	var r probe.StreamReport
 	err := awaitJSON(path, timeout, nil, &r)
 	return r, err
 }

@@ -23,6 +23,10 @@ type UDPOptions struct {
 	Log      *os.File  // the processes' logs; nil: discarded
 	Command  string    // recorded in the report
 	Size     int       // datagram size; 0: 64 bytes
+	// Search is the streams' throughput search: Trial 0 takes
+	// probe.DefaultTrial, Deliver 0 probe.DefaultDeliver (1 is RFC 2544's
+	// zero loss), Resolution 0 probe.DefaultResolution.
+	Search probe.Search
 }
 
 // UDP runs `newtsim bench udp`: round trips of a datagram between two
@@ -41,6 +45,10 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	if o.Size == 0 {
 		o.Size = 64
 	}
+	if o.Search.Trial == 0 {
+		o.Search.Trial = probe.DefaultTrial
+	}
+	o.Search = o.Search.Defaults()
 	a, b := cpus[0], cpus[1]
 	dir, err := os.MkdirTemp("", "newtsim-bench-")
 	if err != nil {
@@ -109,72 +117,165 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 	if err := udpStreams(ctx, rep, dir, cpus, o); err != nil {
 		return nil, err
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("streams: %d datagrams of %d B sent as fast as the sender's socket calls allow, then an end-of-stream datagram "+
-		"repeated until the sink answers it; rate from the sink's first to last datagram; what the sink's receive queue could not hold "+
-		"(256 datagrams or 212992 bytes, as Linux's default receive buffer holds 256 such datagrams) is lost and shows as received < sent",
-		probe.StreamCount, o.Size))
+	rep.Notes = append(rep.Notes, streamNotes(rep.Streams, o)...)
 	return rep, nil
 }
 
-// udpStreams measures a one-way stream through the stack on each transport
-// and through Linux.
+// streamNotes describe the streams and give each row's throughput as a
+// fraction of Linux's.
+func streamNotes(rows []StreamRow, o UDPOptions) []string {
+	s := o.Search
+	notes := []string{fmt.Sprintf("streams, unpaced: %d datagrams of %d B sent as fast as the sender's socket calls return, then an end-of-stream datagram "+
+		"repeated until the sink answers it with its count; offered is the sender's rate, datagrams per second the sink's, first to last datagram; what the sink's receive queue could not hold "+
+		"(256 datagrams or 212992 bytes, as Linux's default receive buffer holds 256 such datagrams) is lost and shows as received < sent",
+		probe.StreamCount, o.Size),
+		fmt.Sprintf("streams, throughput: the highest offered rate at which a trial stream of %d datagrams, paced evenly, delivered at least %.4g%% of them intact "+
+			"(RFC 2544's throughput with a loss tolerance of %.4g%%): halving from the unpaced stream's offered rate (a rate that lost more) to a pass, "+
+			"then bisecting until the lowest rate that failed is within %.4g%% of the highest that passed; the floor is 1/%d of the unpaced rate (0: none passed there). "+
+			"The sink's queue hides a shortfall: a trial of %d passes if the sink kept up with %.0f%% of the offered rate, the rest held in its 256 places or lost within the tolerance",
+			s.Trial, 100*s.Deliver, 100*(1-s.Deliver), 100*s.Resolution, probe.FloorDivisor,
+			s.Trial, 100*(1-(256+(1-s.Deliver)*float64(s.Trial))/float64(s.Trial)))}
+	var linux *probe.Throughput
+	for _, r := range rows {
+		if r.Name == "linux" {
+			linux = r.Throughput
+		}
+	}
+	for _, r := range rows {
+		t := r.Throughput
+		if t == nil {
+			continue
+		}
+		note := fmt.Sprintf("stream %s: throughput %s", r.Name, formatThroughput(*t))
+		if linux != nil && r.Name != "linux" && linux.Rate > 0 {
+			note += fmt.Sprintf("; %.3f of Linux's", t.Rate/linux.Rate)
+		}
+		notes = append(notes, note)
+	}
+	return notes
+}
+
+// formatThroughput says what a search found.
+func formatThroughput(t probe.Throughput) string {
+	switch {
+	case t.Unpaced:
+		return fmt.Sprintf("at least the unpaced rate, %.0f datagrams/s (%.2f Mbit/s of payload): the unpaced stream delivered %d of %d", t.Rate, t.Mbits, t.At.Received, t.At.Sent)
+	case t.Rate == 0:
+		return fmt.Sprintf("below the floor, %.0f datagrams/s: no trial delivered enough (%d trials)", t.Floor, len(t.Trials))
+	}
+	return fmt.Sprintf("%.0f datagrams/s (%.2f Mbit/s of payload), %d of %d delivered there; %d trials in %.1f s", t.Rate, t.Mbits, t.At.Received, t.At.Sent, len(t.Trials), t.Seconds)
+}
+
+// udpStreams measures a one-way stream and its throughput through the
+// stack on each transport, through a monolithic host and through Linux.
 func udpStreams(ctx context.Context, rep *Report, dir string, cpus []int, o UDPOptions) error {
 	a, b := cpus[0], cpus[1]
-	count, size := strconv.Itoa(probe.StreamCount), strconv.Itoa(o.Size)
 	for _, tr := range []topology.Transport{topology.Shm, topology.Kernel} {
 		out := filepath.Join(dir, "stream-"+string(tr)+".json")
+		hold := filepath.Join(dir, "stream-"+string(tr)+"-unpaced.json")
 		t := topology.Default()
 		t.Name, t.Transport = "bench-udp-stream", tr
 		t.Processes = append(t.Processes,
-			topology.Process{Name: "sink", Role: "udpsink", Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--out", out}},
+			topology.Process{Name: "sink", Role: "udpsink", Args: []string{"--target", "127.0.0.1:9000"}},
 			topology.Process{Name: "blaster", Role: "udpblast", Cores: []int{a},
-				Args: []string{"--target", "127.0.0.1:9000", "--count", count, "--size", size}})
+				Args: append([]string{"--target", "127.0.0.1:9000", "--out", out, "--hold", hold}, blastArgs(o)...)})
 		t.Links = append(t.Links, topology.Link{A: "sink", B: "syscall"}, topology.Link{A: "blaster", B: "syscall"})
 		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
 		if err != nil {
 			return fmt.Errorf("bench udp: stream %s: %w", tr, err)
 		}
-		res, err := readStream(out, 120*time.Second)
-		plan := h.Plan.Summary()
-		drops := runDrops(h.Status)
+		row, err := stackStream(h, out, hold)
 		h.Stop()
 		if err != nil {
 			return fmt.Errorf("bench udp: stream %s: %w", tr, err)
 		}
-		row := StreamRow{Name: "message-" + string(tr), StreamResult: res, Placement: plan, Drops: drops}
+		row.Name = "message-" + string(tr)
 		rep.Streams = append(rep.Streams, row)
-		rep.Notes = append(rep.Notes, fmt.Sprintf("stream %s: dropped on the simulated host: %s", row.Name, formatDrops(drops)))
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d; dropped: %s)\n", tr, res.PerSec, res.Received, res.Sent, formatDrops(drops))
-		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("stream %s: dropped on the simulated host: %s; over the search's trials: %s",
+			row.Name, formatDrops(row.Drops), formatDrops(row.SearchDrops)))
+		streamProgress(o.Progress, row)
 	}
 	out := filepath.Join(dir, "stream-monolith.json")
 	if err := monolithUDP("udp-stream-monolith", out, a, b, o); err != nil {
 		return fmt.Errorf("bench udp: monolith stream: %w", err)
 	}
-	res, err := readStream(out, 5*time.Second)
+	res, err := readStreamReport(out, 5*time.Second)
 	if err != nil {
 		return fmt.Errorf("bench udp: monolith stream: %w", err)
 	}
-	rep.Streams = append(rep.Streams, StreamRow{Name: "monolith", StreamResult: res, Placement: monolithPlacement(a, b)})
-	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "monolith", res.PerSec, res.Received, res.Sent)
-	}
+	row := StreamRow{Name: "monolith", StreamResult: res.StreamResult, Throughput: res.Throughput, Placement: monolithPlacement(a, b)}
+	rep.Streams = append(rep.Streams, row)
+	streamProgress(o.Progress, row)
 	res, err = linuxStream(dir, a, b, o)
 	if err != nil {
 		return fmt.Errorf("bench udp: linux stream: %w", err)
 	}
-	rep.Streams = append(rep.Streams, StreamRow{Name: "linux", StreamResult: res, Placement: fmt.Sprintf("blaster=%d sink=%d", a, b)})
-	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "  stream %-9s %10.0f datagrams/s (%d of %d)\n", "linux", res.PerSec, res.Received, res.Sent)
-	}
+	row = StreamRow{Name: "linux", StreamResult: res.StreamResult, Throughput: res.Throughput, Placement: fmt.Sprintf("blaster=%d sink=%d", a, b)}
+	rep.Streams = append(rep.Streams, row)
+	streamProgress(o.Progress, row)
 	return nil
+}
+
+// stackStream reads a stream row through the simulated host h: the
+// blaster's unpaced stream from hold, the drop counters then, and, once
+// hold is removed and the search has run, the report from out and what
+// the counters gained over the search.
+func stackStream(h *launch.Handle, out, hold string) (StreamRow, error) {
+	row := StreamRow{Placement: h.Plan.Summary()}
+	u, err := readStream(hold, 120*time.Second)
+	if err != nil {
+		return row, err
+	}
+	row.Drops = runDrops(h.Status)
+	if err := os.Remove(hold); err != nil {
+		return row, err
+	}
+	res, err := readStreamReport(out, searchFor)
+	if err != nil {
+		return row, err
+	}
+	if res.StreamResult != u {
+		return row, fmt.Errorf("the blaster's unpaced stream changed after it held: %+v, then %+v", u, res.StreamResult)
+	}
+	row.StreamResult, row.Throughput = res.StreamResult, res.Throughput
+	row.SearchDrops = map[string]float64{}
+	for k, n := range runDrops(h.Status) {
+		if d := n - row.Drops[k]; d != 0 {
+			row.SearchDrops[k] = d
+		}
+	}
+	return row, nil
+}
+
+// searchFor is how long bench udp waits for a throughput search.
+const searchFor = 10 * time.Minute
+
+// blastArgs are a blaster role's stream and search arguments.
+func blastArgs(o UDPOptions) []string {
+	return []string{"--count", strconv.Itoa(probe.StreamCount), "--size", strconv.Itoa(o.Size),
+		"--trial", strconv.Itoa(o.Search.Trial), "--deliver", strconv.FormatFloat(o.Search.Deliver, 'g', -1, 64),
+		"--resolution", strconv.FormatFloat(o.Search.Resolution, 'g', -1, 64)}
+}
+
+// streamProgress prints a stream row's line.
+func streamProgress(w io.Writer, r StreamRow) {
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, "  stream %-14s unpaced: %d of %d, offered %.0f/s, received %.0f/s", r.Name, r.Received, r.Sent, r.Offered, r.PerSec)
+	if r.Drops != nil {
+		fmt.Fprintf(w, " (dropped: %s)", formatDrops(r.Drops))
+	}
+	fmt.Fprintln(w)
+	if r.Throughput != nil {
+		fmt.Fprintf(w, "  %-21s throughput %s\n", "", formatThroughput(*r.Throughput))
+	}
 }
 
 // monolithUDP runs a monolith mode of bench peer (both sides in one
 // process, on a monolithic host) on CPUs a and b, its result in out.
 func monolithUDP(mode, out string, a, b int, o UDPOptions) error {
-	cmd, err := startPeerOn([]int{a, b}, o.Log, nil, probe.PeerOptions{Mode: mode, Out: out, Size: o.Size})
+	cmd, err := startPeerOn([]int{a, b}, o.Log, nil, probe.PeerOptions{Mode: mode, Out: out, Size: o.Size, Search: o.Search})
 	if err != nil {
 		return err
 	}
@@ -191,15 +292,15 @@ func monolithPlacement(a, b int) string {
 
 // linuxStream runs the same sink and blaster on Linux sockets, the blaster
 // pinned to bc and the sink to sc.
-func linuxStream(dir string, bc, sc int, o UDPOptions) (probe.StreamResult, error) {
+func linuxStream(dir string, bc, sc int, o UDPOptions) (probe.StreamReport, error) {
 	out := filepath.Join(dir, "stream-linux.json")
 	err := peerPair(sc, bc, o.Log, socket.SOCK_DGRAM, 0,
-		probe.PeerOptions{Mode: "udp-sink-linux", Out: out},
-		probe.PeerOptions{Mode: "udp-blast-linux", Size: o.Size})
+		probe.PeerOptions{Mode: "udp-sink-linux"},
+		probe.PeerOptions{Mode: "udp-blast-linux", Size: o.Size, Out: out, Search: o.Search})
 	if err != nil {
-		return probe.StreamResult{}, err
+		return probe.StreamReport{}, err
 	}
-	return readStream(out, 5*time.Second)
+	return readStreamReport(out, 5*time.Second)
 }
 
 // linuxUDP runs the echo program and the client on Linux sockets, each in

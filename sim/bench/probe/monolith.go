@@ -42,9 +42,11 @@ func monolith() (*host.Host, func(), error) {
 
 // monolithPeer runs a monolith mode of PeerMain: tcp-bulk-monolith (a
 // source sends size bytes to a sink, which checks them), udp-stream-monolith
-// (a blaster sends StreamCount datagrams of size bytes to a sink) or
-// udp-ping-monolith (round trips of size bytes to the echo program).
-func monolithPeer(mode, out string, size int) error {
+// (a blaster sends StreamCount datagrams of size bytes to a sink, then
+// searches for its throughput) or udp-ping-monolith (round trips of size
+// bytes to the echo program).
+func monolithPeer(o PeerOptions) error {
+	mode, out, size := o.Mode, o.Out, o.Size
 	h, stop, err := monolith()
 	if err != nil {
 		return err
@@ -58,7 +60,7 @@ func monolithPeer(mode, out string, size int) error {
 		}
 		return writeJSON(out, r)
 	case "udp-stream-monolith":
-		r, err := monolithStream(h, size)
+		r, err := monolithStream(h, StreamOptions{Count: StreamCount, Size: size, Search: o.Search})
 		if err != nil {
 			return err
 		}
@@ -102,37 +104,29 @@ func monolithBulk(h *host.Host, size int64) (TCPStreamResult, error) {
 	return res.r, res.err
 }
 
-// monolithStream sends a stream of datagrams from a blaster to a sink
-// over the host's loopback.
-func monolithStream(h *host.Host, size int) (StreamResult, error) {
+// monolithStream runs a blaster's streams to a sink over the host's
+// loopback.
+func monolithStream(h *host.Host, o StreamOptions) (StreamReport, error) {
 	sink := h.API()
 	fd, err := sink.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
-		return StreamResult{}, err
+		return StreamReport{}, err
 	}
 	defer sink.Close(fd)
 	if err := sink.Bind(fd, netip.AddrPortFrom(loopback, 0)); err != nil {
-		return StreamResult{}, err
+		return StreamReport{}, err
 	}
 	addr, err := sink.LocalAddr(fd)
 	if err != nil {
-		return StreamResult{}, err
+		return StreamReport{}, err
 	}
-	type result struct {
-		r   StreamResult
-		err error
+	got := make(chan error, 1)
+	go func() { got <- sinkOn(sink, fd) }()
+	r, err := Blast(h.API(), addr, o)
+	if err != nil {
+		return r, err // the sink gives up after streamIdle, or ends with the process
 	}
-	got := make(chan result, 1)
-	go func() {
-		r, err := sinkOn(sink, fd, StreamCount)
-		got <- result{r, err}
-	}()
-	berr := Blast(h.API(), addr, StreamCount, size)
-	res := <-got
-	if res.err == nil && berr != nil {
-		res.err = berr
-	}
-	return res.r, res.err
+	return r, <-got
 }
 
 // monolithPing measures round trips to the echo program over the host's

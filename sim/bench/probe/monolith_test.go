@@ -20,12 +20,15 @@ func TestMonolithRows(t *testing.T) {
 	if err := r.Verify(size); err != nil || r.Mbits <= 0 {
 		t.Errorf("bulk: %+v: %v", r, err)
 	}
-	s, err := monolithStream(h, 64)
+	s, err := monolithStream(h, StreamOptions{Count: StreamCount, Size: 64, Search: Search{Trial: 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Sent != StreamCount || s.Received <= 0 || s.Received > s.Sent || s.Corrupt != 0 {
+	if s.Sent != StreamCount || s.Received <= 0 || s.Received > s.Sent || s.Corrupt != 0 || s.Throughput == nil {
 		t.Errorf("stream: %+v", s)
+	}
+	if th := s.Throughput; th != nil && (th.Rate > th.Ceiling || th.At.Received > th.At.Sent) {
+		t.Errorf("throughput: %+v", th)
 	}
 	if testing.Short() {
 		return

@@ -22,13 +22,17 @@ type PeerOptions struct {
 	// Index is a ring member's place in its ring (ring-member; the lead
 	// is 0).
 	Index int
+	// Search is the throughput search of the udp stream modes (the
+	// blaster's side: udp-blast-linux, udp-stream-monolith).
+	Search Search
 }
 
 // PeerMain runs a measuring process started by `newtsim bench`: `newtsim
 // bench peer`. Modes: shm-local sends to its own inbox (created at path);
 // pipe-ping and pipe-pong use the pipes at fds 3 (read) and 4 (write);
 // udp-echo-linux and udp-ping-linux are bench udp's Linux row,
-// udp-sink-linux and udp-blast-linux its Linux stream; tcp-sink-linux and
+// udp-sink-linux and udp-blast-linux its Linux stream (the blaster writes
+// the StreamReport); tcp-sink-linux and
 // tcp-source-linux (Size bytes) are bench tcp's Linux bulk row,
 // tcp-accept-linux and tcp-connect-linux (Size connections) its connection
 // row; tcp-bulk-monolith, udp-stream-monolith and udp-ping-monolith run
@@ -43,11 +47,11 @@ func PeerMain(o PeerOptions) error {
 	mode, path, out := o.Mode, o.File, o.Out
 	switch mode {
 	case "udp-echo-linux", "udp-ping-linux", "udp-sink-linux", "udp-blast-linux":
-		return udpPeer(mode, path, out, o.Size)
+		return udpPeer(o)
 	case "tcp-sink-linux", "tcp-source-linux", "tcp-accept-linux", "tcp-connect-linux":
 		return tcpPeer(mode, path, out, o.Size)
 	case "tcp-bulk-monolith", "udp-stream-monolith", "udp-ping-monolith":
-		return monolithPeer(mode, out, o.Size)
+		return monolithPeer(o)
 	case "shm-local":
 		return shmLocal(path, out)
 	case "ring-lead":
@@ -139,16 +143,13 @@ const peerSocket socket.FD = 3
 // udpPeer runs the Linux side of bench udp for PeerMain: the echo program
 // and the sink on the bound socket at peerSocket, the client and the
 // blaster sending to target.
-func udpPeer(mode, target, out string, size int) error {
+func udpPeer(o PeerOptions) error {
+	mode, target, out, size := o.Mode, o.File, o.Out, o.Size
 	switch mode {
 	case "udp-echo-linux":
 		return udpecho.Echo(socket.Linux{}, peerSocket)
 	case "udp-sink-linux":
-		r, err := sinkOn(socket.Linux{}, peerSocket, StreamCount)
-		if err != nil {
-			return err
-		}
-		return writeJSON(out, r)
+		return sinkOn(socket.Linux{}, peerSocket)
 	}
 	ap, err := netip.ParseAddrPort(target)
 	if err != nil {
@@ -162,7 +163,11 @@ func udpPeer(mode, target, out string, size int) error {
 		}
 		return writeSample(out, s)
 	case "udp-blast-linux":
-		return Blast(socket.Linux{}, ap, StreamCount, size)
+		r, err := Blast(socket.Linux{}, ap, StreamOptions{Count: StreamCount, Size: size, Search: o.Search})
+		if err != nil {
+			return err
+		}
+		return writeJSON(out, r)
 	}
 	return fmt.Errorf("bench: unknown mode %q", mode)
 }

@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,28 +42,22 @@ func TestStreamOutlastsStall(t *testing.T) {
 	const count, size = 200, 64
 	api := stallingAPI{stallAt: 50, stall: 1500 * time.Millisecond}
 	fd, addr := boundUDP(t, api)
-	type result struct {
-		r   StreamResult
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		r, err := sinkOn(api, fd, count)
-		got <- result{r, err}
-	}()
-	if err := Blast(api, addr, count, size); err != nil {
+	got := make(chan error, 1)
+	go func() { got <- sinkOn(api, fd) }()
+	r, err := Blast(api, addr, StreamOptions{Count: count, Size: size})
+	if err != nil {
 		t.Fatalf("blast: %v", err)
 	}
+	if r.Received != count || r.Sent != count || r.Corrupt != 0 || r.Throughput != nil {
+		t.Fatalf("%+v: want all %d received, and no search", r, count)
+	}
+	if r.Seconds < api.stall.Seconds() {
+		t.Errorf("the stream took %.3f s at the sink, less than the %v stall in it", r.Seconds, api.stall)
+	}
 	select {
-	case res := <-got:
-		if res.err != nil {
-			t.Fatalf("sink: %v", res.err)
-		}
-		if res.r.Received != count || res.r.Sent != count || res.r.Corrupt != 0 {
-			t.Fatalf("sink: %d of %d received (%d corrupt), want all %d", res.r.Received, res.r.Sent, res.r.Corrupt, count)
-		}
-		if res.r.Seconds < api.stall.Seconds() {
-			t.Errorf("sink: the stream took %.3f s, less than the %v stall in it", res.r.Seconds, api.stall)
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("sink: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the sink did not stop at the end of the stream")
@@ -70,7 +65,7 @@ func TestStreamOutlastsStall(t *testing.T) {
 }
 
 // A sink whose blaster died mid-stream stops after idle with nothing and
-// counts the rest lost.
+// says so.
 func TestStreamSinkGivesUp(t *testing.T) {
 	api := socket.Linux{}
 	fd, addr := boundUDP(t, api)
@@ -84,12 +79,85 @@ func TestStreamSinkGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := sinkIdle(api, fd, 100, 200*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
+	err = sinkIdle(api, fd, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "10 datagrams into a stream") {
+		t.Fatalf("got %v, want the sink to give up 10 datagrams into the stream", err)
 	}
-	if r.Received != 10 || r.Sent != 100 {
-		t.Fatalf("got %d of %d, want 10 of 100", r.Received, r.Sent)
+}
+
+// searchAPI is Linux's sockets with a stream's datagrams dropped by a
+// script: the unpaced stream (the first) loses every other datagram, the
+// first trial loses none and every later trial loses one in ten; and
+// every end of a stream is sent twice, so the sink answers each twice and
+// the blaster finds the last stream's second answer waiting when it ends
+// the next.
+type searchAPI struct {
+	socket.Linux
+	stream *int // the streams ended so far: the last end's number
+}
+
+func (a searchAPI) Send(fd socket.FD, b []byte, flags int) (int, error) {
+	switch {
+	case bytes.HasPrefix(b, bye):
+		id, _, _, err := parseBye(b)
+		if err != nil {
+			return 0, err
+		}
+		*a.stream = id
+		a.Linux.Send(fd, b, flags)
+	case bytes.HasPrefix(b, hello):
+	case *a.stream == 0 && payloadSeq(b)%2 == 1, *a.stream > 1 && payloadSeq(b)%10 == 0:
+		return len(b), nil
+	}
+	return a.Linux.Send(fd, b, flags)
+}
+
+// The throughput search over real sockets: the sink counts each trial
+// apart (a duplicated end of a stream is answered with the same count,
+// and not taken for the end of the next), the blaster reads each count
+// from the sink's answer, and the search climbs from its one passing
+// trial at half the unpaced rate to within the resolution of it.
+func TestStreamSearch(t *testing.T) {
+	const count, trial, size = 200, 100, 64
+	var n int
+	api := searchAPI{stream: new(int)}
+	fd, addr := boundUDP(t, socket.Linux{})
+	got := make(chan error, 1)
+	go func() { got <- sinkOn(socket.Linux{}, fd) }()
+	var held StreamResult
+	r, err := Blast(api, addr, StreamOptions{Count: count, Size: size, Search: Search{Trial: trial},
+		Hold: func(u StreamResult) error { held, n = u, *api.stream; return nil }})
+	if err != nil {
+		t.Fatalf("blast: %v", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("sink: %v", err)
+	}
+	if r.Sent != count || r.Received != count/2 || held != r.StreamResult || n != 1 {
+		t.Errorf("unpaced: %+v (held %+v after %d streams), want %d of %d, held after the first", r.StreamResult, held, n, count/2, count)
+	}
+	th := r.Throughput
+	if th == nil {
+		t.Fatal("no search")
+	}
+	want := []bool{true, false, false, false, false} // half the ceiling, then 4 bisections to within 5%
+	if len(th.Trials) != len(want) {
+		t.Fatalf("%d trials, want %d: %+v", len(th.Trials), len(want), th.Trials)
+	}
+	for i, tr := range th.Trials {
+		wantRecv := trial - trial/10
+		if i == 0 {
+			wantRecv = trial
+		}
+		if tr.Pass != want[i] || tr.Sent != trial || tr.Received != wantRecv || tr.Offered <= 0 {
+			t.Errorf("trial %d: %+v, want %d of %d, pass %v", i, tr, wantRecv, trial, want[i])
+		}
+	}
+	if th.Ceiling != r.Offered || th.Rate != th.Ceiling/2 || th.At != th.Trials[0].StreamResult || th.Unpaced {
+		t.Errorf("search: %+v, want the rate half the ceiling %.0f, at the first trial", th, r.Offered)
+	}
+	if th.Mbits != th.Rate*size*8/1e6 {
+		t.Errorf("%.3f Mbit/s at %.0f datagrams of %d B per second", th.Mbits, th.Rate, size)
 	}
 }
 
