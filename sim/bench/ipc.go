@@ -88,7 +88,7 @@ func writeThroughput(b *strings.Builder, rows []StreamRow) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(b, "\n| stream, throughput (%.4g%% delivered) | datagrams per second | payload Mbit/s | of Linux's | delivered there | ceiling, floor per second | trials | seconds |\n|---|---:|---:|---:|---|---|---:|---:|\n", 100*t.Deliver)
+			fmt.Fprintf(b, "\n| stream, throughput (%.4g%% delivered) | datagrams per second offered | pacer's target | payload Mbit/s | of Linux's | delivered there | ceiling, floor per second | trials | seconds |\n|---|---:|---:|---:|---:|---|---|---:|---:|\n", 100*t.Deliver)
 			header = true
 		}
 		of := "-"
@@ -102,7 +102,11 @@ func writeThroughput(b *strings.Builder, rows []StreamRow) {
 		case t.Rate == 0:
 			rate = fmt.Sprintf("< %.0f (floor)", t.Floor)
 		}
-		fmt.Fprintf(b, "| %s | %s | %.2f | %s | %d of %d | %.0f, %.0f | %d | %.1f |\n", s.Name, rate, t.Mbits, of,
+		target := "-"
+		if t.Target > 0 {
+			target = fmt.Sprintf("%.0f", t.Target)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %.2f | %s | %d of %d | %.0f, %.0f | %d | %.1f |\n", s.Name, rate, target, t.Mbits, of,
 			t.At.Received, t.At.Sent, t.Ceiling, t.Floor, len(t.Trials), t.Seconds)
 	}
 }

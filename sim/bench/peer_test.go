@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 		fs.StringVar(&o.Out, "out", "", "")
 		fs.IntVar(&o.Size, "size", 64, "")
 		fs.IntVar(&o.Index, "index", 0, "")
+		fs.IntVar(&o.Search.Trial, "trial", 0, "")
+		fs.Float64Var(&o.Search.Deliver, "deliver", 0, "")
+		fs.Float64Var(&o.Search.Resolution, "resolution", 0, "")
 		fs.Parse(os.Args[3:])
 		if err := probe.PeerMain(o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench peer:", err)
@@ -118,7 +121,7 @@ func TestLinuxRowsBesideBusyPorts(t *testing.T) {
 		t.Errorf("connections: %+v", conns)
 	}
 
-	uo := UDPOptions{Log: log, Size: 64}
+	uo := UDPOptions{Log: log, Size: 64, Search: probe.Search{Trial: 1000}}
 	out := filepath.Join(dir, "udp-linux.json")
 	if err := linuxUDP(out, a, b, uo); err != nil {
 		t.Fatalf("udp round trips: %v", err)
@@ -130,7 +133,7 @@ func TestLinuxRowsBesideBusyPorts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("udp stream: %v", err)
 	}
-	if s.Received < 2 || s.PerSec <= 0 {
+	if s.Received < 2 || s.PerSec <= 0 || s.Throughput == nil {
 		t.Errorf("udp stream: %+v", s)
 	}
 }

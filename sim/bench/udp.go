@@ -130,7 +130,7 @@ func streamNotes(rows []StreamRow, o UDPOptions) []string {
 		"(256 datagrams or 212992 bytes, as Linux's default receive buffer holds 256 such datagrams) is lost and shows as received < sent",
 		probe.StreamCount, o.Size),
 		fmt.Sprintf("streams, throughput: the highest offered rate at which a trial stream of %d datagrams, paced evenly, delivered at least %.4g%% of them intact "+
-			"(RFC 2544's throughput with a loss tolerance of %.4g%%): halving from the unpaced stream's offered rate (a rate that lost more) to a pass, "+
+			"(RFC 2544's throughput with a loss tolerance of %.4g%%), the rate as the sender achieved it (about the pacer's target, or less where the sender fell behind): the targets halve from the unpaced stream's offered rate (a rate that lost more) to a pass, "+
 			"then bisecting until the lowest rate that failed is within %.4g%% of the highest that passed; the floor is 1/%d of the unpaced rate (0: none passed there). "+
 			"The sink's queue hides a shortfall: a trial of %d passes if the sink kept up with %.0f%% of the offered rate, the rest held in its 256 places or lost within the tolerance",
 			s.Trial, 100*s.Deliver, 100*(1-s.Deliver), 100*s.Resolution, probe.FloorDivisor,
@@ -163,7 +163,8 @@ func formatThroughput(t probe.Throughput) string {
 	case t.Rate == 0:
 		return fmt.Sprintf("below the floor, %.0f datagrams/s: no trial delivered enough (%d trials)", t.Floor, len(t.Trials))
 	}
-	return fmt.Sprintf("%.0f datagrams/s (%.2f Mbit/s of payload), %d of %d delivered there; %d trials in %.1f s", t.Rate, t.Mbits, t.At.Received, t.At.Sent, len(t.Trials), t.Seconds)
+	return fmt.Sprintf("%.0f datagrams/s offered (%.2f Mbit/s of payload; the pacer's target %.0f), %d of %d delivered there; %d trials in %.1f s",
+		t.Rate, t.Mbits, t.Target, t.At.Received, t.At.Sent, len(t.Trials), t.Seconds)
 }
 
 // udpStreams measures a one-way stream and its throughput through the

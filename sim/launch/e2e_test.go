@@ -818,7 +818,9 @@ func udpExchange(t *testing.T, ns *netns.NS, addr, msg string, wait time.Duratio
 }
 
 // TestBenchUDP runs `newtsim bench udp` and checks every row was measured
-// and recorded with the machine; it judges no figure.
+// and recorded with the machine, and every stream's throughput search is
+// there and consistent (the rate found is one a stream delivered enough
+// at, no more than the unpaced stream offered); it judges no figure.
 func TestBenchUDP(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "udp.json")
 	out, err := exec.Command(bin, "bench", "udp", "--json", path).CombinedOutput()
@@ -843,7 +845,31 @@ func TestBenchUDP(t *testing.T) {
 			Sent     int                `json:"sent"`
 			Received int                `json:"received"`
 			PerSec   float64            `json:"datagrams_per_s"`
+			Offered  float64            `json:"offered_per_s"`
 			Drops    map[string]float64 `json:"drops"`
+			Search   map[string]float64 `json:"search_drops"`
+			// The throughput search; the fields are probe.Throughput's.
+			Throughput *struct {
+				Trial   int     `json:"trial"`
+				Deliver float64 `json:"deliver"`
+				Ceiling float64 `json:"ceiling_per_s"`
+				Floor   float64 `json:"floor_per_s"`
+				Rate    float64 `json:"rate_per_s"`
+				Mbits   float64 `json:"payload_mbit_per_s"`
+				Unpaced bool    `json:"unpaced"`
+				At      struct {
+					Sent     int     `json:"sent"`
+					Received int     `json:"received"`
+					Offered  float64 `json:"offered_per_s"`
+				} `json:"at_rate"`
+				Trials []struct {
+					Target   float64 `json:"target_per_s"`
+					Sent     int     `json:"sent"`
+					Received int     `json:"received"`
+					Offered  float64 `json:"offered_per_s"`
+					Pass     bool    `json:"pass"`
+				} `json:"trials"`
+			} `json:"throughput"`
 		} `json:"streams"`
 	}
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -853,8 +879,39 @@ func TestBenchUDP(t *testing.T) {
 		t.Errorf("want 4 streams (message-shm, message-kernel, monolith, linux), got %d", len(rep.Streams))
 	}
 	for _, s := range rep.Streams {
-		if s.Received < 2 || s.PerSec <= 0 {
-			t.Errorf("stream %s: %d received at %v/s", s.Name, s.Received, s.PerSec)
+		if s.Received < 2 || s.PerSec <= 0 || s.Received > s.Sent || s.Offered <= 0 {
+			t.Errorf("stream %s: %d of %d received at %v/s, offered at %v/s", s.Name, s.Received, s.Sent, s.PerSec, s.Offered)
+		}
+		lost := s.Sent - s.Received // over the unpaced stream, then over the trials
+		searchLost := 0
+		if th := s.Throughput; th == nil {
+			t.Errorf("stream %s: no throughput search", s.Name)
+		} else {
+			if th.Trial <= 0 || th.Deliver != 0.99 || th.Ceiling != s.Offered || th.Floor <= 0 || th.Floor >= th.Ceiling {
+				t.Errorf("stream %s: search %+v after an unpaced stream offered at %v/s", s.Name, th, s.Offered)
+			}
+			passed := false
+			for _, tr := range th.Trials {
+				if tr.Sent != th.Trial || tr.Received > tr.Sent || tr.Offered <= 0 || tr.Target < th.Floor || tr.Target >= th.Ceiling ||
+					tr.Pass != (100*tr.Received >= 99*tr.Sent) {
+					t.Errorf("stream %s: trial %+v", s.Name, tr)
+				}
+				if tr.Pass && tr.Offered == th.Rate && tr.Sent == th.At.Sent && tr.Received == th.At.Received {
+					passed = true
+				}
+				searchLost += tr.Sent - tr.Received
+			}
+			switch {
+			case th.Unpaced:
+				passed = th.Rate == s.Offered && th.At.Received == s.Received && len(th.Trials) == 0 && 100*s.Received >= 99*s.Sent
+			case th.Rate == 0:
+				passed = th.At.Sent == 0 && len(th.Trials) > 0
+			}
+			if !passed || th.Rate > 1.5*th.Ceiling || th.At.Received > th.At.Sent || th.Mbits <= 0 && th.Rate > 0 {
+				// The rate is what a passing trial offered (a whisker
+				// above its target at most, never far above the ceiling).
+				t.Errorf("stream %s: found %v/s, at %+v: not a stream that delivered 99%% (trials %+v)", s.Name, th.Rate, th.At, th.Trials)
+			}
 		}
 		if !strings.HasPrefix(s.Name, "message-") {
 			continue
@@ -865,8 +922,15 @@ func TestBenchUDP(t *testing.T) {
 		for _, n := range s.Drops {
 			dropped += n
 		}
-		if float64(s.Sent-s.Received) > dropped {
+		if float64(lost) > dropped {
 			t.Errorf("stream %s: %d of %d received, and only %v counted dropped (%v)", s.Name, s.Received, s.Sent, dropped, s.Drops)
+		}
+		dropped = 0
+		for _, n := range s.Search {
+			dropped += n
+		}
+		if float64(searchLost) > dropped {
+			t.Errorf("stream %s: the trials lost %d, and only %v counted dropped over them (%v)", s.Name, searchLost, dropped, s.Search)
 		}
 	}
 	got := map[string]bool{}

@@ -91,7 +91,7 @@ type Search struct {
 // stays within about a minute more than its unpaced streams alone on a
 // 2-CPU VM; 99% delivered, issue 11's target; a 5% bracket.
 const (
-	DefaultTrial      = 2000
+	DefaultTrial      = 5000
 	DefaultDeliver    = 0.99
 	DefaultResolution = 0.05
 )
@@ -118,10 +118,17 @@ type Throughput struct {
 	Search
 	Ceiling float64 `json:"ceiling_per_s"` // the unpaced stream's offered rate
 	Floor   float64 `json:"floor_per_s"`   // the lowest rate tried
-	// Rate is the highest offered rate at which a trial delivered the
-	// fraction Deliver: the ceiling if the unpaced stream did (Unpaced), 0
-	// if no trial did down to the floor.
-	Rate    float64       `json:"rate_per_s"`
+	// Rate is the highest offered rate, as the sender achieved it, at
+	// which a stream delivered the fraction Deliver: the unpaced stream's
+	// if it did (Unpaced), else the highest of the trials that did; 0 if
+	// none did down to the floor. The search chooses its trials' target
+	// rates; a sender slower than its target (its send calls took longer
+	// than the gap, or it was descheduled near the end) offers less, and
+	// Rate is what it offered.
+	Rate   float64 `json:"rate_per_s"`
+	Target float64 `json:"target_per_s"` // the target of the trial at Rate
+	// Found is the search's own result, the highest target that passed.
+	Found   float64       `json:"found_target_per_s"`
 	Mbits   float64       `json:"payload_mbit_per_s"` // Rate in megabits of payload per second
 	At      StreamResult  `json:"at_rate"`            // the stream at Rate: the trial, or the unpaced stream
 	Unpaced bool          `json:"unpaced"`            // the unpaced stream delivered enough: no search ran
@@ -343,23 +350,23 @@ func search(b *blaster, u StreamResult, o StreamOptions) (Throughput, error) {
 	s := o.Search.Defaults()
 	t := Throughput{Search: s, Ceiling: u.Offered, Floor: u.Offered / FloorDivisor, Trials: []TrialResult{}}
 	start := time.Now()
-	defer func() { t.Seconds = time.Since(start).Seconds() }()
 	if u.delivers(s.Deliver) || u.Offered <= 0 {
 		t.Rate, t.At, t.Unpaced = u.Offered, u, true
 	} else {
 		var err error
-		t.Rate, err = searchRate(searchRange{Ceiling: t.Ceiling, Floor: t.Floor, Resolution: s.Resolution}, func(rate float64) (bool, error) {
+		t.Found, err = searchRate(searchRange{Ceiling: t.Ceiling, Floor: t.Floor, Resolution: s.Resolution}, func(rate float64) (bool, error) {
 			r, err := b.stream(s.Trial, rate, false)
 			if err != nil {
 				return false, err
 			}
 			tr := TrialResult{Target: rate, StreamResult: r, Pass: r.delivers(s.Deliver)}
 			t.Trials = append(t.Trials, tr)
-			if tr.Pass { // the search only climbs from its first pass
-				t.At = r
+			if tr.Pass && r.Offered > t.Rate {
+				t.Rate, t.Target, t.At = r.Offered, rate, r
 			}
 			return tr.Pass, nil
 		})
+		t.Seconds = time.Since(start).Seconds()
 		if err != nil {
 			return t, err
 		}

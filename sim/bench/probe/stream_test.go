@@ -153,8 +153,12 @@ func TestStreamSearch(t *testing.T) {
 			t.Errorf("trial %d: %+v, want %d of %d, pass %v", i, tr, wantRecv, trial, want[i])
 		}
 	}
-	if th.Ceiling != r.Offered || th.Rate != th.Ceiling/2 || th.At != th.Trials[0].StreamResult || th.Unpaced {
-		t.Errorf("search: %+v, want the rate half the ceiling %.0f, at the first trial", th, r.Offered)
+	first := th.Trials[0]
+	if th.Ceiling != r.Offered || th.Found != th.Ceiling/2 || first.Target != th.Found || th.Unpaced {
+		t.Errorf("search: %+v, want it to find half the ceiling %.0f, at the first trial", th, r.Offered)
+	}
+	if th.Rate != first.Offered || th.Target != first.Target || th.At != first.StreamResult {
+		t.Errorf("search: %+v, want the rate the first trial offered, %.0f", th, first.Offered)
 	}
 	if th.Mbits != th.Rate*size*8/1e6 {
 		t.Errorf("%.3f Mbit/s at %.0f datagrams of %d B per second", th.Mbits, th.Rate, size)
