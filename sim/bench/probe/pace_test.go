@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -30,29 +29,40 @@ func (c *fakeClock) Sleep(d time.Duration) {
 // The pacer keeps its mean rate exact: n datagrams paced at a rate go out
 // over (n-1)/rate, never before their due time and never later than a
 // sleep's overshoot after it, whether the gaps are slept (low rates) or
-// spun (high rates), and however much the sleeps overshoot.
+// spun (high rates), and however much the sleeps overshoot. A sender
+// stalled for longer than its lag is never more than the lag behind (so
+// it sends at most lag+1 datagrams at once after the stall), and the
+// stall, less the lag, lengthens the stream.
 func TestPacer(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		rate   float64
 		over   time.Duration // the most a sleep overshoots by
+		stall  time.Duration // the sender stalls this long before the middle datagram
 		sleeps bool          // whether the pacer should sleep at all
 	}{
-		{"spun", 50000, 0, false},
-		{"spun-above-margin-rate", 1000, 3 * time.Millisecond, false},
-		{"slept-exact", 100, 0, true},
-		{"slept-overshooting", 100, 1500 * time.Microsecond, true},
-		{"slept-overshooting-past-gaps", 300, 10 * time.Millisecond, true},
+		{"spun", 50000, 0, 0, false},
+		{"spun-above-margin-rate", 1000, 3 * time.Millisecond, 0, false},
+		{"slept-exact", 100, 0, 0, true},
+		{"slept-overshooting", 100, 1500 * time.Microsecond, 0, true},
+		{"slept-overshooting-past-gaps", 300, 10 * time.Millisecond, 0, true},
+		{"spun-stalled", 50000, 0, 300 * time.Millisecond, false},
+		{"slept-stalled", 300, 1500 * time.Microsecond, time.Second, true},
+		{"spun-stalled-within-lag", 50000, 0, 500 * time.Microsecond, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			const n = 1000
 			rng := rand.New(rand.NewPCG(1, 2))
 			clk := &fakeClock{now: time.Unix(1000, 0), tick: time.Microsecond,
 				over: func() time.Duration { return time.Duration(rng.Int64N(int64(c.over) + 1)) }}
-			p := pacer{start: clk.Now(), rate: c.rate}
+			p := pacer{start: clk.Now(), rate: c.rate, lag: paceLag}
+			gap := time.Duration(float64(time.Second) / c.rate)
 			var first, last time.Time
 			var late time.Duration
 			for i := range n {
+				if i == n/2 {
+					clk.now = clk.now.Add(c.stall)
+				}
 				p.wait(clk, i)
 				sent := clk.Now()
 				if sent.Before(p.due(i)) {
@@ -67,17 +77,22 @@ func TestPacer(t *testing.T) {
 			if (clk.sleeps > 0) != c.sleeps {
 				t.Errorf("%d sleeps; want sleeping %v", clk.sleeps, c.sleeps)
 			}
-			if limit := c.over + 2*clk.tick; late > limit { // the pacer's last reading and ours
-
-				t.Errorf("a datagram went %v late, more than a sleep's overshoot (%v)", late, c.over)
+			lagTime := time.Duration(float64(paceLag) * float64(time.Second) / c.rate)
+			if limit := max(c.over, min(c.stall, lagTime)) + 3*clk.tick; late > limit { // the pacer's readings and ours
+				t.Errorf("a datagram went %v late, more than a sleep's overshoot or the lag (%v)", late, limit)
 			}
-			rate := float64(n-1) / last.Sub(first).Seconds()
 			// The first and last datagram are each late by at most an
-			// overshoot: the mean over n-1 gaps is off by no more than that.
-			span := float64(n-1) / c.rate
-			tol := 2 * (c.over + 2*clk.tick).Seconds() / span
-			if math.Abs(rate-c.rate)/c.rate > tol {
-				t.Errorf("mean rate %.3f/s, want %.0f/s within %.3g%%", rate, c.rate, 100*tol)
+			// overshoot: the span is off by no more than that, besides
+			// the stall beyond the lag (and a gap: the stall starts up to
+			// a gap before the datagram after it is due).
+			span := last.Sub(first)
+			want := time.Duration(float64(n-1)*float64(time.Second)/c.rate) + max(c.stall-lagTime, 0)
+			tol := 2 * (c.over + 3*clk.tick)
+			if c.stall > 0 {
+				tol += gap
+			}
+			if span < want-tol || span > want+tol {
+				t.Errorf("%d datagrams over %v, want %v within %v (mean rate %.1f/s, target %.0f/s)", n, span, want, tol, float64(n-1)/span.Seconds(), c.rate)
 			}
 		})
 	}
