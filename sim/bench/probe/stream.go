@@ -141,7 +141,15 @@ type TrialResult struct {
 	Target float64 `json:"target_per_s"` // the rate the pacer kept
 	StreamResult
 	Pass bool `json:"pass"`
+	// Short says the sender offered less than the target by more than
+	// the resolution (it was stalled); a short trial that passed is tried
+	// again, up to shortRetries times, as it says nothing of the target.
+	Short bool `json:"short"`
 }
+
+// shortRetries is how many times a search tries a target again after a
+// trial that passed short of it.
+const shortRetries = 2
 
 // StreamReport is what a blaster measured: its unpaced stream, then the
 // throughput search.
@@ -324,7 +332,7 @@ func Blast(api socket.API, target netip.AddrPort, o StreamOptions) (StreamReport
 			return rep, err
 		}
 	}
-	t, err := search(b, rep.StreamResult, o)
+	t, err := search(func(rate float64) (StreamResult, error) { return b.stream(o.Search.Trial, rate, false) }, rep.StreamResult, o)
 	rep.Throughput = &t
 	if err != nil {
 		return rep, err
@@ -345,8 +353,9 @@ type StreamOptions struct {
 	Hold func(StreamResult) error
 }
 
-// search runs the throughput search after the unpaced stream u.
-func search(b *blaster, u StreamResult, o StreamOptions) (Throughput, error) {
+// search runs the throughput search after the unpaced stream u, each
+// trial a stream that trial sends at a rate.
+func search(trial func(rate float64) (StreamResult, error), u StreamResult, o StreamOptions) (Throughput, error) {
 	s := o.Search.Defaults()
 	t := Throughput{Search: s, Ceiling: u.Offered, Floor: u.Offered / FloorDivisor, Trials: []TrialResult{}}
 	start := time.Now()
@@ -355,15 +364,21 @@ func search(b *blaster, u StreamResult, o StreamOptions) (Throughput, error) {
 	} else {
 		var err error
 		t.Found, err = searchRate(searchRange{Ceiling: t.Ceiling, Floor: t.Floor, Resolution: s.Resolution}, func(rate float64) (bool, error) {
-			r, err := b.stream(s.Trial, rate, false)
-			if err != nil {
-				return false, err
+			var tr TrialResult
+			for try := 0; try == 0 || tr.Pass && tr.Short && try <= shortRetries; try++ {
+				r, err := trial(rate)
+				if err != nil {
+					return false, err
+				}
+				tr = TrialResult{Target: rate, StreamResult: r, Pass: r.delivers(s.Deliver), Short: r.Offered < rate/(1+s.Resolution)}
+				t.Trials = append(t.Trials, tr)
+				if tr.Pass && r.Offered > t.Rate {
+					t.Rate, t.Target, t.At = r.Offered, rate, r
+				}
 			}
-			tr := TrialResult{Target: rate, StreamResult: r, Pass: r.delivers(s.Deliver)}
-			t.Trials = append(t.Trials, tr)
-			if tr.Pass && r.Offered > t.Rate {
-				t.Rate, t.Target, t.At = r.Offered, rate, r
-			}
+			// A trial that lost more than the tolerance short of its
+			// target fails it: a path that loses at a rate loses at a
+			// higher one.
 			return tr.Pass, nil
 		})
 		t.Seconds = time.Since(start).Seconds()
