@@ -220,6 +220,7 @@ func TestSearch(t *testing.T) {
 		t.Errorf("unpaced stream delivered: %+v, %v", th, err)
 	}
 }
+
 // boundUDP opens a datagram socket on api bound to a port of the
 // loopback, closed when the test ends, and returns it and its address.
 func boundUDP(t *testing.T, api socket.API) (socket.FD, netip.AddrPort) {
