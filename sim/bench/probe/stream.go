@@ -211,7 +211,7 @@ func sinkIdle(api socket.API, fd socket.FD, idle time.Duration) error {
 			}
 			if id != answered {
 				r.Sent = sent
-				r.Seconds = last.Sub(first).Seconds()
+				r.Seconds = last.Sub(first).Seconds() // 0 for an empty stream
 				if r.Seconds > 0 {
 					r.PerSec = float64(r.Received-1) / r.Seconds
 				}
@@ -220,7 +220,7 @@ func sinkIdle(api socket.API, fd socket.FD, idle time.Duration) error {
 					return err
 				}
 				answered, answer = id, append([]byte(fmt.Sprintf("%s %d\n", bye, id)), js...)
-				r = StreamResult{}
+				r, first, last = StreamResult{}, time.Time{}, time.Time{}
 			}
 			api.SendTo(fd, answer, 0, from)
 			if final {
@@ -303,10 +303,10 @@ func (b *blaster) stream(count int, rate float64, last bool) (StreamResult, erro
 
 // Blast waits for the sink to answer a probe, sends it o.Count datagrams
 // of o.Size bytes as fast as its socket calls return (the unpaced
-// stream), calls hold (if not nil) with the sink's count of them, and then,
-// if o.Trial > 0 and the unpaced stream lost more than the search
-// tolerates, searches for the highest offered rate at which a trial of
-// o.Trial datagrams is delivered.
+// stream), calls o.Hold (if not nil) with the sink's count of them, and
+// then, if o.Search.Trial > 0, finds the stream's throughput: the unpaced
+// rate if the unpaced stream delivered enough, else by a search over
+// trials of o.Search.Trial datagrams (see search).
 func Blast(api socket.API, target netip.AddrPort, o StreamOptions) (StreamReport, error) {
 	fd, err := api.Socket(socket.AF_INET, socket.SOCK_DGRAM, 0)
 	if err != nil {
