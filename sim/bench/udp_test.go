@@ -24,6 +24,17 @@ func TestStreamReport(t *testing.T) {
 		row("linux", probe.Throughput{Ceiling: 20000, Floor: 1250, Rate: 40000, Target: 40000, At: probe.StreamResult{Sent: 5000, Received: 5000}}),
 	}}
 	rep.Notes = streamNotes(rep.Streams, UDPOptions{Size: 64, Search: s})
+	rep.Checks = streamChecks(rep.Streams, s)
+	if len(rep.Checks) != 1 || rep.Checks[0].Value != 0.998 || !rep.Checks[0].Met {
+		t.Errorf("checks %+v, want message-shm's 4990 of 5000 at 5000/s, met", rep.Checks)
+	}
+	rep.Streams[0].Throughput.Rate = 0 // none passed: no throughput
+	rep.Streams[0].Throughput.At = probe.StreamResult{}
+	if c := streamChecks(rep.Streams, s); len(c) != 1 || c[0].Met {
+		t.Errorf("checks %+v with no throughput found, want one not met", c)
+	}
+	rep.Streams[0] = row("message-shm", probe.Throughput{Ceiling: 20000, Floor: 1250, Rate: 5000, Target: 5100, Mbits: 2.56,
+		At: probe.StreamResult{Sent: 5000, Received: 4990}, Trials: make([]probe.TrialResult, 6)})
 	md := rep.Table()
 	for _, want := range []string{
 		"| message-shm | 5000 | 5100 | 2.56 | 0.125 | 4990 of 5000 | 20000, 1250 | 6 |",
@@ -36,6 +47,7 @@ func TestStreamReport(t *testing.T) {
 		"stream message-kernel: throughput below the floor, 1250 datagrams/s",
 		"stream monolith: throughput at least the unpaced rate, 20000 datagrams/s",
 		"delivered at least 99% of them",
+		"message-shm delivered at its throughput (5000 datagrams/s offered)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q:\n%s", want, md)

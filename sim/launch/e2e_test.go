@@ -820,7 +820,8 @@ func udpExchange(t *testing.T, ns *netns.NS, addr, msg string, wait time.Duratio
 // TestBenchUDP runs `newtsim bench udp` and checks every row was measured
 // and recorded with the machine, and every stream's throughput search is
 // there and consistent (the rate found is one a stream delivered enough
-// at, no more than the unpaced stream offered); it judges no figure.
+// at, no more than the unpaced stream offered), and issue 11's stream
+// check is there; it judges no figure.
 func TestBenchUDP(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "udp.json")
 	out, err := exec.Command(bin, "bench", "udp", "--json", path).CombinedOutput()
@@ -840,6 +841,10 @@ func TestBenchUDP(t *testing.T) {
 		Machine struct {
 			CPUModel string `json:"cpu_model"`
 		} `json:"machine"`
+		Checks []struct {
+			Name  string  `json:"name"`
+			Value float64 `json:"value"`
+		} `json:"checks"`
 		Streams []struct {
 			Name     string             `json:"name"`
 			Sent     int                `json:"sent"`
@@ -932,6 +937,13 @@ func TestBenchUDP(t *testing.T) {
 		if float64(searchLost) > dropped {
 			t.Errorf("stream %s: the trials lost %d, and only %v counted dropped over them (%v)", s.Name, searchLost, dropped, s.Search)
 		}
+	}
+	checked := false
+	for _, c := range rep.Checks {
+		checked = checked || strings.HasPrefix(c.Name, "stream: message-shm delivered at its throughput") && c.Value >= 0 && c.Value <= 1
+	}
+	if !checked {
+		t.Errorf("no check of message-shm's delivery at its throughput in:\n%s", b)
 	}
 	got := map[string]bool{}
 	for _, r := range rep.Rows {
