@@ -1096,8 +1096,8 @@ func TestTwoHostsOnALossyWire(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "stream.json")
 	top := twoHosts("bw=100Mbit,delay=200us,loss=0.1,reorder=0.1,dup=0.01,corrupt=0.02",
-		topology.Process{Role: "udpblast", Args: []string{"--target", "198.18.1.2:9000", "--count", "2000", "--size", "200"}},
-		topology.Process{Role: "udpsink", Args: []string{"--target", "0.0.0.0:9000", "--count", "2000", "--out", out}})
+		topology.Process{Role: "udpblast", Args: []string{"--target", "198.18.1.2:9000", "--count", "2000", "--size", "200", "--out", out}},
+		topology.Process{Role: "udpsink", Args: []string{"--target", "0.0.0.0:9000"}})
 	topoPath := filepath.Join(dir, "two.topo")
 	if err := os.WriteFile(topoPath, []byte(top.Format()), 0o644); err != nil {
 		t.Fatal(err)

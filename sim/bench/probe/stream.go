@@ -30,8 +30,10 @@ import (
 // the sink's queue full is dropped there, as the stream's datagrams are).
 // The sink answers "end of stream ID", a newline and its count of the
 // stream (a StreamResult in JSON), the same answer again to a bye it has
-// answered, and then counts the next stream afresh; after a bye that says
-// last it stops. So one sink serves the unpaced stream and every trial of
+// answered, and then counts the next stream afresh. After a bye that says
+// last it answers repeats of it (its answer may be lost on a lossy path)
+// until the blaster, answered, says "stream done" or lingerFor passes with
+// nothing, and stops. So one sink serves the unpaced stream and every trial of
 // the throughput search, and the blaster learns each count from the
 // answer. The path is first in, first out, so the datagrams sent before
 // bye have arrived or been dropped when it arrives; a stall on the way (a
@@ -42,6 +44,7 @@ import (
 var (
 	hello = []byte("probe")
 	bye   = []byte("end of stream")
+	done  = []byte("stream done")
 )
 
 // Stream timing: how long the blaster first waits for an answer to hello
@@ -54,6 +57,7 @@ const (
 	byeFor         = 60 * time.Second
 	streamIdle     = 30 * time.Second
 	holdFor        = 20 * time.Second
+	lingerFor      = 3 * time.Second // past the blaster's longest wait between byes, a second
 )
 
 // StreamResult is what a sink counted of one stream, and the rate the
@@ -174,23 +178,30 @@ func Sink(api socket.API, port uint16) error {
 }
 
 // sinkOn is Sink on fd, a bound datagram socket.
-func sinkOn(api socket.API, fd socket.FD) error { return sinkIdle(api, fd, streamIdle) }
+func sinkOn(api socket.API, fd socket.FD) error { return sinkIdle(api, fd, streamIdle, lingerFor) }
 
 // sinkIdle is sinkOn, giving up after idle with nothing once the blaster
-// has been heard from.
-func sinkIdle(api socket.API, fd socket.FD, idle time.Duration) error {
+// has been heard from, and lingering for linger after the last stream.
+func sinkIdle(api socket.API, fd socket.FD, idle, linger time.Duration) error {
 	buf := make([]byte, 2048)
 	var r StreamResult
 	var first, last time.Time
-	heard := false
+	heard, closing := false, false
 	answered, answer := -1, []byte(nil)
 	for {
 		p := []socket.PollFD{{FD: fd, Events: socket.POLLIN}}
-		n, err := api.Poll(p, idle)
+		wait := idle
+		if closing {
+			wait = linger
+		}
+		n, err := api.Poll(p, wait)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
+			if closing {
+				return nil
+			}
 			if heard {
 				return fmt.Errorf("bench: sink: nothing for %v, %d datagrams into a stream: the blaster or the path stopped", idle, r.Received)
 			}
@@ -201,6 +212,12 @@ func sinkIdle(api socket.API, fd socket.FD, idle time.Duration) error {
 			return err
 		}
 		heard = true
+		switch {
+		case bytes.HasPrefix(buf[:k], done) && closing:
+			return nil
+		case closing && !bytes.HasPrefix(buf[:k], bye):
+			continue // a straggler (a duplicate on a lossy path)
+		}
 		if bytes.HasPrefix(buf[:k], hello) {
 			api.SendTo(fd, buf[:k], 0, from)
 			continue
@@ -224,9 +241,7 @@ func sinkIdle(api socket.API, fd socket.FD, idle time.Duration) error {
 				r, first, last = StreamResult{}, time.Time{}, time.Time{}
 			}
 			api.SendTo(fd, answer, 0, from)
-			if final {
-				return nil
-			}
+			closing = closing || final
 			continue
 		}
 		if r.Received == 0 {
@@ -292,6 +307,9 @@ func (b *blaster) stream(count int, rate float64, last bool) (StreamResult, erro
 	if err != nil {
 		return StreamResult{}, fmt.Errorf("bench: the sink did not answer the end of the stream: %w", err)
 	}
+	if last {
+		b.api.Send(b.fd, done, 0) // or the sink lingers a while
+	}
 	var r StreamResult
 	if err := json.Unmarshal(ans[len(want):], &r); err != nil {
 		return StreamResult{}, fmt.Errorf("bench: the sink's count: %w", err)
@@ -338,10 +356,8 @@ func Blast(api socket.API, target netip.AddrPort, o StreamOptions) (StreamReport
 	if err != nil {
 		return rep, err
 	}
-	if _, err := b.stream(0, 0, true); err != nil { // the sink stops
-		return rep, err
-	}
-	return rep, nil
+	_, err = b.stream(0, 0, true) // the sink stops
+	return rep, err
 }
 
 // StreamOptions say what a blaster sends.

@@ -79,7 +79,7 @@ func TestStreamSinkGivesUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = sinkIdle(api, fd, 200*time.Millisecond)
+	err = sinkIdle(api, fd, 200*time.Millisecond, lingerFor)
 	if err == nil || !strings.Contains(err.Error(), "10 datagrams into a stream") {
 		t.Fatalf("got %v, want the sink to give up 10 datagrams into the stream", err)
 	}
@@ -218,6 +218,48 @@ func TestSearch(t *testing.T) {
 		StreamResult{Sent: 1000, Received: 995, Offered: ceiling}, o)
 	if err != nil || !th.Unpaced || th.Rate != ceiling || len(th.Trials) != 0 || th.At.Received != 995 {
 		t.Errorf("unpaced stream delivered: %+v, %v", th, err)
+	}
+}
+
+// lossyAnswerAPI is Linux's sockets losing the first answer to the end of
+// the last stream on its way back to the blaster.
+type lossyAnswerAPI struct {
+	socket.Linux
+	lost *int
+}
+
+func (a lossyAnswerAPI) Recv(fd socket.FD, b []byte, flags int) (int, error) {
+	n, err := a.Linux.Recv(fd, b, flags)
+	if err == nil && *a.lost == 0 && bytes.HasPrefix(b[:n], bye) {
+		*a.lost++
+		return 0, nil
+	}
+	return n, err
+}
+
+// A sink whose answer to the last end of stream is lost answers the
+// blaster's repeat of it (it lingers rather than stopping at once), and
+// stops when the blaster, answered, says it is done.
+func TestStreamLastAnswerLost(t *testing.T) {
+	const count = 50
+	api := lossyAnswerAPI{lost: new(int)}
+	fd, addr := boundUDP(t, socket.Linux{})
+	got := make(chan error, 1)
+	go func() { got <- sinkIdle(socket.Linux{}, fd, streamIdle, time.Hour) }()
+	r, err := Blast(api, addr, StreamOptions{Count: count, Size: 64})
+	if err != nil {
+		t.Fatalf("blast: %v", err)
+	}
+	if r.Received != count || *api.lost != 1 {
+		t.Errorf("%d of %d received, %d answers lost; want all, after one lost", r.Received, count, *api.lost)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("sink: %v", err)
+		}
+	case <-time.After(time.Minute): // it lingers an hour unless told
+		t.Fatal("the sink did not stop when the blaster said it was done")
 	}
 }
 
