@@ -153,10 +153,10 @@ func streamNotes(rows []StreamRow, o UDPOptions) []string {
 		fmt.Sprintf("streams, throughput: the highest offered rate at which a trial stream of %d datagrams, paced evenly, delivered at least %.4g%% of them intact "+
 			"(RFC 2544's throughput with a loss tolerance of %.4g%%), the rate as the sender achieved it (about the pacer's target, or less where the sender fell behind): the targets halve from the unpaced stream's offered rate (a rate that lost more) to a pass, "+
 			"then bisect until the lowest rate that failed is within %.4g%% of the highest that passed; the floor is 1/%d of the unpaced rate (0: none passed there). "+
-			"The sender paces by the clock, sleeping to 2 ms before a datagram is due and spinning after, never more than 32 datagrams behind; "+
+			"The sender paces by the clock, sleeping to %v before a datagram is due and spinning after, never more than %d datagrams behind; "+
 			"a trial that passed while the sender offered less than its target by more than the resolution (it was stalled) is run again, once. "+
 			"The sink's queue hides a shortfall: a trial of %d passes if the sink kept up with %.0f%% of the offered rate, the rest held in its 256 places or lost within the tolerance",
-			s.Trial, 100*s.Deliver, 100*(1-s.Deliver), 100*s.Resolution, probe.FloorDivisor,
+			s.Trial, 100*s.Deliver, 100*(1-s.Deliver), 100*s.Resolution, probe.FloorDivisor, probe.SleepMargin, probe.PaceLag,
 			s.Trial, 100*(1-(256+(1-s.Deliver)*float64(s.Trial))/float64(s.Trial)))}
 	var linux *probe.Throughput
 	for _, r := range rows {

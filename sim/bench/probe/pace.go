@@ -23,7 +23,7 @@ type realClock struct{}
 func (realClock) Now() time.Time        { return time.Now() }
 func (realClock) Sleep(d time.Duration) { time.Sleep(d) }
 
-// sleepMargin is how close to a datagram's due time the pacer stops
+// SleepMargin is how close to a datagram's due time the pacer stops
 // sleeping and spins on the clock instead: a sleep on the 2-vCPU VM this
 // was built on overshoots by about a millisecond (median 0.9-1.1 ms for
 // sleeps of 10 µs to 200 µs, 0.1 ms for 1 ms, up to 2-10 ms at the 99th
@@ -32,7 +32,7 @@ func (realClock) Sleep(d time.Duration) { time.Sleep(d) }
 // out whole (an offered rate above 500 datagrams per second spins all the
 // time, a core's worth of the sender's CPU; the sender is alone on its
 // core in bench udp's plans).
-const sleepMargin = 2 * time.Millisecond
+const SleepMargin = 2 * time.Millisecond
 
 // A pacer spreads datagrams evenly at rate per second from start:
 // datagram i is due at start + i/rate, computed from i and not by adding
@@ -53,16 +53,16 @@ type pacer struct {
 	lag   int     // datagrams the sender may fall behind; 0: no bound
 }
 
-// paceLag is the pacer's lag in bench udp's streams: an eighth of the
+// PaceLag is the pacer's lag in bench udp's streams: an eighth of the
 // sink's queue of 256.
-const paceLag = 32
+const PaceLag = 32
 
 // due is when datagram i may go.
 func (p *pacer) due(i int) time.Time {
 	return p.start.Add(time.Duration(float64(i) * float64(time.Second) / p.rate))
 }
 
-// wait returns when datagram i is due, sleeping on c until sleepMargin
+// wait returns when datagram i is due, sleeping on c until SleepMargin
 // before it and then spinning on c's time; first, if datagram i is more
 // than lag datagrams late, it moves the schedule back so that it is just
 // that late.
@@ -80,8 +80,8 @@ func (p *pacer) wait(c clock, i int) {
 		if d <= 0 {
 			return
 		}
-		if d > sleepMargin {
-			c.Sleep(d - sleepMargin)
+		if d > SleepMargin {
+			c.Sleep(d - SleepMargin)
 		}
 	}
 }

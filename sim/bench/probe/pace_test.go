@@ -55,7 +55,7 @@ func TestPacer(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			clk := &fakeClock{now: time.Unix(1000, 0), tick: time.Microsecond,
 				over: func() time.Duration { return time.Duration(rng.Int64N(int64(c.over) + 1)) }}
-			p := pacer{start: clk.Now(), rate: c.rate, lag: paceLag}
+			p := pacer{start: clk.Now(), rate: c.rate, lag: PaceLag}
 			gap := time.Duration(float64(time.Second) / c.rate)
 			var first, last time.Time
 			var late time.Duration
@@ -77,7 +77,7 @@ func TestPacer(t *testing.T) {
 			if (clk.sleeps > 0) != c.sleeps {
 				t.Errorf("%d sleeps; want sleeping %v", clk.sleeps, c.sleeps)
 			}
-			lagTime := time.Duration(float64(paceLag) * float64(time.Second) / c.rate)
+			lagTime := time.Duration(float64(PaceLag) * float64(time.Second) / c.rate)
 			if limit := max(c.over, min(c.stall, lagTime)) + 3*clk.tick; late > limit { // the pacer's readings and ours
 				t.Errorf("a datagram went %v late, more than a sleep's overshoot or the lag (%v)", late, limit)
 			}

@@ -288,7 +288,7 @@ type blaster struct {
 func (b *blaster) stream(count int, rate float64, last bool) (StreamResult, error) {
 	b.id++
 	var c clock = realClock{}
-	p := pacer{start: c.Now(), rate: rate, lag: paceLag}
+	p := pacer{start: c.Now(), rate: rate, lag: PaceLag}
 	var first, end time.Time
 	for i := 0; i < count; i++ {
 		if rate > 0 {
