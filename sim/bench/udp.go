@@ -123,21 +123,22 @@ func UDP(ctx context.Context, o UDPOptions) (*Report, error) {
 }
 
 // streamChecks judges issue 11's target for the message backend's stream,
-// "at least 99% of datagrams delivered by message-shm", as the field
-// reads a loss target: at an offered rate (the throughput the search
-// found), not whatever rate a sender on its own core reaches.
+// "at least 99% of datagrams delivered by message-shm", on the stream the
+// issue set it on: the unpaced one, a sender on a core of its own against
+// a sink that shares the stack's. The throughput search says at what
+// offered rate message-shm delivers that share (the notes, beside
+// Linux's); a check there would be met by the search's construction.
 func streamChecks(rows []StreamRow, s probe.Search) []Check {
 	for _, r := range rows {
-		if r.Name != "message-shm" || r.Throughput == nil {
+		if r.Name != "message-shm" {
 			continue
 		}
-		t := r.Throughput
 		v := 0.0
-		if t.At.Sent > 0 {
-			v = float64(t.At.Received-t.At.Corrupt) / float64(t.At.Sent)
+		if r.Sent > 0 {
+			v = float64(r.Received-r.Corrupt) / float64(r.Sent)
 		}
-		return []Check{{Name: fmt.Sprintf("stream: message-shm delivered at its throughput (%.0f datagrams/s offered)", t.Rate), Value: v,
-			Target: fmt.Sprintf(">= %.4g", s.Deliver), Met: t.Rate > 0 && v >= s.Deliver-1e-9}}
+		return []Check{{Name: "stream, unpaced: message-shm delivered", Value: v,
+			Target: fmt.Sprintf(">= %.4g", s.Deliver), Met: r.Sent > 0 && v >= s.Deliver-1e-9}}
 	}
 	return nil
 }
