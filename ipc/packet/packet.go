@@ -22,13 +22,23 @@ type Frame struct {
 	// for one going down (to send).
 	Type ipc.Type
 	Buf  pool.Ref
+	// SegSize, going down, is the TCP segment size a frame larger than
+	// the link's MTU is to be cut into by the NIC (TCP segmentation
+	// offload, docs/PACKET_PATH.md); 0 for an ordinary frame.
+	SegSize uint16
 }
 
 // Encode writes f into m.
-func (f Frame) Encode(m *ipc.Message) { set(m, f.Type, f.Buf) }
+func (f Frame) Encode(m *ipc.Message) {
+	set(m, f.Type, f.Buf)
+	m.Arg[1] = uint64(f.SegSize)
+}
 
-// Decode reads f from m.
-func (f *Frame) Decode(m *ipc.Message) { f.Type, f.Buf = m.Type, buf(m) }
+// Decode reads f from m. A segment size too large for 16 bits reads as 0
+// (none): no sender of ours writes one.
+func (f *Frame) Decode(m *ipc.Message) {
+	f.Type, f.Buf, f.SegSize = m.Type, buf(m), segSize(m.Arg[1])
+}
 
 // BufFree gives a buffer back towards its owner, who frees it
 // (ipc.BufFree).
@@ -54,6 +64,10 @@ type Datagram struct {
 	// (down).
 	Src, Dst netip.Addr
 	Proto    uint8
+	// SegSize, down, is the segment size of a TCP segment larger than
+	// the link's MTU, which ip sends whole for the NIC to cut (TCP
+	// segmentation offload); 0 for an ordinary segment.
+	SegSize uint16
 }
 
 // Encode writes d into m.
@@ -61,14 +75,25 @@ func (d Datagram) Encode(m *ipc.Message) {
 	set(m, ipc.Datagram, d.Buf)
 	m.Arg[1] = uint64(d.Off)
 	m.Arg[2], m.Arg[3], m.Arg[4] = ipc.PackAddr(d.Src), ipc.PackAddr(d.Dst), uint64(d.Proto)
+	m.Arg[5] = uint64(d.SegSize)
 }
 
 // Decode reads d from m. An offset too large for an int reads as the
-// largest int32, which no buffer holds.
+// largest int32, which no buffer holds; a segment size too large for 16
+// bits as 0.
 func (d *Datagram) Decode(m *ipc.Message) {
 	d.Buf = buf(m)
 	d.Off = int(min(m.Arg[1], math.MaxInt32))
 	d.Src, d.Dst, d.Proto = ipc.UnpackAddr(m.Arg[2]), ipc.UnpackAddr(m.Arg[3]), uint8(m.Arg[4])
+	d.SegSize = segSize(m.Arg[5])
+}
+
+// segSize reads a segment size word: 0 (none) unless it fits 16 bits.
+func segSize(w uint64) uint16 {
+	if w > math.MaxUint16 {
+		return 0
+	}
+	return uint16(w)
 }
 
 // Unreachable gives ip back a Datagram's buffer whose destination port has

@@ -12,12 +12,17 @@ var ref = pool.MakeRef(4, 2048, 1514)
 
 func TestRoundTrip(t *testing.T) {
 	var m ipc.Message
-	for _, typ := range []ipc.Type{ipc.FrameRx, ipc.FrameTx} {
-		Frame{Type: typ, Buf: ref}.Encode(&m)
+	for _, want := range []Frame{
+		{Type: ipc.FrameRx, Buf: ref},
+		{Type: ipc.FrameTx, Buf: ref},
+		{Type: ipc.FrameTx, Buf: ref, SegSize: 1448},
+		{Type: ipc.FrameTx, Buf: ref, SegSize: 65535},
+	} {
+		want.Encode(&m)
 		var f Frame
 		f.Decode(&m)
-		if m.Type != typ || f != (Frame{Type: typ, Buf: ref}) {
-			t.Errorf("%s: %v decodes as %+v", typ, &m, f)
+		if m.Type != want.Type || f != want {
+			t.Errorf("%+v: %v decodes as %+v", want, &m, f)
 		}
 	}
 	BufFree{Buf: ref}.Encode(&m)
@@ -35,6 +40,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, d := range []Datagram{
 		{Buf: ref, Off: 20},
 		{Buf: ref, Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.18.0.1"), Proto: 6},
+		{Buf: ref, Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.18.0.1"), Proto: 6, SegSize: 1448},
 	} {
 		d.Encode(&m)
 		var got Datagram
@@ -63,6 +69,35 @@ func TestDatagramOffsetBounded(t *testing.T) {
 	d.Decode(&m)
 	if d.Off < 0 {
 		t.Fatalf("offset %d", d.Off)
+	}
+}
+
+// A segment size from a hostile sender that does not fit 16 bits reads as
+// none, not as its low bits.
+func TestSegSizeBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		word uint64
+		want uint16
+	}{
+		{"none", 0, 0},
+		{"mss", 1448, 1448},
+		{"largest", 65535, 65535},
+		{"one past", 65536, 0},
+		{"low bits an mss", 1<<32 | 1448, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ipc.Message{Type: ipc.FrameTx, Arg: [ipc.NumArgs]uint64{uint64(ref), tt.word}}
+			var fr Frame
+			fr.Decode(&f)
+			d := ipc.Message{Type: ipc.Datagram, Arg: [ipc.NumArgs]uint64{uint64(ref), 0, 0, 0, 6, tt.word}}
+			var dg Datagram
+			dg.Decode(&d)
+			if fr.SegSize != tt.want || dg.SegSize != tt.want {
+				t.Errorf("word %#x: frame %d, datagram %d; want %d", tt.word, fr.SegSize, dg.SegSize, tt.want)
+			}
+		})
 	}
 }
 
