@@ -29,10 +29,17 @@ type neighbor struct {
 	// refreshed is when a resolved entry last asked to be confirmed.
 	refreshed time.Time
 	sent      int      // pending: requests sent
-	held      [][]byte // pending: frames waiting for the MAC
+	held      []heldFrame // pending: frames waiting for the MAC
 	list      *nlist   // the list the entry is on, if any
 	prev      *neighbor
 	next      *neighbor
+}
+
+// heldFrame is a frame waiting for its destination's MAC, and its segment
+// size (Event.SegSize).
+type heldFrame struct {
+	frame   []byte
+	segSize uint16
 }
 
 // nlist is a doubly linked list of neighbors.
@@ -133,7 +140,7 @@ func (s *Stack) arpSend(op uint16, dst, tha [6]byte, tpa uint32) {
 	} else {
 		s.stats.ARPRepliesSent++
 	}
-	s.emitFrame(f)
+	s.emitFrame(f, 0)
 }
 
 // learn records that ip is at mac, creating the entry only if create, and
@@ -155,9 +162,9 @@ func (s *Stack) learn(now time.Time, ip uint32, mac [6]byte, create bool) {
 	s.resolved.pushBack(n)
 	held := n.held
 	n.held = nil
-	for _, f := range held {
-		s.putEth(f, mac, proto.EtherTypeIPv4)
-		s.emitFrame(f)
+	for _, h := range held {
+		s.putEth(h.frame, mac, proto.EtherTypeIPv4)
+		s.emitFrame(h.frame, h.segSize)
 	}
 }
 
@@ -180,13 +187,13 @@ func (s *Stack) newNeighbor(ip uint32) *neighbor {
 
 // sendVia sends frame, an IPv4 packet behind room for an Ethernet header,
 // to the on-link host next: at once if its MAC is known, else after ARP
-// resolves it.
-func (s *Stack) sendVia(now time.Time, frame []byte, next uint32) {
+// resolves it. segSize is the frame's Event.SegSize.
+func (s *Stack) sendVia(now time.Time, frame []byte, next uint32, segSize uint16) {
 	n := s.neigh[next]
 	if n != nil && n.resolved {
 		if now.Before(n.deadline) {
 			s.putEth(frame, n.mac, proto.EtherTypeIPv4)
-			s.emitFrame(frame)
+			s.emitFrame(frame, segSize)
 			s.maybeRefresh(now, n)
 			return
 		}
@@ -209,7 +216,7 @@ func (s *Stack) sendVia(now time.Time, frame []byte, next uint32) {
 		s.drop(dropARPHoldOverflow)
 		return
 	}
-	n.held = append(n.held, bytes.Clone(frame))
+	n.held = append(n.held, heldFrame{bytes.Clone(frame), segSize})
 }
 
 // maybeRefresh asks a neighbor in use to confirm its address shortly before

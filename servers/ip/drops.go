@@ -41,6 +41,7 @@ const (
 	// Output.
 	dropNoRoute    // a reply or error the Stack made has no route
 	dropFragNeeded // a datagram sent with DF (SendDF) that does not fit the MTU
+	dropBadSegSize // a segment for the NIC to cut (SendSegmented) that it could not
 	// Unreachable.
 	dropUnreachBadPacket // Unreachable given something that is not an IPv4 packet
 	dropErrorSuppressed  // an ICMP error not sent, by RFC 1122's rules
@@ -81,6 +82,7 @@ var reasonNames = [numReasons]string{
 	dropEchoBroadcast:     "echo-broadcast",
 	dropNoRoute:           "no-route",
 	dropFragNeeded:        "frag-needed",
+	dropBadSegSize:        "bad-seg-size",
 	dropUnreachBadPacket:  "unreach-bad-packet",
 	dropErrorSuppressed:   "icmp-error-suppressed",
 	dropRateGlobal:        "icmp-ratelimit-global",

@@ -125,7 +125,7 @@ func (s *Stack) echoReply(now time.Time, src, dst uint32, req []byte) {
 		return
 	}
 	s.putIPv4(now, pkt, proto.ICMP, dst, src)
-	s.sendPacket(now, frame, pkt, src)
+	s.sendPacket(now, frame, pkt, src, 0)
 }
 
 // Unreachable sends an ICMP destination unreachable with code (e.g.
@@ -197,7 +197,7 @@ func (s *Stack) icmpError(now time.Time, orig []byte, typ, code uint8) {
 	binary.BigEndian.PutUint16(m[2:], checksum.Of(m))
 	s.putIPv4(now, pkt, proto.ICMP, from, src)
 	s.stats.ICMPErrorsSent++
-	s.sendPacket(now, frame, pkt, src)
+	s.sendPacket(now, frame, pkt, src, 0)
 }
 
 // icmpInformational reports whether an ICMP type is a query or a reply,

@@ -37,6 +37,7 @@ var (
 	ErrNoRoute = errors.New("ip: no route to host") // ENETUNREACH
 	ErrTooBig  = errors.New("ip: datagram too big") // EMSGSIZE
 	ErrBadAddr = errors.New("ip: bad address")      // EADDRNOTAVAIL, EINVAL
+	ErrSegSize = errors.New("ip: bad segment size") // EINVAL (SendSegmented only)
 )
 
 // Limits of the link and of IPv4.
@@ -185,7 +186,8 @@ func (k EventKind) String() string {
 // the Stack's.
 type Event struct {
 	Kind             EventKind
-	Frame            []byte     // FrameOut: the Ethernet frame, 60 to 1514 bytes
+	Frame            []byte     // FrameOut: the Ethernet frame, 60 to 1514 bytes (up to 65549 with a SegSize)
+	SegSize          uint16     // FrameOut: the TCP segment size the NIC cuts a frame larger than the MTU into (SendSegmented); 0: none
 	Proto            uint8      // Deliver: the IP protocol number; ICMPError: the quoted datagram's
 	Src, Dst         netip.Addr // Deliver: the packet's addresses; ICMPError: the quoted datagram's
 	Payload          []byte     // Deliver: the packet's payload (e.g. a UDP header and data); ICMPError: the ICMP message
@@ -212,6 +214,7 @@ type Stats struct {
 	ICMPErrorsSent      uint64 // destination unreachable and time exceeded
 	ICMPErrorsIn        uint64 // ICMPError events: errors about the host's datagrams
 	ICMPErrorsIgnored   uint64 // errors received and not passed on: bad quote or unknown code (delivered as ICMP)
+	Segmented           uint64 // TCP segments sent whole for the NIC to cut (SendSegmented)
 	Fragmented          uint64 // datagrams sent in fragments
 	FragmentsCreated    uint64 // the fragments they were sent in
 	FragmentsReceived   uint64 // fragments accepted for reassembly
@@ -316,9 +319,9 @@ func (s *Stack) begin() {
 }
 
 // emitFrame queues a FrameOut event.
-func (s *Stack) emitFrame(frame []byte) {
+func (s *Stack) emitFrame(frame []byte, segSize uint16) {
 	s.stats.FramesOut++
-	s.events = append(s.events, Event{Kind: FrameOut, Frame: frame})
+	s.events = append(s.events, Event{Kind: FrameOut, Frame: frame, SegSize: segSize})
 }
 
 // deliver queues a Deliver event for pkt, an IPv4 packet with a header of

@@ -109,11 +109,50 @@ func (s *Stack) receive(now time.Time, pkt []byte, hlen int, linkBcast bool) {
 // Linux sends by default (IP_PMTUDISC_WANT). Over loopback nothing is
 // fragmented. Payload is copied; Send keeps no reference to it.
 func (s *Stack) Send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
-	return s.send(now, proto, src, dst, payload, false)
+	return s.send(now, proto, src, dst, payload, false, 0)
 }
 
-// send is Send, and SendDF if df.
-func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte, df bool) error {
+// SendSegmented is Send for a TCP segment that the NIC cuts into
+// segments of segSize payload bytes (TCP segmentation offload, as a
+// virtio-net guest's stack hands its device): a segment whose data is
+// longer than segSize goes to a destination on the link in one frame,
+// larger than the MTU, never fragmented, its FrameOut event carrying
+// segSize, and its IPv4 header that of the first segment cut from it (DF
+// set, one IP ID). A segment whose data fits segSize goes as Send sends
+// it, as does one to the host itself, which the loopback carries whole.
+// payload must be a TCP segment with a valid header, segSize at least 1,
+// and a segment of segSize with that header must fit the MTU; otherwise,
+// or to a broadcast or multicast destination, it is refused (ErrSegSize)
+// and counted ("bad-seg-size"). segSize 0 is Send.
+func (s *Stack) SendSegmented(now time.Time, proto uint8, src, dst netip.Addr, payload []byte, segSize int) error {
+	if segSize == 0 {
+		return s.Send(now, proto, src, dst, payload)
+	}
+	thl, ok := tcpHeaderLen(proto, payload)
+	if !ok || segSize < 0 || HeaderLen+thl+segSize > MTU {
+		s.begin()
+		s.drop(dropBadSegSize)
+		return fmt.Errorf("ip: send a segment to %v in segments of %d bytes: not a TCP segment whose segments fit the MTU: %w",
+			dst, segSize, ErrSegSize)
+	}
+	if len(payload)-thl <= segSize {
+		segSize = 0 // one segment: nothing to cut
+	}
+	return s.send(now, proto, src, dst, payload, false, uint16(segSize))
+}
+
+// tcpHeaderLen returns the length of the TCP header at the start of seg,
+// a segment of protocol p, and whether it is one.
+func tcpHeaderLen(p uint8, seg []byte) (int, bool) {
+	if p != proto.TCP || len(seg) < proto.TCPHeaderLen {
+		return 0, false
+	}
+	n := int(seg[12]>>4) * 4
+	return n, n >= proto.TCPHeaderLen && n <= len(seg)
+}
+
+// send is Send, SendDF if df, and SendSegmented if segSize is not 0.
+func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []byte, df bool, segSize uint16) error {
 	s.begin()
 	dst = dst.Unmap()
 	if !dst.Is4() {
@@ -140,11 +179,19 @@ func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 		}
 	}
 	n := len(payload)
+	if local {
+		segSize = 0 // the loopback carries it whole
+	}
 	switch {
 	case n > MaxLoopback:
 		return fmt.Errorf("ip: send %d bytes to %v: more than an IPv4 packet carries (%d): %w", n, dst, MaxLoopback, ErrTooBig)
 	case !s.canRoute(d):
 		return fmt.Errorf("ip: send to %v: off-link and no gateway: %w", dst, ErrNoRoute)
+	case segSize != 0 && (!unicast(d) || s.isBroadcast(d)):
+		s.drop(dropBadSegSize)
+		return fmt.Errorf("ip: send to %v in segments of %d bytes: not a unicast destination: %w", dst, segSize, ErrSegSize)
+	case segSize != 0:
+		s.stats.Segmented++ // one frame, however large: the NIC cuts it
 	case !local && n > MaxPayload && df:
 		s.drop(dropFragNeeded)
 		s.fragNeeded(proto, sa, d, payload)
@@ -160,7 +207,7 @@ func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 	frame, pkt := s.makePacket(d, n)
 	copy(pkt[HeaderLen:], payload)
 	s.putIPv4(now, pkt, proto, sa, d)
-	s.sendPacket(now, frame, pkt, d)
+	s.sendPacket(now, frame, pkt, d, segSize)
 	return nil
 }
 
@@ -171,7 +218,7 @@ func (s *Stack) send(now time.Time, proto uint8, src, dst netip.Addr, payload []
 // about it: destination unreachable, proto.CodeFragNeeded, MTU 1500, From the
 // host, with no Packet or Payload. The error returned wraps ErrTooBig.
 func (s *Stack) SendDF(now time.Time, proto uint8, src, dst netip.Addr, payload []byte) error {
-	return s.send(now, proto, src, dst, payload, true)
+	return s.send(now, proto, src, dst, payload, true, 0)
 }
 
 // canRoute reports whether the host can send to dst.
@@ -209,7 +256,7 @@ func (s *Stack) fragment(now time.Time, proto uint8, src, dst uint32, payload []
 		}
 		s.writeIPv4(pkt, proto, src, dst, id, fo)
 		s.stats.FragmentsCreated++
-		s.sendPacket(now, frame, pkt, dst)
+		s.sendPacket(now, frame, pkt, dst, 0)
 	}
 	s.stats.Fragmented++
 }
@@ -265,21 +312,21 @@ func (s *Stack) writeIPv4(pkt []byte, proto uint8, src, dst uint32, id, frag uin
 }
 
 // sendPacket sends pkt, made by makePacket in frame and with its header
-// written, to dst, which canRoute.
-func (s *Stack) sendPacket(now time.Time, frame, pkt []byte, dst uint32) {
+// written, to dst, which canRoute; segSize is its FrameOut's SegSize.
+func (s *Stack) sendPacket(now time.Time, frame, pkt []byte, dst uint32, segSize uint16) {
 	switch {
 	case frame == nil:
 		s.stats.LoopbackPackets++
 		s.receive(now, pkt, HeaderLen, false)
 	case s.isBroadcast(dst):
 		s.putEth(frame, broadcastMAC, proto.EtherTypeIPv4)
-		s.emitFrame(frame)
+		s.emitFrame(frame, 0)
 	case multicast(dst):
 		s.putEth(frame, multicastMAC(dst), proto.EtherTypeIPv4)
-		s.emitFrame(frame)
+		s.emitFrame(frame, 0)
 	case s.subnet.contains(dst):
-		s.sendVia(now, frame, dst)
+		s.sendVia(now, frame, dst, segSize)
 	default:
-		s.sendVia(now, frame, s.gw)
+		s.sendVia(now, frame, s.gw, segSize)
 	}
 }
