@@ -37,6 +37,7 @@ type testNet struct {
 	filter     func(from *Stack, h Header, payload []byte) bool // false drops the segment
 	sent, lost int
 	log        bool
+	tso        tsoSeen // the segments the NIC cut (tso_test.go)
 }
 
 func newNet(t testing.TB, ca, cb Config) *testNet {
@@ -52,7 +53,7 @@ func (n *testNet) collect() {
 		if from == n.b {
 			to = n.a
 		}
-		for _, seg := range from.Out() {
+		for _, seg := range n.cut(from.Out()) {
 			n.sent++
 			h, p, err := Parse(seg.Data)
 			if err != nil {

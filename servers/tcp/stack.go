@@ -75,6 +75,13 @@ type Config struct {
 	// within the host announces LoopbackMTU - 40 as its MSS, as Linux's
 	// does over lo. It is at least MTU.
 	LoopbackMTU int
+	// TSOMax, when positive, turns TCP segmentation offload on: towards
+	// a destination on the link (not the host's own addresses), the
+	// segments of a whole MSS a connection sends back to back go to ip as
+	// one of up to TSOMax data bytes, which the NIC cuts into segments of
+	// the MSS it is tagged with (Segment.SegSize; see tso.go). Set it
+	// only when the NIC can: 0, the default, is off. It is at most MaxTSO.
+	TSOMax int
 	// SendBuffer and RecvBuffer are a socket's buffer sizes in bytes
 	// before SO_SNDBUF and SO_RCVBUF change them.
 	SendBuffer, RecvBuffer int
@@ -159,6 +166,7 @@ func (c *Config) defaults() {
 	c.MTU = max(c.MTU, HeaderLen+20+minMSS)
 	def(&c.LoopbackMTU, DefaultLoopbackMTU)
 	c.LoopbackMTU = min(max(c.LoopbackMTU, c.MTU), MaxIPPacket)
+	c.TSOMax = min(max(c.TSOMax, 0), MaxTSO)
 	def(&c.SendBuffer, DefaultBuffer)
 	def(&c.RecvBuffer, DefaultBuffer)
 	c.SendBuffer = min(max(c.SendBuffer, minBuffer), maxBuffer)
@@ -200,6 +208,10 @@ type SockID int32
 type Segment struct {
 	Src, Dst netip.Addr
 	Data     []byte
+	// SegSize, when not 0, is the MSS the NIC is to cut Data into
+	// (Config.TSOMax): Data then holds more than one segment's data, a
+	// whole number of SegSize but for the last.
+	SegSize int
 }
 
 // tuple names a connection.
@@ -249,6 +261,8 @@ type Stack struct {
 	scratch []byte                   // a segment's payload on its way to emit (payloadBuf)
 	mem     ringMem                  // buffers: those held, and spares
 	arena   []byte                   // the bytes of the segments of Out (segBuf)
+	arenaN  int                      // arenas segBuf has made
+	tso     tsoRun                   // the segment of Out the next may extend (tso.go)
 	orphans int                      // connections their users closed, still finishing
 	tw      int                      // connections in TIME-WAIT
 	pmtus   map[netip.Addr]pmtuEntry // learned path MTUs (pmtu.go)
@@ -337,8 +351,12 @@ func (s *Stack) ByState() map[State]int {
 // valid until the next call into the Stack.
 func (s *Stack) Out() []Segment {
 	out := s.out
+	for i := range out {
+		out[i].checksum() // once each, its run made
+	}
 	s.out = s.out[:0]
 	s.arena = s.arena[:0] // the segments' bytes are reused from the next call on
+	s.tso = tsoRun{}
 	return out
 }
 
@@ -363,6 +381,7 @@ func (s *Stack) segBuf(n int) []byte {
 	k := len(s.arena)
 	if k+n > cap(s.arena) {
 		s.arena = make([]byte, 0, max(arenaSize, n))
+		s.arenaN++
 		k = 0
 	}
 	s.arena = s.arena[:k+n]

@@ -1,12 +1,8 @@
 package tcp
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"time"
-
-	"github.com/newtsim/newtsim/servers/checksum"
-	"github.com/newtsim/newtsim/servers/proto"
 )
 
 // tcb is a transmission control block: one socket and, once it has one,
@@ -224,15 +220,21 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 		}
 	}
 	h.Window = c.rcvWindow(syn)
+	if c.tsoFits(&h, payload) { // tso.go
+		if !c.s.tsoExtend(c, &h, payload) {
+			c.s.emit(c.local, c.remote, &h, payload)
+			c.s.tsoStart(c, &h, len(payload))
+		}
+		return
+	}
 	c.s.emit(c.local, c.remote, &h, payload)
 }
 
-// emit builds a segment and queues it for ip.
+// emit builds a segment and queues it for ip; Out fills in its checksum.
 func (s *Stack) emit(local, remote netip.AddrPort, h *Header, payload []byte) {
 	b := s.segBuf(HeaderLen + optionsLen(&h.Opts, h.Flags&SYN != 0) + len(payload))
 	n := h.Marshal(b, payload)
 	b = b[:n]
-	binary.BigEndian.PutUint16(b[16:], checksum.Pseudo(proto.TCP, local.Addr(), remote.Addr(), b))
 	s.out = append(s.out, Segment{Src: local.Addr(), Dst: remote.Addr(), Data: b})
 	s.stats.SegmentsOut++
 	if h.Flags&RST != 0 {
