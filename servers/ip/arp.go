@@ -28,9 +28,9 @@ type neighbor struct {
 	deadline time.Time
 	// refreshed is when a resolved entry last asked to be confirmed.
 	refreshed time.Time
-	sent      int      // pending: requests sent
+	sent      int         // pending: requests sent
 	held      []heldFrame // pending: frames waiting for the MAC
-	list      *nlist   // the list the entry is on, if any
+	list      *nlist      // the list the entry is on, if any
 	prev      *neighbor
 	next      *neighbor
 }
