@@ -105,7 +105,7 @@ func (p *ipServer) doDatagram(s *sys.Server, now time.Time, m *ipc.Message) erro
 		return nil
 	}
 	if seg, ok := segmentAt(b, uint64(d.Off)); ok {
-		p.st.Send(now, d.Proto, d.Src, d.Dst, seg) // errors are counted as drops
+		p.st.SendSegmented(now, d.Proto, d.Src, d.Dst, seg, int(d.SegSize)) // errors are counted as drops
 	}
 	return p.eventsThenRelease(s, now, d.Buf)
 }
@@ -161,7 +161,7 @@ func (p *ipServer) events(s *sys.Server, now time.Time) error {
 		switch ev.Kind {
 		case ip.FrameOut:
 			var m ipc.Message
-			packet.Frame{Type: ipc.FrameTx}.Encode(&m)
+			packet.Frame{Type: ipc.FrameTx, SegSize: ev.SegSize}.Encode(&m)
 			// A send that fails is a drop, counted by sys.
 			if err := s.SendCopy(p.down, &m, ev.Frame); errors.Is(err, sys.ErrNoBuffer) {
 				p.nobuf.Inc()

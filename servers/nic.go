@@ -23,8 +23,11 @@ import (
 // nic is the device model: with the `tap` backend a reader goroutine puts
 // every frame from the TAP device into a buffer of the nic's pool and hands
 // it up (FrameRx); frames coming down (FrameTx) are written to the device
-// and their buffers go back. With no backend the cable is unplugged: frames
-// down are counted and dropped.
+// and their buffers go back. With TSO (the default on a TAP), a frame
+// coming down with a segment size (packet.Frame.SegSize) is a TCP segment
+// of up to 64 KiB that Linux cuts into segments of that size, as a
+// virtio-net device's (docs/PACKET_PATH.md). With no backend the cable is
+// unplugged: frames down are counted and dropped.
 type nic struct {
 	up      string
 	dev     *tap.Device
@@ -47,6 +50,8 @@ func NIC(s *sys.Server) (sys.Handler, error) {
 	ifname := fs.String("ifname", "nts%d", "the TAP device's name")
 	nsPath := fs.String("netns", "", "attach to the TAP device in this network namespace (a file such as /var/run/netns/NAME)")
 	pcapPath := fs.String("pcap", "", "record every frame in this pcap file")
+	tso := fs.Bool("tso", true, "tap backend: TCP segmentation offload (frames carry virtio-net headers; Linux cuts the large "+
+		"segments tcp sends with --tso); false: the TAP as before, every frame at most the MTU")
 	fs.StringVar(&n.up, "up", "driver", "the driver above the device")
 	fs.StringVar(&n.peer, "wire-peer", "", "wire backend: the nic at the other end of the wire")
 	linkParams := fs.String("link", "", "wire backend: the link model, e.g. bw=100Mbit,delay=200us,loss=0.1,seed=1 (docs/LINK.md)")
@@ -77,16 +82,16 @@ func NIC(s *sys.Server) (sys.Handler, error) {
 		}
 		n.kick = make(chan struct{}, 1)
 	case "tap":
-		open := func() (*tap.Device, error) { return tap.Open(*ifname) }
+		open := func() (*tap.Device, error) { return tap.Open(*ifname, *tso) }
 		if *nsPath != "" {
-			open = func() (*tap.Device, error) { return tap.OpenIn(*nsPath, *ifname) }
+			open = func() (*tap.Device, error) { return tap.OpenIn(*nsPath, *ifname, *tso) }
 		}
 		d, err := open()
 		if err != nil {
 			return nil, err
 		}
 		n.dev = d
-		s.Log.Printf("tap device %s", d.Name())
+		s.Log.Printf("tap device %s (TSO %v)", d.Name(), d.TSO())
 	default:
 		return nil, fmt.Errorf("nic: backend %q: want none, tap or wire", *backend)
 	}
@@ -144,6 +149,7 @@ func (n *nic) wire(s *sys.Server) {
 
 func (n *nic) receive(s *sys.Server) {
 	scratch := make([]byte, tap.MaxFrame)
+	var dropped uint64 // the device's Dropped, counted
 	for {
 		ref, buf, err := s.Pool.Alloc()
 		if err != nil {
@@ -160,6 +166,10 @@ func (n *nic) receive(s *sys.Server) {
 		if err != nil {
 			s.Log.Printf("tap: %v", err)
 			os.Exit(1) // the kernel restarts the nic
+		}
+		if d := n.dev.Dropped(); d != dropped {
+			n.dropped.WithLabelValues("vnet-header").Add(float64(d - dropped))
+			dropped = d
 		}
 		if trace.On() {
 			// A segment with data from the client, taken from outside
@@ -201,6 +211,8 @@ func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 		return nil // counted by Buffer
 	}
 	switch {
+	case f.SegSize != 0 && len(b) > tap.MaxFrame && (n.dev == nil || !n.dev.TSO()):
+		n.dropped.WithLabelValues("no-tso").Inc() // tcp has TSO on, this device not: a mismatch of flags
 	case n.link != nil:
 		if n.pcap != nil {
 			n.pcap.Write(time.Now(), b)
@@ -225,7 +237,7 @@ func (n *nic) Handle(s *sys.Server, m *ipc.Message) error {
 		if trace.On() {
 			stamp = trace.Stamp() // before the write: the client may read it before Write returns
 		}
-		if err := n.dev.Write(b); err != nil {
+		if err := n.dev.Write(b, int(f.SegSize)); err != nil {
 			n.dropped.WithLabelValues("device").Inc()
 		} else {
 			n.frames.WithLabelValues("tx").Inc()

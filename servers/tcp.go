@@ -66,6 +66,8 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	addr := fs.String("addr", "198.18.0.2", "the host's address")
 	timeWait := fs.Duration("time-wait", tcp.DefaultTimeWait, "how long a connection stays in TIME-WAIT (2 MSL)")
 	minRTO := fs.Duration("min-rto", tcp.DefaultMinRTO, "the least retransmission timeout")
+	tso := fs.Bool("tso", false, "TCP segmentation offload: the nic's TAP cuts segments (nic --tso, which the launcher "+
+		"gives a tap run); segments to the link go to ip as large as a buffer holds, tagged with the MSS")
 	if err := fs.Parse(s.Opts.Args); err != nil {
 		return nil, err
 	}
@@ -76,8 +78,15 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	// A segment within the host goes to ip in one buffer of our pool and
 	// comes back in one of ip's, the IP header added: the loopback's MTU is
 	// what a buffer holds, at most an IPv4 packet's 65535 bytes.
+	// With TSO, a segment to the link goes the same way and on in one
+	// frame of ip's, pf's and the nic's: a buffer holds it with its
+	// Ethernet, IP and largest TCP headers.
+	tsoMax := 0
+	if *tso {
+		tsoMax = min(s.Pool.BufSize()-proto.EthHeaderLen-proto.IPv4HeaderLen-tcp.MaxHeaderLen, tcp.MaxTSO)
+	}
 	t.st = tcp.New(tcp.Config{Addrs: []netip.Addr{a}, MTU: tcp.DefaultMTU, LoopbackMTU: min(s.Pool.BufSize(), tcp.MaxIPPacket),
-		TimeWait: *timeWait, MinRTO: *minRTO, Secret: uint64(time.Now().UnixNano())})
+		TSOMax: tsoMax, TimeWait: *timeWait, MinRTO: *minRTO, Secret: uint64(time.Now().UnixNano())})
 	t.buf = make([]byte, s.Pool.BufSize())
 	t.drops = newDrops(s, "tcp", t.st.Drops)
 	t.stats = newTCPStats(s.Registry)
@@ -222,7 +231,7 @@ func (t *tcpServer) after(s *sys.Server, now time.Time) error {
 func (t *tcpServer) flush(s *sys.Server) {
 	for _, seg := range t.st.Out() {
 		// A segment that finds no buffer or no ip is lost: TCP sends it again.
-		sendSegment(s, t.ip, proto.TCP, seg.Src, seg.Dst, seg.Data)
+		sendSegment(s, t.ip, proto.TCP, seg.Src, seg.Dst, seg.Data, seg.SegSize)
 	}
 }
 

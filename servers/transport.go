@@ -224,10 +224,11 @@ func (p *parking[K]) take(id K) []request {
 }
 
 // sendSegment hands ip a transport segment from src to dst, copied into a
-// buffer of the server's pool.
-func sendSegment(s *sys.Server, ip string, proto uint8, src, dst netip.Addr, seg []byte) error {
+// buffer of the server's pool; segSize, when not 0, is the segment size
+// the NIC cuts it into (TSO: tcp.Segment.SegSize).
+func sendSegment(s *sys.Server, ip string, proto uint8, src, dst netip.Addr, seg []byte, segSize int) error {
 	var m ipc.Message
-	packet.Datagram{Src: src, Dst: dst, Proto: proto}.Encode(&m)
+	packet.Datagram{Src: src, Dst: dst, Proto: proto, SegSize: uint16(segSize)}.Encode(&m)
 	return s.SendCopy(ip, &m, seg)
 }
 

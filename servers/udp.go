@@ -287,7 +287,7 @@ func (u *udpServer) doLocalAddr(s *sys.Server, q *request) error {
 func (u *udpServer) send(s *sys.Server) error {
 	var errs []error
 	for _, dg := range u.table.Out() {
-		errs = append(errs, sendSegment(s, u.ip, proto.UDP, dg.Src, dg.Dst, dg.Segment))
+		errs = append(errs, sendSegment(s, u.ip, proto.UDP, dg.Src, dg.Dst, dg.Segment, 0))
 	}
 	return errors.Join(errs...)
 }

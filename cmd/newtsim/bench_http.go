@@ -34,6 +34,7 @@ func (f *httpFlags) add(cmd *cobra.Command, duration time.Duration) {
 	fl.DurationVar(&f.o.Timeout, "timeout", 2*time.Second, "a request not answered within this fails, as wrk's --timeout")
 	fl.IntVar(&f.repeat, "repeat", 1, "measure the whole matrix this many times over and report each cell's median, "+
 		"its least and greatest, every repetition's figure, and from 6 a 95% interval (newtsim compare reads them)")
+	fl.BoolVar(&f.o.NoTSO, "no-tso", false, "TCP segmentation offload on the TAP off, for the simulated hosts and httpd-monolith (docs/PACKET_PATH.md)")
 	fl.StringVar(&f.o.Client, "client", bench.ClientNamespace, "where the load comes from: "+bench.ClientNamespace+
 		" (Linux's sockets in a network namespace) or "+bench.ClientRemoteHost+
 		" (a second simulated host, the monolithic stack, on a wire from the simulated host's nic; Linux's servers keep the namespace)")
@@ -215,5 +216,6 @@ func newBenchHTTPPeerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&o.NetNS, "netns", "", "monolith: the namespace file that holds the TAP device")
 	cmd.Flags().StringVar(&o.Ready, "ready", "", "monolith: where to write its note (JSON) once httpd listens")
 	cmd.Flags().StringVar(&o.Pcap, "pcap", "", "monolith: record every frame the host sends and receives in this pcap file")
+	cmd.Flags().BoolVar(&o.NoTSO, "no-tso", false, "monolith: open the TAP without TCP segmentation offload")
 	return cmd
 }

@@ -22,6 +22,7 @@ import (
 func NewHostCommand() *cobra.Command {
 	var addr, peer, pcapPath string
 	var echo uint16
+	var tso bool
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run a simulated host (ip and udp linked in one process) behind a TAP device in a new namespace",
@@ -39,7 +40,7 @@ func NewHostCommand() *cobra.Command {
 				return err
 			}
 			defer ns.Close()
-			dev, err := tap.Open("ntstap%d")
+			dev, err := tap.Open("ntstap%d", tso)
 			if err != nil {
 				return err
 			}
@@ -54,7 +55,7 @@ func NewHostCommand() *cobra.Command {
 				}
 				defer pw.Close()
 			}
-			h, err := host.New(host.Config{MAC: [6]byte{0x02, 0, 0x5e, 0, 0, 2}, Addr: a, EchoPort: echo, Pcap: pw}, dev.Write)
+			h, err := host.New(host.Config{MAC: [6]byte{0x02, 0, 0x5e, 0, 0, 2}, Addr: a, EchoPort: echo, Pcap: pw, TSO: dev.TSO()}, dev.Write)
 			if err != nil {
 				return err
 			}
@@ -80,5 +81,6 @@ func NewHostCommand() *cobra.Command {
 	cmd.Flags().StringVar(&peer, "peer", "198.18.0.1/24", "Linux's address in the namespace")
 	cmd.Flags().Uint16Var(&echo, "echo-port", 7, "UDP echo service port (0: none)")
 	cmd.Flags().StringVar(&pcapPath, "pcap", "", "write every frame the host sends and receives to this pcap file")
+	cmd.Flags().BoolVar(&tso, "tso", true, "TCP segmentation offload on the TAP: Linux cuts the host's TCP segments of up to 64 KiB (docs/PACKET_PATH.md)")
 	return needingRoot(cmd)
 }

@@ -15,8 +15,11 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// Snaplen is the most bytes of a frame recorded.
-const Snaplen = 65535
+// Snaplen is the most bytes of a frame recorded: tcpdump's default, room
+// for the largest frame the nic sends with TCP segmentation offload (an
+// IPv4 packet of 65535 bytes in an Ethernet header), recorded whole as
+// tcpdump records it on an interface with TSO.
+const Snaplen = 262144
 
 // Writer appends Ethernet frames to a pcap file. It is safe for concurrent
 // use (a NIC's send and receive sides may both record).

@@ -76,3 +76,42 @@ func TestTsharkReads(t *testing.T) {
 		t.Fatalf("tshark decoded:\n%s", out)
 	}
 }
+
+// TestTSOFrameWhole: a frame as large as TSO makes it (an IPv4 packet of
+// 65535 bytes) is recorded whole, and tshark reads its TCP segment.
+func TestTSOFrameWhole(t *testing.T) {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+		EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
+		SrcIP: net.IP{198, 18, 0, 2}, DstIP: net.IP{198, 18, 0, 1}}
+	tcp := &layers.TCP{SrcPort: 80, DstPort: 40000, Seq: 1, Ack: 1, ACK: true, PSH: true, Window: 500}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, eth, ip, tcp, gopacket.Payload(make([]byte, 65535-40))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tso.pcap")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(time.Now(), buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Fatal("tshark is not installed (Debian package tshark; `make test` installs it)")
+	}
+	cmd := exec.Command("tshark", "-r", path, "-T", "fields", "-e", "frame.len", "-e", "frame.cap_len", "-e", "tcp.len")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	if got := strings.Fields(string(out)); len(got) != 3 || got[0] != "65549" || got[1] != "65549" || got[2] != "65495" {
+		t.Fatalf("tshark read frame length, captured length, TCP length %q; want 65549 65549 65495", got)
+	}
+}

@@ -3,6 +3,7 @@ package tap
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,12 +16,18 @@ import (
 // namespace, as ping sends them), and checks that the first frame to arrive is
 // Linux's ARP request for that address.
 func TestLinuxPeer(t *testing.T) {
+	for _, tso := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "tso"}[tso], func(t *testing.T) { linuxPeer(t, tso) })
+	}
+}
+
+func linuxPeer(t *testing.T, tso bool) {
 	ns, err := netns.New("nts-tap-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	d, err := Open("ntstap%d")
+	d, err := Open("ntstap%d", tso)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +58,9 @@ func TestLinuxPeer(t *testing.T) {
 		if op != 1 || sender.String() != "198.18.0.1" || target.String() != "198.18.0.2" {
 			t.Fatalf("ARP op %d %s asks for %s; want a request from 198.18.0.1 for 198.18.0.2", op, sender, target)
 		}
+		if d.Dropped() != 0 {
+			t.Errorf("%d frames dropped", d.Dropped())
+		}
 		return
 	}
 	t.Fatal("no ARP request arrived from Linux")
@@ -68,14 +78,33 @@ func ping(ns *netns.NS) <-chan struct{} {
 	return done
 }
 
+// A frame longer than the MTU is written only with TSO, a segment size
+// and a TCP segment in it, and never past the largest IPv4 packet.
 func TestWriteRefusesOversized(t *testing.T) {
-	d, err := Open("ntstap%d")
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		tso     bool
+		frame   []byte
+		segSize int
+		want    error
+	}{
+		{"no tso", false, make([]byte, MaxFrame+1), 0, ErrTooLong},
+		{"no tso, a segment size", false, tcpFrame(MaxFrame + 1 - 54), 1448, ErrTooLong},
+		{"tso, no segment size", true, tcpFrame(MaxFrame + 1 - 54), 0, ErrTooLong},
+		{"tso, past an IPv4 packet", true, make([]byte, MaxTSOFrame+1), 1448, ErrTooLong},
+		{"tso, not TCP", true, make([]byte, MaxFrame+1), 1448, ErrNotTSO},
 	}
-	defer d.Close()
-	if err := d.Write(make([]byte, MaxFrame+1)); err == nil {
-		t.Fatal("an oversized frame was written")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Open("ntstap%d", tt.tso)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.Write(tt.frame, tt.segSize); !errors.Is(err, tt.want) {
+				t.Fatalf("Write(%d bytes, %d): %v, want %v", len(tt.frame), tt.segSize, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -92,7 +121,7 @@ func TestOpenInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := 0; round < 2; round++ {
-		d, err := OpenIn("/var/run/netns/"+ns.Name, "ntsp0")
+		d, err := OpenIn("/var/run/netns/"+ns.Name, "ntsp0", round == 1)
 		if err != nil {
 			t.Fatal(err)
 		}

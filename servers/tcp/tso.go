@@ -19,9 +19,12 @@ import (
 // made where they are queued for ip, so a connection sends exactly what it
 // sent before, in fewer, larger messages.
 
+// MaxHeaderLen is the largest TCP header, options included.
+const MaxHeaderLen = 60
+
 // MaxTSO is the most data bytes a segment sent for the NIC to cut holds:
 // an IPv4 packet's most, less its header and the largest TCP header.
-const MaxTSO = MaxIPPacket - 20 - 60
+const MaxTSO = MaxIPPacket - 20 - MaxHeaderLen
 
 // tsoRun is the segment of Out that the next segment of the same
 // connection may extend: its index, its header as sent, and where in the

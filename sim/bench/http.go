@@ -219,6 +219,10 @@ type HTTPOptions struct {
 	// Breakdown traces the simulated host's servers and breaks each cell's
 	// requests down by hop (breakdown.go).
 	Breakdown bool
+	// NoTSO turns TCP segmentation offload on the TAP off, for the
+	// multiserver hosts and httpd-monolith alike (launch.Options.NoTSO),
+	// to measure the path without it.
+	NoTSO bool
 }
 
 // Client placements.

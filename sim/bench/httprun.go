@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -464,7 +465,8 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		t.Links = append(t.Links, topology.Link{A: "nic", B: "client"})
 	}
 	state := filepath.Join(r.dir, "state")
-	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic, Trace: r.o.Breakdown})
+	h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: r.cpus, Log: r.log, NIC: nic, Trace: r.o.Breakdown,
+		NoTSO: r.o.NoTSO})
 	if err != nil {
 		return nil, err
 	}
@@ -578,7 +580,8 @@ func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, e
 	}
 	note := filepath.Join(r.dir, "listening-"+s.Name)
 	args := []string{"bench", "http-peer", "--mode", "monolith", "--host", hostIP + "/24", "--ifname", tapName,
-		"--netns", "/var/run/netns/" + ns.Name, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www, "--ready", note}
+		"--netns", "/var/run/netns/" + ns.Name, "--addr", fmt.Sprintf("0.0.0.0:%d", httpPort), "--dir", r.www, "--ready", note,
+		"--no-tso=" + strconv.FormatBool(r.o.NoTSO)}
 	fmt.Fprintf(r.log, "bench http: starting %s: %s %s\n", s.Name, r.exe, strings.Join(args, " "))
 	cmd, err := spawn.Start(spawn.Spec{Path: r.exe, Args: args, Cores: r.servers, Stdout: r.log, Stderr: r.log,
 		DeathSignal: syscall.SIGKILL})

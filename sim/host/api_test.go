@@ -27,7 +27,7 @@ func TestAPIUDPConformance(t *testing.T) {
 func loopbackHost(t *testing.T) *Host {
 	t.Helper()
 	h, err := New(Config{MAC: [6]byte{2, 0, 0, 0, 0, 9}, Addr: netip.MustParsePrefix("198.18.0.9/24"),
-		TCP: tcp.Config{TimeWait: 2e9}}, func([]byte) error { return nil })
+		TCP: tcp.Config{TimeWait: 2e9}}, func([]byte, int) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

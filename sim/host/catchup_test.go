@@ -55,7 +55,7 @@ func (d *lateDevice) Pending() bool {
 	return len(d.queue) > 0 || d.popped > d.counted.Load()
 }
 
-func (d *lateDevice) Write([]byte) error { return nil }
+func (d *lateDevice) Write([]byte, int) error { return nil }
 
 // arpRequest is an ARP request from 198.18.0.1 for the host's address.
 func arpRequest(t *testing.T) []byte {
@@ -81,7 +81,7 @@ func TestTimerCatchesUpWithDevice(t *testing.T) {
 	const n = 5
 	var answered atomic.Int64
 	h, err := New(Config{MAC: [6]byte{0x02, 0, 0x5e, 0, 0, 2}, Addr: netip.MustParsePrefix("198.18.0.2/24"), Secret: 1},
-		func([]byte) error { answered.Add(1); return nil })
+		func([]byte, int) error { answered.Add(1); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,11 @@ type Config struct {
 	EchoPort uint16       // a UDP echo service on this port; 0 for none
 	Pcap     *pcap.Writer // records every frame in and out; nil for none
 	TCP      tcp.Config   // the tcp engine's settings (its Addrs are the host's, its Secret the host's)
+	// TSO says that the device behind the host cuts the TCP segments it
+	// is given with a segment size (a tap.Device opened with TSO): the
+	// host's tcp then sends segments of up to tcp.MaxTSO bytes to the
+	// link (TCP.TSOMax), as the multiserver host's does with nic --tso.
+	TSO bool
 	// Secret keys the host's IP IDs (ip.Config.IDKey) and its TCP's
 	// initial sequence numbers, timestamps, ports and SYN cookies
 	// (tcp.Config.Secret). Zero, the default, draws both at random, so
@@ -58,12 +63,13 @@ type Host struct {
 	// changed is closed and replaced whenever the host handled something
 	// that may make a socket ready: waiting applications watch it.
 	changed chan struct{}
-	out     func(frame []byte) error
+	out     func(frame []byte, segSize int) error
 	buf     []byte
 }
 
-// New makes a host whose frames go to out.
-func New(c Config, out func(frame []byte) error) (*Host, error) {
+// New makes a host whose frames go to out, each with the TCP segment size
+// the device is to cut it into (0: none; see Config.TCP).
+func New(c Config, out func(frame []byte, segSize int) error) (*Host, error) {
 	ic := ip.Config{MAC: c.MAC, Addr: c.Addr, Gateway: c.Gateway}
 	if c.Secret != 0 {
 		k := sha256.Sum256(binary.LittleEndian.AppendUint64([]byte("newtsim ip id "), c.Secret))
@@ -78,6 +84,9 @@ func New(c Config, out func(frame []byte) error) (*Host, error) {
 	tc := c.TCP
 	tc.Addrs = []netip.Addr{c.Addr.Addr()}
 	tc.Secret = c.Secret // zero: tcp draws its own
+	if c.TSO {
+		tc.TSOMax = tcp.MaxTSO
+	}
 	h := &Host{c: c, ip: st, udp: udp.New(udp.Config{Addrs: []netip.Addr{c.Addr.Addr()}}), tcp: tcp.New(tc), out: out,
 		buf: make([]byte, 65536), changed: make(chan struct{})}
 	if c.EchoPort != 0 {
@@ -210,7 +219,7 @@ func (h *Host) process(now time.Time) error {
 	defer h.signal()
 	for {
 		for _, seg := range h.tcp.Out() {
-			h.ip.Send(now, proto.TCP, seg.Src, seg.Dst, seg.Data) // errors are counted as drops
+			h.ip.SendSegmented(now, proto.TCP, seg.Src, seg.Dst, seg.Data, seg.SegSize) // errors are counted as drops
 		}
 		h.tcp.Wakeups() // waiting applications look again after every change
 		evs := h.ip.Out()
@@ -224,7 +233,7 @@ func (h *Host) process(now time.Time) error {
 			switch ev.Kind {
 			case ip.FrameOut:
 				h.record(now, ev.Frame)
-				if err := h.out(ev.Frame); err != nil {
+				if err := h.out(ev.Frame, int(ev.SegSize)); err != nil {
 					return fmt.Errorf("host: send frame: %w", err)
 				}
 			case ip.ICMPError:
@@ -275,10 +284,11 @@ func (h *Host) icmpError(now time.Time, ev ip.Event) {
 	}
 }
 
-// Device is a NIC backend a host can run on.
+// Device is a NIC backend a host can run on. Write's segSize is as New's
+// out has it.
 type Device interface {
 	Read(b []byte) (int, error)
-	Write(frame []byte) error
+	Write(frame []byte, segSize int) error
 }
 
 // Serve runs the host on dev until ctx is done: frames in as they arrive,

@@ -24,15 +24,17 @@ import (
 
 // linuxPeer starts a host at 198.18.0.2 behind a TAP device in a namespace
 // of its own, where Linux is 198.18.0.1, and returns the namespace and a
-// function that flushes the host's capture and returns its path.
-func linuxPeer(t *testing.T) (*netns.NS, *Host, func() string) {
+// function that flushes the host's capture and returns its path. With
+// tso, the device is opened with TSO and the host's tcp uses it, as
+// httpd-monolith's.
+func linuxPeer(t *testing.T, tso bool) (*netns.NS, *Host, func() string) {
 	t.Helper()
 	ns, err := netns.New("nts-host-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
-	dev, err := tap.Open("ntshost%d")
+	dev, err := tap.Open("ntshost%d", tso)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func linuxPeer(t *testing.T) (*netns.NS, *Host, func() string) {
 		t.Fatal(err)
 	}
 	h, err := New(Config{MAC: [6]byte{0x02, 0, 0x5e, 0, 0, 2}, Addr: netip.MustParsePrefix("198.18.0.2/24"),
-		EchoPort: 7, Pcap: pw}, dev.Write)
+		EchoPort: 7, Pcap: pw, TSO: dev.TSO()}, dev.Write)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func tshark(t *testing.T, path, filter string) int {
 // TestLinuxPing: Linux's ping gets echo replies from the host, and tshark
 // finds them in the host's capture.
 func TestLinuxPing(t *testing.T) {
-	ns, _, capture := linuxPeer(t)
+	ns, _, capture := linuxPeer(t, true)
 	out, err := ns.Run("ping", "-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2")
 	if err != nil || !strings.Contains(out, "3 received") {
 		t.Fatalf("ping: %v\n%s", err, out)
@@ -109,7 +111,7 @@ func TestLinuxPing(t *testing.T) {
 // ICMP port unreachable, which Linux reads as ECONNREFUSED and tshark
 // finds in the capture.
 func TestLinuxUDPEcho(t *testing.T) {
-	ns, _, capture := linuxPeer(t)
+	ns, _, capture := linuxPeer(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg := "hello from linux to newtsim\n"
@@ -158,12 +160,12 @@ func newWire(t *testing.T, p link.Params) *wire {
 		t.Fatal(err)
 	}
 	w.a, err = New(Config{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Addr: netip.MustParsePrefix("198.18.1.1/24")},
-		func(f []byte) error { w.ab.Send(w.now, f); return nil })
+		func(f []byte, _ int) error { w.ab.Send(w.now, f); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.b, err = New(Config{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Addr: netip.MustParsePrefix("198.18.1.2/24"), EchoPort: 7},
-		func(f []byte) error { w.ba.Send(w.now, f); return nil })
+		func(f []byte, _ int) error { w.ba.Send(w.now, f); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func firstIPID(t *testing.T, secret uint64) uint16 {
 	t.Helper()
 	var frames [][]byte
 	h, err := New(Config{MAC: [6]byte{2, 0, 0x5e, 0, 0, 2}, Addr: netip.MustParsePrefix("198.18.0.2/24"), Secret: secret},
-		func(f []byte) error { frames = append(frames, append([]byte(nil), f...)); return nil })
+		func(f []byte, _ int) error { frames = append(frames, append([]byte(nil), f...)); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestLinuxRejectsConnect(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Fatal("nft is not installed (Debian package nftables; `make test` installs it)")
 	}
-	ns, h, _ := linuxPeer(t)
+	ns, h, _ := linuxPeer(t, true)
 	for _, cmd := range [][]string{
 		{"nft", "add", "table", "inet", "nts"},
 		{"nft", "add", "chain", "inet", "nts", "in", "{ type filter hook input priority 0; }"},

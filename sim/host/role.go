@@ -100,8 +100,9 @@ func ClientHost(s *sys.Server) (sys.Handler, error) {
 	return c, err
 }
 
-// send puts a frame on the wire: a buffer of ours, to the nic.
-func (c *clientHost) send(frame []byte) error {
+// send puts a frame on the wire: a buffer of ours, to the nic. The host's
+// tcp has no TSO (the wire has none), so segSize is always 0.
+func (c *clientHost) send(frame []byte, _ int) error {
 	// No buffer, or the nic's ring is full: the frame is lost, as on a
 	// full NIC ring, and TCP sends it again.
 	var m ipc.Message
@@ -134,7 +135,7 @@ func (c *clientHost) Handle(s *sys.Server, m *ipc.Message) error {
 func (c *clientHost) Read(b []byte) (int, error) { return copy(b, <-c.frames), nil }
 
 // Write sends a frame.
-func (c *clientHost) Write(frame []byte) error { return c.send(frame) }
+func (c *clientHost) Write(frame []byte, segSize int) error { return c.send(frame, segSize) }
 
 // readyWait bounds how long a clienthost waits for its server's note.
 const readyWait = time.Minute

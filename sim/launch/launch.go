@@ -69,6 +69,10 @@ type Options struct {
 	// or "tap": a TAP device in a namespace of its own, named for the run,
 	// where Linux is LinuxAddr and can reach the host.
 	NIC string
+	// NoTSO turns TCP segmentation offload on the TAP off (nic
+	// --tso=false, and tcp without --tso): every frame fits the MTU, as
+	// before it was built. By default a tap run has it (docs/PACKET_PATH.md).
+	NoTSO bool
 	// ServiceTimes has every server time its role's handling of each
 	// message, for newtsim_server_service_seconds; off, the default, it
 	// costs nothing.
@@ -95,17 +99,23 @@ const LinuxAddr = "198.18.0.1/24"
 func NSName(run string) string  { return "newtsim-" + run }
 func TapName(run string) string { return "nts" + run }
 
-// withNIC returns the topology with its nic processes given the backend.
-func withNIC(t *topology.Topology, backend, run string) *topology.Topology {
+// withNIC returns the topology with its nic processes given the backend,
+// and, on a TAP, TCP segmentation offload in its nic and tcp processes
+// unless noTSO.
+func withNIC(t *topology.Topology, backend, run string, noTSO bool) *topology.Topology {
 	if backend == "" || backend == "none" {
 		return t
 	}
 	c := *t
 	c.Processes = append([]topology.Process(nil), t.Processes...)
+	tso := backend == "tap" && !noTSO
 	for i, p := range c.Processes {
-		if p.Role == "nic" {
+		switch {
+		case p.Role == "nic":
 			c.Processes[i].Args = append([]string{"--backend", backend, "--ifname", TapName(run),
-				"--netns", "/var/run/netns/" + NSName(run)}, p.Args...)
+				"--netns", "/var/run/netns/" + NSName(run), "--tso=" + strconv.FormatBool(tso)}, p.Args...)
+		case p.Role == "tcp" && tso:
+			c.Processes[i].Args = append([]string{"--tso"}, p.Args...)
 		}
 	}
 	return &c
@@ -195,7 +205,7 @@ func Start(ctx context.Context, o Options) (*Handle, error) {
 	if o.Topology, err = withApp(o.Topology, o.App, filepath.Join(o.StateDir, appDir)); err != nil {
 		return nil, err
 	}
-	o.Topology = withNIC(o.Topology, o.NIC, run)
+	o.Topology = withNIC(o.Topology, o.NIC, run, o.NoTSO)
 	plan, _, err := Plan(o.Topology, o.CPUs)
 	if err != nil {
 		return nil, err

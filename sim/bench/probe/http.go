@@ -50,6 +50,9 @@ type HTTPPeerOptions struct {
 	// Pcap, for monolith, records every frame the host sends and
 	// receives in this file; "" for none.
 	Pcap string
+	// NoTSO, for monolith, opens the TAP without TCP segmentation
+	// offload: every frame the host sends fits the MTU.
+	NoTSO bool
 }
 
 // MonolithNote is what httpd-monolith writes once httpd listens: the
@@ -221,7 +224,7 @@ func httpdMonolith(o HTTPPeerOptions) error {
 	if err != nil {
 		return fmt.Errorf("bench http-peer: --addr: %w", err)
 	}
-	dev, err := tap.OpenIn(o.NetNS, o.Ifname)
+	dev, err := tap.OpenIn(o.NetNS, o.Ifname, !o.NoTSO)
 	if err != nil {
 		return err
 	}
@@ -233,7 +236,7 @@ func httpdMonolith(o HTTPPeerOptions) error {
 		}
 		defer pw.Close()
 	}
-	h, err := host.New(host.Config{MAC: monolithMAC, Addr: pfx, Pcap: pw}, dev.Write)
+	h, err := host.New(host.Config{MAC: monolithMAC, Addr: pfx, Pcap: pw, TSO: dev.TSO()}, dev.Write)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ var loopback = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 // monolith starts a host with no wire and returns it with the function
 // that stops it.
 func monolith() (*host.Host, func(), error) {
-	h, err := host.New(host.Config{MAC: monolithMAC, Addr: monolithAddr}, func([]byte) error { return nil })
+	h, err := host.New(host.Config{MAC: monolithMAC, Addr: monolithAddr}, func([]byte, int) error { return nil })
 	if err != nil {
 		return nil, nil, err
 	}
