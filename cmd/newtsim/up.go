@@ -69,7 +69,7 @@ func (f *topoFlags) load() (*topology.Topology, []int, error) {
 // NewUpCommand returns `newtsim up`.
 func NewUpCommand(g *globals) *cobra.Command {
 	var f topoFlags
-	var serviceTimes, traced bool
+	var serviceTimes, traced, noTSO bool
 	var app string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -88,7 +88,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 				return err
 			}
 			o := launch.Options{StateDir: g.stateDir, Topology: t, CPUs: cpus, Out: cmd.OutOrStdout(), Slots: f.slots, NIC: f.nic,
-				ServiceTimes: serviceTimes, Trace: traced, NoSandbox: f.noSandbox, IDBase: f.idBase}
+				ServiceTimes: serviceTimes, Trace: traced, NoSandbox: f.noSandbox, IDBase: f.idBase, NoTSO: noTSO}
 			if app != "" {
 				a, err := launch.ParseApp(app)
 				if err != nil {
@@ -106,6 +106,7 @@ func NewUpCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&noTSO, "no-tso", false, "with --nic tap: no TCP segmentation offload on the TAP (every frame fits the MTU, as before docs/PACKET_PATH.md's TSO)")
 	cmd.Flags().BoolVar(&serviceTimes, "service-times", false,
 		"time every message each server handles, for newtsim_server_service_seconds (costs two clock reads a message)")
 	cmd.Flags().StringVar(&app, "app", "", "run an application on the simulated host beside the stack, linked to syscall, and print how Linux reaches it: "+
