@@ -360,6 +360,8 @@ type input struct {
 	dev    Device
 	got    atomic.Int64
 	taken  int64
+	// wait bounds catchUp's wait for the reader (0: catchUpWait).
+	wait time.Duration
 }
 
 // take hands the host a frame from frames.
@@ -376,7 +378,11 @@ func (in *input) take(h *Host, f []byte) error {
 // preempted there.
 func (in *input) catchUp(ctx context.Context, h *Host) error {
 	p, canAsk := in.dev.(pendingDevice)
-	until := time.Now().Add(catchUpWait)
+	bound := in.wait
+	if bound == 0 {
+		bound = catchUpWait
+	}
+	until := time.Now().Add(bound)
 	for {
 		select {
 		case f := <-in.frames:
