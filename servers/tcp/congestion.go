@@ -44,6 +44,10 @@ type CongestionControl interface {
 	// Timeout shrinks the window when the retransmission timer expires
 	// with flight bytes in flight (RFC 5681 3.1).
 	Timeout(now time.Time, flight, mss int)
+	// Undo takes back a timeout's response once the timeout is found
+	// spurious (RFC 5682, RFC 3522): cwnd and ssthresh are the window and
+	// threshold Cwnd and Ssthresh returned before it (Linux's undo_cwnd).
+	Undo(cwnd, ssthresh int)
 }
 
 // newCongestion returns the congestion control for a new tcb, as the

@@ -89,6 +89,7 @@ func (f *fixedWindow) RecoveryDupAck(int)                {}
 func (f *fixedWindow) PartialAck(int, int)               {}
 func (f *fixedWindow) ExitRecovery(int, int)             {}
 func (f *fixedWindow) Timeout(time.Time, int, int)       { f.timeouts++ }
+func (f *fixedWindow) Undo(int, int)                     {}
 
 // TestCongestionControlConfig: a Stack uses the congestion control its
 // Config names, one per connection, and never has more in flight than its

@@ -242,7 +242,7 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 		return
 	}
 	if c.state.canReceive() {
-		c.receive(now, h.Seq, payload, h.Has(FIN))
+		c.receive(now, h.Seq, payload, h.Has(FIN), h.Has(PSH))
 	} else if h.Has(FIN) || len(payload) > 0 {
 		// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer sent this
 		// before; acknowledge it again.

@@ -79,3 +79,11 @@ func (r *newReno) Timeout(_ time.Time, flight, mss int) {
 	r.ssthresh = max(flight/2, 2*mss)
 	r.cwnd, r.acc = mss, 0
 }
+
+// Undo restores the window and threshold a spurious timeout took, keeping
+// what grew since (Linux's tcp_undo_cwnd_reduction with reno's undo_cwnd).
+func (r *newReno) Undo(cwnd, ssthresh int) {
+	r.cwnd = min(max(r.cwnd, cwnd), maxCwnd)
+	r.ssthresh = max(r.ssthresh, ssthresh)
+	r.acc = 0
+}

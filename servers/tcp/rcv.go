@@ -18,6 +18,81 @@ func (c *tcb) rcvWindow(syn bool) uint16 {
 	return uint16(w)
 }
 
+// dataReceived notes in-order data of n bytes for the delayed-ACK engine,
+// as Linux's tcp_event_data_recv and tcp_measure_rcv_mss do. The first
+// data of a connection, and the first after the peer was silent for longer
+// than an RTO, start quick-ACK mode: the next segments are acknowledged at
+// once (up to half the window in full segments, at most 16), so that a
+// sender in slow start is not held by the delayed ACK. A segment shorter
+// than the peer's full ones is marked pushed: the read that empties the
+// buffer after it acknowledges it at once (afterRead). Short segments of
+// one size in a row, of at least 536 bytes (or 88 without PSH), are taken
+// for the full segments of a peer with a smaller MSS instead.
+func (c *tcb) dataReceived(now time.Time, n int, psh bool) {
+	if c.lastRcvd.IsZero() || now.Sub(c.lastRcvd) > c.rto {
+		q := max(c.rcvAdv.Diff(c.rcvNxt), 0) / (2 * max(c.ackMSS, minMSS)) // Linux's tcp_incr_quickack
+		if q == 0 {
+			q = 2
+		}
+		c.quickAcks = max(c.quickAcks, min(q, maxQuickAcks))
+	}
+	c.lastRcvd = now
+	last := c.lastSegLen
+	c.lastSegLen = 0
+	if n >= c.ackMSS {
+		c.ackMSS = min(n, c.rcvMSS)
+		return
+	}
+	if n >= defaultMSS || n >= minMSS && !psh {
+		c.lastSegLen = n
+		if n == last {
+			c.ackMSS = n
+			return
+		}
+	}
+	c.pushed++
+}
+
+// ackSent notes that a segment carrying an ACK of everything received
+// went (Linux's tcp_event_ack_sent): nothing is pending, and one of the
+// quick ACKs is spent if this one acknowledged data.
+func (c *tcb) ackSent() {
+	if c.quickAcks > 0 && c.pendingAcks > 0 {
+		c.quickAcks--
+	}
+	c.ackNow, c.pendingAcks, c.pushed, c.delackAt = false, 0, 0, time.Time{}
+}
+
+// dataSent notes that data went: data sent within a delayed-ACK time of
+// data received makes the connection interactive (Linux's pingpong mode,
+// tcp_event_data_sent), and its ACKs then wait to ride on the answer.
+func (c *tcb) dataSent(now time.Time) {
+	if !c.lastRcvd.IsZero() && now.Sub(c.lastRcvd) < c.s.c.DelayedAck {
+		c.pingpong = true
+	}
+}
+
+// afterRead runs after the application took copied bytes from the receive
+// buffer, as Linux's tcp_cleanup_rbuf. An ACK that waits goes at once when
+// more than a full segment came since the last one, or when the read
+// emptied the buffer after a short segment (the end of a message: the
+// sender may hold its next one for this ACK, by Nagle's rule), unless the
+// connection is interactive, where the answer the application is about to
+// send carries the ACK; after two short segments it goes even then. Else
+// a window update goes if the read opened the window enough.
+func (c *tcb) afterRead(now time.Time, copied int) {
+	if !c.state.canReceive() || c.state == SynReceived {
+		return
+	}
+	if c.pendingAcks > 0 && (c.rcvNxt.Diff(c.lastAckSent) > c.ackMSS ||
+		copied > 0 && c.rcv.n == 0 && len(c.ooo) == 0 && (c.pushed >= 2 || c.pushed == 1 && !c.pingpong)) {
+		c.ackNow = true
+		c.output(now)
+		return
+	}
+	c.windowUpdate(now)
+}
+
 // windowUpdate sends an ACK when reading has opened the window enough:
 // by half the buffer or a full segment, whichever is less (receiver-side
 // silly window avoidance, RFC 9293 3.8.6.2.2). A sender held by a closed
@@ -57,8 +132,9 @@ func (c *tcb) sackBlocks() []Block {
 }
 
 // receive takes segment text and a FIN into the receive buffer, in order
-// and once, whatever order and how many times they come.
-func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
+// and once, whatever order and how many times they come; psh is the
+// segment's PSH flag.
+func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin, psh bool) {
 	s := c.s
 	had := len(data) > 0
 	if seq.Before(c.rcvNxt) {
@@ -91,6 +167,7 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 	if len(data) > 0 {
 		c.rcv.writeAt(c.rcv.n+off, data)
 		if off == 0 {
+			c.dataReceived(now, len(data), psh)
 			c.rcv.n += len(data)
 			c.rcvNxt = c.rcvNxt.Add(len(data))
 			filled := false
@@ -103,15 +180,14 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin bool) {
 				c.ooo = c.ooo[1:]
 				filled = true
 			}
-			if filled {
+			c.pendingAcks++
+			switch {
+			case filled:
 				c.ackNow = true // a hole filled: tell the sender at once
-			} else {
-				c.pendingAcks++
-				if c.pendingAcks >= 2 {
-					c.ackNow = true
-				} else if c.delackAt.IsZero() {
-					c.delackAt = now.Add(s.c.DelayedAck)
-				}
+			case c.pendingAcks >= 2 || c.quickAcks > 0 && !c.pingpong:
+				c.ackNow = true // every other segment, and each one in quick-ACK mode
+			case c.delackAt.IsZero():
+				c.delackAt = now.Add(s.c.DelayedAck)
 			}
 			s.wake(c)
 		} else {

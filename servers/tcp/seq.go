@@ -29,4 +29,11 @@ func seqMax(a, b Seq) Seq {
 	return a
 }
 
+func seqMin(a, b Seq) Seq {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 var broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -195,17 +195,25 @@ func (c *tcb) retransmitAt(now time.Time, seq Seq) Seq {
 	return seq.Add(n)
 }
 
-// noteSACK records the SACK blocks of an ACK that make sense.
-func (c *tcb) noteSACK(blocks []Block) {
+// noteSACK records the SACK blocks of an ACK that make sense, and reports
+// whether one SACKed bytes not SACKed before.
+func (c *tcb) noteSACK(blocks []Block) bool {
+	grew := false
 	for _, b := range blocks {
 		if c.sndUna.Before(b.Start) && b.Start.Before(b.End) && b.End.BeforeEq(c.sndMax) {
+			if r, ok := c.sacked.holding(b.Start); ok && b.End.BeforeEq(r.End) {
+				continue // nothing new
+			}
 			var ok bool
 			if c.sacked, ok = c.sacked.add(b.Start, b.End); !ok {
 				c.s.drop("sack-limit")
+				continue
 			}
+			grew = true
 		}
 	}
 	c.pruneSACK()
+	return grew
 }
 
 // pruneSACK drops what SND.UNA has passed.
@@ -287,9 +295,11 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 	c.probes, c.kaProbes, c.heard = 0, 0, now // the peer answers
 	c.softErr = nil                           // something worked (Linux's tcp_ack)
 	wnd := int(h.Window) << c.sndShift
+	newSACK := false
 	if c.sackOK && len(h.Opts.SACK) > 0 {
-		c.noteSACK(h.Opts.SACK)
+		newSACK = c.noteSACK(h.Opts.SACK)
 	}
+	oldUna, oldNxt, dup := c.sndUna, c.sndNxt, false
 	switch {
 	case c.sndUna.Before(h.Ack):
 		acked := h.Ack.Diff(c.sndUna)
@@ -314,8 +324,18 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 			c.rtxAt, c.persist = now.Add(c.rto), false // RFC 6298 5.3
 		}
 		s.wake(c)
-	case h.Ack == c.sndUna && n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd && c.sndMax != c.sndUna:
-		c.dupAck(now)
+	case h.Ack == c.sndUna && c.sndMax != c.sndUna &&
+		(n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd || newSACK):
+		// A duplicate ACK (RFC 5681 2), or one that SACKs bytes not
+		// SACKed before, whatever else it carries (RFC 6675 2: a window
+		// that moved does not hide a segment that left the network).
+		dup = true
+		if c.frto == 0 { // F-RTO waits for the retransmission's ACK (RFC 5682 3.1 step 2)
+			c.dupAck(now)
+		}
+	}
+	if c.rtoUndo {
+		c.lossAck(now, h, oldUna, oldNxt, dup)
 	}
 	if c.sndWl1.Before(h.Seq) || (c.sndWl1 == h.Seq && c.sndWl2.BeforeEq(h.Ack)) {
 		if wnd > c.sndWnd {

@@ -258,7 +258,7 @@ func (s *Stack) Recv(now time.Time, id SockID, b []byte, peek bool) (int, error)
 		if !peek {
 			c.rcv.consume(n)
 			s.stats.BytesIn += uint64(n)
-			c.windowUpdate(now)
+			c.afterRead(now, n)
 			s.flush(now, c)
 		}
 		return n, nil

@@ -59,8 +59,10 @@ const (
 	maxBuffer               = 16 << 20
 	defaultEphLo            = 49152
 	defaultEphHi            = 65535
-	initialWindowSegs       = 10 // RFC 6928
-	minMSS                  = 88 // RFC 9293: at least this much room per segment
+	initialWindowSegs       = 10  // RFC 6928
+	minMSS                  = 88  // RFC 9293: at least this much room per segment
+	defaultMSS              = 536 // RFC 9293 3.7.1: the MSS when the peer names none
+	maxQuickAcks            = 16  // Linux's TCP_MAX_QUICKACKS
 )
 
 // Config describes the host a Stack serves. Zero fields take defaults.
@@ -222,6 +224,7 @@ type Stats struct {
 	SegmentsIn, SegmentsOut uint64
 	Retransmits             uint64 // segments sent again
 	RTOExpiries             uint64 // retransmission timer expiries
+	SpuriousRTOs            uint64 // timeouts found spurious and undone (F-RTO, RFC 5682, or timestamps, RFC 3522)
 	FastRetransmits         uint64
 	BytesIn, BytesOut       uint64 // payload bytes delivered to and taken from users
 	ChallengeACKs           uint64

@@ -69,6 +69,12 @@ func TestSimultaneousOpenAndClose(t *testing.T) {
 
 // inject hands b a segment as if from a's connection c.
 func (n *testNet) inject(to *Stack, from, dst netip.AddrPort, h Header, payload []byte) {
+	to.Input(n.now, from.Addr(), dst.Addr(), segmentBytes(from, dst, h, payload))
+}
+
+// segmentBytes makes a segment from h (its ports set from the addresses)
+// and payload, with its checksum.
+func segmentBytes(from, dst netip.AddrPort, h Header, payload []byte) []byte {
 	h.SrcPort, h.DstPort = from.Port(), dst.Port()
 	h.Opts.WS = -1
 	b := make([]byte, HeaderLen+optionsLen(&h.Opts, h.Flags&SYN != 0)+len(payload))
@@ -76,7 +82,7 @@ func (n *testNet) inject(to *Stack, from, dst netip.AddrPort, h Header, payload 
 	b = b[:k]
 	csum := checksumOf(from.Addr(), dst.Addr(), b)
 	b[16], b[17] = byte(csum>>8), byte(csum)
-	to.Input(n.now, from.Addr(), dst.Addr(), b)
+	return b
 }
 
 // TestBlindAttacks checks the RFC 5961 defences: a RST or SYN whose
@@ -247,39 +253,6 @@ func TestNagleAndNoDelay(t *testing.T) {
 		if segs != want {
 			t.Errorf("nodelay=%v: %d data segments, want %d", noDelay, segs, want)
 		}
-	}
-}
-
-func TestDelayedAck(t *testing.T) {
-	n := newNet(t, Config{}, Config{})
-	l := n.listen(80, 8)
-	c, s := n.dial(l, 80)
-	n.a.SetOption(c, OptNoDelay, 1)
-	n.a.Send(n.now, c, []byte("one"))
-	n.collect()
-	n.deliver() // the segment arrives
-	if out := n.b.Out(); len(out) != 0 {
-		t.Fatalf("a single segment was ACKed at once")
-	}
-	at := n.now
-	n.runUntil("delayed ack", time.Second, func() bool { return n.a.socks[c].sndUna == n.a.socks[c].sndMax })
-	if d := n.now.Sub(at); d < DefaultDelayedAck || d > DefaultDelayedAck+time.Millisecond {
-		t.Fatalf("ACK after %v, want about %v", d, DefaultDelayedAck)
-	}
-	// Two full segments are ACKed at once.
-	n.b.Recv(n.now, s, make([]byte, 10), false)
-	n.a.Send(n.now, c, pattern(2*1448, 1))
-	n.collect()
-	n.deliver()
-	n.deliver()
-	acks := 0
-	for _, seg := range n.b.Out() {
-		if h, p, _ := Parse(seg.Data); h.Has(ACK) && len(p) == 0 {
-			acks++
-		}
-	}
-	if acks != 1 {
-		t.Fatalf("%d ACKs after two full segments, want 1 at once", acks)
 	}
 }
 

@@ -32,7 +32,7 @@ func TestEventTable(t *testing.T) {
 		{"SYN-RECEIVED, ACK of our SYN", SynReceived, seg{flags: ACK}, Established, 0},
 		{"SYN-RECEIVED, ACK of nothing we sent", SynReceived, seg{flags: ACK, ackOff: 5}, SynReceived, RST},
 		{"SYN-RECEIVED, RST in window", SynReceived, seg{flags: RST}, Closed, 0},
-		{"ESTABLISHED, data", Established, seg{flags: ACK | PSH, data: "hello"}, Established, 0},
+		{"ESTABLISHED, the first data", Established, seg{flags: ACK | PSH, data: "hello"}, Established, ACK}, // quick-ACK mode (ack_test.go)
 		{"ESTABLISHED, FIN", Established, seg{flags: ACK | FIN}, CloseWait, ACK},
 		{"ESTABLISHED, exact RST", Established, seg{flags: RST}, Closed, 0},
 		{"ESTABLISHED, RST in window, not exact", Established, seg{flags: RST, seqOff: 10}, Established, ACK},

@@ -79,9 +79,26 @@ type tcb struct {
 	ltBoost                int    // limited transmit: room for new data on the first duplicate ACKs
 	rxtHigh                Seq    // the highest byte retransmitted in this recovery
 
-	// ACKs.
+	// Spurious retransmission timeouts (loss.go): F-RTO (RFC 5682) and
+	// the timestamps (RFC 3522), and the undo of the timeout's response.
+	frto                     int    // F-RTO's step: 0 off, 2 or 3
+	rtoRxt                   Seq    // the end of what was sent again since the timeout, below recover
+	rtoSacked                ranges // the SACK scoreboard when the timer expired
+	rtoStamp                 uint32 // our timestamp when the timeout first sent again (Linux's retrans_stamp)
+	rtoUndo                  bool   // a timeout's response may still be undone: priorCwnd and priorSsthresh hold the window before it
+	priorCwnd, priorSsthresh int
+
+	// ACKs (rcv.go): when one goes at once and when it waits, as Linux's
+	// delayed-ACK engine decides (tcp_event_data_recv, __tcp_ack_snd_check,
+	// tcp_cleanup_rbuf).
 	ackNow        bool
-	pendingAcks   int
+	pendingAcks   int       // in-order segments received since the last ACK
+	pushed        int       // short segments among them (Linux's ICSK_ACK_PUSHED, PUSHED2)
+	quickAcks     int       // ACKs still to send at once (Linux's quick-ACK mode, icsk_ack.quick)
+	pingpong      bool      // interactive: we send data soon after data comes (Linux's pingpong mode)
+	lastRcvd      time.Time // when in-order data last came (Linux's icsk_ack.lrcvtime); zero before any
+	ackMSS        int       // the size of a full segment as the peer is seen to send them (Linux's icsk_ack.rcv_mss)
+	lastSegLen    int       // the last short segment's size, when it looked like a full one of a smaller MSS
 	lastChallenge time.Time // the last challenge ACK sent
 
 	// Keep-alive: when the peer was last heard from (an acceptable ACK),
@@ -131,6 +148,8 @@ func (c *tcb) resetConn() {
 	c.inRecovery, c.recoverSet, c.dupAcks = false, false, 0
 	c.sacked, c.rxtHigh = nil, 0
 	c.rcvShift, c.sndShift = 0, 0
+	c.pendingAcks, c.pushed, c.quickAcks, c.pingpong, c.lastRcvd, c.lastSegLen = 0, 0, 0, false, time.Time{}, 0
+	c.frto, c.rtoUndo, c.rtoSacked = 0, false, nil
 }
 
 // activeOpen sends the first SYN.
@@ -173,6 +192,7 @@ func (c *tcb) negotiate(o *Options) {
 func (c *tcb) established(now time.Time) {
 	c.state = Established
 	c.cc.Start(c.mss)
+	c.ackMSS = min(c.rcvMSS, defaultMSS) // Linux's tcp_initialize_rcv_mss; it grows with the segments that come
 	c.retries = 0
 	c.heard, c.kaProbes = now, 0
 	c.armKeepalive()
@@ -197,7 +217,10 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 	if flags&ACK != 0 {
 		h.Ack = c.rcvNxt
 		c.lastAckSent = c.rcvNxt
-		c.ackNow, c.pendingAcks, c.delackAt = false, 0, time.Time{}
+		c.ackSent()
+	}
+	if len(payload) > 0 {
+		c.dataSent(now)
 	}
 	if syn {
 		active := c.state == SynSent

@@ -84,8 +84,11 @@ func (c *tcb) onTimer(now time.Time) {
 		return
 	}
 	if !c.delackAt.IsZero() && !c.delackAt.After(now) {
+		// No answer carried the ACK in time: not interactive after all
+		// (Linux's tcp_delack_timer_handler leaves pingpong mode).
 		c.delackAt = time.Time{}
 		c.ackNow = true
+		c.pingpong = false
 	}
 	if !c.keepAt.IsZero() && !c.keepAt.After(now) {
 		c.keepAt = time.Time{}
@@ -140,13 +143,17 @@ func (c *tcb) onRTO(now time.Time) {
 		c.sndNxt = c.iss
 		return // output sends the SYN again
 	}
+	c.enterLoss(now, c.inRecovery || c.recoverSet && c.sndUna.Before(c.recover))
 	c.cc.Timeout(now, c.sndMax.Diff(c.sndUna), c.mss)
 	c.ltBoost = 0
 	c.inRecovery, c.dupAcks = false, 0
 	c.recover, c.recoverSet = c.sndMax, true
 	c.rxtHigh = c.sndUna
-	c.sacked = nil      // the peer may have reneged: forget its SACK blocks (RFC 2018 8)
-	c.sndNxt = c.sndUna // go back: resend from the first unacknowledged byte
+	c.sacked = nil // the peer may have reneged: forget its SACK blocks (RFC 2018 8)
+	// Go back: resend from the first unacknowledged byte. The window of
+	// one segment lets only that one out until an ACK comes; then F-RTO
+	// (spurious.go) may send new data instead of the rest.
+	c.sndNxt = c.sndUna
 	if c.sndWnd == 0 {
 		// A closed window: the first segment goes anyway and serves as a
 		// window probe (RFC 9293 3.8.6.1; Linux's tcp_retransmit_skb).

@@ -1,0 +1,148 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// pureACKs counts the segments in out that carry no data, no SYN and no
+// FIN: ACKs alone.
+func pureACKs(out []Segment) int {
+	k := 0
+	for _, seg := range out {
+		if h, p, err := Parse(seg.Data); err == nil && len(p) == 0 && h.Flags&(SYN|FIN|RST) == 0 {
+			k++
+		}
+	}
+	return k
+}
+
+// TestDelayedAck: when b acknowledges at once and when it waits, as
+// Linux's delayed-ACK engine decides: each segment at the start of a
+// connection (quick-ACK mode), every other segment, the read that empties
+// the buffer after a short segment (tcp_cleanup_rbuf), and an interactive
+// connection's ACKs riding on the answers, with the delayed-ACK timer as
+// the fallback, which ends the interactive mode.
+func TestDelayedAck(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	n.a.SetOption(c, OptNoDelay, 1)
+	n.b.SetOption(s, OptNoDelay, 1)
+	sc := n.b.socks[s]
+	buf := make([]byte, 64<<10)
+	// arrive sends b from a and hands it to b, leaving what b answers in
+	// b's output.
+	arrive := func(b []byte) {
+		t.Helper()
+		n.b.Out()
+		if k, err := n.a.Send(n.now, c, b); err != nil || k != len(b) {
+			t.Fatalf("send: %d, %v", k, err)
+		}
+		n.collect()
+		for len(n.inflight) > 0 {
+			n.deliver()
+		}
+	}
+	read := func() {
+		t.Helper()
+		if _, err := n.b.Recv(n.now, s, buf, false); err != nil {
+			t.Fatalf("recv: %v", err)
+		}
+	}
+	settle := func() { n.collect(); n.runFor(time.Millisecond) }
+
+	// Quick-ACK mode: the first data is acknowledged at once.
+	arrive([]byte("one"))
+	if k := pureACKs(n.b.Out()); k != 1 {
+		t.Fatalf("the first data drew %d ACKs at once, want 1 (quick-ACK mode)", k)
+	}
+	read()
+	// Interactive: b answers within a delayed-ACK time of the request,
+	// and from then on the answer carries the ACK.
+	n.b.Send(n.now, s, []byte("ONE"))
+	settle()
+	if !sc.pingpong {
+		t.Fatal("an answer at once did not make the connection interactive")
+	}
+	arrive([]byte("two"))
+	if k := pureACKs(n.b.Out()); k != 0 {
+		t.Fatalf("an interactive connection's request drew %d ACKs at once, want 0", k)
+	}
+	read()
+	if k := pureACKs(n.b.Out()); k != 0 {
+		t.Fatalf("reading an interactive connection's request drew %d ACKs, want 0 (the answer carries it)", k)
+	}
+	n.b.Send(n.now, s, []byte("TWO"))
+	out := n.b.Out()
+	if len(out) != 1 {
+		t.Fatalf("the answer went as %d segments, want 1", len(out))
+	}
+	if h, p, _ := Parse(out[0].Data); len(p) != 3 || h.Ack != sc.rcvNxt {
+		t.Fatalf("the answer (%d bytes) acknowledges %d, want %d", len(p), h.Ack, sc.rcvNxt)
+	}
+	settle()
+	// No answer: the delayed ACK's timer, and the connection is no
+	// longer taken for interactive.
+	arrive([]byte("three"))
+	read()
+	at := n.now
+	n.runUntil("delayed ack", time.Second, func() bool { return n.a.socks[c].sndUna == n.a.socks[c].sndMax })
+	if d := n.now.Sub(at); d < DefaultDelayedAck || d > DefaultDelayedAck+time.Millisecond {
+		t.Fatalf("ACK after %v, want about %v", d, DefaultDelayedAck)
+	}
+	if sc.pingpong {
+		t.Fatal("still interactive after the delayed-ACK timer")
+	}
+	// Spend the quick ACKs: a segment read at once goes on being
+	// acknowledged at once, by the quick-ACK mode, then by the read.
+	for i := 0; sc.quickAcks > 0; i++ {
+		if i > maxQuickAcks {
+			t.Fatalf("quick-ACK mode outlasted %d segments", maxQuickAcks)
+		}
+		arrive([]byte("q"))
+		read()
+		settle()
+	}
+	arrive([]byte("four"))
+	if k := pureACKs(n.b.Out()); k != 0 {
+		t.Fatalf("a short segment drew %d ACKs before it was read, want 0 (delayed)", k)
+	}
+	read()
+	if k := pureACKs(n.b.Out()); k != 1 {
+		t.Fatalf("the read that emptied the buffer after a short segment drew %d ACKs, want 1 (tcp_cleanup_rbuf)", k)
+	}
+	settle()
+	// Two full segments are acknowledged at once.
+	arrive(pattern(2*sc.rcvMSS, 1))
+	if k := pureACKs(n.b.Out()); k != 1 {
+		t.Fatalf("%d ACKs after two full segments, want 1 at once", k)
+	}
+}
+
+// TestShortLastSegmentNotDelayed: a transfer that ends in a short segment,
+// which Nagle's rule holds until everything before it is acknowledged,
+// does not wait for a delayed ACK at the end: the receiver's read that
+// takes the last full segments acknowledges them (before, one delayed-ACK
+// timeout, 40 ms, went to each such transfer). Over the network of the
+// tests, well past the quick-ACK mode.
+func TestShortLastSegmentNotDelayed(t *testing.T) {
+	n := newNet(t, Config{}, Config{})
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	for i, size := range []int{300 << 10, 100*1448 + 300, 7*1448 + 1, 10<<10 + 17} {
+		data := pattern(size, uint64(i))
+		start := n.now
+		if got := n.transfer(n.a, c, n.b, s, data, false, 10*time.Second); !bytes.Equal(got, data) {
+			t.Fatalf("transfer %d: data corrupted", i)
+		}
+		n.runFor(time.Millisecond) // the last ACK home
+		if took := n.now.Sub(start); took >= DefaultDelayedAck {
+			t.Errorf("transfer %d of %d bytes took %v of simulated time, want less than a delayed ACK (%v)", i, size, took, DefaultDelayedAck)
+		}
+		if sc := n.a.socks[c]; sc.sndUna != sc.sndMax {
+			t.Fatalf("transfer %d: not all acknowledged", i)
+		}
+	}
+}
