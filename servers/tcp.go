@@ -649,6 +649,7 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 		"segments_out":   d("segments_sent_total", "Segments tcp sent, retransmissions included."),
 		"retransmits":    d("retransmitted_segments_total", "Segments sent again."),
 		"rto":            d("rto_expiries_total", "Retransmission timer expiries."),
+		"spurious_rtos":  d("spurious_rtos_total", "Retransmission timeouts found spurious (F-RTO, RFC 5682, or the timestamps, RFC 3522) and undone."),
 		"fast":           d("fast_retransmits_total", "Fast retransmits (three duplicate ACKs)."),
 		"bytes_in":       d("received_bytes_total", "Payload bytes delivered to applications."),
 		"bytes_out":      d("sent_bytes_total", "Payload bytes applications handed to tcp."),
@@ -698,7 +699,7 @@ func (t *tcpStats) Collect(ch chan<- prometheus.Metric) {
 		t.st, t.mem, t.byState = t.read()
 	}
 	for k, v := range map[string]uint64{"segments_in": t.st.SegmentsIn, "segments_out": t.st.SegmentsOut,
-		"retransmits": t.st.Retransmits, "rto": t.st.RTOExpiries, "fast": t.st.FastRetransmits,
+		"retransmits": t.st.Retransmits, "rto": t.st.RTOExpiries, "spurious_rtos": t.st.SpuriousRTOs, "fast": t.st.FastRetransmits,
 		"bytes_in": t.st.BytesIn, "bytes_out": t.st.BytesOut, "challenge_acks": t.st.ChallengeACKs,
 		"active_opens": t.st.ActiveOpens, "passive_opens": t.st.PassiveOpens, "resets": t.st.Resets,
 		"cookies_sent": t.st.SynCookiesSent, "cookies_ok": t.st.SynCookiesValidated, "cookies_failed": t.st.SynCookiesFailed,

@@ -146,3 +146,33 @@ func TestShortLastSegmentNotDelayed(t *testing.T) {
 		}
 	}
 }
+
+// TestNoWindowUpdateBeyondTheField: without window scaling a buffer larger
+// than 64 KiB cannot be advertised beyond 65535 bytes, so a read that
+// frees buffer past that opens no window and sends no update (it sent one
+// for every read).
+func TestNoWindowUpdateBeyondTheField(t *testing.T) {
+	cfg := Config{NoWindowScale: true}
+	n := newNet(t, cfg, cfg)
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	if sc := n.b.socks[s]; sc.rcv.cap() <= 0xffff {
+		t.Fatalf("receive buffer %d bytes, want more than the window field holds", sc.rcv.cap())
+	}
+	n.a.SetOption(c, OptNoDelay, 1)
+	n.a.Send(n.now, c, pattern(2*1460, 1)) // three segments, ACKed at once in quick-ACK mode
+	n.collect()
+	for len(n.inflight) > 0 {
+		n.deliver()
+	}
+	if sc := n.b.socks[s]; sc.lastAckSent != sc.rcvNxt {
+		t.Fatal("the data was not all acknowledged at once")
+	}
+	n.b.Out()
+	if k, err := n.b.Recv(n.now, s, make([]byte, 1<<20), false); err != nil || k != 2*1460 {
+		t.Fatalf("recv: %d, %v", k, err)
+	}
+	if out := n.b.Out(); len(out) != 0 {
+		t.Fatalf("the read sent %d segments, want none: the window field was at its most already", len(out))
+	}
+}

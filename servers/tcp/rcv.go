@@ -103,7 +103,9 @@ func (c *tcb) windowUpdate(now time.Time) {
 	if !c.state.canReceive() || c.state == SynReceived {
 		return
 	}
-	open := c.rcv.free() - max(c.rcvAdv.Diff(c.rcvNxt), 0)
+	// The window field can say at most 0xffff << rcvShift: a buffer larger
+	// than that (no window scaling) opens nothing past it.
+	open := min(c.rcv.free(), 0xffff<<c.rcvShift) - max(c.rcvAdv.Diff(c.rcvNxt), 0)
 	if open >= min(c.rcv.cap()/2, c.rcvMSS) {
 		c.ackNow = true
 		c.output(now)

@@ -321,6 +321,7 @@ func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
 var hostCounters = [][3]string{
 	{"tcp", retransmitsMetric, ""},
 	{"tcp", "newtsim_tcp_rto_expiries_total", ""},
+	{"tcp", "newtsim_tcp_spurious_rtos_total", ""},
 	{"ip", "newtsim_ip_no_buffer_total", ""},
 }
 
