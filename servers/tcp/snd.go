@@ -273,12 +273,16 @@ func (c *tcb) rttSample(r time.Duration) {
 	c.setRTO()
 }
 
+// setRTO sets the RTO to SRTT + max(G, 4 RTTVAR) (RFC 6298 2.3), where,
+// as in Linux's tcp_set_rto, the minimum RTO bounds the variance term
+// rather than the sum: the RTO is at least SRTT + MinRTO. A path whose
+// round trip grows with the queue before it (here, the queues of the
+// processes a segment passes) then still allows 200 ms for the ACK
+// beyond the usual round trip; bounding the sum, an SRTT of 150 ms left
+// it 50 ms, and spurious timeouts followed.
 func (c *tcb) setRTO() {
-	k := 4 * c.rttvar
-	if k < time.Millisecond {
-		k = time.Millisecond // G, the clock granularity
-	}
-	c.rto = min(max(c.srtt+k, c.s.c.MinRTO), c.s.c.MaxRTO)
+	k := max(4*c.rttvar, time.Millisecond, c.s.c.MinRTO) // G, the clock granularity, 1 ms
+	c.rto = min(c.srtt+k, c.s.c.MaxRTO)
 }
 
 // ackInput processes the ACK field (RFC 9293 3.10.7.4 fifth, RFC 5961 5.2,

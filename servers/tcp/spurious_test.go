@@ -182,3 +182,33 @@ func TestTimeoutAfterRealLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestRTOAboveSRTT: the RTO is SRTT + max(4 RTTVAR, MinRTO), as Linux
+// bounds it, not max(SRTT + 4 RTTVAR, MinRTO): a round trip of 150 ms
+// with little variance leaves 200 ms for a late ACK, where it left 50 ms.
+func TestRTOAboveSRTT(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name    string
+		samples []time.Duration
+		want    time.Duration
+	}{
+		{"first sample, short", []time.Duration{ms}, ms + 200*ms},
+		{"first sample, long: 3 RTT", []time.Duration{300 * ms}, 900 * ms},
+		{"steady 150 ms", slices.Repeat([]time.Duration{150 * ms}, 50), 350 * ms},
+		{"steady 10 ms", slices.Repeat([]time.Duration{10 * ms}, 50), 210 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Secret: 1})
+			c := s.newTCB()
+			c.resetConn()
+			for _, r := range tt.samples {
+				c.rttSample(r)
+			}
+			if d := c.rto - tt.want; d < -ms || d > ms {
+				t.Errorf("RTO %v, want %v", c.rto, tt.want)
+			}
+		})
+	}
+}
