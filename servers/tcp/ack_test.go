@@ -176,3 +176,48 @@ func TestNoWindowUpdateBeyondTheField(t *testing.T) {
 		t.Fatalf("the read sent %d segments, want none: the window field was at its most already", len(out))
 	}
 }
+
+// TestFINAckRidesOnOurFIN: the ACK of the peer's FIN waits, as Linux's
+// tcp_fin has it: an application that closes at once sends one segment,
+// its FIN carrying the ACK (it was an ACK and then a FIN); one that does
+// not close gets the ACK out on the delayed ACK's timer.
+func TestFINAckRidesOnOurFIN(t *testing.T) {
+	for _, closes := range []bool{true, false} {
+		n := newNet(t, Config{}, Config{})
+		l := n.listen(80, 8)
+		c, s := n.dial(l, 80)
+		n.transfer(n.a, c, n.b, s, []byte("request"), false, time.Second)
+		n.runFor(time.Second) // quiet: every ACK home
+		n.b.Out()
+		n.a.Shutdown(n.now, c, false, true) // the client is done
+		n.collect()
+		for len(n.inflight) > 0 {
+			n.deliver()
+		}
+		sc := n.b.socks[s]
+		if sc.state != CloseWait {
+			t.Fatalf("server in %v after the FIN, want CLOSE-WAIT", sc.state)
+		}
+		if out := n.b.Out(); len(out) != 0 {
+			t.Fatalf("closes=%v: the FIN drew %d segments at once, want none (the ACK waits)", closes, len(out))
+		}
+		if closes {
+			if err := n.b.Close(n.now, s); err != nil {
+				t.Fatal(err)
+			}
+			out := n.b.Out()
+			if len(out) != 1 {
+				t.Fatalf("the close sent %d segments, want 1", len(out))
+			}
+			if h, _, _ := Parse(out[0].Data); h.Flags&(FIN|ACK) != FIN|ACK || h.Ack != sc.rcvNxt {
+				t.Fatalf("the close sent flags %b ack %d, want FIN|ACK acknowledging the FIN (%d)", h.Flags, h.Ack, sc.rcvNxt)
+			}
+			continue
+		}
+		at := n.now
+		n.runUntil("the FIN's ACK", time.Second, func() bool { st, _ := n.a.State(c); return st == FinWait2 })
+		if d := n.now.Sub(at); d < DefaultDelayedAck || d > DefaultDelayedAck+time.Millisecond {
+			t.Fatalf("the FIN acknowledged after %v, want the delayed ACK's %v", d, DefaultDelayedAck)
+		}
+	}
+}

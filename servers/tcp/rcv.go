@@ -205,10 +205,21 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin, psh bool) {
 	if c.finSeen && !c.finRcvd && c.finSeq == c.rcvNxt {
 		c.finRcvd = true
 		c.rcvNxt++
-		c.ackNow = true
 		switch c.state {
 		case SynReceived, Established:
+			// The peer is done: its FIN's ACK waits, as Linux's tcp_fin
+			// has it (interactive mode), for the close that usually
+			// follows to carry it on our FIN; the delayed ACK's timer
+			// sends it alone otherwise.
 			c.state = CloseWait
+			c.pingpong = true
+			if c.delackAt.IsZero() {
+				c.delackAt = now.Add(s.c.DelayedAck)
+			}
+		default:
+			c.ackNow = true
+		}
+		switch c.state {
 		case FinWait1:
 			if c.finAcked() {
 				c.enterTimeWait(now)

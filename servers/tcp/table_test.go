@@ -33,7 +33,7 @@ func TestEventTable(t *testing.T) {
 		{"SYN-RECEIVED, ACK of nothing we sent", SynReceived, seg{flags: ACK, ackOff: 5}, SynReceived, RST},
 		{"SYN-RECEIVED, RST in window", SynReceived, seg{flags: RST}, Closed, 0},
 		{"ESTABLISHED, the first data", Established, seg{flags: ACK | PSH, data: "hello"}, Established, ACK}, // quick-ACK mode (ack_test.go)
-		{"ESTABLISHED, FIN", Established, seg{flags: ACK | FIN}, CloseWait, ACK},
+		{"ESTABLISHED, FIN", Established, seg{flags: ACK | FIN}, CloseWait, 0},                               // its ACK waits for our FIN, as Linux's tcp_fin (ack_test.go)
 		{"ESTABLISHED, exact RST", Established, seg{flags: RST}, Closed, 0},
 		{"ESTABLISHED, RST in window, not exact", Established, seg{flags: RST, seqOff: 10}, Established, ACK},
 		{"ESTABLISHED, SYN", Established, seg{flags: SYN}, Established, ACK},
@@ -114,9 +114,9 @@ func reach(t *testing.T, n *testNet, state State) *tcb {
 		n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.b }
 		n.b.Shutdown(n.now, s, false, true)
 		quiet()
-	case FinWait2:
+	case FinWait2: // a's ACK of b's FIN waits for a delayed ACK, a not closing
 		n.b.Shutdown(n.now, s, false, true)
-		n.runFor(time.Millisecond)
+		n.runFor(DefaultDelayedAck + time.Millisecond)
 	case CloseWait:
 		n.a.Shutdown(n.now, c, false, true)
 		n.runFor(time.Millisecond)
