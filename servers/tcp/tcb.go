@@ -79,7 +79,7 @@ type tcb struct {
 	ltBoost                int    // limited transmit: room for new data on the first duplicate ACKs
 	rxtHigh                Seq    // the highest byte retransmitted in this recovery
 
-	// Spurious retransmission timeouts (loss.go): F-RTO (RFC 5682) and
+	// Spurious retransmission timeouts (spurious.go): F-RTO (RFC 5682) and
 	// the timestamps (RFC 3522), and the undo of the timeout's response.
 	frto                     int    // F-RTO's step: 0 off, 2 or 3
 	rtoRxt                   Seq    // the end of what was sent again since the timeout, below recover
