@@ -42,7 +42,8 @@ test: deps vet
 # test TestRealToolTestsListed keeps this list, the docs and the tests'
 # needTools calls agreeing). Every other test plays Linux's side from Go.
 REAL_TOOL_TESTS := TestUpApp TestPrometheusScrapesEveryServer TestPrometheusExample TestLinuxPingThroughStack \
-	TestNICCapture TestLoadGeneratorsAgainstSimulatedHost TestHostilePeers TestConnectRejectedByLinuxFirewall
+	TestNICCapture TestLoadGeneratorsAgainstSimulatedHost TestHostilePeers TestConnectRejectedByLinuxFirewall \
+	TestTSOThroughStack
 
 # test-bare proves a machine with nothing installed runs the end-to-end
 # suite: a static newtsim and static test binaries (sim/netns, nic/tap,

@@ -330,7 +330,7 @@ var hostCounters = [][3]string{
 const retransmitsMetric = "newtsim_tcp_retransmitted_segments_total"
 
 // counterDelta is how far a counter moved between two reads, nil where
-// either read failed (scrapeValue's -1).
+// either read failed (metricValue's -1).
 func counterDelta(before, after map[string]float64, metric string) *int64 {
 	b, okb := before[metric]
 	a, oka := after[metric]
@@ -533,10 +533,18 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		},
 		counters: func() map[string]float64 {
 			m := map[string]float64{}
+			fams := map[string]map[string]*dto.MetricFamily{} // by server: one scrape each
 			for _, c := range hostCounters {
-				if p, ok := proc(c[0]); ok {
-					m[c[1]] = scrapeValue(p.MetricsPort, c[1])
+				p, ok := proc(c[0])
+				if !ok {
+					continue
 				}
+				f, seen := fams[c[0]]
+				if !seen {
+					f = scrapeRetried(p.MetricsPort)
+					fams[c[0]] = f
+				}
+				m[c[1]] = metricValue(f, c[1])
 			}
 			return m
 		},
@@ -621,8 +629,9 @@ func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, e
 		},
 		counters: func() map[string]float64 {
 			m := map[string]float64{}
+			f := scrapeRetried(n.MetricsPort)
 			for _, c := range hostCounters {
-				m[c[1]] = scrapeValue(n.MetricsPort, c[1])
+				m[c[1]] = metricValue(f, c[1])
 			}
 			return m
 		},
@@ -651,19 +660,26 @@ func scrapeNewtsim(port int) string {
 	return b.String()
 }
 
-// scrapeValue sums a metric's samples in a process's metrics. A metric
-// that is missing or cannot be read counts as -1, not as prom.Value's 0,
-// so that a counter appearing between two reads shows as moved.
-func scrapeValue(port int, metric string) float64 {
-	fams, err := scrape(port)
-	if err != nil {
-		return -1
+
+// scrapeRetried reads a process's metrics, trying three times (a loaded
+// machine may leave a live process unanswered for longer than one
+// scrape's two seconds); nil when every try failed.
+func scrapeRetried(port int) map[string]*dto.MetricFamily {
+	for range 3 {
+		if fams, err := scrape(port); err == nil {
+			return fams
+		}
 	}
-	v, ok := prom.Value(fams, metric, nil)
-	if !ok {
-		return -1
+	return nil
+}
+
+// metricValue is a metric's value in fams, -1 where it is not there (or
+// the scrape failed: fams nil).
+func metricValue(fams map[string]*dto.MetricFamily, metric string) float64 {
+	if v, ok := prom.Value(fams, metric, nil); ok {
+		return v
 	}
-	return v
+	return -1
 }
 
 // tuneClientNS lets the client reuse its ports quickly, as a load

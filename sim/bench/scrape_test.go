@@ -9,7 +9,7 @@ import (
 	"github.com/newtsim/newtsim/internal/prom"
 )
 
-func TestScrapeValueAndText(t *testing.T) {
+func TestScrapeMetricAndText(t *testing.T) {
 	reg := prom.NewRegistry("tcp", "tcp")
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "newtsim_tcp_rto_expiries_total", Help: "RTO expiries."}, []string{"kind"})
 	c.WithLabelValues("a").Add(2)
@@ -31,8 +31,8 @@ func TestScrapeValueAndText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := scrapeValue(tt.port, tt.metric); got != tt.want {
-				t.Errorf("scrapeValue(%s) = %v, want %v", tt.metric, got, tt.want)
+			if got := metricValue(scrapeRetried(tt.port), tt.metric); got != tt.want {
+				t.Errorf("metricValue(scrapeRetried(%d), %s) = %v, want %v", tt.port, tt.metric, got, tt.want)
 			}
 		})
 	}
