@@ -660,7 +660,6 @@ func scrapeNewtsim(port int) string {
 	return b.String()
 }
 
-
 // scrapeRetried reads a process's metrics, trying three times (a loaded
 // machine may leave a live process unanswered for longer than one
 // scrape's two seconds); nil when every try failed.
