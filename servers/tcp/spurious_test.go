@@ -92,21 +92,7 @@ func TestSpuriousTimeout(t *testing.T) {
 					t.Fatalf("after the first late ACK %d new bytes went, want two segments (%d)", got, 2*sc.mss)
 				}
 			}
-			var got []byte
-			buf := make([]byte, 64<<10)
-			n.runUntil("all delivered", 10*time.Second, func() bool {
-				for {
-					k, err := n.b.Recv(n.now, s, buf, false)
-					if err != nil || k == 0 {
-						break
-					}
-					got = append(got, buf[:k]...)
-				}
-				return len(got) >= len(want) && sc.sndUna == sc.sndMax
-			})
-			if !bytes.Equal(got, want) {
-				t.Fatal("data corrupted")
-			}
+			deliverAll(t, n, s, sc, want, 10*time.Second)
 			st := n.a.Stats()
 			if st.SpuriousRTOs-before.SpuriousRTOs != 1 {
 				t.Errorf("%d timeouts found spurious, want 1", st.SpuriousRTOs-before.SpuriousRTOs)
@@ -151,21 +137,7 @@ func TestTimeoutAfterRealLoss(t *testing.T) {
 				return true
 			})
 			sc := n.a.socks[c]
-			var got []byte
-			buf := make([]byte, 64<<10)
-			n.runUntil("all delivered", 30*time.Second, func() bool {
-				for {
-					k, err := n.b.Recv(n.now, s, buf, false)
-					if err != nil || k == 0 {
-						break
-					}
-					got = append(got, buf[:k]...)
-				}
-				return len(got) >= len(want) && sc.sndUna == sc.sndMax
-			})
-			if !bytes.Equal(got, want) {
-				t.Fatal("data corrupted")
-			}
+			deliverAll(t, n, s, sc, want, 30*time.Second)
 			st := n.a.Stats()
 			if len(lost) != 10 {
 				t.Fatalf("%d segments lost, want 10", len(lost))
@@ -210,5 +182,26 @@ func TestRTOAboveSRTT(t *testing.T) {
 				t.Errorf("RTO %v, want %v", c.rto, tt.want)
 			}
 		})
+	}
+}
+
+// deliverAll runs n until s, at n.b, has read want whole and sc, the
+// sending side, has every byte acknowledged, within limit.
+func deliverAll(t *testing.T, n *testNet, s SockID, sc *tcb, want []byte, limit time.Duration) {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 64<<10)
+	n.runUntil("all delivered", limit, func() bool {
+		for {
+			k, err := n.b.Recv(n.now, s, buf, false)
+			if err != nil || k == 0 {
+				break
+			}
+			got = append(got, buf[:k]...)
+		}
+		return len(got) >= len(want) && sc.sndUna == sc.sndMax
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatal("data corrupted")
 	}
 }

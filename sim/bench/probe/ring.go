@@ -209,6 +209,15 @@ func RingFile() (*os.File, error) {
 // RingMember runs member index of a ring of n processes, on the shared
 // memory at fd 3, until the lead stops it.
 func RingMember(n, index int) error {
+	if index < 1 || index >= n {
+		return fmt.Errorf("ring member %d of %d: the lead is 0, the others 1 to %d", index, n, n-1)
+	}
+	return onSharedRing(n, func(r ring) error { return r.member(index) })
+}
+
+// onSharedRing runs f on a ring of n processes, on the shared memory at
+// fd 3, on a thread of its own.
+func onSharedRing(n int, f func(ring) error) error {
 	mem, err := mapRing()
 	if err != nil {
 		return err
@@ -218,32 +227,21 @@ func RingMember(n, index int) error {
 	if err != nil {
 		return err
 	}
-	if index < 1 || index >= n {
-		return fmt.Errorf("ring member %d of %d: the lead is 0, the others 1 to %d", index, n, n-1)
-	}
 	runtime.LockOSThread()
-	return r.member(index)
+	return f(r)
 }
 
 // RingLead is member 0 of a ring of n processes: it measures laps, writes
 // the sample per hop to out and stops the others.
 func RingLead(n int, out string) error {
-	mem, err := mapRing()
-	if err != nil {
-		return err
-	}
-	defer unix.Munmap(mem)
-	r, err := newRing(mem, n)
-	if err != nil {
-		return err
-	}
-	runtime.LockOSThread()
-	res, err := measureRing(DefaultBudget, r)
-	r.end()
-	if err != nil {
-		return err
-	}
-	return writeJSON(out, res)
+	return onSharedRing(n, func(r ring) error {
+		res, err := measureRing(DefaultBudget, r)
+		r.end()
+		if err != nil {
+			return err
+		}
+		return writeJSON(out, res)
+	})
 }
 
 // RingThreads runs a ring of n threads of this process, each locked to
