@@ -22,14 +22,21 @@ func TestNewReno(t *testing.T) {
 		{"slow start then avoidance", []step{
 			{"reset", func(cc CongestionControl) { cc.Reset() }, 0, maxCwnd},
 			{"start: 10 segments", func(cc CongestionControl) { cc.Start(mss) }, 10 * mss, maxCwnd},
-			{"ack of 2 segments grows by one", func(cc CongestionControl) { cc.Ack(epoch, 2*mss, mss) }, 11 * mss, maxCwnd},
-			{"ack of half a segment grows by it", func(cc CongestionControl) { cc.Ack(epoch, mss/2, mss) }, 11*mss + mss/2, maxCwnd},
+			{"ack of 2 segments grows by both (byte counting)", func(cc CongestionControl) { cc.Ack(epoch, 2*mss, mss) }, 12 * mss, maxCwnd},
+			{"ack of half a segment grows by it", func(cc CongestionControl) { cc.Ack(epoch, mss/2, mss) }, 12*mss + mss/2, maxCwnd},
 			{"timeout: one segment, half the flight", func(cc CongestionControl) { cc.Timeout(epoch, 8*mss, mss) }, mss, 4 * mss},
 			{"slow start to ssthresh", func(cc CongestionControl) {
 				for range 3 {
 					cc.Ack(epoch, mss, mss)
 				}
 			}, 4 * mss, 4 * mss},
+			{"a stretch ACK stops at ssthresh", func(cc CongestionControl) {
+				cc.Reset()
+				cc.Start(mss)
+				cc.Timeout(epoch, 40*mss, mss)
+				cc.Ack(epoch, 45*mss, mss)
+			}, 20 * mss, 20 * mss},
+			{"back to the avoidance test's state", func(cc CongestionControl) { cc.Timeout(epoch, 8*mss, mss); cc.Ack(epoch, 3*mss, mss) }, 4 * mss, 4 * mss},
 			{"avoidance: less than a window acked", func(cc CongestionControl) { cc.Ack(epoch, 3*mss, mss) }, 4 * mss, 4 * mss},
 			{"avoidance: a window acked", func(cc CongestionControl) { cc.Ack(epoch, mss, mss) }, 5 * mss, 4 * mss},
 		}},

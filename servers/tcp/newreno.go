@@ -32,12 +32,15 @@ func (r *newReno) Reset() { r.cwnd, r.ssthresh = 0, maxCwnd }
 // bytes (RFC 6928 2).
 func (r *newReno) Start(mss int) { r.cwnd = min(initialWindowSegs*mss, max(2*mss, 14600)) }
 
-// Ack grows the window: by up to one segment per ACK in slow start (RFC
-// 5681 3.1, without appropriate byte counting's L=2), by one segment per
-// window of data in congestion avoidance.
+// Ack grows the window: in slow start by the bytes the ACK acknowledged,
+// up to ssthresh (byte counting, RFC 3465, without its per-ACK limit L,
+// as Linux's tcp_slow_start counts every segment acknowledged: a
+// receiver that ACKs a 64 KiB TSO frame once, as Linux does a GSO
+// packet, would otherwise grow the window by one segment a frame); in
+// congestion avoidance by one segment per window of data.
 func (r *newReno) Ack(_ time.Time, acked, mss int) {
 	if r.cwnd < r.ssthresh {
-		r.cwnd += min(acked, mss)
+		r.cwnd = min(r.cwnd+acked, r.ssthresh)
 	} else {
 		r.acc += acked
 		if r.acc >= r.cwnd {
