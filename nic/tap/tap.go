@@ -86,15 +86,14 @@ func (d *Device) TSO() bool { return d.vnet }
 
 // Dropped returns how many frames Read has dropped: with TSO, frames
 // whose virtio-net header asks for what this package does not do
-// (segmentation on receive, which Linux never asks of a device that did
-// not offer it).
+// (segmentation or a checksum on receive, which Linux never asks of a
+// device that did not offer them).
 func (d *Device) Dropped() uint64 { return d.dropped.Load() }
 
 // Read reads one frame into b (which should hold MaxFrame bytes). With
-// TSO, the virtio-net header goes first: a frame whose checksum Linux left
-// to the device (VIRTIO_NET_HDR_F_NEEDS_CSUM) has it finished, and a frame
-// Linux asks the device to cut is dropped and counted (Dropped), the read
-// going on to the next.
+// TSO, the virtio-net header goes first: a frame whose header asks the
+// device to cut it or to finish its checksum (ReceiveVnetHeader) is
+// dropped and counted (Dropped), the read going on to the next.
 func (d *Device) Read(b []byte) (int, error) {
 	if !d.vnet {
 		n, err := d.f.Read(b)
@@ -122,7 +121,7 @@ func (d *Device) Read(b []byte) (int, error) {
 			continue
 		}
 		n -= VnetHeaderLen
-		if err := ReceiveVnetHeader(hdr, b[:n]); err != nil {
+		if err := ReceiveVnetHeader(hdr); err != nil {
 			d.dropped.Add(1)
 			continue
 		}

@@ -3,52 +3,38 @@ package tap
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"testing"
 
-	"github.com/newtsim/newtsim/servers/checksum"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 )
 
 // tcpFrame returns an Ethernet frame holding an IPv4 TCP segment from
 // 198.18.0.2:80 to 198.18.0.1:49152 with a 20-byte header (32 with the
-// timestamp option, if ts) and n data bytes, its checksums filled in.
+// timestamp option, if ts) and n data bytes, its checksums filled in
+// (gopacket's, so the tests use none of the stack's).
 func tcpFrame(n int, ts ...bool) []byte {
-	thl := 20
+	eth := layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		EthernetType: layers.EthernetTypeIPv4}
+	ip := layers.IPv4{Version: 4, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP,
+		SrcIP: net.IP{198, 18, 0, 2}, DstIP: net.IP{198, 18, 0, 1}}
+	tcp := layers.TCP{SrcPort: 80, DstPort: 49152, PSH: true, ACK: true}
 	if len(ts) > 0 && ts[0] {
-		thl = 32
+		tcp.Options = []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: make([]byte, 8)}}
 	}
-	f := make([]byte, 14+20+thl+n)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 6
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+thl+n))
-	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
-	copy(ip[12:], []byte{198, 18, 0, 2, 198, 18, 0, 1})
-	binary.BigEndian.PutUint16(ip[10:], checksum.Of(ip[:20]))
-	seg := ip[20:]
-	binary.BigEndian.PutUint16(seg[0:], 80)
-	binary.BigEndian.PutUint16(seg[2:], 49152)
-	seg[12], seg[13] = byte(thl/4)<<4, 0x18 // PSH ACK
-	if thl == 32 {
-		copy(seg[20:], []byte{1, 1, 8, 10})
+	tcp.SetNetworkLayerForChecksum(&ip)
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(i)
 	}
-	for i := range n {
-		seg[thl+i] = byte(i)
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}
+	if err := gopacket.SerializeLayers(buf, opts, &eth, &ip, &tcp, gopacket.Payload(data)); err != nil {
+		panic(err)
 	}
-	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(f))
-	return f
-}
-
-// tcpChecksum is the checksum of the segment in tcpFrame's frame f, its
-// checksum field taken as it is.
-func tcpChecksum(f []byte) uint16 {
-	ip := f[14:]
-	total := int(binary.BigEndian.Uint16(ip[2:]))
-	seg := ip[20:total]
-	var pseudo [12]byte
-	copy(pseudo[:8], ip[12:20])
-	pseudo[9] = 6
-	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(seg)))
-	return ^checksum.Fold(checksum.Sum(checksum.Sum(0, pseudo[:]), seg))
+	return buf.Bytes()
 }
 
 // header is a virtio-net header's fields, for the tests to read.
@@ -101,69 +87,44 @@ func TestVnetHeader(t *testing.T) {
 	}
 }
 
+// TestReceiveVnetHeader: a header that asks nothing of the device passes,
+// and one that asks it to cut the frame or to finish its checksum, which
+// the device never offered Linux, is refused.
 func TestReceiveVnetHeader(t *testing.T) {
-	good := tcpFrame(1000)
-	want := binary.BigEndian.Uint16(good[14+20+16:])
-	// What Linux hands a device it left the checksum to: the
-	// pseudo-header's sum, not complemented, in the field.
-	partial := tcpFrame(1000)
-	ip := partial[14:]
-	var pseudo [12]byte
-	copy(pseudo[:8], ip[12:20])
-	pseudo[9] = 6
-	binary.BigEndian.PutUint16(pseudo[10:], 20+1000)
-	binary.BigEndian.PutUint16(ip[20+16:], checksum.Fold(checksum.Sum(0, pseudo[:])))
-	var needs [VnetHeaderLen]byte
+	var needs, gso, valid [VnetHeaderLen]byte
 	needs[0] = 1 // NEEDS_CSUM
 	binary.NativeEndian.PutUint16(needs[6:], 34)
 	binary.NativeEndian.PutUint16(needs[8:], 16)
-	past := needs
-	binary.NativeEndian.PutUint16(past[8:], 1000+20-1)
-	var gso, valid [VnetHeaderLen]byte
 	gso[1] = 1
 	valid[0] = 2 // DATA_VALID: nothing to do
-
 	tests := []struct {
-		name  string
-		h     [VnetHeaderLen]byte
-		frame []byte
-		err   error
-		sum   uint16 // the TCP checksum after
+		name string
+		h    [VnetHeaderLen]byte
+		err  error
 	}{
-		{"plain", [VnetHeaderLen]byte{}, good, nil, want},
-		{"data valid", valid, good, nil, want},
-		{"checksum left to the device", needs, partial, nil, want},
-		{"checksum place past the frame", past, tcpFrame(1000), ErrVnet, 0},
-		{"segmentation asked", gso, tcpFrame(1000), ErrVnet, 0},
+		{"plain", [VnetHeaderLen]byte{}, nil},
+		{"data valid", valid, nil},
+		{"checksum left to the device", needs, ErrVnet},
+		{"segmentation asked", gso, ErrVnet},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ReceiveVnetHeader(tt.h, tt.frame)
-			if !errors.Is(err, tt.err) {
+			if err := ReceiveVnetHeader(tt.h); !errors.Is(err, tt.err) {
 				t.Fatalf("ReceiveVnetHeader: %v, want %v", err, tt.err)
-			}
-			if err != nil {
-				return
-			}
-			if got := binary.BigEndian.Uint16(tt.frame[14+20+16:]); got != tt.sum {
-				t.Errorf("checksum %#04x, want %#04x", got, tt.sum)
-			}
-			if tcpChecksum(tt.frame) != 0 {
-				t.Error("the segment's checksum does not verify")
 			}
 		})
 	}
 }
 
-// FuzzReceiveVnetHeader: whatever the header and the frame, a read
-// neither panics nor writes outside the frame.
+// FuzzReceiveVnetHeader: whatever the header and the frame, neither
+// reading the header nor making one for the frame panics.
 func FuzzReceiveVnetHeader(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 34, 0, 16, 0}, tcpFrame(100))
 	f.Add([]byte{0, 1, 54, 0, 0xa8, 5, 0, 0, 0, 0}, tcpFrame(100))
 	f.Fuzz(func(t *testing.T, hdr, frame []byte) {
 		var h [VnetHeaderLen]byte
 		copy(h[:], hdr)
-		ReceiveVnetHeader(h, frame)
+		ReceiveVnetHeader(h)
 		VnetHeader(frame, int(binary.LittleEndian.Uint16(h[4:])))
 	})
 }
