@@ -349,7 +349,13 @@ func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 	if x == nil {
 		return k.Message.SendTo(fd, b, flags, to)
 	}
+	return k.sendv(fd, x, [][]byte{b}, flags)
+}
+
+// sendv is SendTo for the stream of bufs, copied from where they lie.
+func (k *Exposed) sendv(fd FD, x *xfd, bufs [][]byte, flags int) (int, error) {
 	nonblock := x.nonblock || flags&MSG_DONTWAIT != 0
+	size := Size(bufs)
 	total := 0
 	for {
 		if x.dead {
@@ -379,12 +385,12 @@ func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 		}
 		tx := x.reg.TX()
 		x.reclaim()
-		for total < len(b) && tx.Free() > 0 {
-			off, n, ok := x.tx.Take(len(b) - total)
+		for total < size && tx.Free() > 0 {
+			off, n, ok := x.tx.Take(size - total)
 			if !ok {
 				break
 			}
-			copy(x.reg.TXArea()[off:int(off)+n], b[total:total+n])
+			Gather(x.reg.TXArea()[off:int(off)+n], bufs, total)
 			tx.Put(&sockbuf.Desc{Kind: sockbuf.KindData, Off: off, Len: uint32(n)})
 			x.tx.Posted(n)
 			total += n
@@ -392,7 +398,7 @@ func (k *Exposed) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 		if total > 0 {
 			k.ring(x)
 		}
-		if total == len(b) || (total > 0 && nonblock) {
+		if total == size || (total > 0 && nonblock) {
 			return total, nil
 		}
 		if nonblock {
@@ -513,14 +519,11 @@ done:
 
 // Writev sends the buffers as one stream write.
 func (k *Exposed) Writev(fd FD, bufs [][]byte) (int, error) {
-	if k.get(fd) == nil {
+	x := k.get(fd)
+	if x == nil {
 		return k.Message.Writev(fd, bufs)
 	}
-	var all []byte
-	for _, b := range bufs {
-		all = append(all, b...)
-	}
-	return k.Send(fd, all, 0)
+	return k.sendv(fd, x, bufs, 0)
 }
 
 // post puts a control descriptor in the send ring, waiting for a slot.

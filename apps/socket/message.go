@@ -185,15 +185,23 @@ func (k *Message) Send(fd FD, b []byte, flags int) (int, error) {
 // stream socket it sends b a pool buffer at a time: all of it when the
 // socket blocks, what fits when it does not.
 func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
+	return k.sendv(fd, [][]byte{b}, flags, to)
+}
+
+// sendv sends the stream of bufs: on a stream socket as much as the
+// connection takes, a pool buffer at a time; on a datagram socket one
+// datagram.
+func (k *Message) sendv(fd FD, bufs [][]byte, flags int, to netip.AddrPort) (int, error) {
 	if err := checkAddr(to); err != nil {
 		return -1, err
 	}
+	size := Size(bufs)
 	if !k.stream[fd] {
-		return k.sendBuf(fd, b, flags, to)
+		return k.sendBuf(fd, bufs, 0, size, flags, to)
 	}
 	total := 0
-	for total < len(b) || len(b) == 0 {
-		n, err := k.sendBuf(fd, b[total:], flags, to)
+	for total < size || size == 0 {
+		n, err := k.sendBuf(fd, bufs, total, size, flags, to)
 		if err != nil {
 			if total > 0 && err == unix.EAGAIN {
 				return total, nil
@@ -201,24 +209,25 @@ func (k *Message) SendTo(fd FD, b []byte, flags int, to netip.AddrPort) (int, er
 			return -1, err
 		}
 		total += n
-		if len(b) == 0 || (n == 0 && k.nonblock[fd]) {
+		if size == 0 || (n == 0 && k.nonblock[fd]) {
 			break
 		}
 	}
 	return total, nil
 }
 
-// sendBuf sends what of b one buffer holds (a datagram must fit in one).
-func (k *Message) sendBuf(fd FD, b []byte, flags int, to netip.AddrPort) (int, error) {
+// sendBuf sends what of bufs (size bytes in all) from offset off one
+// buffer holds (a datagram must fit in one).
+func (k *Message) sendBuf(fd FD, bufs [][]byte, off, size, flags int, to netip.AddrPort) (int, error) {
 	ref, buf, err := k.c.Alloc()
 	if err != nil {
 		return -1, unix.ENOBUFS
 	}
-	if len(b) > len(buf) && !k.stream[fd] {
+	if size-off > len(buf) && !k.stream[fd] {
 		k.c.Release(ref)
 		return -1, unix.EMSGSIZE
 	}
-	n := copy(buf, b)
+	n := Gather(buf, bufs, off)
 	r, _, err := k.call(sockcall.Call{Op: ipc.OpSendTo, Sock: uint64(fd), Addr: to,
 		Buf: k.c.Slice(ref, max(n, 1)), Flags: k.dontwait(fd, flags)})
 	if err != nil {
@@ -256,11 +265,7 @@ func (k *Message) RecvFrom(fd FD, b []byte, flags int) (int, netip.AddrPort, err
 
 // Writev sends the buffers as one datagram, or one stream write.
 func (k *Message) Writev(fd FD, bufs [][]byte) (int, error) {
-	var all []byte
-	for _, b := range bufs {
-		all = append(all, b...)
-	}
-	return k.Send(fd, all, 0)
+	return k.sendv(fd, bufs, 0, netip.AddrPort{})
 }
 
 // Shutdown shuts a connected socket down for receiving, sending or both.

@@ -10,6 +10,7 @@ package socket
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"net/netip"
 	"time"
 
@@ -184,4 +185,49 @@ func Open(c Config) (API, error) {
 	default:
 		return nil, fmt.Errorf("socket: no backend %q (have: linux, message, exposed)", c.Backend)
 	}
+}
+
+// Size is the number of bytes in bufs, a gather list.
+func Size(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// Pieces yields what of bufs, taken as one stream, lies at offset off and
+// after it: the rest of the buffer off falls in, then every later one,
+// empty ones skipped. A backend's Writev sends the pieces where they lie,
+// as writev(2) does, rather than joining them into a new buffer first:
+// httpd's Writev of a large file's header and body, repeated with what
+// is left after each partial write, copied and allocated what was left
+// every time.
+func Pieces(bufs [][]byte, off int) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for _, b := range bufs {
+			if off >= len(b) {
+				off -= len(b)
+				continue
+			}
+			if !yield(b[off:]) {
+				return
+			}
+			off = 0
+		}
+	}
+}
+
+// Gather copies into dst what of bufs, taken as one stream, lies at
+// offset off and after it, as much as dst holds, and returns the number
+// of bytes copied.
+func Gather(dst []byte, bufs [][]byte, off int) int {
+	n := 0
+	for p := range Pieces(bufs, off) {
+		n += copy(dst[n:], p)
+		if n == len(dst) {
+			break
+		}
+	}
+	return n
 }

@@ -230,13 +230,25 @@ func (a *API) SendTo(fd socket.FD, b []byte, flags int, addr netip.AddrPort) (in
 		}
 		return len(b), nil
 	}
+	return a.sendStream(fd, r, [][]byte{b}, flags)
+}
+
+// sendStream sends the stream of bufs on a stream socket, from where the
+// buffers lie.
+func (a *API) sendStream(fd socket.FD, r sockRef, bufs [][]byte, flags int) (int, error) {
 	block := a.blocking(fd, flags)
+	size := socket.Size(bufs)
 	total := 0
 	for {
 		err := a.wait(block, time.Time{}, func(now time.Time) error {
-			n, err := a.h.tcp.Send(now, tcp.SockID(r.id), b[total:])
-			total += n
-			return err
+			for p := range socket.Pieces(bufs, total) {
+				n, err := a.h.tcp.Send(now, tcp.SockID(r.id), p)
+				total += n
+				if err != nil || n < len(p) {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			if total > 0 && wouldBlock(err) {
@@ -244,7 +256,7 @@ func (a *API) SendTo(fd socket.FD, b []byte, flags int, addr netip.AddrPort) (in
 			}
 			return -1, errno(err)
 		}
-		if total == len(b) || !block {
+		if total == size || !block {
 			return total, nil
 		}
 	}
@@ -292,11 +304,18 @@ func (a *API) recv(fd socket.FD, b []byte, flags int, from bool) (int, netip.Add
 
 // Writev sends the buffers as one write (one datagram on a UDP socket).
 func (a *API) Writev(fd socket.FD, bufs [][]byte) (int, error) {
-	var all []byte
-	for _, b := range bufs {
-		all = append(all, b...)
+	r, err := a.sock(fd)
+	if err != nil {
+		return -1, err
 	}
-	return a.Send(fd, all, 0)
+	if r.udp {
+		var d []byte // one datagram
+		for _, b := range bufs {
+			d = append(d, b...)
+		}
+		return a.Send(fd, d, 0)
+	}
+	return a.sendStream(fd, r, bufs, 0)
 }
 
 // Shutdown shuts down one or both directions.
