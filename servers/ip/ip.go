@@ -370,23 +370,48 @@ func (s *Stack) Tick(now time.Time) {
 }
 
 // arena hands out output buffers carved from large chunks, so that the hot
-// paths allocate nothing once warm. A chunk is reused from its start once
-// the events pointing into it have been drained.
+// paths allocate nothing once warm. Every chunk is reused from its start
+// once the events pointing into it have been drained: a call that emits
+// several large frames (TCP segments of up to 64 KiB, with TSO) fills
+// several chunks, and the next call reuses them all rather than allocating
+// (and zeroing) a new chunk a frame.
 type arena struct {
-	buf []byte
-	off int
+	chunks [][]byte // the chunks, carved in order
+	cur    int      // the chunk being carved
+	off    int      // where in it the next buffer starts
 }
+
+// arenaKeep is how many chunks a reset keeps: a burst larger than this
+// many chunks (each at least arenaChunk) lets the rest go to the
+// collector.
+const arenaKeep = 16
 
 // alloc returns n bytes, not zeroed.
 func (a *arena) alloc(n int) []byte {
-	if n > len(a.buf)-a.off {
-		a.buf = make([]byte, max(arenaChunk, n))
-		a.off = 0
+	for {
+		if a.cur == len(a.chunks) {
+			a.chunks = append(a.chunks, make([]byte, max(arenaChunk, n)))
+			a.off = 0
+		}
+		c := a.chunks[a.cur]
+		if n <= len(c)-a.off {
+			b := c[a.off : a.off+n : a.off+n]
+			a.off += n
+			return b
+		}
+		if a.off == 0 { // too small even empty: a larger one instead
+			a.chunks[a.cur] = make([]byte, max(arenaChunk, n))
+			continue
+		}
+		a.cur, a.off = a.cur+1, 0
 	}
-	b := a.buf[a.off : a.off+n : a.off+n]
-	a.off += n
-	return b
 }
 
-// reset makes the whole current chunk available again.
-func (a *arena) reset() { a.off = 0 }
+// reset makes every chunk available again.
+func (a *arena) reset() {
+	if len(a.chunks) > arenaKeep {
+		clear(a.chunks[arenaKeep:])
+		a.chunks = a.chunks[:arenaKeep]
+	}
+	a.cur, a.off = 0, 0
+}
