@@ -154,8 +154,8 @@ func newBenchTCPCommand() *cobra.Command {
 				return err
 			}
 			defer stop()
-			if o.Bytes <= 0 || o.LinuxBytes <= 0 || o.Conns <= 0 || o.LinuxConns <= 0 || o.Reps <= 0 {
-				return fmt.Errorf("--bytes, --linux-bytes, --conns, --linux-conns and --reps must be positive")
+			if o.Bytes <= 0 || o.LinuxBytes < 0 || o.Conns <= 0 || o.LinuxConns <= 0 || o.Reps <= 0 {
+				return fmt.Errorf("--bytes, --conns, --linux-conns and --reps must be positive, --linux-bytes positive or 0")
 			}
 			o.Transports = []topology.Transport{topology.Shm}
 			if kernel {
@@ -175,8 +175,8 @@ func newBenchTCPCommand() *cobra.Command {
 	reportFlags(f, &jsonOut, &mdOut)
 	svgFlag(f, &svgOut)
 	f.StringVar(&cpus, "cpus", "", "CPUs to use (default: every online CPU)")
-	f.Int64Var(&o.Bytes, "bytes", 32<<20, "bytes per bulk transfer on the simulated host and the monolithic host")
-	f.Int64Var(&o.LinuxBytes, "linux-bytes", 256<<20, "bytes per bulk transfer on Linux")
+	f.Int64Var(&o.Bytes, "bytes", 256<<20, "bytes per bulk transfer, on every row")
+	f.Int64Var(&o.LinuxBytes, "linux-bytes", 0, "bytes per bulk transfer on Linux instead (0: --bytes, the same transfer side by side)")
 	f.IntVar(&o.Conns, "conns", 2000, "connections timed on the simulated host")
 	f.IntVar(&o.LinuxConns, "linux-conns", 20000, "connections timed on Linux")
 	f.IntVar(&o.Reps, "reps", 5, "bulk transfers per row (the median is reported)")

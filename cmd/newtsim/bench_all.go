@@ -34,7 +34,7 @@ func allJobs(quick bool) []allJob {
 	if quick {
 		paper = []string{"paper", "--short"}
 		faults = []string{"faults", "--quick"}
-		tcp = []string{"tcp", "--bytes", "4194304", "--linux-bytes", "33554432", "--conns", "200", "--linux-conns", "2000", "--reps", "3"}
+		tcp = []string{"tcp", "--bytes", "33554432", "--conns", "200", "--linux-conns", "2000", "--reps", "3"}
 	}
 	return []allJob{
 		{name: "ipc", args: []string{"ipc"}},
