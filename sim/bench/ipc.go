@@ -51,7 +51,10 @@ type Report struct {
 	Streams  []StreamRow  `json:"streams,omitempty"`
 	Bulk     []BulkRow    `json:"bulk,omitempty"`  // bench tcp's throughput rows
 	Conns    []ConnRow    `json:"conns,omitempty"` // bench tcp's connection rate rows
-	Notes    []string     `json:"notes,omitempty"`
+	// SwitchHop is bench tcp's measure of a hop between processes on the
+	// stack's core (docs/LATENCY.md, the switch floor).
+	SwitchHop *SwitchHop `json:"switch_hop,omitempty"`
+	Notes     []string   `json:"notes,omitempty"`
 }
 
 // StreamRow is one measured one-way stream: its embedded StreamResult is
@@ -445,11 +448,25 @@ func (r *Report) Table() string {
 		}
 	}
 	if len(r.Bulk) > 0 {
-		b.WriteString("| bulk | Mbit/s (median) | min-max Mbit/s | bytes each | repetitions | seconds (median) | placement |\n")
-		b.WriteString("|---|---:|---|---:|---:|---:|---|\n")
+		b.WriteString("| bulk | Mbit/s (median) | min-max Mbit/s | bytes each | repetitions | seconds (median) | " +
+			"stack CPU us per MiB | context switches per MiB | switch floor us per MiB | placement |\n")
+		b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, row := range r.Bulk {
-			fmt.Fprintf(&b, "| %s | %.1f | %.1f-%.1f | %d | %d | %.3f | %s |\n", row.Name, row.Mbits,
-				row.MinMbits, row.MaxMbits, row.Bytes, row.Reps, row.Seconds, row.Placement)
+			cpu, sw, floor := "-", "-", "-"
+			if row.StackCPUUSPerMiB > 0 {
+				cpu, sw = fmt.Sprintf("%.1f", row.StackCPUUSPerMiB), fmt.Sprintf("%.2f", row.SwitchesPerMiB)
+			}
+			if row.SwitchFloorUSPerMiB != nil {
+				floor = fmt.Sprintf("%.1f", *row.SwitchFloorUSPerMiB)
+			}
+			fmt.Fprintf(&b, "| %s | %.1f | %.1f-%.1f | %d | %d | %.3f | %s | %s | %s | %s |\n", row.Name, row.Mbits,
+				row.MinMbits, row.MaxMbits, row.Bytes, row.Reps, row.Seconds, cpu, sw, floor, row.Placement)
+		}
+		if h := r.SwitchHop; h != nil {
+			fmt.Fprintf(&b, "\nthe stack's core (CPU %d): a hop between %d processes %.1f us of CPU and %.2f context switches, "+
+				"%.1f us of CPU a switch; between %d threads of one process %.1f us. A row's switch floor is its "+
+				"switches per MiB times the CPU a switch (docs/LATENCY.md)\n", h.Core, h.Members, h.ProcessCPUNS/1e3,
+				h.ProcessSwitches, h.PerSwitchNS()/1e3, h.Members, h.ThreadCPUNS/1e3)
 		}
 	}
 	if len(r.Conns) > 0 {

@@ -144,3 +144,52 @@ func TestLighttpdChecks(t *testing.T) {
 		t.Errorf("a met target has a note:\n%s", note)
 	}
 }
+
+// TestBulkFloors: bench tcp's rows of the simulated host get a switch floor
+// per MiB from the measured hop, the others none; a missed target gets a
+// note with the CPU a MiB may take at it; and the table shows both.
+func TestBulkFloors(t *testing.T) {
+	tests := []struct {
+		name     string
+		shm      float64 // message-shm's Mbit/s
+		wantNote bool
+	}{
+		{"target missed", 1000, true},
+		{"target met", 2200, false}, // 0.25 of Linux is 2097 Mbit/s
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{
+				Bench: "tcp",
+				Bulk: []BulkRow{
+					{Name: "message-shm", Mbits: tt.shm},
+					{Name: "monolith", Mbits: 3000},
+					{Name: "linux", Mbits: 1000 * (1 << 20) * 8 / 1e6}, // 1000 MiB/s
+				},
+				SwitchHop: &SwitchHop{Members: 9, Core: 1, ProcessCPUNS: 20000, ProcessSwitches: 2},
+			}
+			r.Bulk[0].setCost(3*time.Millisecond, 200, 2<<20) // 1500 us and 100 switches a MiB
+			r.Bulk[1].setCost(0, 5, 2<<20)                    // no CPU read: no cost
+			r.setBulkFloors(0.25)
+			if f := r.Bulk[0].SwitchFloorUSPerMiB; f == nil || *f != 1000 {
+				t.Fatalf("message-shm floor %v, want 1000 us a MiB (100 switches x 10 us)", f)
+			}
+			if r.Bulk[1].SwitchFloorUSPerMiB != nil || r.Bulk[2].SwitchFloorUSPerMiB != nil {
+				t.Fatal("a row without a cost has a floor")
+			}
+			note := slices.ContainsFunc(r.Notes, func(n string) bool {
+				// 0.25 of 1000 MiB/s: 250 MiB/s, 4000 us a MiB.
+				return strings.Contains(n, "has 4000.0 us of CPU a MiB; its switch floor alone is 1000.0 us (100.0 switches a MiB x 10.0 us")
+			})
+			if note != tt.wantNote {
+				t.Errorf("note %v, want %v: %q", note, tt.wantNote, r.Notes)
+			}
+			md := r.Table()
+			for _, want := range []string{"| 1500.0 | 100.00 | 1000.0 |", "10.0 us of CPU a switch"} {
+				if !strings.Contains(md, want) {
+					t.Errorf("table lacks %q:\n%s", want, md)
+				}
+			}
+		})
+	}
+}

@@ -32,6 +32,16 @@ type BulkRow struct {
 	Reps      int     `json:"reps"`
 	Placement string  `json:"placement"`
 	What      string  `json:"what"`
+	// For the simulated host's rows: what its processes on the stack's
+	// core (all but the sending application) were accounted per MiB
+	// moved, over every repetition, CPU time and context switches
+	// (internal/procstat, read once the host is up and once the sink has
+	// its last byte); and the switches times the CPU a switch costs on
+	// that core (the report's switch_hop): what the split into
+	// processes costs a MiB before any server does its work.
+	StackCPUUSPerMiB    float64  `json:"stack_cpu_us_per_mib,omitempty"`
+	SwitchesPerMiB      float64  `json:"context_switches_per_mib,omitempty"`
+	SwitchFloorUSPerMiB *float64 `json:"switch_floor_us_per_mib,omitempty"`
 }
 
 // ConnRow is one measured connection set-up rate.
@@ -115,6 +125,13 @@ func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
 		}
 	}
 
+	// What a hop between processes costs on the stack's core.
+	if hop, err := measureSwitchHop(b, o.Log); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the cost of a switch between processes on CPU %d was not measured: %v", b, err))
+	} else {
+		rep.SwitchHop = hop
+	}
+
 	// Bulk transfers.
 	for _, tr := range o.Transports {
 		name := "message-" + string(tr)
@@ -175,6 +192,7 @@ func TCP(ctx context.Context, o TCPOptions) (*Report, error) {
 				Target: ">= 0.25", Met: l.Mbits > 0 && v >= 0.25})
 		}
 	}
+	rep.setBulkFloors(0.25)
 	if l := connRow(rep, "linux"); l != nil {
 		for _, r := range rep.Conns {
 			if r.Name != "linux" && l.PerSec > 0 {
@@ -234,6 +252,8 @@ func summarizeBulk(name string, rs []probe.TCPStreamResult, size int64, placemen
 func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, backend string, o TCPOptions) (BulkRow, error) {
 	var rs []probe.TCPStreamResult
 	var plan string
+	var cpu time.Duration
+	var switches uint64
 	name, path := "message-"+string(tr), "app, syscall, tcp, ip, tcp, syscall, app"
 	if backend == "exposed" {
 		name, path = "exposed", "app, tcp through the exposed socket buffers, ip, tcp, app"
@@ -252,12 +272,16 @@ func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transpor
 		if backend == "exposed" {
 			t.Links = append(t.Links, topology.Link{A: "sink", B: "tcp"}, topology.Link{A: "source", B: "tcp"})
 		}
-		h, err := launch.Start(ctx, launch.Options{StateDir: filepath.Join(dir, "state"), Topology: t, CPUs: cpus, Log: o.Log})
+		state := filepath.Join(dir, "state")
+		h, err := launch.Start(ctx, launch.Options{StateDir: state, Topology: t, CPUs: cpus, Log: o.Log})
 		if err != nil {
 			return BulkRow{}, err
 		}
+		before := stackUsage(state, "source")
 		var r probe.TCPStreamResult
 		err = awaitJSON(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, nil, &r)
+		c, n := usageSince(before, stackUsage(state, "source"))
+		cpu, switches = cpu+c, switches+n
 		plan = h.Plan.Summary()
 		h.Stop()
 		if err == nil {
@@ -268,10 +292,12 @@ func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transpor
 		}
 		rs = append(rs, r)
 	}
-	return summarizeBulk(name, rs, o.Bytes, plan,
+	row := summarizeBulk(name, rs, o.Bytes, plan,
 		fmt.Sprintf("source app writes %d B in 64 KiB sends to the sink app over the host's loopback "+
 			"(%s; %s), which reads and checks every byte; accept to end of file; "+
-			"median of %d connections, each in a fresh run of the host", o.Bytes, path, tr, o.Reps)), nil
+			"median of %d connections, each in a fresh run of the host", o.Bytes, path, tr, o.Reps))
+	row.setCost(cpu, switches, o.Bytes*int64(o.Reps))
+	return row, nil
 }
 
 // monolithBulk runs the same source and sink as goroutines of one process

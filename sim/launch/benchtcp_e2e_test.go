@@ -24,11 +24,17 @@ func TestBenchTCP(t *testing.T) {
 	}
 	var rep struct {
 		Bulk []struct {
-			Name  string  `json:"name"`
-			Mbits float64 `json:"mbit_per_s"`
-			Bytes int64   `json:"bytes"`
-			Reps  int     `json:"reps"`
+			Name  string   `json:"name"`
+			Mbits float64  `json:"mbit_per_s"`
+			Bytes int64    `json:"bytes"`
+			Reps  int      `json:"reps"`
+			CPU   float64  `json:"stack_cpu_us_per_mib"`
+			Sw    float64  `json:"context_switches_per_mib"`
+			Floor *float64 `json:"switch_floor_us_per_mib"`
 		} `json:"bulk"`
+		SwitchHop *struct {
+			CPU float64 `json:"process_cpu_ns"`
+		} `json:"switch_hop"`
 		Conns []struct {
 			Name   string  `json:"name"`
 			PerSec float64 `json:"conns_per_s"`
@@ -52,6 +58,17 @@ func TestBenchTCP(t *testing.T) {
 			t.Errorf("bulk %s: %v Mbit/s, %d bytes, %d repetitions", r.Name, r.Mbits, r.Bytes, r.Reps)
 		}
 		bulk[r.Name] = true
+		// The simulated host's rows say what their stack's core spent.
+		host := r.Name == "message-shm" || r.Name == "exposed"
+		if host && (r.CPU <= 0 || r.Sw <= 0 || r.Floor == nil || *r.Floor <= 0) {
+			t.Errorf("bulk %s: %v us of CPU, %v switches a MiB, floor %v", r.Name, r.CPU, r.Sw, r.Floor)
+		}
+		if !host && (r.CPU != 0 || r.Floor != nil) {
+			t.Errorf("bulk %s has a cost of the simulated host's: %v us, floor %v", r.Name, r.CPU, r.Floor)
+		}
+	}
+	if rep.SwitchHop == nil || rep.SwitchHop.CPU <= 0 {
+		t.Errorf("no switch hop measured in:\n%s", b)
 	}
 	for _, r := range rep.Conns {
 		if r.PerSec <= 0 || r.Conns <= 0 {
