@@ -286,10 +286,30 @@ func (side *httpSide) usage() []procUsage {
 	return us
 }
 
+// usageDeltas returns what each process of after was accounted since
+// before, matched by name and pid: one that restarted between the two
+// readings, or could not be read, is left out.
+func usageDeltas(before, after []procUsage) []procDelta {
+	var ds []procDelta
+	for _, a := range after {
+		i := slices.IndexFunc(before, func(b procUsage) bool { return b.namedPID == a.namedPID })
+		if !a.ok || i < 0 || !before[i].ok {
+			continue
+		}
+		ds = append(ds, procDelta{a.name, a.u.Sub(before[i].u)})
+	}
+	return ds
+}
+
+// procDelta is what one process was accounted between two readings.
+type procDelta struct {
+	name string
+	d    procstat.Usage
+}
+
 // setCosts fills the row's CPU time and context switches per request from
-// two readings of the server side, matched by process and pid: a process
-// that restarted between them is left out (the cell fails on its restart
-// anyway).
+// two readings of the server side (a process that restarted between them
+// is left out: the cell fails on its restart anyway).
 func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
 	if requests <= 0 {
 		return
@@ -297,16 +317,11 @@ func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
 	var cpu time.Duration
 	var switches uint64
 	var per []ProcessCost
-	for _, a := range after {
-		i := slices.IndexFunc(before, func(b procUsage) bool { return b.namedPID == a.namedPID })
-		if !a.ok || i < 0 || !before[i].ok {
-			continue
-		}
-		d := a.u.Sub(before[i].u)
-		cpu += d.CPU
-		switches += d.Switches
-		per = append(per, ProcessCost{Name: a.name, CPUUSPerRequest: us(d.CPU) / float64(requests),
-			SwitchesPerRequest: float64(d.Switches) / float64(requests)})
+	for _, p := range usageDeltas(before, after) {
+		cpu += p.d.CPU
+		switches += p.d.Switches
+		per = append(per, ProcessCost{Name: p.name, CPUUSPerRequest: us(p.d.CPU) / float64(requests),
+			SwitchesPerRequest: float64(p.d.Switches) / float64(requests)})
 	}
 	row.ServerCPUUSPerRequest = us(cpu) / float64(requests)
 	row.SwitchesPerRequest = float64(switches) / float64(requests)

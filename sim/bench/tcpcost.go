@@ -29,17 +29,11 @@ func stackUsage(state string, skip ...string) []procUsage {
 }
 
 // usageSince is the CPU time and context switches the processes of after
-// were accounted since before, matched by name and pid: one that
-// restarted between the two readings is left out.
+// were accounted since before, together (usageDeltas).
 func usageSince(before, after []procUsage) (cpu time.Duration, switches uint64) {
-	for _, a := range after {
-		i := slices.IndexFunc(before, func(b procUsage) bool { return b.namedPID == a.namedPID })
-		if !a.ok || i < 0 || !before[i].ok {
-			continue
-		}
-		d := a.u.Sub(before[i].u)
-		cpu += d.CPU
-		switches += d.Switches
+	for _, p := range usageDeltas(before, after) {
+		cpu += p.d.CPU
+		switches += p.d.Switches
 	}
 	return cpu, switches
 }
