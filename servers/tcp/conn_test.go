@@ -55,8 +55,9 @@ func TestLossyBulk(t *testing.T) {
 		t.Fatalf("received %d bytes, want %d, equal prefix %d", len(got), len(data), commonPrefix(got, data))
 	}
 	st := n.a.Stats()
-	t.Logf("%d MB in %v simulated: %d segments sent, %d lost; sender: %d retransmits, %d RTOs, %d fast retransmits",
-		size>>20, n.now.Sub(start), n.sent, n.lost, st.Retransmits, st.RTOExpiries, st.FastRetransmits)
+	t.Logf("%d MB in %v simulated: %d segments sent, %d lost; sender: %d retransmits, %d RTOs, %d fast retransmits, %d D-SACKs received, %d undone by them; receiver: %d D-SACKs sent",
+		size>>20, n.now.Sub(start), n.sent, n.lost, st.Retransmits, st.RTOExpiries, st.FastRetransmits,
+		st.DSACKsReceived, st.DSACKUndos, n.b.Stats().DSACKsSent)
 	if err := n.b.Close(n.now, s); err != nil {
 		t.Fatal(err)
 	}

@@ -165,6 +165,7 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 	// PAWS (RFC 7323 5.3).
 	if c.tsOK && h.Opts.TS && !h.Has(RST) && int32(h.Opts.TSVal-c.tsRecent) < 0 {
 		s.drop("paws")
+		c.oldDuplicate(h, segLen)
 		c.ackNow = true
 		c.output(now)
 		return
@@ -178,6 +179,7 @@ func (c *tcb) input(now time.Time, h *Header, payload []byte) {
 		}
 		s.drop("out-of-window")
 		if !h.Has(RST) {
+			c.oldDuplicate(h, segLen)
 			c.ackNow = true
 			c.output(now)
 		}

@@ -112,21 +112,31 @@ func (c *tcb) windowUpdate(now time.Time) {
 	}
 }
 
-// sackBlocks lists the out-of-order ranges, the latest first (RFC 2018 4).
-func (c *tcb) sackBlocks() []Block {
+// sackBlocks lists the out-of-order ranges, the latest first (RFC 2018
+// 4), after the D-SACK block when dsack is set, which it then clears and
+// counts (RFC 2883 4: the ranges held follow it, the one holding the
+// duplicate first).
+func (c *tcb) sackBlocks(dsack bool) []Block {
 	n := 4
 	if c.tsOK {
 		n = 3
 	}
 	out := make([]Block, 0, n)
+	if dsack {
+		out = append(out, c.dsack)
+		c.dsackSet = false
+		c.s.stats.DSACKsSent++
+	}
+	latest := -1
 	if r, ok := c.ooo.holding(c.lastOOO); ok {
+		latest = len(out)
 		out = append(out, r)
 	}
 	for _, r := range c.ooo {
 		if len(out) >= n {
 			break
 		}
-		if len(out) == 0 || out[0] != r {
+		if latest < 0 || out[latest] != r {
 			out = append(out, r)
 		}
 	}
@@ -141,6 +151,7 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin, psh bool) {
 	had := len(data) > 0
 	if seq.Before(c.rcvNxt) {
 		d := c.rcvNxt.Diff(seq)
+		c.setDSACK(seq, seq.Add(min(d, len(data)))) // received before, at least in part
 		if d >= len(data) {
 			data = nil
 		} else {
@@ -157,6 +168,14 @@ func (c *tcb) receive(now time.Time, seq Seq, data []byte, fin, psh bool) {
 	if len(data) > 0 && c.rcv.held() == 0 && !s.memRoom(c.rcv.cap()) {
 		s.drop("memory") // MaxMemory: no room for a receive buffer; the sender sends it again
 		data, fin = nil, false
+	}
+	if len(data) > 0 {
+		// Out-of-order data held already: the first part held is
+		// reported (Linux's tcp_data_queue_ofo, and tcp_ofo_queue for
+		// data in order that reaches into it).
+		if b, ok := c.ooo.overlap(seq, seq.Add(len(data))); ok {
+			c.setDSACK(b.Start, b.End)
+		}
 	}
 	if len(data) > 0 && off > 0 {
 		var ok bool

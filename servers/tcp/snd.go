@@ -47,7 +47,7 @@ func (c *tcb) output(now time.Time) {
 		return
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
-		if c.ackNow && c.state != Closed && c.state != Listen {
+		if (c.ackNow || c.dsackSet) && c.state != Closed && c.state != Listen {
 			c.send(now, c.sndNxt, ACK, nil)
 		}
 		return
@@ -92,7 +92,7 @@ loop:
 		}
 		c.sendSeg(now, c.sndNxt, flags, n, true)
 	}
-	if c.ackNow {
+	if c.ackNow || c.dsackSet { // a D-SACK goes on a pure ACK, after data that carried the ACK
 		c.send(now, c.sndNxt, ACK, nil)
 	}
 	c.armTimer(now)
@@ -150,6 +150,7 @@ func (c *tcb) sendSeg(now time.Time, seq Seq, flags uint8, n int, ack bool) {
 	end := seq.Add(segLen)
 	if seq.Before(c.sndMax) {
 		c.s.stats.Retransmits++
+		c.noteRetransmit(seq, end)
 		if c.rttTiming && c.rttSeq.InWindow(seq, segLen) {
 			c.rttTiming = false // Karn: no sample from a segment sent twice
 		}
@@ -299,9 +300,16 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 	c.probes, c.kaProbes, c.heard = 0, 0, now // the peer answers
 	c.softErr = nil                           // something worked (Linux's tcp_ack)
 	wnd := int(h.Window) << c.sndShift
+	// A D-SACK (dsack.go) reports a segment received twice: never new
+	// SACK information, and an ACK that carries one is no duplicate ACK.
+	blocks, dsack, undo := h.Opts.SACK, false, false
+	if c.sackOK && isDSACK(h) {
+		dsack, undo = c.dsackInput(blocks[0])
+		blocks = blocks[1:]
+	}
 	newSACK := false
-	if c.sackOK && len(h.Opts.SACK) > 0 {
-		newSACK = c.noteSACK(h.Opts.SACK)
+	if c.sackOK && len(blocks) > 0 {
+		newSACK = c.noteSACK(blocks)
 	}
 	oldUna, oldNxt, dup := c.sndUna, c.sndNxt, false
 	switch {
@@ -329,17 +337,26 @@ func (c *tcb) ackInput(now time.Time, h *Header, n int) bool {
 		}
 		s.wake(c)
 	case h.Ack == c.sndUna && c.sndMax != c.sndUna &&
-		(n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd || newSACK):
+		(n == 0 && h.Flags&(SYN|FIN) == 0 && wnd == c.sndWnd && !dsack || newSACK):
 		// A duplicate ACK (RFC 5681 2), or one that SACKs bytes not
 		// SACKed before, whatever else it carries (RFC 6675 2: a window
 		// that moved does not hide a segment that left the network).
+		// One whose news is only a D-SACK is none (Linux's
+		// FLAG_DSACKING_ACK): the segment it reports left the network
+		// long ago.
 		dup = true
 		if c.frto == 0 { // F-RTO waits for the retransmission's ACK (RFC 5682 3.1 step 2)
 			c.dupAck(now)
 		}
 	}
 	if c.rtoUndo {
-		c.lossAck(now, h, oldUna, oldNxt, dup)
+		c.lossAck(now, h, blocks, oldUna, oldNxt, dup)
+	}
+	if undo && c.undoDSACK {
+		// Every segment the episode sent again was received twice: the
+		// reduction was not needed (RFC 3708, Linux's tcp_try_undo_dsack).
+		c.s.stats.DSACKUndos++
+		c.undo()
 	}
 	if c.sndWl1.Before(h.Seq) || (c.sndWl1 == h.Seq && c.sndWl2.BeforeEq(h.Ack)) {
 		if wnd > c.sndWnd {
@@ -423,6 +440,9 @@ func (c *tcb) dupAck(now time.Time) {
 		c.ltBoost = min(c.dupAcks, 2) * c.mss
 	case c.dupAcks == thresh && (!c.recoverSet || c.recover.Before(c.sndUna) || len(c.sacked) > 0):
 		c.ltBoost = 0
+		if !c.rtoUndo { // else it joins the timeout's episode, and its window from before
+			c.beginUndo()
+		}
 		c.cc.EnterRecovery(now, c.sndMax.Diff(c.sndUna), c.mss)
 		c.recover, c.recoverSet = c.sndMax, true
 		c.inRecovery = true

@@ -32,7 +32,8 @@ func (c *tcb) enterLoss(now time.Time, underway bool) {
 	case !underway:
 		// The first timeout of a recovery: keep the window to restore,
 		// and the scoreboard, to tell what the peer held already.
-		c.priorCwnd, c.priorSsthresh, c.rtoUndo = c.cc.Cwnd(), c.cc.Ssthresh(), true
+		c.beginUndo()
+		c.rtoUndo = true
 		c.rtoStamp = c.tsVal(now)
 	case c.inRecovery:
 		c.rtoUndo = false // fast recovery had cut the window already
@@ -49,10 +50,10 @@ func (c *tcb) enterLoss(now time.Time, underway bool) {
 }
 
 // lossAck looks at an ACK that comes while a timeout's response may still
-// be undone. oldUna and oldNxt are SND.UNA and SND.NXT before it; dup
-// reports a duplicate ACK. It runs after the ACK has been taken, before
-// output.
-func (c *tcb) lossAck(now time.Time, h *Header, oldUna, oldNxt Seq, dup bool) {
+// be undone. sacks are its SACK blocks but a D-SACK; oldUna and oldNxt
+// are SND.UNA and SND.NXT before it; dup reports a duplicate ACK. It runs
+// after the ACK has been taken, before output.
+func (c *tcb) lossAck(now time.Time, h *Header, sacks []Block, oldUna, oldNxt Seq, dup bool) {
 	advanced := oldUna.Before(c.sndUna)
 	if !advanced && !dup {
 		return // a window update: no information (RFC 5682 3.1 step 3)
@@ -76,7 +77,7 @@ func (c *tcb) lossAck(now time.Time, h *Header, oldUna, oldNxt Seq, dup bool) {
 	// Step 3 b: segments not sent again since the timeout, and not SACKed
 	// before it, were acknowledged, cumulatively or by a SACK block. (Linux
 	// asks this in step 2 too; the RFC waits for the new segments' ACK.)
-	if c.frto == 3 && c.origAcked(oldUna, h) {
+	if c.frto == 3 && c.origAcked(oldUna, sacks) {
 		c.spurious(now)
 		return
 	}
@@ -108,7 +109,7 @@ func (c *tcb) lossAck(now time.Time, h *Header, oldUna, oldNxt Seq, dup bool) {
 // origAcked reports whether the ACK acknowledges, cumulatively or by a
 // SACK block, bytes below the recovery point that were neither sent again
 // since the timeout nor SACKed before it (RFC 5682 3.1 step 3 b).
-func (c *tcb) origAcked(oldUna Seq, h *Header) bool {
+func (c *tcb) origAcked(oldUna Seq, sacks []Block) bool {
 	news := func(lo, hi Seq) bool {
 		lo, hi = seqMax(lo, c.rtoRxt), seqMin(hi, c.recover)
 		if !lo.Before(hi) {
@@ -121,7 +122,7 @@ func (c *tcb) origAcked(oldUna Seq, h *Header) bool {
 		return true
 	}
 	if c.sackOK {
-		for _, b := range h.Opts.SACK {
+		for _, b := range sacks {
 			if b.Start.Before(b.End) && news(b.Start, b.End) {
 				return true
 			}
@@ -155,15 +156,8 @@ func (c *tcb) frtoSendNew(now time.Time) bool {
 }
 
 // spurious undoes the response to a timeout found spurious (Linux's
-// tcp_try_undo_loss): the window and threshold come back, nothing more is
-// sent again (SND.NXT goes on from SND.MAX), and fast retransmit is
-// allowed again from here (RFC 5682 2 step 3 b sets recover to SND.UNA).
+// tcp_try_undo_loss; undo, in dsack.go).
 func (c *tcb) spurious(now time.Time) {
 	c.s.stats.SpuriousRTOs++
-	c.cc.Undo(c.priorCwnd, c.priorSsthresh)
-	c.frto, c.rtoUndo, c.rtoSacked = 0, false, nil
-	c.recover = c.sndUna
-	if c.sndNxt.Before(c.sndMax) {
-		c.sndNxt = c.sndMax
-	}
+	c.undo()
 }

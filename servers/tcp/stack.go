@@ -141,6 +141,10 @@ type Config struct {
 	ChallengeACKs int
 	// NoWindowScale, NoTimestamps and NoSACK turn those options off.
 	NoWindowScale, NoTimestamps, NoSACK bool
+	// NoDSACK stops the receiver reporting segments it received twice in
+	// D-SACK blocks (RFC 2883; Linux's net.ipv4.tcp_dsack = 0). The
+	// sender still reads the peer's.
+	NoDSACK bool
 	// EphemeralLo and EphemeralHi bound the ports chosen for port 0.
 	EphemeralLo, EphemeralHi uint16
 	// Secret keys initial sequence numbers (RFC 6528), timestamp
@@ -226,6 +230,9 @@ type Stats struct {
 	RTOExpiries             uint64 // retransmission timer expiries
 	SpuriousRTOs            uint64 // timeouts found spurious and undone (F-RTO, RFC 5682, or timestamps, RFC 3522)
 	FastRetransmits         uint64
+	DSACKsSent              uint64 // D-SACK blocks sent: segments received twice, below RCV.NXT or out of order (Linux's TCPDSACKOldSent and TCPDSACKOfoSent)
+	DSACKsReceived          uint64 // valid D-SACK blocks received (Linux's TCPDSACKRecv and TCPDSACKOfoRecv)
+	DSACKUndos              uint64 // reductions undone, every retransmission of the episode D-SACKed (RFC 3708; Linux's TCPDSACKUndo)
 	BytesIn, BytesOut       uint64 // payload bytes delivered to and taken from users
 	ChallengeACKs           uint64
 	ActiveOpens             uint64

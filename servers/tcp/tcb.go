@@ -88,6 +88,14 @@ type tcb struct {
 	rtoUndo                  bool   // a timeout's response may still be undone: priorCwnd and priorSsthresh hold the window before it
 	priorCwnd, priorSsthresh int
 
+	// D-SACK (dsack.go, RFC 2883, RFC 3708): the duplicate to report in
+	// the next ACK, and the episode's retransmissions not reported
+	// duplicate yet, while D-SACKs may still undo its reduction.
+	dsack     Block
+	dsackSet  bool
+	undoDSACK bool
+	undoRxt   []rxtCount
+
 	// ACKs (rcv.go): when one goes at once and when it waits, as Linux's
 	// delayed-ACK engine decides (tcp_event_data_recv, __tcp_ack_snd_check,
 	// tcp_cleanup_rbuf).
@@ -150,6 +158,7 @@ func (c *tcb) resetConn() {
 	c.rcvShift, c.sndShift = 0, 0
 	c.pendingAcks, c.pushed, c.quickAcks, c.pingpong, c.lastRcvd, c.lastSegLen = 0, 0, 0, false, time.Time{}, 0
 	c.frto, c.rtoUndo, c.rtoSacked = 0, false, nil
+	c.dsackSet, c.undoDSACK, c.undoRxt = false, false, nil
 }
 
 // activeOpen sends the first SYN.
@@ -232,8 +241,9 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 		h.Opts.TS = active && !c.s.c.NoTimestamps || !active && c.tsOK
 	} else {
 		h.Opts.TS = c.tsOK
-		if c.sackOK && len(payload) == 0 && len(c.ooo) > 0 {
-			h.Opts.SACK = c.sackBlocks()
+		dsack := c.dsackSet && len(payload) == 0 && flags&(ACK|RST) == ACK
+		if c.sackOK && len(payload) == 0 && len(c.ooo) > 0 || dsack {
+			h.Opts.SACK = c.sackBlocks(dsack)
 		}
 	}
 	if h.Opts.TS {
