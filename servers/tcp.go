@@ -651,6 +651,9 @@ func newTCPStats(r *prometheus.Registry) *tcpStats {
 		"rto":            d("rto_expiries_total", "Retransmission timer expiries."),
 		"spurious_rtos":  d("spurious_rtos_total", "Retransmission timeouts found spurious (F-RTO, RFC 5682, or the timestamps, RFC 3522) and undone."),
 		"fast":           d("fast_retransmits_total", "Fast retransmits (three duplicate ACKs)."),
+		"dsacks_sent":    d("dsacks_sent_total", "D-SACK blocks sent (RFC 2883): segments received twice, below RCV.NXT or out of order."),
+		"dsacks_in":      d("dsacks_received_total", "Valid D-SACK blocks received (RFC 2883): segments the peer received twice."),
+		"dsack_undos":    d("dsack_undos_total", "Window reductions undone, every segment the episode sent again having been D-SACKed (RFC 3708)."),
 		"bytes_in":       d("received_bytes_total", "Payload bytes delivered to applications."),
 		"bytes_out":      d("sent_bytes_total", "Payload bytes applications handed to tcp."),
 		"challenge_acks": d("challenge_acks_total", "Challenge ACKs sent (RFC 5961)."),
@@ -700,6 +703,7 @@ func (t *tcpStats) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range map[string]uint64{"segments_in": t.st.SegmentsIn, "segments_out": t.st.SegmentsOut,
 		"retransmits": t.st.Retransmits, "rto": t.st.RTOExpiries, "spurious_rtos": t.st.SpuriousRTOs, "fast": t.st.FastRetransmits,
+		"dsacks_sent": t.st.DSACKsSent, "dsacks_in": t.st.DSACKsReceived, "dsack_undos": t.st.DSACKUndos,
 		"bytes_in": t.st.BytesIn, "bytes_out": t.st.BytesOut, "challenge_acks": t.st.ChallengeACKs,
 		"active_opens": t.st.ActiveOpens, "passive_opens": t.st.PassiveOpens, "resets": t.st.Resets,
 		"cookies_sent": t.st.SynCookiesSent, "cookies_ok": t.st.SynCookiesValidated, "cookies_failed": t.st.SynCookiesFailed,

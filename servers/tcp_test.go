@@ -211,7 +211,8 @@ func TestTCPExportsCaps(t *testing.T) {
 	}
 	for _, name := range []string{"newtsim_tcp_syn_cookies_validated_total", "newtsim_tcp_syn_cookies_failed_total",
 		"newtsim_tcp_time_wait_overflows_total", "newtsim_tcp_orphan_resets_total", "newtsim_tcp_memory_bytes",
-		"newtsim_tcp_spurious_rtos_total"} {
+		"newtsim_tcp_spurious_rtos_total", "newtsim_tcp_dsacks_sent_total", "newtsim_tcp_dsacks_received_total",
+		"newtsim_tcp_dsack_undos_total"} {
 		if !hasMetric(t, h, name) {
 			t.Errorf("no metric %s", name)
 		}
