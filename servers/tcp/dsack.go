@@ -78,8 +78,8 @@ func isDSACK(h *Header) bool {
 // the last, none of them having been needed.
 func (c *tcb) dsackInput(b Block) (valid, undo bool) {
 	w := max(c.maxSndWnd, c.mss)
-	if !b.Start.Before(b.End) || b.End.Diff(b.Start) > w ||
-		b.Start.Before(c.sndUna.Add(-w)) || c.sndMax.Before(b.End) {
+	s, e := b.Start.Diff(c.sndUna), b.End.Diff(c.sndUna) // as offsets, so that the tests agree (noteSACK)
+	if !(-w <= s && s < e && e-s <= w && e <= c.sndMax.Diff(c.sndUna)) {
 		c.s.drop("dsack-invalid")
 		return false, false
 	}

@@ -283,6 +283,11 @@ func TestHostileSACKBlocks(t *testing.T) {
 		{"half the sequence space away", []rel{{1 << 31, 1<<31 + m}}, 1},
 		{"D-SACK inside a block past SND.MAX", []rel{{20 * m, 21 * m}, {19 * m, 22 * m}}, 1},
 		{"junk after a D-SACK", []rel{{-m, 0}, {5 * m, 3 * m}, {9 * m, 1 << 31}}, 0},
+		// Each pairwise test passes, modulo 2^32: its start is past
+		// SND.UNA, its end before SND.MAX and after its start; yet it
+		// wraps below SND.UNA. On the scoreboard beside a sane block it
+		// panicked the engine (FuzzSACKBlocks found it).
+		{"valid D-SACK, then a block wrapping below SND.UNA", []rel{{-m, 0}, {48, 8240}, {0x37303030, -1255133136}}, 0},
 		{"valid D-SACK of data not sent again", []rel{{-m, 0}}, 0},
 	}
 	for _, tt := range tests {

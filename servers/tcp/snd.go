@@ -197,11 +197,16 @@ func (c *tcb) retransmitAt(now time.Time, seq Seq) Seq {
 }
 
 // noteSACK records the SACK blocks of an ACK that make sense, and reports
-// whether one SACKed bytes not SACKed before.
+// whether one SACKed bytes not SACKed before. A block makes sense when it
+// lies in (SND.UNA, SND.MAX], measured as offsets from SND.UNA: compared
+// pairwise modulo 2^32, a block whose start is past SND.UNA and whose end
+// is before SND.MAX, yet wraps below SND.UNA, passed, and broke the
+// scoreboard's order.
 func (c *tcb) noteSACK(blocks []Block) bool {
 	grew := false
+	flight := c.sndMax.Diff(c.sndUna)
 	for _, b := range blocks {
-		if c.sndUna.Before(b.Start) && b.Start.Before(b.End) && b.End.BeforeEq(c.sndMax) {
+		if s, e := b.Start.Diff(c.sndUna), b.End.Diff(c.sndUna); 0 < s && s < e && e <= flight {
 			if r, ok := c.sacked.holding(b.Start); ok && b.End.BeforeEq(r.End) {
 				continue // nothing new
 			}
