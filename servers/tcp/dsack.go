@@ -56,8 +56,9 @@ func (rs ranges) overlap(s, e Seq) (Block, bool) {
 }
 
 // isDSACK reports whether the first SACK block of h is a D-SACK (RFC 2883
-// 4): below the ACK field (as Linux's tcp_check_dsack asks, by its
-// start), or inside the second block.
+// 4): below h's ACK field (as Linux's tcp_check_dsack asks, by its start;
+// never SND.UNA, which the RFC forbids, ACKs coming out of order), or
+// inside the second block.
 func isDSACK(h *Header) bool {
 	b := h.Opts.SACK
 	switch {
