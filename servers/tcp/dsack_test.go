@@ -322,3 +322,58 @@ func TestHostileSACKBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestDSACKCounting: each retransmission of an episode is counted off by
+// one D-SACK that covers it, once per D-SACK (RFC 3708; Linux's
+// undo_retrans): the reduction is undone with the D-SACK that counts off
+// the last, and never by D-SACKs of data not sent again, or repeated.
+func TestDSACKCounting(t *testing.T) {
+	const m = 1000
+	many := make([]rel, maxRanges+1)
+	for i := range many {
+		many[i] = rel{i * m, (i + 1) * m}
+	}
+	tests := []struct {
+		name   string
+		rxt    []rel // sent again, relative to SND.UNA
+		dsacks []rel
+		undoAt int // the D-SACK, from 1, that undoes; 0: none
+	}{
+		{"one retransmission, its D-SACK", []rel{{0, m}}, []rel{{0, m}}, 1},
+		{"a D-SACK of part of it", []rel{{0, m}}, []rel{{100, 200}}, 1},
+		{"sent again twice: two D-SACKs", []rel{{0, m}, {0, m}}, []rel{{0, m}, {0, m}}, 2},
+		{"two sent again, one D-SACKed three times", []rel{{0, m}, {m, 2 * m}}, []rel{{0, m}, {0, m}, {0, m}}, 0},
+		{"two sent again, one D-SACK covering both", []rel{{0, m}, {m, 2 * m}}, []rel{{0, 2 * m}}, 1},
+		{"D-SACKs in the other order", []rel{{0, m}, {m, 2 * m}}, []rel{{m, 2 * m}, {0, m}}, 2},
+		{"a D-SACK of data not sent again", []rel{{0, m}}, []rel{{m, 2 * m}, {-m, 0}}, 0},
+		{"more ranges sent again than kept", many, many, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Secret: 1})
+			c := s.newTCB()
+			c.resetConn()
+			c.cc.Start(m)
+			c.sackOK, c.mss, c.maxSndWnd = true, m, 1<<20
+			c.sndUna, c.sndMax = 5000, 5000+300*m
+			c.beginUndo()
+			for _, r := range tt.rxt {
+				b := r.at(c.sndUna)
+				c.noteRetransmit(b.Start, b.End)
+			}
+			undoAt := 0
+			for i, r := range tt.dsacks {
+				valid, undo := c.dsackInput(r.at(c.sndUna))
+				if !valid {
+					t.Fatalf("D-SACK %d %v refused", i+1, r)
+				}
+				if undo && undoAt == 0 {
+					undoAt = i + 1
+				}
+			}
+			if undoAt != tt.undoAt {
+				t.Errorf("undone at D-SACK %d, want %d", undoAt, tt.undoAt)
+			}
+		})
+	}
+}
