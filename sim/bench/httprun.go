@@ -337,6 +337,8 @@ var hostCounters = [][3]string{
 	{"tcp", retransmitsMetric, ""},
 	{"tcp", "newtsim_tcp_rto_expiries_total", ""},
 	{"tcp", "newtsim_tcp_spurious_rtos_total", ""},
+	{"tcp", "newtsim_tcp_dsacks_received_total", ""},
+	{"tcp", "newtsim_tcp_dsack_undos_total", ""},
 	{"ip", "newtsim_ip_no_buffer_total", ""},
 }
 
