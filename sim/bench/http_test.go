@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,5 +203,50 @@ func TestSetCosts(t *testing.T) {
 	none.setCosts(before, after, 0)
 	if none.ServerCPUUSPerRequest != 0 || none.Processes != nil {
 		t.Errorf("no requests: %+v", none)
+	}
+}
+
+// TestAwaitLineLeavesExit: a client that ends before its line fails the
+// wait with its exit status and leaves the status for the next wait on it
+// (the cell's clean-up, which waited for ever when the status was taken).
+func TestAwaitLineLeavesExit(t *testing.T) {
+	lines := make(chan string, 2)
+	lines <- "probing"
+	close(lines)
+	exited := make(chan error, 1)
+	exited <- errors.New("exit status 1")
+	var log strings.Builder
+	err := awaitLine(context.Background(), lines, exited, "measure", time.Minute, &log)
+	if err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("awaitLine = %v, want the client's exit status", err)
+	}
+	if !strings.Contains(log.String(), "client: probing") {
+		t.Errorf("log %q lacks the client's line", log.String())
+	}
+	select {
+	case e := <-exited:
+		if e == nil || e.Error() != "exit status 1" {
+			t.Errorf("exited holds %v", e)
+		}
+	default:
+		t.Fatal("awaitLine took the client's exit status: the cell's clean-up would wait for ever")
+	}
+}
+
+// TestAwaitLine: the line wanted ends the wait; lines before it are
+// logged; none within the time-out fails it.
+func TestAwaitLine(t *testing.T) {
+	lines := make(chan string, 2)
+	lines <- "hello"
+	lines <- "measure"
+	var log strings.Builder
+	if err := awaitLine(context.Background(), lines, make(chan error, 1), "measure", time.Minute, &log); err != nil {
+		t.Fatal(err)
+	}
+	if log.String() != "client: hello\n" {
+		t.Errorf("log %q", log.String())
+	}
+	if err := awaitLine(context.Background(), make(chan string), make(chan error, 1), "done", time.Millisecond, &log); err == nil {
+		t.Error("no line within the time-out: no error")
 	}
 }

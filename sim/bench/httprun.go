@@ -814,24 +814,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 		close(lines)
 	}()
 	await := func(want string, timeout time.Duration) error {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					return fmt.Errorf("the client ended before it said %q: %v", want, <-exited)
-				}
-				if l == want {
-					return nil
-				}
-				fmt.Fprintf(r.log, "client: %s\n", l)
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return fmt.Errorf("the client did not say %q within %v", want, timeout)
-			}
-		}
+		return awaitLine(ctx, lines, exited, want, timeout, r.log)
 	}
 	if err := await(probe.HTTPMeasureLine, probeTime+r.o.Warmup+r.o.Timeout+30*time.Second); err != nil {
 		return HTTPCell{}, err
@@ -877,6 +860,33 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	cell.clientTrace = res.Trace
 	cell.Row.setCosts(before, after, res.Report.Requests)
 	return cell, nil
+}
+
+// awaitLine waits for the client to print want, passing the lines before
+// it to log. A client that ends first fails it with its exit status, which
+// stays in exited for whoever waits on the client next (the cell's clean-up
+// waits there: taking it would leave that wait for ever).
+func awaitLine(ctx context.Context, lines <-chan string, exited chan error, want string, timeout time.Duration, log io.Writer) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				err := <-exited
+				exited <- err
+				return fmt.Errorf("the client ended before it said %q: %v", want, err)
+			}
+			if l == want {
+				return nil
+			}
+			fmt.Fprintf(log, "client: %s\n", l)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("the client did not say %q within %v", want, timeout)
+		}
+	}
 }
 
 // row makes a cell's row from the client's report and the server's
