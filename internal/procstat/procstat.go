@@ -1,5 +1,6 @@
 // Package procstat reads what Linux accounts to a process: the time its
-// threads ran on a CPU and the context switches they made, from
+// threads ran on a CPU, the time they waited for one while runnable, and
+// the context switches they made, from
 // /proc/PID/task/*/schedstat and /proc/PID/task/*/status. Benchmarks read
 // it before and after a measured run to say where the CPU went, a figure
 // that a loaded machine disturbs far less than a rate does.
@@ -20,13 +21,14 @@ import (
 // with it).
 type Usage struct {
 	CPU      time.Duration // on a CPU, user and system time alike
+	Wait     time.Duration // runnable, waiting on a run queue for a CPU
 	Switches uint64        // context switches, voluntary and involuntary
 	Threads  int
 }
 
 // Sub returns u less an earlier reading v of the same process.
 func (u Usage) Sub(v Usage) Usage {
-	d := Usage{CPU: u.CPU - v.CPU, Threads: u.Threads}
+	d := Usage{CPU: u.CPU - v.CPU, Wait: u.Wait - v.Wait, Threads: u.Threads}
 	if u.Switches > v.Switches {
 		d.Switches = u.Switches - v.Switches
 	}
@@ -53,7 +55,7 @@ func readIn(root string, pid int) (Usage, error) {
 		if err != nil {
 			return Usage{}, fmt.Errorf("procstat: %w", err)
 		}
-		cpu, err := ParseSchedstat(string(b))
+		cpu, wait, err := ParseSchedstat(string(b))
 		if err != nil {
 			return Usage{}, fmt.Errorf("procstat: thread %s of %d: %w", e.Name(), pid, err)
 		}
@@ -69,6 +71,7 @@ func readIn(root string, pid int) (Usage, error) {
 			return Usage{}, fmt.Errorf("procstat: thread %s of %d: %w", e.Name(), pid, err)
 		}
 		u.CPU += cpu
+		u.Wait += wait
 		u.Switches += sw
 		u.Threads++
 	}
@@ -78,18 +81,23 @@ func readIn(root string, pid int) (Usage, error) {
 	return u, nil
 }
 
-// ParseSchedstat reads the time on a CPU, in nanoseconds, from a
-// schedstat file: "run-ns wait-ns timeslices".
-func ParseSchedstat(s string) (time.Duration, error) {
+// ParseSchedstat reads the time on a CPU and the time runnable, waiting
+// on a run queue for one, in nanoseconds, from a schedstat file: "run-ns
+// wait-ns timeslices".
+func ParseSchedstat(s string) (run, wait time.Duration, err error) {
 	f := strings.Fields(s)
 	if len(f) != 3 {
-		return 0, fmt.Errorf("schedstat %q: want 3 fields", s)
+		return 0, 0, fmt.Errorf("schedstat %q: want 3 fields", s)
 	}
-	ns, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || ns < 0 {
-		return 0, fmt.Errorf("schedstat %q: bad run time", s)
+	r, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || r < 0 {
+		return 0, 0, fmt.Errorf("schedstat %q: bad run time", s)
 	}
-	return time.Duration(ns), nil
+	w, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || w < 0 {
+		return 0, 0, fmt.Errorf("schedstat %q: bad wait time", s)
+	}
+	return time.Duration(r), time.Duration(w), nil
 }
 
 // ParseSwitches sums voluntary_ctxt_switches and

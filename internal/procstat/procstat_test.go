@@ -10,21 +10,23 @@ import (
 
 func TestParseSchedstat(t *testing.T) {
 	tests := []struct {
-		in   string
-		want time.Duration
-		err  bool
+		in        string
+		run, wait time.Duration
+		err       bool
 	}{
-		{"123456 789 10\n", 123456, false},
-		{"0 0 0", 0, false},
-		{"123456 789", 0, true},
-		{"x 1 2", 0, true},
-		{"-5 1 2", 0, true},
-		{"", 0, true},
+		{"123456 789 10\n", 123456, 789, false},
+		{"0 0 0", 0, 0, false},
+		{"123456 789", 0, 0, true},
+		{"x 1 2", 0, 0, true},
+		{"-5 1 2", 0, 0, true},
+		{"5 x 2", 0, 0, true},
+		{"5 -1 2", 0, 0, true},
+		{"", 0, 0, true},
 	}
 	for _, tt := range tests {
-		got, err := ParseSchedstat(tt.in)
-		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("ParseSchedstat(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		run, wait, err := ParseSchedstat(tt.in)
+		if (err != nil) != tt.err || run != tt.run || wait != tt.wait {
+			t.Errorf("ParseSchedstat(%q) = %v, %v, %v; want %v, %v, error %v", tt.in, run, wait, err, tt.run, tt.wait, tt.err)
 		}
 	}
 }
@@ -53,7 +55,7 @@ func TestReadIn(t *testing.T) {
 	root := t.TempDir()
 	for tid, files := range map[string][2]string{
 		"41": {"1000 5 2\n", "voluntary_ctxt_switches:\t4\nnonvoluntary_ctxt_switches:\t1\n"},
-		"42": {"2500 5 2\n", "voluntary_ctxt_switches:\t10\nnonvoluntary_ctxt_switches:\t0\n"},
+		"42": {"2500 7 2\n", "voluntary_ctxt_switches:\t10\nnonvoluntary_ctxt_switches:\t0\n"},
 	} {
 		dir := filepath.Join(root, "41", "task", tid)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -66,10 +68,10 @@ func TestReadIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Usage{CPU: 3500, Switches: 15, Threads: 2}); u != want {
+	if want := (Usage{CPU: 3500, Wait: 12, Switches: 15, Threads: 2}); u != want {
 		t.Errorf("readIn = %+v, want %+v", u, want)
 	}
-	if d := u.Sub(Usage{CPU: 500, Switches: 5}); d.CPU != 3000 || d.Switches != 10 {
+	if d := u.Sub(Usage{CPU: 500, Wait: 2, Switches: 5}); d.CPU != 3000 || d.Wait != 10 || d.Switches != 10 {
 		t.Errorf("Sub = %+v", d)
 	}
 	if _, err := readIn(root, 99); err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/internal/atomicfile"
+	"github.com/newtsim/newtsim/internal/procstat"
 	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/sim/chart"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -163,6 +164,9 @@ type HTTPCell struct {
 	// clientTrace is the client's trace recorder's events of the
 	// measured run, for the breakdown; nil when not traced.
 	clientTrace *trace.Snapshot
+	// server is what the server side's processes were accounted over the
+	// measured run: their CPU, and their wait for one (idleNote).
+	server procstat.Usage
 }
 
 // HTTPReport is what `newtsim bench http` and `newtsim bench paper` write.

@@ -250,3 +250,26 @@ func TestAwaitLine(t *testing.T) {
 		t.Error("no line within the time-out: no error")
 	}
 }
+
+// TestIdleNote: a cell that served no request says what its server side
+// ran and waited for a CPU over the run, summed over the processes read
+// before and after (one restarted between is left out).
+func TestIdleNote(t *testing.T) {
+	read := func(name string, pid int, cpu, wait time.Duration) procUsage {
+		return procUsage{namedPID: namedPID{name, pid}, u: procstat.Usage{CPU: cpu, Wait: wait, Threads: 3}, ok: true}
+	}
+	before := []procUsage{read("tcp", 11, time.Second, time.Second), read("ip", 12, time.Second, 0)}
+	after := []procUsage{read("tcp", 11, time.Second+12*time.Millisecond, 3900*time.Millisecond),
+		read("ip", 99, 5*time.Second, 5*time.Second)} // restarted
+	u := sideUsage(before, after)
+	if u.CPU != 12*time.Millisecond || u.Wait != 2900*time.Millisecond || u.Threads != 3 {
+		t.Fatalf("sideUsage = %+v", u)
+	}
+	note := idleNote(HTTPWorkload{Name: "20B-1rpc"}, HTTPServer{Name: "httpd-monolith"}, u, 3*time.Second)
+	for _, want := range []string{"20B-1rpc on httpd-monolith served no request", "measured 3s", "ran 12ms on a CPU",
+		"waited 2.9s for one", "in 3 threads"} {
+		if !strings.Contains(note, want) {
+			t.Errorf("note %q lacks %q", note, want)
+		}
+	}
+}

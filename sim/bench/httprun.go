@@ -153,6 +153,11 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 				side.stop()
 				return nil, fmt.Errorf("bench http: %s, %s: %w", w.Name, s.Name, err)
 			}
+			if cell.Report.Requests == 0 {
+				rep.Notes = append(rep.Notes, idleNote(w, s, cell.server, r.o.Duration))
+				fmt.Fprintf(log, "bench http: %s on %s served no request\n", w.Name, s.Name)
+				side.evidence(log)
+			}
 			if e := cell.Report.Errors; e.Failed()+e.Status > 0 {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: errors: connect %d, refused %d, reset %d, timeout %d, "+
 					"protocol %d, eof %d, status %d", w.Name, s.Name, e.Connect, e.Refused, e.Reset, e.Timeout, e.Protocol, e.EOF, e.Status))
@@ -328,6 +333,31 @@ func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
 	if len(per) > 1 {
 		row.Processes = per
 	}
+}
+
+// sideUsage is what the server side's processes were accounted between two
+// readings, summed.
+func sideUsage(before, after []procUsage) procstat.Usage {
+	var sum procstat.Usage
+	for _, p := range usageDeltas(before, after) {
+		sum.CPU += p.d.CPU
+		sum.Wait += p.d.Wait
+		sum.Switches += p.d.Switches
+		sum.Threads += p.d.Threads
+	}
+	return sum
+}
+
+// idleNote says why a cell that served no request may have: what its
+// server side ran and waited for a CPU over the measured run. A side
+// starved of its CPU (another load pinned there) waited about as long as
+// the run; one stalled in itself (a lost wake-up, a wedged connection)
+// neither ran nor waited.
+func idleNote(w HTTPWorkload, s HTTPServer, used procstat.Usage, run time.Duration) string {
+	return fmt.Sprintf("%s on %s served no request: over the measured %v its server side ran %v on a CPU and waited "+
+		"%v for one, runnable, in %d threads (waiting about as long as the run: starved of its CPU; neither: stalled "+
+		"in itself); its state is in the log", w.Name, s.Name, run, used.CPU.Round(time.Millisecond),
+		used.Wait.Round(time.Millisecond), used.Threads)
 }
 
 // hostCounters are the counters of trouble on the simulated host's packet
@@ -653,7 +683,12 @@ func (r *httpRun) startMonolith(ctx context.Context, s HTTPServer) (*httpSide, e
 			return m
 		},
 		evidence: func(w io.Writer) {
-			fmt.Fprintf(w, "bench http: %s failed; its metrics:\n%s\n", s.Name, scrapeNewtsim(n.MetricsPort))
+			// The process logs its goroutines and its host's drops,
+			// connections and timers on SIGUSR1 (probe.stateOnSignal).
+			fmt.Fprintf(w, "bench http: %s failed; its goroutines and its host's state (SIGUSR1) follow\n", s.Name)
+			cmd.Process.Signal(syscall.SIGUSR1)
+			time.Sleep(300 * time.Millisecond)
+			fmt.Fprintf(w, "bench http: %s's metrics:\n%s\n", s.Name, scrapeNewtsim(n.MetricsPort))
 		}}, nil
 }
 
@@ -859,6 +894,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	cell := side.row(w, res.Report, res.Warmup, n, len(ctr.Threads()))
 	cell.clientTrace = res.Trace
 	cell.Row.setCosts(before, after, res.Report.Requests)
+	cell.server = sideUsage(before, after)
 	return cell, nil
 }
 
@@ -958,6 +994,7 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	}
 	c := side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads()))
 	c.Row.setCosts(before, after, res.Report.Requests)
+	c.server = sideUsage(before, after)
 	return c, nil
 }
 

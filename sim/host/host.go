@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,11 @@ func (h *Host) RecvFrom(id udp.SockID, b []byte) (int, netip.AddrPort, error) {
 func (h *Host) Drops() map[string]uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.drops()
+}
+
+// drops is Drops; h.mu is held.
+func (h *Host) drops() map[string]uint64 {
 	d := map[string]uint64{}
 	for r, n := range h.ip.Drops() {
 		if n > 0 {
@@ -186,6 +192,38 @@ func (h *Host) Drops() map[string]uint64 {
 		}
 	}
 	return d
+}
+
+// stateConns bounds the connections WriteState lists one by one.
+const stateConns = 64
+
+// WriteState writes what the host holds, for whoever must find out why it
+// stopped serving: its drops by reason, its connections and sockets by
+// state, when its timers next run (none: the loop waits for a frame or a
+// call), and the first stateConns connections not in TIME-WAIT, listeners
+// first, as the tcp server logs them on SIGUSR1.
+func (h *Host) WriteState(w io.Writer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(w, "host: drops %v\n", h.drops())
+	fmt.Fprintf(w, "host: connections by state %v\n", h.tcp.ByState())
+	if at, ok := h.deadline(); ok {
+		fmt.Fprintf(w, "host: next timer in %v\n", time.Until(at).Round(time.Microsecond))
+	} else {
+		fmt.Fprintf(w, "host: no timer\n")
+	}
+	n := 0
+	for _, c := range h.tcp.Conns() {
+		if c.State == tcp.TimeWait {
+			continue
+		}
+		if n == stateConns {
+			fmt.Fprintf(w, "host: more connections not listed\n")
+			break
+		}
+		fmt.Fprintf(w, "host: conn %v\n", c)
+		n++
+	}
 }
 
 func (h *Host) sendTo(now time.Time, id udp.SockID, payload []byte, to netip.AddrPort) error {

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -210,6 +212,27 @@ func httpdLinux(addr, dir string) error {
 // monolithMAC is httpd-monolith's MAC address, as `newtsim host`'s.
 var monolithMAC = [6]byte{0x02, 0, 0x5e, 0, 0, 2}
 
+// stateOnSignal has the process log the host's state (host.WriteState)
+// and every goroutine's stack on SIGUSR1, from now on for as long as it
+// lives: what the benchmark asks for when a cell of httpd-monolith served
+// nothing. A host whose loop is wedged shows it in the stacks (the host's
+// lock held, a goroutine parked for good); WriteState waits for that
+// lock, so the stacks go first.
+func stateOnSignal(h *host.Host, logger *log.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	go func() {
+		for range ch {
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			logger.Printf("SIGUSR1: goroutines:\n%s", b.String())
+			b.Reset()
+			h.WriteState(&b)
+			logger.Printf("SIGUSR1: the host's state:\n%s", b.String())
+		}
+	}()
+}
+
 // httpdMonolith serves o.Dir with the httpd program on a monolithic host
 // attached to the TAP device o.Ifname in the namespace o.NetNS, until
 // SIGTERM or SIGINT: the same engines as the simulated host's servers,
@@ -252,6 +275,7 @@ func httpdMonolith(o HTTPPeerOptions) error {
 	served := make(chan error, 1)
 	go func() { served <- host.Serve(ctx, h, dev) }()
 	logger := log.New(os.Stderr, "httpd-monolith: ", log.Lmicroseconds)
+	stateOnSignal(h, logger)
 	srv, err := httpd.New(httpd.Config{API: h.API(), Addr: ap, Files: os.DirFS(o.Dir), Log: logger})
 	if err != nil {
 		return err
