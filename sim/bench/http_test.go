@@ -44,6 +44,24 @@ func TestHTTPPick(t *testing.T) {
 	}
 }
 
+// A cell that served nothing fails a check of its own, errors or none; a
+// server that is not installed is not such a cell.
+func TestEmptyCellCheck(t *testing.T) {
+	r := &HTTPReport{Rows: []HTTPRow{
+		{Workload: "20B-10rpc", Server: "httpd-monolith", ReqPerS: 0},
+		{Workload: "20B-10rpc", Server: "lighttpd", NotInstalled: "lighttpd"},
+		{Workload: "20B-1rpc", Server: "httpd-monolith", ReqPerS: 900},
+	}}
+	r.judge()
+	i := slices.IndexFunc(r.Checks, func(c Check) bool { return c.Name == "cells that served no request" })
+	if i < 0 || r.Checks[i].Value != 1 || r.Checks[i].Met {
+		t.Fatalf("checks %+v: want one cell that served nothing, not met", r.Checks)
+	}
+	if e := slices.IndexFunc(r.Checks, func(c Check) bool { return c.Name == "errors, all cells" }); e < 0 || !r.Checks[e].Met {
+		t.Errorf("errors check %+v: no errors counted, met", r.Checks)
+	}
+}
+
 // TestHTTPReport: the checks judge the two targets and the errors, the
 // JSON rows have exactly the matrix's keys, and the table and chart are
 // written.
@@ -70,6 +88,7 @@ func TestHTTPReport(t *testing.T) {
 		{"20B-10rpc: httpd-exposed Linux system calls per request", 0.01, true},
 		{"20B-10rpc: httpd-monolith req/s / httpd-linux req/s", 0.25, false},
 		{"retransmitted segments, the server sides newtsim counts, all cells", 3, false},
+		{"cells that served no request", 0, true},
 		{"errors, all cells", 2, false},
 	}
 	if len(r.Checks) != len(want) {
