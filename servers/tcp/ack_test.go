@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 )
@@ -219,5 +220,54 @@ func TestFINAckRidesOnOurFIN(t *testing.T) {
 		if d := n.now.Sub(at); d < DefaultDelayedAck || d > DefaultDelayedAck+time.Millisecond {
 			t.Fatalf("the FIN acknowledged after %v, want the delayed ACK's %v", d, DefaultDelayedAck)
 		}
+	}
+}
+
+// TestSendVOneSegment: a header and a body given to SendV together go out
+// in one segment, as writev(2)'s buffers do; Send of each in turn gives
+// two (the monolith's httpd sent every response as two before SendV).
+func TestSendVOneSegment(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		together bool
+		segments int
+	}{
+		{"SendV", true, 1},
+		{"Send twice", false, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNet(t, Config{}, Config{})
+			l := n.listen(80, 8)
+			c, s := n.dial(l, 80)
+			var segs []int
+			n.filter = func(from *Stack, h Header, payload []byte) bool {
+				if from == n.a && len(payload) > 0 {
+					segs = append(segs, len(payload))
+				}
+				return true
+			}
+			hdr, body := []byte("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"), pattern(20, 7)
+			if tt.together {
+				if k, err := n.a.SendV(n.now, c, [][]byte{hdr, body}); k != len(hdr)+len(body) || err != nil {
+					t.Fatalf("SendV = %d, %v", k, err)
+				}
+			} else {
+				for _, b := range [][]byte{hdr, body} {
+					if k, err := n.a.Send(n.now, c, b); k != len(b) || err != nil {
+						t.Fatalf("Send = %d, %v", k, err)
+					}
+				}
+			}
+			n.collect()
+			n.runFor(time.Millisecond)
+			got := make([]byte, 200)
+			k, err := n.b.Recv(n.now, s, got, false)
+			if err != nil || !bytes.Equal(got[:k], append(slices.Clone(hdr), body...)) {
+				t.Fatalf("received %q, %v", got[:k], err)
+			}
+			if len(segs) != tt.segments {
+				t.Errorf("data segments %v, want %d", segs, tt.segments)
+			}
+		})
 	}
 }

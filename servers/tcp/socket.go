@@ -214,6 +214,14 @@ func (s *Stack) Connect(now time.Time, id SockID, to netip.AddrPort) error {
 // Send queues data and sends what the windows allow. It returns how much
 // it took; with no room it returns ErrWouldBlock.
 func (s *Stack) Send(now time.Time, id SockID, b []byte) (int, error) {
+	return s.SendV(now, id, [][]byte{b})
+}
+
+// SendV is Send for the stream of bufs, taken as one write, as writev(2)
+// takes its buffers: what the send buffer has room for is queued before
+// any of it is sent, so that a response's header and body go out in one
+// segment where they fit in one.
+func (s *Stack) SendV(now time.Time, id SockID, bufs [][]byte) (int, error) {
 	c, err := s.get(id)
 	if err != nil {
 		return 0, err
@@ -231,14 +239,22 @@ func (s *Stack) Send(now time.Time, id SockID, b []byte) (int, error) {
 	case !c.state.canSend():
 		return 0, ErrShutdown // never connected: EPIPE, as Linux
 	}
-	n := min(len(b), c.snd.free())
-	if n == 0 && len(b) > 0 {
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
+	n := min(size, c.snd.free())
+	if n == 0 && size > 0 {
 		return 0, ErrWouldBlock
 	}
 	if n > 0 && c.snd.held() == 0 && !s.memRoom(c.snd.cap()) {
 		return 0, ErrNoBuffers // MaxMemory: no room for a send buffer
 	}
-	c.snd.append(b[:n])
+	for left, i := n, 0; left > 0; i++ {
+		k := min(len(bufs[i]), left)
+		c.snd.append(bufs[i][:k])
+		left -= k
+	}
 	s.stats.BytesOut += uint64(n)
 	c.output(now)
 	s.flush(now, c)

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,7 @@ type API struct {
 	socks    map[socket.FD]sockRef
 	next     socket.FD
 	nonblock map[socket.FD]bool
+	iov      [][]byte // what a Writev has left, handed to the engine
 }
 
 // sockRef is the engine socket a descriptor stands for.
@@ -241,14 +243,11 @@ func (a *API) sendStream(fd socket.FD, r sockRef, bufs [][]byte, flags int) (int
 	total := 0
 	for {
 		err := a.wait(block, time.Time{}, func(now time.Time) error {
-			for p := range socket.Pieces(bufs, total) {
-				n, err := a.h.tcp.Send(now, tcp.SockID(r.id), p)
-				total += n
-				if err != nil || n < len(p) {
-					return err
-				}
-			}
-			return nil
+			a.iov = slices.AppendSeq(a.iov[:0], socket.Pieces(bufs, total))
+			n, err := a.h.tcp.SendV(now, tcp.SockID(r.id), a.iov)
+			clear(a.iov) // keep no reference to the caller's buffers
+			total += n
+			return err
 		})
 		if err != nil {
 			if total > 0 && wouldBlock(err) {
