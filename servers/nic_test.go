@@ -130,3 +130,24 @@ func TestClientPort(t *testing.T) {
 		})
 	}
 }
+
+// What the wire's model drops, the nic counts: every frame onto a wire
+// that loses them all is a "wire-lost" drop, and none arrives.
+func TestNICWireDropsCounted(t *testing.T) {
+	h := systest.New(t, systest.Config{Name: "nic", Procs: map[string]int{"nic": 1, "driver": 2, "far": 3, "ip": 4},
+		Peers: []string{"driver", "far"}, Routes: map[string]string{"ip": "driver"}, Roles: map[string]string{"far": "nic"},
+		Args: []string{"--backend", "wire", "--wire-peer", "far", "--link", "loss=1"}}, NIC)
+	for i := range 3 {
+		ref := h.Buffer("ip", []byte{byte(i), 1, 2, 3})
+		h.Deliver("driver", systest.FrameTx(ref))
+	}
+	if got := h.Metric("newtsim_nic_dropped_frames_total", "reason", "wire-lost"); got != 3 {
+		t.Errorf("wire-lost drops %v, want 3", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	for _, m := range h.Sent() { // only the buffers given back, by way of driver
+		if m.Type != ipc.BufFree || m.Dst != h.Endpoint("driver") {
+			t.Errorf("sent %v to %s across a wire that loses every frame", m.Type, h.Name(m.Dst))
+		}
+	}
+}

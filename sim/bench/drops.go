@@ -94,3 +94,30 @@ func formatDrops(drops map[string]float64) string {
 	}
 	return s
 }
+
+// stateDrops is runDrops for the run whose state directory is state; nil
+// when its status cannot be read.
+func stateDrops(state string) map[string]float64 {
+	st, err := kernel.ReadStatus(state)
+	if err != nil {
+		return nil
+	}
+	return runDrops(st)
+}
+
+// dropsSince is what each drop counter of after gained since before
+// (runDrops' names), leaving out those that did not move (or went back,
+// their process restarted); a process unread in after stays "PROCESS
+// unread" -> -1.
+func dropsSince(before, after map[string]float64) map[string]float64 {
+	d := map[string]float64{}
+	for k, a := range after {
+		switch b := max(before[k], 0); {
+		case a < 0:
+			d[k] = -1
+		case a > b:
+			d[k] = a - b
+		}
+	}
+	return d
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,5 +48,16 @@ func TestDrops(t *testing.T) {
 		if s := formatDrops(c.in); s != c.want {
 			t.Errorf("formatDrops(%v) = %q, want %q", c.in, s, c.want)
 		}
+	}
+}
+
+func TestDropsSince(t *testing.T) {
+	before := map[string]float64{"nic nic-send": 3, "ip ip-no-route": 2, "tcp unread": -1}
+	after := map[string]float64{"nic nic-send": 10, "ip ip-no-route": 2, "tcp unread": -1, "udp udp-queue-full": 4,
+		"driver send-full": 1, "pf unread": -1}
+	before["driver send-full"] = 5 // driver restarted: its counter went back
+	want := map[string]float64{"nic nic-send": 7, "udp udp-queue-full": 4, "tcp unread": -1, "pf unread": -1}
+	if got := dropsSince(before, after); !maps.Equal(got, want) {
+		t.Errorf("dropsSince = %v, want %v", got, want)
 	}
 }

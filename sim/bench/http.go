@@ -167,6 +167,9 @@ type HTTPCell struct {
 	// server is what the server side's processes were accounted over the
 	// measured run: their CPU, and their wait for one (idleNote).
 	server procstat.Usage
+	// clientDrops is what the remote client host's engines dropped over
+	// the cell (warm-up included), by reason; nil for other clients.
+	clientDrops map[string]float64
 }
 
 // HTTPReport is what `newtsim bench http` and `newtsim bench paper` write.

@@ -140,9 +140,12 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 		}
 		for _, w := range ws {
 			pr.begin(s.Name, w.Name)
-			var before map[string]float64
+			var before, dropsBefore map[string]float64
 			if side.counters != nil {
 				before = side.counters()
+			}
+			if side.state != "" {
+				dropsBefore = stateDrops(side.state)
 			}
 			cell, err := r.cell(ctx, side, w)
 			if err == nil {
@@ -173,6 +176,16 @@ func HTTP(ctx context.Context, o HTTPOptions) (rep *HTTPReport, err error) {
 				if len(moved) > 0 {
 					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s, the server side's counters over the cell "+
 						"(warm-up included): %s", w.Name, s.Name, strings.Join(moved, ", ")))
+				}
+				if len(cell.clientDrops) > 0 {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: dropped by the client host's engines over the cell "+
+						"(warm-up included): %s", w.Name, s.Name, formatDrops(cell.clientDrops)))
+				}
+				if side.state != "" {
+					if d := dropsSince(dropsBefore, stateDrops(side.state)); len(d) > 0 {
+						rep.Notes = append(rep.Notes, fmt.Sprintf("%s on %s: dropped on the simulated host over the cell "+
+							"(warm-up included): %s", w.Name, s.Name, formatDrops(d)))
+					}
 				}
 				cell.Row.Retransmits = counterDelta(before, after, retransmitsMetric)
 				if cell.Row.Retransmits == nil {
@@ -244,6 +257,9 @@ type httpSide struct {
 	ns      string         // the client's namespace
 	control string         // the remote client host's directory of cells, when the client is one
 	cells   int            // cells given to it so far
+	// clientDrops are the remote client host's drop counters after its
+	// last cell (they count from its start).
+	clientDrops map[string]uint64
 	target  netip.AddrPort // the server's address, from there
 	pid     int            // the server process whose system calls count
 	plan    string
@@ -995,6 +1011,13 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 	c := side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads()))
 	c.Row.setCosts(before, after, res.Report.Requests)
 	c.server = sideUsage(before, after)
+	c.clientDrops = map[string]float64{}
+	for k, n := range res.Drops {
+		if d := n - side.clientDrops[k]; n > side.clientDrops[k] {
+			c.clientDrops[k] = float64(d)
+		}
+	}
+	side.clientDrops = res.Drops
 	return c, nil
 }
 

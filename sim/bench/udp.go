@@ -263,12 +263,7 @@ func stackStream(h *launch.Handle, out, hold string) (StreamRow, error) {
 		return row, fmt.Errorf("the blaster's unpaced stream changed after it held: %+v, then %+v", u, res.StreamResult)
 	}
 	row.StreamResult, row.Throughput = res.StreamResult, res.Throughput
-	row.SearchDrops = map[string]float64{}
-	for k, n := range runDrops(h.Status) {
-		if d := n - row.Drops[k]; d != 0 {
-			row.SearchDrops[k] = d
-		}
-	}
+	row.SearchDrops = dropsSince(row.Drops, runDrops(h.Status))
 	return row, nil
 }
 

@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/newtsim/newtsim/apps/loadgen"
 	"github.com/newtsim/newtsim/apps/ready"
+	"github.com/newtsim/newtsim/internal/prom"
 	"github.com/newtsim/newtsim/ipc"
 	"github.com/newtsim/newtsim/ipc/packet"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -43,6 +46,9 @@ type clientHost struct {
 	control string
 	ready   string
 	s       *sys.Server
+	// rxFull counts the frames off the wire that found the host's
+	// receive queue full, as the client machine's NIC counts them.
+	rxFull prometheus.Counter
 }
 
 // ClientCell is one load a controlled clienthost runs (--control DIR): the
@@ -67,6 +73,10 @@ func CellPath(dir string, n int, suffix string) string {
 // ClientHost starts the clienthost role: a whole monolithic host (the same engines in one process) on the far end of a wire, as a remote client machine.
 func ClientHost(s *sys.Server) (sys.Handler, error) {
 	c := &clientHost{frames: make(chan []byte, 1024), s: s}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: prom.Namespace, Subsystem: "nic",
+		Name: "dropped_frames_total", Help: "Frames the device dropped, by reason."}, []string{"reason"})
+	s.Registry.MustRegister(dropped)
+	c.rxFull = dropped.WithLabelValues("rx-full")
 	fs := flag.NewFlagSet("clienthost", flag.ContinueOnError)
 	addr := fs.String("addr", "198.18.1.1/24", "the host's address and subnet")
 	mac := fs.String("mac", "02:00:00:00:02:01", "the host's MAC address")
@@ -127,6 +137,7 @@ func (c *clientHost) Handle(s *sys.Server, m *ipc.Message) error {
 	select {
 	case c.frames <- f:
 	default: // the host is behind: dropped, as by a full RX ring
+		c.rxFull.Inc()
 	}
 	return nil
 }
