@@ -49,12 +49,7 @@ func TestDSACKSent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newNet(t, tt.a, tt.b)
-			l := n.listen(80, 8)
-			c, s := n.dial(l, 80)
-			if got := n.transfer(n.a, c, n.b, s, pattern(4000, 1), false, time.Second); len(got) != 4000 {
-				t.Fatalf("received %d bytes of the first 4000", len(got))
-			}
-			n.runFor(time.Second)
+			_, s := warmPair(t, n)
 			x := n.b.socks[s]
 			base := x.rcvNxt
 			wnd := uint16(x.sndWnd >> x.sndShift)
@@ -101,12 +96,7 @@ func TestDSACKSent(t *testing.T) {
 // returns a's side. Its ACKs are then made by hand (fromPeer).
 func dsackSender(t *testing.T, n *testNet) (SockID, SockID, *tcb, []byte) {
 	t.Helper()
-	l := n.listen(80, 8)
-	c, s := n.dial(l, 80)
-	if got := n.transfer(n.a, c, n.b, s, pattern(4000, 1), false, time.Second); len(got) != 4000 {
-		t.Fatalf("received %d bytes of the first 4000", len(got))
-	}
-	n.runFor(time.Second)
+	c, s := warmPair(t, n)
 	x := n.a.socks[c]
 	n.filter = func(from *Stack, h Header, p []byte) bool { return from != n.a || len(p) == 0 }
 	data := pattern(8*x.mss, 3)
@@ -376,4 +366,17 @@ func TestDSACKCounting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// warmPair connects a to b, moves 4000 bytes from a to b and lets every
+// ACK home, and returns the pair.
+func warmPair(t *testing.T, n *testNet) (client, server SockID) {
+	t.Helper()
+	l := n.listen(80, 8)
+	c, s := n.dial(l, 80)
+	if got := n.transfer(n.a, c, n.b, s, pattern(4000, 1), false, time.Second); len(got) != 4000 {
+		t.Fatalf("received %d bytes of the first 4000", len(got))
+	}
+	n.runFor(time.Second)
+	return c, s
 }

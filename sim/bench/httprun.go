@@ -254,16 +254,16 @@ func (r *httpRun) close() {
 // httpSide is a started server side.
 type httpSide struct {
 	server  HTTPServer
-	ns      string         // the client's namespace
-	control string         // the remote client host's directory of cells, when the client is one
-	cells   int            // cells given to it so far
+	ns      string // the client's namespace
+	control string // the remote client host's directory of cells, when the client is one
+	cells   int    // cells given to it so far
 	// clientDrops are the remote client host's drop counters after its
 	// last cell (they count from its start).
 	clientDrops map[string]uint64
-	target  netip.AddrPort // the server's address, from there
-	pid     int            // the server process whose system calls count
-	plan    string
-	stop    func()
+	target      netip.AddrPort // the server's address, from there
+	pid         int            // the server process whose system calls count
+	plan        string
+	stop        func()
 	// health reports a server side that went wrong during a cell (a
 	// server of the simulated host restarted, or the server exited).
 	health func() error
