@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -35,7 +36,43 @@ type Device struct {
 	rc      syscall.RawConn
 	vnet    bool          // every frame has a virtio-net header (TSO)
 	dropped atomic.Uint64 // frames read whose header this package cannot take
+	rd, wr  vectored      // the reads' and the writes'
 }
+
+// vectored is one direction's I/O on the descriptor, a readv or writev
+// through the runtime's poller, with what it needs made once, so that a
+// frame read or written allocates nothing: the header (with TSO) and the
+// frame as one vector, and the function the poller calls.
+type vectored struct {
+	mu  sync.Mutex // one read (or write) at a time
+	hdr [VnetHeaderLen]byte
+	iov [][]byte // [hdr, frame] with TSO, else [frame]
+	fn  func(fd uintptr) bool
+	n   int
+	err error
+}
+
+// init makes v's vector and its function: one (unix.Read or unix.Write)
+// for a frame alone, vec (unix.Readv or unix.Writev) for a header and a
+// frame.
+func (v *vectored) init(vnet bool, one func(int, []byte) (int, error), vec func(int, [][]byte) (int, error)) {
+	v.iov = [][]byte{nil}
+	if vnet {
+		v.iov = [][]byte{v.hdr[:], nil}
+	}
+	v.fn = func(fd uintptr) bool {
+		if len(v.iov) == 1 {
+			v.n, v.err = one(int(fd), v.iov[0])
+		} else {
+			v.n, v.err = vec(int(fd), v.iov)
+		}
+		return v.err != unix.EAGAIN // the poller waits and calls again
+	}
+}
+
+// frame sets the vector's frame (nil after the call, so that v keeps no
+// reference to the caller's buffer).
+func (v *vectored) frame(b []byte) { v.iov[len(v.iov)-1] = b }
 
 // Open creates (or attaches to) the TAP device called name; with tso, its
 // frames carry virtio-net headers and Write takes segments for Linux to
@@ -70,6 +107,8 @@ func Open(name string, tso bool) (*Device, error) {
 		return nil, fmt.Errorf("tap: non-blocking: %w", err)
 	}
 	d := &Device{name: ifr.Name(), f: os.NewFile(uintptr(fd), "tap:"+name), vnet: tso}
+	d.rd.init(tso, unix.Read, unix.Readv)
+	d.wr.init(tso, unix.Write, unix.Writev)
 	if d.rc, err = d.f.SyscallConn(); err != nil {
 		d.f.Close()
 		return nil, fmt.Errorf("tap: %w", err)
@@ -95,37 +134,33 @@ func (d *Device) Dropped() uint64 { return d.dropped.Load() }
 // device to cut it or to finish its checksum (ReceiveVnetHeader) is
 // dropped and counted (Dropped), the read going on to the next.
 func (d *Device) Read(b []byte) (int, error) {
-	if !d.vnet {
-		n, err := d.f.Read(b)
-		if err != nil {
-			return n, fmt.Errorf("tap: read %s: %w", d.name, err)
-		}
-		return n, nil
-	}
-	var hdr [VnetHeaderLen]byte
+	v := &d.rd
+	v.mu.Lock()
+	v.frame(b)
+	n, err := d.read(v)
+	v.frame(nil)
+	v.mu.Unlock()
+	return n, err
+}
+
+// read reads frames into v until one is taken; v.mu is held.
+func (d *Device) read(v *vectored) (int, error) {
 	for {
-		var n int
-		var rerr error
-		err := d.rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Readv(int(fd), [][]byte{hdr[:], b})
-			return rerr != unix.EAGAIN
-		})
+		err := d.rc.Read(v.fn)
 		if err == nil {
-			err = rerr
+			err = v.err
 		}
 		if err != nil {
 			return 0, fmt.Errorf("tap: read %s: %w", d.name, err)
 		}
-		if n < VnetHeaderLen {
+		if !d.vnet {
+			return v.n, nil
+		}
+		if v.n < VnetHeaderLen || ReceiveVnetHeader(v.hdr) != nil {
 			d.dropped.Add(1)
 			continue
 		}
-		n -= VnetHeaderLen
-		if err := ReceiveVnetHeader(hdr); err != nil {
-			d.dropped.Add(1)
-			continue
-		}
-		return n, nil
+		return v.n - VnetHeaderLen, nil
 	}
 }
 
@@ -148,30 +183,28 @@ var ErrTooLong = errors.New("tap: frame too long")
 // frame larger than the MTU is to be cut into: with TSO, Linux cuts it
 // (see VnetHeader); without, such a frame is refused.
 func (d *Device) Write(frame []byte, segSize int) error {
-	if !d.vnet {
-		if len(frame) > MaxFrame {
-			return fmt.Errorf("%w: %d bytes is over %d, and the device has no TSO", ErrTooLong, len(frame), MaxFrame)
-		}
-		if _, err := d.f.Write(frame); err != nil {
-			return fmt.Errorf("tap: write %s: %w", d.name, err)
-		}
-		return nil
-	}
-	if len(frame) > MaxFrame && segSize == 0 || len(frame) > MaxTSOFrame {
+	var hdr [VnetHeaderLen]byte
+	switch {
+	case !d.vnet && len(frame) > MaxFrame:
+		return fmt.Errorf("%w: %d bytes is over %d, and the device has no TSO", ErrTooLong, len(frame), MaxFrame)
+	case d.vnet && (len(frame) > MaxFrame && segSize == 0 || len(frame) > MaxTSOFrame):
 		return fmt.Errorf("%w: %d bytes in segments of %d", ErrTooLong, len(frame), segSize)
+	case d.vnet:
+		var err error
+		if hdr, err = VnetHeader(frame, segSize); err != nil {
+			return err
+		}
 	}
-	hdr, err := VnetHeader(frame, segSize)
-	if err != nil {
-		return err
-	}
-	var werr error
-	err = d.rc.Write(func(fd uintptr) bool {
-		_, werr = unix.Writev(int(fd), [][]byte{hdr[:], frame})
-		return werr != unix.EAGAIN
-	})
+	v := &d.wr
+	v.mu.Lock()
+	v.hdr = hdr
+	v.frame(frame)
+	err := d.rc.Write(v.fn)
 	if err == nil {
-		err = werr
+		err = v.err
 	}
+	v.frame(nil)
+	v.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("tap: write %s: %w", d.name, err)
 	}
