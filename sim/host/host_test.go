@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ import (
 
 // linuxPeer starts a host at 198.18.0.2 behind a TAP device in a namespace
 // of its own, where Linux is 198.18.0.1, and returns the namespace and a
-// function that flushes the host's capture and returns its path. With
+// function that stops the host and returns its capture's path. With
 // tso, the device is opened with TSO and the host's tcp uses it, as
 // httpd-monolith's.
 func linuxPeer(t *testing.T, tso bool) (*netns.NS, *Host, func() string) {
@@ -55,15 +56,21 @@ func linuxPeer(t *testing.T, tso bool) (*netns.NS, *Host, func() string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, h, dev) }()
-	t.Cleanup(func() {
+	var closeErr error
+	stop := sync.OnceFunc(func() {
 		cancel()
 		dev.Close()
 		<-done
-		pw.Close()
+		closeErr = pw.Close()
 	})
+	t.Cleanup(stop)
+	// The capture is read once the host has stopped: a frame it was still
+	// writing (a late ACK, Linux's IPv6 chatter) could leave tshark a
+	// file cut short in the middle of a packet.
 	return ns, h, func() string {
-		if err := pw.Flush(); err != nil {
-			t.Fatal(err)
+		stop()
+		if closeErr != nil {
+			t.Fatal(closeErr)
 		}
 		return path
 	}
@@ -78,7 +85,11 @@ func tshark(t *testing.T, path, filter string) int {
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("tshark -Y %q: %v", filter, err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("tshark -Y %q: %v\n%s", filter, err, stderr)
 	}
 	n := 0
 	for _, l := range strings.Split(string(out), "\n") {
