@@ -85,12 +85,20 @@ func (l *Link) Params() Params { return l.p }
 // Stats returns the Link's counters.
 func (l *Link) Stats() Stats { return l.stats }
 
+// Why a frame sent did not go on the wire (Send's answer; Stats counts
+// them too).
+const (
+	DropQueueFull = "queue-full" // it did not fit in the queue
+	DropLost      = "lost"       // lost on the wire
+)
+
 // Send puts a copy of frame on the wire at time now. The frame is sent
 // after those queued before it, at Bandwidth, and arrives Delay after its
 // last bit has left (ReorderDelay later if reordered). It is dropped if it
 // does not fit in the queue, or lost on the wire, after taking its turn on
-// it. Send keeps no reference to frame.
-func (l *Link) Send(now time.Time, frame []byte) {
+// it: Send returns why (DropQueueFull, DropLost), or "" when the frame is
+// on its way. Send keeps no reference to frame.
+func (l *Link) Send(now time.Time, frame []byte) (dropped string) {
 	l.stats.Sent++
 	l.stats.SentBytes += uint64(len(frame))
 	u := &l.scratch
@@ -104,7 +112,7 @@ func (l *Link) Send(now time.Time, frame []byte) {
 		}
 		if b := l.backlog(now, bw); b > uint64(l.p.QueueBytes) || uint64(len(frame)) > uint64(l.p.QueueBytes)-b {
 			l.stats.QueueFull++
-			return
+			return DropQueueFull
 		}
 		// len(frame) <= MaxQueueBytes and bw >= MinBandwidth keep hi < bw
 		// and the quotient within a Duration.
@@ -116,7 +124,7 @@ func (l *Link) Send(now time.Time, frame []byte) {
 	}
 	if chance(u[0], l.p.Loss) {
 		l.stats.Lost++
-		return
+		return DropLost
 	}
 	copies := 1
 	if chance(u[1], l.p.Duplicate) {
@@ -140,6 +148,7 @@ func (l *Link) Send(now time.Time, frame []byte) {
 		l.push(entry{at: at, seq: l.seq, data: data})
 		l.seq++
 	}
+	return ""
 }
 
 // chance reports whether the random number u falls below probability p.
