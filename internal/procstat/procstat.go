@@ -35,6 +35,11 @@ func (u Usage) Sub(v Usage) Usage {
 	return d
 }
 
+// Add returns u and v together: two processes' usage, or two periods'.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{CPU: u.CPU + v.CPU, Wait: u.Wait + v.Wait, Switches: u.Switches + v.Switches, Threads: u.Threads + v.Threads}
+}
+
 // Read reads pid's usage.
 func Read(pid int) (Usage, error) {
 	return readIn("/proc", pid)

@@ -199,7 +199,7 @@ func TestSetCosts(t *testing.T) {
 		read("ip", 99, 5*time.Second, 5000, true), // restarted: another process
 		read("web", 13, time.Second, 10, true)}    // not read before
 	var row HTTPRow
-	row.setCosts(before, after, 1000)
+	row.setCosts(usageDeltas(before, after), 1000)
 	if row.ServerCPUUSPerRequest != 100 || row.SwitchesPerRequest != 0.91 {
 		t.Errorf("per request: %v us, %v switches; want 100 and 0.91", row.ServerCPUUSPerRequest, row.SwitchesPerRequest)
 	}
@@ -214,12 +214,12 @@ func TestSetCosts(t *testing.T) {
 		t.Errorf("cost table:\n%s", tab)
 	}
 	var one HTTPRow
-	one.setCosts(before[:1], after[:1], 1000)
+	one.setCosts(usageDeltas(before[:1], after[:1]), 1000)
 	if one.Processes != nil || one.ServerCPUUSPerRequest != 10 {
 		t.Errorf("one process: %+v", one)
 	}
 	var none HTTPRow
-	none.setCosts(before, after, 0)
+	none.setCosts(usageDeltas(before, after), 0)
 	if none.ServerCPUUSPerRequest != 0 || none.Processes != nil {
 		t.Errorf("no requests: %+v", none)
 	}
@@ -280,9 +280,9 @@ func TestIdleNote(t *testing.T) {
 	before := []procUsage{read("tcp", 11, time.Second, time.Second), read("ip", 12, time.Second, 0)}
 	after := []procUsage{read("tcp", 11, time.Second+12*time.Millisecond, 3900*time.Millisecond),
 		read("ip", 99, 5*time.Second, 5*time.Second)} // restarted
-	u := sideUsage(before, after)
+	u := sumUsage(usageDeltas(before, after))
 	if u.CPU != 12*time.Millisecond || u.Wait != 2900*time.Millisecond || u.Threads != 3 {
-		t.Fatalf("sideUsage = %+v", u)
+		t.Fatalf("sumUsage = %+v", u)
 	}
 	note := idleNote(HTTPWorkload{Name: "20B-1rpc"}, HTTPServer{Name: "httpd-monolith"}, u, 3*time.Second)
 	for _, want := range []string{"20B-1rpc on httpd-monolith served no request", "measured 3s", "ran 12ms on a CPU",

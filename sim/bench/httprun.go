@@ -259,7 +259,7 @@ type httpSide struct {
 	cells   int    // cells given to it so far
 	// clientDrops are the remote client host's drop counters after its
 	// last cell (they count from its start).
-	clientDrops map[string]uint64
+	clientDrops map[string]float64
 	target      netip.AddrPort // the server's address, from there
 	pid         int            // the server process whose system calls count
 	plan        string
@@ -299,12 +299,28 @@ func (side *httpSide) usage() []procUsage {
 	if side.procs != nil {
 		procs = side.procs()
 	}
+	return readUsage(procs)
+}
+
+// readUsage reads what each of procs has been accounted.
+func readUsage(procs []namedPID) []procUsage {
 	var us []procUsage
 	for _, p := range procs {
 		u, err := procstat.Read(p.pid)
 		us = append(us, procUsage{namedPID: p, u: u, ok: err == nil})
 	}
 	return us
+}
+
+// statusProcs names the processes of a run's status, but those in skip.
+func statusProcs(st *kernel.Status, skip ...string) []namedPID {
+	var ps []namedPID
+	for _, p := range st.Processes {
+		if !slices.Contains(skip, p.Name) {
+			ps = append(ps, namedPID{p.Name, p.Pid})
+		}
+	}
+	return ps
 }
 
 // usageDeltas returns what each process of after was accounted since
@@ -328,38 +344,40 @@ type procDelta struct {
 	d    procstat.Usage
 }
 
+// setUsage fills the row's CPU time and context switches per request, and
+// the cell's server usage, from two readings of the server side (a
+// process that restarted between them is left out: the cell fails on its
+// restart anyway).
+func (c *HTTPCell) setUsage(before, after []procUsage, requests int64) {
+	ds := usageDeltas(before, after)
+	c.server = sumUsage(ds)
+	c.Row.setCosts(ds, requests)
+}
+
 // setCosts fills the row's CPU time and context switches per request from
-// two readings of the server side (a process that restarted between them
-// is left out: the cell fails on its restart anyway).
-func (row *HTTPRow) setCosts(before, after []procUsage, requests int64) {
+// the server side's processes' usage over the run, ds.
+func (row *HTTPRow) setCosts(ds []procDelta, requests int64) {
 	if requests <= 0 {
 		return
 	}
-	var cpu time.Duration
-	var switches uint64
+	sum := sumUsage(ds)
 	var per []ProcessCost
-	for _, p := range usageDeltas(before, after) {
-		cpu += p.d.CPU
-		switches += p.d.Switches
+	for _, p := range ds {
 		per = append(per, ProcessCost{Name: p.name, CPUUSPerRequest: us(p.d.CPU) / float64(requests),
 			SwitchesPerRequest: float64(p.d.Switches) / float64(requests)})
 	}
-	row.ServerCPUUSPerRequest = us(cpu) / float64(requests)
-	row.SwitchesPerRequest = float64(switches) / float64(requests)
+	row.ServerCPUUSPerRequest = us(sum.CPU) / float64(requests)
+	row.SwitchesPerRequest = float64(sum.Switches) / float64(requests)
 	if len(per) > 1 {
 		row.Processes = per
 	}
 }
 
-// sideUsage is what the server side's processes were accounted between two
-// readings, summed.
-func sideUsage(before, after []procUsage) procstat.Usage {
+// sumUsage is the processes' usage ds together.
+func sumUsage(ds []procDelta) procstat.Usage {
 	var sum procstat.Usage
-	for _, p := range usageDeltas(before, after) {
-		sum.CPU += p.d.CPU
-		sum.Wait += p.d.Wait
-		sum.Switches += p.d.Switches
-		sum.Threads += p.d.Threads
+	for _, p := range ds {
+		sum = sum.Add(p.d)
 	}
 	return sum
 }
@@ -572,11 +590,7 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 			if err != nil {
 				return nil
 			}
-			var ps []namedPID
-			for _, p := range st.Processes {
-				ps = append(ps, namedPID{p.Name, p.Pid})
-			}
-			return ps
+			return statusProcs(st)
 		},
 		health: func() error {
 			st, err := kernel.ReadStatus(state)
@@ -596,15 +610,19 @@ func (r *httpRun) startHost(ctx context.Context, s HTTPServer) (*httpSide, error
 		},
 		counters: func() map[string]float64 {
 			m := map[string]float64{}
+			st, err := kernel.ReadStatus(state) // once: it names every server's port
+			if err != nil {
+				return m
+			}
 			fams := map[string]map[string]*dto.MetricFamily{} // by server: one scrape each
 			for _, c := range hostCounters {
-				p, ok := proc(c[0])
-				if !ok {
-					continue
-				}
 				f, seen := fams[c[0]]
 				if !seen {
-					f = scrapeRetried(p.MetricsPort)
+					i := slices.IndexFunc(st.Processes, func(p kernel.ProcStatus) bool { return p.Name == c[0] })
+					if i < 0 {
+						continue
+					}
+					f = scrapeRetried(st.Processes[i].MetricsPort)
 					fams[c[0]] = f
 				}
 				m[c[1]] = metricValue(f, c[1])
@@ -909,8 +927,7 @@ func (r *httpRun) cell(ctx context.Context, side *httpSide, w HTTPWorkload) (HTT
 	}
 	cell := side.row(w, res.Report, res.Warmup, n, len(ctr.Threads()))
 	cell.clientTrace = res.Trace
-	cell.Row.setCosts(before, after, res.Report.Requests)
-	cell.server = sideUsage(before, after)
+	cell.setUsage(before, after, res.Report.Requests)
 	return cell, nil
 }
 
@@ -1009,15 +1026,12 @@ func (r *httpRun) remoteCell(ctx context.Context, side *httpSide, w HTTPWorkload
 		return HTTPCell{}, fmt.Errorf("the client host: %s", res.Error)
 	}
 	c := side.row(w, res.Report, res.Warmup, calls, len(ctr.Threads()))
-	c.Row.setCosts(before, after, res.Report.Requests)
-	c.server = sideUsage(before, after)
-	c.clientDrops = map[string]float64{}
+	c.setUsage(before, after, res.Report.Requests)
+	drops := map[string]float64{}
 	for k, n := range res.Drops {
-		if d := n - side.clientDrops[k]; n > side.clientDrops[k] {
-			c.clientDrops[k] = float64(d)
-		}
+		drops[k] = float64(n)
 	}
-	side.clientDrops = res.Drops
+	c.clientDrops, side.clientDrops = dropsSince(side.clientDrops, drops), drops
 	return c, nil
 }
 

@@ -131,17 +131,21 @@ func measureSwitchHop(core int, log *os.File) (*SwitchHop, error) {
 // switches cost at the measured hop: the floor the split into processes
 // puts under its CPU per request on this machine.
 func (r *HTTPReport) setSwitchFloors() {
-	if r.SwitchHop == nil || r.SwitchHop.ProcessCPUNS <= 0 {
-		return
-	}
 	for i := range r.Rows {
-		row := &r.Rows[i]
-		if !r.isHost(row.Server) || row.SwitchesPerRequest <= 0 {
-			continue
+		if row := &r.Rows[i]; r.isHost(row.Server) {
+			row.SwitchFloorUS = r.SwitchHop.floorUS(row.SwitchesPerRequest)
 		}
-		v := row.SwitchesPerRequest * r.SwitchHop.PerSwitchNS() / 1e3
-		row.SwitchFloorUS = &v
 	}
+}
+
+// floorUS is what switches context switches cost at the hop h, in us of
+// CPU; nil where h was not measured or there are no switches.
+func (h *SwitchHop) floorUS(switches float64) *float64 {
+	if h == nil || h.PerSwitchNS() <= 0 || switches <= 0 {
+		return nil
+	}
+	v := switches * h.PerSwitchNS() / 1e3
+	return &v
 }
 
 // isHost says whether the named server runs on the simulated host.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/procstat"
 	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -252,8 +253,7 @@ func summarizeBulk(name string, rs []probe.TCPStreamResult, size int64, placemen
 func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transport, backend string, o TCPOptions) (BulkRow, error) {
 	var rs []probe.TCPStreamResult
 	var plan string
-	var cpu time.Duration
-	var switches uint64
+	var used procstat.Usage // the stack's core's, over every repetition
 	name, path := "message-"+string(tr), "app, syscall, tcp, ip, tcp, syscall, app"
 	if backend == "exposed" {
 		name, path = "exposed", "app, tcp through the exposed socket buffers, ip, tcp, app"
@@ -277,11 +277,10 @@ func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transpor
 		if err != nil {
 			return BulkRow{}, err
 		}
-		before := stackUsage(state, "source")
+		before := stackUsage(h.Status, "source")
 		var r probe.TCPStreamResult
 		err = awaitJSON(out, 60*time.Second+time.Duration(o.Bytes/(1<<20))*time.Second, nil, &r)
-		c, n := usageSince(before, stackUsage(state, "source"))
-		cpu, switches = cpu+c, switches+n
+		used = used.Add(sumUsage(usageDeltas(before, stackUsage(h.Status, "source"))))
 		plan = h.Plan.Summary()
 		h.Stop()
 		if err == nil {
@@ -296,7 +295,7 @@ func stackBulk(ctx context.Context, dir string, cpus []int, tr topology.Transpor
 		fmt.Sprintf("source app writes %d B in 64 KiB sends to the sink app over the host's loopback "+
 			"(%s; %s), which reads and checks every byte; accept to end of file; "+
 			"median of %d connections, each in a fresh run of the host", o.Bytes, path, tr, o.Reps))
-	row.setCost(cpu, switches, o.Bytes*int64(o.Reps))
+	row.setCost(used.CPU, used.Switches, o.Bytes*int64(o.Reps))
 	return row, nil
 }
 

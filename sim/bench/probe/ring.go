@@ -145,8 +145,7 @@ func measureRing(b Budget, r ring) (RingResult, error) {
 			if err != nil {
 				return sum, fmt.Errorf("ring: %w", err)
 			}
-			sum.CPU += u.CPU
-			sum.Switches += u.Switches
+			sum = sum.Add(u)
 		}
 		return sum, nil
 	}
@@ -165,10 +164,9 @@ func measureRing(b Budget, r ring) (RingResult, error) {
 	}
 	hops := float64(laps * r.n)
 	res.Sample = PerHop(s, r.n)
-	res.CPUNSPerHop = float64((after.CPU - before.CPU).Nanoseconds()) / hops
-	if after.Switches > before.Switches {
-		res.SwitchesPerHop = float64(after.Switches-before.Switches) / hops
-	}
+	d := after.Sub(before)
+	res.CPUNSPerHop = float64(d.CPU.Nanoseconds()) / hops
+	res.SwitchesPerHop = float64(d.Switches) / hops
 	return res, nil
 }
 
