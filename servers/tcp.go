@@ -83,7 +83,7 @@ func TCP(s *sys.Server) (sys.Handler, error) {
 	// Ethernet, IP and largest TCP headers.
 	tsoMax := 0
 	if *tso {
-		tsoMax = min(s.Pool.BufSize()-proto.EthHeaderLen-proto.IPv4HeaderLen-tcp.MaxHeaderLen, tcp.MaxTSO)
+		tsoMax = s.Pool.BufSize() - proto.EthHeaderLen - proto.IPv4HeaderLen - tcp.MaxHeaderLen // the engine keeps it under MaxTSO
 	}
 	t.st = tcp.New(tcp.Config{Addrs: []netip.Addr{a}, MTU: tcp.DefaultMTU, LoopbackMTU: min(s.Pool.BufSize(), tcp.MaxIPPacket),
 		TSOMax: tsoMax, TimeWait: *timeWait, MinRTO: *minRTO, Secret: uint64(time.Now().UnixNano())})

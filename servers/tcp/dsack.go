@@ -29,12 +29,16 @@ type rxtCount struct {
 // next ACK, which goes at once. The first duplicate of a segment is the
 // one reported (RFC 2883 4: one D-SACK block per ACK).
 func (c *tcb) setDSACK(s, e Seq) {
-	if !c.sackOK || c.s.c.NoDSACK || c.dsackSet || !s.Before(e) {
+	if !c.sackOK || c.s.c.NoDSACK || c.dsackDue() || !s.Before(e) {
 		return
 	}
-	c.dsack, c.dsackSet = Block{s, e}, true
+	c.dsack = Block{s, e}
 	c.ackNow = true
 }
+
+// dsackDue reports whether a D-SACK waits to be sent (setDSACK stores
+// none empty).
+func (c *tcb) dsackDue() bool { return c.dsack.Start != c.dsack.End }
 
 // oldDuplicate notes the part below RCV.NXT of a segment that fails the
 // sequence or PAWS test (Linux's tcp_send_dupack): its data or FIN came
@@ -140,8 +144,7 @@ func (c *tcb) noteRetransmit(s, e Seq) {
 // sets it).
 func (c *tcb) undo() {
 	if c.inRecovery {
-		c.cc.ExitRecovery(max(c.sndMax.Diff(c.sndUna), 0), c.mss)
-		c.inRecovery, c.dupAcks, c.ltBoost = false, 0, 0
+		c.exitRecovery()
 	}
 	c.cc.Undo(c.priorCwnd, c.priorSsthresh)
 	c.frto, c.rtoUndo, c.rtoSacked = 0, false, nil

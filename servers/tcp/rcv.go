@@ -124,7 +124,7 @@ func (c *tcb) sackBlocks(dsack bool) []Block {
 	out := make([]Block, 0, n)
 	if dsack {
 		out = append(out, c.dsack)
-		c.dsackSet = false
+		c.dsack = Block{}
 		c.s.stats.DSACKsSent++
 	}
 	latest := -1

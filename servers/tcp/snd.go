@@ -47,7 +47,7 @@ func (c *tcb) output(now time.Time) {
 		return
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
-		if (c.ackNow || c.dsackSet) && c.state != Closed && c.state != Listen {
+		if (c.ackNow || c.dsackDue()) && c.state != Closed && c.state != Listen {
 			c.send(now, c.sndNxt, ACK, nil)
 		}
 		return
@@ -92,7 +92,7 @@ loop:
 		}
 		c.sendSeg(now, c.sndNxt, flags, n, true)
 	}
-	if c.ackNow || c.dsackSet { // a D-SACK goes on a pure ACK, after data that carried the ACK
+	if c.ackNow || c.dsackDue() { // a D-SACK goes on a pure ACK, after data that carried the ACK
 		c.send(now, c.sndNxt, ACK, nil)
 	}
 	c.armTimer(now)
@@ -403,6 +403,13 @@ func (c *tcb) noteTimestamp(h *Header) {
 	}
 }
 
+// exitRecovery ends a fast recovery: congestion control deflates the
+// window to what is in flight, and the duplicate ACKs counted go.
+func (c *tcb) exitRecovery() {
+	c.inRecovery, c.dupAcks, c.ltBoost = false, 0, 0
+	c.cc.ExitRecovery(max(c.sndMax.Diff(c.sndUna), 0), c.mss)
+}
+
 // congestionAck hands an ACK of new data to congestion control, or, in
 // fast recovery, ends the recovery or resends the next hole (NewReno's
 // partial ACK, RFC 6582).
@@ -410,8 +417,7 @@ func (c *tcb) congestionAck(now time.Time, acked int) {
 	c.dupAcks, c.ltBoost = 0, 0
 	if c.inRecovery {
 		if !c.sndUna.Before(c.recover) { // a full ACK ends recovery
-			c.inRecovery = false
-			c.cc.ExitRecovery(max(c.sndMax.Diff(c.sndUna), 0), c.mss)
+			c.exitRecovery()
 			return
 		}
 		// A partial ACK: the next hole is lost too (unless this recovery

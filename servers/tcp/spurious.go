@@ -64,7 +64,7 @@ func (c *tcb) lossAck(now time.Time, h *Header, sacks []Block, oldUna, oldNxt Se
 	// RFC 3522 3.2: the ACK acknowledges an original transmission.
 	if advanced && c.tsOK && h.Opts.TS && h.Opts.TSEcr != 0 && int32(h.Opts.TSEcr-c.rtoStamp) < 0 {
 		sample := time.Duration(c.tsVal(now)-h.Opts.TSEcr) * time.Millisecond
-		c.spurious(now)
+		c.spurious()
 		c.rttSample(sample) // unambiguous: it echoes the original
 		return
 	}
@@ -78,7 +78,7 @@ func (c *tcb) lossAck(now time.Time, h *Header, sacks []Block, oldUna, oldNxt Se
 	// before it, were acknowledged, cumulatively or by a SACK block. (Linux
 	// asks this in step 2 too; the RFC waits for the new segments' ACK.)
 	if c.frto == 3 && c.origAcked(oldUna, sacks) {
-		c.spurious(now)
+		c.spurious()
 		return
 	}
 	switch {
@@ -157,7 +157,7 @@ func (c *tcb) frtoSendNew(now time.Time) bool {
 
 // spurious undoes the response to a timeout found spurious (Linux's
 // tcp_try_undo_loss; undo, in dsack.go).
-func (c *tcb) spurious(now time.Time) {
+func (c *tcb) spurious() {
 	c.s.stats.SpuriousRTOs++
 	c.undo()
 }

@@ -271,7 +271,6 @@ type Stack struct {
 	scratch []byte                   // a segment's payload on its way to emit (payloadBuf)
 	mem     ringMem                  // buffers: those held, and spares
 	arena   []byte                   // the bytes of the segments of Out (segBuf)
-	arenaN  int                      // arenas segBuf has made
 	tso     tsoRun                   // the segment of Out the next may extend (tso.go)
 	orphans int                      // connections their users closed, still finishing
 	tw      int                      // connections in TIME-WAIT
@@ -391,7 +390,6 @@ func (s *Stack) segBuf(n int) []byte {
 	k := len(s.arena)
 	if k+n > cap(s.arena) {
 		s.arena = make([]byte, 0, max(arenaSize, n))
-		s.arenaN++
 		k = 0
 	}
 	s.arena = s.arena[:k+n]

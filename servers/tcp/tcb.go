@@ -91,8 +91,7 @@ type tcb struct {
 	// D-SACK (dsack.go, RFC 2883, RFC 3708): the duplicate to report in
 	// the next ACK, and the episode's retransmissions not reported
 	// duplicate yet, while D-SACKs may still undo its reduction.
-	dsack     Block
-	dsackSet  bool
+	dsack     Block // empty when none is due
 	undoDSACK bool
 	undoRxt   []rxtCount
 
@@ -158,7 +157,7 @@ func (c *tcb) resetConn() {
 	c.rcvShift, c.sndShift = 0, 0
 	c.pendingAcks, c.pushed, c.quickAcks, c.pingpong, c.lastRcvd, c.lastSegLen = 0, 0, 0, false, time.Time{}, 0
 	c.frto, c.rtoUndo, c.rtoSacked = 0, false, nil
-	c.dsackSet, c.undoDSACK, c.undoRxt = false, false, nil
+	c.dsack, c.undoDSACK, c.undoRxt = Block{}, false, nil
 }
 
 // activeOpen sends the first SYN.
@@ -241,7 +240,7 @@ func (c *tcb) send(now time.Time, seq Seq, flags uint8, payload []byte) {
 		h.Opts.TS = active && !c.s.c.NoTimestamps || !active && c.tsOK
 	} else {
 		h.Opts.TS = c.tsOK
-		dsack := c.dsackSet && len(payload) == 0 && flags&(ACK|RST) == ACK
+		dsack := c.dsackDue() && len(payload) == 0 && flags&(ACK|RST) == ACK
 		if c.sackOK && len(payload) == 0 && len(c.ooo) > 0 || dsack {
 			h.Opts.SACK = c.sackBlocks(dsack)
 		}

@@ -24,18 +24,17 @@ const MaxHeaderLen = 60
 
 // MaxTSO is the most data bytes a segment sent for the NIC to cut holds:
 // an IPv4 packet's most, less its header and the largest TCP header.
-const MaxTSO = MaxIPPacket - 20 - MaxHeaderLen
+const MaxTSO = MaxIPPacket - proto.IPv4HeaderLen - MaxHeaderLen
 
 // tsoRun is the segment of Out that the next segment of the same
-// connection may extend: its index, its header as sent, and where in the
-// arena its bytes end.
+// connection may extend: its index and its header as sent. While it is the
+// last segment of Out its bytes end the arena: only emit, which queues a
+// segment after it, and tsoExtend take bytes from the arena.
 type tsoRun struct {
-	c        *tcb
-	idx      int
-	h        Header
-	data     int // data bytes in it so far
-	arenaN   int // the arena it was cut from (segBuf's count)
-	arenaEnd int // where its bytes end in that arena
+	c    *tcb
+	idx  int
+	h    Header
+	data int // data bytes in it so far
 }
 
 // tsoFits reports whether a segment of c with header h and payload may
@@ -59,9 +58,9 @@ func (s *Stack) tsoExtend(c *tcb, h *Header, payload []byte) bool {
 	}
 	seg := &s.out[r.idx]
 	n := len(seg.Data)
-	if r.arenaN == s.arenaN && r.arenaEnd == len(s.arena) && len(s.arena)+len(payload) <= cap(s.arena) {
-		s.arena = s.arena[:len(s.arena)+len(payload)] // in place: the run's bytes end the arena
-		seg.Data = s.arena[r.arenaEnd-n : len(s.arena) : len(s.arena)]
+	if end := len(s.arena); end+len(payload) <= cap(s.arena) {
+		s.arena = s.arena[:end+len(payload)] // in place: the run's bytes end the arena
+		seg.Data = s.arena[end-n : len(s.arena) : len(s.arena)]
 	} else {
 		b := s.segBuf(n + len(payload))
 		copy(b, seg.Data)
@@ -71,7 +70,6 @@ func (s *Stack) tsoExtend(c *tcb, h *Header, payload []byte) bool {
 	seg.Data[13] |= h.Flags // PSH, FIN: the last segment's
 	seg.SegSize = c.mss
 	r.data += len(payload)
-	r.arenaN, r.arenaEnd = s.arenaN, len(s.arena)
 	s.stats.SegmentsOut++
 	return true
 }
@@ -84,7 +82,7 @@ func (s *Stack) tsoStart(c *tcb, h *Header, data int) {
 		s.tso = tsoRun{}
 		return
 	}
-	s.tso = tsoRun{c: c, idx: len(s.out) - 1, h: *h, data: data, arenaN: s.arenaN, arenaEnd: len(s.arena)}
+	s.tso = tsoRun{c: c, idx: len(s.out) - 1, h: *h, data: data}
 }
 
 // sameButLast reports whether b, a run's next segment, has a's header but
