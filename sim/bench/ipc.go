@@ -15,6 +15,7 @@ import (
 	"github.com/newtsim/newtsim/internal/atomicfile"
 	"github.com/newtsim/newtsim/internal/cpu"
 	"github.com/newtsim/newtsim/internal/spawn"
+	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/ipc/shm"
 	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
@@ -273,7 +274,7 @@ func IPC(ctx context.Context, o IPCOptions) (*Report, error) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, "  %-20s %10.0f ns %10.0f cycles\n", "ref-cacheline-2core", res.Ref.NS, res.Ref.Cycles)
 		}
-		v := probe.Median(res.Ratios)
+		v := stats.Median(res.Ratios)
 		rep.Checks = append(rep.Checks, Check{Name: "shm-spin-2core / ref-cacheline-2core (median of adjacent batches' ratios)",
 			Value: v, Target: "<= 1.5", Met: v <= 1.5})
 		sorted := append([]float64(nil), res.Ratios...)

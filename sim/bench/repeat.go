@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/newtsim/newtsim/sim/bench/probe"
-
 	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/sim/machine"
 )
@@ -60,8 +58,8 @@ func MergeHTTP(reps []*HTTPReport) (*HTTPReport, error) {
 	}
 	if len(procNS) > 0 {
 		h := *reps[0].SwitchHop
-		h.ProcessNS, h.ProcessCPUNS, h.ProcessSwitches = probe.Median(procNS), probe.Median(procCPU), probe.Median(procSw)
-		h.ThreadNS, h.ThreadCPUNS = probe.Median(threadNS), probe.Median(threadCPU)
+		h.ProcessNS, h.ProcessCPUNS, h.ProcessSwitches = stats.Median(procNS), stats.Median(procCPU), stats.Median(procSw)
+		h.ThreadNS, h.ThreadCPUNS = stats.Median(threadNS), stats.Median(threadCPU)
 		m.SwitchHop = &h
 		m.setSwitchFloors()
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/newtsim/newtsim/apps/socket"
 	"github.com/newtsim/newtsim/internal/procstat"
+	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/sim/bench/probe"
 	"github.com/newtsim/newtsim/sim/launch"
 	"github.com/newtsim/newtsim/sim/machine"
@@ -242,7 +243,7 @@ func summarizeBulk(name string, rs []probe.TCPStreamResult, size int64, placemen
 	for i, r := range rs {
 		mbits[i] = r.Mbits
 	}
-	return BulkRow{Name: name, Mbits: probe.Median(mbits), MinMbits: rs[0].Mbits, MaxMbits: rs[len(rs)-1].Mbits,
+	return BulkRow{Name: name, Mbits: stats.Median(mbits), MinMbits: rs[0].Mbits, MaxMbits: rs[len(rs)-1].Mbits,
 		Seconds: mid.Seconds, Bytes: size, Reps: len(rs), Placement: placement, What: what}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/internal/trace"
 	"github.com/newtsim/newtsim/internal/tsc"
 	"github.com/newtsim/newtsim/servers/sys"
@@ -129,21 +130,11 @@ func measure(bud Budget, a, b Batch) (sa, sb Sample, ratios []float64, err error
 
 // summarize makes a Sample of per-batch figures of size round trips each.
 func summarize(ns, cyc []float64, size int) Sample {
-	s := Sample{NS: Median(ns), Cycles: Median(cyc), RoundTrips: size * len(ns), Batches: len(ns)}
+	s := Sample{NS: stats.Median(ns), Cycles: stats.Median(cyc), RoundTrips: size * len(ns), Batches: len(ns)}
 	sorted := append([]float64(nil), ns...)
 	sort.Float64s(sorted)
 	s.MinNS, s.MaxNS = sorted[0], sorted[len(sorted)-1]
 	return s
-}
-
-// Median returns the median of xs, which must not be empty.
-func Median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // Result is what a measuring process writes: its sample, and for a paired

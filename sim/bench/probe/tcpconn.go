@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/newtsim/newtsim/apps/socket"
+	"github.com/newtsim/newtsim/internal/stats"
 	"github.com/newtsim/newtsim/servers/sys"
 )
 
@@ -104,7 +105,7 @@ func TCPConnects(api socket.API, target netip.AddrPort, count, batches int) (TCP
 	}
 	r.Seconds = time.Since(start).Seconds()
 	r.Batches, r.BatchRates = len(rates), append([]float64(nil), rates...)
-	r.PerSec = Median(rates)
+	r.PerSec = stats.Median(rates)
 	sort.Float64s(rates)
 	r.MinPerSec, r.MaxPerSec = rates[0], rates[len(rates)-1]
 	return r, nil
