@@ -77,13 +77,23 @@ type StreamRow struct {
 	SearchDrops map[string]float64 `json:"search_drops,omitempty"`
 }
 
+// linuxThroughput is the throughput search of the rows' Linux stream, or
+// nil.
+func linuxThroughput(rows []StreamRow) *probe.Throughput {
+	var t *probe.Throughput
+	for _, r := range rows {
+		if r.Name == "linux" && r.Throughput != nil {
+			t = r.Throughput
+		}
+	}
+	return t
+}
+
 // writeThroughput writes the streams' throughput searches as a table.
 func writeThroughput(b *strings.Builder, rows []StreamRow) {
 	var linux float64
-	for _, s := range rows {
-		if s.Name == "linux" && s.Throughput != nil {
-			linux = s.Throughput.Rate
-		}
+	if t := linuxThroughput(rows); t != nil {
+		linux = t.Rate
 	}
 	header := false
 	for _, s := range rows {

@@ -159,12 +159,7 @@ func streamNotes(rows []StreamRow, o UDPOptions) []string {
 			"The sink's queue hides a shortfall: a trial of %d passes if the sink kept up with %.0f%% of the offered rate, the rest held in its 256 places or lost within the tolerance",
 			s.Trial, 100*s.Deliver, 100*(1-s.Deliver), 100*s.Resolution, probe.FloorDivisor, probe.SleepMargin, probe.PaceLag,
 			s.Trial, 100*(1-(256+(1-s.Deliver)*float64(s.Trial))/float64(s.Trial)))}
-	var linux *probe.Throughput
-	for _, r := range rows {
-		if r.Name == "linux" {
-			linux = r.Throughput
-		}
-	}
+	linux := linuxThroughput(rows)
 	for _, r := range rows {
 		t := r.Throughput
 		if t == nil {
